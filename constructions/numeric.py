@@ -1,0 +1,71 @@
+r"""Explicit LSA parameters, float64 numpy: (S3)/(S4), (A3)/(A4) and (W3).
+
+(S3) [LL eq. 5], in the (L2) blocks of :class:`lsa_theory.Layout` ``(2d+1 | d+1)``:
+
+.. math::
+
+    P_{12}^* = \begin{bmatrix} 0_{d\times1} & -I_d \\ 0_{d\times1} & I_d \\ 1 & 0_{1\times d}
+    \end{bmatrix}, \qquad \bar V_{21}^* = [\alpha I_d,\; 0_{d\times d},\; 0_{d\times1}],
+
+every other entry zero; (S4) the pair ``(c P*, V*/c)`` computes the same update for every
+``c != 0``. (A3) adds a ``d_pi`` score block to ``x_i`` and ``lambda`` to the parameter column with
+``Vbar21* = [[alpha I, 0, 0, 0], [0, 0, 0, beta I]]``. (W3) [W]: ``P = e_D e_D^T`` and ``Q`` zero
+but for its top-left blocks ``Q[:d, :d] = -alpha I``, ``Q[:d, d:2d] = alpha I`` (D = 2d+1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lsa_theory import Layout
+from lsa_theory._checks import check_int, check_real
+
+__all__ = ["sarsa", "actor_critic", "td"]
+
+
+def _check_scale(c: float) -> float:
+    return check_real(c, "c", nonzero=True)
+
+
+def _fill(layout: Layout, alpha: float, beta: float, c: float) -> tuple[np.ndarray, np.ndarray]:
+    d, D = layout.d, layout.D
+    P = np.zeros((D, D))
+    V = np.zeros((D, D))
+    I = np.eye(d)
+    P[layout.phi, layout.w] = -c * I
+    P[layout.phi_next, layout.w] = c * I
+    P[layout.r, layout.const] = c
+    V[layout.w, layout.phi] = alpha / c * I
+    if layout.d_pi:
+        V[layout.lam, layout.g] = beta / c * np.eye(layout.d_pi)
+    return P, V
+
+
+def sarsa(d: int, alpha: float, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(S3)/(S4): ``(c P*, V*/c)``, two float64 arrays of shape (3d+2, 3d+2)."""
+    d = check_int(d, "d")
+    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+    return _fill(Layout(d), alpha, 0.0, _check_scale(c))
+
+
+def actor_critic(
+    d: int, d_pi: int, alpha: float, beta: float, c: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A3)/(A4): ``(c P*, V*/c)``, float64 arrays of shape (3d+2d_pi+2, 3d+2d_pi+2)."""
+    layout = Layout(check_int(d, "d"), check_int(d_pi, "d_pi"))
+    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+    beta = check_real(beta, "beta", low=0.0, low_open=True)
+    return _fill(layout, alpha, beta, _check_scale(c))
+
+
+def td(d: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(W3): ``(P, Q)`` of shape (2d+1, 2d+1) for the masked block (W2); L copies = L TD(0) steps."""
+    d = check_int(d, "d")
+    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+    D = 2 * d + 1
+    P = np.zeros((D, D))
+    P[-1, -1] = 1.0
+    Q = np.zeros((D, D))
+    Q[:d, :d] = -alpha * np.eye(d)
+    Q[:d, d : 2 * d] = alpha * np.eye(d)
+    return P, Q

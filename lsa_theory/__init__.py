@@ -1,0 +1,104 @@
+"""lsa-theory core: tabular MDPs, features, rollouts, prompts, LSA blocks and reference algorithms.
+
+Notation and equation labels follow ``THEORY.md``. The public API is re-exported here; the
+outer packages ``constructions`` and ``dynamics`` build on it (imports only go core -> outward).
+"""
+
+from .algorithms import actor_critic_update, sarsa_update, td_errors, td_update
+from .features import FEATURE_KINDS, random_features, random_state_features
+from .lsa import (
+    lsa_block,
+    lsa_stack,
+    masked_lsa,
+    masked_lsa_stack,
+    readout,
+    sufficient_statistics,
+    tf_from_statistics,
+)
+from .mdp import (
+    OptimalSolution,
+    TabularMDP,
+    check_policy,
+    expected_return,
+    normalized_return,
+    optimal,
+    q_pi,
+    random_mdp,
+    uniform_policy,
+    v_pi,
+)
+from .policies import epsilon_greedy, greedy, q_values, score, softmax_policy
+from .prompts import (
+    Layout,
+    actor_critic_prompt,
+    context_columns,
+    sarsa_dims,
+    sarsa_prompt,
+    td_prompt,
+)
+from .reference import naive_batch_actor_critic, naive_batch_sarsa, naive_batch_td
+from .rollout import (
+    LoopResult,
+    Trajectory,
+    actor_critic_columns,
+    actor_critic_context,
+    actor_critic_loop,
+    rollout,
+    sarsa_columns,
+    sarsa_context,
+    sarsa_loop,
+    td_columns,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FEATURE_KINDS",
+    "Layout",
+    "LoopResult",
+    "OptimalSolution",
+    "TabularMDP",
+    "Trajectory",
+    "actor_critic_columns",
+    "actor_critic_context",
+    "actor_critic_loop",
+    "actor_critic_prompt",
+    "actor_critic_update",
+    "check_policy",
+    "context_columns",
+    "epsilon_greedy",
+    "expected_return",
+    "greedy",
+    "lsa_block",
+    "lsa_stack",
+    "masked_lsa",
+    "masked_lsa_stack",
+    "naive_batch_actor_critic",
+    "naive_batch_sarsa",
+    "naive_batch_td",
+    "normalized_return",
+    "optimal",
+    "q_pi",
+    "q_values",
+    "random_features",
+    "random_mdp",
+    "random_state_features",
+    "readout",
+    "rollout",
+    "sarsa_columns",
+    "sarsa_context",
+    "sarsa_dims",
+    "sarsa_loop",
+    "sarsa_prompt",
+    "sarsa_update",
+    "sufficient_statistics",
+    "tf_from_statistics",
+    "score",
+    "softmax_policy",
+    "td_columns",
+    "td_errors",
+    "td_prompt",
+    "td_update",
+    "uniform_policy",
+    "v_pi",
+]

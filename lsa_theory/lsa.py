@@ -1,0 +1,125 @@
+r"""Linear self-attention blocks: (L1) of [LL] and the masked block (W2) of [W].
+
+(L1) [LL eq. 1]:
+
+.. math:: H_{\rm out} = H + \tfrac1n (V H)(H^\top P H), \qquad P, V \in \mathbb R^{D\times D},
+
+no mask, no softmax; ``H`` has ``n`` context columns and one parameter column. ``TF_theta(H)`` is
+the last ``d`` entries of the last column of ``H_out`` (:func:`readout`).
+
+(W2) [W]: :math:`TF(Z; P, Q) = Z + \tfrac1n P Z M Z^\top Q Z`, ``M = diag(I_n, 0)``: the last
+``n_queries`` columns are queries and are masked out of the key/value sum.
+
+Both are computed as ``V (H H^T) P H / n`` (cost ``O(D^2 (D + N))`` instead of ``O(N^2 D)``) and
+accept ``(..., D, n+1)`` arrays with parameters ``(D, D)`` or broadcastable ``(..., D, D)``;
+numpy in -> numpy out, torch in -> torch out (differentiable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import _backend as B
+from ._checks import check_finite, check_int
+
+__all__ = [
+    "lsa_block",
+    "lsa_stack",
+    "masked_lsa",
+    "masked_lsa_stack",
+    "readout",
+    "sufficient_statistics",
+    "tf_from_statistics",
+]
+
+
+def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int) -> tuple[Any, dict, int]:
+    H = B.like(H, H)
+    if H.ndim < 2:
+        raise ValueError(f"H: expected shape (..., D, n+1), got {tuple(H.shape)}")
+    D, N = H.shape[-2], H.shape[-1]
+    n = N - n_queries
+    if n < 1:
+        raise ValueError(
+            f"H: needs at least one context column besides {n_queries} "
+            f"query column(s), got {N} columns (n = {n})"
+        )
+    check_finite(H, "H")
+    out = {}
+    for name, M in mats.items():
+        M = B.like(H, M)
+        if M.ndim < 2 or M.shape[-2:] != (D, D):
+            raise ValueError(
+                f"{name}: expected shape (..., {D}, {D}) to match D = {D} of H, got {tuple(M.shape)}"
+            )
+        check_finite(M, name)
+        out[name] = M
+    B.broadcast_batch(H.shape[:-2], *[M.shape[:-2] for M in out.values()])
+    return H, out, n
+
+
+def lsa_block(H: Any, P: Any, V: Any) -> Any:
+    """(L1): ``H_out = H + (1/n) (V H)(H^T P H)``; ``H`` (..., D, n+1), ``P``, ``V`` (..., D, D)."""
+    H, m, n = _check_block_args(H, {"P": P, "V": V}, n_queries=1)
+    return H + (m["V"] @ (H @ H.mT)) @ (m["P"] @ H) / n
+
+
+def lsa_stack(H: Any, layers: Sequence[tuple[Any, Any]]) -> Any:
+    """L layers of (L1): ``H_l = lsa_block(H_{l-1}, P_l, V_l)``; ``layers = [(P_1, V_1), ...]``."""
+    if len(layers) < 1:
+        raise ValueError("layers: need at least one (P, V) pair")
+    for P, V in layers:
+        H = lsa_block(H, P, V)
+    return H
+
+
+def masked_lsa(Z: Any, P: Any, Q: Any, n_queries: int = 1) -> Any:
+    """(W2): ``Z + (1/n) P Z M Z^T Q Z``, ``M = diag(I_n, 0_{n_queries})``; ``Z`` (..., D, n+n_q)."""
+    n_queries = check_int(n_queries, "n_queries")
+    Z, m, n = _check_block_args(Z, {"P": P, "Q": Q}, n_queries=n_queries)
+    Zc = Z[..., :, :n]
+    return Z + (m["P"] @ (Zc @ Zc.mT)) @ (m["Q"] @ Z) / n
+
+
+def masked_lsa_stack(Z: Any, layers: Sequence[tuple[Any, Any]], n_queries: int = 1) -> Any:
+    """L layers of (W2) with their own ``(P_l, Q_l)``."""
+    if len(layers) < 1:
+        raise ValueError("layers: need at least one (P, Q) pair")
+    for P, Q in layers:
+        Z = masked_lsa(Z, P, Q, n_queries=n_queries)
+    return Z
+
+
+def readout(H_out: Any, k: int) -> Any:
+    """Last ``k`` entries of the last column of ``H_out`` (..., D, N): shape (..., k).
+
+    With ``k = d`` on an (H) prompt this is ``TF_theta(H)``, the updated ``w``.
+    """
+    k = check_int(k, "k")
+    if H_out.ndim < 2 or k > H_out.shape[-2]:
+        raise ValueError(f"k: must be <= D = {H_out.shape[-2] if H_out.ndim >= 2 else '?'}, got {k}")
+    return H_out[..., -k:, -1]
+
+
+def sufficient_statistics(X: Any) -> Any:
+    """(L2): ``Sigma = (1/n) sum_i x_i x_i^T`` of shape (..., m, m) from context columns X (..., m, n)."""
+    if X.ndim < 2 or X.shape[-1] < 1:
+        raise ValueError(f"X: expected shape (..., m, n) with n >= 1, got {tuple(X.shape)}")
+    return X @ X.mT / X.shape[-1]
+
+
+def tf_from_statistics(Sigma: Any, wt: Any, P: Any, V: Any, n: int, layout: Any) -> Any:
+    """(L2) [LL Lemma C.1]: ``TF = w + Vbar21 Sigma P12 wt + (1/n) Vbar22 wt wt^T P22 wt``.
+
+    ``Sigma`` (..., m, m), ``wt = [1; w; lam]`` (..., D - m), full ``P``, ``V`` (..., D, D) split by
+    ``layout`` (a :class:`lsa_theory.prompts.Layout`); returns (..., d + d_pi), the readout of
+    (L1) on any prompt with these statistics.
+    """
+    n = check_int(n, "n")
+    b = layout.blocks(P, V)
+    wt_col = wt[..., :, None]
+    out = (b["Vbar21"] @ (Sigma @ (b["P12"] @ wt_col)))[..., 0]
+    quad = (wt_col.mT @ (b["P22"] @ wt_col))[..., 0, 0]
+    out = out + (b["Vbar22"] @ wt_col)[..., 0] * quad[..., None] / n
+    return wt[..., 1:] + out

@@ -1,0 +1,240 @@
+r"""Tabular MDPs, the random families of THEORY.md §0, and exact oracles.
+
+A tabular MDP is :math:`(\mathcal S, \mathcal A, P, r, \gamma, \mu_0)` with
+:math:`P[s, a, s'] = \Pr(s_{t+1} = s' \mid s_t = s, a_t = a)` row-stochastic, reward
+:math:`r[s, a]` or :math:`r[s, a, s']`, :math:`0 \le \gamma < 1` and initial law :math:`\mu_0`.
+For a stochastic policy :math:`\pi \in \mathbb R^{S \times A}` the exact oracles are
+
+.. math::
+
+    Q^\pi = (I - \gamma P_\pi)^{-1} \bar r, \qquad
+    V^\pi = (I - \gamma P^\pi)^{-1} r^\pi, \qquad J(\pi) = \mu_0^\top V^\pi,
+
+with :math:`P_\pi[(s,a),(s',a')] = P[s,a,s']\,\pi[s',a']`, :math:`\bar r[s,a] = \sum_{s'} P[s,a,s']
+r[s,a,s']` and :math:`P^\pi[s, s'] = \sum_a \pi[s,a] P[s,a,s']`. The normalised return is
+:math:`(J(\pi) - J(\mathrm{uniform})) / (J(\pi^*) - J(\mathrm{uniform}))`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import (
+    as_float_array,
+    check_distribution,
+    check_gamma,
+    check_int,
+    check_real,
+)
+
+__all__ = [
+    "TabularMDP",
+    "OptimalSolution",
+    "random_mdp",
+    "q_pi",
+    "v_pi",
+    "expected_return",
+    "optimal",
+    "normalized_return",
+    "uniform_policy",
+    "check_policy",
+]
+
+#: Tolerance on the row sums of ``P``, ``mu0`` and policies.
+STOCHASTIC_ATOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class TabularMDP:
+    """A finite MDP of THEORY.md §0, validated on construction.
+
+    Attributes:
+        P: (S, A, S) transition kernel, each ``P[s, a]`` a distribution.
+        r: (S, A) reward ``r[s, a]`` or (S, A, S) reward ``r[s, a, s']``.
+        gamma: discount, ``0 <= gamma < 1``.
+        mu0: (S,) initial state law.
+        reward_noise: standard deviation of zero-mean Gaussian noise added to every sampled
+            reward (the oracles use the mean reward). 0 by default.
+    """
+
+    P: np.ndarray
+    r: np.ndarray
+    gamma: float
+    mu0: np.ndarray
+    reward_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        P = as_float_array(self.P, "P", ndim=3)
+        S, A, S2 = P.shape
+        if S != S2 or S < 1 or A < 1:
+            raise ValueError(f"P: expected shape (S, A, S) with S, A >= 1, got {P.shape}")
+        check_distribution(P, "P", axis=-1, atol=STOCHASTIC_ATOL)
+        r = as_float_array(self.r, "r", ndim=(2, 3))
+        if r.shape not in ((S, A), (S, A, S)):
+            raise ValueError(f"r: expected shape {(S, A)} or {(S, A, S)}, got {r.shape}")
+        gamma = check_gamma(self.gamma)
+        mu0 = as_float_array(self.mu0, "mu0", ndim=1)
+        if mu0.shape != (S,):
+            raise ValueError(f"mu0: expected shape {(S,)}, got {mu0.shape}")
+        check_distribution(mu0, "mu0", atol=STOCHASTIC_ATOL)
+        noise = check_real(self.reward_noise, "reward_noise", low=0.0)
+        for name, value in (("P", P), ("r", r), ("mu0", mu0)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "gamma", gamma)
+        object.__setattr__(self, "reward_noise", noise)
+
+    @property
+    def n_states(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.P.shape[1]
+
+    @property
+    def r_sa(self) -> np.ndarray:
+        """(S, A) expected reward ``rbar[s, a] = sum_s' P[s, a, s'] r[s, a, s']``."""
+        if self.r.ndim == 2:
+            return self.r
+        return np.einsum("sat,sat->sa", self.P, self.r)
+
+
+@dataclass(frozen=True)
+class OptimalSolution:
+    """Result of :func:`optimal`: greedy optimal ``policy`` (S,) ints, ``Q`` (S, A), ``V`` (S,)."""
+
+    policy: np.ndarray
+    Q: np.ndarray
+    V: np.ndarray
+    n_iter: int
+
+    @property
+    def pi(self) -> np.ndarray:
+        """(S, A) deterministic policy matrix of ``policy``."""
+        S, A = self.Q.shape
+        out = np.zeros((S, A))
+        out[np.arange(S), self.policy] = 1.0
+        return out
+
+
+def random_mdp(
+    n_states: int,
+    n_actions: int,
+    gamma: float,
+    rng: np.random.Generator,
+    *,
+    kind: str = "dirichlet",
+    branching: int | None = None,
+    reward: str = "sa",
+    reward_noise: float = 0.0,
+) -> TabularMDP:
+    """Sample an MDP of THEORY.md §0.
+
+    ``kind="dirichlet"`` is the [LL] family: ``P(.|s,a) ~ Dirichlet(1)``, ``mu0 ~ Dirichlet(1)``,
+    rewards ``U(-1, 1)``. ``kind="garnet"`` is a Garnet MDP: each ``(s, a)`` reaches ``branching``
+    distinct successors drawn uniformly, with Dirichlet(1) weights on them. ``reward`` is ``"sa"``
+    for ``r[s, a]`` (shape (S, A)) or ``"sas"`` for ``r[s, a, s']`` (shape (S, A, S)).
+    """
+    S = check_int(n_states, "n_states")
+    A = check_int(n_actions, "n_actions")
+    gamma = check_gamma(gamma)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    if kind == "dirichlet":
+        P = rng.dirichlet(np.ones(S), size=(S, A))
+    elif kind == "garnet":
+        b = S if branching is None else check_int(branching, "branching")
+        if b > S:
+            raise ValueError(f"branching: must be <= n_states = {S}, got {b}")
+        P = np.zeros((S, A, S))
+        for s in range(S):
+            for a in range(A):
+                succ = rng.choice(S, size=b, replace=False)
+                P[s, a, succ] = rng.dirichlet(np.ones(b))
+    else:
+        raise ValueError(f"kind: expected 'dirichlet' or 'garnet', got {kind!r}")
+    if reward == "sa":
+        r = rng.uniform(-1.0, 1.0, size=(S, A))
+    elif reward == "sas":
+        r = rng.uniform(-1.0, 1.0, size=(S, A, S))
+    else:
+        raise ValueError(f"reward: expected 'sa' or 'sas', got {reward!r}")
+    mu0 = rng.dirichlet(np.ones(S))
+    return TabularMDP(P=P, r=r, gamma=gamma, mu0=mu0, reward_noise=reward_noise)
+
+
+def check_policy(mdp: TabularMDP, pi: np.ndarray, name: str = "pi") -> np.ndarray:
+    """``pi`` as a validated (S, A) stochastic matrix for ``mdp``."""
+    pi = as_float_array(pi, name, ndim=2)
+    if pi.shape != (mdp.n_states, mdp.n_actions):
+        raise ValueError(f"{name}: expected shape {(mdp.n_states, mdp.n_actions)}, got {pi.shape}")
+    check_distribution(pi, name, axis=-1, atol=STOCHASTIC_ATOL)
+    return pi
+
+
+def uniform_policy(mdp: TabularMDP) -> np.ndarray:
+    """(S, A) uniformly random policy."""
+    return np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
+
+
+def q_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
+    """(S, A) action values ``Q^pi = (I - gamma P_pi)^{-1} rbar`` (THEORY.md §0)."""
+    pi = check_policy(mdp, pi)
+    S, A = mdp.n_states, mdp.n_actions
+    P_pi = np.einsum("sat,tb->satb", mdp.P, pi).reshape(S * A, S * A)
+    Q = np.linalg.solve(np.eye(S * A) - mdp.gamma * P_pi, mdp.r_sa.reshape(-1))
+    return Q.reshape(S, A)
+
+
+def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
+    """(S,) state values ``V^pi = (I - gamma P^pi)^{-1} r^pi`` (THEORY.md §0)."""
+    pi = check_policy(mdp, pi)
+    P_state = np.einsum("sa,sat->st", pi, mdp.P)
+    r_state = np.einsum("sa,sa->s", pi, mdp.r_sa)
+    return np.linalg.solve(np.eye(mdp.n_states) - mdp.gamma * P_state, r_state)
+
+
+def expected_return(mdp: TabularMDP, pi: np.ndarray) -> float:
+    """Scalar ``J(pi) = mu0^T V^pi``."""
+    return float(mdp.mu0 @ v_pi(mdp, pi))
+
+
+def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
+    """Optimal ``(pi*, Q*, V*)`` by exact policy iteration.
+
+    Evaluation solves the linear system exactly; improvement is greedy on ``Q`` and keeps the
+    current action unless another is better by more than ``1e-12 * (1 + |Q|)`` (so ties cannot
+    cycle). Raises ``RuntimeError`` if it has not converged after ``max_iter`` improvements.
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    policy = np.zeros(S, dtype=np.int64)
+    rows = np.arange(S)
+    for it in range(1, check_int(max_iter, "max_iter") + 1):
+        pi = np.zeros((S, A))
+        pi[rows, policy] = 1.0
+        Q = q_pi(mdp, pi)
+        best = Q.argmax(axis=1)
+        gain = Q[rows, best] - Q[rows, policy]
+        improve = gain > 1e-12 * (1.0 + np.abs(Q).max())
+        if not improve.any():
+            return OptimalSolution(policy=policy, Q=Q, V=Q[rows, policy], n_iter=it)
+        policy = np.where(improve, best, policy)
+    raise RuntimeError(f"policy iteration did not converge in {max_iter} iterations")
+
+
+def normalized_return(mdp: TabularMDP, pi: np.ndarray, solution: OptimalSolution | None = None) -> float:
+    """``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``: 0 for random play, 1 for optimal.
+
+    Raises ``ValueError`` when ``J(pi*) - J(uniform) <= 1e-12 (1 + |J(pi*)|)``: every policy is
+    then (nearly) optimal and the ratio is meaningless.
+    """
+    sol = optimal(mdp) if solution is None else solution
+    j_star = float(mdp.mu0 @ sol.V)
+    j_unif = expected_return(mdp, uniform_policy(mdp))
+    gap = j_star - j_unif
+    if gap <= 1e-12 * (1.0 + abs(j_star)):
+        raise ValueError(f"normalized_return: J(pi*) - J(uniform) = {gap:.3g}; the MDP is degenerate")
+    return (expected_return(mdp, pi) - j_unif) / gap

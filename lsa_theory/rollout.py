@@ -1,0 +1,219 @@
+r"""On-policy rollouts and the prompt columns they give (THEORY.md §0, (H), (A1), (W1), (S6), (A5)).
+
+A context ``z = (s_0, a_0, r_1, s_1, a_1, ..., s_n, a_n)`` holds ``n`` transitions; the next
+action ``a_{i+1}`` is the one the behaviour policy actually samples. Rollouts continue from a
+given state (``s_0 <- s_n`` in the closed loop (S6)). All randomness comes from the ``rng``
+argument; the sampling order is fixed (for each step: action, next state, reward noise if any),
+so equal seeds give equal trajectories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import as_float_array, check_int
+from .mdp import TabularMDP, check_policy
+from .policies import epsilon_greedy, q_values, score, softmax_policy
+from .prompts import context_columns
+
+__all__ = [
+    "Trajectory",
+    "rollout",
+    "sarsa_columns",
+    "actor_critic_columns",
+    "td_columns",
+    "sarsa_context",
+    "actor_critic_context",
+    "LoopResult",
+    "sarsa_loop",
+    "actor_critic_loop",
+]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """``states`` (n+1,), ``actions`` (n+1,) ints and ``rewards`` (n,): ``rewards[i] = r_{i+1}``."""
+
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.rewards)
+
+
+def _sample(cdf: np.ndarray, u: float) -> int:
+    return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
+
+
+def _check_rng(rng) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _check_state(mdp: TabularMDP, s0) -> int:
+    s0 = check_int(s0, "s0", minimum=0)
+    if s0 >= mdp.n_states:
+        raise ValueError(f"s0: must be < S = {mdp.n_states}, got {s0}")
+    return s0
+
+
+def rollout(
+    mdp: TabularMDP, pi: np.ndarray, n: int, rng: np.random.Generator, s0: int | None = None
+) -> Trajectory:
+    """Roll out ``n`` transitions of the (S, A) policy ``pi`` from ``s0`` (or ``s0 ~ mu0``)."""
+    pi = check_policy(mdp, pi)
+    n = check_int(n, "n")
+    rng = _check_rng(rng)
+    cP = np.cumsum(mdp.P, axis=-1)
+    cpi = np.cumsum(pi, axis=-1)
+    s = _sample(np.cumsum(mdp.mu0), rng.random()) if s0 is None else _check_state(mdp, s0)
+    states = np.empty(n + 1, dtype=np.int64)
+    actions = np.empty(n + 1, dtype=np.int64)
+    rewards = np.empty(n)
+    states[0], actions[0] = s, _sample(cpi[s], rng.random())
+    for i in range(n):
+        s, a = states[i], actions[i]
+        s_next = _sample(cP[s, a], rng.random())
+        r = mdp.r[s, a] if mdp.r.ndim == 2 else mdp.r[s, a, s_next]
+        if mdp.reward_noise > 0:
+            r = r + mdp.reward_noise * rng.standard_normal()
+        rewards[i] = r
+        states[i + 1], actions[i + 1] = s_next, _sample(cpi[s_next], rng.random())
+    return Trajectory(states, actions, rewards)
+
+
+def _check_table(phi, mdp_shape: tuple[int, int] | None, name: str) -> np.ndarray:
+    phi = as_float_array(phi, name, ndim=3)
+    if mdp_shape is not None and phi.shape[:2] != mdp_shape:
+        raise ValueError(f"{name}: expected shape {mdp_shape + ('d',)}, got {phi.shape}")
+    return phi
+
+
+def sarsa_columns(traj: Trajectory, phi: np.ndarray, gamma: float) -> np.ndarray:
+    """(H) columns ``X`` (2d+1, n): ``x_i = [phi(s_i, a_i); gamma phi(s_{i+1}, a_{i+1}); r_{i+1}]``."""
+    phi = _check_table(phi, None, "phi")
+    f = phi[traj.states, traj.actions]  # (n+1, d)
+    return context_columns(f[:-1], f[1:], traj.rewards, gamma)
+
+
+def actor_critic_columns(
+    traj: Trajectory, phi: np.ndarray, phi_pi: np.ndarray, lam: np.ndarray, gamma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A1) columns: ``X`` (2d+1, n) as (H) and scores ``g`` (d_pi, n), ``g_i = g(s_i, a_i)`` at ``lam``."""
+    X = sarsa_columns(traj, phi, gamma)
+    G = score(phi_pi, lam)
+    return X, G[traj.states[:-1], traj.actions[:-1]].T
+
+
+def td_columns(traj: Trajectory, phi_s: np.ndarray, gamma: float) -> np.ndarray:
+    """(W1) columns (2d+1, n): ``[phi(s_i); gamma phi(s_{i+1}); r_{i+1}]`` with state features (S, d)."""
+    phi_s = as_float_array(phi_s, "phi_s", ndim=2)
+    return sarsa_columns(
+        Trajectory(traj.states, np.zeros_like(traj.actions), traj.rewards), phi_s[:, None, :], gamma
+    )
+
+
+def sarsa_context(
+    mdp: TabularMDP,
+    phi: np.ndarray,
+    w: np.ndarray,
+    n: int,
+    epsilon: float,
+    rng: np.random.Generator,
+    s0: int | None = None,
+) -> tuple[np.ndarray, Trajectory]:
+    """One SARSA context: roll out ``n`` steps epsilon-greedy on ``Q_w`` and return ``(X, traj)``."""
+    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    traj = rollout(mdp, epsilon_greedy(q_values(phi, w), epsilon), n, rng, s0)
+    return sarsa_columns(traj, phi, mdp.gamma), traj
+
+
+def actor_critic_context(
+    mdp: TabularMDP,
+    phi: np.ndarray,
+    phi_pi: np.ndarray,
+    lam: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    s0: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, Trajectory]:
+    """One actor-critic context: roll out ``n`` steps of ``pi_lambda``; return ``(X, g, traj)``."""
+    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    phi_pi = _check_table(phi_pi, (mdp.n_states, mdp.n_actions), "phi_pi")
+    traj = rollout(mdp, softmax_policy(phi_pi, lam), n, rng, s0)
+    X, g = actor_critic_columns(traj, phi, phi_pi, lam, mdp.gamma)
+    return X, g, traj
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """Frames of a closed loop: ``ws`` (T+1, d) parameters, ``Xs`` (T, 2d+1, n) contexts,
+    and for actor-critic ``lams`` (T+1, d_pi) and ``gs`` (T, d_pi, n) (else ``None``)."""
+
+    ws: np.ndarray
+    Xs: np.ndarray
+    lams: np.ndarray | None = None
+    gs: np.ndarray | None = None
+
+
+def sarsa_loop(
+    mdp: TabularMDP,
+    phi: np.ndarray,
+    w0: np.ndarray,
+    update: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    n: int,
+    n_updates: int,
+    epsilon: float,
+    rng: np.random.Generator,
+) -> LoopResult:
+    """(S6) closed loop: from ``s_0 ~ mu0`` and ``w_0``, repeat ``n_updates`` times: roll out ``n``
+    steps epsilon-greedy on ``Q_w`` from the last state, set ``w <- update(X, w)``, ``s_0 <- s_n``.
+
+    ``update`` is the teacher (``lambda X, w: sarsa_update(X, w, alpha)``) in training and the
+    frozen transformer's readout at deployment.
+    """
+    T = check_int(n_updates, "n_updates")
+    w = as_float_array(w0, "w0", ndim=1)
+    ws, Xs, s = [w], [], None
+    for _ in range(T):
+        X, traj = sarsa_context(mdp, phi, w, n, epsilon, rng, s)
+        w = as_float_array(update(X, w), "update(X, w)", ndim=1)
+        s = int(traj.states[-1])
+        ws.append(w)
+        Xs.append(X)
+    return LoopResult(np.stack(ws), np.stack(Xs))
+
+
+def actor_critic_loop(
+    mdp: TabularMDP,
+    phi: np.ndarray,
+    phi_pi: np.ndarray,
+    w0: np.ndarray,
+    lam0: np.ndarray,
+    update: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple],
+    *,
+    n: int,
+    n_updates: int,
+    rng: np.random.Generator,
+) -> LoopResult:
+    """(A5) closed loop: as (S6) acting with ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')``."""
+    T = check_int(n_updates, "n_updates")
+    w = as_float_array(w0, "w0", ndim=1)
+    lam = as_float_array(lam0, "lam0", ndim=1)
+    ws, lams, Xs, gs, s = [w], [lam], [], [], None
+    for _ in range(T):
+        X, g, traj = actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s)
+        w, lam = update(X, g, w, lam)
+        s = int(traj.states[-1])
+        ws.append(as_float_array(w, "updated w", ndim=1))
+        lams.append(as_float_array(lam, "updated lam", ndim=1))
+        Xs.append(X)
+        gs.append(g)
+    return LoopResult(np.stack(ws), np.stack(Xs), np.stack(lams), np.stack(gs))
