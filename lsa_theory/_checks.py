@@ -41,6 +41,9 @@ def check_finite(x: Any, name: str) -> None:
 
         ok = bool(torch.isfinite(x.detach()).all())
     else:
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
         ok = bool(np.isfinite(x).all())
     if not ok:
         raise ValueError(f"{name}: contains NaN or inf")

@@ -34,27 +34,27 @@ __all__ = [
 ]
 
 
-def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int) -> tuple[Any, dict, int]:
+def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int, name: str = "H") -> tuple[Any, dict, int]:
     H = B.like(H, H)
     if H.ndim < 2:
-        raise ValueError(f"H: expected shape (..., D, n+1), got {tuple(H.shape)}")
+        raise ValueError(f"{name}: expected shape (..., D, n+1), got {tuple(H.shape)}")
     D, N = H.shape[-2], H.shape[-1]
     n = N - n_queries
     if n < 1:
         raise ValueError(
-            f"H: needs at least one context column besides {n_queries} "
+            f"{name}: needs at least one context column besides {n_queries} "
             f"query column(s), got {N} columns (n = {n})"
         )
-    check_finite(H, "H")
+    check_finite(H, name)
     out = {}
-    for name, M in mats.items():
+    for key, M in mats.items():
         M = B.like(H, M)
         if M.ndim < 2 or M.shape[-2:] != (D, D):
             raise ValueError(
-                f"{name}: expected shape (..., {D}, {D}) to match D = {D} of H, got {tuple(M.shape)}"
+                f"{key}: expected shape (..., {D}, {D}) to match D = {D} of {name}, got {tuple(M.shape)}"
             )
-        check_finite(M, name)
-        out[name] = M
+        check_finite(M, key)
+        out[key] = M
     B.broadcast_batch(H.shape[:-2], *[M.shape[:-2] for M in out.values()])
     return H, out, n
 
@@ -77,7 +77,7 @@ def lsa_stack(H: Any, layers: Sequence[tuple[Any, Any]]) -> Any:
 def masked_lsa(Z: Any, P: Any, Q: Any, n_queries: int = 1) -> Any:
     """(W2): ``Z + (1/n) P Z M Z^T Q Z``, ``M = diag(I_n, 0_{n_queries})``; ``Z`` (..., D, n+n_q)."""
     n_queries = check_int(n_queries, "n_queries")
-    Z, m, n = _check_block_args(Z, {"P": P, "Q": Q}, n_queries=n_queries)
+    Z, m, n = _check_block_args(Z, {"P": P, "Q": Q}, n_queries=n_queries, name="Z")
     Zc = Z[..., :, :n]
     return Z + (m["P"] @ (Zc @ Zc.mT)) @ (m["Q"] @ Z) / n
 
@@ -97,8 +97,11 @@ def readout(H_out: Any, k: int) -> Any:
     With ``k = d`` on an (H) prompt this is ``TF_theta(H)``, the updated ``w``.
     """
     k = check_int(k, "k")
-    if H_out.ndim < 2 or k > H_out.shape[-2]:
-        raise ValueError(f"k: must be <= D = {H_out.shape[-2] if H_out.ndim >= 2 else '?'}, got {k}")
+    H_out = B.like(H_out, H_out)
+    if H_out.ndim < 2:
+        raise ValueError(f"H_out: expected shape (..., D, N), got {tuple(H_out.shape)}")
+    if k > H_out.shape[-2]:
+        raise ValueError(f"k: must be <= D = {H_out.shape[-2]}, got {k}")
     return H_out[..., -k:, -1]
 
 
@@ -106,6 +109,7 @@ def sufficient_statistics(X: Any) -> Any:
     """(L2): ``Sigma = (1/n) sum_i x_i x_i^T`` of shape (..., m, m) from context columns X (..., m, n)."""
     if X.ndim < 2 or X.shape[-1] < 1:
         raise ValueError(f"X: expected shape (..., m, n) with n >= 1, got {tuple(X.shape)}")
+    check_finite(X, "X")
     return X @ X.mT / X.shape[-1]
 
 

@@ -144,6 +144,8 @@ def random_mdp(
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
     if kind == "dirichlet":
+        if branching is not None:
+            raise ValueError("branching: only used by kind='garnet' (Dirichlet MDPs are dense)")
         P = rng.dirichlet(np.ones(S), size=(S, A))
     elif kind == "garnet":
         b = S if branching is None else check_int(branching, "branching")

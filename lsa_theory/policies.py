@@ -42,6 +42,7 @@ def greedy(Q: np.ndarray) -> np.ndarray:
 def epsilon_greedy(Q: np.ndarray, epsilon: float) -> np.ndarray:
     """(S, A) policy ``(1 - epsilon) greedy(Q) + epsilon uniform``."""
     epsilon = check_real(epsilon, "epsilon", low=0.0, high=1.0)
+    Q = as_float_array(Q, "Q", ndim=2)
     pi = greedy(Q)
     return (1.0 - epsilon) * pi + epsilon / Q.shape[1]
 

@@ -31,6 +31,7 @@ def _sizes(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
         for i, row in enumerate(rows):
             if len(row) != d:
                 raise ValueError(f"{name}[{i}]: expected {d} entries to match w, got {len(row)}")
+            _check_numeric(row, name)
     return n
 
 
@@ -81,6 +82,8 @@ def naive_batch_actor_critic(
     n = _sizes(phi, phi_next, r, len(w))
     if len(g) != n or any(len(row) != len(lam) for row in g):
         raise ValueError(f"g: expected {n} rows of {len(lam)} entries to match r and lam")
+    for row in g:
+        _check_numeric(row, "g")
     _check_numeric([gamma, alpha, beta, *w, *lam, *r], "inputs")
     new_w, new_lam = list(w), list(lam)
     for i in range(n):

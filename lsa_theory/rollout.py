@@ -95,9 +95,19 @@ def _check_table(phi, mdp_shape: tuple[int, int] | None, name: str) -> np.ndarra
     return phi
 
 
+def _check_covers(phi: np.ndarray, traj: Trajectory, name: str) -> None:
+    S, A = phi.shape[:2]
+    if traj.states.max(initial=0) >= S or traj.actions.max(initial=0) >= A:
+        raise ValueError(
+            f"{name}: table of shape {phi.shape} does not cover the trajectory (states up to "
+            f"{traj.states.max()}, actions up to {traj.actions.max()})"
+        )
+
+
 def sarsa_columns(traj: Trajectory, phi: np.ndarray, gamma: float) -> np.ndarray:
     """(H) columns ``X`` (2d+1, n): ``x_i = [phi(s_i, a_i); gamma phi(s_{i+1}, a_{i+1}); r_{i+1}]``."""
     phi = _check_table(phi, None, "phi")
+    _check_covers(phi, traj, "phi")
     f = phi[traj.states, traj.actions]  # (n+1, d)
     return context_columns(f[:-1], f[1:], traj.rewards, gamma)
 
@@ -107,6 +117,7 @@ def actor_critic_columns(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(A1) columns: ``X`` (2d+1, n) as (H) and scores ``g`` (d_pi, n), ``g_i = g(s_i, a_i)`` at ``lam``."""
     X = sarsa_columns(traj, phi, gamma)
+    _check_covers(_check_table(phi_pi, None, "phi_pi"), traj, "phi_pi")
     G = score(phi_pi, lam)
     return X, G[traj.states[:-1], traj.actions[:-1]].T
 
@@ -114,6 +125,8 @@ def actor_critic_columns(
 def td_columns(traj: Trajectory, phi_s: np.ndarray, gamma: float) -> np.ndarray:
     """(W1) columns (2d+1, n): ``[phi(s_i); gamma phi(s_{i+1}); r_{i+1}]`` with state features (S, d)."""
     phi_s = as_float_array(phi_s, "phi_s", ndim=2)
+    if traj.states.max(initial=0) >= phi_s.shape[0]:
+        raise ValueError(f"phi_s: {phi_s.shape[0]} rows do not cover state {traj.states.max()}")
     return sarsa_columns(
         Trajectory(traj.states, np.zeros_like(traj.actions), traj.rewards), phi_s[:, None, :], gamma
     )
@@ -151,6 +164,13 @@ def actor_critic_context(
     return X, g, traj
 
 
+def _check_start(v, d: int, name: str) -> np.ndarray:
+    v = as_float_array(v, name, ndim=1)
+    if v.shape != (d,):
+        raise ValueError(f"{name}: expected length {d} to match the features, got {v.shape[0]}")
+    return v
+
+
 @dataclass(frozen=True)
 class LoopResult:
     """Frames of a closed loop: ``ws`` (T+1, d) parameters, ``Xs`` (T, 2d+1, n) contexts,
@@ -180,7 +200,8 @@ def sarsa_loop(
     frozen transformer's readout at deployment.
     """
     T = check_int(n_updates, "n_updates")
-    w = as_float_array(w0, "w0", ndim=1)
+    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    w = _check_start(w0, phi.shape[-1], "w0")
     ws, Xs, s = [w], [], None
     for _ in range(T):
         X, traj = sarsa_context(mdp, phi, w, n, epsilon, rng, s)
@@ -205,8 +226,10 @@ def actor_critic_loop(
 ) -> LoopResult:
     """(A5) closed loop: as (S6) acting with ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')``."""
     T = check_int(n_updates, "n_updates")
-    w = as_float_array(w0, "w0", ndim=1)
-    lam = as_float_array(lam0, "lam0", ndim=1)
+    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    phi_pi = _check_table(phi_pi, (mdp.n_states, mdp.n_actions), "phi_pi")
+    w = _check_start(w0, phi.shape[-1], "w0")
+    lam = _check_start(lam0, phi_pi.shape[-1], "lam0")
     ws, lams, Xs, gs, s = [w], [lam], [], [], None
     for _ in range(T):
         X, g, traj = actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s)
