@@ -1,0 +1,232 @@
+r"""Gradient flow of (M1) as an ODE, a gradient-descent baseline, and the rate fit of (M6).
+
+.. math:: \dot\theta = -\nabla L(\theta), \qquad \theta = [\mathrm{vec}(A); \mathrm{vec}(B)],
+
+integrated by the solvers behind :func:`scipy.integrate.solve_ivp` (its ``OdeSolver`` classes,
+stepped here by hand so that the stopping test and the records use accepted steps only); the stiff
+methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)``. Integration
+stops at the first accepted step with ``||grad L|| <= grad_floor``, or at ``t_max``. (M6): near the manifold
+``L(theta(t)) ~ C exp(-2 mu t)`` with ``mu -> lambda_min^+(H(theta_inf))``; :func:`fit_rate`
+measures ``mu`` from the slope of ``log L`` over a late window of accepted steps (never from an
+interpolant, whose error in the normal directions would swamp a loss of 1e-30).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.integrate import BDF, DOP853, LSODA, RK45, Radau
+
+from lsa_theory._checks import check_int, check_real
+
+from .data import TeacherDataset
+from .manifold import conserved, distance_to_manifold, invisible_directions
+from .objective import hessian, loss_and_grad, shapes
+
+__all__ = ["FlowResult", "gradient_flow", "gradient_descent", "fit_rate", "RATE_WINDOW"]
+
+#: Default loss window of the rate fit: late enough that faster modes have died out (THEORY.md
+#: (M6) saw 1.06-1.13 of the prediction on earlier windows), above the round-off floor (~1e-33).
+RATE_WINDOW = (1e-30, 1e-22)
+
+STIFF = ("LSODA", "BDF", "Radau")
+
+
+@dataclass(frozen=True, eq=False)
+class FlowResult:
+    """Trajectory of a flow (or of gradient descent, with ``t = step * eta``).
+
+    Per recorded point: ``t``, ``loss``, ``grad_norm``, ``conserved`` ((M3) ``||A||^2 - ||B||^2``),
+    ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
+    manifold point); ``converged`` is True only if ``grad_norm`` reached ``grad_floor``;
+    ``status``/``message`` as the solver gave them; solver statistics in ``stats``."""
+
+    method: str
+    t: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    conserved: np.ndarray
+    dist: np.ndarray
+    theta0: np.ndarray
+    theta_final: np.ndarray
+    c_final: float
+    converged: bool
+    status: int
+    message: str
+    grad_floor: float
+    wall_time: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def conserved_drift(self) -> float:
+        """``max_t |Q(t) - Q(0)| / max(1, |Q(0)|)`` of the (M3) quantity."""
+        q = self.conserved
+        return float(np.abs(q - q[0]).max() / max(1.0, abs(q[0])))
+
+
+def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):
+    U = invisible_directions(dataset)
+    L, G, Q, D = [], [], [], []
+    for th in thetas:
+        l, g = loss_and_grad(dataset, th)
+        L.append(l)
+        G.append(np.linalg.norm(g))
+        Q.append(conserved(dataset, th))
+        D.append(distance_to_manifold(dataset, th, U)[0])
+    return np.array(L), np.array(G), np.array(Q), np.array(D), U
+
+
+def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
+        raise ValueError(f"theta0: expected {shapes(dataset).size} finite entries, got shape {theta0.shape}")
+    return theta0
+
+
+def gradient_flow(
+    dataset: TeacherDataset,
+    theta0: np.ndarray,
+    t_max: float,
+    *,
+    method: str = "LSODA",
+    rtol: float = 1e-11,
+    atol: float = 1e-14,
+    grad_floor: float = 1e-17,
+) -> FlowResult:
+    """Integrate ``d theta/dt = -grad L`` from ``theta0`` up to ``t_max`` or until
+    ``||grad L|| <= grad_floor``, with ``solve_ivp(method, rtol, atol)``; stiff methods get the
+    Jacobian ``-H``. Every accepted step is recorded."""
+    theta0 = _check_start(dataset, theta0)
+    t_max = check_real(t_max, "t_max", low=0.0, low_open=True)
+    rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
+    atol = check_real(atol, "atol", low=0.0, low_open=True)
+    grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+
+    def rhs(_t, th):
+        return -loss_and_grad(dataset, th)[1]
+
+    solvers = {"LSODA": LSODA, "BDF": BDF, "Radau": Radau, "DOP853": DOP853, "RK45": RK45}
+    if method not in solvers:
+        raise ValueError(f"method: expected one of {tuple(solvers)}, got {method!r}")
+    kwargs = {"jac": lambda _t, th: -hessian(dataset, th)} if method in STIFF else {}
+    t0 = time.perf_counter()
+    solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
+    ts, ys = [0.0], [theta0.copy()]
+    status, message = 0, f"t_max = {t_max:g} reached"
+    while True:
+        if np.linalg.norm(loss_and_grad(dataset, ys[-1])[1]) <= grad_floor:
+            status, message = 1, f"gradient floor {grad_floor:g} reached"
+            break
+        if solver.status != "running":
+            if solver.status == "failed":
+                status, message = -1, f"solver failed: {solver.message}"
+            break
+        solver.step()
+        if solver.status == "failed":
+            status, message = -1, f"solver failed: {solver.message}"
+            break
+        ts.append(solver.t)
+        ys.append(solver.y.copy())
+    wall = time.perf_counter() - t0
+    sol_t, sol_y = np.array(ts), np.array(ys).T
+    L, G, Q, D, U = _trajectory(dataset, sol_y.T)
+    reached = status == 1
+    if not reached:
+        message += f"; gradient floor {grad_floor:g} NOT reached (|grad| = {G[-1]:.3g})"
+    return FlowResult(
+        method=method,
+        t=sol_t,
+        loss=L,
+        grad_norm=G,
+        conserved=Q,
+        dist=D,
+        theta0=theta0,
+        theta_final=sol_y[:, -1].copy(),
+        c_final=distance_to_manifold(dataset, sol_y[:, -1], U)[1],
+        converged=reached,
+        status=status,
+        message=message,
+        grad_floor=grad_floor,
+        wall_time=wall,
+        stats={
+            "nfev": int(solver.nfev),
+            "njev": int(solver.njev),
+            "nlu": int(solver.nlu),
+            "steps": len(sol_t) - 1,
+            "rtol": rtol,
+            "atol": atol,
+        },
+    )
+
+
+def gradient_descent(
+    dataset: TeacherDataset,
+    theta0: np.ndarray,
+    eta: float,
+    max_steps: int,
+    *,
+    grad_floor: float = 1e-17,
+    record_every: int = 100,
+) -> FlowResult:
+    """Plain gradient descent ``theta <- theta - eta grad L`` (flow time ``t = step * eta``) until
+    ``||grad L|| <= grad_floor`` or ``max_steps``; stable for ``eta < 2 / lambda_max``."""
+    theta = _check_start(dataset, theta0).copy()
+    eta = check_real(eta, "eta", low=0.0, low_open=True)
+    max_steps = check_int(max_steps, "max_steps")
+    record_every = check_int(record_every, "record_every")
+    grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+    t0 = time.perf_counter()
+    ts, thetas = [0.0], [theta.copy()]
+    status, message, step = -1, f"max_steps = {max_steps} reached before the gradient floor", 0
+    for step in range(1, max_steps + 1):
+        l, g = loss_and_grad(dataset, theta)
+        gn = np.linalg.norm(g)
+        if not np.isfinite(l) or gn > 1e150:
+            status, message = -2, f"diverged at step {step} (eta = {eta:g} too large?)"
+            break
+        if gn <= grad_floor:
+            status, message = 1, "gradient floor reached"
+            break
+        theta = theta - eta * g
+        if step % record_every == 0:
+            ts.append(step * eta)
+            thetas.append(theta.copy())
+    if ts[-1] != step * eta and np.isfinite(theta).all():
+        ts.append(step * eta)
+        thetas.append(theta.copy())
+    wall = time.perf_counter() - t0
+    thetas = [th for th in thetas if np.isfinite(th).all()]
+    L, G, Q, D, U = _trajectory(dataset, np.array(thetas))
+    return FlowResult(
+        method=f"GD(eta={eta:g})",
+        t=np.array(ts[: len(thetas)]),
+        loss=L,
+        grad_norm=G,
+        conserved=Q,
+        dist=D,
+        theta0=thetas[0],
+        theta_final=thetas[-1],
+        c_final=distance_to_manifold(dataset, thetas[-1], U)[1],
+        converged=status == 1,
+        status=status,
+        message=message,
+        grad_floor=grad_floor,
+        wall_time=wall,
+        stats={"steps": step, "eta": eta},
+    )
+
+
+def fit_rate(
+    t: np.ndarray, loss: np.ndarray, window: tuple[float, float] = RATE_WINDOW, min_points: int = 5
+) -> tuple[float, int]:
+    """(M6) measured ``mu``: ``-slope/2`` of the least-squares line of ``log L`` against ``t`` over
+    the points with ``window[0] < L < window[1]``; returns ``(mu, n_points)``, ``mu = nan`` when fewer
+    than ``min_points`` points fall in the window."""
+    t, loss = np.asarray(t, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    sel = (loss > window[0]) & (loss < window[1])
+    if sel.sum() < min_points:
+        return float("nan"), int(sel.sum())
+    slope = np.polyfit(t[sel], np.log(loss[sel]), 1)[0]
+    return float(-slope / 2), int(sel.sum())

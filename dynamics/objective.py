@@ -1,0 +1,174 @@
+r"""The teacher-mimicking objective (M1) on the effective parameters (M2), in float64.
+
+On the invariant set ``{P22 = 0, Vbar22 = 0}`` with ``A = Vbar21`` (k x m) and ``B = P12`` (m x p),
+
+.. math::
+
+    L(A, B) = \frac{1}{2F} \sum_f \|e_f\|^2, \qquad e_f = A \Sigma_f B \tilde w_f - y_f,
+
+    \nabla_A L = \tfrac1F \sum_f e_f (\Sigma_f B \tilde w_f)^\top, \qquad
+    \nabla_B L = \tfrac1F \sum_f \Sigma_f A^\top e_f \tilde w_f^\top .
+
+The parameter vector is ``theta = [vec(A); vec(B)]`` (row-major), of length ``k m + m p``. The
+Hessian is closed form: with ``u_f = Sigma_f B wt_f`` and ``G_f = A Sigma_f``,
+``H_AA = I_k (x) mean(u u^T)``, ``H_BB[(l,q),(l',q')] = mean (G^T G)_{l l'} wt_q wt_q'`` and
+``H_AB[(i,j),(l,q)] = mean (u_j G_{il} + e_i Sigma_{jl}) wt_q`` (the second term is the only
+non-Gauss-Newton part; the loss is linear-quadratic in each factor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import constructions
+import lsa_theory as lt
+
+from .data import TeacherDataset
+
+__all__ = [
+    "Shapes",
+    "shapes",
+    "pack",
+    "unpack",
+    "construction",
+    "loss",
+    "loss_and_grad",
+    "hessian",
+    "to_full",
+    "from_full",
+    "full_loss_torch",
+    "finite_difference_grad",
+]
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """``A`` is (k, m), ``B`` is (m, p); ``size = k m + m p``."""
+
+    k: int
+    m: int
+    p: int
+
+    @property
+    def size(self) -> int:
+        return self.k * self.m + self.m * self.p
+
+
+def shapes(dataset: TeacherDataset) -> Shapes:
+    """Effective parameter shapes of ``dataset``'s layout: k = d + d_pi, m = 2d+1+d_pi, p = 1+d+d_pi."""
+    lay = dataset.layout
+    return Shapes(lay.k, lay.m, lay.D - lay.m)
+
+
+def pack(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``theta = [vec(A); vec(B)]`` (row-major)."""
+    return np.concatenate([np.asarray(A, dtype=np.float64).ravel(), np.asarray(B, dtype=np.float64).ravel()])
+
+
+def unpack(theta: np.ndarray, sh: Shapes) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack`; ValueError on a wrong length or non-finite entries."""
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.shape != (sh.size,):
+        raise ValueError(f"theta: expected shape ({sh.size},), got {theta.shape}")
+    if not np.isfinite(theta).all():
+        raise ValueError("theta: contains NaN or inf")
+    km = sh.k * sh.m
+    return theta[:km].reshape(sh.k, sh.m), theta[km:].reshape(sh.m, sh.p)
+
+
+def construction(dataset: TeacherDataset, c: float = 1.0) -> np.ndarray:
+    """``theta*`` of ``(c P12*, Vbar21*/c)`` from (S3)/(A3) for the dataset's algorithm."""
+    spec = dataset.spec
+    if spec.algorithm == "sarsa":
+        P, V = constructions.sarsa(spec.dim, spec.alpha, c)
+    else:
+        P, V = constructions.actor_critic(spec.dim, spec.dim_pi, spec.alpha, spec.beta, c)
+    return from_full(P, V, dataset.layout)
+
+
+def _residuals(dataset: TeacherDataset, A: np.ndarray, B: np.ndarray):
+    u = (dataset.Sigma @ (dataset.wt @ B.T)[:, :, None])[:, :, 0]  # Sigma_f B wt_f, (F, m)
+    e = u @ A.T - dataset.y
+    return u, e
+
+
+def loss(dataset: TeacherDataset, theta: np.ndarray) -> float:
+    """(M1)/(M2): ``L = (1/2F) sum_f ||A Sigma_f B wt_f - y_f||^2``."""
+    A, B = unpack(theta, shapes(dataset))
+    _, e = _residuals(dataset, A, B)
+    return 0.5 * float(np.mean(np.sum(e * e, axis=1)))
+
+
+def loss_and_grad(dataset: TeacherDataset, theta: np.ndarray) -> tuple[float, np.ndarray]:
+    """(M2): ``(L, grad)`` with ``grad = [vec(mean e u^T); vec(mean Sigma A^T e wt^T)]``."""
+    A, B = unpack(theta, shapes(dataset))
+    u, e = _residuals(dataset, A, B)
+    F = dataset.n_frames
+    gA = e.T @ u / F
+    gB = (dataset.Sigma @ (e @ A)[:, :, None])[:, :, 0].T @ dataset.wt / F  # mean Sigma A^T e wt^T
+    return 0.5 * float(np.mean(np.sum(e * e, axis=1))), pack(gA, gB)
+
+
+def hessian(dataset: TeacherDataset, theta: np.ndarray) -> np.ndarray:
+    """Closed-form Hessian of (M1) in ``theta`` (size x size, symmetric); see the module docstring."""
+    sh = shapes(dataset)
+    A, B = unpack(theta, sh)
+    u, e = _residuals(dataset, A, B)
+    F = dataset.n_frames
+    wt, Sig = dataset.wt, dataset.Sigma
+    G = np.einsum("ij,fjl->fil", A, Sig, optimize=True)  # A Sigma_f, (F, k, m)
+    km, mp = sh.k * sh.m, sh.m * sh.p
+    H = np.empty((sh.size, sh.size))
+    H[:km, :km] = np.kron(np.eye(sh.k), u.T @ u / F)
+    GtG = np.einsum("fai,faj->fij", G, G, optimize=True)
+    H[km:, km:] = np.einsum("fij,fq,fr->iqjr", GtG, wt, wt, optimize=True).reshape(mp, mp) / F
+    HAB = np.einsum("fj,fil,fq->ijlq", u, G, wt, optimize=True)
+    HAB += np.einsum("fi,fjl,fq->ijlq", e, Sig, wt, optimize=True)
+    H[:km, km:] = HAB.reshape(km, mp) / F
+    H[km:, :km] = H[:km, km:].T
+    return H
+
+
+def to_full(theta: np.ndarray, layout: lt.Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Full ``(P, V)`` (D x D) with ``P12 = B``, ``Vbar21 = A`` and every other entry zero."""
+    sh = Shapes(layout.k, layout.m, layout.D - layout.m)
+    A, B = unpack(theta, sh)
+    P = np.zeros((layout.D, layout.D))
+    V = np.zeros((layout.D, layout.D))
+    P[: layout.m, layout.m :] = B
+    V[layout.m + 1 :, : layout.m] = A
+    return P, V
+
+
+def from_full(P: np.ndarray, V: np.ndarray, layout: lt.Layout) -> np.ndarray:
+    """``theta`` of the (L2) blocks ``(Vbar21, P12)`` of full ``(P, V)``; ValueError unless
+    ``P22 = 0`` and ``Vbar22 = 0`` (off the invariant set of (M2) the effective view is incomplete)."""
+    b = layout.blocks(np.asarray(P, dtype=np.float64), np.asarray(V, dtype=np.float64))
+    if np.abs(b["P22"]).max() > 0 or np.abs(b["Vbar22"]).max() > 0:
+        raise ValueError("P, V: P22 and Vbar22 must be zero for the effective parameterisation (M2)")
+    return pack(b["Vbar21"], b["P12"])
+
+
+def full_loss_torch(P, V, H, targets):
+    """(M1) through the raw block (L1) in torch: ``(1/2F) sum_f ||TF(H_f) - target_f||^2``.
+
+    ``P``, ``V`` (D, D) torch tensors, ``H`` (F, D, n+1) prompts, ``targets`` (F, k) the teacher's
+    updated parameters. Differentiable in ``P`` and ``V``.
+    """
+    out = lt.readout(lt.lsa_block(H, P, V), targets.shape[-1])
+    return 0.5 * ((out - targets) ** 2).sum(dim=-1).mean()
+
+
+def finite_difference_grad(f, theta: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences ``(f(theta + h e_i) - f(theta - h e_i)) / 2h``, error O(h^2)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    g = np.empty_like(theta)
+    for i in range(theta.size):
+        t = theta.copy()
+        t[i] += h
+        fp = f(t)
+        t[i] -= 2 * h
+        g[i] = (fp - f(t)) / (2 * h)
+    return g
