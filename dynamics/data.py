@@ -69,6 +69,8 @@ class TeacherSpec:
             raise ValueError(f"features: expected one of {lt.FEATURE_KINDS}, got {self.features!r}")
         if self.features == "onehot" and self.d not in (None, self.S * self.A):
             raise ValueError(f"d: one-hot features need d = S*A = {self.S * self.A}, got {self.d}")
+        if self.features == "onehot" and self.d_pi not in (None, self.S * self.A):
+            raise ValueError(f"d_pi: one-hot features need d_pi = S*A = {self.S * self.A}, got {self.d_pi}")
         if self.reward not in ("sa", "sas"):
             raise ValueError(f"reward: expected 'sa' or 'sas', got {self.reward!r}")
         if not isinstance(self.shared_features, bool):

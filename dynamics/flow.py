@@ -40,7 +40,8 @@ class FlowResult:
 
     Per recorded point: ``t``, ``loss``, ``grad_norm``, ``conserved`` ((M3) ``||A||^2 - ||B||^2``),
     ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
-    manifold point); ``converged`` is True only if ``grad_norm`` reached ``grad_floor``;
+    manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
+    ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
     ``status``/``message`` as the solver gave them; solver statistics in ``stats``."""
 
     method: str
@@ -78,6 +79,15 @@ def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):
     return np.array(L), np.array(G), np.array(Q), np.array(D), U
 
 
+def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop_dist, U) -> tuple:
+    """``(status, message)`` if a stopping target holds at ``theta``, else ``None``."""
+    if np.linalg.norm(loss_and_grad(dataset, theta)[1]) <= grad_floor:
+        return 1, f"gradient floor {grad_floor:g} reached"
+    if stop_dist is not None and distance_to_manifold(dataset, theta, U)[0] <= stop_dist:
+        return 2, f"distance {stop_dist:g} to the manifold reached"
+    return None
+
+
 def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
     theta0 = np.asarray(theta0, dtype=np.float64)
     if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
@@ -94,10 +104,12 @@ def gradient_flow(
     rtol: float = 1e-11,
     atol: float = 1e-14,
     grad_floor: float = 1e-17,
+    stop_dist: float | None = None,
 ) -> FlowResult:
     """Integrate ``d theta/dt = -grad L`` from ``theta0`` up to ``t_max`` or until
-    ``||grad L|| <= grad_floor``, with ``solve_ivp(method, rtol, atol)``; stiff methods get the
-    Jacobian ``-H``. Every accepted step is recorded."""
+    ``||grad L|| <= grad_floor`` (or, if given, the distance to the manifold ``<= stop_dist``),
+    with ``solve_ivp``'s ``method`` at ``rtol``, ``atol``; stiff methods get the Jacobian ``-H``.
+    Every accepted step is recorded."""
     theta0 = _check_start(dataset, theta0)
     t_max = check_real(t_max, "t_max", low=0.0, low_open=True)
     rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
@@ -115,9 +127,11 @@ def gradient_flow(
     solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
     ts, ys = [0.0], [theta0.copy()]
     status, message = 0, f"t_max = {t_max:g} reached"
+    U = invisible_directions(dataset) if stop_dist is not None else None
     while True:
-        if np.linalg.norm(loss_and_grad(dataset, ys[-1])[1]) <= grad_floor:
-            status, message = 1, f"gradient floor {grad_floor:g} reached"
+        hit = _reached(dataset, ys[-1], grad_floor, stop_dist, U)
+        if hit:
+            status, message = hit
             break
         if solver.status != "running":
             if solver.status == "failed":
@@ -132,7 +146,7 @@ def gradient_flow(
     wall = time.perf_counter() - t0
     sol_t, sol_y = np.array(ts), np.array(ys).T
     L, G, Q, D, U = _trajectory(dataset, sol_y.T)
-    reached = status == 1
+    reached = status in (1, 2)
     if not reached:
         message += f"; gradient floor {grad_floor:g} NOT reached (|grad| = {G[-1]:.3g})"
     return FlowResult(
@@ -169,9 +183,11 @@ def gradient_descent(
     *,
     grad_floor: float = 1e-17,
     record_every: int = 100,
+    stop_dist: float | None = None,
 ) -> FlowResult:
     """Plain gradient descent ``theta <- theta - eta grad L`` (flow time ``t = step * eta``) until
-    ``||grad L|| <= grad_floor`` or ``max_steps``; stable for ``eta < 2 / lambda_max``."""
+    ``||grad L|| <= grad_floor`` or ``max_steps`` (or the distance to the manifold ``<= stop_dist``,
+    tested every ``record_every`` steps); stable for ``eta < 2 / lambda_max``."""
     theta = _check_start(dataset, theta0).copy()
     eta = check_real(eta, "eta", low=0.0, low_open=True)
     max_steps = check_int(max_steps, "max_steps")
@@ -180,25 +196,32 @@ def gradient_descent(
     t0 = time.perf_counter()
     ts, thetas = [0.0], [theta.copy()]
     status, message, step = -1, f"max_steps = {max_steps} reached before the gradient floor", 0
-    for step in range(1, max_steps + 1):
-        l, g = loss_and_grad(dataset, theta)
-        gn = np.linalg.norm(g)
-        if not np.isfinite(l) or gn > 1e150:
-            status, message = -2, f"diverged at step {step} (eta = {eta:g} too large?)"
-            break
-        if gn <= grad_floor:
-            status, message = 1, "gradient floor reached"
-            break
-        theta = theta - eta * g
-        if step % record_every == 0:
-            ts.append(step * eta)
-            thetas.append(theta.copy())
+    U = invisible_directions(dataset) if stop_dist is not None else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for step in range(1, max_steps + 1):
+            l, g = loss_and_grad(dataset, theta)
+            gn = np.linalg.norm(g)
+            if not np.isfinite(l) or not gn < 1e150:
+                status, message = -2, f"diverged at step {step} (eta = {eta:g} too large?)"
+                break
+            if gn <= grad_floor:
+                status, message = 1, "gradient floor reached"
+                break
+            theta = theta - eta * g
+            if step % record_every == 0:
+                ts.append(step * eta)
+                thetas.append(theta.copy())
+                hit = _reached(dataset, theta, grad_floor, stop_dist, U) if stop_dist is not None else None
+                if hit:
+                    status, message = hit
+                    break
     if ts[-1] != step * eta and np.isfinite(theta).all():
         ts.append(step * eta)
         thetas.append(theta.copy())
     wall = time.perf_counter() - t0
     thetas = [th for th in thetas if np.isfinite(th).all()]
-    L, G, Q, D, U = _trajectory(dataset, np.array(thetas))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run has huge entries
+        L, G, Q, D, U = _trajectory(dataset, np.array(thetas))
     return FlowResult(
         method=f"GD(eta={eta:g})",
         t=np.array(ts[: len(thetas)]),
@@ -209,7 +232,7 @@ def gradient_descent(
         theta0=thetas[0],
         theta_final=thetas[-1],
         c_final=distance_to_manifold(dataset, thetas[-1], U)[1],
-        converged=status == 1,
+        converged=status in (1, 2),
         status=status,
         message=message,
         grad_floor=grad_floor,

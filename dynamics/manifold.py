@@ -123,13 +123,16 @@ def hessian_spectrum(dataset: TeacherDataset, theta: np.ndarray, rtol: float = K
 class Richness:
     """(M5) at a point of the manifold: Hessian ``ker_dim`` versus (M4) ``tangent_dim``;
     ``subspace_gap = ||P_ker - P_tangent||_2`` (0 when the two subspaces coincide);
-    ``morse_bott`` when the dimensions agree and the gap is below 1e-6; ``scaling_only`` when the
-    tangent is the scaling direction alone ([LL]'s condition)."""
+    ``morse_bott`` when the dimensions agree and the gap is below ``gap_tol``, the Davis-Kahan
+    bound on how far round-off can turn a computed kernel, ``10 sqrt(size) eps lambda_max /
+    lambda_min^+`` (at least 1e-8); ``scaling_only`` when the tangent is the scaling direction
+    alone ([LL]'s condition)."""
 
     ker_dim: int
     tangent_dim: int
     invisible_dim: int
     subspace_gap: float
+    gap_tol: float
     morse_bott: bool
     scaling_only: bool
     lambda_min_plus: float
@@ -145,12 +148,15 @@ def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float 
     spec = hessian_spectrum(dataset, theta)
     K = spec.kernel
     gap = float(np.linalg.norm(K @ K.T - T @ T.T, 2)) if K.shape[1] == T.shape[1] else float("inf")
+    eps = np.finfo(np.float64).eps
+    gap_tol = max(1e-8, 10 * np.sqrt(theta.size) * eps * spec.lambda_max / spec.lambda_min_plus)
     return Richness(
         ker_dim=spec.ker_dim,
         tangent_dim=T.shape[1],
         invisible_dim=U.shape[1],
         subspace_gap=gap,
-        morse_bott=bool(spec.ker_dim == T.shape[1] and gap < 1e-6),
+        gap_tol=float(gap_tol),
+        morse_bott=bool(spec.ker_dim == T.shape[1] and gap < gap_tol),
         scaling_only=T.shape[1] == 1,
         lambda_min_plus=spec.lambda_min_plus,
         lambda_max=spec.lambda_max,

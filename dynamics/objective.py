@@ -24,6 +24,7 @@ import numpy as np
 
 import constructions
 import lsa_theory as lt
+from lsa_theory._checks import as_float_array, check_real
 
 from .data import TeacherDataset
 
@@ -145,7 +146,9 @@ def to_full(theta: np.ndarray, layout: lt.Layout) -> tuple[np.ndarray, np.ndarra
 def from_full(P: np.ndarray, V: np.ndarray, layout: lt.Layout) -> np.ndarray:
     """``theta`` of the (L2) blocks ``(Vbar21, P12)`` of full ``(P, V)``; ValueError unless
     ``P22 = 0`` and ``Vbar22 = 0`` (off the invariant set of (M2) the effective view is incomplete)."""
-    b = layout.blocks(np.asarray(P, dtype=np.float64), np.asarray(V, dtype=np.float64))
+    P = as_float_array(P, "P", ndim=2)
+    V = as_float_array(V, "V", ndim=2)
+    b = layout.blocks(P, V)
     if np.abs(b["P22"]).max() > 0 or np.abs(b["Vbar22"]).max() > 0:
         raise ValueError("P, V: P22 and Vbar22 must be zero for the effective parameterisation (M2)")
     return pack(b["Vbar21"], b["P12"])
@@ -163,7 +166,8 @@ def full_loss_torch(P, V, H, targets):
 
 def finite_difference_grad(f, theta: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central differences ``(f(theta + h e_i) - f(theta - h e_i)) / 2h``, error O(h^2)."""
-    theta = np.asarray(theta, dtype=np.float64)
+    h = check_real(h, "h", low=0.0, low_open=True)
+    theta = as_float_array(theta, "theta", ndim=1)
     g = np.empty_like(theta)
     for i in range(theta.size):
         t = theta.copy()

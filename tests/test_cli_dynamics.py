@@ -1,0 +1,109 @@
+"""``lsa-theory converge`` and ``lsa-theory diversity``: JSON contracts, saved results, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import experiments.converge as ec
+import experiments.diversity as ed
+from experiments import cli
+
+CONVERGE_FIELDS = {
+    "algo",
+    "seed",
+    "radius",
+    "loss0",
+    "loss_final",
+    "dist_final",
+    "rate_fit",
+    "rate_pred",
+    "rate_ratio",
+    "ker_dim",
+    "tangent_dim",
+    "rich",
+    "conserved_drift",
+    "c_pred",
+    "c_final",
+}
+DIVERSITY_FIELDS = {
+    "k",
+    "features",
+    "shared_features",
+    "reward",
+    "ker_dim",
+    "tangent_dim",
+    "scaling_only",
+    "lambda_min_plus",
+    "heldout_err",
+}
+
+
+def test_converge_quick_json_saves_and_resumes(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "conv"
+    assert cli.main(["converge", "--quick", "--json", "--out", str(out)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["runs"]) == 4
+    for run in doc["runs"]:
+        assert set(run) >= CONVERGE_FIELDS
+        assert run["algo"] == "sarsa" and run["passed"]
+        assert run["dist_final"] < 1e-8 and abs(run["rate_ratio"] - 1) < 0.1
+        assert run["conserved_drift"] < 1e-8 and run["ker_dim"] == run["tangent_dim"] == 1
+        assert abs(run["c_final"] / run["c_pred"] - 1) < 1e-6
+    for name in ("converge.json", "converge.npz", "converge_loss.png", "converge_spectrum.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "converge.json").read_text())
+    assert saved["versions"]["numpy"] and saved["config"]["algo"] == "sarsa"
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run was recomputed")
+
+    monkeypatch.setattr(ec, "_one_run", boom)
+    assert cli.main(["converge", "--quick", "--json", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == doc["runs"]
+
+
+def test_converge_reports_failure(monkeypatch, capsys):
+    """A run that misses a criterion fails the command (exit code 1)."""
+    real = ec._one_run
+
+    def worse(*args, **kwargs):
+        row, arrays = real(*args, **kwargs)
+        return {**row, "rate_ratio": 1.5}, arrays
+
+    monkeypatch.setattr(ec, "_one_run", worse)
+    monkeypatch.setattr(
+        ec.ConvergeConfig,
+        "quick",
+        classmethod(lambda cls, algo="sarsa": cls(seeds=(0,), scales=(1.0,), radii=(1e-2,))),
+    )
+    assert cli.main(["converge", "--quick"]) == 1
+    assert "False" in capsys.readouterr().out
+
+
+def test_diversity_json_contract(tmp_path, capsys, monkeypatch):
+    rows = ed.diversity_rows(ed.DiversityConfig.quick())
+    monkeypatch.setattr(ed, "diversity_rows", lambda cfg: [rows[0], rows[2]])
+    assert cli.main(["diversity", "--quick", "--json", "--out", str(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["ker_dim"] for r in doc["rows"]] == [1, 10]
+    for row in doc["rows"]:
+        assert set(row) >= DIVERSITY_FIELDS
+        assert row["ker_dim"] == row["tangent_dim"]
+    assert doc["rows"][0]["scaling_only"] and doc["rows"][0]["heldout_err"] < 1e-9
+    assert not doc["rows"][1]["scaling_only"] and doc["rows"][1]["heldout_err"] > 1e-3
+    assert (tmp_path / "diversity.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_diversity_quick_reproduces_the_m5_table(tmp_path):
+    """The full ``diversity --quick`` (about a minute): THEORY.md's (M5) table and the k sweep."""
+    doc = ed.run_diversity(ed.DiversityConfig.quick(), tmp_path)
+    m5 = [r for r in doc["rows"] if r["table"] == "M5"]
+    assert [r["ker_dim"] for r in m5] == [1, 10, 10, 19, 10]
+    assert all(r["ker_dim"] == r["tangent_dim"] and r["morse_bott"] for r in doc["rows"])
+    for r in doc["rows"]:
+        if r["shared_features"] or r["k"] == 1:
+            assert r["heldout_err"] > 1e-3, r
+    assert m5[0]["heldout_err"] < 1e-9
