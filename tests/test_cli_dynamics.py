@@ -107,3 +107,19 @@ def test_diversity_quick_reproduces_the_m5_table(tmp_path):
         if r["shared_features"] or r["k"] == 1:
             assert r["heldout_err"] > 1e-3, r
     assert m5[0]["heldout_err"] < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (lambda: ec.ConvergeConfig(radii=(1e-2, -1e-2)), "^radii:"),
+        (lambda: ec.ConvergeConfig(scales=(0.0,)), "^scales:"),
+        (lambda: ec.ConvergeConfig(k=0), "^k:"),
+        (lambda: ec.ConvergeConfig(frames=0), "^frames:"),
+        (lambda: ed.DiversityConfig(radius=-0.1), "^radius:"),
+        (lambda: ed.DiversityConfig(k_sweep=(0, 1)), "^k_sweep:"),
+    ],
+)
+def test_bad_experiment_configs(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
