@@ -13,6 +13,11 @@
   "shared_features", "reward", "ker_dim", "tangent_dim", "scaling_only", "lambda_min_plus",
   "heldout_err"}, ...]}``.
 
+- ``lsa-theory control [--algo sarsa|actor_critic] [--weights constructed|trained|PATH]
+  [--updates N] [--quick] [--json] [--out DIR]`` deploys a frozen block (:mod:`experiments.control`);
+  ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
+  "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
+
 Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``).
 """
 
@@ -182,6 +187,57 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _trained_weights(out: str | None) -> str:
+    """Path of trained weights for ``--weights trained``: ``<out>/training/train.npz``, trained
+    with ``TrainConfig.quick()`` there first if it does not exist (the training resumes)."""
+    from pathlib import Path
+
+    from .training import TrainConfig, train
+
+    base = Path(out if out is not None else "results") / "training"
+    path = base / "train.npz"
+    if not path.exists():
+        train(TrainConfig.quick(), base)
+    return str(path)
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .control import ControlConfig, plot_control, run_control
+    from .envs import HELDOUT_NAME
+    from .io import to_jsonable
+
+    cfg = ControlConfig.quick() if args.quick else ControlConfig()
+    weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
+    changes = {"weights": weights}
+    if args.algo == "actor_critic":
+        changes.update(envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,))
+    if args.updates is not None:
+        changes["n_updates"] = args.updates
+    cfg = dataclasses.replace(cfg, **changes)
+    out = None if args.out is None else f"{args.out}/control"
+    doc = run_control(cfg, out)
+    if out is not None:
+        plot_control(out)
+    envs = [e for e in doc["envs"] if e["algo"] == args.algo]
+    if args.json:
+        print(json.dumps(to_jsonable({"envs": envs, "config": doc["config"]}), indent=2))
+    else:
+        _print_table(
+            envs,
+            [
+                ("name", ""),
+                ("algo", ""),
+                ("updates", ""),
+                ("n_seeds", ""),
+                ("normalized_return", ".3f"),
+                ("normalized_return_teacher", ".3f"),
+            ],
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsa-theory", description="Check the theory of in-context RL in linear self-attention."
@@ -205,6 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--out", default=None, help="directory for diversity.json and its plot (resumes)")
     p.set_defaults(func=_cmd_diversity)
+
+    p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
+    p.add_argument("--algo", choices=("sarsa", "actor_critic"), default="sarsa")
+    p.add_argument(
+        "--weights", default="constructed", help="'constructed', 'trained' or a .npz path with arrays P, V"
+    )
+    p.add_argument("--updates", type=int, default=None, help="number of updates (default 1000; quick 300)")
+    p.add_argument("--quick", action="store_true", help="5 held-out MDPs, 3 seeds per env, no Taxi")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--out", default=None, help="directory for control.json/.npz and the plot (resumes)")
+    p.set_defaults(func=_cmd_control)
     return parser
 
 
