@@ -18,6 +18,9 @@
   ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
   "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
 
+- ``lsa-theory reproduce [--quick] [--out DIR]`` runs all of the above into ``DIR`` with figures
+  and ``summary.json`` (:mod:`experiments.reproduce`); a rerun skips finished parts.
+
 Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``).
 """
 
@@ -238,6 +241,16 @@ def _cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    summary = reproduce(args.out, quick=args.quick, parts=args.parts)
+    for name, part in summary["parts"].items():
+        print(f"{name:24} {part['seconds']:8.1f} s")
+    print(f"summary: {args.out}/summary.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsa-theory", description="Check the theory of in-context RL in linear self-attention."
@@ -272,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--out", default=None, help="directory for control.json/.npz and the plot (resumes)")
     p.set_defaults(func=_cmd_control)
+
+    p = sub.add_parser("reproduce", help="every experiment, figure and summary.json (resumable)")
+    p.add_argument("--quick", action="store_true", help="small configurations (under 10 minutes)")
+    p.add_argument("--out", default="results", help="output directory (default: results)")
+    p.add_argument("--parts", nargs="+", default=None, help="only these parts")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 

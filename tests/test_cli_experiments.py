@@ -41,3 +41,39 @@ def test_control_actor_critic_rows_only(capsys):
 def test_control_bad_weights_path():
     with pytest.raises(ValueError, match="weights"):
         cli.main(["control", "--quick", "--weights", "/nonexistent/w.npz", "--updates", "10"])
+
+
+def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsys):
+    import experiments.reproduce as rp
+
+    calls = []
+
+    def fake(name):
+        def part(out, quick):
+            calls.append(name)
+            out.mkdir(parents=True, exist_ok=True)
+            if name == "b" and calls.count("b") == 1:
+                raise KeyboardInterrupt  # interrupted mid-way
+            return {"value": len(name)}
+
+        return part
+
+    monkeypatch.setattr(rp, "PARTS", {"a": fake("a"), "b": fake("b")})
+    with pytest.raises(KeyboardInterrupt):
+        rp.reproduce(tmp_path, quick=True)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert list(summary["parts"]) == ["a"] and summary["parts"]["a"]["done"]
+    assert cli.main(["reproduce", "--quick", "--out", str(tmp_path)]) == 0
+    assert calls == ["a", "b", "b"]  # "a" was not recomputed
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["parts"]["b"] == {"done": True, "seconds": summary["parts"]["b"]["seconds"], "value": 1}
+    with pytest.raises(ValueError, match="^parts:"):
+        rp.reproduce(tmp_path, quick=True, parts=["nope"])
+
+
+def test_reproduce_verify_part(tmp_path):
+    import experiments.reproduce as rp
+
+    summary = rp.reproduce(tmp_path, quick=True, parts=["verify"])
+    assert summary["parts"]["verify"]["passed"] == summary["parts"]["verify"]["claims"] == 15
+    assert (tmp_path / "verify" / "verify.json").exists()
