@@ -125,11 +125,21 @@ def _control(out: Path, quick: bool) -> dict:
 
 def _context_length(out: Path, quick: bool) -> dict:
     from .control import context_length_sweep, plot_context_length
+    from .training import teacher_matching_vs_n
 
-    doc = context_length_sweep(n_mdps=10 if quick else 20, n_updates=300, out=out)
+    ns = (2, 5, 10, 20, 40)
+    doc = context_length_sweep(ns=ns, n_mdps=10 if quick else 20, n_updates=300, out=out)
     plot_context_length(out)
     cols = ("n", "normalized_return", "normalized_return_sem", "normalized_return_teacher")
-    return {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
+    rows = [{c: r[c] for c in cols} for r in doc["rows"]]
+    trained = out.parent / "training" / "train.npz"
+    if trained.exists():  # teacher matching of the trained [LL] block (trained at n = 20) against n
+        with np.load(trained) as z:
+            match = teacher_matching_vs_n(z["P"], z["V"], ns=ns)
+        atomic_write_json(out / "teacher_matching.json", {"rows": match, "weights": str(trained)})
+        for r, m in zip(rows, match, strict=True):
+            r["teacher_matching_err_trained"] = m["heldout_err"]
+    return {"rows": rows}
 
 
 #: Part name -> function(out_dir, quick) -> headline numbers.

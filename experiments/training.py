@@ -932,3 +932,20 @@ def plot_diversity_training(out: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def teacher_matching_vs_n(
+    P: np.ndarray, V: np.ndarray, ns=(2, 5, 10, 20, 40), k: int = 20, seed: int = 0
+) -> list[dict]:
+    """Teacher-matching error of a block ``(P, V)`` (D, D) on held-out [LL] frames (9 x 4, d = 36,
+    ``k`` fresh MDPs x 10 frames, fresh features) generated with context length ``n`` for each
+    ``n`` in ``ns``: ``[{"n", "heldout_err", "heldout_loss"}, ...]`` (see :func:`heldout_error`).
+    By (L2) the constructed block is exact for every ``n``; a trained block is scored off the ``n``
+    it was trained on."""
+    rows = []
+    for n in ns:
+        spec = dy.TeacherSpec(S=9, A=4, n=check_int(n, "ns"), k=check_int(k, "k"), frames=10)
+        held = dy.teacher_dataset(spec, np.random.default_rng([seed, 20_000 + int(n)]))
+        err, loss = heldout_error(P, V, held)
+        rows.append({"n": int(n), "heldout_err": err, "heldout_loss": loss})
+    return rows
