@@ -312,6 +312,19 @@ class DeployResult:
     resets: int = 0
 
 
+def _check_loop(mdp, n, n_updates, eval_every, epsilon, alpha, rng) -> tuple:
+    """The arguments shared by :func:`deploy` and :func:`tabular_sarsa`, validated."""
+    return (
+        _check_mdp(mdp),
+        check_int(n, "n"),
+        check_int(n_updates, "n_updates"),
+        check_int(eval_every, "eval_every"),
+        check_real(epsilon, "epsilon", low=0.0, high=1.0),
+        check_real(alpha, "alpha", low=0.0, low_open=True),
+        _check_rng(rng),
+    )
+
+
 def _check_mdp(mdp) -> TabularMDP:
     if not isinstance(mdp, TabularMDP):
         raise ValueError(f"mdp: expected a lsa_theory.TabularMDP, got {type(mdp).__name__}")
@@ -367,13 +380,9 @@ def deploy(
     ``solution`` is ``lsa_theory.optimal(mdp)`` (computed when ``None``). Returns a
     :class:`DeployResult` with the normalised return (§0) every ``eval_every`` updates.
     """
-    mdp = _check_mdp(mdp)
-    n = check_int(n, "n")
-    T = check_int(n_updates, "n_updates")
-    eval_every = check_int(eval_every, "eval_every")
-    epsilon = check_real(epsilon, "epsilon", low=0.0, high=1.0)
-    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    rng = _check_rng(rng)
+    mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
+        mdp, n, n_updates, eval_every, epsilon, alpha, rng
+    )
     if algo not in ALGOS:
         raise ValueError(f"algo: expected one of {ALGOS}, got {algo!r}")
     if forward not in FORWARDS:
@@ -494,13 +503,9 @@ def tabular_sarsa(
     return is recorded every ``eval_every`` windows, and a window ending in a terminal state starts
     the next from ``mu0``, as in :func:`deploy`. ``ws`` holds ``Q.ravel()`` after each window.
     """
-    mdp = _check_mdp(mdp)
-    n = check_int(n, "n")
-    T = check_int(n_updates, "n_updates")
-    eval_every = check_int(eval_every, "eval_every")
-    epsilon = check_real(epsilon, "epsilon", low=0.0, high=1.0)
-    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    rng = _check_rng(rng)
+    mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
+        mdp, n, n_updates, eval_every, epsilon, alpha, rng
+    )
     sol = _check_solution(mdp, solution)
     S, A = mdp.n_states, mdp.n_actions
     gamma = mdp.gamma
