@@ -26,7 +26,7 @@ import numpy as np
 
 from .io import atomic_write_json, read_json, versions
 
-__all__ = ["PARTS", "reproduce"]
+__all__ = ["PARTS", "reproduce", "deployed_returns_by_k"]
 
 
 def _verify(out: Path, quick: bool) -> dict:
@@ -98,7 +98,78 @@ def _training_diversity(out: Path, quick: bool) -> dict:
     doc = diversity_training_sweep(ks=ks, base=base, out=out)
     plot_diversity_training(out)
     cols = ("k", "shared_features", "cos", "heldout_err", "invisible_dim")
-    return {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
+    numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
+    if not quick:  # [LL]-sized blocks: deploy each on the held-out family
+        numbers["returns"] = deployed_returns_by_k(out)["rows"]
+    return numbers
+
+
+def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates: int = 1000) -> dict:
+    """Normalised return (§0) on random-S9-A4 of every block a [LL]-sized
+    :func:`experiments.training.diversity_training_sweep` saved under ``sweep_out``
+    (``k{k}_{resampled|shared}/train.npz``), deployed frozen in the loop (S6) on ``n_heldout``
+    held-out MDPs for ``n_updates`` updates. Writes ``sweep_out/returns_by_k.json`` and
+    ``returns_by_k.png``; returns ``{"rows": [{"k", "shared_features", "normalized_return",
+    "normalized_return_sem", "normalized_return_teacher"}, ...]}``."""
+    import dataclasses
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .control import ControlConfig, run_control
+    from .envs import HELDOUT_NAME
+
+    sweep_out = Path(sweep_out)
+    base = dataclasses.replace(
+        ControlConfig(), envs=(HELDOUT_NAME,), actor_critic_envs=(), tabular=False,
+        n_heldout=n_heldout, n_updates=n_updates,
+    )  # fmt: skip
+    rows = []
+    for r in read_json(sweep_out / "diversity_training.json")["rows"]:
+        path = sweep_out / f"k{r['k']}_{'shared' if r['shared_features'] else 'resampled'}" / "train.npz"
+        env = run_control(dataclasses.replace(base, weights=str(path)))["envs"][0]
+        rows.append(
+            {
+                "k": r["k"],
+                "shared_features": r["shared_features"],
+                "normalized_return": env["normalized_return"],
+                "normalized_return_sem": env["normalized_return_sem"],
+                "normalized_return_teacher": env["normalized_return_teacher"],
+                "n_seeds": env["n_seeds"],
+                "n_diverged": env["n_diverged"],
+            }
+        )
+    doc = {"n_heldout": n_heldout, "n_updates": n_updates, "rows": rows, "versions": versions()}
+    atomic_write_json(sweep_out / "returns_by_k.json", doc)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for shared, style in ((False, "o-"), (True, "s--")):
+        sel = [r for r in rows if r["shared_features"] == shared]
+        label = "shared features" if shared else "resampled features"
+        ax.errorbar(
+            [r["k"] for r in sel],
+            [np.nan if r["normalized_return"] is None else r["normalized_return"] for r in sel],
+            yerr=[np.nan if r["normalized_return_sem"] is None else r["normalized_return_sem"] for r in sel],
+            fmt=style,
+            capsize=3,
+            label=label,
+        )
+        ax2.plot([r["k"] for r in sel], [r["n_diverged"] / r["n_seeds"] for r in sel], style, label=label)
+    if rows:
+        ax.axhline(rows[0]["normalized_return_teacher"], color="k", lw=0.8, label="exact teacher")
+    for a in (ax, ax2):
+        a.set_xscale("log")
+        a.set_xlabel("training MDPs k")
+        a.legend(fontsize=8)
+    ax.set_ylabel(f"normalised return after {n_updates} updates")
+    ax.set_title("mean over held-out MDPs (missing: some loops diverged)", fontsize=9)
+    ax2.set_ylabel("fraction of held-out MDPs where the loop diverged")
+    ax2.set_title("(M7): trained block deployed on held-out MDPs", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(sweep_out / "returns_by_k.png", dpi=120)
+    plt.close(fig)
+    return doc
 
 
 def _control(out: Path, quick: bool) -> dict:
