@@ -18,6 +18,8 @@
   ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
   "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
 
+- ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
+  grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
 - ``lsa-theory reproduce [--quick] [--out DIR]`` runs all of the above into ``DIR`` with figures
   and ``summary.json`` (:mod:`experiments.reproduce`); a rerun skips finished parts.
 
@@ -285,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--out", default=None, help="directory for control.json/.npz and the plot (resumes)")
     p.set_defaults(func=_cmd_control)
+
+    from .sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
 
     p = sub.add_parser("reproduce", help="every experiment, figure and summary.json (resumable)")
     p.add_argument("--quick", action="store_true", help="small configurations (under 10 minutes)")
