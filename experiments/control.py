@@ -116,6 +116,18 @@ GYM_OFFSET = 20_000
 # --------------------------------------------------------------------------------------------------
 
 
+#: The keys every ``envs`` row of :func:`run_control` carries (the public JSON contract).
+ENV_FIELDS = (
+    "name",
+    "algo",
+    "weights",
+    "updates",
+    "normalized_return",
+    "normalized_return_teacher",
+    "n_seeds",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class BlockWeights:
     """Frozen block weights split by the (L2) layout ``(m | D - m)``.
