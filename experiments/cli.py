@@ -193,8 +193,9 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
 
 
 def _trained_weights(out: str | None) -> str:
-    """Path of trained weights for ``--weights trained``: ``<out>/training/train.npz``, trained
-    with ``TrainConfig.quick()`` there first if it does not exist (the training resumes)."""
+    """Path of trained weights for ``--weights trained``: ``<out>/training/train.npz`` (where
+    ``lsa-theory reproduce`` puts them), trained there first with the [LL] configuration
+    ``TrainConfig.full()`` (about a minute; it resumes) if it does not exist."""
     from pathlib import Path
 
     from .training import TrainConfig, train
@@ -202,7 +203,7 @@ def _trained_weights(out: str | None) -> str:
     base = Path(out if out is not None else "results") / "training"
     path = base / "train.npz"
     if not path.exists():
-        train(TrainConfig.quick(), base)
+        train(TrainConfig.full(), base)
     return str(path)
 
 
@@ -218,6 +219,9 @@ def _cmd_control(args: argparse.Namespace) -> int:
     changes = {"weights": weights}
     if args.algo == "actor_critic":
         changes.update(envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,))
+    elif weights != "constructed":
+        # a trained block has the D of the MDPs it was trained on: the [LL] family only
+        changes.update(envs=(HELDOUT_NAME,), actor_critic_envs=())
     if args.updates is not None:
         changes["n_updates"] = args.updates
     cfg = dataclasses.replace(cfg, **changes)
@@ -280,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
     p.add_argument("--algo", choices=("sarsa", "actor_critic"), default="sarsa")
     p.add_argument(
-        "--weights", default="constructed", help="'constructed', 'trained' or a .npz path with arrays P, V"
+        "--weights",
+        default="constructed",
+        help="'constructed', 'trained' or a .npz path with arrays P, V (trained blocks: random-S9-A4 only)",
     )
     p.add_argument("--updates", type=int, default=None, help="number of updates (default 1000; quick 300)")
     p.add_argument("--quick", action="store_true", help="5 held-out MDPs, 3 seeds per env, no Taxi")

@@ -68,3 +68,19 @@ def test_reproduce_verify_part(tmp_path):
     summary = rp.reproduce(tmp_path, quick=True, parts=["verify"])
     assert summary["parts"]["verify"]["passed"] == summary["parts"]["verify"]["claims"] == 15
     assert (tmp_path / "verify" / "verify.json").exists()
+
+
+def test_control_with_weights_from_a_file(tmp_path, capsys):
+    """``--weights PATH``: a block saved as .npz (here the construction at c = -2) runs on the
+    [LL] held-out family only and matches the teacher there."""
+    import numpy as np
+
+    import constructions
+
+    P, V = constructions.sarsa(36, 0.2, c=-2.0)
+    path = tmp_path / "w.npz"
+    np.savez(path, P=P, V=V)
+    assert cli.main(["control", "--quick", "--json", "--updates", "20", "--weights", str(path)]) == 0
+    (env,) = json.loads(capsys.readouterr().out)["envs"]
+    assert env["name"] == "random-S9-A4" and env["weights"] == str(path)
+    assert env["normalized_return"] == pytest.approx(env["normalized_return_teacher"], abs=1e-12)
