@@ -15,7 +15,6 @@ residuals are reported:
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -86,7 +85,7 @@ def verify_sarsa(phi, phi_next, r, w, gamma, alpha, c=1.0, n_layers=1) -> Residu
     L = check_int(n_layers, "n_layers")
     X = lt.context_columns(phi, phi_next, r, gamma)
     H = lt.sarsa_prompt(X, w)
-    d = H.shape[-2] // 3
+    d = lt.sarsa_dims(H.shape[-2])
     H_out = lt.lsa_stack(H, [numeric.sarsa(d, alpha, c)] * L)
     ref = lt.naive_batch_sarsa(phi, phi_next, r, w, gamma, alpha, n_iter=L)
     return Residuals(relative_residual(lt.readout(H_out, d), ref), _unchanged(H, H_out, 2 * d + 1))
@@ -228,10 +227,3 @@ def _torch_residual(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) 
     if not isinstance(out_t, torch.Tensor):
         return float("inf")
     return relative_residual(out_t.numpy(), out_np)
-
-
-def timed_claims(rng: np.random.Generator, quick: bool = False) -> tuple[list[Row], float]:
-    """:func:`run_claims` and its wall time in seconds."""
-    t0 = time.perf_counter()
-    rows = run_claims(rng, quick)
-    return rows, time.perf_counter() - t0

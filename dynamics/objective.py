@@ -36,6 +36,7 @@ __all__ = [
     "construction",
     "loss",
     "loss_and_grad",
+    "relative_error",
     "hessian",
     "to_full",
     "from_full",
@@ -100,6 +101,13 @@ def loss(dataset: TeacherDataset, theta: np.ndarray) -> float:
     A, B = unpack(theta, shapes(dataset))
     _, e = _residuals(dataset, A, B)
     return 0.5 * float(np.mean(np.sum(e * e, axis=1)))
+
+
+def relative_error(dataset: TeacherDataset, theta: np.ndarray) -> float:
+    """Relative teacher-matching error ``sqrt(mean_f ||e_f||^2 / mean_f ||y_f||^2)`` of (M2)."""
+    A, B = unpack(theta, shapes(dataset))
+    _, e = _residuals(dataset, A, B)
+    return float(np.sqrt(np.mean(np.sum(e * e, 1)) / np.mean(np.sum(dataset.y**2, 1))))
 
 
 def loss_and_grad(dataset: TeacherDataset, theta: np.ndarray) -> tuple[float, np.ndarray]:

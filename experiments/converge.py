@@ -20,7 +20,7 @@ import numpy as np
 
 import dynamics as dy
 
-from .io import atomic_savez, atomic_write_json, progress, read_json, versions
+from .io import atomic_savez, atomic_write_json, progress, read_json, to_jsonable, versions
 
 __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
 
@@ -150,8 +150,6 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
 
 
 def _config_doc(cfg: ConvergeConfig) -> dict:
-    from .io import to_jsonable
-
     return to_jsonable(asdict(cfg))
 
 

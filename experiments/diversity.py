@@ -78,11 +78,9 @@ def diversity_rows(cfg: DiversityConfig) -> list[dict]:
 
 
 def heldout_error(theta: np.ndarray, heldout: dy.TeacherDataset) -> float:
-    """``sqrt(mean_f ||A Sigma_f B wt_f - y_f||^2 / mean_f ||y_f||^2)`` on held-out frames."""
-    A, B = dy.unpack(theta, dy.shapes(heldout))
-    u = (heldout.Sigma @ (heldout.wt @ B.T)[:, :, None])[:, :, 0]
-    e = u @ A.T - heldout.y
-    return float(np.sqrt(np.mean(np.sum(e * e, 1)) / np.mean(np.sum(heldout.y**2, 1))))
+    """``sqrt(mean_f ||A Sigma_f B wt_f - y_f||^2 / mean_f ||y_f||^2)`` on held-out frames
+    (:func:`dynamics.relative_error`)."""
+    return dy.relative_error(heldout, theta)
 
 
 def _row(cfg: DiversityConfig, row: dict, index: int) -> dict:

@@ -17,6 +17,7 @@ r[s,a,s']` and :math:`P^\pi[s, s'] = \sum_a \pi[s,a] P[s,a,s']`. The normalised 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,13 @@ class TabularMDP:
     @property
     def n_actions(self) -> int:
         return self.P.shape[1]
+
+    @functools.cached_property
+    def cumulative_P(self) -> np.ndarray:
+        """(S, A, S) ``cumsum(P, axis=-1)``, computed once: the sampling tables of rollouts."""
+        out = np.cumsum(self.P, axis=-1)
+        out.setflags(write=False)
+        return out
 
     @property
     def r_sa(self) -> np.ndarray:

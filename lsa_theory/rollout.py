@@ -70,7 +70,7 @@ def rollout(
     pi = check_policy(mdp, pi)
     n = check_int(n, "n")
     rng = _check_rng(rng)
-    cP = np.cumsum(mdp.P, axis=-1)
+    cP = mdp.cumulative_P
     cpi = np.cumsum(pi, axis=-1)
     s = _sample(np.cumsum(mdp.mu0), rng.random()) if s0 is None else _check_state(mdp, s0)
     states = np.empty(n + 1, dtype=np.int64)
