@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
+from _timing import median_time
 
 import dynamics as dy
 from experiments.io import atomic_write_json, versions
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench_gradient(n: int = 64, repeats: int = 50, seed: int = 0) -> dict:
@@ -50,7 +39,7 @@ def bench_gradient(n: int = 64, repeats: int = 50, seed: int = 0) -> dict:
     def stats():
         return dy.loss_and_grad(ds, theta)
 
-    t_stats, t_auto = _median_time(stats, repeats), _median_time(autograd, repeats)
+    t_stats, t_auto = median_time(stats, repeats), median_time(autograd, repeats)
     return {
         "n": n,
         "frames": ds.n_frames,
