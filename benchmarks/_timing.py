@@ -1,13 +1,18 @@
-"""Shared timing and fitting helpers of the benchmark scripts (medians over repeats, never timed tests)."""
+"""Shared helpers of the benchmark scripts: timing medians, log-log fits, the command line and
+the JSON output (medians over repeats, never timed tests)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import time
 
 import numpy as np
 
-__all__ = ["median_time", "loglog_slope"]
+from experiments.io import atomic_write_json
+
+__all__ = ["median_time", "loglog_slope", "bench_parser", "emit"]
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -30,3 +35,24 @@ def loglog_slope(x, y) -> float:
     if x.shape != y.shape or x.size < 2 or (x <= 0).any() or (y <= 0).any():
         raise ValueError("loglog_slope: need >= 2 positive (x, y) pairs of equal length")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def bench_parser(doc: str, quick_help: str, threads: str | None = None) -> argparse.ArgumentParser:
+    """The benchmark command line: ``--quick``, ``--json``, ``--out FILE`` (and ``--threads N``,
+    default 1, when ``threads`` gives its help text)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.add_argument("--out", default=None, help="write the JSON document to this file (atomically)")
+    if threads is not None:
+        p.add_argument("--threads", type=int, default=1, help=threads)
+    return p
+
+
+def emit(doc: dict, args: argparse.Namespace) -> bool:
+    """Write ``doc`` to ``args.out`` if given; print it as JSON and return True if ``args.json``."""
+    if args.out:
+        atomic_write_json(args.out, doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    return bool(args.json)

@@ -5,8 +5,9 @@ of (M2) and the sufficient statistics of (L2), in float64.
 """
 
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
-from .flow import RATE_WINDOW, FlowResult, fit_rate, gradient_descent, gradient_flow
+from .flow import RATE_WINDOW, FlowResult, adam, fit_rate, gradient_descent, gradient_flow
 from .manifold import (
+    DENSE_MAX,
     KERNEL_RTOL,
     NULL_RTOL,
     Richness,
@@ -15,6 +16,7 @@ from .manifold import (
     distance_to_manifold,
     hessian_spectrum,
     invisible_directions,
+    lambda_max,
     predict_scale,
     richness,
     tangent_space,
@@ -26,6 +28,7 @@ from .objective import (
     from_full,
     full_loss_torch,
     hessian,
+    hvp,
     loss,
     loss_and_grad,
     pack,
@@ -36,6 +39,7 @@ from .objective import (
 )
 
 __all__ = [
+    "DENSE_MAX",
     "KERNEL_RTOL",
     "NULL_RTOL",
     "RATE_WINDOW",
@@ -44,6 +48,7 @@ __all__ = [
     "Shapes",
     "Spectrum",
     "TeacherDataset",
+    "adam",
     "TeacherSpec",
     "conserved",
     "construction",
@@ -56,7 +61,9 @@ __all__ = [
     "gradient_flow",
     "hessian",
     "hessian_spectrum",
+    "hvp",
     "invisible_directions",
+    "lambda_max",
     "loss",
     "loss_and_grad",
     "pack",

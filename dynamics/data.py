@@ -132,66 +132,97 @@ class TeacherDataset:
         return lt.actor_critic_prompt(X, g, self.wt[:, 1 : 1 + d], self.wt[:, 1 + d :])
 
 
+def _features(spec: TeacherSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(phi, phi_pi)`` (S, A, d), (S, A, d_pi) or ``None`` for SARSA."""
+    phi = lt.random_features(spec.S, spec.A, spec.dim, rng, kind=spec.features)
+    d_pi = spec.dim_pi
+    return phi, lt.random_features(spec.S, spec.A, d_pi, rng, kind=spec.features) if d_pi else None
+
+
+def _draw_mdp(spec: TeacherSpec, rng: np.random.Generator, shared) -> tuple:
+    """One MDP's draws, in the generator order of both paths: ``(mdp, phi, phi_pi, w0, lam0)``."""
+    mdp = lt.random_mdp(spec.S, spec.A, spec.gamma, rng, reward=spec.reward)
+    phi, phi_pi = shared if shared else _features(spec, rng)
+    w0 = rng.uniform(-1.0, 1.0, spec.dim)
+    lam0 = rng.uniform(-1.0, 1.0, spec.dim_pi) if spec.algorithm == "actor_critic" else None
+    return mdp, phi, phi_pi, w0, lam0
+
+
+def _teacher(spec: TeacherSpec):
+    """The exact teacher (S2)/(A2) as the ``update`` of the loops; acts on single or stacked frames."""
+    if spec.algorithm == "sarsa":
+        return lambda X, w: lt.sarsa_update(X, w, spec.alpha)
+    return lambda X, g, w, lam: lt.actor_critic_update(X, g, w, lam, spec.alpha, spec.beta)
+
+
+def _frames(loop: lt.LoopResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, wt, y)`` of a loop's frames: X (..., T, m, n), wt (..., T, p), y (..., T, d + d_pi)."""
+    params = loop.ws if loop.lams is None else np.concatenate([loop.ws, loop.lams], axis=-1)
+    X = loop.Xs if loop.gs is None else np.concatenate([loop.Xs, loop.gs], axis=-2)
+    wt = np.concatenate([np.ones(params[..., :-1, :1].shape), params[..., :-1, :]], axis=-1)
+    return X, wt, params[..., 1:, :] - params[..., :-1, :]
+
+
+def _loop_one(spec: TeacherSpec, draws: tuple, rng: np.random.Generator) -> lt.LoopResult:
+    """The per-MDP teacher loop (S6)/(A5) on one MDP's draws, consuming ``rng``."""
+    mdp, phi, phi_pi, w0, lam0 = draws
+    kw = {"n": spec.n, "n_updates": spec.frames, "rng": rng}
+    if spec.algorithm == "sarsa":
+        return lt.sarsa_loop(mdp, phi, w0, _teacher(spec), epsilon=spec.epsilon, **kw)
+    return lt.actor_critic_loop(mdp, phi, phi_pi, w0, lam0, _teacher(spec), **kw)
+
+
+def _loop_batched(spec: TeacherSpec, runs: list, shared) -> lt.LoopResult:
+    """The teacher loops of all MDPs at once from their draws and pre-drawn uniforms."""
+    mdps, phis, phi_pis, w0s, lam0s, U = zip(*runs, strict=True)
+    if any(m.reward_noise > 0 for m in mdps):  # noise would change the draw count; never drawn here
+        raise ValueError("teacher_dataset: the vectorised loop needs noiseless rewards")
+    phi, phi_pi = shared if shared else (np.stack(phis), None if phi_pis[0] is None else np.stack(phi_pis))
+    mdp_args = (np.stack([m.P for m in mdps]), np.stack([m.r for m in mdps]), np.stack([m.mu0 for m in mdps]))
+    kw = {"n": spec.n, "n_updates": spec.frames}
+    if spec.algorithm == "sarsa":
+        return lt.sarsa_loop_batched(
+            *mdp_args, spec.gamma, phi, np.stack(w0s), _teacher(spec), np.stack(U), epsilon=spec.epsilon, **kw
+        )
+    return lt.actor_critic_loop_batched(
+        *mdp_args, spec.gamma, phi, phi_pi, np.stack(w0s), np.stack(lam0s), _teacher(spec), np.stack(U), **kw
+    )
+
+
 def teacher_dataset(
-    spec: TeacherSpec, rng: np.random.Generator, keep_prompts: bool = False
+    spec: TeacherSpec, rng: np.random.Generator, keep_prompts: bool = False, vectorised: bool = True
 ) -> TeacherDataset:
     """Run the teacher loop (S6) (SARSA) or (A5) (actor-critic) over ``spec.k`` MDPs x
-    ``spec.frames`` updates and return its sufficient statistics (L2) and targets."""
+    ``spec.frames`` updates and return its sufficient statistics (L2) and targets.
+
+    ``vectorised=True`` steps the ``k`` loops together (:func:`lsa_theory.sarsa_loop_batched`,
+    :func:`lsa_theory.actor_critic_loop_batched`) from uniforms drawn, per MDP, where its loop
+    would run; ``vectorised=False`` runs one MDP at a time. Both give the same dataset bit for bit.
+    """
     if not isinstance(spec, TeacherSpec):
         raise ValueError(f"spec: expected a TeacherSpec, got {type(spec).__name__}")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
-    S, A, d, d_pi = spec.S, spec.A, spec.dim, spec.dim_pi
-
-    def features(dim: int) -> np.ndarray:
-        return lt.random_features(S, A, dim, rng, kind=spec.features)
-
-    shared = (features(d), features(d_pi) if d_pi else None) if spec.shared_features else None
-    Xs, wts, ys, idx = [], [], [], []
-    for j in range(spec.k):
-        mdp = lt.random_mdp(S, A, spec.gamma, rng, reward=spec.reward)
-        phi, phi_pi = shared if shared else (features(d), features(d_pi) if d_pi else None)
-        w0 = rng.uniform(-1.0, 1.0, d)
-        if spec.algorithm == "sarsa":
-            loop = lt.sarsa_loop(
-                mdp,
-                phi,
-                w0,
-                lambda X, w: lt.sarsa_update(X, w, spec.alpha),
-                n=spec.n,
-                n_updates=spec.frames,
-                epsilon=spec.epsilon,
-                rng=rng,
-            )
-            X = loop.Xs
-            wt = np.concatenate([np.ones((spec.frames, 1)), loop.ws[:-1]], axis=1)
-            y = loop.ws[1:] - loop.ws[:-1]
+    if not isinstance(vectorised, bool):
+        raise ValueError(f"vectorised: expected a bool, got {vectorised!r}")
+    shared = _features(spec, rng) if spec.shared_features else None
+    n_draws = lt.loop_draws(spec.n, spec.frames)
+    runs, parts = [], []
+    for _ in range(spec.k):
+        draws = _draw_mdp(spec, rng, shared)
+        if vectorised:
+            runs.append((*draws, rng.random(n_draws)))
         else:
-            lam0 = rng.uniform(-1.0, 1.0, d_pi)
-            loop = lt.actor_critic_loop(
-                mdp,
-                phi,
-                phi_pi,
-                w0,
-                lam0,
-                lambda X, g, w, lam: lt.actor_critic_update(X, g, w, lam, spec.alpha, spec.beta),
-                n=spec.n,
-                n_updates=spec.frames,
-                rng=rng,
-            )
-            X = np.concatenate([loop.Xs, loop.gs], axis=1)
-            wt = np.concatenate([np.ones((spec.frames, 1)), loop.ws[:-1], loop.lams[:-1]], axis=1)
-            y = np.concatenate([loop.ws[1:] - loop.ws[:-1], loop.lams[1:] - loop.lams[:-1]], axis=1)
-        Xs.append(X)
-        wts.append(wt)
-        ys.append(y)
-        idx.append(np.full(spec.frames, j))
-    X = np.concatenate(Xs)
+            parts.append(_frames(_loop_one(spec, draws, rng)))
+    if vectorised:
+        X, wt, y = (a.reshape((-1,) + a.shape[2:]) for a in _frames(_loop_batched(spec, runs, shared)))
+    else:
+        X, wt, y = (np.concatenate(a) for a in zip(*parts, strict=True))
     return TeacherDataset(
         spec=spec,
         Sigma=lt.sufficient_statistics(X),
-        wt=np.concatenate(wts),
-        y=np.concatenate(ys),
-        mdp=np.concatenate(idx),
+        wt=wt,
+        y=y,
+        mdp=np.repeat(np.arange(spec.k), spec.frames),
         X=X if keep_prompts else None,
     )

@@ -25,7 +25,7 @@ from .data import TeacherDataset
 from .manifold import conserved, distance_to_manifold, invisible_directions
 from .objective import hessian, loss_and_grad, shapes
 
-__all__ = ["FlowResult", "gradient_flow", "gradient_descent", "fit_rate", "RATE_WINDOW"]
+__all__ = ["FlowResult", "gradient_flow", "gradient_descent", "adam", "fit_rate", "RATE_WINDOW"]
 
 #: Default loss window of the rate fit: late enough that faster modes have died out (THEORY.md
 #: (M6) saw 1.06-1.13 of the prediction on earlier windows), above the round-off floor (~1e-33).
@@ -88,6 +88,12 @@ def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop
     return None
 
 
+def _deadline(max_seconds) -> float:
+    if max_seconds is None:
+        return float("inf")
+    return time.perf_counter() + check_real(max_seconds, "max_seconds", low=0.0, low_open=True)
+
+
 def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
     theta0 = np.asarray(theta0, dtype=np.float64)
     if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
@@ -105,16 +111,19 @@ def gradient_flow(
     atol: float = 1e-14,
     grad_floor: float = 1e-17,
     stop_dist: float | None = None,
+    max_seconds: float | None = None,
 ) -> FlowResult:
     """Integrate ``d theta/dt = -grad L`` from ``theta0`` up to ``t_max`` or until
     ``||grad L|| <= grad_floor`` (or, if given, the distance to the manifold ``<= stop_dist``),
     with ``solve_ivp``'s ``method`` at ``rtol``, ``atol``; stiff methods get the Jacobian ``-H``.
-    Every accepted step is recorded."""
+    Every accepted step is recorded. ``max_seconds`` (for benchmarks; machine-dependent, so not
+    reproducible) stops after that much wall time with status -3."""
     theta0 = _check_start(dataset, theta0)
     t_max = check_real(t_max, "t_max", low=0.0, low_open=True)
     rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
     atol = check_real(atol, "atol", low=0.0, low_open=True)
     grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+    deadline = _deadline(max_seconds)
 
     def rhs(_t, th):
         return -loss_and_grad(dataset, th)[1]
@@ -136,6 +145,9 @@ def gradient_flow(
         if solver.status != "running":
             if solver.status == "failed":
                 status, message = -1, f"solver failed: {solver.message}"
+            break
+        if time.perf_counter() > deadline:
+            status, message = -3, f"max_seconds = {max_seconds:g} reached"
             break
         solver.step()
         if solver.status == "failed":
@@ -175,55 +187,60 @@ def gradient_flow(
     )
 
 
-def gradient_descent(
+def _first_order(
     dataset: TeacherDataset,
     theta0: np.ndarray,
-    eta: float,
+    step,
+    name: str,
+    t_scale: float,
     max_steps: int,
-    *,
-    grad_floor: float = 1e-17,
-    record_every: int = 100,
-    stop_dist: float | None = None,
+    grad_floor: float,
+    record_every: int,
+    stop_dist: float | None,
+    max_seconds: float | None,
+    stats: dict,
 ) -> FlowResult:
-    """Plain gradient descent ``theta <- theta - eta grad L`` (flow time ``t = step * eta``) until
-    ``||grad L|| <= grad_floor`` or ``max_steps`` (or the distance to the manifold ``<= stop_dist``,
-    tested every ``record_every`` steps); stable for ``eta < 2 / lambda_max``."""
+    """Iterate ``theta <- theta - step(g, i)`` (``i`` = 1, 2, ...) with the stopping tests and records
+    shared by :func:`gradient_descent` and :func:`adam`; ``t = i * t_scale``."""
     theta = _check_start(dataset, theta0).copy()
-    eta = check_real(eta, "eta", low=0.0, low_open=True)
     max_steps = check_int(max_steps, "max_steps")
     record_every = check_int(record_every, "record_every")
     grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+    deadline = _deadline(max_seconds)
     t0 = time.perf_counter()
     ts, thetas = [0.0], [theta.copy()]
-    status, message, step = -1, f"max_steps = {max_steps} reached before the gradient floor", 0
+    status, message, i = -1, f"max_steps = {max_steps} reached before the gradient floor", 0
     U = invisible_directions(dataset) if stop_dist is not None else None
     with np.errstate(over="ignore", invalid="ignore"):
-        for step in range(1, max_steps + 1):
+        for i in range(1, max_steps + 1):
             l, g = loss_and_grad(dataset, theta)
             gn = np.linalg.norm(g)
             if not np.isfinite(l) or not gn < 1e150:
-                status, message = -2, f"diverged at step {step} (eta = {eta:g} too large?)"
+                status, message = -2, f"diverged at step {i} ({name} step too large?)"
                 break
             if gn <= grad_floor:
                 status, message = 1, "gradient floor reached"
                 break
-            theta = theta - eta * g
-            if step % record_every == 0:
-                ts.append(step * eta)
+            theta = theta - step(g, i)
+            if i % record_every == 0:
+                ts.append(i * t_scale)
                 thetas.append(theta.copy())
                 hit = _reached(dataset, theta, grad_floor, stop_dist, U) if stop_dist is not None else None
                 if hit:
                     status, message = hit
                     break
-    if ts[-1] != step * eta and np.isfinite(theta).all():
-        ts.append(step * eta)
+                if time.perf_counter() > deadline:
+                    status, message = -3, f"max_seconds = {max_seconds:g} reached"
+                    break
+    if ts[-1] != i * t_scale and np.isfinite(theta).all():
+        ts.append(i * t_scale)
         thetas.append(theta.copy())
     wall = time.perf_counter() - t0
     thetas = [th for th in thetas if np.isfinite(th).all()]
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged run has huge entries
         L, G, Q, D, U = _trajectory(dataset, np.array(thetas))
     return FlowResult(
-        method=f"GD(eta={eta:g})",
+        method=name,
         t=np.array(ts[: len(thetas)]),
         loss=L,
         grad_norm=G,
@@ -237,7 +254,83 @@ def gradient_descent(
         message=message,
         grad_floor=grad_floor,
         wall_time=wall,
-        stats={"steps": step, "eta": eta},
+        stats={"steps": i, **stats},
+    )
+
+
+def gradient_descent(
+    dataset: TeacherDataset,
+    theta0: np.ndarray,
+    eta: float,
+    max_steps: int,
+    *,
+    grad_floor: float = 1e-17,
+    record_every: int = 100,
+    stop_dist: float | None = None,
+    max_seconds: float | None = None,
+) -> FlowResult:
+    """Plain gradient descent ``theta <- theta - eta grad L`` (flow time ``t = step * eta``) until
+    ``||grad L|| <= grad_floor`` or ``max_steps`` (or the distance to the manifold ``<= stop_dist``,
+    tested every ``record_every`` steps, or ``max_seconds`` of wall time, status -3); stable for
+    ``eta < 2 / lambda_max``."""
+    eta = check_real(eta, "eta", low=0.0, low_open=True)
+    return _first_order(
+        dataset,
+        theta0,
+        lambda g, _i: eta * g,
+        f"GD(eta={eta:g})",
+        eta,
+        max_steps,
+        grad_floor,
+        record_every,
+        stop_dist,
+        max_seconds,
+        {"eta": eta},
+    )
+
+
+def adam(
+    dataset: TeacherDataset,
+    theta0: np.ndarray,
+    lr: float,
+    max_steps: int,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    grad_floor: float = 1e-17,
+    record_every: int = 100,
+    stop_dist: float | None = None,
+    max_seconds: float | None = None,
+) -> FlowResult:
+    """Adam (Kingma & Ba) on (M1): ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
+    ``theta <- theta - lr mhat / (sqrt(vhat) + eps)`` with bias-corrected ``mhat``, ``vhat``; the
+    stopping tests and records of :func:`gradient_descent` (``t`` counts steps times ``lr``; Adam
+    does not follow the gradient flow, so its ``t`` is not flow time)."""
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    b1, b2 = (check_real(b, "betas", low=0.0, high=1.0) for b in betas)
+    if b1 >= 1.0 or b2 >= 1.0:
+        raise ValueError(f"betas: expected both in [0, 1), got {betas}")
+    eps = check_real(eps, "eps", low=0.0, low_open=True)
+    mom = np.zeros(shapes(dataset).size)
+    sec = np.zeros_like(mom)
+
+    def step(g, i):
+        mom[:] = b1 * mom + (1.0 - b1) * g
+        sec[:] = b2 * sec + (1.0 - b2) * g * g
+        return lr * (mom / (1.0 - b1**i)) / (np.sqrt(sec / (1.0 - b2**i)) + eps)
+
+    return _first_order(
+        dataset,
+        theta0,
+        step,
+        f"Adam(lr={lr:g})",
+        lr,
+        max_steps,
+        grad_floor,
+        record_every,
+        stop_dist,
+        max_seconds,
+        {"lr": lr, "betas": [b1, b2], "eps": eps},
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._checks import is_torch
 
-__all__ = ["is_torch", "like", "result_dtype", "zeros", "broadcast_batch"]
+__all__ = ["is_torch", "like", "result_dtype", "zeros", "broadcast_batch", "concat"]
 
 
 def like(ref: Any, x: Any) -> Any:
@@ -46,3 +46,12 @@ def broadcast_batch(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError as exc:
         raise ValueError(f"batch shapes {shapes} do not broadcast") from exc
+
+
+def concat(parts: list[Any], axis: int = 0) -> Any:
+    """Concatenate arrays of one kind along ``axis`` (torch: differentiable ``torch.cat``)."""
+    if is_torch(parts[0]):
+        import torch
+
+        return torch.cat(parts, dim=axis)
+    return np.concatenate(parts, axis=axis)

@@ -433,6 +433,30 @@ def test_hessian_vector_product_matches_difference_of_gradients(case):
 
 
 @HYP_SMALL
+@given(points())
+def test_matrix_free_hvp_matches_the_dense_hessian(case):
+    """``dy.hvp`` (no Hessian formed) against the closed-form Hessian times ``v``, itself checked
+    against torch.func above; same round-off tolerance as the Hessian."""
+    ds, theta = case
+    rng = np.random.default_rng(theta.size + 1)
+    for v in (rng.standard_normal(theta.size), np.eye(theta.size)[0], np.eye(theta.size)[-1]):
+        Hv = dy.hessian(ds, theta) @ v
+        scale = max(np.abs(dy.hessian(ds, theta)).max() * np.abs(v).max(), 1e-300)
+        assert np.abs(dy.hessian(ds, theta)).max() > 1e-8
+        err = _rel(dy.hvp(ds, theta, v), Hv, scale)
+        note(f"hvp vs dense: {err:.3g}")
+        assert err <= HESS_RTOL
+
+
+def test_hvp_refuses_bad_vectors():
+    ds = dy.teacher_dataset(dy.TeacherSpec(k=2, frames=2), np.random.default_rng(0))
+    theta = dy.construction(ds, 1.0)
+    for v in (np.ones(theta.size + 1), np.full(theta.size, np.nan), np.ones((theta.size, 1))):
+        with pytest.raises(ValueError, match="v:"):
+            dy.hvp(ds, theta, v)
+
+
+@HYP_SMALL
 @given(specs(), seeds, scales)
 def test_scaling_direction_is_in_the_hessian_kernel_at_the_construction(spec, seed, c):
     """(M3)/(M4): L(A/s, sB) = L(A, B), so d/ds at s = 1 gives grad . (-A, B) = 0 everywhere and,
