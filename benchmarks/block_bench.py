@@ -10,8 +10,10 @@ Measured, every case at the same torch thread setting (recorded as ``setup.threa
 
 1. forward ``lsa_theory.lsa_block(H, P, V)``: one batched call on (B, D, N); a Python loop over
    the B prompts (D, N); calls on chunks of ``CHUNK`` prompts; the bare expression
-   ``H + (V @ (H @ H^T)) @ (P @ H) / n`` without ``lsa_block``'s checks; only the d entries that
-   ``full_loss_torch`` reads, ``w + V[-d:] (H H^T)(P h_last) / n``; and each operation of the
+   ``H + (V @ (H @ H^T)) @ (P @ H) / n`` without ``lsa_block``'s checks, on the chunks of
+   ``lsa.BLOCK_CHUNK`` prompts ``lsa_block`` uses and as one product over the whole stack (what
+   ``lsa_block`` did before it chunked); only the d entries that ``full_loss_torch`` reads,
+   ``w + V[-d:] (H H^T)(P h_last) / n``; and each operation of the
    batched call alone (``part:`` rows, on precomputed inputs).
 2. gradient: forward + backward of ``dynamics.full_loss_torch(P, V, H, targets)`` w.r.t. P, V:
    batched; a loop that sums the B per-prompt losses (divided by B: the same loss) and calls
@@ -53,10 +55,12 @@ import time
 
 import torch
 from _timing import bench_parser, emit, median_time
+from dynamics_bench import readout_only
 
 import dynamics as dy
 import lsa_theory as lt
 from experiments.io import versions
+from lsa_theory.lsa import BLOCK_CHUNK
 
 D_FEATURES = 36  # d = |S||A| for the [LL] 9 x 4 family
 NS = (20, 256)
@@ -82,9 +86,9 @@ def _check_equal(H, P, V, targets, n: int) -> None:
     """The batched and looped computations agree (they compare like with like)."""
     out_b = lt.lsa_block(H, P, V)
     out_l = torch.stack([lt.lsa_block(H[b], P, V) for b in range(H.shape[0])])
-    raw = H + (V @ (H @ H.mT)) @ (P @ H) / n
+    whole = H + (V @ (H @ H.mT)) @ (P @ H) / n
     assert torch.allclose(out_b, out_l, rtol=1e-10, atol=1e-10)
-    assert torch.allclose(out_b, raw, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(out_b, whole, rtol=1e-10, atol=1e-10)
     grads = []
     for looped in (False, True):
         Pg, Vg = P.clone().requires_grad_(True), V.clone().requires_grad_(True)
@@ -118,8 +122,14 @@ def _bench_size(B: int, n: int, repeats: int, seed: int) -> list[dict]:
     def fwd_batched():
         return lt.lsa_block(H, P, V)
 
-    def fwd_raw():
-        return H + (V @ (H @ H.mT)) @ (P @ H) / n
+    def raw(h):
+        return h + (V @ (h @ h.mT)) @ (P @ h) / n
+
+    def fwd_raw():  # what lsa_block computes (chunks of lsa.BLOCK_CHUNK), without its checks
+        return torch.cat([raw(H[i : i + BLOCK_CHUNK]) for i in range(0, B, BLOCK_CHUNK)])
+
+    def fwd_whole_stack():  # one product over all B prompts: lsa_block before chunking
+        return raw(H)
 
     def fwd_loop():
         return [lt.lsa_block(H[b], P, V) for b in range(B)]
@@ -128,9 +138,7 @@ def _bench_size(B: int, n: int, repeats: int, seed: int) -> list[dict]:
         return [lt.lsa_block(H[c], P, V) for c in chunks]
 
     def fwd_readout_only():
-        # the d entries full_loss_torch keeps: w + V[-d:] (H H^T)(P h_last) / n
-        h = H[..., -1:]
-        return h[..., -k:, :] + V[-k:] @ ((H @ H.mT) @ (P @ h)) / n
+        return readout_only(H, P, V, k)
 
     def grad_batched():
         Pg, Vg = P.clone().requires_grad_(True), V.clone().requires_grad_(True)
@@ -166,6 +174,7 @@ def _bench_size(B: int, n: int, repeats: int, seed: int) -> list[dict]:
         "matmul (D,D)@(D,B*N)": (lambda: torch.matmul(A_gemm, Y_gemm, out=out_gemm), 2 * D * D * N, None),
         "forward batched": (fwd_batched, fl, None),
         "forward batched, bare expression": (fwd_raw, fl, None),
+        "forward whole stack, one product": (fwd_whole_stack, fl, None),
         "forward loop": (fwd_loop, fl, None),
         f"forward chunks of {CHUNK}": (fwd_chunked, fl, None),
         "forward readout column only": (fwd_readout_only, 2 * D * D * N + 4 * D * D + 2 * k * D, None),
@@ -245,6 +254,7 @@ def _ratios(rows: list[dict], n: int) -> dict:
     """Speed-ups are time ratios (> 1: the first-named is faster); fractions are GFLOP/s ratios."""
     r = {row["what"]: row for row in rows}
     fb, fl, fr = r["forward batched"], r["forward loop"], r["forward batched, bare expression"]
+    fw = r["forward whole stack, one product"]
     fc, fo = r[f"forward chunks of {CHUNK}"], r["forward readout column only"]
     gb, gl = r["grad batched"], r["grad loop (sum of losses, one backward)"]
     gc = r[f"grad chunks of {CHUNK} (backward per chunk)"]
@@ -254,6 +264,7 @@ def _ratios(rows: list[dict], n: int) -> dict:
         f"block_batched_vs_loop_forward_n{n}": fl["seconds"] / fb["seconds"],
         f"block_batched_vs_loop_grad_n{n}": gl["seconds"] / gb["seconds"],
         f"block_chunked_vs_loop_forward_n{n}": fl["seconds"] / fc["seconds"],
+        f"block_whole_stack_vs_loop_forward_n{n}": fl["seconds"] / fw["seconds"],
         f"block_chunked_vs_loop_grad_n{n}": gl["seconds"] / gc["seconds"],
         f"block_forward_fraction_of_matmul_n{n}": fb["fraction_of_matmul"],
         f"block_forward_loop_fraction_of_matmul_n{n}": fl["fraction_of_matmul"],

@@ -24,12 +24,38 @@ import dynamics as dy
 from experiments.io import versions
 
 
+def readout_only(H, P, V, k: int):
+    """(B, k) the read-out entries of (L1) alone: ``w + Vbar[-k:] (H H^T)(P h_last) / n`` (what
+    :func:`dynamics.full_loss_torch` keeps of the block), as a matrix-vector chain."""
+    n = H.shape[-1] - 1
+    return H[..., -k:, -1] + (V[-k:] @ ((H @ H.mT) @ (P @ H[..., -1:])))[..., 0] / n
+
+
 def _readout_loss_torch(P, V, H, targets):
-    """(M1) through the raw prompts computing only the read-out entries of (L1):
-    ``w + Vbar[-k:] (H H^T)(P h_last) / n`` (what :func:`dynamics.full_loss_torch` keeps of the block)."""
-    k, n = targets.shape[-1], H.shape[-1] - 1
-    out = H[:, -k:, -1] + ((V[-k:] @ (H @ H.mT)) @ (P @ H[:, :, -1:]))[:, :, 0] / n
+    """(M1) through the raw prompts computing only the read-out entries of (L1)."""
+    out = readout_only(H, P, V, targets.shape[-1])
     return 0.5 * ((out - targets) ** 2).sum(dim=-1).mean()
+
+
+def near_construction(ds) -> np.ndarray:
+    """``theta*`` of ``c = 1`` plus ``1e-2 N(0, I)`` (seeded): a generic point near the manifold."""
+    return dy.construction(ds, 1.0) + 1e-2 * np.random.default_rng(1).standard_normal(dy.shapes(ds).size)
+
+
+def autograd_timer(ds, theta):
+    """``run(loss_fn) -> (loss, grad_P, grad_V)``: one forward + backward of ``loss_fn(P, V, H,
+    targets)`` at the full ``(P, V)`` of ``theta`` on the dataset's raw prompts (float64 torch)."""
+    H = torch.as_tensor(ds.prompts())
+    targets = torch.as_tensor(ds.wt[:, 1:] + ds.y)
+    P0, V0 = (torch.as_tensor(M) for M in dy.to_full(theta, ds.layout))
+
+    def run(loss_fn=dy.full_loss_torch):
+        P, V = P0.clone().requires_grad_(True), V0.clone().requires_grad_(True)
+        loss = loss_fn(P, V, H, targets)
+        loss.backward()
+        return float(loss.detach()), P.grad, V.grad
+
+    return run
 
 
 def bench_gradient(n: int = 64, repeats: int = 50, seed: int = 0) -> dict:
@@ -39,17 +65,8 @@ def bench_gradient(n: int = 64, repeats: int = 50, seed: int = 0) -> dict:
     (the cheapest raw-prompt evaluation). Asserts the three losses agree to 1e-10 relative."""
     torch.set_num_threads(1)
     ds = dy.teacher_dataset(dy.TeacherSpec(n=n), np.random.default_rng(seed), keep_prompts=True)
-    theta = dy.construction(ds, 1.0) + 1e-2 * np.random.default_rng(1).standard_normal(dy.shapes(ds).size)
-    H = torch.as_tensor(ds.prompts())
-    targets = torch.as_tensor(ds.wt[:, 1:] + ds.y)
-    P0, V0 = (torch.as_tensor(M) for M in dy.to_full(theta, ds.layout))
-
-    def autograd(loss_fn):
-        P, V = P0.clone().requires_grad_(True), V0.clone().requires_grad_(True)
-        loss = loss_fn(P, V, H, targets)
-        loss.backward()
-        return float(loss.detach()), P.grad, V.grad
-
+    theta = near_construction(ds)
+    autograd = autograd_timer(ds, theta)
     l_stats = dy.loss(ds, theta)
     for fn in (dy.full_loss_torch, _readout_loss_torch):
         l_auto = autograd(fn)[0]
@@ -85,14 +102,18 @@ def bench_gradient_sweep(ns=(16, 64, 256, 1024), repeats: int = 20) -> dict:
     }
 
 
-def bench_flow_vs_gd(radius: float = 1e-2, target: float = 1e-8, seed: int = 0) -> dict:
-    ds = dy.teacher_dataset(dy.TeacherSpec(), np.random.default_rng(seed))
+def _start(ds, radius: float, seed: int) -> np.ndarray:
+    """``theta*`` of ``c = 1`` moved by ``radius ||theta*||`` in a seeded random direction."""
     theta_star = dy.construction(ds, 1.0)
     z = np.random.default_rng([seed, 1]).standard_normal(theta_star.size)
-    theta0 = theta_star + radius * np.linalg.norm(theta_star) * z / np.linalg.norm(z)
+    return theta_star + radius * np.linalg.norm(theta_star) * z / np.linalg.norm(z)
+
+
+def bench_flow_vs_gd(radius: float = 1e-2, target: float = 1e-8, seed: int = 0) -> dict:
+    ds = dy.teacher_dataset(dy.TeacherSpec(), np.random.default_rng(seed))
+    theta0 = _start(ds, radius, seed)
     flow = dy.gradient_flow(ds, theta0, 1e12, stop_dist=target)
-    lam_max = dy.hessian_spectrum(ds, theta0).lambda_max
-    eta = 1.99 / lam_max
+    eta = 1.99 / dy.lambda_max(ds, theta0)
     gd = dy.gradient_descent(ds, theta0, eta, max_steps=20_000_000, record_every=2000, stop_dist=target)
     return {
         "radius": radius,
@@ -108,12 +129,6 @@ def bench_flow_vs_gd(radius: float = 1e-2, target: float = 1e-8, seed: int = 0) 
         "gd_message": gd.message,
         "ratio": gd.wall_time / flow.wall_time,
     }
-
-
-def _start(ds, radius: float, seed: int) -> np.ndarray:
-    theta_star = dy.construction(ds, 1.0)
-    z = np.random.default_rng([seed, 1]).standard_normal(theta_star.size)
-    return theta_star + radius * np.linalg.norm(theta_star) * z / np.linalg.norm(z)
 
 
 def _row(method: str, d: int, res, target: float) -> dict:

@@ -37,6 +37,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from _timing import bench_parser, emit, loglog_slope, median_time
+from dynamics_bench import autograd_timer, near_construction
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import dynamics as dy
@@ -65,33 +66,19 @@ def _dataset(d: int, n: int, k: int, frames: int, keep_prompts: bool = False, se
     return dy.teacher_dataset(spec, np.random.default_rng(seed), keep_prompts=keep_prompts)
 
 
-def _theta(ds) -> np.ndarray:
-    return dy.construction(ds, 1.0) + 1e-2 * np.random.default_rng(1).standard_normal(dy.shapes(ds).size)
-
-
 def _loss_grad_row(ds, repeats: int) -> dict:
-    theta = _theta(ds)
+    theta = near_construction(ds)
     t = median_time(lambda: dy.loss_and_grad(ds, theta), repeats)
     return {"d": ds.layout.d, "n": ds.spec.n, "F": ds.n_frames, "params": theta.size, "seconds": t}
 
 
 def _autograd_row(ds, repeats: int) -> dict:
-    theta = _theta(ds)
-    H = torch.as_tensor(ds.prompts())
-    targets = torch.as_tensor(ds.wt[:, 1:] + ds.y)
-    P0, V0 = (torch.as_tensor(M) for M in dy.to_full(theta, ds.layout))
-
-    def autograd():
-        P, V = P0.clone().requires_grad_(True), V0.clone().requires_grad_(True)
-        dy.full_loss_torch(P, V, H, targets).backward()
-        return P.grad, V.grad
-
-    t = median_time(autograd, repeats)
+    t = median_time(autograd_timer(ds, near_construction(ds)), repeats)
     return {"d": ds.layout.d, "D": ds.layout.D, "n": ds.spec.n, "F": ds.n_frames, "seconds": t}
 
 
 def _hessian_row(ds, repeats: int) -> dict:
-    theta = _theta(ds)
+    theta = near_construction(ds)
     t = median_time(lambda: dy.hessian(ds, theta), repeats, warmup=1)
     return {"d": ds.layout.d, "F": ds.n_frames, "params": theta.size, "seconds": t}
 

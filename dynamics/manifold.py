@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import TeacherDataset
-from .objective import construction, hessian, hvp, pack, shapes, unpack
+from .objective import construction, hessian, hvp_operator, pack, shapes, unpack
 
 __all__ = [
     "KERNEL_RTOL",
@@ -132,7 +132,7 @@ def lambda_max(
     ``eta < 2 / lambda_max`` of gradient descent).
 
     ``method="dense"``: all eigenvalues of :func:`hessian`; ``"lanczos"``: ARPACK (``eigsh``, largest
-    magnitude, relative tolerance ``rtol``) on the matrix-free :func:`hvp`; ``"auto"``: dense up to
+    magnitude, relative tolerance ``rtol``) on the matrix-free :func:`hvp_operator`; ``"auto"``: dense up to
     :data:`DENSE_MAX` parameters, Lanczos above."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -142,8 +142,7 @@ def lambda_max(
     size = shapes(dataset).size
     if method == "dense" or (method == "auto" and size <= DENSE_MAX):
         return float(np.abs(np.linalg.eigvalsh(hessian(dataset, theta))).max())
-    unpack(theta, shapes(dataset))  # validates theta before ARPACK sees it
-    op = LinearOperator((size, size), matvec=lambda v: hvp(dataset, theta, v), dtype=np.float64)
+    op = LinearOperator((size, size), matvec=hvp_operator(dataset, theta), dtype=np.float64)
     v0 = np.ones(size) / np.sqrt(size)  # fixed start: reproducible
     return float(np.abs(eigsh(op, k=1, which="LM", tol=rtol, v0=v0, return_eigenvectors=False)).max())
 

@@ -39,6 +39,7 @@ __all__ = [
     "relative_error",
     "hessian",
     "hvp",
+    "hvp_operator",
     "to_full",
     "from_full",
     "full_loss_torch",
@@ -145,26 +146,37 @@ def hessian(dataset: TeacherDataset, theta: np.ndarray) -> np.ndarray:
     return H
 
 
+def hvp_operator(dataset: TeacherDataset, theta: np.ndarray):
+    """``v -> H(theta) v`` of (M1) without forming ``H``: (size,) -> (size,), with the residuals
+    ``u_f``, ``e_f`` at ``theta`` computed once for all products (see :func:`hvp`)."""
+    sh = shapes(dataset)
+    A, B = unpack(theta, sh)
+    u, e = _residuals(dataset, A, B)
+    F = dataset.n_frames
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (sh.size,) or not np.isfinite(v).all():
+            raise ValueError(f"v: expected {sh.size} finite entries, got shape {v.shape}")
+        dA, dB = unpack(v, sh)
+        du = (dataset.Sigma @ (dataset.wt @ dB.T)[:, :, None])[:, :, 0]
+        de = u @ dA.T + du @ A.T
+        hA = (de.T @ u + e.T @ du) / F
+        hB = (dataset.Sigma @ (e @ dA + de @ A)[:, :, None])[:, :, 0].T @ dataset.wt / F
+        return pack(hA, hB)
+
+    return apply
+
+
 def hvp(dataset: TeacherDataset, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Hessian-vector product ``H(theta) v`` of (M1) without forming ``H`` (size,).
 
     With ``v = [vec(dA); vec(dB)]``, ``du_f = Sigma_f dB wt_f`` and ``de_f = dA u_f + A du_f``:
     ``H v = [vec(mean (de u^T + e du^T)); vec(mean Sigma (dA^T e + A^T de) wt^T)]``, the directional
     derivative of :func:`loss_and_grad`'s gradient; cost ``O(F (m^2 + k m + m p))``, like one gradient.
+    For many products at one ``theta`` use :func:`hvp_operator`.
     """
-    sh = shapes(dataset)
-    A, B = unpack(theta, sh)
-    v = np.asarray(v, dtype=np.float64)
-    if v.shape != (sh.size,) or not np.isfinite(v).all():
-        raise ValueError(f"v: expected {sh.size} finite entries, got shape {v.shape}")
-    dA, dB = unpack(v, sh)
-    u, e = _residuals(dataset, A, B)
-    du = (dataset.Sigma @ (dataset.wt @ dB.T)[:, :, None])[:, :, 0]
-    de = u @ dA.T + du @ A.T
-    F = dataset.n_frames
-    hA = (de.T @ u + e.T @ du) / F
-    hB = (dataset.Sigma @ (e @ dA + de @ A)[:, :, None])[:, :, 0].T @ dataset.wt / F
-    return pack(hA, hB)
+    return hvp_operator(dataset, theta)(v)
 
 
 def to_full(theta: np.ndarray, layout: lt.Layout) -> tuple[np.ndarray, np.ndarray]:

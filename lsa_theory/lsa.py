@@ -73,10 +73,13 @@ def lsa_block(H: Any, P: Any, V: Any) -> Any:
     products run chunk by chunk (same result, each prompt's arithmetic unchanged)."""
     H, m, n = _check_block_args(H, {"P": P, "V": V}, n_queries=1)
     P, V = m["P"], m["V"]
+
+    def block(h):
+        return h + (V @ (h @ h.mT)) @ (P @ h) / n
+
     if P.ndim == 2 and V.ndim == 2 and H.ndim == 3 and H.shape[0] > BLOCK_CHUNK:
-        parts = [H[i : i + BLOCK_CHUNK] for i in range(0, H.shape[0], BLOCK_CHUNK)]
-        return B.concat([h + (V @ (h @ h.mT)) @ (P @ h) / n for h in parts])
-    return H + (V @ (H @ H.mT)) @ (P @ H) / n
+        return B.concat([block(H[i : i + BLOCK_CHUNK]) for i in range(0, H.shape[0], BLOCK_CHUNK)])
+    return block(H)
 
 
 def lsa_stack(H: Any, layers: Sequence[tuple[Any, Any]]) -> Any:

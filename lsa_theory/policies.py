@@ -11,7 +11,16 @@ import numpy as np
 
 from ._checks import as_float_array, check_real
 
-__all__ = ["q_values", "greedy", "epsilon_greedy", "softmax_policy", "score"]
+__all__ = [
+    "q_values",
+    "greedy",
+    "epsilon_greedy",
+    "epsilon_greedy_rows",
+    "softmax_rows",
+    "softmax_policy",
+    "score_table",
+    "score",
+]
 
 
 def _table_and_vector(phi, w, names=("phi", "w")) -> tuple[np.ndarray, np.ndarray]:
@@ -31,33 +40,45 @@ def q_values(phi: np.ndarray, w: np.ndarray) -> np.ndarray:
     return phi @ w
 
 
+def epsilon_greedy_rows(Q: np.ndarray, epsilon: float) -> np.ndarray:
+    """(..., S, A) ``(1 - epsilon) greedy + epsilon uniform`` of each row of ``Q`` (argmax, lowest
+    index on ties); unchecked: the shared kernel of :func:`greedy`, :func:`epsilon_greedy` and the
+    batched loops."""
+    A = Q.shape[-1]
+    return (1.0 - epsilon) * (np.arange(A) == Q.argmax(axis=-1)[..., None]) + epsilon / A
+
+
 def greedy(Q: np.ndarray) -> np.ndarray:
     """(S, A) deterministic policy putting mass 1 on ``argmax_a Q[s, a]`` (lowest index on ties)."""
-    Q = as_float_array(Q, "Q", ndim=2)
-    pi = np.zeros_like(Q)
-    pi[np.arange(Q.shape[0]), Q.argmax(axis=1)] = 1.0
-    return pi
+    return epsilon_greedy_rows(as_float_array(Q, "Q", ndim=2), 0.0)
 
 
 def epsilon_greedy(Q: np.ndarray, epsilon: float) -> np.ndarray:
     """(S, A) policy ``(1 - epsilon) greedy(Q) + epsilon uniform``."""
     epsilon = check_real(epsilon, "epsilon", low=0.0, high=1.0)
-    Q = as_float_array(Q, "Q", ndim=2)
-    pi = greedy(Q)
-    return (1.0 - epsilon) * pi + epsilon / Q.shape[1]
+    return epsilon_greedy_rows(as_float_array(Q, "Q", ndim=2), epsilon)
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """(..., A) ``exp(logits) / sum exp(logits)`` along the last axis, in the stable form."""
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def softmax_policy(phi_pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """(S, A) softmax actor ``pi_lambda(a|s) ∝ exp(lam^T phi_pi(s, a))`` of §3 (stable form)."""
     phi_pi, lam = _table_and_vector(phi_pi, lam, ("phi_pi", "lam"))
-    logits = phi_pi @ lam
-    logits = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax_rows(phi_pi @ lam)
+
+
+def score_table(phi_pi: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """(..., S, A, d_pi) ``g(s, a) = phi_pi(s, a) - sum_b pi(b|s) phi_pi(s, b)`` for a given actor
+    ``pi`` (..., S, A) (unchecked: the shared kernel of :func:`score` and the batched loops)."""
+    return phi_pi - np.einsum("...sb,...sbk->...sk", pi, phi_pi)[..., None, :]
 
 
 def score(phi_pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """(S, A, d_pi) score table ``g(s, a) = phi_pi(s, a) - sum_b pi_lambda(b|s) phi_pi(s, b)``."""
     pi = softmax_policy(phi_pi, lam)
-    phi_pi = np.asarray(phi_pi, dtype=np.float64)
-    return phi_pi - np.einsum("sb,sbk->sk", pi, phi_pi)[:, None, :]
+    return score_table(np.asarray(phi_pi, dtype=np.float64), pi)

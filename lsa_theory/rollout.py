@@ -23,7 +23,15 @@ import numpy as np
 
 from ._checks import as_float_array, check_distribution, check_gamma, check_int, check_real
 from .mdp import STOCHASTIC_ATOL, TabularMDP, check_policy
-from .policies import epsilon_greedy, q_values, score, softmax_policy
+from .policies import (
+    epsilon_greedy,
+    epsilon_greedy_rows,
+    q_values,
+    score,
+    score_table,
+    softmax_policy,
+    softmax_rows,
+)
 from .prompts import context_columns
 
 __all__ = [
@@ -421,22 +429,13 @@ def sarsa_loop_batched(
     ws, Xs = np.empty((k, T + 1, d)), np.empty((k, T, 2 * d + 1, n))
     ws[:, 0] = w
     for t in range(T):
-        greedy = (np.arange(A) == _linear(phi, w).argmax(axis=-1)[..., None]).astype(np.float64)
-        pi = (1.0 - epsilon) * greedy + epsilon / A  # epsilon_greedy, row by row
+        pi = epsilon_greedy_rows(_linear(phi, w), epsilon)
         X = _batched_columns(phi, *chains.context(np.cumsum(pi, axis=-1), n), gamma)
         w = as_float_array(update(X, w), "update(X, w)")
         if w.shape != (k, d):
             raise ValueError(f"update(X, w): expected shape {(k, d)}, got {w.shape}")
         ws[:, t + 1], Xs[:, t] = w, X
     return LoopResult(ws, Xs)
-
-
-def _batched_softmax(phi_pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """(k, S, A) softmax actors ``pi_lambda``, as :func:`softmax_policy` per MDP."""
-    logits = _linear(phi_pi, lam)
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def actor_critic_loop_batched(
@@ -478,10 +477,10 @@ def actor_critic_loop_batched(
     Xs, gs = np.empty((k, T, 2 * d + 1, n)), np.empty((k, T, d_pi, n))
     ws[:, 0], lams[:, 0] = w, lam
     for t in range(T):
-        pi = _batched_softmax(phi_pi, lam)
+        pi = softmax_rows(_linear(phi_pi, lam))  # softmax_policy per MDP
         states, actions, rewards = chains.context(np.cumsum(pi, axis=-1), n)
         X = _batched_columns(phi, states, actions, rewards, gamma)
-        G = phi_pi - np.einsum("...sb,...sbk->...sk", pi, phi_pi)[..., None, :]  # score, per MDP
+        G = score_table(phi_pi, pi)  # score, per MDP
         g = _gather(G, states[:, :-1], actions[:, :-1]).swapaxes(-1, -2)  # (k, d_pi, n) view, as g.T
         w, lam = update(X, g, w, lam)
         w, lam = as_float_array(w, "updated w"), as_float_array(lam, "updated lam")
