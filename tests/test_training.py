@@ -106,7 +106,11 @@ def test_tiny_training_recovers_the_construction(mode):
     if mode == "effective":
         b = lt.Layout(4).blocks(res.P, res.V)
         assert np.all(b["P22"] == 0) and np.all(b["Vbar22"] == 0)
-        assert np.abs(res.V[:, :]).sum() == np.abs(b["Vbar21"]).sum()
+        # every entry of V outside Vbar21 is exactly zero (compare entries, not round-off-prone sums)
+        lay = lt.Layout(4)
+        outside = res.V.copy()
+        outside[lay.m + 1 :, : lay.m] = 0.0
+        assert np.all(outside == 0.0)
 
 
 def _interrupt_at(monkeypatch, at: int):
