@@ -8,7 +8,10 @@
   :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table.
 """
 
+from . import algorithms as _algorithms  # noqa: F401  (registers the package's declarations)
+from .closed_loop import ClosedLoopAlgorithm, Dims, Draws
 from .numeric import actor_critic, sarsa, td
+from .registry import ALGORITHMS, Algorithm, Registry, load_module, register
 from .symbolic import (
     SymbolicProof,
     actor_critic_symbolic,
@@ -32,6 +35,14 @@ from .verify import (
 )
 
 __all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ClosedLoopAlgorithm",
+    "Dims",
+    "Draws",
+    "Registry",
+    "load_module",
+    "register",
     "READOUT_TOL",
     "Residuals",
     "Row",

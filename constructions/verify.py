@@ -15,14 +15,17 @@ residuals are reported:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from . import numeric, symbolic
+from . import derive, numeric, symbolic
+from .derive import READOUT_TOL, Row, relative_residual
+from .registry import ALGORITHMS, Algorithm
 
 __all__ = [
     "READOUT_TOL",
@@ -36,10 +39,6 @@ __all__ = [
     "run_claims",
 ]
 
-#: Relative tolerance of a readout against the naive loop (see the module docstring).
-READOUT_TOL = 1e-12
-
-
 @dataclass(frozen=True)
 class Residuals:
     """``readout``: relative error of the updated parameters; ``context``: largest absolute change
@@ -47,29 +46,6 @@ class Residuals:
 
     readout: float
     context: float
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the ``lsa-theory verify`` table."""
-
-    claim: str
-    check: str
-    residual: float
-    tol: float
-    passed: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def relative_residual(out: np.ndarray, ref: np.ndarray) -> float:
-    """``max|out - ref| / max(1, max|ref|)`` in float64."""
-    out = np.asarray(out, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if out.shape != ref.shape:
-        raise ValueError(f"shapes differ: {out.shape} vs {ref.shape}")
-    return float(np.abs(out - ref).max(initial=0.0) / max(1.0, float(np.abs(ref).max(initial=0.0))))
 
 
 def _unchanged(H: np.ndarray, H_out: np.ndarray, const_row: int | None) -> float:
@@ -139,82 +115,50 @@ def _rows_from(claim: str, check: str, values: list[float], tol: float) -> Row:
     return Row(claim, check, res, tol, bool(res <= tol))
 
 
-def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
-    """Check every construction claim of THEORY.md on fresh random instances; returns the rows.
+def run_claims(
+    rng: np.random.Generator,
+    quick: bool = False,
+    algorithms: Sequence[Algorithm] | None = None,
+    block_rows: bool = True,
+) -> list[Row]:
+    """Check every construction claim on fresh random instances; returns the ``verify`` rows.
 
-    Full: the [LL] family (S = 9, A = 4, d = 36, n = 20, gamma = 0.5, alpha = 0.2), 20 MDPs with
-    fresh features, scales ``c`` in {1, -3.7, 0.05}; sympy proofs at d = 2, n = 3. Quick: S = A = 3
-    (d = 9), 4 MDPs, the same symbolic sizes.
+    For each declaration in ``algorithms`` (default: every entry of
+    :data:`constructions.ALGORITHMS`) the rows of :func:`constructions.derive.verify_rows` (its
+    own sizes: full at the [LL] sizes where they apply, ``quick`` at S = A = 3); then the block
+    rows: (L2) for dense random ``P, V`` and the torch block against numpy on [LL] SARSA prompts
+    (9 x 4, d = 36, n = 20; quick S = A = 3, d = 9), 20 instances (4 quick), and the (L2)
+    sympy identity with fully symbolic ``P, V`` at d = 1, n = 2 (these sizes only);
+    ``block_rows=False`` leaves those out (``verify --module`` checks only the user's algorithms).
     """
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    algs = list(ALGORITHMS.values()) if algorithms is None else list(algorithms)
+    rows: list[Row] = []
+    for alg in algs:
+        rows.extend(derive.verify_rows(alg, rng, quick=quick))
+    if not block_rows:
+        return rows
     S, A, k = (3, 3, 4) if quick else (9, 4, 20)
-    d, n, gamma, alpha, beta, eps = S * A, 20, 0.5, 0.2, 0.1, 0.1
-    scales = (1.0, -3.7, 0.05)
-    acc: dict[str, list[float]] = {}
-
-    def add(key: str, value: float) -> None:
-        acc.setdefault(key, []).append(value)
-
+    d, n, gamma = S * A, 20, 0.5
+    l2, torch_res = [], []
     for _ in range(k):
         mdp = lt.random_mdp(S, A, gamma, rng)
-        phi = lt.random_features(S, A, d, rng)
-        w = rng.uniform(-1.0, 1.0, d)
-        _, traj = lt.sarsa_context(mdp, phi, w, n, eps, rng)
-        f = phi[traj.states, traj.actions]
-        for c in scales:
-            res = verify_sarsa(f[:-1], f[1:], traj.rewards, w, gamma, alpha, c)
-            add("S4", res.readout)
-            add("S4ctx", res.context)
-        for L in (2, 3, 4):
-            res = verify_sarsa(f[:-1], f[1:], traj.rewards, w, gamma, alpha, scales[L % 3], L)
-            add("S5", res.readout)
-            add("S5ctx", res.context)
-        # (A4): critic on phi, actor on fresh features phi_pi (d_pi = d)
-        phi_pi = lt.random_features(S, A, d, rng)
-        lam = rng.uniform(-1.0, 1.0, d)
-        _, g, traj = lt.actor_critic_context(mdp, phi, phi_pi, lam, n, rng)
-        f = phi[traj.states, traj.actions]
-        for c in scales:
-            res = verify_actor_critic(f[:-1], f[1:], traj.rewards, g.T, w, lam, gamma, alpha, beta, c)
-            add("A4", res.readout)
-            add("A4ctx", res.context)
-        # (W3): TD(0) with state features under the uniform policy
-        phi_s = lt.random_state_features(S, S, rng)
         traj = lt.rollout(mdp, lt.uniform_policy(mdp), n, rng)
-        for L in (1, 2, 4):
-            res = verify_td(
-                phi_s[traj.states[:-1]], phi_s[traj.states[1:]], traj.rewards, phi_s[0], gamma, alpha, L
-            )
-            add("W3", res.readout)
-            add("W3ctx", res.context)
-        # (L2) for dense random P, V
         X = lt.sarsa_columns(traj, lt.random_features(S, A, d, rng), gamma)
+        w = rng.uniform(-1.0, 1.0, d)
         D = 3 * d + 2
         P, V = rng.standard_normal((2, D, D)) / np.sqrt(D)
-        add("L2", verify_lemma_c1(X, w, P, V))
-        # torch float64 in, torch out: equal to numpy
-        add("torch", _torch_residual(X, w, P, V))
-
-    rows = [
-        _rows_from("(S4)", f"SARSA block = naive (S2), {k} MDPs, c in {scales}", acc["S4"], READOUT_TOL),
-        _rows_from("(S4)", "context columns and constant row unchanged", acc["S4ctx"], 0.0),
-        _rows_from("(S5)", "L = 2, 3, 4 stacked blocks = L naive SARSA iterations", acc["S5"], READOUT_TOL),
-        _rows_from("(S5)", "context unchanged through the stack", acc["S5ctx"], 0.0),
-        _rows_from("(A4)", "actor-critic block = naive (A2), w' and lambda'", acc["A4"], READOUT_TOL),
-        _rows_from("(A4)", "context columns and constant row unchanged", acc["A4ctx"], 0.0),
-        _rows_from("(W3)", "L = 1, 2, 4 masked blocks = L naive TD(0) steps", acc["W3"], READOUT_TOL),
-        _rows_from("(W3)", "feature rows of every column unchanged", acc["W3ctx"], 0.0),
-        _rows_from("(L2)", "readout = sufficient-statistics formula, dense P, V", acc["L2"], READOUT_TOL),
-        _rows_from("(L1)", "torch float64 block = numpy block", acc["torch"], READOUT_TOL),
-    ]
-    for proof, what in (
-        (symbolic.prove_sarsa(2, 3, 1), "sympy: one layer, all entries symbolic, c symbolic"),
-        (symbolic.prove_sarsa(2, 3, 2), "sympy: two stacked layers = two SARSA iterations"),
-        (symbolic.prove_actor_critic(2, 2, 3), "sympy: actor-critic layer, all entries symbolic"),
-        (symbolic.prove_td(2, 3, 2), "sympy: two masked layers = two TD(0) steps"),
-        (symbolic.prove_lemma_c1(1, 2), "sympy: fully symbolic P, V at d = 1"),
-    ):
-        sizes = ", ".join(f"{key}={val}" for key, val in proof.sizes.items())
-        rows.append(Row(proof.claim, f"{what} ({sizes})", float(proof.nonzero), 0.0, proof.holds))
+        l2.append(verify_lemma_c1(X, w, P, V))
+        torch_res.append(_torch_residual(X, w, P, V))
+    sizes = f"S = {S}, A = {A}, d = {d}, n = {n}, {k} instances"
+    rows.append(_rows_from("(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", l2, READOUT_TOL))
+    rows.append(_rows_from("(L1)", f"torch float64 block = numpy block ({sizes})", torch_res, READOUT_TOL))
+    proof = symbolic.prove_lemma_c1(1, 2)
+    rows.append(
+        Row(proof.claim, "sympy: fully symbolic P, V (these sizes only: d = 1, n = 2)", float(proof.nonzero), 0.0,
+            proof.holds)
+    )
     return rows
 
 

@@ -19,19 +19,30 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+import constructions
 import lsa_theory as lt
+from constructions import ClosedLoopAlgorithm
 from lsa_theory._checks import check_gamma, check_int, check_real
 
-__all__ = ["TeacherSpec", "TeacherDataset", "teacher_dataset"]
+__all__ = ["TeacherSpec", "TeacherDataset", "teacher_dataset", "closed_loop_algorithms"]
 
-ALGORITHMS = ("sarsa", "actor_critic")
+
+def closed_loop_algorithms() -> tuple[str, ...]:
+    """Registered algorithms with a teacher loop (S6)/(A5) (:class:`constructions.ClosedLoopAlgorithm`)."""
+    return constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
+
+
+ALGORITHMS = closed_loop_algorithms()
 
 
 @dataclass(frozen=True)
 class TeacherSpec:
     """What teacher data to generate (THEORY.md §4). Validated on construction.
 
-    ``d=None`` means ``S*A`` (required for one-hot features); ``d_pi=None`` means ``d``.
+    ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm` (default ``"sarsa"``);
+    ``d=None``/``d_pi=None`` mean the algorithm's defaults (:meth:`~constructions.ClosedLoopAlgorithm.dims`:
+    SARSA ``d = S*A``; the state-value actor-critic ``d = S``, ``d_pi = S*A``; the action-value
+    variant ``d = S*A``, ``d_pi = d``).
     ``shared_features``: one feature map for all ``k`` MDPs instead of one per MDP.
     ``reward``: ``"sa"`` for ``r(s, a)``, ``"sas"`` for ``r(s, a, s')``.
     """
@@ -53,8 +64,9 @@ class TeacherSpec:
     d_pi: int | None = None
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {self.algorithm!r}")
+        names = closed_loop_algorithms()
+        if self.algorithm not in names:
+            raise ValueError(f"algorithm: expected one of {names}, got {self.algorithm!r}")
         for name in ("S", "A", "n", "k", "frames"):
             check_int(getattr(self, name), name)
         if self.d is not None:
@@ -67,26 +79,41 @@ class TeacherSpec:
         check_real(self.epsilon, "epsilon", low=0.0, high=1.0)
         if self.features not in lt.FEATURE_KINDS:
             raise ValueError(f"features: expected one of {lt.FEATURE_KINDS}, got {self.features!r}")
-        if self.features == "onehot" and self.d not in (None, self.S * self.A):
-            raise ValueError(f"d: one-hot features need d = S*A = {self.S * self.A}, got {self.d}")
-        if self.features == "onehot" and self.d_pi not in (None, self.S * self.A):
-            raise ValueError(f"d_pi: one-hot features need d_pi = S*A = {self.S * self.A}, got {self.d_pi}")
+        dims = self.alg.dims(self.S, self.A, self.d, self.d_pi)
+        if self.features == "onehot":
+            need = self.S if self.alg.critic == "state" else self.S * self.A
+            if dims.d != need:
+                raise ValueError(f"d: one-hot {self.alg.critic} features need d = {need}, got {dims.d}")
+            if dims.d_pi not in (0, self.S * self.A):
+                raise ValueError(f"d_pi: one-hot features need d_pi = S*A = {self.S * self.A}, got {dims.d_pi}")
         if self.reward not in ("sa", "sas"):
             raise ValueError(f"reward: expected 'sa' or 'sas', got {self.reward!r}")
         if not isinstance(self.shared_features, bool):
             raise ValueError(f"shared_features: expected a bool, got {self.shared_features!r}")
 
     @property
+    def alg(self) -> ClosedLoopAlgorithm:
+        """The algorithm's declaration."""
+        return constructions.ALGORITHMS[self.algorithm]
+
+    @property
+    def dims(self) -> constructions.Dims:
+        return self.alg.dims(self.S, self.A, self.d, self.d_pi)
+
+    @property
+    def hyper(self) -> dict:
+        """The teacher's hyperparameters (``beta`` only matters with an actor)."""
+        return {"gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
+
+    @property
     def dim(self) -> int:
-        """Feature dimension d."""
-        return self.S * self.A if self.d is None else self.d
+        """Critic feature dimension d."""
+        return self.dims.d
 
     @property
     def dim_pi(self) -> int:
-        """Actor feature dimension (0 for SARSA)."""
-        if self.algorithm == "sarsa":
-            return 0
-        return self.dim if self.d_pi is None else self.d_pi
+        """Actor feature dimension (0 without an actor)."""
+        return self.dims.d_pi
 
     @property
     def layout(self) -> lt.Layout:
@@ -124,35 +151,23 @@ class TeacherDataset:
         """(F, D, n+1) raw prompts (H)/(A1) of every frame (needs ``keep_prompts=True``)."""
         if self.X is None:
             raise ValueError("prompts: the dataset was built with keep_prompts=False")
-        lay = self.layout
-        d = lay.d
+        d = self.layout.d
         X, g = self.X[:, : 2 * d + 1], self.X[:, 2 * d + 1 :]
-        if lay.d_pi == 0:
-            return lt.sarsa_prompt(X, self.wt[:, 1:])
-        return lt.actor_critic_prompt(X, g, self.wt[:, 1 : 1 + d], self.wt[:, 1 + d :])
+        k = self.layout.d_pi
+        return self.spec.alg.full_prompt(X, g if k else None, self.wt[:, 1 : 1 + d], self.wt[:, 1 + d :] if k else None)
 
 
-def _features(spec: TeacherSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(phi, phi_pi)`` (S, A, d), (S, A, d_pi) or ``None`` for SARSA."""
-    phi = lt.random_features(spec.S, spec.A, spec.dim, rng, kind=spec.features)
-    d_pi = spec.dim_pi
-    return phi, lt.random_features(spec.S, spec.A, d_pi, rng, kind=spec.features) if d_pi else None
+def _draw_tables(spec: TeacherSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(phi, phi_pi)`` (S, A, d), (S, A, d_pi) or ``None`` without an actor."""
+    return spec.alg.draw_tables(spec.S, spec.A, spec.dims, rng, kind=spec.features)
 
 
 def _draw_mdp(spec: TeacherSpec, rng: np.random.Generator, shared) -> tuple:
     """One MDP's draws, in the generator order of both paths: ``(mdp, phi, phi_pi, w0, lam0)``."""
     mdp = lt.random_mdp(spec.S, spec.A, spec.gamma, rng, reward=spec.reward)
-    phi, phi_pi = shared if shared else _features(spec, rng)
-    w0 = rng.uniform(-1.0, 1.0, spec.dim)
-    lam0 = rng.uniform(-1.0, 1.0, spec.dim_pi) if spec.algorithm == "actor_critic" else None
+    phi, phi_pi = shared if shared else _draw_tables(spec, rng)
+    w0, lam0 = spec.alg.draw_starts(spec.dims, rng)
     return mdp, phi, phi_pi, w0, lam0
-
-
-def _teacher(spec: TeacherSpec):
-    """The exact teacher (S2)/(A2) as the ``update`` of the loops; acts on single or stacked frames."""
-    if spec.algorithm == "sarsa":
-        return lambda X, w: lt.sarsa_update(X, w, spec.alpha)
-    return lambda X, g, w, lam: lt.actor_critic_update(X, g, w, lam, spec.alpha, spec.beta)
 
 
 def _frames(loop: lt.LoopResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -166,10 +181,10 @@ def _frames(loop: lt.LoopResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _loop_one(spec: TeacherSpec, draws: tuple, rng: np.random.Generator) -> lt.LoopResult:
     """The per-MDP teacher loop (S6)/(A5) on one MDP's draws, consuming ``rng``."""
     mdp, phi, phi_pi, w0, lam0 = draws
-    kw = {"n": spec.n, "n_updates": spec.frames, "rng": rng}
-    if spec.algorithm == "sarsa":
-        return lt.sarsa_loop(mdp, phi, w0, _teacher(spec), epsilon=spec.epsilon, **kw)
-    return lt.actor_critic_loop(mdp, phi, phi_pi, w0, lam0, _teacher(spec), **kw)
+    return spec.alg.loop(
+        mdp, constructions.Draws(phi, phi_pi, w0, lam0), spec.alg.teacher(spec.hyper),
+        n=spec.n, n_updates=spec.frames, epsilon=spec.epsilon, rng=rng,
+    )
 
 
 def _loop_batched(spec: TeacherSpec, runs: list, shared) -> lt.LoopResult:
@@ -178,21 +193,18 @@ def _loop_batched(spec: TeacherSpec, runs: list, shared) -> lt.LoopResult:
     if any(m.reward_noise > 0 for m in mdps):  # noise would change the draw count; never drawn here
         raise ValueError("teacher_dataset: the vectorised loop needs noiseless rewards")
     phi, phi_pi = shared if shared else (np.stack(phis), None if phi_pis[0] is None else np.stack(phi_pis))
-    mdp_args = (np.stack([m.P for m in mdps]), np.stack([m.r for m in mdps]), np.stack([m.mu0 for m in mdps]))
-    kw = {"n": spec.n, "n_updates": spec.frames}
-    if spec.algorithm == "sarsa":
-        return lt.sarsa_loop_batched(
-            *mdp_args, spec.gamma, phi, np.stack(w0s), _teacher(spec), np.stack(U), epsilon=spec.epsilon, **kw
-        )
-    return lt.actor_critic_loop_batched(
-        *mdp_args, spec.gamma, phi, phi_pi, np.stack(w0s), np.stack(lam0s), _teacher(spec), np.stack(U), **kw
+    lam0 = None if lam0s[0] is None else np.stack(lam0s)
+    return spec.alg.loop_batched(
+        np.stack([m.P for m in mdps]), np.stack([m.r for m in mdps]), np.stack([m.mu0 for m in mdps]),
+        spec.gamma, phi, phi_pi, np.stack(w0s), lam0, spec.alg.teacher(spec.hyper), np.stack(U),
+        n=spec.n, n_updates=spec.frames, epsilon=spec.epsilon,
     )
 
 
 def teacher_dataset(
     spec: TeacherSpec, rng: np.random.Generator, keep_prompts: bool = False, vectorised: bool = True
 ) -> TeacherDataset:
-    """Run the teacher loop (S6) (SARSA) or (A5) (actor-critic) over ``spec.k`` MDPs x
+    """Run the algorithm's teacher loop ((S6) or (A5)) over ``spec.k`` MDPs x
     ``spec.frames`` updates and return its sufficient statistics (L2) and targets.
 
     ``vectorised=True`` steps the ``k`` loops together (:func:`lsa_theory.sarsa_loop_batched`,
@@ -205,7 +217,7 @@ def teacher_dataset(
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
     if not isinstance(vectorised, bool):
         raise ValueError(f"vectorised: expected a bool, got {vectorised!r}")
-    shared = _features(spec, rng) if spec.shared_features else None
+    shared = _draw_tables(spec, rng) if spec.shared_features else None
     n_draws = lt.loop_draws(spec.n, spec.frames)
     runs, parts = [], []
     for _ in range(spec.k):

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import constructions
 import lsa_theory as lt
 from lsa_theory._checks import as_float_array, check_real
 
@@ -83,12 +82,10 @@ def unpack(theta: np.ndarray, sh: Shapes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def construction(dataset: TeacherDataset, c: float = 1.0) -> np.ndarray:
-    """``theta*`` of ``(c P12*, Vbar21*/c)`` from (S3)/(A3) for the dataset's algorithm."""
+    """``theta*`` of ``(c P12*, Vbar21*/c)``: the (L2) blocks of the dataset's algorithm's
+    construction ((S3) for SARSA, (A3) for the actor-critics)."""
     spec = dataset.spec
-    if spec.algorithm == "sarsa":
-        P, V = constructions.sarsa(spec.dim, spec.alpha, c)
-    else:
-        P, V = constructions.actor_critic(spec.dim, spec.dim_pi, spec.alpha, spec.beta, c)
+    P, V = spec.alg.construction_blocks(spec.dims, spec.hyper, c)
     return from_full(P, V, dataset.layout)
 
 

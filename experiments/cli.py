@@ -36,6 +36,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import constructions
+
 
 def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
@@ -44,8 +46,19 @@ def _json_float(x: float) -> float | None:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from constructions.verify import run_claims
 
+    algorithms = None
+    if args.module is not None:
+        from constructions import load_module
+
+        try:
+            algorithms = load_module(args.module)
+        except ValueError as exc:
+            print(f"lsa-theory verify: {exc}", file=sys.stderr)
+            return 2
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
-    rows = run_claims(np.random.default_rng(seed), quick=args.quick)
+    rows = run_claims(
+        np.random.default_rng(seed), quick=args.quick, algorithms=algorithms, block_rows=algorithms is None
+    )
     ok = all(r.passed for r in rows)
     if args.json:
         doc = {
@@ -217,11 +230,15 @@ def _cmd_control(args: argparse.Namespace) -> int:
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
     weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
     changes = {"weights": weights}
-    if args.algo == "actor_critic":
-        changes.update(envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,))
-    elif weights != "constructed":
-        # a trained block has the D of the MDPs it was trained on: the [LL] family only
-        changes.update(envs=(HELDOUT_NAME,), actor_critic_envs=())
+    if constructions.ALGORITHMS[args.algo].has_actor:  # actor-based algorithms: the [LL] family
+        changes.update(
+            envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,), env_algos=(), actor_critic_algos=(args.algo,)
+        )
+    else:
+        changes.update(env_algos=(args.algo,), actor_critic_envs=())
+        if weights != "constructed":
+            # a trained block has the D of the MDPs it was trained on: the [LL] family only
+            changes["envs"] = (HELDOUT_NAME,)
     if args.updates is not None:
         changes["n_updates"] = args.updates
     cfg = dataclasses.replace(cfg, **changes)
@@ -266,10 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--quick", action="store_true", help="small sizes (S = A = 3), fewer instances")
     p.add_argument("--seed", type=int, default=None, help="seed of the instances (default: fresh)")
+    p.add_argument(
+        "--module",
+        default=None,
+        metavar="FILE.py",
+        help="verify the Algorithm declarations of your own file (docs/extending.md) instead of the package's",
+    )
     p.set_defaults(func=_cmd_verify)
 
+    loop_algos = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
+    algo_help = "registered closed-loop algorithm: " + ", ".join(
+        f"{a} {constructions.ALGORITHMS[a].claim}" for a in loop_algos
+    )
     p = sub.add_parser("converge", help="gradient flows from perturbations of the construction (M6)")
-    p.add_argument("--algo", choices=("sarsa", "actor_critic"), default="sarsa")
+    p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
     p.add_argument("--quick", action="store_true", help="one seed, two scales, two radii")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--out", default=None, help="directory for converge.json/.npz and plots (resumes)")
@@ -282,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_diversity)
 
     p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
-    p.add_argument("--algo", choices=("sarsa", "actor_critic"), default="sarsa")
+    p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
     p.add_argument(
         "--weights",
         default="constructed",

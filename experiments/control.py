@@ -61,7 +61,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+import constructions
 import lsa_theory as lt
+from constructions import ClosedLoopAlgorithm, Draws
 from constructions import numeric as cnum
 from lsa_theory import Layout, TabularMDP
 from lsa_theory._checks import as_float_array, check_int, check_real
@@ -96,7 +98,16 @@ __all__ = [
     "plot_context_length",
 ]
 
-ALGOS = ("sarsa", "actor_critic")
+#: The registered closed-loop algorithms (:class:`constructions.ClosedLoopAlgorithm`) deployable here.
+ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
+
+
+def _algorithm(algo: Any) -> ClosedLoopAlgorithm:
+    """The declaration of a registered closed-loop algorithm (including ones registered later)."""
+    names = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
+    if not isinstance(algo, str) or algo not in names:
+        raise ValueError(f"algo: expected one of {names}, got {algo!r}")
+    return constructions.ALGORITHMS[algo]
 FORWARDS = ("auto", "l1", "l2")
 
 #: ``forward="auto"`` applies the dense block (L1) up to this ``D`` and the (L2) form above it.
@@ -263,38 +274,24 @@ def l2_readout(X: np.ndarray, wt: np.ndarray, weights: BlockWeights) -> np.ndarr
 
 
 def _update_fn(
-    weights: BlockWeights | None, layout: Layout, algo: str, alpha: float, beta: float | None, forward: str
+    weights: BlockWeights | None, layout: Layout, alg: ClosedLoopAlgorithm, hyper: dict, forward: str
 ) -> tuple[Callable, str]:
     """``update(X, g, w, lam) -> (w', lam')`` of the loop and the forward pass used."""
-    d = layout.d
     if weights is None:
-        if algo == "sarsa":
-            return (lambda X, g, w, lam: (lt.sarsa_update(X, w, alpha), None)), "teacher"
-        return (lambda X, g, w, lam: lt.actor_critic_update(X, g, w, lam, alpha, beta)), "teacher"
+        return alg.teacher(hyper), "teacher"
     if forward == "auto":
         forward = "l1" if weights.P is not None and layout.D <= L1_MAX_D else "l2"
     if forward == "l1":
         if weights.P is None:
             raise ValueError(f"forward: 'l1' needs dense (D, D) weights; D = {layout.D} is assembled sparse")
-        P, V = weights.P, weights.V
-        if algo == "sarsa":
-            return (
-                lambda X, g, w, lam: (lt.readout(lt.lsa_block(lt.sarsa_prompt(X, w), P, V), d), None)
-            ), "l1"
+        P, V, d = weights.P, weights.V, layout.d
 
-        def ac_l1(X, g, w, lam):
-            out = lt.readout(lt.lsa_block(lt.actor_critic_prompt(X, g, w, lam), P, V), layout.k)
-            return out[:d], out[d:]
+        def l1(X, g, w, lam):
+            out = lt.readout(lt.lsa_block(alg.full_prompt(X, g, w, lam), P, V), layout.k)
+            return out[:d], (out[d:] if layout.d_pi else None)
 
-        return ac_l1, "l1"
-    if algo == "sarsa":
-        return (lambda X, g, w, lam: (l2_readout(X, np.concatenate([[1.0], w]), weights), None)), "l2"
-
-    def ac_l2(X, g, w, lam):
-        out = l2_readout(np.vstack([X, g]), np.concatenate([[1.0], w, lam]), weights)
-        return out[:d], out[d:]
-
-    return ac_l2, "l2"
+        return l1, "l1"
+    return alg.block_update(lambda x, wt: l2_readout(x, wt, weights), layout.d), "l2"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,65 +375,60 @@ def deploy(
     forward: str = "auto",
     solution: lt.OptimalSolution | None = None,
 ) -> DeployResult:
-    """Closed loop (S6) (``algo="sarsa"``) or (A5) (``"actor_critic"``) driven by frozen weights.
+    """Closed loop of the registered algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
+    actor-critics) driven by frozen weights.
 
-    Draws from ``rng``, in this order: features ``phi`` (S, A, d) ``~ U(-1, 1)``, ``d = S*A`` (§0,
-    fresh per call), ``w_0 ~ U(-1, 1)^d``; for actor-critic ``phi_pi`` (S, A, d_pi) ``~ U(-1, 1)``
-    (``d_pi`` defaults to ``S*A``, or is read off ``D`` for given weights) and ``lambda_0 = 0``
-    (the uniform actor); then the rollouts. Each of the ``n_updates`` updates rolls out ``n``
-    steps (epsilon-greedy on ``Q_w``, or ``pi_lambda``; ``epsilon`` is unused by actor-critic)
-    and sets ``[w; lambda] <- TF_theta(H)``; ``weights`` as in :func:`resolve_weights`
-    (``"teacher"``: the exact (S2)/(A2) update with ``alpha``, ``beta``). A terminal ``s_n``
-    restarts the next context from ``mu0`` (module docstring). Calls with equal ``rng`` states
-    give equal features, ``w_0`` and, while the greedy actions agree, equal trajectories.
-    ``solution`` is ``lsa_theory.optimal(mdp)`` (computed when ``None``). Returns a
-    :class:`DeployResult` with the normalised return (§0) every ``eval_every`` updates.
+    Draws from ``rng``, in this order: the critic's table (S, A, d) ``~ U(-1, 1)`` (fresh per call;
+    ``d`` the algorithm's default: ``S*A`` for SARSA and the action-value critic, ``S`` for the
+    state-value critic, whose table ``psi(s)`` is repeated over actions), ``w_0 ~ U(-1, 1)^d``;
+    with an actor, ``phi_pi`` (S, A, d_pi) ``~ U(-1, 1)`` (``d_pi`` the algorithm's default, or
+    read off ``D`` for given weights) and ``lambda_0 = 0`` (the uniform actor); then the rollouts.
+    Each of the ``n_updates`` updates rolls out ``n`` steps (epsilon-greedy on ``Q_w``, or
+    ``pi_lambda``; ``epsilon`` is unused with an actor) and sets ``[w; lambda] <- TF_theta(H)``;
+    ``weights`` as in :func:`resolve_weights` (``"teacher"``: the exact (S2)/(A2) update with
+    ``alpha``, ``beta``). A terminal ``s_n`` restarts the next context from ``mu0`` (module
+    docstring). Calls with equal ``rng`` states give equal features, ``w_0`` and, while the
+    greedy actions agree, equal trajectories. ``solution`` is ``lsa_theory.optimal(mdp)``
+    (computed when ``None``). Returns a :class:`DeployResult` with the normalised return (§0) of
+    the greedy policy (:meth:`constructions.ClosedLoopAlgorithm.greedy`) every ``eval_every`` updates.
     """
     mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
         mdp, n, n_updates, eval_every, epsilon, alpha, rng
     )
-    if algo not in ALGOS:
-        raise ValueError(f"algo: expected one of {ALGOS}, got {algo!r}")
+    alg = _algorithm(algo)
     if forward not in FORWARDS:
         raise ValueError(f"forward: expected one of {FORWARDS}, got {forward!r}")
     S, A = mdp.n_states, mdp.n_actions
-    d = S * A
-    if algo == "actor_critic":
+    d = alg.dims(S, A).d
+    if alg.has_actor:
         beta = check_real(alpha if beta is None else beta, "beta", low=0.0, low_open=True)
-        d_pi = _infer_d_pi(weights, d) if d_pi is None else check_int(d_pi, "d_pi")
-        layout = Layout(d, d_pi)
-    else:
-        if d_pi is not None:
-            raise ValueError("d_pi: only used by algo='actor_critic'")
-        layout = Layout(d)
+        d_pi = _infer_d_pi(weights, d, alg.dims(S, A).d_pi) if d_pi is None else check_int(d_pi, "d_pi")
+    elif d_pi is not None:
+        raise ValueError(f"d_pi: only used by algorithms with an actor, not {algo!r}")
+    layout = alg.dims(S, A, d, d_pi).layout
     sol = _check_solution(mdp, solution)
-    update, used = _update_fn(
-        resolve_weights(weights, layout, alpha=alpha, beta=beta), layout, algo, alpha, beta, forward
-    )
+    hyper = {"gamma": mdp.gamma, "alpha": alpha, "beta": beta}
+    update, used = _update_fn(resolve_weights(weights, layout, alpha=alpha, beta=beta), layout, alg, hyper, forward)
 
-    phi = lt.random_features(S, A, None, rng)
+    phi = alg.critic_table(S, A, d, rng)
     w = rng.uniform(-1.0, 1.0, size=d)
     lam = phi_pi = None
-    if algo == "actor_critic":
+    if alg.has_actor:
         phi_pi = lt.random_features(S, A, layout.d_pi, rng)
         lam = np.zeros(layout.d_pi)
+    draws = Draws(phi, phi_pi, w, lam)
     terminal = terminal_states(mdp)
     points = _eval_points(T, eval_every)
     nr = np.full(points.size, np.nan)
     nr_b = np.full(points.size, np.nan)
     ws = np.full((T + 1, d), np.nan)
-    lams = np.full((T + 1, layout.d_pi), np.nan) if algo == "actor_critic" else None
+    lams = np.full((T + 1, layout.d_pi), np.nan) if alg.has_actor else None
     states = np.full((T, n + 1), -1, dtype=np.int64)
     actions = np.full((T, n + 1), -1, dtype=np.int64)
 
     def evaluate(j: int) -> None:
-        if algo == "sarsa":
-            Q = phi @ w
-            nr[j] = lt.normalized_return(mdp, lt.greedy(Q), sol)
-            nr_b[j] = lt.normalized_return(mdp, lt.epsilon_greedy(Q, epsilon), sol)
-        else:
-            nr[j] = lt.normalized_return(mdp, lt.greedy(phi_pi @ lam), sol)
-            nr_b[j] = lt.normalized_return(mdp, lt.softmax_policy(phi_pi, lam), sol)
+        nr[j] = lt.normalized_return(mdp, alg.greedy(draws, w, lam), sol)
+        nr_b[j] = lt.normalized_return(mdp, alg.behaviour(draws, w, lam, epsilon), sol)
 
     ws[0] = w
     if lams is not None:
@@ -444,11 +436,7 @@ def deploy(
     evaluate(0)
     j, s0, diverged, resets = 1, None, None, 0
     for t in range(1, T + 1):
-        if algo == "sarsa":
-            X, traj = lt.sarsa_context(mdp, phi, w, n, epsilon, rng, s0)
-            g = None
-        else:
-            X, g, traj = lt.actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s0)
+        X, g, traj = alg.context(mdp, draws, w, lam, n=n, epsilon=epsilon, rng=rng, s0=s0)
         w_new, lam_new = update(X, g, w, lam)
         states[t - 1], actions[t - 1] = traj.states, traj.actions
         if _diverged(w_new) or (lam_new is not None and _diverged(lam_new)):
@@ -477,10 +465,10 @@ def _diverged(v: np.ndarray) -> bool:
     return not np.isfinite(total) or total > DIVERGENCE_BOUND
 
 
-def _infer_d_pi(weights: Any, d: int) -> int:
-    """``d_pi`` of an actor-critic deployment: ``d`` for constructed/teacher, else from ``D``."""
+def _infer_d_pi(weights: Any, d: int, default: int) -> int:
+    """``d_pi`` of a deployment with an actor: ``default`` for constructed/teacher, else from ``D``."""
     if isinstance(weights, str) and weights in ("constructed", "teacher"):
-        return d
+        return default
     if isinstance(weights, str | Path) and Path(weights).suffix == ".npz" and Path(weights).is_file():
         with np.load(weights) as z:
             D = z["P"].shape[0] if "P" in z.files else -1
@@ -612,12 +600,15 @@ DEFAULT_ENVS = (
 class ControlConfig:
     """Deployment experiment. ``envs``: :data:`experiments.envs.HELDOUT_NAME` (``n_heldout`` MDPs,
     one seed each) and gymnasium keys (:func:`experiments.envs.env_key`, ``n_seeds`` seeds each,
-    discount ``gym_gamma``); every env runs ``algo="sarsa"``, those in ``actor_critic_envs`` also
-    ``"actor_critic"``. ``weights``: ``"constructed"`` or a ``.npz`` path (see
+    discount ``gym_gamma``); every env runs the algorithms ``env_algos`` (default SARSA), those in
+    ``actor_critic_envs`` also ``actor_critic_algos`` (default the state-value actor-critic; add
+    ``"actor_critic_q"`` for the (A6) comparison); every name is a registered closed-loop algorithm. ``weights``: ``"constructed"`` or a ``.npz`` path (see
     :func:`resolve_weights`). The default is the full configuration; ``quick()`` the small one."""
 
     envs: tuple[str, ...] = DEFAULT_ENVS
     actor_critic_envs: tuple[str, ...] = (HELDOUT_NAME,)
+    env_algos: tuple[str, ...] = ("sarsa",)
+    actor_critic_algos: tuple[str, ...] = ("actor_critic",)
     weights: str = "constructed"
     n: int = 20
     n_updates: int = 1000
@@ -644,6 +635,12 @@ class ControlConfig:
             raise ValueError("envs: need at least one environment")
         for key in self.envs:
             parse_env_key(key)
+        for name in ("env_algos", "actor_critic_algos"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                raise ValueError(f"{name}: expected a tuple of algorithm names, got {value!r}")
+            for a in value:
+                _algorithm(a)
         extra = set(self.actor_critic_envs) - set(self.envs)
         if extra:
             raise ValueError(f"actor_critic_envs: {sorted(extra)} are not in envs")
@@ -673,7 +670,7 @@ class ControlConfig:
             "n_updates": self.n_updates,
             "epsilon": self.epsilon,
             "alpha": self.alpha,
-            "beta": self.beta if algo == "actor_critic" else None,
+            "beta": self.beta if _algorithm(algo).has_actor else None,
             "eval_every": self.eval_every,
             "gym_gamma": self.gym_gamma,
             "seed": self.seed,
@@ -690,7 +687,7 @@ def unit_key(env: str, algo: str, seed: int) -> str:
 def _units(cfg: ControlConfig) -> list[tuple[str, str, int]]:
     jobs = []
     for env in cfg.envs:
-        algos = ["sarsa"] + (["actor_critic"] if env in cfg.actor_critic_envs else [])
+        algos = list(cfg.env_algos) + (list(cfg.actor_critic_algos) if env in cfg.actor_critic_envs else [])
         count = cfg.n_heldout if env == HELDOUT_NAME else cfg.n_seeds
         jobs += [(env, algo, i) for algo in algos for i in range(count)]
     return jobs
@@ -733,7 +730,7 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         alpha=cfg.alpha,
         eval_every=cfg.eval_every,
         algo=algo,
-        beta=cfg.beta if algo == "actor_critic" else None,
+        beta=cfg.beta if _algorithm(algo).has_actor else None,
         solution=sol,
     )
     state = rng_loop.bit_generator.state

@@ -56,7 +56,6 @@ class ConvergeConfig:
     def quick(cls, algo: str = "sarsa") -> ConvergeConfig:
         return cls(
             algo=algo,
-            d_pi=2 if algo == "actor_critic" else None,
             seeds=(0,),
             scales=(1.0, -2.0),
             radii=(1e-2, 1e-1),

@@ -250,7 +250,8 @@ def _control_config(p: dict):
 
     return ControlConfig(
         envs=(p["env"],),
-        actor_critic_envs=(p["env"],) if p["algo"] == "actor_critic" else (),
+        actor_critic_envs=(),
+        env_algos=(p["algo"],),
         weights=p["weights"],
         n=p["n"],
         n_updates=p["n_updates"],
@@ -287,8 +288,10 @@ def _diversity_job(p: dict) -> dict:
 def _control_job(p: dict) -> dict:
     from .control import _MDPCache, _run_unit
 
-    if p["algo"] not in ("sarsa", "actor_critic"):
-        raise ValueError(f"algo: expected 'sarsa' or 'actor_critic', got {p['algo']!r}")
+    from .control import ALGOS
+
+    if p["algo"] not in ALGOS:
+        raise ValueError(f"algo: expected one of {ALGOS}, got {p['algo']!r}")
     cfg = _control_config(p)
     row, _ = _run_unit(cfg, _MDPCache(cfg), p["env"], p["algo"], p["seed"])
     return row

@@ -224,7 +224,6 @@ class TrainConfig:
             algorithm=algorithm,
             S=3,
             A=3,
-            d_pi=3 if algorithm == "actor_critic" else None,
             k=200,
             frames=10,
             heldout_k=50,
@@ -826,9 +825,7 @@ def plot_training(out: str | Path) -> list[Path]:
     with np.load(out / "train.npz") as z:
         mats = {k: z[k] for k in ("P", "V", "P_star", "V_star")}
         c = float(z["c"])
-    d = cfg["d"] or cfg["S"] * cfg["A"]
-    d_pi = 0 if cfg["algorithm"] == "sarsa" else (cfg["d_pi"] or d)
-    m = lt.Layout(d, d_pi).m
+    m = constructions.ALGORITHMS[cfg["algorithm"]].dims(cfg["S"], cfg["A"], cfg["d"], cfg["d_pi"]).layout.m
     fig, axes = plt.subplots(2, 2, figsize=(10, 9.5))
     titles = {"P": "learned P", "V": "learned V", "P_star": f"c P*  (c = {c:.4g})", "V_star": "V*/c"}
     for ax, key in zip(axes.T.ravel(), ("P", "P_star", "V", "V_star"), strict=True):

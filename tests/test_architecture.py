@@ -38,3 +38,47 @@ def test_library_code_sets_no_global_seed():
             text = f.read_text()
             for banned in ("np.random.seed(", "torch.manual_seed(", "random.seed("):
                 assert banned not in text, f"{f.relative_to(ROOT)} calls {banned}"
+
+
+def _name_branches(path: pathlib.Path, names: set[str]) -> list[str]:
+    """Comparisons of a value with a registered algorithm's name (``x == "sarsa"``,
+    ``x in ("sarsa", "td")``, ...): a branch on an algorithm's name."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        consts = set()
+        for op in operands:
+            if isinstance(op, ast.Constant) and isinstance(op.value, str):
+                consts.add(op.value)
+            elif isinstance(op, ast.Tuple | ast.List | ast.Set):
+                consts |= {e.value for e in op.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+        hit = consts & names
+        if hit:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} compares with {sorted(hit)}")
+    return found
+
+
+def test_no_branch_on_an_algorithm_name_outside_its_module():
+    """One algorithm, one module: only ``constructions/algorithms/`` may compare with a name."""
+    import constructions
+
+    names = set(constructions.ALGORITHMS.names())
+    own = ROOT / "constructions" / "algorithms"
+    bad = []
+    for layer in LAYERS:
+        for f in sorted((ROOT / layer).rglob("*.py")):
+            if own not in f.parents:
+                bad += _name_branches(f, names)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_name_branch_check_can_fail(tmp_path):
+    f = ROOT / "experiments" / "_tmp_branch_probe.py"
+    try:
+        f.write_text('def g(algo):\n    return 1 if algo == "sarsa" else 2\n')
+        assert _name_branches(f, {"sarsa"})
+    finally:
+        f.unlink()

@@ -663,7 +663,9 @@ def test_bad_spec_raises_naming_the_field(kwargs, field):
 def test_good_edge_specs_are_accepted():
     assert dy.TeacherSpec(features="onehot", d=4).dim == 4
     assert dy.TeacherSpec(gamma=0.0, epsilon=0.0, k=1, frames=1, n=1).n == 1
-    assert dy.TeacherSpec(algorithm="actor_critic", d=3).dim_pi == 3
+    assert dy.TeacherSpec(algorithm="actor_critic_q", d=3).dim_pi == 3  # (A6) variant: d_pi = d
+    assert dy.TeacherSpec(algorithm="actor_critic", d=3).dim_pi == 4  # state critic: d_pi = S A
+    assert dy.TeacherSpec(algorithm="actor_critic").dim == 2  # state critic: d = S
     assert dy.TeacherSpec(algorithm="sarsa", d_pi=3).dim_pi == 0
 
 

@@ -1,0 +1,340 @@
+r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived from its declaration.
+
+- :func:`prompt` assembles ``(X, last)`` into the block's input: (L1) ``H = [[X, 0], [0, last]]``
+  or (W2) ``Z = [X, last]``; numeric (float64) or symbolic (``dtype=object`` of sympy expressions).
+- :func:`residuals`: one numeric instance through the construction's stack, against the naive
+  loop. ``readout`` is :math:`\max|TF - \text{ref}| / \max(1, \max|\text{ref}|)` (relative error;
+  each entry is a sum of :math:`O(nd)` products of :math:`O(1)` numbers, so its float64 round-off is a
+  few ulps times that sum and :data:`READOUT_TOL` = 1e-12 keeps two orders of margin at the [LL]
+  size); ``invariant`` is the largest change of what the construction leaves unchanged (exact
+  zeros in float64, tolerance 0).
+- :func:`prove`: the same identity in exact arithmetic with every instance entry, every
+  hyperparameter and the scale ``c`` a symbol: ``expand(lhs - rhs) == 0`` entry by entry, at the
+  declaration's :meth:`~constructions.registry.Algorithm.symbolic_sizes` (those sizes only).
+- :func:`verify_rows`: the ``lsa-theory verify`` rows of one declaration.
+- :func:`instances`: a hypothesis strategy of ``(sizes, inst, hyper)`` for property sweeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+import lsa_theory as lt
+from lsa_theory._checks import check_int
+
+from .registry import Algorithm
+
+__all__ = [
+    "READOUT_TOL",
+    "Residuals",
+    "Row",
+    "SymbolicProof",
+    "relative_residual",
+    "prompt",
+    "forward",
+    "residuals",
+    "prove",
+    "verify_rows",
+    "random_case",
+    "sweep_residuals",
+    "instances",
+]
+
+#: Relative tolerance of a readout against the naive loop (see the module docstring).
+READOUT_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """``readout``: relative error of the readout; ``invariant``: largest absolute change of what
+    the construction leaves unchanged; ``teacher``: relative error of the vectorised teacher
+    against the naive loop (``nan`` where the declaration has none)."""
+
+    readout: float
+    invariant: float
+    teacher: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the ``lsa-theory verify`` table."""
+
+    claim: str
+    check: str
+    residual: float
+    tol: float
+    passed: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SymbolicProof:
+    """Outcome of a proof by computation: ``claim`` label, the sizes it covers, the number of
+    residual entries that are not the zero polynomial (``nonzero``; 0: the identity holds) and
+    the time taken."""
+
+    claim: str
+    sizes: dict
+    n_entries: int
+    nonzero: int
+    seconds: float
+
+    @property
+    def holds(self) -> bool:
+        return self.nonzero == 0
+
+
+def relative_residual(out: Any, ref: Any) -> float:
+    """``max|out - ref| / max(1, max|ref|)`` in float64."""
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if out.shape != ref.shape:
+        raise ValueError(f"shapes differ: {out.shape} vs {ref.shape}")
+    return float(np.abs(out - ref).max(initial=0.0) / max(1.0, float(np.abs(ref).max(initial=0.0))))
+
+
+def _check_alg(alg: Any) -> Algorithm:
+    if not isinstance(alg, Algorithm):
+        raise ValueError(f"alg: expected an Algorithm declaration, got {type(alg).__name__}")
+    return alg
+
+
+def prompt(alg: Algorithm, X: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The block input of ``alg`` from context columns ``X`` (m, n) and the last column ``last``:
+    (L1) ``[[X, 0_{m x 1}], [0_{p x n}, last]]`` of shape (m + p, n + 1); (W2) ``[X, last]`` of
+    shape (m, n + 1). Float64 for numeric input, ``dtype=object`` for symbolic input."""
+    _check_alg(alg)
+    X, last = np.asarray(X), np.asarray(last)
+    if X.ndim != 2 or last.ndim != 1:
+        raise ValueError(f"columns: expected X (m, n) and last (len,), got {X.shape} and {last.shape}")
+    m, n = X.shape
+    obj = X.dtype == object or last.dtype == object
+    if alg.block == "masked":
+        if last.shape[0] != m:
+            raise ValueError(f"columns: the query column needs {m} entries, got {last.shape[0]}")
+        return np.concatenate([X, last[:, None]], axis=1)
+    p = last.shape[0]
+    Z = np.zeros((m + p, n + 1), dtype=object if obj else np.float64)
+    if obj:
+        Z[:, :] = 0
+    Z[:m, :n] = X
+    Z[m:, n] = last
+    return Z
+
+
+def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
+    """The stack of ``alg``'s block kind: (L1) :func:`lsa_theory.lsa_stack` or (W2)
+    :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64."""
+    if alg.block == "lsa":
+        return lt.lsa_stack(Z, layers)
+    if mask is None:
+        return lt.masked_lsa_stack(Z, layers)
+    return lt.masked_lsa_stack(Z, layers, mask=mask)
+
+
+def _forward_symbolic(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
+    import sympy as sp
+
+    H = sp.Matrix(Z.tolist())
+    N = H.shape[1]
+    n = N - 1
+    if alg.block == "lsa" or mask is None:
+        M = sp.diag(*([1] * n + [0]))
+    else:
+        M = sp.Matrix(np.asarray(mask, dtype=object).tolist())
+    for P, V in layers:
+        P, V = sp.Matrix(P), sp.Matrix(V)
+        if alg.block == "lsa":  # (L1): H + (1/n) V H H^T P H
+            H = (H + (V * (H * H.T) * P * H) / n).applyfunc(sp.expand)
+        else:  # (W2) with (P, Q) = (P, V): Z + (1/n) P Z M Z^T Q Z
+            H = (H + (P * (H * M * H.T) * V * H) / n).applyfunc(sp.expand)
+    return np.array(H.tolist(), dtype=object)
+
+
+def residuals(
+    alg: Algorithm, inst: Mapping[str, Any], sizes: Mapping[str, int], hyper: Mapping | None = None,
+    c: float = 1.0, depth: int = 1,
+) -> Residuals:
+    """One instance through ``depth`` layers of ``alg``'s construction (scale ``c``) against
+    ``alg.naive``: see the module docstring for the two residuals."""
+    _check_alg(alg)
+    depth = check_int(depth, "depth")
+    hyper = {**alg.hyper, **(hyper or {})}
+    X, last = alg.columns(inst, hyper)
+    Z = prompt(alg, np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64))
+    layers = alg.construction(sizes, hyper, c, depth)
+    if len(layers) != depth:
+        raise ValueError(f"{alg.name}.construction: expected {depth} layers, got {len(layers)}")
+    Z_out = forward(alg, Z, layers, alg.mask(sizes, hyper))
+    ref = np.asarray(alg.naive(inst, hyper, depth), dtype=np.float64)
+    res = relative_residual(alg.readout(Z_out, sizes), ref)
+    inv = np.asarray(alg.invariant(Z, Z_out, np.asarray(X).shape[0]), dtype=np.float64)
+    teacher = getattr(alg, "teacher_readout", None)
+    t_res = float("nan")
+    if teacher is not None:
+        t_res = relative_residual(teacher(inst, hyper, depth), ref)
+    return Residuals(res, float(np.abs(inv).max(initial=0.0)), t_res)
+
+
+def _symbolic_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
+    import sympy as sp
+
+    out = {}
+    for key, value in hyper.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu" or isinstance(value, bool):
+            out[key] = value
+        elif arr.ndim == 0:
+            out[key] = sp.Symbol(key, real=True)
+        else:
+            sym = np.empty(arr.shape, dtype=object)
+            for idx in np.ndindex(arr.shape):
+                sym[idx] = sp.Symbol("_".join([key, *map(str, idx)]), real=True)
+            out[key] = sym
+    return out
+
+
+def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1) -> SymbolicProof:
+    """The identity of ``alg`` at ``depth`` layers as a polynomial identity at fixed ``sizes``
+    (default :meth:`~constructions.registry.Algorithm.symbolic_sizes`): every instance entry,
+    every numeric hyperparameter and the scale ``c`` are symbols (``c`` only where the
+    declaration claims the scaling symmetry). Counts the readout and invariant entries of
+    ``expand(lhs - rhs)`` that are not zero. Proves those sizes only."""
+    import sympy as sp
+
+    t0 = time.perf_counter()
+    _check_alg(alg)
+    depth = check_int(depth, "depth")
+    sizes = dict(alg.symbolic_sizes() if sizes is None else sizes)
+    inst = alg.symbolic_instance(sizes)
+    hyper = _symbolic_hyper(alg.hyper)
+    c = sp.Symbol("c", real=True, nonzero=True) if len(alg.scales) > 1 else 1
+    X, last = alg.columns(inst, hyper)
+    X, last = np.asarray(X, dtype=object), np.asarray(last, dtype=object)
+    Z = prompt(alg, X, last)
+    layers = alg.construction_symbolic(sizes, hyper, c, depth)
+    Z_out = _forward_symbolic(alg, Z, layers, alg.mask(sizes, hyper))
+    lhs = np.asarray(alg.readout(Z_out, sizes), dtype=object).ravel()
+    rhs = np.asarray(alg.naive(inst, hyper, depth), dtype=object).ravel()
+    if lhs.shape != rhs.shape:
+        raise ValueError(f"{alg.name}: readout has {lhs.shape[0]} entries, naive {rhs.shape[0]}")
+    inv = np.asarray(alg.invariant(Z, Z_out, X.shape[0]), dtype=object).ravel()
+    entries = [*(lhs - rhs), *inv]
+    nonzero = sum(1 for e in entries if sp.expand(e) != 0)
+    label = alg.depth_claims.get(depth, alg.claim)
+    # S and A only shape the draw: every entry of the proof's instance is a free symbol
+    covered = {k: v for k, v in sizes.items() if k not in ("S", "A")}
+    return SymbolicProof(label, {**covered, "L": depth}, len(entries), nonzero, time.perf_counter() - t0)
+
+
+def _row(claim: str, check: str, values: list[float], tol: float) -> Row:
+    res = float(max(values))
+    return Row(claim, check, res, tol, bool(res <= tol))
+
+
+def _sizes_text(sizes: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
+
+
+def verify_rows(alg: Algorithm, rng: np.random.Generator, quick: bool = False, k: int | None = None) -> list[Row]:
+    """The ``verify`` rows of one declaration: for each depth, the readout against the naive
+    loop over ``k`` random instances (default 4 quick, 20 full) and every scale, the invariant
+    (tolerance 0), the vectorised teacher where declared, and the fixed-size sympy identity."""
+    _check_alg(alg)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    sizes = alg.sizes(quick)
+    k = (4 if quick else 20) if k is None else check_int(k, "k")
+    by_depth: dict[int, dict[str, list[float]]] = {L: {"r": [], "i": [], "t": []} for L in alg.depths}
+    for _ in range(k):
+        inst = alg.draw(sizes, rng)
+        for L in alg.depths:
+            for c in alg.scales:
+                res = residuals(alg, inst, sizes, c=c, depth=L)
+                by_depth[L]["r"].append(res.readout)
+                by_depth[L]["i"].append(res.invariant)
+                if not np.isnan(res.teacher):
+                    by_depth[L]["t"].append(res.teacher)
+    rows = []
+    where = f"{k} instances, {_sizes_text(sizes)}"
+    scales = f", c in {alg.scales}" if len(alg.scales) > 1 else ""
+    for L, acc in by_depth.items():
+        label = alg.depth_claims.get(L, alg.claim)
+        rows.append(
+            _row(label, f"{alg.name}, L = {L}: {alg.statement}; block = naive loop, {where}{scales}",
+                 acc["r"], READOUT_TOL)
+        )
+        rows.append(_row(label, f"{alg.name}, L = {L}: {_invariant_text(alg)} unchanged", acc["i"], 0.0))
+        if acc["t"]:
+            rows.append(_row(label, f"{alg.name}, L = {L}: vectorised teacher = naive loop", acc["t"],
+                             READOUT_TOL))
+    sweep = sweep_residuals(alg, rng, n_examples=10 if quick else 40)
+    rows.append(
+        _row(alg.claim, f"{alg.name}: property sweep, {len(sweep)} random sizes and hyperparameters in "
+             f"{alg.size_ranges()} / {dict(alg.hyper_ranges)}, every depth and scale", sweep, READOUT_TOL)
+    )
+    for L in alg.symbolic_depths or alg.depths[:2]:
+        proof = prove(alg, depth=L)
+        rows.append(
+            Row(proof.claim, f"{alg.name}: sympy identity, every entry symbolic (these sizes only: "
+                f"{_sizes_text(proof.sizes)})", float(proof.nonzero), 0.0, proof.holds)
+        )
+    return rows
+
+
+def random_case(alg: Algorithm, rng: np.random.Generator) -> tuple[dict, dict, dict]:
+    """``(sizes, inst, hyper)``: sizes uniform in ``alg.size_ranges()``, scalar hyperparameters
+    uniform in ``alg.hyper_ranges`` (others at their defaults), an instance from ``alg.draw``."""
+    sizes = {key: int(rng.integers(lo, hi + 1)) for key, (lo, hi) in alg.size_ranges().items()}
+    hyper = dict(alg.hyper)
+    for key, (lo, hi) in alg.hyper_ranges.items():
+        hyper[key] = float(rng.uniform(lo, hi))
+    return sizes, alg.draw(sizes, rng), hyper
+
+
+def sweep_residuals(alg: Algorithm, rng: np.random.Generator, n_examples: int = 40) -> list[float]:
+    """Readout residuals against the naive loop over ``n_examples`` :func:`random_case` draws, at
+    every declared depth and scale (the seeded counterpart of the hypothesis sweeps)."""
+    out = []
+    for _ in range(check_int(n_examples, "n_examples")):
+        sizes, inst, hyper = random_case(alg, rng)
+        for L in alg.depths:
+            for c in alg.scales:
+                out.append(residuals(alg, inst, sizes, hyper, c=c, depth=L).readout)
+    return out
+
+
+def _invariant_text(alg: Algorithm) -> str:
+    if type(alg).invariant is not Algorithm.invariant:
+        return getattr(alg, "invariant_text", "invariant entries")
+    return "context columns and constant row" if alg.block == "lsa" else "all rows but the last"
+
+
+def instances(alg: Algorithm):
+    """A hypothesis strategy of ``(sizes, inst, hyper)`` for ``alg``: sizes in its
+    :meth:`~constructions.registry.Algorithm.size_ranges`, scalar hyperparameters in its
+    ``hyper_ranges`` (others at their defaults) and an instance drawn by ``alg.draw`` from a
+    generator seeded by hypothesis. Needs the ``dev`` extra (hypothesis)."""
+    from hypothesis import strategies as st
+
+    _check_alg(alg)
+    ranges = alg.size_ranges()
+
+    @st.composite
+    def build(draw):
+        sizes = {key: draw(st.integers(lo, hi)) for key, (lo, hi) in ranges.items()}
+        hyper = dict(alg.hyper)
+        for key, (lo, hi) in alg.hyper_ranges.items():
+            hyper[key] = draw(st.floats(lo, hi, allow_nan=False, allow_infinity=False))
+        seed = draw(st.integers(0, 2**32 - 1))
+        inst = alg.draw(sizes, np.random.default_rng(seed))
+        return sizes, inst, hyper
+
+    return build()

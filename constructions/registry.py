@@ -1,0 +1,248 @@
+r"""The algorithm declaration: one in-context algorithm, one module, every proof level derived.
+
+An :class:`Algorithm` declares what an update rule *is* (docs/theory.md labels in brackets):
+
+- its **prompt layout**: :meth:`Algorithm.columns` maps one instance to the context columns
+  ``X`` (m, n) and the last column ``last``; the block kind :attr:`Algorithm.block` says how they
+  are assembled, ``"lsa"`` for (L1) (``H = [[X, 0], [0, last]]``, ``last = wt = [1; w; ...]``,
+  ``D = m + p``) or ``"masked"`` for (W2) (``Z = [X, last]``, ``last`` the query column, ``D = m``);
+- the **deliberately naive loop** :meth:`Algorithm.naive`: explicit Python loops with only
+  ``+ * /``, so they run on floats and on sympy symbols alike;
+- the **numeric construction** :meth:`Algorithm.construction` and its **sympy twin**
+  :meth:`Algorithm.construction_symbolic`, one ``(P, V)`` (or ``(P, Q)``) pair per layer;
+- the **readout** :meth:`Algorithm.readout` the identity is about, and what the construction
+  leaves unchanged (:meth:`Algorithm.invariant`);
+- how random instances are drawn (:meth:`Algorithm.draw`, seeded by an explicit ``rng``) and at
+  which sizes they are checked.
+
+From that alone :mod:`constructions.derive` builds the ``verify`` rows (numeric identity against
+the naive loop, invariants), the fixed-size sympy identity (every instance entry and every
+hyperparameter a symbol) and hypothesis strategies for the property sweeps.
+Closed-loop algorithms (those with a teacher loop (S6)/(A5)) also subclass
+:class:`constructions.closed_loop.ClosedLoopAlgorithm`, from which teacher data, the (M2)
+objective and deployment are derived.
+
+:data:`ALGORITHMS` maps each registered name to its declaration; :func:`load_module` registers
+the algorithms of a user's own file (``lsa-theory verify --module path/to/file.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import pathlib
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Algorithm", "ALGORITHMS", "Registry", "register", "load_module", "BLOCKS"]
+
+#: Block kinds: ``"lsa"`` is (L1) with a parameter column, ``"masked"`` is (W2) with a mask.
+BLOCKS = ("lsa", "masked")
+
+
+class Algorithm:
+    """Base class of an algorithm declaration (see the module docstring).
+
+    Class attributes a declaration sets:
+
+    - ``name``: registry key (e.g. ``"sarsa"``);
+    - ``claim``: the label of the identity its construction satisfies (e.g. ``"(S4)"``);
+    - ``statement``: one line saying what the forward pass computes;
+    - ``block``: ``"lsa"`` or ``"masked"``;
+    - ``hyper``: default hyperparameters (floats or arrays), e.g. ``{"gamma": 0.5, "alpha": 0.2}``;
+    - ``hyper_ranges``: inclusive ranges of the scalar hyperparameters the property sweeps vary;
+    - ``scales``: the values of the scaling symmetry ``(c P, V/c)`` checked (``(1.0,)`` if none);
+    - ``depths``: the numbers of stacked layers the identity is claimed for; a depth ``L > 1``
+      carries its own claim label ``depth_claims[L]`` when it has one (e.g. (S5));
+    - ``symbolic_depths``: the depths of the fixed-size sympy identity (default: the first two).
+    """
+
+    name: ClassVar[str] = ""
+    claim: ClassVar[str] = ""
+    statement: ClassVar[str] = ""
+    block: ClassVar[str] = "lsa"
+    hyper: ClassVar[Mapping[str, Any]] = {}
+    hyper_ranges: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    scales: ClassVar[tuple[float, ...]] = (1.0,)
+    depths: ClassVar[tuple[int, ...]] = (1,)
+    depth_claims: ClassVar[Mapping[int, str]] = {}
+    symbolic_depths: ClassVar[tuple[int, ...]] = ()
+
+    # ----------------------------------------------------------------------------- sizes
+    def sizes(self, quick: bool) -> dict[str, int]:
+        """Instance sizes of the numeric ``verify`` rows (full: the [LL] sizes where they apply)."""
+        raise NotImplementedError
+
+    def symbolic_sizes(self) -> dict[str, int]:
+        """Small sizes at which the sympy identity is expanded (it proves these sizes only)."""
+        raise NotImplementedError
+
+    def size_ranges(self) -> dict[str, tuple[int, int]]:
+        """Inclusive ``(low, high)`` ranges of each size for the hypothesis property sweeps."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ data
+    def draw(self, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One random instance: a dict of float64 arrays (features, rewards, parameters, ...)."""
+        raise NotImplementedError
+
+    def columns(self, inst: Mapping[str, Any], hyper: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, last)``: context columns (m, n) and last column; float or object (sympy) arrays.
+
+        Written with numpy operations that work on ``dtype=object`` arrays (``concatenate``,
+        ``.T``, ``*`` by a scalar), so the same code builds the numeric and the symbolic prompt."""
+        raise NotImplementedError
+
+    def naive(self, inst: Mapping[str, Any], hyper: Mapping[str, Any], depth: int) -> np.ndarray:
+        """The deliberately naive reference: what ``readout`` must equal after ``depth`` layers."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------- construction
+    def construction(
+        self, sizes: Mapping[str, int], hyper: Mapping[str, Any], c: float = 1.0, depth: int = 1
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Numeric float64 parameters, one ``(P, V)`` pair per layer (``depth`` pairs)."""
+        raise NotImplementedError
+
+    def construction_symbolic(
+        self, sizes: Mapping[str, int], hyper: Mapping[str, Any], c: Any, depth: int = 1
+    ) -> list[tuple[Any, Any]]:
+        """The sympy twin of :meth:`construction` (``hyper`` and ``c`` may be symbols)."""
+        raise NotImplementedError
+
+    def readout(self, out: Any, sizes: Mapping[str, int]) -> Any:
+        """The entries of the block's output the identity is about, as a 1-D array."""
+        raise NotImplementedError
+
+    def mask(self, sizes: Mapping[str, int], hyper: Mapping[str, Any]) -> Any:
+        """The (W2) mask for ``block == "masked"`` (``None``: the default ``diag(I_n, 0)``)."""
+        return None
+
+    def invariant(self, Z: Any, Z_out: Any, m: int) -> Any:
+        """What the construction leaves exactly unchanged, as ``Z_out - Z`` restricted to it (1-D).
+
+        ``m`` is the number of context rows (rows of ``X``). Default: for (L1), every context
+        column and the constant row ``m`` of the parameter column; for (W2), every row but the
+        last of every column. Override where that differs."""
+        if self.block == "lsa":
+            return np.concatenate([(Z_out[:, :-1] - Z[:, :-1]).ravel(), [Z_out[m, -1] - Z[m, -1]]])
+        return (Z_out[:-1, :] - Z[:-1, :]).ravel()
+
+    def symbolic_instance(self, sizes: Mapping[str, int]) -> dict[str, Any]:
+        """The instance of the sympy identity: by default :meth:`draw` at ``sizes`` with every
+        entry replaced by its own real symbol (``phi_0_1``, ``r_2``, ...)."""
+        import sympy as sp
+
+        inst = self.draw(sizes, np.random.default_rng(0))
+        out = {}
+        for key, value in inst.items():
+            arr = np.asarray(value)
+            sym = np.empty(arr.shape, dtype=object)
+            for idx in np.ndindex(arr.shape):
+                sym[idx] = sp.Symbol("_".join([key, *map(str, idx)]), real=True)
+            out[key] = sym
+        return out
+
+    # --------------------------------------------------------------------------- helpers
+    def describe(self) -> str:
+        return f"{self.name}: {self.claim} {self.statement}"
+
+    def __repr__(self) -> str:
+        return f"<Algorithm {self.name!r} {self.claim}>"
+
+
+class Registry(Mapping[str, Algorithm]):
+    """Name -> declaration. Registration refuses a duplicate name or a declaration that is not an
+    :class:`Algorithm` with a name, a claim and a known block kind."""
+
+    def __init__(self) -> None:
+        self._algs: dict[str, Algorithm] = {}
+
+    def __getitem__(self, name: str) -> Algorithm:
+        try:
+            return self._algs[name]
+        except KeyError:
+            raise ValueError(f"algorithm: expected one of {tuple(self._algs)}, got {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._algs)
+
+    def __len__(self) -> int:
+        return len(self._algs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._algs
+
+    def add(self, alg: Algorithm, *, replace: bool = False) -> Algorithm:
+        if isinstance(alg, type) and issubclass(alg, Algorithm):
+            alg = alg()
+        if not isinstance(alg, Algorithm):
+            raise ValueError(f"register: expected an Algorithm, got {type(alg).__name__}")
+        for attr in ("name", "claim"):
+            if not isinstance(getattr(alg, attr), str) or not getattr(alg, attr):
+                raise ValueError(f"register: {type(alg).__name__}.{attr} must be a non-empty string")
+        if alg.block not in BLOCKS:
+            raise ValueError(f"register: {alg.name}.block must be one of {BLOCKS}, got {alg.block!r}")
+        if alg.name in self._algs and not replace:
+            raise ValueError(f"register: an algorithm named {alg.name!r} is already registered")
+        self._algs[alg.name] = alg
+        return alg
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._algs)
+
+    def with_capability(self, cls: type) -> tuple[str, ...]:
+        """Names of the registered declarations that are instances of ``cls``."""
+        return tuple(k for k, a in self._algs.items() if isinstance(a, cls))
+
+
+#: The package's registry, filled by :mod:`constructions.algorithms`.
+ALGORITHMS = Registry()
+
+
+def register(alg: Algorithm | type, *, registry: Registry | None = None, replace: bool = False) -> Algorithm:
+    """Add a declaration (an instance or an :class:`Algorithm` subclass) to ``registry``
+    (default :data:`ALGORITHMS`) and return the instance."""
+    return (ALGORITHMS if registry is None else registry).add(alg, replace=replace)
+
+
+def load_module(path: str | pathlib.Path) -> list[Algorithm]:
+    """Import a user's Python file and return the :class:`Algorithm` declarations it defines.
+
+    Every concrete subclass of :class:`Algorithm` defined in the file (with a ``name``) is
+    instantiated; module-level instances are taken as they are. Nothing is added to
+    :data:`ALGORITHMS`: pass the result to :func:`register` or to :func:`constructions.derive`.
+    ValueError if the file does not exist, is not ``.py`` or defines no algorithm."""
+    path = pathlib.Path(path)
+    if path.suffix != ".py" or not path.is_file():
+        raise ValueError(f"module: expected an existing .py file, got {str(path)!r}")
+    mod_name = f"lsa_theory_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"module: cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(mod_name, None)
+        raise
+    found: list[Algorithm] = []
+    for value in vars(module).values():
+        if isinstance(value, Algorithm):
+            found.append(value)
+        elif (
+            inspect.isclass(value)
+            and issubclass(value, Algorithm)
+            and value.__module__ == mod_name
+            and value.name
+            and not inspect.isabstract(value)
+        ):
+            found.append(value())
+    unique = {a.name: a for a in found}
+    if not unique:
+        raise ValueError(f"module: {path} defines no Algorithm subclass with a name")
+    return list(unique.values())

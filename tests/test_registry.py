@@ -1,0 +1,162 @@
+"""The algorithm registry: every declaration's identity at every level, mutations caught,
+user modules from outside the package (docs/extending.md)."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import constructions
+from constructions import derive
+from constructions.registry import Registry
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NAMES = constructions.ALGORITHMS.names()
+
+
+def test_registry_has_the_package_algorithms():
+    assert {"sarsa", "actor_critic", "actor_critic_q", "td"} <= set(NAMES)
+    assert constructions.ALGORITHMS["actor_critic"].critic == "state"
+    assert constructions.ALGORITHMS["actor_critic_q"].critic == "action"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_property_sweep_against_the_naive_loop(name):
+    """Hypothesis sweep of sizes, hyperparameters and instances: readout = naive loop to 1e-12
+    at every declared depth and scale; the invariant entries change by exactly 0."""
+    alg = constructions.ALGORITHMS[name]
+
+    @settings(max_examples=25, deadline=None)
+    @given(derive.instances(alg))
+    def check(case):
+        sizes, inst, hyper = case
+        for L in alg.depths:
+            for c in alg.scales:
+                res = derive.residuals(alg, inst, sizes, hyper, c=c, depth=L)
+                assert res.readout <= derive.READOUT_TOL
+                assert res.invariant == 0.0
+                if not np.isnan(res.teacher):
+                    assert res.teacher <= derive.READOUT_TOL
+
+    check()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sympy_identity_holds(name):
+    alg = constructions.ALGORITHMS[name]
+    for L in alg.symbolic_depths or alg.depths[:2]:
+        proof = derive.prove(alg, depth=L)
+        assert proof.holds and proof.n_entries > 0, proof
+
+
+class _Perturbed:
+    """A declaration whose construction has one entry of the first layer's V (or Q) off by 1e-3."""
+
+    def __init__(self, alg, symbolic: bool):
+        self.alg, self.symbolic = alg, symbolic
+
+    def __call__(self, sizes, hyper, c=1.0, depth=1):
+        make = self.alg.__class__.construction_symbolic if self.symbolic else self.alg.__class__.construction
+        layers = [tuple(np.array(M, dtype=object if self.symbolic else float) for M in pv)
+                  for pv in make(self.alg, sizes, hyper, c, depth)]
+        P, V = layers[0]
+        i, j = np.argwhere(V != 0)[0]
+        V[i, j] = V[i, j] * (1 + 1e-3) if not self.symbolic else V[i, j] * 2
+        layers[0] = (P, V)
+        return layers
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_perturbed_construction_fails_every_level(name, rng):
+    alg = constructions.ALGORITHMS[name]
+    bad = type(alg)()
+    bad.construction = _Perturbed(alg, symbolic=False)
+    bad.construction_symbolic = _Perturbed(alg, symbolic=True)
+    sizes = alg.sizes(quick=True)
+    res = derive.residuals(bad, alg.draw(sizes, rng), sizes)
+    assert res.readout > 1e-6
+    assert not derive.prove(bad).holds
+    rows = derive.verify_rows(bad, rng, quick=True, k=2)
+    assert not all(r.passed for r in rows)
+
+
+def test_registry_refuses_bad_declarations():
+    reg = Registry()
+    with pytest.raises(ValueError, match="expected an Algorithm"):
+        reg.add(object())
+    alg = constructions.ALGORITHMS["sarsa"]
+    reg.add(alg)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add(alg)
+    with pytest.raises(ValueError, match="expected one of"):
+        reg["nope"]
+
+    class NoName(constructions.Algorithm):
+        claim = "(X)"
+
+    with pytest.raises(ValueError, match="name must be"):
+        reg.add(NoName())
+
+    class BadBlock(constructions.Algorithm):
+        name, claim, block = "bad", "(X)", "softmax"
+
+    with pytest.raises(ValueError, match="block must be"):
+        reg.add(BadBlock())
+
+
+def test_load_module_errors(tmp_path):
+    with pytest.raises(ValueError, match="existing .py"):
+        constructions.load_module(tmp_path / "missing.py")
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="defines no Algorithm"):
+        constructions.load_module(empty)
+
+
+def _verify(module: pathlib.Path, cwd: pathlib.Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "verify", "--module", str(module), "--quick", "--seed", "3"],
+        cwd=cwd, capture_output=True, text=True, env={**_env(), "PYTHONPATH": str(ROOT)}, timeout=300,
+    )
+
+
+def _env() -> dict:
+    import os
+
+    return dict(os.environ)
+
+
+def test_user_module_from_a_temporary_directory(tmp_path):
+    """docs/extending.md: the expected-SARSA file, copied outside the package, passes every row."""
+    user = tmp_path / "my_algorithm.py"
+    shutil.copy(ROOT / "examples" / "expected_sarsa.py", user)
+    out = _verify(user, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "expected_sarsa" in out.stdout and "4/4 claims pass" in out.stdout
+
+
+def test_a_wrong_user_construction_fails_with_exit_code_1(tmp_path):
+    """The same file with the discount dropped from the prompt: a wrong construction for the
+    declared update, reported as failing rows and exit code 1."""
+    text = (ROOT / "examples" / "expected_sarsa.py").read_text()
+    wrong = text.replace('hyper["gamma"] * phibar.T', "phibar.T")
+    assert wrong != text
+    user = tmp_path / "wrong.py"
+    user.write_text(wrong)
+    out = _verify(user, tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FAIL" in out.stdout
+
+
+def test_a_broken_user_module_is_bad_input(tmp_path):
+    user = tmp_path / "empty.py"
+    user.write_text("value = 3\n")
+    out = _verify(user, tmp_path)
+    assert out.returncode == 2
+    assert "defines no Algorithm" in out.stderr
