@@ -1,0 +1,83 @@
+"""docs/theory.md is the clone's own copy of the theory: it defines every label the code cites, and the
+README points at it rather than at a file outside the repository."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+THEORY = ROOT / "docs" / "theory.md"
+README = ROOT / "README.md"
+PACKAGES = ["lsa_theory", "constructions", "dynamics", "experiments"]
+
+# A label is "(H)" or one letter of S, A, L, M, W, R, P followed by one digit, in parentheses that do
+# not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and ``sym(P22)`` are calls,
+# not labels).
+LABEL = re.compile(r"(?<![\w\])])\((H|[SALMWRP][1-9])\)")
+
+# Every label of the theory, by section: the page must define all of them.
+ALL_LABELS = (
+    ["H", "L1", "L2"]
+    + [f"S{i}" for i in range(2, 7)]
+    + [f"A{i}" for i in range(1, 7)]
+    + [f"M{i}" for i in range(1, 8)]
+    + [f"W{i}" for i in range(1, 8)]
+    + [f"R{i}" for i in range(1, 6)]
+    + [f"P{i}" for i in range(1, 4)]
+)
+
+
+def _cited_labels() -> dict[str, set[str]]:
+    """label -> files (relative paths) of the package's .py sources that cite it."""
+    cited: dict[str, set[str]] = {}
+    for pkg in PACKAGES:
+        files = sorted((ROOT / pkg).rglob("*.py"))
+        assert files, f"no sources found in {pkg}"
+        for f in files:
+            for label in LABEL.findall(f.read_text()):
+                cited.setdefault(label, set()).add(str(f.relative_to(ROOT)))
+    return cited
+
+
+def _defined_labels() -> set[str]:
+    """Labels that docs/theory.md defines: a bold ``**(X)**`` at the start of a statement."""
+    return set(re.findall(r"\*\*\((H|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
+
+
+def test_label_regex_finds_labels_and_skips_calls():
+    text = "see (S3) and (M3)-(M6); range(L), TF_theta(H), sym(P22), f(S), (P22)"
+    assert LABEL.findall(text) == ["S3", "M3", "M6"]
+    cited = _cited_labels()
+    assert {"H", "L1", "L2", "S3", "M5"} <= set(cited), sorted(cited)
+
+
+def test_theory_page_defines_every_label_cited_in_the_package():
+    defined = _defined_labels()
+    missing = {label: sorted(files) for label, files in _cited_labels().items() if label not in defined}
+    assert not missing, f"labels cited in the package but not defined in docs/theory.md: {missing}"
+
+
+def test_theory_page_defines_every_label_of_the_theory_once():
+    text = THEORY.read_text()
+    for label in ALL_LABELS:
+        n = text.count(f"**({label})**")
+        assert n == 1, f"docs/theory.md defines ({label}) {n} times (expected once)"
+
+
+def test_readme_labels_are_defined():
+    defined = _defined_labels()
+    missing = sorted(set(LABEL.findall(README.read_text())) - defined)
+    assert not missing, f"README cites labels not defined in docs/theory.md: {missing}"
+
+
+def test_readme_links_the_theory_page_and_nothing_outside_the_repository():
+    text = README.read_text()
+    assert "](docs/theory.md)" in text, "README.md does not link docs/theory.md"
+    assert "../shared" not in text, "README.md still points outside the repository (../shared)"
+
+
+def test_theory_page_cites_its_references():
+    text = THEORY.read_text()
+    for ref in ("[LL]", "[W]", "[vO]", "[Ahn]", "[ZFB]"):
+        assert f"**{ref}**" in text, f"docs/theory.md has no reference entry {ref}"
