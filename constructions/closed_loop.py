@@ -65,7 +65,9 @@ class ClosedLoopAlgorithm(Algorithm):
         """Resolved ``(d, d_pi)`` for an ``S x A`` MDP; ``None`` means the algorithm's default."""
         raise NotImplementedError
 
-    def critic_table(self, S: int, A: int, d: int, rng: np.random.Generator, kind: str = "uniform") -> np.ndarray:
+    def critic_table(
+        self, S: int, A: int, d: int, rng: np.random.Generator, kind: str = "uniform"
+    ) -> np.ndarray:
         """The critic's (S, A, d) table: ``phi(s, a)``, or ``psi(s)`` repeated over actions."""
         if self.critic == "state":
             if kind == "onehot":
@@ -128,8 +130,16 @@ class ClosedLoopAlgorithm(Algorithm):
         return lt.greedy(lt.q_values(draws.phi, w))
 
     def context(
-        self, mdp: lt.TabularMDP, draws: Draws, w: np.ndarray, lam: np.ndarray | None, *, n: int,
-        epsilon: float, rng: np.random.Generator, s0: int | None = None,
+        self,
+        mdp: lt.TabularMDP,
+        draws: Draws,
+        w: np.ndarray,
+        lam: np.ndarray | None,
+        *,
+        n: int,
+        epsilon: float,
+        rng: np.random.Generator,
+        s0: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None, lt.Trajectory]:
         """One context of the loop from ``s0``: ``(X, g, traj)`` (``g`` ``None`` without an actor)."""
         if self.has_actor:
@@ -138,8 +148,15 @@ class ClosedLoopAlgorithm(Algorithm):
         return X, None, traj
 
     def loop(
-        self, mdp: lt.TabularMDP, draws: Draws, update: Callable, *, n: int, n_updates: int,
-        epsilon: float, rng: np.random.Generator,
+        self,
+        mdp: lt.TabularMDP,
+        draws: Draws,
+        update: Callable,
+        *,
+        n: int,
+        n_updates: int,
+        epsilon: float,
+        rng: np.random.Generator,
     ) -> lt.LoopResult:
         """The closed loop (S6)/(A5) of one MDP driven by ``update``."""
         if self.has_actor:
@@ -147,13 +164,32 @@ class ClosedLoopAlgorithm(Algorithm):
                 mdp, draws.phi, draws.phi_pi, draws.w0, draws.lam0, update, n=n, n_updates=n_updates, rng=rng
             )
         return lt.sarsa_loop(
-            mdp, draws.phi, draws.w0, lambda X, w: update(X, None, w, None)[0],
-            n=n, n_updates=n_updates, epsilon=epsilon, rng=rng,
+            mdp,
+            draws.phi,
+            draws.w0,
+            lambda X, w: update(X, None, w, None)[0],
+            n=n,
+            n_updates=n_updates,
+            epsilon=epsilon,
+            rng=rng,
         )
 
     def loop_batched(
-        self, P, r, mu0, gamma: float, phi, phi_pi, w0, lam0, update: Callable, U, *, n: int,
-        n_updates: int, epsilon: float,
+        self,
+        P,
+        r,
+        mu0,
+        gamma: float,
+        phi,
+        phi_pi,
+        w0,
+        lam0,
+        update: Callable,
+        U,
+        *,
+        n: int,
+        n_updates: int,
+        epsilon: float,
     ) -> lt.LoopResult:
         """The closed loops of k MDPs at once from pre-drawn uniforms ``U`` (bit-identical rows)."""
         if self.has_actor:
@@ -161,8 +197,17 @@ class ClosedLoopAlgorithm(Algorithm):
                 P, r, mu0, gamma, phi, phi_pi, w0, lam0, update, U, n=n, n_updates=n_updates
             )
         return lt.sarsa_loop_batched(
-            P, r, mu0, gamma, phi, w0, lambda X, w: update(X, None, w, None)[0], U,
-            n=n, n_updates=n_updates, epsilon=epsilon,
+            P,
+            r,
+            mu0,
+            gamma,
+            phi,
+            w0,
+            lambda X, w: update(X, None, w, None)[0],
+            U,
+            n=n,
+            n_updates=n_updates,
+            epsilon=epsilon,
         )
 
     # ---------------------------------------------------------------------- (L2) blocks

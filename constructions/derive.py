@@ -159,8 +159,12 @@ def _forward_symbolic(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = N
 
 
 def residuals(
-    alg: Algorithm, inst: Mapping[str, Any], sizes: Mapping[str, int], hyper: Mapping | None = None,
-    c: float = 1.0, depth: int = 1,
+    alg: Algorithm,
+    inst: Mapping[str, Any],
+    sizes: Mapping[str, int],
+    hyper: Mapping | None = None,
+    c: float = 1.0,
+    depth: int = 1,
 ) -> Residuals:
     """One instance through ``depth`` layers of ``alg``'s construction (scale ``c``) against
     ``alg.naive``: see the module docstring for the two residuals."""
@@ -175,7 +179,7 @@ def residuals(
     Z_out = forward(alg, Z, layers, alg.mask(sizes, hyper))
     ref = np.asarray(alg.naive(inst, hyper, depth), dtype=np.float64)
     res = relative_residual(alg.readout(Z_out, sizes), ref)
-    inv = np.asarray(alg.invariant(Z, Z_out, np.asarray(X).shape[0]), dtype=np.float64)
+    inv = np.asarray(alg.invariant(Z, Z_out, np.asarray(X).shape[0], ref.size), dtype=np.float64)
     teacher = getattr(alg, "teacher_readout", None)
     t_res = float("nan")
     if teacher is not None:
@@ -225,7 +229,7 @@ def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1
     rhs = np.asarray(alg.naive(inst, hyper, depth), dtype=object).ravel()
     if lhs.shape != rhs.shape:
         raise ValueError(f"{alg.name}: readout has {lhs.shape[0]} entries, naive {rhs.shape[0]}")
-    inv = np.asarray(alg.invariant(Z, Z_out, X.shape[0]), dtype=object).ravel()
+    inv = np.asarray(alg.invariant(Z, Z_out, X.shape[0], rhs.size), dtype=object).ravel()
     entries = [*(lhs - rhs), *inv]
     nonzero = sum(1 for e in entries if sp.expand(e) != 0)
     label = alg.depth_claims.get(depth, alg.claim)
@@ -243,7 +247,9 @@ def _sizes_text(sizes: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} = {v}" for k, v in sizes.items())
 
 
-def verify_rows(alg: Algorithm, rng: np.random.Generator, quick: bool = False, k: int | None = None) -> list[Row]:
+def verify_rows(
+    alg: Algorithm, rng: np.random.Generator, quick: bool = False, k: int | None = None
+) -> list[Row]:
     """The ``verify`` rows of one declaration: for each depth, the readout against the naive
     loop over ``k`` random instances (default 4 quick, 20 full) and every scale, the invariant
     (tolerance 0), the vectorised teacher where declared, and the fixed-size sympy identity."""
@@ -268,23 +274,39 @@ def verify_rows(alg: Algorithm, rng: np.random.Generator, quick: bool = False, k
     for L, acc in by_depth.items():
         label = alg.depth_claims.get(L, alg.claim)
         rows.append(
-            _row(label, f"{alg.name}, L = {L}: {alg.statement}; block = naive loop, {where}{scales}",
-                 acc["r"], READOUT_TOL)
+            _row(
+                label,
+                f"{alg.name}, L = {L}: {alg.statement}; block = naive loop, {where}{scales}",
+                acc["r"],
+                READOUT_TOL,
+            )
         )
         rows.append(_row(label, f"{alg.name}, L = {L}: {_invariant_text(alg)} unchanged", acc["i"], 0.0))
         if acc["t"]:
-            rows.append(_row(label, f"{alg.name}, L = {L}: vectorised teacher = naive loop", acc["t"],
-                             READOUT_TOL))
+            rows.append(
+                _row(label, f"{alg.name}, L = {L}: vectorised teacher = naive loop", acc["t"], READOUT_TOL)
+            )
     sweep = sweep_residuals(alg, rng, n_examples=10 if quick else 40)
     rows.append(
-        _row(alg.claim, f"{alg.name}: property sweep, {len(sweep)} random sizes and hyperparameters in "
-             f"{alg.size_ranges()} / {dict(alg.hyper_ranges)}, every depth and scale", sweep, READOUT_TOL)
+        _row(
+            alg.claim,
+            f"{alg.name}: property sweep, {len(sweep)} random sizes and hyperparameters in "
+            f"{alg.size_ranges()} / {dict(alg.hyper_ranges)}, every depth and scale",
+            sweep,
+            READOUT_TOL,
+        )
     )
     for L in alg.symbolic_depths or alg.depths[:2]:
         proof = prove(alg, depth=L)
         rows.append(
-            Row(proof.claim, f"{alg.name}: sympy identity, every entry symbolic (these sizes only: "
-                f"{_sizes_text(proof.sizes)})", float(proof.nonzero), 0.0, proof.holds)
+            Row(
+                proof.claim,
+                f"{alg.name}: sympy identity, every entry symbolic (these sizes only: "
+                f"{_sizes_text(proof.sizes)})",
+                float(proof.nonzero),
+                0.0,
+                proof.holds,
+            )
         )
     return rows
 
@@ -314,7 +336,11 @@ def sweep_residuals(alg: Algorithm, rng: np.random.Generator, n_examples: int = 
 def _invariant_text(alg: Algorithm) -> str:
     if type(alg).invariant is not Algorithm.invariant:
         return getattr(alg, "invariant_text", "invariant entries")
-    return "context columns and constant row" if alg.block == "lsa" else "all rows but the last"
+    return (
+        "context columns and the parameter column outside the readout"
+        if alg.block == "lsa"
+        else "all rows but the last"
+    )
 
 
 def instances(alg: Algorithm):

@@ -121,14 +121,16 @@ class Algorithm:
         """The (W2) mask for ``block == "masked"`` (``None``: the default ``diag(I_n, 0)``)."""
         return None
 
-    def invariant(self, Z: Any, Z_out: Any, m: int) -> Any:
+    def invariant(self, Z: Any, Z_out: Any, m: int, k: int) -> Any:
         """What the construction leaves exactly unchanged, as ``Z_out - Z`` restricted to it (1-D).
 
-        ``m`` is the number of context rows (rows of ``X``). Default: for (L1), every context
-        column and the constant row ``m`` of the parameter column; for (W2), every row but the
-        last of every column. Override where that differs."""
+        ``m``: the number of context rows (rows of ``X``); ``k``: the length of the readout. Default:
+        for (L1), every context column and every entry of the parameter column but the readout
+        (its last ``k`` rows, ``TF_theta`` of (L1)): the context part, the constant row and any
+        parameter the update does not produce; for (W2), every row but the last of every column.
+        Override where that differs."""
         if self.block == "lsa":
-            return np.concatenate([(Z_out[:, :-1] - Z[:, :-1]).ravel(), [Z_out[m, -1] - Z[m, -1]]])
+            return np.concatenate([(Z_out[:, :-1] - Z[:, :-1]).ravel(), Z_out[:-k, -1] - Z[:-k, -1]])
         return (Z_out[:-1, :] - Z[:-1, :]).ravel()
 
     def symbolic_instance(self, sizes: Mapping[str, int]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ __all__ = [
     "run_claims",
 ]
 
+
 @dataclass(frozen=True)
 class Residuals:
     """``readout``: relative error of the updated parameters; ``context``: largest absolute change
@@ -152,12 +153,19 @@ def run_claims(
         l2.append(verify_lemma_c1(X, w, P, V))
         torch_res.append(_torch_residual(X, w, P, V))
     sizes = f"S = {S}, A = {A}, d = {d}, n = {n}, {k} instances"
-    rows.append(_rows_from("(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", l2, READOUT_TOL))
+    rows.append(
+        _rows_from("(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", l2, READOUT_TOL)
+    )
     rows.append(_rows_from("(L1)", f"torch float64 block = numpy block ({sizes})", torch_res, READOUT_TOL))
     proof = symbolic.prove_lemma_c1(1, 2)
     rows.append(
-        Row(proof.claim, "sympy: fully symbolic P, V (these sizes only: d = 1, n = 2)", float(proof.nonzero), 0.0,
-            proof.holds)
+        Row(
+            proof.claim,
+            "sympy: fully symbolic P, V (these sizes only: d = 1, n = 2)",
+            float(proof.nonzero),
+            0.0,
+            proof.holds,
+        )
     )
     return rows
 

@@ -85,7 +85,9 @@ class TeacherSpec:
             if dims.d != need:
                 raise ValueError(f"d: one-hot {self.alg.critic} features need d = {need}, got {dims.d}")
             if dims.d_pi not in (0, self.S * self.A):
-                raise ValueError(f"d_pi: one-hot features need d_pi = S*A = {self.S * self.A}, got {dims.d_pi}")
+                raise ValueError(
+                    f"d_pi: one-hot features need d_pi = S*A = {self.S * self.A}, got {dims.d_pi}"
+                )
         if self.reward not in ("sa", "sas"):
             raise ValueError(f"reward: expected 'sa' or 'sas', got {self.reward!r}")
         if not isinstance(self.shared_features, bool):
@@ -154,7 +156,9 @@ class TeacherDataset:
         d = self.layout.d
         X, g = self.X[:, : 2 * d + 1], self.X[:, 2 * d + 1 :]
         k = self.layout.d_pi
-        return self.spec.alg.full_prompt(X, g if k else None, self.wt[:, 1 : 1 + d], self.wt[:, 1 + d :] if k else None)
+        return self.spec.alg.full_prompt(
+            X, g if k else None, self.wt[:, 1 : 1 + d], self.wt[:, 1 + d :] if k else None
+        )
 
 
 def _draw_tables(spec: TeacherSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
@@ -182,8 +186,13 @@ def _loop_one(spec: TeacherSpec, draws: tuple, rng: np.random.Generator) -> lt.L
     """The per-MDP teacher loop (S6)/(A5) on one MDP's draws, consuming ``rng``."""
     mdp, phi, phi_pi, w0, lam0 = draws
     return spec.alg.loop(
-        mdp, constructions.Draws(phi, phi_pi, w0, lam0), spec.alg.teacher(spec.hyper),
-        n=spec.n, n_updates=spec.frames, epsilon=spec.epsilon, rng=rng,
+        mdp,
+        constructions.Draws(phi, phi_pi, w0, lam0),
+        spec.alg.teacher(spec.hyper),
+        n=spec.n,
+        n_updates=spec.frames,
+        epsilon=spec.epsilon,
+        rng=rng,
     )
 
 
@@ -195,9 +204,19 @@ def _loop_batched(spec: TeacherSpec, runs: list, shared) -> lt.LoopResult:
     phi, phi_pi = shared if shared else (np.stack(phis), None if phi_pis[0] is None else np.stack(phi_pis))
     lam0 = None if lam0s[0] is None else np.stack(lam0s)
     return spec.alg.loop_batched(
-        np.stack([m.P for m in mdps]), np.stack([m.r for m in mdps]), np.stack([m.mu0 for m in mdps]),
-        spec.gamma, phi, phi_pi, np.stack(w0s), lam0, spec.alg.teacher(spec.hyper), np.stack(U),
-        n=spec.n, n_updates=spec.frames, epsilon=spec.epsilon,
+        np.stack([m.P for m in mdps]),
+        np.stack([m.r for m in mdps]),
+        np.stack([m.mu0 for m in mdps]),
+        spec.gamma,
+        phi,
+        phi_pi,
+        np.stack(w0s),
+        lam0,
+        spec.alg.teacher(spec.hyper),
+        np.stack(U),
+        n=spec.n,
+        n_updates=spec.frames,
+        epsilon=spec.epsilon,
     )
 
 

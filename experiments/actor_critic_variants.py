@@ -115,8 +115,14 @@ def run_variants(
         {
             "rows": summary,
             "expected_steps": steps,
-            "config": {"n_mdps": n_mdps, "n_updates": n_updates, "seed": seed, "alpha": cfg.alpha, "beta": cfg.beta,
-                       "n": cfg.n},
+            "config": {
+                "n_mdps": n_mdps,
+                "n_updates": n_updates,
+                "seed": seed,
+                "alpha": cfg.alpha,
+                "beta": cfg.beta,
+                "n": cfg.n,
+            },
             "versions": versions(),
         }
     )

@@ -232,7 +232,10 @@ def _cmd_control(args: argparse.Namespace) -> int:
     changes = {"weights": weights}
     if constructions.ALGORITHMS[args.algo].has_actor:  # actor-based algorithms: the [LL] family
         changes.update(
-            envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,), env_algos=(), actor_critic_algos=(args.algo,)
+            envs=(HELDOUT_NAME,),
+            actor_critic_envs=(HELDOUT_NAME,),
+            env_algos=(),
+            actor_critic_algos=(args.algo,),
         )
     else:
         changes.update(env_algos=(args.algo,), actor_critic_envs=())

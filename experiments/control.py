@@ -108,6 +108,8 @@ def _algorithm(algo: Any) -> ClosedLoopAlgorithm:
     if not isinstance(algo, str) or algo not in names:
         raise ValueError(f"algo: expected one of {names}, got {algo!r}")
     return constructions.ALGORITHMS[algo]
+
+
 FORWARDS = ("auto", "l1", "l2")
 
 #: ``forward="auto"`` applies the dense block (L1) up to this ``D`` and the (L2) form above it.
@@ -408,7 +410,9 @@ def deploy(
     layout = alg.dims(S, A, d, d_pi).layout
     sol = _check_solution(mdp, solution)
     hyper = {"gamma": mdp.gamma, "alpha": alpha, "beta": beta}
-    update, used = _update_fn(resolve_weights(weights, layout, alpha=alpha, beta=beta), layout, alg, hyper, forward)
+    update, used = _update_fn(
+        resolve_weights(weights, layout, alpha=alpha, beta=beta), layout, alg, hyper, forward
+    )
 
     phi = alg.critic_table(S, A, d, rng)
     w = rng.uniform(-1.0, 1.0, size=d)

@@ -286,9 +286,7 @@ def _diversity_job(p: dict) -> dict:
 
 
 def _control_job(p: dict) -> dict:
-    from .control import _MDPCache, _run_unit
-
-    from .control import ALGOS
+    from .control import ALGOS, _MDPCache, _run_unit
 
     if p["algo"] not in ALGOS:
         raise ValueError(f"algo: expected one of {ALGOS}, got {p['algo']!r}")

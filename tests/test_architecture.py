@@ -54,7 +54,9 @@ def _name_branches(path: pathlib.Path, names: set[str]) -> list[str]:
             if isinstance(op, ast.Constant) and isinstance(op.value, str):
                 consts.add(op.value)
             elif isinstance(op, ast.Tuple | ast.List | ast.Set):
-                consts |= {e.value for e in op.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                consts |= {
+                    e.value for e in op.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                }
         hit = consts & names
         if hit:
             found.append(f"{path.relative_to(ROOT)}:{node.lineno} compares with {sorted(hit)}")

@@ -390,8 +390,12 @@ def test_bad_inputs_raise_value_error(tmp_path):
     # forward="l1" needs dense weights, unavailable for the sparse Taxi-sized construction
     with pytest.raises(ValueError, match="forward"):
         ctl._update_fn(
-                ctl.constructed_blocks(lt.Layout(600), 0.2), lt.Layout(600), ctl._algorithm("sarsa"), {"alpha": 0.2}, "l1"
-            )
+            ctl.constructed_blocks(lt.Layout(600), 0.2),
+            lt.Layout(600),
+            ctl._algorithm("sarsa"),
+            {"alpha": 0.2},
+            "l1",
+        )
 
 
 def test_divergent_loop_stops_cleanly(models):

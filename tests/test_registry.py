@@ -63,8 +63,10 @@ class _Perturbed:
 
     def __call__(self, sizes, hyper, c=1.0, depth=1):
         make = self.alg.__class__.construction_symbolic if self.symbolic else self.alg.__class__.construction
-        layers = [tuple(np.array(M, dtype=object if self.symbolic else float) for M in pv)
-                  for pv in make(self.alg, sizes, hyper, c, depth)]
+        layers = [
+            tuple(np.array(M, dtype=object if self.symbolic else float) for M in pv)
+            for pv in make(self.alg, sizes, hyper, c, depth)
+        ]
         P, V = layers[0]
         i, j = np.argwhere(V != 0)[0]
         V[i, j] = V[i, j] * (1 + 1e-3) if not self.symbolic else V[i, j] * 2
@@ -121,8 +123,22 @@ def test_load_module_errors(tmp_path):
 
 def _verify(module: pathlib.Path, cwd: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "verify", "--module", str(module), "--quick", "--seed", "3"],
-        cwd=cwd, capture_output=True, text=True, env={**_env(), "PYTHONPATH": str(ROOT)}, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "verify",
+            "--module",
+            str(module),
+            "--quick",
+            "--seed",
+            "3",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHONPATH": str(ROOT)},
+        timeout=300,
     )
 
 
@@ -160,3 +176,26 @@ def test_a_broken_user_module_is_bad_input(tmp_path):
     out = _verify(user, tmp_path)
     assert out.returncode == 2
     assert "defines no Algorithm" in out.stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_invariant_check_sees_a_construction_that_writes_into_the_context(name, rng):
+    """A value matrix with one extra entry in the first row writes into the first row of every
+    column: the generic invariant residual must see it (and the sympy proof count it)."""
+    alg = constructions.ALGORITHMS[name]
+    bad = type(alg)()
+    cls = type(alg)
+
+    def construction(sizes, hyper, c=1.0, depth=1):
+        layers = [
+            tuple(np.array(M, dtype=float) for M in pv)
+            for pv in cls.construction(alg, sizes, hyper, c, depth)
+        ]
+        P, V = layers[0]
+        (P if alg.block == "masked" else V)[0, 0] += 1.0
+        return layers
+
+    bad.construction = construction
+    sizes = alg.sizes(quick=True)
+    res = derive.residuals(bad, alg.draw(sizes, rng), sizes)
+    assert res.invariant > 1e-6

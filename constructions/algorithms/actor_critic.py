@@ -40,7 +40,11 @@ class ActorCritic(ClosedLoopAlgorithm):
     scales = (1.0, -3.7, 0.05)
 
     def sizes(self, quick):
-        return {"S": 3, "A": 3, "d": 3, "d_pi": 9, "n": 20} if quick else {"S": 9, "A": 4, "d": 9, "d_pi": 36, "n": 20}
+        return (
+            {"S": 3, "A": 3, "d": 3, "d_pi": 9, "n": 20}
+            if quick
+            else {"S": 9, "A": 4, "d": 9, "d_pi": 36, "n": 20}
+        )
 
     def symbolic_sizes(self):
         return {"S": 2, "A": 2, "d": 2, "d_pi": 2, "n": 3}
@@ -69,8 +73,15 @@ class ActorCritic(ClosedLoopAlgorithm):
         if depth != 1:
             raise ValueError(f"depth: the (A4) identity is one layer, got {depth}")
         w, lam = lt.naive_batch_actor_critic(
-            inst["phi"], inst["phi_next"], inst["r"], inst["g"], inst["w"], inst["lam"],
-            hyper["gamma"], hyper["alpha"], hyper["beta"],
+            inst["phi"],
+            inst["phi_next"],
+            inst["r"],
+            inst["g"],
+            inst["w"],
+            inst["lam"],
+            hyper["gamma"],
+            hyper["alpha"],
+            hyper["beta"],
         )
         return np.concatenate([w, lam])
 
@@ -84,7 +95,9 @@ class ActorCritic(ClosedLoopAlgorithm):
         return [numeric.actor_critic(sizes["d"], sizes["d_pi"], hyper["alpha"], hyper["beta"], c)] * depth
 
     def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [symbolic.actor_critic_symbolic(sizes["d"], sizes["d_pi"], hyper["alpha"], hyper["beta"], c)] * depth
+        return [
+            symbolic.actor_critic_symbolic(sizes["d"], sizes["d_pi"], hyper["alpha"], hyper["beta"], c)
+        ] * depth
 
     def readout(self, out, sizes):
         return out[-(sizes["d"] + sizes["d_pi"]) :, -1]
@@ -98,7 +111,9 @@ class ActorCritic(ClosedLoopAlgorithm):
         alpha, beta = hyper["alpha"], hyper["beta"]
         return lambda X, g, w, lam: lt.actor_critic_update(X, g, w, lam, alpha, beta)
 
-    def expected_actor_step(self, mdp: lt.TabularMDP, phi: np.ndarray, phi_pi: np.ndarray, lam: np.ndarray) -> dict:
+    def expected_actor_step(
+        self, mdp: lt.TabularMDP, phi: np.ndarray, phi_pi: np.ndarray, lam: np.ndarray
+    ) -> dict:
         r"""(A6): the expected actor step ``E[delta_i g_i]`` at the critic's TD fixed point, exactly.
 
         The loop's pairs ``(s_i, a_i)`` form a Markov chain with kernel ``P[s, a, s'] pi(a'|s')``
@@ -128,8 +143,18 @@ class ActorCritic(ClosedLoopAlgorithm):
         P_state = np.einsum("sa,sat->st", pi, mdp.P)
         d_gamma = np.linalg.solve((np.eye(S) - mdp.gamma * P_state).T, mdp.mu0)
         grad = np.einsum("s,sa,sa,sad->d", d_gamma, pi, lt.q_pi(mdp, pi), g)
-        cos = float(step @ grad / (np.linalg.norm(step) * np.linalg.norm(grad))) if np.linalg.norm(step) > 0 else 0.0
-        return {"step": step, "policy_gradient": grad, "cosine": cos, "w": w, "max_abs_delta": float(np.abs(delta).max())}
+        cos = (
+            float(step @ grad / (np.linalg.norm(step) * np.linalg.norm(grad)))
+            if np.linalg.norm(step) > 0
+            else 0.0
+        )
+        return {
+            "step": step,
+            "policy_gradient": grad,
+            "cosine": cos,
+            "w": w,
+            "max_abs_delta": float(np.abs(delta).max()),
+        }
 
 
 ALGORITHM = ActorCritic()

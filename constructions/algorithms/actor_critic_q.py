@@ -22,7 +22,11 @@ class ActorCriticQ(ActorCritic):
     critic = "action"
 
     def sizes(self, quick):
-        return {"S": 3, "A": 3, "d": 9, "d_pi": 9, "n": 20} if quick else {"S": 9, "A": 4, "d": 36, "d_pi": 36, "n": 20}
+        return (
+            {"S": 3, "A": 3, "d": 9, "d_pi": 9, "n": 20}
+            if quick
+            else {"S": 9, "A": 4, "d": 36, "d_pi": 36, "n": 20}
+        )
 
     def dims(self, S, A, d=None, d_pi=None):
         """Action-value critic: ``d = S A``, actor ``d_pi = d`` by default."""

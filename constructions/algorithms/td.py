@@ -26,7 +26,12 @@ def td_instance(S: int, d: int, n: int, rng: np.random.Generator) -> dict:
     mdp = lt.random_mdp(S, 2, 0.5, rng)
     phi_s = lt.random_state_features(S, d, rng)
     traj = lt.rollout(mdp, lt.uniform_policy(mdp), n, rng)
-    return {"phi": phi_s[traj.states[:-1]], "phi_next": phi_s[traj.states[1:]], "r": traj.rewards, "q": phi_s[0]}
+    return {
+        "phi": phi_s[traj.states[:-1]],
+        "phi_next": phi_s[traj.states[1:]],
+        "r": traj.rewards,
+        "q": phi_s[0],
+    }
 
 
 def td_query(inst, m: int) -> np.ndarray:
@@ -65,7 +70,9 @@ class TD(Algorithm):
         return X, td_query(inst, X.shape[0])
 
     def naive(self, inst, hyper, depth):
-        w = lt.naive_batch_td(inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"], n_iter=depth)
+        w = lt.naive_batch_td(
+            inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"], n_iter=depth
+        )
         return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
 
     def teacher_readout(self, inst, hyper, depth):
