@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--module",
         default=None,
         metavar="FILE.py",
-        help="verify the Algorithm declarations of your own file (docs/extending.md) instead of the package's",
+        help="verify the Algorithm declarations of your own file (docs/extending.md), not the package's",
     )
     p.set_defaults(func=_cmd_verify)
 
