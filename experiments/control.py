@@ -607,7 +607,8 @@ class ControlConfig:
     discount ``gym_gamma``); every env runs the algorithms ``env_algos`` (default SARSA), those in
     ``actor_critic_envs`` also ``actor_critic_algos`` (default the state-value actor-critic; add
     ``"actor_critic_q"`` for the (A6) comparison); every name is a registered closed-loop
-    algorithm. ``weights``: ``"constructed"`` or a ``.npz`` path (see :func:`resolve_weights`). The default is the full configuration; ``quick()`` the small one."""
+    algorithm. ``weights``: ``"constructed"`` or a ``.npz`` path (see :func:`resolve_weights`).
+    The default is the full configuration; ``quick()`` the small one."""
 
     envs: tuple[str, ...] = DEFAULT_ENVS
     actor_critic_envs: tuple[str, ...] = (HELDOUT_NAME,)
