@@ -213,6 +213,13 @@ def _context_length(out: Path, quick: bool) -> dict:
     return {"rows": rows}
 
 
+def _actor_critic_variants(out: Path, quick: bool) -> dict:
+    from .actor_critic_variants import run_variants
+
+    doc = run_variants(out, n_mdps=5 if quick else 20, n_updates=300 if quick else 1000)
+    return {"rows": doc["rows"]}
+
+
 #: Part name -> function(out_dir, quick) -> headline numbers.
 PARTS: dict[str, Callable[[Path, bool], dict]] = {
     "verify": _verify,
@@ -223,6 +230,7 @@ PARTS: dict[str, Callable[[Path, bool], dict]] = {
     "control": _control,
     "training-diversity": _training_diversity,
     "context-length": _context_length,
+    "actor-critic-variants": _actor_critic_variants,
 }
 
 
