@@ -133,6 +133,39 @@ class Algorithm:
             return np.concatenate([(Z_out[:, :-1] - Z[:, :-1]).ravel(), Z_out[:-k, -1] - Z[:-k, -1]])
         return (Z_out[:-1, :] - Z[:-1, :]).ravel()
 
+    # ---------------------------------------------------------------- effective blocks (M2)
+    #: Sign of the (W2) value readout: ``readout = value_sign * Z_out[-k:, -1]`` ([W]: -1).
+    value_sign: ClassVar[int] = -1
+
+    def dims_of(self, sizes: Mapping[str, int]) -> tuple[int, int, int]:
+        """``(m, p, k)``: context rows, length of the last column, length of the readout."""
+        inst = self.draw(sizes, np.random.default_rng(0))
+        X, last = self.columns(inst, self.hyper)
+        k = np.asarray(self.naive(inst, self.hyper, 1)).size
+        return np.asarray(X).shape[0], np.asarray(last).shape[0], k
+
+    def effective_blocks(self, P: np.ndarray, V: np.ndarray, sizes: Mapping[str, int]) -> tuple:
+        """``(A, B)``: the two parameter blocks of which one layer's readout increment is bilinear,
+        ``readout(TF(Z)) - readout(Z) = A Sigma B last`` with ``Sigma = X X^T / n``.
+
+        (L1) ((L2) on ``{P22 = 0, Vbar22 = 0}``): ``A = V[-k:, :m]`` (``Vbar21``), ``B = P[:m, m:]``
+        (``P12``). (W2), exactly for every ``(P, Q)``: ``A = value_sign * P[-k:, :]``, ``B = Q``."""
+        m, p, k = self.dims_of(sizes)
+        if self.block == "lsa":
+            return V[-k:, :m], P[:m, m:]
+        return self.value_sign * P[-k:, :], V
+
+    def embed(self, A: np.ndarray, B: np.ndarray, sizes: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The full ``(P, V)`` (every other entry zero) whose :meth:`effective_blocks` are ``(A, B)``."""
+        m, p, k = self.dims_of(sizes)
+        D = m + p if self.block == "lsa" else m
+        P, V = np.zeros((D, D)), np.zeros((D, D))
+        if self.block == "lsa":
+            V[-k:, :m], P[:m, m:] = A, B
+        else:
+            P[-k:, :], V[:, :] = self.value_sign * A, B
+        return P, V
+
     def symbolic_instance(self, sizes: Mapping[str, int]) -> dict[str, Any]:
         """The instance of the sympy identity: by default :meth:`draw` at ``sizes`` with every
         entry replaced by its own real symbol (``phi_0_1``, ``r_2``, ...)."""

@@ -4,6 +4,7 @@ Curated public API; everything works on the effective parameters ``theta = [vec(
 of (M2) and the sufficient statistics of (L2), in float64.
 """
 
+from .bilinear import BilinearDataset, instance_dataset
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
 from .flow import RATE_WINDOW, FlowResult, adam, fit_rate, gradient_descent, gradient_flow
 from .manifold import (
@@ -40,6 +41,8 @@ from .objective import (
 )
 
 __all__ = [
+    "BilinearDataset",
+    "instance_dataset",
     "DENSE_MAX",
     "KERNEL_RTOL",
     "NULL_RTOL",

@@ -60,7 +60,12 @@ class Shapes:
 
 
 def shapes(dataset: TeacherDataset) -> Shapes:
-    """Effective parameter shapes of ``dataset``'s layout: k = d + d_pi, m = 2d+1+d_pi, p = 1+d+d_pi."""
+    """Effective parameter shapes: those a dataset declares (``effective_shapes``, e.g.
+    :class:`dynamics.bilinear.BilinearDataset`), else of its layout: k = d + d_pi, m = 2d+1+d_pi,
+    p = 1+d+d_pi."""
+    declared = getattr(dataset, "effective_shapes", None)
+    if declared is not None:
+        return declared
     lay = dataset.layout
     return Shapes(lay.k, lay.m, lay.D - lay.m)
 
@@ -84,6 +89,10 @@ def unpack(theta: np.ndarray, sh: Shapes) -> tuple[np.ndarray, np.ndarray]:
 def construction(dataset: TeacherDataset, c: float = 1.0) -> np.ndarray:
     """``theta*`` of ``(c P12*, Vbar21*/c)``: the (L2) blocks of the dataset's algorithm's
     construction ((S3) for SARSA, (A3) for the actor-critics)."""
+    if hasattr(dataset, "effective_shapes"):  # a BilinearDataset: the declaration's blocks
+        P, V = dataset.alg.construction(dataset.sizes, dataset.hyper, c, 1)[0]
+        A, B = dataset.alg.effective_blocks(P, V, dataset.sizes)
+        return pack(A, B)
     spec = dataset.spec
     P, V = spec.alg.construction_blocks(spec.dims, spec.hyper, c)
     return from_full(P, V, dataset.layout)
