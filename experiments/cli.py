@@ -29,6 +29,7 @@ Every command exits with 1 when one of its checks fails (the criteria are in ``C
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -41,6 +42,14 @@ import constructions
 
 def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _provenance(args: argparse.Namespace, seed=None) -> dict:
+    """The ``provenance`` object of a command's JSON document (:func:`experiments.io.provenance`)."""
+    from .io import provenance
+
+    config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    return provenance(config, seed if seed is not None else getattr(args, "seed", None))
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -75,6 +84,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "seed": seed,
             "quick": args.quick,
             "passed": ok,
+            "provenance": _provenance(args, seed),
         }
         print(json.dumps(doc, indent=2))
     else:
@@ -120,7 +130,7 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
         return format(v, spec) if spec else str(v)
 
     cells = [[fmt(r.get(k), spec) for k, spec in columns] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, (k, _) in enumerate(columns)]
+    widths = [max([len(k), *(len(c[i]) for c in cells)]) for i, (k, _) in enumerate(columns)]
     print("  ".join(k.rjust(w) for (k, _), w in zip(columns, widths, strict=True)))
     for c in cells:
         print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
@@ -131,6 +141,8 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     from .io import to_jsonable
 
     cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig(algo=args.algo)
+    if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
+        cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
     out = args.out
     doc = run_converge(cfg, out)
     for run in doc["runs"]:
@@ -139,7 +151,8 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     if out is not None:
         plot_converge(out)
     if args.json:
-        print(json.dumps(to_jsonable({"runs": doc["runs"], "config": doc["config"], "passed": ok}), indent=2))
+        body = {"runs": doc["runs"], "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
+        print(json.dumps(to_jsonable(body), indent=2))
     else:
         _print_table(
             doc["runs"],
@@ -174,6 +187,8 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
     from .io import to_jsonable
 
     cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
     doc = run_diversity(cfg, args.out)
     for row in doc["rows"]:
         row["passed"] = diversity_passed(row)
@@ -181,7 +196,8 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
     if args.out is not None:
         plot_diversity(args.out)
     if args.json:
-        print(json.dumps(to_jsonable({"rows": doc["rows"], "config": doc["config"], "passed": ok}), indent=2))
+        body = {"rows": doc["rows"], "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
+        print(json.dumps(to_jsonable(body), indent=2))
     else:
         _print_table(
             doc["rows"],
@@ -205,6 +221,21 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+#: A frozen construction must follow its exact teacher: parameters equal to this relative tolerance
+#: until the first trajectory mismatch (a round-off flip of an argmax), and diverge only with it.
+CONTROL_TOL = 1e-9
+
+
+def control_passed(env: dict) -> bool:
+    """The check of a ``control`` row: for ``weights="constructed"`` the block reproduces the exact
+    teacher (:data:`CONTROL_TOL` before the first trajectory mismatch, the same divergences);
+    other weights have no identity to check and pass (their returns are reported)."""
+    if env.get("weights") != "constructed":
+        return True
+    same_div = env.get("n_diverged", 0) == env.get("n_diverged_teacher", 0)
+    return bool(same_div and env["max_w_rel_diff_before_mismatch"] <= CONTROL_TOL)
+
+
 def _trained_weights(out: str | None) -> str:
     """Path of trained weights for ``--weights trained``: ``<out>/training/train.npz`` (where
     ``lsa-theory reproduce`` puts them), trained there first with the [LL] configuration
@@ -221,15 +252,22 @@ def _trained_weights(out: str | None) -> str:
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from .control import ControlConfig, plot_control, run_control
     from .envs import HELDOUT_NAME
     from .io import to_jsonable
 
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
+    if args.weights == "trained" and constructions.ALGORITHMS[args.algo].has_actor:
+        raise ValueError(
+            f"--weights trained: the trained block is the [LL] SARSA block; for --algo {args.algo} pass "
+            "'constructed' or a .npz with P, V of the (A1) size"
+        )
+    if args.weights == "teacher":
+        raise ValueError("--weights teacher: the exact teacher is the baseline of every run (column teacher)")
     weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
     changes = {"weights": weights}
+    if args.seed is not None:
+        changes["seed"] = args.seed
     if constructions.ALGORITHMS[args.algo].has_actor:  # actor-based algorithms: the [LL] family
         changes.update(
             envs=(HELDOUT_NAME,),
@@ -250,8 +288,12 @@ def _cmd_control(args: argparse.Namespace) -> int:
     if out is not None:
         plot_control(out)
     envs = [e for e in doc["envs"] if e["algo"] == args.algo]
+    for e in envs:
+        e["passed"] = control_passed(e)
+    ok = all(e["passed"] for e in envs)
     if args.json:
-        print(json.dumps(to_jsonable({"envs": envs, "config": doc["config"]}), indent=2))
+        body = {"envs": envs, "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
+        print(json.dumps(to_jsonable(body), indent=2))
     else:
         _print_table(
             envs,
@@ -262,9 +304,10 @@ def _cmd_control(args: argparse.Namespace) -> int:
                 ("n_seeds", ""),
                 ("normalized_return", ".3f"),
                 ("normalized_return_teacher", ".3f"),
+                ("passed", ""),
             ],
         )
-    return 0
+    return 0 if ok else 1
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -272,20 +315,46 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     summary = reproduce(args.out, quick=args.quick, parts=args.parts)
     for name, part in summary["parts"].items():
-        print(f"{name:24} {part['seconds']:8.1f} s")
+        if name in summary["skipped"]:
+            print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)")
+        else:
+            ok = {True: "", False: "  CHECK FAILED"}[part.get("ok", True)]
+            print(f"{name:24} {part['seconds']:8.1f} s{ok}")
     print(f"summary: {args.out}/summary.json")
-    return 0
+    return 0 if summary["passed"] else 1
+
+
+def _common(p: argparse.ArgumentParser, *, out: str | None = None, seed: bool = True) -> None:
+    """Options every command shares: --json, --threads, and where they apply --seed, --out, --reuse."""
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="BLAS threads (default 1: the small products here run fastest single-threaded; recorded)",
+    )
+    if seed:
+        p.add_argument("--seed", type=int, default=None, help="seed of every random draw (recorded)")
+    if out is not None:
+        p.add_argument("--out", default=None, metavar="DIR", help=out)
+        p.add_argument(
+            "--reuse",
+            action="store_true",
+            help="resume in --out even if its results were made by another code or configuration",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lsa-theory", description="Check the theory of in-context RL in linear self-attention."
+        prog="lsa-theory",
+        description="Check the theory of in-context RL in linear self-attention (docs/theory.md). "
+        "Exit codes: 0 every check passed, 1 a check ran and failed, 2 bad input, 130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("verify", help="check every construction claim on fresh random instances")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--quick", action="store_true", help="small sizes (S = A = 3), fewer instances")
-    p.add_argument("--seed", type=int, default=None, help="seed of the instances (default: fresh)")
+    _common(p)
     p.add_argument(
         "--module",
         default=None,
@@ -301,14 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("converge", help="gradient flows from perturbations of the construction (M6)")
     p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
     p.add_argument("--quick", action="store_true", help="one seed, two scales, two radii")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.add_argument("--out", default=None, help="directory for converge.json/.npz and plots (resumes)")
+    _common(p, out="directory for converge.json/.npz and plots (resumes)")
     p.set_defaults(func=_cmd_converge)
 
     p = sub.add_parser("diversity", help="richness (M5) and held-out cost of low diversity (M7)")
     p.add_argument("--quick", action="store_true", help="S = A = 2, k up to 16")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.add_argument("--out", default=None, help="directory for diversity.json and its plot (resumes)")
+    _common(p, out="directory for diversity.json and its plot (resumes)")
     p.set_defaults(func=_cmd_diversity)
 
     p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
@@ -316,30 +383,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         default="constructed",
-        help="'constructed', 'trained' or a .npz path with arrays P, V (trained blocks: random-S9-A4 only)",
+        metavar="constructed|trained|PATH",
+        help="'constructed': the construction (S3)/(A3) with the run's alpha (beta); 'trained': the [LL] "
+        "SARSA block trained by 'reproduce --parts training' (trained first if missing, ~1 min; "
+        "random-S9-A4 only); PATH: an .npz with arrays P, V. The exact teacher (S2)/(A2) runs beside "
+        "every block as its baseline.",
     )
     p.add_argument("--updates", type=int, default=None, help="number of updates (default 1000; quick 300)")
     p.add_argument("--quick", action="store_true", help="5 held-out MDPs, 3 seeds per env, no Taxi")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.add_argument("--out", default=None, help="directory for control.json/.npz and the plot (resumes)")
+    _common(p, out="directory for control.json/.npz and the plot (resumes)")
     p.set_defaults(func=_cmd_control)
 
     from .sweep import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
 
-    p = sub.add_parser("reproduce", help="every experiment, figure and summary.json (resumable)")
-    p.add_argument("--quick", action="store_true", help="small configurations (under 10 minutes)")
-    p.add_argument("--out", default="results", help="output directory (default: results)")
-    p.add_argument("--parts", nargs="+", default=None, help="only these parts")
-    p.set_defaults(func=_cmd_reproduce)
+    from .reproduce import PARTS
+
+    p = sub.add_parser(
+        "reproduce",
+        help="every experiment, figure and summary.json (resumable; --quick about 5 min on 2 quiet cores)",
+    )
+    p.add_argument("--quick", action="store_true", help="small configurations (about 5 minutes on 2 cores)")
+    p.add_argument("--parts", nargs="+", default=None, choices=list(PARTS), metavar="PART",
+                   help="only these parts, of: " + ", ".join(PARTS))  # fmt: skip
+    _common(p, out="output directory (default: results)", seed=False)
+    p.set_defaults(func=_cmd_reproduce, out="results")
     return parser
 
 
+#: Options that do not change what a command computes (left out of its configuration hash).
+_NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from .io import check_out, check_provenance, provenance
+
+    if getattr(args, "threads", 1) is not None and args.threads < 1:
+        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise ValueError(f"--seed: must be >= 0, got {args.seed}")
+    with threadpool_limits(limits=getattr(args, "threads", 1), user_api="blas"):
+        out = check_out(getattr(args, "out", None))
+        if out is not None:
+            config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+            check_provenance(
+                out, provenance(config, getattr(args, "seed", None)), getattr(args, "reuse", False)
+            )
+        return args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``lsa-theory``; returns the exit code."""
+    """Entry point of ``lsa-theory``; returns the exit code (0 passed, 1 a check failed, 2 bad
+    input with one line on stderr, 130 interrupted)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"lsa-theory {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileExistsError, NotADirectoryError) as exc:
+        print(f"lsa-theory {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

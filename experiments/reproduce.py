@@ -36,6 +36,7 @@ def _verify(out: Path, quick: bool) -> dict:
     doc = {"rows": [r.as_dict() for r in rows], "seed": 0, "quick": quick}
     atomic_write_json(out / "verify.json", doc)
     return {
+        "ok": all(r.passed for r in rows),
         "claims": len(rows),
         "passed": sum(r.passed for r in rows),
         "max_residual": max(r.residual for r in rows),
@@ -52,6 +53,7 @@ def _converge(algo: str) -> Callable[[Path, bool], dict]:
         plot_converge(out)
         ratios = [r["rate_ratio"] for r in runs]
         return {
+            "ok": all(converge_passed(r) for r in runs),
             "runs": len(runs),
             "passed": sum(converge_passed(r) for r in runs),
             "rate_ratio_min": min(ratios),
@@ -69,7 +71,10 @@ def _diversity(out: Path, quick: bool) -> dict:
     rows = run_diversity(DiversityConfig.quick() if quick else DiversityConfig(), out)["rows"]
     plot_diversity(out)
     m5 = [r for r in rows if r["table"] == "M5"]
+    from .cli import diversity_passed
+
     return {
+        "ok": all(diversity_passed(r) for r in rows),
         "m5_kernels": [r["ker_dim"] for r in m5],
         "all_morse_bott": all(r["ker_dim"] == r["tangent_dim"] for r in rows),
         "heldout_err": {
@@ -190,8 +195,10 @@ def _control(out: Path, quick: bool) -> dict:
             tcfg = dataclasses.replace(tcfg, tabular=False)
         rows += run_control(tcfg, out / "trained")["envs"]
         plot_control(out / "trained")
+    from .cli import control_passed
+
     cols = ("name", "algo", "weights", "updates", "normalized_return", "normalized_return_teacher", "n_seeds")
-    return {"envs": [{c: e[c] for c in cols} for e in rows]}
+    return {"ok": all(control_passed(e) for e in rows), "envs": [{c: e[c] for c in cols} for e in rows]}
 
 
 def _context_length(out: Path, quick: bool) -> dict:
@@ -236,7 +243,9 @@ PARTS: dict[str, Callable[[Path, bool], dict]] = {
 
 def reproduce(out: str | Path, quick: bool = False, parts: list[str] | None = None) -> dict:
     """Run every part (or ``parts``) into ``out/<part>/``; ``out/summary.json`` is rewritten
-    atomically after each part, and parts already recorded there (same ``quick``) are skipped."""
+    atomically after each part, and parts already recorded there (same ``quick``) are skipped and
+    listed in ``summary["skipped"]``. ``summary["passed"]`` is False when a part with a check
+    (``ok`` in its numbers: verify, converge, diversity, control) failed."""
     out = Path(out)
     names = list(PARTS) if parts is None else parts
     unknown = set(names) - set(PARTS)
@@ -247,11 +256,14 @@ def reproduce(out: str | Path, quick: bool = False, parts: list[str] | None = No
         prev = read_json(out / "summary.json")
         if prev.get("quick") == quick:
             summary["parts"] = prev.get("parts", {})
+    summary["skipped"] = []
     for name in names:
         if summary["parts"].get(name, {}).get("done"):
+            summary["skipped"].append(name)
             continue
         t0 = time.perf_counter()
         numbers = PARTS[name](out / name, quick)
         summary["parts"][name] = {"done": True, "seconds": time.perf_counter() - t0, **numbers}
         atomic_write_json(out / "summary.json", summary)
+    summary["passed"] = all(summary["parts"][n].get("ok", True) for n in names if n in summary["parts"])
     return summary

@@ -1,0 +1,145 @@
+"""The command line as a tool (issue 13): exit codes 0/1/2/130, one-line errors, outputs checked
+before any work, provenance and refusal to resume over different results, file modes, threads."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from experiments import cli
+from experiments import io as eio
+
+
+def _run(argv, capsys):
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["verify", "--seed", "-1"], "--seed"),
+        (["verify", "--threads", "0"], "--threads"),
+        (["control", "--updates", "0", "--quick"], "n_updates"),
+        (["control", "--algo", "actor_critic", "--weights", "trained"], "--weights trained"),
+        (["control", "--weights", "teacher"], "--weights teacher"),
+        (["verify", "--module", "missing.py"], "module"),
+    ],
+)
+def test_bad_input_is_exit_2_with_one_line(argv, needle, capsys):
+    rc, _, err = _run(argv, capsys)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+def test_argparse_choices_are_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--parts", "bogus"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import experiments.converge as cv
+
+    def boom(*a, **k):
+        raise AssertionError("computed before checking --out")
+
+    monkeypatch.setattr(cv, "run_converge", boom)
+    f = tmp_path / "file.json"
+    f.write_text("{}")
+    rc, _, err = _run(["converge", "--quick", "--out", str(f)], capsys)
+    assert rc == 2 and "not a directory" in err
+
+
+def test_failed_check_is_exit_1_and_interrupt_is_130(monkeypatch, capsys):
+    import constructions.verify as cv
+    from constructions.derive import Row
+
+    monkeypatch.setattr(cv, "run_claims", lambda *a, **k: [Row("(X)", "a failing row", 1.0, 0.0, False)])
+    rc, out, _ = _run(["verify", "--quick"], capsys)
+    assert rc == 1 and "FAIL" in out
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv, "run_claims", interrupted)
+    rc, _, err = _run(["verify", "--quick"], capsys)
+    assert rc == 130 and "interrupted; rerun the same command to resume" in err
+
+
+def test_control_exits_1_when_the_block_leaves_its_teacher(monkeypatch, capsys):
+    import experiments.control as ctl
+
+    row = {"name": "random-S9-A4", "algo": "sarsa", "weights": "constructed", "updates": 1, "n_seeds": 1,
+           "normalized_return": 0.5, "normalized_return_teacher": 0.5, "n_diverged": 0,
+           "n_diverged_teacher": 0, "max_w_rel_diff_before_mismatch": 1e-3}  # fmt: skip
+    monkeypatch.setattr(ctl, "run_control", lambda cfg, out=None: {"envs": [row], "config": {}})
+    rc, _, _ = _run(["control", "--quick", "--json"], capsys)
+    assert rc == 1
+    row["max_w_rel_diff_before_mismatch"] = 1e-15
+    rc, out, _ = _run(["control", "--quick", "--json"], capsys)
+    assert rc == 0 and json.loads(out)["passed"] is True
+
+
+def test_reproduce_marks_skipped_parts_and_exits_1_on_a_failed_part(tmp_path, monkeypatch, capsys):
+    import experiments.reproduce as rp
+
+    monkeypatch.setattr(rp, "PARTS", {"good": lambda o, q: {"ok": True}, "bad": lambda o, q: {"ok": False}})
+    rc, out, _ = _run(["reproduce", "--out", str(tmp_path), "--parts", "good"], capsys)
+    assert rc == 0
+    rc, out, _ = _run(["reproduce", "--out", str(tmp_path), "--parts", "good", "bad"], capsys)
+    assert rc == 1 and "good" in out and "skipped" in out.splitlines()[0] and "CHECK FAILED" in out
+
+
+def test_resume_refuses_results_of_another_configuration(tmp_path, monkeypatch, capsys):
+    import experiments.diversity as dv
+
+    monkeypatch.setattr(dv, "run_diversity", lambda cfg, out=None: {"rows": [], "config": {}})
+    monkeypatch.setattr(dv, "plot_diversity", lambda out: None)
+    out = str(tmp_path / "d")
+    assert _run(["diversity", "--quick", "--out", out], capsys)[0] == 0
+    prov = json.loads((tmp_path / "d" / "provenance.json").read_text())
+    assert set(prov) >= {"version", "git_commit", "config_hash", "seed", "blas_threads", "dependencies"}
+    assert _run(["diversity", "--quick", "--out", out], capsys)[0] == 0  # same configuration resumes
+    rc, _, err = _run(["diversity", "--out", out], capsys)  # another configuration
+    assert rc == 2 and "config_hash" in err and "--reuse" in err
+    assert _run(["diversity", "--out", out, "--reuse"], capsys)[0] == 0
+
+
+def test_result_files_get_the_usual_mode_and_provenance(tmp_path):
+    old = os.umask(0o022)
+    try:
+        eio.atomic_write_json(tmp_path / "a.json", {"config": {"seed": 3}})
+        eio.atomic_savez(tmp_path / "a.npz", x=[1.0])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["provenance"]["seed"] == 3 and len(doc["provenance"]["config_hash"]) == 64
+
+
+def test_threads_are_applied_and_recorded(monkeypatch, capsys):
+    import constructions.verify as cv
+
+    seen = {}
+
+    def fake(*a, **k):
+        seen["threads"] = eio.blas_threads()
+        return []
+
+    monkeypatch.setattr(cv, "run_claims", fake)
+    cli.main(["verify", "--quick", "--threads", "1", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert seen["threads"] == 1 and doc["provenance"]["blas_threads"] == 1
+
+
+@pytest.mark.parametrize("command", ["verify", "converge", "diversity", "control"])
+def test_commands_that_draw_random_numbers_take_seed(command):
+    sub = cli.build_parser()._subparsers._group_actions[0].choices[command]
+    assert "--seed" in sub.format_help()
