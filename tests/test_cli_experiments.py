@@ -29,9 +29,11 @@ def test_control_actor_critic_rows_only(capsys):
     assert [(e["name"], e["algo"]) for e in doc["envs"]] == [("random-S9-A4", "actor_critic")]
 
 
-def test_control_bad_weights_path():
-    with pytest.raises(ValueError, match="weights"):
-        cli.main(["control", "--quick", "--weights", "/nonexistent/w.npz", "--updates", "10"])
+def test_control_bad_weights_path(capsys):
+    """Bad input: one line naming --weights on stderr and exit code 2 (no traceback)."""
+    rc = cli.main(["control", "--quick", "--weights", "/nonexistent/w.npz", "--updates", "10"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "weights" in err and "Traceback" not in err
 
 
 def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsys):
