@@ -131,7 +131,11 @@ def prompt(alg: Algorithm, X: np.ndarray, last: np.ndarray) -> np.ndarray:
 
 def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
     """The stack of ``alg``'s block kind: (L1) :func:`lsa_theory.lsa_stack` or (W2)
-    :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64."""
+    :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64; a declaration with
+    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that."""
+    own = getattr(alg, "stack", None)
+    if own is not None:
+        return own(Z, layers, mask)
     if alg.block == "lsa":
         return lt.lsa_stack(Z, layers)
     if mask is None:
@@ -142,6 +146,9 @@ def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np
 def _forward_symbolic(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
     import sympy as sp
 
+    own = getattr(alg, "stack_symbolic", None)
+    if own is not None:
+        return np.asarray(own(Z, layers, mask), dtype=object)
     H = sp.Matrix(Z.tolist())
     N = H.shape[1]
     n = N - 1
@@ -170,7 +177,7 @@ def residuals(
     ``alg.naive``: see the module docstring for the two residuals."""
     _check_alg(alg)
     depth = check_int(depth, "depth")
-    hyper = {**alg.hyper, **(hyper or {})}
+    hyper = instance_hyper(alg, inst, hyper)
     X, last = alg.columns(inst, hyper)
     Z = prompt(alg, np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64))
     layers = alg.construction(sizes, hyper, c, depth)
@@ -185,6 +192,12 @@ def residuals(
     if teacher is not None:
         t_res = relative_residual(teacher(inst, hyper, depth), ref)
     return Residuals(res, float(np.abs(inv).max(initial=0.0)), t_res)
+
+
+def instance_hyper(alg: Algorithm, inst: Mapping[str, Any], hyper: Mapping | None = None) -> dict[str, Any]:
+    """The hyperparameters of one instance: the declaration's defaults, then ``hyper``, then the
+    instance's own ``inst["hyper"]`` (per-instance draws such as random preconditioners)."""
+    return {**alg.hyper, **(hyper or {}), **dict(inst.get("hyper", {}))}
 
 
 def _symbolic_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,7 +231,7 @@ def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1
     depth = check_int(depth, "depth")
     sizes = dict(alg.symbolic_sizes() if sizes is None else sizes)
     inst = alg.symbolic_instance(sizes)
-    hyper = _symbolic_hyper(alg.hyper)
+    hyper = _symbolic_hyper(instance_hyper(alg, alg.draw(sizes, np.random.default_rng(0))))
     c = sp.Symbol("c", real=True, nonzero=True) if len(alg.scales) > 1 else 1
     X, last = alg.columns(inst, hyper)
     X, last = np.asarray(X, dtype=object), np.asarray(last, dtype=object)

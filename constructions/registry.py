@@ -86,7 +86,9 @@ class Algorithm:
 
     # ------------------------------------------------------------------------------ data
     def draw(self, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One random instance: a dict of float64 arrays (features, rewards, parameters, ...)."""
+        """One random instance: a dict of float64 arrays (features, rewards, parameters, ...); an
+        optional ``"hyper"`` dict holds per-instance hyperparameters (e.g. random preconditioners
+        ``C_l``), merged over the defaults and, in the sympy identity, made symbols too."""
         raise NotImplementedError
 
     def columns(self, inst: Mapping[str, Any], hyper: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +176,8 @@ class Algorithm:
         inst = self.draw(sizes, np.random.default_rng(0))
         out = {}
         for key, value in inst.items():
+            if key == "hyper":  # per-instance hyperparameters: symbolised with the others
+                continue
             arr = np.asarray(value)
             sym = np.empty(arr.shape, dtype=object)
             for idx in np.ndindex(arr.shape):
