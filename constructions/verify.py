@@ -22,7 +22,7 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from . import numeric, symbolic
+from . import numeric, symbolic, symbolic_sizes
 
 __all__ = [
     "READOUT_TOL",
@@ -144,7 +144,8 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
 
     Full: the [LL] family (S = 9, A = 4, d = 36, n = 20, gamma = 0.5, alpha = 0.2), 20 MDPs with
     fresh features, scales ``c`` in {1, -3.7, 0.05}; sympy proofs at d = 2, n = 3. Quick: S = A = 3
-    (d = 9), 4 MDPs, the same symbolic sizes.
+    (d = 9), 4 MDPs, the same symbolic sizes. Both modes then add the all-sizes proofs of
+    :mod:`constructions.symbolic_sizes` (block algebra, symbolic d and n; each row names its sizes).
     """
     S, A, k = (3, 3, 4) if quick else (9, 4, 20)
     d, n, gamma, alpha, beta, eps = S * A, 20, 0.5, 0.2, 0.1, 0.1
@@ -215,6 +216,10 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
     ):
         sizes = ", ".join(f"{key}={val}" for key, val in proof.sizes.items())
         rows.append(Row(proof.claim, f"{what} ({sizes})", float(proof.nonzero), 0.0, proof.holds))
+    for proof, what in symbolic_sizes.all_size_proofs():
+        sizes = ", ".join(f"{key}={val}" for key, val in proof.sizes.items())
+        check = f"sympy, block algebra: {what} ({sizes})"
+        rows.append(Row(proof.claim, check, float(proof.nonzero), 0.0, proof.holds))
     return rows
 
 
