@@ -30,6 +30,8 @@ import time
 import sympy as sp
 from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collapse
 
+from lsa_theory._checks import check_int
+
 from .matrix_words import atoms_of, block_residuals, normal_form
 from .symbolic import SymbolicProof, alpha_s, beta_s, c_s, gamma_s
 
@@ -245,6 +247,7 @@ def prove_sarsa_composition_all_sizes(n_layers: int = 2) -> SymbolicProof:
     ``c_1 .. c_L`` composed explicitly in block algebra equal ``H(z; S^L(w))`` for every d, n
     (``S`` the map (S2)); a corroboration of the induction, whose cost grows like 3^L."""
     t0 = time.perf_counter()
+    n_layers = check_int(n_layers, "n_layers")
     out, target = sarsa_prompt_expr(w_vec), w_vec
     for layer in range(n_layers):
         P, V = sarsa_blocks(alpha_s, sp.Symbol(f"c_{layer + 1}", real=True))

@@ -41,6 +41,8 @@ def test_all_sizes_proof_holds(prove):
 def test_two_layers_composed_explicitly():
     proof = ss.prove_sarsa_composition_all_sizes(2)
     assert proof.holds and proof.sizes["L"] == 2 and proof.n_entries == 10
+    with pytest.raises(ValueError, match="n_layers"):
+        ss.prove_sarsa_composition_all_sizes(0)
 
 
 # ---------------------------------------------------------------- a proof must be able to fail
@@ -59,8 +61,8 @@ def _with_block(make, which: int, ij: tuple[int, int], change):
     return mutated
 
 
-def _garbage(shape_of):
-    return lambda b: MatrixSymbol("E", *b.shape) if shape_of is None else shape_of(b)
+def _stray(block):
+    return MatrixSymbol("E", *block.shape)
 
 
 MUTATIONS = [
@@ -72,7 +74,7 @@ MUTATIONS = [
     ("prove_sarsa_stack_all_sizes", "sarsa_blocks", 0, (1, 4), lambda b: -b, "sign of P12* (I -> -I)"),
     ("prove_sarsa_composition_all_sizes", "sarsa_blocks", 1, (4, 0), lambda b: 2 * b, "alpha -> 2 alpha"),
     ("prove_actor_critic_all_sizes", "actor_critic_blocks", 1, (6, 3), lambda b: 2 * b, "beta -> 2 beta"),
-    ("prove_actor_critic_all_sizes", "actor_critic_blocks", 1, (6, 0), _garbage(None), "V[lambda, psi]"),
+    ("prove_actor_critic_all_sizes", "actor_critic_blocks", 1, (6, 0), _stray, "V[lambda, psi]"),
     ("prove_actor_critic_all_sizes", "actor_critic_blocks", 0, (0, 5), lambda b: -b, "sign of P12*"),
     ("prove_td_all_sizes", "td_blocks", 1, (0, 0), lambda b: -b, "sign of Q[phi, phi]"),
     ("prove_td_all_sizes", "td_blocks", 1, (0, 1), lambda b: 2 * b, "alpha -> 2 alpha in Q[phi, phi']"),
