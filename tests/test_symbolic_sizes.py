@@ -259,3 +259,39 @@ def test_matrix_form_targets_are_the_naive_loops():
     for _ in range(2):
         wv = ev(w + ss.alpha_s / ss.n_s * Phi * delta, wv)
     np.testing.assert_allclose(wv, lt.naive_batch_td(phi, phin, rr, gamma, alpha, n_iter=2), rtol=1e-13)
+
+
+# ---------------------------------------------------------------- the block forms are the project's
+
+
+def test_block_forms_are_the_numeric_constructions_and_prompts():
+    """At concrete sizes the block matrices of the all-sizes proofs are the float64 constructions
+    of :mod:`constructions.numeric` and the prompt builders of :mod:`lsa_theory.prompts`, so the
+    all-sizes identities are about the objects the project runs."""
+    import constructions
+
+    rng = np.random.default_rng(3)
+    d, n, d_pi, gamma, alpha, beta, c = 3, 4, 2, 0.5, 0.2, 0.3, -2.5
+    sizes = {ss.d_s: d, ss.n_s: n, ss.d_pi_s: d_pi}
+    scal = {ss.gamma_s: gamma, ss.alpha_s: alpha, ss.beta_s: beta, ss.c_s: c}
+    phi, phin, rr, w0, g = _instance(rng, d, n, d_pi)
+    lam0 = rng.standard_normal(d_pi)
+    arrays = {"Phi": phi.T, "Phi_next": phin.T, "r": rr[:, None], "G": g.T, "q": w0[:, None]}
+    arrays |= {"w": w0[:, None], "lambda": lam0[:, None]}
+
+    def ev(expr):
+        return mw.evaluate(expr, arrays, sizes, scal)
+
+    for blocks, numeric in [
+        (ss.sarsa_blocks(), constructions.sarsa(d, alpha, c)),
+        (ss.actor_critic_blocks(), constructions.actor_critic(d, d_pi, alpha, beta, c)),
+        (ss.td_blocks(alpha * Identity(ss.d_s)), constructions.td(d, alpha)),
+    ]:
+        for sym, num in zip(blocks, numeric, strict=True):
+            np.testing.assert_allclose(ev(sym), num, rtol=1e-15, atol=0)  # alpha/c: one rounding
+    X = lt.context_columns(phi, phin, rr, gamma)
+    np.testing.assert_allclose(ev(ss.sarsa_prompt_expr(w)), lt.sarsa_prompt(X, w0), rtol=1e-15)
+    H_ac = lt.actor_critic_prompt(X, g.T, w0, lam0)
+    np.testing.assert_allclose(ev(ss.actor_critic_prompt_expr(w, ss.lam_vec)), H_ac, rtol=1e-15)
+    Z0 = ev(ss.td_prompt_expr(ZeroMatrix(ss.d_s, 1)))
+    np.testing.assert_allclose(Z0, lt.td_prompt(X, w0), rtol=1e-15)
