@@ -59,6 +59,7 @@ __all__ = [
     "prove_td_all_sizes",
     "prove_td_preconditioned_all_sizes",
     "prove_residual_gradient_all_sizes",
+    "prove_td_lambda_all_sizes",
     "prove_regression_gd_all_sizes",
     "prove_preconditioned_gd_all_sizes",
     "all_size_proofs",
@@ -98,9 +99,10 @@ def lsa_block_expr(H, P, V, n=n_s):
     return H + V * H * H.T * P * H / n
 
 
-def masked_block_expr(Z, P, Q, n=n_s):
-    """(W2) as a matrix expression: ``Z + (1/n) P Z M Z^T Q Z``, ``M = diag(I_n, 0)`` (one query)."""
-    M = _grid((n, 1), (n, 1), {(0, 0): Identity(n)})
+def masked_block_expr(Z, P, Q, n=n_s, mask=None):
+    """(W2) as a matrix expression: ``Z + (1/n) P Z M Z^T Q Z`` with ``M = diag(mask, 0)`` (one
+    query; ``mask`` n x n, default ``I_n``; (W5) uses a lower-triangular decaying mask)."""
+    M = _grid((n, 1), (n, 1), {(0, 0): Identity(n) if mask is None else mask})
     return Z + P * Z * M * Z.T * Q * Z / n
 
 
@@ -310,11 +312,11 @@ def td_prompt_expr(w) -> BlockMatrix:
     )
 
 
-def _td_induction(claim: str, P, Q, update, sizes: dict, t0: float) -> SymbolicProof:
+def _td_induction(claim: str, P, Q, update, sizes: dict, t0: float, mask=None) -> SymbolicProof:
     """Base ``td_prompt_expr(0) = (W1)`` and step ``TF(td_prompt_expr(w)) = td_prompt_expr(update(w))``."""
     W1 = _grid(W_ROWS, H_COLS, {(0, 0): Phi, (0, 1): q_vec, (1, 0): gamma_s * Phi_next, (2, 0): r_vec.T})
     base = block_residuals(block_collapse(td_prompt_expr(ZeroMatrix(d_s, 1))), W1, W_ROWS, H_COLS)
-    out = block_collapse(masked_block_expr(td_prompt_expr(w_vec), P, Q))
+    out = block_collapse(masked_block_expr(td_prompt_expr(w_vec), P, Q, mask=mask))
     step = block_residuals(out, td_prompt_expr(update(w_vec)), W_ROWS, H_COLS)
     return _proof(claim, sizes, base + step, t0)
 
@@ -358,6 +360,21 @@ def prove_residual_gradient_all_sizes() -> SymbolicProof:
     P, Q = residual_gradient_blocks()
     update = lambda w: w + alpha_s / n_s * (Phi - gamma_s * Phi_next) * td_errors_expr(w)  # noqa: E731
     return _td_induction("(W6)", P, Q, update, dict(ALL_L), t0)
+
+
+def prove_td_lambda_all_sizes() -> SymbolicProof:
+    """(W5) for every d, n, L, proving THEORY's statement: the (W3) block with the context part of
+    the mask an **arbitrary** n x n matrix ``M_n`` (a matrix symbol; last row and column of the
+    full mask zero) gives ``w' = w + (alpha/n) Phi M_n^T delta(w)`` in the (W3) invariant (base and
+    step checked, whole output), so L layers are L such steps from 0. For the TD(lambda) mask
+    ``M_n[j, i] = lam^(j - i)`` (i <= j, else 0), ``Phi M_n^T delta = sum_j delta_j e_j`` with the
+    trace ``e_j = lam e_{j-1} + phi_j``: that is the matrix product written out (checked in float64
+    by the tests, not here). ``M_n = I_n`` is (W3)."""
+    t0 = time.perf_counter()
+    M_n = MatrixSymbol("M_n", n_s, n_s)
+    P, Q = td_blocks(alpha_s * Identity(d_s))
+    update = lambda w: w + alpha_s / n_s * Phi * M_n.T * td_errors_expr(w)  # noqa: E731
+    return _td_induction("(W5)", P, Q, update, dict(ALL_L), t0, mask=M_n)
 
 
 X_reg = MatrixSymbol("X", d_s, N_s)
@@ -434,6 +451,7 @@ def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
         (prove_lemma_c1_all_sizes(), "arbitrary P, V blocks; readout uses P12, P22, Vbar21, Vbar22 only"),
         (prove_td_preconditioned_all_sizes(), "THEORY statement, generic C_l, induction"),
         (prove_residual_gradient_all_sizes(), "THEORY statement, our Q, induction"),
+        (prove_td_lambda_all_sizes(), "THEORY statement, any context mask M_n, induction"),
         (prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
         (prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
     ]

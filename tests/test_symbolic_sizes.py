@@ -25,6 +25,7 @@ PROOFS = [
     ss.prove_lemma_c1_all_sizes,
     ss.prove_td_preconditioned_all_sizes,
     ss.prove_residual_gradient_all_sizes,
+    ss.prove_td_lambda_all_sizes,
     ss.prove_regression_gd_all_sizes,
     ss.prove_preconditioned_gd_all_sizes,
 ]
@@ -115,8 +116,36 @@ def test_lemma_c1_detects_a_readout_that_reads_p21(monkeypatch):
 )
 def test_masked_proofs_detect_a_missing_mask(monkeypatch, prove):
     """(R2) alone cannot detect it: at w = 0 the query's last entry is 0, so the mask is idle."""
-    monkeypatch.setattr(ss, "masked_block_expr", lambda Z, P, Q, n=ss.n_s: Z + P * Z * Z.T * Q * Z / n)
+
+    def unmasked(Z, P, Q, n=ss.n_s, mask=None):
+        return Z + P * Z * Z.T * Q * Z / n
+
+    monkeypatch.setattr(ss, "masked_block_expr", unmasked)
     assert not prove().holds
+
+
+def test_td_lambda_detects_a_transposed_mask(monkeypatch):
+    real = ss.masked_block_expr
+
+    def transposed(Z, P, Q, n=ss.n_s, mask=None):
+        return real(Z, P, Q, n, mask.T)
+
+    monkeypatch.setattr(ss, "masked_block_expr", transposed)
+    assert not ss.prove_td_lambda_all_sizes().holds
+
+
+def test_td_lambda_mask_gives_the_eligibility_trace_sum():
+    """(W5): with ``M_n[j, i] = lam^(j-i)`` (i <= j) the proved update ``Phi M_n^T delta`` is
+    ``sum_j delta_j e_j``, ``e_j = lam e_{j-1} + phi_j`` (explicit loop)."""
+    rng = np.random.default_rng(11)
+    d, n, lam = 3, 6, 0.7
+    Phi_, delta = rng.standard_normal((d, n)), rng.standard_normal(n)
+    M_n = np.array([[lam ** (j - i) if i <= j else 0.0 for i in range(n)] for j in range(n)])
+    e, acc = np.zeros(d), np.zeros(d)
+    for j in range(n):
+        e = lam * e + Phi_[:, j]
+        acc = acc + delta[j] * e
+    np.testing.assert_allclose(Phi_ @ M_n.T @ delta, acc, rtol=1e-13)
 
 
 def test_transpose_rule_is_needed_for_the_query_entry(monkeypatch):
