@@ -19,8 +19,12 @@ TD errors ``delta_i``) and ``(1/n) sum_i delta_i phi_i = (1/n) Phi delta(w)``; t
 form is the per-sample loop is the definition of the matrix product (the fixed-size rows check
 it against the naive loops of :mod:`lsa_theory.reference`).
 
-Each ``prove_*`` returns a :class:`~constructions.symbolic.SymbolicProof` with ``n_entries`` =
-the number of blocks compared and ``nonzero`` = the number whose residual is not zero.
+Claims: (L2), (S4), (S5), (A4), (W3) for the project's constructions (the block forms equal
+:mod:`constructions.numeric` at concrete sizes, see the tests); (W4), (W5), (W6), (R2), (R3)
+prove THEORY.md's statements for the block matrices written here (``td_blocks`` with a generic
+``C``, a generic mask, ``residual_gradient_blocks``, ``regression_blocks``). Each ``prove_*``
+returns a :class:`~constructions.symbolic.SymbolicProof` with ``n_entries`` = the number of blocks
+compared and ``nonzero`` = the number whose residual is not zero. Method and scope: docs/proofs.md.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ __all__ = [
     "td_errors_expr",
     "sarsa_prompt_expr",
     "sarsa_update_expr",
+    "actor_critic_prompt_expr",
+    "td_prompt_expr",
+    "regression_prompt_expr",
+    "regression_gradient_expr",
     "sarsa_blocks",
     "actor_critic_blocks",
     "td_blocks",
