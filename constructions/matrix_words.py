@@ -7,7 +7,8 @@ transposed)`` (a product of matrix symbols) and the coefficient is a sympy scala
 function of ``alpha``, ``c``, ``gamma``, ``n``, ...). The rewriting uses only rules that hold for
 **every** value of the sizes and of the symbols:
 
-1. distributivity and associativity of the matrix product, and linearity of the transpose,
+1. distributivity and associativity of the matrix product (positive integer powers written out),
+   and linearity of the transpose,
    ``(A B)^T = B^T A^T``, ``(A^T)^T = A``; identities ``I_k`` are the empty word, zero blocks
    the empty sum;
 2. a sub-word whose two ends have the literal size 1 (e.g. ``w^T Phi r`` inside ``u w^T Phi r``)
@@ -37,6 +38,7 @@ from sympy.matrices.expressions import (
     Identity,
     MatAdd,
     MatMul,
+    MatPow,
     MatrixSymbol,
     Transpose,
     ZeroMatrix,
@@ -90,6 +92,8 @@ def _expand(expr, shapes: dict) -> dict[Word, sp.Expr]:
             acc = {w1 + w2: c1 * c2 for w1, c1 in acc.items() for w2, c2 in factor.items()}
             # products can merge words only after canonicalisation, so no collection here
         return acc
+    if isinstance(expr, MatPow) and expr.exp.is_Integer and expr.exp >= 1:
+        return _expand(MatMul(*([expr.base] * int(expr.exp)), evaluate=False), shapes)
     raise TypeError(f"normal_form: unsupported matrix expression {type(expr).__name__}: {expr}")
 
 
@@ -196,6 +200,8 @@ def evaluate(expr, arrays: Mapping[str, np.ndarray], sizes: Mapping, scalars: Ma
         for m in mats[1:]:
             value = value @ evaluate(m, arrays, sizes, scalars)
         return out * value
+    if isinstance(expr, MatPow) and expr.exp.is_Integer and expr.exp >= 1:
+        return np.linalg.matrix_power(evaluate(expr.base, arrays, sizes, scalars), int(expr.exp))
     raise TypeError(f"evaluate: unsupported matrix expression {type(expr).__name__}")
 
 

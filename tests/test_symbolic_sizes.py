@@ -170,6 +170,7 @@ C = MatrixSymbol("C", ss.d_s, ss.d_s)
         w * (q.T * w) * (r.T * r) - w * (r.T * r) * (w.T * q),
         (C * w + w) * ss.alpha_s / ss.c_s * ss.c_s - ss.alpha_s * (C + Identity(ss.d_s)) * w,
         Phi * Identity(ss.n_s) - Identity(ss.d_s) * Phi + ZeroMatrix(ss.d_s, ss.n_s),
+        C * C * w - sp.MatPow(C, 2) * w,
     ],
 )
 def test_normal_form_of_identities_is_empty(expr):
@@ -183,6 +184,7 @@ def test_normal_form_of_identities_is_empty(expr):
         w * q.T - q * w.T,
         C * w * w.T - w * w.T * C,  # d is never taken to be 1
         C - C.T,
+        sp.MatPow(C, 2) - C * C.T,
         Phi * r - (1 + 1 / ss.n_s - 1 / ss.n_s**2) * Phi * r,
     ],
 )
