@@ -4,6 +4,8 @@
   / ``(P, Q)``;
 - ``*_symbolic``: the same as sympy matrices with symbolic ``alpha``, ``beta``, ``c``;
 - ``prove_*``: polynomial identities checked by ``expand(lhs - rhs) == 0``;
+- :mod:`constructions.symbolic_sizes`: the same identities for every ``d, n`` (block algebra with
+  symbolic sizes, normal form of :mod:`constructions.matrix_words`), multi-layer claims by induction;
 - ``verify_*``: residuals of one numeric instance against the naive loops of
   :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table.
 """

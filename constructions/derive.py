@@ -28,6 +28,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int
 
 from .registry import Algorithm
+from .symbolic import SymbolicProof
 
 __all__ = [
     "READOUT_TOL",
@@ -72,23 +73,6 @@ class Row:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class SymbolicProof:
-    """Outcome of a proof by computation: ``claim`` label, the sizes it covers, the number of
-    residual entries that are not the zero polynomial (``nonzero``; 0: the identity holds) and
-    the time taken."""
-
-    claim: str
-    sizes: dict
-    n_entries: int
-    nonzero: int
-    seconds: float
-
-    @property
-    def holds(self) -> bool:
-        return self.nonzero == 0
 
 
 def relative_residual(out: Any, ref: Any) -> float:
@@ -256,7 +240,8 @@ def _row(claim: str, check: str, values: list[float], tol: float) -> Row:
     return Row(claim, check, res, tol, bool(res <= tol))
 
 
-def _sizes_text(sizes: Mapping[str, Any]) -> str:
+def sizes_text(sizes: Mapping[str, Any]) -> str:
+    """``"d = 2, n = 3"`` for a sizes dict (``"d = all"`` for the all-sizes proofs)."""
     return ", ".join(f"{k} = {v}" for k, v in sizes.items())
 
 
@@ -282,7 +267,7 @@ def verify_rows(
                 if not np.isnan(res.teacher):
                     by_depth[L]["t"].append(res.teacher)
     rows = []
-    where = f"{k} instances, {_sizes_text(sizes)}"
+    where = f"{k} instances, {sizes_text(sizes)}"
     scales = f", c in {alg.scales}" if len(alg.scales) > 1 else ""
     for L, acc in by_depth.items():
         label = alg.depth_claims.get(L, alg.claim)
@@ -309,13 +294,18 @@ def verify_rows(
             READOUT_TOL,
         )
     )
+    for proof, what in alg.proofs_all_sizes():
+        rows.append(
+            Row(proof.claim, f"{alg.name}: sympy, block algebra: {what} ({sizes_text(proof.sizes)})",
+                float(proof.nonzero), 0.0, proof.holds)
+        )  # fmt: skip
     for L in alg.symbolic_depths or alg.depths[:2]:
         proof = prove(alg, depth=L)
         rows.append(
             Row(
                 proof.claim,
                 f"{alg.name}: sympy identity, every entry symbolic (these sizes only: "
-                f"{_sizes_text(proof.sizes)})",
+                f"{sizes_text(proof.sizes)})",
                 float(proof.nonzero),
                 0.0,
                 proof.holds,

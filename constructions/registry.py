@@ -135,6 +135,12 @@ class Algorithm:
             return np.concatenate([(Z_out[:, :-1] - Z[:, :-1]).ravel(), Z_out[:-k, -1] - Z[:-k, -1]])
         return (Z_out[:-1, :] - Z[:-1, :]).ravel()
 
+    def proofs_all_sizes(self) -> list[tuple[Any, str]]:
+        """Proofs of the identity for every size (symbolic d, n; block algebra,
+        :mod:`constructions.symbolic_sizes`) as ``(SymbolicProof, what it proves)`` pairs; none by
+        default (the fixed-size sympy identity then proves only its sizes)."""
+        return []
+
     # ---------------------------------------------------------------- effective blocks (M2)
     #: Sign of the (W2) value readout: ``readout = value_sign * Z_out[-k:, -1]`` ([W]: -1).
     value_sign: ClassVar[int] = -1

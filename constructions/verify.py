@@ -23,7 +23,7 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from . import derive, numeric, symbolic
+from . import derive, numeric, symbolic, symbolic_sizes
 from .derive import READOUT_TOL, Row, relative_residual
 from .registry import ALGORITHMS, Algorithm
 
@@ -167,6 +167,11 @@ def run_claims(
             proof.holds,
         )
     )
+    proof = symbolic_sizes.prove_lemma_c1_all_sizes()
+    rows.append(
+        Row(proof.claim, "sympy, block algebra: arbitrary P, V blocks; readout uses P12, P22, Vbar21, Vbar22 "
+            f"only ({derive.sizes_text(proof.sizes)})", float(proof.nonzero), 0.0, proof.holds)
+    )  # fmt: skip
     return rows
 
 

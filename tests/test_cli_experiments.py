@@ -77,6 +77,10 @@ def test_reproduce_verify_part(tmp_path):
 
     labels = {r["claim"] for r in doc["rows"]}
     assert {a.claim for a in constructions.ALGORITHMS.values()} | {"(L1)", "(L2)"} <= labels
+    # the all-sizes block-algebra proofs say so; the fixed-size ones say "these sizes only"
+    assert any("block algebra" in r["check"] and "d = all" in r["check"] for r in doc["rows"])
+    assert all("these sizes only" in r["check"] or "block algebra" in r["check"]
+               for r in doc["rows"] if "sympy" in r["check"])  # fmt: skip
 
 
 def test_control_with_weights_from_a_file(tmp_path, capsys):

@@ -156,5 +156,15 @@ class ActorCritic(ClosedLoopAlgorithm):
             "max_abs_delta": float(np.abs(delta).max()),
         }
 
+    def proofs_all_sizes(self):
+        from .. import symbolic_sizes as ss
+
+        return [
+            (
+                ss.prove_actor_critic_all_sizes(),
+                "actor-critic layer = (A2), whole output, any critic features",
+            )
+        ]
+
 
 ALGORITHM = ActorCritic()

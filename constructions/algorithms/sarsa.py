@@ -97,5 +97,17 @@ class Sarsa(ClosedLoopAlgorithm):
         alpha = hyper["alpha"]
         return lambda X, g, w, lam: (lt.sarsa_update(X, w, alpha), None)
 
+    def proofs_all_sizes(self):
+        from .. import symbolic_sizes as ss
+
+        return [
+            (ss.prove_sarsa_all_sizes(), "one layer = (S2), whole output, c symbolic"),
+            (
+                ss.prove_sarsa_stack_all_sizes(),
+                "(S5), every L by induction: one layer maps H(z; w) to H(z; w_SARSA)",
+            ),
+            (ss.prove_sarsa_composition_all_sizes(2), "two layers composed explicitly, no induction"),
+        ]
+
 
 ALGORITHM = Sarsa()

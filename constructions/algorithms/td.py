@@ -89,5 +89,10 @@ class TD(Algorithm):
     def readout(self, out, sizes):
         return -out[-1:, -1]
 
+    def proofs_all_sizes(self):
+        from .. import symbolic_sizes as ss
+
+        return [(ss.prove_td_all_sizes(), "every L by induction: base + step of the last-row invariant")]
+
 
 ALGORITHM = TD()

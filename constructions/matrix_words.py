@@ -1,0 +1,221 @@
+r"""Canonical form of matrix expressions with symbolic sizes, for the all-sizes proofs.
+
+A sympy matrix expression built from ``MatrixSymbol``\ s (shapes in symbolic ``d``, ``n``, ...),
+``Identity``, ``ZeroMatrix``, sums, products, transposes and scalar factors is expanded into a
+**normal form**: a dict ``word -> coefficient``, where a word is a tuple of atoms ``(name,
+transposed)`` (a product of matrix symbols) and the coefficient is a sympy scalar (a rational
+function of ``alpha``, ``c``, ``gamma``, ``n``, ...). The rewriting uses only rules that hold for
+**every** value of the sizes and of the symbols:
+
+1. distributivity and associativity of the matrix product (positive integer powers written out),
+   and linearity of the transpose,
+   ``(A B)^T = B^T A^T``, ``(A^T)^T = A``; identities ``I_k`` are the empty word, zero blocks
+   the empty sum;
+2. a sub-word whose two ends have the literal size 1 (e.g. ``w^T Phi r`` inside ``u w^T Phi r``)
+   is a scalar: it commutes with the rest of the word and equals its transpose. A word is cut at
+   every interior position of literal size 1; the scalar segments are replaced by the smaller of
+   themselves and their transpose (a fixed total order on words) and sorted. A symbolic size such
+   as ``d`` is never taken to be 1, so rule 2 fires only where it is valid for every size;
+3. coefficients of equal canonical words are added and ``sympy.cancel``\ led (valid where no
+   denominator vanishes: the proofs divide by ``n >= 1`` and the scale ``c != 0`` only).
+
+Hence if the normal form of ``lhs - rhs`` is empty, ``lhs = rhs`` holds for all sizes and all
+values of the symbols. The converse is not claimed (the normal form is sound, not complete), so a
+non-empty residual means "not proved", and the tests show that each construction perturbed on
+purpose leaves a non-empty residual. :func:`evaluate` and :func:`evaluate_form` evaluate an
+expression and a normal form at concrete sizes in float64, so the tests can check the normaliser
+itself against direct numerical evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions import (
+    BlockMatrix,
+    Identity,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixSymbol,
+    Transpose,
+    ZeroMatrix,
+)
+
+__all__ = [
+    "Word",
+    "normal_form",
+    "block_residuals",
+    "atoms_of",
+    "evaluate",
+    "evaluate_form",
+]
+
+#: A word: a tuple of ``(symbol name, transposed)`` atoms, read left to right as a matrix product.
+Word = tuple[tuple[str, bool], ...]
+
+
+def _transpose_word(word: Word) -> Word:
+    return tuple((name, not t) for name, t in reversed(word))
+
+
+def _expand(expr, shapes: dict) -> dict[Word, sp.Expr]:
+    """Rule 1: distribute every product over every sum; returns raw ``word -> coefficient``."""
+    if isinstance(expr, BlockMatrix):
+        if expr.blockshape != (1, 1):
+            raise TypeError(f"normal_form: compare a {expr.blockshape} block matrix blockwise")
+        return _expand(expr.blocks[0, 0], shapes)
+    if isinstance(expr, MatrixSymbol):
+        name = expr.name
+        if shapes.setdefault(name, expr.shape) != expr.shape:
+            raise ValueError(f"normal_form: two matrix symbols named {name!r} with different shapes")
+        return {((name, False),): sp.Integer(1)}
+    if isinstance(expr, Identity):
+        return {(): sp.Integer(1)}
+    if isinstance(expr, ZeroMatrix):
+        return {}
+    if isinstance(expr, Transpose):
+        return {_transpose_word(w): c for w, c in _expand(expr.arg, shapes).items()}
+    if isinstance(expr, MatAdd):
+        out: dict[Word, sp.Expr] = {}
+        for term in expr.args:
+            for w, c in _expand(term, shapes).items():
+                out[w] = out.get(w, 0) + c
+        return out
+    if isinstance(expr, MatMul):
+        coeff, mats = expr.as_coeff_matrices()
+        acc: dict[Word, sp.Expr] = {(): sp.sympify(coeff)}
+        for m in mats:
+            factor = _expand(m, shapes)
+            acc = {w1 + w2: c1 * c2 for w1, c1 in acc.items() for w2, c2 in factor.items()}
+            # products can merge words only after canonicalisation, so no collection here
+        return acc
+    if isinstance(expr, MatPow) and expr.exp.is_Integer and expr.exp >= 1:
+        return _expand(MatMul(*([expr.base] * int(expr.exp)), evaluate=False), shapes)
+    raise TypeError(f"normal_form: unsupported matrix expression {type(expr).__name__}: {expr}")
+
+
+def _dims(word: Word, shapes: Mapping) -> list:
+    """Boundary sizes ``b_0 .. b_k`` of a word (``b_{i-1} x b_i`` is the shape of atom i)."""
+    if not word:
+        return []
+    rows = []
+    for name, t in word:
+        r, c = shapes[name]
+        rows.append((c, r) if t else (r, c))
+    for (_, c1), (r2, _) in zip(rows, rows[1:], strict=False):
+        if sp.expand(c1 - r2) != 0:
+            raise ValueError(f"normal_form: inconsistent sizes in the product {word}")
+    return [rows[0][0]] + [c for _, c in rows]
+
+
+def _canonical_word(word: Word, shapes: Mapping) -> Word:
+    """Rule 2: cut at literal size-1 positions; canonical transpose and order of scalar segments."""
+    dims = _dims(word, shapes)
+    cuts = [i for i, b in enumerate(dims) if b == 1]
+    if not cuts:
+        return word
+    prefix, suffix = word[: cuts[0]], word[cuts[-1] :]
+    scalars = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        seg = word[a:b]
+        scalars.append(min(seg, _transpose_word(seg)))
+    scalars.sort()
+    return prefix + tuple(a for seg in scalars for a in seg) + suffix
+
+
+def normal_form(expr) -> dict[Word, sp.Expr]:
+    """Normal form (rules 1-3 of the module docstring) of a matrix expression: ``word -> coeff``
+    with every coefficient non-zero after ``sympy.cancel``; ``{}`` means the zero matrix."""
+    shapes: dict = {}
+    raw = _expand(expr, shapes)
+    out: dict[Word, sp.Expr] = {}
+    for w, c in raw.items():
+        cw = _canonical_word(w, shapes)
+        out[cw] = out.get(cw, 0) + c
+    return {w: c for w, c in ((w, sp.cancel(sp.together(c))) for w, c in out.items()) if c != 0}
+
+
+def atoms_of(form: Mapping[Word, sp.Expr]) -> set[str]:
+    """Names of the matrix symbols occurring in a normal form."""
+    return {name for w in form for name, _ in w}
+
+
+def _as_blocks(expr, rows, cols) -> list[list]:
+    if isinstance(expr, BlockMatrix):
+        if tuple(expr.rowblocksizes) != tuple(rows) or tuple(expr.colblocksizes) != tuple(cols):
+            raise ValueError(
+                f"block_residuals: block sizes {expr.rowblocksizes} x {expr.colblocksizes} "
+                f"differ from {rows} x {cols}"
+            )
+        return [[expr.blocks[i, j] for j in range(len(cols))] for i in range(len(rows))]
+    if len(rows) == 1 and len(cols) == 1:
+        return [[expr]]
+    raise TypeError(f"block_residuals: expected a BlockMatrix, got {type(expr).__name__}")
+
+
+def block_residuals(lhs, rhs, rows, cols) -> list[dict[Word, sp.Expr]]:
+    """Normal form of ``lhs - rhs`` block by block (row-major), for two block matrices with row
+    block sizes ``rows`` and column block sizes ``cols``; every entry ``{}`` means ``lhs = rhs``."""
+    L, R = _as_blocks(lhs, rows, cols), _as_blocks(rhs, rows, cols)
+    out = []
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if L[i][j].shape != R[i][j].shape:
+                raise ValueError(
+                    f"block_residuals: block ({i}, {j}) shapes {L[i][j].shape} vs {R[i][j].shape}"
+                )
+            a, b = normal_form(L[i][j]), normal_form(R[i][j])
+            diff = {w: sp.cancel(a.get(w, 0) - b.get(w, 0)) for w in set(a) | set(b)}
+            out.append({w: c for w, c in diff.items() if c != 0})
+    return out
+
+
+def _size(expr, sizes: Mapping) -> int:
+    return int(sp.sympify(expr).subs(sizes))
+
+
+def evaluate(expr, arrays: Mapping[str, np.ndarray], sizes: Mapping, scalars: Mapping) -> np.ndarray:
+    """float64 value of a matrix expression (including block matrices) with each matrix symbol
+    replaced by ``arrays[name]``, size symbols by ``sizes`` and scalar symbols by ``scalars``;
+    independent of :func:`normal_form`, for testing it."""
+    if isinstance(expr, BlockMatrix):
+        return np.block([[evaluate(b, arrays, sizes, scalars) for b in row] for row in expr.blocks.tolist()])
+    if isinstance(expr, MatrixSymbol):
+        return np.asarray(arrays[expr.name], dtype=np.float64)
+    if isinstance(expr, Identity):
+        return np.eye(_size(expr.rows, sizes))
+    if isinstance(expr, ZeroMatrix):
+        return np.zeros((_size(expr.rows, sizes), _size(expr.cols, sizes)))
+    if isinstance(expr, Transpose):
+        return evaluate(expr.arg, arrays, sizes, scalars).T
+    if isinstance(expr, MatAdd):
+        return sum(evaluate(t, arrays, sizes, scalars) for t in expr.args)
+    if isinstance(expr, MatMul):
+        coeff, mats = expr.as_coeff_matrices()
+        out = float(sp.sympify(coeff).subs({**sizes, **scalars}))
+        value = evaluate(mats[0], arrays, sizes, scalars)
+        for m in mats[1:]:
+            value = value @ evaluate(m, arrays, sizes, scalars)
+        return out * value
+    if isinstance(expr, MatPow) and expr.exp.is_Integer and expr.exp >= 1:
+        return np.linalg.matrix_power(evaluate(expr.base, arrays, sizes, scalars), int(expr.exp))
+    raise TypeError(f"evaluate: unsupported matrix expression {type(expr).__name__}")
+
+
+def evaluate_form(
+    form: Mapping[Word, sp.Expr], shape: tuple[int, int], arrays: Mapping[str, np.ndarray], scalars: Mapping
+) -> np.ndarray:
+    """float64 value of a normal form of numeric ``shape``; ``scalars`` maps every scalar symbol
+    (sizes included) to a number, ``arrays`` every matrix symbol name to an array."""
+    out = np.zeros(shape)
+    for word, coeff in form.items():
+        value = np.eye(shape[0]) if not word else None
+        for name, t in word:
+            a = np.asarray(arrays[name], dtype=np.float64)
+            a = a.T if t else a
+            value = a if value is None else value @ a
+        out = out + float(coeff.subs(scalars)) * value
+    return out
