@@ -15,14 +15,14 @@ residuals are reported:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
 from . import numeric, symbolic
+from ._residuals import READOUT_TOL, Residuals, Row, relative_residual
+from .algorithms import residual_gradient, td_average_reward, td_lambda, td_precond
 
 __all__ = [
     "READOUT_TOL",
@@ -36,40 +36,11 @@ __all__ = [
     "run_claims",
 ]
 
-#: Relative tolerance of a readout against the naive loop (see the module docstring).
-READOUT_TOL = 1e-12
 
+_ONLY = "every prompt entry a symbol, whole output, these sizes only"
 
-@dataclass(frozen=True)
-class Residuals:
-    """``readout``: relative error of the updated parameters; ``context``: largest absolute change
-    of a context column or of the constant row (``nan`` where the claim says nothing of them)."""
-
-    readout: float
-    context: float
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the ``lsa-theory verify`` table."""
-
-    claim: str
-    check: str
-    residual: float
-    tol: float
-    passed: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def relative_residual(out: np.ndarray, ref: np.ndarray) -> float:
-    """``max|out - ref| / max(1, max|ref|)`` in float64."""
-    out = np.asarray(out, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if out.shape != ref.shape:
-        raise ValueError(f"shapes differ: {out.shape} vs {ref.shape}")
-    return float(np.abs(out - ref).max(initial=0.0) / max(1.0, float(np.abs(ref).max(initial=0.0))))
+#: Trace decays of the (W5) rows: the ends of [0, 1] and two inside.
+TRACE_DECAYS = (0.0, 0.5, 0.9, 1.0)
 
 
 def _unchanged(H: np.ndarray, H_out: np.ndarray, const_row: int | None) -> float:
@@ -144,7 +115,9 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
 
     Full: the [LL] family (S = 9, A = 4, d = 36, n = 20, gamma = 0.5, alpha = 0.2), 20 MDPs with
     fresh features, scales ``c`` in {1, -3.7, 0.05}; sympy proofs at d = 2, n = 3. Quick: S = A = 3
-    (d = 9), 4 MDPs, the same symbolic sizes.
+    (d = 9), 4 MDPs, the same symbolic sizes. The §5 rows (W3)-(W7) use state features of
+    dimension S on one uniform-policy trajectory per MDP ((W7) reads the same transitions with
+    gamma = 1).
     """
     S, A, k = (3, 3, 4) if quick else (9, 4, 20)
     d, n, gamma, alpha, beta, eps = S * A, 20, 0.5, 0.2, 0.1, 0.1
@@ -186,6 +159,24 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
             )
             add("W3", res.readout)
             add("W3ctx", res.context)
+        # [W]'s TD family on the same trajectory: (W4) random C_l, (W5) trace decays, (W6), (W7)
+        td_args = (phi_s[traj.states[:-1]], phi_s[traj.states[1:]], traj.rewards, phi_s[0])
+        for L in (1, 2, 3):
+            res = td_precond.verify_td_precond(*td_args, gamma, alpha, rng.standard_normal((L, S, S)))
+            add("W4", res.readout)
+            add("W4ctx", res.context)
+        for lam in TRACE_DECAYS:
+            for L in (1, 3):
+                res = td_lambda.verify_td_lambda(*td_args, gamma, alpha, lam, L)
+                add("W5", res.readout)
+                add("W5ctx", res.context)
+        for L in (1, 2, 4):
+            res = residual_gradient.verify_residual_gradient(*td_args, gamma, alpha, L)
+            add("W6", res.readout)
+            add("W6ctx", res.context)
+            res = td_average_reward.verify_td_average_reward(*td_args, alpha, L)
+            add("W7", res.readout)
+            add("W7ctx", res.context)
         # (L2) for dense random P, V
         X = lt.sarsa_columns(traj, lt.random_features(S, A, d, rng), gamma)
         D = 3 * d + 2
@@ -203,6 +194,29 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         _rows_from("(A4)", "context columns and constant row unchanged", acc["A4ctx"], 0.0),
         _rows_from("(W3)", "L = 1, 2, 4 masked blocks = L naive TD(0) steps", acc["W3"], READOUT_TOL),
         _rows_from("(W3)", "feature rows of every column unchanged", acc["W3ctx"], 0.0),
+        _rows_from(
+            "(W4)",
+            "L = 1, 2, 3 layers, C_l ~ N(0, 1) per layer = L preconditioned TD(0) steps",
+            acc["W4"],
+            READOUT_TOL,
+        ),
+        _rows_from("(W4)", "every row but the last unchanged", acc["W4ctx"], 0.0),
+        _rows_from(
+            "(W5)",
+            f"trace mask, lam in {TRACE_DECAYS}, L = 1, 3 layers = L batch TD(lambda) steps",
+            acc["W5"],
+            READOUT_TOL,
+        ),
+        _rows_from("(W5)", "every row but the last unchanged", acc["W5ctx"], 0.0),
+        _rows_from("(W6)", "L = 1, 2, 4 layers = L residual-gradient steps", acc["W6"], READOUT_TOL),
+        _rows_from("(W6)", "every row but the last unchanged", acc["W6ctx"], 0.0),
+        _rows_from(
+            "(W7)",
+            "two heads (running-mean mask), gamma = 1, L = 1, 2, 4 layers = L average-reward TD steps",
+            acc["W7"],
+            READOUT_TOL,
+        ),
+        _rows_from("(W7)", "every row but the value row unchanged", acc["W7ctx"], 0.0),
         _rows_from("(L2)", "readout = sufficient-statistics formula, dense P, V", acc["L2"], READOUT_TOL),
         _rows_from("(L1)", "torch float64 block = numpy block", acc["torch"], READOUT_TOL),
     ]
@@ -212,6 +226,22 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         (symbolic.prove_actor_critic(2, 2, 3), "sympy: actor-critic layer, all entries symbolic"),
         (symbolic.prove_td(2, 3, 2), "sympy: two masked layers = two TD(0) steps"),
         (symbolic.prove_lemma_c1(1, 2), "sympy: fully symbolic P, V at d = 1"),
+        (
+            td_precond.prove_td_precond(2, 3, 2),
+            "sympy: two layers, symbolic C_1, C_2, whole output, these sizes only",
+        ),
+        (
+            td_lambda.prove_td_lambda(2, 3, 2),
+            "sympy: two layers, symbolic lam, whole output, these sizes only",
+        ),
+        (
+            residual_gradient.prove_residual_gradient(2, 3, 2),
+            "sympy: two layers, whole output, these sizes only",
+        ),
+        (
+            td_average_reward.prove_td_average_reward(2, 3, 2),
+            f"sympy: two two-head layers, {_ONLY}",
+        ),
     ):
         sizes = ", ".join(f"{key}={val}" for key, val in proof.sizes.items())
         rows.append(Row(proof.claim, f"{what} ({sizes})", float(proof.nonzero), 0.0, proof.holds))
