@@ -21,8 +21,6 @@ import numpy as np
 from lsa_theory import Layout
 from lsa_theory._checks import check_int, check_real
 
-from .algorithms.td_precond import td_precond
-
 __all__ = ["sarsa", "actor_critic", "td"]
 
 
@@ -70,6 +68,9 @@ def td(d: int, alpha: float, C=None):
     ``C`` in both cases, so ``td(d, alpha, np.eye(d)) == td(d, alpha)``.
     """
     if C is not None:
+        # imported here: the (W4) module imports this one for its verify_* (one way at import time)
+        from .algorithms.td_precond import td_precond
+
         return td_precond(d, alpha, C)
     d = check_int(d, "d")
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)

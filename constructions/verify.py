@@ -228,15 +228,15 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         (symbolic.prove_lemma_c1(1, 2), "sympy: fully symbolic P, V at d = 1"),
         (
             td_precond.prove_td_precond(2, 3, 2),
-            "sympy: two layers, symbolic C_1, C_2, whole output, these sizes only",
+            f"sympy: two layers, symbolic C_1, C_2, {_ONLY}",
         ),
         (
             td_lambda.prove_td_lambda(2, 3, 2),
-            "sympy: two layers, symbolic lam, whole output, these sizes only",
+            f"sympy: two trace-masked layers, symbolic lam, {_ONLY}",
         ),
         (
             residual_gradient.prove_residual_gradient(2, 3, 2),
-            "sympy: two layers, whole output, these sizes only",
+            f"sympy: two layers, {_ONLY}",
         ),
         (
             td_average_reward.prove_td_average_reward(2, 3, 2),

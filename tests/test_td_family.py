@@ -356,6 +356,39 @@ def test_w7_proof_fails_on_perturbed_construction():
     assert not td_average_reward.prove_td_average_reward(2, n, 2, construction=no_value_head).holds
 
 
+def _writes_a_feature_row(make):
+    """A perturbed twin whose last row (hence the L = 1 readout) is right but which also writes
+    into the first feature row: only a proof of the whole output can catch it."""
+
+    def mutated(d, *args):
+        pairs = make(d, *args)
+        if isinstance(pairs[0], tuple):  # (W7): two heads; the value row is 0 at L = 1, so the reward head
+            (P_r, Q_r), value_head = pairs
+            P_r = P_r.copy()
+            P_r[0, P_r.shape[0] - 2] = 1
+            return (P_r, Q_r), value_head
+        P, Q = pairs
+        P = P.copy()
+        P[0, P.shape[0] - 1] = 1
+        return P, Q
+
+    return mutated
+
+
+@pytest.mark.parametrize(
+    ("prove", "twin"),
+    [
+        (td_precond.prove_td_precond, td_precond.td_precond_symbolic),
+        (td_lambda.prove_td_lambda, td_lambda.td_lambda_symbolic),
+        (residual_gradient.prove_residual_gradient, residual_gradient.residual_gradient_symbolic),
+        (td_average_reward.prove_td_average_reward, td_average_reward.td_average_reward_symbolic),
+    ],
+)
+def test_proofs_check_the_whole_output(prove, twin):
+    proof = prove(2, 3, 1, construction=_writes_a_feature_row(twin))
+    assert 0 < proof.nonzero < proof.n_entries, proof
+
+
 def test_ring_block_equals_sympy_block():
     """The exact engine of the proofs multiplies out the same block as ``masked_lsa_symbolic``."""
     Z, *_ = _common.symbolic_prompt(1, 2)
@@ -457,3 +490,36 @@ def test_symbolic_block_rejects_bad_masks():
         symbolic.masked_lsa_symbolic(Z, P, Q, mask=sp.eye(3))
     with pytest.raises(ValueError, match=r"^mask:"):
         symbolic.masked_lsa_symbolic(Z, P, Q, mask=sp.eye(2))
+
+
+# ---- observed spread (slow): the numbers quoted in docs/td-family.md ---------------------------
+
+
+@pytest.mark.slow
+def test_observed_spread(capsys):
+    """Worst residual of each readout against its naive loop over 2000 seeded draws per algorithm
+    (d <= 5, n <= 12, L <= 3, gamma <= 0.99, lam in [0, 1], C ~ N(0, 1)); printed with ``-s``."""
+    rng = np.random.default_rng(20261201)
+    worst = dict.fromkeys(PROOFS, 0.0)
+    for _ in range(2000):
+        d, n, L = int(rng.integers(1, 6)), int(rng.integers(1, 13)), int(rng.integers(1, 4))
+        gamma, alpha, lam = rng.uniform(0.0, 0.99), rng.uniform(0.01, 1.0), rng.uniform(0.0, 1.0)
+        _, phi, phi_next, r, q = draw(int(rng.integers(2**32)), d, n)
+        Z = w_prompt(phi, phi_next, r, q, gamma)
+        Cs = rng.standard_normal((L, d, d))
+        out = -lt.masked_lsa_stack(Z, constructions.td(d, alpha, Cs), n_queries=d + 1)[-1, n:]
+        w = td_precond.naive_precond_td(phi, phi_next, r, gamma, alpha, Cs)
+        worst["(W4)"] = max(worst["(W4)"], rel(out, np.append(w, q @ w)))
+        mask = lt.trace_mask(n, lam, d + 1)
+        out = -lt.masked_lsa_stack(Z, [constructions.td_lambda(d, alpha, lam)] * L, d + 1, mask)[-1, n:]
+        w = td_lambda.naive_batch_td_lambda(phi, phi_next, r, gamma, alpha, lam, L)
+        worst["(W5)"] = max(worst["(W5)"], rel(out, np.append(w, q @ w)))
+        out = -lt.masked_lsa_stack(Z, [constructions.residual_gradient(d, alpha)] * L, d + 1)[-1, n:]
+        w = residual_gradient.naive_residual_gradient(phi, phi_next, r, gamma, alpha, L)
+        worst["(W6)"] = max(worst["(W6)"], rel(out, np.append(w, q @ w)))
+        out = w7_readouts(phi, phi_next, r, q, alpha, L)
+        w = td_average_reward.naive_average_reward_td(phi, phi_next, r, alpha, L)
+        worst["(W7)"] = max(worst["(W7)"], rel(out, np.append(w, q @ w)))
+    with capsys.disabled():
+        print("\nworst relative residual over 2000 draws:", {k: f"{v:.2e}" for k, v in worst.items()})
+    assert max(worst.values()) <= REL_TOL

@@ -100,17 +100,17 @@ def verify_td_lambda(phi, phi_next, r, phi_query, gamma, alpha, lam, n_layers: i
     return _common.value_residuals(Z, Z_out, w_L, phi_query)
 
 
-def prove_td_lambda(d: int = 2, n: int = 3, n_layers: int = 2, mask=None):
+def prove_td_lambda(d: int = 2, n: int = 3, n_layers: int = 2, mask=None, construction=None):
     """(W5) at these sizes only: L masked layers with the (W3) pair and the trace mask, symbolic
     ``alpha``, ``gamma``, ``lam`` and every prompt entry a symbol, give ``-Z_L[-1, -1] = w_L^T
-    phi(s)`` with ``w_L`` from :func:`naive_batch_td_lambda`. ``mask`` replaces the trace mask
-    (a perturbed one, e.g. its transpose, must make the proof fail)."""
+    phi(s)`` with ``w_L`` from :func:`naive_batch_td_lambda`. ``mask`` replaces the trace mask and
+    ``construction(d)`` the pair (perturbed ones, e.g. the transposed mask, must make it fail)."""
     t0 = _common.start()
     d, n, L = check_int(d, "d"), check_int(n, "n"), check_int(n_layers, "n_layers")
     Z0, phi, phi_next, r, q = _common.symbolic_prompt(d, n)
     mask = trace_mask_symbolic(n) if mask is None else sp.Matrix(mask)
     R = _common.Ring(list(Z0), _common.alpha_s, lam_s)
-    P, Q = (R.mat(m) for m in td_lambda_symbolic(d))
+    P, Q = (R.mat(m) for m in (construction or td_lambda_symbolic)(d))
     Z, M = R.mat(Z0), R.mat(mask)
     for _ in range(L):
         Z = R.masked_block(Z, P, Q, M, n)

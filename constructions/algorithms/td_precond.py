@@ -28,6 +28,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
 
+from .. import numeric
 from .._residuals import Residuals
 from . import _common
 
@@ -129,11 +130,12 @@ def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> n
 
 
 def verify_td_precond(phi, phi_next, r, phi_query, gamma, alpha, C) -> Residuals:
-    """(W4): the masked stack with :func:`td_precond` versus :func:`naive_precond_td`, read out as
-    ``-Z[-1, -1]`` against ``w_L^T phi(s)``; ``C`` (d, d) (one layer) or (L, d, d)."""
+    """(W4): the masked stack with the public ``constructions.td(d, alpha, C)`` versus
+    :func:`naive_precond_td`, read out as ``-Z[-1, -1]`` against ``w_L^T phi(s)``; ``C`` (d, d)
+    (one layer) or (L, d, d)."""
     Z = _common.numeric_prompt(phi, phi_next, r, phi_query, gamma)
     d = (Z.shape[-2] - 1) // 2
-    layers = td_precond(d, alpha, C)
+    layers = numeric.td(d, alpha, C)
     layers = [layers] if isinstance(layers, tuple) else layers
     Z_out = lt.masked_lsa_stack(Z, layers)
     Cs = np.asarray(C, dtype=np.float64).reshape(-1, d, d)
