@@ -7,7 +7,7 @@ Proof engine (:class:`Ring`): every symbol of a proof generates the polynomial r
 it, the block ``Z + (1/n) P Z M Z^T Q Z`` is multiplied out exactly there, and the naive loops
 run on the same ring elements (they use only ``+``, ``*`` and ``/`` by integers). A residual
 entry is the zero polynomial iff it is the zero ring element, so the check is the same as
-``expand(lhs - rhs) == 0`` in :mod:`constructions.symbolic`, about 30x faster at d = 2, n = 3
+``expand(lhs - rhs) == 0`` in :mod:`constructions.symbolic`, 14-55x faster at d = 2, n = 3, L = 2
 (``tests/test_td_family.py`` checks the ring block against
 :func:`constructions.symbolic.masked_lsa_symbolic`).
 """
