@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
+from ._residuals import READOUT_TOL, Row, relative_residual
 from .registry import Algorithm
 from .symbolic import SymbolicProof
 
@@ -46,9 +47,6 @@ __all__ = [
     "instances",
 ]
 
-#: Relative tolerance of a readout against the naive loop (see the module docstring).
-READOUT_TOL = 1e-12
-
 
 @dataclass(frozen=True)
 class Residuals:
@@ -59,29 +57,6 @@ class Residuals:
     readout: float
     invariant: float
     teacher: float = float("nan")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the ``lsa-theory verify`` table."""
-
-    claim: str
-    check: str
-    residual: float
-    tol: float
-    passed: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def relative_residual(out: Any, ref: Any) -> float:
-    """``max|out - ref| / max(1, max|ref|)`` in float64."""
-    out = np.asarray(out, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if out.shape != ref.shape:
-        raise ValueError(f"shapes differ: {out.shape} vs {ref.shape}")
-    return float(np.abs(out - ref).max(initial=0.0) / max(1.0, float(np.abs(ref).max(initial=0.0))))
 
 
 def _check_alg(alg: Any) -> Algorithm:
@@ -179,9 +154,10 @@ def residuals(
 
 
 def instance_hyper(alg: Algorithm, inst: Mapping[str, Any], hyper: Mapping | None = None) -> dict[str, Any]:
-    """The hyperparameters of one instance: the declaration's defaults, then ``hyper``, then the
-    instance's own ``inst["hyper"]`` (per-instance draws such as random preconditioners)."""
-    return {**alg.hyper, **(hyper or {}), **dict(inst.get("hyper", {}))}
+    """The hyperparameters of one instance: the declaration's defaults, then the instance's own
+    ``inst["hyper"]`` (per-instance draws such as random preconditioners), then ``hyper`` (what a
+    caller or a property sweep sets explicitly)."""
+    return {**alg.hyper, **dict(inst.get("hyper", {})), **(hyper or {})}
 
 
 def _symbolic_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,10 +291,11 @@ def verify_rows(
 
 
 def random_case(alg: Algorithm, rng: np.random.Generator) -> tuple[dict, dict, dict]:
-    """``(sizes, inst, hyper)``: sizes uniform in ``alg.size_ranges()``, scalar hyperparameters
-    uniform in ``alg.hyper_ranges`` (others at their defaults), an instance from ``alg.draw``."""
+    """``(sizes, inst, hyper)``: sizes uniform in ``alg.size_ranges()``, the scalar
+    hyperparameters of ``alg.hyper_ranges`` uniform in their ranges (``hyper`` holds only those;
+    the others come from the defaults and the instance), an instance from ``alg.draw``."""
     sizes = {key: int(rng.integers(lo, hi + 1)) for key, (lo, hi) in alg.size_ranges().items()}
-    hyper = dict(alg.hyper)
+    hyper = {}
     for key, (lo, hi) in alg.hyper_ranges.items():
         hyper[key] = float(rng.uniform(lo, hi))
     return sizes, alg.draw(sizes, rng), hyper
@@ -359,7 +336,7 @@ def instances(alg: Algorithm):
     @st.composite
     def build(draw):
         sizes = {key: draw(st.integers(lo, hi)) for key, (lo, hi) in ranges.items()}
-        hyper = dict(alg.hyper)
+        hyper = {}
         for key, (lo, hi) in alg.hyper_ranges.items():
             hyper[key] = draw(st.floats(lo, hi, allow_nan=False, allow_infinity=False))
         seed = draw(st.integers(0, 2**32 - 1))

@@ -10,7 +10,8 @@ r"""Explicit LSA parameters, float64 numpy: (S3)/(S4), (A3)/(A4) and (W3).
 every other entry zero; (S4) the pair ``(c P*, V*/c)`` computes the same update for every
 ``c != 0``. (A3) adds a ``d_pi`` score block to ``x_i`` and ``lambda`` to the parameter column with
 ``Vbar21* = [[alpha I, 0, 0, 0], [0, 0, 0, beta I]]``. (W3) [W]: ``P = e_D e_D^T`` and ``Q`` zero
-but for its top-left blocks ``Q[:d, :d] = -alpha I``, ``Q[:d, d:2d] = alpha I`` (D = 2d+1).
+but for its top-left blocks ``Q[:d, :d] = -alpha I``, ``Q[:d, d:2d] = alpha I`` (D = 2d+1); with a
+matrix ``C`` (or one per layer) it becomes (W4), ``alpha [-C^T, C^T]``.
 """
 
 from __future__ import annotations
@@ -58,8 +59,19 @@ def actor_critic(
     return _fill(layout, alpha, beta, _check_scale(c))
 
 
-def td(d: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(W3): ``(P, Q)`` of shape (2d+1, 2d+1) for the masked block (W2); L copies = L TD(0) steps."""
+def td(d: int, alpha: float, C=None):
+    """(W3): ``(P, Q)`` of shape (2d+1, 2d+1) for the masked block (W2); L copies = L TD(0) steps.
+
+    With ``C`` the (W4) construction of :func:`constructions.algorithms.td_precond.td_precond`:
+    one (d, d) matrix -> one ``(P, Q)`` pair (``Q[:d, :2d] = alpha [-C^T, C^T]``), a sequence of
+    L matrices (or an (L, d, d) array) -> a list of L pairs, one per layer. ``alpha > 0`` scales
+    ``C`` in both cases, so ``td(d, alpha, np.eye(d)) == td(d, alpha)``.
+    """
+    if C is not None:
+        # imported here: the (W4) module imports this one for its verify_* (one way at import time)
+        from .algorithms.td_precond import td_precond
+
+        return td_precond(d, alpha, C)
     d = check_int(d, "d")
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     D = 2 * d + 1

@@ -57,7 +57,9 @@ class Algorithm:
     - ``scales``: the values of the scaling symmetry ``(c P, V/c)`` checked (``(1.0,)`` if none);
     - ``depths``: the numbers of stacked layers the identity is claimed for; a depth ``L > 1``
       carries its own claim label ``depth_claims[L]`` when it has one (e.g. (S5));
-    - ``symbolic_depths``: the depths of the fixed-size sympy identity (default: the first two).
+    - ``symbolic_depths``: the depths of the fixed-size sympy identity (default: the first two);
+    - ``bilinear``: one layer's readout increment is ``A Sigma B last`` with a symmetric ``Sigma``
+      (:meth:`effective_blocks`), so the (M2) objective of :mod:`dynamics.bilinear` applies.
     """
 
     name: ClassVar[str] = ""
@@ -70,6 +72,7 @@ class Algorithm:
     depths: ClassVar[tuple[int, ...]] = (1,)
     depth_claims: ClassVar[Mapping[int, str]] = {}
     symbolic_depths: ClassVar[tuple[int, ...]] = ()
+    bilinear: ClassVar[bool] = True
 
     # ----------------------------------------------------------------------------- sizes
     def sizes(self, quick: bool) -> dict[str, int]:

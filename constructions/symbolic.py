@@ -97,10 +97,20 @@ def lsa_block_symbolic(H: sp.Matrix, P: sp.Matrix, V: sp.Matrix) -> sp.Matrix:
     return H + (V * H * H.T * P * H) / n
 
 
-def masked_lsa_symbolic(Z: sp.Matrix, P: sp.Matrix, Q: sp.Matrix, n_queries: int = 1) -> sp.Matrix:
-    """(W2) in exact arithmetic: ``Z + (1/n) P Z M Z^T Q Z``, ``M = diag(I_n, 0)``."""
+def masked_lsa_symbolic(
+    Z: sp.Matrix, P: sp.Matrix, Q: sp.Matrix, n_queries: int = 1, mask: sp.Matrix | None = None
+) -> sp.Matrix:
+    """(W2) in exact arithmetic: ``Z + (1/n) P Z M Z^T Q Z``, ``M = diag(I_n, 0)`` or a given
+    ``mask`` (n+n_q, n+n_q) whose query rows and columns are zero, e.g. the (W5) trace mask."""
     n = Z.shape[1] - n_queries
-    M = sp.diag(*([1] * n + [0] * n_queries))
+    if mask is None:
+        M = sp.diag(*([1] * n + [0] * n_queries))
+    else:
+        M = sp.Matrix(mask)
+        if M.shape != (Z.shape[1], Z.shape[1]):
+            raise ValueError(f"mask: expected shape ({Z.shape[1]}, {Z.shape[1]}), got {M.shape}")
+        if any(e != 0 for e in list(M[n:, :]) + list(M[:, n:])):
+            raise ValueError("mask: its query rows and columns must be zero")
     return Z + (P * Z * M * Z.T * Q * Z) / n
 
 

@@ -16,7 +16,6 @@ residuals are reported:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +23,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int
 
 from . import derive, numeric, symbolic, symbolic_sizes
-from .derive import READOUT_TOL, Row, relative_residual
+from ._residuals import READOUT_TOL, Residuals, Row, relative_residual
 from .registry import ALGORITHMS, Algorithm
 
 __all__ = [
@@ -38,15 +37,6 @@ __all__ = [
     "verify_lemma_c1",
     "run_claims",
 ]
-
-
-@dataclass(frozen=True)
-class Residuals:
-    """``readout``: relative error of the updated parameters; ``context``: largest absolute change
-    of a context column or of the constant row (``nan`` where the claim says nothing of them)."""
-
-    readout: float
-    context: float
 
 
 def _unchanged(H: np.ndarray, H_out: np.ndarray, const_row: int | None) -> float:

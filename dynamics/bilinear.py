@@ -67,6 +67,8 @@ def instance_dataset(
         raise ValueError(f"alg: expected an Algorithm declaration, got {type(alg).__name__}")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    if not alg.bilinear:
+        raise ValueError(f"alg: {alg.name} declares no bilinear (M2) form (bilinear = False)")
     F = check_int(n_frames, "n_frames")
     hyper = {**alg.hyper, **(hyper or {})}
     teacher = getattr(alg, "teacher_readout", None) or alg.naive

@@ -14,6 +14,7 @@ from .lsa import (
     readout,
     sufficient_statistics,
     tf_from_statistics,
+    trace_mask,
 )
 from .mdp import (
     OptimalSolution,
@@ -99,6 +100,7 @@ __all__ = [
     "sarsa_update",
     "sufficient_statistics",
     "tf_from_statistics",
+    "trace_mask",
     "score",
     "softmax_policy",
     "td_columns",

@@ -8,7 +8,12 @@ no mask, no softmax; ``H`` has ``n`` context columns and one parameter column. `
 the last ``d`` entries of the last column of ``H_out`` (:func:`readout`).
 
 (W2) [W]: :math:`TF(Z; P, Q) = Z + \tfrac1n P Z M Z^\top Q Z`, ``M = diag(I_n, 0)``: the last
-``n_queries`` columns are queries and are masked out of the key/value sum.
+``n_queries`` columns are queries and are masked out of the key/value sum. Any other
+``(n+n_q) x (n+n_q)`` mask whose query rows and columns are zero may be passed, e.g. the (W5)
+eligibility-trace mask :func:`trace_mask`. Index convention: ``M[i, j]`` weighs value column ``i``
+(its ``P``-row, the TD error ``delta_i`` in [W]'s constructions) against key column ``j`` (its
+``Q``-side, the features ``phi_j``), so the update reads
+``(1/n) sum_{i,j} (P z_i) M[i, j] z_j^T Q z_k`` at column ``k``.
 
 Both are computed as ``V (H H^T) P H / n`` (cost ``O(D^2 (D + N))`` instead of ``O(N^2 D)``) and
 accept ``(..., D, n+1)`` arrays with parameters ``(D, D)`` or broadcastable ``(..., D, D)``;
@@ -20,8 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import _backend as B
-from ._checks import check_finite, check_int
+from ._checks import check_finite, check_int, check_real
 
 __all__ = [
     "lsa_block",
@@ -31,6 +38,7 @@ __all__ = [
     "readout",
     "sufficient_statistics",
     "tf_from_statistics",
+    "trace_mask",
 ]
 
 
@@ -91,20 +99,59 @@ def lsa_stack(H: Any, layers: Sequence[tuple[Any, Any]]) -> Any:
     return H
 
 
-def masked_lsa(Z: Any, P: Any, Q: Any, n_queries: int = 1) -> Any:
-    """(W2): ``Z + (1/n) P Z M Z^T Q Z``, ``M = diag(I_n, 0_{n_queries})``; ``Z`` (..., D, n+n_q)."""
+def trace_mask(n: int, lam: float, n_queries: int = 1) -> np.ndarray:
+    r"""(W5) [W]: the eligibility-trace mask, float64 of shape (n + n_q, n + n_q).
+
+    ``M[i, j] = lam**(i - j)`` for ``0 <= j <= i < n`` (lower triangular, 1 on the diagonal,
+    decaying away from it), zero above the diagonal and in the last ``n_queries`` rows and
+    columns. With :func:`masked_lsa` it weighs value column ``i`` (``delta_i``) against key
+    column ``j`` (``phi_j``), so that :math:`\sum_{i,j}\delta_i M_{ij}\phi_j = \sum_i \delta_i e_i`
+    with the trace :math:`e_i = \lambda e_{i-1} + \phi_i`, :math:`e_{-1} = 0`, run in context order.
+    (The transpose would run the trace backwards.) ``lam = 0`` gives ``diag(I_n, 0)``.
+    """
+    n = check_int(n, "n")
+    n_queries = check_int(n_queries, "n_queries")
+    lam = check_real(lam, "lam", low=0.0, high=1.0)
+    i, j = np.indices((n, n))
+    M = np.zeros((n + n_queries, n + n_queries))
+    M[:n, :n] = np.where(i >= j, np.power(lam, np.maximum(i - j, 0)), 0.0)
+    return M
+
+
+def _check_mask(mask: Any, Z: Any, n: int) -> Any:
+    N = Z.shape[-1]
+    mask = B.like(Z, mask)
+    if mask.ndim < 2 or tuple(mask.shape[-2:]) != (N, N):
+        raise ValueError(
+            f"mask: expected shape (..., {N}, {N}) to match the {N} columns of Z, got {tuple(mask.shape)}"
+        )
+    check_finite(mask, "mask")
+    if bool((mask[..., n:, :] != 0).any()) or bool((mask[..., :, n:] != 0).any()):
+        raise ValueError(f"mask: its last {N - n} row(s) and column(s) (the query columns) must be zero")
+    B.broadcast_batch(Z.shape[:-2], mask.shape[:-2])
+    return mask
+
+
+def masked_lsa(Z: Any, P: Any, Q: Any, n_queries: int = 1, mask: Any = None) -> Any:
+    """(W2): ``Z + (1/n) P Z M Z^T Q Z``; ``Z`` (..., D, n+n_q), ``P``, ``Q`` (..., D, D).
+
+    ``mask=None`` is ``M = diag(I_n, 0_{n_q})``; a given ``mask`` (..., n+n_q, n+n_q) must have
+    zero query rows and columns (its last ``n_queries``), e.g. :func:`trace_mask` for (W5)."""
     n_queries = check_int(n_queries, "n_queries")
     Z, m, n = _check_block_args(Z, {"P": P, "Q": Q}, n_queries=n_queries, name="Z")
     Zc = Z[..., :, :n]
-    return Z + (m["P"] @ (Zc @ Zc.mT)) @ (m["Q"] @ Z) / n
+    if mask is None:
+        return Z + (m["P"] @ (Zc @ Zc.mT)) @ (m["Q"] @ Z) / n
+    Mc = _check_mask(mask, Z, n)[..., :n, :n]
+    return Z + (m["P"] @ ((Zc @ Mc) @ Zc.mT)) @ (m["Q"] @ Z) / n
 
 
-def masked_lsa_stack(Z: Any, layers: Sequence[tuple[Any, Any]], n_queries: int = 1) -> Any:
-    """L layers of (W2) with their own ``(P_l, Q_l)``."""
+def masked_lsa_stack(Z: Any, layers: Sequence[tuple[Any, Any]], n_queries: int = 1, mask: Any = None) -> Any:
+    """L layers of (W2) with their own ``(P_l, Q_l)`` and one shared ``mask`` (None: ``diag(I_n, 0)``)."""
     if len(layers) < 1:
         raise ValueError("layers: need at least one (P, Q) pair")
     for P, Q in layers:
-        Z = masked_lsa(Z, P, Q, n_queries=n_queries)
+        Z = masked_lsa(Z, P, Q, n_queries=n_queries, mask=mask)
     return Z
 
 

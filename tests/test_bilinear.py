@@ -11,7 +11,7 @@ import dynamics as dy
 from constructions import derive
 from dynamics.bilinear import effective_theta, full_params, instance_dataset
 
-NAMES = constructions.ALGORITHMS.names()
+NAMES = tuple(n for n in constructions.ALGORITHMS.names() if constructions.ALGORITHMS[n].bilinear)
 
 
 def _small(alg):
@@ -55,6 +55,11 @@ def test_gradient_matches_finite_differences(name, rng):
     _, g = dy.loss_and_grad(ds, theta)
     fd = dy.finite_difference_grad(lambda t: dy.loss(ds, t), theta)
     assert np.allclose(g, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_non_bilinear_declarations_are_refused(rng):
+    with pytest.raises(ValueError, match="bilinear"):
+        instance_dataset(constructions.ALGORITHMS["td_average_reward"], {"S": 2, "d": 2, "n": 3}, 2, rng)
 
 
 def test_a_wrong_effective_map_is_caught(rng):

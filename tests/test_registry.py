@@ -55,23 +55,40 @@ def test_sympy_identity_holds(name):
         assert proof.holds and proof.n_entries > 0, proof
 
 
+def _perturb_first_layer(layers, symbolic: bool):
+    """Copy ``layers`` with the first non-zero entry of the first layer's first matrix changed
+    (times 1 + 1e-3 numerically, doubled symbolically); layers may nest (two heads per layer)."""
+    dtype = object if symbolic else float
+
+    def copy(x):
+        if isinstance(x, tuple | list):
+            return type(x)(copy(v) for v in x) if isinstance(x, tuple) else [copy(v) for v in x]
+        return np.array(x, dtype=dtype)
+
+    layers = [copy(layer) for layer in layers]
+
+    def leaves(x):
+        if isinstance(x, tuple | list):
+            for v in x:
+                yield from leaves(v)
+        else:
+            yield x
+
+    M = next(iter(leaves(layers[0])))
+    i, j = np.argwhere(M != 0)[0]
+    M[i, j] = M[i, j] * 2 if symbolic else M[i, j] * (1 + 1e-3)
+    return layers
+
+
 class _Perturbed:
-    """A declaration whose construction has one entry of the first layer's V (or Q) off by 1e-3."""
+    """A declaration's construction with one entry of the first layer perturbed."""
 
     def __init__(self, alg, symbolic: bool):
         self.alg, self.symbolic = alg, symbolic
 
     def __call__(self, sizes, hyper, c=1.0, depth=1):
         make = self.alg.__class__.construction_symbolic if self.symbolic else self.alg.__class__.construction
-        layers = [
-            tuple(np.array(M, dtype=object if self.symbolic else float) for M in pv)
-            for pv in make(self.alg, sizes, hyper, c, depth)
-        ]
-        P, V = layers[0]
-        i, j = np.argwhere(V != 0)[0]
-        V[i, j] = V[i, j] * (1 + 1e-3) if not self.symbolic else V[i, j] * 2
-        layers[0] = (P, V)
-        return layers
+        return _perturb_first_layer(make(self.alg, sizes, hyper, c, depth), self.symbolic)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,14 +1,44 @@
 """The package's algorithm declarations, one module each (see :mod:`constructions.registry`).
 
-Importing this package registers every declaration in :data:`constructions.ALGORITHMS`.
+Importing this package registers every declaration in :data:`constructions.ALGORITHMS`:
+
+- :mod:`.sarsa` (S3)-(S6), :mod:`.actor_critic` (A1)-(A5) with the state-value critic,
+  :mod:`.actor_critic_q` the action-value variant of (A6), :mod:`.td` (W3);
+- [W]'s TD family: :mod:`.td_precond` (W4) preconditioned TD(0), any ``C_l`` per layer;
+  :mod:`.td_lambda` (W5) TD(lambda) through the eligibility-trace mask; :mod:`.residual_gradient`
+  (W6); :mod:`.td_average_reward` (W7) average-reward TD with a running-mean head.
+
+Each module holds its numeric construction, its sympy twin, a deliberately naive reference loop
+(explicit Python loops using only ``+``, ``*``, ``/``, so it runs on sympy symbols too), its
+prompt layout and a module-level ``ALGORITHM`` declaration; the TD-family modules also keep their
+``verify_*`` and fixed-size ``prove_*`` functions. The public names are re-exported by
+:mod:`constructions`.
 """
 
 from __future__ import annotations
 
 from ..registry import register
-from . import actor_critic, actor_critic_q, sarsa, td
+from . import (
+    actor_critic,
+    actor_critic_q,
+    residual_gradient,
+    sarsa,
+    td,
+    td_average_reward,
+    td_lambda,
+    td_precond,
+)
 
-MODULES = (sarsa, actor_critic, actor_critic_q, td)
+MODULES = (
+    sarsa,
+    actor_critic,
+    actor_critic_q,
+    td,
+    td_precond,
+    td_lambda,
+    residual_gradient,
+    td_average_reward,
+)
 
 for _module in MODULES:
     register(_module.ALGORITHM)
