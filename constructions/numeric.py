@@ -23,8 +23,29 @@ from lsa_theory._checks import check_int, check_real
 __all__ = ["sarsa", "actor_critic", "td"]
 
 
-def _check_scale(c: float) -> float:
-    return check_real(c, "c", nonzero=True)
+#: Smallest positive normal float64, ``2.2250738585072014e-308``.
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def _check_scale(c: float, *rates: float) -> float:
+    """``c`` for (S4)/(A4); ValueError unless every stored entry is a normal float64.
+
+    Bound: ``|c| >= tiny`` and ``tiny <= |rate / c| <= max`` for each step size (``alpha``,
+    ``beta``), with ``tiny = 2.2e-308``, ``max = 1.8e308`` of float64. Outside it ``c * 1``
+    is subnormal (precision lost) or ``rate / c`` overflows to inf or underflows to a subnormal
+    or 0, and ``(c P*, V*/c)`` would no longer compute the update."""
+    c = check_real(c, "c", nonzero=True)
+    if abs(c) < _TINY:
+        raise ValueError(f"c: |c| = {abs(c):.3g} is below the smallest normal float64 {_TINY:.4g}")
+    for rate in rates:
+        with np.errstate(over="ignore", under="ignore"):
+            q = abs(rate) / abs(c)
+        if not _TINY <= q <= np.finfo(np.float64).max:
+            raise ValueError(
+                f"c: the entry rate / c = {rate:g} / {c:g} of V*/c is not a normal float64 (needs "
+                f"{_TINY:.4g} <= |rate / c| <= {np.finfo(np.float64).max:.4g})"
+            )
+    return c
 
 
 def _fill(layout: Layout, alpha: float, beta: float, c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +66,7 @@ def sarsa(d: int, alpha: float, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]
     """(S3)/(S4): ``(c P*, V*/c)``, two float64 arrays of shape (3d+2, 3d+2)."""
     d = check_int(d, "d")
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    return _fill(Layout(d), alpha, 0.0, _check_scale(c))
+    return _fill(Layout(d), alpha, 0.0, _check_scale(c, alpha))
 
 
 def actor_critic(
@@ -55,7 +76,7 @@ def actor_critic(
     layout = Layout(check_int(d, "d"), check_int(d_pi, "d_pi"))
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     beta = check_real(beta, "beta", low=0.0, low_open=True)
-    return _fill(layout, alpha, beta, _check_scale(c))
+    return _fill(layout, alpha, beta, _check_scale(c, alpha, beta))
 
 
 def td(d: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:

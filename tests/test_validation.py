@@ -429,17 +429,17 @@ CASES = [
     (
         "naive-sarsa-r-nan",
         lambda: naive_batch_sarsa([[1.0]], [[1.0]], [NAN], [0.0], 0.5, 0.1),
-        r"^inputs: contains",
+        r"^r: contains",
     ),
     (
         "naive-sarsa-w-inf",
         lambda: naive_batch_sarsa([[1.0]], [[1.0]], [1.0], [INF], 0.5, 0.1),
-        r"^inputs: contains",
+        r"^w: contains",
     ),
     (
         "naive-sarsa-alpha-nan",
         lambda: naive_batch_sarsa([[1.0]], [[1.0]], [1.0], [0.0], 0.5, NAN),
-        r"^inputs:",
+        r"^alpha: contains",
     ),
     (
         "naive-ac-n-0",
@@ -466,7 +466,7 @@ CASES = [
     (
         "naive-ac-beta-nan",
         lambda: naive_batch_actor_critic([[1.0]], [[1.0]], [1.0], [[1.0]], [0.0], [0.0], 0.5, 0.1, NAN),
-        r"^inputs: contains",
+        r"^beta: contains",
     ),
     ("naive-td-n-0", lambda: naive_batch_td([], [], [], 0.5, 0.1), r"^r: the batch is empty"),
     (
@@ -475,7 +475,7 @@ CASES = [
         r"^phi, phi_next",
     ),
     ("naive-td-n_iter-0", lambda: naive_batch_td([[1.0]], [[1.0]], [1.0], 0.5, 0.1, n_iter=0), r"^n_iter:"),
-    ("naive-td-r-nan", lambda: naive_batch_td([[1.0]], [[1.0]], [NAN], 0.5, 0.1), r"^inputs: contains"),
+    ("naive-td-r-nan", lambda: naive_batch_td([[1.0]], [[1.0]], [NAN], 0.5, 0.1), r"^r: contains"),
     # --- algorithms ----------------------------------------------------------------------------
     (
         "sarsa_update-w-mismatch",
