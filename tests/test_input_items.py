@@ -146,10 +146,20 @@ def test_sarsa_loop_refuses_a_non_callable_update_with_value_error():
 
 def test_wrong_length_update_output_is_blamed_on_update():
     with pytest.raises(ValueError, match=r"^update\(X, w\): expected shape \(4,\)"):
-        lt.sarsa_loop(MDP, PHI, W, lambda X, w: w[:-1], n=n, n_updates=2, epsilon=0.1, rng=np.random.default_rng(0))
+        lt.sarsa_loop(
+            MDP, PHI, W, lambda X, w: w[:-1], n=n, n_updates=2, epsilon=0.1, rng=np.random.default_rng(0)
+        )
     with pytest.raises(ValueError, match=r"^update\(X, g, w, lam\): expected"):
         lt.actor_critic_loop(
-            MDP, PHI, PHI, W, W, lambda X, g, w, lam: (w, lam[:-1]), n=n, n_updates=2, rng=np.random.default_rng(0)
+            MDP,
+            PHI,
+            PHI,
+            W,
+            W,
+            lambda X, g, w, lam: (w, lam[:-1]),
+            n=n,
+            n_updates=2,
+            rng=np.random.default_rng(0),
         )
 
 

@@ -317,9 +317,10 @@ def test_progress_lines_off_a_terminal(tmp_path, capsys):
 
 
 def test_cli_force_flag(tmp_path):
-    path = _write(tmp_path / "huge.toml", '[sweep]\nkind = "control"\n[grid]\n' + "\n".join(
-        f"{k} = {v}" for k, v in HUGE.items()
-    ) + "\n")
+    path = _write(
+        tmp_path / "huge.toml",
+        '[sweep]\nkind = "control"\n[grid]\n' + "\n".join(f"{k} = {v}" for k, v in HUGE.items()) + "\n",
+    )
     out = tmp_path / "out"
     base = [sys.executable, "-m", "experiments.sweep", str(path), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
@@ -328,7 +329,11 @@ def test_cli_force_flag(tmp_path):
     assert refused.returncode != 0 and "--force" in refused.stderr
     assert time.perf_counter() - t0 < 30
     forced = subprocess.run(
-        [*base, "--force", "--limit", "1", "--workers", "1"], capture_output=True, text=True, env=env, timeout=120
+        [*base, "--force", "--limit", "1", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert forced.returncode == 0, forced.stderr
     assert "1000000 jobs, 1 done" in forced.stdout
