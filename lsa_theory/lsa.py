@@ -17,6 +17,7 @@ numpy in -> numpy out, torch in -> torch out (differentiable).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,6 +74,17 @@ def _check_layers(layers: Any, pair: str) -> list:
     return list(layers)
 
 
+@contextlib.contextmanager
+def _in_layer(i: int):
+    """Re-raise a ValueError about a layer's own ``P``, ``V`` or ``Q`` as ``layers[i].P: ...``."""
+    try:
+        yield
+    except ValueError as exc:
+        if str(exc)[:3] in ("P: ", "V: ", "Q: "):
+            raise ValueError(f"layers[{i}].{exc}") from exc
+        raise
+
+
 def _check_statistics(Sigma: Any, wt: Any, P: Any, V: Any, layout: Any) -> tuple[Any, Any, Any, Any]:
     """Checked (L2) inputs: ``Sigma`` (..., m, m), ``wt`` (..., D - m), ``P``, ``V`` (..., D, D)."""
     from .prompts import Layout
@@ -123,8 +135,9 @@ def lsa_block(H: Any, P: Any, V: Any) -> Any:
 
 def lsa_stack(H: Any, layers: Sequence[tuple[Any, Any]]) -> Any:
     """L layers of (L1): ``H_l = lsa_block(H_{l-1}, P_l, V_l)``; ``layers = [(P_1, V_1), ...]``."""
-    for P, V in _check_layers(layers, "(P, V)"):
-        H = lsa_block(H, P, V)
+    for i, (P, V) in enumerate(_check_layers(layers, "(P, V)")):
+        with _in_layer(i):
+            H = lsa_block(H, P, V)
     return H
 
 
@@ -138,8 +151,9 @@ def masked_lsa(Z: Any, P: Any, Q: Any, n_queries: int = 1) -> Any:
 
 def masked_lsa_stack(Z: Any, layers: Sequence[tuple[Any, Any]], n_queries: int = 1) -> Any:
     """L layers of (W2) with their own ``(P_l, Q_l)``."""
-    for P, Q in _check_layers(layers, "(P, Q)"):
-        Z = masked_lsa(Z, P, Q, n_queries=n_queries)
+    for i, (P, Q) in enumerate(_check_layers(layers, "(P, Q)")):
+        with _in_layer(i):
+            Z = masked_lsa(Z, P, Q, n_queries=n_queries)
     return Z
 
 

@@ -223,7 +223,8 @@ def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
 
 def expected_return(mdp: TabularMDP, pi: np.ndarray) -> float:
     """Scalar ``J(pi) = mu0^T V^pi``."""
-    return float(mdp.mu0 @ v_pi(mdp, pi))
+    V = v_pi(mdp, pi)
+    return float(mdp.mu0 @ V)
 
 
 def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:

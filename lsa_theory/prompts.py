@@ -55,8 +55,9 @@ def _check_vector(v: Any, length: int, name: str, what: str) -> None:
 
 def sarsa_dims(D: int) -> int:
     """Feature dimension d of a SARSA prompt with ``D = 3d + 2`` rows."""
+    D = check_int(D, "D")
     if D < 5 or (D - 2) % 3:
-        raise ValueError(f"H: a SARSA prompt has D = 3d + 2 rows with d >= 1, got D = {D}")
+        raise ValueError(f"D: a SARSA prompt H has D = 3d + 2 rows with d >= 1, got D = {D}")
     return (D - 2) // 3
 
 
