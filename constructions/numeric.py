@@ -28,23 +28,21 @@ _TINY = float(np.finfo(np.float64).tiny)
 
 
 def _check_scale(c: float, *rates: float) -> float:
-    """``c`` for (S4)/(A4); ValueError unless every stored entry is a normal float64.
+    """``c`` for (S4)/(A4); ValueError unless ``c P*`` and ``V*/c`` hold the intended numbers.
 
-    Bound: ``|c| >= tiny`` and ``tiny <= |rate / c| <= max`` for each step size (``alpha``,
-    ``beta``), with ``tiny = 2.2e-308``, ``max = 1.8e308`` of float64. Outside it ``c * 1``
-    is subnormal (precision lost) or ``rate / c`` overflows to inf or underflows to a subnormal
-    or 0, and ``(c P*, V*/c)`` would no longer compute the update."""
+    Bound: ``|c| >= tiny = 2.2250738585072014e-308`` (``c * 1`` is a normal float64, not a
+    subnormal with lost precision), and for each step size (``alpha``, ``beta``) ``0 < |rate / c|
+    <= max = 1.7976931348623157e308`` (no overflow to inf, no underflow to 0). A ``rate / c`` in
+    the subnormal range keeps its nonzero value to a relative ``2^-52 tiny / |rate / c|``."""
     c = check_real(c, "c", nonzero=True)
     if abs(c) < _TINY:
-        raise ValueError(f"c: |c| = {abs(c):.3g} is below the smallest normal float64 {_TINY:.4g}")
+        raise ValueError(f"c: |c| = {abs(c):.3g} is below the smallest normal float64 {_TINY:.17g}")
     for rate in rates:
         with np.errstate(over="ignore", under="ignore"):
             q = abs(rate) / abs(c)
-        if not _TINY <= q <= np.finfo(np.float64).max:
-            raise ValueError(
-                f"c: the entry rate / c = {rate:g} / {c:g} of V*/c is not a normal float64 (needs "
-                f"{_TINY:.4g} <= |rate / c| <= {np.finfo(np.float64).max:.4g})"
-            )
+        if not 0.0 < q <= np.finfo(np.float64).max:
+            fault = "overflows" if q > 1 else "underflows to 0"
+            raise ValueError(f"c: the entry rate / c = {rate:g} / {c:g} of V*/c {fault} in float64")
     return c
 
 

@@ -120,21 +120,34 @@ def test_naive_batch_sarsa_refuses_gamma_outside_unit_interval(gamma):
         lt.naive_batch_actor_critic([[1.0]], [[1.0]], [1.0], [[1.0]], [0.0], [0.0], gamma, 0.1, 0.1)
 
 
-@pytest.mark.parametrize("c", [1e-320, -1e-320, 5e-324, 1e-308, 1e308, -1e308])
-def test_construction_scale_refuses_subnormal_or_overflow(c):
+@pytest.mark.parametrize(
+    ("alpha", "c"),
+    [
+        (0.5, 1e-320),
+        (0.5, -1e-320),
+        (0.5, 5e-324),
+        (0.5, 1e-308),
+        (1e10, 1e-300),
+        (1e-20, 1e308),
+        (1e-20, -1e308),
+    ],
+)
+def test_construction_scale_refuses_subnormal_c_and_overflow(alpha, c):
+    """|c| below tiny (c * 1 subnormal), alpha / c overflowing to inf or underflowing to 0."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the old code only warned (overflow in divide)
         with pytest.raises(ValueError, match=r"^c: "):
-            constructions.sarsa(2, 0.5, c=c)
+            constructions.sarsa(2, alpha, c=c)
         with pytest.raises(ValueError, match=r"^c: "):
-            constructions.actor_critic(1, 1, 0.5, 0.5, c=c)
+            constructions.actor_critic(1, 1, alpha, alpha, c=c)
 
 
 def test_construction_scale_inside_the_bound_is_exact():
-    for c in (1e-300, -1e-300, 1e150):
-        P, V = constructions.sarsa(2, 0.5, c=c)
+    tiny = np.finfo(np.float64).tiny
+    for alpha, c in ((0.5, 1e-300), (0.5, -1e-300), (0.5, 1e150), (0.5, tiny), (0.5, 1e308), (tiny, -2.0)):
+        P, V = constructions.sarsa(2, alpha, c=c)
         assert np.isfinite(P).all() and np.isfinite(V).all()
-        assert np.abs(V[V != 0]).min() >= np.finfo(np.float64).tiny
+        assert (P[P != 0] == c).any() and (V[V != 0] == alpha / c).all() and (V != 0).sum() == 2
 
 
 def test_sarsa_loop_refuses_a_non_callable_update_with_value_error():

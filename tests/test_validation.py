@@ -354,7 +354,11 @@ CASES = [
         r"^batch shapes .* do not broadcast",
     ),
     ("lsa_stack-empty", lambda: lsa_stack(H, []), r"^layers: need at least one"),
-    ("lsa_stack-bad-layer", lambda: lsa_stack(H, [(EYE, EYE), (EYE, np.eye(2))]), r"^V: expected shape"),
+    (
+        "lsa_stack-bad-layer",
+        lambda: lsa_stack(H, [(EYE, EYE), (EYE, np.eye(2))]),
+        r"^layers\[1\]\.V: expected shape",
+    ),
     ("masked-Q-mismatched-D", lambda: masked_lsa(X, np.eye(2 * d + 1), np.eye(2 * d)), r"^Q: expected shape"),
     (
         "masked-P-non-square",
