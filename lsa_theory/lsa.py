@@ -60,8 +60,14 @@ def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int, name: str = 
 
 def _check_layers(layers: Any, pair: str) -> list:
     """``layers`` as a non-empty list of pairs; ValueError naming ``layers`` otherwise."""
-    if isinstance(layers, str | bytes) or not isinstance(layers, Sequence):
-        raise ValueError(f"layers: expected a sequence of {pair} pairs, got {type(layers).__name__}")
+    try:
+        if isinstance(layers, str | bytes | dict):
+            raise TypeError
+        layers = list(layers)  # a list, tuple or (L, 2, D, D) array of pairs
+    except TypeError:
+        raise ValueError(
+            f"layers: expected a sequence of {pair} pairs, got {type(layers).__name__}"
+        ) from None
     if len(layers) < 1:
         raise ValueError(f"layers: need at least one {pair} pair")
     for i, pv in enumerate(layers):
@@ -71,7 +77,7 @@ def _check_layers(layers: Any, pair: str) -> list:
             ok = False
         if not ok:
             raise ValueError(f"layers[{i}]: expected a {pair} pair, got {type(pv).__name__}")
-    return list(layers)
+    return layers
 
 
 @contextlib.contextmanager

@@ -312,8 +312,12 @@ def test_progress_lines_off_a_terminal(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     scans = [line for line in err if line.startswith("sweep control: scanned")]
     runs = [line for line in err if line.startswith("sweep control: ran")]
-    assert scans and scans[-1].startswith("sweep control: scanned 3/3 jobs")
-    assert runs and runs[-1].startswith("sweep control: ran 3/3 jobs")
+    # every 0 s: one line per job, in order
+    assert [line.split(" jobs")[0] for line in scans] == [f"sweep control: scanned {i}/3" for i in (1, 2, 3)]
+    assert [line.split(" jobs")[0] for line in runs] == [f"sweep control: ran {i}/3" for i in (1, 2, 3)]
+    # a sweep shorter than the interval stays quiet
+    run_sweep({"kind": "control", "grid": grid}, tmp_path / "b", executor="serial", progress_every=1e9)
+    assert capsys.readouterr().err == ""
 
 
 def test_cli_force_flag(tmp_path):
