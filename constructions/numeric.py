@@ -24,8 +24,27 @@ from lsa_theory._checks import check_int, check_real
 __all__ = ["sarsa", "actor_critic", "td"]
 
 
-def _check_scale(c: float) -> float:
-    return check_real(c, "c", nonzero=True)
+#: Smallest positive normal float64, ``2.2250738585072014e-308``.
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def _check_scale(c: float, *rates: float) -> float:
+    """``c`` for (S4)/(A4); ValueError unless ``c P*`` and ``V*/c`` hold the intended numbers.
+
+    Bound: ``|c| >= tiny = 2.2250738585072014e-308`` (``c * 1`` is a normal float64, not a
+    subnormal with lost precision), and for each step size (``alpha``, ``beta``) ``0 < |rate / c|
+    <= max = 1.7976931348623157e308`` (no overflow to inf, no underflow to 0). A ``rate / c`` in
+    the subnormal range keeps its nonzero value to a relative ``2^-52 tiny / |rate / c|``."""
+    c = check_real(c, "c", nonzero=True)
+    if abs(c) < _TINY:
+        raise ValueError(f"c: |c| = {abs(c):.3g} is below the smallest normal float64 {_TINY:.17g}")
+    for rate in rates:
+        with np.errstate(over="ignore", under="ignore"):
+            q = abs(rate) / abs(c)
+        if not 0.0 < q <= np.finfo(np.float64).max:
+            fault = "overflows" if q > 1 else "underflows to 0"
+            raise ValueError(f"c: the entry rate / c = {rate:g} / {c:g} of V*/c {fault} in float64")
+    return c
 
 
 def _fill(layout: Layout, alpha: float, beta: float, c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +65,7 @@ def sarsa(d: int, alpha: float, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]
     """(S3)/(S4): ``(c P*, V*/c)``, two float64 arrays of shape (3d+2, 3d+2)."""
     d = check_int(d, "d")
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    return _fill(Layout(d), alpha, 0.0, _check_scale(c))
+    return _fill(Layout(d), alpha, 0.0, _check_scale(c, alpha))
 
 
 def actor_critic(
@@ -56,7 +75,7 @@ def actor_critic(
     layout = Layout(check_int(d, "d"), check_int(d_pi, "d_pi"))
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     beta = check_real(beta, "beta", low=0.0, low_open=True)
-    return _fill(layout, alpha, beta, _check_scale(c))
+    return _fill(layout, alpha, beta, _check_scale(c, alpha, beta))
 
 
 def td(d: int, alpha: float, C=None):

@@ -51,15 +51,18 @@ order of the ``[grid]`` keys, last key fastest).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import sys
 import time
 import tomllib
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +72,11 @@ __all__ = [
     "KINDS",
     "EXECUTORS",
     "PARAMS",
+    "MAX_JOBS",
+    "PROGRESS_EVERY",
     "load_config",
+    "count_jobs",
+    "iter_grid",
     "expand_grid",
     "job_hash",
     "run_job",
@@ -79,6 +86,14 @@ __all__ = [
 ]
 
 KINDS = ("converge", "diversity", "control")
+
+#: Largest grid (in jobs, counted from the axis lengths before any expansion) that runs without
+#: ``force=True`` / ``--force``. A full scan lists, validates and hashes every job (about 0.1 ms
+#: and 1 kB each), and even the fastest control job takes ~20 ms on one core.
+MAX_JOBS = 10_000
+
+#: Seconds between two progress lines on stderr when stderr is not a terminal.
+PROGRESS_EVERY = 5.0
 EXECUTORS = ("local", "dask", "serial")
 
 #: Parameters accepted by each kind: name -> (type, default). ``float`` parameters accept ints.
@@ -193,7 +208,21 @@ def load_config(path: str | Path) -> dict:
 
 
 def _validate_params(kind: str, p: dict) -> None:
-    """Build the configuration objects of one job (cheap) so that bad values fail before running."""
+    """Build the configuration objects of one job (cheap) so that bad values fail before running.
+
+    The configuration objects do not depend on ``seed`` and ``index`` (checked here directly), so
+    the rest is validated once per distinct combination (:func:`_validate_config`)."""
+    if kind in ("diversity", "control") and p["seed"] < 0:
+        raise ValueError(f"seed: must be >= 0, got {p['seed']}")
+    if kind == "diversity" and p["index"] < 0:
+        raise ValueError(f"index: must be >= 0, got {p['index']}")
+    rest = tuple(sorted((k, v) for k, v in p.items() if k not in ("seed", "index")))
+    _validate_config(kind, rest)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate_config(kind: str, rest: tuple) -> None:
+    p = {**dict(rest), "seed": 0, "index": 0}
     if kind == "converge":
         from .converge import ConvergeConfig
 
@@ -208,27 +237,32 @@ def _validate_params(kind: str, p: dict) -> None:
             k=p["k"], frames=p["frames"], features=p["features"], shared_features=p["shared_features"],
             reward=p["reward"],
         )  # fmt: skip
-        if p["seed"] < 0 or p["index"] < 0:
-            raise ValueError(f"seed, index: must be >= 0, got {p['seed']}, {p['index']}")
     else:
         _control_config(p)
-        if p["seed"] < 0:
-            raise ValueError(f"seed: must be >= 0, got {p['seed']}")
+
+
+def count_jobs(kind: str, grid: dict[str, list]) -> int:
+    """Number of jobs of ``grid``: the product of its axis lengths, known before any expansion."""
+    return math.prod(len(v) for v in _check_grid(_check_kind(kind), grid).values())
+
+
+def iter_grid(kind: str, grid: dict[str, list]) -> Iterator[dict]:
+    """The jobs of :func:`expand_grid` one at a time (lazily): a job is built and validated only
+    when it is reached, so the first ``m`` jobs of a huge grid cost ``O(m)``."""
+    kind = _check_kind(kind)
+    grid = _check_grid(kind, grid)
+    defaults = {name: default for name, (_, default) in PARAMS[kind].items()}
+    names = list(grid)
+    for values in itertools.product(*(grid[n] for n in names)):
+        params = {**defaults, **dict(zip(names, values, strict=True))}
+        _validate_params(kind, params)
+        yield params
 
 
 def expand_grid(kind: str, grid: dict[str, list]) -> list[dict]:
     """Cartesian product of ``grid`` (last key fastest), each point completed with the defaults
     of :data:`PARAMS` and coerced to the declared types; every job's values are validated."""
-    kind = _check_kind(kind)
-    grid = _check_grid(kind, grid)
-    defaults = {name: default for name, (_, default) in PARAMS[kind].items()}
-    names = list(grid)
-    jobs = []
-    for values in itertools.product(*(grid[n] for n in names)):
-        params = {**defaults, **dict(zip(names, values, strict=True))}
-        _validate_params(kind, params)
-        jobs.append(params)
-    return jobs
+    return list(iter_grid(kind, grid))
 
 
 def job_hash(kind: str, params: dict, version: str | None = None) -> str:
@@ -387,6 +421,50 @@ def _finished(path: Path) -> dict | None:
     return rec if isinstance(rec, dict) and rec.get("status") == "done" else None
 
 
+class _Progress:
+    """Progress of one phase of a sweep: a tqdm bar when stderr is a terminal; otherwise a line
+    ``"<desc>: <verb> k/total jobs (p%) in t s"`` on stderr at most every ``every`` seconds, and
+    a last one at :meth:`close` if the phase lasted ``every`` seconds or more."""
+
+    def __init__(self, desc: str, verb: str, total: int, every: float):
+        self.desc, self.verb, self.total, self.every = desc, verb, total, every
+        self.k, self.t0 = 0, time.perf_counter()
+        self.last, self.printed = self.t0, None
+        self.bar = progress(None, total=total, desc=f"{desc} {verb}") if sys.stderr.isatty() else None
+
+    def update(self, k: int = 1) -> None:
+        self.k += k
+        if self.bar is not None:
+            self.bar.update(k)
+            return
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        pct = 100.0 * self.k / max(self.total, 1)
+        print(
+            f"{self.desc}: {self.verb} {self.k}/{self.total} jobs ({pct:.1f}%) in {now - self.t0:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.last, self.printed = now, self.k
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            return
+        now = time.perf_counter()
+        if self.printed != self.k and (self.printed is not None or now - self.t0 >= self.every):
+            self._line(now)
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        kind = "positive" if minimum > 0 else "non-negative"
+        raise ValueError(f"{name}: expected a {kind} int, got {value!r}")
+
+
 def run_sweep(
     config: str | Path | dict,
     out: str | Path | None = None,
@@ -395,6 +473,9 @@ def run_sweep(
     address: str | None = None,
     workers: int | None = None,
     limit: int | None = None,
+    force: bool = False,
+    max_jobs: int = MAX_JOBS,
+    progress_every: float = PROGRESS_EVERY,
 ) -> dict:
     """Run every job of a sweep config and return the ``sweep.json`` document.
 
@@ -403,6 +484,15 @@ def run_sweep(
     failed) run on ``executor`` ("local", "dask" at ``address`` or a new LocalCluster, "serial")
     with ``workers`` processes (default ``os.cpu_count()``); ``limit`` runs at most that many
     (the rest stay ``"pending"``). Each result file is written as soon as its job finishes.
+
+    The number of jobs is counted from the grid's axis lengths before anything is expanded; a
+    grid of more than ``max_jobs`` (default :data:`MAX_JOBS`) is refused at once with a
+    ValueError unless ``force=True``. Jobs are then expanded, validated and hashed lazily: a
+    grid of at most ``max_jobs`` is scanned in full before anything runs (every value checked,
+    every job listed in ``sweep.json``); a forced larger grid is scanned only until ``limit``
+    pending jobs are found, and ``sweep.json`` lists that scanned prefix (``n_listed`` rows,
+    unscanned jobs counted in ``n_pending``). Off a terminal, a progress line goes to stderr
+    every ``progress_every`` seconds, during the scan and during the run.
     """
     if isinstance(config, dict):
         cfg = {"kind": _check_kind(config.get("kind")), "out": config.get("out", "results/sweep")}
@@ -411,42 +501,60 @@ def run_sweep(
         cfg = load_config(config)
     if executor not in EXECUTORS:
         raise ValueError(f"executor: expected one of {EXECUTORS}, got {executor!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers: expected a positive int, got {workers!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit: expected a non-negative int, got {limit!r}")
+    _check_count("workers", workers, 1)
+    _check_count("limit", limit, 0)
+    _check_count("max_jobs", max_jobs, 1)
+    if max_jobs is None:
+        raise ValueError("max_jobs: expected a positive int, got None")
+    every_ok = isinstance(progress_every, int | float) and not isinstance(progress_every, bool)
+    if not (every_ok and progress_every >= 0):
+        raise ValueError(f"progress_every: expected seconds >= 0, got {progress_every!r}")
     if address is not None and executor != "dask":
         raise ValueError(f"address: only used by executor 'dask', got executor {executor!r}")
     workers = workers or os.cpu_count() or 1
     kind = cfg["kind"]
+    n_jobs = count_jobs(kind, cfg["grid"])
+    if n_jobs > max_jobs and not force:
+        raise ValueError(
+            f"grid: {n_jobs} jobs > max_jobs = {max_jobs}; pass --force (force=True) to scan and run "
+            "it anyway (with --limit N to run only N of them), or shrink the grid"
+        )
+    full_scan = n_jobs <= max_jobs
     out = Path(out if out is not None else cfg["out"])
     jobs_dir = out / "jobs"
     version = _package_version()
-    jobs = expand_grid(kind, cfg["grid"])
-    hashes = [job_hash(kind, p, version) for p in jobs]
+    desc = f"sweep {kind}"
+    listed: list[tuple[str, dict]] = []
     records: dict[str, dict] = {}
     todo: list[tuple[str, dict]] = []
     seen = set()
-    for h, p in zip(hashes, jobs, strict=True):
-        rec = _finished(jobs_dir / f"{h}.json")
-        if rec is not None:
-            records[h] = rec
-        elif h not in seen:
-            todo.append((h, p))
-        seen.add(h)
+    scan = _Progress(desc, "scanned", n_jobs, progress_every)
+    try:
+        for p in iter_grid(kind, cfg["grid"]):
+            if not full_scan and limit is not None and len(todo) >= limit:
+                break
+            h = job_hash(kind, p, version)
+            listed.append((h, p))
+            if h not in seen:
+                rec = _finished(jobs_dir / f"{h}.json")
+                if rec is not None:
+                    records[h] = rec
+                elif limit is None or len(todo) < limit:
+                    todo.append((h, p))
+            seen.add(h)
+            scan.update(1)
+    finally:
+        scan.close()
     n_skipped = len(records)
-    if limit is not None:
-        todo = todo[:limit]
     t0 = time.perf_counter()
-    bar = progress(None, total=len(jobs), desc=f"sweep {kind}")
-    bar.update(n_skipped)
+    run = _Progress(desc, "ran", len(todo), progress_every)
     params_of = dict(todo)
 
     def on_done(h: str, rec: dict) -> None:
         doc = {"kind": kind, "params": params_of[h], "hash": h, "version": version, **rec}
         atomic_write_json(jobs_dir / f"{h}.json", doc)
         records[h] = doc
-        bar.update(1)
+        run.update(1)
 
     try:
         if todo:
@@ -458,9 +566,9 @@ def run_sweep(
             else:
                 _run_dask(kind, todo, workers, address, on_done)
     finally:
-        bar.close()
+        run.close()
     rows = []
-    for h, p in zip(hashes, jobs, strict=True):
+    for h, p in listed:
         rec = records.get(h)
         row = {"hash": h, "params": p, "status": rec["status"] if rec else "pending"}
         if rec and rec["status"] == "done":
@@ -468,16 +576,19 @@ def run_sweep(
         elif rec:
             row["error"] = rec["error"]
         rows.append(row)
+    n_done = sum(r["status"] == "done" for r in rows)
+    n_failed = sum(r["status"] == "failed" for r in rows)
     doc = {
         "kind": kind,
         "grid": cfg["grid"],
         "version": version,
         "versions": versions(),
         "executor": executor,
-        "n_jobs": len(rows),
-        "n_done": sum(r["status"] == "done" for r in rows),
-        "n_failed": sum(r["status"] == "failed" for r in rows),
-        "n_pending": sum(r["status"] == "pending" for r in rows),
+        "n_jobs": n_jobs,
+        "n_listed": len(rows),
+        "n_done": n_done,
+        "n_failed": n_failed,
+        "n_pending": n_jobs - n_done - n_failed,
         "n_computed": len(todo),
         "n_skipped": n_skipped,
         "seconds": time.perf_counter() - t0,
@@ -501,6 +612,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     p.add_argument("--out", default=None, help="output directory (default: [sweep] out)")
     p.add_argument("--limit", type=int, default=None, help="run at most this many pending jobs")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"run a grid of more than --max-jobs jobs (default {MAX_JOBS}) instead of refusing it",
+    )
+    p.add_argument("--max-jobs", type=int, default=MAX_JOBS, help="largest grid that runs without --force")
     p.set_defaults(func=main_sweep)
     return p
 
@@ -508,14 +625,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def main_sweep(args: argparse.Namespace) -> int:
     """Run the sweep of ``args`` (config, executor, address, workers, out, limit); print a summary
     and return 0 when no job failed, 1 otherwise."""
-    doc = run_sweep(
-        args.config,
-        args.out,
-        executor=args.executor,
-        address=args.address,
-        workers=args.workers,
-        limit=getattr(args, "limit", None),
-    )
+    try:
+        doc = run_sweep(
+            args.config,
+            args.out,
+            executor=args.executor,
+            address=args.address,
+            workers=args.workers,
+            limit=getattr(args, "limit", None),
+            force=getattr(args, "force", False),
+            max_jobs=getattr(args, "max_jobs", MAX_JOBS),
+        )
+    except ValueError as exc:
+        print(f"lsa-theory sweep: {exc}", file=sys.stderr)
+        return 2
     out = args.out if args.out is not None else load_config(args.config)["out"]
     print(
         f"sweep {doc['kind']}: {doc['n_jobs']} jobs, {doc['n_done']} done, {doc['n_failed']} failed, "

@@ -6,13 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import is_torch
+from ._checks import check_finite, check_real_dtype, is_torch
 
-__all__ = ["is_torch", "like", "result_dtype", "zeros", "broadcast_batch", "concat"]
+__all__ = ["is_torch", "as_array", "like", "result_dtype", "zeros", "broadcast_batch", "concat"]
 
 
-def like(ref: Any, x: Any) -> Any:
-    """``x`` as an array of ``ref``'s kind (torch tensor on ``ref``'s dtype/device, or numpy)."""
+def like(ref: Any, x: Any, name: str = "x") -> Any:
+    """``x`` as an array of ``ref``'s kind (torch tensor on ``ref``'s dtype/device, or numpy).
+
+    Unchecked: call :func:`as_array` on user input (it refuses complex input before any cast)."""
     if is_torch(ref):
         import torch
 
@@ -20,8 +22,31 @@ def like(ref: Any, x: Any) -> Any:
             return x.to(dtype=ref.dtype, device=ref.device)
         return torch.as_tensor(np.asarray(x), dtype=ref.dtype, device=ref.device)
     if is_torch(x):
-        raise ValueError("mixing a numpy prompt with torch parameters: pass torch tensors for both")
+        raise ValueError(f"{name}: mixing a numpy prompt with torch parameters: pass torch tensors for both")
     return np.asarray(x)
+
+
+def as_array(x: Any, name: str, ref: Any = None) -> Any:
+    """Checked input of an array function: ``x`` as an array of ``ref``'s kind (``x``'s own if
+    ``ref`` is None), real numeric and finite, else ValueError naming ``name``.
+
+    numpy: nested sequences become arrays, integer arrays float64, float16/32/64 are kept.
+    torch: a floating tensor (integer, bool and complex tensors are refused), converted to
+    ``ref``'s dtype and device; no copy and no ``detach``, so gradients flow through the result
+    (only the checks read ``x.detach()``). Complex input is refused before any cast."""
+    if not is_torch(x):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{name}: expected a real numeric array, got {type(x).__name__}") from exc
+    check_real_dtype(x, name)
+    if not is_torch(x) and x.dtype.kind in "iu":
+        x = x.astype(np.float64)
+    if is_torch(x) and not x.dtype.is_floating_point:
+        raise ValueError(f"{name}: expected a floating-point torch tensor, got dtype {x.dtype}")
+    out = like(x if ref is None else ref, x, name)
+    check_finite(out, name)
+    return out
 
 
 def result_dtype(*xs: Any) -> Any:

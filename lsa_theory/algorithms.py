@@ -12,50 +12,88 @@ tests compare everything against.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from ._checks import as_float_array, check_int, check_real
+from . import _backend as B
+from ._checks import check_int, check_real
 from .prompts import _check_context, _check_vector
 
 __all__ = ["td_errors", "sarsa_update", "actor_critic_update", "td_update"]
 
 
-def td_errors(X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(..., n) TD errors ``delta_i = r_{i+1} + gamma w^T phi_i^+ - w^T phi_i`` from X (..., 2d+1, n)."""
-    X = as_float_array(X, "X")
-    d, _ = _check_context(X)
-    w = as_float_array(w, "w")
+def _einsum(spec: str, *ops: Any) -> Any:
+    if B.is_torch(ops[0]):
+        import torch
+
+        return torch.einsum(spec, *ops)
+    import numpy as np
+
+    return np.einsum(spec, *ops)
+
+
+def _float64_numpy(x: Any) -> Any:
+    """numpy arrays in float64 (the verification precision); torch tensors as they are."""
+    return x if B.is_torch(x) else x.astype("float64", copy=False)
+
+
+def _columns_and_critic(X: Any, w: Any) -> tuple[Any, Any, int, int]:
+    """Checked ``X`` (..., 2d+1, n) and ``w`` (..., d) of one kind (numpy, or torch as ``X``)."""
+    X = _float64_numpy(B.as_array(X, "X"))
+    d, n = _check_context(X)
+    w = _float64_numpy(B.as_array(w, "w", ref=X))
     _check_vector(w, d, "w", f"d = {d} of X")
-    Xw = np.einsum("...kn,...k->...n", X[..., : 2 * d, :], np.concatenate([-w, w], axis=-1))
-    return X[..., 2 * d, :] + Xw
+    return X, w, d, n
 
 
-def sarsa_update(X: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
-    """(S2): (..., d) ``w + (alpha/n) sum_i delta_i phi_i`` for X (..., 2d+1, n), w (..., d)."""
+def _td_errors(X: Any, w: Any, d: int) -> Any:
+    return X[..., 2 * d, :] + _einsum("...kn,...k->...n", X[..., : 2 * d, :], B.concat([-w, w], axis=-1))
+
+
+def td_errors(X: Any, w: Any) -> Any:
+    """(..., n) TD errors ``delta_i = r_{i+1} + gamma w^T phi_i^+ - w^T phi_i`` from X (..., 2d+1, n).
+
+    numpy in -> numpy out (float64 at least), torch in -> torch out (differentiable)."""
+    X, w, d, _ = _columns_and_critic(X, w)
+    return _td_errors(X, w, d)
+
+
+def _sarsa_step(X: Any, w: Any, alpha: float, d: int, n: int) -> Any:
+    return w + alpha / n * _einsum("...kn,...n->...k", X[..., :d, :], _td_errors(X, w, d))
+
+
+def sarsa_update(X: Any, w: Any, alpha: float) -> Any:
+    """(S2): (..., d) ``w + (alpha/n) sum_i delta_i phi_i`` for X (..., 2d+1, n), w (..., d).
+
+    numpy in -> numpy out, torch in -> torch out (differentiable in ``X`` and ``w``)."""
     alpha = check_real(alpha, "alpha")
-    delta = td_errors(X, w)
-    d, n = _check_context(np.asarray(X))
-    return w + alpha / n * np.einsum("...kn,...n->...k", np.asarray(X)[..., :d, :], delta)
+    X, w, d, n = _columns_and_critic(X, w)
+    return _sarsa_step(X, w, alpha, d, n)
 
 
-def actor_critic_update(
-    X: np.ndarray, g: np.ndarray, w: np.ndarray, lam: np.ndarray, alpha: float, beta: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(A2): ``(w', lam')`` with ``lam' = lam + (beta/n) sum_i delta_i g_i``; g (..., d_pi, n)."""
+def actor_critic_update(X: Any, g: Any, w: Any, lam: Any, alpha: float, beta: float) -> tuple[Any, Any]:
+    """(A2): ``(w', lam')`` with ``lam' = lam + (beta/n) sum_i delta_i g_i``; g (..., d_pi, n).
+
+    numpy in -> numpy out, torch in -> torch out (differentiable)."""
+    alpha = check_real(alpha, "alpha")
     beta = check_real(beta, "beta")
-    g = as_float_array(g, "g")
-    lam = as_float_array(lam, "lam")
-    n = np.asarray(X).shape[-1]
-    if g.ndim < 2 or g.shape[-1] != n:
-        raise ValueError(f"g: expected shape (..., d_pi, {n}), got {g.shape}")
+    X, w, d, n = _columns_and_critic(X, w)
+    g = _float64_numpy(B.as_array(g, "g", ref=X))
+    lam = _float64_numpy(B.as_array(lam, "lam", ref=X))
+    if g.ndim < 2 or g.shape[-1] != n or g.shape[-2] < 1:
+        raise ValueError(f"g: expected shape (..., d_pi, {n}) with d_pi >= 1, got {tuple(g.shape)}")
     _check_vector(lam, g.shape[-2], "lam", f"d_pi = {g.shape[-2]} of g")
-    delta = td_errors(X, w)
-    w_new = sarsa_update(X, w, alpha)
-    return w_new, lam + beta / n * np.einsum("...kn,...n->...k", g, delta)
+    delta = _td_errors(X, w, d)
+    w_new = w + alpha / n * _einsum("...kn,...n->...k", X[..., :d, :], delta)
+    return w_new, lam + beta / n * _einsum("...kn,...n->...k", g, delta)
 
 
-def td_update(X: np.ndarray, w: np.ndarray, alpha: float, n_iter: int = 1) -> np.ndarray:
-    """``n_iter`` steps of batch TD(0) (§5) on the same columns X = [phi(s); gamma phi(s'); r]."""
-    for _ in range(check_int(n_iter, "n_iter")):
-        w = sarsa_update(X, w, alpha)
+def td_update(X: Any, w: Any, alpha: float, n_iter: int = 1) -> Any:
+    """``n_iter`` steps of batch TD(0) (§5) on the same columns X = [phi(s); gamma phi(s'); r].
+
+    numpy in -> numpy out, torch in -> torch out (differentiable)."""
+    alpha = check_real(alpha, "alpha")
+    n_iter = check_int(n_iter, "n_iter")
+    X, w, d, n = _columns_and_critic(X, w)
+    for _ in range(n_iter):
+        w = _sarsa_step(X, w, alpha, d, n)
     return w

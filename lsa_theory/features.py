@@ -44,4 +44,4 @@ def random_features(
 
 def random_state_features(n_states: int, d: int, rng: np.random.Generator) -> np.ndarray:
     """(S, d) state feature table ``phi[s]`` with ``U(-1, 1)`` entries, for TD(0) of §5."""
-    return random_features(n_states, 1, d, rng, kind="uniform")[:, 0, :]
+    return random_features(n_states, 1, check_int(d, "d"), rng, kind="uniform")[:, 0, :]

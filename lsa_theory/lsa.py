@@ -22,6 +22,7 @@ numpy in -> numpy out, torch in -> torch out (differentiable).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,7 @@ __all__ = [
 
 
 def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int, name: str = "H") -> tuple[Any, dict, int]:
-    H = B.like(H, H)
+    H = B.as_array(H, name)
     if H.ndim < 2:
         raise ValueError(f"{name}: expected shape (..., D, n+1), got {tuple(H.shape)}")
     D, N = H.shape[-2], H.shape[-1]
@@ -53,18 +54,74 @@ def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int, name: str = 
             f"{name}: needs at least one context column besides {n_queries} "
             f"query column(s), got {N} columns (n = {n})"
         )
-    check_finite(H, name)
     out = {}
     for key, M in mats.items():
-        M = B.like(H, M)
+        M = B.as_array(M, key, ref=H)
         if M.ndim < 2 or M.shape[-2:] != (D, D):
             raise ValueError(
                 f"{key}: expected shape (..., {D}, {D}) to match D = {D} of {name}, got {tuple(M.shape)}"
             )
-        check_finite(M, key)
         out[key] = M
     B.broadcast_batch(H.shape[:-2], *[M.shape[:-2] for M in out.values()])
     return H, out, n
+
+
+def _check_layers(layers: Any, pair: str) -> list:
+    """``layers`` as a non-empty list of pairs; ValueError naming ``layers`` otherwise."""
+    try:
+        if isinstance(layers, str | bytes | dict):
+            raise TypeError
+        layers = list(layers)  # a list, tuple or (L, 2, D, D) array of pairs
+    except TypeError:
+        raise ValueError(
+            f"layers: expected a sequence of {pair} pairs, got {type(layers).__name__}"
+        ) from None
+    if len(layers) < 1:
+        raise ValueError(f"layers: need at least one {pair} pair")
+    for i, pv in enumerate(layers):
+        try:
+            ok = len(pv) == 2
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"layers[{i}]: expected a {pair} pair, got {type(pv).__name__}")
+    return layers
+
+
+@contextlib.contextmanager
+def _in_layer(i: int):
+    """Re-raise a ValueError about a layer's own ``P``, ``V`` or ``Q`` as ``layers[i].P: ...``."""
+    try:
+        yield
+    except ValueError as exc:
+        if str(exc)[:3] in ("P: ", "V: ", "Q: "):
+            raise ValueError(f"layers[{i}].{exc}") from exc
+        raise
+
+
+def _check_statistics(Sigma: Any, wt: Any, P: Any, V: Any, layout: Any) -> tuple[Any, Any, Any, Any]:
+    """Checked (L2) inputs: ``Sigma`` (..., m, m), ``wt`` (..., D - m), ``P``, ``V`` (..., D, D)."""
+    from .prompts import Layout
+
+    if not isinstance(layout, Layout):
+        raise ValueError(f"layout: expected a lsa_theory.Layout, got {type(layout).__name__}")
+    m, D = layout.m, layout.D
+    Sigma = B.as_array(Sigma, "Sigma")
+    if Sigma.ndim < 2 or tuple(Sigma.shape[-2:]) != (m, m):
+        raise ValueError(
+            f"Sigma: expected shape (..., {m}, {m}) to match m = {m} of layout, got {tuple(Sigma.shape)}"
+        )
+    wt = B.as_array(wt, "wt", ref=Sigma)
+    if wt.ndim < 1 or wt.shape[-1] != D - m:
+        raise ValueError(
+            f"wt: expected shape (..., {D - m}) = [1; w; lam] to match layout, got {tuple(wt.shape)}"
+        )
+    P, V = B.as_array(P, "P", ref=Sigma), B.as_array(V, "V", ref=Sigma)
+    for name, M in (("P", P), ("V", V)):
+        if M.ndim < 2 or tuple(M.shape[-2:]) != (D, D):
+            raise ValueError(f"{name}: expected shape (..., {D}, {D}) to match layout, got {tuple(M.shape)}")
+    B.broadcast_batch(Sigma.shape[:-2], wt.shape[:-1], P.shape[:-2], V.shape[:-2])
+    return Sigma, wt, P, V
 
 
 #: Prompts per batched product in :func:`lsa_block` when one ``(P, V)`` serves a stack of prompts.
@@ -92,10 +149,9 @@ def lsa_block(H: Any, P: Any, V: Any) -> Any:
 
 def lsa_stack(H: Any, layers: Sequence[tuple[Any, Any]]) -> Any:
     """L layers of (L1): ``H_l = lsa_block(H_{l-1}, P_l, V_l)``; ``layers = [(P_1, V_1), ...]``."""
-    if len(layers) < 1:
-        raise ValueError("layers: need at least one (P, V) pair")
-    for P, V in layers:
-        H = lsa_block(H, P, V)
+    for i, (P, V) in enumerate(_check_layers(layers, "(P, V)")):
+        with _in_layer(i):
+            H = lsa_block(H, P, V)
     return H
 
 
@@ -120,7 +176,7 @@ def trace_mask(n: int, lam: float, n_queries: int = 1) -> np.ndarray:
 
 def _check_mask(mask: Any, Z: Any, n: int) -> Any:
     N = Z.shape[-1]
-    mask = B.like(Z, mask)
+    mask = B.like(Z, mask, name="mask")
     if mask.ndim < 2 or tuple(mask.shape[-2:]) != (N, N):
         raise ValueError(
             f"mask: expected shape (..., {N}, {N}) to match the {N} columns of Z, got {tuple(mask.shape)}"
@@ -148,10 +204,9 @@ def masked_lsa(Z: Any, P: Any, Q: Any, n_queries: int = 1, mask: Any = None) -> 
 
 def masked_lsa_stack(Z: Any, layers: Sequence[tuple[Any, Any]], n_queries: int = 1, mask: Any = None) -> Any:
     """L layers of (W2) with their own ``(P_l, Q_l)`` and one shared ``mask`` (None: ``diag(I_n, 0)``)."""
-    if len(layers) < 1:
-        raise ValueError("layers: need at least one (P, Q) pair")
-    for P, Q in layers:
-        Z = masked_lsa(Z, P, Q, n_queries=n_queries, mask=mask)
+    for i, (P, Q) in enumerate(_check_layers(layers, "(P, Q)")):
+        with _in_layer(i):
+            Z = masked_lsa(Z, P, Q, n_queries=n_queries, mask=mask)
     return Z
 
 
@@ -161,7 +216,7 @@ def readout(H_out: Any, k: int) -> Any:
     With ``k = d`` on an (H) prompt this is ``TF_theta(H)``, the updated ``w``.
     """
     k = check_int(k, "k")
-    H_out = B.like(H_out, H_out)
+    H_out = B.as_array(H_out, "H_out")
     if H_out.ndim < 2:
         raise ValueError(f"H_out: expected shape (..., D, N), got {tuple(H_out.shape)}")
     if k > H_out.shape[-2]:
@@ -171,9 +226,9 @@ def readout(H_out: Any, k: int) -> Any:
 
 def sufficient_statistics(X: Any) -> Any:
     """(L2): ``Sigma = (1/n) sum_i x_i x_i^T`` of shape (..., m, m) from context columns X (..., m, n)."""
+    X = B.as_array(X, "X")
     if X.ndim < 2 or X.shape[-1] < 1:
         raise ValueError(f"X: expected shape (..., m, n) with n >= 1, got {tuple(X.shape)}")
-    check_finite(X, "X")
     return X @ X.mT / X.shape[-1]
 
 
@@ -185,6 +240,7 @@ def tf_from_statistics(Sigma: Any, wt: Any, P: Any, V: Any, n: int, layout: Any)
     (L1) on any prompt with these statistics.
     """
     n = check_int(n, "n")
+    Sigma, wt, P, V = _check_statistics(Sigma, wt, P, V, layout)
     b = layout.blocks(P, V)
     wt_col = wt[..., :, None]
     out = (b["Vbar21"] @ (Sigma @ (b["P12"] @ wt_col)))[..., 0]

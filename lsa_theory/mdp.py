@@ -28,6 +28,7 @@ from ._checks import (
     check_gamma,
     check_int,
     check_real,
+    input_eps,
 )
 
 __all__ = [
@@ -43,7 +44,9 @@ __all__ = [
     "check_policy",
 ]
 
-#: Tolerance on the row sums of ``P``, ``mu0`` and policies.
+#: Tolerance on the row sums of ``P``, ``mu0`` and policies given in float64. Inputs of a lower
+#: precision get ``max(STOCHASTIC_ATOL, m * eps)`` with ``m`` the row length and ``eps`` their
+#: dtype's machine epsilon (float32: ``m * 1.19e-7``), see :func:`lsa_theory._checks.check_distribution`.
 STOCHASTIC_ATOL = 1e-10
 
 
@@ -67,19 +70,20 @@ class TabularMDP:
     reward_noise: float = 0.0
 
     def __post_init__(self) -> None:
-        P = as_float_array(self.P, "P", ndim=3)
+        # float64 copies (never the caller's arrays, which stay theirs and writable), frozen below
+        P = as_float_array(self.P, "P", ndim=3, copy=True)
         S, A, S2 = P.shape
         if S != S2 or S < 1 or A < 1:
             raise ValueError(f"P: expected shape (S, A, S) with S, A >= 1, got {P.shape}")
-        check_distribution(P, "P", axis=-1, atol=STOCHASTIC_ATOL)
-        r = as_float_array(self.r, "r", ndim=(2, 3))
+        check_distribution(P, "P", axis=-1, atol=STOCHASTIC_ATOL, eps=input_eps(self.P))
+        r = as_float_array(self.r, "r", ndim=(2, 3), copy=True)
         if r.shape not in ((S, A), (S, A, S)):
             raise ValueError(f"r: expected shape {(S, A)} or {(S, A, S)}, got {r.shape}")
         gamma = check_gamma(self.gamma)
-        mu0 = as_float_array(self.mu0, "mu0", ndim=1)
+        mu0 = as_float_array(self.mu0, "mu0", ndim=1, copy=True)
         if mu0.shape != (S,):
             raise ValueError(f"mu0: expected shape {(S,)}, got {mu0.shape}")
-        check_distribution(mu0, "mu0", atol=STOCHASTIC_ATOL)
+        check_distribution(mu0, "mu0", atol=STOCHASTIC_ATOL, eps=input_eps(self.mu0))
         noise = check_real(self.reward_noise, "reward_noise", low=0.0)
         for name, value in (("P", P), ("r", r), ("mu0", mu0)):
             value.setflags(write=False)
@@ -176,17 +180,27 @@ def random_mdp(
     return TabularMDP(P=P, r=r, gamma=gamma, mu0=mu0, reward_noise=reward_noise)
 
 
+def check_mdp(mdp: TabularMDP) -> TabularMDP:
+    """``mdp`` itself; ValueError unless it is a :class:`TabularMDP`."""
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"mdp: expected a TabularMDP, got {type(mdp).__name__}")
+    return mdp
+
+
 def check_policy(mdp: TabularMDP, pi: np.ndarray, name: str = "pi") -> np.ndarray:
     """``pi`` as a validated (S, A) stochastic matrix for ``mdp``."""
+    check_mdp(mdp)
+    eps = input_eps(pi)
     pi = as_float_array(pi, name, ndim=2)
     if pi.shape != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"{name}: expected shape {(mdp.n_states, mdp.n_actions)}, got {pi.shape}")
-    check_distribution(pi, name, axis=-1, atol=STOCHASTIC_ATOL)
+    check_distribution(pi, name, axis=-1, atol=STOCHASTIC_ATOL, eps=eps)
     return pi
 
 
 def uniform_policy(mdp: TabularMDP) -> np.ndarray:
     """(S, A) uniformly random policy."""
+    check_mdp(mdp)
     return np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
 
 
@@ -209,7 +223,8 @@ def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
 
 def expected_return(mdp: TabularMDP, pi: np.ndarray) -> float:
     """Scalar ``J(pi) = mu0^T V^pi``."""
-    return float(mdp.mu0 @ v_pi(mdp, pi))
+    V = v_pi(mdp, pi)
+    return float(mdp.mu0 @ V)
 
 
 def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
@@ -219,7 +234,7 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
     current action unless another is better by more than ``1e-12 * (1 + |Q|)`` (so ties cannot
     cycle). Raises ``RuntimeError`` if it has not converged after ``max_iter`` improvements.
     """
-    S, A = mdp.n_states, mdp.n_actions
+    S, A = check_mdp(mdp).n_states, mdp.n_actions
     policy = np.zeros(S, dtype=np.int64)
     rows = np.arange(S)
     for it in range(1, check_int(max_iter, "max_iter") + 1):
@@ -241,6 +256,11 @@ def normalized_return(mdp: TabularMDP, pi: np.ndarray, solution: OptimalSolution
     Raises ``ValueError`` when ``J(pi*) - J(uniform) <= 1e-12 (1 + |J(pi*)|)``: every policy is
     then (nearly) optimal and the ratio is meaningless.
     """
+    check_mdp(mdp)
+    if solution is not None and not (
+        isinstance(solution, OptimalSolution) and solution.Q.shape == (mdp.n_states, mdp.n_actions)
+    ):
+        raise ValueError("solution: expected the OptimalSolution of this mdp (optimal(mdp))")
     sol = optimal(mdp) if solution is None else solution
     j_star = float(mdp.mu0 @ sol.V)
     j_unif = expected_return(mdp, uniform_policy(mdp))

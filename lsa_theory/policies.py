@@ -25,6 +25,8 @@ __all__ = [
 
 def _table_and_vector(phi, w, names=("phi", "w")) -> tuple[np.ndarray, np.ndarray]:
     phi = as_float_array(phi, names[0], ndim=3)
+    if phi.shape[-1] == 0:
+        raise ValueError(f"{names[0]}: expected d >= 1 features, got shape {phi.shape}")
     w = as_float_array(w, names[1], ndim=1)
     if phi.shape[-1] != w.shape[0]:
         raise ValueError(
@@ -80,5 +82,5 @@ def score_table(phi_pi: np.ndarray, pi: np.ndarray) -> np.ndarray:
 
 def score(phi_pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """(S, A, d_pi) score table ``g(s, a) = phi_pi(s, a) - sum_b pi_lambda(b|s) phi_pi(s, b)``."""
-    pi = softmax_policy(phi_pi, lam)
-    return score_table(np.asarray(phi_pi, dtype=np.float64), pi)
+    phi_pi, lam = _table_and_vector(phi_pi, lam, ("phi_pi", "lam"))
+    return score_table(phi_pi, softmax_rows(phi_pi @ lam))

@@ -55,8 +55,9 @@ def _check_vector(v: Any, length: int, name: str, what: str) -> None:
 
 def sarsa_dims(D: int) -> int:
     """Feature dimension d of a SARSA prompt with ``D = 3d + 2`` rows."""
+    D = check_int(D, "D")
     if D < 5 or (D - 2) % 3:
-        raise ValueError(f"H: a SARSA prompt has D = 3d + 2 rows with d >= 1, got D = {D}")
+        raise ValueError(f"D: a SARSA prompt H has D = 3d + 2 rows with d >= 1, got D = {D}")
     return (D - 2) // 3
 
 
@@ -67,16 +68,17 @@ def context_columns(phi: Any, phi_next: Any, r: Any, gamma: float) -> Any:
     rewards ``r`` (..., n).
     """
     gamma = check_real(gamma, "gamma", low=0.0, high=1.0, high_open=True)
-    phi, phi_next, r = B.like(phi, phi), B.like(phi, phi_next), B.like(phi, r)
+    phi = B.as_array(phi, "phi")
+    phi_next, r = B.as_array(phi_next, "phi_next", ref=phi), B.as_array(r, "r", ref=phi)
     if phi.ndim < 2 or phi.shape[-2] == 0 or tuple(phi_next.shape) != tuple(phi.shape):
         raise ValueError(
             f"phi, phi_next: expected equal shapes (..., n, d) with n >= 1, got "
             f"{tuple(phi.shape)} and {tuple(phi_next.shape)}"
         )
+    if phi.shape[-1] == 0:
+        raise ValueError(f"phi: expected d >= 1 features, got shape {tuple(phi.shape)}")
     if tuple(r.shape) != tuple(phi.shape[:-1]):
         raise ValueError(f"r: expected shape {tuple(phi.shape[:-1])}, got {tuple(r.shape)}")
-    for name, v in (("phi", phi), ("phi_next", phi_next), ("r", r)):
-        check_finite(v, name)
     if B.is_torch(phi):
         import torch
 
@@ -89,8 +91,8 @@ def sarsa_prompt(X: Any, w: Any) -> Any:
 
     Context columns ``[x_i; 0_{d+1}]``; last column ``[0_{2d+1}; 1; w]``.
     """
-    w = B.like(X, w)
-    X = B.like(X, X)
+    X = B.as_array(X, "X")
+    w = B.as_array(w, "w", ref=X)
     d, n = _check_context(X)
     _check_vector(w, d, "w", f"d = {d} of X")
     batch = B.broadcast_batch(X.shape[:-2], w.shape[:-1])
@@ -108,12 +110,11 @@ def actor_critic_prompt(X: Any, g: Any, w: Any, lam: Any) -> Any:
     ``lam`` (..., d_pi) actor. Context column ``[phi_i; gamma phi_i^+; r_{i+1}; g_i; 0]``,
     last column ``[0_{2d+1+d_pi}; 1; w; lam]``.
     """
-    X = B.like(X, X)
-    g, w, lam = B.like(X, g), B.like(X, w), B.like(X, lam)
+    X = B.as_array(X, "X")
+    g, w, lam = B.as_array(g, "g", ref=X), B.as_array(w, "w", ref=X), B.as_array(lam, "lam", ref=X)
     d, n = _check_context(X)
     if g.ndim < 2 or g.shape[-1] != n or g.shape[-2] < 1:
         raise ValueError(f"g: expected shape (..., d_pi, {n}) to match n of X, got {tuple(g.shape)}")
-    check_finite(g, "g")
     d_pi = g.shape[-2]
     _check_vector(w, d, "w", f"d = {d} of X")
     _check_vector(lam, d_pi, "lam", f"d_pi = {d_pi} of g")
@@ -135,8 +136,8 @@ def td_prompt(X: Any, phi_query: Any, *, n_queries: int | None = None) -> Any:
     (..., d) and ``n_queries=None``. Several: ``phi_query`` (..., d, n_q) and ``n_queries=n_q``.
     Query columns are ``[phi(s); 0; 0]``.
     """
-    X = B.like(X, X)
-    q = B.like(X, phi_query)
+    X = B.as_array(X, "X")
+    q = B.as_array(phi_query, "phi_query", ref=X)
     d, n = _check_context(X)
     if n_queries is None:
         _check_vector(q, d, "phi_query", f"d = {d} of X")
@@ -145,7 +146,6 @@ def td_prompt(X: Any, phi_query: Any, *, n_queries: int | None = None) -> Any:
         n_q = check_int(n_queries, "n_queries")
         if q.ndim < 2 or q.shape[-2:] != (d, n_q):
             raise ValueError(f"phi_query: expected shape (..., {d}, {n_q}), got {tuple(q.shape)}")
-        check_finite(q, "phi_query")
     n_q = q.shape[-1]
     batch = B.broadcast_batch(X.shape[:-2], q.shape[:-2])
     Z = B.zeros(X, batch + (2 * d + 1, n + n_q), B.result_dtype(X, q))

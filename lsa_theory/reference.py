@@ -18,13 +18,33 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_gamma, is_torch
+
 __all__ = ["naive_batch_sarsa", "naive_batch_actor_critic", "naive_batch_td"]
+
+
+def _seq(x: Any, name: str) -> list:
+    """``list(x)``; ValueError naming ``name`` if ``x`` is not a sequence. A torch tensor is
+    read as (detached) Python floats: the loops are the float/sympy reference, not differentiable."""
+    if is_torch(x):
+        x = x.detach().cpu().tolist()
+    try:
+        return list(x)
+    except TypeError:
+        raise ValueError(f"{name}: expected a sequence, got {type(x).__name__}") from None
+
+
+def _rows(x: Any, name: str) -> list[list]:
+    """``x`` as a list of rows (lists); ValueError naming ``name[i]`` for a row that is not a sequence."""
+    return [_seq(row, f"{name}[{i}]") for i, row in enumerate(_seq(x, name))]
 
 
 def _sizes(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
     n = len(r)
     if n == 0:
         raise ValueError("r: the batch is empty (n = 0)")
+    if d < 1:
+        raise ValueError("w: expected d >= 1 coordinates, got none")
     if len(phi) != n or len(phi_next) != n:
         raise ValueError(f"phi, phi_next: expected {n} rows to match r, got {len(phi)} and {len(phi_next)}")
     for name, rows in (("phi", phi), ("phi_next", phi_next)):
@@ -36,9 +56,26 @@ def _sizes(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
 
 
 def _check_numeric(values: Sequence[Any], name: str) -> None:
+    """Real finite numbers or symbolic values (sympy expressions, or elements of a sympy polynomial
+    ring as the exact proofs use); complex, bool, strings are refused."""
     for v in values:
-        if isinstance(v, numbers.Real) and not np.isfinite(float(v)):
-            raise ValueError(f"{name}: contains NaN or inf")
+        complex_ = isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real)
+        if isinstance(v, bool | np.bool_) or complex_:
+            raise ValueError(f"{name}: expected real numbers or symbols, got {type(v).__name__} {v!r}")
+        if isinstance(v, numbers.Real):
+            if not np.isfinite(float(v)):
+                raise ValueError(f"{name}: contains NaN or inf")
+        elif not (hasattr(v, "free_symbols") or hasattr(v, "ring")):  # sympy expression or polynomial
+            raise ValueError(f"{name}: expected real numbers or symbols, got {type(v).__name__}")
+
+
+def _check_scalars(gamma: Any, **rates: Any) -> None:
+    """``0 <= gamma < 1`` and finite step sizes when they are numbers (symbols pass unchecked)."""
+    _check_numeric([gamma], "gamma")
+    if isinstance(gamma, numbers.Real):
+        check_gamma(gamma)
+    for name, v in rates.items():
+        _check_numeric([v], name)
 
 
 def _out(values: list) -> np.ndarray:
@@ -58,11 +95,13 @@ def _delta(phi_i, phi_next_i, r_i, w, gamma):
 
 def naive_batch_sarsa(phi, phi_next, r, w, gamma, alpha, n_iter: int = 1) -> np.ndarray:
     """(S2) iterated ``n_iter`` times on the same batch (the target of (S5)); returns w (d,)."""
-    w = list(w)
+    w, r, phi, phi_next = _seq(w, "w"), _seq(r, "r"), _rows(phi, "phi"), _rows(phi_next, "phi_next")
+    _check_scalars(gamma, alpha=alpha)
+    _check_numeric(w, "w")
+    _check_numeric(r, "r")
     n = _sizes(phi, phi_next, r, len(w))
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter: must be an integer >= 1, got {n_iter!r}")
-    _check_numeric([gamma, alpha, *w, *r], "inputs")
     for _ in range(n_iter):
         new = list(w)
         for i in range(n):
@@ -77,14 +116,16 @@ def naive_batch_actor_critic(
     phi, phi_next, r, g, w, lam, gamma, alpha, beta
 ) -> tuple[np.ndarray, np.ndarray]:
     """(A2): one batch actor-critic step; returns ``(w', lam')``; ``g[i][k]`` is score coordinate k."""
-    w = list(w)
-    lam = list(lam)
+    w, lam, g, r = _seq(w, "w"), _seq(lam, "lam"), _rows(g, "g"), _seq(r, "r")
+    phi, phi_next = _rows(phi, "phi"), _rows(phi_next, "phi_next")
+    _check_scalars(gamma, alpha=alpha, beta=beta)
+    for name, v in (("w", w), ("lam", lam), ("r", r)):
+        _check_numeric(v, name)
     n = _sizes(phi, phi_next, r, len(w))
     if len(g) != n or any(len(row) != len(lam) for row in g):
         raise ValueError(f"g: expected {n} rows of {len(lam)} entries to match r and lam")
     for row in g:
         _check_numeric(row, "g")
-    _check_numeric([gamma, alpha, beta, *w, *lam, *r], "inputs")
     new_w, new_lam = list(w), list(lam)
     for i in range(n):
         delta = _delta(phi[i], phi_next[i], r[i], w, gamma)
@@ -97,6 +138,10 @@ def naive_batch_actor_critic(
 
 def naive_batch_td(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=None) -> np.ndarray:
     """§5: ``n_iter`` steps of batch TD(0) with state features from ``w0`` (default 0); returns w."""
+    phi = _rows(phi, "phi")
     d = len(phi[0]) if len(phi) else 0
-    w0 = [0] * d if w0 is None else list(w0)
+    if len(phi) and d == 0:
+        raise ValueError("phi: rows have no entries (d = 0)")
+    w0 = [0] * d if w0 is None else _seq(w0, "w0")
+    _check_numeric(w0, "w0")
     return naive_batch_sarsa(phi, phi_next, r, w0, gamma, alpha, n_iter=n_iter)

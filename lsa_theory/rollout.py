@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_float_array, check_distribution, check_gamma, check_int, check_real
-from .mdp import STOCHASTIC_ATOL, TabularMDP, check_policy
+from ._checks import as_float_array, check_distribution, check_gamma, check_int, check_real, input_eps
+from .mdp import STOCHASTIC_ATOL, TabularMDP, check_mdp, check_policy
 from .policies import (
     epsilon_greedy,
     epsilon_greedy_rows,
@@ -108,12 +108,16 @@ def rollout(
 
 def _check_table(phi, mdp_shape: tuple[int, int] | None, name: str) -> np.ndarray:
     phi = as_float_array(phi, name, ndim=3)
+    if phi.shape[-1] == 0:
+        raise ValueError(f"{name}: expected d >= 1 features, got shape {phi.shape}")
     if mdp_shape is not None and phi.shape[:2] != mdp_shape:
         raise ValueError(f"{name}: expected shape {mdp_shape + ('d',)}, got {phi.shape}")
     return phi
 
 
 def _check_covers(phi: np.ndarray, traj: Trajectory, name: str) -> None:
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj: expected a Trajectory, got {type(traj).__name__}")
     S, A = phi.shape[:2]
     if traj.states.max(initial=0) >= S or traj.actions.max(initial=0) >= A:
         raise ValueError(
@@ -143,6 +147,10 @@ def actor_critic_columns(
 def td_columns(traj: Trajectory, phi_s: np.ndarray, gamma: float) -> np.ndarray:
     """(W1) columns (2d+1, n): ``[phi(s_i); gamma phi(s_{i+1}); r_{i+1}]`` with state features (S, d)."""
     phi_s = as_float_array(phi_s, "phi_s", ndim=2)
+    if phi_s.shape[-1] == 0:
+        raise ValueError(f"phi_s: expected d >= 1 features, got shape {phi_s.shape}")
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj: expected a Trajectory, got {type(traj).__name__}")
     if traj.states.max(initial=0) >= phi_s.shape[0]:
         raise ValueError(f"phi_s: {phi_s.shape[0]} rows do not cover state {traj.states.max()}")
     return sarsa_columns(
@@ -160,7 +168,7 @@ def sarsa_context(
     s0: int | None = None,
 ) -> tuple[np.ndarray, Trajectory]:
     """One SARSA context: roll out ``n`` steps epsilon-greedy on ``Q_w`` and return ``(X, traj)``."""
-    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
     traj = rollout(mdp, epsilon_greedy(q_values(phi, w), epsilon), n, rng, s0)
     return sarsa_columns(traj, phi, mdp.gamma), traj
 
@@ -175,7 +183,7 @@ def actor_critic_context(
     s0: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Trajectory]:
     """One actor-critic context: roll out ``n`` steps of ``pi_lambda``; return ``(X, g, traj)``."""
-    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
     phi_pi = _check_table(phi_pi, (mdp.n_states, mdp.n_actions), "phi_pi")
     traj = rollout(mdp, softmax_policy(phi_pi, lam), n, rng, s0)
     X, g = actor_critic_columns(traj, phi, phi_pi, lam, mdp.gamma)
@@ -219,12 +227,16 @@ def sarsa_loop(
     frozen transformer's readout at deployment.
     """
     T = check_int(n_updates, "n_updates")
-    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
-    w = _check_start(w0, phi.shape[-1], "w0")
+    phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
+    d = phi.shape[-1]
+    w = _check_start(w0, d, "w0")
+    update = _check_update(update, "update")
     ws, Xs, s = [w], [], None
     for _ in range(T):
         X, traj = sarsa_context(mdp, phi, w, n, epsilon, rng, s)
-        w = as_float_array(update(X, w), "update(X, w)", ndim=1)
+        w = as_float_array(update(X, w), "update(X, w)")
+        if w.shape != (d,):
+            raise ValueError(f"update(X, w): expected shape {(d,)}, got {w.shape}")
         s = int(traj.states[-1])
         ws.append(w)
         Xs.append(X)
@@ -245,17 +257,19 @@ def actor_critic_loop(
 ) -> LoopResult:
     """(A5) closed loop: as (S6) acting with ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')``."""
     T = check_int(n_updates, "n_updates")
-    phi = _check_table(phi, (mdp.n_states, mdp.n_actions), "phi")
+    phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
     phi_pi = _check_table(phi_pi, (mdp.n_states, mdp.n_actions), "phi_pi")
-    w = _check_start(w0, phi.shape[-1], "w0")
-    lam = _check_start(lam0, phi_pi.shape[-1], "lam0")
+    d, d_pi = phi.shape[-1], phi_pi.shape[-1]
+    w = _check_start(w0, d, "w0")
+    lam = _check_start(lam0, d_pi, "lam0")
+    update = _check_update(update, "update")
     ws, lams, Xs, gs, s = [w], [lam], [], [], None
     for _ in range(T):
         X, g, traj = actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s)
-        w, lam = update(X, g, w, lam)
+        w, lam = _check_pair(update(X, g, w, lam), (d,), (d_pi,))
         s = int(traj.states[-1])
-        ws.append(as_float_array(w, "updated w", ndim=1))
-        lams.append(as_float_array(lam, "updated lam", ndim=1))
+        ws.append(w)
+        lams.append(lam)
         Xs.append(X)
         gs.append(g)
     return LoopResult(np.stack(ws), np.stack(Xs), np.stack(lams), np.stack(gs))
@@ -288,24 +302,27 @@ def _check_mdps(P, r, mu0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Shapes: P (k, S, A, S), r (k, S, A) or (k, S, A, S), mu0 (k, S).
     """
+    P_eps, mu0_eps = input_eps(P), input_eps(mu0)
     P = as_float_array(P, "P", ndim=4)
     k, S, A, S2 = P.shape
     if S != S2 or min(P.shape) < 1:
         raise ValueError(f"P: expected shape (k, S, A, S) with k, S, A >= 1, got {P.shape}")
-    check_distribution(P, "P", axis=-1, atol=STOCHASTIC_ATOL)
+    check_distribution(P, "P", axis=-1, atol=STOCHASTIC_ATOL, eps=P_eps)
     r = as_float_array(r, "r", ndim=(3, 4))
     if r.shape not in ((k, S, A), (k, S, A, S)):
         raise ValueError(f"r: expected shape {(k, S, A)} or {(k, S, A, S)}, got {r.shape}")
     mu0 = as_float_array(mu0, "mu0", ndim=2)
     if mu0.shape != (k, S):
         raise ValueError(f"mu0: expected shape {(k, S)}, got {mu0.shape}")
-    check_distribution(mu0, "mu0", axis=-1, atol=STOCHASTIC_ATOL)
+    check_distribution(mu0, "mu0", axis=-1, atol=STOCHASTIC_ATOL, eps=mu0_eps)
     return np.cumsum(P, axis=-1), r, np.cumsum(mu0, axis=-1)
 
 
 def _check_batched_table(phi, k: int, S: int, A: int, name: str) -> np.ndarray:
     """Feature table shared by the k MDPs (S, A, d) or one per MDP (k, S, A, d)."""
     phi = as_float_array(phi, name, ndim=(3, 4))
+    if phi.shape[-1] == 0:
+        raise ValueError(f"{name}: expected d >= 1 features, got shape {phi.shape}")
     if phi.shape[-3:-1] != (S, A) or (phi.ndim == 4 and phi.shape[0] != k):
         raise ValueError(f"{name}: expected shape {(S, A)} + ('d',) or {(k, S, A)} + ('d',), got {phi.shape}")
     return phi
@@ -382,6 +399,17 @@ def _batched_columns(phi: np.ndarray, states, actions, rewards, gamma: float) ->
     """(k, 2d+1, n) (H) columns of k trajectories, as :func:`sarsa_columns` per MDP."""
     f = _gather(phi, states, actions)  # (k, n+1, d)
     return context_columns(f[:, :-1], f[:, 1:], rewards, gamma)
+
+
+def _check_pair(out, w_shape: tuple, lam_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(w', lam')`` returned by an actor-critic ``update``, checked for type and shapes."""
+    name = "update(X, g, w, lam)"
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise ValueError(f"{name}: expected a pair (w', lam'), got {type(out).__name__}")
+    w, lam = as_float_array(out[0], f"{name}[0]"), as_float_array(out[1], f"{name}[1]")
+    if w.shape != w_shape or lam.shape != lam_shape:
+        raise ValueError(f"{name}: expected w' {w_shape} and lam' {lam_shape}, got {w.shape}, {lam.shape}")
+    return w, lam
 
 
 def _check_update(update, name: str) -> Callable:
@@ -482,9 +510,6 @@ def actor_critic_loop_batched(
         X = _batched_columns(phi, states, actions, rewards, gamma)
         G = score_table(phi_pi, pi)  # score, per MDP
         g = _gather(G, states[:, :-1], actions[:, :-1]).swapaxes(-1, -2)  # (k, d_pi, n) view, as g.T
-        w, lam = update(X, g, w, lam)
-        w, lam = as_float_array(w, "updated w"), as_float_array(lam, "updated lam")
-        if w.shape != (k, d) or lam.shape != (k, d_pi):
-            raise ValueError(f"update: expected w' {(k, d)} and lam' {(k, d_pi)}, got {w.shape}, {lam.shape}")
+        w, lam = _check_pair(update(X, g, w, lam), (k, d), (k, d_pi))
         ws[:, t + 1], lams[:, t + 1], Xs[:, t], gs[:, t] = w, lam, X, g
     return LoopResult(ws, Xs, lams, gs)

@@ -877,9 +877,11 @@ def test_batched_prompts_match_loop(backend, shared, batch):
         check_close(out_flat[i], as_np(lt.lsa_block(H_i, cv(P_i), cv(V_i))), TORCH_TOL, "batched vs loop")
         g_rows = [[gs[i][kk, j] for kk in range(d_pi)] for j in range(n)]
         phi = Xs[i][:d].T
-        phi_next_g = Xs[i][d : 2 * d].T  # already discounted: use gamma = 1 in the reference
+        # already discounted: discount 1 in the reference, written exactly as 0.5 * (2 phi_next)
+        # (the naive loops require 0 <= gamma < 1)
+        phi_next_g = 2.0 * Xs[i][d : 2 * d].T
         w_ref, lam_ref = lt.naive_batch_actor_critic(
-            phi, phi_next_g, Xs[i][2 * d], g_rows, ws[i], lams[i], 1.0, 0.5, 0.25
+            phi, phi_next_g, Xs[i][2 * d], g_rows, ws[i], lams[i], 0.5, 0.5, 0.25
         )
         check_close(con_flat[i], np.concatenate([w_ref, lam_ref]), REL_TOL, "batched construction vs naive")
     # Batch elements differ, so a broadcast that repeated one element would be caught.
@@ -918,8 +920,9 @@ def test_tolerance_is_discriminating():
     # alpha off by 1e-9 relative
     bad_alpha = lt.readout(lt.lsa_block(H, *cn.sarsa(d, alpha * (1 + 1e-9), 1.0)), d)
     assert rel_residual(bad_alpha, target) > 10 * REL_TOL
-    # gamma dropped from the reference
-    assert rel_residual(good, lt.naive_batch_sarsa(phi, phi_next, r, w, 1.0, alpha)) > 1e-3
+    # gamma dropped from the reference (discount 1, written as 0.5 * (2 phi_next): gamma < 1 is required)
+    dropped = lt.naive_batch_sarsa(phi, 2.0 * np.asarray(phi_next), r, w, 0.5, alpha)
+    assert rel_residual(good, dropped) > 1e-3
     # one reward perturbed by 1e-9
     H_bad = H.copy()
     H_bad[2 * d, 0] += 1e-9

@@ -252,3 +252,92 @@ def test_dask_missing_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(ImportError, match=r"dask\[distributed\]"):
         run_sweep({"kind": "control", "grid": {"seed": [0], "n_updates": [20]}}, tmp_path, executor="dask")
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 13: huge grids are counted before expansion, refused without --force, --limit is honoured
+# early, and progress is visible off a terminal
+# --------------------------------------------------------------------------------------------------
+
+#: 10^6 control jobs (1000 x 1000): the grid of the issue report.
+HUGE = {"seed": list(range(1000)), "n": list(range(1, 1001)), "n_updates": [20]}
+
+
+def test_count_jobs_from_axis_lengths():
+    from experiments.sweep import count_jobs
+
+    assert count_jobs("control", HUGE) == 10**6
+    assert count_jobs("control", CONTROL_GRID) == len(expand_grid("control", CONTROL_GRID)) == 8
+    with pytest.raises(ValueError, match=r"^grid\.seed"):
+        count_jobs("control", {"seed": []})
+
+
+def test_huge_grid_refused_at_once_without_force(tmp_path):
+    from experiments.sweep import MAX_JOBS
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"^grid: 1000000 jobs > max_jobs = {MAX_JOBS}.*--force"):
+        run_sweep({"kind": "control", "grid": HUGE}, tmp_path / "out", executor="serial")
+    assert time.perf_counter() - t0 < 1.0
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"^grid: 8 jobs > max_jobs = 7"):
+        run_sweep({"kind": "control", "grid": CONTROL_GRID}, tmp_path / "out", executor="serial", max_jobs=7)
+    with pytest.raises(ValueError, match=r"^max_jobs"):
+        run_sweep({"kind": "control", "grid": CONTROL_GRID}, tmp_path / "out", max_jobs=0)
+
+
+def test_limit_is_honoured_before_the_grid_is_expanded(tmp_path):
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        doc = run_sweep({"kind": "control", "grid": HUGE}, tmp_path, executor="serial", limit=1, force=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    seconds = time.perf_counter() - t0
+    assert seconds < 10.0, seconds
+    assert peak < 50e6, peak
+    assert (doc["n_jobs"], doc["n_done"], doc["n_computed"], doc["n_listed"]) == (10**6, 1, 1, 1)
+    assert doc["n_pending"] == 10**6 - 1
+    assert doc["jobs"][0]["params"]["seed"] == 0 and doc["jobs"][0]["params"]["n"] == 1
+    again = run_sweep({"kind": "control", "grid": HUGE}, tmp_path, executor="serial", limit=1, force=True)
+    assert (again["n_done"], again["n_skipped"], again["n_computed"], again["n_listed"]) == (2, 1, 1, 2)
+
+
+def test_progress_lines_off_a_terminal(tmp_path, capsys):
+    grid = {"seed": list(range(3)), "n_updates": [20]}
+    run_sweep({"kind": "control", "grid": grid}, tmp_path, executor="serial", progress_every=0.0)
+    err = capsys.readouterr().err.splitlines()
+    scans = [line for line in err if line.startswith("sweep control: scanned")]
+    runs = [line for line in err if line.startswith("sweep control: ran")]
+    # every 0 s: one line per job, in order
+    assert [line.split(" jobs")[0] for line in scans] == [f"sweep control: scanned {i}/3" for i in (1, 2, 3)]
+    assert [line.split(" jobs")[0] for line in runs] == [f"sweep control: ran {i}/3" for i in (1, 2, 3)]
+    # a sweep shorter than the interval stays quiet
+    run_sweep({"kind": "control", "grid": grid}, tmp_path / "b", executor="serial", progress_every=1e9)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_force_flag(tmp_path):
+    path = _write(
+        tmp_path / "huge.toml",
+        '[sweep]\nkind = "control"\n[grid]\n' + "\n".join(f"{k} = {v}" for k, v in HUGE.items()) + "\n",
+    )
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "experiments.sweep", str(path), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    t0 = time.perf_counter()
+    refused = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode != 0 and "--force" in refused.stderr
+    assert time.perf_counter() - t0 < 30
+    forced = subprocess.run(
+        [*base, "--force", "--limit", "1", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "1000000 jobs, 1 done" in forced.stdout

@@ -324,8 +324,8 @@ CASES = [
         lambda: context_columns(np.ones((n, d)), _with(np.ones((n, d)), (0, 0), NAN), np.ones(n), 0.5),
         r"^phi_next: contains NaN",
     ),
-    ("sarsa_dims-bad-D", lambda: sarsa_dims(D + 1), r"^H: a SARSA prompt has D = 3d \+ 2 rows"),
-    ("sarsa_dims-too-small", lambda: sarsa_dims(2), r"^H: a SARSA prompt"),
+    ("sarsa_dims-bad-D", lambda: sarsa_dims(D + 1), r"^D: a SARSA prompt H has D = 3d \+ 2 rows"),
+    ("sarsa_dims-too-small", lambda: sarsa_dims(2), r"^D: a SARSA prompt"),
     ("layout-d-0", lambda: Layout(0), r"^d: must be >= 1"),
     ("layout-d_pi-negative", lambda: Layout(2, -1), r"^d_pi: must be >= 0"),
     ("layout-blocks-shape", lambda: Layout(d).blocks(np.eye(D + 1), EYE), r"^P: expected shape"),
@@ -354,7 +354,11 @@ CASES = [
         r"^batch shapes .* do not broadcast",
     ),
     ("lsa_stack-empty", lambda: lsa_stack(H, []), r"^layers: need at least one"),
-    ("lsa_stack-bad-layer", lambda: lsa_stack(H, [(EYE, EYE), (EYE, np.eye(2))]), r"^V: expected shape"),
+    (
+        "lsa_stack-bad-layer",
+        lambda: lsa_stack(H, [(EYE, EYE), (EYE, np.eye(2))]),
+        r"^layers\[1\]\.V: expected shape",
+    ),
     ("masked-Q-mismatched-D", lambda: masked_lsa(X, np.eye(2 * d + 1), np.eye(2 * d)), r"^Q: expected shape"),
     (
         "masked-P-non-square",
@@ -429,17 +433,17 @@ CASES = [
     (
         "naive-sarsa-r-nan",
         lambda: naive_batch_sarsa([[1.0]], [[1.0]], [NAN], [0.0], 0.5, 0.1),
-        r"^inputs: contains",
+        r"^r: contains",
     ),
     (
         "naive-sarsa-w-inf",
         lambda: naive_batch_sarsa([[1.0]], [[1.0]], [1.0], [INF], 0.5, 0.1),
-        r"^inputs: contains",
+        r"^w: contains",
     ),
     (
         "naive-sarsa-alpha-nan",
         lambda: naive_batch_sarsa([[1.0]], [[1.0]], [1.0], [0.0], 0.5, NAN),
-        r"^inputs:",
+        r"^alpha: contains",
     ),
     (
         "naive-ac-n-0",
@@ -466,7 +470,7 @@ CASES = [
     (
         "naive-ac-beta-nan",
         lambda: naive_batch_actor_critic([[1.0]], [[1.0]], [1.0], [[1.0]], [0.0], [0.0], 0.5, 0.1, NAN),
-        r"^inputs: contains",
+        r"^beta: contains",
     ),
     ("naive-td-n-0", lambda: naive_batch_td([], [], [], 0.5, 0.1), r"^r: the batch is empty"),
     (
@@ -475,7 +479,7 @@ CASES = [
         r"^phi, phi_next",
     ),
     ("naive-td-n_iter-0", lambda: naive_batch_td([[1.0]], [[1.0]], [1.0], 0.5, 0.1, n_iter=0), r"^n_iter:"),
-    ("naive-td-r-nan", lambda: naive_batch_td([[1.0]], [[1.0]], [NAN], 0.5, 0.1), r"^inputs: contains"),
+    ("naive-td-r-nan", lambda: naive_batch_td([[1.0]], [[1.0]], [NAN], 0.5, 0.1), r"^r: contains"),
     # --- algorithms ----------------------------------------------------------------------------
     (
         "sarsa_update-w-mismatch",

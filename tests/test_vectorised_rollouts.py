@@ -284,7 +284,7 @@ def test_batched_loops_reject_an_update_of_the_wrong_shape():
     args, kw = _sarsa_args()
     del args["update"], kw["epsilon"]
     bad = lambda X, g, w, lam: (w, lam[0])  # noqa: E731
-    with pytest.raises(ValueError, match="^update:"):
+    with pytest.raises(ValueError, match=r"^update\(X, g, w, lam\):"):
         lt.actor_critic_loop_batched(**args, phi_pi=args["phi"], lam0=args["w0"], update=bad, **kw)
 
 
