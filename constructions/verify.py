@@ -23,6 +23,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int
 
 from . import numeric, symbolic
+from .algorithms import regression
 
 __all__ = [
     "READOUT_TOL",
@@ -144,7 +145,8 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
 
     Full: the [LL] family (S = 9, A = 4, d = 36, n = 20, gamma = 0.5, alpha = 0.2), 20 MDPs with
     fresh features, scales ``c`` in {1, -3.7, 0.05}; sympy proofs at d = 2, n = 3. Quick: S = A = 3
-    (d = 9), 4 MDPs, the same symbolic sizes.
+    (d = 9), 4 MDPs, the same symbolic sizes. Each instance also checks (R2)/(R3)/(R4) on (R1)
+    prompts (d in {3, 5}, quick d = 3; N in {5, 20}; see :func:`_regression_residuals`).
     """
     S, A, k = (3, 3, 4) if quick else (9, 4, 20)
     d, n, gamma, alpha, beta, eps = S * A, 20, 0.5, 0.2, 0.1, 0.1
@@ -193,6 +195,9 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         add("L2", verify_lemma_c1(X, w, P, V))
         # torch float64 in, torch out: equal to numpy
         add("torch", _torch_residual(X, w, P, V))
+        # (R2), (R3): in-context linear regression on the masked block
+        for key, value in _regression_residuals(rng, quick).items():
+            add(key, value)
 
     rows = [
         _rows_from("(S4)", f"SARSA block = naive (S2), {k} MDPs, c in {scales}", acc["S4"], READOUT_TOL),
@@ -205,6 +210,11 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         _rows_from("(W3)", "feature rows of every column unchanged", acc["W3ctx"], 0.0),
         _rows_from("(L2)", "readout = sufficient-statistics formula, dense P, V", acc["L2"], READOUT_TOL),
         _rows_from("(L1)", "torch float64 block = numpy block", acc["torch"], READOUT_TOL),
+        _rows_from("(R2)", "one masked layer = one naive GD step, N in (5, 20)", acc["R2"], READOUT_TOL),
+        _rows_from("(R2)", "x-rows of every column unchanged", acc["R2ctx"], 0.0),
+        _rows_from("(R3)", "L = 1, 2, 3 layers = L naive preconditioned GD steps", acc["R3"], READOUT_TOL),
+        _rows_from("(R3)", "x-rows of every column unchanged through the stack", acc["R3ctx"], 0.0),
+        _rows_from("(R4)", "one-layer prediction = statistics formula, dense P, Q", acc["R4"], READOUT_TOL),
     ]
     for proof, what in (
         (symbolic.prove_sarsa(2, 3, 1), "sympy: one layer, all entries symbolic, c symbolic"),
@@ -212,10 +222,42 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         (symbolic.prove_actor_critic(2, 2, 3), "sympy: actor-critic layer, all entries symbolic"),
         (symbolic.prove_td(2, 3, 2), "sympy: two masked layers = two TD(0) steps"),
         (symbolic.prove_lemma_c1(1, 2), "sympy: fully symbolic P, V at d = 1"),
+        (regression.prove_gd(2, 3), "sympy: one GD step, symbolic eta, these sizes only"),
+        (regression.prove_precond_gd(2, 3, 2), "sympy: two layers, symbolic A_l, these sizes only"),
+        (regression.prove_prediction(2, 2), "sympy: one-layer prediction, symbolic P, Q, these sizes only"),
     ):
         sizes = ", ".join(f"{key}={val}" for key, val in proof.sizes.items())
         rows.append(Row(proof.claim, f"{what} ({sizes})", float(proof.nonzero), 0.0, proof.holds))
     return rows
+
+
+def _regression_residuals(rng: np.random.Generator, quick: bool) -> dict[str, float]:
+    """(R2)/(R3)/(R4) residuals on fresh (R1) prompts: ``x_i, x_q ~ N(0, Lambda)`` with a random
+    non-isotropic ``Lambda`` (eigenvalues in [0.1, 1]), ``w ~ N(0, I)``, ``y = w^T x``; random
+    ``eta``, non-symmetric ``A_l`` and dense ``P``, ``Q``."""
+    out: dict[str, float] = {}
+
+    def worst(key: str, value: float) -> None:
+        out[key] = max(out.get(key, 0.0), value)
+
+    for d in (3,) if quick else (3, 5):
+        for N in (5, 20):
+            R, _ = np.linalg.qr(rng.standard_normal((d, d)))
+            Lambda = (R * np.geomspace(1.0, 0.1, d)) @ R.T
+            X = rng.multivariate_normal(np.zeros(d), Lambda, size=N + 1)
+            X, x_q = X[:N], X[N]
+            y = X @ rng.standard_normal(d)
+            res = regression.verify_gd(X, y, x_q, float(rng.uniform(0.1, 2.0)))
+            worst("R2", res.readout)
+            worst("R2ctx", res.context)
+            for L in (1, 2, 3):
+                As = [0.5 * np.eye(d) + 0.3 * rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(L)]
+                res = regression.verify_precond_gd(X, y, x_q, As)
+                worst("R3", res.readout)
+                worst("R3ctx", res.context)
+            P, Q = rng.standard_normal((2, d + 1, d + 1))
+            worst("R4", regression.verify_prediction(X, y, x_q, P, Q))
+    return out
 
 
 def _torch_residual(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:
