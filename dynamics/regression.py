@@ -190,7 +190,7 @@ class RegressionObjective:
         H = J.T @ self.C @ J
         H[0, 1:] += G.T.ravel()
         H[1:, 0] += G.T.ravel()
-        return H
+        return 0.5 * (H + H.T)  # exactly symmetric (J^T C J is only to round-off)
 
     def conserved(self, theta: np.ndarray) -> float:
         """``u^2 - ||U||_F^2``, conserved by the flow (the scaling symmetry, as (M3))."""
