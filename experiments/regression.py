@@ -68,7 +68,7 @@ class RegressionConfig:
     reps: int = 12
     layers: tuple[int, ...] = (2, 3)
     train_steps: int = 3000
-    train_batch: int = 4000
+    train_batch: int = 1000
     train_lr: float = 3e-3
     test_prompts: int = 40000
     seed: int = 0
@@ -94,9 +94,8 @@ class RegressionConfig:
             population=((3, 5, 10.0), (3, 20, 10.0)),
             F=(250, 1000, 4000, 16000),
             reps=4,
-            train_steps=600,
-            train_batch=2000,
-            train_lr=1e-2,
+            train_steps=500,
+            train_batch=500,
             test_prompts=20000,
         )
 

@@ -286,6 +286,15 @@ def test_gradient_against_torch_autograd_through_the_raw_block(antithetic):
     assert (cross < 1e-15) if antithetic else (cross > 1e-4)
 
 
+def test_default_sample_is_antithetic():
+    """The experiments use the default sample: pairs ``(x, w)``, ``(x, -w)``, so that the cross
+    blocks stay exactly zero on the sampled objective too."""
+    s = rg.sample_prompts(6, 4, np.eye(2), np.random.default_rng(0))
+    assert s.antithetic
+    np.testing.assert_array_equal(s.X[:3], s.X[3:])
+    np.testing.assert_array_equal(s.y_query[:3], -s.y_query[3:])
+
+
 def test_distance_to_manifold_and_richness():
     obj = _objectives()[0]
     for c in (0.5, -2.0):
