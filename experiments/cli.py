@@ -270,7 +270,14 @@ def _cmd_regression(args: argparse.Namespace) -> int:
         _print_table(doc["sampled"], [("F", ""), ("rel_err", ".3e"), ("to_sample_minimiser", ".1e")])
         print(f"slope {doc['slope']:.3f} (expected -0.5)")
         _print_table(
-            doc["trained"], [("L", ""), ("param", ""), ("test_loss", ".4f"), ("test_loss_as_pgd", ".4f")]
+            doc["trained"],
+            [
+                ("L", ""),
+                ("param", ""),
+                ("test_loss", ".4f"),
+                ("test_loss_as_pgd", ".4f"),
+                ("one_layer_optimum", ".4f"),
+            ],
         )
         print(f"checks {doc['checks']}; criteria {CRITERIA}")
     return 0 if doc["passed"] else 1

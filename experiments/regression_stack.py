@@ -29,7 +29,7 @@ import lsa_theory as lt
 from constructions.algorithms import regression as reg
 from dynamics import regression as rg
 
-__all__ = ["init_stack", "stack_loss", "train_stack", "layer_report", "train_stacks"]
+__all__ = ["init_stack", "layers_of", "stack_loss", "train_stack", "spread", "layer_report", "train_stacks"]
 
 PARAMETERISATIONS = ("sparse", "full")
 
@@ -102,9 +102,19 @@ def _cos(A: np.ndarray, B: np.ndarray) -> float:
     return float(np.sum(A * B) / (np.linalg.norm(A) * np.linalg.norm(B)))
 
 
+def spread(A: np.ndarray, Lambda: np.ndarray) -> float:
+    """Ratio of the extreme singular values of ``Lambda^{1/2} A Lambda^{1/2}``: 1 exactly when
+    ``A = a Lambda^{-1}`` (for symmetric A), ``cond(Lambda)`` for ``A = a I``."""
+    lam, V = np.linalg.eigh(Lambda)
+    R = (V * np.sqrt(lam)) @ V.T
+    sv = np.linalg.svd(R @ A @ R, compute_uv=False)
+    return float(sv.max() / sv.min())
+
+
 def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
     """What one trained layer is: the effective ``A_l = -P[d, d] Q[:d, :d]`` and its cosines with
-    ``Lambda^{-1}``, ``Gamma^{-1}``, ``I``; the norms of everything (R3) sets to zero."""
+    ``Lambda^{-1}``, ``Gamma^{-1}``, ``I``, its :func:`spread` against ``Lambda^{-1}``; the norms of
+    everything (R3) sets to zero."""
     d = Lambda.shape[0]
     A = -P[d, d] * Q[:d, :d]
     Linv = np.linalg.inv(Lambda)
@@ -118,6 +128,7 @@ def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.nda
         "scale_Lambda_inv": float(a),
         "resid_Lambda_inv": float(np.linalg.norm(A - a * Linv) / np.linalg.norm(A)),
         "asymmetry": float(np.linalg.norm(A - A.T) / np.linalg.norm(A)),
+        "spread_A_Lambda": spread(A, Lambda),
         "norm_A": float(np.linalg.norm(A)),
         "norm_p_x": float(np.linalg.norm(P[d, :d])),
         "norm_q21": float(np.linalg.norm(Q[d, :d])),
