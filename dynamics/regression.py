@@ -342,8 +342,9 @@ def predict_limit(obj: RegressionObjective, theta0: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class RegressionRichness:
     """(M5) at a point of the optimal curve: Hessian ``ker_dim`` against the tangent (the scaling
-    direction ``(-u, U)``, dimension 1), ``subspace_gap = ||P_ker - P_tangent||_2``, ``lambda_min_plus``,
-    ``lambda_max`` and ``kernel_max`` (largest ``|eigenvalue|`` counted as kernel)."""
+    direction ``(-u, U)``, dimension 1), ``subspace_gap = ||P_ker - P_tangent||_2`` (``morse_bott`` when
+    the dimensions agree and the gap is below the round-off bound of :func:`dynamics.richness`),
+    ``lambda_min_plus``, ``lambda_max`` and ``kernel_max`` (largest ``|eigenvalue|`` counted as kernel)."""
 
     ker_dim: int
     tangent_dim: int
@@ -368,12 +369,15 @@ def richness(obj: RegressionObjective, theta: Any, rtol: float = KERNEL_RTOL) ->
     K = vec[:, ker]
     gap = float(np.linalg.norm(K @ K.T - np.outer(t, t), 2)) if K.shape[1] == 1 else float("inf")
     pos = lam[~ker & (lam > 0)]
+    lam_min_plus = float(pos.min()) if pos.size else float("nan")
+    # the Davis-Kahan round-off bound of dynamics.richness: how far round-off can turn a kernel
+    gap_tol = max(1e-8, 10 * np.sqrt(theta.size) * np.finfo(np.float64).eps * lam_max / lam_min_plus)
     return RegressionRichness(
         ker_dim=int(ker.sum()),
         tangent_dim=1,
         subspace_gap=gap,
-        morse_bott=bool(ker.sum() == 1 and gap < 1e-6),
-        lambda_min_plus=float(pos.min()) if pos.size else float("nan"),
+        morse_bott=bool(ker.sum() == 1 and gap < gap_tol),
+        lambda_min_plus=lam_min_plus,
         lambda_max=lam_max,
         kernel_max=float(np.abs(lam[ker]).max()) if ker.any() else 0.0,
         eigenvalues=lam,
