@@ -5,7 +5,9 @@
 - ``*_symbolic``: the same as sympy matrices with symbolic ``alpha``, ``beta``, ``c``;
 - ``prove_*``: polynomial identities checked by ``expand(lhs - rhs) == 0``;
 - ``verify_*``: residuals of one numeric instance against the naive loops of
-  :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table.
+  :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table;
+- :mod:`constructions.algorithms`: one module per in-context algorithm with all of the above in one
+  place (:mod:`constructions.algorithms.regression`: (R1)-(R3) and the one-layer prediction of (R4)).
 """
 
 from .numeric import actor_critic, sarsa, td
