@@ -416,3 +416,21 @@ def test_cli_regression_quick(tmp_path, capsys):
     assert main(["regression", "--quick", "--json", "--out", str(tmp_path)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["population"]["rel_err"] <= 1e-8 and abs(doc["slope"] + 0.5) <= 0.15
+
+
+def test_cli_regression_json_and_exit_code(tmp_path, capsys, monkeypatch):
+    """``lsa-theory regression --json`` prints the public document and exits 0; with an impossible
+    ``rel_err`` criterion the same run exits 1."""
+    import json
+
+    import experiments.regression as er
+    from experiments.cli import main
+
+    monkeypatch.setattr(er.RegressionConfig, "quick", classmethod(lambda cls: _tiny()))
+    monkeypatch.setitem(er.CRITERIA, "slope", 10.0)  # two F values of two reps cannot measure a slope
+    assert main(["regression", "--quick", "--json", "--out", str(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"d", "N", "Lambda", "population", "sampled", "slope"} <= set(doc) and doc["passed"]
+    assert (tmp_path / "regression.png").exists()
+    monkeypatch.setitem(er.CRITERIA, "rel_err", 0.0)
+    assert main(["regression", "--quick"]) == 1
