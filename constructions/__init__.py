@@ -10,7 +10,9 @@
 - :mod:`constructions.symbolic_sizes`: the same identities for every ``d, n`` (block algebra with
   symbolic sizes, normal form of :mod:`constructions.matrix_words`), multi-layer claims by induction;
 - ``verify_*``: residuals of one numeric instance against the naive loops of
-  :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table.
+  :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table;
+- :mod:`constructions.algorithms`: one module per in-context algorithm with all of the above in one
+  place (:mod:`constructions.algorithms.regression`: (R1)-(R3) and the one-layer prediction of (R4)).
 """
 
 from . import algorithms as _algorithms  # noqa: F401  (registers the package's declarations)

@@ -24,6 +24,7 @@ from lsa_theory._checks import check_int
 
 from . import derive, numeric, symbolic, symbolic_sizes
 from ._residuals import READOUT_TOL, Residuals, Row, relative_residual
+from .algorithms import regression as _regression
 from .registry import ALGORITHMS, Algorithm
 
 __all__ = [
@@ -142,6 +143,17 @@ def run_claims(
         P, V = rng.standard_normal((2, D, D)) / np.sqrt(D)
         l2.append(verify_lemma_c1(X, w, P, V))
         torch_res.append(_torch_residual(X, w, P, V))
+    r4 = []
+    for _ in range(k):  # (R4): one masked layer's prediction = the statistics formula, dense P, Q
+        dr = 3 if quick else 5
+        inst = _regression.regression_instance(dr, 20, rng)
+        P, Q = rng.standard_normal((2, dr + 1, dr + 1))
+        r4.append(_regression.verify_prediction(inst["X"], inst["y"], inst["xq"], P, Q))
+    rows.append(_rows_from("(R4)", f"one-layer prediction on (R1) = statistics formula, dense P, Q (d = "
+                           f"{3 if quick else 5}, N = 20, {k} instances)", r4, READOUT_TOL))  # fmt: skip
+    proof = _regression.prove_prediction(2, 2)
+    what = "sympy: one-layer prediction, symbolic P, Q (these sizes only: d = 2, N = 2)"
+    rows.append(Row(proof.claim, what, float(proof.nonzero), 0.0, proof.holds))
     sizes = f"S = {S}, A = {A}, d = {d}, n = {n}, {k} instances"
     rows.append(
         _rows_from("(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", l2, READOUT_TOL)

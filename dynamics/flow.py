@@ -34,6 +34,29 @@ RATE_WINDOW = (1e-30, 1e-22)
 STIFF = ("LSODA", "BDF", "Radau")
 
 
+def _objective_hook(default):
+    """Dispatch one objective operation: a :class:`TeacherDataset` uses ``default`` (the (M2) objective);
+    any other problem object supplies a method of the same name taking the remaining arguments
+    (``shapes()``, ``loss_and_grad(theta)``, ``hessian(theta)``, ``conserved(theta)``,
+    ``invisible_directions()``, ``distance_to_manifold(theta, U)``), e.g.
+    :class:`dynamics.regression.RegressionObjective` of (R4)/(R5)."""
+
+    def op(dataset, *args):
+        if isinstance(dataset, TeacherDataset):
+            return default(dataset, *args)
+        return getattr(dataset, default.__name__)(*args)
+
+    op.__name__ = op.__qualname__ = default.__name__
+    op.__doc__ = default.__doc__
+    return op
+
+
+loss_and_grad, hessian, shapes = map(_objective_hook, (loss_and_grad, hessian, shapes))
+conserved, distance_to_manifold, invisible_directions = map(
+    _objective_hook, (conserved, distance_to_manifold, invisible_directions)
+)
+
+
 @dataclass(frozen=True, eq=False)
 class FlowResult:
     """Trajectory of a flow (or of gradient descent, with ``t = step * eta``).

@@ -18,6 +18,12 @@
   ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
   "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
 
+- ``lsa-theory regression [--quick] [--json] [--out DIR]`` measures [ZFB]'s global optimum of gradient
+  flow on in-context regression (R4)/(R5) and trains L-layer stacks against (R3)
+  (:mod:`experiments.regression`); ``--json`` prints ``{"d", "N", "Lambda", "population": {"M_flow",
+  "M_star", "rel_err", "loss_final", "loss_star", ...}, "sampled": [{"F", "rel_err"}, ...], "slope",
+  ...}`` (also ``configs``, ``trained``, ``checks``, ``passed``).
+
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
 - ``lsa-theory reproduce [--quick] [--out DIR]`` runs all of the above into ``DIR`` with figures
@@ -310,6 +316,38 @@ def _cmd_control(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_regression(args: argparse.Namespace) -> int:
+    from .io import to_jsonable
+    from .regression import CRITERIA, RegressionConfig, plot_regression, run_regression
+
+    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    doc = run_regression(cfg, args.out)
+    if args.out is not None:
+        plot_regression(args.out)
+    if args.json:
+        print(json.dumps(to_jsonable(doc), indent=2))
+    else:
+        cols = [("d", ""), ("N", ""), ("kappa", "g"), ("rel_err", ".1e"), ("loss_gap", ".1e")]
+        cols += [("rate_ratio", ".5f"), ("ker_dim", ""), ("conserved_drift", ".1e"), ("passed", "")]
+        _print_table(doc["configs"], cols)
+        _print_table(doc["sampled"], [("F", ""), ("rel_err", ".3e"), ("to_sample_minimiser", ".1e")])
+        print(f"slope {doc['slope']:.3f} (expected -0.5)")
+        _print_table(
+            doc["trained"],
+            [
+                ("L", ""),
+                ("param", ""),
+                ("test_loss", ".4f"),
+                ("test_loss_as_pgd", ".4f"),
+                ("one_layer_optimum", ".4f"),
+            ],
+        )
+        print(f"checks {doc['checks']}; criteria {CRITERIA}")
+    return 0 if doc["passed"] else 1
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -394,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, out="directory for control.json/.npz and the plot (resumes)")
     p.set_defaults(func=_cmd_control)
 
+    p = sub.add_parser("regression", help="in-context regression: [ZFB]'s flow optimum (R5), trained stacks")
+    p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
+    _common(p, out="directory for regression.json/.npz and the figure")
+    p.set_defaults(func=_cmd_regression)
+
     from .sweep import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
@@ -421,11 +464,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from .io import check_out, check_provenance, provenance
 
-    if getattr(args, "threads", 1) is not None and args.threads < 1:
-        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
+    threads = getattr(args, "threads", 1)
+    if threads < 1:
+        raise ValueError(f"--threads: must be >= 1, got {threads}")
     if getattr(args, "seed", None) is not None and args.seed < 0:
         raise ValueError(f"--seed: must be >= 0, got {args.seed}")
-    with threadpool_limits(limits=getattr(args, "threads", 1), user_api="blas"):
+    with threadpool_limits(limits=threads, user_api="blas"):
         out = check_out(getattr(args, "out", None))
         if out is not None:
             config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}

@@ -4,7 +4,7 @@ Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 
 | part | what | THEORY.md |
 |---|---|---|
-| ``verify`` | construction claims, numeric and sympy | (S4) (S5) (A4) (W3) (L2) |
+| ``verify`` | construction claims, numeric and sympy | (S4) (S5) (A4) (W3) (L2) (R2) (R3) (R4) |
 | ``converge-sarsa``, ``converge-actor_critic`` | gradient flows near the manifold | (M3) (M4) (M6) |
 | ``diversity`` | richness table and held-out cost | (M5) (M7) |
 | ``training`` | Algorithm 1 on random MDPs, structure recovery | (S3) (S6) (M1) |

@@ -6,7 +6,11 @@ Importing this package registers every declaration in :data:`constructions.ALGOR
   :mod:`.actor_critic_q` the action-value variant of (A6), :mod:`.td` (W3);
 - [W]'s TD family: :mod:`.td_precond` (W4) preconditioned TD(0), any ``C_l`` per layer;
   :mod:`.td_lambda` (W5) TD(lambda) through the eligibility-trace mask; :mod:`.residual_gradient`
-  (W6); :mod:`.td_average_reward` (W7) average-reward TD with a running-mean head.
+  (W6); :mod:`.td_average_reward` (W7) average-reward TD with a running-mean head;
+- in-context regression, :mod:`.regression`: (R1) prompt, (R2) one gradient step [vO] and (R3)
+  preconditioned gradient descent [Ahn] on the masked block (W2), and the one-layer prediction
+  from statistics of (R4) (two declarations, ``gd_regression`` and ``precond_gd_regression``,
+  sharing the prompt).
 
 Each module holds its numeric construction, its sympy twin, a deliberately naive reference loop
 (explicit Python loops using only ``+``, ``*``, ``/``, so it runs on sympy symbols too), its
@@ -21,6 +25,7 @@ from ..registry import register
 from . import (
     actor_critic,
     actor_critic_q,
+    regression,
     residual_gradient,
     sarsa,
     td,
@@ -42,3 +47,5 @@ MODULES = (
 
 for _module in MODULES:
     register(_module.ALGORITHM)
+register(regression.GD_ALGORITHM)
+register(regression.PRECOND_ALGORITHM)

@@ -1,0 +1,393 @@
+r"""The one-layer in-context regression objective (R4) and its gradient flow (R5) [ZFB].
+
+One (W2) layer on an (R1) prompt with the cross blocks zero (``P[d, :d] = 0``, ``Q[d, :d] = 0``)
+predicts ``yhat = E_out[-1, -1] = x_q^T M h`` with ``M = u U^T``, ``u = P[d, d]`` (value) and
+``U = Q[:d, :d]`` (key-query), ``h = (1/N) sum_i y_i x_i``
+(:func:`constructions.algorithms.regression.prediction_from_statistics`). The effective parameters
+are ``theta = [u; vec(U)]`` (row-major), of length ``1 + d^2``.
+
+In ``m = vec(M)`` both objectives are one quadratic,
+
+.. math:: L(M) = \tfrac12 (m^\top C m - 2 b^\top m + c_0),
+
+- **population** (R4), ``x_i, x_q ~ N(0, Lambda)``, ``w ~ N(0, I)``, ``y = w^T x``:
+  ``C = Lambda (x) E[S^2]``, ``E[S^2] = Lambda Gamma``, ``Gamma = (1 + 1/N) Lambda + (tr Lambda / N) I``,
+  ``b = vec(Lambda^2)``, ``c_0 = tr Lambda``; minimiser ``M* = Gamma^{-1}``, minimum
+  ``(1/2)[tr Lambda - tr(Lambda^2 Gamma^{-1})]``;
+- **sampled**, F prompts, from sufficient statistics (as (M2) does for SARSA): with
+  ``k_f = vec(x_{q,f} h_f^T)``, ``C = mean k k^T``, ``b = mean y_{q,f} k_f``, ``c_0 = mean y_q^2``.
+
+The loss is invariant under ``(u, U) -> (u/c, c U)``; the flow conserves ``u^2 - ||U||_F^2`` (the
+analogue of (M3)), and the optimal set ``{(1/c, c M*^T)}`` is one curve when ``C`` is nonsingular
+(richness (M5) in its scaling-only form). :class:`RegressionObjective` supplies the operations
+:func:`dynamics.gradient_flow` needs; its ``loss_and_grad`` returns the *excess* loss
+``L - L* = (1/2)(m - m*)^T C (m - m*)``, computed without cancellation, so that the rate fit of (M6)
+(:func:`dynamics.fit_rate`) sees ``L - L*`` down to round-off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from constructions.algorithms import regression as reg
+from lsa_theory._checks import as_float_array, check_int, check_real
+
+from .manifold import KERNEL_RTOL
+from .objective import Shapes
+
+__all__ = [
+    "RegressionSample",
+    "RegressionObjective",
+    "random_covariance",
+    "gamma_matrix",
+    "second_moment",
+    "population_loss",
+    "sample_prompts",
+    "population_objective",
+    "sampled_objective",
+    "effective_matrix",
+    "pack_theta",
+    "unpack_theta",
+    "to_full",
+    "from_full",
+    "zfb_init",
+    "predict_limit",
+    "RegressionRichness",
+    "richness",
+    "full_loss_torch",
+]
+
+#: ``C`` counts as singular (the sampled objective then has invisible directions) when its
+#: smallest eigenvalue is below this times its largest.
+SINGULAR_RTOL = 1e-10
+
+
+def _check_lambda(Lambda: Any) -> np.ndarray:
+    Lambda = as_float_array(Lambda, "Lambda", ndim=2)
+    d = Lambda.shape[0]
+    if Lambda.shape != (d, d) or not np.allclose(Lambda, Lambda.T, rtol=0, atol=1e-12 * np.abs(Lambda).max()):
+        raise ValueError(f"Lambda: expected a symmetric (d, d) matrix, got shape {Lambda.shape}")
+    if np.linalg.eigvalsh(Lambda).min() <= 0:
+        raise ValueError("Lambda: must be positive definite")
+    return 0.5 * (Lambda + Lambda.T)
+
+
+def random_covariance(d: int, kappa: float, rng: np.random.Generator) -> np.ndarray:
+    """A non-isotropic ``Lambda = R diag(geomspace(1, 1/kappa, d)) R^T`` (d, d), ``R`` Haar-random
+    orthogonal: condition number ``kappa``, largest eigenvalue 1."""
+    d = check_int(d, "d")
+    kappa = check_real(kappa, "kappa", low=1.0)
+    R, r = np.linalg.qr(rng.standard_normal((d, d)))
+    R = R * np.sign(np.diag(r))
+    Lambda = (R * np.geomspace(1.0, 1.0 / kappa, d)) @ R.T
+    return 0.5 * (Lambda + Lambda.T)
+
+
+def gamma_matrix(Lambda: Any, N: int) -> np.ndarray:
+    """(R4) [ZFB]'s ``Gamma = (1 + 1/N) Lambda + (tr(Lambda) / N) I_d`` (d, d)."""
+    Lambda = _check_lambda(Lambda)
+    N = check_int(N, "N")
+    return (1.0 + 1.0 / N) * Lambda + np.trace(Lambda) / N * np.eye(Lambda.shape[0])
+
+
+def second_moment(Lambda: Any, N: int) -> np.ndarray:
+    """(R4) ``E[S^2] = Lambda Gamma`` for ``S = (1/N) sum_i x_i x_i^T``, ``x_i ~ N(0, Lambda)`` (d, d)."""
+    return _check_lambda(Lambda) @ gamma_matrix(Lambda, N)
+
+
+def population_loss(M: Any, Lambda: Any, N: int) -> float:
+    """(R4) ``(1/2)[tr(M^T Lambda M E[S^2]) - 2 tr(Lambda M Lambda) + tr Lambda]`` for ``M`` (d, d)."""
+    Lambda = _check_lambda(Lambda)
+    M = as_float_array(M, "M", ndim=2)
+    K = second_moment(Lambda, N)
+    return 0.5 * float(np.trace(M.T @ Lambda @ M @ K) - 2 * np.trace(Lambda @ M @ Lambda) + np.trace(Lambda))
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionSample:
+    """F sampled (R1) prompts: ``X`` (F, N, d), ``y`` (F, N), ``x_query`` (F, d), ``y_query`` (F,)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    x_query: np.ndarray
+    y_query: np.ndarray
+    antithetic: bool
+
+    def prompts(self) -> np.ndarray:
+        """(R1) prompts ``E`` (F, d+1, N+1)."""
+        return reg.regression_prompt(self.X, self.y, self.x_query)
+
+
+def sample_prompts(
+    F: int, N: int, Lambda: Any, rng: np.random.Generator, antithetic: bool = True
+) -> RegressionSample:
+    """F prompts of (R4)'s law: ``x_i, x_q ~ N(0, Lambda)``, ``w ~ N(0, I_d)``, ``y = w^T x``.
+
+    ``antithetic``: prompts come in pairs with the same ``x``'s and ``w``, ``-w`` (F must be even);
+    the sample then keeps the symmetry ``w -> -w`` that makes the cross blocks' gradient vanish at
+    zero, so the cross blocks stay exactly zero on the sampled objective as they do in population."""
+    F, N = check_int(F, "F"), check_int(N, "N")
+    Lambda = _check_lambda(Lambda)
+    d = Lambda.shape[0]
+    if antithetic and F % 2:
+        raise ValueError(f"F: must be even with antithetic=True, got {F}")
+    n_draw = F // 2 if antithetic else F
+    Lc = np.linalg.cholesky(Lambda)
+    X = rng.standard_normal((n_draw, N + 1, d)) @ Lc.T
+    w = rng.standard_normal((n_draw, d))
+    if antithetic:
+        X = np.concatenate([X, X])
+        w = np.concatenate([w, -w])
+    y = (X @ w[:, :, None])[:, :, 0]
+    return RegressionSample(X[:, :N], y[:, :N], X[:, N], y[:, N], antithetic)
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionObjective:
+    """The quadratic ``L(M) = (1/2)(m^T C m - 2 b^T m + c0)`` of (R4) on ``theta = [u; vec(U)]``,
+    ``M = u U^T``: ``C`` (d^2, d^2), ``b`` (d^2,), ``c0``; ``M_star`` (d, d) its minimiser and
+    ``loss_star`` its minimum; ``kind`` is ``"population"`` or ``"sampled"`` (with ``F`` prompts).
+
+    Its methods are the operations of :func:`dynamics.gradient_flow`'s problem hook."""
+
+    d: int
+    N: int
+    C: np.ndarray
+    b: np.ndarray
+    c0: float
+    M_star: np.ndarray
+    loss_star: float
+    kind: str
+    F: int | None = None
+
+    # --- operations used by dynamics.gradient_flow -------------------------------------------
+    def shapes(self) -> Shapes:
+        """Size ``1 + d^2`` of ``theta`` (as ``Shapes(1, 1, d^2)``: ``size = 1 + d^2``)."""
+        return Shapes(1, 1, self.d * self.d)
+
+    def loss_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Excess loss ``L - L* = (1/2)(m - m*)^T C (m - m*)`` and its gradient in ``theta``:
+        ``[<G, U^T>; vec(u G^T)]`` with ``G = mat(C (m - m*))`` the gradient in ``M``."""
+        u, U = unpack_theta(theta, self.d)
+        dm = (u * U.T - self.M_star).ravel()
+        g = self.C @ dm
+        G = g.reshape(self.d, self.d)
+        return 0.5 * float(dm @ g), np.concatenate([[np.sum(U.T * G)], (u * G.T).ravel()])
+
+    def hessian(self, theta: np.ndarray) -> np.ndarray:
+        """Closed-form Hessian ``J^T C J + [[0, vec(G^T)^T], [vec(G^T), 0]]`` (1+d^2, 1+d^2), ``J``
+        the Jacobian of ``m = vec(u U^T)``: column 0 ``vec(U^T)``, columns of ``U`` ``u T``
+        (``T vec(U) = vec(U^T)``)."""
+        d = self.d
+        u, U = unpack_theta(theta, d)
+        J = np.empty((d * d, 1 + d * d))
+        J[:, 0] = U.T.ravel()
+        J[:, 1:] = u * _transpose_permutation(d)
+        G = (self.C @ (u * U.T - self.M_star).ravel()).reshape(d, d)
+        H = J.T @ self.C @ J
+        H[0, 1:] += G.T.ravel()
+        H[1:, 0] += G.T.ravel()
+        return 0.5 * (H + H.T)  # exactly symmetric (J^T C J is only to round-off)
+
+    def conserved(self, theta: np.ndarray) -> float:
+        """``u^2 - ||U||_F^2``, conserved by the flow (the scaling symmetry, as (M3))."""
+        u, U = unpack_theta(theta, self.d)
+        return float(u * u - np.sum(U * U))
+
+    def invisible_directions(self) -> np.ndarray:
+        """(d^2, 0): ``C`` is nonsingular (checked when the objective is built), nothing is invisible."""
+        return np.zeros((self.d * self.d, 0))
+
+    def distance_to_manifold(self, theta: np.ndarray, U_inv: np.ndarray | None = None) -> tuple[float, float]:
+        """``(dist, c)``: distance from ``theta`` to the optimal curve ``{(1/c, c M*^T)}`` and the
+        minimising ``c`` (a root of ``||M*||^2 c^4 - <U, M*^T> c^3 + u c - 1``); ``U_inv`` unused."""
+        u, U = unpack_theta(theta, self.d)
+        B0 = self.M_star.T
+        b2, b1 = float(np.sum(B0 * B0)), float(np.sum(U * B0))
+        best = (float("inf"), float("nan"))
+        for r in np.roots([b2, -b1, 0.0, u, -1.0]):
+            if abs(r.imag) > 1e-9 * max(1.0, abs(r)) or r.real == 0:
+                continue
+            c = r.real
+            for _ in range(3):  # Newton refinement of the quartic's root
+                f, df = b2 * c**4 - b1 * c**3 + u * c - 1.0, 4 * b2 * c**3 - 3 * b1 * c**2 + u
+                if df != 0:
+                    c -= f / df
+            d2 = (u - 1.0 / c) ** 2 + float(np.sum((U - c * B0) ** 2))
+            if d2 < best[0]:
+                best = (d2, float(c))
+        return float(np.sqrt(max(best[0], 0.0))), best[1]
+
+    # --- the objective itself ------------------------------------------------------------
+    def loss(self, theta: np.ndarray) -> float:
+        """``L(theta) = (1/2)(m^T C m - 2 b^T m + c0)``, the full (not excess) loss."""
+        return self.loss_of_matrix(effective_matrix(theta, self.d))
+
+    def loss_of_matrix(self, M: np.ndarray) -> float:
+        """``L(M)`` for ``M`` (d, d)."""
+        m = np.asarray(M, dtype=np.float64).ravel()
+        return 0.5 * float(m @ self.C @ m - 2 * self.b @ m + self.c0)
+
+    def lambda_min_C(self) -> float:
+        """Smallest eigenvalue of ``C`` (the strong convexity of ``L`` in ``M``)."""
+        return float(np.linalg.eigvalsh(self.C).min())
+
+
+def _transpose_permutation(d: int) -> np.ndarray:
+    T = np.zeros((d * d, d * d))
+    for a in range(d):
+        for b in range(d):
+            T[b * d + a, a * d + b] = 1.0
+    return T
+
+
+def _objective(d: int, N: int, C: np.ndarray, b: np.ndarray, c0: float, kind: str, F=None):
+    C = 0.5 * (C + C.T)
+    lam = np.linalg.eigvalsh(C)
+    if lam.min() <= SINGULAR_RTOL * lam.max():
+        raise ValueError(
+            f"C: singular (lambda_min/lambda_max = {lam.min() / lam.max():.2e}); "
+            f"use more prompts (F = {F}, need F >= d^2 = {d * d} and generic data)"
+        )
+    m_star = np.linalg.solve(C, b)
+    loss_star = 0.5 * float(c0 - b @ m_star)
+    return RegressionObjective(d, N, C, b, float(c0), m_star.reshape(d, d), loss_star, kind, F)
+
+
+def population_objective(Lambda: Any, N: int) -> RegressionObjective:
+    """(R4) exact population objective: ``C = Lambda (x) Lambda Gamma``, ``b = vec(Lambda^2)``,
+    ``c0 = tr Lambda``; its ``M_star`` is ``Gamma^{-1}`` up to the solve's round-off."""
+    Lambda = _check_lambda(Lambda)
+    N = check_int(N, "N")
+    C = np.kron(Lambda, second_moment(Lambda, N))
+    return _objective(Lambda.shape[0], N, C, (Lambda @ Lambda).ravel(), float(np.trace(Lambda)), "population")
+
+
+def sampled_objective(sample: RegressionSample) -> RegressionObjective:
+    """The empirical objective ``(1/2F) sum_f (x_{q,f}^T M h_f - y_{q,f})^2`` from the sufficient
+    statistics ``C = mean k k^T``, ``b = mean y_q k``, ``c0 = mean y_q^2``, ``k_f = vec(x_{q,f} h_f^T)``."""
+    F, N, d = sample.X.shape
+    _, h, _ = reg.statistics(sample.X, sample.y)
+    K = (sample.x_query[:, :, None] * h[:, None, :]).reshape(F, d * d)
+    yq = sample.y_query
+    return _objective(d, N, K.T @ K / F, K.T @ yq / F, float(yq @ yq / F), "sampled", F)
+
+
+def pack_theta(u: float, U: Any) -> np.ndarray:
+    """``theta = [u; vec(U)]`` (1 + d^2,)."""
+    return np.concatenate([[float(u)], np.asarray(U, dtype=np.float64).ravel()])
+
+
+def unpack_theta(theta: Any, d: int) -> tuple[float, np.ndarray]:
+    """``(u, U)`` from ``theta`` (1 + d^2,); ValueError on a wrong length or non-finite entries."""
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.shape != (1 + d * d,) or not np.isfinite(theta).all():
+        raise ValueError(f"theta: expected {1 + d * d} finite entries, got shape {theta.shape}")
+    return float(theta[0]), theta[1:].reshape(d, d)
+
+
+def effective_matrix(theta: Any, d: int) -> np.ndarray:
+    """(R4)/(R5) ``M = u U^T`` (d, d): ``yhat = x_q^T M h`` for one layer with zero cross blocks."""
+    u, U = unpack_theta(theta, d)
+    return u * U.T
+
+
+def to_full(theta: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full (W2) parameters ``(P, Q)`` (d+1, d+1): ``P[d, d] = u``, ``Q[:d, :d] = U``, zero elsewhere."""
+    u, U = unpack_theta(theta, d)
+    P = np.zeros((d + 1, d + 1))
+    Q = np.zeros((d + 1, d + 1))
+    P[d, d] = u
+    Q[:d, :d] = U
+    return P, Q
+
+
+def from_full(P: Any, Q: Any) -> np.ndarray:
+    """``theta = [P[d, d]; vec(Q[:d, :d])]``; ValueError unless the cross blocks ``P[d, :d]`` and
+    ``Q[d, :d]`` are zero (the other entries do not enter one layer's prediction)."""
+    P, Q = as_float_array(P, "P", ndim=2), as_float_array(Q, "Q", ndim=2)
+    d = P.shape[0] - 1
+    if P.shape != Q.shape or P.shape != (d + 1, d + 1) or d < 1:
+        raise ValueError(f"P, Q: expected two (d+1, d+1) matrices, got {P.shape} and {Q.shape}")
+    if np.abs(P[d, :d]).max() > 0 or np.abs(Q[d, :d]).max() > 0:
+        raise ValueError("P, Q: the cross blocks P[d, :d] and Q[d, :d] must be zero for theta = [u; vec(U)]")
+    return pack_theta(P[d, d], Q[:d, :d])
+
+
+def zfb_init(d: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """[ZFB]'s initialisation: ``P = sigma e_{d+1} e_{d+1}^T``, ``Q[:d, :d] = sigma Theta Theta^T`` with
+    ``||Theta Theta^T||_F = 1`` (``Theta`` (d, d) standard normal), cross blocks zero; returns theta.
+    It is balanced: ``u^2 - ||U||_F^2 = 0``."""
+    d = check_int(d, "d")
+    sigma = check_real(sigma, "sigma", low=0.0, low_open=True)
+    Theta = rng.standard_normal((d, d))
+    TT = Theta @ Theta.T
+    return pack_theta(sigma, sigma * TT / np.linalg.norm(TT))
+
+
+def predict_limit(obj: RegressionObjective, theta0: Any) -> np.ndarray:
+    """The point of the optimal curve the flow reaches from ``theta0``, predicted by the conserved
+    ``q = u^2 - ||U||^2``: ``u_inf^2 = (q + sqrt(q^2 + 4 ||M*||_F^2)) / 2`` with the sign of ``u_0``,
+    ``U_inf = M*^T / u_inf`` (assumes ``u`` does not change sign along the flow)."""
+    u0, _ = unpack_theta(theta0, obj.d)
+    q = obj.conserved(np.asarray(theta0, dtype=np.float64))
+    m2 = float(np.sum(obj.M_star**2))
+    u = np.sign(u0 if u0 != 0 else 1.0) * np.sqrt(0.5 * (q + np.sqrt(q * q + 4 * m2)))
+    return pack_theta(u, obj.M_star.T / u)
+
+
+@dataclass(frozen=True)
+class RegressionRichness:
+    """(M5) at a point of the optimal curve: Hessian ``ker_dim`` against the tangent (the scaling
+    direction ``(-u, U)``, dimension 1), ``subspace_gap = ||P_ker - P_tangent||_2`` (``morse_bott`` when
+    the dimensions agree and the gap is below the round-off bound of :func:`dynamics.richness`),
+    ``lambda_min_plus``, ``lambda_max`` and ``kernel_max`` (largest ``|eigenvalue|`` counted as kernel)."""
+
+    ker_dim: int
+    tangent_dim: int
+    subspace_gap: float
+    morse_bott: bool
+    lambda_min_plus: float
+    lambda_max: float
+    kernel_max: float
+    eigenvalues: np.ndarray
+
+
+def richness(obj: RegressionObjective, theta: Any, rtol: float = KERNEL_RTOL) -> RegressionRichness:
+    """Hessian spectrum of ``obj`` at ``theta`` with kernel threshold ``rtol * lambda_max`` (as
+    :func:`dynamics.hessian_spectrum`) compared with the tangent of the optimal curve."""
+    theta = np.asarray(theta, dtype=np.float64)
+    u, U = unpack_theta(theta, obj.d)
+    lam, vec = np.linalg.eigh(obj.hessian(theta))
+    lam_max = float(np.abs(lam).max())
+    ker = np.abs(lam) <= rtol * lam_max
+    t = pack_theta(-u, U)
+    t = t / np.linalg.norm(t)
+    K = vec[:, ker]
+    gap = float(np.linalg.norm(K @ K.T - np.outer(t, t), 2)) if K.shape[1] == 1 else float("inf")
+    pos = lam[~ker & (lam > 0)]
+    lam_min_plus = float(pos.min()) if pos.size else float("nan")
+    # the Davis-Kahan round-off bound of dynamics.richness: how far round-off can turn a kernel
+    gap_tol = max(1e-8, 10 * np.sqrt(theta.size) * np.finfo(np.float64).eps * lam_max / lam_min_plus)
+    return RegressionRichness(
+        ker_dim=int(ker.sum()),
+        tangent_dim=1,
+        subspace_gap=gap,
+        morse_bott=bool(ker.sum() == 1 and gap < gap_tol),
+        lambda_min_plus=lam_min_plus,
+        lambda_max=lam_max,
+        kernel_max=float(np.abs(lam[ker]).max()) if ker.any() else 0.0,
+        eigenvalues=lam,
+    )
+
+
+def full_loss_torch(P, Q, E, y_query):
+    """``(1/2F) sum_f (masked_lsa(E_f, P, Q)[-1, -1] - y_{q,f})^2`` through the raw (W2) block in
+    torch; ``P``, ``Q`` (d+1, d+1), ``E`` (F, d+1, N+1), ``y_query`` (F,). Differentiable in P, Q."""
+    import lsa_theory as lt
+
+    out = lt.masked_lsa(E, P, Q)[..., -1, -1]
+    return 0.5 * ((out - y_query) ** 2).mean()

@@ -1,0 +1,334 @@
+r"""``lsa-theory regression``: [ZFB]'s global optimum of gradient flow (R4)/(R5), measured.
+
+For each population configuration ``(d, N, kappa)`` (a Haar-rotated ``Lambda`` with condition number
+``kappa``, :func:`dynamics.regression.random_covariance`) the flow on the exact population objective
+of (R4) starts at [ZFB]'s initialisation (:func:`dynamics.regression.zfb_init`) and runs to the
+gradient floor; the limit's ``M = u U^T`` is compared with ``Gamma^{-1}`` (relative Frobenius), its
+loss with (R4)'s minimum, its rate with ``lambda_min^+`` of the Hessian at the point that the
+conserved ``u^2 - ||U||^2`` predicts (computed before integrating, as (M6) asks), and the Hessian
+kernel with the scaling direction (M5). On ``F`` sampled prompts (antithetic pairs, from sufficient
+statistics) the flow's limit is compared with ``Gamma^{-1}`` over ``reps`` samples per F; ``slope``
+is the least-squares slope of ``log RMS error`` against ``log F`` (expected -1/2). The trained
+L-layer stacks come from :mod:`experiments.regression_stack`.
+
+Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
+errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
+``regression.png`` from them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import dynamics as dy
+from dynamics import regression as rg
+
+from .io import atomic_savez, atomic_write_json, read_json, to_jsonable, versions
+
+__all__ = [
+    "RegressionConfig",
+    "CRITERIA",
+    "run_regression",
+    "population_run",
+    "sampled_runs",
+    "plot_regression",
+]
+
+#: Acceptance criteria (issue 11; (M3), (M5), (M6) as for ``converge``).
+CRITERIA = {
+    "rel_err": 1e-8,  # population: ||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F
+    "loss_gap": 1e-12,  # population: (L(M_flow) - L*) / L*
+    "slope": 0.15,  # |slope + 1/2|
+    "rate_ratio": 0.01,  # |rate_fit / lambda_min^+(predicted point) - 1|
+    "conserved_drift": 1e-8,  # |q(t) - q(0)| / max(1, |q(0)|), q = u^2 - ||U||^2
+    "c_rel": 1e-6,  # |c_final / c_pred - 1|
+}
+
+
+@dataclass(frozen=True)
+class RegressionConfig:
+    """Sizes, seeds and solver settings; ``quick()`` is ``--quick``. ``d, N, kappa``: the primary
+    configuration (top level of the JSON document); ``population``: every ``(d, N, kappa)`` run on
+    the population objective (the primary one included); ``F``, ``reps``: the sampled sweep on the
+    primary configuration; ``layers``, ``train_steps``, ``train_batch``, ``train_lr``: the trained
+    stacks."""
+
+    d: int = 3
+    N: int = 20
+    kappa: float = 10.0
+    population: tuple[tuple[int, int, float], ...] = tuple(
+        (d, N, k) for d in (3, 5) for N in (5, 20, 100) for k in (10.0, 100.0)
+    )
+    sigma: float = 0.1
+    F: tuple[int, ...] = (250, 1000, 4000, 16000, 64000)
+    reps: int = 12
+    layers: tuple[int, ...] = (2, 3)
+    train_steps: int = 3000
+    train_batch: int = 1000
+    train_lr: float = 3e-3
+    test_prompts: int = 40000
+    seed: int = 0
+    t_max: float = 1e10
+    method: str = "LSODA"
+    rtol: float = 1e-12
+    atol: float = 1e-18
+    grad_floor: float = 1e-16
+    window: tuple[float, float] = field(default=(1e-22, 1e-12))
+    sampled_tol: tuple[float, float, float] = (1e-10, 1e-14, 1e-12)
+
+    def __post_init__(self) -> None:
+        if (self.d, self.N, self.kappa) not in self.population:
+            raise ValueError("population: must contain the primary configuration (d, N, kappa)")
+        if any(F < 2 * self.d * self.d or F % 2 for F in self.F):
+            raise ValueError(f"F: every F must be even and >= 2 d^2 = {2 * self.d**2}, got {self.F}")
+        if self.reps < 2:
+            raise ValueError(f"reps: need at least 2, got {self.reps}")
+
+    @classmethod
+    def quick(cls) -> RegressionConfig:
+        return cls(
+            population=((3, 5, 10.0), (3, 20, 10.0)),
+            F=(250, 1000, 4000, 16000),
+            reps=4,
+            train_steps=500,
+            train_batch=500,
+            test_prompts=20000,
+        )
+
+
+def _lambda(cfg: RegressionConfig, d: int, N: int, kappa: float) -> np.ndarray:
+    return rg.random_covariance(d, kappa, np.random.default_rng([cfg.seed, d, N, int(kappa)]))
+
+
+def grad_scale(obj: rg.RegressionObjective) -> float:
+    """``max(1, ||C||_2 ||M*||_F^{3/2})``: the size of the gradient's terms near the optimum (``u`` there
+    is ``||M*||^{1/2}``), so that round-off leaves ``||grad||`` at about eps times this. The gradient
+    floor is relative to it: an absolute 1e-16 lay below round-off at ``||M*|| = 48`` (d = 3,
+    N = 100, kappa = 100, where ``||grad||`` stalled at 8.7e-15)."""
+    return max(1.0, float(np.linalg.norm(obj.C, 2) * np.linalg.norm(obj.M_star) ** 1.5))
+
+
+def _flow(cfg: RegressionConfig, obj: rg.RegressionObjective, theta0: np.ndarray, sampled=False):
+    rtol, atol, floor = cfg.sampled_tol if sampled else (cfg.rtol, cfg.atol, cfg.grad_floor)
+    return dy.gradient_flow(
+        obj, theta0, cfg.t_max, method=cfg.method, rtol=rtol, atol=atol, grad_floor=floor * grad_scale(obj)
+    )
+
+
+def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple[dict, dict]:
+    """One flow on the exact (R4) objective from [ZFB]'s initialisation: ``(row, arrays)``."""
+    t0 = time.perf_counter()
+    Lambda = _lambda(cfg, d, N, kappa)
+    obj = rg.population_objective(Lambda, N)
+    Gamma_inv = np.linalg.inv(rg.gamma_matrix(Lambda, N))
+    theta0 = rg.zfb_init(d, cfg.sigma, np.random.default_rng([cfg.seed, d, N, int(kappa), 1]))
+    pred = rg.predict_limit(obj, theta0)  # before integrating: (M3) then (M6)'s prediction point
+    rich_pred = rg.richness(obj, pred)
+    flow = _flow(cfg, obj, theta0)
+    M_flow = rg.effective_matrix(flow.theta_final, d)
+    rich = rg.richness(obj, flow.theta_final)
+    mu, n_pts = dy.fit_rate(flow.t, flow.loss, cfg.window)
+    loss_star = 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ Gamma_inv))
+    loss_final = rg.population_loss(M_flow, Lambda, N)
+    excess = np.maximum(flow.loss, 1e-300)
+    pl = flow.grad_norm**2 / (2 * excess) / rich_pred.lambda_min_plus
+    row = {
+        "d": d,
+        "N": N,
+        "kappa": kappa,
+        "Lambda": Lambda,
+        "M_flow": M_flow,
+        "M_star": Gamma_inv,
+        "rel_err": float(np.linalg.norm(M_flow - Gamma_inv) / np.linalg.norm(Gamma_inv)),
+        "loss_final": loss_final,
+        "loss_star": loss_star,
+        "loss_gap": (loss_final - loss_star) / loss_star,
+        "excess_final": float(flow.loss[-1]),
+        "rate_fit": mu,
+        "rate_pred": rich_pred.lambda_min_plus,
+        "rate_ratio": mu / rich_pred.lambda_min_plus,
+        "rate_points": n_pts,
+        "pl_min": float(pl[flow.loss > cfg.window[0]].min()),
+        "lambda_max": rich.lambda_max,
+        "ker_dim": rich.ker_dim,
+        "tangent_dim": rich.tangent_dim,
+        "subspace_gap": rich.subspace_gap,
+        "morse_bott": rich.morse_bott,
+        "conserved_drift": flow.conserved_drift,
+        "c_pred": 1.0 / float(pred[0]),
+        "c_final": flow.c_final,
+        "dist_final": float(flow.dist[-1]),
+        "converged": flow.converged,
+        "message": flow.message,
+        "t_final": float(flow.t[-1]),
+        "steps": flow.stats["steps"],
+        "grad_floor": flow.grad_floor,
+        "wall_time": time.perf_counter() - t0,
+    }
+    row["passed"] = population_passed(row)
+    return row, {"t": flow.t, "excess": flow.loss, "grad_norm": flow.grad_norm, "eig": rich.eigenvalues}
+
+
+def population_passed(row: dict) -> bool:
+    """A population run passes when it converged and meets every entry of :data:`CRITERIA`."""
+    return bool(
+        row["converged"]
+        and row["rel_err"] <= CRITERIA["rel_err"]
+        and abs(row["loss_gap"]) <= CRITERIA["loss_gap"]
+        and abs(row["rate_ratio"] - 1.0) <= CRITERIA["rate_ratio"]
+        and row["conserved_drift"] <= CRITERIA["conserved_drift"]
+        and abs(row["c_final"] / row["c_pred"] - 1.0) <= CRITERIA["c_rel"]
+        and row["morse_bott"]
+    )
+
+
+def sampled_runs(cfg: RegressionConfig) -> tuple[list[dict], float, np.ndarray]:
+    """Flows on ``reps`` sampled objectives per ``F`` (primary configuration, [ZFB]'s start):
+    ``(rows, slope, errors (len(F), reps))``; each row has ``F``, ``rel_err`` (RMS over reps of
+    ``||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F``), its spread, and the flow's distance to the
+    sample's own minimiser."""
+    Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
+    Gamma_inv = np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N))
+    errs = np.empty((len(cfg.F), cfg.reps))
+    rows = []
+    for i, F in enumerate(cfg.F):
+        to_own, converged = [], True
+        for r in range(cfg.reps):
+            rng = np.random.default_rng([cfg.seed, 2, F, r])
+            obj = rg.sampled_objective(rg.sample_prompts(F, cfg.N, Lambda, rng))
+            flow = _flow(cfg, obj, rg.zfb_init(cfg.d, cfg.sigma, rng), sampled=True)
+            M = rg.effective_matrix(flow.theta_final, cfg.d)
+            errs[i, r] = np.linalg.norm(M - Gamma_inv) / np.linalg.norm(Gamma_inv)
+            to_own.append(np.linalg.norm(M - obj.M_star) / np.linalg.norm(obj.M_star))
+            converged &= flow.converged
+        rows.append(
+            {
+                "F": F,
+                "rel_err": float(np.sqrt(np.mean(errs[i] ** 2))),
+                "rel_err_min": float(errs[i].min()),
+                "rel_err_max": float(errs[i].max()),
+                "reps": cfg.reps,
+                "to_sample_minimiser": float(max(to_own)),
+                "converged": bool(converged),
+            }
+        )
+    slope = float(np.polyfit(np.log([r["F"] for r in rows]), np.log([r["rel_err"] for r in rows]), 1)[0])
+    return rows, slope, errs
+
+
+def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict:
+    """Every population flow, the sampled sweep and the trained stacks of ``cfg``; with ``out``,
+    ``regression.json`` and ``regression.npz`` are written there. Returns the JSON document."""
+    from .regression_stack import train_stacks
+
+    t0 = time.perf_counter()
+    runs, arrays = [], {}
+    for d, N, kappa in cfg.population:
+        row, arr = population_run(cfg, d, N, kappa)
+        runs.append(row)
+        arrays.update({f"pop/{d}/{N}/{kappa:g}/{k}": v for k, v in arr.items()})
+    primary = next(r for r in runs if (r["d"], r["N"], r["kappa"]) == (cfg.d, cfg.N, cfg.kappa))
+    sampled, slope, errs = sampled_runs(cfg)
+    arrays["sampled/F"] = np.array(cfg.F)
+    arrays["sampled/errors"] = errs
+    trained, trained_arrays = train_stacks(cfg, primary["Lambda"])
+    arrays.update(trained_arrays)
+    checks = {
+        "population_rel_err": all(r["rel_err"] <= CRITERIA["rel_err"] for r in runs),
+        "population_all": all(r["passed"] for r in runs),
+        "slope": abs(slope + 0.5) <= CRITERIA["slope"],
+        "sampled_converged": all(r["converged"] for r in sampled),
+    }
+    pop_keys = ("M_flow", "M_star", "rel_err", "loss_final", "loss_star")
+    doc = {
+        "d": cfg.d,
+        "N": cfg.N,
+        "kappa": cfg.kappa,
+        "Lambda": primary["Lambda"],
+        "population": {k: primary[k] for k in pop_keys}
+        | {k: v for k, v in primary.items() if k not in pop_keys},
+        "sampled": sampled,
+        "slope": slope,
+        "configs": runs,
+        "trained": trained,
+        "criteria": CRITERIA,
+        "checks": checks,
+        "passed": all(checks.values()),
+        "config": to_jsonable(asdict(cfg)),
+        "versions": versions(),
+        "wall_time": time.perf_counter() - t0,
+    }
+    if out is not None:
+        out = Path(out)
+        atomic_savez(out / "regression.npz", **arrays)
+        atomic_write_json(out / "regression.json", doc)
+    return to_jsonable(doc)
+
+
+def plot_regression(out: str | Path) -> Path:
+    """``regression.png`` from saved results: the flow's limit ``M`` against ``Gamma^{-1}`` entry by
+    entry (every population configuration), the sampled error against F with the fitted slope and
+    a -1/2 reference, and the excess loss along the primary flow with the predicted slope."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    doc = read_json(out / "regression.json")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    ax = axes[0]
+    for r in doc["configs"]:
+        ax.plot(
+            np.ravel(r["M_star"]),
+            np.ravel(r["M_flow"]),
+            ".",
+            ms=4,
+            label=f"d={r['d']} N={r['N']} kappa={r['kappa']:g}",
+        )
+    lim = ax.get_xlim()
+    ax.plot(lim, lim, "k-", lw=0.6)
+    worst = max(r["rel_err"] for r in doc["configs"])
+    ax.set_xlabel("entries of Gamma^{-1}")
+    ax.set_ylabel("entries of M = u U^T at the flow's limit")
+    ax.set_title(f"population (R5): max rel. error {worst:.1e}")
+    ax.legend(fontsize=6, ncol=2)
+    ax = axes[1]
+    F = np.array([r["F"] for r in doc["sampled"]], dtype=float)
+    e = np.array([r["rel_err"] for r in doc["sampled"]])
+    with np.load(out / "regression.npz") as z:
+        errs = z["sampled/errors"]
+        key = f"pop/{doc['d']}/{doc['N']}/{doc['kappa']:g}"
+        t, excess = z[f"{key}/t"], z[f"{key}/excess"]
+    for j in range(errs.shape[1]):
+        ax.loglog(F, errs[:, j], ".", color="0.6", ms=3)
+    ax.loglog(F, e, "o-", label=f"RMS over reps, slope {doc['slope']:.3f}")
+    ax.loglog(F, e[0] * (F / F[0]) ** -0.5, "k--", lw=0.8, label="slope -1/2")
+    ax.set_xlabel("F (sampled prompts)")
+    ax.set_ylabel("||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F")
+    ax.set_title(f"sampled prompts, d={doc['d']}, N={doc['N']}, kappa={doc['kappa']:g}")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    pop = doc["population"]
+    ax.semilogy(t[1:], excess[1:], lw=1, label="L - L* along the flow")
+    lo, hi = doc["config"]["window"]
+    sel = (excess > lo) & (excess < hi)
+    if sel.any():
+        t0, l0 = t[sel][0], excess[sel][0]
+        tt = np.array([t0, t[sel][-1]])
+        ax.semilogy(
+            tt, l0 * np.exp(-2 * pop["rate_pred"] * (tt - t0)), "k--", lw=0.8, label="-2 lambda_min^+"
+        )
+    ax.axhspan(lo, hi, color="0.9", zorder=0)
+    ax.set_xlabel("t")
+    ax.set_title(f"primary flow: rate / lambda_min^+ = {pop['rate_ratio']:.4f}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "regression.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
