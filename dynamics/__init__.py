@@ -4,6 +4,7 @@ Curated public API; everything works on the effective parameters ``theta = [vec(
 of (M2) and the sufficient statistics of (L2), in float64.
 """
 
+from .certify import KernelCertificate, certify_kernel
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
 from .flow import RATE_WINDOW, FlowResult, adam, fit_rate, gradient_descent, gradient_flow
 from .manifold import (
@@ -17,7 +18,9 @@ from .manifold import (
     hessian_spectrum,
     invisible_directions,
     lambda_max,
+    parameter_blind_spots,
     predict_scale,
+    rank_bound_warning,
     richness,
     tangent_space,
 )
@@ -45,12 +48,14 @@ __all__ = [
     "NULL_RTOL",
     "RATE_WINDOW",
     "FlowResult",
+    "KernelCertificate",
     "Richness",
     "Shapes",
     "Spectrum",
     "TeacherDataset",
     "TeacherSpec",
     "adam",
+    "certify_kernel",
     "conserved",
     "construction",
     "distance_to_manifold",
@@ -69,7 +74,9 @@ __all__ = [
     "loss",
     "loss_and_grad",
     "pack",
+    "parameter_blind_spots",
     "predict_scale",
+    "rank_bound_warning",
     "relative_error",
     "richness",
     "shapes",

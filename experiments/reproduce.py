@@ -51,7 +51,11 @@ def _converge(algo: str) -> Callable[[Path, bool], dict]:
         runs = run_converge(cfg, out)["runs"]
         plot_converge(out)
         ratios = [r["rate_ratio"] for r in runs]
+        prior = [r["rate_ratio_a_priori"] for r in runs]
         return {
+            "rate_ratio_a_priori_min": min(prior),
+            "rate_ratio_a_priori_max": max(prior),
+            "pl_min_ratio": min(r["pl_min_ratio"] for r in runs),
             "runs": len(runs),
             "passed": sum(converge_passed(r) for r in runs),
             "rate_ratio_min": min(ratios),
@@ -71,7 +75,8 @@ def _diversity(out: Path, quick: bool) -> dict:
     m5 = [r for r in rows if r["table"] == "M5"]
     return {
         "m5_kernels": [r["ker_dim"] for r in m5],
-        "all_morse_bott": all(r["ker_dim"] == r["tangent_dim"] for r in rows),
+        "all_morse_bott": all(r["ker_dim"] == r["tangent_dim"] for r in rows if not r["rank_limited"]),
+        "all_certified": all(r["kernel_certified"] for r in rows),
         "heldout_err": {
             f"k={r['k']},{r['features']},shared={r['shared_features']},{r['reward']}": r["heldout_err"]
             for r in m5
