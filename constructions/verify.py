@@ -217,7 +217,13 @@ def run_claims(rng: np.random.Generator, quick: bool = False) -> list[Row]:
         # a finite computation: exact for these sizes, not a proof for every size
         sizes = ", ".join(f"{key} = {val}" for key, val in proof.sizes.items())
         rows.append(
-            Row(proof.claim, f"sympy at {sizes} (these sizes only): {what}", float(proof.nonzero), 0.0, proof.holds)
+            Row(
+                proof.claim,
+                f"sympy at {sizes} (these sizes only): {what}",
+                float(proof.nonzero),
+                0.0,
+                proof.holds,
+            )
         )
     return rows
 

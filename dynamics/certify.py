@@ -236,12 +236,16 @@ def _tangent_mod(sh, A: np.ndarray, B: np.ndarray, U: list, W: list, p: int) -> 
     return np.stack(vecs, axis=1)
 
 
-def certify_kernel(dataset: TeacherDataset, c: float = 1.0, primes: tuple[int, ...] = PRIMES) -> KernelCertificate:
+def certify_kernel(
+    dataset: TeacherDataset, c: float = 1.0, primes: tuple[int, ...] = PRIMES
+) -> KernelCertificate:
     """Certified kernel dimension of the Hessian of (M1) at ``theta* = construction(dataset, c)``
     on the exact rational sample (module docstring); needs ``dataset.X`` (``keep_prompts=True``).
     Tries ``primes`` in turn until the bounds meet."""
     if dataset.X is None:
-        raise ValueError("dataset: certify_kernel needs the context columns (teacher_dataset(keep_prompts=True))")
+        raise ValueError(
+            "dataset: certify_kernel needs the context columns (teacher_dataset(keep_prompts=True))"
+        )
     if not primes or any(not isinstance(q, int) or q < 3 or q >= 2**26 for q in primes):
         raise ValueError(f"primes: expected odd primes below 2^26, got {primes}")
     t0 = time.perf_counter()

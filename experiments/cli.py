@@ -125,7 +125,7 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     from .converge import ConvergeConfig, plot_converge, run_converge
     from .io import to_jsonable
 
-    cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig(algo=args.algo)
+    cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig.full(args.algo)
     out = args.out
     doc = run_converge(cfg, out)
     for run in doc["runs"]:
@@ -135,7 +135,11 @@ def _cmd_converge(args: argparse.Namespace) -> int:
         plot_converge(out)
     if args.json:
         extra = {k: doc[k] for k in ("unrealisable", "radius_sweep", "radius_max_reached")}
-        print(json.dumps(to_jsonable({"runs": doc["runs"], **extra, "config": doc["config"], "passed": ok}), indent=2))
+        print(
+            json.dumps(
+                to_jsonable({"runs": doc["runs"], **extra, "config": doc["config"], "passed": ok}), indent=2
+            )
+        )
     else:
         _print_table(
             doc["runs"],
@@ -216,12 +220,14 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
             ],
         )
         print(
-            f"{sum(r['passed'] for r in doc['rows'])}/{len(doc['rows'])} rows with a certified kernel equal to "
-            "the (M4) tangent (or to the rank bound where the data are below it)"
+            f"{sum(r['passed'] for r in doc['rows'])}/{len(doc['rows'])} rows with a certified kernel "
+            "equal to the (M4) tangent (or to the rank bound where the data are below it)"
         )
         for r in doc["rows"]:
             if r["rank_warning"] or not r["kernel_certified"]:
-                print(f"  k={r['k']} frames={r['frames']} d={r['d']}: {r['rank_warning'] or r['kernel_reason']}")
+                print(
+                    f"  k={r['k']} frames={r['frames']} d={r['d']}: {r['rank_warning'] or r['kernel_reason']}"
+                )
     return 0 if ok else 1
 
 

@@ -234,11 +234,14 @@ def plot_diversity(out: str | Path) -> Path:
     for S, A in sorted({(r["S"], r["A"]) for r in single}):
         sel = sorted((r for r in single if (r["S"], r["A"]) == (S, A)), key=lambda r: r["d"])
         axes[2].semilogy(
-            [r["d"] / (S * A) for r in sel], [max(r["heldout_err"], 1e-18) for r in sel], "o-", label=f"S = A = {S}"
+            [r["d"] / (S * A) for r in sel],
+            [max(r["heldout_err"], 1e-18) for r in sel],
+            "o-",
+            label=f"S = A = {S}",
         )
         for r in sel:
-            axes[2].annotate(f"d={r['d']}, ker {r['ker_dim']}", (r["d"] / (S * A), max(r["heldout_err"], 1e-18)),
-                             fontsize=6)  # fmt: skip
+            xy = (r["d"] / (S * A), max(r["heldout_err"], 1e-18))
+            axes[2].annotate(f"d={r['d']}, ker {r['ker_dim']}", xy, fontsize=6)
     axes[2].set_xlabel("d / |S||A| (one MDP, one feature map)")
     axes[2].set_ylabel("held-out relative error of the flow limit")
     for ax in axes:

@@ -47,7 +47,7 @@ def _converge(algo: str) -> Callable[[Path, bool], dict]:
         from .cli import converge_passed
         from .converge import ConvergeConfig, plot_converge, run_converge
 
-        cfg = ConvergeConfig.quick(algo) if quick else ConvergeConfig(algo=algo)
+        cfg = ConvergeConfig.quick(algo) if quick else ConvergeConfig.full(algo)
         runs = run_converge(cfg, out)["runs"]
         plot_converge(out)
         ratios = [r["rate_ratio"] for r in runs]

@@ -93,7 +93,9 @@ def test_a_missing_tangent_vector_leaves_the_kernel_undecided(monkeypatch):
 
 def test_a_wrong_tangent_vector_is_caught(monkeypatch):
     """Mutation: a vector that is not in the kernel passed off as an invisible direction."""
-    monkeypatch.setattr(dc, "exact_null_space", lambda rows, *a: [[Fraction(1)] + [Fraction(0)] * (rows.shape[1] - 1)])
+    monkeypatch.setattr(
+        dc, "exact_null_space", lambda rows, *a: [[Fraction(1)] + [Fraction(0)] * (rows.shape[1] - 1)]
+    )
     with pytest.raises(RuntimeError, match="not in ker J"):
         dy.certify_kernel(_dataset(k=20))
 

@@ -61,7 +61,13 @@ def test_converge_quick_json_saves_and_resumes(tmp_path, capsys, monkeypatch):
     (unreal,) = doc["unrealisable"]  # reported apart, L* > 0
     assert unreal["loss_star"] > 1e-10 and "passed" not in unreal
     assert doc["radius_sweep"] == [] and doc["radius_max_reached"] is None
-    for name in ("converge.json", "converge.npz", "converge_loss.png", "converge_spectrum.png", "converge_pl.png"):
+    for name in (
+        "converge.json",
+        "converge.npz",
+        "converge_loss.png",
+        "converge_spectrum.png",
+        "converge_pl.png",
+    ):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "converge.json").read_text())
     assert saved["versions"]["numpy"] and saved["config"]["algo"] == "sarsa"
@@ -86,7 +92,9 @@ def test_converge_reports_failure(monkeypatch, capsys):
     monkeypatch.setattr(
         ec.ConvergeConfig,
         "quick",
-        classmethod(lambda cls, algo="sarsa": cls(seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(), sweep_radii=())),
+        classmethod(
+            lambda cls, algo="sarsa": cls(seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(), sweep_radii=())
+        ),
     )
     assert cli.main(["converge", "--quick"]) == 1
     assert "False" in capsys.readouterr().out
@@ -118,7 +126,9 @@ def test_diversity_quick_reproduces_the_m5_table(tmp_path):
     m5 = [r for r in doc["rows"] if r["table"] == "M5"]
     assert [r["ker_dim"] for r in m5] == [1, 10, 10, 19, 10]
     assert all(r["kernel_certified"] for r in doc["rows"])
-    assert all(r["ker_dim"] == r["tangent_dim"] and r["morse_bott"] for r in doc["rows"] if not r["rank_limited"])
+    assert all(
+        r["ker_dim"] == r["tangent_dim"] and r["morse_bott"] for r in doc["rows"] if not r["rank_limited"]
+    )
     assert any(r["k"] == 1 and r["d"] < r["S"] * r["A"] for r in doc["rows"])
     for r in doc["rows"]:
         if not r["scaling_only"] and r["features"] != "onehot" and not r["rank_limited"]:
