@@ -12,7 +12,9 @@ parameter-column blind spot ``{v : v^T wt_f = 0 for every frame}`` (few frames, 
 stay in a subspace). Its tangent space is spanned by the scaling direction ``(-A, B)``, the
 ``r (k + p)`` invisible directions ``(v u^T, 0)``, ``(0, u y^T)`` and the ``m s`` blind-spot
 directions ``(0, x v^T)`` — built here from the data, never from the Hessian. (M5) asks that
-the Hessian kernel be exactly this tangent (Morse–Bott); [LL]'s condition is ``r = 0`` (scaling only).
+the Hessian kernel be exactly this tangent (Morse–Bott); [LL]'s condition is ``r = s = 0`` (scaling
+only). :func:`hessian_spectrum` counts the kernel with a float64 threshold; :mod:`dynamics.certify`
+decides it exactly.
 
 (M3) Both ``||A (I - U U^T)||^2 - ||(I - U U^T) B||^2`` and the invisible parts ``A U``,
 ``U^T B`` are conserved by the gradient flow, so the limit's scale is predicted by

@@ -211,8 +211,13 @@ def _unrealisable_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, noi
 def _sweep_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, radius: float):
     """One start of the radius sweep (c = 1): does the flow still end on the manifold?"""
     row, arrays = _one_run(cfg, ds, seed, 1.0, radius)
-    row["reached"] = bool(row["converged"] and row["dist_final"] < 1e-8 and row["loss_final"] < 1e-20)
-    return row, arrays
+    return {**row, "reached": reached_manifold(row)}, arrays
+
+
+def reached_manifold(row: dict) -> bool:
+    """The flow ended on the manifold: distance below 1e-8 and loss below 1e-20, whether it stopped
+    at the gradient floor or at ``t_max`` with the gradient at round-off (``converged`` says which)."""
+    return bool(row["dist_final"] < 1e-8 and row["loss_final"] < 1e-20)
 
 
 def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
@@ -267,6 +272,8 @@ def _config_doc(cfg: ConvergeConfig) -> dict:
 
 def _doc(cfg: ConvergeConfig, parts: dict[str, list[dict]]) -> dict:
     sweep = parts["radius_sweep"]
+    for r in sweep:
+        r["reached"] = reached_manifold(r)
     reached = [r["radius"] for r in sweep if r["reached"]]
     # the largest radius from which every seed's flow reached the manifold (None if no sweep)
     ok = [x for x in sorted(set(reached)) if all(r["reached"] for r in sweep if r["radius"] <= x)]
@@ -337,16 +344,17 @@ def plot_converge(out: str | Path) -> list[Path]:
             loss, g = z[f"{key}/loss"], z[f"{key}/grad_norm"]
             sel = loss > 0
             pl = g[sel] ** 2 / (2 * r["rate_pred_a_priori"] * loss[sel])
-            style = "-" if "reached" not in r else ":"
-            axes[0].loglog(
-                loss[sel], pl, style, lw=1, label=f"c={r['c0']:g}, r={r['radius']:g}, seed {r['seed']}"
-            )
+            sweep = "reached" in r
+            label = f"sweep r={r['radius']:g}, seed {r['seed']}" if sweep else None
+            axes[0].loglog(loss[sel], pl, ":" if sweep else "-", lw=1, label=label)
         axes[0].axhline(1.0, color="k", lw=0.8)
+        axes[0].set_ylim(1e-3, 1e6)  # spurious minima of the sweep drop towards 0 off the bottom
         axes[0].invert_xaxis()
         axes[0].set_xlabel("L(theta(t)) (the flow runs right to left)")
         axes[0].set_ylabel("||grad L||^2 / (2 lambda_min^+ L)")
-        axes[0].set_title("PL ratio along the path (dotted: radius sweep)", fontsize=9)
-        axes[0].legend(fontsize=5)
+        axes[0].set_title("PL ratio along the path (solid: local runs; dotted: radius sweep)", fontsize=9)
+        if doc.get("radius_sweep"):
+            axes[0].legend(fontsize=5, ncol=2)
         for r in doc.get("unrealisable", []):
             key = r["key"]
             t, g = z[f"{key}/t"], z[f"{key}/grad_norm"]
