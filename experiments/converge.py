@@ -263,6 +263,8 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
         if out is not None:
             atomic_savez(out / "converge.npz", **arrays)
             atomic_write_json(out / "converge.json", _doc(cfg, parts))
+    if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
+        atomic_write_json(out / "converge.json", _doc(cfg, parts))
     return _doc(cfg, parts)
 
 
