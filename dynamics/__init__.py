@@ -5,6 +5,7 @@ of (M2) and the sufficient statistics of (L2), in float64.
 """
 
 from .bilinear import BilinearDataset, instance_dataset
+from .certify import KernelCertificate, certify_kernel
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
 from .flow import RATE_WINDOW, FlowResult, adam, fit_rate, gradient_descent, gradient_flow
 from .manifold import (
@@ -18,7 +19,9 @@ from .manifold import (
     hessian_spectrum,
     invisible_directions,
     lambda_max,
+    parameter_blind_spots,
     predict_scale,
+    rank_bound_warning,
     richness,
     tangent_space,
 )
@@ -48,12 +51,14 @@ __all__ = [
     "NULL_RTOL",
     "RATE_WINDOW",
     "FlowResult",
+    "KernelCertificate",
     "Richness",
     "Shapes",
     "Spectrum",
     "TeacherDataset",
     "TeacherSpec",
     "adam",
+    "certify_kernel",
     "conserved",
     "construction",
     "distance_to_manifold",
@@ -72,7 +77,9 @@ __all__ = [
     "loss",
     "loss_and_grad",
     "pack",
+    "parameter_blind_spots",
     "predict_scale",
+    "rank_bound_warning",
     "relative_error",
     "richness",
     "shapes",

@@ -7,10 +7,14 @@ null space of ``mean_f Sigma_f``), every point
 
 .. math:: A = A^*/c + V_a U^\top, \qquad B = c B^* + U Y_b^\top, \qquad c \ne 0,
 
-is optimal, since ``Sigma_f U = 0``. Its tangent space is spanned by the scaling direction
-``(-A, B)`` and the ``r (k + p)`` invisible directions ``(v u^T, 0)``, ``(0, u y^T)`` — built here
-from the data, never from the Hessian. (M5) asks that the Hessian kernel be exactly this tangent
-(Morse–Bott); [LL]'s condition is ``r = 0`` (scaling only).
+is optimal, since ``Sigma_f U = 0``; so is ``B + X W^T`` for ``W`` (p x s) a basis of the
+parameter-column blind spot ``{v : v^T wt_f = 0 for every frame}`` (few frames, or parameters that
+stay in a subspace). Its tangent space is spanned by the scaling direction ``(-A, B)``, the
+``r (k + p)`` invisible directions ``(v u^T, 0)``, ``(0, u y^T)`` and the ``m s`` blind-spot
+directions ``(0, x v^T)`` — built here from the data, never from the Hessian. (M5) asks that
+the Hessian kernel be exactly this tangent (Morse–Bott); [LL]'s condition is ``r = s = 0`` (scaling
+only). :func:`hessian_spectrum` counts the kernel with a float64 threshold; :mod:`dynamics.certify`
+decides it exactly.
 
 (M3) Both ``||A (I - U U^T)||^2 - ||(I - U U^T) B||^2`` and the invisible parts ``A U``,
 ``U^T B`` are conserved by the gradient flow, so the limit's scale is predicted by
@@ -19,6 +23,7 @@ from the data, never from the Hessian. (M5) asks that the Hessian kernel be exac
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,12 +35,14 @@ __all__ = [
     "KERNEL_RTOL",
     "NULL_RTOL",
     "invisible_directions",
+    "parameter_blind_spots",
     "tangent_space",
     "Spectrum",
     "hessian_spectrum",
     "DENSE_MAX",
     "lambda_max",
     "Richness",
+    "rank_bound_warning",
     "richness",
     "distance_to_manifold",
     "conserved",
@@ -60,6 +67,13 @@ def invisible_directions(dataset: TeacherDataset, rtol: float = NULL_RTOL) -> np
     return vec[:, lam <= rtol * lam.max()]
 
 
+def parameter_blind_spots(dataset: TeacherDataset, rtol: float = NULL_RTOL) -> np.ndarray:
+    """(p, s) orthonormal basis of the parameter-column blind spot ``{v : v^T wt_f = 0 for every
+    frame f}`` (M4): the null space of ``mean_f wt_f wt_f^T`` (eigenvalues ``<= rtol * max``)."""
+    lam, vec = np.linalg.eigh(dataset.wt.T @ dataset.wt / dataset.n_frames)
+    return vec[:, lam <= rtol * lam.max()]
+
+
 def _orthonormal(M: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
     if M.shape[1] == 0:
         return M
@@ -67,13 +81,23 @@ def _orthonormal(M: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
     return Uq[:, s > rtol * s.max()]
 
 
-def tangent_space(dataset: TeacherDataset, theta: np.ndarray, U: np.ndarray | None = None) -> np.ndarray:
+def tangent_space(
+    dataset: TeacherDataset, theta: np.ndarray, U: np.ndarray | None = None, W: np.ndarray | None = None
+) -> np.ndarray:
     """(size, t) orthonormal basis of the tangent of the optimal manifold at ``theta`` (M4):
-    the scaling direction ``(-A, B)`` and the invisible directions ``(v u^T, 0)``, ``(0, u y^T)``."""
+    the scaling direction ``(-A, B)``, the invisible directions ``(v u^T, 0)``, ``(0, u y^T)``
+    (``u`` in ``U``, default :func:`invisible_directions`) and the parameter-column blind spot
+    ``(0, x v^T)`` (``v`` in ``W``, default :func:`parameter_blind_spots`; ``x`` any m-vector)."""
     sh = shapes(dataset)
     A, B = unpack(theta, sh)
     U = invisible_directions(dataset) if U is None else U
+    W = parameter_blind_spots(dataset) if W is None else W
     vecs = [pack(-A, B)]
+    for v in W.T:
+        for j in range(sh.m):
+            dB = np.zeros((sh.m, sh.p))
+            dB[j] = v
+            vecs.append(pack(np.zeros((sh.k, sh.m)), dB))
     for u in U.T:
         for i in range(sh.k):
             dA = np.zeros((sh.k, sh.m))
@@ -149,7 +173,9 @@ def lambda_max(
 
 @dataclass(frozen=True)
 class Richness:
-    """(M5) at a point of the manifold: Hessian ``ker_dim`` versus (M4) ``tangent_dim``;
+    """(M5) at a point of the manifold: Hessian ``ker_dim`` (thresholded; see
+    :mod:`dynamics.certify` for the exact count) versus (M4) ``tangent_dim``, with ``invisible_dim``
+    data directions and ``blind_dim`` parameter-column blind-spot directions;
     ``subspace_gap = ||P_ker - P_tangent||_2`` (0 when the two subspaces coincide);
     ``morse_bott`` when the dimensions agree and the gap is below ``gap_tol``, the Davis-Kahan
     bound on how far round-off can turn a computed kernel, ``10 sqrt(size) eps lambda_max /
@@ -166,13 +192,32 @@ class Richness:
     lambda_min_plus: float
     lambda_max: float
     kernel_max: float
+    blind_dim: int = 0
+
+
+def rank_bound_warning(dataset: TeacherDataset) -> str | None:
+    """The rank bound of (M5): at a zero of (M1) the Hessian is ``J^T J / F`` with ``J`` of
+    ``F k_out`` rows (k MDPs x frames x d for SARSA), so its kernel is at least ``size - F k_out``
+    whatever the tangent; the warning text when ``F k_out < size``, else None."""
+    rows, size = dataset.n_frames * dataset.y.shape[1], shapes(dataset).size
+    if rows >= size:
+        return None
+    return (
+        f"rank bound: {dataset.n_frames} frames x {dataset.y.shape[1]} outputs = {rows} < {size} parameters, "
+        f"so the Hessian kernel at the manifold is at least {size - rows} whatever the (M4) tangent"
+    )
 
 
 def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float = 1.0) -> Richness:
-    """(M5) at ``theta`` (default: the construction ``(c P*, V*/c)``)."""
+    """(M5) at ``theta`` (default: the construction ``(c P*, V*/c)``); warns (RuntimeWarning) when
+    the data are below the rank bound (:func:`rank_bound_warning`)."""
+    msg = rank_bound_warning(dataset)
+    if msg:
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
     theta = construction(dataset, c) if theta is None else theta
     U = invisible_directions(dataset)
-    T = tangent_space(dataset, theta, U)
+    W = parameter_blind_spots(dataset)
+    T = tangent_space(dataset, theta, U, W)
     spec = hessian_spectrum(dataset, theta)
     K = spec.kernel
     gap = float(np.linalg.norm(K @ K.T - T @ T.T, 2)) if K.shape[1] == T.shape[1] else float("inf")
@@ -189,6 +234,7 @@ def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float 
         lambda_min_plus=spec.lambda_min_plus,
         lambda_max=spec.lambda_max,
         kernel_max=spec.kernel_max,
+        blind_dim=W.shape[1],
     )
 
 

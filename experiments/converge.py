@@ -2,12 +2,22 @@ r"""``lsa-theory converge``: local exponential convergence (M6), conservation (M
 
 For each (seed, scale c, radius r) the flow starts at ``theta*(c) + r ||theta*(c)|| z / ||z||``
 (``z`` standard normal), on a teacher dataset drawn with that seed, and runs to the gradient
-floor. Each run reports the measured rate (slope of ``log L`` over :data:`dynamics.RATE_WINDOW`)
-against ``lambda_min^+`` of the Hessian at the limit, the (M3) drift, the limit's scale against
-the (M3) prediction, the distance to the manifold and the richness at the limit.
+floor. **Before** integrating, (M3) predicts the limit's scale ``c_pred`` from the start alone and
+the Hessian at ``theta*(c_pred)`` gives the predicted rate ``lambda_min^+`` (``rate_pred_a_priori``).
+Each run reports the measured rate (slope of ``log L`` over :data:`dynamics.RATE_WINDOW`)
+against that prediction (``rate_ratio_a_priori``) and against ``lambda_min^+`` at the limit
+(``rate_ratio``), the PL ratio ``||grad L||^2 / (2 lambda_min^+ L)`` minimised over every accepted
+step (``pl_min_ratio``; >= 1 near the manifold), the (M3) drift, the limit's scale against
+``c_pred``, the distance to the manifold and the richness at the limit.
 
-Results: ``converge.json`` (config, versions, runs) and ``converge.npz`` (per-run trajectories and
-Hessian spectra) in the output directory, written after every run; a rerun skips finished runs.
+Two further kinds of run are reported beside ``runs`` and never counted as evidence for (M6):
+``unrealisable`` (targets with added noise, so ``L* > 0`` and the theorem says nothing; the rate
+is measured from ``||grad L||``, since ``L`` stalls at ``L*``) and ``radius_sweep`` (starting radii
+far beyond the local neighbourhood; ``reached`` when the flow ends on the manifold).
+
+Results: ``converge.json`` (config, versions, runs, unrealisable, radius_sweep) and
+``converge.npz`` (per-run trajectories and Hessian spectra) in the output directory, written after
+every run; a rerun skips finished runs.
 """
 
 from __future__ import annotations
@@ -44,10 +54,18 @@ class ConvergeConfig:
     atol: float = 1e-14
     grad_floor: float = 1e-17
     window: tuple[float, float] = field(default=dy.RATE_WINDOW)
+    #: relative target noise of the unrealisable runs (one per seed, c = 1, the first radius)
+    noise: tuple[float, ...] = (1e-3, 1e-1)
+    #: starting radii of the radius sweep (c = 1, every seed); empty for none
+    sweep_radii: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
 
     def __post_init__(self) -> None:
         if any(r < 0 for r in self.radii):
             raise ValueError(f"radii: must be non-negative, got {self.radii}")
+        if any(r <= 0 for r in self.sweep_radii):
+            raise ValueError(f"sweep_radii: must be positive, got {self.sweep_radii}")
+        if any(x <= 0 for x in self.noise):
+            raise ValueError(f"noise: must be positive, got {self.noise}")
         if any(c == 0 for c in self.scales):
             raise ValueError("scales: c must be non-zero")
         dy.TeacherSpec(algorithm=self.algo, S=self.S, A=self.A, k=self.k, frames=self.frames)
@@ -59,7 +77,17 @@ class ConvergeConfig:
             seeds=(0,),
             scales=(1.0, -2.0),
             radii=(1e-2, 1e-1),
+            noise=(1e-3,),
+            sweep_radii=(),
         )
+
+    @classmethod
+    def full(cls, algo: str = "sarsa") -> ConvergeConfig:
+        """The full run: 3 seeds x 3 scales x 3 radii; an algorithm with an actor (more
+        parameters, slower per flow) sweeps the radii 1 and 10 with one noise level."""
+        if dy.TeacherSpec(algorithm=algo).alg.has_actor:
+            return cls(algo=algo, noise=(1e-3,), sweep_radii=(1.0, 10.0))
+        return cls(algo=algo)
 
     def spec(self) -> dy.TeacherSpec:
         return dy.TeacherSpec(
@@ -71,19 +99,42 @@ def run_key(algo: str, seed: int, c: float, radius: float) -> str:
     return f"{algo}|seed={seed}|c={c:g}|r={radius:g}"
 
 
-def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, radius: float):
+def _start(ds: dy.TeacherDataset, seed: int, c: float, radius: float) -> np.ndarray:
     theta_star = dy.construction(ds, c)
     z = np.random.default_rng([seed, 1]).standard_normal(theta_star.size)
-    theta0 = theta_star + radius * np.linalg.norm(theta_star) * z / np.linalg.norm(z)
-    U = dy.invisible_directions(ds)
-    t0 = time.perf_counter()
-    flow = dy.gradient_flow(
+    return theta_star + radius * np.linalg.norm(theta_star) * z / np.linalg.norm(z)
+
+
+def predict_rate(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, float]:
+    """A priori (M6) prediction from the start alone: ``(c_pred, lambda_min^+(H(theta*(c_pred))))``
+    with ``c_pred`` the (M3) scale (:func:`dynamics.predict_scale`); exact for the limit when the
+    tangent is the scaling direction alone."""
+    c_pred = dy.predict_scale(ds, theta0)
+    return c_pred, dy.hessian_spectrum(ds, dy.construction(ds, c_pred)).lambda_min_plus
+
+
+def pl_ratios(flow: dy.FlowResult, mu: float) -> np.ndarray:
+    """PL ratios ``||grad L||^2 / (2 mu L)`` at every recorded (accepted) step with ``L > 0``;
+    the PL inequality ``||grad L||^2 >= 2 mu L`` holds along the path when all are >= 1."""
+    sel = flow.loss > 0
+    return flow.grad_norm[sel] ** 2 / (2.0 * mu * flow.loss[sel])
+
+
+def _flow(cfg: ConvergeConfig, ds: dy.TeacherDataset, theta0: np.ndarray) -> dy.FlowResult:
+    return dy.gradient_flow(
         ds, theta0, cfg.t_max, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, grad_floor=cfg.grad_floor
     )
+
+
+def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, radius: float):
+    theta0 = _start(ds, seed, c, radius)
+    t0 = time.perf_counter()
+    c_pred, rate_prior = predict_rate(ds, theta0)  # before the flow
+    flow = _flow(cfg, ds, theta0)
     spec = dy.hessian_spectrum(ds, flow.theta_final)
     rich = dy.richness(ds, flow.theta_final)
     mu, n_pts = dy.fit_rate(flow.t, flow.loss, cfg.window)
-    c_pred = dy.predict_scale(ds, theta0, U)
+    pl = pl_ratios(flow, rate_prior)
     row = {
         "algo": cfg.algo,
         "seed": seed,
@@ -93,6 +144,9 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
         "loss_final": flow.loss[-1],
         "dist_final": flow.dist[-1],
         "rate_fit": mu,
+        "rate_pred_a_priori": rate_prior,
+        "rate_ratio_a_priori": mu / rate_prior,
+        "pl_min_ratio": float(pl.min()) if pl.size else float("nan"),
         "rate_pred": spec.lambda_min_plus,
         "rate_ratio": mu / spec.lambda_min_plus,
         "rate_points": n_pts,
@@ -113,11 +167,65 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
     return row, arrays
 
 
-def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
-    """Run every (seed, c, radius) flow of ``cfg``; with ``out``, save and resume there.
+def noisy_targets(ds: dy.TeacherDataset, noise: float, rng: np.random.Generator) -> dy.TeacherDataset:
+    """``ds`` with targets ``y_f + noise * rms(y) * N(0, 1)``: no transformer matches them, ``L* > 0``."""
+    y = ds.y + noise * np.sqrt(np.mean(ds.y**2)) * rng.standard_normal(ds.y.shape)
+    return dy.TeacherDataset(spec=ds.spec, Sigma=ds.Sigma, wt=ds.wt, y=y, mdp=ds.mdp, X=ds.X)
 
-    Returns ``{"config", "versions", "runs": [...]}``; the per-run trajectories go to
-    ``out/converge.npz`` under ``"{index}/{name}"``.
+
+def _unrealisable_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, noise: float):
+    """(M6) with unrealisable targets: the rate of ``||grad L||`` (``L`` stalls at ``L*``) against
+    ``lambda_min^+`` at the realisable ``theta*(c_pred)`` and at the flow's own limit."""
+    radius = cfg.radii[0]
+    theta0 = _start(ds, seed, 1.0, radius)
+    t0 = time.perf_counter()
+    _, rate_prior = predict_rate(ds, theta0)  # the realisable problem's prediction
+    noisy = noisy_targets(ds, noise, np.random.default_rng([seed, 2]))
+    flow = _flow(cfg, noisy, theta0)
+    lam_limit = dy.hessian_spectrum(noisy, flow.theta_final).lambda_min_plus
+    mu_loss, _ = dy.fit_rate(flow.t, flow.loss, cfg.window)
+    mu_grad, n_pts = dy.fit_rate(flow.t, flow.grad_norm**2, cfg.window)
+    row = {
+        "algo": cfg.algo,
+        "seed": seed,
+        "radius": radius,
+        "noise": noise,
+        "loss0": flow.loss[0],
+        "loss_star": flow.loss[-1],
+        "grad_final": flow.grad_norm[-1],
+        "rate_fit_loss": mu_loss,
+        "rate_fit_grad": mu_grad,
+        "rate_points": n_pts,
+        "rate_pred_a_priori": rate_prior,
+        "rate_ratio_a_priori": mu_grad / rate_prior,
+        "rate_pred_limit": lam_limit,
+        "rate_ratio_limit": mu_grad / lam_limit,
+        "converged": flow.converged,
+        "message": flow.message,
+        "wall_time": time.perf_counter() - t0,
+    }
+    return row, {"t": flow.t, "loss": flow.loss, "grad_norm": flow.grad_norm}
+
+
+def _sweep_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, radius: float):
+    """One start of the radius sweep (c = 1): does the flow still end on the manifold?"""
+    row, arrays = _one_run(cfg, ds, seed, 1.0, radius)
+    return {**row, "reached": reached_manifold(row)}, arrays
+
+
+def reached_manifold(row: dict) -> bool:
+    """The flow ended on the manifold: distance below 1e-8 and loss below 1e-20, whether it stopped
+    at the gradient floor or at ``t_max`` with the gradient at round-off (``converged`` says which)."""
+    return bool(row["dist_final"] < 1e-8 and row["loss_final"] < 1e-20)
+
+
+def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
+    """Run every (seed, c, radius) flow of ``cfg``, then the unrealisable runs (one per seed and
+    noise level) and the radius sweep; with ``out``, save and resume there.
+
+    Returns ``{"config", "versions", "runs": [...], "unrealisable": [...], "radius_sweep": [...],
+    "radius_max_reached"}``; the per-run trajectories go to ``out/converge.npz`` under
+    ``"{key}/{name}"``.
     """
     out = Path(out) if out is not None else None
     done: dict[str, dict] = {}
@@ -125,35 +233,57 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
     if out is not None and (out / "converge.json").exists():
         prev = read_json(out / "converge.json")
         if prev.get("config") == _config_doc(cfg):
-            done = {run_key(r["algo"], r["seed"], r["c0"], r["radius"]): r for r in prev["runs"]}
+            for part in ("runs", "unrealisable", "radius_sweep"):
+                done.update({r["key"]: r for r in prev.get(part, []) if "key" in r})
             if (out / "converge.npz").exists():
                 with np.load(out / "converge.npz") as z:
                     arrays = {k: z[k] for k in z.files}
-    runs = []
-    jobs = [(s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
+    parts: dict[str, list[dict]] = {"runs": [], "unrealisable": [], "radius_sweep": []}
+    jobs = [("runs", s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
+    jobs += [("unrealisable", s, 1.0, x) for s in cfg.seeds for x in cfg.noise]
+    jobs += [("radius_sweep", s, 1.0, r) for s in cfg.seeds for r in cfg.sweep_radii]
     datasets: dict[int, dy.TeacherDataset] = {}
-    for seed, c, radius in progress(jobs, desc=f"converge {cfg.algo}"):
-        key = run_key(cfg.algo, seed, c, radius)
+    for part, seed, c, x in progress(jobs, desc=f"converge {cfg.algo}"):
+        key = run_key(cfg.algo, seed, c, x) if part == "runs" else f"{part}|{run_key(cfg.algo, seed, c, x)}"
         if key in done:
-            runs.append(done[key])
+            parts[part].append(done[key])
             continue
         if seed not in datasets:
             datasets[seed] = dy.teacher_dataset(cfg.spec(), np.random.default_rng(seed))
-        row, arr = _one_run(cfg, datasets[seed], seed, c, radius)
-        runs.append(row)
+        if part == "runs":
+            row, arr = _one_run(cfg, datasets[seed], seed, c, x)
+        elif part == "unrealisable":
+            row, arr = _unrealisable_run(cfg, datasets[seed], seed, x)
+        else:
+            row, arr = _sweep_run(cfg, datasets[seed], seed, x)
+        row["key"] = key
+        parts[part].append(row)
         arrays.update({f"{key}/{name}": v for name, v in arr.items()})
         if out is not None:
             atomic_savez(out / "converge.npz", **arrays)
-            atomic_write_json(out / "converge.json", _doc(cfg, runs))
-    return _doc(cfg, runs)
+            atomic_write_json(out / "converge.json", _doc(cfg, parts))
+    if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
+        atomic_write_json(out / "converge.json", _doc(cfg, parts))
+    return _doc(cfg, parts)
 
 
 def _config_doc(cfg: ConvergeConfig) -> dict:
     return to_jsonable(asdict(cfg))
 
 
-def _doc(cfg: ConvergeConfig, runs: list[dict]) -> dict:
-    return {"config": _config_doc(cfg), "versions": versions(), "runs": runs}
+def _doc(cfg: ConvergeConfig, parts: dict[str, list[dict]]) -> dict:
+    sweep = parts["radius_sweep"]
+    for r in sweep:
+        r["reached"] = reached_manifold(r)
+    reached = [r["radius"] for r in sweep if r["reached"]]
+    # the largest radius from which every seed's flow reached the manifold (None if no sweep)
+    ok = [x for x in sorted(set(reached)) if all(r["reached"] for r in sweep if r["radius"] <= x)]
+    return {
+        "config": _config_doc(cfg),
+        "versions": versions(),
+        **parts,
+        "radius_max_reached": max(ok) if ok else None,
+    }
 
 
 def plot_converge(out: str | Path) -> list[Path]:
@@ -171,23 +301,25 @@ def plot_converge(out: str | Path) -> list[Path]:
     with np.load(out / "converge.npz") as z:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
         for r in doc["runs"]:
-            key = run_key(r["algo"], r["seed"], r["c0"], r["radius"])
+            key = r["key"]
             t, loss = z[f"{key}/t"], z[f"{key}/loss"]
             label = f"c={r['c0']:g}, r={r['radius']:g}, seed {r['seed']}"
             for ax in axes:
                 (line,) = ax.semilogy(t[1:], loss[1:], lw=1, label=label)
             sel = (loss > window[0]) & (loss < window[1])
-            if sel.any() and r["rate_pred"]:
+            if sel.any() and r["rate_pred_a_priori"]:
                 t0, l0 = t[sel][0], loss[sel][0]
                 tt = np.array([t0, t[sel][-1]])
-                axes[1].semilogy(tt, l0 * np.exp(-2 * r["rate_pred"] * (tt - t0)), "k--", lw=0.8)
+                axes[1].semilogy(tt, l0 * np.exp(-2 * r["rate_pred_a_priori"] * (tt - t0)), "k--", lw=0.8)
         for ax in axes:
             ax.axhspan(*window, color="0.9", zorder=0)
             ax.set_xlabel("t")
             ax.set_ylabel("L(theta(t))")
         axes[0].set_xscale("log")
         axes[0].set_title(f"{doc['runs'][0]['algo']}: loss along the flow")
-        axes[1].set_title("linear t; dashed: slope -2 lambda_min^+; grey: fit window")
+        axes[1].set_title(
+            "dashed: slope -2 lambda_min^+ predicted before the flow; grey: fit window", fontsize=9
+        )
         axes[0].legend(fontsize=6)
         fig.tight_layout()
         paths.append(out / "converge_loss.png")
@@ -196,7 +328,7 @@ def plot_converge(out: str | Path) -> list[Path]:
 
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in doc["runs"]:
-            key = run_key(r["algo"], r["seed"], r["c0"], r["radius"])
+            key = r["key"]
             eig = np.sort(np.abs(z[f"{key}/eig"]))
             ax.semilogy(np.arange(1, eig.size + 1), np.maximum(eig, 1e-300), ".", ms=3)
         ax.set_xlabel("index")
@@ -204,6 +336,39 @@ def plot_converge(out: str | Path) -> list[Path]:
         ax.set_title("Hessian spectra at the limits (kernel at round-off)")
         fig.tight_layout()
         paths.append(out / "converge_spectrum.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for r in doc["runs"] + doc.get("radius_sweep", []):
+            key = r["key"]
+            loss, g = z[f"{key}/loss"], z[f"{key}/grad_norm"]
+            sel = loss > 0
+            pl = g[sel] ** 2 / (2 * r["rate_pred_a_priori"] * loss[sel])
+            sweep = "reached" in r
+            label = f"sweep r={r['radius']:g}, seed {r['seed']}" if sweep else None
+            axes[0].loglog(loss[sel], pl, ":" if sweep else "-", lw=1, label=label)
+        axes[0].axhline(1.0, color="k", lw=0.8)
+        axes[0].set_ylim(1e-3, 1e6)  # spurious minima of the sweep drop towards 0 off the bottom
+        axes[0].invert_xaxis()
+        axes[0].set_xlabel("L(theta(t)) (the flow runs right to left)")
+        axes[0].set_ylabel("||grad L||^2 / (2 lambda_min^+ L)")
+        axes[0].set_title("PL ratio along the path (solid: local runs; dotted: radius sweep)", fontsize=9)
+        if doc.get("radius_sweep"):
+            axes[0].legend(fontsize=5, ncol=2)
+        for r in doc.get("unrealisable", []):
+            key = r["key"]
+            t, g = z[f"{key}/t"], z[f"{key}/grad_norm"]
+            axes[1].semilogy(
+                t[1:], g[1:], lw=1, label=f"noise {r['noise']:g}, seed {r['seed']}, L* = {r['loss_star']:.1e}"
+            )
+        axes[1].set_xlabel("t")
+        axes[1].set_ylabel("||grad L||")
+        axes[1].set_title("unrealisable targets (L* > 0): not evidence for (M6)", fontsize=9)
+        if doc.get("unrealisable"):
+            axes[1].legend(fontsize=6)
+        fig.tight_layout()
+        paths.append(out / "converge_pl.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     return paths

@@ -1,9 +1,14 @@
 r"""``lsa-theory diversity``: richness (M5) and the cost of missing task diversity (M7).
 
 Rows: the (M5) table of THEORY.md (20 MDPs with resampled / one-hot / shared features; one MDP
-with ``r(s, a)`` and with ``r(s, a, s')``) and a sweep over the number of training MDPs
-``k = 1, 2, 4, ...`` with resampled or shared features. For each row: the Hessian kernel at the
-construction against the (M4) tangent, ``lambda_min^+``, and ``heldout_err``: the gradient flow
+with ``r(s, a)`` and with ``r(s, a, s')``) at ``S = A = 2`` and at each of ``extra_sizes``; single-MDP
+rows (one feature map) with ``d < |S||A|`` (table ``"d"``: there one MDP's data are scaling-only,
+THEORY.md (M7)); a row below the rank bound (table ``"rank_bound"``: 3 frames, so ``F d`` is less than
+the number of parameters and the kernel exceeds every tangent); and a sweep over the number of
+training MDPs ``k = 1, 2, 4, ...`` with resampled or shared features. For each row: the Hessian
+kernel at the construction, **certified** by exact arithmetic (:func:`dynamics.certify_kernel`;
+``ker_dim`` is None with the bounds and the reason when the data do not decide), against the exact
+(M4) tangent, the float64 margin at the split, ``lambda_min^+``, and ``heldout_err``: the gradient flow
 is started off the scaling orbit (a random perturbation of relative size ``radius``), run to the
 gradient floor, and its limit is scored against the teacher on held-out MDPs with fresh features,
 as ``sqrt(mean ||TF - teacher||^2 / mean ||teacher - w||^2)``.
@@ -16,6 +21,7 @@ scaling direction alone.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,6 +49,15 @@ class DiversityConfig:
     rtol: float = 1e-11
     atol: float = 1e-14
     grad_floor: float = 1e-17
+    #: feature dimensions d < S A of the single-MDP shared-feature rows at (S, A)
+    d_sweep: tuple[int, ...] = (2, 3)
+    #: further sizes ``(S, A, d values)``: the (M5) rows there and single-MDP rows at those d
+    extra_sizes: tuple[tuple[int, int, tuple[int, ...]], ...] = ((3, 3, (4, 6)),)
+    #: flow horizon at the extra sizes: their single-MDP rows have lambda_min^+ ~ 1e-15 lambda_max
+    #: and do not reach the gradient floor in feasible time (reported as not converged)
+    extra_t_max: float = 1e12
+    #: frames of the rank-bound row (one MDP, one feature map); 0 for none
+    rank_bound_frames: int = 3
 
     def __post_init__(self) -> None:
         if self.radius < 0:
@@ -51,29 +66,54 @@ class DiversityConfig:
             raise ValueError(f"k_sweep: every k must be >= 1, got {self.k_sweep}")
         if self.total_frames < 1 or self.heldout_k < 1:
             raise ValueError("total_frames and heldout_k must be >= 1")
+        for S, A, ds in [(self.S, self.A, self.d_sweep), *self.extra_sizes]:
+            if any(not 1 <= d <= S * A for d in ds):
+                raise ValueError(f"d_sweep: every d must be in [1, S A = {S * A}], got {ds}")
 
     @classmethod
     def quick(cls) -> DiversityConfig:
-        return cls(k_sweep=(1, 2, 4, 8, 16))
+        return cls(k_sweep=(1, 2, 4, 8, 16), extra_sizes=())
+
+
+def _m5_rows(S: int, A: int) -> list[dict]:
+    base = {"S": S, "A": A, "d": S * A, "reward": "sa", "table": "M5"}
+    return [
+        {**base, "k": 20, "features": "uniform", "shared_features": False},
+        {**base, "k": 20, "features": "onehot", "shared_features": False},
+        {**base, "k": 20, "features": "uniform", "shared_features": True},
+        {**base, "k": 1, "features": "uniform", "shared_features": True},
+        {**base, "k": 1, "features": "uniform", "shared_features": True, "reward": "sas"},
+    ]
+
+
+def _d_rows(S: int, A: int, ds: tuple[int, ...]) -> list[dict]:
+    one = {"S": S, "A": A, "k": 1, "features": "uniform", "shared_features": True, "reward": "sa"}
+    return [{**one, "d": d, "table": "d"} for d in ds]
 
 
 def diversity_rows(cfg: DiversityConfig) -> list[dict]:
-    """The row specifications: the five (M5) rows, then the k sweep (resampled, then shared)."""
+    """The row specifications: the (M5) rows, the single-MDP rows at ``d < S A`` and the
+    rank-bound row at ``(S, A)``, the k sweep (resampled, then shared), then (M5) and d rows at
+    each of ``extra_sizes``. Every row has ``S, A, d, k, features, shared_features, reward,
+    frames, table``."""
     F = cfg.total_frames
-    rows = [
-        {"k": 20, "features": "uniform", "shared_features": False, "reward": "sa", "table": "M5"},
-        {"k": 20, "features": "onehot", "shared_features": False, "reward": "sa", "table": "M5"},
-        {"k": 20, "features": "uniform", "shared_features": True, "reward": "sa", "table": "M5"},
-        {"k": 1, "features": "uniform", "shared_features": True, "reward": "sa", "table": "M5"},
-        {"k": 1, "features": "uniform", "shared_features": True, "reward": "sas", "table": "M5"},
-    ]
+    S, A = cfg.S, cfg.A
+    rows = _m5_rows(S, A) + _d_rows(S, A, cfg.d_sweep)
+    if cfg.rank_bound_frames:
+        rows.append(
+            {"S": S, "A": A, "d": S * A, "k": 1, "features": "uniform", "shared_features": True}
+            | {"reward": "sa", "table": "rank_bound", "frames": cfg.rank_bound_frames}
+        )
     for shared in (False, True):
         for k in cfg.k_sweep:
             rows.append(
-                {"k": k, "features": "uniform", "shared_features": shared, "reward": "sa", "table": "k"}
+                {"S": S, "A": A, "d": S * A, "k": k, "features": "uniform", "shared_features": shared}
+                | {"reward": "sa", "table": "k"}
             )
+    for S2, A2, ds in cfg.extra_sizes:
+        rows += [r | {"t_max": cfg.extra_t_max} for r in _m5_rows(S2, A2) + _d_rows(S2, A2, ds)]
     for r in rows:
-        r["frames"] = max(1, F // r["k"])
+        r.setdefault("frames", max(1, F // r["k"]))
     return rows
 
 
@@ -84,41 +124,61 @@ def heldout_error(theta: np.ndarray, heldout: dy.TeacherDataset) -> float:
 
 
 def _row(cfg: DiversityConfig, row: dict, index: int) -> dict:
+    S, A = row.get("S", cfg.S), row.get("A", cfg.A)
     spec = dy.TeacherSpec(
-        S=cfg.S,
-        A=cfg.A,
+        S=S,
+        A=A,
+        d=row.get("d"),
         k=row["k"],
         frames=row["frames"],
         features=row["features"],
         shared_features=row["shared_features"],
         reward=row["reward"],
     )
-    ds = dy.teacher_dataset(spec, np.random.default_rng([cfg.seed, index]))
+    ds = dy.teacher_dataset(spec, np.random.default_rng([cfg.seed, index]), keep_prompts=True)
     held = dy.teacher_dataset(
         spec.replace(k=cfg.heldout_k, frames=10, shared_features=False),
         np.random.default_rng([cfg.seed, index, 1]),
     )
     theta_star = dy.construction(ds, 1.0)
-    rich = dy.richness(ds, theta_star)
+    t0 = time.perf_counter()  # wall_time: certificate and flow
+    cert = dy.certify_kernel(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the rank bound is reported in the row
+        rich = dy.richness(ds, theta_star)
     z = np.random.default_rng([cfg.seed, index, 2]).standard_normal(theta_star.size)
     theta0 = theta_star + cfg.radius * np.linalg.norm(theta_star) * z / np.linalg.norm(z)
-    t0 = time.perf_counter()
-    flow = dy.gradient_flow(ds, theta0, cfg.t_max, rtol=cfg.rtol, atol=cfg.atol, grad_floor=cfg.grad_floor)
+    t_max = row.get("t_max", cfg.t_max)
+    flow = dy.gradient_flow(ds, theta0, t_max, rtol=cfg.rtol, atol=cfg.atol, grad_floor=cfg.grad_floor)
     return {
+        "S": S,
+        "A": A,
+        "d": spec.dim,
         **{k: row[k] for k in ("k", "features", "shared_features", "reward", "frames", "table")},
-        "ker_dim": rich.ker_dim,
-        "tangent_dim": rich.tangent_dim,
-        "invisible_dim": rich.invisible_dim,
-        "morse_bott": rich.morse_bott,
-        "scaling_only": rich.scaling_only,
-        "lambda_min_plus": rich.lambda_min_plus,
+        "size": cert.size,
+        "ker_dim": cert.ker_dim,
+        "kernel_certified": cert.certified,
+        "ker_bounds": [cert.lower, cert.upper],
+        "kernel_reason": cert.reason,
+        "tangent_dim": cert.tangent_dim,
+        "invisible_dim": cert.invisible_dim,
+        "blind_dim": cert.blind_dim,
+        "rank_rows": cert.rows,
+        "rank_limited": cert.rank_limited,
+        "rank_warning": dy.rank_bound_warning(ds),
+        "morse_bott": cert.kernel_is_tangent,
+        "scaling_only": cert.tangent_dim == 1,
+        "ker_dim_threshold": rich.ker_dim,
+        "float_kernel_max": cert.float_kernel_max,
+        "float_nonzero_min": cert.float_nonzero_min,
+        "lambda_min_plus": cert.float_nonzero_min * rich.lambda_max,
         "lambda_max": rich.lambda_max,
-        "kernel_max": rich.kernel_max,
         "heldout_err": heldout_error(flow.theta_final, held),
         "heldout_err_construction": heldout_error(theta_star, held),
         "train_loss_final": flow.loss[-1],
         "dist_final": flow.dist[-1],
         "converged": flow.converged,
+        "t_max": t_max,
         "message": flow.message,
         "wall_time": time.perf_counter() - t0,
     }
@@ -146,28 +206,47 @@ def run_diversity(cfg: DiversityConfig, out: str | Path | None = None) -> dict:
 
 
 def plot_diversity(out: str | Path) -> Path:
-    """Held-out error and kernel dimension against k (resampled vs shared) from ``diversity.json``."""
+    """From ``diversity.json``: held-out error and certified kernel dimension against k (resampled
+    vs shared features, S = A = 2), and the single-MDP held-out error against d at every size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    rows = [r for r in read_json(out / "diversity.json")["rows"] if r["table"] == "k"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    all_rows = read_json(out / "diversity.json")["rows"]
+    rows = [r for r in all_rows if r["table"] == "k"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for shared, style in ((False, "o-"), (True, "s--")):
         sel = [r for r in rows if r["shared_features"] == shared]
         ks = [r["k"] for r in sel]
         label = "shared features" if shared else "resampled features"
         axes[0].loglog(ks, [max(r["heldout_err"], 1e-18) for r in sel], style, label=label)
-        axes[1].semilogx(ks, [r["ker_dim"] for r in sel], style, label=label)
-    axes[0].set_xlabel("training MDPs k")
+        kd = [r["ker_dim"] if r["ker_dim"] is not None else np.nan for r in sel]
+        axes[1].semilogx(ks, kd, style, label=label)
+    d = rows[0]["d"] if rows else "S A"
+    axes[0].set_xlabel(f"training MDPs k (d = {d})")
     axes[0].set_ylabel("held-out relative error of the flow limit")
-    axes[1].set_xlabel("training MDPs k")
-    axes[1].set_ylabel("Hessian kernel dimension")
+    axes[1].set_xlabel(f"training MDPs k (d = {d})")
+    axes[1].set_ylabel("certified Hessian kernel dimension")
+    single = [r for r in all_rows if r["k"] == 1 and r["shared_features"] and r["reward"] == "sa"]
+    single = [r for r in single if r["table"] in ("M5", "d")]
+    for S, A in sorted({(r["S"], r["A"]) for r in single}):
+        sel = sorted((r for r in single if (r["S"], r["A"]) == (S, A)), key=lambda r: r["d"])
+        axes[2].semilogy(
+            [r["d"] / (S * A) for r in sel],
+            [max(r["heldout_err"], 1e-18) for r in sel],
+            "o-",
+            label=f"S = A = {S}",
+        )
+        for r in sel:
+            xy = (r["d"] / (S * A), max(r["heldout_err"], 1e-18))
+            axes[2].annotate(f"d={r['d']}, ker {r['ker_dim']}", xy, fontsize=6)
+    axes[2].set_xlabel("d / |S||A| (one MDP, one feature map)")
+    axes[2].set_ylabel("held-out relative error of the flow limit")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.suptitle("(M7): task diversity and the optimal manifold")
+    fig.suptitle("(M7): task diversity and the optimal manifold; the cost depends on d")
     fig.tight_layout()
     path = out / "diversity.png"
     fig.savefig(path, dpi=120)

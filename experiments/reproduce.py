@@ -48,12 +48,16 @@ def _converge(algo: str) -> Callable[[Path, bool], dict]:
         from .cli import converge_passed
         from .converge import ConvergeConfig, plot_converge, run_converge
 
-        cfg = ConvergeConfig.quick(algo) if quick else ConvergeConfig(algo=algo)
+        cfg = ConvergeConfig.quick(algo) if quick else ConvergeConfig.full(algo)
         runs = run_converge(cfg, out)["runs"]
         plot_converge(out)
         ratios = [r["rate_ratio"] for r in runs]
+        prior = [r["rate_ratio_a_priori"] for r in runs]
         return {
             "ok": all(converge_passed(r) for r in runs),
+            "rate_ratio_a_priori_min": min(prior),
+            "rate_ratio_a_priori_max": max(prior),
+            "pl_min_ratio": min(r["pl_min_ratio"] for r in runs),
             "runs": len(runs),
             "passed": sum(converge_passed(r) for r in runs),
             "rate_ratio_min": min(ratios),
@@ -76,7 +80,8 @@ def _diversity(out: Path, quick: bool) -> dict:
     return {
         "ok": all(diversity_passed(r) for r in rows),
         "m5_kernels": [r["ker_dim"] for r in m5],
-        "all_morse_bott": all(r["ker_dim"] == r["tangent_dim"] for r in rows),
+        "all_morse_bott": all(r["ker_dim"] == r["tangent_dim"] for r in rows if not r["rank_limited"]),
+        "all_certified": all(r["kernel_certified"] for r in rows),
         "heldout_err": {
             f"k={r['k']},{r['features']},shared={r['shared_features']},{r['reward']}": r["heldout_err"]
             for r in m5

@@ -16,12 +16,14 @@ Parameters not named in ``[grid]`` take the defaults of :data:`PARAMS`. Per kind
   "actor_critic"), ``seed`` (teacher data ``default_rng(seed)`` and the perturbation), ``c``
   (scale of the construction, non-zero), ``radius`` (relative size of the perturbation), ``S``,
   ``A``, ``k`` (training MDPs), ``frames`` (frames per MDP). Metrics: ``loss0``, ``loss_final``,
-  ``dist_final``, ``rate_fit``, ``rate_pred``, ``rate_ratio``, ``conserved_drift``, ``c_pred``,
+  ``dist_final``, ``rate_fit``, ``rate_pred``, ``rate_ratio``, ``rate_ratio_a_priori``,
+  ``pl_min_ratio``, ``conserved_drift``, ``c_pred``,
   ``c_final``, ``ker_dim``, ``tangent_dim``, ``rich``, ``scaling_only``, ``converged``, ...
 - ``diversity`` (one row, :func:`experiments.diversity._row`): ``k``, ``features`` ("uniform" |
   "onehot" | ...), ``shared_features`` (bool), ``reward`` ("sa" | "sas"), ``frames``, ``seed``,
   and ``index`` (row index of the random streams ``default_rng([seed, index, ...])``; 0 by default).
-  Metrics: ``ker_dim``, ``tangent_dim``, ``morse_bott``, ``scaling_only``, ``lambda_min_plus``,
+  Metrics: ``ker_dim`` (certified; None when undecided), ``kernel_certified``, ``tangent_dim``,
+  ``morse_bott``, ``scaling_only``, ``lambda_min_plus``,
   ``heldout_err``, ``dist_final``, ...
 - ``control`` (one deployment unit, :func:`experiments.control._run_unit`): ``env`` (env key, e.g.
   "random-S9-A4" or "FrozenLake-v1:is_slippery=False"), ``algo``, ``seed`` (the unit index: the

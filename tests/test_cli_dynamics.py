@@ -20,6 +20,8 @@ CONVERGE_FIELDS = {
     "rate_fit",
     "rate_pred",
     "rate_ratio",
+    "rate_ratio_a_priori",
+    "pl_min_ratio",
     "ker_dim",
     "tangent_dim",
     "rich",
@@ -28,7 +30,11 @@ CONVERGE_FIELDS = {
     "c_final",
 }
 DIVERSITY_FIELDS = {
+    "S",
+    "A",
+    "d",
     "k",
+    "kernel_certified",
     "features",
     "shared_features",
     "reward",
@@ -48,10 +54,20 @@ def test_converge_quick_json_saves_and_resumes(tmp_path, capsys, monkeypatch):
     for run in doc["runs"]:
         assert set(run) >= CONVERGE_FIELDS
         assert run["algo"] == "sarsa" and run["passed"]
-        assert run["dist_final"] < 1e-8 and abs(run["rate_ratio"] - 1) < 0.1
+        assert run["dist_final"] < 1e-8 and abs(run["rate_ratio"] - 1) < 0.01
+        assert abs(run["rate_ratio_a_priori"] - 1) < 0.01 and run["pl_min_ratio"] >= 0.99
         assert run["conserved_drift"] < 1e-8 and run["ker_dim"] == run["tangent_dim"] == 1
         assert abs(run["c_final"] / run["c_pred"] - 1) < 1e-6
-    for name in ("converge.json", "converge.npz", "converge_loss.png", "converge_spectrum.png"):
+    (unreal,) = doc["unrealisable"]  # reported apart, L* > 0
+    assert unreal["loss_star"] > 1e-10 and "passed" not in unreal
+    assert doc["radius_sweep"] == [] and doc["radius_max_reached"] is None
+    for name in (
+        "converge.json",
+        "converge.npz",
+        "converge_loss.png",
+        "converge_spectrum.png",
+        "converge_pl.png",
+    ):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "converge.json").read_text())
     assert saved["versions"]["numpy"] and saved["config"]["algo"] == "sarsa"
@@ -70,13 +86,15 @@ def test_converge_reports_failure(monkeypatch, capsys):
 
     def worse(*args, **kwargs):
         row, arrays = real(*args, **kwargs)
-        return {**row, "rate_ratio": 1.5}, arrays
+        return {**row, "rate_ratio_a_priori": 1.05}, arrays
 
     monkeypatch.setattr(ec, "_one_run", worse)
     monkeypatch.setattr(
         ec.ConvergeConfig,
         "quick",
-        classmethod(lambda cls, algo="sarsa": cls(seeds=(0,), scales=(1.0,), radii=(1e-2,))),
+        classmethod(
+            lambda cls, algo="sarsa": cls(seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(), sweep_radii=())
+        ),
     )
     assert cli.main(["converge", "--quick"]) == 1
     assert "False" in capsys.readouterr().out
@@ -84,15 +102,20 @@ def test_converge_reports_failure(monkeypatch, capsys):
 
 def test_diversity_json_contract(tmp_path, capsys, monkeypatch):
     rows = ed.diversity_rows(ed.DiversityConfig.quick())
-    monkeypatch.setattr(ed, "diversity_rows", lambda cfg: [rows[0], rows[2]])
+    (d_row,) = [r for r in rows if r["table"] == "d" and r["d"] == 3]
+    monkeypatch.setattr(ed, "diversity_rows", lambda cfg: [rows[0], rows[2], d_row])
     assert cli.main(["diversity", "--quick", "--json", "--out", str(tmp_path)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [r["ker_dim"] for r in doc["rows"]] == [1, 10]
+    assert [r["ker_dim"] for r in doc["rows"]] == [1, 10, 1]
     for row in doc["rows"]:
         assert set(row) >= DIVERSITY_FIELDS
-        assert row["ker_dim"] == row["tangent_dim"]
+        assert row["kernel_certified"] and row["ker_dim"] == row["tangent_dim"]
+        assert (row["S"], row["A"]) == (2, 2)
     assert doc["rows"][0]["scaling_only"] and doc["rows"][0]["heldout_err"] < 1e-9
     assert not doc["rows"][1]["scaling_only"] and doc["rows"][1]["heldout_err"] > 1e-3
+    # (M7) depends on d: one MDP with one feature map at d = 3 < S A = 4 is scaling-only
+    one = doc["rows"][2]
+    assert (one["k"], one["d"], one["shared_features"]) == (1, 3, True) and one["scaling_only"]
     assert (tmp_path / "diversity.png").stat().st_size > 0
 
 
@@ -102,9 +125,13 @@ def test_diversity_quick_reproduces_the_m5_table(tmp_path):
     doc = ed.run_diversity(ed.DiversityConfig.quick(), tmp_path)
     m5 = [r for r in doc["rows"] if r["table"] == "M5"]
     assert [r["ker_dim"] for r in m5] == [1, 10, 10, 19, 10]
-    assert all(r["ker_dim"] == r["tangent_dim"] and r["morse_bott"] for r in doc["rows"])
+    assert all(r["kernel_certified"] for r in doc["rows"])
+    assert all(
+        r["ker_dim"] == r["tangent_dim"] and r["morse_bott"] for r in doc["rows"] if not r["rank_limited"]
+    )
+    assert any(r["k"] == 1 and r["d"] < r["S"] * r["A"] for r in doc["rows"])
     for r in doc["rows"]:
-        if r["shared_features"] or r["k"] == 1:
+        if not r["scaling_only"] and r["features"] != "onehot" and not r["rank_limited"]:
             assert r["heldout_err"] > 1e-3, r
     assert m5[0]["heldout_err"] < 1e-9
 
