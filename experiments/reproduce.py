@@ -94,26 +94,26 @@ def _training_runs(quick: bool) -> dict:
     """The training groups of the ``training`` part: name -> (base config, seeds).
 
     ``random``: the [LL] configuration (:meth:`TrainConfig.full`) from a random initialisation,
-    three seeds (quick: seed 0 only, the block ``control`` deploys). ``invariant``: the same from an
-    initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2). ``actor_critic``: (A3)
-    with the state-value critic of THEORY §3 (``d = S`` state features ``psi``, fed as
-    ``phi[s, a] = psi[s]``) and actor features ``d_pi = S A``. Quick: S = A = 3 for the last two.
+    three seeds (quick: seed 0 only, the block ``control`` deploys). ``invariant``: S = A = 3
+    (:meth:`TrainConfig.quick`) from an initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}``
+    of (M2). ``actor_critic``: (A3) with the state-value critic of THEORY §3 (``d = S = 3`` state
+    features ``psi``, fed as ``phi[s, a] = psi[s]``), actor features ``d_pi = S A = 9``, S = A = 3.
+    The last two are three seeds at S = A = 3 in both modes (an [LL]-sized training takes minutes
+    on the shared machine).
     """
     from .training import TrainConfig
 
-    full = TrainConfig.full()
+    full, small = TrainConfig.full(), TrainConfig.quick()
+    ac = TrainConfig.quick("actor_critic").replace(critic="state", d=3, d_pi=9)
     if quick:
-        small = TrainConfig.quick()
-        ac = TrainConfig.quick("actor_critic").replace(critic="state", d=3, d_pi=9)
         return {
             "random": (full, (0,)),
             "invariant": (small.replace(init="invariant"), TRAIN_SEEDS),
             "actor_critic": (ac, TRAIN_SEEDS),
         }
-    ac = full.replace(algorithm="actor_critic", critic="state", d=9, d_pi=36)
     return {
         "random": (full, TRAIN_SEEDS),
-        "invariant": (full.replace(init="invariant"), TRAIN_SEEDS),
+        "invariant": (small.replace(init="invariant"), TRAIN_SEEDS),
         "actor_critic": (ac, TRAIN_SEEDS),
     }
 
@@ -131,27 +131,28 @@ def _training(out: Path, quick: bool) -> dict:
     return numbers
 
 
-def diversity_base():
-    """Training configuration of the full (M7) sweep: the [LL] configuration
-    (:meth:`TrainConfig.full`) with half the steps (3000) and half the batch (500 frames), so that
-    its 30 runs (3 seeds x 5 k x 2 feature settings) fit on the shared 2-core machine (issue 10: a
-    quarter of the optimiser work per run; what ran is what is reported)."""
-    from .training import TrainConfig
-
-    return TrainConfig.full().replace(steps=3000, batch_size=500)
-
-
 def _training_diversity(out: Path, quick: bool) -> dict:
-    from .training import QUICK_DIVERSITY_KS, TrainConfig, diversity_training_sweep, plot_diversity_training
+    """(M7) by training at S = A = 3 (:meth:`TrainConfig.quick`, d = 9; 2560 frames over k MDPs),
+    resampled and shared features; full: k in {1, 4, 16, 64, 256} and three seeds, each block then
+    deployed on 20 held-out 3 x 3 MDPs for 300 updates; quick: k in {1, 16, 256}, seed 0, no
+    deployment. (The [LL]-sized sweep, d = 36, needs about 30 [LL] trainings per three seeds, more
+    than the shared machine gave; its one-seed run is kept in ``docs/figures/returns_by_k-full.json``.)"""
+    from .training import (
+        DIVERSITY_KS,
+        QUICK_DIVERSITY_KS,
+        TrainConfig,
+        diversity_training_sweep,
+        plot_diversity_training,
+    )
 
-    ks = QUICK_DIVERSITY_KS if quick else (1, 4, 16, 64, 256)
-    base = TrainConfig.quick() if quick else diversity_base()
-    doc = diversity_training_sweep(ks=ks, base=base, out=out, seeds=TRAIN_SEEDS)
+    ks = QUICK_DIVERSITY_KS if quick else DIVERSITY_KS
+    seeds = (0,) if quick else TRAIN_SEEDS
+    doc = diversity_training_sweep(ks=ks, base=TrainConfig.quick(), out=out, seeds=seeds, total_frames=2560)
     plot_diversity_training(out)
     cols = ("seed", "k", "shared_features", "cos", "cos_full", "heldout_err", "invisible_dim")
     numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
-    if not quick:  # [LL]-sized blocks: deploy each on the held-out family
-        numbers["returns"] = deployed_returns_by_k(out)["groups"]
+    if not quick:
+        numbers["returns"] = deployed_returns_by_k(out, n_heldout=20, n_updates=300)["groups"]
         plot_returns_by_k(out)
     return numbers
 

@@ -890,6 +890,9 @@ _SWEEP_NAMES = frozenset(
         "plot_training_seeds",
         "teacher_matching_vs_n",
         "train_seeds",
+        "run_dir",
+        "deployed_returns_by_k",
+        "plot_returns_by_k",
     }
 )
 

@@ -369,50 +369,58 @@ def plot_diversity_training(out: str | Path) -> Path:
 
 
 def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates: int = 1000) -> dict:
-    """Normalised return (§0) on random-S9-A4 of every block a [LL]-sized
-    :func:`diversity_training_sweep` saved under ``sweep_out`` (:func:`run_dir`), deployed frozen in
-    the loop (S6) on ``n_heldout`` held-out MDPs for ``n_updates`` updates
-    (:func:`experiments.control.run_control` with the exact (L2) forward pass, equal to (L1), and
-    the exact teacher on the same streams beside it).
+    """Normalised return (§0) of every block a :func:`diversity_training_sweep` saved under
+    ``sweep_out`` (:func:`run_dir`), deployed frozen in the loop (S6) (the exact (L2) forward pass,
+    equal to (L1)) on ``n_heldout`` held-out MDPs of the sweep's size for ``n_updates`` updates
+    with the sweep's ``n``, ``alpha``, ``epsilon``. Held-out MDP ``i`` is
+    ``random_mdp(S, A, gamma, heldout_rng(0, i))`` and its loop stream ``heldout_rng(0, i, 1)``
+    (features, ``w_0``, rollouts); at S = 9, A = 4 this is ``random-S9-A4`` of
+    :func:`experiments.envs.heldout_family`. The exact teacher runs once per MDP on the same stream.
 
     Every run appears: ``rows`` has one entry per (seed, k, features) with ``normalized_return``
     (mean over the held-out MDPs, ``None`` when a loop diverged), ``normalized_return_nanmean``
     (over the loops that did not), ``n_diverged`` of ``n_mdps``; ``groups`` pools the seeds per
     (k, features): ``n_diverged`` of ``n_loops`` and the mean +- s.e. over the loops that did not
     diverge. Writes ``sweep_out/returns_by_k.json`` (and :func:`plot_returns_by_k` draws it)."""
-    import dataclasses
-
-    from .control import ControlConfig, run_control
-    from .envs import HELDOUT_NAME
+    from .control import deploy
+    from .envs import heldout_rng
 
     sweep_out = Path(sweep_out)
-    base = dataclasses.replace(
-        ControlConfig(), envs=(HELDOUT_NAME,), actor_critic_envs=(), tabular=False, forward="l2",
-        n_heldout=check_int(n_heldout, "n_heldout"), n_updates=check_int(n_updates, "n_updates"),
+    n_heldout, n_updates = check_int(n_heldout, "n_heldout"), check_int(n_updates, "n_updates")
+    sweep = read_json(sweep_out / "diversity_training.json")
+    base = sweep["base"]
+    S, A, gamma = base["S"], base["A"], base["gamma"]
+    mdps = [lt.random_mdp(S, A, gamma, heldout_rng(0, i)) for i in range(n_heldout)]
+    sols = [lt.optimal(m) for m in mdps]
+    kw = dict(
+        n=base["n"], n_updates=n_updates, epsilon=base["epsilon"], alpha=base["alpha"], eval_every=n_updates
+    )
+    teacher = np.array(
+        [deploy(m, "teacher", rng=heldout_rng(0, i, 1), solution=sols[i], **kw).normalized_return[-1]
+         for i, m in enumerate(mdps)]
     )  # fmt: skip
     rows, finals = [], {}
-    for r in read_json(sweep_out / "diversity_training.json")["rows"]:
+    for r in sweep["rows"]:
         seed = r.get("seed", 0)
         path = sweep_out / run_dir(seed, r["k"], r["shared_features"]) / "train.npz"
-        res = run_control(dataclasses.replace(base, weights=str(path)))
-        env = res["envs"][0]
-        units = res["units"]
-        finals.setdefault((r["k"], r["shared_features"]), []).extend(
-            (np.nan if u["diverged_at"] is not None else u["normalized_return"]) for u in units
-        )
+        res = [
+            deploy(m, str(path), rng=heldout_rng(0, i, 1), solution=sols[i], forward="l2", **kw)
+            for i, m in enumerate(mdps)
+        ]
+        v = np.array([np.nan if x.diverged_at is not None else x.normalized_return[-1] for x in res])
+        finals.setdefault((r["k"], r["shared_features"]), []).extend(v.tolist())
+        ok = v[np.isfinite(v)]
         rows.append(
             {
                 "seed": seed,
                 "k": r["k"],
                 "shared_features": r["shared_features"],
                 "heldout_err": r["heldout_err"],
-                "normalized_return": env["normalized_return"],
-                "normalized_return_sem": env["normalized_return_sem"],
-                "normalized_return_nanmean": env["normalized_return_nanmean"],
-                "normalized_return_teacher": env["normalized_return_teacher"],
-                "n_mdps": env["n_seeds"],
-                "n_diverged": env["n_diverged"],
-                "n_diverged_teacher": env["n_diverged_teacher"],
+                "normalized_return": float(v.mean()) if ok.size == v.size else None,
+                "normalized_return_nanmean": float(ok.mean()) if ok.size else None,
+                "normalized_return_teacher": float(teacher.mean()),
+                "n_mdps": n_heldout,
+                "n_diverged": int(v.size - ok.size),
             }
         )
     groups = []
@@ -432,11 +440,15 @@ def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates:
                 ),
             }
         )
-    teacher = rows[0]["normalized_return_teacher"] if rows else None
     doc = {
+        "S": S,
+        "A": A,
         "n_heldout": n_heldout,
         "n_updates": n_updates,
-        "normalized_return_teacher": teacher,
+        "normalized_return_teacher": float(teacher.mean()),
+        "normalized_return_teacher_sem": float(teacher.std(ddof=1) / np.sqrt(n_heldout))
+        if n_heldout > 1
+        else None,
         "rows": rows,
         "groups": groups,
         "versions": versions(),
