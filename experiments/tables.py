@@ -90,7 +90,7 @@ def closed_loop(doc: dict) -> str:
 
 
 SEED_COLS = (
-    ("cos", ".13f"),
+    ("1 - cos", ".1e"),
     ("cos_full", ".4f"),
     ("cos_readout", ".4f"),
     ("heldout_err", ".2e"),
@@ -107,6 +107,7 @@ def seeds(doc: dict) -> str:
     """One row per seed of :func:`experiments.training.train_seeds`."""
     out = ["| seed | " + " | ".join(k for k, _ in SEED_COLS) + " |", "|---|" + "---|" * len(SEED_COLS)]
     for r in doc["rows"]:
+        r = r | {"1 - cos": None if r.get("cos") is None else 1.0 - r["cos"]}
         out.append(f"| {r['seed']} | " + " | ".join(_f(r.get(k), s) for k, s in SEED_COLS) + " |")
     return "\n".join(out)
 

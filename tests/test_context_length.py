@@ -12,7 +12,7 @@ import scipy.stats
 
 import constructions as C
 import lsa_theory as lt
-from experiments import cli, envs
+from experiments import cli, envs, tables
 from experiments import context_length as cl
 from experiments import control as ctl
 
@@ -118,6 +118,8 @@ def test_in_context_cells_equal_an_independent_recomputation(tmp_path):
     assert row["normalized_return"] == pytest.approx(float(ret[0, 1].mean()), abs=1e-12)
     assert row["sem"] == pytest.approx(float(ret[0, 1].std(ddof=1) / np.sqrt(2)), abs=1e-12)
     assert cl.plot_context_length_regimes(tmp_path, "in-context").exists()
+    text = tables.table("in-context", tmp_path / "context_length_in-context.json")
+    assert text.count("\n| 3 | 30 |") == 2 and "0/2 |" in text  # SARSA and TD rows, divergence counts
 
 
 def test_closed_loop_cells_read_the_right_update(tmp_path):
@@ -146,6 +148,8 @@ def test_closed_loop_cells_read_the_right_update(tmp_path):
                 expect = lt.normalized_return(mdp, lt.greedy(phi @ teacher.ws[t]), sol)
                 assert finals[b, 0, j, i] == pytest.approx(expect, abs=1e-9)
     assert cl.plot_context_length_regimes(tmp_path, "closed-loop").exists()
+    text = tables.table("closed-loop", tmp_path / "context_length_closed-loop.json")
+    assert "**20 updates**" in text and "**80 environment steps**" in text and text.count("| 0.2 |") == 2
 
 
 def test_cli_context_length_json_contract(monkeypatch, capsys, tmp_path):

@@ -12,6 +12,7 @@ import torch
 
 import dynamics as dy
 import lsa_theory as lt
+from experiments import tables
 from experiments import training as tr
 
 TINY = dict(
@@ -333,6 +334,7 @@ def test_train_seeds_reports_every_seed(tmp_path):
     assert doc["spread"]["cos"]["min"] <= doc["spread"]["cos"]["mean"] <= doc["spread"]["cos"]["max"]
     assert json.loads((tmp_path / "seeds.json").read_text())["seeds"] == [0, 1, 2]
     assert tr.plot_training_seeds(tmp_path).exists()
+    assert tables.table("seeds", tmp_path / "seeds.json").count("\n| ") == 3  # one row per seed
     with pytest.raises(ValueError, match="seeds"):
         tr.train_seeds(_tiny(), (0, 0))
 
@@ -361,3 +363,6 @@ def test_returns_by_k_lists_every_run_with_divergences(tmp_path):
     assert groups[10]["n_loops"] == 6 and groups[10]["n_diverged"] == 3 and groups[10]["n_seeds"] == 2
     assert all(r["n_diverged"] == 0 for r in doc["rows"][:3])
     assert tr.plot_returns_by_k(tmp_path).exists()
+    text = tables.table("returns-by-k", tmp_path / "returns_by_k.json")
+    assert "| 10 | resampled | 2 | 3/6 |" in text and "| 1 | 10 | resampled |" in text
+    assert tables.table("diversity", tmp_path / "diversity_training.json").count("| resampled |") == 4
