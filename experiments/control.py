@@ -41,12 +41,13 @@ sequences agree to round-off), classical online tabular SARSA (one-hot ``Q`` tab
 per-step update with step size ``alpha``, the same epsilon-greedy exploration and ``n *
 n_updates`` environment steps), the uniform policy (0 by definition, computed) and ``pi*`` (1).
 
-Results of :func:`run_control` go to ``control.json`` / ``control.npz`` and those of
-:func:`context_length_sweep` to ``context_length.json`` / ``context_length.npz`` in ``out``.
+Results of :func:`run_control` go to ``control.json`` / ``control.npz`` in ``out``. The
+context-length sweeps (``context_length_sweep``, ``plot_context_length`` and both regimes of §6)
+live in :mod:`experiments.context_length`; the first two stay importable from here.
 
 **Runtime.** The ``"l1"`` pass is a few ``D x D`` matrix products per update; on a small shared
 machine OpenBLAS threading makes them up to ten times slower than single-threaded, so
-:func:`deploy`, :func:`run_control` and :func:`context_length_sweep` run with BLAS limited to one
+:func:`deploy`, :func:`run_control` and the context-length sweeps run with BLAS limited to one
 thread (:func:`experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.5 s against 42 s).
 """
 

@@ -94,6 +94,7 @@ SEED_COLS = (
     ("cos_full", ".4f"),
     ("cos_readout", ".4f"),
     ("heldout_err", ".2e"),
+    ("heldout_err_no_cubic", ".2e"),
     ("loss", ".1e"),
     ("norm_Vbar22", ".3g"),
     ("norm_P22_sym", ".1e"),

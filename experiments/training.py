@@ -890,6 +890,7 @@ _SWEEP_NAMES = frozenset(
         "plot_training_seeds",
         "teacher_matching_vs_n",
         "train_seeds",
+        "heldout_error_without_cubic",
         "run_dir",
         "deployed_returns_by_k",
         "plot_returns_by_k",

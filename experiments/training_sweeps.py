@@ -19,11 +19,12 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int
 
 from .io import atomic_write_json, read_json, versions
-from .training import TrainConfig, heldout_error, train
+from .training import TrainConfig, heldout_data, heldout_error, train
 
 __all__ = [
     "plot_training",
     "train_seeds",
+    "heldout_error_without_cubic",
     "plot_training_seeds",
     "DIVERSITY_KS",
     "QUICK_DIVERSITY_KS",
@@ -175,7 +176,8 @@ def train_seeds(
     """:func:`train` of ``base.replace(seed=s)`` for every ``s`` in ``seeds`` (data, held-out data and
     initialisation all derive from the seed), each in ``out/seed{s}`` (resumable).
 
-    Returns (and writes to ``out/seeds.json``) ``{"base", "seeds", "rows": [{"seed", <SEED_KEYS>}],
+    Returns (and writes to ``out/seeds.json``) ``{"base", "seeds", "rows": [{"seed", <SEED_KEYS>,
+    "heldout_err_no_cubic"}],
     "spread": {key: {"mean", "min", "max"}}, "versions"}``: one row per seed, none dropped.
     """
     if not isinstance(base, TrainConfig):
@@ -184,13 +186,25 @@ def train_seeds(
     out = Path(out) if out is not None else None
     rows = []
     for s in seeds:
-        res = train(base.replace(seed=s), None if out is None else out / f"seed{s}", device=device)
+        cfg = base.replace(seed=s)
+        res = train(cfg, None if out is None else out / f"seed{s}", device=device)
         rows.append({"seed": s, **{k: res.final.get(k) for k in SEED_KEYS}})
+        rows[-1]["heldout_err_no_cubic"] = heldout_error_without_cubic(res.P, res.V, heldout_data(cfg))
     doc = {"base": base.as_dict(), "seeds": list(seeds), "rows": rows, "spread": _spread(rows)}
     doc["versions"] = versions()
     if out is not None:
         atomic_write_json(out / "seeds.json", doc)
     return doc
+
+
+def heldout_error_without_cubic(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> float:
+    """Held-out relative error (:func:`experiments.training.heldout_error`) of ``(P, V)`` (D, D) with
+    ``P22`` set to 0, which removes exactly the cubic (L2) term ``(1/n) Vbar22 wt (wt^T P22 wt)``:
+    what is left of the error is that of the (M2) blocks ``(Vbar21, P12)`` alone."""
+    P0 = np.array(P, dtype=float)
+    m = held.layout.m
+    P0[m:, m:] = 0.0
+    return heldout_error(P0, V, held)[0]
 
 
 def plot_training_seeds(out: str | Path) -> Path:

@@ -300,8 +300,11 @@ def test_invariant_initialisation_stays_on_the_invariant_set(tmp_path):
     assert np.all(b["P22"] == 0.0) and np.all(b["Vbar22"] == 0.0)
     assert max(res.history["norm_P22"]) == 0.0 and max(res.history["norm_Vbar22"]) == 0.0
     assert res.final["cos"] > 0.999 and res.final["heldout_err"] < 0.05
+    held = tr.heldout_data(res.config)
+    assert tr.heldout_error_without_cubic(res.P, res.V, held) == res.final["heldout_err"]  # no cubic term
     ref = tr.train(_tiny(steps=50, log_every=50))
     assert ref.final["norm_Vbar22"] > 1e-3
+    assert tr.heldout_error_without_cubic(ref.P, ref.V, held) != ref.final["heldout_err"]
 
 
 def test_state_critic_data_has_action_constant_critic_features():
