@@ -96,8 +96,9 @@ def _training_runs(quick: bool) -> dict:
     ``random``: the [LL] configuration (:meth:`TrainConfig.full`) from a random initialisation,
     three seeds (quick: seed 0 only, the block ``control`` deploys). ``random_small``: S = A = 3
     (:meth:`TrainConfig.quick`) from a random initialisation; ``invariant``: the same from an
-    initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2). ``actor_critic``: (A3) with the state-value critic of THEORY §3 (``d = S = 3`` state
-    features ``psi``, fed as ``phi[s, a] = psi[s]``), actor features ``d_pi = S A = 9``, S = A = 3.
+    initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2). ``actor_critic``: (A3)
+    with the state-value critic of THEORY §3 (``d = S = 3`` state features ``psi``, fed as
+    ``phi[s, a] = psi[s]``), actor features ``d_pi = S A = 9``, S = A = 3.
     The last three are three seeds at S = A = 3 in both modes (an [LL]-sized training takes minutes
     on the shared machine).
     """
