@@ -138,8 +138,8 @@ class ClosedLoopConfig:
 
     ns: tuple[int, ...] = (2, 5, 10, 20, 40, 80)
     alphas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
-    updates: tuple[int, ...] = (30, 100, 300, 1000)
-    env_steps: tuple[int, ...] = (4000, 8000)
+    updates: tuple[int, ...] = (30, 100, 300)
+    env_steps: tuple[int, ...] = (1600, 4000)
     n_mdps: int = 20
     epsilon: float = 0.1
     eval_every: int = 10
