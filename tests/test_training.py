@@ -342,6 +342,7 @@ def test_train_seeds_reports_every_seed(tmp_path):
         tr.train_seeds(_tiny(), (0, 0))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the diverging block, on purpose
 def test_returns_by_k_lists_every_run_with_divergences(tmp_path):
     """Item 5: every (seed, k, features) run appears in ``returns_by_k.json``, a diverged loop is
     counted (never dropped), and ``groups`` pool the seeds."""
@@ -369,3 +370,14 @@ def test_returns_by_k_lists_every_run_with_divergences(tmp_path):
     text = tables.table("returns-by-k", tmp_path / "returns_by_k.json")
     assert "| 10 | resampled | 2 | 3/6 |" in text and "| 1 | 10 | resampled |" in text
     assert tables.table("diversity", tmp_path / "diversity_training.json").count("| resampled |") == 4
+
+
+def test_reproduce_trains_every_group_with_at_least_three_seeds():
+    """Item 4/5: every training table and figure of ``lsa-theory reproduce`` (full) stands on >= 3 seeds."""
+    from experiments import reproduce as rp
+
+    assert len(rp.TRAIN_SEEDS) >= 3
+    groups = rp._training_runs(False)
+    assert {"random", "random_small", "invariant", "actor_critic"} <= set(groups)
+    assert all(len(seeds) >= 3 for _, seeds in groups.values())
+    assert groups["invariant"][0].init == "invariant" and groups["actor_critic"][0].critic == "state"
