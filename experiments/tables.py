@@ -116,7 +116,7 @@ def seeds(doc: dict) -> str:
 def diversity(doc: dict) -> str:
     """One row per (seed, k, features) run of the (M7) training sweep."""
     cols = (
-        ("cos", ".6f"),
+        ("1 - cos", ".1e"),
         ("cos_full", ".4f"),
         ("invisible_dim", "d"),
         ("loss", ".1e"),
@@ -128,6 +128,7 @@ def diversity(doc: dict) -> str:
     ]
     for r in doc["rows"]:
         feats = "shared" if r["shared_features"] else "resampled"
+        r = r | {"1 - cos": None if r.get("cos") is None else 1.0 - r["cos"]}
         cells = " | ".join(_f(r.get(k), s) for k, s in cols)
         out.append(f"| {r.get('seed', 0)} | {r['k']} | {r['frames']} | {feats} | {cells} |")
     return "\n".join(out)
