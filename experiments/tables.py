@@ -89,6 +89,20 @@ def closed_loop(doc: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def closed_loop_diffs(doc: dict, alpha: float) -> str:
+    """Paired differences to the previous n at one ``alpha``, one row per budget point."""
+    ns = doc["config"]["ns"]
+    out = ["| budget | " + " | ".join(f"n = {a} -> {b}" for a, b in zip(ns, ns[1:], strict=False)) + " |"]
+    out.append("|---|" + "---|" * (len(ns) - 1))
+    pts = sorted({(r["budget"], r["point"]) for r in doc["rows"]}, key=lambda t: (t[0] != "updates", t[1]))
+    for budget, p in pts:
+        rows = [r for r in doc["rows"] if r["budget"] == budget and r["point"] == p and r["alpha"] == alpha]
+        rows = sorted(rows, key=lambda r: r["n"])
+        name = f"{p} {'updates' if budget == 'updates' else 'steps'}"
+        out.append(f"| {name} | " + " | ".join(_ci(r["diff_prev"], "+.2f") for r in rows[1:]) + " |")
+    return "\n".join(out)
+
+
 SEED_COLS = (
     ("1 - cos", ".1e"),
     ("cos_full", ".4f"),
