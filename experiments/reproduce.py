@@ -94,23 +94,24 @@ def _training_runs(quick: bool) -> dict:
     """The training groups of the ``training`` part: name -> (base config, seeds).
 
     ``random``: the [LL] configuration (:meth:`TrainConfig.full`) from a random initialisation,
-    three seeds (quick: seed 0 only, the block ``control`` deploys). ``random_small``: S = A = 3
+    three seeds (quick: seed 0 only in every group; seed 0 of this one is the block ``control``
+    deploys). ``random_small``: S = A = 3
     (:meth:`TrainConfig.quick`) from a random initialisation; ``invariant``: the same from an
     initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2). ``actor_critic``: (A3)
     with the state-value critic of THEORY §3 (``d = S = 3`` state features ``psi``, fed as
     ``phi[s, a] = psi[s]``), actor features ``d_pi = S A = 9``, S = A = 3.
-    The last three are three seeds at S = A = 3 in both modes (an [LL]-sized training takes minutes
-    on the shared machine).
+    The last three run at S = A = 3 (an [LL]-sized training takes minutes on the shared machine).
     """
     from .training import TrainConfig
 
     full, small = TrainConfig.full(), TrainConfig.quick()
     ac = TrainConfig.quick("actor_critic").replace(critic="state", d=3, d_pi=9)
+    seeds = (0,) if quick else TRAIN_SEEDS
     return {
-        "random": (full, (0,) if quick else TRAIN_SEEDS),
-        "random_small": (small, TRAIN_SEEDS),
-        "invariant": (small.replace(init="invariant"), TRAIN_SEEDS),
-        "actor_critic": (ac, TRAIN_SEEDS),
+        "random": (full, seeds),
+        "random_small": (small, seeds),
+        "invariant": (small.replace(init="invariant"), seeds),
+        "actor_critic": (ac, seeds),
     }
 
 
