@@ -331,7 +331,7 @@ def test_actor_critic_training_with_state_critic_recovers_a3():
 
 
 def test_train_seeds_reports_every_seed(tmp_path):
-    doc = tr.train_seeds(_tiny(steps=40, log_every=20, checkpoint_every=20), (0, 1, 2), tmp_path)
+    doc = tr.train_seeds(_tiny(k=20, steps=40, log_every=20, checkpoint_every=20), (0, 1, 2), tmp_path)
     assert [r["seed"] for r in doc["rows"]] == [0, 1, 2]
     assert len({r["loss"] for r in doc["rows"]}) == 3  # seeds differ
     assert doc["spread"]["cos"]["min"] <= doc["spread"]["cos"]["mean"] <= doc["spread"]["cos"]["max"]
