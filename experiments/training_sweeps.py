@@ -237,10 +237,13 @@ def plot_training_seeds(out: str | Path) -> Path:
             axes[1].semilogy(
                 step, np.maximum(1 - arr("cos_full"), 1e-17), ":", color=ln.get_color(), label="all entries"
             )
-        axes[2].semilogy(step, arr("norm_Vbar22"), color=ln.get_color(), label=f"seed {s}: |Vbar22|")
-        axes[2].semilogy(
-            step, np.maximum(arr("norm_P22_sym"), 1e-300), ":", color=ln.get_color(), label="|sym P22|"
-        )
+        vb, p22 = arr("norm_Vbar22"), arr("norm_P22_sym")
+        if np.nanmax(np.concatenate([vb, p22])) > 0:
+            pos = {"|Vbar22|": np.where(vb > 0, vb, np.nan), "|sym P22|": np.where(p22 > 0, p22, np.nan)}
+            axes[2].semilogy(step, pos["|Vbar22|"], color=ln.get_color(), label=f"seed {s}: |Vbar22|")
+            axes[2].semilogy(step, pos["|sym P22|"], ":", color=ln.get_color(), label="|sym P22|")
+        else:  # on the invariant set: both exactly 0 at every logged step
+            axes[2].plot([], [], " ", label=f"seed {s}: |Vbar22| = |P22| = 0 exactly")
     axes[0].set_title("teacher matching (M1)")
     axes[1].set_title("1 - cos with (c P*, V*/c)")
     axes[2].set_title("off the invariant set of (M2)")
