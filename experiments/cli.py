@@ -27,6 +27,11 @@
   (:mod:`experiments.regression`); ``--json`` prints ``{"d", "N", "Lambda", "population": {"M_flow",
   "M_star", "rel_err", "loss_final", "loss_star", ...}, "sampled": [{"F", "rel_err"}, ...], "slope",
   ...}`` (also ``configs``, ``trained``, ``checks``, ``passed``).
+- ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
+  sweeps the context length n in either regime of THEORY.md §6 (:mod:`experiments.context_length`);
+  ``--json`` prints ``{"regime", "rows": [{"n", "L", "normalized_return", "value_error", "sem",
+  ...}], "td_rows": [...], ...}`` (in context; closed-loop rows carry ``budget``, ``point``,
+  ``alpha``, ``n``, ``normalized_return``, ``sem``, ``n_diverged``, ``diff_prev``).
 
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
@@ -284,14 +289,14 @@ def control_passed(env: dict) -> bool:
 
 
 def _trained_weights(out: str | None) -> str:
-    """Path of trained weights for ``--weights trained``: ``<out>/training/train.npz`` (where
+    """Path of trained weights for ``--weights trained``: ``<out>/training/seed0/train.npz`` (where
     ``lsa-theory reproduce`` puts them), trained there first with the [LL] configuration
     ``TrainConfig.full()`` (about a minute; it resumes) if it does not exist."""
     from pathlib import Path
 
     from .training import TrainConfig, train
 
-    base = Path(out if out is not None else "results") / "training"
+    base = Path(out if out is not None else "results") / "training" / "seed0"
     path = base / "train.npz"
     if not path.exists():
         train(TrainConfig.full(), base)
@@ -389,6 +394,40 @@ def _cmd_regression(args: argparse.Namespace) -> int:
     return 0 if doc["passed"] else 1
 
 
+def _cmd_context_length(args: argparse.Namespace) -> int:
+    from .context_length import run_context_length
+
+    doc = run_context_length(args.regime, quick=args.quick, out=args.out)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif args.regime == "in-context":
+        _print_table(
+            doc["rows"],
+            [
+                ("n", ""),
+                ("L", ""),
+                ("normalized_return", ".3f"),
+                ("sem", ".3f"),
+                ("value_error", ".3f"),
+                ("n_diverged", ""),
+            ],
+        )
+    else:
+        _print_table(
+            doc["rows"],
+            [
+                ("budget", ""),
+                ("point", ""),
+                ("alpha", ""),
+                ("n", ""),
+                ("normalized_return", ".3f"),
+                ("sem", ".3f"),
+                ("n_diverged", ""),
+            ],
+        )
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -477,6 +516,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
     _common(p, out="directory for regression.json/.npz and the figure")
     p.set_defaults(func=_cmd_regression)
+
+    p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
+    p.add_argument(
+        "--regime",
+        choices=("closed-loop", "in-context"),
+        required=True,
+        help="closed-loop: w carried from prompt to prompt (S6), n a batch size; in-context: one long "
+        "prompt read by a deep stack from a fixed w_0",
+    )
+    p.add_argument("--quick", action="store_true", help="fewer n, alpha and budgets")
+    _common(p, out="directory for context_length_REGIME.json/.npz and the plot")
+    p.set_defaults(func=_cmd_context_length)
 
     from .sweep import add_parser as add_sweep_parser
 

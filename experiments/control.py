@@ -41,19 +41,20 @@ sequences agree to round-off), classical online tabular SARSA (one-hot ``Q`` tab
 per-step update with step size ``alpha``, the same epsilon-greedy exploration and ``n *
 n_updates`` environment steps), the uniform policy (0 by definition, computed) and ``pi*`` (1).
 
-Results of :func:`run_control` go to ``control.json`` / ``control.npz`` and those of
-:func:`context_length_sweep` to ``context_length.json`` / ``context_length.npz`` in ``out``.
+Results of :func:`run_control` go to ``control.json`` / ``control.npz`` in ``out``. The
+context-length sweeps (``context_length_sweep``, ``plot_context_length`` and both regimes of §6)
+live in :mod:`experiments.context_length`; the first two stay importable from here.
 
 **Runtime.** The ``"l1"`` pass is a few ``D x D`` matrix products per update; on a small shared
 machine OpenBLAS threading makes them up to ten times slower than single-threaded, so
-:func:`deploy`, :func:`run_control` and :func:`context_length_sweep` run with BLAS limited to one
+:func:`deploy`, :func:`run_control` and the context-length sweeps run with BLAS limited to one
 thread (:func:`experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.5 s against 42 s).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ from constructions import numeric as cnum
 from lsa_theory import Layout, TabularMDP
 from lsa_theory._checks import as_float_array, check_int, check_real
 
-from .envs import HELDOUT_NAME, heldout_family, heldout_rng, make_env, parse_env_key, terminal_states
+from .envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key, terminal_states
 from .io import (
     atomic_savez,
     atomic_write_json,
@@ -93,9 +94,7 @@ __all__ = [
     "tabular_sarsa",
     "unit_key",
     "run_control",
-    "context_length_sweep",
     "plot_control",
-    "plot_context_length",
 ]
 
 #: The registered closed-loop algorithms (:class:`constructions.ClosedLoopAlgorithm`) deployable here.
@@ -920,90 +919,6 @@ def _doc(cfg: ControlConfig, units: list[dict], arrays: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# context length
-# --------------------------------------------------------------------------------------------------
-
-
-@single_blas_thread
-def context_length_sweep(
-    ns: Sequence[int] = (2, 5, 10, 20, 40),
-    n_mdps: int = 20,
-    n_updates: int = 300,
-    seed: int = 0,
-    *,
-    alpha: float = 0.2,
-    epsilon: float = 0.1,
-    out: str | Path | None = None,
-) -> dict:
-    """Normalised return (§0) after ``n_updates`` updates against the context length ``n``.
-
-    For each ``n`` in ``ns`` and each of ``n_mdps`` held-out [LL] MDPs (:func:`heldout_family`,
-    seed scheme there) the constructed block (S3) and the exact teacher (S2) run the loop (S6)
-    on the same stream ``heldout_rng(seed, i, 1)`` (features and ``w_0`` are therefore equal
-    across ``n``). Returns ``{"config", "versions", "rows": [{"n", "normalized_return",
-    "normalized_return_sem", "normalized_return_teacher", "normalized_return_teacher_sem",
-    "max_w_diff", "n_trajectory_mismatch", "n_mdps", "updates", "env_steps"}, ...]}``; with
-    ``out`` also ``context_length.json`` and ``context_length.npz`` (per-MDP finals, ``(len(ns),
-    n_mdps)`` arrays ``block`` and ``teacher``).
-    """
-    if isinstance(ns, str | bytes) or not isinstance(ns, Sequence) or len(ns) < 1:
-        raise ValueError(f"ns: expected a non-empty sequence of context lengths, got {ns!r}")
-    ns = [check_int(v, "ns") for v in ns]
-    n_mdps = check_int(n_mdps, "n_mdps")
-    n_updates = check_int(n_updates, "n_updates")
-    seed = check_int(seed, "seed", minimum=0)
-    mdps = list(heldout_family(n_mdps, seed))
-    sols = [lt.optimal(m) for m in mdps]
-    block = np.empty((len(ns), n_mdps))
-    teacher = np.empty((len(ns), n_mdps))
-    rows = []
-    jobs = [(a, b) for a in range(len(ns)) for b in range(n_mdps)]
-    diffs: dict[int, list[float]] = {a: [] for a in range(len(ns))}
-    mism: dict[int, int] = dict.fromkeys(range(len(ns)), 0)
-    for a, i in progress(jobs, desc="context length"):
-        kw = dict(
-            n=ns[a], n_updates=n_updates, epsilon=epsilon, alpha=alpha, eval_every=n_updates, solution=sols[i]
-        )
-        res_b = deploy(mdps[i], "constructed", rng=heldout_rng(seed, i, 1), **kw)
-        res_t = deploy(mdps[i], "teacher", rng=heldout_rng(seed, i, 1), **kw)
-        block[a, i], teacher[a, i] = res_b.normalized_return[-1], res_t.normalized_return[-1]
-        diffs[a].append(_max_w_diff(res_b, res_t))
-        mism[a] += _first_mismatch(res_b, res_t) is not None
-    for a, n in enumerate(ns):
-        mb, sb = _mean_sem(block[a][:, None])
-        mt, st = _mean_sem(teacher[a][:, None])
-        rows.append(
-            {
-                "n": n,
-                "normalized_return": float(mb[0]),
-                "normalized_return_sem": float(sb[0]),
-                "normalized_return_teacher": float(mt[0]),
-                "normalized_return_teacher_sem": float(st[0]),
-                "max_w_diff": max(diffs[a]),
-                "n_trajectory_mismatch": mism[a],
-                "n_mdps": n_mdps,
-                "updates": n_updates,
-                "env_steps": n * n_updates,
-            }
-        )
-    config = {
-        "ns": ns,
-        "n_mdps": n_mdps,
-        "n_updates": n_updates,
-        "seed": seed,
-        "alpha": alpha,
-        "epsilon": epsilon,
-        "env": HELDOUT_NAME,
-    }
-    doc = {"config": config, "versions": versions(), "rows": rows}
-    if out is not None:
-        out = Path(out)
-        atomic_savez(out / "context_length.npz", ns=np.array(ns), block=block, teacher=teacher)
-        atomic_write_json(out / "context_length.json", doc)
-    return to_jsonable(doc)
-
-
-# --------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------
 
@@ -1056,47 +971,14 @@ def plot_control(out: str | Path) -> Path:
     return path
 
 
-def plot_context_length(out: str | Path) -> Path:
-    """Normalised return after a fixed number of updates against ``n`` with standard-error bars
-    (block and teacher) from ``out/context_length.json``. Writes ``out/context_length.png``."""
-    import matplotlib
+# the context-length sweeps moved to :mod:`experiments.context_length`; importable from here too (lazily,
+# since that module imports this one)
+_CONTEXT_LENGTH_NAMES = frozenset({"context_length_sweep", "plot_context_length"})
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    out = Path(out)
-    doc = read_json(out / "context_length.json")
-    rows = doc["rows"]
-    ns = np.array([r["n"] for r in rows], dtype=float)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.errorbar(
-        ns,
-        [r["normalized_return"] for r in rows],
-        yerr=[r["normalized_return_sem"] for r in rows],
-        fmt="o-",
-        capsize=3,
-        label="frozen block (S3)",
-    )
-    ax.errorbar(
-        ns * 1.04,
-        [r["normalized_return_teacher"] for r in rows],
-        yerr=[r["normalized_return_teacher_sem"] for r in rows],
-        fmt="s--",
-        capsize=3,
-        mfc="none",
-        label="exact teacher (S2)",
-    )
-    ax.set_xscale("log")
-    ax.set_xticks(ns, [str(int(v)) for v in ns])
-    ax.minorticks_off()
-    ax.set_xlabel("context length n")
-    ax.set_ylabel(f"normalised return after {doc['config']['n_updates']} updates")
-    ax.axhline(1.0, color="k", lw=0.7)
-    ax.axhline(0.0, color="0.5", lw=0.7)
-    ax.set_title(f"{doc['config']['env']}: {doc['config']['n_mdps']} held-out MDPs", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "context_length.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def __getattr__(name: str):
+    if name in _CONTEXT_LENGTH_NAMES:
+        from . import context_length
+
+        return getattr(context_length, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

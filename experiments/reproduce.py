@@ -10,7 +10,7 @@ Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 | ``training`` | Algorithm 1 on random MDPs, structure recovery | (S3) (S6) (M1) |
 | ``training-diversity`` | training with few MDPs / shared features | (M7) |
 | ``control`` | frozen block in the closed loop on held-out MDPs and gymnasium models | (S6) §6 |
-| ``context-length`` | normalised return against the context length n | §6 [W] |
+| ``context-length`` | closed loop (updates, steps, alpha) and one long context (stack, TD) | §6 [W] |
 
 ``summary.json`` records each finished part with its wall time and headline numbers; a rerun skips
 finished parts (and an interrupted part resumes from its own partial results).
@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write_json, read_json, versions
+from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
-__all__ = ["PARTS", "reproduce", "deployed_returns_by_k"]
+__all__ = ["PARTS", "TRAIN_SEEDS", "reproduce", "deployed_returns_by_k", "trained_weights"]
 
 
 def _verify(out: Path, quick: bool) -> dict:
@@ -89,97 +90,78 @@ def _diversity(out: Path, quick: bool) -> dict:
     }
 
 
+#: Training seeds behind every training table and figure (issue 10: at least three).
+TRAIN_SEEDS = (0, 1, 2)
+
+
+def trained_weights(out: Path) -> Path:
+    """``train.npz`` of the [LL] training run (seed 0) that ``control`` and ``context-length``
+    deploy, given the directory of one part of :func:`reproduce`."""
+    return out.parent / "training" / "seed0" / "train.npz"
+
+
+def _training_runs(quick: bool) -> dict:
+    """The training groups of the ``training`` part: name -> (base config, seeds).
+
+    ``random``: the [LL] configuration (:meth:`TrainConfig.full`) from a random initialisation,
+    three seeds (quick: seed 0 only in every group; seed 0 of this one is the block ``control``
+    deploys). ``random_small``: S = A = 3
+    (:meth:`TrainConfig.quick`) from a random initialisation; ``invariant``: the same from an
+    initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2). ``actor_critic``: (A3)
+    with the state-value critic of THEORY §3 (``d = S = 3`` state features ``psi``, fed as
+    ``phi[s, a] = psi[s]``), actor features ``d_pi = S A = 9``, S = A = 3.
+    The last three run at S = A = 3 (an [LL]-sized training takes minutes on the shared machine).
+    """
+    from .training import TrainConfig
+
+    full, small = TrainConfig.full(), TrainConfig.quick()
+    ac = TrainConfig.quick("actor_critic").replace(critic="state", d=3, d_pi=9)
+    seeds = (0,) if quick else TRAIN_SEEDS
+    return {
+        "random": (full, seeds),
+        "random_small": (small, seeds),
+        "invariant": (small.replace(init="invariant"), seeds),
+        "actor_critic": (ac, seeds),
+    }
+
+
 def _training(out: Path, quick: bool) -> dict:
-    from .training import TrainConfig, plot_training, train
+    from .training import plot_training, plot_training_seeds, train_seeds
 
-    # the [LL] configuration itself (1000 MDPs, d = 36) takes about a minute, so quick uses it too:
-    # its weights are what ``control`` deploys on random-S9-A4
-    res = train(TrainConfig.full(), out)
-    plot_training(out)
-    keys = ("loss", "cos", "c", "manifold_dist", "heldout_err", "frozen_moved", "train_time")
-    return {k: res.final[k] for k in keys if k in res.final}
-
-
-def _training_diversity(out: Path, quick: bool) -> dict:
-    from .training import QUICK_DIVERSITY_KS, TrainConfig, diversity_training_sweep, plot_diversity_training
-
-    ks = QUICK_DIVERSITY_KS if quick else (1, 4, 16, 64, 256)
-    base = TrainConfig.quick() if quick else TrainConfig.full()
-    doc = diversity_training_sweep(ks=ks, base=base, out=out)
-    plot_diversity_training(out)
-    cols = ("k", "shared_features", "cos", "heldout_err", "invisible_dim")
-    numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
-    if not quick:  # [LL]-sized blocks: deploy each on the held-out family
-        numbers["returns"] = deployed_returns_by_k(out)["rows"]
+    numbers = {}
+    for name, (base, seeds) in _training_runs(quick).items():
+        sub = out if name == "random" else out / name
+        doc = train_seeds(base, seeds, sub)
+        plot_training_seeds(sub)
+        plot_training(sub / f"seed{seeds[0]}")
+        numbers[name] = {"seeds": list(seeds), "rows": doc["rows"]}
     return numbers
 
 
-def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates: int = 1000) -> dict:
-    """Normalised return (§0) on random-S9-A4 of every block a [LL]-sized
-    :func:`experiments.training.diversity_training_sweep` saved under ``sweep_out``
-    (``k{k}_{resampled|shared}/train.npz``), deployed frozen in the loop (S6) on ``n_heldout``
-    held-out MDPs for ``n_updates`` updates. Writes ``sweep_out/returns_by_k.json`` and
-    ``returns_by_k.png``; returns ``{"rows": [{"k", "shared_features", "normalized_return",
-    "normalized_return_sem", "normalized_return_teacher"}, ...]}``."""
-    import dataclasses
+def _training_diversity(out: Path, quick: bool) -> dict:
+    """(M7) by training at S = A = 3 (:meth:`TrainConfig.quick`, d = 9; 2560 frames over k MDPs),
+    resampled and shared features; full: k in {1, 4, 16, 64, 256} and three seeds, each block then
+    deployed on 20 held-out 3 x 3 MDPs for 300 updates; quick: k in {1, 16, 256}, seed 0, no
+    deployment. (The [LL]-sized sweep, d = 36, needs about 30 [LL] trainings per three seeds, more
+    than the shared machine gave; its one-seed run is kept in ``docs/figures/returns_by_k-full.json``.)"""
+    from .training import (
+        DIVERSITY_KS,
+        QUICK_DIVERSITY_KS,
+        TrainConfig,
+        diversity_training_sweep,
+        plot_diversity_training,
+    )
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .control import ControlConfig, run_control
-    from .envs import HELDOUT_NAME
-
-    sweep_out = Path(sweep_out)
-    base = dataclasses.replace(
-        ControlConfig(), envs=(HELDOUT_NAME,), actor_critic_envs=(), tabular=False,
-        n_heldout=n_heldout, n_updates=n_updates,
-    )  # fmt: skip
-    rows = []
-    for r in read_json(sweep_out / "diversity_training.json")["rows"]:
-        path = sweep_out / f"k{r['k']}_{'shared' if r['shared_features'] else 'resampled'}" / "train.npz"
-        env = run_control(dataclasses.replace(base, weights=str(path)))["envs"][0]
-        rows.append(
-            {
-                "k": r["k"],
-                "shared_features": r["shared_features"],
-                "normalized_return": env["normalized_return"],
-                "normalized_return_sem": env["normalized_return_sem"],
-                "normalized_return_teacher": env["normalized_return_teacher"],
-                "n_seeds": env["n_seeds"],
-                "n_diverged": env["n_diverged"],
-            }
-        )
-    doc = {"n_heldout": n_heldout, "n_updates": n_updates, "rows": rows, "versions": versions()}
-    atomic_write_json(sweep_out / "returns_by_k.json", doc)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for shared, style in ((False, "o-"), (True, "s--")):
-        sel = [r for r in rows if r["shared_features"] == shared]
-        label = "shared features" if shared else "resampled features"
-        ax.errorbar(
-            [r["k"] for r in sel],
-            [np.nan if r["normalized_return"] is None else r["normalized_return"] for r in sel],
-            yerr=[np.nan if r["normalized_return_sem"] is None else r["normalized_return_sem"] for r in sel],
-            fmt=style,
-            capsize=3,
-            label=label,
-        )
-        ax2.plot([r["k"] for r in sel], [r["n_diverged"] / r["n_seeds"] for r in sel], style, label=label)
-    if rows:
-        ax.axhline(rows[0]["normalized_return_teacher"], color="k", lw=0.8, label="exact teacher")
-    for a in (ax, ax2):
-        a.set_xscale("log")
-        a.set_xlabel("training MDPs k")
-        a.legend(fontsize=8)
-    ax.set_ylabel(f"normalised return after {n_updates} updates")
-    ax.set_title("mean over held-out MDPs (missing: some loops diverged)", fontsize=9)
-    ax2.set_ylabel("fraction of held-out MDPs where the loop diverged")
-    ax2.set_title("(M7): trained block deployed on held-out MDPs", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(sweep_out / "returns_by_k.png", dpi=120)
-    plt.close(fig)
-    return doc
+    ks = QUICK_DIVERSITY_KS if quick else DIVERSITY_KS
+    seeds = (0,) if quick else TRAIN_SEEDS
+    doc = diversity_training_sweep(ks=ks, base=TrainConfig.quick(), out=out, seeds=seeds, total_frames=2560)
+    plot_diversity_training(out)
+    cols = ("seed", "k", "shared_features", "cos", "cos_full", "heldout_err", "invisible_dim")
+    numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
+    if not quick:
+        numbers["returns"] = deployed_returns_by_k(out, n_heldout=20, n_updates=300)["groups"]
+        plot_returns_by_k(out)
+    return numbers
 
 
 def _control(out: Path, quick: bool) -> dict:
@@ -191,7 +173,7 @@ def _control(out: Path, quick: bool) -> dict:
     cfg = ControlConfig.quick() if quick else ControlConfig()
     rows = run_control(cfg, out / "constructed")["envs"]
     plot_control(out / "constructed")
-    trained = out.parent / "training" / "train.npz"
+    trained = trained_weights(out)
     if trained.exists():  # the trained [LL] block on the held-out family, 1000 updates
         tcfg = dataclasses.replace(
             ControlConfig(), envs=(HELDOUT_NAME,), actor_critic_envs=(), weights=str(trained)
@@ -207,22 +189,26 @@ def _control(out: Path, quick: bool) -> dict:
 
 
 def _context_length(out: Path, quick: bool) -> dict:
-    from .control import context_length_sweep, plot_context_length
+    from .context_length import run_context_length
     from .training import teacher_matching_vs_n
 
-    ns = (2, 5, 10, 20, 40)
-    doc = context_length_sweep(ns=ns, n_mdps=10 if quick else 20, n_updates=300, out=out)
-    plot_context_length(out)
-    cols = ("n", "normalized_return", "normalized_return_sem", "normalized_return_teacher")
-    rows = [{c: r[c] for c in cols} for r in doc["rows"]]
-    trained = out.parent / "training" / "train.npz"
+    numbers = {}
+    for regime in ("closed-loop", "in-context"):
+        doc = run_context_length(regime, quick=quick, out=out)
+        cols = ("budget", "point", "alpha", "n", "L", "normalized_return", "sem", "value_error", "n_diverged")
+        numbers[regime] = [{c: r[c] for c in cols if c in r} for r in doc["rows"]]
+        if regime == "in-context":
+            numbers["in-context-td"] = [
+                {c: r[c] for c in ("n", "L", "value_error", "sem")} for r in doc["td_rows"]
+            ]
+    trained = trained_weights(out)
     if trained.exists():  # teacher matching of the trained [LL] block (trained at n = 20) against n
+        ns = (2, 5, 10, 20, 40)
         with np.load(trained) as z:
             match = teacher_matching_vs_n(z["P"], z["V"], ns=ns)
         atomic_write_json(out / "teacher_matching.json", {"rows": match, "weights": str(trained)})
-        for r, m in zip(rows, match, strict=True):
-            r["teacher_matching_err_trained"] = m["heldout_err"]
-    return {"rows": rows}
+        numbers["teacher_matching_trained"] = match
+    return numbers
 
 
 def _actor_critic_variants(out: Path, quick: bool) -> dict:

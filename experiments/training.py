@@ -67,7 +67,7 @@ import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
-from .io import atomic_savez, atomic_write_json, progress, read_json, to_jsonable, versions
+from .io import atomic_savez, atomic_write_json, progress, to_jsonable, versions
 
 __all__ = [
     "TrainConfig",
@@ -79,16 +79,16 @@ __all__ = [
     "init_params",
     "full_params",
     "structure_metrics",
+    "construction_pv",
+    "teacher_data",
+    "heldout_data",
     "heldout_error",
     "train",
-    "plot_training",
-    "DIVERSITY_KS",
-    "QUICK_DIVERSITY_KS",
-    "diversity_training_sweep",
-    "plot_diversity_training",
 ]
 
 MODES = ("full", "effective")
+INITS = ("random", "invariant")
+CRITICS = ("action", "state")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "exp", "cosine")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -111,7 +111,12 @@ class TrainConfig:
     (``None``: all); ``init_scale`` the std of the Gaussian initial entries (seeded
     ``torch.Generator``); ``dtype`` ``"float32"``/``"float64"``; ``polish_steps``: the last that many
     steps run in float64 (parameters and optimizer state promoted, data regenerated in float64),
-    a trick for float32 runs. Every seed derives from ``seed``."""
+    a trick for float32 runs. ``init``: ``"random"`` (every entry Gaussian) or ``"invariant"``
+    (the same draw with ``P22 = 0`` and ``Vbar22 = 0``: a point of the invariant set of (M2), which
+    full training must then never leave). ``critic``: ``None`` (the algorithm's own) or its
+    name, checked against the declaration (``"state"`` for ``actor_critic``, whose critic is
+    ``V_w(s) = w^T psi(s)`` of THEORY §3; ``"action"`` for ``sarsa`` and ``actor_critic_q``; see
+    :func:`teacher_data`). Every seed derives from ``seed``."""
 
     algorithm: str = "sarsa"
     S: int = 9
@@ -149,6 +154,8 @@ class TrainConfig:
     log_every: int = 500
     checkpoint_every: int = 1000
     chunk_mdps: int = 100
+    init: str = "random"
+    critic: str | None = None
 
     def __post_init__(self) -> None:
         self.spec()  # validates the data fields (ValueError naming the field)
@@ -164,6 +171,11 @@ class TrainConfig:
             check_int(self.batch_size, "batch_size")
         if self.mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
+        if self.critic is not None and self.critic not in CRITICS:
+            raise ValueError(f"critic: expected one of {CRITICS} or None, got {self.critic!r}")
+        _check_critic(self.algorithm, self.critic)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -244,7 +256,10 @@ class TrainConfig:
 
         Measured on this machine (2 cores, idle; seed 0): data 3.5 s, training 48 s; cos >= 0.99
         by step 500 and 1 - 6e-13 at the end, orbit distance 1.1e-6 relative, held-out error
-        1.1e-5, loss 1.1e-12. The residual is the cubic (L2) term: ``Vbar22`` stays O(1) while
+        1.1e-5, loss 1.1e-12. That cosine is over ``(Vbar21, P12)`` only: over every entry of
+        (P, V) it is 0.942 (the frozen blocks keep their random start, ``|Vbar22| = 1.05``), and
+        with ``P22`` zeroed the held-out error is 1.3e-6 (seeds 0-2: ``docs/experiments.md``).
+        The residual is the cubic (L2) term: ``Vbar22`` stays O(1) while
         ``sym(P22)`` decays only slowly (5e-4 at the end), since the optimal set in these blocks
         is the union ``{Vbar22 = 0} u {sym P22 = 0}``. float64 gives the same curve (float32 is not
         the limit); a slower decay (20000 steps to 1e-5) reaches 1e-14 but Adam spikes on the way
@@ -287,14 +302,48 @@ class TrainData:
         )
 
 
+def teacher_data(
+    spec: dy.TeacherSpec, rng: np.random.Generator, critic: str | None = None
+) -> dy.TeacherDataset:
+    """Teacher frames (L2) of ``spec``: :func:`dynamics.teacher_dataset`. The critic is the
+    algorithm's own (its declaration's ``critic``: ``"state"`` for ``actor_critic``, THEORY §3
+    (A1)-(A2), the critic table ``psi(s)`` repeated over actions; ``"action"`` for ``sarsa`` and
+    ``actor_critic_q``); a given ``critic`` must name it (ValueError otherwise)."""
+    _check_critic(spec.algorithm, critic)
+    return dy.teacher_dataset(spec, rng)
+
+
+def _check_critic(algorithm: str, critic: str | None) -> None:
+    own = constructions.ALGORITHMS[algorithm].critic
+    if critic is not None and critic != own:
+        raise ValueError(
+            f"critic: {algorithm!r} has the {own!r} critic, got {critic!r} (the action-value "
+            "actor-critic is 'actor_critic_q', the state-value one 'actor_critic')"
+        )
+
+
+def heldout_data(cfg: TrainConfig) -> dy.TeacherDataset:
+    """Held-out frames of ``cfg``: ``cfg.heldout_k`` fresh MDPs x ``cfg.heldout_frames`` with fresh
+    features (:meth:`TrainConfig.heldout_spec`), drawn from ``default_rng([cfg.seed, 1])``, a
+    stream disjoint from the training chunks ``default_rng([cfg.seed, 0, j])`` of :func:`make_data`
+    (``tests/test_training.py`` checks that no held-out MDP is a training MDP)."""
+    return teacher_data(cfg.heldout_spec(), np.random.default_rng([cfg.seed, 1]), cfg.critic)
+
+
 def make_data(
-    spec: dy.TeacherSpec, seed: Any, dtype: str = "float32", chunk_mdps: int = 100, device: str = "cpu"
+    spec: dy.TeacherSpec,
+    seed: Any,
+    dtype: str = "float32",
+    chunk_mdps: int = 100,
+    device: str = "cpu",
+    critic: str | None = None,
 ) -> TrainData:
     """Teacher frames of ``spec`` (``spec.k`` MDPs x ``spec.frames``) as (L2) statistics in ``dtype``.
 
     Chunk ``j`` of ``chunk_mdps`` MDPs is drawn with ``np.random.default_rng([*seed, j])``
     (resampled features; shared features: one chunk, ``default_rng([*seed, 0])``) and converted
-    to ``dtype`` at once; ``Sigma_mean`` is accumulated in float64.
+    to ``dtype`` at once; ``Sigma_mean`` is accumulated in float64. ``critic``: see
+    :func:`teacher_data`.
     """
     if not isinstance(spec, dy.TeacherSpec):
         raise ValueError(f"spec: expected a TeacherSpec, got {type(spec).__name__}")
@@ -308,7 +357,9 @@ def make_data(
     total = np.zeros((spec.layout.m, spec.layout.m))
     starts = list(range(0, spec.k, chunk))
     for j, start in enumerate(progress(starts, desc="teacher data")):
-        ds = dy.teacher_dataset(spec.replace(k=min(chunk, spec.k - start)), np.random.default_rng([*seed, j]))
+        ds = teacher_data(
+            spec.replace(k=min(chunk, spec.k - start)), np.random.default_rng([*seed, j]), critic
+        )
         total += ds.Sigma.sum(axis=0)
         Sig.append(torch.as_tensor(ds.Sigma, dtype=tdt, device=device))
         wts.append(torch.as_tensor(ds.wt, dtype=tdt, device=device))
@@ -374,7 +425,9 @@ def _full_loss_chunked(data: TrainData, P, V, chunk: int = 20000) -> float:
 def init_params(cfg: TrainConfig, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Initial leaves: ``{"P", "V"}`` (D, D) (mode ``"full"``) or ``{"A", "B"}`` = (Vbar21 (k, m),
     P12 (m, p)) (mode ``"effective"``), entries ``init_scale * N(0, 1)`` from a
-    ``torch.Generator`` seeded with ``cfg.seed`` (the same draw in both dtypes: float64, then cast)."""
+    ``torch.Generator`` seeded with ``cfg.seed`` (the same draw in both dtypes: float64, then cast).
+    ``cfg.init == "invariant"`` (mode ``"full"``): the same draw with ``P22`` (p, p) and ``Vbar22``
+    (k, p) set to 0, a point of the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2)."""
     lay = cfg.layout
     g = torch.Generator().manual_seed(_seed(cfg.seed, 3))
     dt = DTYPES[cfg.dtype]
@@ -382,10 +435,12 @@ def init_params(cfg: TrainConfig, device: str = "cpu") -> dict[str, torch.Tensor
         shp = {"P": (lay.D, lay.D), "V": (lay.D, lay.D)}
     else:
         shp = {"A": (lay.k, lay.m), "B": (lay.m, lay.D - lay.m)}
-    return {
-        k: (cfg.init_scale * torch.randn(s, generator=g, dtype=torch.float64)).to(dt).to(device)
-        for k, s in shp.items()
-    }
+    draw = {k: cfg.init_scale * torch.randn(s, generator=g, dtype=torch.float64) for k, s in shp.items()}
+    if cfg.init == "invariant" and cfg.mode == "full":
+        m = lay.m
+        draw["P"][m:, m:] = 0.0  # P22
+        draw["V"][m + 1 :, m:] = 0.0  # Vbar22: the last k rows of V22
+    return {k: v.to(dt).to(device) for k, v in draw.items()}
 
 
 def full_params(params: dict[str, torch.Tensor], layout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -426,12 +481,47 @@ def heldout_error(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> tupl
     return float(np.sqrt(se.mean() / np.mean(np.sum(held.y**2, axis=1)))), float(0.5 * se.mean())
 
 
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    return float(np.clip(a @ b / (na * nb), -1.0, 1.0)) if na > 0 and nb > 0 else 0.0
+
+
+def construction_pv(spec: dy.TeacherSpec, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """The full ``(c P*, V*/c)`` (D, D) of (S3) (SARSA) or (A3) (actor-critic) for ``spec``."""
+    lay = spec.layout
+    if lay.d_pi == 0:
+        return constructions.sarsa(lay.d, spec.alpha, c)
+    return constructions.actor_critic(lay.d, lay.d_pi, spec.alpha, spec.beta, c)
+
+
+def _full_structure(P: np.ndarray, V: np.ndarray, spec: dy.TeacherSpec, c: float) -> dict[str, float]:
+    """Structure over *every* entry, at the scale ``c`` fitted on ``(Vbar21, P12)``: ``cos_full`` and
+    ``dist_full_rel`` of ``[vec P; vec V]`` against ``[vec cP*; vec V*/c]``; ``cos_readout`` over the
+    four blocks the output depends on by (L2) (``P12, P22, Vbar21, Vbar22``); ``norm_offstar``, the
+    norm of every entry where (S3)/(A3) is zero."""
+    Ps, Vs = construction_pv(spec, c)
+    lay = spec.layout
+    theta, star = np.concatenate([P.ravel(), V.ravel()]), np.concatenate([Ps.ravel(), Vs.ravel()])
+    b, bs = lay.blocks(P, V), lay.blocks(Ps, Vs)
+    keys = ("P12", "P22", "Vbar21", "Vbar22")
+    rd = np.concatenate([b[k].ravel() for k in keys])
+    rds = np.concatenate([bs[k].ravel() for k in keys])
+    return {
+        "cos_full": _cos(theta, star),
+        "dist_full_rel": float(np.linalg.norm(theta - star) / np.linalg.norm(star)),
+        "cos_readout": _cos(rd, rds),
+        "norm_offstar": float(np.linalg.norm(theta[star == 0.0])),
+    }
+
+
 def structure_metrics(
     P: np.ndarray, V: np.ndarray, summary: dy.TeacherDataset, U: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Structure recovery of ``(Vbar21, P12)`` against (S3): orbit-optimal ``c``, ``cos``,
-    ``orbit_dist`` (and relative to ``|theta*(c)|``), ``manifold_dist`` to (M4) (with the invisible
-    directions ``U`` of the training data), (M3) ``||A||^2 - ||B||^2``, and the norms of the
+    """Structure recovery against (S3)/(A3). On the (M2) blocks ``(Vbar21, P12)``: orbit-optimal
+    ``c``, ``cos``, ``orbit_dist`` (and relative to ``|theta*(c)|``), ``manifold_dist`` to (M4)
+    (with the invisible directions ``U`` of the training data), (M3) ``||A||^2 - ||B||^2``. Over
+    all blocks (at that ``c``): ``cos_full``, ``dist_full_rel``, ``cos_readout`` (the (L2) blocks
+    P12, P22, Vbar21, Vbar22) and ``norm_offstar`` (:func:`_full_structure`); and the norms of the
     blocks that should vanish (``P22``, its symmetric part, ``Vbar22``) or not move."""
     lay = summary.layout
     b = lay.blocks(P, V)
@@ -442,9 +532,11 @@ def structure_metrics(
     U = dy.invisible_directions(summary) if U is None else U
     man_dist, c_man = dy.distance_to_manifold(summary, theta, U=U)
     P22 = b["P22"]
+    full = _full_structure(P, V, summary.spec, c)
     return {
         "c": c,
         "cos": cos,
+        **full,
         "orbit_dist": orbit_dist,
         "orbit_dist_rel": orbit_dist / float(np.linalg.norm(star)),
         "manifold_dist": man_dist,
@@ -556,7 +648,7 @@ def _seed(seed: int, stream: int) -> int:
 def _load_data(cfg: TrainConfig, dtype: str, device) -> TrainData:
     """Training frames of ``cfg`` in ``dtype``, shuffled once (seeded) so that contiguous
     minibatches mix MDPs."""
-    data = make_data(cfg.spec(), [cfg.seed, 0], dtype, cfg.chunk_mdps, str(device))
+    data = make_data(cfg.spec(), [cfg.seed, 0], dtype, cfg.chunk_mdps, str(device), cfg.critic)
     perm = torch.randperm(data.n_frames, generator=torch.Generator().manual_seed(_seed(cfg.seed, 4)))
     perm = perm.to(data.Sigma.device)
     return replace(data, Sigma=data.Sigma[perm], wt=data.wt[perm], y=data.y[perm])
@@ -584,7 +676,7 @@ class _Run:
         self.cfg, self.out, self.device, self.lay = cfg, out, device, cfg.layout
         self.t_start = t0 = time.perf_counter()
         self.data = _load_data(cfg, cfg.dtype, device)
-        self.held = dy.teacher_dataset(cfg.heldout_spec(), np.random.default_rng([cfg.seed, 1]))
+        self.held = heldout_data(cfg)
         self.summary = self.data.summary()
         self.U = dy.invisible_directions(self.summary)
         self.data_time = time.perf_counter() - t0
@@ -664,10 +756,7 @@ class _Run:
             )
         P, V = _numpy_pv(self.params, lay)
         final = self.hist[-1] if self.hist and self.hist[-1]["step"] == self.step else self.metrics()
-        if lay.d_pi == 0:
-            Ps, Vs = constructions.sarsa(lay.d, cfg.alpha, final["c"])
-        else:
-            Ps, Vs = constructions.actor_critic(lay.d, lay.d_pi, cfg.alpha, cfg.beta, final["c"])
+        Ps, Vs = construction_pv(cfg.spec(), final["c"])
         res = TrainResult(
             cfg, P, V, Ps, Vs, dict(final), _columns(self.hist), finished, self.train_time, self.out
         )
@@ -757,206 +846,29 @@ def _columns(hist: list[dict]) -> dict[str, list]:
     return {k: [row.get(k) for row in hist] for k in keys}
 
 
-# ---------------------------------------------------------------------------------------------
-# figures from saved results
-# ---------------------------------------------------------------------------------------------
+# the sweeps and figures live in :mod:`experiments.training_sweeps`; importable from here too (lazily,
+# so that either module can be imported first)
+_SWEEP_NAMES = frozenset(
+    {
+        "DIVERSITY_KS",
+        "QUICK_DIVERSITY_KS",
+        "diversity_training_sweep",
+        "plot_diversity_training",
+        "plot_training",
+        "plot_training_seeds",
+        "teacher_matching_vs_n",
+        "train_seeds",
+        "heldout_error_without_cubic",
+        "run_dir",
+        "deployed_returns_by_k",
+        "plot_returns_by_k",
+    }
+)
 
 
-def _block_lines(ax, m: int) -> None:
-    ax.axhline(m - 0.5, color="k", lw=0.6)
-    ax.axvline(m - 0.5, color="k", lw=0.6)
+def __getattr__(name: str):
+    if name in _SWEEP_NAMES:
+        from . import training_sweeps
 
-
-def plot_training(out: str | Path) -> list[Path]:
-    """Figures from ``out/train.json`` and ``out/train.npz`` only: ``training_curves.png`` (loss,
-    held-out error, ``1 - cos``, orbit and manifold distance, norms of ``P22``/``Vbar22`` and the
-    frozen blocks' displacement against the step) and ``training_heatmaps.png`` (learned ``P``,
-    ``V`` beside ``c P*``, ``V*/c`` at the fitted ``c``, with the (L2) split ``(m | D - m)``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    doc = read_json(out / "train.json")
-    h, cfg = doc["history"], doc["config"]
-
-    def arr(key):
-        return np.array([np.nan if v is None else v for v in h[key]], dtype=float)
-
-    step = arr("step")
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    ax = axes[0, 0]
-    ax.semilogy(step, arr("loss"), label="training loss (M1)")
-    ax.semilogy(step, arr("heldout_loss"), label="held-out loss (fresh MDPs, fresh features)")
-    ax.semilogy(step, arr("heldout_err"), "--", label="held-out relative error")
-    ax.set_title("teacher matching")
-    ax = axes[0, 1]
-    ax.semilogy(step, np.maximum(1.0 - arr("cos"), 1e-17), label="1 - cos(theta, theta*(c))")
-    ax.axhline(0.01, color="0.6", ls=":", lw=0.8, label="cos = 0.99")
-    ax.set_title("structure recovery of (Vbar21, P12)")
-    ax = axes[1, 0]
-    ax.semilogy(step, arr("orbit_dist_rel"), label="|theta - theta*(c)| / |theta*(c)|")
-    ax.semilogy(step, arr("manifold_dist"), "--", label="distance to manifold (M4)")
-    ax.set_title("distance to the optimal set")
-    ax = axes[1, 1]
-    ax.semilogy(step, arr("norm_P22_sym"), label="|sym P22|")
-    ax.semilogy(step, arr("norm_P22"), ":", label="|P22|")
-    ax.semilogy(step, arr("norm_Vbar22"), label="|Vbar22|")
-    moved = arr("frozen_moved")
-    if np.nanmax(moved) > 0:
-        ax.semilogy(step, np.where(moved > 0, moved, np.nan), label="max move of P11, P21, V top rows")
-    else:
-        ax.plot([], [], " ", label="P11, P21, V top rows: moved exactly 0")
-    ax.set_title("blocks that should vanish / not move")
-    for ax in axes.ravel():
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    fig.suptitle(
-        f"{cfg['algorithm']} {cfg['mode']}: S={cfg['S']}, A={cfg['A']}, k={cfg['k']} MDPs x {cfg['frames']} "
-        f"frames, {'shared' if cfg['shared_features'] else 'resampled'} features, {cfg['optimizer']}, "
-        f"{cfg['dtype']}; final cos {doc['final']['cos']:.5f}"
-    )
-    fig.tight_layout()
-    paths = [out / "training_curves.png"]
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-
-    with np.load(out / "train.npz") as z:
-        mats = {k: z[k] for k in ("P", "V", "P_star", "V_star")}
-        c = float(z["c"])
-    m = constructions.ALGORITHMS[cfg["algorithm"]].dims(cfg["S"], cfg["A"], cfg["d"], cfg["d_pi"]).layout.m
-    fig, axes = plt.subplots(2, 2, figsize=(10, 9.5))
-    titles = {"P": "learned P", "V": "learned V", "P_star": f"c P*  (c = {c:.4g})", "V_star": "V*/c"}
-    for ax, key in zip(axes.T.ravel(), ("P", "P_star", "V", "V_star"), strict=True):
-        M = mats[key]
-        pair = mats["P_star" if key.startswith("P") else "V_star"]
-        lim = float(np.abs(pair).max()) or float(np.abs(M).max()) or 1.0
-        im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        _block_lines(ax, m)
-        ax.set_title(titles[key])
-        fig.colorbar(im, ax=ax, shrink=0.75)
-    fig.tight_layout()
-    paths.append(out / "training_heatmaps.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------
-# (M7): task diversity
-# ---------------------------------------------------------------------------------------------
-
-
-DIVERSITY_KS = (1, 4, 16, 64, 256)
-QUICK_DIVERSITY_KS = (1, 16, 256)
-
-
-def diversity_training_sweep(
-    ks=DIVERSITY_KS,
-    shared_features=(False, True),
-    base: TrainConfig | None = None,
-    total_frames: int | None = None,
-    out: str | Path | None = None,
-    device: str = "cpu",
-) -> dict:
-    """(M7) by training: for every ``k`` in ``ks`` and every setting in ``shared_features``, train
-    ``base`` (default :meth:`TrainConfig.full`, the [LL] 9 x 4 setting) on ``k`` MDPs x
-    ``max(1, total_frames // k)`` frames (``total_frames`` default ``max(ks) * base.frames``: the
-    same amount of data, spread over fewer or more tasks) and report ``cos``, the (M4) invisible
-    dimension, training loss and the held-out error on fresh MDPs with fresh features. The quick
-    sweep is ``ks=QUICK_DIVERSITY_KS, base=TrainConfig.quick()``. Each run lives in
-    ``out/k{k}_{shared|resampled}`` (resumable); the table is ``out/diversity_training.json``."""
-    base = TrainConfig.full() if base is None else base
-    if not isinstance(base, TrainConfig):
-        raise ValueError(f"base: expected a TrainConfig, got {type(base).__name__}")
-    ks = tuple(ks)
-    if not ks or any(isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1 for k in ks):
-        raise ValueError(f"ks: expected positive integers, got {ks!r}")
-    shared_features = (shared_features,) if isinstance(shared_features, bool) else tuple(shared_features)
-    if not shared_features or any(not isinstance(s, bool) for s in shared_features):
-        raise ValueError(f"shared_features: expected a bool or bools, got {shared_features!r}")
-    total = max(ks) * base.frames if total_frames is None else check_int(total_frames, "total_frames")
-    out = Path(out) if out is not None else None
-    rows = []
-    for shared in shared_features:
-        for k in ks:
-            cfg = base.replace(k=int(k), frames=max(1, total // int(k)), shared_features=shared)
-            sub = None if out is None else out / f"k{k}_{'shared' if shared else 'resampled'}"
-            res = train(cfg, sub, device=device)
-            f = res.final
-            rows.append(
-                {
-                    "k": int(k),
-                    "frames": cfg.frames,
-                    "shared_features": shared,
-                    "cos": f["cos"],
-                    "orbit_dist_rel": f["orbit_dist_rel"],
-                    "manifold_dist": f["manifold_dist"],
-                    "invisible_dim": f["invisible_dim"],
-                    "loss": f["loss"],
-                    "heldout_err": f["heldout_err"],
-                    "heldout_loss": f["heldout_loss"],
-                    "norm_P22_sym": f["norm_P22_sym"],
-                    "norm_Vbar22": f["norm_Vbar22"],
-                    "train_time": f["train_time"],
-                }
-            )
-            if out is not None:
-                atomic_write_json(
-                    out / "diversity_training.json",
-                    {"base": base.as_dict(), "total_frames": total, "versions": versions(), "rows": rows},
-                )
-    return {"base": base.as_dict(), "total_frames": total, "versions": versions(), "rows": rows}
-
-
-def plot_diversity_training(out: str | Path) -> Path:
-    """Held-out error, ``1 - cos`` and training loss against ``k`` (resampled vs shared features)
-    from ``out/diversity_training.json``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    doc = read_json(out / "diversity_training.json")
-    rows = doc["rows"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for shared, style in ((False, "o-"), (True, "s--")):
-        sel = [r for r in rows if r["shared_features"] == shared]
-        if not sel:
-            continue
-        ks = [r["k"] for r in sel]
-        label = "shared features" if shared else "resampled features"
-        axes[0].loglog(ks, [r["heldout_err"] for r in sel], style, label=label)
-        axes[1].loglog(ks, [max(1 - r["cos"], 1e-17) for r in sel], style, label=label)
-        axes[2].loglog(ks, [max(r["loss"], 1e-300) for r in sel], style, label=label)
-    axes[0].set_ylabel("held-out relative error")
-    axes[1].set_ylabel("1 - cos with the construction")
-    axes[2].set_ylabel("training loss")
-    for ax in axes:
-        ax.set_xlabel("training MDPs k")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"(M7) by training: {doc['total_frames']} frames split over k MDPs")
-    fig.tight_layout()
-    path = out / "diversity_training.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def teacher_matching_vs_n(
-    P: np.ndarray, V: np.ndarray, ns=(2, 5, 10, 20, 40), k: int = 20, seed: int = 0
-) -> list[dict]:
-    """Teacher-matching error of a block ``(P, V)`` (D, D) on held-out [LL] frames (9 x 4, d = 36,
-    ``k`` fresh MDPs x 10 frames, fresh features) generated with context length ``n`` for each
-    ``n`` in ``ns``: ``[{"n", "heldout_err", "heldout_loss"}, ...]`` (see :func:`heldout_error`).
-    By (L2) the constructed block is exact for every ``n``; a trained block is scored off the ``n``
-    it was trained on."""
-    rows = []
-    for n in ns:
-        spec = dy.TeacherSpec(S=9, A=4, n=check_int(n, "ns"), k=check_int(k, "k"), frames=10)
-        held = dy.teacher_dataset(spec, np.random.default_rng([seed, 20_000 + int(n)]))
-        err, loss = heldout_error(P, V, held)
-        rows.append({"n": int(n), "heldout_err": err, "heldout_loss": loss})
-    return rows
+        return getattr(training_sweeps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

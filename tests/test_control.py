@@ -409,3 +409,61 @@ def test_divergent_loop_stops_cleanly(models):
     assert np.isnan(a.normalized_return[-1]) and np.isnan(a.ws[-1]).all()
     assert np.isfinite(a.ws[: a.diverged_at]).all()
     assert np.abs(a.ws[: a.diverged_at]).sum(axis=1).max() <= ctl.DIVERGENCE_BOUND
+
+
+# ------------------------------------------------------------------- issue 10, item 6: the held-out pipeline
+
+
+def test_deploy_scores_the_greedy_policy_of_per_mdp_features():
+    """The reported return is the *greedy* policy's, on features drawn from *this* MDP's stream
+    (``heldout_rng(seed, i, 1)``: phi, then w_0), recomputed here independently."""
+    phis = []
+    for i, mdp in enumerate(envs.heldout_family(3, seed=0)):
+        sol = lt.optimal(mdp)
+        rng = envs.heldout_rng(0, i, 1)
+        phi = lt.random_features(9, 4, None, rng)
+        w0 = rng.uniform(-1.0, 1.0, 36)
+        res = ctl.deploy(
+            mdp, "constructed", n=10, n_updates=30, epsilon=0.1, alpha=0.2, eval_every=10,
+            rng=envs.heldout_rng(0, i, 1), solution=sol,
+        )  # fmt: skip
+        np.testing.assert_array_equal(res.ws[0], w0)
+        for j, t in enumerate(res.updates):
+            Q = phi @ res.ws[t]
+            assert res.normalized_return[j] == pytest.approx(
+                lt.normalized_return(mdp, lt.greedy(Q), sol), abs=1e-12
+            )
+            eps = lt.normalized_return(mdp, lt.epsilon_greedy(Q, 0.1), sol)
+            assert res.normalized_return_behaviour[j] == pytest.approx(eps, abs=1e-12)
+        assert np.abs(res.normalized_return - res.normalized_return_behaviour).max() > 1e-3
+        phis.append(phi)
+    assert all(np.abs(phis[a] - phis[b]).max() > 0.1 for a in range(3) for b in range(a))
+
+
+def test_run_control_units_equal_an_independent_teacher_loop():
+    """Every held-out unit of ``run_control`` equals the exact teacher run here with
+    :func:`lsa_theory.sarsa_loop` on the documented MDP and stream: per-MDP features and w_0,
+    greedy return at the last update."""
+    cfg = ctl.ControlConfig(
+        envs=(envs.HELDOUT_NAME,),
+        actor_critic_envs=(),
+        n_heldout=3,
+        n_updates=30,
+        eval_every=10,
+        tabular=False,
+    )
+    doc = ctl.run_control(cfg)
+    units = [u for u in doc["units"] if u["env"] == envs.HELDOUT_NAME]
+    assert [u["seed"] for u in units] == [0, 1, 2]
+    for u in units:
+        i = u["seed"]
+        mdp = lt.random_mdp(9, 4, 0.5, envs.heldout_rng(0, i))
+        rng = envs.heldout_rng(0, i, 1)
+        phi = lt.random_features(9, 4, None, rng)
+        w0 = rng.uniform(-1.0, 1.0, 36)
+        loop = lt.sarsa_loop(
+            mdp, phi, w0, lambda X, w: lt.sarsa_update(X, w, 0.2), n=20, n_updates=30, epsilon=0.1, rng=rng
+        )
+        expect = lt.normalized_return(mdp, lt.greedy(phi @ loop.ws[-1]), lt.optimal(mdp))
+        assert u["normalized_return_teacher"] == pytest.approx(expect, abs=1e-9)
+        assert u["normalized_return"] == pytest.approx(expect, abs=1e-9)

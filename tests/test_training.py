@@ -12,6 +12,7 @@ import torch
 
 import dynamics as dy
 import lsa_theory as lt
+from experiments import tables
 from experiments import training as tr
 
 TINY = dict(
@@ -229,3 +230,157 @@ def test_bad_arguments_raise(tmp_path):
         tr.diversity_training_sweep(ks=(1,), shared_features=("yes",), base=cfg)
     with pytest.raises(ValueError, match="dtype"):
         tr.make_data(cfg.spec(), 0, dtype="half")
+
+
+# ------------------------------------------------------------------------------- issue 10 (items 4, 6)
+
+
+def _reward_fingerprints(Sigma: np.ndarray, d: int) -> np.ndarray:
+    """Per frame, the reward table r(s, a) read off one-hot (L2) statistics: with one-hot features
+    ``Sigma[sa, sa]`` is the visit frequency and ``Sigma[sa, 2d]`` frequency times ``r(s, a)``
+    (NaN where (s, a) is not visited). A fingerprint of the frame's MDP."""
+    freq = np.einsum("fii->fi", Sigma[:, :d, :d])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(freq > 0, Sigma[:, :d, 2 * d] / freq, np.nan)
+
+
+def _same_mdp(r1: np.ndarray, r2: np.ndarray) -> bool:
+    both = np.isfinite(r1) & np.isfinite(r2)
+    return both.sum() >= 2 and bool(np.all(np.abs(r1[both] - r2[both]) < 1e-9))
+
+
+def test_heldout_frames_come_from_mdps_not_in_training():
+    """The held-out frames ``train`` scores on are drawn from MDPs that are not training MDPs: with
+    one-hot features every frame's statistics reveal its MDP's rewards, and no held-out frame's
+    rewards match a training frame's (while frames of one MDP do match each other)."""
+    cfg = _tiny(features="onehot", k=6, frames=3, heldout_k=6, heldout_frames=3)
+    run = tr._Run(cfg, None, torch.device("cpu"))
+    d = cfg.layout.d
+    train_fp = _reward_fingerprints(run.data.Sigma.numpy(), d)
+    held_fp = _reward_fingerprints(run.held.Sigma, d)
+    matches = [_same_mdp(h, t) for h in held_fp for t in train_fp]
+    assert not any(matches)
+    same = [_same_mdp(held_fp[0], h) for h in held_fp[1:3]]  # frames 0-2 share held-out MDP 0
+    assert all(same)
+    ds = tr.heldout_data(cfg)
+    np.testing.assert_array_equal(ds.Sigma, run.held.Sigma)
+
+
+def test_structure_metrics_over_all_blocks(rng):
+    """``cos`` sees only (Vbar21, P12); ``cos_full`` every entry and ``cos_readout`` the four (L2)
+    blocks: a perturbation of Vbar22 lowers both, one of a frozen block only ``cos_full``."""
+    spec = dy.TeacherSpec(S=2, A=2, k=3, frames=2)
+    summary = dy.teacher_dataset(spec, rng)
+    lay = spec.layout
+    P, V = tr.construction_pv(spec, 1.7)
+    m0 = tr.structure_metrics(P, V, summary, U=np.zeros((lay.m, 0)))
+    assert m0["c"] == pytest.approx(1.7, rel=1e-12)
+    assert m0["cos_full"] == pytest.approx(1.0, abs=1e-15) and m0["dist_full_rel"] < 1e-15
+    assert m0["norm_offstar"] == 0.0 and m0["cos_readout"] == pytest.approx(1.0, abs=1e-15)
+    V2 = V.copy()
+    V2[lay.m + 1 :, lay.m :] = 0.3  # Vbar22
+    m1 = tr.structure_metrics(P, V2, summary, U=np.zeros((lay.m, 0)))
+    assert m1["cos"] == pytest.approx(1.0, abs=1e-15)
+    assert m1["cos_full"] < 0.99 and m1["cos_readout"] < 0.99 and m1["norm_offstar"] > 0.1
+    P3 = P.copy()
+    P3[: lay.m, : lay.m] = 0.3  # P11: frozen, invisible to the output
+    m2 = tr.structure_metrics(P3, V, summary, U=np.zeros((lay.m, 0)))
+    assert m2["cos_readout"] == pytest.approx(1.0, abs=1e-15) and m2["cos_full"] < 0.99
+
+
+def test_invariant_initialisation_stays_on_the_invariant_set(tmp_path):
+    """(M2): from P22 = 0, Vbar22 = 0 full training never leaves the invariant set (exactly), and it
+    still recovers (S3); from the random initialisation Vbar22 does not vanish."""
+    res = tr.train(_tiny(init="invariant"), tmp_path)
+    lay = res.config.layout
+    with np.load(tmp_path / "train.npz") as z:
+        b0 = lay.blocks(z["P0"], z["V0"])
+    assert np.all(b0["P22"] == 0.0) and np.all(b0["Vbar22"] == 0.0) and np.abs(b0["P12"]).max() > 0
+    b = lay.blocks(res.P, res.V)
+    assert np.all(b["P22"] == 0.0) and np.all(b["Vbar22"] == 0.0)
+    assert max(res.history["norm_P22"]) == 0.0 and max(res.history["norm_Vbar22"]) == 0.0
+    assert res.final["cos"] > 0.999 and res.final["heldout_err"] < 0.05
+    held = tr.heldout_data(res.config)
+    assert tr.heldout_error_without_cubic(res.P, res.V, held) == res.final["heldout_err"]  # no cubic term
+    ref = tr.train(_tiny(steps=50, log_every=50))
+    assert ref.final["norm_Vbar22"] > 1e-3
+    assert tr.heldout_error_without_cubic(ref.P, ref.V, held) != ref.final["heldout_err"]
+
+
+def test_state_critic_data_has_action_constant_critic_features():
+    """The state-value actor-critic (critic 'state'): the critic columns are psi(s) (constant over
+    actions), so one MDP's critic Gram block has rank <= S < d; the action-value variant's has
+    full rank d; a critic that is not the algorithm's own is refused."""
+    for algorithm, critic, rank in (("actor_critic", "state", 2), ("actor_critic_q", "action", 4)):
+        spec = dy.TeacherSpec(algorithm=algorithm, S=2, A=3, d=4, d_pi=2, k=3, frames=5)
+        ds = tr.teacher_data(spec, np.random.default_rng(0), critic)
+        assert ds.Sigma.shape == (15, spec.layout.m, spec.layout.m)
+        for j in range(3):
+            G = ds.Sigma[ds.mdp == j, :4, :4].sum(axis=0)
+            assert np.linalg.matrix_rank(G, tol=1e-10) == rank
+    with pytest.raises(ValueError, match="critic"):
+        tr.teacher_data(dy.TeacherSpec(), np.random.default_rng(0), "state")
+    with pytest.raises(ValueError, match="critic"):
+        tr.teacher_data(dy.TeacherSpec(algorithm="actor_critic"), np.random.default_rng(0), "action")
+
+
+def test_actor_critic_training_with_state_critic_recovers_a3():
+    """Teacher mimicking with the (A1) prompt and the state-value critic recovers (A3) up to scale."""
+    res = tr.train(_tiny(algorithm="actor_critic", critic="state", d=2, d_pi=4))
+    assert res.history["cos"][0] < 0.5 < 0.999 < res.final["cos"]
+    assert res.final["heldout_err"] < 0.05
+    assert max(res.history["frozen_moved"]) == 0.0
+    assert res.P.shape == (lt.Layout(2, 4).D,) * 2
+
+
+def test_train_seeds_reports_every_seed(tmp_path):
+    doc = tr.train_seeds(_tiny(k=20, steps=40, log_every=20, checkpoint_every=20), (0, 1, 2), tmp_path)
+    assert [r["seed"] for r in doc["rows"]] == [0, 1, 2]
+    assert len({r["loss"] for r in doc["rows"]}) == 3  # seeds differ
+    assert doc["spread"]["cos"]["min"] <= doc["spread"]["cos"]["mean"] <= doc["spread"]["cos"]["max"]
+    assert json.loads((tmp_path / "seeds.json").read_text())["seeds"] == [0, 1, 2]
+    assert tr.plot_training_seeds(tmp_path).exists()
+    assert tables.table("seeds", tmp_path / "seeds.json").count("\n| ") == 3  # one row per seed
+    with pytest.raises(ValueError, match="seeds"):
+        tr.train_seeds(_tiny(), (0, 0))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the diverging block, on purpose
+def test_returns_by_k_lists_every_run_with_divergences(tmp_path):
+    """Item 5: every (seed, k, features) run appears in ``returns_by_k.json``, a diverged loop is
+    counted (never dropped), and ``groups`` pool the seeds."""
+    base = _tiny(steps=60, log_every=60, checkpoint_every=60)
+    tr.diversity_training_sweep(
+        ks=(1, 10), shared_features=(False,), base=base, total_frames=100, out=tmp_path, seeds=(0, 1)
+    )
+    bad = tmp_path / tr.run_dir(1, 10, False) / "train.npz"
+    with np.load(bad) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["V"] = arrays["V"] * 1e3  # a block whose loop diverges
+    np.savez(bad, **arrays)
+    doc = tr.deployed_returns_by_k(tmp_path, n_heldout=3, n_updates=20)
+    assert [(r["seed"], r["k"]) for r in doc["rows"]] == [(0, 1), (0, 10), (1, 1), (1, 10)]
+    row = doc["rows"][3]
+    assert (
+        row["n_diverged"] == 3
+        and row["normalized_return"] is None
+        and row["normalized_return_nanmean"] is None
+    )
+    groups = {g["k"]: g for g in doc["groups"]}
+    assert groups[10]["n_loops"] == 6 and groups[10]["n_diverged"] == 3 and groups[10]["n_seeds"] == 2
+    assert all(r["n_diverged"] == 0 for r in doc["rows"][:3])
+    assert tr.plot_returns_by_k(tmp_path).exists()
+    text = tables.table("returns-by-k", tmp_path / "returns_by_k.json")
+    assert "| 10 | resampled | 2 | 3/6 |" in text and "| 1 | 10 | resampled |" in text
+    assert tables.table("diversity", tmp_path / "diversity_training.json").count("| resampled |") == 4
+
+
+def test_reproduce_trains_every_group_with_at_least_three_seeds():
+    """Item 4/5: every training table and figure of ``lsa-theory reproduce`` (full) stands on >= 3 seeds."""
+    from experiments import reproduce as rp
+
+    assert len(rp.TRAIN_SEEDS) >= 3
+    groups = rp._training_runs(False)
+    assert {"random", "random_small", "invariant", "actor_critic"} <= set(groups)
+    assert all(len(seeds) >= 3 for _, seeds in groups.values())
+    assert groups["invariant"][0].init == "invariant" and groups["actor_critic"][0].critic == "state"

@@ -1,0 +1,190 @@
+"""Markdown tables of saved results, so that documentation tables are regenerated, never retyped.
+
+``python -m experiments.tables KIND PATH`` prints the table of one saved document: ``in-context``
+and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`experiments.context_length`),
+``seeds`` (``seeds.json`` of :func:`experiments.training.train_seeds`), ``diversity``
+(``diversity_training.json``) and ``returns-by-k`` (``returns_by_k.json``). Every row of the
+document appears (reporting rule: tables list every run, failures included).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .io import read_json
+
+__all__ = ["TABLES", "table"]
+
+
+def _f(x, spec: str = ".3f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _pm(m, s, spec: str = ".3f") -> str:
+    return "—" if m is None else f"{m:{spec}} ± {_f(s, spec)}"
+
+
+def _ci(d, spec: str = "+.3f") -> str:
+    if not d or d.get("mean") is None:
+        return ""
+    lo, hi = d["ci"]
+    return f"{d['mean']:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+
+
+def in_context(doc: dict) -> str:
+    """(n, L) rows: return ± s.e., value error ± s.e., paired differences to the previous n (95 % CI),
+    diverged count; then [W]'s TD rows."""
+    out = [
+        "| L | n | greedy return | paired diff. to previous n [95 % CI] | value error vs Q^pi "
+        "| paired diff. | diverged |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        out.append(
+            f"| {r['L']} | {r['n']} | {_pm(r['normalized_return'], r['sem'])} | "
+            f"{_ci(r['return_diff_prev'])} | "
+            f"{_pm(r['value_error'], r['value_error_sem'])} | {_ci(r['value_error_diff_prev'])} | "
+            f"{r['n_diverged']}/{r['n_mdps']} |"
+        )
+    out += [
+        "",
+        "| L | n | TD value error vs V^pi ([W], (W3)) | paired diff. to previous n [95 % CI] | diverged |",
+    ]
+    out.append("|---|---|---|---|---|")
+    for r in doc["td_rows"]:
+        out.append(
+            f"| {r['L']} | {r['n']} | {_pm(r['value_error'], r['sem'])} | "
+            f"{_ci(r['value_error_diff_prev'])} | "
+            f"{r['n_diverged']}/{r['n_mdps']} |"
+        )
+    return "\n".join(out)
+
+
+def closed_loop(doc: dict) -> str:
+    """One table per budget: rows alpha, columns n, cells return ± s.e. (diverged loops counted)."""
+    ns = doc["config"]["ns"]
+    out = []
+    for budget in ("updates", "env_steps"):
+        points = sorted({r["point"] for r in doc["rows"] if r["budget"] == budget})
+        for p in points:
+            out.append(f"**{p} {'updates' if budget == 'updates' else 'environment steps'}**")
+            out.append("")
+            out.append("| alpha | " + " | ".join(f"n = {n}" for n in ns) + " |")
+            out.append("|---|" + "---|" * len(ns))
+            for alpha in doc["config"]["alphas"]:
+                cells = []
+                for n in ns:
+                    (r,) = [
+                        x
+                        for x in doc["rows"]
+                        if x["budget"] == budget and x["point"] == p and x["alpha"] == alpha and x["n"] == n
+                    ]
+                    c = _pm(r["normalized_return"], r["sem"], ".2f")
+                    if r["n_diverged"]:
+                        c += f" ({r['n_diverged']} div.)"
+                    cells.append(c)
+                out.append(f"| {alpha} | " + " | ".join(cells) + " |")
+            out.append("")
+    return "\n".join(out).rstrip()
+
+
+def closed_loop_diffs(doc: dict, alpha: float) -> str:
+    """Paired differences to the previous n at one ``alpha``, one row per budget point."""
+    ns = doc["config"]["ns"]
+    out = ["| budget | " + " | ".join(f"n = {a} -> {b}" for a, b in zip(ns, ns[1:], strict=False)) + " |"]
+    out.append("|---|" + "---|" * (len(ns) - 1))
+    pts = sorted({(r["budget"], r["point"]) for r in doc["rows"]}, key=lambda t: (t[0] != "updates", t[1]))
+    for budget, p in pts:
+        rows = [r for r in doc["rows"] if r["budget"] == budget and r["point"] == p and r["alpha"] == alpha]
+        rows = sorted(rows, key=lambda r: r["n"])
+        name = f"{p} {'updates' if budget == 'updates' else 'steps'}"
+        out.append(f"| {name} | " + " | ".join(_ci(r["diff_prev"], "+.2f") for r in rows[1:]) + " |")
+    return "\n".join(out)
+
+
+SEED_COLS = (
+    ("1 - cos", ".1e"),
+    ("cos_full", ".4f"),
+    ("cos_readout", ".4f"),
+    ("heldout_err", ".2e"),
+    ("heldout_err_no_cubic", ".2e"),
+    ("loss", ".1e"),
+    ("norm_Vbar22", ".3g"),
+    ("norm_P22_sym", ".1e"),
+    ("norm_P22", ".2e"),
+    ("frozen_moved", ".1g"),
+    ("c", ".4f"),
+)
+
+
+def seeds(doc: dict) -> str:
+    """One row per seed of :func:`experiments.training.train_seeds`."""
+    out = ["| seed | " + " | ".join(k for k, _ in SEED_COLS) + " |", "|---|" + "---|" * len(SEED_COLS)]
+    for r in doc["rows"]:
+        r = r | {"1 - cos": None if r.get("cos") is None else 1.0 - r["cos"]}
+        out.append(f"| {r['seed']} | " + " | ".join(_f(r.get(k), s) for k, s in SEED_COLS) + " |")
+    return "\n".join(out)
+
+
+def diversity(doc: dict) -> str:
+    """One row per (seed, k, features) run of the (M7) training sweep."""
+    cols = (
+        ("1 - cos", ".1e"),
+        ("cos_full", ".4f"),
+        ("invisible_dim", "d"),
+        ("loss", ".1e"),
+        ("heldout_err", ".2e"),
+    )
+    out = [
+        "| seed | k | frames | features | " + " | ".join(k for k, _ in cols) + " |",
+        "|---|---|---|---|" + "---|" * len(cols),
+    ]
+    for r in doc["rows"]:
+        feats = "shared" if r["shared_features"] else "resampled"
+        r = r | {"1 - cos": None if r.get("cos") is None else 1.0 - r["cos"]}
+        cells = " | ".join(_f(r.get(k), s) for k, s in cols)
+        out.append(f"| {r.get('seed', 0)} | {r['k']} | {r['frames']} | {feats} | {cells} |")
+    return "\n".join(out)
+
+
+def returns_by_k(doc: dict) -> str:
+    """Pooled groups (diverged loops counted) and then every (seed, k, features) row."""
+    out = [
+        "| k | features | seeds | loops diverged | return of the other loops (mean ± s.e.) |",
+        "|---|---|---|---|---|",
+    ]
+    for g in sorted(doc["groups"], key=lambda g: (g["shared_features"], g["k"])):
+        feats = "shared" if g["shared_features"] else "resampled"
+        ret = _pm(g["normalized_return_converged_mean"], g["normalized_return_converged_sem"])
+        out.append(f"| {g['k']} | {feats} | {g['n_seeds']} | {g['n_diverged']}/{g['n_loops']} | {ret} |")
+    out += ["", "| seed | k | features | held-out error | diverged | return (all loops) | return (others) |"]
+    out.append("|---|---|---|---|---|---|---|")
+    for r in doc["rows"]:
+        feats = "shared" if r["shared_features"] else "resampled"
+        out.append(
+            f"| {r.get('seed', 0)} | {r['k']} | {feats} | {_f(r.get('heldout_err'), '.2e')} | "
+            f"{r['n_diverged']}/{r.get('n_mdps', r.get('n_seeds'))} | {_f(r['normalized_return'])} | "
+            f"{_f(r.get('normalized_return_nanmean'))} |"
+        )
+    return "\n".join(out)
+
+
+TABLES = {
+    "in-context": in_context,
+    "closed-loop": closed_loop,
+    "seeds": seeds,
+    "diversity": diversity,
+    "returns-by-k": returns_by_k,
+}
+
+
+def table(kind: str, path: str | Path) -> str:
+    """The markdown table ``kind`` (a key of :data:`TABLES`) of the JSON document at ``path``."""
+    if kind not in TABLES:
+        raise ValueError(f"kind: expected one of {sorted(TABLES)}, got {kind!r}")
+    return TABLES[kind](read_json(Path(path)))
+
+
+if __name__ == "__main__":
+    print(table(sys.argv[1], sys.argv[2]))
