@@ -201,8 +201,9 @@ def gradient_flow(
 
         proj = ScaleProjection(shapes(dataset), U, theta0) if PROJECT else None
 
-        def on_step(dist):
-            solver.atol = atol + scale * dist + solver.h_abs * grad_floor / np.sqrt(theta0.size)
+        def on_step(dist, gnorm):
+            floor = solver.h_abs * grad_floor * min(1.0, grad_floor / gnorm) ** 2
+            solver.atol = atol + (scale * dist + floor) / np.sqrt(theta0.size)
 
         def after_step():
             if proj is not None:
@@ -234,7 +235,7 @@ def gradient_flow(
             status, message = -3, f"max_seconds = {max_seconds:g} reached"
             break
         if on_step is not None:
-            on_step(D[-1])
+            on_step(D[-1], G[-1])
         solver.step()
         if solver.status == "failed":
             status, message = -1, f"solver failed: {solver.message}"
