@@ -128,3 +128,13 @@ def test_bad_structured_arguments():
         dy.gradient_flow(ds, theta, 1.0, dist_rtol=-1.0)
     with pytest.raises(ValueError, match="^method:"):
         dy.gradient_flow(ds, theta, 1.0, method="dense")
+
+
+def test_extended_precision_loss():
+    from dynamics.certify import extended_precision_loss
+
+    ds = _dataset(k=3, frames=4)
+    theta = _perturb(dy.construction(ds, 1.0), 1e-3, seed=1)
+    assert float(extended_precision_loss(ds, theta)) == pytest.approx(dy.loss(ds, theta), rel=1e-12)
+    # at the construction only the float64 rounding of the data y is left
+    assert float(extended_precision_loss(ds, dy.construction(ds, 1.0))) < 1e-30
