@@ -63,7 +63,7 @@ def test_scale_projection_keeps_the_loss_and_restores_m3():
 CASES = [
     ({}, 1.0, 1e-2),
     ({}, -2.0, 1e-1),
-    ({"algorithm": "actor_critic", "d_pi": 2}, 1.0, 1e-2),
+    pytest.param({"algorithm": "actor_critic", "d_pi": 2}, 1.0, 1e-2, marks=pytest.mark.slow),  # dense: ~25 s
     ({"shared_features": True}, 1.0, 5e-2),
 ]
 
