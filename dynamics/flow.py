@@ -4,7 +4,9 @@ r"""Gradient flow of (M1) as an ODE, a gradient-descent baseline, and the rate f
 
 integrated by the solvers behind :func:`scipy.integrate.solve_ivp` (its ``OdeSolver`` classes,
 stepped here by hand so that the stopping test and the records use accepted steps only); the stiff
-methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)``. Integration
+methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)``; the default
+``method="auto"`` is the structured BDF of :mod:`dynamics.stiff` (Schur-complement Newton solves,
+distance-relative error control, (M3) projection), ``"LSODA"`` the dense reference. Integration
 stops at the first accepted step with ``||grad L|| <= grad_floor``, or at ``t_max``. (M6): near the manifold
 ``L(theta(t)) ~ C exp(-2 mu t)`` with ``mu -> lambda_min^+(H(theta_inf))``; :func:`fit_rate`
 measures ``mu`` from the slope of ``log L`` over a late window of accepted steps (never from an
@@ -113,7 +115,8 @@ def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
 
 
 #: :func:`gradient_flow`'s ``method="auto"`` integrates with ``"structured"`` from this many
-#: parameters on (measured in ``benchmarks/flow_bench.py``; below it the dense LSODA is as fast).
+#: parameters on, LSODA below. 0: the structured path was faster at every size measured, 81 to 5329
+#: parameters (docs/performance-flow.md); the size-dependent part of "auto" is :data:`REUSE_MIN`.
 STRUCTURED_MIN = 0
 #: ``method="structured"``'s default ``dist_rtol``: far from the manifold the local error may be this
 #: fraction of the distance still to go (docs/performance-flow.md for how it was chosen).
