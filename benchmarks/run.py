@@ -53,7 +53,7 @@ LEVELS = {
         "flow_vs_gd": {"target": 1e-4},
         "methods": {"d_values": (4,), "budget": 1.0, "flow_budget": 10.0, "target": 1e-4},
         "fast_vs_dense": {"d_values": (4,), "k": 20, "target": 1e-4},
-        "diffrax": {"d_values": (2,), "k": 5, "target": 1e-4, "repeats": 1},
+        "diffrax": {"d_values": (2,), "k": 5, "repeats": 1},
         "quick": True,
     },
     "quick": {
