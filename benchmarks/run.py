@@ -14,6 +14,12 @@ The document is ``{"ratios": {...}, "slopes": {...}, "tables": {...}, "setup": {
   wall time to distance 1e-8 from the manifold at S = A = 2 (d = 4);
 - ``flow_vs_{gd,dop853,adam}_time_d{d}``: the same race at S = 9, A = 4 for d = 4 ... 36 (suffix
   ``_lower_bound`` when the other method hit its time budget first);
+- ``flow_fast_vs_dense_d{d}``: ``gradient_flow(method="structured")`` against the dense LSODA reference,
+  wall time to distance 1e-8 at S = 9, A = 4, k = 100 MDPs, d = 16 (quick) and 25, 36 (full), emitted
+  only when the limits agree to 1e-9 (``flow_bench.py``);
+- ``flow_vs_diffrax_{kvaerno5,tsit5}_d{d}``: diffrax's Kvaerno5 / Tsit5 solve time (JIT excluded) on the
+  same flow written in JAX, against ours, to the same time, d = 4 and 9, k = 20, emitted when the
+  endpoints agree to 1e-12; skipped (and said so in ``tables["diffrax"]``) without the ``bench`` extra;
 - ``rollouts_vectorised_vs_loop_k1000_{size}``: teacher-data frames per second, the k MDPs'
   loops stepped together against one MDP at a time (bit-identical datasets);
 - ``block_*``: the LSA block's forward and gradient throughput, batched against a per-prompt loop,
@@ -34,6 +40,7 @@ import torch
 from _timing import emit
 from block_bench import bench_block
 from dynamics_bench import bench_flow_vs_gd, bench_gradient_sweep, bench_methods
+from flow_bench import bench_diffrax, bench_fast_vs_dense
 from rollout_bench import bench_rollouts
 from scaling_bench import bench_scaling
 from threadpoolctl import threadpool_limits
@@ -45,18 +52,24 @@ LEVELS = {
         "gradient": {"ns": (16, 32), "repeats": 1},
         "flow_vs_gd": {"target": 1e-4},
         "methods": {"d_values": (4,), "budget": 1.0, "flow_budget": 10.0, "target": 1e-4},
+        "fast_vs_dense": {"d_values": (4,), "k": 20, "target": 1e-4},
+        "diffrax": {"d_values": (2,), "k": 5, "repeats": 1},
         "quick": True,
     },
     "quick": {
         "gradient": {"ns": (16, 64, 256, 1024), "repeats": 10},
         "flow_vs_gd": {},
         "methods": {"d_values": (4, 9, 16), "budget": 15.0, "flow_budget": 120.0},
+        "fast_vs_dense": {"d_values": (16,)},
+        "diffrax": {"d_values": (4, 9)},
         "quick": True,
     },
     "full": {
         "gradient": {"ns": (16, 32, 64, 128, 256, 512, 1024), "repeats": 50},
         "flow_vs_gd": {},
         "methods": {"d_values": (4, 9, 16, 25, 36), "budget": 300.0, "flow_budget": 1800.0},
+        "fast_vs_dense": {"d_values": (16, 25, 36)},
+        "diffrax": {"d_values": (4, 9)},
         "quick": False,
     },
 }
@@ -76,6 +89,8 @@ def run_all(level: str = "quick", threads: int = 1, progress=print) -> dict:
                 "gradient": lambda: bench_gradient_sweep(**cfg["gradient"]),
                 "flow_vs_gd": lambda: bench_flow_vs_gd(**cfg["flow_vs_gd"]),
                 "methods": lambda: bench_methods(**cfg["methods"]),
+                "fast_vs_dense": lambda: bench_fast_vs_dense(**cfg["fast_vs_dense"]),
+                "diffrax": lambda: bench_diffrax(**cfg["diffrax"]),
                 "rollouts": lambda: bench_rollouts(cfg["quick"]),
                 "block": lambda: bench_block(cfg["quick"], threads=threads),
                 "scaling": lambda: bench_scaling(cfg["quick"], threads=threads),
@@ -90,6 +105,8 @@ def run_all(level: str = "quick", threads: int = 1, progress=print) -> dict:
     ratios = dict(tables["gradient"]["ratios"])
     ratios["flow_vs_gd_time"] = tables["flow_vs_gd"]["ratio"]
     ratios.update(tables["methods"]["ratios"])
+    ratios.update(tables["fast_vs_dense"]["ratios"])
+    ratios.update(tables["diffrax"]["ratios"])
     for size, r in tables["rollouts"]["ratio_k1000"].items():
         ratios[f"rollouts_vectorised_vs_loop_k1000_{size}"] = r
     ratios.update(tables["block"]["ratios"])

@@ -4,7 +4,9 @@ r"""Gradient flow of (M1) as an ODE, a gradient-descent baseline, and the rate f
 
 integrated by the solvers behind :func:`scipy.integrate.solve_ivp` (its ``OdeSolver`` classes,
 stepped here by hand so that the stopping test and the records use accepted steps only); the stiff
-methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)``. Integration
+methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)``; the default
+``method="auto"`` is the structured BDF of :mod:`dynamics.stiff` (Schur-complement Newton solves,
+distance-relative error control, (M3) projection), ``"LSODA"`` the dense reference. Integration
 stops at the first accepted step with ``||grad L|| <= grad_floor``, or at ``t_max``. (M6): near the manifold
 ``L(theta(t)) ~ C exp(-2 mu t)`` with ``mu -> lambda_min^+(H(theta_inf))``; :func:`fit_rate`
 measures ``mu`` from the slope of ``log L`` over a late window of accepted steps (never from an
@@ -23,9 +25,20 @@ from lsa_theory._checks import check_int, check_real
 
 from .data import TeacherDataset
 from .manifold import conserved, distance_to_manifold, invisible_directions
-from .objective import hessian, loss_and_grad, shapes
+from .objective import hessian, hessian_blocks, loss_and_grad, shapes
+from .stiff import NegHessian, ScaleProjection, StructuredBDF
 
-__all__ = ["FlowResult", "gradient_flow", "gradient_descent", "adam", "fit_rate", "RATE_WINDOW"]
+__all__ = [
+    "FlowResult",
+    "gradient_flow",
+    "METHODS",
+    "STRUCTURED_MIN",
+    "DIST_RTOL",
+    "gradient_descent",
+    "adam",
+    "fit_rate",
+    "RATE_WINDOW",
+]
 
 #: Default loss window of the rate fit: late enough that faster modes have died out (THEORY.md
 #: (M6) saw 1.06-1.13 of the prediction on earlier windows), above the round-off floor (~1e-33).
@@ -124,89 +137,168 @@ def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
     return theta0
 
 
+#: :func:`gradient_flow`'s ``method="auto"`` integrates with ``"structured"`` from this many
+#: parameters on, LSODA below. 0: the structured path was faster at every size measured, 81 to 5329
+#: parameters (docs/performance-flow.md); the size-dependent part of "auto" is :data:`REUSE_MIN`.
+STRUCTURED_MIN = 0
+#: ``method="structured"``'s default ``dist_rtol``: far from the manifold the local error may be this
+#: fraction of the distance still to go (docs/performance-flow.md for how it was chosen).
+DIST_RTOL = 1e-6
+
+#: ``method="structured"`` keeps a factorisation while the BDF coefficient ``c = h / alpha`` changes by at
+#: most this factor (:class:`dynamics.stiff.StructuredBDF`), from :data:`REUSE_MIN` parameters on, where
+#: one factorisation costs about 30 Newton iterations (d = 25: 36 instead of 65 factorisations, 15 %
+#: less time; at d <= 16 the extra Newton iterations cost what the factorisations save).
+REUSE = 1.6
+REUSE_MIN = 2000
+#: ``method="structured"`` projects every accepted step onto the (M3) level set
+#: (:class:`dynamics.stiff.ScaleProjection`); False only to measure what the projection does.
+PROJECT = True
+
+METHODS = ("auto", "structured", "LSODA", "BDF", "Radau", "DOP853", "RK45")
+
+
+def _pick(method: str, size: int, dataset=None) -> str:
+    """The integrator of ``method``: ``"auto"`` is ``"structured"`` for the (M2) objective of a
+    teacher dataset (whose Hessian has the block structure :mod:`dynamics.stiff` uses) from
+    :data:`STRUCTURED_MIN` parameters on, LSODA otherwise (e.g. other problem objects such as
+    :class:`dynamics.regression.RegressionObjective`)."""
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    m2 = dataset is None or isinstance(dataset, TeacherDataset) or hasattr(dataset, "effective_shapes")
+    if method == "auto":
+        return "structured" if (m2 and size >= STRUCTURED_MIN) else "LSODA"
+    if method == "structured" and not m2:
+        raise ValueError(f"method: 'structured' needs an (M2) teacher dataset, got {type(dataset).__name__}")
+    return method
+
+
 def gradient_flow(
     dataset: TeacherDataset,
     theta0: np.ndarray,
     t_max: float,
     *,
-    method: str = "LSODA",
+    method: str = "auto",
     rtol: float = 1e-11,
     atol: float = 1e-14,
     grad_floor: float = 1e-17,
     stop_dist: float | None = None,
     max_seconds: float | None = None,
+    dist_rtol: float | None = None,
 ) -> FlowResult:
     """Integrate ``d theta/dt = -grad L`` from ``theta0`` up to ``t_max`` or until
     ``||grad L|| <= grad_floor`` (or, if given, the distance to the manifold ``<= stop_dist``),
     with ``solve_ivp``'s ``method`` at ``rtol``, ``atol``; stiff methods get the Jacobian ``-H``.
     Every accepted step is recorded. ``max_seconds`` (for benchmarks; machine-dependent, so not
-    reproducible) stops after that much wall time with status -3."""
+    reproducible) stops after that much wall time with status -3.
+
+    ``method="structured"`` (:mod:`dynamics.stiff`): BDF with the Newton matrices ``I + c H``
+    factorised through the Schur complement on ``H_AA = I_k (x) M``, and a local error allowed to be
+    ``atol + rtol |theta_i| + dist_rtol * dist(theta) / sqrt(size)`` per component (RMS norm), where
+    ``dist`` is the distance to the manifold (M4) at the last accepted step (default
+    :data:`DIST_RTOL`; ``0`` gives the plain ``rtol``/``atol`` control): loose while the flow is far
+    from the manifold, the given ``rtol``/``atol`` near it. ``"auto"`` (default) picks
+    ``"structured"`` from :data:`STRUCTURED_MIN` parameters on, LSODA below; ``"LSODA"`` is the dense
+    reference path (Jacobian ``-hessian``)."""
     theta0 = _check_start(dataset, theta0)
     t_max = check_real(t_max, "t_max", low=0.0, low_open=True)
     rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
     atol = check_real(atol, "atol", low=0.0, low_open=True)
     grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+    method = _pick(method, theta0.size, dataset)
+    if dist_rtol is not None:
+        dist_rtol = check_real(dist_rtol, "dist_rtol", low=0.0)
+        if method != "structured":
+            raise ValueError(f"dist_rtol: only method='structured' uses it, got method={method!r}")
     deadline = _deadline(max_seconds)
 
     def rhs(_t, th):
         return -loss_and_grad(dataset, th)[1]
 
     solvers = {"LSODA": LSODA, "BDF": BDF, "Radau": Radau, "DOP853": DOP853, "RK45": RK45}
-    if method not in solvers:
-        raise ValueError(f"method: expected one of {tuple(solvers)}, got {method!r}")
-    kwargs = {"jac": lambda _t, th: -hessian(dataset, th)} if method in STIFF else {}
+    U = invisible_directions(dataset)
+    on_step = after_step = None
     t0 = time.perf_counter()
-    solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
-    ts, ys = [0.0], [theta0.copy()]
+    if method == "structured":
+        solver = StructuredBDF(
+            rhs,
+            0.0,
+            theta0,
+            t_max,
+            rtol=rtol,
+            atol=atol,
+            reuse=REUSE if theta0.size >= REUSE_MIN else 1.0,
+            jac=lambda _t, th: NegHessian(hessian_blocks(dataset, th)),
+        )
+        scale = (DIST_RTOL if dist_rtol is None else dist_rtol) / np.sqrt(theta0.size)
+
+        proj = ScaleProjection(shapes(dataset), U, theta0) if PROJECT else None
+
+        def on_step(dist, gnorm):
+            floor = solver.h_abs * grad_floor * min(1.0, grad_floor / gnorm) ** 2
+            solver.atol = atol + (scale * dist + floor) / np.sqrt(theta0.size)
+
+        def after_step():
+            if proj is not None:
+                delta = proj.delta(solver.y)
+                solver.y = solver.y + delta
+                solver.D[0] += delta
+
+    else:
+        kwargs = {"jac": lambda _t, th: -hessian(dataset, th)} if method in STIFF else {}
+        solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
+    ts, ys, L, G, D = [], [], [], [], []
     status, message = 0, f"t_max = {t_max:g} reached"
-    U = invisible_directions(dataset) if stop_dist is not None else None
     while True:
-        hit = _reached(dataset, ys[-1], grad_floor, stop_dist, U)
-        if hit:
-            status, message = hit
+        ts.append(solver.t)
+        ys.append(solver.y.copy())
+        l, g = loss_and_grad(dataset, ys[-1])
+        L.append(l)
+        G.append(np.linalg.norm(g))
+        D.append(distance_to_manifold(dataset, ys[-1], U)[0])
+        if G[-1] <= grad_floor:
+            status, message = 1, f"gradient floor {grad_floor:g} reached"
+            break
+        if stop_dist is not None and D[-1] <= stop_dist:
+            status, message = 2, f"distance {stop_dist:g} to the manifold reached"
             break
         if solver.status != "running":
-            if solver.status == "failed":
-                status, message = -1, f"solver failed: {solver.message}"
             break
         if time.perf_counter() > deadline:
             status, message = -3, f"max_seconds = {max_seconds:g} reached"
             break
+        if on_step is not None:
+            on_step(D[-1], G[-1])
         solver.step()
         if solver.status == "failed":
             status, message = -1, f"solver failed: {solver.message}"
             break
-        ts.append(solver.t)
-        ys.append(solver.y.copy())
+        if after_step is not None:
+            after_step()
     wall = time.perf_counter() - t0
-    sol_t, sol_y = np.array(ts), np.array(ys).T
-    L, G, Q, D, U = _trajectory(dataset, sol_y.T)
+    sol_y = np.array(ys)
     reached = status in (1, 2)
     if not reached:
         message += f"; gradient floor {grad_floor:g} NOT reached (|grad| = {G[-1]:.3g})"
+    stats = {"nfev": int(solver.nfev), "njev": int(solver.njev), "nlu": int(solver.nlu)}
+    if method == "structured":
+        stats["dist_rtol"] = float(DIST_RTOL if dist_rtol is None else dist_rtol)
     return FlowResult(
         method=method,
-        t=sol_t,
-        loss=L,
-        grad_norm=G,
-        conserved=Q,
-        dist=D,
+        t=np.array(ts),
+        loss=np.array(L),
+        grad_norm=np.array(G),
+        conserved=np.array([conserved(dataset, th) for th in sol_y]),
+        dist=np.array(D),
         theta0=theta0,
-        theta_final=sol_y[:, -1].copy(),
-        c_final=distance_to_manifold(dataset, sol_y[:, -1], U)[1],
+        theta_final=sol_y[-1].copy(),
+        c_final=distance_to_manifold(dataset, sol_y[-1], U)[1],
         converged=reached,
         status=status,
         message=message,
         grad_floor=grad_floor,
         wall_time=wall,
-        stats={
-            "nfev": int(solver.nfev),
-            "njev": int(solver.njev),
-            "nlu": int(solver.nlu),
-            "steps": len(sol_t) - 1,
-            "rtol": rtol,
-            "atol": atol,
-        },
+        stats={**stats, "steps": len(ts) - 1, "rtol": rtol, "atol": atol},
     )
 
 

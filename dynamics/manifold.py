@@ -47,6 +47,7 @@ __all__ = [
     "distance_to_manifold",
     "conserved",
     "predict_scale",
+    "nearest_manifold_point",
 ]
 
 #: An eigenvalue of ``mean_f Sigma_f`` below ``NULL_RTOL * max`` marks an invisible direction.
@@ -289,3 +290,18 @@ def predict_scale(dataset: TeacherDataset, theta0: np.ndarray, U: np.ndarray | N
     c2 = (-Q + np.sqrt(Q * Q + 4 * a * b)) / (2 * b)
     _, c_near = distance_to_manifold(dataset, theta0, U)
     return float(np.sign(c_near) * np.sqrt(c2))
+
+
+def nearest_manifold_point(
+    dataset: TeacherDataset, theta: np.ndarray, U: np.ndarray | None = None
+) -> np.ndarray:
+    """(size,) the point of the manifold (M4) nearest to ``theta``: ``A = A*/c + A U U^T``,
+    ``B = c B* + U U^T B`` with the ``c`` of :func:`distance_to_manifold` (the limit a flow stopped
+    at ``theta`` is heading for, up to the remaining distance)."""
+    U = invisible_directions(dataset) if U is None else U
+    sh = shapes(dataset)
+    A, B = unpack(theta, sh)
+    A0, B0 = unpack(construction(dataset, 1.0), sh)
+    Pv = np.eye(sh.m) - U @ U.T
+    c = distance_to_manifold(dataset, theta, U)[1]
+    return pack(A0 @ Pv / c + A @ U @ U.T, c * Pv @ B0 + U @ U.T @ B)

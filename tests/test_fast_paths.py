@@ -152,9 +152,23 @@ def test_run_py_smoke_document(tmp_path):
         "rollouts_vectorised_vs_loop_k1000_S2A2",
         "block_batched_vs_loop_forward_n20",
         "block_forward_fraction_of_matmul_n20",
+        "flow_fast_vs_dense_d4",
     ):
         assert key in doc["ratios"], key
     assert all(np.isfinite(v) and v > 0 for v in doc["ratios"].values())
-    assert set(doc["tables"]) == {"gradient", "flow_vs_gd", "methods", "rollouts", "block", "scaling"}
+    assert set(doc["tables"]) == {
+        "gradient",
+        "flow_vs_gd",
+        "methods",
+        "fast_vs_dense",
+        "diffrax",
+        "rollouts",
+        "block",
+        "scaling",
+    }
+    dx = doc["tables"]["diffrax"]
+    assert ("skipped" in dx) or {"flow_vs_diffrax_kvaerno5_d2", "flow_vs_diffrax_tsit5_d2"} <= set(
+        doc["ratios"]
+    )
     assert all(np.isfinite(v) for v in doc["slopes"].values())
     assert doc["tables"]["rollouts"]["bit_identical_k10"] == {"S2A2": True, "LL": True}
