@@ -18,6 +18,13 @@
   ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
   "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
 
+- ``lsa-theory pretrain --mode rl|teacher|both [--quick] [--sweep] [--json] [--out DIR]`` trains a
+  block by reinforcement pretraining (P2) and/or teacher mimicking (P1) and compares them
+  (:mod:`experiments.pretrain`); ``--json`` prints ``{"rl": {...}, "teacher": {...},
+  "constructed": {...}, "exact": {...}, "paired": {...}, ...}``, each block's entry with
+  ``heldout_return``, ``heldout_return_sem``, ``cos_S3_effective``, ``cos_S3_full``,
+  ``update_corr_sarsa`` (``rl`` also ``initial_heldout_return``).
+
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
 - ``lsa-theory reproduce [--quick] [--out DIR]`` runs all of the above into ``DIR`` with figures
@@ -247,6 +254,47 @@ def _cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .io import to_jsonable
+    from .pretrain import PretrainConfig, pretrain_sweep, run_pretrain
+
+    cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
+    if args.sweep:
+        doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
+        if args.json:
+            print(json.dumps(to_jsonable(doc), indent=2))
+        else:
+            cols = [("T", ""), ("k", ""), ("rl_return", ".3f"), ("rl_initial_return", ".3f")]
+            cols += [("teacher_return", ".3f"), ("exact_return", ".3f"), ("rl_cos_S3_effective", ".3f")]
+            _print_table(doc["rows"], cols + [("rl_update_corr_sarsa", ".3f")])
+        return 0
+    doc = run_pretrain(cfg, args.mode, args.out)
+    if args.json:
+        print(json.dumps(to_jsonable(doc), indent=2))
+    else:
+        rows = [{"block": name, **doc[name]} for name in doc["blocks"]]
+        _print_table(
+            rows,
+            [
+                ("block", ""),
+                ("heldout_return", ".3f"),
+                ("heldout_return_sem", ".3f"),
+                ("heldout_return_softmax", ".3f"),
+                ("heldout_smooth_return", ".3f"),
+                ("cos_S3_effective", ".3f"),
+                ("cos_S3_full", ".3f"),
+                ("alpha_eff", ".3f"),
+                ("update_corr_sarsa", ".3f"),
+            ],
+        )
+        for pair, ci in doc["paired"]["at_T"].items():
+            print(
+                f"{pair:28} {ci['mean']:+.3f}  95% CI "
+                f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]  n={ci['n']}"
+            )
+    return 0 if doc["passed"] else 1
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -293,6 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--out", default=None, help="directory for control.json/.npz and the plot (resumes)")
     p.set_defaults(func=_cmd_control)
+
+    p = sub.add_parser("pretrain", help="reinforcement pretraining (P2) against teacher mimicking (P1), (P3)")
+    p.add_argument("--mode", choices=("rl", "teacher", "both"), default="both")
+    p.add_argument("--quick", action="store_true", help="S = A = 2, 150 (P2) steps (about a minute)")
+    p.add_argument("--sweep", action="store_true", help="also vary the horizon T and the training MDPs k")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument(
+        "--out", default=None, help="directory for pretrain.json/.npz, checkpoints, figures (resumes)"
+    )
+    p.set_defaults(func=_cmd_pretrain)
 
     from .sweep import add_parser as add_sweep_parser
 
