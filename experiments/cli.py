@@ -259,6 +259,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain import PretrainConfig, pretrain_sweep, run_pretrain
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
+    cfg = cfg.replace(init=args.init)
     if args.sweep:
         doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
         if args.json:
@@ -346,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("rl", "teacher", "both"), default="both")
     p.add_argument("--quick", action="store_true", help="S = A = 2, 150 (P2) steps (about a minute)")
     p.add_argument("--sweep", action="store_true", help="also vary the horizon T and the training MDPs k")
+    p.add_argument(
+        "--init", choices=("random", "constructed"), default="random", help="(P2) start: small random or (S3)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument(
         "--out", default=None, help="directory for pretrain.json/.npz, checkpoints, figures (resumes)"

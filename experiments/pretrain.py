@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import constructions
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
@@ -51,13 +52,27 @@ from .training import (
     lr_at,
 )
 
-__all__ = ["PretrainConfig", "RLResult", "train_rl", "training_batch", "heldout_batch", "rl_loss"]
+__all__ = [
+    "PretrainConfig",
+    "RLResult",
+    "train_rl",
+    "init_start",
+    "training_batch",
+    "heldout_batch",
+    "rl_loss",
+    "run_pretrain",
+    "pretrain_sweep",
+]
 
 CHECKPOINT = "rl_checkpoint.pt"
+
+#: The logged training objective is computed on the first this many training MDPs.
+METRIC_MDPS = 512
 
 #: :func:`train_rl` stops with RuntimeError after this many consecutive skipped steps.
 MAX_SKIPS = 50
 HORIZONS = ("final", "mean")
+INITS = ("random", "constructed")
 
 
 @dataclass(frozen=True)
@@ -66,9 +81,12 @@ class PretrainConfig:
     d = S A, context length ``n``; ``alpha``, ``epsilon``: the SARSA teacher of (P1), the
     constructed block (S3) and the sampled deployment (S6). (P2): ``T`` expected-loop updates,
     softmax temperature ``tau``, ``horizon``, ``k`` training MDPs (``batch_mdps`` per step, ``None``
-    all), Adam ``steps`` at ``lr`` -> ``lr_final`` (``schedule``, ``warmup``). (P1):
-    ``teacher_steps`` steps on ``k`` MDPs x ``frames`` teacher frames (:func:`experiments.training.
-    train`). Comparison: ``heldout_k`` held-out MDPs with fresh features (seed ``seed``, scheme of
+    all), Adam ``steps`` at ``lr`` -> ``lr_final`` (``schedule``, ``warmup``) from ``init``
+    (:func:`init_start`). (P1): ``teacher_steps`` steps on ``min(k, teacher_k)`` MDPs x ``frames``
+    teacher frames (:func:`experiments.training.train`; the cap keeps its frames in memory).
+    ``tau`` defaults to 0.3 at d = 36 and 0.1 in ``quick()`` at d = 4: about 0.05 sqrt(d), so that
+    ``Q_{w_0} / tau`` (std ``sqrt(d) / 3 / tau``) has the same spread at both sizes. Comparison:
+    ``heldout_k`` held-out MDPs with fresh features (seed ``seed``, scheme of
     :func:`experiments.envs.heldout_rng`), sampled loops of ``eval_updates`` updates (default
     ``T``; the curves run to ``curve_updates``)."""
 
@@ -78,24 +96,26 @@ class PretrainConfig:
     gamma: float = 0.5
     alpha: float = 0.2
     epsilon: float = 0.1
-    tau: float = 0.1
+    tau: float = 0.3
     T: int = 20
     horizon: str = "final"
-    k: int = 1024
-    batch_mdps: int | None = 128
+    k: int = 4096
+    batch_mdps: int | None = 256
     mode: str = "full"
-    steps: int = 1000
-    lr: float = 1e-2
+    init: str = "random"
+    steps: int = 400
+    lr: float = 3e-3
     lr_final: float = 1e-4
     schedule: str = "exp"
     warmup: int = 0
     adam_eps: float = 1e-12
     init_scale: float = 1e-2
     seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 200
+    log_every: int = 25
+    checkpoint_every: int = 50
     frames: int = 10
-    teacher_steps: int = 6000
+    teacher_k: int = 1024
+    teacher_steps: int = 3000
     teacher_batch: int | None = 1000
     teacher_lr: float = 1e-2
     teacher_lr_final: float = 1e-6
@@ -107,7 +127,7 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         for name in ("S", "A", "n", "T", "k", "steps", "log_every", "checkpoint_every", "frames"):
             check_int(getattr(self, name), name)
-        for name in ("teacher_steps", "heldout_k", "curve_updates", "eval_every"):
+        for name in ("teacher_k", "teacher_steps", "heldout_k", "curve_updates", "eval_every"):
             check_int(getattr(self, name), name)
         check_int(self.warmup, "warmup", minimum=0)
         check_int(self.seed, "seed", minimum=0)
@@ -120,6 +140,8 @@ class PretrainConfig:
             check_real(getattr(self, name), name, low=0.0, low_open=True)
         if self.horizon not in HORIZONS:
             raise ValueError(f"horizon: expected one of {HORIZONS}, got {self.horizon!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
         if self.mode not in ("full", "effective"):
             raise ValueError(f"mode: expected 'full' or 'effective', got {self.mode!r}")
         if self.schedule not in ("constant", "exp", "cosine"):
@@ -144,7 +166,7 @@ class PretrainConfig:
             gamma=self.gamma,
             alpha=self.alpha,
             epsilon=self.epsilon,
-            k=self.k,
+            k=min(self.k, self.teacher_k),
             frames=self.frames,
             heldout_k=min(self.heldout_k, 50),
             mode=self.mode,
@@ -172,6 +194,7 @@ class PretrainConfig:
         return cls(
             S=2,
             A=2,
+            tau=0.1,
             T=10,
             k=1024,
             batch_mdps=128,
@@ -207,6 +230,22 @@ def heldout_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]
         phis.append(lt.random_features(cfg.S, cfg.A, None, rng))
         w0s.append(rng.uniform(-1.0, 1.0, cfg.S * cfg.A))
     return el.make_batch(mdps, phis, w0s), mdps
+
+
+def init_start(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """The (P2) start: :func:`experiments.training.init_params` of ``cfg.teacher_config()``
+    (``init="random"``: the (P1) block's start, entries ``init_scale * N(0, 1)``), plus the
+    construction (S3) with ``cfg.alpha`` for ``init="constructed"`` (a warm start on the SARSA
+    block: does return maximisation keep, rescale or leave the (S3) structure?)."""
+    params = init_params(cfg.teacher_config())
+    if cfg.init == "constructed":
+        P, V = (torch.as_tensor(M) for M in constructions.sarsa(cfg.layout.d, cfg.alpha))
+        if "P" in params:
+            params = {"P": params["P"] + P, "V": params["V"] + V}
+        else:
+            b = cfg.layout.blocks(P, V)
+            params = {"A": params["A"] + b["Vbar21"], "B": params["B"] + b["P12"]}
+    return params
 
 
 def rl_loss(cfg: PretrainConfig, batch: el.MDPBatch, P: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -245,7 +284,8 @@ def _metrics(cfg, step, params, batch, held, P0, V0, train_time, skipped) -> dic
     row = {"step": step, "lr": lr_at(cfg, max(step - 1, 0)), "train_time": train_time, "skipped": skipped}
     with torch.no_grad():
         P, V = full_params(params, lay)
-        for key, b in (("objective", batch), ("heldout_objective", held)):
+        sub = batch.take(slice(0, METRIC_MDPS))
+        for key, b in (("objective", sub), ("heldout_objective", held)):
             vals = el.rl_objective(b, P, V, lay, **kw).numpy()
             ok = np.isfinite(vals)
             row[key] = float(vals[ok].mean()) if ok.any() else None
@@ -264,7 +304,8 @@ def train_rl(
     num_threads: int | None = 1,
 ) -> RLResult:
     """(P2): maximise ``R(theta)`` (module docstring) with Adam from ``init_params`` of
-    ``cfg.teacher_config()``; logs ``objective``, ``heldout_objective`` (the same on the held-out
+    ``cfg.teacher_config()``; logs ``objective`` (on the first :data:`METRIC_MDPS` training MDPs),
+    ``heldout_objective`` (the same on the held-out
     batch, :func:`heldout_batch`), the (S3) alignment of :func:`experiments.pretrain_eval.
     s3_alignment` and ``frozen_moved`` every ``log_every`` steps. With ``out``: checkpoints every
     ``checkpoint_every`` steps, resumes from ``out/rl_checkpoint.pt`` (ValueError if it holds
@@ -284,9 +325,7 @@ def train_rl(
         held, _ = heldout_batch(cfg)
         data_time = time.perf_counter() - t0
         lay = cfg.layout
-        params = {
-            k: v.detach().clone().requires_grad_(True) for k, v in init_params(cfg.teacher_config()).items()
-        }
+        params = {k: v.detach().clone().requires_grad_(True) for k, v in init_start(cfg).items()}
         P0, V0 = _numpy(params, lay)
         opt = torch.optim.Adam(list(params.values()), lr=cfg.lr, eps=cfg.adam_eps)
         batches = _Batches(cfg.k, cfg.batch_mdps, _seed(cfg.seed, 6))
