@@ -103,7 +103,7 @@ class PretrainConfig:
     batch_mdps: int | None = 256
     mode: str = "full"
     init: str = "random"
-    steps: int = 400
+    steps: int = 300
     lr: float = 3e-3
     lr_final: float = 1e-4
     schedule: str = "exp"
@@ -189,8 +189,9 @@ class PretrainConfig:
 
     @classmethod
     def quick(cls) -> PretrainConfig:
-        """S = A = 2 (d = 4, D = 14), T = 10, 1024 training MDPs in minibatches of 128, 150 (P2)
-        steps, 1500 (P1) steps, 100 held-out MDPs (the ``--quick`` run)."""
+        """S = A = 2 (d = 4, D = 14), tau = 0.1, T = 10, 1024 training MDPs in minibatches of 128,
+        150 (P2) steps; (P1) on 256 MDPs x 10 frames, 1000 full-batch steps; 100 held-out MDPs,
+        curves to 40 updates (the ``--quick`` run)."""
         return cls(
             S=2,
             A=2,
@@ -203,11 +204,12 @@ class PretrainConfig:
             lr_final=1e-3,
             log_every=25,
             checkpoint_every=50,
-            teacher_steps=1500,
+            teacher_k=256,
+            teacher_steps=1000,
             teacher_batch=None,
             teacher_lr_final=1e-4,
             heldout_k=100,
-            curve_updates=50,
+            curve_updates=40,
         )
 
 

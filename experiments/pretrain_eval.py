@@ -127,7 +127,12 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
     the Pearson correlation over all (frame, coordinate) entries, ``update_cos_sarsa`` the mean
     per-frame cosine, ``update_scale_sarsa = <Delta, Delta_S> / |Delta_S|^2`` (the block's step
     size relative to ``alpha``), ``heldout_teacher_err`` the relative teacher-matching error of
-    :func:`experiments.training.heldout_error`."""
+    :func:`experiments.training.heldout_error`; and the TD decomposition: the least-squares fit
+    ``Delta ~ a u_r + b u_b + c u_v`` over all frames of the three terms of (S2),
+    ``u_r = (1/n) sum_i r_{i+1} phi_i`` (reward), ``u_b = (1/n) sum_i phi_i gamma phi_i^{+T} w``
+    (bootstrap) and ``u_v = -(1/n) sum_i phi_i phi_i^T w`` (current value), SARSA being ``a = b = c =
+    alpha``: ``td_coef_reward``, ``td_coef_bootstrap``, ``td_coef_value`` and its ``td_fit_r2``
+    (a block without the bootstrap term is a reward regression, not TD)."""
     lay = held.layout
     tf = lt.tf_from_statistics(
         held.Sigma, held.wt, np.asarray(P, float), np.asarray(V, float), held.spec.n, lay
@@ -138,11 +143,28 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
     nd, ns = np.linalg.norm(delta, axis=1), np.linalg.norm(ds, axis=1)
     ok = (nd > 0) & (ns > 0)
     cos = float(np.mean(np.sum(delta * ds, axis=1)[ok] / (nd[ok] * ns[ok]))) if ok.any() else 0.0
+    d = lay.d
+    w = held.wt[:, 1:]
+    Sp = held.Sigma[:, :d]  # rows phi_i of Sigma
+    parts = np.stack(
+        [
+            Sp[:, :, 2 * d],  # (1/n) sum_i r_{i+1} phi_i
+            (Sp[:, :, d : 2 * d] @ w[:, :, None])[:, :, 0],  # (1/n) sum_i phi_i gamma phi_i^+T w
+            -(Sp[:, :, :d] @ w[:, :, None])[:, :, 0],  # -(1/n) sum_i phi_i phi_i^T w
+        ],
+        axis=-1,
+    ).reshape(-1, 3)
+    coef, *_ = np.linalg.lstsq(parts, a, rcond=None)
+    resid = a - parts @ coef
     return {
         "update_corr_sarsa": corr,
         "update_cos_sarsa": cos,
         "update_scale_sarsa": float(a @ b / (b @ b)),
         "heldout_teacher_err": heldout_error(P, V, held)[0],
+        "td_coef_reward": float(coef[0]),
+        "td_coef_bootstrap": float(coef[1]),
+        "td_coef_value": float(coef[2]),
+        "td_fit_r2": float(1.0 - resid @ resid / ((a - a.mean()) @ (a - a.mean()))) if np.std(a) > 0 else 0.0,
     }
 
 

@@ -63,7 +63,9 @@ def test_matvec_equals_enumeration(seed, S, A, n):
     U = torch.as_tensor(rng.standard_normal((2, m)))
     mv = el.expected_sigma_matvec(batch, pi, rb, rp, U).numpy()
     for k in range(2):
-        ref = el.expected_sigma_reference(mdps[k], batch.phi[k].numpy(), batch.w0[k].numpy(), rho[k].numpy(), n, tau)
+        ref = el.expected_sigma_reference(
+            mdps[k], batch.phi[k].numpy(), batch.w0[k].numpy(), rho[k].numpy(), n, tau
+        )
         np.testing.assert_allclose(mv[k], ref @ U[k].numpy(), rtol=0, atol=1e-13)
 
 
@@ -77,7 +79,9 @@ def test_reward_noise_enters_the_reward_entry():
     rb, rp, _ = el.context_laws(batch, pi, batch.mu0, 4)
     U = torch.as_tensor(rng.standard_normal((1, 9)))
     ref = el.expected_sigma_reference(mdp, phi, w0, mdp.mu0, 4, 0.5)
-    np.testing.assert_allclose(el.expected_sigma_matvec(batch, pi, rb, rp, U)[0].numpy(), ref @ U[0].numpy(), atol=1e-13)
+    np.testing.assert_allclose(
+        el.expected_sigma_matvec(batch, pi, rb, rp, U)[0].numpy(), ref @ U[0].numpy(), atol=1e-13
+    )
 
 
 def test_context_laws_are_matrix_powers():
@@ -153,7 +157,9 @@ def test_smooth_objective_gradient_matches_finite_differences(horizon):
     def f(theta):
         t = torch.as_tensor(theta)
         with torch.no_grad():
-            return float(el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw))
+            return float(
+                el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw)
+            )
 
     t = torch.as_tensor(theta0).requires_grad_(True)
     el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw).backward()
@@ -165,6 +171,28 @@ def test_smooth_objective_gradient_matches_finite_differences(horizon):
     assert not np.any(Pg[:, : lay.m]) and not np.any(Vg[: lay.m + 1])
 
 
+def test_smooth_objective_directional_derivatives_at_ll_size():
+    """The same at the [LL] size (S = 9, A = 4, d = 36, D = 110): autograd against central
+    differences along 3 random directions, relative error below 1e-6."""
+    batch, _ = el.draw_batch(2, 9, 4, 0.5, np.random.default_rng(8))
+    lay = lt.Layout(36)
+    rng = np.random.default_rng(8)
+    Pc, Vc = constructions.sarsa(36, 0.2)
+    P0 = torch.as_tensor(Pc + 0.01 * rng.standard_normal(Pc.shape)).requires_grad_(True)
+    V0 = torch.as_tensor(Vc + 0.01 * rng.standard_normal(Vc.shape)).requires_grad_(True)
+    kw = dict(n=5, T=3, tau=0.3)
+    el.rl_objective(batch, P0, V0, lay, **kw).backward()
+    h = 1e-5
+    for _ in range(3):
+        dP, dV = (torch.as_tensor(rng.standard_normal(Pc.shape)) for _ in range(2))
+        with torch.no_grad():
+            fp = float(el.rl_objective(batch, P0 + h * dP, V0 + h * dV, lay, **kw))
+            fm = float(el.rl_objective(batch, P0 - h * dP, V0 - h * dV, lay, **kw))
+        fd = (fp - fm) / (2 * h)
+        ad = float((P0.grad * dP).sum() + (V0.grad * dV).sum())
+        assert abs(ad - fd) / abs(ad) < 1e-6
+
+
 def test_make_batch_rejects_bad_input():
     rng = np.random.default_rng(0)
     mdp = lt.random_mdp(2, 2, 0.5, rng, reward="sas")
@@ -174,7 +202,9 @@ def test_make_batch_rejects_bad_input():
         el.make_batch([], [], [])
     with pytest.raises(ValueError, match="horizon"):
         b, _ = _batch(0, 1)
-        el.rl_objective(b, torch.zeros(14, 14), torch.zeros(14, 14), lt.Layout(4), n=2, T=1, tau=1.0, horizon="x")
+        el.rl_objective(
+            b, torch.zeros(14, 14), torch.zeros(14, 14), lt.Layout(4), n=2, T=1, tau=1.0, horizon="x"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -215,6 +245,14 @@ def test_update_agreement_of_scaled_constructions():
     assert one["update_corr_sarsa"] == pytest.approx(1.0, abs=1e-12)
     assert one["update_scale_sarsa"] == pytest.approx(1.0, abs=1e-12)
     assert one["heldout_teacher_err"] < 1e-13
+    for key in ("td_coef_reward", "td_coef_bootstrap", "td_coef_value"):
+        assert one[key] == pytest.approx(0.2, rel=1e-10)
+    assert one["td_fit_r2"] == pytest.approx(1.0, abs=1e-12)
+    P, V = constructions.sarsa(4, 0.2)
+    P[4:8, 10:] = 0.0  # drop the bootstrap rows (gamma phi^+ -> w) of P12*
+    nob = pe.update_agreement(P, V, held)
+    assert nob["td_coef_bootstrap"] == pytest.approx(0.0, abs=1e-10)
+    assert nob["td_coef_reward"] == pytest.approx(0.2, rel=1e-10)
     two = pe.update_agreement(*constructions.sarsa(4, 0.4), held)
     assert two["update_scale_sarsa"] == pytest.approx(2.0, rel=1e-12)
     assert two["update_cos_sarsa"] == pytest.approx(1.0, abs=1e-12)
