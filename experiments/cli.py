@@ -256,7 +256,8 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from .io import to_jsonable
-    from .pretrain import PretrainConfig, pretrain_sweep, run_pretrain
+    from .pretrain import PretrainConfig
+    from .pretrain_compare import pretrain_sweep, run_pretrain
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
     cfg = cfg.replace(init=args.init)

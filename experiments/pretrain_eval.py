@@ -38,7 +38,8 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
 from . import expected_loop as el
-from .control import deploy, resolve_weights
+from .control import _diverged, deploy, resolve_weights
+from .control import _eval_points as _control_eval_points
 from .control import l2_readout as _l2
 from .envs import heldout_rng
 from .io import (
@@ -200,12 +201,31 @@ def softmax_deploy(
         traj = lt.rollout(mdp, lt.policies.softmax_rows(phi @ w / tau), n, rng, s0)
         X = lt.sarsa_columns(traj, phi, mdp.gamma)
         w = lt.sarsa_update(X, w, alpha) if blocks is None else _l2(X, np.concatenate([[1.0], w]), blocks)
-        total = float(np.abs(w).sum())
-        if not np.isfinite(total) or total > 1e200:
+        if _diverged(w):
             break
         out[t] = lt.normalized_return(mdp, lt.greedy(phi @ w), sol)
         s0 = int(traj.states[-1])
     return out
+
+
+def _deploy_curve(cfg, mdp, wts, i: int, sol) -> np.ndarray:
+    """Greedy normalised returns at :func:`_eval_points` along the epsilon-greedy loop (S6) on
+    held-out MDP ``i`` (:func:`experiments.control.deploy`, stream ``heldout_rng(seed, i, 1)``)."""
+    return deploy(
+        mdp,
+        wts,
+        n=cfg.n,
+        n_updates=cfg.curve_updates,
+        epsilon=cfg.epsilon,
+        alpha=cfg.alpha,
+        rng=heldout_rng(cfg.seed, i, 1),
+        eval_every=cfg.eval_every,
+        solution=sol,
+    ).normalized_return
+
+
+def _eval_points(cfg) -> np.ndarray:
+    return _control_eval_points(cfg.curve_updates, cfg.eval_every)
 
 
 def paired_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
@@ -242,8 +262,9 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
     """Score every block of ``blocks`` (name -> ``(P, V)``, ``"constructed"`` or ``"teacher"`` (the
     exact update (S2))) on the held-out MDPs of ``cfg`` (a :class:`experiments.pretrain.
     PretrainConfig`) as in the module docstring. Returns ``{"entries": {name: {...}}, "paired":
-    {"a-b": paired_ci}, "config", "versions"}``; with ``out`` also ``pretrain_eval.npz``
-    (per-MDP returns and curves ``{name}/...``)."""
+    {"at_T" | "softmax" | "smooth": {"a-b": paired_ci}}, "T_eval", "n_heldout", "n_update_frames",
+    "versions", "_arrays"}`` (``_arrays``: the per-MDP returns and curves ``{name}/...``, also
+    written to ``out/pretrain_eval.npz`` with ``out``)."""
     from .pretrain import heldout_batch
 
     T_eval = cfg.T_eval
@@ -262,36 +283,23 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
         t0 = time.perf_counter()
         PV = (Pc, Vc) if isinstance(wts, str) else (np.asarray(wts[0], float), np.asarray(wts[1], float))
         curves, soft = [], []
-        quiet = np.errstate(over="ignore", invalid="ignore")  # a diverging loop stops (n_diverged)
-        quiet.__enter__()
-        for i, mdp in enumerate(progress(mdps, desc=f"evaluate {name}")):
-            res = deploy(
-                mdp,
-                wts,
-                n=cfg.n,
-                n_updates=cfg.curve_updates,
-                epsilon=cfg.epsilon,
-                alpha=cfg.alpha,
-                rng=heldout_rng(cfg.seed, i, 1),
-                eval_every=cfg.eval_every,
-                solution=sols[i],
-            )
-            curves.append(res.normalized_return)
-            soft.append(
-                softmax_deploy(
-                    mdp,
-                    wts,
-                    n=cfg.n,
-                    n_updates=T_eval,
-                    tau=cfg.tau,
-                    alpha=cfg.alpha,
-                    rng=heldout_rng(cfg.seed, i, 1),
-                    solution=sols[i],
-                )[-1]
-            )
-        quiet.__exit__(None, None, None)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging loop stops (n_diverged)
+            for i, mdp in enumerate(progress(mdps, desc=f"evaluate {name}")):
+                curves.append(_deploy_curve(cfg, mdp, wts, i, sols[i]))
+                soft.append(
+                    softmax_deploy(
+                        mdp,
+                        wts,
+                        n=cfg.n,
+                        n_updates=T_eval,
+                        tau=cfg.tau,
+                        alpha=cfg.alpha,
+                        rng=heldout_rng(cfg.seed, i, 1),
+                        solution=sols[i],
+                    )[-1]
+                )
         curves, soft = np.stack(curves), np.asarray(soft)
-        points = res.updates
+        points = _eval_points(cfg)
         at_T = curves[:, int(np.flatnonzero(points == T_eval)[0])]
         with torch.no_grad():
             ws, _ = el.expected_loop(
@@ -311,6 +319,8 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
             e.update(
                 update_corr_sarsa=1.0, update_cos_sarsa=1.0, update_scale_sarsa=1.0, heldout_teacher_err=0.0
             )
+            e.update(dict.fromkeys(("td_coef_reward", "td_coef_bootstrap", "td_coef_value"), cfg.alpha))
+            e["td_fit_r2"] = 1.0
         else:
             e.update(s3_alignment(*PV, lay, cfg.alpha))
             e.update(update_agreement(*PV, frames))

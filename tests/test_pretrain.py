@@ -16,6 +16,7 @@ import dynamics as dy
 import lsa_theory as lt
 from experiments import expected_loop as el
 from experiments import pretrain as pt
+from experiments import pretrain_compare as pc
 from experiments import pretrain_eval as pe
 
 
@@ -27,6 +28,7 @@ def _tiny(**changes) -> pt.PretrainConfig:
     base = dict(
         S=2,
         A=2,
+        tau=0.1,
         n=5,
         T=2,
         k=16,
@@ -312,7 +314,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="tau"):
         _tiny(tau=0.0)
     with pytest.raises(ValueError, match="mode"):
-        pt.run_pretrain(_tiny(), mode="imitate")
+        pc.run_pretrain(_tiny(), mode="imitate")
     with pytest.raises(ValueError, match="eval_updates"):
         pe.evaluate_blocks(_tiny(eval_updates=3), {"c": "constructed"})
 
