@@ -261,6 +261,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
     cfg = cfg.replace(init=args.init)
+    if args.k is not None:
+        cfg = cfg.replace(k=args.k, batch_mdps=min(cfg.batch_mdps or args.k, args.k))
+    if args.steps is not None:
+        cfg = cfg.replace(steps=args.steps)
     if args.sweep:
         doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
         if args.json:
@@ -351,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init", choices=("random", "constructed"), default="random", help="(P2) start: small random or (S3)"
     )
+    p.add_argument("--k", type=int, default=None, help="training MDPs of (P2) (default 16384; quick 1024)")
+    p.add_argument("--steps", type=int, default=None, help="(P2) Adam steps (default 1000; quick 150)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument(
         "--out", default=None, help="directory for pretrain.json/.npz, checkpoints, figures (resumes)"

@@ -99,11 +99,11 @@ class PretrainConfig:
     tau: float = 0.3
     T: int = 20
     horizon: str = "final"
-    k: int = 4096
+    k: int = 16384
     batch_mdps: int | None = 256
     mode: str = "full"
     init: str = "random"
-    steps: int = 300
+    steps: int = 1000
     lr: float = 3e-3
     lr_final: float = 1e-4
     schedule: str = "exp"
@@ -111,7 +111,7 @@ class PretrainConfig:
     adam_eps: float = 1e-12
     init_scale: float = 1e-2
     seed: int = 0
-    log_every: int = 25
+    log_every: int = 50
     checkpoint_every: int = 50
     frames: int = 10
     teacher_k: int = 1024
