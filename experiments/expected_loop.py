@@ -60,6 +60,7 @@ __all__ = [
     "expected_loop",
     "softmax_return",
     "rl_objective",
+    "score_function_gradient",
 ]
 
 
@@ -308,3 +309,53 @@ def rl_objective(
     else:
         vals = torch.stack([softmax_return(batch, w, tau) for w in ws[1:]]).mean(dim=0)
     return vals if per_mdp else vals.mean()
+
+
+def score_function_gradient(
+    batch: MDPBatch,
+    mdps: list[lt.TabularMDP],
+    P: torch.Tensor,
+    V: torch.Tensor,
+    layout: lt.Layout,
+    *,
+    n: int,
+    T: int,
+    tau: float,
+    samples: int,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Score-function (REINFORCE) estimate of the gradient of the *sampled* (P2) objective
+    ``E[mean_k R_k(pi_{w_T})]`` over ``samples`` sampled softmax loops (S6) per MDP, with the
+    leave-one-out mean of each MDP's samples as baseline: the surrogate is ``f + (f - b) log p``,
+    ``log p`` the summed log-probabilities of every sampled action under ``pi_{w_t}`` (the only
+    place besides the pathwise ``w_t`` that depends on ``theta``; states and rewards do not).
+    Returns ``(grad_P, grad_V, mean f)``. Its mean differs from the gradient of the expected-
+    context loop by the mean-field gap of the module docstring; it is a cross-check, not a test."""
+    from .training import increment
+
+    samples = check_int(samples, "samples", minimum=2)
+    P = P.detach().clone().requires_grad_(True)
+    V = V.detach().clone().requires_grad_(True)
+    fs, logps = [], []
+    for k, mdp in enumerate(mdps):
+        phi = batch.phi[k]
+        phi_np = phi.numpy()
+        for _ in range(samples):
+            w, s0, logp = batch.w0[k], None, torch.zeros((), dtype=P.dtype)
+            for _ in range(T):
+                pi = torch.softmax(phi @ w / tau, dim=-1)
+                traj = lt.rollout(mdp, pi.detach().numpy(), n, rng, s0)
+                logp = logp + torch.log(pi[traj.states, traj.actions]).sum()
+                X = torch.as_tensor(lt.sarsa_columns(traj, phi_np, mdp.gamma), dtype=P.dtype)
+                wt = torch.cat([torch.ones(1, dtype=P.dtype), w])
+                w = w + increment((X @ X.T / n)[None], wt[None], P, V, n, layout)[0]
+                s0 = int(traj.states[-1])
+            fs.append(softmax_return(batch.take(slice(k, k + 1)), w[None], tau)[0])
+            logps.append(logp)
+    f = torch.stack(fs).reshape(len(mdps), samples)
+    logp = torch.stack(logps).reshape(len(mdps), samples)
+    fd = f.detach()
+    baseline = (fd.sum(dim=1, keepdim=True) - fd) / (samples - 1)
+    surrogate = (f + (fd - baseline) * logp).mean()
+    gP, gV = torch.autograd.grad(surrogate, (P, V))
+    return gP, gV, float(fd.mean())
