@@ -32,6 +32,12 @@
   ``--json`` prints ``{"regime", "rows": [{"n", "L", "normalized_return", "value_error", "sem",
   ...}], "td_rows": [...], ...}`` (in context; closed-loop rows carry ``budget``, ``point``,
   ``alpha``, ``n``, ``normalized_return``, ``sem``, ``n_diverged``, ``diff_prev``).
+- ``lsa-theory pretrain --mode rl|teacher|both [--quick] [--sweep] [--json] [--out DIR]`` trains a
+  block by reinforcement pretraining (P2) and/or teacher mimicking (P1) and compares them
+  (:mod:`experiments.pretrain`); ``--json`` prints ``{"rl": {...}, "teacher": {...},
+  "constructed": {...}, "exact": {...}, "paired": {...}, ...}``, each block's entry with
+  ``heldout_return``, ``heldout_return_sem``, ``cos_S3_effective``, ``cos_S3_full``,
+  ``update_corr_sarsa`` (``rl`` also ``initial_heldout_return``).
 
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
@@ -397,7 +403,7 @@ def _cmd_regression(args: argparse.Namespace) -> int:
 def _cmd_context_length(args: argparse.Namespace) -> int:
     from .context_length import run_context_length
 
-    doc = run_context_length(args.regime, quick=args.quick, out=args.out)
+    doc = run_context_length(args.regime, quick=args.quick, out=args.out, seed=args.seed)
     if args.json:
         print(json.dumps(doc, indent=2))
     elif args.regime == "in-context":
@@ -426,6 +432,55 @@ def _cmd_context_length(args: argparse.Namespace) -> int:
             ],
         )
     return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .io import to_jsonable
+    from .pretrain import PretrainConfig
+    from .pretrain_compare import pretrain_sweep, run_pretrain
+
+    cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
+    cfg = cfg.replace(init=args.init)
+    if args.seed is not None:
+        cfg = cfg.replace(seed=args.seed)
+    if args.k is not None:
+        cfg = cfg.replace(k=args.k, batch_mdps=min(cfg.batch_mdps or args.k, args.k))
+    if args.steps is not None:
+        cfg = cfg.replace(steps=args.steps)
+    if args.sweep:
+        doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
+        if args.json:
+            print(json.dumps(to_jsonable(doc), indent=2))
+        else:
+            cols = [("T", ""), ("k", ""), ("rl_return", ".3f"), ("rl_initial_return", ".3f")]
+            cols += [("teacher_return", ".3f"), ("exact_return", ".3f"), ("rl_cos_S3_effective", ".3f")]
+            _print_table(doc["rows"], cols + [("rl_update_corr_sarsa", ".3f")])
+        return 0
+    doc = run_pretrain(cfg, args.mode, args.out)
+    if args.json:
+        print(json.dumps(to_jsonable(doc), indent=2))
+    else:
+        rows = [{"block": name, **doc[name]} for name in doc["blocks"]]
+        _print_table(
+            rows,
+            [
+                ("block", ""),
+                ("heldout_return", ".3f"),
+                ("heldout_return_sem", ".3f"),
+                ("heldout_return_softmax", ".3f"),
+                ("heldout_smooth_return", ".3f"),
+                ("cos_S3_effective", ".3f"),
+                ("cos_S3_full", ".3f"),
+                ("alpha_eff", ".3f"),
+                ("update_corr_sarsa", ".3f"),
+            ],
+        )
+        for pair, ci in doc["paired"]["at_T"].items():
+            print(
+                f"{pair:28} {ci['mean']:+.3f}  95% CI "
+                f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]  n={ci['n']}"
+            )
+    return 0 if doc["passed"] else 1
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -528,6 +583,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer n, alpha and budgets")
     _common(p, out="directory for context_length_REGIME.json/.npz and the plot")
     p.set_defaults(func=_cmd_context_length)
+
+    p = sub.add_parser("pretrain", help="reinforcement pretraining (P2) against teacher mimicking (P1), (P3)")
+    p.add_argument(
+        "--mode",
+        choices=("rl", "teacher", "both"),
+        default="both",
+        help="rl: reinforcement pretraining (P2); teacher: teacher mimicking (P1); both, compared (P3)",
+    )
+    p.add_argument("--quick", action="store_true", help="S = A = 2, 150 (P2) steps (about a minute)")
+    p.add_argument("--sweep", action="store_true", help="also vary the horizon T and the training MDPs k")
+    p.add_argument(
+        "--init", choices=("random", "constructed"), default="random", help="(P2) start: small random or (S3)"
+    )
+    p.add_argument("--k", type=int, default=None, help="training MDPs of (P2) (default 16384; quick 1024)")
+    p.add_argument("--steps", type=int, default=None, help="(P2) Adam steps (default 1000; quick 150)")
+    _common(p, out="directory for pretrain.json/.npz, checkpoints, figures (resumes)")
+    p.set_defaults(func=_cmd_pretrain)
 
     from .sweep import add_parser as add_sweep_parser
 

@@ -36,6 +36,7 @@ re-exported by :mod:`experiments.control`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -398,15 +399,20 @@ def in_context_sweep(cfg: InContextConfig | None = None, out: str | Path | None 
     return to_jsonable(doc)
 
 
-def run_context_length(regime: str, quick: bool = False, out: str | Path | None = None) -> dict:
-    """``lsa-theory context-length --regime REGIME [--quick]``: :func:`closed_loop_sweep` or
-    :func:`in_context_sweep` with the default (or ``quick()``) configuration, plus the figure."""
+def run_context_length(
+    regime: str, quick: bool = False, out: str | Path | None = None, seed: int | None = None
+) -> dict:
+    """``lsa-theory context-length --regime REGIME [--quick] [--seed N]``: :func:`closed_loop_sweep`
+    or :func:`in_context_sweep` with the default (or ``quick()``) configuration (``seed`` replacing
+    its seed when given), plus the figure."""
     if regime not in REGIMES:
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
     if regime == "closed-loop":
-        doc = closed_loop_sweep(ClosedLoopConfig.quick() if quick else ClosedLoopConfig(), out)
+        cfg = ClosedLoopConfig.quick() if quick else ClosedLoopConfig()
+        doc = closed_loop_sweep(cfg if seed is None else dataclasses.replace(cfg, seed=seed), out)
     else:
-        doc = in_context_sweep(InContextConfig.quick() if quick else InContextConfig(), out)
+        cfg = InContextConfig.quick() if quick else InContextConfig()
+        doc = in_context_sweep(cfg if seed is None else dataclasses.replace(cfg, seed=seed), out)
     if out is not None:
         plot_context_length_regimes(out, regime)
     return doc

@@ -139,7 +139,9 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
     assert seen["threads"] == 1 and doc["provenance"]["blas_threads"] == 1
 
 
-@pytest.mark.parametrize("command", ["verify", "converge", "diversity", "control"])
+@pytest.mark.parametrize(
+    "command", ["verify", "converge", "diversity", "control", "regression", "pretrain", "context-length"]
+)
 def test_commands_that_draw_random_numbers_take_seed(command):
     sub = cli.build_parser()._subparsers._group_actions[0].choices[command]
     assert "--seed" in sub.format_help()

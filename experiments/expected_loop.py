@@ -1,0 +1,361 @@
+r"""The expected-context loop: a smooth, exact-for-tabular form of the closed loop (S6) for (P2).
+
+**Behaviour.** A softmax policy on ``Q_w``, ``pi_w(a|s) = softmax_a(w^T phi(s, a) / tau)`` (smooth in
+``w``, unlike the epsilon-greedy policy of (S6)).
+
+**One expected context.** Given the parameter ``w_t`` and the law ``rho_t`` (S,) of the first state
+``s_0`` of the context, the n on-policy transitions ``(s_i, a_i, r_{i+1}, s_{i+1}, a_{i+1})``,
+``i = 0..n-1``, have state laws ``rho_{t,i} = rho_t (P^pi)^i`` with ``P^pi[s, s'] = sum_a pi(a|s)
+P[s, a, s']``, and state-action laws ``q_i(s, a) = rho_{t,i}(s) pi(a|s)``. With the context averages
+``qbar = (1/n) sum_{i<n} q_i`` (of ``(s_i, a_i)``) and ``qplus = (1/n) sum_{i=1..n} q_i`` (of
+``(s_{i+1}, a_{i+1})``) the expected statistic of (L2) is exact:
+
+.. math:: E[\Sigma] = \sum_{s,a,s',a'} \bar q(s,a) P(s'|s,a) \pi(a'|s')\, x x^\top
+          + \sigma_r^2 e_r e_r^\top, \qquad x = [\phi(s,a); \gamma\phi(s',a'); r(s,a)],
+
+(``sigma_r`` the reward noise). The (L2) readout is affine in ``Sigma`` at fixed ``w``, so
+``E[TF(H) | w_t, s_0 ~ rho_t] = TF(E[Sigma], w_t)`` exactly. **The expected-context loop** iterates
+
+.. math:: w_{t+1} = TF_\theta(E_{w_t, \rho_t}[\Sigma], w_t), \qquad \rho_{t+1} = \rho_t (P^{\pi_{w_t}})^n,
+
+from ``rho_0 = mu0`` and ``w_0``; ``rho_{t+1}`` is the exact law of the context's last state
+``s_n``, which (S6) carries over as the next ``s_0``.
+
+**Relation to the sampled loop (S6).** One step is exact: the sampled update's conditional mean
+given ``(w_t, s_0 ~ rho_t)`` is the expected update (checked by Monte Carlo in the tests). Over
+``T`` steps the expected loop is the mean-field path: it replaces the random ``w_t`` by a
+deterministic one, so it differs from ``E[w_T]`` of the sampled loop by the effect of the
+fluctuations of ``Sigma_t`` (covariance ``O(1/n)`` for a mixing chain) fed through the
+nonlinear policy; it is also a loop with softmax, not epsilon-greedy, behaviour. Blocks are
+therefore always scored on the sampled loop as well (:mod:`experiments.pretrain`).
+
+``Sigma`` is never formed in the loop: ``Sigma u`` for ``u = P12 wt`` costs ``O(S A (S + d))``
+per MDP (:func:`expected_sigma_matvec`); :func:`expected_sigma_reference` is the brute-force
+enumeration over ``(s, a, s', a')`` (numpy) that the tests check it against. The return of the
+softmax policy is exact, ``J(pi) = mu0^T (I - gamma P^pi)^{-1} r^pi`` (THEORY.md §0), and its
+normalised form uses ``J(pi*)`` and ``J(uniform)`` from :mod:`lsa_theory.mdp`. Everything is torch
+and differentiable in ``(P, V)``; rewards ``r[s, a]`` only (``r[s, a, s']`` would correlate the
+reward row with ``s'``: ValueError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import lsa_theory as lt
+from lsa_theory._checks import check_int, check_real
+
+__all__ = [
+    "MDPBatch",
+    "make_batch",
+    "draw_batch",
+    "behaviour_policy",
+    "context_laws",
+    "expected_sigma_matvec",
+    "expected_sigma_reference",
+    "expected_step",
+    "expected_loop",
+    "softmax_return",
+    "rl_objective",
+    "score_function_gradient",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class MDPBatch:
+    """K tabular MDPs with their features and starting parameters, as torch tensors.
+
+    ``P`` (K, S, A, S), ``r`` (K, S, A) rewards ``r[s, a]``, ``noise2`` (K,) reward-noise
+    variance, ``gamma`` (K,), ``mu0`` (K, S), ``phi`` (K, S, A, d), ``w0`` (K, d); ``j_unif`` (K,)
+    ``J(uniform)`` and ``j_gap`` (K,) ``J(pi*) - J(uniform)`` (the normalisation of §0)."""
+
+    P: torch.Tensor
+    r: torch.Tensor
+    noise2: torch.Tensor
+    gamma: torch.Tensor
+    mu0: torch.Tensor
+    phi: torch.Tensor
+    w0: torch.Tensor
+    j_unif: torch.Tensor
+    j_gap: torch.Tensor
+
+    @property
+    def K(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.phi.shape[-1]
+
+    def take(self, idx) -> MDPBatch:
+        """The sub-batch ``idx`` (a slice or index tensor) of every field."""
+        return MDPBatch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+def make_batch(
+    mdps: list[lt.TabularMDP], phis: list[np.ndarray], w0s: list[np.ndarray], dtype=torch.float64
+) -> MDPBatch:
+    """:class:`MDPBatch` of equal-size MDPs ``mdps`` with feature tables ``phis`` (S, A, d) and
+    ``w0s`` (d,); ``J(pi*)`` by :func:`lsa_theory.optimal`. ValueError on ``r[s, a, s']`` rewards,
+    mismatched sizes, or an MDP whose ``J(pi*) - J(uniform)`` vanishes (see
+    :func:`lsa_theory.normalized_return`)."""
+    if not mdps or len(mdps) != len(phis) or len(mdps) != len(w0s):
+        raise ValueError(
+            f"mdps, phis, w0s: need equal non-zero lengths, got {len(mdps)}, {len(phis)}, {len(w0s)}"
+        )
+    S, A = mdps[0].n_states, mdps[0].n_actions
+    j_unif, j_gap = [], []
+    for i, (m, phi, w0) in enumerate(zip(mdps, phis, w0s, strict=True)):
+        if not isinstance(m, lt.TabularMDP) or (m.n_states, m.n_actions) != (S, A):
+            raise ValueError(f"mdps[{i}]: expected a TabularMDP with S = {S}, A = {A}")
+        if m.r.ndim != 2:
+            raise ValueError(f"mdps[{i}]: the expected-context loop needs rewards r[s, a], got r[s, a, s']")
+        if np.shape(phi)[:2] != (S, A) or np.shape(w0) != (np.shape(phi)[2],):
+            raise ValueError(f"phis[{i}], w0s[{i}]: expected shapes (S, A, d) and (d,)")
+        ju = lt.expected_return(m, lt.uniform_policy(m))
+        gap = float(m.mu0 @ lt.optimal(m).V) - ju
+        if gap <= 1e-12 * (1.0 + abs(ju)):
+            raise ValueError(f"mdps[{i}]: J(pi*) - J(uniform) = {gap:.3g}; the MDP is degenerate")
+        j_unif.append(ju)
+        j_gap.append(gap)
+
+    def t(x):
+        return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)
+
+    return MDPBatch(
+        P=t([m.P for m in mdps]),
+        r=t([m.r for m in mdps]),
+        noise2=t([m.reward_noise**2 for m in mdps]),
+        gamma=t([m.gamma for m in mdps]),
+        mu0=t([m.mu0 for m in mdps]),
+        phi=t(phis),
+        w0=t(w0s),
+        j_unif=t(j_unif),
+        j_gap=t(j_gap),
+    )
+
+
+def draw_batch(
+    K: int, S: int, A: int, gamma: float, rng: np.random.Generator, dtype=torch.float64
+) -> tuple[MDPBatch, list[lt.TabularMDP]]:
+    """K MDPs of the [LL] family of §0 at size (S, A), each followed by fresh features
+    ``phi ~ U(-1, 1)^{S x A x SA}`` and ``w_0 ~ U(-1, 1)^{SA}``, all from ``rng`` in that order;
+    returns the batch and the MDPs."""
+    K = check_int(K, "K")
+    mdps, phis, w0s = [], [], []
+    for _ in range(K):
+        mdps.append(lt.random_mdp(S, A, gamma, rng))
+        phis.append(lt.random_features(S, A, None, rng))
+        w0s.append(rng.uniform(-1.0, 1.0, S * A))
+    return make_batch(mdps, phis, w0s, dtype), mdps
+
+
+def behaviour_policy(batch: MDPBatch, w: torch.Tensor, tau: float) -> torch.Tensor:
+    """(K, S, A) softmax behaviour ``pi_w(a|s) = softmax_a(w^T phi(s, a) / tau)``; ``w`` (K, d)."""
+    Q = torch.einsum("ksad,kd->ksa", batch.phi, w)
+    return torch.softmax(Q / tau, dim=-1)
+
+
+def context_laws(
+    batch: MDPBatch, pi: torch.Tensor, rho: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(rhobar, rhoplus, rho_n)`` (K, S) each: the mean law of ``s_i`` over ``i = 0..n-1``, of
+    ``s_{i+1}`` over ``i = 0..n-1``, and the law of ``s_n``, from ``s_0 ~ rho`` under ``pi`` (K, S, A)."""
+    M = torch.einsum("ksa,ksat->kst", pi, batch.P)
+    laws = rho[:, None, :]  # rows rho_0 .. rho_{2^j - 1}, doubled with M^(2^j): O(log n) products
+    while laws.shape[1] <= n:
+        laws = torch.cat([laws, laws @ M], dim=1)
+        if laws.shape[1] <= n:
+            M = M @ M
+    rhobar = laws[:, :n].mean(dim=1)
+    return rhobar, laws[:, 1 : n + 1].mean(dim=1), laws[:, n]
+
+
+def expected_sigma_matvec(
+    batch: MDPBatch, pi: torch.Tensor, rhobar: torch.Tensor, rhoplus: torch.Tensor, u: torch.Tensor
+) -> torch.Tensor:
+    """``E[Sigma] u`` (K, m) for ``u = [u1; u2; u3]`` (K, 2d+1) without forming ``E[Sigma]``
+    (module docstring): with ``f = Phi u1``, ``g = Phi u2`` and ``z(s, a) = E[x^T u | s, a]``,
+    the phi block is ``sum qbar phi z``, the gamma phi^+ block ``gamma sum_{s'a'} phi(s', a')
+    [nu(s') pi(a'|s') + gamma qplus g]`` with ``nu(s') = sum_{s,a} qbar (f + r u3) P(s'|s,a)``,
+    and the reward entry ``sum qbar r z + sigma_r^2 u3``."""
+    d = batch.d
+    u1, u2, u3 = u[:, :d], u[:, d : 2 * d], u[:, 2 * d]
+    gam = batch.gamma
+    f = torch.einsum("ksad,kd->ksa", batch.phi, u1)
+    g = torch.einsum("ksad,kd->ksa", batch.phi, u2)
+    qbar = rhobar[:, :, None] * pi
+    qplus = rhoplus[:, :, None] * pi
+    gbar = (pi * g).sum(-1)  # E[g(s', a') | s'], (K, S)
+    h = torch.einsum("ksat,kt->ksa", batch.P, gbar)  # E[g(s', a') | s, a]
+    base = f + batch.r * u3[:, None, None]
+    z = base + gam[:, None, None] * h
+    top = torch.einsum("ksa,ksad->kd", qbar * z, batch.phi)
+    nu = torch.einsum("ksa,ksat->kt", qbar * base, batch.P)
+    wplus = nu[:, :, None] * pi + gam[:, None, None] * qplus * g
+    mid = gam[:, None] * torch.einsum("ksa,ksad->kd", wplus, batch.phi)
+    last = (qbar * batch.r * z).sum(dim=(1, 2)) + batch.noise2 * u3
+    return torch.cat([top, mid, last[:, None]], dim=1)
+
+
+def expected_sigma_reference(
+    mdp: lt.TabularMDP, phi: np.ndarray, w: np.ndarray, rho: np.ndarray, n: int, tau: float
+) -> np.ndarray:
+    """(m, m) ``E[Sigma]`` of one context (module docstring) by brute-force enumeration of the
+    tuples ``(s, a, s', a')`` and their probabilities, in numpy float64 (reference for tests)."""
+    n = check_int(n, "n")
+    tau = check_real(tau, "tau", low=0.0, low_open=True)
+    S, A, d = phi.shape
+    pi = lt.policies.softmax_rows(phi @ w / tau)
+    P_pi = np.einsum("sa,sat->st", pi, mdp.P)
+    laws = [np.asarray(rho, dtype=np.float64)]
+    for _ in range(n - 1):
+        laws.append(laws[-1] @ P_pi)
+    qbar = np.mean(laws, axis=0)[:, None] * pi
+    Sigma = np.zeros((2 * d + 1, 2 * d + 1))
+    for s in range(S):
+        for a in range(A):
+            for s2 in range(S):
+                for a2 in range(A):
+                    p = qbar[s, a] * mdp.P[s, a, s2] * pi[s2, a2]
+                    x = np.concatenate([phi[s, a], mdp.gamma * phi[s2, a2], [mdp.r[s, a]]])
+                    Sigma += p * np.outer(x, x)
+    Sigma[2 * d, 2 * d] += mdp.reward_noise**2
+    return Sigma
+
+
+def _blocks(P: torch.Tensor, V: torch.Tensor, layout: lt.Layout) -> dict[str, torch.Tensor]:
+    if layout.d_pi:
+        raise ValueError("layout: the expected-context loop is implemented for the SARSA layout (d_pi = 0)")
+    return layout.blocks(P, V)
+
+
+def expected_step(
+    batch: MDPBatch,
+    P: torch.Tensor,
+    V: torch.Tensor,
+    layout: lt.Layout,
+    w: torch.Tensor,
+    rho: torch.Tensor,
+    n: int,
+    tau: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the expected-context loop: ``(w_{t+1}, rho_{t+1})`` (K, d), (K, S) with
+    ``w_{t+1} = w + Vbar21 E[Sigma] P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)`` ((L2), ``wt = [1; w]``)
+    and ``rho_{t+1}`` the law of ``s_n``; full ``P``, ``V`` (D, D)."""
+    b = _blocks(P, V, layout)
+    pi = behaviour_policy(batch, w, tau)
+    rhobar, rhoplus, rho_n = context_laws(batch, pi, rho, n)
+    wt = torch.cat([torch.ones_like(w[:, :1]), w], dim=1)
+    s = expected_sigma_matvec(batch, pi, rhobar, rhoplus, wt @ b["P12"].mT)
+    quad = ((wt @ b["P22"].mT) * wt).sum(-1)
+    return w + s @ b["Vbar21"].mT + (quad / n)[:, None] * (wt @ b["Vbar22"].mT), rho_n
+
+
+def expected_loop(
+    batch: MDPBatch, P: torch.Tensor, V: torch.Tensor, layout: lt.Layout, *, n: int, T: int, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The expected-context loop (module docstring) for ``T`` updates from ``(w_0, mu0)``:
+    ``ws`` (T+1, K, d) and ``rhos`` (T+1, K, S); differentiable in ``P``, ``V`` (D, D)."""
+    n = check_int(n, "n")
+    T = check_int(T, "T", minimum=0)
+    tau = check_real(tau, "tau", low=0.0, low_open=True)
+    if layout.d != batch.d:
+        raise ValueError(f"layout: d = {layout.d} does not match the features' d = {batch.d}")
+    w, rho = batch.w0, batch.mu0
+    ws, rhos = [w], [rho]
+    for _ in range(T):
+        w, rho = expected_step(batch, P, V, layout, w, rho, n, tau)
+        ws.append(w)
+        rhos.append(rho)
+    return torch.stack(ws), torch.stack(rhos)
+
+
+def softmax_return(batch: MDPBatch, w: torch.Tensor, tau: float) -> torch.Tensor:
+    """(K,) normalised return (§0) ``(J(pi_w) - J(uniform)) / (J(pi*) - J(uniform))`` of the
+    softmax policy ``pi_w`` (temperature ``tau``), ``J = mu0^T (I - gamma P^pi)^{-1} r^pi`` exact."""
+    pi = behaviour_policy(batch, w, tau)
+    P_pi = torch.einsum("ksa,ksat->kst", pi, batch.P)
+    r_pi = (pi * batch.r).sum(-1)
+    eye = torch.eye(P_pi.shape[-1], dtype=P_pi.dtype)
+    v = torch.linalg.solve(eye - batch.gamma[:, None, None] * P_pi, r_pi[:, :, None])[:, :, 0]
+    return ((batch.mu0 * v).sum(-1) - batch.j_unif) / batch.j_gap
+
+
+def rl_objective(
+    batch: MDPBatch,
+    P: torch.Tensor,
+    V: torch.Tensor,
+    layout: lt.Layout,
+    *,
+    n: int,
+    T: int,
+    tau: float,
+    horizon: str = "final",
+    per_mdp: bool = False,
+) -> torch.Tensor:
+    """(P2), smooth form: the mean over the batch of the normalised return of ``pi_{w_T}`` after
+    ``T`` updates of the expected-context loop (``horizon="final"``), or of the mean of the
+    returns of ``pi_{w_1}, ..., pi_{w_T}`` (``"mean"``). Scalar (``per_mdp=True``: the (K,) values
+    before the mean over the batch), differentiable in ``P``, ``V``."""
+    if horizon not in ("final", "mean"):
+        raise ValueError(f"horizon: expected 'final' or 'mean', got {horizon!r}")
+    ws, _ = expected_loop(batch, P, V, layout, n=n, T=T, tau=tau)
+    if horizon == "final":
+        vals = softmax_return(batch, ws[-1], tau)
+    else:
+        vals = torch.stack([softmax_return(batch, w, tau) for w in ws[1:]]).mean(dim=0)
+    return vals if per_mdp else vals.mean()
+
+
+def score_function_gradient(
+    batch: MDPBatch,
+    mdps: list[lt.TabularMDP],
+    P: torch.Tensor,
+    V: torch.Tensor,
+    layout: lt.Layout,
+    *,
+    n: int,
+    T: int,
+    tau: float,
+    samples: int,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Score-function (REINFORCE) estimate of the gradient of the *sampled* (P2) objective
+    ``E[mean_k R_k(pi_{w_T})]`` over ``samples`` sampled softmax loops (S6) per MDP, with the
+    leave-one-out mean of each MDP's samples as baseline: the surrogate is ``f + (f - b) log p``,
+    ``log p`` the summed log-probabilities of every sampled action under ``pi_{w_t}`` (the only
+    place besides the pathwise ``w_t`` that depends on ``theta``; states and rewards do not).
+    Returns ``(grad_P, grad_V, mean f)``. Its mean differs from the gradient of the expected-
+    context loop by the mean-field gap of the module docstring; it is a cross-check, not a test."""
+    from .training import increment
+
+    samples = check_int(samples, "samples", minimum=2)
+    P = P.detach().clone().requires_grad_(True)
+    V = V.detach().clone().requires_grad_(True)
+    fs, logps = [], []
+    for k, mdp in enumerate(mdps):
+        phi = batch.phi[k]
+        phi_np = phi.numpy()
+        for _ in range(samples):
+            w, s0, logp = batch.w0[k], None, torch.zeros((), dtype=P.dtype)
+            for _ in range(T):
+                pi = torch.softmax(phi @ w / tau, dim=-1)
+                traj = lt.rollout(mdp, pi.detach().numpy(), n, rng, s0)
+                logp = logp + torch.log(pi[traj.states, traj.actions]).sum()
+                X = torch.as_tensor(lt.sarsa_columns(traj, phi_np, mdp.gamma), dtype=P.dtype)
+                wt = torch.cat([torch.ones(1, dtype=P.dtype), w])
+                w = w + increment((X @ X.T / n)[None], wt[None], P, V, n, layout)[0]
+                s0 = int(traj.states[-1])
+            fs.append(softmax_return(batch.take(slice(k, k + 1)), w[None], tau)[0])
+            logps.append(logp)
+    f = torch.stack(fs).reshape(len(mdps), samples)
+    logp = torch.stack(logps).reshape(len(mdps), samples)
+    fd = f.detach()
+    baseline = (fd.sum(dim=1, keepdim=True) - fd) / (samples - 1)
+    surrogate = (f + (fd - baseline) * logp).mean()
+    gP, gV = torch.autograd.grad(surrogate, (P, V))
+    return gP, gV, float(fd.mean())

@@ -1,0 +1,144 @@
+"""(P3) driver: train the (P2) and (P1) blocks and score them (:func:`run_pretrain`), and the
+sweeps over the (P2) horizon ``T`` and the number of training MDPs ``k`` (:func:`pretrain_sweep`).
+The pieces are :mod:`experiments.pretrain` (training) and :mod:`experiments.pretrain_eval`
+(metrics, paired intervals, figures)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .io import atomic_write_json, to_jsonable, versions
+from .pretrain import PretrainConfig, train_rl
+
+__all__ = ["RUN_MODES", "run_pretrain", "SWEEP_TS", "SWEEP_KS", "pretrain_sweep"]
+
+RUN_MODES = ("rl", "teacher", "both")
+
+
+def run_pretrain(
+    cfg: PretrainConfig,
+    mode: str = "both",
+    out: str | Path | None = None,
+    teacher_out: str | Path | None = None,
+) -> dict:
+    """(P3): train the (P2) block (``mode`` ``"rl"``/``"both"``, :func:`train_rl` into ``out/rl``)
+    and the (P1) block (``"teacher"``/``"both"``, :func:`experiments.training.train` of
+    ``cfg.teacher_config()`` into ``teacher_out``, default ``out/teacher``), then score them with
+    the constructed block (S3) and the exact update (S2) (:func:`experiments.pretrain_eval.
+    evaluate_blocks`). Returns ``{"rl": {...}, "rl_initial": {...}, "teacher": {...},
+    "constructed": {...}, "exact": {...}, "paired": {...}, "passed", "config", ...}`` (entries of
+    the blocks trained in ``mode``); ``rl`` also carries ``initial_heldout_return`` (the same block
+    before training), ``train_objective`` and ``heldout_objective`` (the final smooth (P2)
+    objectives), ``train_time`` and ``skipped``. ``passed``: the 95 % paired interval of ``rl -
+    rl_initial`` lies above 0 (``True`` in mode ``"teacher"``). With ``out``: ``pretrain.json``,
+    ``pretrain_eval.npz`` and the figures."""
+    from .pretrain_eval import evaluate_blocks, plot_blocks, plot_returns, plot_rl_training
+    from .training import train
+
+    if mode not in RUN_MODES:
+        raise ValueError(f"mode: expected one of {RUN_MODES}, got {mode!r}")
+    if not isinstance(cfg, PretrainConfig):
+        raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
+    out = Path(out) if out is not None else None
+    if teacher_out is None and out is not None:
+        teacher_out = out / "teacher"
+    blocks, timings, rl = {}, {}, None
+    if mode in ("rl", "both"):
+        t0 = time.perf_counter()
+        rl = train_rl(cfg, None if out is None else out / "rl")
+        timings["rl_session"] = time.perf_counter() - t0
+        blocks["rl"], blocks["rl_initial"] = (rl.P, rl.V), (rl.P0, rl.V0)
+    if mode in ("teacher", "both"):
+        t0 = time.perf_counter()
+        tres = train(cfg.teacher_config(), teacher_out)
+        timings["teacher_session"] = time.perf_counter() - t0
+        timings["teacher_train_time"] = tres.train_time
+        blocks["teacher"] = (tres.P, tres.V)
+    blocks["constructed"], blocks["exact"] = "constructed", "teacher"
+    t0 = time.perf_counter()
+    ev = evaluate_blocks(cfg, blocks, out)
+    ev.pop("_arrays")
+    timings["evaluation"] = time.perf_counter() - t0
+    doc = dict(ev["entries"])
+    passed = True
+    if rl is not None:
+        doc["rl"]["initial_heldout_return"] = doc["rl_initial"]["heldout_return"]
+        doc["rl"]["initial_heldout_return_sem"] = doc["rl_initial"]["heldout_return_sem"]
+        doc["rl"]["train_objective"] = rl.final["objective"]
+        doc["rl"]["heldout_objective"] = rl.final["heldout_objective"]
+        doc["rl"]["train_time"] = rl.train_time
+        doc["rl"]["skipped"] = rl.final["skipped"]
+        low = ev["paired"]["at_T"]["rl-rl_initial"]["ci_low"]
+        passed = low is not None and low > 0
+    doc.update(
+        paired=ev["paired"],
+        passed=bool(passed),
+        mode=mode,
+        blocks=list(blocks),
+        T_eval=ev["T_eval"],
+        n_heldout=ev["n_heldout"],
+        n_update_frames=ev["n_update_frames"],
+        config=cfg.as_dict(),
+        seed=cfg.seed,
+        versions=versions(),
+        timings=timings,
+    )
+    doc = to_jsonable(doc)
+    if out is not None:
+        atomic_write_json(out / "pretrain.json", doc)
+        plot_returns(out)
+        if rl is not None:
+            plot_rl_training(out)
+            plot_blocks(out)
+    return doc
+
+
+SWEEP_TS = (5, 10, 20, 40)
+SWEEP_KS = (16, 64, 256, 1024)
+
+
+def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Path | None = None) -> dict:
+    """(P3) against the horizon and the task count: :func:`run_pretrain` (mode ``"both"``) at
+    ``(T, base.k)`` for ``T`` in ``Ts`` and at ``(base.T, k)`` for ``k`` in ``ks`` (minibatches of
+    ``min(base.batch_mdps, k)`` MDPs), each in ``out/T{T}_k{k}`` (the (P1) block, which does not
+    depend on ``T``, in ``out/teacher_k{k}``; all resumable). Returns ``{"rows": [...], "base"}``,
+    one row per run with the held-out returns of every block, the paired ``rl - teacher`` and ``rl
+    - rl_initial`` intervals and the RL block's structure and update agreement; with ``out`` also
+    ``pretrain_sweep.json`` and ``pretrain_sweep.png``."""
+    from .pretrain_eval import plot_sweep
+
+    out = Path(out) if out is not None else None
+    runs = [(int(T), base.k) for T in Ts] + [
+        (base.T, int(k)) for k in ks if (base.T, int(k)) not in {(int(t), base.k) for t in Ts}
+    ]
+    rows = []
+    for T, k in runs:
+        cfg = base.replace(T=T, k=k, batch_mdps=None if base.batch_mdps is None else min(base.batch_mdps, k))
+        sub = None if out is None else out / f"T{T}_k{k}"
+        doc = run_pretrain(cfg, "both", sub, None if out is None else out / f"teacher_k{k}")
+        row = {"T": T, "k": k}
+        for name in ("rl", "rl_initial", "teacher", "constructed", "exact"):
+            row[f"{name}_return"] = doc[name]["heldout_return"]
+            row[f"{name}_return_sem"] = doc[name]["heldout_return_sem"]
+        for key in (
+            "cos_S3_effective",
+            "cos_S3_full",
+            "alpha_eff",
+            "update_corr_sarsa",
+            "train_objective",
+            "heldout_objective",
+        ):
+            row[f"rl_{key}"] = doc["rl"][key]
+        row["teacher_update_corr_sarsa"] = doc["teacher"]["update_corr_sarsa"]
+        row["rl_minus_teacher"] = doc["paired"]["at_T"]["rl-teacher"]
+        row["rl_minus_initial"] = doc["paired"]["at_T"]["rl-rl_initial"]
+        row["rl_minus_exact"] = doc["paired"]["at_T"]["rl-exact"]
+        rows.append(row)
+        if out is not None:
+            atomic_write_json(
+                out / "pretrain_sweep.json", {"base": base.as_dict(), "rows": rows, "versions": versions()}
+            )
+    if out is not None:
+        plot_sweep(out)
+    return to_jsonable({"base": base.as_dict(), "rows": rows, "versions": versions()})

@@ -1,0 +1,357 @@
+"""Reinforcement pretraining (P2) and the comparison (P3): the expected-context loop, its gradient,
+the structure and update metrics, resume, and the ``pretrain`` command's contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import constructions
+import dynamics as dy
+import lsa_theory as lt
+from experiments import expected_loop as el
+from experiments import pretrain as pt
+from experiments import pretrain_compare as pc
+from experiments import pretrain_eval as pe
+
+
+def _batch(seed: int, K: int = 3, S: int = 2, A: int = 2):
+    return el.draw_batch(K, S, A, 0.5, np.random.default_rng(seed))
+
+
+def _tiny(**changes) -> pt.PretrainConfig:
+    base = dict(
+        S=2,
+        A=2,
+        tau=0.1,
+        n=5,
+        T=2,
+        k=16,
+        batch_mdps=None,
+        steps=4,
+        log_every=2,
+        checkpoint_every=2,
+        frames=4,
+        teacher_steps=20,
+        teacher_batch=None,
+        heldout_k=5,
+        curve_updates=4,
+        eval_every=2,
+    )
+    return pt.PretrainConfig(**(base | changes))
+
+
+# ------------------------------------------------------------------------------------------------
+# the expected context
+# ------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), S=st.integers(2, 3), A=st.integers(2, 3), n=st.integers(1, 7))
+@example(seed=0, S=2, A=2, n=1)
+def test_matvec_equals_enumeration(seed, S, A, n):
+    batch, mdps = _batch(seed, 2, S, A)
+    rng = np.random.default_rng(seed)
+    rho = torch.as_tensor(rng.dirichlet(np.ones(S), size=2))
+    tau = 0.6
+    pi = el.behaviour_policy(batch, batch.w0, tau)
+    rb, rp, _ = el.context_laws(batch, pi, rho, n)
+    m = 2 * S * A + 1
+    U = torch.as_tensor(rng.standard_normal((2, m)))
+    mv = el.expected_sigma_matvec(batch, pi, rb, rp, U).numpy()
+    for k in range(2):
+        ref = el.expected_sigma_reference(
+            mdps[k], batch.phi[k].numpy(), batch.w0[k].numpy(), rho[k].numpy(), n, tau
+        )
+        np.testing.assert_allclose(mv[k], ref @ U[k].numpy(), rtol=0, atol=1e-13)
+
+
+def test_reward_noise_enters_the_reward_entry():
+    rng = np.random.default_rng(3)
+    base = lt.random_mdp(2, 2, 0.5, rng)
+    mdp = lt.TabularMDP(base.P, base.r, base.gamma, base.mu0, reward_noise=0.7)
+    phi, w0 = lt.random_features(2, 2, None, rng), rng.uniform(-1, 1, 4)
+    batch = el.make_batch([mdp], [phi], [w0])
+    pi = el.behaviour_policy(batch, batch.w0, 0.5)
+    rb, rp, _ = el.context_laws(batch, pi, batch.mu0, 4)
+    U = torch.as_tensor(rng.standard_normal((1, 9)))
+    ref = el.expected_sigma_reference(mdp, phi, w0, mdp.mu0, 4, 0.5)
+    np.testing.assert_allclose(
+        el.expected_sigma_matvec(batch, pi, rb, rp, U)[0].numpy(), ref @ U[0].numpy(), atol=1e-13
+    )
+
+
+def test_context_laws_are_matrix_powers():
+    batch, _ = _batch(5, 2, 3, 2)
+    pi = el.behaviour_policy(batch, batch.w0, 0.3)
+    n = 6
+    rb, rp, rn = el.context_laws(batch, pi, batch.mu0, n)
+    M = torch.einsum("ksa,ksat->kst", pi, batch.P).numpy()
+    for k in range(2):
+        laws = [batch.mu0[k].numpy() @ np.linalg.matrix_power(M[k], i) for i in range(n + 1)]
+        np.testing.assert_allclose(rb[k].numpy(), np.mean(laws[:n], axis=0), atol=1e-15)
+        np.testing.assert_allclose(rp[k].numpy(), np.mean(laws[1:], axis=0), atol=1e-15)
+        np.testing.assert_allclose(rn[k].numpy(), laws[n], atol=1e-15)
+
+
+def test_expected_sigma_is_the_mean_of_sampled_contexts():
+    """Monte Carlo over sampled contexts (S6) with the softmax behaviour: every entry of the mean
+    sampled Sigma within 4.5 standard errors of E[Sigma] (a wrong law of (s_i, a_i) fails)."""
+    rng = np.random.default_rng(11)
+    batch, mdps = _batch(11, 1, 2, 2)
+    mdp, phi, w = mdps[0], batch.phi[0].numpy(), batch.w0[0].numpy()
+    n, tau, N = 4, 0.5, 4000
+    rho = np.array([0.8, 0.2])
+    ref = el.expected_sigma_reference(mdp, phi, w, rho, n, tau)
+    pi = lt.policies.softmax_rows(phi @ w / tau)
+    acc, acc2 = np.zeros_like(ref), np.zeros_like(ref)
+    for _ in range(N):
+        traj = lt.rollout(mdp, pi, n, rng, int(rng.random() > rho[0]))
+        X = lt.sarsa_columns(traj, phi, mdp.gamma)
+        Sg = X @ X.T / n
+        acc += Sg
+        acc2 += Sg**2
+    mean = acc / N
+    se = np.sqrt(np.maximum(acc2 / N - mean**2, 1e-30) / N)
+    assert np.max(np.abs(mean - ref) / se) < 4.5
+
+
+def test_expected_step_is_the_l2_readout_of_the_expected_statistic():
+    batch, mdps = _batch(2, 2, 2, 2)
+    lay = lt.Layout(4)
+    rng = np.random.default_rng(2)
+    P, V = rng.standard_normal((2, lay.D, lay.D)) * 0.3
+    n, tau = 3, 0.4
+    w1, _ = el.expected_step(batch, torch.as_tensor(P), torch.as_tensor(V), lay, batch.w0, batch.mu0, n, tau)
+    for k in range(2):
+        w0 = batch.w0[k].numpy()
+        Sig = el.expected_sigma_reference(mdps[k], batch.phi[k].numpy(), w0, mdps[k].mu0, n, tau)
+        ref = lt.tf_from_statistics(Sig, np.concatenate([[1.0], w0]), P, V, n, lay)
+        np.testing.assert_allclose(w1[k].numpy(), ref, rtol=0, atol=1e-13)
+
+
+def test_softmax_return_is_the_exact_normalised_return():
+    batch, mdps = _batch(4, 3, 3, 2)
+    w = batch.w0 * 2.0
+    got = el.softmax_return(batch, w, 0.3).numpy()
+    for k, mdp in enumerate(mdps):
+        pi = lt.policies.softmax_rows(batch.phi[k].numpy() @ w[k].numpy() / 0.3)
+        assert got[k] == pytest.approx(lt.normalized_return(mdp, pi), abs=1e-13)
+
+
+@pytest.mark.parametrize("horizon", ["final", "mean"])
+def test_smooth_objective_gradient_matches_finite_differences(horizon):
+    """(P2) smooth form: autograd gradient of R(theta) in all D x D entries of P and V against
+    central differences (h = 1e-5, float64): relative error below 1e-6."""
+    batch, _ = _batch(7, 3, 2, 2)
+    lay = lt.Layout(4)
+    D = lay.D
+    Pc, Vc = constructions.sarsa(4, 0.5)
+    rng = np.random.default_rng(7)
+    theta0 = np.concatenate([Pc.ravel(), Vc.ravel()]) + 0.05 * rng.standard_normal(2 * D * D)
+    kw = dict(n=4, T=3, tau=0.5, horizon=horizon)
+
+    def f(theta):
+        t = torch.as_tensor(theta)
+        with torch.no_grad():
+            return float(
+                el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw)
+            )
+
+    t = torch.as_tensor(theta0).requires_grad_(True)
+    el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw).backward()
+    g = t.grad.numpy()
+    g_fd = dy.finite_difference_grad(f, theta0, h=1e-5)
+    assert np.linalg.norm(g - g_fd) / np.linalg.norm(g) < 1e-6
+    # only the (L2) blocks enter: the other entries get exactly zero gradient
+    Pg, Vg = g[: D * D].reshape(D, D), g[D * D :].reshape(D, D)
+    assert not np.any(Pg[:, : lay.m]) and not np.any(Vg[: lay.m + 1])
+
+
+def test_smooth_objective_directional_derivatives_at_ll_size():
+    """The same at the [LL] size (S = 9, A = 4, d = 36, D = 110): autograd against central
+    differences along 3 random directions, relative error below 1e-6."""
+    batch, _ = el.draw_batch(2, 9, 4, 0.5, np.random.default_rng(8))
+    lay = lt.Layout(36)
+    rng = np.random.default_rng(8)
+    Pc, Vc = constructions.sarsa(36, 0.2)
+    P0 = torch.as_tensor(Pc + 0.01 * rng.standard_normal(Pc.shape)).requires_grad_(True)
+    V0 = torch.as_tensor(Vc + 0.01 * rng.standard_normal(Vc.shape)).requires_grad_(True)
+    kw = dict(n=5, T=3, tau=0.3)
+    el.rl_objective(batch, P0, V0, lay, **kw).backward()
+    h = 1e-5
+    for _ in range(3):
+        dP, dV = (torch.as_tensor(rng.standard_normal(Pc.shape)) for _ in range(2))
+        with torch.no_grad():
+            fp = float(el.rl_objective(batch, P0 + h * dP, V0 + h * dV, lay, **kw))
+            fm = float(el.rl_objective(batch, P0 - h * dP, V0 - h * dV, lay, **kw))
+        fd = (fp - fm) / (2 * h)
+        ad = float((P0.grad * dP).sum() + (V0.grad * dV).sum())
+        assert abs(ad - fd) / abs(ad) < 1e-6
+
+
+def test_make_batch_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    mdp = lt.random_mdp(2, 2, 0.5, rng, reward="sas")
+    with pytest.raises(ValueError, match="r\\[s, a\\]"):
+        el.make_batch([mdp], [lt.random_features(2, 2, None, rng)], [np.zeros(4)])
+    with pytest.raises(ValueError, match="equal non-zero"):
+        el.make_batch([], [], [])
+    with pytest.raises(ValueError, match="horizon"):
+        b, _ = _batch(0, 1)
+        el.rl_objective(
+            b, torch.zeros(14, 14), torch.zeros(14, 14), lt.Layout(4), n=2, T=1, tau=1.0, horizon="x"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c, alpha", [(1.0, 0.2), (-2.5, 0.7), (0.3, 3.0)])
+def test_s3_alignment_on_the_construction(c, alpha):
+    lay = lt.Layout(4)
+    P, V = constructions.sarsa(4, alpha, c)
+    row = pe.s3_alignment(P, V, lay, alpha)
+    assert row["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14)
+    assert row["cos_S3_full"] == pytest.approx(1.0, abs=1e-14)
+    assert row["alpha_eff"] == pytest.approx(alpha, rel=1e-13)
+    assert row["cos_S3_fixed_alpha"] == pytest.approx(1.0, abs=1e-12)
+    neg = pe.s3_alignment(P, -V, lay)
+    assert neg["cos_S3_effective"] == pytest.approx(-1.0, abs=1e-14) and neg["alpha_eff"] < 0
+    # an entry outside the (L2) blocks lowers only the full cosine
+    P2 = P.copy()
+    P2[0, 0] = 3.0
+    r2 = pe.s3_alignment(P2, V, lay)
+    assert r2["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14) and r2["cos_S3_full"] < 0.99
+
+
+def test_s3_alignment_of_a_random_block_is_small():
+    lay = lt.Layout(9)
+    rng = np.random.default_rng(1)
+    row = pe.s3_alignment(*rng.standard_normal((2, lay.D, lay.D)), lay)
+    assert abs(row["cos_S3_effective"]) < 0.2
+
+
+def test_update_agreement_of_scaled_constructions():
+    spec = dy.TeacherSpec(S=2, A=2, alpha=0.2, k=3, frames=3)
+    held = dy.teacher_dataset(spec, np.random.default_rng(0))
+    lay = spec.layout
+    one = pe.update_agreement(*constructions.sarsa(4, 0.2, 1.7), held)
+    assert one["update_corr_sarsa"] == pytest.approx(1.0, abs=1e-12)
+    assert one["update_scale_sarsa"] == pytest.approx(1.0, abs=1e-12)
+    assert one["heldout_teacher_err"] < 1e-13
+    for key in ("td_coef_reward", "td_coef_bootstrap", "td_coef_value"):
+        assert one[key] == pytest.approx(0.2, rel=1e-10)
+    assert one["td_fit_r2"] == pytest.approx(1.0, abs=1e-12)
+    P, V = constructions.sarsa(4, 0.2)
+    P[4:8, 10:] = 0.0  # drop the bootstrap rows (gamma phi^+ -> w) of P12*
+    nob = pe.update_agreement(P, V, held)
+    assert nob["td_coef_bootstrap"] == pytest.approx(0.0, abs=1e-10)
+    assert nob["td_coef_reward"] == pytest.approx(0.2, rel=1e-10)
+    two = pe.update_agreement(*constructions.sarsa(4, 0.4), held)
+    assert two["update_scale_sarsa"] == pytest.approx(2.0, rel=1e-12)
+    assert two["update_cos_sarsa"] == pytest.approx(1.0, abs=1e-12)
+    rnd = pe.update_agreement(*np.random.default_rng(1).standard_normal((2, lay.D, lay.D)), held)
+    assert abs(rnd["update_corr_sarsa"]) < 0.9
+
+
+def test_paired_ci():
+    a = np.array([1.0, 2.0, 3.0, np.nan])
+    b = np.array([0.0, 1.0, 1.0, 5.0])
+    ci = pe.paired_ci(a, b)
+    d = np.array([1.0, 1.0, 2.0])
+    sem = d.std(ddof=1) / np.sqrt(3)
+    assert ci["n"] == 3 and ci["mean"] == pytest.approx(4 / 3)
+    assert ci["sem"] == pytest.approx(sem)
+    assert ci["ci_high"] - ci["mean"] == pytest.approx(4.302652729911275 * sem)
+
+
+def test_softmax_deploy_constructed_equals_teacher():
+    mdp = lt.random_mdp(2, 2, 0.5, np.random.default_rng(0))
+    kw = dict(n=5, n_updates=6, tau=0.3, alpha=0.2)
+    a = pe.softmax_deploy(mdp, "constructed", rng=np.random.default_rng(1), **kw)
+    b = pe.softmax_deploy(mdp, "teacher", rng=np.random.default_rng(1), **kw)
+    np.testing.assert_allclose(a, b, atol=1e-12)
+    assert a.shape == (7,)
+
+
+# ------------------------------------------------------------------------------------------------
+# training and the command
+# ------------------------------------------------------------------------------------------------
+
+
+def test_train_rl_resume_is_bit_for_bit(tmp_path):
+    cfg = _tiny(batch_mdps=8)
+    full = pt.train_rl(cfg, tmp_path / "a")
+    part = pt.train_rl(cfg, tmp_path / "b", stop_at=1)  # mid-epoch: the minibatch order matters
+    assert not part.finished
+    rest = pt.train_rl(cfg, tmp_path / "b")
+    assert rest.finished
+    np.testing.assert_array_equal(full.P, rest.P)
+    np.testing.assert_array_equal(full.V, rest.V)
+    assert full.history["objective"] == rest.history["objective"]
+    assert full.final["frozen_moved"] == 0.0
+    with pytest.raises(ValueError, match="another configuration"):
+        pt.train_rl(cfg.replace(lr=0.5), tmp_path / "a")
+
+
+def test_train_rl_raises_the_objective():
+    cfg = _tiny(steps=15, lr=3e-2, k=32)
+    res = pt.train_rl(cfg)
+    assert res.final["objective"] > res.history["objective"][0] + 0.05
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="horizon"):
+        _tiny(horizon="best")
+    with pytest.raises(ValueError, match="tau"):
+        _tiny(tau=0.0)
+    with pytest.raises(ValueError, match="mode"):
+        pc.run_pretrain(_tiny(), mode="imitate")
+    with pytest.raises(ValueError, match="eval_updates"):
+        pe.evaluate_blocks(_tiny(eval_updates=3), {"c": "constructed"})
+
+
+def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path):
+    from experiments import cli
+
+    monkeypatch.setattr(pt.PretrainConfig, "quick", classmethod(lambda cls: _tiny()))
+    code = cli.main(["pretrain", "--mode", "both", "--quick", "--json", "--out", str(tmp_path)])
+    doc = json.loads(capsys.readouterr().out)
+    for name in ("rl", "teacher", "constructed"):
+        for key in pe.ENTRY_FIELDS:
+            assert key in doc[name], (name, key)
+    assert "initial_heldout_return" in doc["rl"]
+    assert code == (0 if doc["passed"] else 1)
+    assert doc["constructed"]["cos_S3_effective"] == pytest.approx(1.0)
+    assert doc["paired"]["at_T"]["constructed-exact"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    for fig in ("pretrain_returns.png", "pretrain_training.png", "pretrain_blocks.png"):
+        assert (tmp_path / fig).exists()
+
+
+@pytest.mark.slow
+def test_score_function_estimate_agrees_with_the_smooth_gradient():
+    """Cross-check (measured cosine 0.999, split-half 0.998): the score-function gradient of the
+    sampled softmax loop (100 loops per MDP) points along the expected-context gradient."""
+    batch, mdps = el.draw_batch(4, 2, 2, 0.5, np.random.default_rng(3))
+    lay = lt.Layout(4)
+    Pc, Vc = constructions.sarsa(4, 0.5)
+    r = np.random.default_rng(4)
+    P = torch.as_tensor(Pc + 0.05 * r.standard_normal(Pc.shape))
+    V = torch.as_tensor(Vc + 0.05 * r.standard_normal(Vc.shape))
+    kw = dict(n=20, T=3, tau=0.5)
+    Pg, Vg = P.clone().requires_grad_(True), V.clone().requires_grad_(True)
+    el.rl_objective(batch, Pg, Vg, lay, **kw).backward()
+    g = torch.cat([Pg.grad.ravel(), Vg.grad.ravel()])
+    gP, gV, _ = el.score_function_gradient(
+        batch, mdps, P, V, lay, samples=100, rng=np.random.default_rng(5), **kw
+    )
+    gs = torch.cat([gP.ravel(), gV.ravel()])
+    assert float(gs @ g / (gs.norm() * g.norm())) > 0.99
