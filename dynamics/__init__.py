@@ -7,7 +7,16 @@ of (M2) and the sufficient statistics of (L2), in float64.
 from .bilinear import BilinearDataset, instance_dataset
 from .certify import KernelCertificate, certify_kernel
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
-from .flow import RATE_WINDOW, FlowResult, adam, fit_rate, gradient_descent, gradient_flow
+from .flow import (
+    RATE_WINDOW,
+    TWO_MODE_WINDOW,
+    FlowResult,
+    adam,
+    fit_rate,
+    fit_two_mode,
+    gradient_descent,
+    gradient_flow,
+)
 from .manifold import (
     DENSE_MAX,
     KERNEL_RTOL,
@@ -53,6 +62,7 @@ __all__ = [
     "KERNEL_RTOL",
     "NULL_RTOL",
     "RATE_WINDOW",
+    "TWO_MODE_WINDOW",
     "FlowResult",
     "KernelCertificate",
     "Richness",
@@ -67,6 +77,7 @@ __all__ = [
     "distance_to_manifold",
     "finite_difference_grad",
     "fit_rate",
+    "fit_two_mode",
     "from_full",
     "full_loss_torch",
     "gradient_descent",

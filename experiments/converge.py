@@ -109,8 +109,17 @@ def predict_rate(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, floa
     """A priori (M6) prediction from the start alone: ``(c_pred, lambda_min^+(H(theta*(c_pred))))``
     with ``c_pred`` the (M3) scale (:func:`dynamics.predict_scale`); exact for the limit when the
     tangent is the scaling direction alone."""
+    c_pred, lam1, _ = predict_rates(ds, theta0)
+    return c_pred, lam1
+
+
+def predict_rates(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, float, float]:
+    """``(c_pred, lambda_1, lambda_2)``: the two smallest non-zero Hessian eigenvalues at
+    ``theta*(c_pred)``, predicted before the flow (``lambda_2`` is ``nan`` with one non-zero one)."""
     c_pred = dy.predict_scale(ds, theta0)
-    return c_pred, dy.hessian_spectrum(ds, dy.construction(ds, c_pred)).lambda_min_plus
+    spec = dy.hessian_spectrum(ds, dy.construction(ds, c_pred))
+    nonzero = np.sort(spec.eigenvalues[spec.eigenvalues > spec.lambda_min_plus * (1 - 1e-12)])
+    return c_pred, spec.lambda_min_plus, float(nonzero[1]) if nonzero.size > 1 else float("nan")
 
 
 def pl_ratios(flow: dy.FlowResult, mu: float) -> np.ndarray:
@@ -129,11 +138,12 @@ def _flow(cfg: ConvergeConfig, ds: dy.TeacherDataset, theta0: np.ndarray) -> dy.
 def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, radius: float):
     theta0 = _start(ds, seed, c, radius)
     t0 = time.perf_counter()
-    c_pred, rate_prior = predict_rate(ds, theta0)  # before the flow
+    c_pred, rate_prior, rate_prior2 = predict_rates(ds, theta0)  # before the flow
     flow = _flow(cfg, ds, theta0)
     spec = dy.hessian_spectrum(ds, flow.theta_final)
     rich = dy.richness(ds, flow.theta_final)
     mu, n_pts = dy.fit_rate(flow.t, flow.loss, cfg.window)
+    mu1, mu2, _ = dy.fit_two_mode(flow.t, flow.loss)
     pl = pl_ratios(flow, rate_prior)
     row = {
         "algo": cfg.algo,
@@ -146,6 +156,9 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
         "rate_fit": mu,
         "rate_pred_a_priori": rate_prior,
         "rate_ratio_a_priori": mu / rate_prior,
+        "rate_pred2_a_priori": rate_prior2,
+        "rate_ratio_two_mode": mu1 / rate_prior,
+        "rate_ratio_two_mode_fast": mu2 / rate_prior2,
         "pl_min_ratio": float(pl.min()) if pl.size else float("nan"),
         "rate_pred": spec.lambda_min_plus,
         "rate_ratio": mu / spec.lambda_min_plus,

@@ -86,7 +86,9 @@ def test_converge_reports_failure(monkeypatch, capsys):
 
     def worse(*args, **kwargs):
         row, arrays = real(*args, **kwargs)
-        return {**row, "rate_ratio_a_priori": 1.05}, arrays
+        # a rate 5 % off shows in every fitted rate (single window and both two-mode rates)
+        keys = ("rate_ratio_a_priori", "rate_ratio", "rate_ratio_two_mode", "rate_ratio_two_mode_fast")
+        return {**row, **{k: 1.05 * row[k] for k in keys}}, arrays
 
     monkeypatch.setattr(ec, "_one_run", worse)
     monkeypatch.setattr(
