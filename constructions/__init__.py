@@ -1,4 +1,4 @@
-"""Explicit LSA constructions of THEORY.md, numeric and symbolic, with their verification.
+"""Explicit LSA constructions of docs/theory.md, numeric and symbolic, with their verification.
 
 - :func:`sarsa` (S3)/(S4), :func:`actor_critic` (A3)/(A4), :func:`td` (W3), and with ``C`` (W4):
   float64 numpy ``(P, V)`` / ``(P, Q)``;

@@ -21,7 +21,7 @@ it against the naive loops of :mod:`lsa_theory.reference`).
 
 Claims: (L2), (S4), (S5), (A4), (W3) for the project's constructions (the block forms equal
 :mod:`constructions.numeric` at concrete sizes, see the tests); (W4), (W5), (W6), (R2), (R3)
-prove THEORY.md's statements for the block matrices written here (``td_blocks`` with a generic
+prove docs/theory.md's statements for the block matrices written here (``td_blocks`` with a generic
 ``C``, a generic mask, ``residual_gradient_blocks``, ``regression_blocks``). Each ``prove_*``
 returns a :class:`~constructions.symbolic.SymbolicProof` with ``n_entries`` = the number of blocks
 compared and ``nonzero`` = the number whose residual is not zero. Method and scope: docs/proofs.md.

@@ -37,7 +37,7 @@ ALGORITHMS = closed_loop_algorithms()
 
 @dataclass(frozen=True)
 class TeacherSpec:
-    """What teacher data to generate (THEORY.md §4). Validated on construction.
+    """What teacher data to generate (docs/theory.md §4). Validated on construction.
 
     ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm` (default ``"sarsa"``);
     ``d=None``/``d_pi=None`` mean the algorithm's defaults (:meth:`~constructions.ClosedLoopAlgorithm.dims`:

@@ -40,7 +40,7 @@ __all__ = [
     "RATE_WINDOW",
 ]
 
-#: Default loss window of the rate fit: late enough that faster modes have died out (THEORY.md
+#: Default loss window of the rate fit: late enough that faster modes have died out (docs/theory.md
 #: (M6) saw 1.06-1.13 of the prediction on earlier windows), above the round-off floor (~1e-33).
 RATE_WINDOW = (1e-30, 1e-22)
 

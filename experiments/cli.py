@@ -1,6 +1,6 @@
 """``lsa-theory`` command line.
 
-- ``lsa-theory verify [--json] [--quick] [--seed N]`` checks every construction claim of THEORY.md
+- ``lsa-theory verify [--json] [--quick] [--seed N]`` checks every construction claim of docs/theory.md
   on fresh random instances (:func:`constructions.run_claims`); ``--json`` prints
   ``{"rows": [{"claim", "residual", "tol", "passed"}, ...]}`` (rows also carry ``check``).
 - ``lsa-theory converge [--algo sarsa|actor_critic] [--quick] [--json] [--out DIR]`` runs gradient
@@ -28,7 +28,7 @@
   "M_star", "rel_err", "loss_final", "loss_star", ...}, "sampled": [{"F", "rel_err"}, ...], "slope",
   ...}`` (also ``configs``, ``trained``, ``checks``, ``passed``).
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
-  sweeps the context length n in either regime of THEORY.md §6 (:mod:`experiments.context_length`);
+  sweeps the context length n in either regime of docs/theory.md §6 (:mod:`experiments.context_length`);
   ``--json`` prints ``{"regime", "rows": [{"n", "L", "normalized_return", "value_error", "sem",
   ...}], "td_rows": [...], ...}`` (in context; closed-loop rows carry ``budget``, ``point``,
   ``alpha``, ``n``, ``normalized_return``, ``sem``, ``n_diverged``, ``diff_prev``).
@@ -121,7 +121,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-#: Acceptance criteria of a converge run (THEORY.md (M3), (M4), (M6)).
+#: Acceptance criteria of a converge run (docs/theory.md (M3), (M4), (M6)).
 CRITERIA = {
     "dist_final": 1e-8,  # distance of the limit to the manifold
     "rate_ratio_a_priori": 0.01,  # |rate_fit / lambda_min^+(theta*(c_pred)) - 1|, predicted before the flow

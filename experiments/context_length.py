@@ -1,4 +1,4 @@
-r"""Context length in both regimes of THEORY.md §6: the closed loop (S6) and one long context.
+r"""Context length in both regimes of docs/theory.md §6: the closed loop (S6) and one long context.
 
 **Closed loop** (:func:`closed_loop_sweep`). ``w`` is carried from prompt to prompt and ``n`` is a
 batch size. For every step size ``alpha`` and context length ``n`` the constructed block (S3)

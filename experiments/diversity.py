@@ -1,9 +1,9 @@
 r"""``lsa-theory diversity``: richness (M5) and the cost of missing task diversity (M7).
 
-Rows: the (M5) table of THEORY.md (20 MDPs with resampled / one-hot / shared features; one MDP
+Rows: the (M5) table of docs/theory.md (20 MDPs with resampled / one-hot / shared features; one MDP
 with ``r(s, a)`` and with ``r(s, a, s')``) at ``S = A = 2`` and at each of ``extra_sizes``; single-MDP
 rows (one feature map) with ``d < |S||A|`` (table ``"d"``: there one MDP's data are scaling-only,
-THEORY.md (M7)); a row below the rank bound (table ``"rank_bound"``: 3 frames, so ``F d`` is less than
+docs/theory.md (M7)); a row below the rank bound (table ``"rank_bound"``: 3 frames, so ``F d`` is less than
 the number of parameters and the kernel exceeds every tangent); and a sweep over the number of
 training MDPs ``k = 1, 2, 4, ...`` with resampled or shared features. For each row: the Hessian
 kernel at the construction, **certified** by exact arithmetic (:func:`dynamics.certify_kernel`;

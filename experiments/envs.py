@@ -1,4 +1,4 @@
-r"""Deployment environments as exact tabular MDPs (THEORY.md §0): gymnasium toy-text models and the
+r"""Deployment environments as exact tabular MDPs (docs/theory.md §0): gymnasium toy-text models and the
 held-out [LL] random family.
 
 :func:`gym_tabular` reads the model a gymnasium toy-text environment keeps in ``env.unwrapped.P``,

@@ -32,7 +32,7 @@ therefore always scored on the sampled loop as well (:mod:`experiments.pretrain`
 ``Sigma`` is never formed in the loop: ``Sigma u`` for ``u = P12 wt`` costs ``O(S A (S + d))``
 per MDP (:func:`expected_sigma_matvec`); :func:`expected_sigma_reference` is the brute-force
 enumeration over ``(s, a, s', a')`` (numpy) that the tests check it against. The return of the
-softmax policy is exact, ``J(pi) = mu0^T (I - gamma P^pi)^{-1} r^pi`` (THEORY.md §0), and its
+softmax policy is exact, ``J(pi) = mu0^T (I - gamma P^pi)^{-1} r^pi`` (docs/theory.md §0), and its
 normalised form uses ``J(pi*)`` and ``J(uniform)`` from :mod:`lsa_theory.mdp`. Everything is torch
 and differentiable in ``(P, V)``; rewards ``r[s, a]`` only (``r[s, a, s']`` would correlate the
 reward row with ``s'``: ValueError).

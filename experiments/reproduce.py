@@ -1,8 +1,8 @@
-"""``lsa-theory reproduce [--quick] [--out DIR]``: every claim of THEORY.md §6, figures and a summary.
+"""``lsa-theory reproduce [--quick] [--out DIR]``: every claim of docs/theory.md §6, figures and a summary.
 
 Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 
-| part | what | THEORY.md |
+| part | what | docs/theory.md |
 |---|---|---|
 | ``verify`` | construction claims, numeric and sympy | (S4) (S5) (A4) (W3) (L2) (R2) (R3) (R4) |
 | ``converge-sarsa``, ``converge-actor_critic`` | gradient flows near the manifold | (M3) (M4) (M6) |

@@ -1,6 +1,6 @@
 """lsa-theory core: tabular MDPs, features, rollouts, prompts, LSA blocks and reference algorithms.
 
-Notation and equation labels follow ``THEORY.md``. The public API is re-exported here; the
+Notation and equation labels follow ``docs/theory.md``. The public API is re-exported here; the
 outer packages ``constructions`` and ``dynamics`` build on it (imports only go core -> outward).
 """
 

@@ -1,8 +1,8 @@
-r"""Feature maps of THEORY.md §0: :math:`\phi : \mathcal S \times \mathcal A \to \mathbb R^d`.
+r"""Feature maps of docs/theory.md §0: :math:`\phi : \mathcal S \times \mathcal A \to \mathbb R^d`.
 
 ``Q_w(s, a) = w^T phi(s, a)``. The [LL] default is dense random features, ``d = |S||A|``, entries
 ``U(-1, 1)``, resampled for every MDP; one-hot features (``d = |S||A|``, ``phi(s, a) = e_{sA+a}``)
-are an option and change the optimal manifold (THEORY.md (M4)).
+are an option and change the optimal manifold (docs/theory.md (M4)).
 """
 
 from __future__ import annotations

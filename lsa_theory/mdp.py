@@ -1,4 +1,4 @@
-r"""Tabular MDPs, the random families of THEORY.md §0, and exact oracles.
+r"""Tabular MDPs, the random families of docs/theory.md §0, and exact oracles.
 
 A tabular MDP is :math:`(\mathcal S, \mathcal A, P, r, \gamma, \mu_0)` with
 :math:`P[s, a, s'] = \Pr(s_{t+1} = s' \mid s_t = s, a_t = a)` row-stochastic, reward
@@ -52,7 +52,7 @@ STOCHASTIC_ATOL = 1e-10
 
 @dataclass(frozen=True, eq=False)
 class TabularMDP:
-    """A finite MDP of THEORY.md §0, validated on construction.
+    """A finite MDP of docs/theory.md §0, validated on construction.
 
     Attributes:
         P: (S, A, S) transition kernel, each ``P[s, a]`` a distribution.
@@ -143,7 +143,7 @@ def random_mdp(
     reward: str = "sa",
     reward_noise: float = 0.0,
 ) -> TabularMDP:
-    """Sample an MDP of THEORY.md §0.
+    """Sample an MDP of docs/theory.md §0.
 
     ``kind="dirichlet"`` is the [LL] family: ``P(.|s,a) ~ Dirichlet(1)``, ``mu0 ~ Dirichlet(1)``,
     rewards ``U(-1, 1)``. ``kind="garnet"`` is a Garnet MDP: each ``(s, a)`` reaches ``branching``
@@ -205,7 +205,7 @@ def uniform_policy(mdp: TabularMDP) -> np.ndarray:
 
 
 def q_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
-    """(S, A) action values ``Q^pi = (I - gamma P_pi)^{-1} rbar`` (THEORY.md §0)."""
+    """(S, A) action values ``Q^pi = (I - gamma P_pi)^{-1} rbar`` (docs/theory.md §0)."""
     pi = check_policy(mdp, pi)
     S, A = mdp.n_states, mdp.n_actions
     P_pi = np.einsum("sat,tb->satb", mdp.P, pi).reshape(S * A, S * A)
@@ -214,7 +214,7 @@ def q_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
 
 
 def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
-    """(S,) state values ``V^pi = (I - gamma P^pi)^{-1} r^pi`` (THEORY.md §0)."""
+    """(S,) state values ``V^pi = (I - gamma P^pi)^{-1} r^pi`` (docs/theory.md §0)."""
     pi = check_policy(mdp, pi)
     P_state = np.einsum("sa,sat->st", pi, mdp.P)
     r_state = np.einsum("sa,sa->s", pi, mdp.r_sa)

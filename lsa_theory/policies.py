@@ -1,4 +1,4 @@
-r"""Behaviour policies of THEORY.md §0 and §3, as (S, A) probability matrices.
+r"""Behaviour policies of docs/theory.md §0 and §3, as (S, A) probability matrices.
 
 epsilon-greedy on :math:`Q_w(s, a) = w^\top \phi(s, a)` (ties go to the lowest action index), and
 the softmax actor :math:`\pi_\lambda(a \mid s) \propto \exp(\lambda^\top \phi_\pi(s, a))` with its

@@ -1,4 +1,4 @@
-r"""On-policy rollouts and the prompt columns they give (THEORY.md §0, (H), (A1), (W1), (S6), (A5)).
+r"""On-policy rollouts and the prompt columns they give (docs/theory.md §0, (H), (A1), (W1), (S6), (A5)).
 
 A context ``z = (s_0, a_0, r_1, s_1, a_1, ..., s_n, a_n)`` holds ``n`` transitions; the next
 action ``a_{i+1}`` is the one the behaviour policy actually samples. Rollouts continue from a

@@ -123,7 +123,7 @@ def test_diversity_json_contract(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_diversity_quick_reproduces_the_m5_table(tmp_path):
-    """The full ``diversity --quick`` (about a minute): THEORY.md's (M5) table and the k sweep."""
+    """The full ``diversity --quick`` (about a minute): docs/theory.md's (M5) table and the k sweep."""
     doc = ed.run_diversity(ed.DiversityConfig.quick(), tmp_path)
     m5 = [r for r in doc["rows"] if r["table"] == "M5"]
     assert [r["ker_dim"] for r in m5] == [1, 10, 10, 19, 10]

@@ -1,6 +1,6 @@
 """Numerical checks of the explicit constructions (S3)-(S5), (A3)-(A4), (W3) and of (L1)/(L2).
 
-Everything is checked against an INDEPENDENT implementation written in this file from THEORY.md
+Everything is checked against an INDEPENDENT implementation written in this file from docs/theory.md
 alone (plain Python loops and explicit numpy indexing): the (H), (A1) and (W1) prompts, the
 updates (S2), (A2) and batch TD(0) of §5, the score of §3, the statistic ``Sigma`` of (L2) and the
 construction matrices of (S3)/(A3)/(W3). The hand-built prompts are fed through
@@ -92,7 +92,7 @@ def as_np(x) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Independent implementation from THEORY.md (plain loops, explicit indexing).
+# Independent implementation from docs/theory.md (plain loops, explicit indexing).
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Context length in both regimes of THEORY.md §6 (:mod:`experiments.context_length`): the deep stack
+"""Context length in both regimes of docs/theory.md §6 (:mod:`experiments.context_length`): the deep stack
 from the statistics against the raw blocks (S5)/(W3), paired confidence intervals against scipy,
 each regime's reported cells against an independent recomputation, and the CLI JSON contract."""
 

@@ -1,4 +1,4 @@
-"""Correctness of the core (THEORY.md §0, §1, (S2), (S6), §5).
+"""Correctness of the core (docs/theory.md §0, §1, (S2), (S6), §5).
 
 MDPs and their samplers, the exact oracles (checked against ``mdptoolbox`` policy iteration, the
 Bellman equations and brute force over deterministic policies), the behaviour policies, rollouts

@@ -1,4 +1,4 @@
-"""The teacher-mimicking objective (M1)/(M2) of ``dynamics`` (THEORY.md §1 (L1)/(L2), §4 (M1)-(M5)).
+"""The teacher-mimicking objective (M1)/(M2) of ``dynamics`` (docs/theory.md §1 (L1)/(L2), §4 (M1)-(M5)).
 
 Every check compares two independent computations in float64:
 

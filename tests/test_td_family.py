@@ -4,7 +4,7 @@ Every readout is read for the whole ``w_L``: the prompts carry the unit queries 
 random ``phi(s)``), whose values ``-Z_L[-1, q]`` are the entries of ``w_L``. Three independent
 sides meet: the construction run through ``lsa_theory.masked_lsa_stack`` (or the (W7) two-head
 layer), the package's naive loops (explicit Python loops), and a vectorised numpy formula written
-here from THEORY.md §5. Residuals are ``max|a - b| / max(1, max|b|)``; ``REL_TOL = 1e-12`` as for
+here from docs/theory.md §5. Residuals are ``max|a - b| / max(1, max|b|)``; ``REL_TOL = 1e-12`` as for
 (W3) in ``tests/test_constructions_numeric.py`` (observed worst case over these sweeps: a few
 1e-15, see ``docs/td-family.md``).
 """
@@ -51,7 +51,7 @@ def w_prompt(phi, phi_next, r, q, gamma) -> np.ndarray:
     return lt.td_prompt(X, queries(q), n_queries=len(q) + 1)
 
 
-# ---- vectorised references written from THEORY.md §5 (independent of the naive loops) ----------
+# ---- vectorised references written from docs/theory.md §5 (independent of the naive loops) ----------
 
 
 def hand_deltas(phi, phi_next, r, w, gamma):
