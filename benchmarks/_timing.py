@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from experiments.io import atomic_write_json
+from experiments.io import atomic_write_json, provenance, to_jsonable
 
 __all__ = ["median_time", "loglog_slope", "bench_parser", "emit"]
 
@@ -50,9 +50,12 @@ def bench_parser(doc: str, quick_help: str, threads: str | None = None) -> argpa
 
 
 def emit(doc: dict, args: argparse.Namespace) -> bool:
-    """Write ``doc`` to ``args.out`` if given; print it as JSON and return True if ``args.json``."""
+    """Write ``doc`` to ``args.out`` if given; print it as JSON and return True if ``args.json``.
+    The printed and the written document are the same, ``provenance`` included."""
+    if isinstance(doc, dict) and "provenance" not in doc:
+        doc = {**doc, "provenance": provenance(doc.get("setup"), doc.get("seed"))}
     if args.out:
         atomic_write_json(args.out, doc)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(to_jsonable(doc), indent=2))
     return bool(args.json)

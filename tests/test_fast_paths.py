@@ -144,7 +144,8 @@ def test_run_py_smoke_document(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert json.loads(out.read_text()) == doc
-    assert set(doc) == {"ratios", "slopes", "tables", "setup", "versions"}
+    assert set(doc) == {"ratios", "slopes", "tables", "setup", "versions", "provenance"}
+    assert {"version", "git_commit", "config_hash", "blas_threads", "dependencies"} <= set(doc["provenance"])
     for key in (
         "stats_vs_autograd_n16",
         "stats_vs_autograd_readout_n16",
