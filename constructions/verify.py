@@ -22,7 +22,7 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from . import derive, numeric, symbolic, symbolic_sizes
+from . import derive, symbolic, symbolic_sizes
 from ._residuals import READOUT_TOL, Residuals, Row, relative_residual
 from .algorithms import regression as _regression
 from .registry import ALGORITHMS, Algorithm
@@ -40,50 +40,33 @@ __all__ = [
 ]
 
 
-def _unchanged(H: np.ndarray, H_out: np.ndarray, const_row: int | None) -> float:
-    change = float(np.abs(H_out[..., :, :-1] - H[..., :, :-1]).max())
-    if const_row is not None:
-        change = max(change, float(np.abs(H_out[..., const_row, -1] - H[..., const_row, -1]).max()))
-    return change
+def _through(name: str, inst: dict, sizes: dict, hyper: dict, c: float, depth: int) -> Residuals:
+    """One instance through the registered declaration ``name`` (:func:`derive.residuals`);
+    ``context`` is its invariant residual."""
+    res = derive.residuals(ALGORITHMS[name], inst, sizes, hyper, c=c, depth=check_int(depth, "n_layers"))
+    return Residuals(res.readout, res.invariant)
 
 
 def verify_sarsa(phi, phi_next, r, w, gamma, alpha, c=1.0, n_layers=1) -> Residuals:
     """(S4)/(S5): ``n_layers`` copies of ``(c P*, V*/c)`` on ``H(z; w)`` versus ``n_layers``
     iterations of naive batch SARSA (S2). ``phi``, ``phi_next`` (n, d), ``r`` (n,), ``w`` (d,)."""
-    L = check_int(n_layers, "n_layers")
-    X = lt.context_columns(phi, phi_next, r, gamma)
-    H = lt.sarsa_prompt(X, w)
-    d = lt.sarsa_dims(H.shape[-2])
-    H_out = lt.lsa_stack(H, [numeric.sarsa(d, alpha, c)] * L)
-    ref = lt.naive_batch_sarsa(phi, phi_next, r, w, gamma, alpha, n_iter=L)
-    return Residuals(relative_residual(lt.readout(H_out, d), ref), _unchanged(H, H_out, 2 * d + 1))
+    inst = {"phi": phi, "phi_next": phi_next, "r": r, "w": w}
+    return _through("sarsa", inst, {"d": len(w)}, {"gamma": gamma, "alpha": alpha}, c, n_layers)
 
 
 def verify_actor_critic(phi, phi_next, r, g, w, lam, gamma, alpha, beta, c=1.0) -> Residuals:
     """(A4): one layer of (A3) on the (A1) prompt versus naive (A2); ``g`` (n, d_pi), ``lam`` (d_pi,)."""
-    X = lt.context_columns(phi, phi_next, r, gamma)
-    g = np.asarray(g, dtype=np.float64)
-    H = lt.actor_critic_prompt(X, g.T, w, lam)
-    layout = lt.Layout(len(w), len(lam))
-    H_out = lt.lsa_block(H, *numeric.actor_critic(layout.d, layout.d_pi, alpha, beta, c))
-    w_ref, lam_ref = lt.naive_batch_actor_critic(phi, phi_next, r, g, w, lam, gamma, alpha, beta)
-    res = relative_residual(lt.readout(H_out, layout.k), np.concatenate([w_ref, lam_ref]))
-    return Residuals(res, _unchanged(H, H_out, layout.const))
+    inst = {"phi": phi, "phi_next": phi_next, "r": r, "g": g, "w": w, "lam": lam}
+    sizes = {"d": len(w), "d_pi": len(lam)}
+    return _through("actor_critic", inst, sizes, {"gamma": gamma, "alpha": alpha, "beta": beta}, c, 1)
 
 
 def verify_td(phi, phi_next, r, phi_query, gamma, alpha, n_layers=1) -> Residuals:
     """(W3): ``n_layers`` masked blocks (W2) with (W3); ``-Z[-1, -1]`` versus ``w_L^T phi(s)`` with
     ``w_L`` from ``n_layers`` naive batch TD(0) steps from 0. ``phi_query`` (d,). ``context`` is
     the change of the feature rows of every column (the last row is meant to change)."""
-    L = check_int(n_layers, "n_layers")
-    X = lt.context_columns(phi, phi_next, r, gamma)
-    Z = lt.td_prompt(X, phi_query)
-    d = (Z.shape[-2] - 1) // 2
-    Z_out = lt.masked_lsa_stack(Z, [numeric.td(d, alpha)] * L)
-    w_L = lt.naive_batch_td(phi, phi_next, r, gamma, alpha, n_iter=L)
-    value = np.asarray(phi_query, dtype=np.float64) @ w_L
-    res = relative_residual(-Z_out[..., -1, -1], value)
-    return Residuals(res, float(np.abs(Z_out[..., :-1, :] - Z[..., :-1, :]).max()))
+    inst = {"phi": phi, "phi_next": phi_next, "r": r, "q": phi_query}
+    return _through("td", inst, {"d": len(phi_query)}, {"gamma": gamma, "alpha": alpha}, 1.0, n_layers)
 
 
 def verify_lemma_c1(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:

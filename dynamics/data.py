@@ -32,9 +32,6 @@ def closed_loop_algorithms() -> tuple[str, ...]:
     return constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
 
 
-ALGORITHMS = closed_loop_algorithms()
-
-
 @dataclass(frozen=True)
 class TeacherSpec:
     """What teacher data to generate (docs/theory.md §4). Validated on construction.

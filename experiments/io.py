@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -33,7 +34,12 @@ _PACKAGES = ("lsa-theory", "numpy", "scipy", "sympy", "torch", "matplotlib")
 
 
 def versions() -> dict[str, str]:
-    """Python and package versions, recorded with every result."""
+    """Python and package versions, recorded with every result (looked up once per process)."""
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
@@ -43,6 +49,9 @@ def versions() -> dict[str, str]:
     return out
 
 
+# computed once per process: every result document records it, and the loops write documents after
+# every unit (two git subprocesses each time otherwise)
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The ``HEAD`` commit of the git checkout the package runs from (with ``+dirty`` when the
     tracked files differ from it), or ``None`` outside a git checkout."""

@@ -322,10 +322,9 @@ def _diversity_job(p: dict) -> dict:
 
 
 def _control_job(p: dict) -> dict:
-    from .control import ALGOS, _MDPCache, _run_unit
+    from .control import _algorithm, _MDPCache, _run_unit
 
-    if p["algo"] not in ALGOS:
-        raise ValueError(f"algo: expected one of {ALGOS}, got {p['algo']!r}")
+    _algorithm(p["algo"])  # ValueError naming the registered closed-loop algorithms
     cfg = _control_config(p)
     row, _ = _run_unit(cfg, _MDPCache(cfg), p["env"], p["algo"], p["seed"])
     return row

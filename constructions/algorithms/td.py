@@ -51,7 +51,6 @@ class TD(Algorithm):
     hyper_ranges = {"gamma": (0.0, 0.99), "alpha": (0.05, 1.0)}
     depths = (1, 2, 4)
     symbolic_depths = (2,)
-    invariant_text = "feature rows of every column"
 
     def sizes(self, quick):
         return {"S": 3, "d": 3, "n": 20} if quick else {"S": 9, "d": 9, "n": 20}
