@@ -22,7 +22,7 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from . import derive, symbolic, symbolic_sizes
+from . import derive, numeric, symbolic, symbolic_sizes  # noqa: F401  (numeric: the constructions run)
 from ._residuals import READOUT_TOL, Residuals, Row, relative_residual
 from .algorithms import regression as _regression
 from .registry import ALGORITHMS, Algorithm
