@@ -468,5 +468,5 @@ def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
         (prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
         (prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
         (w7.prove_td_average_reward_all_sizes(), "two heads, any reward mask N_n, induction"),
-        (w7.prove_running_mean_mask_all_sizes(), "running-mean mask entrywise (sympy Sum, not block algebra)"),
+        (w7.prove_running_mean_mask_all_sizes(), "running-mean mask, entrywise sympy Sum (no blocks)"),
     ]
