@@ -191,16 +191,15 @@ def test_w7_unperturbed_rewrite_of_the_layer_still_proves(monkeypatch):
     assert w7.prove_td_average_reward_all_sizes().holds
 
 
-@pytest.mark.parametrize(
-    ("entry", "what"),
-    [
-        (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 2), k <= i), (0, True)), "1/(i+2)"),
-        (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 1), k < i), (0, True)), "k < i"),
-        (lambda k, i: -sp.Piecewise((1 / (i + 1), k <= i), (0, True)), "no identity part"),
-        (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 1), k >= i), (0, True)), "transposed"),
-    ],
-    ids=lambda x: x if isinstance(x, str) else "",
-)
+WRONG_RUNNING_MEANS = [
+    (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 2), k <= i), (0, True)), "1/(i+2)"),
+    (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 1), k < i), (0, True)), "k < i"),
+    (lambda k, i: -sp.Piecewise((1 / (i + 1), k <= i), (0, True)), "no identity part"),
+    (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 1), k >= i), (0, True)), "transposed"),
+]
+
+
+@pytest.mark.parametrize(("entry", "what"), WRONG_RUNNING_MEANS, ids=[m[-1] for m in WRONG_RUNNING_MEANS])
 def test_running_mean_proof_detects_a_wrong_mask(entry, what):
     assert not w7.prove_running_mean_mask_all_sizes(entry).holds, what
 
