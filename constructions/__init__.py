@@ -9,6 +9,7 @@
 - ``prove_*``: polynomial identities checked by ``expand(lhs - rhs) == 0``;
 - :mod:`constructions.symbolic_sizes`: the same identities for every ``d, n`` (block algebra with
   symbolic sizes, normal form of :mod:`constructions.matrix_words`), multi-layer claims by induction;
+  (W7)'s two-head layer in :mod:`constructions.symbolic_sizes_w7`;
 - ``verify_*``: residuals of one numeric instance against the naive loops of
   :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table;
 - :mod:`constructions.algorithms`: one module per in-context algorithm with all of the above in one

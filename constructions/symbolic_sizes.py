@@ -25,6 +25,8 @@ prove docs/theory.md's statements for the block matrices written here (``td_bloc
 ``C``, a generic mask, ``residual_gradient_blocks``, ``regression_blocks``). Each ``prove_*``
 returns a :class:`~constructions.symbolic.SymbolicProof` with ``n_entries`` = the number of blocks
 compared and ``nonzero`` = the number whose residual is not zero. Method and scope: docs/proofs.md.
+(W7) (two heads, a running-mean mask) is proved by the same method in
+:mod:`constructions.symbolic_sizes_w7`.
 """
 
 from __future__ import annotations
@@ -449,7 +451,10 @@ def prove_preconditioned_gd_all_sizes() -> SymbolicProof:
 
 
 def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
-    """Every all-sizes proof with a short description, for the ``verify`` table."""
+    """Every all-sizes proof with a short description, for the ``verify`` table (the (W7) rows
+    from :mod:`constructions.symbolic_sizes_w7`)."""
+    from . import symbolic_sizes_w7 as w7
+
     return [
         (prove_sarsa_all_sizes(), "one layer = (S2), whole output, c symbolic"),
         (prove_sarsa_stack_all_sizes(), "induction step: one layer maps H(z; w) to H(z; w_SARSA)"),
@@ -462,4 +467,6 @@ def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
         (prove_td_lambda_all_sizes(), "THEORY statement, any context mask M_n, induction"),
         (prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
         (prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
+        (w7.prove_td_average_reward_all_sizes(), "two heads, any reward mask N_n, induction"),
+        (w7.prove_running_mean_mask_all_sizes(), "running-mean mask, entrywise sympy Sum (no blocks)"),
     ]

@@ -16,6 +16,7 @@ from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collaps
 import lsa_theory as lt
 from constructions import matrix_words as mw
 from constructions import symbolic_sizes as ss
+from constructions import symbolic_sizes_w7 as w7
 
 PROOFS = [
     ss.prove_sarsa_all_sizes,
@@ -28,6 +29,8 @@ PROOFS = [
     ss.prove_td_lambda_all_sizes,
     ss.prove_regression_gd_all_sizes,
     ss.prove_preconditioned_gd_all_sizes,
+    w7.prove_td_average_reward_all_sizes,
+    w7.prove_running_mean_mask_all_sizes,
 ]
 
 
@@ -146,6 +149,59 @@ def test_td_lambda_mask_gives_the_eligibility_trace_sum():
         e = lam * e + Phi_[:, j]
         acc = acc + delta[j] * e
     np.testing.assert_allclose(Phi_ @ M_n.T @ delta, acc, rtol=1e-13)
+
+
+def _w7_negated_reward_head(alpha=ss.alpha_s):
+    P_r, P_v, Q = _W7_BLOCKS(alpha)
+    return -P_r, P_v, Q
+
+
+def _w7_layer(reward_mask=lambda N: N, value_mask=None, scale=1):
+    """The (W7) layer with the heads' masks (and the increment's scale) changed."""
+
+    def layer(Z, blocks, mask=w7.N_n, n=ss.n_s):
+        P_r, P_v, Q = blocks
+        value = _MASKED(Z, P_v, Q, n, mask=value_mask) - Z
+        reward = _MASKED(Z, P_r, Q, n, mask=reward_mask(mask)) - Z
+        return Z + scale * (value + reward)
+
+    return layer
+
+
+_W7_BLOCKS, _MASKED = w7.average_reward_blocks, ss.masked_block_expr
+W7_MUTATIONS = [
+    ("average_reward_blocks", _w7_negated_reward_head, "sign of the reward head P_r"),
+    ("average_reward_layer_expr", _w7_layer(reward_mask=lambda N: None), "reward head with M, not N_n"),
+    ("average_reward_layer_expr", _w7_layer(reward_mask=lambda N: N.T), "reward mask transposed"),
+    ("average_reward_layer_expr", _w7_layer(value_mask=w7.N_n), "value head with N_n, not M"),
+    ("average_reward_layer_expr", _w7_layer(scale=ss.n_s), "1/n dropped in both heads"),
+]
+
+
+@pytest.mark.parametrize(("name", "replacement", "what"), W7_MUTATIONS, ids=[m[-1] for m in W7_MUTATIONS])
+def test_w7_proof_detects_a_perturbed_layer(monkeypatch, name, replacement, what):
+    monkeypatch.setattr(w7, name, replacement)
+    assert not w7.prove_td_average_reward_all_sizes().holds, what
+
+
+def test_w7_unperturbed_rewrite_of_the_layer_still_proves(monkeypatch):
+    """The mutations' rewrite of the layer, with nothing changed, is the layer (so each mutation
+    above changes only what it says)."""
+    monkeypatch.setattr(w7, "average_reward_layer_expr", _w7_layer())
+    assert w7.prove_td_average_reward_all_sizes().holds
+
+
+WRONG_RUNNING_MEANS = [
+    (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 2), k <= i), (0, True)), "1/(i+2)"),
+    (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 1), k < i), (0, True)), "k < i"),
+    (lambda k, i: -sp.Piecewise((1 / (i + 1), k <= i), (0, True)), "no identity part"),
+    (lambda k, i: sp.KroneckerDelta(k, i) - sp.Piecewise((1 / (i + 1), k >= i), (0, True)), "transposed"),
+]
+
+
+@pytest.mark.parametrize(("entry", "what"), WRONG_RUNNING_MEANS, ids=[m[-1] for m in WRONG_RUNNING_MEANS])
+def test_running_mean_proof_detects_a_wrong_mask(entry, what):
+    assert not w7.prove_running_mean_mask_all_sizes(entry).holds, what
 
 
 def test_transpose_rule_is_needed_for_the_query_entry(monkeypatch):
