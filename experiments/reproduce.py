@@ -142,8 +142,9 @@ def _training_diversity(out: Path, quick: bool) -> dict:
     """(M7) by training at S = A = 3 (:meth:`TrainConfig.quick`, d = 9; 2560 frames over k MDPs),
     resampled and shared features; full: k in {1, 4, 16, 64, 256} and three seeds, each block then
     deployed on 20 held-out 3 x 3 MDPs for 300 updates; quick: k in {1, 16, 256}, seed 0, no
-    deployment. (The [LL]-sized sweep, d = 36, needs about 30 [LL] trainings per three seeds, more
-    than the shared machine gave; its one-seed run is kept in ``docs/figures/returns_by_k-full.json``.)"""
+    deployment. (The [LL]-sized sweep, d = 36, three seeds: 30 [LL] trainings, about 35 min on 2 cores; it is
+    not a part here, its commands and results are in ``docs/experiments.md`` and
+    ``docs/figures/returns_by_k-full.json``.)"""
     from .training import (
         DIVERSITY_KS,
         QUICK_DIVERSITY_KS,

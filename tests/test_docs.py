@@ -3,8 +3,11 @@ README points at it rather than at a file outside the repository."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 THEORY = ROOT / "docs" / "theory.md"
@@ -81,3 +84,31 @@ def test_theory_page_cites_its_references():
     text = THEORY.read_text()
     for ref in ("[LL]", "[W]", "[vO]", "[Ahn]", "[ZFB]"):
         assert f"**{ref}**" in text, f"docs/theory.md has no reference entry {ref}"
+
+
+RESULT_TABLES = [
+    # (table kind, saved result, page that prints it, expected rows: seeds x ks x feature settings)
+    ("returns-by-k", "docs/figures/returns_by_k-full.json", "docs/experiments.md", 30),
+    ("diversity", "docs/figures/training-diversity-full_diversity_training.json", "docs/experiments.md", 30),
+    ("returns-by-k", "docs/figures/training-diversity_returns_by_k.json", "docs/experiments.md", 30),
+    ("diversity", "docs/figures/training-diversity_diversity_training.json", "docs/experiments.md", 30),
+]
+
+
+@pytest.mark.parametrize("kind, result, page, n_rows", RESULT_TABLES)
+def test_documented_tables_are_the_saved_results_with_every_run(kind, result, page, n_rows):
+    """Issue 10 item 5: a results table in the docs is exactly the table printed from its saved
+    JSON (no row dropped, no number edited by hand), and the JSON holds every (seed, k, features)
+    run of the three-seed sweep; pooled groups count every loop of their rows."""
+    from experiments import tables
+
+    doc = json.loads((ROOT / result).read_text())
+    rows = doc["rows"]
+    keys = {(r["seed"], r["k"], r["shared_features"]) for r in rows}
+    assert len(rows) == len(keys) == n_rows
+    assert {r["seed"] for r in rows} == {0, 1, 2}
+    for g in doc.get("groups", []):
+        sel = [r for r in rows if (r["k"], r["shared_features"]) == (g["k"], g["shared_features"])]
+        assert g["n_seeds"] == len(sel) and g["n_loops"] == sum(r["n_mdps"] for r in sel)
+        assert g["n_diverged"] == sum(r["n_diverged"] for r in sel)
+    assert tables.table(kind, ROOT / result) in (ROOT / page).read_text()
