@@ -72,6 +72,7 @@ def run_pretrain(
         low = ev["paired"]["at_T"]["rl-rl_initial"]["ci_low"]
         passed = low is not None and low > 0
     doc.update(
+        reference_update=ev["reference_update"],
         paired=ev["paired"],
         passed=bool(passed),
         mode=mode,

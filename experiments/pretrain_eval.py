@@ -284,20 +284,26 @@ def _deploy_curve(cfg, mdp, wts, i: int, sol) -> np.ndarray:
     """Greedy normalised returns at :func:`_eval_points` along the sampled loop of ``cfg.algo``
     ((S6) epsilon-greedy, (A5) ``pi_lambda``) on held-out MDP ``i`` (:func:`experiments.control.
     deploy`, stream ``heldout_rng(seed, i, 1)``): the policy scored is the declaration's greedy one
-    (argmax of ``Q_w``, or of ``lambda^T phi_pi``), not the behaviour."""
-    return deploy(
-        mdp,
-        wts,
+    (argmax of ``Q_w``, or of ``lambda^T phi_pi``), not the behaviour. A loop whose dense (L1)
+    forward pass overflows (the cubic (L2) term of a diverging block: ValueError on a non-finite
+    ``H_out``) is rerun on the same stream with the equal (L2) forward pass, which stops it as
+    diverged (NaN entries) instead."""
+    kw = dict(
         n=cfg.n,
         n_updates=cfg.curve_updates,
         epsilon=cfg.epsilon,
         alpha=cfg.alpha,
-        rng=heldout_rng(cfg.seed, i, 1),
         eval_every=cfg.eval_every,
         algo=cfg.algo,
         beta=cfg.beta,
         solution=sol,
-    ).normalized_return
+    )
+    try:
+        return deploy(mdp, wts, rng=heldout_rng(cfg.seed, i, 1), **kw).normalized_return
+    except ValueError as exc:
+        if "NaN or inf" not in str(exc):
+            raise
+        return deploy(mdp, wts, rng=heldout_rng(cfg.seed, i, 1), forward="l2", **kw).normalized_return
 
 
 def _eval_points(cfg) -> np.ndarray:
