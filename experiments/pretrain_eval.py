@@ -188,15 +188,20 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
     phi_i^{+T} w`` (bootstrap) and ``u_v = -(1/n) sum_i phi_i phi_i^T w`` (current value), the
     teacher being ``a = b = c = alpha``: ``td_coef_reward``, ``td_coef_bootstrap``,
     ``td_coef_value`` and its ``td_fit_r2`` (a block without the bootstrap term is a reward
-    regression, not TD). With an actor (d_pi > 0) also ``update_corr_critic``,
-    ``update_corr_actor`` (Pearson on each part), ``update_scale_actor`` and the same fit of the
-    actor's part on ``g_i`` in place of ``phi_i`` (A2): ``actor_coef_reward``,
+    regression, not TD); ``update_cubic_share`` the share ``sum |c|^2 / (sum |Delta - c|^2 +
+    sum |c|^2)`` of the cubic (L2) term ``c = (1/n) Vbar22 wt (wt^T P22 wt)`` (zero for the
+    constructions, which (M2) keeps on ``{P22 = 0, Vbar22 = 0}``). With an actor (d_pi > 0) also
+    ``update_corr_critic``, ``update_corr_actor`` (Pearson on each part), ``update_scale_actor``
+    and the same fit of the actor's part on ``g_i`` in place of ``phi_i`` (A2): ``actor_coef_reward``,
     ``actor_coef_bootstrap``, ``actor_coef_value``, ``actor_fit_r2`` (the teacher: all ``beta``)."""
     lay = held.layout
     tf = lt.tf_from_statistics(
         held.Sigma, held.wt, np.asarray(P, float), np.asarray(V, float), held.spec.n, lay
     )
     delta, ds = tf - held.wt[:, 1:], held.y
+    bl = lay.blocks(np.asarray(P, float), np.asarray(V, float))
+    quad = np.einsum("fi,ij,fj->f", held.wt, bl["P22"], held.wt)
+    cubic = (quad / held.spec.n)[:, None] * (held.wt @ bl["Vbar22"].T)  # (1/n) Vbar22 wt wt^T P22 wt
     a, b = delta.ravel(), ds.ravel()
     nd, ns = np.linalg.norm(delta, axis=1), np.linalg.norm(ds, axis=1)
     ok = (nd > 0) & (ns > 0)
@@ -225,6 +230,9 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
         "td_coef_bootstrap": float(coef[1]),
         "td_coef_value": float(coef[2]),
         "td_fit_r2": r2,
+        "update_cubic_share": float(
+            np.sum(cubic**2) / max(np.sum((delta - cubic) ** 2) + np.sum(cubic**2), 1e-300)
+        ),
     }
     if lay.d_pi:
         da, dsa = delta[:, d:], ds[:, d:]

@@ -250,6 +250,7 @@ def test_update_agreement_of_scaled_constructions():
     for key in ("td_coef_reward", "td_coef_bootstrap", "td_coef_value"):
         assert one[key] == pytest.approx(0.2, rel=1e-10)
     assert one["td_fit_r2"] == pytest.approx(1.0, abs=1e-12)
+    assert one["update_cubic_share"] == 0.0
     P, V = constructions.sarsa(4, 0.2)
     P[4:8, 10:] = 0.0  # drop the bootstrap rows (gamma phi^+ -> w) of P12*
     nob = pe.update_agreement(P, V, held)
@@ -260,6 +261,14 @@ def test_update_agreement_of_scaled_constructions():
     assert two["update_cos_sarsa"] == pytest.approx(1.0, abs=1e-12)
     rnd = pe.update_agreement(*np.random.default_rng(1).standard_normal((2, lay.D, lay.D)), held)
     assert abs(rnd["update_corr_sarsa"]) < 0.9
+    # only the cubic (L2) term: share 1; the construction plus a cubic term: strictly between
+    Pq, Vq = np.random.default_rng(2).standard_normal((2, lay.D, lay.D))
+    Vq[: lay.m + 1] = 0.0
+    Vq[:, : lay.m] = 0.0
+    assert pe.update_agreement(Pq, Vq, held)["update_cubic_share"] == pytest.approx(1.0, abs=1e-14)
+    Pc, Vc = constructions.sarsa(4, 0.2)
+    mix = pe.update_agreement(Pc + Pq, Vc + Vq, held)["update_cubic_share"]
+    assert 0.0 < mix < 1.0
 
 
 def test_paired_ci():
