@@ -193,7 +193,9 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
     constructions, which (M2) keeps on ``{P22 = 0, Vbar22 = 0}``). With an actor (d_pi > 0) also
     ``update_corr_critic``, ``update_corr_actor`` (Pearson on each part), ``update_scale_actor``
     and the same fit of the actor's part on ``g_i`` in place of ``phi_i`` (A2): ``actor_coef_reward``,
-    ``actor_coef_bootstrap``, ``actor_coef_value``, ``actor_fit_r2`` (the teacher: all ``beta``)."""
+    ``actor_coef_bootstrap``, ``actor_coef_value``, ``actor_fit_r2`` (the teacher: all ``beta``),
+    and with a fourth term, the score's self-reinforcement ``u_s = (1/n) sum_i g_i g_i^T lambda``
+    (zero for the teacher), ``actor_coef_sharpen`` and ``actor_fit4_r2``."""
     lay = held.layout
     tf = lt.tf_from_statistics(
         held.Sigma, held.wt, np.asarray(P, float), np.asarray(V, float), held.spec.n, lay
@@ -237,6 +239,9 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
     if lay.d_pi:
         da, dsa = delta[:, d:], ds[:, d:]
         coef_a, r2_a = _td_fit(da.ravel(), parts(lay.g))
+        lam = held.wt[:, 1 + d :, None]
+        sharpen = (held.Sigma[:, lay.g][:, :, lay.g] @ lam)[:, :, 0].reshape(-1, 1)  # (1/n) sum g g^T lam
+        coef4, r2_4 = _td_fit(da.ravel(), np.concatenate([parts(lay.g), sharpen], axis=1))
         row |= {
             "update_corr_critic": _corr(delta[:, :d], ds[:, :d]),
             "update_corr_actor": _corr(da, dsa),
@@ -245,6 +250,8 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
             "actor_coef_bootstrap": float(coef_a[1]),
             "actor_coef_value": float(coef_a[2]),
             "actor_fit_r2": r2_a,
+            "actor_coef_sharpen": float(coef4[3]),
+            "actor_fit4_r2": r2_4,
         }
     return row
 

@@ -562,6 +562,8 @@ def test_update_agreement_of_the_actor_critic_construction():
         assert one[key] == pytest.approx(0.2, rel=1e-9)
     for key in ("actor_coef_reward", "actor_coef_bootstrap", "actor_coef_value"):
         assert one[key] == pytest.approx(0.1, rel=1e-9)
+    assert one["actor_coef_sharpen"] == pytest.approx(0.0, abs=1e-9)
+    assert one["actor_fit4_r2"] == pytest.approx(1.0, abs=1e-12)
     # a block that flips the actor's step: actor correlation -1, critic still +1
     P, V = constructions.actor_critic(2, 4, 0.2, 0.1)
     V[spec.layout.lam] *= -1
