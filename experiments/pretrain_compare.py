@@ -106,7 +106,9 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     depend on ``T``, in ``out/teacher_k{k}``; all resumable). Returns ``{"rows": [...], "base"}``,
     one row per run with the held-out returns of every block, the paired ``rl - teacher`` and ``rl
     - rl_initial`` intervals and the RL block's structure and update agreement; with ``out`` also
-    ``pretrain_sweep.json`` and ``pretrain_sweep.png``."""
+    ``pretrain_sweep.json`` and ``pretrain_sweep.png``. A run whose (P2) training stops with
+    RuntimeError (every training loop overflowed, :data:`experiments.pretrain.MAX_SKIPS` steps in
+    a row) is recorded as a row ``{"T", "k", "failed": message}`` and the sweep goes on."""
     from .pretrain_eval import plot_sweep
 
     out = Path(out) if out is not None else None
@@ -114,10 +116,21 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
         (base.T, int(k)) for k in ks if (base.T, int(k)) not in {(int(t), base.k) for t in Ts}
     ]
     rows = []
+
+    def _write() -> None:
+        if out is not None:
+            doc = {"base": base.as_dict(), "rows": rows, "versions": versions()}
+            atomic_write_json(out / "pretrain_sweep.json", doc)
+
     for T, k in runs:
         cfg = base.replace(T=T, k=k, batch_mdps=None if base.batch_mdps is None else min(base.batch_mdps, k))
         sub = None if out is None else out / f"T{T}_k{k}"
-        doc = run_pretrain(cfg, "both", sub, None if out is None else out / f"teacher_k{k}")
+        try:
+            doc = run_pretrain(cfg, "both", sub, None if out is None else out / f"teacher_k{k}")
+        except RuntimeError as exc:
+            rows.append({"T": T, "k": k, "failed": str(exc)})
+            _write()
+            continue
         row = {"T": T, "k": k}
         for name in ("rl", "rl_initial", "teacher", "constructed", "exact"):
             row[f"{name}_return"] = doc[name]["heldout_return"]
@@ -136,10 +149,7 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
         row["rl_minus_initial"] = doc["paired"]["at_T"]["rl-rl_initial"]
         row["rl_minus_exact"] = doc["paired"]["at_T"]["rl-exact"]
         rows.append(row)
-        if out is not None:
-            atomic_write_json(
-                out / "pretrain_sweep.json", {"base": base.as_dict(), "rows": rows, "versions": versions()}
-            )
+        _write()
     if out is not None:
         plot_sweep(out)
     return to_jsonable({"base": base.as_dict(), "rows": rows, "versions": versions()})

@@ -134,7 +134,7 @@ def plot_sweep(out: str | Path) -> Path:
     plt = _plt()
     out = Path(out)
     doc = read_json(out / "pretrain_sweep.json")
-    rows, base = doc["rows"], doc["base"]
+    rows, base = [r for r in doc["rows"] if "failed" not in r], doc["base"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for col, (var, fixed, fval) in enumerate((("T", "k", base["k"]), ("k", "T", base["T"]))):
         sel = sorted((r for r in rows if r[fixed] == fval), key=lambda r: r[var])

@@ -638,3 +638,37 @@ def test_pretrain_cli_actor_critic(monkeypatch, capsys, tmp_path):
     assert doc["constructed"]["beta_eff"] == pytest.approx(0.1)
     assert doc["paired"]["at_T"]["constructed-exact"]["mean"] == pytest.approx(0.0, abs=1e-12)
     assert (tmp_path / "pretrain_blocks.png").exists()
+
+
+def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(cfg, mode, out, teacher_out):
+        calls.append((cfg.T, cfg.k))
+        if cfg.T == 2:
+            raise RuntimeError("train_rl: 50 consecutive non-finite (P2) objectives at step 3")
+        doc = {
+            n: {"heldout_return": 0.1, "heldout_return_sem": 0.01}
+            for n in ("rl_initial", "constructed", "exact")
+        }
+        keys = ("cos_S3_effective", "cos_S3_full", "alpha_eff", "update_corr_sarsa")
+        doc["rl"] = {
+            "heldout_return": 0.2,
+            "heldout_return_sem": 0.01,
+            "train_objective": 0.3,
+            "heldout_objective": 0.2,
+        }
+        doc["rl"] |= dict.fromkeys(keys, 0.5)
+        doc["teacher"] = {"heldout_return": 0.1, "heldout_return_sem": 0.01, "update_corr_sarsa": 1.0}
+        ci = {"mean": 0.1, "sem": 0.01, "ci_low": 0.0, "ci_high": 0.2, "n": 5}
+        doc["paired"] = {"at_T": {"rl-teacher": ci, "rl-rl_initial": ci, "rl-exact": ci}}
+        return doc
+
+    monkeypatch.setattr(pc, "run_pretrain", fake)
+    doc = pc.pretrain_sweep(_tiny(), Ts=(1, 2), ks=(8,), out=tmp_path)
+    assert calls == [(1, 16), (2, 16), (2, 8)]
+    assert [("failed" in r) for r in doc["rows"]] == [False, True, True]
+    assert json.loads((tmp_path / "pretrain_sweep.json").read_text())["rows"][1]["failed"].startswith(
+        "train_rl"
+    )
+    assert (tmp_path / "pretrain_sweep.png").exists()
