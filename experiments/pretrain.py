@@ -384,6 +384,8 @@ def train_rl(
             opt.load_state_dict(ck["optimizer"])
             batches.load(ck["batches"])
             step, hist, train_time, skipped = ck["step"], ck["history"], ck["train_time"], ck["skipped"]
+            streak = ck.get("streak", 0)  # consecutive skipped steps, so a resumed run stops where the
+            # uninterrupted one does (checkpoints written before this field resume with 0)
 
         def save(finished: bool) -> RLResult:
             final = (
@@ -405,6 +407,7 @@ def train_rl(
                         "history": hist,
                         "train_time": train_time,
                         "skipped": skipped,
+                        "streak": streak,
                     },
                 )
                 atomic_savez(out / "rl.npz", P=P, V=V, P0=P0, V0=V0)

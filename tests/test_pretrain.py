@@ -672,3 +672,20 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
         "train_rl"
     )
     assert (tmp_path / "pretrain_sweep.png").exists()
+
+
+def test_resume_keeps_the_skip_streak(monkeypatch, tmp_path):
+    """A run that stops after MAX_SKIPS consecutive non-finite steps stops at the same step when
+    resumed from a checkpoint taken inside the streak."""
+    monkeypatch.setattr(pt, "MAX_SKIPS", 3)
+    real = pt.rl_loss
+
+    def loss(cfg, batch, P, V):
+        return real(cfg, batch, P, V) * (float("nan") if float(P.detach().abs().sum()) > 0 else 1.0)
+
+    monkeypatch.setattr(pt, "rl_loss", loss)
+    cfg = _tiny(steps=10, checkpoint_every=2, log_every=1)
+    with pytest.raises(RuntimeError, match="at step 2"):
+        pt.train_rl(cfg, tmp_path / "a")
+    with pytest.raises(RuntimeError, match="at step 2"):
+        pt.train_rl(cfg, tmp_path / "a")  # resumes from the checkpoint at step 2, streak 2
