@@ -38,7 +38,7 @@ def plot_returns(out: str | Path) -> Path:
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.axhline(1.0, color="k", lw=0.6)
     cfg = doc["config"]
-    ax.set_xlabel("updates of the sampled loop (S6), epsilon-greedy")
+    ax.set_xlabel("updates of the sampled closed loop ((S6) epsilon-greedy, or (A5) pi_lambda)")
     ax.set_ylabel("greedy normalised return")
     ax.set_title(
         f"{cfg.get('algo', 'sarsa')}, S={cfg['S']}, A={cfg['A']}, k={cfg['k']} training MDPs, "
@@ -79,9 +79,12 @@ def plot_rl_training(out: str | Path) -> Path:
     axes[0].plot(step, arr("objective"), label="training MDPs")
     axes[0].plot(step, arr("heldout_objective"), label="held-out MDPs (fresh features)")
     axes[0].set_ylabel("smooth (P2) objective")
-    axes[1].plot(step, arr("cos_S3_effective"), label="cos to (S3), effective blocks")
-    axes[1].plot(step, arr("cos_S3_full"), "--", label="cos to (S3), all of P, V")
-    axes[1].plot(step, arr("alpha_eff"), ":", label="alpha_eff of the nearest (S3)")
+    ref = "the construction ((S3) or (A3))"
+    axes[1].plot(step, arr("cos_S3_effective"), label=f"cos to {ref}, effective blocks")
+    axes[1].plot(step, arr("cos_S3_full"), "--", label=f"cos to {ref}, all of P, V")
+    axes[1].plot(step, arr("alpha_eff"), ":", label="alpha_eff of the nearest construction")
+    if "beta_eff" in h:
+        axes[1].plot(step, arr("beta_eff"), "-.", label="beta_eff of the nearest construction")
     for ax in axes:
         ax.set_xlabel("Adam step")
         ax.legend(fontsize=8)
