@@ -152,8 +152,8 @@ def plot_sweep(out: str | Path) -> Path:
         ax.set_ylabel("held-out greedy normalised return at T")
         ax.set_title(f"{fixed} = {fval}", fontsize=9)
         ax = axes[1, col]
-        ax.plot(x, [r["rl_cos_S3_effective"] for r in sel], "o-", label="rl: cos to (S3), effective")
-        ref = doc.get("reference_update", "sarsa")
+        ax.plot(x, [r["rl_cos_S3_effective"] for r in sel], "o-", label="rl: cos to (S3)/(A3), effective")
+        ref = base.get("algo", "sarsa")  # the teacher whose update the correlation refers to
         ax.plot(x, [r["rl_update_corr_sarsa"] for r in sel], "s--", label=f"rl: update corr. with {ref}")
         ax.plot(
             x, [r["teacher_update_corr_sarsa"] for r in sel], "^:", label="teacher-mimicking: update corr."
