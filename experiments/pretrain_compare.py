@@ -25,10 +25,12 @@ def run_pretrain(
     """(P3): train the (P2) block (``mode`` ``"rl"``/``"both"``, :func:`train_rl` into ``out/rl``)
     and the (P1) block (``"teacher"``/``"both"``, :func:`experiments.training.train` of
     ``cfg.teacher_config()`` into ``teacher_out``, default ``out/teacher``), then score them with
-    the constructed block (S3) and the exact update (S2) (:func:`experiments.pretrain_eval.
+    the constructed block ((S3), or (A3) for ``cfg.algo = "actor_critic"``) and the exact update
+    ((S2)/(A2)) (:func:`experiments.pretrain_eval.
     evaluate_blocks`). Returns ``{"rl": {...}, "rl_initial": {...}, "teacher": {...},
     "constructed": {...}, "exact": {...}, "paired": {...}, "passed", "config", ...}`` (entries of
-    the blocks trained in ``mode``); ``rl`` also carries ``initial_heldout_return`` (the same block
+    the blocks trained in ``mode``; each entry and the document name their ``reference_update``);
+    ``rl`` also carries ``initial_heldout_return`` (the same block
     before training), ``train_objective`` and ``heldout_objective`` (the final smooth (P2)
     objectives), ``train_time`` and ``skipped``. ``passed``: the 95 % paired interval of ``rl -
     rl_initial`` lies above 0 (``True`` in mode ``"teacher"``). With ``out``: ``pretrain.json``,
