@@ -210,6 +210,35 @@ class ClosedLoopAlgorithm(Algorithm):
             epsilon=epsilon,
         )
 
+    # ------------------------------------------------------- smooth loop of (P2), torch
+    def start_actor(self, dims: Dims) -> np.ndarray | None:
+        """The deployment's starting actor ``lambda_0 = 0`` (d_pi,) (the uniform ``pi_lambda``), the
+        draw :func:`experiments.control.deploy` makes; ``None`` without an actor."""
+        return np.zeros(dims.d_pi) if self.has_actor else None
+
+    def smooth_policy(self, phi: Any, phi_pi: Any, v: Any, tau: float) -> Any:
+        """(P2) smooth behaviour (K, S, A), a torch tensor differentiable in ``v = [w; lambda]``
+        (K, d + d_pi): without an actor the softmax ``softmax_a(Q_w(s, a) / tau)`` on the critic's
+        table ``phi`` (K, S, A, d) (epsilon-greedy (S6) has zero gradient almost everywhere);
+        with one the loop's own (A5) actor ``pi_lambda = softmax_a(lambda^T phi_pi(s, a))`` on
+        ``phi_pi`` (K, S, A, d_pi), ``tau`` unused (the smooth and the deployed behaviour agree)."""
+        import torch
+
+        d = phi.shape[-1]
+        if self.has_actor:
+            return torch.softmax(torch.einsum("ksaj,kj->ksa", phi_pi, v[:, d:]), dim=-1)
+        return torch.softmax(torch.einsum("ksaj,kj->ksa", phi, v[:, :d]) / tau, dim=-1)
+
+    def smooth_extra_rows(self, phi_pi: Any, pi: Any) -> Any:
+        """The context rows beyond ``[phi_i; gamma phi_i^+; r_{i+1}]`` as a function of ``(s_i,
+        a_i)``, a (K, S, A, d_pi) torch table: the (A1) score ``g(s, a) = phi_pi(s, a) - sum_b
+        pi(b|s) phi_pi(s, b)`` at the current actor ``pi`` (K, S, A); ``None`` without an actor."""
+        if not self.has_actor:
+            return None
+        import torch
+
+        return phi_pi - torch.einsum("ksb,ksbj->ksj", pi, phi_pi)[:, :, None, :]
+
     # ---------------------------------------------------------------------- (L2) blocks
     def construction_blocks(self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0) -> tuple:
         """``(P, V)`` of the construction at ``dims`` (one layer)."""

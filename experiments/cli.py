@@ -32,7 +32,8 @@
   ``--json`` prints ``{"regime", "rows": [{"n", "L", "normalized_return", "value_error", "sem",
   ...}], "td_rows": [...], ...}`` (in context; closed-loop rows carry ``budget``, ``point``,
   ``alpha``, ``n``, ``normalized_return``, ``sem``, ``n_diverged``, ``diff_prev``).
-- ``lsa-theory pretrain --mode rl|teacher|both [--quick] [--sweep] [--json] [--out DIR]`` trains a
+- ``lsa-theory pretrain --mode rl|teacher|both [--algo sarsa|actor_critic] [--quick] [--sweep] [--json]
+  [--out DIR]`` trains a
   block by reinforcement pretraining (P2) and/or teacher mimicking (P1) and compares them
   (:mod:`experiments.pretrain`); ``--json`` prints ``{"rl": {...}, "teacher": {...},
   "constructed": {...}, "exact": {...}, "paired": {...}, ...}``, each block's entry with
@@ -458,7 +459,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain_compare import pretrain_sweep, run_pretrain
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
-    cfg = cfg.replace(init=args.init)
+    cfg = cfg.replace(init=args.init, algo=args.algo)
     if args.seed is not None:
         cfg = cfg.replace(seed=args.seed)
     if args.k is not None:
@@ -616,6 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--k", type=int, default=None, help="training MDPs of (P2) (default 16384; quick 1024)")
     p.add_argument("--steps", type=int, default=None, help="(P2) Adam steps (default 1000; quick 150)")
+    p.add_argument(
+        "--algo",
+        choices=constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm),
+        default="sarsa",
+        help="layout, teacher, construction: sarsa (H)/(S3) or actor_critic (A1)/(A3) (recorded in config)",
+    )
     _common(p, out="directory for pretrain.json/.npz, checkpoints, figures (resumes)")
     p.set_defaults(func=_cmd_pretrain)
 

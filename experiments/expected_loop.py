@@ -1,7 +1,17 @@
-r"""The expected-context loop: a smooth, exact-for-tabular form of the closed loop (S6) for (P2).
+r"""The expected-context loop: a smooth, exact-for-tabular form of the closed loop (S6)/(A5) for (P2).
 
-**Behaviour.** A softmax policy on ``Q_w``, ``pi_w(a|s) = softmax_a(w^T phi(s, a) / tau)`` (smooth in
-``w``, unlike the epsilon-greedy policy of (S6)).
+**Layouts.** Every function works on the loop parameter ``v = [w; lambda]`` (K, d + d_pi) of the
+batch's registered closed-loop algorithm (:attr:`MDPBatch.algo`, ``d_pi = 0`` without an actor);
+what differs between algorithms comes from the declaration
+(:meth:`constructions.ClosedLoopAlgorithm.smooth_policy`, ``smooth_extra_rows``, ``critic_table``,
+``start_actor``), never from its name.
+
+**Behaviour.** Without an actor (SARSA layout (H)) a softmax policy on ``Q_w``, ``pi_w(a|s) =
+softmax_a(w^T phi(s, a) / tau)`` (smooth in ``w``, unlike the epsilon-greedy policy of (S6)). With
+one (actor-critic layout (A1)) the loop's own actor ``pi_lambda(a|s) ∝ exp(lambda^T phi_pi(s, a))``
+of (A5): the smooth and the deployed behaviour are then the same policy. The context rows gain the
+(A1) score ``g(s_i, a_i)`` at the current ``lambda`` (a function of ``(s_i, a_i)``), and for the
+state-value critic the critic's table is ``psi(s)`` repeated over actions.
 
 **One expected context.** Given the parameter ``w_t`` and the law ``rho_t`` (S,) of the first state
 ``s_0`` of the context, the n on-policy transitions ``(s_i, a_i, r_{i+1}, s_{i+1}, a_{i+1})``,
@@ -11,14 +21,15 @@ P[s, a, s']``, and state-action laws ``q_i(s, a) = rho_{t,i}(s) pi(a|s)``. With 
 ``(s_{i+1}, a_{i+1})``) the expected statistic of (L2) is exact:
 
 .. math:: E[\Sigma] = \sum_{s,a,s',a'} \bar q(s,a) P(s'|s,a) \pi(a'|s')\, x x^\top
-          + \sigma_r^2 e_r e_r^\top, \qquad x = [\phi(s,a); \gamma\phi(s',a'); r(s,a)],
+          + \sigma_r^2 e_r e_r^\top, \qquad x = [\phi(s,a); \gamma\phi(s',a'); r(s,a)\,(; g(s, a))],
 
 (``sigma_r`` the reward noise). The (L2) readout is affine in ``Sigma`` at fixed ``w``, so
 ``E[TF(H) | w_t, s_0 ~ rho_t] = TF(E[Sigma], w_t)`` exactly. **The expected-context loop** iterates
 
-.. math:: w_{t+1} = TF_\theta(E_{w_t, \rho_t}[\Sigma], w_t), \qquad \rho_{t+1} = \rho_t (P^{\pi_{w_t}})^n,
+.. math:: v_{t+1} = TF_\theta(E_{v_t, \rho_t}[\Sigma], v_t), \qquad \rho_{t+1} = \rho_t (P^{\pi_{v_t}})^n,
 
-from ``rho_0 = mu0`` and ``w_0``; ``rho_{t+1}`` is the exact law of the context's last state
+from ``rho_0 = mu0`` and ``v_0 = [w_0; lambda_0]`` (``lambda_0 = 0``, the deployment's start);
+``rho_{t+1}`` is the exact law of the context's last state
 ``s_n``, which (S6) carries over as the next ``s_0``.
 
 **Relation to the sampled loop (S6).** One step is exact: the sampled update's conditional mean
@@ -45,13 +56,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import constructions
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
 __all__ = [
     "MDPBatch",
     "make_batch",
+    "draw_task",
     "draw_batch",
+    "batch_of",
     "behaviour_policy",
     "context_laws",
     "expected_sigma_matvec",
@@ -69,8 +83,11 @@ class MDPBatch:
     """K tabular MDPs with their features and starting parameters, as torch tensors.
 
     ``P`` (K, S, A, S), ``r`` (K, S, A) rewards ``r[s, a]``, ``noise2`` (K,) reward-noise
-    variance, ``gamma`` (K,), ``mu0`` (K, S), ``phi`` (K, S, A, d), ``w0`` (K, d); ``j_unif`` (K,)
-    ``J(uniform)`` and ``j_gap`` (K,) ``J(pi*) - J(uniform)`` (the normalisation of §0)."""
+    variance, ``gamma`` (K,), ``mu0`` (K, S), ``phi`` (K, S, A, d) the critic's table (``psi(s)``
+    repeated over actions for a state-value critic), ``w0`` (K, d); ``j_unif`` (K,)
+    ``J(uniform)`` and ``j_gap`` (K,) ``J(pi*) - J(uniform)`` (the normalisation of §0); with an
+    actor ``phi_pi`` (K, S, A, d_pi) and ``lam0`` (K, d_pi) (``None`` without); ``algo`` the
+    registered closed-loop algorithm whose loop the batch runs."""
 
     P: torch.Tensor
     r: torch.Tensor
@@ -81,6 +98,9 @@ class MDPBatch:
     w0: torch.Tensor
     j_unif: torch.Tensor
     j_gap: torch.Tensor
+    phi_pi: torch.Tensor | None = None
+    lam0: torch.Tensor | None = None
+    algo: str = "sarsa"
 
     @property
     def K(self) -> int:
@@ -90,22 +110,57 @@ class MDPBatch:
     def d(self) -> int:
         return self.phi.shape[-1]
 
+    @property
+    def d_pi(self) -> int:
+        return 0 if self.phi_pi is None else self.phi_pi.shape[-1]
+
+    @property
+    def alg(self):
+        """The batch's :class:`constructions.ClosedLoopAlgorithm` declaration."""
+        return _algorithm(self.algo)
+
+    @property
+    def v0(self) -> torch.Tensor:
+        """(K, d + d_pi) starting loop parameter ``[w_0; lambda_0]``."""
+        return self.w0 if self.lam0 is None else torch.cat([self.w0, self.lam0], dim=1)
+
     def take(self, idx) -> MDPBatch:
         """The sub-batch ``idx`` (a slice or index tensor) of every field."""
-        return MDPBatch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        vals = [getattr(self, f) for f in self.__dataclass_fields__]
+        return MDPBatch(*(v if v is None or isinstance(v, str) else v[idx] for v in vals))
+
+
+def _algorithm(algo: str):
+    names = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
+    if not isinstance(algo, str) or algo not in names:
+        raise ValueError(f"algo: expected one of {names}, got {algo!r}")
+    return constructions.ALGORITHMS[algo]
 
 
 def make_batch(
-    mdps: list[lt.TabularMDP], phis: list[np.ndarray], w0s: list[np.ndarray], dtype=torch.float64
+    mdps: list[lt.TabularMDP],
+    phis: list[np.ndarray],
+    w0s: list[np.ndarray],
+    dtype=torch.float64,
+    *,
+    phi_pis: list[np.ndarray] | None = None,
+    lam0s: list[np.ndarray] | None = None,
+    algo: str = "sarsa",
 ) -> MDPBatch:
-    """:class:`MDPBatch` of equal-size MDPs ``mdps`` with feature tables ``phis`` (S, A, d) and
-    ``w0s`` (d,); ``J(pi*)`` by :func:`lsa_theory.optimal`. ValueError on ``r[s, a, s']`` rewards,
-    mismatched sizes, or an MDP whose ``J(pi*) - J(uniform)`` vanishes (see
-    :func:`lsa_theory.normalized_return`)."""
+    """:class:`MDPBatch` of equal-size MDPs ``mdps`` with critic tables ``phis`` (S, A, d) and
+    ``w0s`` (d,), for an algorithm with an actor also ``phi_pis`` (S, A, d_pi) and ``lam0s``
+    (d_pi,); ``J(pi*)`` by :func:`lsa_theory.optimal`. ValueError on ``r[s, a, s']`` rewards,
+    mismatched sizes, actor tables given (or missing) against the declaration of ``algo``, or an
+    MDP whose ``J(pi*) - J(uniform)`` vanishes (see :func:`lsa_theory.normalized_return`)."""
+    alg = _algorithm(algo)
     if not mdps or len(mdps) != len(phis) or len(mdps) != len(w0s):
         raise ValueError(
             f"mdps, phis, w0s: need equal non-zero lengths, got {len(mdps)}, {len(phis)}, {len(w0s)}"
         )
+    if alg.has_actor != (phi_pis is not None) or (phi_pis is None) != (lam0s is None):
+        raise ValueError(f"phi_pis, lam0s: {algo!r} needs {'both' if alg.has_actor else 'neither'}")
+    if phi_pis is not None and not (len(phi_pis) == len(lam0s) == len(mdps)):
+        raise ValueError(f"phi_pis, lam0s: need {len(mdps)} each, got {len(phi_pis)}, {len(lam0s)}")
     S, A = mdps[0].n_states, mdps[0].n_actions
     j_unif, j_gap = [], []
     for i, (m, phi, w0) in enumerate(zip(mdps, phis, w0s, strict=True)):
@@ -115,6 +170,10 @@ def make_batch(
             raise ValueError(f"mdps[{i}]: the expected-context loop needs rewards r[s, a], got r[s, a, s']")
         if np.shape(phi)[:2] != (S, A) or np.shape(w0) != (np.shape(phi)[2],):
             raise ValueError(f"phis[{i}], w0s[{i}]: expected shapes (S, A, d) and (d,)")
+        if phi_pis is not None and (
+            np.shape(phi_pis[i])[:2] != (S, A) or np.shape(lam0s[i]) != (np.shape(phi_pis[i])[2],)
+        ):
+            raise ValueError(f"phi_pis[{i}], lam0s[{i}]: expected shapes (S, A, d_pi) and (d_pi,)")
         ju = lt.expected_return(m, lt.uniform_policy(m))
         gap = float(m.mu0 @ lt.optimal(m).V) - ju
         if gap <= 1e-12 * (1.0 + abs(ju)):
@@ -135,28 +194,64 @@ def make_batch(
         w0=t(w0s),
         j_unif=t(j_unif),
         j_gap=t(j_gap),
+        phi_pi=None if phi_pis is None else t(phi_pis),
+        lam0=None if lam0s is None else t(lam0s),
+        algo=algo,
     )
 
 
+def draw_task(
+    algo: str, S: int, A: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """One task's draws ``(phi, phi_pi, w_0, lambda_0)`` at the declaration's default dims, in the
+    order :func:`experiments.control.deploy` draws them from ``rng``: the critic's table ``phi``
+    (S, A, d) ``~ U(-1, 1)`` (:meth:`constructions.ClosedLoopAlgorithm.critic_table`), ``w_0 ~
+    U(-1, 1)^d``, with an actor ``phi_pi ~ U(-1, 1)^{S x A x d_pi}`` and ``lambda_0 = 0``
+    (:meth:`~constructions.ClosedLoopAlgorithm.start_actor`); ``None`` for the actor's parts
+    without one."""
+    alg = _algorithm(algo)
+    dims = alg.dims(S, A)
+    phi = alg.critic_table(S, A, dims.d, rng)
+    w0 = rng.uniform(-1.0, 1.0, dims.d)
+    lam0 = alg.start_actor(dims)
+    phi_pi = None if lam0 is None else lt.random_features(S, A, dims.d_pi, rng)
+    return phi, phi_pi, w0, lam0
+
+
 def draw_batch(
-    K: int, S: int, A: int, gamma: float, rng: np.random.Generator, dtype=torch.float64
+    K: int, S: int, A: int, gamma: float, rng: np.random.Generator, dtype=torch.float64, algo: str = "sarsa"
 ) -> tuple[MDPBatch, list[lt.TabularMDP]]:
-    """K MDPs of the [LL] family of §0 at size (S, A), each followed by fresh features
-    ``phi ~ U(-1, 1)^{S x A x SA}`` and ``w_0 ~ U(-1, 1)^{SA}``, all from ``rng`` in that order;
-    returns the batch and the MDPs."""
+    """K MDPs of the [LL] family of §0 at size (S, A), each followed by its task draws
+    (:func:`draw_task`; SARSA: ``phi ~ U(-1, 1)^{S x A x SA}``, ``w_0 ~ U(-1, 1)^{SA}``), all from
+    ``rng`` in that order; returns the batch and the MDPs."""
     K = check_int(K, "K")
-    mdps, phis, w0s = [], [], []
+    mdps, draws = [], []
     for _ in range(K):
         mdps.append(lt.random_mdp(S, A, gamma, rng))
-        phis.append(lt.random_features(S, A, None, rng))
-        w0s.append(rng.uniform(-1.0, 1.0, S * A))
-    return make_batch(mdps, phis, w0s, dtype), mdps
+        draws.append(draw_task(algo, S, A, rng))
+    return batch_of(mdps, draws, algo, dtype), mdps
+
+
+def batch_of(mdps: list[lt.TabularMDP], draws: list[tuple], algo: str, dtype=torch.float64) -> MDPBatch:
+    """:func:`make_batch` of ``mdps`` with their :func:`draw_task` tuples ``draws``."""
+    phis, phi_pis, w0s, lam0s = (list(x) for x in zip(*draws, strict=True))
+    actor = phi_pis[0] is not None
+    return make_batch(
+        mdps,
+        phis,
+        w0s,
+        dtype,
+        phi_pis=phi_pis if actor else None,
+        lam0s=lam0s if actor else None,
+        algo=algo,
+    )
 
 
 def behaviour_policy(batch: MDPBatch, w: torch.Tensor, tau: float) -> torch.Tensor:
-    """(K, S, A) softmax behaviour ``pi_w(a|s) = softmax_a(w^T phi(s, a) / tau)``; ``w`` (K, d)."""
-    Q = torch.einsum("ksad,kd->ksa", batch.phi, w)
-    return torch.softmax(Q / tau, dim=-1)
+    """(K, S, A) smooth behaviour at the loop parameter ``w`` = ``v = [w; lambda]`` (K, d + d_pi):
+    SARSA ``pi_w(a|s) = softmax_a(w^T phi(s, a) / tau)``, with an actor ``pi_lambda`` (module
+    docstring; :meth:`constructions.ClosedLoopAlgorithm.smooth_policy`)."""
+    return batch.alg.smooth_policy(batch.phi, batch.phi_pi, w, tau)
 
 
 def context_laws(
@@ -175,13 +270,20 @@ def context_laws(
 
 
 def expected_sigma_matvec(
-    batch: MDPBatch, pi: torch.Tensor, rhobar: torch.Tensor, rhoplus: torch.Tensor, u: torch.Tensor
+    batch: MDPBatch,
+    pi: torch.Tensor,
+    rhobar: torch.Tensor,
+    rhoplus: torch.Tensor,
+    u: torch.Tensor,
+    G: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``E[Sigma] u`` (K, m) for ``u = [u1; u2; u3]`` (K, 2d+1) without forming ``E[Sigma]``
-    (module docstring): with ``f = Phi u1``, ``g = Phi u2`` and ``z(s, a) = E[x^T u | s, a]``,
-    the phi block is ``sum qbar phi z``, the gamma phi^+ block ``gamma sum_{s'a'} phi(s', a')
-    [nu(s') pi(a'|s') + gamma qplus g]`` with ``nu(s') = sum_{s,a} qbar (f + r u3) P(s'|s,a)``,
-    and the reward entry ``sum qbar r z + sigma_r^2 u3``."""
+    """``E[Sigma] u`` (K, m) for ``u = [u1; u2; u3(; u4)]`` (K, m), ``m = 2d+1(+d_pi)``, without
+    forming ``E[Sigma]`` (module docstring): with ``f = Phi u1``, ``g = Phi u2``, the extra rows'
+    part ``e = G u4`` (``G`` (K, S, A, d_pi) the (A1) score table, or ``None``) and ``z(s, a) =
+    E[x^T u | s, a]``, the phi block is ``sum qbar phi z``, the gamma phi^+ block ``gamma
+    sum_{s'a'} phi(s', a') [nu(s') pi(a'|s') + gamma qplus g]`` with ``nu(s') = sum_{s,a} qbar (f + r
+    u3 + e) P(s'|s,a)``, the reward entry ``sum qbar r z + sigma_r^2 u3`` and the extra block ``sum
+    qbar G z``."""
     d = batch.d
     u1, u2, u3 = u[:, :d], u[:, d : 2 * d], u[:, 2 * d]
     gam = batch.gamma
@@ -192,44 +294,66 @@ def expected_sigma_matvec(
     gbar = (pi * g).sum(-1)  # E[g(s', a') | s'], (K, S)
     h = torch.einsum("ksat,kt->ksa", batch.P, gbar)  # E[g(s', a') | s, a]
     base = f + batch.r * u3[:, None, None]
+    if G is not None:
+        base = base + torch.einsum("ksaj,kj->ksa", G, u[:, 2 * d + 1 :])
     z = base + gam[:, None, None] * h
     top = torch.einsum("ksa,ksad->kd", qbar * z, batch.phi)
     nu = torch.einsum("ksa,ksat->kt", qbar * base, batch.P)
     wplus = nu[:, :, None] * pi + gam[:, None, None] * qplus * g
     mid = gam[:, None] * torch.einsum("ksa,ksad->kd", wplus, batch.phi)
     last = (qbar * batch.r * z).sum(dim=(1, 2)) + batch.noise2 * u3
-    return torch.cat([top, mid, last[:, None]], dim=1)
+    parts = [top, mid, last[:, None]]
+    if G is not None:
+        parts.append(torch.einsum("ksa,ksaj->kj", qbar * z, G))
+    return torch.cat(parts, dim=1)
 
 
 def expected_sigma_reference(
-    mdp: lt.TabularMDP, phi: np.ndarray, w: np.ndarray, rho: np.ndarray, n: int, tau: float
+    mdp: lt.TabularMDP,
+    phi: np.ndarray,
+    w: np.ndarray,
+    rho: np.ndarray,
+    n: int,
+    tau: float,
+    phi_pi: np.ndarray | None = None,
+    lam: np.ndarray | None = None,
 ) -> np.ndarray:
     """(m, m) ``E[Sigma]`` of one context (module docstring) by brute-force enumeration of the
-    tuples ``(s, a, s', a')`` and their probabilities, in numpy float64 (reference for tests)."""
+    tuples ``(s, a, s', a')`` and their probabilities, in numpy float64 (reference for tests).
+    Without ``phi_pi`` the behaviour is ``softmax(phi w / tau)`` and ``x = [phi; gamma phi^+;
+    r]``; with ``phi_pi`` (S, A, d_pi) and ``lam`` (d_pi,) it is :func:`lsa_theory.softmax_policy`
+    and ``x`` gains the score :func:`lsa_theory.score` at ``(s, a)`` ((A1); ``tau`` unused)."""
     n = check_int(n, "n")
     tau = check_real(tau, "tau", low=0.0, low_open=True)
     S, A, d = phi.shape
-    pi = lt.policies.softmax_rows(phi @ w / tau)
+    if phi_pi is None:
+        pi, G = lt.policies.softmax_rows(phi @ w / tau), np.zeros((S, A, 0))
+    else:
+        pi, G = lt.softmax_policy(phi_pi, lam), lt.score(phi_pi, lam)
     P_pi = np.einsum("sa,sat->st", pi, mdp.P)
     laws = [np.asarray(rho, dtype=np.float64)]
     for _ in range(n - 1):
         laws.append(laws[-1] @ P_pi)
     qbar = np.mean(laws, axis=0)[:, None] * pi
-    Sigma = np.zeros((2 * d + 1, 2 * d + 1))
+    m = 2 * d + 1 + G.shape[-1]
+    Sigma = np.zeros((m, m))
     for s in range(S):
         for a in range(A):
             for s2 in range(S):
                 for a2 in range(A):
                     p = qbar[s, a] * mdp.P[s, a, s2] * pi[s2, a2]
-                    x = np.concatenate([phi[s, a], mdp.gamma * phi[s2, a2], [mdp.r[s, a]]])
+                    x = np.concatenate([phi[s, a], mdp.gamma * phi[s2, a2], [mdp.r[s, a]], G[s, a]])
                     Sigma += p * np.outer(x, x)
     Sigma[2 * d, 2 * d] += mdp.reward_noise**2
     return Sigma
 
 
-def _blocks(P: torch.Tensor, V: torch.Tensor, layout: lt.Layout) -> dict[str, torch.Tensor]:
-    if layout.d_pi:
-        raise ValueError("layout: the expected-context loop is implemented for the SARSA layout (d_pi = 0)")
+def _blocks(batch: MDPBatch, P: torch.Tensor, V: torch.Tensor, layout: lt.Layout) -> dict[str, torch.Tensor]:
+    if (layout.d, layout.d_pi) != (batch.d, batch.d_pi):
+        raise ValueError(
+            f"layout: (d, d_pi) = ({layout.d}, {layout.d_pi}) does not match the batch's critic and "
+            f"actor features ({batch.d}, {batch.d_pi})"
+        )
     return layout.blocks(P, V)
 
 
@@ -243,14 +367,16 @@ def expected_step(
     n: int,
     tau: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step of the expected-context loop: ``(w_{t+1}, rho_{t+1})`` (K, d), (K, S) with
-    ``w_{t+1} = w + Vbar21 E[Sigma] P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)`` ((L2), ``wt = [1; w]``)
-    and ``rho_{t+1}`` the law of ``s_n``; full ``P``, ``V`` (D, D)."""
-    b = _blocks(P, V, layout)
+    """One step of the expected-context loop: ``(v_{t+1}, rho_{t+1})`` (K, d + d_pi), (K, S) with
+    ``v_{t+1} = v + Vbar21 E[Sigma] P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)`` ((L2), ``wt = [1; v]``,
+    ``v = w`` the loop parameter ``[w; lambda]``) and ``rho_{t+1}`` the law of ``s_n``; full
+    ``P``, ``V`` (D, D)."""
+    b = _blocks(batch, P, V, layout)
     pi = behaviour_policy(batch, w, tau)
+    G = batch.alg.smooth_extra_rows(batch.phi_pi, pi)
     rhobar, rhoplus, rho_n = context_laws(batch, pi, rho, n)
     wt = torch.cat([torch.ones_like(w[:, :1]), w], dim=1)
-    s = expected_sigma_matvec(batch, pi, rhobar, rhoplus, wt @ b["P12"].mT)
+    s = expected_sigma_matvec(batch, pi, rhobar, rhoplus, wt @ b["P12"].mT, G)
     quad = ((wt @ b["P22"].mT) * wt).sum(-1)
     return w + s @ b["Vbar21"].mT + (quad / n)[:, None] * (wt @ b["Vbar22"].mT), rho_n
 
@@ -258,14 +384,13 @@ def expected_step(
 def expected_loop(
     batch: MDPBatch, P: torch.Tensor, V: torch.Tensor, layout: lt.Layout, *, n: int, T: int, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The expected-context loop (module docstring) for ``T`` updates from ``(w_0, mu0)``:
-    ``ws`` (T+1, K, d) and ``rhos`` (T+1, K, S); differentiable in ``P``, ``V`` (D, D)."""
+    """The expected-context loop (module docstring) for ``T`` updates from ``(v_0, mu0)``:
+    ``vs`` (T+1, K, d + d_pi) and ``rhos`` (T+1, K, S); differentiable in ``P``, ``V`` (D, D)."""
     n = check_int(n, "n")
     T = check_int(T, "T", minimum=0)
     tau = check_real(tau, "tau", low=0.0, low_open=True)
-    if layout.d != batch.d:
-        raise ValueError(f"layout: d = {layout.d} does not match the features' d = {batch.d}")
-    w, rho = batch.w0, batch.mu0
+    _blocks(batch, P, V, layout)
+    w, rho = batch.v0, batch.mu0
     ws, rhos = [w], [rho]
     for _ in range(T):
         w, rho = expected_step(batch, P, V, layout, w, rho, n, tau)
@@ -275,8 +400,9 @@ def expected_loop(
 
 
 def softmax_return(batch: MDPBatch, w: torch.Tensor, tau: float) -> torch.Tensor:
-    """(K,) normalised return (§0) ``(J(pi_w) - J(uniform)) / (J(pi*) - J(uniform))`` of the
-    softmax policy ``pi_w`` (temperature ``tau``), ``J = mu0^T (I - gamma P^pi)^{-1} r^pi`` exact."""
+    """(K,) normalised return (§0) ``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))`` of the smooth
+    behaviour ``pi`` at ``v = w`` (K, d + d_pi) (:func:`behaviour_policy`: ``softmax(Q_w / tau)``,
+    or the actor ``pi_lambda``), ``J = mu0^T (I - gamma P^pi)^{-1} r^pi`` exact."""
     pi = behaviour_policy(batch, w, tau)
     P_pi = torch.einsum("ksa,ksat->kst", pi, batch.P)
     r_pi = (pi * batch.r).sum(-1)
@@ -297,9 +423,11 @@ def rl_objective(
     horizon: str = "final",
     per_mdp: bool = False,
 ) -> torch.Tensor:
-    """(P2), smooth form: the mean over the batch of the normalised return of ``pi_{w_T}`` after
-    ``T`` updates of the expected-context loop (``horizon="final"``), or of the mean of the
-    returns of ``pi_{w_1}, ..., pi_{w_T}`` (``"mean"``). Scalar (``per_mdp=True``: the (K,) values
+    """(P2), smooth form: the mean over the batch of the normalised return of the smooth behaviour
+    ``pi_{v_T}`` (:func:`softmax_return`: ``softmax(Q_w / tau)`` without an actor, the actor
+    ``pi_lambda`` with one) after ``T`` updates of the expected-context loop
+    (``horizon="final"``), or of the mean of the returns of ``pi_{v_1}, ..., pi_{v_T}``
+    (``"mean"``). Scalar (``per_mdp=True``: the (K,) values
     before the mean over the batch), differentiable in ``P``, ``V``."""
     if horizon not in ("final", "mean"):
         raise ValueError(f"horizon: expected 'final' or 'mean', got {horizon!r}")
@@ -330,9 +458,12 @@ def score_function_gradient(
     ``log p`` the summed log-probabilities of every sampled action under ``pi_{w_t}`` (the only
     place besides the pathwise ``w_t`` that depends on ``theta``; states and rewards do not).
     Returns ``(grad_P, grad_V, mean f)``. Its mean differs from the gradient of the expected-
-    context loop by the mean-field gap of the module docstring; it is a cross-check, not a test."""
+    context loop by the mean-field gap of the module docstring; it is a cross-check, not a test.
+    Implemented for layouts without an actor (``d_pi = 0``; ValueError otherwise)."""
     from .training import increment
 
+    if layout.d_pi or batch.d_pi:
+        raise ValueError("layout: the score-function cross-check is implemented for d_pi = 0 (no actor)")
     samples = check_int(samples, "samples", minimum=2)
     P = P.detach().clone().requires_grad_(True)
     V = V.detach().clone().requires_grad_(True)

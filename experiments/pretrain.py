@@ -1,6 +1,7 @@
 r"""Reinforcement pretraining (P2) of one LSA block, against teacher mimicking (P1).
 
-(P2), smooth form: choose the full ``(P, V)`` (D x D, SARSA layout (H), ``D = 3d + 2``) to maximise
+(P2), smooth form: choose the full ``(P, V)`` (D x D, SARSA layout (H), ``D = 3d + 2``; or the
+actor-critic layout (A1), ``D = 3d + 2 d_pi + 2``, with ``algo="actor_critic"``) to maximise
 
 .. math:: R(\theta) = \frac1K \sum_{k=1}^K \frac{J_k(\pi_{w_T^{(k)}}) - J_k(\mathrm{uniform})}
           {J_k(\pi^*_k) - J_k(\mathrm{uniform})},
@@ -9,7 +10,12 @@ the mean normalised return (§0) of the softmax policy ``pi_w = softmax(Q_w / ta
 updates ``w_{t+1} = TF_theta(H_t)`` of the expected-context loop
 (:mod:`experiments.expected_loop`), over ``K`` training MDPs of the [LL] family, each with fresh
 features ``phi ~ U(-1, 1)`` (d = S A) and ``w_0 ~ U(-1, 1)^d``. No teacher enters: the objective
-sees only returns. ``horizon="mean"`` averages the return over ``t = 1..T`` instead. The training
+sees only returns. With an actor (``algo`` a registered closed-loop algorithm whose declaration
+has one, e.g. ``"actor_critic"``: state-value critic ``d = S``, actor ``d_pi = S A``, (A1)-(A5))
+the policy is the loop's own actor ``pi_{lambda_T}`` (temperature 1, ``tau`` unused), the loop
+parameter is ``[w; lambda]`` from ``w_0 ~ U(-1, 1)^d``, ``lambda_0 = 0``, and the tables are the
+declaration's (:func:`experiments.expected_loop.draw_task`). ``horizon="mean"`` averages the
+return over ``t = 1..T`` instead. The training
 sample is frozen (an empirical objective, deterministic gradient); minibatches of MDPs are
 optional.
 
@@ -72,14 +78,25 @@ METRIC_MDPS = 512
 #: :func:`train_rl` stops with RuntimeError after this many consecutive skipped steps.
 MAX_SKIPS = 50
 HORIZONS = ("final", "mean")
+
+#: The algorithms (P2) runs on: every registered closed-loop declaration
+#: (:class:`constructions.ClosedLoopAlgorithm`; the CLI offers them as ``--algo``).
+ALGOS = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
+
+#: Defaults of the fields added with the actor-critic layout, for checkpoints written before them.
+_LATER_FIELDS = {"algo": "sarsa", "beta": 0.1}
 INITS = ("random", "constructed")
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """One (P2)-vs-(P1) comparison. Environment: S x A MDPs of the [LL] family (gamma 0.5),
-    d = S A, context length ``n``; ``alpha``, ``epsilon``: the SARSA teacher of (P1), the
-    constructed block (S3) and the sampled deployment (S6). (P2): ``T`` expected-loop updates,
+    """One (P2)-vs-(P1) comparison. ``algo``: the registered closed-loop algorithm (:data:`ALGOS`;
+    ``"sarsa"`` (S2)-(S6), ``"actor_critic"`` (A1)-(A5)) whose layout, teacher, construction and
+    policies are used, all read off its declaration. Environment: S x A MDPs of the [LL] family
+    (gamma 0.5), the declaration's default dims (SARSA d = S A; actor-critic d = S, d_pi = S A),
+    context length ``n``; ``alpha`` (and ``beta`` with an actor), ``epsilon``: the teacher of
+    (P1), the constructed block (S3)/(A3) and the sampled deployment (S6)/(A5) (``epsilon`` and
+    ``tau`` unused with an actor, which acts with ``pi_lambda``). (P2): ``T`` expected-loop updates,
     softmax temperature ``tau``, ``horizon``, ``k`` training MDPs (``batch_mdps`` per step, ``None``
     all), Adam ``steps`` at ``lr`` -> ``lr_final`` (``schedule``, ``warmup``) from ``init``
     (:func:`init_start`). (P1): ``teacher_steps`` steps on ``min(k, teacher_k)`` MDPs x ``frames``
@@ -96,6 +113,8 @@ class PretrainConfig:
     gamma: float = 0.5
     alpha: float = 0.2
     epsilon: float = 0.1
+    algo: str = "sarsa"
+    beta: float = 0.1
     tau: float = 0.3
     T: int = 20
     horizon: str = "final"
@@ -138,6 +157,9 @@ class PretrainConfig:
         check_real(self.tau, "tau", low=0.0, low_open=True)
         for name in ("lr", "lr_final", "teacher_lr", "teacher_lr_final", "init_scale", "adam_eps"):
             check_real(getattr(self, name), name, low=0.0, low_open=True)
+        if not isinstance(self.algo, str) or self.algo not in ALGOS:
+            raise ValueError(f"algo: expected one of {ALGOS}, got {self.algo!r}")
+        check_real(self.beta, "beta", low=0.0, low_open=True)
         if self.horizon not in HORIZONS:
             raise ValueError(f"horizon: expected one of {HORIZONS}, got {self.horizon!r}")
         if self.init not in INITS:
@@ -149,8 +171,23 @@ class PretrainConfig:
         self.teacher_config()  # validates the shared fields
 
     @property
+    def alg(self) -> constructions.ClosedLoopAlgorithm:
+        """The declaration of ``algo``."""
+        return constructions.ALGORITHMS[self.algo]
+
+    @property
+    def dims(self):
+        """The declaration's default ``(d, d_pi)`` at ``(S, A)``."""
+        return self.alg.dims(self.S, self.A)
+
+    @property
     def layout(self) -> lt.Layout:
-        return lt.Layout(self.S * self.A)
+        return self.dims.layout
+
+    @property
+    def hyper(self) -> dict:
+        """The teacher's hyperparameters ``gamma``, ``alpha``, ``beta`` (``beta`` only with an actor)."""
+        return {"gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
 
     @property
     def T_eval(self) -> int:
@@ -160,6 +197,8 @@ class PretrainConfig:
         """The (P1) run: :class:`~experiments.training.TrainConfig` on ``k`` MDPs x ``frames``
         frames with this environment, float64; its ``init_params`` is also the (P2) start."""
         return TrainConfig(
+            algorithm=self.algo,
+            beta=self.beta,
             S=self.S,
             A=self.A,
             n=self.n,
@@ -214,34 +253,35 @@ class PretrainConfig:
 
 
 def training_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]]:
-    """The ``k`` (P2) training MDPs, features and ``w_0``: :func:`experiments.expected_loop.
-    draw_batch` with ``default_rng([seed, 5])`` (a stream the (P1) data and held-out MDPs never use)."""
-    return el.draw_batch(cfg.k, cfg.S, cfg.A, cfg.gamma, np.random.default_rng([cfg.seed, 5]))
+    """The ``k`` (P2) training MDPs, features and starts: :func:`experiments.expected_loop.
+    draw_batch` of ``cfg.algo`` with ``default_rng([seed, 5])`` (a stream the (P1) data and
+    held-out MDPs never use)."""
+    return el.draw_batch(cfg.k, cfg.S, cfg.A, cfg.gamma, np.random.default_rng([cfg.seed, 5]), algo=cfg.algo)
 
 
 def heldout_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]]:
-    """Held-out MDP ``i``: ``random_mdp(S, A, gamma, heldout_rng(seed, i))``, then features and
-    ``w_0`` from ``heldout_rng(seed, i, 1)`` in the order :func:`experiments.control.deploy`
-    draws them, so the smooth and the sampled evaluations start from the same ``(phi, w_0)``."""
+    """Held-out MDP ``i``: ``random_mdp(S, A, gamma, heldout_rng(seed, i))``, then its task draws
+    (:func:`experiments.expected_loop.draw_task`: critic table, ``w_0``, actor table) from
+    ``heldout_rng(seed, i, 1)`` in the order :func:`experiments.control.deploy` draws them, so the
+    smooth and the sampled evaluations start from the same tables and parameters."""
     from .envs import heldout_rng
 
-    mdps, phis, w0s = [], [], []
+    mdps, draws = [], []
     for i in range(cfg.heldout_k):
         mdps.append(lt.random_mdp(cfg.S, cfg.A, cfg.gamma, heldout_rng(cfg.seed, i)))
-        rng = heldout_rng(cfg.seed, i, 1)
-        phis.append(lt.random_features(cfg.S, cfg.A, None, rng))
-        w0s.append(rng.uniform(-1.0, 1.0, cfg.S * cfg.A))
-    return el.make_batch(mdps, phis, w0s), mdps
+        draws.append(el.draw_task(cfg.algo, cfg.S, cfg.A, heldout_rng(cfg.seed, i, 1)))
+    return el.batch_of(mdps, draws, cfg.algo), mdps
 
 
 def init_start(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
     """The (P2) start: :func:`experiments.training.init_params` of ``cfg.teacher_config()``
     (``init="random"``: the (P1) block's start, entries ``init_scale * N(0, 1)``), plus the
-    construction (S3) with ``cfg.alpha`` for ``init="constructed"`` (a warm start on the SARSA
-    block: does return maximisation keep, rescale or leave the (S3) structure?)."""
+    construction of the declaration ((S3), or (A3) with ``beta``) for ``init="constructed"`` (a
+    warm start on the teacher's block: does return maximisation keep, rescale or leave its
+    structure?)."""
     params = init_params(cfg.teacher_config())
     if cfg.init == "constructed":
-        P, V = (torch.as_tensor(M) for M in constructions.sarsa(cfg.layout.d, cfg.alpha))
+        P, V = (torch.as_tensor(M) for M in cfg.alg.construction_blocks(cfg.dims, cfg.hyper))
         if "P" in params:
             params = {"P": params["P"] + P, "V": params["V"] + V}
         else:
@@ -293,7 +333,7 @@ def _metrics(cfg, step, params, batch, held, P0, V0, train_time, skipped) -> dic
             row[key] = float(vals[ok].mean()) if ok.any() else None
             row[f"{key}_nonfinite"] = int((~ok).sum())
     Pn, Vn = _numpy(params, lay)
-    row.update(s3_alignment(Pn, Vn, lay))
+    row.update(s3_alignment(Pn, Vn, lay, algo=cfg.algo))
     fz, fz0 = frozen_blocks(Pn, Vn, lay), frozen_blocks(P0, V0, lay)
     row["frozen_moved"] = float(max(np.abs(fz[k] - fz0[k]).max() for k in fz))
     return row
@@ -334,7 +374,7 @@ def train_rl(
         step, hist, train_time, skipped, streak = 0, [], 0.0, 0, 0
         if out is not None and (out / CHECKPOINT).exists():
             ck = torch.load(out / CHECKPOINT, weights_only=False)
-            if ck["config"] != cfg.as_dict():
+            if _LATER_FIELDS | ck["config"] != cfg.as_dict():
                 raise ValueError(
                     f"out: {out / CHECKPOINT} holds another configuration; use a fresh directory"
                 )
@@ -344,6 +384,8 @@ def train_rl(
             opt.load_state_dict(ck["optimizer"])
             batches.load(ck["batches"])
             step, hist, train_time, skipped = ck["step"], ck["history"], ck["train_time"], ck["skipped"]
+            streak = ck.get("streak", 0)  # consecutive skipped steps, so a resumed run stops where the
+            # uninterrupted one does (checkpoints written before this field resume with 0)
 
         def save(finished: bool) -> RLResult:
             final = (
@@ -365,6 +407,7 @@ def train_rl(
                         "history": hist,
                         "train_time": train_time,
                         "skipped": skipped,
+                        "streak": streak,
                     },
                 )
                 atomic_savez(out / "rl.npz", P=P, V=V, P0=P0, V0=V0)

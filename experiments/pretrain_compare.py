@@ -25,10 +25,12 @@ def run_pretrain(
     """(P3): train the (P2) block (``mode`` ``"rl"``/``"both"``, :func:`train_rl` into ``out/rl``)
     and the (P1) block (``"teacher"``/``"both"``, :func:`experiments.training.train` of
     ``cfg.teacher_config()`` into ``teacher_out``, default ``out/teacher``), then score them with
-    the constructed block (S3) and the exact update (S2) (:func:`experiments.pretrain_eval.
+    the constructed block ((S3), or (A3) for ``cfg.algo = "actor_critic"``) and the exact update
+    ((S2)/(A2)) (:func:`experiments.pretrain_eval.
     evaluate_blocks`). Returns ``{"rl": {...}, "rl_initial": {...}, "teacher": {...},
     "constructed": {...}, "exact": {...}, "paired": {...}, "passed", "config", ...}`` (entries of
-    the blocks trained in ``mode``); ``rl`` also carries ``initial_heldout_return`` (the same block
+    the blocks trained in ``mode``; each entry and the document name their ``reference_update``);
+    ``rl`` also carries ``initial_heldout_return`` (the same block
     before training), ``train_objective`` and ``heldout_objective`` (the final smooth (P2)
     objectives), ``train_time`` and ``skipped``. ``passed``: the 95 % paired interval of ``rl -
     rl_initial`` lies above 0 (``True`` in mode ``"teacher"``). With ``out``: ``pretrain.json``,
@@ -72,6 +74,7 @@ def run_pretrain(
         low = ev["paired"]["at_T"]["rl-rl_initial"]["ci_low"]
         passed = low is not None and low > 0
     doc.update(
+        reference_update=ev["reference_update"],
         paired=ev["paired"],
         passed=bool(passed),
         mode=mode,
@@ -105,7 +108,9 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     depend on ``T``, in ``out/teacher_k{k}``; all resumable). Returns ``{"rows": [...], "base"}``,
     one row per run with the held-out returns of every block, the paired ``rl - teacher`` and ``rl
     - rl_initial`` intervals and the RL block's structure and update agreement; with ``out`` also
-    ``pretrain_sweep.json`` and ``pretrain_sweep.png``."""
+    ``pretrain_sweep.json`` and ``pretrain_sweep.png``. A run whose (P2) training stops with
+    RuntimeError (every training loop overflowed, :data:`experiments.pretrain.MAX_SKIPS` steps in
+    a row) is recorded as a row ``{"T", "k", "failed": message}`` and the sweep goes on."""
     from .pretrain_eval import plot_sweep
 
     out = Path(out) if out is not None else None
@@ -113,10 +118,21 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
         (base.T, int(k)) for k in ks if (base.T, int(k)) not in {(int(t), base.k) for t in Ts}
     ]
     rows = []
+
+    def _write() -> None:
+        if out is not None:
+            doc = {"base": base.as_dict(), "rows": rows, "versions": versions()}
+            atomic_write_json(out / "pretrain_sweep.json", doc)
+
     for T, k in runs:
         cfg = base.replace(T=T, k=k, batch_mdps=None if base.batch_mdps is None else min(base.batch_mdps, k))
         sub = None if out is None else out / f"T{T}_k{k}"
-        doc = run_pretrain(cfg, "both", sub, None if out is None else out / f"teacher_k{k}")
+        try:
+            doc = run_pretrain(cfg, "both", sub, None if out is None else out / f"teacher_k{k}")
+        except RuntimeError as exc:
+            rows.append({"T": T, "k": k, "failed": str(exc)})
+            _write()
+            continue
         row = {"T": T, "k": k}
         for name in ("rl", "rl_initial", "teacher", "constructed", "exact"):
             row[f"{name}_return"] = doc[name]["heldout_return"]
@@ -135,10 +151,7 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
         row["rl_minus_initial"] = doc["paired"]["at_T"]["rl-rl_initial"]
         row["rl_minus_exact"] = doc["paired"]["at_T"]["rl-exact"]
         rows.append(row)
-        if out is not None:
-            atomic_write_json(
-                out / "pretrain_sweep.json", {"base": base.as_dict(), "rows": rows, "versions": versions()}
-            )
+        _write()
     if out is not None:
         plot_sweep(out)
     return to_jsonable({"base": base.as_dict(), "rows": rows, "versions": versions()})

@@ -1,22 +1,27 @@
-r"""(P3): the reinforcement-pretrained block against teacher mimicking, the construction and SARSA.
+r"""(P3): the reinforcement-pretrained block against teacher mimicking, the construction and the
+exact teacher, for the layout of the configuration's ``algo`` (SARSA (H)/(S3) or actor-critic
+(A1)/(A3); every per-algorithm difference comes from its registered declaration).
 
 Every block is scored on the same ``heldout_k`` held-out MDPs with fresh features (MDP ``i`` from
 ``heldout_rng(seed, i)``, its features, ``w_0`` and rollouts from ``heldout_rng(seed, i, 1)``, see
 :func:`experiments.pretrain.heldout_batch`), so that differences are paired:
 
 - ``heldout_return``: greedy normalised return (§0) after ``T_eval`` updates of the *sampled*
-  closed loop (S6) with epsilon-greedy behaviour (:func:`experiments.control.deploy`, the real
-  deployment), mean and standard error over the held-out MDPs; ``heldout_return_final`` the same
+  closed loop (S6) with epsilon-greedy behaviour, or (A5) acting with ``pi_lambda``
+  (:func:`experiments.control.deploy`, the real deployment; the greedy policy of the
+  declaration is scored), mean and standard error over the held-out MDPs; ``heldout_return_final`` the same
   after ``curve_updates`` updates (beyond the (P2) horizon);
 - ``heldout_return_softmax``: the same on the sampled loop with the softmax behaviour of (P2)
-  (:func:`softmax_deploy`);
+  (:func:`softmax_deploy`; with an actor the deployment itself);
 - ``heldout_smooth_return``: the (P2) objective itself on the held-out MDPs (expected-context loop,
   softmax policy after ``T`` updates);
-- structure, :func:`s3_alignment`: ``cos_S3_effective``, ``cos_S3_full``, ``alpha_eff``,
-  ``cos_S3_fixed_alpha``;
-- update, :func:`update_agreement` on held-out teacher frames (prompts met along the SARSA loop
-  on fresh MDPs with fresh features): ``update_corr_sarsa``, ``update_cos_sarsa``,
-  ``update_scale_sarsa``, ``heldout_teacher_err``.
+- structure, :func:`s3_alignment` against the algorithm's construction ((S3), or (A3) for the
+  actor-critic; the key names stay ``cos_S3_*``): ``cos_S3_effective``, ``cos_S3_full``,
+  ``alpha_eff`` (``beta_eff``), ``cos_S3_fixed_alpha``;
+- update, :func:`update_agreement` on held-out teacher frames (prompts met along the teacher's
+  loop on fresh MDPs with fresh features) against the exact teacher update named by
+  ``reference_update`` ((S2), or (A2) for the actor-critic; the key names stay ``*_sarsa``):
+  ``update_corr_sarsa``, ``update_cos_sarsa``, ``update_scale_sarsa``, ``heldout_teacher_err``.
 
 Paired differences ``a - b`` over the held-out MDPs come with 95 % Student-t intervals
 (:func:`paired_ci`).
@@ -42,14 +47,8 @@ from .control import _diverged, deploy, resolve_weights
 from .control import _eval_points as _control_eval_points
 from .control import l2_readout as _l2
 from .envs import heldout_rng
-from .io import (
-    atomic_savez,
-    progress,
-    read_json,
-    single_blas_thread,
-    to_jsonable,
-    versions,
-)
+from .io import atomic_savez, progress, single_blas_thread, to_jsonable, versions
+from .pretrain_plots import plot_blocks, plot_returns, plot_rl_training, plot_sweep
 from .training import heldout_error, structure_metrics
 
 __all__ = [
@@ -75,46 +74,86 @@ ENTRY_FIELDS = (
 )
 
 
-def s3_alignment(P: np.ndarray, V: np.ndarray, layout: lt.Layout, alpha: float | None = None) -> dict:
-    """Alignment of a block (full ``P``, ``V`` (D, D), SARSA layout) with (S3) up to its symmetries.
+def s3_alignment(
+    P: np.ndarray,
+    V: np.ndarray,
+    layout: lt.Layout,
+    alpha: float | None = None,
+    algo: str = "sarsa",
+    beta: float = 0.1,
+) -> dict:
+    """Alignment of a block (full ``P``, ``V`` (D, D)) with the construction of the registered
+    closed-loop algorithm ``algo`` up to its symmetries: (S3) for the SARSA layout, (A3) for the
+    actor-critic layout (the public key names ``cos_S3_*`` are kept for both).
 
-    The (S3) blocks for every scale ``c`` and every step size ``alpha`` span the plane
-    ``{(a P12*, b Vbar21*(1))}``, ``alpha = a b`` (the scaling ``(cP, V/c)`` of (S4) moves along it).
-    With ``x = <Vbar21, Vbar21*(1)> / |Vbar21*(1)|`` and ``y = <P12, P12*> / |P12*|`` the projection
-    of the block on that plane has norm ``sqrt(x^2 + y^2)``; ``cos_S3_effective = sign(x y)
-    sqrt(x^2 + y^2) / |(Vbar21, P12)|`` (negative: the nearest point of the plane is an (S3) block
-    with a negative step size), ``cos_S3_full`` the same divided by the norm of ALL entries of ``P``
-    and ``V`` (the construction is zero elsewhere), ``alpha_eff = (x / |Vbar21*(1)|) (y / |P12*|)``
-    the step size of the nearest construction. With ``alpha``: ``cos_S3_fixed_alpha`` and ``c``,
-    the cosine to the scaling orbit of (S3) at that step size (:func:`experiments.training.
-    structure_metrics`, no invisible direction)."""
-    if layout.d_pi:
-        raise ValueError("layout: s3_alignment is for the SARSA layout (d_pi = 0)")
+    The constructions for every scale ``c`` and every step size span ``{(a P12*, b Vbar21*_c(1),
+    e Vbar21*_a(1))}``, with ``Vbar21*_c(1)`` the critic rows (the first ``d``) and ``Vbar21*_a(1)``
+    the actor rows (the last ``d_pi``, absent for SARSA) of ``Vbar21*`` at unit step sizes,
+    ``alpha = a b``, ``beta = a e`` (the scaling ``(cP, V/c)`` of (S4)/(A4) moves along it). With
+    ``y = <P12, P12*> / |P12*|``, ``x_c``, ``x_a`` the same for the two row blocks of ``Vbar21`` and
+    ``x = <Vbar21, Vbar21*(1)> / |Vbar21*(1)|``, the projection of the block on that span has norm
+    ``sqrt(y^2 + x_c^2 + x_a^2)``; ``cos_S3_effective = sign(x y) sqrt(y^2 + x_c^2 + x_a^2) /
+    |(Vbar21, P12)|`` (negative: the nearest construction has negative step sizes),
+    ``cos_S3_full`` the same divided by the norm of ALL entries of ``P`` and ``V`` (the construction
+    is zero elsewhere), ``alpha_eff = (x_c / |Vbar21*_c(1)|) (y / |P12*|)`` (and ``beta_eff`` with
+    the actor rows) the step sizes of the nearest construction. With ``alpha``:
+    ``cos_S3_fixed_alpha`` and ``c``, the cosine to the scaling orbit of the construction at
+    ``alpha`` (and ``beta``) (:func:`experiments.training.structure_metrics`, no invisible
+    direction)."""
+    from .pretrain import ALGOS
+
+    if algo not in ALGOS:
+        raise ValueError(f"algo: expected one of {ALGOS}, got {algo!r}")
+    alg = constructions.ALGORITHMS[algo]
+    dims = alg.dims(1, 1, layout.d, layout.d_pi)
+    if (dims.d, dims.d_pi) != (layout.d, layout.d_pi) or alg.has_actor != bool(layout.d_pi):
+        raise ValueError(f"layout: d_pi = {layout.d_pi} does not fit {algo!r} (d_pi = {dims.d_pi})")
     P, V = np.asarray(P, dtype=np.float64), np.asarray(V, dtype=np.float64)
     b = layout.blocks(P, V)
-    b0 = layout.blocks(*constructions.sarsa(layout.d, 1.0))
-    nA0, nB0 = np.linalg.norm(b0["Vbar21"]), np.linalg.norm(b0["P12"])
-    x = float(np.sum(b["Vbar21"] * b0["Vbar21"]) / nA0)
+    b0 = layout.blocks(*alg.construction_blocks(dims, {"gamma": 0.5, "alpha": 1.0, "beta": 1.0}))
+    d = layout.d
+    nB0 = np.linalg.norm(b0["P12"])
     y = float(np.sum(b["P12"] * b0["P12"]) / nB0)
-    proj = np.sign(x * y) * np.hypot(x, y)
+    x = float(np.sum(b["Vbar21"] * b0["Vbar21"]) / np.linalg.norm(b0["Vbar21"]))
+    steps, sq = [], y * y
+    for rows in (slice(0, d), slice(d, layout.k)):
+        ref = b0["Vbar21"][rows]
+        if ref.size and np.any(ref):
+            nr = np.linalg.norm(ref)
+            xr = float(np.sum(b["Vbar21"][rows] * ref) / nr)
+            sq += xr * xr
+            steps.append(xr * y / (nr * nB0))
+    proj = np.sign(x * y) * np.sqrt(sq)
     eff = np.hypot(np.linalg.norm(b["Vbar21"]), np.linalg.norm(b["P12"]))
     full = np.hypot(np.linalg.norm(P), np.linalg.norm(V))
     row = {
         "cos_S3_effective": float(proj / eff) if eff > 0 else 0.0,
         "cos_S3_full": float(proj / full) if full > 0 else 0.0,
-        "alpha_eff": float(x * y / (nA0 * nB0)),
+        "alpha_eff": float(steps[0]),
         "norm_P22": float(np.linalg.norm(b["P22"])),
         "norm_Vbar22": float(np.linalg.norm(b["Vbar22"])),
     }
+    if len(steps) > 1:
+        row["beta_eff"] = float(steps[1])
     if alpha is not None:
         alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-        spec = dy.TeacherSpec(S=1, A=layout.d, alpha=alpha, k=1, frames=1)
+        spec = dy.TeacherSpec(
+            algorithm=algo,
+            S=1,
+            A=1,
+            d=layout.d,
+            d_pi=layout.d_pi or None,
+            alpha=alpha,
+            beta=beta,
+            k=1,
+            frames=1,
+        )
         p = layout.D - layout.m
         summary = dy.TeacherDataset(
             spec,
             np.zeros((1, layout.m, layout.m)),
             np.zeros((1, p)),
-            np.zeros((1, layout.d)),
+            np.zeros((1, layout.k)),
             np.zeros(1, int),
         )
         sm = structure_metrics(P, V, summary, U=np.zeros((layout.m, 0)))
@@ -122,51 +161,99 @@ def s3_alignment(P: np.ndarray, V: np.ndarray, layout: lt.Layout, alpha: float |
     return row
 
 
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel(), b.ravel()
+    return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else 0.0
+
+
+def _td_fit(a: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares coefficients of ``a`` (N,) on the columns of ``parts`` (N, 3) and the R^2."""
+    coef, *_ = np.linalg.lstsq(parts, a, rcond=None)
+    resid = a - parts @ coef
+    r2 = float(1.0 - resid @ resid / ((a - a.mean()) @ (a - a.mean()))) if np.std(a) > 0 else 0.0
+    return coef, r2
+
+
 def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> dict:
-    """Agreement of the block's update ``Delta = TF(H) - w`` ((L2) on full ``P``, ``V``) with the
-    SARSA update ``Delta_S = w_SARSA - w`` (S2) on the frames of ``held``: ``update_corr_sarsa``
-    the Pearson correlation over all (frame, coordinate) entries, ``update_cos_sarsa`` the mean
-    per-frame cosine, ``update_scale_sarsa = <Delta, Delta_S> / |Delta_S|^2`` (the block's step
-    size relative to ``alpha``), ``heldout_teacher_err`` the relative teacher-matching error of
-    :func:`experiments.training.heldout_error`; and the TD decomposition: the least-squares fit
-    ``Delta ~ a u_r + b u_b + c u_v`` over all frames of the three terms of (S2),
-    ``u_r = (1/n) sum_i r_{i+1} phi_i`` (reward), ``u_b = (1/n) sum_i phi_i gamma phi_i^{+T} w``
-    (bootstrap) and ``u_v = -(1/n) sum_i phi_i phi_i^T w`` (current value), SARSA being ``a = b = c =
-    alpha``: ``td_coef_reward``, ``td_coef_bootstrap``, ``td_coef_value`` and its ``td_fit_r2``
-    (a block without the bootstrap term is a reward regression, not TD)."""
+    """Agreement of the block's update ``Delta = TF(H) - [w; lambda]`` ((L2) on full ``P``, ``V``,
+    (F, d + d_pi)) with the exact teacher's update ``Delta_T`` (``held.y``: (S2) for SARSA, (A2)
+    for the actor-critic, ``held.spec.algorithm`` names it) on the frames of ``held``:
+    ``update_corr_sarsa`` (the public name, for every teacher) the Pearson correlation over all
+    (frame, coordinate) entries, ``update_cos_sarsa`` the mean per-frame cosine,
+    ``update_scale_sarsa = <Delta, Delta_T> / |Delta_T|^2`` (the block's step size relative to the
+    teacher's), ``heldout_teacher_err`` the relative teacher-matching error of
+    :func:`experiments.training.heldout_error`; and the TD decomposition of the critic's part:
+    the least-squares fit ``Delta_w ~ a u_r + b u_b + c u_v`` over all frames of the three terms of
+    (S2)/(A2), ``u_r = (1/n) sum_i r_{i+1} phi_i`` (reward), ``u_b = (1/n) sum_i phi_i gamma
+    phi_i^{+T} w`` (bootstrap) and ``u_v = -(1/n) sum_i phi_i phi_i^T w`` (current value), the
+    teacher being ``a = b = c = alpha``: ``td_coef_reward``, ``td_coef_bootstrap``,
+    ``td_coef_value`` and its ``td_fit_r2`` (a block without the bootstrap term is a reward
+    regression, not TD); ``update_cubic_share`` the share ``sum |c|^2 / (sum |Delta - c|^2 +
+    sum |c|^2)`` of the cubic (L2) term ``c = (1/n) Vbar22 wt (wt^T P22 wt)`` (zero for the
+    constructions, which (M2) keeps on ``{P22 = 0, Vbar22 = 0}``). With an actor (d_pi > 0) also
+    ``update_corr_critic``, ``update_corr_actor`` (Pearson on each part), ``update_scale_actor``
+    and the same fit of the actor's part on ``g_i`` in place of ``phi_i`` (A2): ``actor_coef_reward``,
+    ``actor_coef_bootstrap``, ``actor_coef_value``, ``actor_fit_r2`` (the teacher: all ``beta``),
+    and with a fourth term, the score's self-reinforcement ``u_s = (1/n) sum_i g_i g_i^T lambda``
+    (zero for the teacher), ``actor_coef_sharpen`` and ``actor_fit4_r2``."""
     lay = held.layout
     tf = lt.tf_from_statistics(
         held.Sigma, held.wt, np.asarray(P, float), np.asarray(V, float), held.spec.n, lay
     )
     delta, ds = tf - held.wt[:, 1:], held.y
+    bl = lay.blocks(np.asarray(P, float), np.asarray(V, float))
+    quad = np.einsum("fi,ij,fj->f", held.wt, bl["P22"], held.wt)
+    cubic = (quad / held.spec.n)[:, None] * (held.wt @ bl["Vbar22"].T)  # (1/n) Vbar22 wt wt^T P22 wt
     a, b = delta.ravel(), ds.ravel()
-    corr = float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 else 0.0
     nd, ns = np.linalg.norm(delta, axis=1), np.linalg.norm(ds, axis=1)
     ok = (nd > 0) & (ns > 0)
     cos = float(np.mean(np.sum(delta * ds, axis=1)[ok] / (nd[ok] * ns[ok]))) if ok.any() else 0.0
     d = lay.d
-    w = held.wt[:, 1:]
-    Sp = held.Sigma[:, :d]  # rows phi_i of Sigma
-    parts = np.stack(
-        [
-            Sp[:, :, 2 * d],  # (1/n) sum_i r_{i+1} phi_i
-            (Sp[:, :, d : 2 * d] @ w[:, :, None])[:, :, 0],  # (1/n) sum_i phi_i gamma phi_i^+T w
-            -(Sp[:, :, :d] @ w[:, :, None])[:, :, 0],  # -(1/n) sum_i phi_i phi_i^T w
-        ],
-        axis=-1,
-    ).reshape(-1, 3)
-    coef, *_ = np.linalg.lstsq(parts, a, rcond=None)
-    resid = a - parts @ coef
-    return {
-        "update_corr_sarsa": corr,
+    w = held.wt[:, 1 : 1 + d, None]
+
+    def parts(rows: slice) -> np.ndarray:
+        Sp = held.Sigma[:, rows]  # rows phi_i (or g_i) of Sigma
+        return np.stack(
+            [
+                Sp[:, :, 2 * d],  # (1/n) sum_i r_{i+1} phi_i
+                (Sp[:, :, d : 2 * d] @ w)[:, :, 0],  # (1/n) sum_i phi_i gamma phi_i^+T w
+                -(Sp[:, :, :d] @ w)[:, :, 0],  # -(1/n) sum_i phi_i phi_i^T w
+            ],
+            axis=-1,
+        ).reshape(-1, 3)
+
+    coef, r2 = _td_fit(delta[:, :d].ravel(), parts(lay.phi))
+    row = {
+        "update_corr_sarsa": _corr(a, b),
         "update_cos_sarsa": cos,
         "update_scale_sarsa": float(a @ b / (b @ b)),
         "heldout_teacher_err": heldout_error(P, V, held)[0],
         "td_coef_reward": float(coef[0]),
         "td_coef_bootstrap": float(coef[1]),
         "td_coef_value": float(coef[2]),
-        "td_fit_r2": float(1.0 - resid @ resid / ((a - a.mean()) @ (a - a.mean()))) if np.std(a) > 0 else 0.0,
+        "td_fit_r2": r2,
+        "update_cubic_share": float(
+            np.sum(cubic**2) / max(np.sum((delta - cubic) ** 2) + np.sum(cubic**2), 1e-300)
+        ),
     }
+    if lay.d_pi:
+        da, dsa = delta[:, d:], ds[:, d:]
+        coef_a, r2_a = _td_fit(da.ravel(), parts(lay.g))
+        lam = held.wt[:, 1 + d :, None]
+        sharpen = (held.Sigma[:, lay.g][:, :, lay.g] @ lam)[:, :, 0].reshape(-1, 1)  # (1/n) sum g g^T lam
+        coef4, r2_4 = _td_fit(da.ravel(), np.concatenate([parts(lay.g), sharpen], axis=1))
+        row |= {
+            "update_corr_critic": _corr(delta[:, :d], ds[:, :d]),
+            "update_corr_actor": _corr(da, dsa),
+            "update_scale_actor": float(np.sum(da * dsa) / np.sum(dsa * dsa)),
+            "actor_coef_reward": float(coef_a[0]),
+            "actor_coef_bootstrap": float(coef_a[1]),
+            "actor_coef_value": float(coef_a[2]),
+            "actor_fit_r2": r2_a,
+            "actor_coef_sharpen": float(coef4[3]),
+            "actor_fit4_r2": r2_4,
+        }
+    return row
 
 
 def softmax_deploy(
@@ -209,19 +296,29 @@ def softmax_deploy(
 
 
 def _deploy_curve(cfg, mdp, wts, i: int, sol) -> np.ndarray:
-    """Greedy normalised returns at :func:`_eval_points` along the epsilon-greedy loop (S6) on
-    held-out MDP ``i`` (:func:`experiments.control.deploy`, stream ``heldout_rng(seed, i, 1)``)."""
-    return deploy(
-        mdp,
-        wts,
+    """Greedy normalised returns at :func:`_eval_points` along the sampled loop of ``cfg.algo``
+    ((S6) epsilon-greedy, (A5) ``pi_lambda``) on held-out MDP ``i`` (:func:`experiments.control.
+    deploy`, stream ``heldout_rng(seed, i, 1)``): the policy scored is the declaration's greedy one
+    (argmax of ``Q_w``, or of ``lambda^T phi_pi``), not the behaviour. A loop whose dense (L1)
+    forward pass overflows (the cubic (L2) term of a diverging block: ValueError on a non-finite
+    ``H_out``) is rerun on the same stream with the equal (L2) forward pass, which stops it as
+    diverged (NaN entries) instead."""
+    kw = dict(
         n=cfg.n,
         n_updates=cfg.curve_updates,
         epsilon=cfg.epsilon,
         alpha=cfg.alpha,
-        rng=heldout_rng(cfg.seed, i, 1),
         eval_every=cfg.eval_every,
+        algo=cfg.algo,
+        beta=cfg.beta,
         solution=sol,
-    ).normalized_return
+    )
+    try:
+        return deploy(mdp, wts, rng=heldout_rng(cfg.seed, i, 1), **kw).normalized_return
+    except ValueError as exc:
+        if "NaN or inf" not in str(exc):
+            raise
+        return deploy(mdp, wts, rng=heldout_rng(cfg.seed, i, 1), forward="l2", **kw).normalized_return
 
 
 def _eval_points(cfg) -> np.ndarray:
@@ -277,7 +374,8 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
     held, mdps = heldout_batch(cfg)
     sols = [lt.optimal(m) for m in mdps]
     frames = dy.teacher_dataset(cfg.teacher_config().heldout_spec(), np.random.default_rng([cfg.seed, 7]))
-    Pc, Vc = constructions.sarsa(lay.d, cfg.alpha)
+    Pc, Vc = cfg.alg.construction_blocks(cfg.dims, cfg.hyper)
+    actor = cfg.alg.has_actor
     entries, arrays = {}, {}
     for name, wts in blocks.items():
         t0 = time.perf_counter()
@@ -286,6 +384,8 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging loop stops (n_diverged)
             for i, mdp in enumerate(progress(mdps, desc=f"evaluate {name}")):
                 curves.append(_deploy_curve(cfg, mdp, wts, i, sols[i]))
+                if actor:  # (A5) acts with pi_lambda: the sampled softmax loop is the deployment
+                    continue
                 soft.append(
                     softmax_deploy(
                         mdp,
@@ -298,15 +398,16 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
                         solution=sols[i],
                     )[-1]
                 )
-        curves, soft = np.stack(curves), np.asarray(soft)
+        curves = np.stack(curves)
         points = _eval_points(cfg)
         at_T = curves[:, int(np.flatnonzero(points == T_eval)[0])]
+        soft = at_T.copy() if actor else np.asarray(soft)
         with torch.no_grad():
             ws, _ = el.expected_loop(
                 held, torch.as_tensor(PV[0]), torch.as_tensor(PV[1]), lay, n=cfg.n, T=cfg.T, tau=cfg.tau
             )
             smooth = el.softmax_return(held, ws[-1], cfg.tau).numpy()
-        e = {}
+        e = {"reference_update": cfg.algo}
         e["heldout_return"], e["heldout_return_sem"] = _mean_sem(at_T)
         e["heldout_return_final"], e["heldout_return_final_sem"] = _mean_sem(curves[:, -1])
         e["heldout_return_softmax"], e["heldout_return_softmax_sem"] = _mean_sem(soft)
@@ -321,8 +422,15 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
             )
             e.update(dict.fromkeys(("td_coef_reward", "td_coef_bootstrap", "td_coef_value"), cfg.alpha))
             e["td_fit_r2"] = 1.0
+            if actor:
+                e.update(
+                    update_corr_critic=1.0, update_corr_actor=1.0, update_scale_actor=1.0, actor_fit_r2=1.0
+                )
+                e.update(
+                    dict.fromkeys(("actor_coef_reward", "actor_coef_bootstrap", "actor_coef_value"), cfg.beta)
+                )
         else:
-            e.update(s3_alignment(*PV, lay, cfg.alpha))
+            e.update(s3_alignment(*PV, lay, cfg.alpha, cfg.algo, cfg.beta))
             e.update(update_agreement(*PV, frames))
         e["eval_time"] = time.perf_counter() - t0
         entries[name] = e
@@ -337,6 +445,7 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
                 paired.setdefault(key, {})[f"{a}-{b}"] = paired_ci(arrays[f"{a}/{key}"], arrays[f"{b}/{key}"])
     doc = {
         "entries": entries,
+        "reference_update": cfg.algo,
         "paired": paired,
         "T_eval": T_eval,
         "n_heldout": cfg.heldout_k,
@@ -346,152 +455,3 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
     if out is not None:
         atomic_savez(Path(out) / "pretrain_eval.npz", **arrays)
     return to_jsonable(doc) | {"_arrays": arrays}
-
-
-def plot_returns(out: str | Path) -> Path:
-    """Held-out greedy normalised return along the sampled loop (S6) for every block (mean +- s.e.
-    over the held-out MDPs) from ``out/pretrain_eval.npz`` and ``out/pretrain.json``; the dotted
-    line marks the (P2) horizon ``T``. Writes ``out/pretrain_returns.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    doc = read_json(out / "pretrain.json")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    with np.load(out / "pretrain_eval.npz") as z:
-        x = z["updates"]
-        for name in doc["blocks"]:
-            c = z[f"{name}/curves"]
-            m = np.nanmean(c, axis=0)
-            s = np.nanstd(c, axis=0, ddof=1) / np.sqrt(np.isfinite(c).sum(axis=0).clip(1))
-            (line,) = ax.plot(x, m, label=name)
-            ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
-    ax.axvline(doc["config"]["T"], color="k", ls=":", lw=0.8, label="(P2) horizon T")
-    ax.axhline(0.0, color="0.5", lw=0.6)
-    ax.axhline(1.0, color="k", lw=0.6)
-    cfg = doc["config"]
-    ax.set_xlabel("updates of the sampled loop (S6), epsilon-greedy")
-    ax.set_ylabel("greedy normalised return")
-    ax.set_title(
-        f"S={cfg['S']}, A={cfg['A']}, k={cfg['k']} training MDPs, {doc['n_heldout']} held-out", fontsize=9
-    )
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "pretrain_returns.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_rl_training(out: str | Path) -> Path:
-    """(P2) training curves from ``out/rl/rl.json``: the smooth objective on the training and the
-    held-out MDPs, and the RL block's (S3) alignment and effective step size, against the step.
-    Writes ``out/pretrain_training.png``."""
-    plt = _plt()
-    out = Path(out)
-    doc = read_json(out / "rl" / "rl.json")
-    h = doc["history"]
-
-    def arr(key):
-        return np.array([np.nan if v is None else v for v in h[key]], dtype=float)
-
-    step = arr("step")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    axes[0].plot(step, arr("objective"), label="training MDPs")
-    axes[0].plot(step, arr("heldout_objective"), label="held-out MDPs (fresh features)")
-    axes[0].set_ylabel("smooth (P2) objective")
-    axes[1].plot(step, arr("cos_S3_effective"), label="cos to (S3), effective blocks")
-    axes[1].plot(step, arr("cos_S3_full"), "--", label="cos to (S3), all of P, V")
-    axes[1].plot(step, arr("alpha_eff"), ":", label="alpha_eff of the nearest (S3)")
-    for ax in axes:
-        ax.set_xlabel("Adam step")
-        ax.legend(fontsize=8)
-    c = doc["config"]
-    fig.suptitle(
-        f"(P2) S={c['S']}, A={c['A']}, T={c['T']}, k={c['k']}, tau={c['tau']}, mode {c['mode']}", fontsize=10
-    )
-    fig.tight_layout()
-    path = out / "pretrain_training.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_blocks(out: str | Path) -> Path:
-    """Heat maps of the (P2) block's ``P`` and ``V`` (``out/rl/rl.npz``) beside the (P1) block's
-    (``out/teacher/train.npz``, when present), with the (L2) split ``(m | D - m)``. Writes
-    ``out/pretrain_blocks.png``."""
-    plt = _plt()
-    out = Path(out)
-    mats = {}
-    with np.load(out / "rl" / "rl.npz") as z:
-        mats["(P2) P"], mats["(P2) V"] = z["P"], z["V"]
-    if (out / "teacher" / "train.npz").exists():
-        with np.load(out / "teacher" / "train.npz") as z:
-            mats["(P1) P"], mats["(P1) V"] = z["P"], z["V"]
-    D = mats["(P2) P"].shape[0]
-    m = 2 * ((D - 2) // 3) + 1
-    fig, axes = plt.subplots(1, len(mats), figsize=(4.2 * len(mats), 4.0), squeeze=False)
-    for ax, (title, M) in zip(axes[0], mats.items(), strict=True):
-        lim = float(np.abs(M).max()) or 1.0
-        im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.axhline(m - 0.5, color="k", lw=0.6)
-        ax.axvline(m - 0.5, color="k", lw=0.6)
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.tight_layout()
-    path = out / "pretrain_blocks.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_sweep(out: str | Path) -> Path:
-    """Held-out return (rl, rl before training, teacher-mimicking, exact SARSA) and the RL
-    block's (S3) cosine and update correlation against ``T`` and ``k`` from
-    ``out/pretrain_sweep.json``. Writes ``out/pretrain_sweep.png``."""
-    plt = _plt()
-    out = Path(out)
-    doc = read_json(out / "pretrain_sweep.json")
-    rows, base = doc["rows"], doc["base"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for col, (var, fixed, fval) in enumerate((("T", "k", base["k"]), ("k", "T", base["T"]))):
-        sel = sorted((r for r in rows if r[fixed] == fval), key=lambda r: r[var])
-        if not sel:
-            continue
-        x = [r[var] for r in sel]
-        ax = axes[0, col]
-        for name, style in (("rl", "o-"), ("rl_initial", "x:"), ("teacher", "s--"), ("exact", "^-.")):
-            y = np.array([np.nan if r[f"{name}_return"] is None else r[f"{name}_return"] for r in sel])
-            e = np.array([0.0 if r[f"{name}_return_sem"] is None else r[f"{name}_return_sem"] for r in sel])
-            ax.errorbar(x, y, yerr=e, fmt=style, capsize=3, label=name)
-        ax.set_ylabel("held-out greedy normalised return at T")
-        ax.set_title(f"{fixed} = {fval}", fontsize=9)
-        ax = axes[1, col]
-        ax.plot(x, [r["rl_cos_S3_effective"] for r in sel], "o-", label="rl: cos to (S3), effective")
-        ax.plot(x, [r["rl_update_corr_sarsa"] for r in sel], "s--", label="rl: update corr. with SARSA")
-        ax.plot(
-            x, [r["teacher_update_corr_sarsa"] for r in sel], "^:", label="teacher-mimicking: update corr."
-        )
-        ax.set_ylim(-1.05, 1.05)
-        for a in axes[:, col]:
-            a.set_xscale("log", base=2)
-            a.set_xlabel(var)
-            a.legend(fontsize=7)
-    fig.suptitle(f"(P3) sweeps: S={base['S']}, A={base['A']}", fontsize=10)
-    fig.tight_layout()
-    path = out / "pretrain_sweep.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

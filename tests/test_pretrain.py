@@ -250,6 +250,7 @@ def test_update_agreement_of_scaled_constructions():
     for key in ("td_coef_reward", "td_coef_bootstrap", "td_coef_value"):
         assert one[key] == pytest.approx(0.2, rel=1e-10)
     assert one["td_fit_r2"] == pytest.approx(1.0, abs=1e-12)
+    assert one["update_cubic_share"] == 0.0
     P, V = constructions.sarsa(4, 0.2)
     P[4:8, 10:] = 0.0  # drop the bootstrap rows (gamma phi^+ -> w) of P12*
     nob = pe.update_agreement(P, V, held)
@@ -260,6 +261,14 @@ def test_update_agreement_of_scaled_constructions():
     assert two["update_cos_sarsa"] == pytest.approx(1.0, abs=1e-12)
     rnd = pe.update_agreement(*np.random.default_rng(1).standard_normal((2, lay.D, lay.D)), held)
     assert abs(rnd["update_corr_sarsa"]) < 0.9
+    # only the cubic (L2) term: share 1; the construction plus a cubic term: strictly between
+    Pq, Vq = np.random.default_rng(2).standard_normal((2, lay.D, lay.D))
+    Vq[: lay.m + 1] = 0.0
+    Vq[:, : lay.m] = 0.0
+    assert pe.update_agreement(Pq, Vq, held)["update_cubic_share"] == pytest.approx(1.0, abs=1e-14)
+    Pc, Vc = constructions.sarsa(4, 0.2)
+    mix = pe.update_agreement(Pc + Pq, Vc + Vq, held)["update_cubic_share"]
+    assert 0.0 < mix < 1.0
 
 
 def test_paired_ci():
@@ -329,6 +338,7 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path):
         for key in pe.ENTRY_FIELDS:
             assert key in doc[name], (name, key)
     assert "initial_heldout_return" in doc["rl"]
+    assert doc["rl"]["reference_update"] == "sarsa" and doc["config"]["algo"] == "sarsa"
     assert code == (0 if doc["passed"] else 1)
     assert doc["constructed"]["cos_S3_effective"] == pytest.approx(1.0)
     assert doc["paired"]["at_T"]["constructed-exact"]["mean"] == pytest.approx(0.0, abs=1e-12)
@@ -355,3 +365,327 @@ def test_score_function_estimate_agrees_with_the_smooth_gradient():
     )
     gs = torch.cat([gP.ravel(), gV.ravel()])
     assert float(gs @ g / (gs.norm() * g.norm())) > 0.99
+
+
+# ------------------------------------------------------------------------------------------------
+# the actor-critic layout (A1)-(A5): d = S, d_pi = S A, state-value critic
+# ------------------------------------------------------------------------------------------------
+
+AC = "actor_critic"
+
+
+def _ac_batch(seed: int, K: int = 2, S: int = 2, A: int = 2, lam_scale: float = 1.0):
+    """An actor-critic batch and a loop parameter ``v = [w_0; lambda]`` with a non-zero actor."""
+    batch, mdps = el.draw_batch(K, S, A, 0.5, np.random.default_rng(seed), algo=AC)
+    lam = lam_scale * torch.as_tensor(np.random.default_rng(seed + 1).standard_normal((K, batch.d_pi)))
+    return batch, mdps, torch.cat([batch.w0, lam], dim=1)
+
+
+def _ac_reference(mdp, batch, k, v, rho, n):
+    d = batch.d
+    return el.expected_sigma_reference(
+        mdp, batch.phi[k].numpy(), v[k, :d].numpy(), rho, n, 1.0, batch.phi_pi[k].numpy(), v[k, d:].numpy()
+    )
+
+
+def test_ac_batch_draws_the_declarations_tables():
+    batch, mdps, _ = _ac_batch(0, 3, 3, 2)
+    assert (batch.d, batch.d_pi) == (3, 6) and batch.alg.name == AC
+    # the state-value critic's table psi(s) is repeated over actions; lambda_0 = 0 (deploy's start)
+    np.testing.assert_array_equal(batch.phi[:, :, 0], batch.phi[:, :, 1])
+    assert not batch.lam0.any()
+    # the same draws as experiments.control.deploy from the same stream
+    from experiments.control import deploy
+
+    rng = np.random.default_rng(4)
+    phi, phi_pi, w0, lam0 = el.draw_task(AC, 3, 2, np.random.default_rng(4))
+    res = deploy(mdps[0], "teacher", n=3, n_updates=1, epsilon=0.1, alpha=0.2, rng=rng, eval_every=1, algo=AC)
+    np.testing.assert_array_equal(res.ws[0], w0)
+    np.testing.assert_array_equal(res.lams[0], lam0)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), S=st.integers(2, 3), A=st.integers(2, 3), n=st.integers(1, 7))
+@example(seed=0, S=2, A=2, n=1)
+def test_ac_matvec_equals_enumeration(seed, S, A, n):
+    batch, mdps, v = _ac_batch(seed, 2, S, A)
+    rng = np.random.default_rng(seed)
+    rho = torch.as_tensor(rng.dirichlet(np.ones(S), size=2))
+    pi = el.behaviour_policy(batch, v, 0.3)
+    G = batch.alg.smooth_extra_rows(batch.phi_pi, pi)
+    rb, rp, _ = el.context_laws(batch, pi, rho, n)
+    U = torch.as_tensor(rng.standard_normal((2, 2 * batch.d + 1 + batch.d_pi)))
+    mv = el.expected_sigma_matvec(batch, pi, rb, rp, U, G).numpy()
+    for k in range(2):
+        ref = _ac_reference(mdps[k], batch, k, v, rho[k].numpy(), n)
+        np.testing.assert_allclose(mv[k], ref @ U[k].numpy(), rtol=0, atol=1e-13)
+
+
+def test_ac_expected_sigma_is_the_mean_of_sampled_contexts():
+    """Monte Carlo over sampled (A5) contexts (lsa_theory.actor_critic_context, pi_lambda and the
+    score g_i at lambda): every entry of the mean sampled Sigma within 4.5 standard errors of the
+    enumerated E[Sigma] (observed max |z| 2.7)."""
+    batch, mdps, v = _ac_batch(11, 1, 2, 2)
+    mdp, d = mdps[0], batch.d
+    phi, phi_pi, lam = batch.phi[0].numpy(), batch.phi_pi[0].numpy(), v[0, d:].numpy()
+    n, N, rho = 4, 4000, np.array([0.8, 0.2])
+    ref = _ac_reference(mdp, batch, 0, v, rho, n)
+    rng = np.random.default_rng(12)
+    acc, acc2 = np.zeros_like(ref), np.zeros_like(ref)
+    for _ in range(N):
+        X, g, _ = lt.actor_critic_context(mdp, phi, phi_pi, lam, n, rng, int(rng.random() > rho[0]))
+        x = np.concatenate([X, g], axis=0)
+        Sg = x @ x.T / n
+        acc += Sg
+        acc2 += Sg**2
+    mean = acc / N
+    se = np.sqrt(np.maximum(acc2 / N - mean**2, 1e-30) / N)
+    assert np.max(np.abs(mean - ref) / se) < 4.5
+
+
+def test_ac_expected_step_is_the_l2_readout_and_the_teacher():
+    """One expected step on the (A1) layout equals (L2) on the enumerated E[Sigma] for random full
+    (P, V); with (A3) it is the (A2) teacher applied to E[Sigma], written out row by row."""
+    batch, mdps, v = _ac_batch(2, 2, 3, 2)
+    lay = lt.Layout(batch.d, batch.d_pi)
+    d, n = batch.d, 3
+    rng = np.random.default_rng(2)
+    P, V = rng.standard_normal((2, lay.D, lay.D)) * 0.3
+    v1, _ = el.expected_step(batch, torch.as_tensor(P), torch.as_tensor(V), lay, v, batch.mu0, n, 1.0)
+    Pc, Vc = constructions.actor_critic(d, batch.d_pi, 0.2, 0.1)
+    vc, _ = el.expected_step(batch, torch.as_tensor(Pc), torch.as_tensor(Vc), lay, v, batch.mu0, n, 1.0)
+    for k in range(2):
+        Sig = _ac_reference(mdps[k], batch, k, v, mdps[k].mu0, n)
+        vk = v[k].numpy()
+        ref = lt.tf_from_statistics(Sig, np.concatenate([[1.0], vk]), P, V, n, lay)
+        np.testing.assert_allclose(v1[k].numpy(), ref, rtol=0, atol=1e-13)
+        w = vk[:d]
+        td = Sig[:, 2 * d] + Sig[:, d : 2 * d] @ w - Sig[:, :d] @ w  # E[(1/n) sum x_i delta_i]
+        np.testing.assert_allclose(vc[k, :d].numpy(), w + 0.2 * td[:d], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(vc[k, d:].numpy(), vk[d:] + 0.1 * td[lay.g], rtol=0, atol=1e-13)
+
+
+def test_ac_smooth_return_is_the_actors_exact_return_and_starts_at_zero():
+    batch, mdps, v = _ac_batch(4, 3, 3, 2)
+    got = el.softmax_return(batch, v, 0.3).numpy()
+    for k, mdp in enumerate(mdps):
+        pi = lt.softmax_policy(batch.phi_pi[k].numpy(), v[k, batch.d :].numpy())
+        assert got[k] == pytest.approx(lt.normalized_return(mdp, pi), abs=1e-13)
+    # lambda_0 = 0 is the uniform actor: normalised return exactly 0 before any update
+    lay = lt.Layout(batch.d, batch.d_pi)
+    Z = torch.zeros(lay.D, lay.D, dtype=torch.float64)
+    assert float(el.rl_objective(batch, Z, Z, lay, n=3, T=2, tau=0.3).abs()) < 1e-15
+
+
+@pytest.mark.parametrize("algo", [AC, "actor_critic_q"])
+def test_ac_smooth_objective_gradient_matches_finite_differences(algo):
+    """(P2) smooth form on the actor-critic layout: autograd gradient of R(theta) in all D x D
+    entries of P and V against central differences (h = 1e-5), relative error below 1e-6."""
+    batch, _ = el.draw_batch(3, 2, 2, 0.5, np.random.default_rng(7), algo=algo)
+    lay = lt.Layout(batch.d, batch.d_pi)
+    D = lay.D
+    Pc, Vc = constructions.actor_critic(batch.d, batch.d_pi, 0.5, 0.5)
+    rng = np.random.default_rng(7)
+    theta0 = np.concatenate([Pc.ravel(), Vc.ravel()]) + 0.05 * rng.standard_normal(2 * D * D)
+    kw = dict(n=4, T=3, tau=1.0, horizon="final")
+
+    def f(theta):
+        t = torch.as_tensor(theta)
+        with torch.no_grad():
+            return float(
+                el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw)
+            )
+
+    t = torch.as_tensor(theta0).requires_grad_(True)
+    el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw).backward()
+    g = t.grad.numpy()
+    g_fd = dy.finite_difference_grad(f, theta0, h=1e-5)
+    assert np.linalg.norm(g - g_fd) / np.linalg.norm(g) < 1e-6
+    Pg, Vg = g[: D * D].reshape(D, D), g[D * D :].reshape(D, D)
+    assert not np.any(Pg[:, : lay.m]) and not np.any(Vg[: lay.m + 1])
+    # the actor rows of V receive gradient: the return depends on lambda_T
+    assert np.abs(Vg[lay.lam]).max() > 1e-6
+
+
+def test_layout_mismatch_is_an_error():
+    batch, _, _ = _ac_batch(0)
+    Z = torch.zeros(14, 14, dtype=torch.float64)
+    with pytest.raises(ValueError, match="layout"):
+        el.rl_objective(batch, Z, Z, lt.Layout(4), n=2, T=1, tau=1.0)
+    with pytest.raises(ValueError, match="phi_pis"):
+        el.make_batch(
+            [lt.random_mdp(2, 2, 0.5, np.random.default_rng(0))],
+            [np.zeros((2, 2, 2))],
+            [np.zeros(2)],
+            algo=AC,
+        )
+    with pytest.raises(ValueError, match="algo"):
+        el.draw_batch(1, 2, 2, 0.5, np.random.default_rng(0), algo="td_nope")
+    with pytest.raises(ValueError, match="algo"):
+        _tiny(algo="nope")
+    with pytest.raises(ValueError, match="layout"):
+        pe.s3_alignment(np.zeros((14, 14)), np.zeros((14, 14)), lt.Layout(4), algo=AC)
+    with pytest.raises(ValueError, match="d_pi = 0"):
+        el.score_function_gradient(
+            batch, [], Z, Z, lt.Layout(2, 4), n=2, T=1, tau=1.0, samples=2, rng=np.random.default_rng(0)
+        )
+
+
+@pytest.mark.parametrize("c, alpha, beta", [(1.0, 0.2, 0.1), (-2.5, 0.7, 1.3), (0.3, 3.0, 0.05)])
+def test_a3_alignment_on_the_construction(c, alpha, beta):
+    lay = lt.Layout(2, 4)
+    P, V = constructions.actor_critic(2, 4, alpha, beta, c)
+    row = pe.s3_alignment(P, V, lay, alpha, AC, beta)
+    assert row["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14)
+    assert row["cos_S3_full"] == pytest.approx(1.0, abs=1e-14)
+    assert row["alpha_eff"] == pytest.approx(alpha, rel=1e-13)
+    assert row["beta_eff"] == pytest.approx(beta, rel=1e-13)
+    assert row["cos_S3_fixed_alpha"] == pytest.approx(1.0, abs=1e-12)
+    neg = pe.s3_alignment(P, -V, lay, algo=AC)
+    assert neg["cos_S3_effective"] == pytest.approx(-1.0, abs=1e-14) and neg["beta_eff"] < 0
+    # the SARSA construction's direction in the actor layout: no actor rows, cosine below 1
+    Pn, Vn = P.copy(), V.copy()
+    Vn[lay.lam] = 0.0
+    part = pe.s3_alignment(Pn, Vn, lay, algo=AC)
+    assert part["beta_eff"] == 0.0 and part["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14)
+    # a fixed-alpha/beta orbit cosine sees the missing actor step
+    assert pe.s3_alignment(Pn, Vn, lay, alpha, AC, beta)["cos_S3_fixed_alpha"] < 1 - 1e-4
+
+
+def test_update_agreement_of_the_actor_critic_construction():
+    spec = dy.TeacherSpec(algorithm=AC, S=2, A=2, alpha=0.2, beta=0.1, k=3, frames=3)
+    held = dy.teacher_dataset(spec, np.random.default_rng(0))
+    one = pe.update_agreement(*constructions.actor_critic(2, 4, 0.2, 0.1, 1.7), held)
+    for key in ("update_corr_sarsa", "update_corr_critic", "update_corr_actor", "update_scale_actor"):
+        assert one[key] == pytest.approx(1.0, abs=1e-12), key
+    for key in ("td_coef_reward", "td_coef_bootstrap", "td_coef_value"):
+        assert one[key] == pytest.approx(0.2, rel=1e-9)
+    for key in ("actor_coef_reward", "actor_coef_bootstrap", "actor_coef_value"):
+        assert one[key] == pytest.approx(0.1, rel=1e-9)
+    assert one["actor_coef_sharpen"] == pytest.approx(0.0, abs=1e-9)
+    assert one["actor_fit4_r2"] == pytest.approx(1.0, abs=1e-12)
+    # a block that flips the actor's step: actor correlation -1, critic still +1
+    P, V = constructions.actor_critic(2, 4, 0.2, 0.1)
+    V[spec.layout.lam] *= -1
+    flip = pe.update_agreement(P, V, held)
+    assert flip["update_corr_actor"] == pytest.approx(-1.0, abs=1e-12)
+    assert flip["update_corr_critic"] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("algo", ["sarsa", AC])
+def test_heldout_mdps_are_not_training_mdps(algo):
+    cfg = _tiny(algo=algo, k=64, heldout_k=20)
+    train, _ = pt.training_batch(cfg)
+    held, _ = pt.heldout_batch(cfg)
+    diff = (train.P[:, None] - held.P[None]).abs().flatten(2).max(dim=-1).values
+    assert float(diff.min()) > 1e-3
+    assert held.algo == train.algo == algo
+
+
+def test_ac_evaluation_scores_the_greedy_actor_on_the_deployed_loop():
+    """The held-out return of the exact (A2) teacher is the greedy normalised return of
+    experiments.control.deploy at T on stream heldout_rng(seed, i, 1) (not the behaviour's), and
+    the construction (A3) scores the same."""
+    from experiments.control import deploy
+    from experiments.envs import heldout_rng
+
+    cfg = _tiny(algo=AC, n=8, heldout_k=4)
+    ev = pe.evaluate_blocks(cfg, {"constructed": "constructed", "exact": "teacher"})
+    arr = ev["_arrays"]
+    _, mdps = pt.heldout_batch(cfg)
+    greedy, behaviour = [], []
+    for i, mdp in enumerate(mdps):
+        r = deploy(mdp, "teacher", n=8, n_updates=cfg.T, epsilon=0.1, alpha=0.2, beta=0.1,
+                   rng=heldout_rng(cfg.seed, i, 1), eval_every=cfg.T, algo=AC)  # fmt: skip
+        greedy.append(r.normalized_return[-1])
+        behaviour.append(r.normalized_return_behaviour[-1])
+    np.testing.assert_allclose(arr["exact/at_T"], greedy, rtol=0, atol=1e-12)
+    assert np.max(np.abs(np.array(greedy) - np.array(behaviour))) > 1e-3  # the two policies differ
+    np.testing.assert_allclose(arr["constructed/at_T"], arr["exact/at_T"], atol=1e-12)
+    assert ev["entries"]["exact"]["reference_update"] == AC
+    assert ev["entries"]["constructed"]["cos_S3_effective"] == pytest.approx(1.0)
+    assert ev["entries"]["constructed"]["update_corr_actor"] == pytest.approx(1.0)
+
+
+def test_ac_train_rl_raises_the_objective_and_resumes(tmp_path):
+    cfg = _tiny(algo=AC, steps=15, lr=1e-1, k=32, batch_mdps=16, checkpoint_every=5)
+    res = pt.train_rl(cfg, tmp_path / "a")
+    assert res.final["objective"] > res.history["objective"][0] + 0.05
+    assert res.final["frozen_moved"] == 0.0 and res.P.shape == (16, 16)
+    part = pt.train_rl(cfg, tmp_path / "b", stop_at=7)
+    rest = pt.train_rl(cfg, tmp_path / "b")
+    np.testing.assert_array_equal(res.P, rest.P)
+    np.testing.assert_array_equal(res.V, rest.V)
+    assert not part.finished and rest.finished
+    assert json.loads((tmp_path / "a" / "rl.json").read_text())["config"]["algo"] == AC
+
+
+def test_pretrain_cli_actor_critic(monkeypatch, capsys, tmp_path):
+    from experiments import cli
+
+    monkeypatch.setattr(pt.PretrainConfig, "quick", classmethod(lambda cls: _tiny()))
+    argv = ["pretrain", "--algo", AC, "--mode", "both", "--quick", "--json", "--out", str(tmp_path)]
+    code = cli.main(argv)
+    doc = json.loads(capsys.readouterr().out)
+    for name in ("rl", "teacher", "constructed"):
+        for key in (*pe.ENTRY_FIELDS, "reference_update"):
+            assert key in doc[name], (name, key)
+        assert doc[name]["reference_update"] == AC
+    assert "initial_heldout_return" in doc["rl"]
+    assert doc["config"]["algo"] == AC and doc["reference_update"] == AC
+    assert code == (0 if doc["passed"] else 1)
+    assert doc["constructed"]["cos_S3_effective"] == pytest.approx(1.0)
+    assert doc["constructed"]["beta_eff"] == pytest.approx(0.1)
+    assert doc["paired"]["at_T"]["constructed-exact"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert (tmp_path / "pretrain_blocks.png").exists()
+
+
+def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(cfg, mode, out, teacher_out):
+        calls.append((cfg.T, cfg.k))
+        if cfg.T == 2:
+            raise RuntimeError("train_rl: 50 consecutive non-finite (P2) objectives at step 3")
+        doc = {
+            n: {"heldout_return": 0.1, "heldout_return_sem": 0.01}
+            for n in ("rl_initial", "constructed", "exact")
+        }
+        keys = ("cos_S3_effective", "cos_S3_full", "alpha_eff", "update_corr_sarsa")
+        doc["rl"] = {
+            "heldout_return": 0.2,
+            "heldout_return_sem": 0.01,
+            "train_objective": 0.3,
+            "heldout_objective": 0.2,
+        }
+        doc["rl"] |= dict.fromkeys(keys, 0.5)
+        doc["teacher"] = {"heldout_return": 0.1, "heldout_return_sem": 0.01, "update_corr_sarsa": 1.0}
+        ci = {"mean": 0.1, "sem": 0.01, "ci_low": 0.0, "ci_high": 0.2, "n": 5}
+        doc["paired"] = {"at_T": {"rl-teacher": ci, "rl-rl_initial": ci, "rl-exact": ci}}
+        return doc
+
+    monkeypatch.setattr(pc, "run_pretrain", fake)
+    doc = pc.pretrain_sweep(_tiny(), Ts=(1, 2), ks=(8,), out=tmp_path)
+    assert calls == [(1, 16), (2, 16), (2, 8)]
+    assert [("failed" in r) for r in doc["rows"]] == [False, True, True]
+    assert json.loads((tmp_path / "pretrain_sweep.json").read_text())["rows"][1]["failed"].startswith(
+        "train_rl"
+    )
+    assert (tmp_path / "pretrain_sweep.png").exists()
+
+
+def test_resume_keeps_the_skip_streak(monkeypatch, tmp_path):
+    """A run that stops after MAX_SKIPS consecutive non-finite steps stops at the same step when
+    resumed from a checkpoint taken inside the streak."""
+    monkeypatch.setattr(pt, "MAX_SKIPS", 3)
+    real = pt.rl_loss
+
+    def loss(cfg, batch, P, V):
+        return real(cfg, batch, P, V) * (float("nan") if float(P.detach().abs().sum()) > 0 else 1.0)
+
+    monkeypatch.setattr(pt, "rl_loss", loss)
+    cfg = _tiny(steps=10, checkpoint_every=2, log_every=1)
+    with pytest.raises(RuntimeError, match="at step 2"):
+        pt.train_rl(cfg, tmp_path / "a")
+    with pytest.raises(RuntimeError, match="at step 2"):
+        pt.train_rl(cfg, tmp_path / "a")  # resumes from the checkpoint at step 2, streak 2
