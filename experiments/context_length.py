@@ -59,6 +59,7 @@ from .io import (
     to_jsonable,
     versions,
 )
+from .plots import sem_label
 
 __all__ = [
     "REGIMES",
@@ -433,7 +434,8 @@ def plot_context_length_regimes(out: str | Path, regime: str) -> Path:
     """From ``out/context_length_{regime}.json``. In context: greedy normalised return, value error
     against ``Q^pi`` and [W]'s TD value error against ``n``, one line per depth ``L``. Closed loop:
     normalised return against ``n``, one panel per budget (fixed updates, fixed environment steps),
-    one line per ``alpha``. Mean +- s.e. over the held-out MDPs. Writes ``context_length_{regime}.png``."""
+    one line per ``alpha``. Mean +- standard error of the mean over the held-out MDPs (axis labels).
+    Writes ``context_length_{regime}.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -453,9 +455,10 @@ def plot_context_length_regimes(out: str | Path, regime: str) -> Path:
             _err(axes[0], x, rows, "normalized_return", "sem", fmt="o-", label=f"L = {L}")
             _err(axes[1], x, rows, "value_error", "value_error_sem", fmt="o-", label=f"L = {L}")
             _err(axes[2], [r["n"] for r in td], td, "value_error", "sem", fmt="s--", label=f"L = {L}")
-        axes[0].set_ylabel("greedy normalised return")
-        axes[1].set_ylabel("||Q_w - Q^pi|| / ||Q^pi||  (SARSA stack, (S3))")
-        axes[2].set_ylabel("||V_w - V^pi|| / ||V^pi||  (TD stack, (W3))")
+        sem = sem_label(cfg["n_mdps"], "MDPs")
+        axes[0].set_ylabel(f"greedy normalised return\n({sem})")
+        axes[1].set_ylabel(f"||Q_w - Q^pi|| / ||Q^pi||  (SARSA stack, (S3))\n({sem})")
+        axes[2].set_ylabel(f"||V_w - V^pi|| / ||V^pi||  (TD stack, (W3))\n({sem})")
         for ax in axes:
             ax.set_xscale("log")
             ax.set_xlabel("context length n (one uniform-policy context, w_0 = 0)")
@@ -486,11 +489,11 @@ def plot_context_length_regimes(out: str | Path, regime: str) -> Path:
                 )
             ax.set_xscale("log")
             ax.set_xlabel("context length n")
+            ax.set_ylabel(f"greedy normalised return\n({sem_label(cfg['n_mdps'], 'MDPs')})", fontsize=8)
             ax.set_title(f"{p} {'updates' if budget == 'updates' else 'environment steps'}", fontsize=9)
             ax.axhline(1.0, color="k", lw=0.6)
         for ax in axes.ravel()[len(points) :]:
             ax.axis("off")
-        axes[0, 0].set_ylabel("greedy normalised return")
         axes[0, 0].legend(fontsize=7)
         fig.suptitle(
             f"closed-loop regime (S6): {cfg['n_mdps']} held-out [LL] MDPs, constructed block", fontsize=10
@@ -620,7 +623,8 @@ def plot_context_length(out: str | Path) -> Path:
     ax.set_xticks(ns, [str(int(v)) for v in ns])
     ax.minorticks_off()
     ax.set_xlabel("context length n")
-    ax.set_ylabel(f"normalised return after {doc['config']['n_updates']} updates")
+    sem = sem_label(doc["config"]["n_mdps"], "held-out MDPs")
+    ax.set_ylabel(f"normalised return after {doc['config']['n_updates']} updates\n({sem})")
     ax.axhline(1.0, color="k", lw=0.7)
     ax.axhline(0.0, color="0.5", lw=0.7)
     ax.set_title(f"{doc['config']['env']}: {doc['config']['n_mdps']} held-out MDPs", fontsize=9)

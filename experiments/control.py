@@ -79,6 +79,7 @@ from .io import (
     to_jsonable,
     versions,
 )
+from .plots import SEM, sem_label
 
 __all__ = [
     "ALGOS",
@@ -959,11 +960,11 @@ def plot_control(out: str | Path) -> Path:
             title += f"; block diverged in {row['n_diverged']}"
         ax.set_title(title + ")", fontsize=9)
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("normalised return")
+        ax.set_ylabel(f"normalised return (bands: {sem_label(row['n_seeds'], 'seeds')})", fontsize=8)
     for ax in axes.ravel()[len(rows) :]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
-    fig.suptitle("(S6) deployment of the frozen block (mean +- s.e. over seeds)")
+    fig.suptitle(f"(S6) deployment of the frozen block ({SEM} over seeds)")
     fig.tight_layout()
     path = out / "control.png"
     fig.savefig(path, dpi=120)

@@ -20,6 +20,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int
 
 from .io import atomic_write_json, read_json, versions
+from .plots import SEM, label_heatmap
 from .training import TrainConfig, heldout_data, heldout_error, train
 
 __all__ = [
@@ -137,7 +138,7 @@ def plot_training(out: str | Path) -> list[Path]:
         im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
         _block_lines(ax, m)
         ax.set_title(titles[key])
-        fig.colorbar(im, ax=ax, shrink=0.75)
+        label_heatmap(ax, im, titles[key], m)
     fig.tight_layout()
     paths.append(out / "training_heatmaps.png")
     fig.savefig(paths[-1], dpi=120)
@@ -475,8 +476,8 @@ def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates:
 
 def plot_returns_by_k(sweep_out: str | Path) -> Path:
     """From ``sweep_out/returns_by_k.json``: the normalised return of the converged loops (mean +-
-    s.e., all seeds pooled; each seed's mean as a point) and the fraction of diverged loops against
-    ``k``. Writes ``sweep_out/returns_by_k.png``."""
+    standard error of the mean, all seeds pooled; each seed's mean as a point) and the fraction of
+    diverged loops against ``k``. Writes ``sweep_out/returns_by_k.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -520,8 +521,8 @@ def plot_returns_by_k(sweep_out: str | Path) -> Path:
         a.set_xscale("log")
         a.set_xlabel("training MDPs k")
         a.legend(fontsize=8)
-    ax.set_ylabel(f"normalised return after {doc['n_updates']} updates")
-    ax.set_title("loops that did not diverge: mean +- s.e. (points: one seed each)", fontsize=9)
+    ax.set_ylabel(f"normalised return after {doc['n_updates']} updates\n({SEM} over the converged loops)")
+    ax.set_title("loops that did not diverge, all seeds pooled (points: one seed each)", fontsize=9)
     ax2.set_ylabel("fraction of held-out loops that diverged")
     ax2.set_title("(M7): trained blocks deployed on held-out MDPs, all seeds", fontsize=9)
     fig.tight_layout()
