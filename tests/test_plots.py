@@ -38,7 +38,8 @@ def test_diversity_kernel_axis_has_integer_ticks_and_the_tangent(tmp_path, figur
     labels = figures.legend_texts(ax)
     for shared, name in ((False, "resampled"), (True, "shared")):
         want = [r["tangent_dim"] for r in rows if r["table"] == "k" and r["shared_features"] == shared]
-        (line,) = [ln for ln in ax.get_lines() if ln.get_label() == f"{name} features: (M4) tangent dimension"]
+        tangent = f"{name} features: (M4) tangent dimension"
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label() == tangent]
         assert list(line.get_ydata()) == want
         assert line.get_label() in labels
         assert f"{name} features: certified kernel" in labels
