@@ -41,8 +41,9 @@
 
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
-- ``lsa-theory reproduce [--quick] [--out DIR]`` runs all of the above into ``DIR`` with figures
-  and ``summary.json`` (:mod:`experiments.reproduce`); a rerun skips finished parts.
+- ``lsa-theory reproduce [--quick] [--seed S] [--out DIR]`` runs all of the above into ``DIR`` with
+  figures and ``summary.json`` (:mod:`experiments.reproduce`; every part's seeds shifted by ``S``);
+  a rerun skips finished parts, and refuses results of another seed unless ``--reuse``.
 
 Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``).
 """
@@ -504,7 +505,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    summary = reproduce(args.out, quick=args.quick, parts=args.parts)
+    summary = reproduce(args.out, quick=args.quick, parts=args.parts, seed=args.seed, reuse=args.reuse)
     for name, part in summary["parts"].items():
         if name in summary["skipped"]:
             print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)")
@@ -632,6 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small configurations (about 5 minutes on 2 cores)")
     p.add_argument("--parts", nargs="+", default=None, choices=list(PARTS), metavar="PART",
                    help="only these parts, of: " + ", ".join(PARTS))  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="base seed: every part's seeds shifted by S (default 0: the documented results; "
+                   "recorded in every result's provenance)")  # fmt: skip
     _common(p, out="output directory (default: results)", seed=False)
     p.set_defaults(func=_cmd_reproduce, out="results")
     return parser

@@ -127,12 +127,12 @@ def check_provenance(out: str | Path, prov: dict, reuse: bool = False) -> None:
     """Refuse to resume in ``out`` results made by a different code or configuration.
 
     Compares ``prov`` (of this run) with ``out/provenance.json`` of an earlier run: a different
-    ``git_commit``, ``version`` or ``config_hash`` raises ValueError naming both, unless ``reuse``;
-    then (or when there is no earlier record) writes ``prov`` there."""
+    ``git_commit``, ``version``, ``seed`` or ``config_hash`` raises ValueError naming both, unless
+    ``reuse``; then (or when there is no earlier record) writes ``prov`` there."""
     path = Path(out) / PROVENANCE_FILE
     if path.exists() and not reuse:
         old = read_json(path)
-        for key in ("version", "git_commit", "config_hash"):
+        for key in ("version", "git_commit", "seed", "config_hash"):
             if old.get(key) != prov.get(key):
                 raise ValueError(
                     f"--out: {str(out)!r} holds results made with {key} {old.get(key)!r}, this run has "

@@ -385,12 +385,14 @@ def plot_diversity_training(out: str | Path) -> Path:
     return path
 
 
-def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates: int = 1000) -> dict:
+def deployed_returns_by_k(
+    sweep_out: str | Path, n_heldout: int = 20, n_updates: int = 1000, seed: int = 0
+) -> dict:
     """Normalised return (§0) of every block a :func:`diversity_training_sweep` saved under
     ``sweep_out`` (:func:`run_dir`), deployed frozen in the loop (S6) (the exact (L2) forward pass,
     equal to (L1)) on ``n_heldout`` held-out MDPs of the sweep's size for ``n_updates`` updates
     with the sweep's ``n``, ``alpha``, ``epsilon``. Held-out MDP ``i`` is
-    ``random_mdp(S, A, gamma, heldout_rng(0, i))`` and its loop stream ``heldout_rng(0, i, 1)``
+    ``random_mdp(S, A, gamma, heldout_rng(seed, i))`` and its loop stream ``heldout_rng(seed, i, 1)``
     (features, ``w_0``, rollouts); at S = 9, A = 4 this is ``random-S9-A4`` of
     :func:`experiments.envs.heldout_family`. The exact teacher runs once per MDP on the same stream.
 
@@ -404,16 +406,17 @@ def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates:
 
     sweep_out = Path(sweep_out)
     n_heldout, n_updates = check_int(n_heldout, "n_heldout"), check_int(n_updates, "n_updates")
+    seed = check_int(seed, "seed", minimum=0)
     sweep = read_json(sweep_out / "diversity_training.json")
     base = sweep["base"]
     S, A, gamma = base["S"], base["A"], base["gamma"]
-    mdps = [lt.random_mdp(S, A, gamma, heldout_rng(0, i)) for i in range(n_heldout)]
+    mdps = [lt.random_mdp(S, A, gamma, heldout_rng(seed, i)) for i in range(n_heldout)]
     sols = [lt.optimal(m) for m in mdps]
     kw = dict(
         n=base["n"], n_updates=n_updates, epsilon=base["epsilon"], alpha=base["alpha"], eval_every=n_updates
     )
     teacher = np.array(
-        [deploy(m, "teacher", rng=heldout_rng(0, i, 1), solution=sols[i], **kw).normalized_return[-1]
+        [deploy(m, "teacher", rng=heldout_rng(seed, i, 1), solution=sols[i], **kw).normalized_return[-1]
          for i, m in enumerate(mdps)]
     )  # fmt: skip
     rows, finals = [], {}
@@ -421,7 +424,7 @@ def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates:
         seed = r.get("seed", 0)
         path = sweep_out / run_dir(seed, r["k"], r["shared_features"]) / "train.npz"
         res = [
-            deploy(m, str(path), rng=heldout_rng(0, i, 1), solution=sols[i], forward="l2", **kw)
+            deploy(m, str(path), rng=heldout_rng(seed, i, 1), solution=sols[i], forward="l2", **kw)
             for i, m in enumerate(mdps)
         ]
         v = np.array([np.nan if x.diverged_at is not None else x.normalized_return[-1] for x in res])
@@ -462,6 +465,7 @@ def deployed_returns_by_k(sweep_out: str | Path, n_heldout: int = 20, n_updates:
         "A": A,
         "n_heldout": n_heldout,
         "n_updates": n_updates,
+        "seed": seed,
         "normalized_return_teacher": float(teacher.mean()),
         "normalized_return_teacher_sem": float(teacher.std(ddof=1) / np.sqrt(n_heldout))
         if n_heldout > 1
