@@ -177,10 +177,12 @@ def _atomic(path: Path, write) -> None:
 
 def atomic_write_json(path: str | Path, doc: Any) -> None:
     """Write ``doc`` as JSON to ``path`` atomically (temp file + rename). A ``dict`` document
-    without a ``provenance`` key gets one (:func:`provenance` of its ``config`` and seed)."""
+    without a ``provenance`` key gets one (:func:`provenance` of its ``config`` and seed: the
+    document's ``seed`` or ``seeds``, else its config's)."""
     if isinstance(doc, dict) and "provenance" not in doc and Path(path).name != PROVENANCE_FILE:
         cfg = doc.get("config")
-        seed = doc.get("seed", cfg.get("seed", cfg.get("seeds")) if isinstance(cfg, dict) else None)
+        seed = cfg.get("seed", cfg.get("seeds")) if isinstance(cfg, dict) else None
+        seed = doc.get("seed", doc.get("seeds", seed))
         doc = {**doc, "provenance": provenance(cfg, seed)}
     data = json.dumps(to_jsonable(doc), indent=2).encode()
     _atomic(Path(path), lambda fh: fh.write(data))

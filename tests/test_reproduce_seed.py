@@ -164,3 +164,14 @@ def test_resume_refuses_another_seed_unless_reuse(tmp_path, monkeypatch, capsys)
     assert rc == 0 and calls == [1, 2, 0]  # default seed 0
     rc, _, err = _run(["reproduce", "--out", str(tmp_path / "neg"), "--seed", "-1"], capsys)
     assert rc == 2 and "--seed" in err
+
+
+def test_documents_with_a_seed_list_record_it(tmp_path):
+    """``seeds.json`` / ``diversity_training.json`` of the training parts hold ``seeds`` at the top."""
+    from experiments.io import atomic_write_json
+
+    atomic_write_json(tmp_path / "a.json", {"seeds": [3, 4], "rows": []})
+    atomic_write_json(tmp_path / "b.json", {"config": {"seed": 5}, "rows": []})
+    atomic_write_json(tmp_path / "c.json", {"seed": 6, "config": {"seed": 5}})
+    got = [json.loads((tmp_path / f"{n}.json").read_text())["provenance"]["seed"] for n in "abc"]
+    assert got == [[3, 4], 5, 6]
