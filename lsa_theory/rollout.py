@@ -7,8 +7,7 @@ argument; the sampling order is fixed (for each step: action, next state, reward
 so equal seeds give equal trajectories.
 
 The batched closed loops (:func:`loop_draws`, :func:`sarsa_loop_batched`,
-:func:`actor_critic_loop_batched`) are in :mod:`lsa_theory.rollout_batched` and importable from
-here.
+:func:`actor_critic_loop_batched`) are in :mod:`lsa_theory.rollout_batched`, re-exported here.
 """
 
 from __future__ import annotations
@@ -39,9 +38,9 @@ __all__ = [
     "LoopResult",
     "sarsa_loop",
     "actor_critic_loop",
-    "loop_draws",  # noqa: F822  (lazily from rollout_batched)
-    "sarsa_loop_batched",  # noqa: F822  (lazily from rollout_batched)
-    "actor_critic_loop_batched",  # noqa: F822  (lazily from rollout_batched)
+    "loop_draws",
+    "sarsa_loop_batched",
+    "actor_critic_loop_batched",
 ]
 
 
@@ -286,29 +285,19 @@ def _check_update(update, name: str) -> Callable:
     return update
 
 
-# the batched closed loops live in :mod:`lsa_theory.rollout_batched`; importable from here too (lazily,
-# since that module imports this one)
-_BATCHED_NAMES = frozenset(
-    {
-        "loop_draws",
-        "_check_mdps",
-        "_check_batched_table",
-        "_check_batched_start",
-        "_check_uniforms",
-        "_sample_rows",
-        "_gather",
-        "_linear",
-        "_Chains",
-        "_batched_columns",
-        "sarsa_loop_batched",
-        "actor_critic_loop_batched",
-    }
+# the batched closed loops (S6)/(A5); imported last, since that module imports LoopResult and the
+# update checks from this one
+from .rollout_batched import (  # noqa: E402, F401  (re-exported from here)
+    _batched_columns,
+    _Chains,
+    _check_batched_start,
+    _check_batched_table,
+    _check_mdps,
+    _check_uniforms,
+    _gather,
+    _linear,
+    _sample_rows,
+    actor_critic_loop_batched,
+    loop_draws,
+    sarsa_loop_batched,
 )
-
-
-def __getattr__(name: str):
-    if name in _BATCHED_NAMES:
-        from . import rollout_batched
-
-        return getattr(rollout_batched, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
