@@ -16,16 +16,39 @@ interpolant, whose error in the normal directions would swamp a loss of 1e-30).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK45, Radau
 
-from lsa_theory._checks import check_int, check_real
+from lsa_theory._checks import check_real
 
 from .data import TeacherDataset
-from .manifold import conserved, distance_to_manifold, invisible_directions
-from .objective import hessian, hessian_blocks, loss_and_grad, shapes
+from .descent import (  # noqa: F401  (moved; re-exported from here)
+    _first_order,
+    adam,
+    gradient_descent,
+)
+from .flow_common import (  # noqa: F401  (moved; re-exported from here)
+    FlowResult,
+    _check_start,
+    _deadline,
+    _objective_hook,
+    _reached,
+    _trajectory,
+    conserved,
+    distance_to_manifold,
+    hessian,
+    invisible_directions,
+    loss_and_grad,
+    shapes,
+)
+from .objective import hessian_blocks
+from .rate_fit import (  # noqa: F401  (moved; re-exported from here)
+    RATE_WINDOW,
+    TWO_MODE_WINDOW,
+    fit_rate,
+    fit_two_mode,
+)
 from .stiff import NegHessian, ScaleProjection, StructuredBDF
 
 __all__ = [
@@ -40,101 +63,8 @@ __all__ = [
     "RATE_WINDOW",
 ]
 
-#: Default loss window of the rate fit: late enough that faster modes have died out (docs/theory.md
-#: (M6) saw 1.06-1.13 of the prediction on earlier windows), above the round-off floor (~1e-33).
-RATE_WINDOW = (1e-30, 1e-22)
 
 STIFF = ("LSODA", "BDF", "Radau")
-
-
-def _objective_hook(default):
-    """Dispatch one objective operation: a :class:`TeacherDataset` uses ``default`` (the (M2) objective);
-    any other problem object supplies a method of the same name taking the remaining arguments
-    (``shapes()``, ``loss_and_grad(theta)``, ``hessian(theta)``, ``conserved(theta)``,
-    ``invisible_directions()``, ``distance_to_manifold(theta, U)``), e.g.
-    :class:`dynamics.regression.RegressionObjective` of (R4)/(R5)."""
-
-    def op(dataset, *args):
-        if isinstance(dataset, TeacherDataset):
-            return default(dataset, *args)
-        return getattr(dataset, default.__name__)(*args)
-
-    op.__name__ = op.__qualname__ = default.__name__
-    op.__doc__ = default.__doc__
-    return op
-
-
-loss_and_grad, hessian, shapes = map(_objective_hook, (loss_and_grad, hessian, shapes))
-conserved, distance_to_manifold, invisible_directions = map(
-    _objective_hook, (conserved, distance_to_manifold, invisible_directions)
-)
-
-
-@dataclass(frozen=True, eq=False)
-class FlowResult:
-    """Trajectory of a flow (or of gradient descent, with ``t = step * eta``).
-
-    Per recorded point: ``t``, ``loss``, ``grad_norm``, ``conserved`` ((M3) ``||A||^2 - ||B||^2``),
-    ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
-    manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
-    ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
-    ``status``/``message`` as the solver gave them; solver statistics in ``stats``."""
-
-    method: str
-    t: np.ndarray
-    loss: np.ndarray
-    grad_norm: np.ndarray
-    conserved: np.ndarray
-    dist: np.ndarray
-    theta0: np.ndarray
-    theta_final: np.ndarray
-    c_final: float
-    converged: bool
-    status: int
-    message: str
-    grad_floor: float
-    wall_time: float
-    stats: dict = field(default_factory=dict)
-
-    @property
-    def conserved_drift(self) -> float:
-        """``max_t |Q(t) - Q(0)| / max(1, |Q(0)|)`` of the (M3) quantity."""
-        q = self.conserved
-        return float(np.abs(q - q[0]).max() / max(1.0, abs(q[0])))
-
-
-def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):
-    U = invisible_directions(dataset)
-    L, G, Q, D = [], [], [], []
-    for th in thetas:
-        l, g = loss_and_grad(dataset, th)
-        L.append(l)
-        G.append(np.linalg.norm(g))
-        Q.append(conserved(dataset, th))
-        D.append(distance_to_manifold(dataset, th, U)[0])
-    return np.array(L), np.array(G), np.array(Q), np.array(D), U
-
-
-def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop_dist, U) -> tuple:
-    """``(status, message)`` if a stopping target holds at ``theta``, else ``None``."""
-    if np.linalg.norm(loss_and_grad(dataset, theta)[1]) <= grad_floor:
-        return 1, f"gradient floor {grad_floor:g} reached"
-    if stop_dist is not None and distance_to_manifold(dataset, theta, U)[0] <= stop_dist:
-        return 2, f"distance {stop_dist:g} to the manifold reached"
-    return None
-
-
-def _deadline(max_seconds) -> float:
-    if max_seconds is None:
-        return float("inf")
-    return time.perf_counter() + check_real(max_seconds, "max_seconds", low=0.0, low_open=True)
-
-
-def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
-    theta0 = np.asarray(theta0, dtype=np.float64)
-    if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
-        raise ValueError(f"theta0: expected {shapes(dataset).size} finite entries, got shape {theta0.shape}")
-    return theta0
 
 
 #: :func:`gradient_flow`'s ``method="auto"`` integrates with ``"structured"`` from this many
@@ -300,203 +230,3 @@ def gradient_flow(
         wall_time=wall,
         stats={**stats, "steps": len(ts) - 1, "rtol": rtol, "atol": atol},
     )
-
-
-def _first_order(
-    dataset: TeacherDataset,
-    theta0: np.ndarray,
-    step,
-    name: str,
-    t_scale: float,
-    max_steps: int,
-    grad_floor: float,
-    record_every: int,
-    stop_dist: float | None,
-    max_seconds: float | None,
-    stats: dict,
-) -> FlowResult:
-    """Iterate ``theta <- theta - step(g, i)`` (``i`` = 1, 2, ...) with the stopping tests and records
-    shared by :func:`gradient_descent` and :func:`adam`; ``t = i * t_scale``."""
-    theta = _check_start(dataset, theta0).copy()
-    max_steps = check_int(max_steps, "max_steps")
-    record_every = check_int(record_every, "record_every")
-    grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
-    deadline = _deadline(max_seconds)
-    t0 = time.perf_counter()
-    ts, thetas = [0.0], [theta.copy()]
-    status, message, i = -1, f"max_steps = {max_steps} reached before the gradient floor", 0
-    U = invisible_directions(dataset) if stop_dist is not None else None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(1, max_steps + 1):
-            l, g = loss_and_grad(dataset, theta)
-            gn = np.linalg.norm(g)
-            if not np.isfinite(l) or not gn < 1e150:
-                status, message = -2, f"diverged at step {i} ({name} step too large?)"
-                break
-            if gn <= grad_floor:
-                status, message = 1, "gradient floor reached"
-                break
-            theta = theta - step(g, i)
-            if i % record_every == 0:
-                ts.append(i * t_scale)
-                thetas.append(theta.copy())
-                hit = _reached(dataset, theta, grad_floor, stop_dist, U) if stop_dist is not None else None
-                if hit:
-                    status, message = hit
-                    break
-                if time.perf_counter() > deadline:
-                    status, message = -3, f"max_seconds = {max_seconds:g} reached"
-                    break
-    if ts[-1] != i * t_scale and np.isfinite(theta).all():
-        ts.append(i * t_scale)
-        thetas.append(theta.copy())
-    wall = time.perf_counter() - t0
-    thetas = [th for th in thetas if np.isfinite(th).all()]
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run has huge entries
-        L, G, Q, D, U = _trajectory(dataset, np.array(thetas))
-    return FlowResult(
-        method=name,
-        t=np.array(ts[: len(thetas)]),
-        loss=L,
-        grad_norm=G,
-        conserved=Q,
-        dist=D,
-        theta0=thetas[0],
-        theta_final=thetas[-1],
-        c_final=distance_to_manifold(dataset, thetas[-1], U)[1],
-        converged=status in (1, 2),
-        status=status,
-        message=message,
-        grad_floor=grad_floor,
-        wall_time=wall,
-        stats={"steps": i, **stats},
-    )
-
-
-def gradient_descent(
-    dataset: TeacherDataset,
-    theta0: np.ndarray,
-    eta: float,
-    max_steps: int,
-    *,
-    grad_floor: float = 1e-17,
-    record_every: int = 100,
-    stop_dist: float | None = None,
-    max_seconds: float | None = None,
-) -> FlowResult:
-    """Plain gradient descent ``theta <- theta - eta grad L`` (flow time ``t = step * eta``) until
-    ``||grad L|| <= grad_floor`` or ``max_steps`` (or the distance to the manifold ``<= stop_dist``,
-    tested every ``record_every`` steps, or ``max_seconds`` of wall time, status -3); stable for
-    ``eta < 2 / lambda_max``."""
-    eta = check_real(eta, "eta", low=0.0, low_open=True)
-    return _first_order(
-        dataset,
-        theta0,
-        lambda g, _i: eta * g,
-        f"GD(eta={eta:g})",
-        eta,
-        max_steps,
-        grad_floor,
-        record_every,
-        stop_dist,
-        max_seconds,
-        {"eta": eta},
-    )
-
-
-def adam(
-    dataset: TeacherDataset,
-    theta0: np.ndarray,
-    lr: float,
-    max_steps: int,
-    *,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    grad_floor: float = 1e-17,
-    record_every: int = 100,
-    stop_dist: float | None = None,
-    max_seconds: float | None = None,
-) -> FlowResult:
-    """Adam (Kingma & Ba) on (M1): ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
-    ``theta <- theta - lr mhat / (sqrt(vhat) + eps)`` with bias-corrected ``mhat``, ``vhat``; the
-    stopping tests and records of :func:`gradient_descent` (``t`` counts steps times ``lr``; Adam
-    does not follow the gradient flow, so its ``t`` is not flow time)."""
-    lr = check_real(lr, "lr", low=0.0, low_open=True)
-    b1, b2 = (check_real(b, "betas", low=0.0, high=1.0) for b in betas)
-    if b1 >= 1.0 or b2 >= 1.0:
-        raise ValueError(f"betas: expected both in [0, 1), got {betas}")
-    eps = check_real(eps, "eps", low=0.0, low_open=True)
-    mom = np.zeros(shapes(dataset).size)
-    sec = np.zeros_like(mom)
-
-    def step(g, i):
-        mom[:] = b1 * mom + (1.0 - b1) * g
-        sec[:] = b2 * sec + (1.0 - b2) * g * g
-        return lr * (mom / (1.0 - b1**i)) / (np.sqrt(sec / (1.0 - b2**i)) + eps)
-
-    return _first_order(
-        dataset,
-        theta0,
-        step,
-        f"Adam(lr={lr:g})",
-        lr,
-        max_steps,
-        grad_floor,
-        record_every,
-        stop_dist,
-        max_seconds,
-        {"lr": lr, "betas": [b1, b2], "eps": eps},
-    )
-
-
-def fit_rate(
-    t: np.ndarray, loss: np.ndarray, window: tuple[float, float] = RATE_WINDOW, min_points: int = 5
-) -> tuple[float, int]:
-    """(M6) measured ``mu``: ``-slope/2`` of the least-squares line of ``log L`` against ``t`` over
-    the points with ``window[0] < L < window[1]``; returns ``(mu, n_points)``, ``mu = nan`` when fewer
-    than ``min_points`` points fall in the window."""
-    t, loss = np.asarray(t, dtype=np.float64), np.asarray(loss, dtype=np.float64)
-    sel = (loss > window[0]) & (loss < window[1])
-    if sel.sum() < min_points:
-        return float("nan"), int(sel.sum())
-    slope = np.polyfit(t[sel], np.log(loss[sel]), 1)[0]
-    return float(-slope / 2), int(sel.sum())
-
-
-#: Window of :func:`fit_two_mode`: late enough that modes beyond the two slowest have decayed,
-#: wide enough that two close rates separate (THEORY (M6); docs/dynamics.md, two-mode fits).
-TWO_MODE_WINDOW = (1e-30, 1e-16)
-
-
-def fit_two_mode(
-    t: np.ndarray, loss: np.ndarray, window: tuple[float, float] = TWO_MODE_WINDOW, min_points: int = 20
-) -> tuple[float, float, int]:
-    r"""(M6) with two slow modes: ``(mu_1, mu_2, n_points)`` of the least-squares fit of
-    :math:`\log L(t) = \log(a_1 e^{-2\mu_1 t} + a_2 e^{-2\mu_2 t})` (rates and amplitudes free,
-    ``mu_1 <= mu_2``) over the points with ``window[0] < L < window[1]``.
-
-    When the two smallest non-zero Hessian eigenvalues are close (``lambda_2 / lambda_1`` near 1),
-    a single exponential over any window float64 can reach mixes them and overestimates
-    ``lambda_min^+`` by a few per cent (:func:`fit_rate`); this fit separates them. ``nan`` rates
-    when fewer than ``min_points`` points fall in the window or the fit does not converge
-    (scipy ``least_squares``, its default tolerances 1e-8, Jacobian scaling)."""
-    from scipy.optimize import least_squares
-
-    t, loss = np.asarray(t, dtype=np.float64), np.asarray(loss, dtype=np.float64)
-    sel = (loss > window[0]) & (loss < window[1])
-    n = int(sel.sum())
-    if n < min_points:
-        return float("nan"), float("nan"), n
-    tt, y = t[sel], np.log(loss[sel])
-    m0 = -np.polyfit(tt, y, 1)[0] / 2
-
-    def residual(p):
-        a1, m1, a2, m2 = p
-        return np.logaddexp(a1 - 2 * m1 * tt, a2 - 2 * m2 * tt) - y
-
-    a0 = y[0] + 2 * m0 * tt[0]
-    sol = least_squares(residual, [a0, 0.97 * m0, a0 - 1.0, 1.2 * m0], x_scale="jac", max_nfev=5000)
-    if not sol.success:
-        return float("nan"), float("nan"), n
-    m1, m2 = sorted([sol.x[1], sol.x[3]])
-    return float(m1), float(m2), n

@@ -31,6 +31,7 @@ import numpy as np
 import dynamics as dy
 
 from .io import atomic_savez, atomic_write_json, progress, read_json, to_jsonable, versions
+from .plots import integer_ticks
 
 __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
 
@@ -301,7 +302,8 @@ def _doc(cfg: ConvergeConfig, parts: dict[str, list[dict]]) -> dict:
 
 def plot_converge(out: str | Path) -> list[Path]:
     """Figures from saved results in ``out``: log loss against t with the predicted slope
-    ``-2 lambda_min^+`` through the window, and the Hessian spectra at the limits."""
+    ``-2 lambda_min^+`` through the window, and the Hessian spectra at the limits (one legend entry
+    per run)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,8 +345,11 @@ def plot_converge(out: str | Path) -> list[Path]:
         for r in doc["runs"]:
             key = r["key"]
             eig = np.sort(np.abs(z[f"{key}/eig"]))
-            ax.semilogy(np.arange(1, eig.size + 1), np.maximum(eig, 1e-300), ".", ms=3)
-        ax.set_xlabel("index")
+            label = f"{r['algo']} c={r['c0']:g}, r={r['radius']:g}, seed {r['seed']}"
+            ax.semilogy(np.arange(1, eig.size + 1), np.maximum(eig, 1e-300), ".", ms=3, label=label)
+        ax.set_xlabel("index (eigenvalues sorted by magnitude)")
+        integer_ticks(ax.xaxis)
+        ax.legend(fontsize=6, markerscale=3)
         ax.set_ylabel("|eigenvalue| of the Hessian at the limit")
         ax.set_title("Hessian spectra at the limits (kernel at round-off)")
         fig.tight_layout()

@@ -30,6 +30,7 @@ import numpy as np
 import dynamics as dy
 
 from .io import atomic_write_json, progress, read_json, to_jsonable, versions
+from .plots import integer_ticks
 
 __all__ = ["DiversityConfig", "diversity_rows", "heldout_error", "run_diversity", "plot_diversity"]
 
@@ -213,8 +214,9 @@ def run_diversity(cfg: DiversityConfig, out: str | Path | None = None) -> dict:
 
 
 def plot_diversity(out: str | Path) -> Path:
-    """From ``diversity.json``: held-out error and certified kernel dimension against k (resampled
-    vs shared features, S = A = 2), and the single-MDP held-out error against d at every size."""
+    """From ``diversity.json``: held-out error and certified kernel dimension, beside the (M4)
+    tangent dimension, against k (resampled vs shared features, S = A = 2; integer ticks), and the
+    single-MDP held-out error against d at every size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,12 +232,17 @@ def plot_diversity(out: str | Path) -> Path:
         label = "shared features" if shared else "resampled features"
         axes[0].loglog(ks, [max(r["heldout_err"], 1e-18) for r in sel], style, label=label)
         kd = [r["ker_dim"] if r["ker_dim"] is not None else np.nan for r in sel]
-        axes[1].semilogx(ks, kd, style, label=label)
+        (ln,) = axes[1].semilogx(ks, kd, style, label=f"{label}: certified kernel")
+        axes[1].semilogx(
+            ks, [r["tangent_dim"] for r in sel], "x:", color=ln.get_color(), ms=8,
+            label=f"{label}: (M4) tangent dimension",
+        )  # fmt: skip
     d = rows[0]["d"] if rows else "S A"
     axes[0].set_xlabel(f"training MDPs k (d = {d})")
     axes[0].set_ylabel("held-out relative error of the flow limit")
     axes[1].set_xlabel(f"training MDPs k (d = {d})")
-    axes[1].set_ylabel("certified Hessian kernel dimension")
+    axes[1].set_ylabel("Hessian kernel / (M4) tangent dimension")
+    integer_ticks(axes[1].yaxis)
     single = [r for r in all_rows if r["k"] == 1 and r["shared_features"] and r["reward"] == "sa"]
     single = [r for r in single if r["table"] in ("M5", "d")]
     for S, A in sorted({(r["S"], r["A"]) for r in single}):

@@ -127,12 +127,12 @@ def check_provenance(out: str | Path, prov: dict, reuse: bool = False) -> None:
     """Refuse to resume in ``out`` results made by a different code or configuration.
 
     Compares ``prov`` (of this run) with ``out/provenance.json`` of an earlier run: a different
-    ``git_commit``, ``version`` or ``config_hash`` raises ValueError naming both, unless ``reuse``;
-    then (or when there is no earlier record) writes ``prov`` there."""
+    ``git_commit``, ``version``, ``seed`` or ``config_hash`` raises ValueError naming both, unless
+    ``reuse``; then (or when there is no earlier record) writes ``prov`` there."""
     path = Path(out) / PROVENANCE_FILE
     if path.exists() and not reuse:
         old = read_json(path)
-        for key in ("version", "git_commit", "config_hash"):
+        for key in ("version", "git_commit", "seed", "config_hash"):
             if old.get(key) != prov.get(key):
                 raise ValueError(
                     f"--out: {str(out)!r} holds results made with {key} {old.get(key)!r}, this run has "
@@ -177,10 +177,12 @@ def _atomic(path: Path, write) -> None:
 
 def atomic_write_json(path: str | Path, doc: Any) -> None:
     """Write ``doc`` as JSON to ``path`` atomically (temp file + rename). A ``dict`` document
-    without a ``provenance`` key gets one (:func:`provenance` of its ``config`` and seed)."""
+    without a ``provenance`` key gets one (:func:`provenance` of its ``config`` and seed: the
+    document's ``seed`` or ``seeds``, else its config's)."""
     if isinstance(doc, dict) and "provenance" not in doc and Path(path).name != PROVENANCE_FILE:
         cfg = doc.get("config")
-        seed = doc.get("seed", cfg.get("seed", cfg.get("seeds")) if isinstance(cfg, dict) else None)
+        seed = cfg.get("seed", cfg.get("seeds")) if isinstance(cfg, dict) else None
+        seed = doc.get("seed", doc.get("seeds", seed))
         doc = {**doc, "provenance": provenance(cfg, seed)}
     data = json.dumps(to_jsonable(doc), indent=2).encode()
     _atomic(Path(path), lambda fh: fh.write(data))

@@ -1,4 +1,5 @@
-"""``lsa-theory reproduce [--quick] [--out DIR]``: every claim of docs/theory.md §6, figures and a summary.
+"""``lsa-theory reproduce [--quick] [--seed S] [--out DIR]``: every claim of docs/theory.md §6, figures
+and a summary.
 
 Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 
@@ -12,8 +13,15 @@ Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 | ``control`` | frozen block in the closed loop on held-out MDPs and gymnasium models | (S6) §6 |
 | ``context-length`` | closed loop (updates, steps, alpha) and one long context (stack, TD) | §6 [W] |
 
-``summary.json`` records each finished part with its wall time and headline numbers; a rerun skips
-finished parts (and an interrupted part resumes from its own partial results).
+``summary.json`` records each finished part with its wall time, seed and headline numbers; a rerun
+skips finished parts (and an interrupted part resumes from its own partial results).
+
+**Seeds.** ``seed`` (``--seed S``, default 0) shifts every seed a part uses by ``S``: a part that
+draws with seed 0 by default draws with ``S``, a seed tuple ``(0, 1, 2)`` becomes ``(S, S + 1, S + 2)``
+(as ``converge --seed S`` does). ``S = 0`` is exactly the configuration the documented results were
+made with. Every result document a part writes records its seed in its ``provenance`` (and
+``config``), ``summary.json`` records ``S``, and a rerun in the same directory with another seed is
+refused (``ValueError``) unless ``reuse``.
 """
 
 from __future__ import annotations
@@ -24,17 +32,24 @@ from pathlib import Path
 
 import numpy as np
 
+from lsa_theory._checks import check_int
+
 from .io import atomic_write_json, read_json, versions
 from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
 __all__ = ["PARTS", "TRAIN_SEEDS", "reproduce", "deployed_returns_by_k", "trained_weights"]
 
 
-def _verify(out: Path, quick: bool) -> dict:
+def _shift(seeds: tuple[int, ...], seed: int) -> tuple[int, ...]:
+    """The seed tuple of a part under the base seed ``seed`` (module docstring)."""
+    return tuple(int(s) + seed for s in seeds)
+
+
+def _verify(out: Path, quick: bool, seed: int = 0) -> dict:
     from constructions.verify import run_claims
 
-    rows = run_claims(np.random.default_rng(0), quick=quick)
-    doc = {"rows": [r.as_dict() for r in rows], "seed": 0, "quick": quick}
+    rows = run_claims(np.random.default_rng(seed), quick=quick)
+    doc = {"rows": [r.as_dict() for r in rows], "seed": seed, "quick": quick}
     atomic_write_json(out / "verify.json", doc)
     return {
         "ok": all(r.passed for r in rows),
@@ -44,12 +59,15 @@ def _verify(out: Path, quick: bool) -> dict:
     }
 
 
-def _converge(algo: str) -> Callable[[Path, bool], dict]:
-    def part(out: Path, quick: bool) -> dict:
+def _converge(algo: str) -> Callable[[Path, bool, int], dict]:
+    def part(out: Path, quick: bool, seed: int = 0) -> dict:
+        import dataclasses
+
         from .cli import converge_passed
         from .converge import ConvergeConfig, plot_converge, run_converge
 
         cfg = ConvergeConfig.quick(algo) if quick else ConvergeConfig.full(algo)
+        cfg = dataclasses.replace(cfg, seeds=_shift(cfg.seeds, seed))
         runs = run_converge(cfg, out)["runs"]
         plot_converge(out)
         ratios = [r["rate_ratio"] for r in runs]
@@ -70,10 +88,13 @@ def _converge(algo: str) -> Callable[[Path, bool], dict]:
     return part
 
 
-def _diversity(out: Path, quick: bool) -> dict:
+def _diversity(out: Path, quick: bool, seed: int = 0) -> dict:
+    import dataclasses
+
     from .diversity import DiversityConfig, plot_diversity, run_diversity
 
-    rows = run_diversity(DiversityConfig.quick() if quick else DiversityConfig(), out)["rows"]
+    cfg = DiversityConfig.quick() if quick else DiversityConfig()
+    rows = run_diversity(dataclasses.replace(cfg, seed=cfg.seed + seed), out)["rows"]
     plot_diversity(out)
     m5 = [r for r in rows if r["table"] == "M5"]
     from .cli import diversity_passed
@@ -94,18 +115,18 @@ def _diversity(out: Path, quick: bool) -> dict:
 TRAIN_SEEDS = (0, 1, 2)
 
 
-def trained_weights(out: Path) -> Path:
-    """``train.npz`` of the [LL] training run (seed 0) that ``control`` and ``context-length``
-    deploy, given the directory of one part of :func:`reproduce`."""
-    return out.parent / "training" / "seed0" / "train.npz"
+def trained_weights(out: Path, seed: int = 0) -> Path:
+    """``train.npz`` of the [LL] training run (its first seed: ``seed``) that ``control`` and
+    ``context-length`` deploy, given the directory of one part of :func:`reproduce`."""
+    return out.parent / "training" / f"seed{seed}" / "train.npz"
 
 
-def _training_runs(quick: bool) -> dict:
+def _training_runs(quick: bool, seed: int = 0) -> dict:
     """The training groups of the ``training`` part: name -> (base config, seeds).
 
     ``random``: the [LL] configuration (:meth:`TrainConfig.full`) from a random initialisation,
     three seeds (quick: seed 0 only in every group; seed 0 of this one is the block ``control``
-    deploys). ``random_small``: S = A = 3
+    deploys; every seed shifted by ``seed``). ``random_small``: S = A = 3
     (:meth:`TrainConfig.quick`) from a random initialisation; ``invariant``: the same from an
     initialisation on the invariant set ``{P22 = 0, Vbar22 = 0}`` of (M2). ``actor_critic``: (A3)
     with the state-value critic of THEORY §3 (``d = S = 3`` state features ``psi``, fed as
@@ -116,7 +137,7 @@ def _training_runs(quick: bool) -> dict:
 
     full, small = TrainConfig.full(), TrainConfig.quick()
     ac = TrainConfig.quick("actor_critic").replace(critic="state", d=3, d_pi=9)
-    seeds = (0,) if quick else TRAIN_SEEDS
+    seeds = _shift((0,) if quick else TRAIN_SEEDS, seed)
     return {
         "random": (full, seeds),
         "random_small": (small, seeds),
@@ -125,11 +146,11 @@ def _training_runs(quick: bool) -> dict:
     }
 
 
-def _training(out: Path, quick: bool) -> dict:
+def _training(out: Path, quick: bool, seed: int = 0) -> dict:
     from .training import plot_training, plot_training_seeds, train_seeds
 
     numbers = {}
-    for name, (base, seeds) in _training_runs(quick).items():
+    for name, (base, seeds) in _training_runs(quick, seed).items():
         sub = out if name == "random" else out / name
         doc = train_seeds(base, seeds, sub)
         plot_training_seeds(sub)
@@ -138,7 +159,7 @@ def _training(out: Path, quick: bool) -> dict:
     return numbers
 
 
-def _training_diversity(out: Path, quick: bool) -> dict:
+def _training_diversity(out: Path, quick: bool, seed: int = 0) -> dict:
     """(M7) by training at S = A = 3 (:meth:`TrainConfig.quick`, d = 9; 2560 frames over k MDPs),
     resampled and shared features; full: k in {1, 4, 16, 64, 256} and three seeds, each block then
     deployed on 20 held-out 3 x 3 MDPs for 300 updates; quick: k in {1, 16, 256}, seed 0, no
@@ -154,30 +175,31 @@ def _training_diversity(out: Path, quick: bool) -> dict:
     )
 
     ks = QUICK_DIVERSITY_KS if quick else DIVERSITY_KS
-    seeds = (0,) if quick else TRAIN_SEEDS
+    seeds = _shift((0,) if quick else TRAIN_SEEDS, seed)
     doc = diversity_training_sweep(ks=ks, base=TrainConfig.quick(), out=out, seeds=seeds, total_frames=2560)
     plot_diversity_training(out)
     cols = ("seed", "k", "shared_features", "cos", "cos_full", "heldout_err", "invisible_dim")
     numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
     if not quick:
-        numbers["returns"] = deployed_returns_by_k(out, n_heldout=20, n_updates=300)["groups"]
+        numbers["returns"] = deployed_returns_by_k(out, n_heldout=20, n_updates=300, seed=seed)["groups"]
         plot_returns_by_k(out)
     return numbers
 
 
-def _control(out: Path, quick: bool) -> dict:
+def _control(out: Path, quick: bool, seed: int = 0) -> dict:
     import dataclasses
 
     from .control import ControlConfig, plot_control, run_control
     from .envs import HELDOUT_NAME
 
     cfg = ControlConfig.quick() if quick else ControlConfig()
-    rows = run_control(cfg, out / "constructed")["envs"]
+    rows = run_control(dataclasses.replace(cfg, seed=cfg.seed + seed), out / "constructed")["envs"]
     plot_control(out / "constructed")
-    trained = trained_weights(out)
+    trained = trained_weights(out, seed)
     if trained.exists():  # the trained [LL] block on the held-out family, 1000 updates
+        tcfg = ControlConfig()
         tcfg = dataclasses.replace(
-            ControlConfig(), envs=(HELDOUT_NAME,), actor_critic_envs=(), weights=str(trained)
+            tcfg, envs=(HELDOUT_NAME,), actor_critic_envs=(), weights=str(trained), seed=tcfg.seed + seed
         )
         if quick:
             tcfg = dataclasses.replace(tcfg, tabular=False)
@@ -189,38 +211,39 @@ def _control(out: Path, quick: bool) -> dict:
     return {"ok": all(control_passed(e) for e in rows), "envs": [{c: e[c] for c in cols} for e in rows]}
 
 
-def _context_length(out: Path, quick: bool) -> dict:
-    from .context_length import run_context_length
+def _context_length(out: Path, quick: bool, seed: int = 0) -> dict:
+    from .context_length import ClosedLoopConfig, InContextConfig, run_context_length
     from .training import teacher_matching_vs_n
 
     numbers = {}
-    for regime in ("closed-loop", "in-context"):
-        doc = run_context_length(regime, quick=quick, out=out)
+    for regime, config in (("closed-loop", ClosedLoopConfig), ("in-context", InContextConfig)):
+        doc = run_context_length(regime, quick=quick, out=out, seed=config.seed + seed)
         cols = ("budget", "point", "alpha", "n", "L", "normalized_return", "sem", "value_error", "n_diverged")
         numbers[regime] = [{c: r[c] for c in cols if c in r} for r in doc["rows"]]
         if regime == "in-context":
             numbers["in-context-td"] = [
                 {c: r[c] for c in ("n", "L", "value_error", "sem")} for r in doc["td_rows"]
             ]
-    trained = trained_weights(out)
+    trained = trained_weights(out, seed)
     if trained.exists():  # teacher matching of the trained [LL] block (trained at n = 20) against n
         ns = (2, 5, 10, 20, 40)
         with np.load(trained) as z:
-            match = teacher_matching_vs_n(z["P"], z["V"], ns=ns)
-        atomic_write_json(out / "teacher_matching.json", {"rows": match, "weights": str(trained)})
+            match = teacher_matching_vs_n(z["P"], z["V"], ns=ns, seed=seed)
+        doc = {"rows": match, "weights": str(trained), "seed": seed}
+        atomic_write_json(out / "teacher_matching.json", doc)
         numbers["teacher_matching_trained"] = match
     return numbers
 
 
-def _actor_critic_variants(out: Path, quick: bool) -> dict:
+def _actor_critic_variants(out: Path, quick: bool, seed: int = 0) -> dict:
     from .actor_critic_variants import run_variants
 
-    doc = run_variants(out, n_mdps=5 if quick else 20, n_updates=300 if quick else 1000)
+    doc = run_variants(out, n_mdps=5 if quick else 20, n_updates=300 if quick else 1000, seed=seed)
     return {"rows": doc["rows"]}
 
 
-#: Part name -> function(out_dir, quick) -> headline numbers.
-PARTS: dict[str, Callable[[Path, bool], dict]] = {
+#: Part name -> function(out_dir, quick, seed) -> headline numbers.
+PARTS: dict[str, Callable[[Path, bool, int], dict]] = {
     "verify": _verify,
     "converge-sarsa": _converge("sarsa"),
     "converge-actor_critic": _converge("actor_critic"),
@@ -233,29 +256,44 @@ PARTS: dict[str, Callable[[Path, bool], dict]] = {
 }
 
 
-def reproduce(out: str | Path, quick: bool = False, parts: list[str] | None = None) -> dict:
-    """Run every part (or ``parts``) into ``out/<part>/``; ``out/summary.json`` is rewritten
-    atomically after each part, and parts already recorded there (same ``quick``) are skipped and
-    listed in ``summary["skipped"]``. ``summary["passed"]`` is False when a part with a check
+def reproduce(
+    out: str | Path,
+    quick: bool = False,
+    parts: list[str] | None = None,
+    seed: int = 0,
+    reuse: bool = False,
+) -> dict:
+    """Run every part (or ``parts``) into ``out/<part>/`` with the base seed ``seed`` (module
+    docstring); ``out/summary.json`` is rewritten atomically after each part, and parts already
+    recorded there (same ``quick``) are skipped and listed in ``summary["skipped"]``. A summary made
+    with another seed is refused (ValueError naming both) unless ``reuse``: then its finished parts
+    are kept with the seed they record. ``summary["passed"]`` is False when a part with a check
     (``ok`` in its numbers: verify, converge, diversity, control) failed."""
     out = Path(out)
+    seed = check_int(seed, "seed", minimum=0)
     names = list(PARTS) if parts is None else parts
     unknown = set(names) - set(PARTS)
     if unknown:
         raise ValueError(f"parts: unknown {sorted(unknown)}; choose from {list(PARTS)}")
-    summary = {"quick": quick, "versions": versions(), "parts": {}}
+    summary = {"quick": quick, "seed": seed, "versions": versions(), "parts": {}}
     if (out / "summary.json").exists():
         prev = read_json(out / "summary.json")
+        old = prev.get("seed", 0)  # summaries from before --seed were all made with seed 0
+        if old != seed and not reuse:
+            raise ValueError(
+                f"seed: {str(out)!r} holds results made with seed {old}, this run has seed {seed}; "
+                "use another --out, or --reuse to resume with them anyway"
+            )
         if prev.get("quick") == quick:
-            summary["parts"] = prev.get("parts", {})
+            summary["parts"] = {n: {"seed": old} | p for n, p in prev.get("parts", {}).items()}
     summary["skipped"] = []
     for name in names:
         if summary["parts"].get(name, {}).get("done"):
             summary["skipped"].append(name)
             continue
         t0 = time.perf_counter()
-        numbers = PARTS[name](out / name, quick)
-        summary["parts"][name] = {"done": True, "seconds": time.perf_counter() - t0, **numbers}
+        numbers = PARTS[name](out / name, quick, seed)
+        summary["parts"][name] = {"done": True, "seconds": time.perf_counter() - t0, "seed": seed, **numbers}
         atomic_write_json(out / "summary.json", summary)
     summary["passed"] = all(summary["parts"][n].get("ok", True) for n in names if n in summary["parts"])
     return summary

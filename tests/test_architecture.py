@@ -84,3 +84,17 @@ def test_the_name_branch_check_can_fail(tmp_path):
         assert _name_branches(f, {"sarsa"})
     finally:
         f.unlink()
+
+
+#: The guide: split a module before it passes ~500 lines.
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_exceeds_500_lines():
+    long = {
+        str(f.relative_to(ROOT)): n
+        for layer in LAYERS
+        for f in sorted((ROOT / layer).rglob("*.py"))
+        if (n := len(f.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by concern): {long}"

@@ -89,7 +89,8 @@ def test_control_exits_1_when_the_block_leaves_its_teacher(monkeypatch, capsys):
 def test_reproduce_marks_skipped_parts_and_exits_1_on_a_failed_part(tmp_path, monkeypatch, capsys):
     import experiments.reproduce as rp
 
-    monkeypatch.setattr(rp, "PARTS", {"good": lambda o, q: {"ok": True}, "bad": lambda o, q: {"ok": False}})
+    parts = {"good": lambda o, q, s: {"ok": True}, "bad": lambda o, q, s: {"ok": False}}
+    monkeypatch.setattr(rp, "PARTS", parts)
     rc, out, _ = _run(["reproduce", "--out", str(tmp_path), "--parts", "good"], capsys)
     assert rc == 0
     rc, out, _ = _run(["reproduce", "--out", str(tmp_path), "--parts", "good", "bad"], capsys)

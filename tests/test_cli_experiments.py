@@ -42,7 +42,7 @@ def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsy
     calls = []
 
     def fake(name):
-        def part(out, quick):
+        def part(out, quick, seed):
             calls.append(name)
             out.mkdir(parents=True, exist_ok=True)
             if name == "b" and calls.count("b") == 1:
@@ -59,7 +59,8 @@ def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsy
     assert cli.main(["reproduce", "--quick", "--out", str(tmp_path)]) == 0
     assert calls == ["a", "b", "b"]  # "a" was not recomputed
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["parts"]["b"] == {"done": True, "seconds": summary["parts"]["b"]["seconds"], "value": 1}
+    b = summary["parts"]["b"]
+    assert b == {"done": True, "seconds": b["seconds"], "seed": 0, "value": 1}
     with pytest.raises(ValueError, match="^parts:"):
         rp.reproduce(tmp_path, quick=True, parts=["nope"])
 

@@ -81,7 +81,7 @@ def test_paired_difference_matches_scipy(rng):
 TINY_IC = cl.InContextConfig(ns=(5, 30), Ls=(1, 3), n_mdps=2, td_d=4)
 
 
-def test_in_context_cells_equal_an_independent_recomputation(tmp_path):
+def test_in_context_cells_equal_an_independent_recomputation(tmp_path, figures):
     """Each reported in-context cell is the greedy return of ``phi w_L`` and ``||Q_w - Q^pi||`` with
     the *uniform* behaviour policy's ``Q^pi``, from the documented stream; contexts are prefixes of
     one trajectory (paired across n)."""
@@ -118,11 +118,12 @@ def test_in_context_cells_equal_an_independent_recomputation(tmp_path):
     assert row["normalized_return"] == pytest.approx(float(ret[0, 1].mean()), abs=1e-12)
     assert row["sem"] == pytest.approx(float(ret[0, 1].std(ddof=1) / np.sqrt(2)), abs=1e-12)
     assert cl.plot_context_length_regimes(tmp_path, "in-context").exists()
+    assert figures.assert_error_bars_labelled(figures["context_length_in-context.png"]) == 3
     text = tables.table("in-context", tmp_path / "context_length_in-context.json")
     assert text.count("\n| 3 | 30 |") == 2 and "0/2 |" in text  # SARSA and TD rows, divergence counts
 
 
-def test_closed_loop_cells_read_the_right_update(tmp_path):
+def test_closed_loop_cells_read_the_right_update(tmp_path, figures):
     """Fixed updates read the greedy return after ``point`` updates; fixed environment steps after
     ``point / n`` updates; every cell is the constructed block's loop on the documented stream."""
     cfg = cl.ClosedLoopConfig(
@@ -148,6 +149,7 @@ def test_closed_loop_cells_read_the_right_update(tmp_path):
                 expect = lt.normalized_return(mdp, lt.greedy(phi @ teacher.ws[t]), sol)
                 assert finals[b, 0, j, i] == pytest.approx(expect, abs=1e-9)
     assert cl.plot_context_length_regimes(tmp_path, "closed-loop").exists()
+    assert figures.assert_error_bars_labelled(figures["context_length_closed-loop.png"]) == 2  # two budgets
     text = tables.table("closed-loop", tmp_path / "context_length_closed-loop.json")
     assert "**20 updates**" in text and "**80 environment steps**" in text and text.count("| 0.2 |") == 2
 

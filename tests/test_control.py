@@ -283,7 +283,7 @@ def _tiny_config(**kw):
     return ctl.ControlConfig(**(base | kw))
 
 
-def test_control_json_contract_and_resume(tmp_path, monkeypatch):
+def test_control_json_contract_and_resume(tmp_path, monkeypatch, figures):
     cfg = _tiny_config()
     doc = ctl.run_control(cfg, tmp_path)
     assert (tmp_path / "control.json").exists() and (tmp_path / "control.npz").exists()
@@ -321,6 +321,8 @@ def test_control_json_contract_and_resume(tmp_path, monkeypatch):
     sweep = ctl.context_length_sweep((2, 5), n_mdps=2, n_updates=10, seed=0, out=tmp_path)
     paths.append(ctl.plot_context_length(tmp_path))
     assert all(p.exists() for p in paths)
+    assert figures.assert_error_bars_labelled(figures["control.png"]) == len(doc["envs"])
+    assert figures.assert_error_bars_labelled(figures["context_length.png"]) == 1
     assert [r["n"] for r in sweep["rows"]] == [2, 5]
     for r in sweep["rows"]:
         assert set(r) >= {"n", "normalized_return", "normalized_return_sem", "normalized_return_teacher"}

@@ -155,7 +155,7 @@ def test_checkpoint_resume_is_bitwise_identical(tmp_path, monkeypatch, kw, crash
     assert np.array_equal(again.P, ref.P)
 
 
-def test_outputs_saved_and_plotted(tmp_path):
+def test_outputs_saved_and_plotted(tmp_path, figures):
     cfg = _tiny(steps=60, log_every=20, checkpoint_every=30)
     res = tr.train(cfg, tmp_path)
     with np.load(tmp_path / "train.npz") as z:
@@ -173,6 +173,7 @@ def test_outputs_saved_and_plotted(tmp_path):
     assert doc["final"]["cos"] == pytest.approx(res.final["cos"])
     paths = tr.plot_training(tmp_path)
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    assert figures.assert_heatmaps_labelled(figures["training_heatmaps.png"]) == 4
 
 
 def test_diversity_sweep_saves_and_plots(tmp_path):
@@ -346,7 +347,7 @@ def test_train_seeds_reports_every_seed(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the diverging block, on purpose
-def test_returns_by_k_lists_every_run_with_divergences(tmp_path):
+def test_returns_by_k_lists_every_run_with_divergences(tmp_path, figures):
     """Item 5: every (seed, k, features) run appears in ``returns_by_k.json``, a diverged loop is
     counted (never dropped), and ``groups`` pool the seeds."""
     base = _tiny(steps=60, log_every=60, checkpoint_every=60)
@@ -370,6 +371,7 @@ def test_returns_by_k_lists_every_run_with_divergences(tmp_path):
     assert groups[10]["n_loops"] == 6 and groups[10]["n_diverged"] == 3 and groups[10]["n_seeds"] == 2
     assert all(r["n_diverged"] == 0 for r in doc["rows"][:3])
     assert tr.plot_returns_by_k(tmp_path).exists()
+    assert figures.assert_error_bars_labelled(figures["returns_by_k.png"]) == 1
     text = tables.table("returns-by-k", tmp_path / "returns_by_k.json")
     assert "| 10 | resampled | 2 | 3/6 |" in text and "| 1 | 10 | resampled |" in text
     assert tables.table("diversity", tmp_path / "diversity_training.json").count("| resampled |") == 4

@@ -1,0 +1,107 @@
+"""What the flows of :mod:`dynamics.flow` and the first-order baselines of :mod:`dynamics.descent` share:
+the objective operations dispatched on the problem ((M2) teacher data or e.g. (R4)/(R5)
+regression), the :class:`FlowResult` record and the stopping tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lsa_theory._checks import check_real
+
+from .data import TeacherDataset
+from .manifold import conserved, distance_to_manifold, invisible_directions
+from .objective import hessian, loss_and_grad, shapes
+
+
+def _objective_hook(default):
+    """Dispatch one objective operation: a :class:`TeacherDataset` uses ``default`` (the (M2) objective);
+    any other problem object supplies a method of the same name taking the remaining arguments
+    (``shapes()``, ``loss_and_grad(theta)``, ``hessian(theta)``, ``conserved(theta)``,
+    ``invisible_directions()``, ``distance_to_manifold(theta, U)``), e.g.
+    :class:`dynamics.regression.RegressionObjective` of (R4)/(R5)."""
+
+    def op(dataset, *args):
+        if isinstance(dataset, TeacherDataset):
+            return default(dataset, *args)
+        return getattr(dataset, default.__name__)(*args)
+
+    op.__name__ = op.__qualname__ = default.__name__
+    op.__doc__ = default.__doc__
+    return op
+
+
+loss_and_grad, hessian, shapes = map(_objective_hook, (loss_and_grad, hessian, shapes))
+conserved, distance_to_manifold, invisible_directions = map(
+    _objective_hook, (conserved, distance_to_manifold, invisible_directions)
+)
+
+
+@dataclass(frozen=True, eq=False)
+class FlowResult:
+    """Trajectory of a flow (or of gradient descent, with ``t = step * eta``).
+
+    Per recorded point: ``t``, ``loss``, ``grad_norm``, ``conserved`` ((M3) ``||A||^2 - ||B||^2``),
+    ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
+    manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
+    ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
+    ``status``/``message`` as the solver gave them; solver statistics in ``stats``."""
+
+    method: str
+    t: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    conserved: np.ndarray
+    dist: np.ndarray
+    theta0: np.ndarray
+    theta_final: np.ndarray
+    c_final: float
+    converged: bool
+    status: int
+    message: str
+    grad_floor: float
+    wall_time: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def conserved_drift(self) -> float:
+        """``max_t |Q(t) - Q(0)| / max(1, |Q(0)|)`` of the (M3) quantity."""
+        q = self.conserved
+        return float(np.abs(q - q[0]).max() / max(1.0, abs(q[0])))
+
+
+def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):
+    U = invisible_directions(dataset)
+    L, G, Q, D = [], [], [], []
+    for th in thetas:
+        l, g = loss_and_grad(dataset, th)
+        L.append(l)
+        G.append(np.linalg.norm(g))
+        Q.append(conserved(dataset, th))
+        D.append(distance_to_manifold(dataset, th, U)[0])
+    return np.array(L), np.array(G), np.array(Q), np.array(D), U
+
+
+def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop_dist, U) -> tuple:
+    """``(status, message)`` if a stopping target holds at ``theta``, else ``None``."""
+    if np.linalg.norm(loss_and_grad(dataset, theta)[1]) <= grad_floor:
+        return 1, f"gradient floor {grad_floor:g} reached"
+    if stop_dist is not None and distance_to_manifold(dataset, theta, U)[0] <= stop_dist:
+        return 2, f"distance {stop_dist:g} to the manifold reached"
+    return None
+
+
+def _deadline(max_seconds) -> float:
+    if max_seconds is None:
+        return float("inf")
+    return time.perf_counter() + check_real(max_seconds, "max_seconds", low=0.0, low_open=True)
+
+
+def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
+        raise ValueError(f"theta0: expected {shapes(dataset).size} finite entries, got shape {theta0.shape}")
+    return theta0

@@ -1,0 +1,356 @@
+"""The ``lsa-theory`` commands but ``pretrain`` (:mod:`experiments.cli` holds that one, the parser and
+the entry point): each runs its experiment, prints a table or one JSON document and returns the
+exit code (0 passed, 1 a check failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+
+import numpy as np
+
+import constructions
+
+from .cli_checks import CRITERIA, control_passed, converge_passed, diversity_passed
+
+#: Options that do not change what a command computes (left out of its configuration hash).
+_NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
+
+
+def _json_float(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _provenance(args: argparse.Namespace, seed=None) -> dict:
+    """The ``provenance`` object of a command's JSON document (:func:`experiments.io.provenance`)."""
+    from .io import provenance
+
+    config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    return provenance(config, seed if seed is not None else getattr(args, "seed", None))
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from constructions.verify import run_claims
+
+    algorithms = None
+    if args.module is not None:
+        from constructions import load_module
+
+        try:
+            algorithms = load_module(args.module)
+        except ValueError as exc:
+            print(f"lsa-theory verify: {exc}", file=sys.stderr)
+            return 2
+    seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
+    rows = run_claims(
+        np.random.default_rng(seed), quick=args.quick, algorithms=algorithms, block_rows=algorithms is None
+    )
+    ok = all(r.passed for r in rows)
+    if args.json:
+        doc = {
+            "rows": [
+                {
+                    "claim": r.claim,
+                    "check": r.check,
+                    "residual": _json_float(r.residual),
+                    "tol": r.tol,
+                    "passed": r.passed,
+                }
+                for r in rows
+            ],
+            "seed": seed,
+            "quick": args.quick,
+            "passed": ok,
+            "provenance": _provenance(args, seed),
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        width = max(len(r.check) for r in rows)
+        print(f"lsa-theory verify  seed={seed}  quick={args.quick}")
+        print(f"{'claim':<6}  {'check':<{width}}  {'residual':>10}  {'tol':>8}  result")
+        for r in rows:
+            print(
+                f"{r.claim:<6}  {r.check:<{width}}  {r.residual:>10.2e}  {r.tol:>8.0e}  "
+                f"{'pass' if r.passed else 'FAIL'}"
+            )
+        print(f"{sum(r.passed for r in rows)}/{len(rows)} claims pass")
+    return 0 if ok else 1
+
+
+def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    def fmt(v, spec):
+        if v is None:
+            return "nan"
+        return format(v, spec) if spec else str(v)
+
+    cells = [[fmt(r.get(k), spec) for k, spec in columns] for r in rows]
+    widths = [max([len(k), *(len(c[i]) for c in cells)]) for i, (k, _) in enumerate(columns)]
+    print("  ".join(k.rjust(w) for (k, _), w in zip(columns, widths, strict=True)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+
+
+def _cmd_converge(args: argparse.Namespace) -> int:
+    from .converge import ConvergeConfig, plot_converge, run_converge
+    from .io import to_jsonable
+
+    cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig.full(args.algo)
+    if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
+        cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
+    out = args.out
+    doc = run_converge(cfg, out)
+    for run in doc["runs"]:
+        run["passed"] = converge_passed(run)
+    ok = all(r["passed"] for r in doc["runs"])
+    if out is not None:
+        plot_converge(out)
+    if args.json:
+        extra = {k: doc[k] for k in ("unrealisable", "radius_sweep", "radius_max_reached")}
+        body = {
+            "runs": doc["runs"],
+            **extra,
+            "config": doc["config"],
+            "passed": ok,
+            "provenance": _provenance(args),
+        }
+        print(json.dumps(to_jsonable(body), indent=2))
+    else:
+        _print_table(
+            doc["runs"],
+            [
+                ("seed", ""),
+                ("c0", "g"),
+                ("radius", "g"),
+                ("loss0", ".1e"),
+                ("loss_final", ".1e"),
+                ("dist_final", ".1e"),
+                ("rate_ratio_a_priori", ".4f"),
+                ("pl_min_ratio", ".4f"),
+                ("rate_ratio", ".4f"),
+                ("ker_dim", ""),
+                ("tangent_dim", ""),
+                ("conserved_drift", ".1e"),
+                ("c_pred", ".9f"),
+                ("c_final", ".9f"),
+                ("passed", ""),
+            ],
+        )
+        print(f"{sum(r['passed'] for r in doc['runs'])}/{len(doc['runs'])} runs pass; criteria {CRITERIA}")
+        if doc["unrealisable"]:
+            print("unrealisable targets (L* > 0; reported, not evidence for (M6)):")
+            cols = [("seed", ""), ("noise", "g"), ("loss_star", ".2e"), ("rate_ratio_a_priori", ".4f")]
+            _print_table(doc["unrealisable"], cols + [("rate_ratio_limit", ".4f"), ("converged", "")])
+        if doc["radius_sweep"]:
+            print(f"radius sweep (c = 1): largest radius reaching the manifold {doc['radius_max_reached']}")
+            cols = [("seed", ""), ("radius", "g"), ("reached", ""), ("dist_final", ".1e")]
+            _print_table(doc["radius_sweep"], cols + [("c_final", ".6f"), ("pl_min_ratio", ".4f")])
+    return 0 if ok else 1
+
+
+def _cmd_diversity(args: argparse.Namespace) -> int:
+    from .diversity import DiversityConfig, plot_diversity, run_diversity
+    from .io import to_jsonable
+
+    cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    doc = run_diversity(cfg, args.out)
+    for row in doc["rows"]:
+        row["passed"] = diversity_passed(row)
+    ok = all(r["passed"] for r in doc["rows"])
+    if args.out is not None:
+        plot_diversity(args.out)
+    if args.json:
+        body = {"rows": doc["rows"], "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
+        print(json.dumps(to_jsonable(body), indent=2))
+    else:
+        _print_table(
+            doc["rows"],
+            [
+                ("table", ""),
+                ("S", ""),
+                ("A", ""),
+                ("d", ""),
+                ("k", ""),
+                ("frames", ""),
+                ("features", ""),
+                ("shared_features", ""),
+                ("reward", ""),
+                ("kernel_certified", ""),
+                ("ker_dim", ""),
+                ("tangent_dim", ""),
+                ("ker_dim_threshold", ""),
+                ("float_kernel_max", ".1e"),
+                ("float_nonzero_min", ".1e"),
+                ("heldout_err", ".2e"),
+                ("passed", ""),
+            ],
+        )
+        print(
+            f"{sum(r['passed'] for r in doc['rows'])}/{len(doc['rows'])} rows with a certified kernel "
+            "equal to the (M4) tangent (or to the rank bound where the data are below it)"
+        )
+        for r in doc["rows"]:
+            if r["rank_warning"] or not r["kernel_certified"]:
+                print(
+                    f"  k={r['k']} frames={r['frames']} d={r['d']}: {r['rank_warning'] or r['kernel_reason']}"
+                )
+    return 0 if ok else 1
+
+
+def _trained_weights(out: str | None) -> str:
+    """Path of trained weights for ``--weights trained``: ``<out>/training/seed0/train.npz`` (where
+    ``lsa-theory reproduce`` puts them), trained there first with the [LL] configuration
+    ``TrainConfig.full()`` (about a minute; it resumes) if it does not exist."""
+    from pathlib import Path
+
+    from .training import TrainConfig, train
+
+    base = Path(out if out is not None else "results") / "training" / "seed0"
+    path = base / "train.npz"
+    if not path.exists():
+        train(TrainConfig.full(), base)
+    return str(path)
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from .control import ControlConfig, plot_control, run_control
+    from .envs import HELDOUT_NAME
+    from .io import to_jsonable
+
+    cfg = ControlConfig.quick() if args.quick else ControlConfig()
+    if args.weights == "trained" and constructions.ALGORITHMS[args.algo].has_actor:
+        raise ValueError(
+            f"--weights trained: the trained block is the [LL] SARSA block; for --algo {args.algo} pass "
+            "'constructed' or a .npz with P, V of the (A1) size"
+        )
+    if args.weights == "teacher":
+        raise ValueError("--weights teacher: the exact teacher is the baseline of every run (column teacher)")
+    weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
+    changes = {"weights": weights}
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if constructions.ALGORITHMS[args.algo].has_actor:  # actor-based algorithms: the [LL] family
+        changes.update(
+            envs=(HELDOUT_NAME,),
+            actor_critic_envs=(HELDOUT_NAME,),
+            env_algos=(),
+            actor_critic_algos=(args.algo,),
+        )
+    else:
+        changes.update(env_algos=(args.algo,), actor_critic_envs=())
+        if weights != "constructed":
+            # a trained block has the D of the MDPs it was trained on: the [LL] family only
+            changes["envs"] = (HELDOUT_NAME,)
+    if args.updates is not None:
+        changes["n_updates"] = args.updates
+    cfg = dataclasses.replace(cfg, **changes)
+    out = None if args.out is None else f"{args.out}/control"
+    doc = run_control(cfg, out)
+    if out is not None:
+        plot_control(out)
+    envs = [e for e in doc["envs"] if e["algo"] == args.algo]
+    for e in envs:
+        e["passed"] = control_passed(e)
+    ok = all(e["passed"] for e in envs)
+    if args.json:
+        body = {"envs": envs, "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
+        print(json.dumps(to_jsonable(body), indent=2))
+    else:
+        _print_table(
+            envs,
+            [
+                ("name", ""),
+                ("algo", ""),
+                ("updates", ""),
+                ("n_seeds", ""),
+                ("normalized_return", ".3f"),
+                ("normalized_return_teacher", ".3f"),
+                ("passed", ""),
+            ],
+        )
+    return 0 if ok else 1
+
+
+def _cmd_regression(args: argparse.Namespace) -> int:
+    from .io import to_jsonable
+    from .regression import CRITERIA, RegressionConfig, plot_regression, run_regression
+
+    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    doc = run_regression(cfg, args.out)
+    if args.out is not None:
+        plot_regression(args.out)
+    if args.json:
+        print(json.dumps(to_jsonable(doc), indent=2))
+    else:
+        cols = [("d", ""), ("N", ""), ("kappa", "g"), ("rel_err", ".1e"), ("loss_gap", ".1e")]
+        cols += [("rate_ratio", ".5f"), ("ker_dim", ""), ("conserved_drift", ".1e"), ("passed", "")]
+        _print_table(doc["configs"], cols)
+        _print_table(doc["sampled"], [("F", ""), ("rel_err", ".3e"), ("to_sample_minimiser", ".1e")])
+        print(f"slope {doc['slope']:.3f} (expected -0.5)")
+        _print_table(
+            doc["trained"],
+            [
+                ("L", ""),
+                ("param", ""),
+                ("test_loss", ".4f"),
+                ("test_loss_as_pgd", ".4f"),
+                ("one_layer_optimum", ".4f"),
+            ],
+        )
+        print(f"checks {doc['checks']}; criteria {CRITERIA}")
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_context_length(args: argparse.Namespace) -> int:
+    from .context_length import run_context_length
+
+    doc = run_context_length(args.regime, quick=args.quick, out=args.out, seed=args.seed)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif args.regime == "in-context":
+        _print_table(
+            doc["rows"],
+            [
+                ("n", ""),
+                ("L", ""),
+                ("normalized_return", ".3f"),
+                ("sem", ".3f"),
+                ("value_error", ".3f"),
+                ("n_diverged", ""),
+            ],
+        )
+    else:
+        _print_table(
+            doc["rows"],
+            [
+                ("budget", ""),
+                ("point", ""),
+                ("alpha", ""),
+                ("n", ""),
+                ("normalized_return", ".3f"),
+                ("sem", ".3f"),
+                ("n_diverged", ""),
+            ],
+        )
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    summary = reproduce(args.out, quick=args.quick, parts=args.parts, seed=args.seed, reuse=args.reuse)
+    for name, part in summary["parts"].items():
+        if name in summary["skipped"]:
+            print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)")
+        else:
+            ok = {True: "", False: "  CHECK FAILED"}[part.get("ok", True)]
+            print(f"{name:24} {part['seconds']:8.1f} s{ok}")
+    print(f"summary: {args.out}/summary.json")
+    return 0 if summary["passed"] else 1

@@ -1,0 +1,321 @@
+"""The deployment loops (S6)/(A5) of :mod:`experiments.control`: :func:`deploy` of a frozen block
+and its baselines (:func:`tabular_sarsa`).
+
+**Terminal states.** (S6) continues each context from the last state, ``s_0 <- s_n``. The
+gymnasium models of :mod:`experiments.envs` have absorbing terminal states, in which that loop
+would stay for ever after the first episode; when ``s_n`` is terminal the next context starts
+from ``s_0 ~ mu0`` instead (a new episode). Inside a context the absorbing self-loops stay in the
+data, so the block learns ``Q_w(terminal, .) -> 0``. The [LL] random family has no absorbing state
+and its loop is exactly (S6).
+
+**Baselines** on the same loop and seeds: the exact teacher (same ``rng`` stream: as long as the
+greedy actions agree, the teacher and the block see the same trajectory, and the ``w``
+sequences agree to round-off), classical online tabular SARSA (one-hot ``Q`` table from 0,
+per-step update with step size ``alpha``, the same epsilon-greedy exploration and ``n *
+n_updates`` environment steps), the uniform policy (0 by definition, computed) and ``pi*`` (1).
+
+**Runtime.** The ``"l1"`` pass is a few ``D x D`` matrix products per update; on a small shared
+machine OpenBLAS threading makes them up to ten times slower than single-threaded, so
+:func:`deploy`, :func:`run_control` and the context-length sweeps run with BLAS limited to one
+thread (:func:`experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.5 s against 42 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lsa_theory as lt
+from constructions import Draws
+from lsa_theory import TabularMDP
+from lsa_theory._checks import check_int, check_real
+
+from .control_weights import FORWARDS, _algorithm, _update_fn, resolve_weights
+from .envs import terminal_states
+from .io import single_blas_thread
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """One closed loop. ``updates`` (E,) evaluation points (0, eval_every, ..., n_updates);
+    ``normalized_return`` (E,) of the greedy policy there, ``normalized_return_behaviour`` (E,) of
+    the behaviour policy (epsilon-greedy / ``pi_lambda``); ``ws`` (T+1, d) and for actor-critic
+    ``lams`` (T+1, d_pi) parameters; ``states``/``actions`` (T, n+1) the contexts' trajectories;
+    ``diverged_at``: first update whose parameter is not finite or has 1-norm above
+    :data:`DIVERGENCE_BOUND` (``None`` if none; the loop stops there, later entries are NaN);
+    ``forward``: ``"l1"``, ``"l2"`` or ``"teacher"``; ``resets``: contexts restarted from ``mu0``."""
+
+    updates: np.ndarray
+    normalized_return: np.ndarray
+    normalized_return_behaviour: np.ndarray
+    ws: np.ndarray
+    lams: np.ndarray | None
+    states: np.ndarray
+    actions: np.ndarray
+    diverged_at: int | None
+    forward: str
+    resets: int = 0
+
+
+def _check_loop(mdp, n, n_updates, eval_every, epsilon, alpha, rng) -> tuple:
+    """The arguments shared by :func:`deploy` and :func:`tabular_sarsa`, validated."""
+    return (
+        _check_mdp(mdp),
+        check_int(n, "n"),
+        check_int(n_updates, "n_updates"),
+        check_int(eval_every, "eval_every"),
+        check_real(epsilon, "epsilon", low=0.0, high=1.0),
+        check_real(alpha, "alpha", low=0.0, low_open=True),
+        _check_rng(rng),
+    )
+
+
+def _check_mdp(mdp) -> TabularMDP:
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"mdp: expected a lsa_theory.TabularMDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def _check_rng(rng) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _eval_points(n_updates: int, eval_every: int) -> np.ndarray:
+    return np.array(sorted(set(range(0, n_updates + 1, eval_every)) | {n_updates}), dtype=np.int64)
+
+
+def _check_solution(mdp: TabularMDP, solution) -> lt.OptimalSolution:
+    if solution is None:
+        return lt.optimal(mdp)
+    if not isinstance(solution, lt.OptimalSolution) or solution.Q.shape != (mdp.n_states, mdp.n_actions):
+        raise ValueError("solution: expected lsa_theory.optimal(mdp) of this MDP")
+    return solution
+
+
+@single_blas_thread
+def deploy(
+    mdp: TabularMDP,
+    weights: Any,
+    *,
+    n: int,
+    n_updates: int,
+    epsilon: float,
+    alpha: float,
+    rng: np.random.Generator,
+    eval_every: int,
+    algo: str = "sarsa",
+    beta: float | None = None,
+    d_pi: int | None = None,
+    forward: str = "auto",
+    solution: lt.OptimalSolution | None = None,
+) -> DeployResult:
+    """Closed loop of the registered algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
+    actor-critics) driven by frozen weights.
+
+    Draws from ``rng``, in this order: the critic's table (S, A, d) ``~ U(-1, 1)`` (fresh per call;
+    ``d`` the algorithm's default: ``S*A`` for SARSA and the action-value critic, ``S`` for the
+    state-value critic, whose table ``psi(s)`` is repeated over actions), ``w_0 ~ U(-1, 1)^d``;
+    with an actor, ``phi_pi`` (S, A, d_pi) ``~ U(-1, 1)`` (``d_pi`` the algorithm's default, or
+    read off ``D`` for given weights) and ``lambda_0 = 0`` (the uniform actor); then the rollouts.
+    Each of the ``n_updates`` updates rolls out ``n`` steps (epsilon-greedy on ``Q_w``, or
+    ``pi_lambda``; ``epsilon`` is unused with an actor) and sets ``[w; lambda] <- TF_theta(H)``;
+    ``weights`` as in :func:`resolve_weights` (``"teacher"``: the exact (S2)/(A2) update with
+    ``alpha``, ``beta``). A terminal ``s_n`` restarts the next context from ``mu0`` (module
+    docstring). Calls with equal ``rng`` states give equal features, ``w_0`` and, while the
+    greedy actions agree, equal trajectories. ``solution`` is ``lsa_theory.optimal(mdp)``
+    (computed when ``None``). Returns a :class:`DeployResult` with the normalised return (§0) of
+    the greedy policy (:meth:`constructions.ClosedLoopAlgorithm.greedy`) every ``eval_every`` updates.
+    """
+    mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
+        mdp, n, n_updates, eval_every, epsilon, alpha, rng
+    )
+    alg = _algorithm(algo)
+    if forward not in FORWARDS:
+        raise ValueError(f"forward: expected one of {FORWARDS}, got {forward!r}")
+    S, A = mdp.n_states, mdp.n_actions
+    d = alg.dims(S, A).d
+    if alg.has_actor:
+        beta = check_real(alpha if beta is None else beta, "beta", low=0.0, low_open=True)
+        d_pi = _infer_d_pi(weights, d, alg.dims(S, A).d_pi) if d_pi is None else check_int(d_pi, "d_pi")
+    elif d_pi is not None:
+        raise ValueError(f"d_pi: only used by algorithms with an actor, not {algo!r}")
+    layout = alg.dims(S, A, d, d_pi).layout
+    sol = _check_solution(mdp, solution)
+    hyper = {"gamma": mdp.gamma, "alpha": alpha, "beta": beta}
+    update, used = _update_fn(
+        resolve_weights(weights, layout, alpha=alpha, beta=beta), layout, alg, hyper, forward
+    )
+
+    phi = alg.critic_table(S, A, d, rng)
+    w = rng.uniform(-1.0, 1.0, size=d)
+    lam = phi_pi = None
+    if alg.has_actor:
+        phi_pi = lt.random_features(S, A, layout.d_pi, rng)
+        lam = np.zeros(layout.d_pi)
+    draws = Draws(phi, phi_pi, w, lam)
+    terminal = terminal_states(mdp)
+    points = _eval_points(T, eval_every)
+    nr = np.full(points.size, np.nan)
+    nr_b = np.full(points.size, np.nan)
+    ws = np.full((T + 1, d), np.nan)
+    lams = np.full((T + 1, layout.d_pi), np.nan) if alg.has_actor else None
+    states = np.full((T, n + 1), -1, dtype=np.int64)
+    actions = np.full((T, n + 1), -1, dtype=np.int64)
+
+    def evaluate(j: int) -> None:
+        nr[j] = lt.normalized_return(mdp, alg.greedy(draws, w, lam), sol)
+        nr_b[j] = lt.normalized_return(mdp, alg.behaviour(draws, w, lam, epsilon), sol)
+
+    ws[0] = w
+    if lams is not None:
+        lams[0] = lam
+    evaluate(0)
+    j, s0, diverged, resets = 1, None, None, 0
+    for t in range(1, T + 1):
+        X, g, traj = alg.context(mdp, draws, w, lam, n=n, epsilon=epsilon, rng=rng, s0=s0)
+        w_new, lam_new = update(X, g, w, lam)
+        states[t - 1], actions[t - 1] = traj.states, traj.actions
+        if _diverged(w_new) or (lam_new is not None and _diverged(lam_new)):
+            diverged = t
+            break
+        w, lam = np.asarray(w_new, dtype=np.float64), lam_new
+        ws[t] = w
+        if lams is not None:
+            lams[t] = lam
+        s_last = int(traj.states[-1])
+        s0 = None if terminal[s_last] else s_last
+        resets += int(terminal[s_last])
+        if j < points.size and points[j] == t:
+            evaluate(j)
+            j += 1
+    return DeployResult(points, nr, nr_b, ws, lams, states, actions, diverged, used, resets)
+
+
+#: A loop stops as diverged when a parameter's 1-norm exceeds this (or is not finite): beyond it
+#: ``|Q_w| <= ||w||_1 max |phi|`` and the prompt products of the next update approach float64 overflow.
+DIVERGENCE_BOUND = 1e200
+
+
+def _diverged(v: np.ndarray) -> bool:
+    total = float(np.abs(v).sum())
+    return not np.isfinite(total) or total > DIVERGENCE_BOUND
+
+
+def _infer_d_pi(weights: Any, d: int, default: int) -> int:
+    """``d_pi`` of a deployment with an actor: ``default`` for constructed/teacher, else from ``D``."""
+    if isinstance(weights, str) and weights in ("constructed", "teacher"):
+        return default
+    if isinstance(weights, str | Path) and Path(weights).suffix == ".npz" and Path(weights).is_file():
+        with np.load(weights) as z:
+            D = z["P"].shape[0] if "P" in z.files else -1
+    elif isinstance(weights, tuple | list) and len(weights) == 2:
+        D = np.shape(weights[0])[0] if np.ndim(weights[0]) == 2 else -1
+    else:
+        raise ValueError(
+            f"weights: expected 'constructed', 'teacher', (P, V) or a .npz path, got {weights!r}"
+        )
+    d_pi, rem = divmod(D - 3 * d - 2, 2)
+    if d_pi < 1 or rem:
+        raise ValueError(f"weights: D = {D} is not 3d + 2 d_pi + 2 with d = {d} and d_pi >= 1")
+    return d_pi
+
+
+def tabular_sarsa(
+    mdp: TabularMDP,
+    *,
+    n: int,
+    n_updates: int,
+    epsilon: float,
+    alpha: float,
+    rng: np.random.Generator,
+    eval_every: int,
+    solution: lt.OptimalSolution | None = None,
+) -> DeployResult:
+    """Classical online tabular SARSA baseline on ``n * n_updates`` environment steps.
+
+    ``Q`` (S, A) starts at 0 (one-hot features, ``Q = w``); every step ``(s, a, r, s', a')`` with
+    ``a' ~ epsilon-greedy(Q)[s']`` sets ``Q[s, a] += alpha (r + gamma Q[s', a'] - Q[s, a])``. Steps
+    are grouped in windows of ``n`` so that the x-axis matches (S6): the greedy policy's normalised
+    return is recorded every ``eval_every`` windows, and a window ending in a terminal state starts
+    the next from ``mu0``, as in :func:`deploy`. ``ws`` holds ``Q.ravel()`` after each window.
+    """
+    mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
+        mdp, n, n_updates, eval_every, epsilon, alpha, rng
+    )
+    sol = _check_solution(mdp, solution)
+    S, A = mdp.n_states, mdp.n_actions
+    gamma = mdp.gamma
+    cP = np.cumsum(mdp.P, axis=-1)
+    cmu = np.cumsum(mdp.mu0)
+    r_sas = mdp.r.ndim == 3
+    terminal = terminal_states(mdp)
+    Q = np.zeros((S, A))
+    points = _eval_points(T, eval_every)
+    nr = np.full(points.size, np.nan)
+    nr_b = np.full(points.size, np.nan)
+    ws = np.empty((T + 1, S * A))
+    states = np.empty((T, n + 1), dtype=np.int64)
+    actions = np.empty((T, n + 1), dtype=np.int64)
+
+    def sample(cdf, u):
+        return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
+
+    def act(s):
+        if rng.random() < epsilon:
+            return int(rng.integers(A))
+        return int(Q[s].argmax())
+
+    def evaluate(j):
+        nr[j] = lt.normalized_return(mdp, lt.greedy(Q), sol)
+        nr_b[j] = lt.normalized_return(mdp, lt.epsilon_greedy(Q, epsilon), sol)
+
+    ws[0] = Q.ravel()
+    evaluate(0)
+    j, s, resets = 1, sample(cmu, rng.random()), 0
+    for t in range(1, T + 1):
+        a = act(s)
+        states[t - 1, 0], actions[t - 1, 0] = s, a
+        for i in range(n):
+            s2 = sample(cP[s, a], rng.random())
+            r = mdp.r[s, a, s2] if r_sas else mdp.r[s, a]
+            if mdp.reward_noise > 0:
+                r = r + mdp.reward_noise * rng.standard_normal()
+            a2 = act(s2)
+            Q[s, a] += alpha * (r + gamma * Q[s2, a2] - Q[s, a])
+            s, a = s2, a2
+            states[t - 1, i + 1], actions[t - 1, i + 1] = s, a
+        ws[t] = Q.ravel()
+        if terminal[s]:
+            s = sample(cmu, rng.random())
+            resets += 1
+        if j < points.size and points[j] == t:
+            evaluate(j)
+            j += 1
+    return DeployResult(points, nr, nr_b, ws, None, states, actions, None, "tabular", resets)
+
+
+def _first_mismatch(a: DeployResult, b: DeployResult) -> int | None:
+    """First update (1-based) whose context differs between two runs, ``None`` if none."""
+    same = (a.states == b.states).all(axis=1) & (a.actions == b.actions).all(axis=1)
+    bad = np.flatnonzero(~same)
+    return int(bad[0]) + 1 if bad.size else None
+
+
+def _max_w_diff(a: DeployResult, b: DeployResult, upto: int | None = None, relative: bool = False) -> float:
+    """``max_t ||w_t(a) - w_t(b)||_inf`` over the parameters ``w_0 .. w_{upto-1}`` (all if ``None``);
+    ``relative``: each term divided by ``max(1, ||w_t(b)||_inf)``. ``lambda`` is included."""
+    stop = a.ws.shape[0] if upto is None else upto
+    pa, pb = a.ws[:stop], b.ws[:stop]
+    if a.lams is not None and b.lams is not None:
+        pa = np.concatenate([pa, a.lams[:stop]], axis=1)
+        pb = np.concatenate([pb, b.lams[:stop]], axis=1)
+    ok = np.isfinite(pa).all(axis=1) & np.isfinite(pb).all(axis=1)
+    diff = np.abs(pa[ok] - pb[ok]).max(axis=1, initial=0.0)
+    if relative:
+        diff = diff / np.maximum(1.0, np.abs(pb[ok]).max(axis=1, initial=0.0))
+    return float(diff.max(initial=0.0))

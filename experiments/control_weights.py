@@ -1,0 +1,216 @@
+r"""The frozen block's weights for the closed loops (S6)/(A5) of :mod:`experiments.control`: the
+constructed (L2) blocks, weights from arrays or ``.npz`` files, and the (L2) readout.
+
+**Weights.** ``"constructed"``: the construction (S3) (actor-critic: (A3)) with the run's ``alpha``
+(``beta``) from :mod:`constructions.numeric`; ``"teacher"``: the exact update (S2) / (A2) in
+place of a block (the baseline); a pair ``(P, V)`` of full ``(D, D)`` arrays; or a path to an
+``.npz`` holding arrays ``P`` and ``V`` (e.g. trained weights). ``D`` must be ``3d + 2`` (SARSA)
+or ``3d + 2 d_pi + 2`` (actor-critic) for the environment's ``d = |S||A|``.
+
+**Forward pass.** ``"l1"`` builds the prompt and applies :func:`lsa_theory.lsa_block` (cost
+``O(D^3)``). ``"l2"`` computes the same readout from the (L2) blocks without forming the
+``(3d+2)^2`` block product or ``Sigma``:
+
+.. math:: TF = w + \bar V_{21}\, \Sigma P_{12} \tilde w + \tfrac1n \bar V_{22} \tilde w\,
+          \tilde w^\top P_{22} \tilde w,
+          \qquad \Sigma P_{12}\tilde w = \tfrac1n X (X^\top (P_{12} \tilde w)),
+
+which equals (L1) exactly ([LL] Lemma C.1, proved by :func:`constructions.prove_lemma_c1` and
+implemented by :func:`lsa_theory.tf_from_statistics`; ``tests/test_control.py`` checks the
+equality to 1e-12). Cost ``O(m (d + n))`` with dense blocks; the constructed blocks are sparse,
+so Taxi (``d = 3000``, ``D = 9002``) needs no dense ``D x D`` array. ``"auto"`` uses ``"l1"``
+for dense weights with ``D <= 256`` and ``"l2"`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+import constructions
+import lsa_theory as lt
+from constructions import ClosedLoopAlgorithm
+from constructions import numeric as cnum
+from lsa_theory import Layout
+from lsa_theory._checks import as_float_array, check_int, check_real
+
+#: The registered closed-loop algorithms (:class:`constructions.ClosedLoopAlgorithm`) deployable here.
+ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
+
+
+def _algorithm(algo: Any) -> ClosedLoopAlgorithm:
+    """The declaration of a registered closed-loop algorithm (including ones registered later)."""
+    names = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
+    if not isinstance(algo, str) or algo not in names:
+        raise ValueError(f"algo: expected one of {names}, got {algo!r}")
+    return constructions.ALGORITHMS[algo]
+
+
+FORWARDS = ("auto", "l1", "l2")
+
+#: ``forward="auto"`` applies the dense block (L1) up to this ``D`` and the (L2) form above it.
+L1_MAX_D = 256
+
+#: Above this ``D`` the construction is assembled sparse (equal to :mod:`constructions.numeric`,
+#: checked in the tests) instead of densely via :func:`constructions.sarsa`.
+DENSE_CONSTRUCTION_MAX_D = 1500
+
+
+@dataclass(frozen=True, eq=False)
+class BlockWeights:
+    """Frozen block weights split by the (L2) layout ``(m | D - m)``.
+
+    ``P12`` (m, p), ``P22`` (p, p), ``Vbar21`` (k, m), ``Vbar22`` (k, p) with ``p = D - m = d + 1 +
+    d_pi`` and ``k = d + d_pi``, dense numpy or scipy.sparse; ``P``, ``V`` the full (D, D) arrays
+    when they exist (needed by the ``"l1"`` forward pass); ``source`` describes their origin.
+    """
+
+    layout: Layout
+    P12: Any
+    P22: Any
+    Vbar21: Any
+    Vbar22: Any
+    P: np.ndarray | None = None
+    V: np.ndarray | None = None
+    source: str = ""
+
+
+def constructed_blocks(
+    layout: Layout, alpha: float, beta: float | None = None, *, dense_max_D: int | None = None
+) -> BlockWeights:
+    """(S3) / (A3) with ``c = 1`` as :class:`BlockWeights` for ``layout`` (``d``, ``d_pi``).
+
+    For ``D <= dense_max_D`` (default :data:`DENSE_CONSTRUCTION_MAX_D`) the full ``(D, D)`` pair
+    comes from :func:`constructions.sarsa` / :func:`constructions.actor_critic` and the blocks are
+    its (L2) blocks as CSR matrices; above it the same nonzero entries are assembled directly as
+    sparse blocks (no dense ``D x D`` array), ``P``/``V`` are then ``None``.
+    """
+    if not isinstance(layout, Layout):
+        raise ValueError(f"layout: expected a lsa_theory.Layout, got {type(layout).__name__}")
+    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+    if layout.d_pi:
+        beta = check_real(beta, "beta", low=0.0, low_open=True)
+    limit = DENSE_CONSTRUCTION_MAX_D if dense_max_D is None else check_int(dense_max_D, "dense_max_D", 0)
+    d, d_pi, m, D = layout.d, layout.d_pi, layout.m, layout.D
+    if D <= limit:
+        if d_pi:
+            P, V = cnum.actor_critic(d, d_pi, alpha, beta)
+        else:
+            P, V = cnum.sarsa(d, alpha)
+        b = layout.blocks(P, V)
+        return BlockWeights(
+            layout,
+            *(sp.csr_array(b[k]) for k in ("P12", "P22", "Vbar21", "Vbar22")),
+            P=P,
+            V=V,
+            source="constructed",
+        )
+    p, k = D - m, layout.k
+    idx = np.arange(d)
+    # P12 rows: phi (0..d-1) -> w columns (1..d) with -1; phi_next (d..2d-1) -> w with +1; r -> const.
+    rows = np.concatenate([idx, d + idx, [2 * d]])
+    cols = np.concatenate([1 + idx, 1 + idx, [0]])
+    vals = np.concatenate([-np.ones(d), np.ones(d), [1.0]])
+    P12 = sp.csr_array((vals, (rows, cols)), shape=(m, p))
+    # Vbar21 rows are the readout [w; lam]: alpha on the phi block, beta on the score block g.
+    vrows = np.concatenate([idx, d + np.arange(d_pi)])
+    vcols = np.concatenate([idx, 2 * d + 1 + np.arange(d_pi)])
+    vvals = np.concatenate([np.full(d, alpha), np.full(d_pi, beta if d_pi else 0.0)])
+    Vbar21 = sp.csr_array((vvals, (vrows, vcols)), shape=(k, m))
+    return BlockWeights(layout, P12, sp.csr_array((p, p)), Vbar21, sp.csr_array((k, p)), source="constructed")
+
+
+def resolve_weights(
+    weights: Any, layout: Layout, *, alpha: float | None = None, beta: float | None = None
+) -> BlockWeights | None:
+    """:class:`BlockWeights` of a deployment, or ``None`` for the exact teacher.
+
+    ``weights``: ``"constructed"`` ((S3)/(A3) with ``alpha``, ``beta``), ``"teacher"`` (returns
+    ``None``), a pair ``(P, V)`` of (D, D) arrays, or a path (``str`` / ``Path`` ending in ``.npz``)
+    to an ``.npz`` with arrays ``P`` and ``V``; ``D`` must equal ``layout.D``.
+    """
+    if isinstance(weights, str) and weights == "teacher":
+        return None
+    if isinstance(weights, str) and weights == "constructed":
+        if alpha is None:
+            raise ValueError("alpha: the constructed weights need alpha")
+        return constructed_blocks(layout, alpha, beta)
+    source = "dense"
+    if isinstance(weights, str | Path):
+        path = Path(weights)
+        if path.suffix != ".npz" or not path.is_file():
+            raise ValueError(
+                f"weights: expected 'constructed', 'teacher', (P, V) or an .npz file, got {weights!r}"
+            )
+        with np.load(path) as z:
+            if "P" not in z.files or "V" not in z.files:
+                raise ValueError(f"weights: {path} must hold arrays 'P' and 'V', has {z.files}")
+            weights = (z["P"], z["V"])
+        source = str(path)
+    if not isinstance(weights, tuple | list) or len(weights) != 2:
+        raise ValueError(
+            f"weights: expected 'constructed', 'teacher', (P, V) or a .npz path, got {type(weights)}"
+        )
+    P = as_float_array(weights[0], "P", ndim=2)
+    V = as_float_array(weights[1], "V", ndim=2)
+    for name, M in (("P", P), ("V", V)):
+        if M.shape != (layout.D, layout.D):
+            raise ValueError(
+                f"weights: {name} has shape {M.shape}, the environment needs ({layout.D}, {layout.D}) "
+                f"(d = {layout.d}, d_pi = {layout.d_pi})"
+            )
+    b = layout.blocks(P, V)
+    return BlockWeights(layout, b["P12"], b["P22"], b["Vbar21"], b["Vbar22"], P=P, V=V, source=source)
+
+
+def _is_zero(M) -> bool:
+    return M.nnz == 0 if sp.issparse(M) else not np.any(M)
+
+
+def l2_readout(X: np.ndarray, wt: np.ndarray, weights: BlockWeights) -> np.ndarray:
+    """(L2) readout (k,) = ``wt[1:] + Vbar21 Sigma P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)``.
+
+    ``X`` (m, n): context columns ``x_i`` ((H): ``[phi_i; gamma phi_i^+; r_{i+1}]``, (A1): with
+    ``g_i`` appended), ``wt = [1; w(; lambda)]`` (p,). ``Sigma = X X^T / n`` is never formed:
+    ``Sigma P12 wt = X (X^T (P12 wt)) / n``. Equals the (L1) readout ``TF_theta(H)`` exactly.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    wt = np.asarray(wt, dtype=np.float64)
+    lay = weights.layout
+    if X.ndim != 2 or X.shape[0] != lay.m or X.shape[1] < 1:
+        raise ValueError(f"X: expected shape ({lay.m}, n) with n >= 1, got {X.shape}")
+    if wt.shape != (lay.D - lay.m,):
+        raise ValueError(f"wt: expected shape ({lay.D - lay.m},), got {wt.shape}")
+    n = X.shape[1]
+    u = weights.P12 @ wt
+    s = X @ (X.T @ u) / n
+    out = wt[1:] + weights.Vbar21 @ s
+    if not _is_zero(weights.Vbar22):
+        out = out + (weights.Vbar22 @ wt) * (wt @ (weights.P22 @ wt)) / n
+    return np.asarray(out, dtype=np.float64)
+
+
+def _update_fn(
+    weights: BlockWeights | None, layout: Layout, alg: ClosedLoopAlgorithm, hyper: dict, forward: str
+) -> tuple[Callable, str]:
+    """``update(X, g, w, lam) -> (w', lam')`` of the loop and the forward pass used."""
+    if weights is None:
+        return alg.teacher(hyper), "teacher"
+    if forward == "auto":
+        forward = "l1" if weights.P is not None and layout.D <= L1_MAX_D else "l2"
+    if forward == "l1":
+        if weights.P is None:
+            raise ValueError(f"forward: 'l1' needs dense (D, D) weights; D = {layout.D} is assembled sparse")
+        P, V, d = weights.P, weights.V, layout.d
+
+        def l1(X, g, w, lam):
+            out = lt.readout(lt.lsa_block(alg.full_prompt(X, g, w, lam), P, V), layout.k)
+            return out[:d], (out[d:] if layout.d_pi else None)
+
+        return l1, "l1"
+    return alg.block_update(lambda x, wt: l2_readout(x, wt, weights), layout.d), "l2"

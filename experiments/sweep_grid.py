@@ -1,0 +1,242 @@
+"""The grid of ``lsa-theory sweep`` (:mod:`experiments.sweep`): the config file, its parameters per
+kind, the job count, expansion and hashing.
+
+**Config** (TOML, read with :mod:`tomllib`)::
+
+    [sweep]
+    kind = "control"          # "converge" | "diversity" | "control"
+    out = "results/sweep"     # default output directory (``--out`` overrides)
+
+    [grid]                    # parameter name -> list of values; jobs = Cartesian product
+    seed = [0, 1, 2]
+    n_updates = [20, 50]
+
+Parameters not named in ``[grid]`` take the defaults of :data:`PARAMS`. Per kind:
+
+- ``converge`` (one gradient flow, :func:`experiments.converge._one_run`): ``algo`` ("sarsa" |
+  "actor_critic"), ``seed`` (teacher data ``default_rng(seed)`` and the perturbation), ``c``
+  (scale of the construction, non-zero), ``radius`` (relative size of the perturbation), ``S``,
+  ``A``, ``k`` (training MDPs), ``frames`` (frames per MDP). Metrics: ``loss0``, ``loss_final``,
+  ``dist_final``, ``rate_fit``, ``rate_pred``, ``rate_ratio``, ``rate_ratio_a_priori``,
+  ``pl_min_ratio``, ``conserved_drift``, ``c_pred``,
+  ``c_final``, ``ker_dim``, ``tangent_dim``, ``rich``, ``scaling_only``, ``converged``, ...
+- ``diversity`` (one row, :func:`experiments.diversity._row`): ``k``, ``features`` ("uniform" |
+  "onehot" | ...), ``shared_features`` (bool), ``reward`` ("sa" | "sas"), ``frames``, ``seed``,
+  and ``index`` (row index of the random streams ``default_rng([seed, index, ...])``; 0 by default).
+  Metrics: ``ker_dim`` (certified; None when undecided), ``kernel_certified``, ``tangent_dim``,
+  ``morse_bott``, ``scaling_only``, ``lambda_min_plus``,
+  ``heldout_err``, ``dist_final``, ...
+- ``control`` (one deployment unit, :func:`experiments.control._run_unit`): ``env`` (env key, e.g.
+  "random-S9-A4" or "FrozenLake-v1:is_slippery=False"), ``algo``, ``seed`` (the unit index: the
+  held-out MDP index for "random-S9-A4", the seed index for gymnasium envs; family seed 0),
+  ``n`` (context length), ``n_updates``, ``weights`` ("constructed" or an ``.npz`` path),
+  ``alpha``, ``epsilon``, ``tabular`` (bool). Metrics: ``normalized_return`` (block),
+  ``normalized_return_teacher``, ``normalized_return_tabular``, ``max_w_diff``, ...
+
+Wall times are kept out of the metrics (they are in each job file as ``seconds``), so the metrics
+of a job are a deterministic function of (kind, params).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .io import to_jsonable
+
+KINDS = ("converge", "diversity", "control")
+
+#: Parameters accepted by each kind: name -> (type, default). ``float`` parameters accept ints.
+PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
+    "converge": {
+        "algo": (str, "sarsa"),
+        "seed": (int, 0),
+        "c": (float, 1.0),
+        "radius": (float, 1e-2),
+        "S": (int, 2),
+        "A": (int, 2),
+        "k": (int, 20),
+        "frames": (int, 10),
+    },
+    "diversity": {
+        "k": (int, 20),
+        "features": (str, "uniform"),
+        "shared_features": (bool, False),
+        "reward": (str, "sa"),
+        "frames": (int, 10),
+        "seed": (int, 0),
+        "index": (int, 0),
+    },
+    "control": {
+        "env": (str, "random-S9-A4"),
+        "algo": (str, "sarsa"),
+        "seed": (int, 0),
+        "n": (int, 20),
+        "n_updates": (int, 300),
+        "weights": (str, "constructed"),
+        "alpha": (float, 0.2),
+        "epsilon": (float, 0.1),
+        "tabular": (bool, True),
+    },
+}
+
+
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("lsa-theory")
+    except metadata.PackageNotFoundError:  # pragma: no cover - always installed in practice
+        return "unknown"
+
+
+def _coerce(kind: str, name: str, value: Any) -> Any:
+    """``value`` of parameter ``name`` as its declared type (ints accepted for floats)."""
+    typ = PARAMS[kind][name][0]
+    if typ is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if typ is int and isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if typ in (str, bool) and type(value) is typ:
+        return value
+    raise ValueError(f"grid.{name}: expected {typ.__name__} values for kind {kind!r}, got {value!r}")
+
+
+def _check_kind(kind: Any) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    return kind
+
+
+def _check_grid(kind: str, grid: Any) -> dict[str, list]:
+    """Validated grid: known parameter names, non-empty lists of values of the right type."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("grid: expected a non-empty table of parameter -> list of values")
+    out = {}
+    for name, values in grid.items():
+        if name not in PARAMS[kind]:
+            raise ValueError(
+                f"grid.{name}: unknown parameter for kind {kind!r}; expected one of {sorted(PARAMS[kind])}"
+            )
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid.{name}: expected a non-empty list of values, got {values!r}")
+        out[name] = [_coerce(kind, name, v) for v in values]
+    return out
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a sweep TOML file: ``{"kind", "out", "grid"}`` validated (ValueError naming the field)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config: no such file {str(path)!r}")
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config: {path} is not valid TOML: {exc}") from exc
+    extra = set(doc) - {"sweep", "grid"}
+    if extra:
+        raise ValueError(f"config: unknown tables {sorted(extra)}; expected [sweep] and [grid]")
+    sweep = doc.get("sweep")
+    if not isinstance(sweep, dict):
+        raise ValueError("sweep: missing [sweep] table with 'kind'")
+    extra = set(sweep) - {"kind", "out"}
+    if extra:
+        raise ValueError(f"sweep: unknown keys {sorted(extra)}; expected 'kind' and 'out'")
+    kind = _check_kind(sweep.get("kind"))
+    out = sweep.get("out", "results/sweep")
+    if not isinstance(out, str) or not out:
+        raise ValueError(f"sweep.out: expected a directory name, got {out!r}")
+    if "grid" not in doc:
+        raise ValueError("grid: missing [grid] table")
+    return {"kind": kind, "out": out, "grid": _check_grid(kind, doc["grid"])}
+
+
+def _control_config(p: dict):
+    from .control import ControlConfig
+
+    return ControlConfig(
+        envs=(p["env"],),
+        actor_critic_envs=(),
+        env_algos=(p["algo"],),
+        weights=p["weights"],
+        n=p["n"],
+        n_updates=p["n_updates"],
+        alpha=p["alpha"],
+        epsilon=p["epsilon"],
+        tabular=p["tabular"],
+    )
+
+
+def _validate_params(kind: str, p: dict) -> None:
+    """Build the configuration objects of one job (cheap) so that bad values fail before running.
+
+    The configuration objects do not depend on ``seed`` and ``index`` (checked here directly), so
+    the rest is validated once per distinct combination (:func:`_validate_config`)."""
+    if kind in ("diversity", "control") and p["seed"] < 0:
+        raise ValueError(f"seed: must be >= 0, got {p['seed']}")
+    if kind == "diversity" and p["index"] < 0:
+        raise ValueError(f"index: must be >= 0, got {p['index']}")
+    rest = tuple(sorted((k, v) for k, v in p.items() if k not in ("seed", "index")))
+    _validate_config(kind, rest)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate_config(kind: str, rest: tuple) -> None:
+    p = {**dict(rest), "seed": 0, "index": 0}
+    if kind == "converge":
+        from .converge import ConvergeConfig
+
+        ConvergeConfig(
+            algo=p["algo"], S=p["S"], A=p["A"], k=p["k"], frames=p["frames"], seeds=(p["seed"],),
+            scales=(p["c"],), radii=(p["radius"],),
+        )  # fmt: skip
+    elif kind == "diversity":
+        import dynamics as dy
+
+        dy.TeacherSpec(
+            k=p["k"], frames=p["frames"], features=p["features"], shared_features=p["shared_features"],
+            reward=p["reward"],
+        )  # fmt: skip
+    else:
+        _control_config(p)
+
+
+def count_jobs(kind: str, grid: dict[str, list]) -> int:
+    """Number of jobs of ``grid``: the product of its axis lengths, known before any expansion."""
+    return math.prod(len(v) for v in _check_grid(_check_kind(kind), grid).values())
+
+
+def iter_grid(kind: str, grid: dict[str, list]) -> Iterator[dict]:
+    """The jobs of :func:`expand_grid` one at a time (lazily): a job is built and validated only
+    when it is reached, so the first ``m`` jobs of a huge grid cost ``O(m)``."""
+    kind = _check_kind(kind)
+    grid = _check_grid(kind, grid)
+    defaults = {name: default for name, (_, default) in PARAMS[kind].items()}
+    names = list(grid)
+    for values in itertools.product(*(grid[n] for n in names)):
+        params = {**defaults, **dict(zip(names, values, strict=True))}
+        _validate_params(kind, params)
+        yield params
+
+
+def expand_grid(kind: str, grid: dict[str, list]) -> list[dict]:
+    """Cartesian product of ``grid`` (last key fastest), each point completed with the defaults
+    of :data:`PARAMS` and coerced to the declared types; every job's values are validated."""
+    return list(iter_grid(kind, grid))
+
+
+def job_hash(kind: str, params: dict, version: str | None = None) -> str:
+    """sha256 (hex) of the canonical JSON (sorted keys, no spaces) of ``{"kind", "params",
+    "version"}``; ``version`` defaults to the installed ``lsa-theory`` version. Independent of
+    the order of ``params``."""
+    doc = {"kind": kind, "params": params, "version": _package_version() if version is None else version}
+    text = json.dumps(to_jsonable(doc), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()

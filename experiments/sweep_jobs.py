@@ -1,0 +1,131 @@
+"""The jobs of ``lsa-theory sweep`` (:mod:`experiments.sweep`): one converge / diversity / control
+job (top-level, picklable) and the executors that run them.
+
+**Executors.** ``"local"``: :class:`concurrent.futures.ProcessPoolExecutor` with the
+``forkserver`` (or ``spawn``) context; ``"dask"``: :class:`dask.distributed.Client` at
+``address``, or a ``LocalCluster(n_workers, threads_per_worker=1, processes=True)`` without one;
+``"serial"``: in this process (for debugging). Every job runs with BLAS limited to one thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+import traceback
+
+from .io import to_jsonable
+from .sweep_grid import _control_config
+
+# --------------------------------------------------------------------------------------------------
+# jobs (top-level, picklable)
+# --------------------------------------------------------------------------------------------------
+
+
+def _converge_job(p: dict) -> dict:
+    import numpy as np
+
+    import dynamics as dy
+
+    from .converge import ConvergeConfig, _one_run
+
+    cfg = ConvergeConfig(
+        algo=p["algo"], S=p["S"], A=p["A"], k=p["k"], frames=p["frames"], seeds=(p["seed"],),
+        scales=(p["c"],), radii=(p["radius"],),
+    )  # fmt: skip
+    ds = dy.teacher_dataset(cfg.spec(), np.random.default_rng(p["seed"]))
+    row, _ = _one_run(cfg, ds, p["seed"], p["c"], p["radius"])
+    return row
+
+
+def _diversity_job(p: dict) -> dict:
+    from .diversity import DiversityConfig, _row
+
+    cfg = DiversityConfig(seed=p["seed"])
+    spec = {k: p[k] for k in ("k", "features", "shared_features", "reward", "frames")} | {"table": "sweep"}
+    return _row(cfg, spec, p["index"])
+
+
+def _control_job(p: dict) -> dict:
+    from .control import _algorithm, _MDPCache, _run_unit
+
+    _algorithm(p["algo"])  # ValueError naming the registered closed-loop algorithms
+    cfg = _control_config(p)
+    row, _ = _run_unit(cfg, _MDPCache(cfg), p["env"], p["algo"], p["seed"])
+    return row
+
+
+_JOBS = {"converge": _converge_job, "diversity": _diversity_job, "control": _control_job}
+
+
+def run_job(kind: str, params: dict) -> dict:
+    """One job: ``{"status": "done", "result": metrics, "seconds"}`` or, if it raised,
+    ``{"status": "failed", "error": traceback, "seconds"}``. Runs with BLAS (and torch, if
+    loaded) limited to one thread; ``wall_time`` is dropped from the metrics (not deterministic)."""
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    try:
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = _JOBS[kind](dict(params))
+        result = {k: v for k, v in to_jsonable(result).items() if k != "wall_time"}
+        return {"status": "done", "result": result, "seconds": time.perf_counter() - t0}
+    except Exception:
+        return {"status": "failed", "error": traceback.format_exc(), "seconds": time.perf_counter() - t0}
+
+
+# --------------------------------------------------------------------------------------------------
+# executors
+# --------------------------------------------------------------------------------------------------
+
+
+def _mp_context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _run_local(kind, todo, workers, on_done):
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+        futures = {pool.submit(run_job, kind, p): h for h, p in todo}
+        for fut in as_completed(futures):
+            try:
+                rec = fut.result()
+            except Exception:  # e.g. a worker died: record it, keep the others
+                rec = {"status": "failed", "error": traceback.format_exc(), "seconds": None}
+            on_done(futures[fut], rec)
+
+
+def _run_dask(kind, todo, workers, address, on_done):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise ImportError(
+            "executor: 'dask' needs dask.distributed; install it with pip install 'lsa-theory[sweep]' "
+            "or pip install 'dask[distributed]'"
+        ) from exc
+    cluster = None
+    if address is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    try:
+        futures = {}
+        for h, p in todo:
+            futures[client.submit(run_job, kind, p, key=f"sweep-{h}", pure=False)] = h
+        for fut in as_completed(list(futures)):
+            try:
+                rec = fut.result()
+            except Exception:
+                rec = {"status": "failed", "error": traceback.format_exc(), "seconds": None}
+            on_done(futures[fut], rec)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
