@@ -10,6 +10,7 @@ import numpy as np
 import constructions
 
 from .io import read_json
+from .plots import label_heatmap, sem_label
 
 __all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep"]
 
@@ -39,7 +40,7 @@ def plot_returns(out: str | Path) -> Path:
     ax.axhline(1.0, color="k", lw=0.6)
     cfg = doc["config"]
     ax.set_xlabel("updates of the sampled closed loop ((S6) epsilon-greedy, or (A5) pi_lambda)")
-    ax.set_ylabel("greedy normalised return")
+    ax.set_ylabel(f"greedy normalised return\n(band: {sem_label(doc['n_heldout'], 'held-out MDPs')})")
     ax.set_title(
         f"{cfg.get('algo', 'sarsa')}, S={cfg['S']}, A={cfg['A']}, k={cfg['k']} training MDPs, "
         + f"{doc['n_heldout']} held-out",
@@ -122,7 +123,7 @@ def plot_blocks(out: str | Path) -> Path:
         ax.axhline(m - 0.5, color="k", lw=0.6)
         ax.axvline(m - 0.5, color="k", lw=0.6)
         ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.7)
+        label_heatmap(ax, im, title, m)
     fig.tight_layout()
     path = out / "pretrain_blocks.png"
     fig.savefig(path, dpi=120)
@@ -149,7 +150,8 @@ def plot_sweep(out: str | Path) -> Path:
             y = np.array([np.nan if r[f"{name}_return"] is None else r[f"{name}_return"] for r in sel])
             e = np.array([0.0 if r[f"{name}_return_sem"] is None else r[f"{name}_return_sem"] for r in sel])
             ax.errorbar(x, y, yerr=e, fmt=style, capsize=3, label=name)
-        ax.set_ylabel("held-out greedy normalised return at T")
+        n_held = base["heldout_k"]
+        ax.set_ylabel(f"held-out greedy normalised return at T\n(bars: {sem_label(n_held, 'MDPs')})")
         ax.set_title(f"{fixed} = {fval}", fontsize=9)
         ax = axes[1, col]
         ax.plot(x, [r["rl_cos_S3_effective"] for r in sel], "o-", label="rl: cos to (S3)/(A3), effective")

@@ -328,7 +328,7 @@ def test_config_validation():
         pe.evaluate_blocks(_tiny(eval_updates=3), {"c": "constructed"})
 
 
-def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path):
+def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
     from experiments import cli
 
     monkeypatch.setattr(pt.PretrainConfig, "quick", classmethod(lambda cls: _tiny()))
@@ -344,6 +344,23 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path):
     assert doc["paired"]["at_T"]["constructed-exact"]["mean"] == pytest.approx(0.0, abs=1e-12)
     for fig in ("pretrain_returns.png", "pretrain_training.png", "pretrain_blocks.png"):
         assert (tmp_path / fig).exists()
+    # issue 13 (plots): bands say they are s.e.m. over the held-out MDPs; heatmaps are labelled
+    assert figures.assert_error_bars_labelled(figures["pretrain_returns.png"]) == 1
+    assert figures.assert_heatmaps_labelled(figures["pretrain_blocks.png"]) == 4
+
+
+def test_pretrain_sweep_figure_labels_its_error_bars(tmp_path, figures):
+    """Issue 13 (plots), the (P3) sweep figure from a saved sweep document: its error bars are
+    labelled as standard errors over the held-out MDPs."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "docs" / "figures" / "pretrain-quick_sweep.json"
+    (tmp_path / "pretrain_sweep.json").write_text(src.read_text())
+    pe.plot_sweep(tmp_path)
+    fig = figures["pretrain_sweep.png"]
+    assert figures.assert_error_bars_labelled(fig) == 2
+    n_held = str(json.loads(src.read_text())["base"]["heldout_k"])
+    assert all(n_held in ax.get_ylabel() for ax in fig.axes[:2])  # the two return panels
 
 
 @pytest.mark.slow
