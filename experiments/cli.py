@@ -52,7 +52,6 @@ Every command exits with 1 when one of its checks fails (the criteria are in ``C
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -76,6 +75,7 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _cmd_reproduce,
     _cmd_verify,
     _json_float,
+    _print_json,
     _print_table,
     _provenance,
     _trained_weights,
@@ -83,7 +83,6 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from .io import to_jsonable
     from .pretrain import PretrainConfig
     from .pretrain_compare import pretrain_sweep, run_pretrain
 
@@ -98,7 +97,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     if args.sweep:
         doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
         if args.json:
-            print(json.dumps(to_jsonable(doc), indent=2))
+            _print_json(args, doc)
         else:
             cols = [("T", ""), ("k", ""), ("rl_return", ".3f"), ("rl_initial_return", ".3f")]
             cols += [("teacher_return", ".3f"), ("exact_return", ".3f"), ("rl_cos_S3_effective", ".3f")]
@@ -106,7 +105,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         return 0
     doc = run_pretrain(cfg, args.mode, args.out)
     if args.json:
-        print(json.dumps(to_jsonable(doc), indent=2))
+        _print_json(args, doc)
     else:
         rows = [{"block": name, **doc[name]} for name in doc["blocks"]]
         _print_table(

@@ -33,6 +33,19 @@ def _provenance(args: argparse.Namespace, seed=None) -> dict:
     return provenance(config, seed if seed is not None else getattr(args, "seed", None))
 
 
+def _print_json(args: argparse.Namespace, doc: dict, seed=None) -> None:
+    """Print a command's JSON document with its ``provenance`` object (issue 13: every result
+    document carries one; a document that already has it keeps its own)."""
+    from .io import to_jsonable
+
+    if "provenance" not in doc:
+        if seed is None:  # the seed the command ran with: the document's own, else --seed
+            config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+            seed = doc.get("seed", config.get("seed"))
+        doc = {**doc, "provenance": _provenance(args, seed)}
+    print(json.dumps(to_jsonable(doc), indent=2))
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from constructions.verify import run_claims
 
@@ -67,7 +80,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "passed": ok,
             "provenance": _provenance(args, seed),
         }
-        print(json.dumps(doc, indent=2))
+        _print_json(args, doc, seed)
     else:
         width = max(len(r.check) for r in rows)
         print(f"lsa-theory verify  seed={seed}  quick={args.quick}")
@@ -96,7 +109,6 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
 
 def _cmd_converge(args: argparse.Namespace) -> int:
     from .converge import ConvergeConfig, plot_converge, run_converge
-    from .io import to_jsonable
 
     cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig.full(args.algo)
     if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
@@ -117,7 +129,7 @@ def _cmd_converge(args: argparse.Namespace) -> int:
             "passed": ok,
             "provenance": _provenance(args),
         }
-        print(json.dumps(to_jsonable(body), indent=2))
+        _print_json(args, body)
     else:
         _print_table(
             doc["runs"],
@@ -153,7 +165,6 @@ def _cmd_converge(args: argparse.Namespace) -> int:
 
 def _cmd_diversity(args: argparse.Namespace) -> int:
     from .diversity import DiversityConfig, plot_diversity, run_diversity
-    from .io import to_jsonable
 
     cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
     if args.seed is not None:
@@ -166,7 +177,7 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
         plot_diversity(args.out)
     if args.json:
         body = {"rows": doc["rows"], "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
-        print(json.dumps(to_jsonable(body), indent=2))
+        _print_json(args, body)
     else:
         _print_table(
             doc["rows"],
@@ -220,7 +231,6 @@ def _trained_weights(out: str | None) -> str:
 def _cmd_control(args: argparse.Namespace) -> int:
     from .control import ControlConfig, plot_control, run_control
     from .envs import HELDOUT_NAME
-    from .io import to_jsonable
 
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
     if args.weights == "trained" and constructions.ALGORITHMS[args.algo].has_actor:
@@ -259,7 +269,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
     ok = all(e["passed"] for e in envs)
     if args.json:
         body = {"envs": envs, "config": doc["config"], "passed": ok, "provenance": _provenance(args)}
-        print(json.dumps(to_jsonable(body), indent=2))
+        _print_json(args, body)
     else:
         _print_table(
             envs,
@@ -277,7 +287,6 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 
 def _cmd_regression(args: argparse.Namespace) -> int:
-    from .io import to_jsonable
     from .regression import CRITERIA, RegressionConfig, plot_regression, run_regression
 
     cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
@@ -287,7 +296,7 @@ def _cmd_regression(args: argparse.Namespace) -> int:
     if args.out is not None:
         plot_regression(args.out)
     if args.json:
-        print(json.dumps(to_jsonable(doc), indent=2))
+        _print_json(args, doc)
     else:
         cols = [("d", ""), ("N", ""), ("kappa", "g"), ("rel_err", ".1e"), ("loss_gap", ".1e")]
         cols += [("rate_ratio", ".5f"), ("ker_dim", ""), ("conserved_drift", ".1e"), ("passed", "")]
@@ -313,7 +322,7 @@ def _cmd_context_length(args: argparse.Namespace) -> int:
 
     doc = run_context_length(args.regime, quick=args.quick, out=args.out, seed=args.seed)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        _print_json(args, doc)
     elif args.regime == "in-context":
         _print_table(
             doc["rows"],

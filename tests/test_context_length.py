@@ -162,6 +162,7 @@ def test_cli_context_length_json_contract(monkeypatch, capsys, tmp_path):
     )
     doc = json.loads(capsys.readouterr().out)
     assert doc["regime"] == "in-context"
+    assert doc["provenance"]["seed"] is not None and len(doc["provenance"]["config_hash"]) == 64
     assert {"n", "L", "normalized_return", "value_error", "sem"} <= set(doc["rows"][0])
     assert len(doc["rows"]) == 4 and {r["L"] for r in doc["rows"]} == {1, 3}
     assert (tmp_path / "context_length_in-context.png").exists()

@@ -338,6 +338,7 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
         for key in pe.ENTRY_FIELDS:
             assert key in doc[name], (name, key)
     assert "initial_heldout_return" in doc["rl"]
+    assert doc["provenance"]["config_hash"] and "blas_threads" in doc["provenance"]  # issue 13
     assert doc["rl"]["reference_update"] == "sarsa" and doc["config"]["algo"] == "sarsa"
     assert code == (0 if doc["passed"] else 1)
     assert doc["constructed"]["cos_S3_effective"] == pytest.approx(1.0)
@@ -649,6 +650,7 @@ def test_pretrain_cli_actor_critic(monkeypatch, capsys, tmp_path):
             assert key in doc[name], (name, key)
         assert doc[name]["reference_update"] == AC
     assert "initial_heldout_return" in doc["rl"]
+    assert doc["provenance"]["config_hash"] and "blas_threads" in doc["provenance"]  # issue 13
     assert doc["config"]["algo"] == AC and doc["reference_update"] == AC
     assert code == (0 if doc["passed"] else 1)
     assert doc["constructed"]["cos_S3_effective"] == pytest.approx(1.0)
