@@ -83,7 +83,7 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from .pretrain import PretrainConfig
+    from .pretrain import PretrainConfig, TrainingDiverged
     from .pretrain_compare import pretrain_sweep, run_pretrain
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
@@ -103,7 +103,13 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             cols += [("teacher_return", ".3f"), ("exact_return", ".3f"), ("rl_cos_S3_effective", ".3f")]
             _print_table(doc["rows"], cols + [("rl_update_corr_sarsa", ".3f")])
         return 0
-    doc = run_pretrain(cfg, args.mode, args.out)
+    try:
+        doc = run_pretrain(cfg, args.mode, args.out)
+    except TrainingDiverged as exc:  # a run that failed, reported as such (exit 1), not a traceback
+        print(f"lsa-theory pretrain: the (P2) training failed: {exc}", file=sys.stderr)
+        if args.json:
+            _print_json(args, {"failed": str(exc), "passed": False, "config": cfg.as_dict()})
+        return 1
     if args.json:
         _print_json(args, doc)
     else:

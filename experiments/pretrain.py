@@ -61,6 +61,7 @@ from .training import (
 )
 
 __all__ = [
+    "TrainingDiverged",
     "PretrainConfig",
     "RLResult",
     "train_rl",
@@ -77,6 +78,15 @@ METRIC_MDPS = 512
 
 #: :func:`train_rl` stops with RuntimeError after this many consecutive skipped steps.
 MAX_SKIPS = 50
+
+
+class TrainingDiverged(RuntimeError):
+    """(P2) training stopped: :data:`MAX_SKIPS` consecutive steps whose objective or gradient was
+    not finite (a training loop overflowed every time). A result of the run, not bad input: the
+    command reports it in one line and exits 1; :func:`experiments.pretrain_compare.pretrain_sweep`
+    records it as a failed row."""
+
+
 HORIZONS = ("final", "mean")
 
 #: The algorithms (P2) runs on: every registered closed-loop declaration
@@ -444,7 +454,7 @@ def train_rl(
             else:  # a loop of the batch overflowed: no update this step (counted in the history)
                 skipped, streak = skipped + 1, streak + 1
                 if streak >= MAX_SKIPS:
-                    raise RuntimeError(
+                    raise TrainingDiverged(
                         f"train_rl: {streak} consecutive non-finite (P2) objectives at step {step}"
                     )
             step += 1

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .io import atomic_write_json, to_jsonable, versions
-from .pretrain import PretrainConfig, train_rl
+from .pretrain import PretrainConfig, TrainingDiverged, train_rl
 
 __all__ = ["RUN_MODES", "run_pretrain", "SWEEP_TS", "SWEEP_KS", "pretrain_sweep"]
 
@@ -109,8 +109,9 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     one row per run with the held-out returns of every block, the paired ``rl - teacher`` and ``rl
     - rl_initial`` intervals and the RL block's structure and update agreement; with ``out`` also
     ``pretrain_sweep.json`` and ``pretrain_sweep.png``. A run whose (P2) training stops with
-    RuntimeError (every training loop overflowed, :data:`experiments.pretrain.MAX_SKIPS` steps in
-    a row) is recorded as a row ``{"T", "k", "failed": message}`` and the sweep goes on."""
+    :class:`~experiments.pretrain.TrainingDiverged` (every training loop overflowed,
+    :data:`experiments.pretrain.MAX_SKIPS` steps in a row) is recorded as a row ``{"T", "k",
+    "failed": message}`` and the sweep goes on."""
     from .pretrain_eval import plot_sweep
 
     out = Path(out) if out is not None else None
@@ -129,7 +130,7 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
         sub = None if out is None else out / f"T{T}_k{k}"
         try:
             doc = run_pretrain(cfg, "both", sub, None if out is None else out / f"teacher_k{k}")
-        except RuntimeError as exc:
+        except TrainingDiverged as exc:
             rows.append({"T": T, "k": k, "failed": str(exc)})
             _write()
             continue

@@ -665,7 +665,7 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
     def fake(cfg, mode, out, teacher_out):
         calls.append((cfg.T, cfg.k))
         if cfg.T == 2:
-            raise RuntimeError("train_rl: 50 consecutive non-finite (P2) objectives at step 3")
+            raise pt.TrainingDiverged("train_rl: 50 consecutive non-finite (P2) objectives at step 3")
         doc = {
             n: {"heldout_return": 0.1, "heldout_return_sem": 0.01}
             for n in ("rl_initial", "constructed", "exact")
@@ -708,3 +708,22 @@ def test_resume_keeps_the_skip_streak(monkeypatch, tmp_path):
         pt.train_rl(cfg, tmp_path / "a")
     with pytest.raises(RuntimeError, match="at step 2"):
         pt.train_rl(cfg, tmp_path / "a")  # resumes from the checkpoint at step 2, streak 2
+
+
+def test_pretrain_cli_reports_a_failed_training_in_one_line(monkeypatch, capsys):
+    """A (P2) run whose training diverges (MAX_SKIPS non-finite steps in a row) is a failed run:
+    one line on stderr, exit code 1 and, with --json, a document saying so with its provenance;
+    not a traceback."""
+    from experiments import cli
+
+    def diverge(cfg, mode, out, teacher_out=None):
+        raise pt.TrainingDiverged("train_rl: 50 consecutive non-finite (P2) objectives at step 7")
+
+    monkeypatch.setattr(pt.PretrainConfig, "quick", classmethod(lambda cls: _tiny()))
+    monkeypatch.setattr(pc, "run_pretrain", diverge)
+    assert cli.main(["pretrain", "--quick", "--json", "--seed", "3"]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["passed"] is False and doc["failed"].endswith("at step 7")
+    assert doc["config"]["seed"] == 3 and doc["provenance"]["seed"] == 3
+    assert captured.err.strip().count("\n") == 0 and "training failed" in captured.err
