@@ -3,7 +3,8 @@
 ``python -m experiments.tables KIND PATH`` prints the table of one saved document: ``in-context``
 and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`experiments.context_length`),
 ``seeds`` (``seeds.json`` of :func:`experiments.training.train_seeds`), ``diversity``
-(``diversity_training.json``) and ``returns-by-k`` (``returns_by_k.json``). Every row of the
+(``diversity_training.json``), ``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds``
+(``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration). Every row of the
 document appears (reporting rule: tables list every run, failures included).
 """
 
@@ -170,12 +171,45 @@ def returns_by_k(doc: dict) -> str:
     return "\n".join(out)
 
 
+def pretrain_seeds(doc: dict) -> str:
+    """(P3), one row per (configuration, seed): held-out return of the (P2) block ± s.e.m., before
+    training and of the exact teacher, the paired ``rl - start`` and ``rl - exact`` differences
+    (95 % CI), the update correlation with the layout's teacher and the effective-block cosine to
+    its construction; a run whose (P2) training diverged is a row saying so."""
+
+    def ci(p):
+        return f"{p['mean']:+.3f} [{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]"
+
+    out = [
+        "| configuration | seed | (P2) block | before training | exact teacher | (P2) − start (95 % CI) "
+        "| (P2) − exact (95 % CI) | update corr. | cos effective | above start |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in doc["groups"]:
+        for r in g["runs"]:
+            if "failed" in r:
+                out.append(
+                    f"| {g['name']} | {r['seed']} | **training failed**: {r['failed']} | | | | | | | **no** |"
+                )
+                continue
+            rl, pa = r["rl"], r["paired"]
+            above = "yes" if pa["rl-rl_initial"]["ci_low"] > 0 else "**no**"
+            out.append(
+                f"| {g['name']} | {r['seed']} | {_pm(rl['heldout_return'], rl['heldout_return_sem'])} | "
+                f"{_f(r['rl_initial']['heldout_return'])} | {_f(r['exact']['heldout_return'])} | "
+                f"{ci(pa['rl-rl_initial'])} | {ci(pa['rl-exact'])} | {_f(rl['update_corr_sarsa'], '.2f')} | "
+                f"{_f(rl['cos_S3_effective'], '.2f')} | {above} |"
+            )
+    return "\n".join(out)
+
+
 TABLES = {
     "in-context": in_context,
     "closed-loop": closed_loop,
     "seeds": seeds,
     "diversity": diversity,
     "returns-by-k": returns_by_k,
+    "pretrain-seeds": pretrain_seeds,
 }
 
 

@@ -112,3 +112,18 @@ def test_documented_tables_are_the_saved_results_with_every_run(kind, result, pa
         assert g["n_seeds"] == len(sel) and g["n_loops"] == sum(r["n_mdps"] for r in sel)
         assert g["n_diverged"] == sum(r["n_diverged"] for r in sel)
     assert tables.table(kind, ROOT / result) in (ROOT / page).read_text()
+
+
+def test_pretraining_seed_table_is_the_saved_runs():
+    """Issue 12 with the reporting rule: the (P3) seeds table in docs/pretraining.md is exactly the
+    table of its saved runs, every configuration with at least three seeds, and failed trainings
+    are rows (never dropped)."""
+    from experiments import tables
+
+    path = ROOT / "docs" / "figures" / "pretrain-seeds.json"
+    doc = json.loads(path.read_text())
+    for g in doc["groups"]:
+        seeds = [r["seed"] for r in g["runs"]]
+        assert len(seeds) >= 3 and len(set(seeds)) == len(seeds) and 0 in seeds, g["name"]
+    assert any("failed" in r for g in doc["groups"] for r in g["runs"])
+    assert tables.table("pretrain-seeds", path) in (ROOT / "docs" / "pretraining.md").read_text()
