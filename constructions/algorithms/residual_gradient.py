@@ -131,7 +131,7 @@ class ResidualGradient(td_decl.TD):
     def naive(self, inst, hyper, depth):
         w = naive_residual_gradient(inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],
                                     n_iter=depth)  # fmt: skip
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 

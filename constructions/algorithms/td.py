@@ -34,6 +34,12 @@ def td_instance(S: int, d: int, n: int, rng: np.random.Generator) -> dict:
     }
 
 
+def query_value(w, q) -> np.ndarray:
+    """(W3) readout target ``w^T phi(s)`` as a (1,) array, by a plain sum so that ``w`` (d,) and the
+    query features ``q`` (d,) may hold floats or sympy expressions."""
+    return np.array([sum(w[j] * q[j] for j in range(len(w)))])
+
+
 def td_query(inst, m: int) -> np.ndarray:
     """The (W1) query column ``[phi(s); 0; 0]`` of length ``m = 2d + 1``."""
     q = np.asarray(inst["q"])
@@ -72,7 +78,7 @@ class TD(Algorithm):
         w = lt.naive_batch_td(
             inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"], n_iter=depth
         )
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return query_value(w, inst["q"])
 
     def teacher_readout(self, inst, hyper, depth):
         X = sarsa_columns_of(inst, hyper["gamma"]).astype(np.float64)

@@ -246,7 +246,7 @@ class TDAverageReward(td_decl.TD):
 
     def naive(self, inst, hyper, depth):
         w = naive_average_reward_td(inst["phi"], inst["phi_next"], inst["r"], hyper["alpha"], n_iter=depth)
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 

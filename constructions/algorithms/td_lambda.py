@@ -155,7 +155,7 @@ class TDLambda(td_decl.TD):
     def naive(self, inst, hyper, depth):
         w = naive_batch_td_lambda(inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],
                                   hyper["lam"], n_iter=depth)  # fmt: skip
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 

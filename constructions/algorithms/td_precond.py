@@ -197,7 +197,7 @@ class TDPrecond(td_decl.TD):
             inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],
             [np.asarray(C).tolist() for C in self._Cs(len(inst["q"]), hyper, depth)],
         )  # fmt: skip
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 
