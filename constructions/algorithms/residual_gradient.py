@@ -23,9 +23,10 @@ import numpy as np
 import sympy as sp
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory._checks import check_int
 from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
 
+from .. import numeric, symbolic
 from .._residuals import Residuals
 from . import _common
 from . import td as td_decl
@@ -42,27 +43,16 @@ __all__ = [
 def residual_gradient(d: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """(W6): ``(P, Q)`` of shape (2d+1, 2d+1), ``P = e_D e_D^T``,
     ``Q[:2d, :2d] = alpha [[-I, I], [I, -I]]``, every other entry zero; ``alpha > 0``."""
-    d = check_int(d, "d")
-    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    D = 2 * d + 1
-    P = np.zeros((D, D))
-    P[-1, -1] = 1.0
-    I = np.eye(d)
-    Q = np.zeros((D, D))
-    Q[: 2 * d, : 2 * d] = alpha * np.block([[-I, I], [I, -I]])
+    P, Q = numeric.td(d, alpha)  # (W3): Q[:d, :2d] = alpha [-I, I]
+    Q[d : 2 * d, : 2 * d] = -Q[:d, : 2 * d]
     return P, Q
 
 
 def residual_gradient_symbolic(d: int, alpha=_common.alpha_s) -> tuple[sp.Matrix, sp.Matrix]:
     """(W6) as sympy matrices (2d+1, 2d+1)."""
-    d = check_int(d, "d")
-    D = 2 * d + 1
-    P = sp.zeros(D, D)
-    P[D - 1, D - 1] = 1
-    Q = sp.zeros(D, D)
-    for j in range(d):
-        Q[j, j], Q[j, d + j] = -alpha, alpha
-        Q[d + j, j], Q[d + j, d + j] = alpha, -alpha
+    P, Q = symbolic.td_symbolic(d, alpha)
+    d = (Q.shape[0] - 1) // 2
+    Q[d : 2 * d, :] = -Q[:d, :]
     return P, Q
 
 
