@@ -236,13 +236,8 @@ class TDAverageReward(td_decl.TD):
 
     def columns(self, inst, hyper):
         phi, phi_next, r = (np.asarray(inst[k]) for k in ("phi", "phi_next", "r"))
-        n, d = phi.shape
-        zeros = np.zeros((1, n), dtype=phi.dtype) if phi.dtype != object else np.full((1, n), 0, dtype=object)
-        X = np.concatenate([phi.T, phi_next.T, r[None, :], zeros], axis=0)
-        q = np.asarray(inst["q"])
-        return X, np.concatenate(
-            [q, np.zeros(d + 2, dtype=q.dtype) if q.dtype != object else np.full(d + 2, 0, dtype=object)]
-        )
+        X = np.concatenate([phi.T, phi_next.T, r[None, :], np.zeros((1, phi.shape[0]), dtype=phi.dtype)])
+        return X, td_decl.td_query(inst, X.shape[0])
 
     def naive(self, inst, hyper, depth):
         w = naive_average_reward_td(inst["phi"], inst["phi_next"], inst["r"], hyper["alpha"], n_iter=depth)
