@@ -125,11 +125,8 @@ class ResidualGradient(td_decl.TD):
 
     teacher_readout = None
 
-    def construction(self, sizes, hyper, c=1.0, depth=1):
-        return [residual_gradient(sizes["d"], hyper["alpha"])] * depth
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [residual_gradient_symbolic(sizes["d"], hyper["alpha"])] * depth
+    pair = staticmethod(residual_gradient)
+    pair_symbolic = staticmethod(residual_gradient_symbolic)
 
     def proofs_all_sizes(self):
         from .. import symbolic_sizes as ss

@@ -85,11 +85,15 @@ class TD(Algorithm):
         w = lt.td_update(X, np.zeros(X.shape[0] // 2), hyper["alpha"], n_iter=depth)
         return np.array([w @ np.asarray(inst["q"], dtype=np.float64)])
 
+    #: One layer's ``(P, Q)`` from ``(d, alpha)``, float64 and sympy; every layer is the same.
+    pair = staticmethod(numeric.td)
+    pair_symbolic = staticmethod(symbolic.td_symbolic)
+
     def construction(self, sizes, hyper, c=1.0, depth=1):
-        return [numeric.td(sizes["d"], hyper["alpha"])] * depth
+        return [self.pair(sizes["d"], hyper["alpha"])] * depth
 
     def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [symbolic.td_symbolic(sizes["d"], hyper["alpha"])] * depth
+        return [self.pair_symbolic(sizes["d"], hyper["alpha"])] * depth
 
     def readout(self, out, sizes):
         return -out[-1:, -1]

@@ -245,11 +245,8 @@ class TDAverageReward(td_decl.TD):
 
     teacher_readout = None
 
-    def construction(self, sizes, hyper, c=1.0, depth=1):
-        return [td_average_reward(sizes["d"], hyper["alpha"])] * depth
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [td_average_reward_symbolic(sizes["d"], hyper["alpha"])] * depth
+    pair = staticmethod(td_average_reward)
+    pair_symbolic = staticmethod(td_average_reward_symbolic)
 
     def proofs_all_sizes(self):
         """(W7) for every d, n, L: the two-head layer in block algebra with any reward mask
