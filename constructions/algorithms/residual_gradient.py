@@ -24,7 +24,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int
-from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
+from lsa_theory.reference import _check_numeric, _delta, _out
 
 from .. import numeric, symbolic
 from .._residuals import Residuals
@@ -58,9 +58,7 @@ def residual_gradient_symbolic(d: int, alpha=_common.alpha_s) -> tuple[sp.Matrix
 
 def naive_residual_gradient(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=None) -> np.ndarray:
     """(W6) by explicit loops: ``n_iter`` residual-gradient steps from ``w0`` (default 0); ``w`` (d,)."""
-    d = len(phi[0]) if len(phi) else 0
-    w = [0] * d if w0 is None else list(w0)
-    n = _sizes(phi, phi_next, r, len(w))
+    w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
     _check_numeric([gamma, alpha, *w, *r], "inputs")
     for _ in range(n_iter):

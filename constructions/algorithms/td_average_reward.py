@@ -44,7 +44,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import as_float_array, check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
+from lsa_theory.reference import _check_numeric, _delta, _out
 
 from .. import numeric
 from .._residuals import Residuals
@@ -167,9 +167,7 @@ def naive_average_reward_td(phi, phi_next, r, alpha, n_iter: int = 1, w0=None) -
     """(W7) by explicit loops: ``n_iter`` batch steps from ``w0`` (default 0) with
     ``delta_i = r_i - rbar_i + w^T phi_i' - w^T phi_i``, ``rbar_i`` the running mean of
     ``r_0..r_i`` (0-based) kept as a running sum; returns ``w`` (d,)."""
-    d = len(phi[0]) if len(phi) else 0
-    w = [0] * d if w0 is None else list(w0)
-    n = _sizes(phi, phi_next, r, len(w))
+    w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
     _check_numeric([alpha, *w, *r], "inputs")
     for _ in range(n_iter):
