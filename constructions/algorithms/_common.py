@@ -22,6 +22,7 @@ from sympy.polys.matrices import DomainMatrix
 
 import lsa_theory as lt
 from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.reference import _sizes
 
 from .. import symbolic
 from .._residuals import Residuals, relative_residual
@@ -41,6 +42,14 @@ def value_residuals(Z: np.ndarray, Z_out: np.ndarray, w_L, phi_query) -> Residua
     value = as_float_array(phi_query, "phi_query") @ np.asarray(w_L, dtype=np.float64)
     res = relative_residual(-Z_out[..., -1, -1], value)
     return Residuals(res, float(np.abs(Z_out[..., :-1, :] - Z[..., :-1, :]).max()))
+
+
+def naive_start(phi, phi_next, r, w0) -> tuple[list, int, int]:
+    """Start of a TD-family naive loop: ``(w, n, d)`` with ``w = w0`` as a list (default ``d``
+    zeros, ``d`` the width of ``phi[0]``) and the batch sizes checked against ``w``."""
+    d = len(phi[0]) if len(phi) else 0
+    w = [0] * d if w0 is None else list(w0)
+    return w, _sizes(phi, phi_next, r, len(w)), d
 
 
 def check_lam(lam) -> float:

@@ -23,9 +23,10 @@ import numpy as np
 import sympy as sp
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
+from lsa_theory._checks import check_int
+from lsa_theory.reference import _check_numeric, _delta, _out
 
+from .. import numeric, symbolic
 from .._residuals import Residuals
 from . import _common
 from . import td as td_decl
@@ -42,35 +43,22 @@ __all__ = [
 def residual_gradient(d: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """(W6): ``(P, Q)`` of shape (2d+1, 2d+1), ``P = e_D e_D^T``,
     ``Q[:2d, :2d] = alpha [[-I, I], [I, -I]]``, every other entry zero; ``alpha > 0``."""
-    d = check_int(d, "d")
-    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    D = 2 * d + 1
-    P = np.zeros((D, D))
-    P[-1, -1] = 1.0
-    I = np.eye(d)
-    Q = np.zeros((D, D))
-    Q[: 2 * d, : 2 * d] = alpha * np.block([[-I, I], [I, -I]])
+    P, Q = numeric.td(d, alpha)  # (W3): Q[:d, :2d] = alpha [-I, I]
+    Q[d : 2 * d, : 2 * d] = -Q[:d, : 2 * d]
     return P, Q
 
 
 def residual_gradient_symbolic(d: int, alpha=_common.alpha_s) -> tuple[sp.Matrix, sp.Matrix]:
     """(W6) as sympy matrices (2d+1, 2d+1)."""
-    d = check_int(d, "d")
-    D = 2 * d + 1
-    P = sp.zeros(D, D)
-    P[D - 1, D - 1] = 1
-    Q = sp.zeros(D, D)
-    for j in range(d):
-        Q[j, j], Q[j, d + j] = -alpha, alpha
-        Q[d + j, j], Q[d + j, d + j] = alpha, -alpha
+    P, Q = symbolic.td_symbolic(d, alpha)
+    d = (Q.shape[0] - 1) // 2
+    Q[d : 2 * d, :] = -Q[:d, :]
     return P, Q
 
 
 def naive_residual_gradient(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=None) -> np.ndarray:
     """(W6) by explicit loops: ``n_iter`` residual-gradient steps from ``w0`` (default 0); ``w`` (d,)."""
-    d = len(phi[0]) if len(phi) else 0
-    w = [0] * d if w0 is None else list(w0)
-    n = _sizes(phi, phi_next, r, len(w))
+    w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
     _check_numeric([gamma, alpha, *w, *r], "inputs")
     for _ in range(n_iter):
@@ -131,15 +119,12 @@ class ResidualGradient(td_decl.TD):
     def naive(self, inst, hyper, depth):
         w = naive_residual_gradient(inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],
                                     n_iter=depth)  # fmt: skip
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 
-    def construction(self, sizes, hyper, c=1.0, depth=1):
-        return [residual_gradient(sizes["d"], hyper["alpha"])] * depth
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [residual_gradient_symbolic(sizes["d"], hyper["alpha"])] * depth
+    pair = staticmethod(residual_gradient)
+    pair_symbolic = staticmethod(residual_gradient_symbolic)
 
     def proofs_all_sizes(self):
         from .. import symbolic_sizes as ss

@@ -34,6 +34,12 @@ def td_instance(S: int, d: int, n: int, rng: np.random.Generator) -> dict:
     }
 
 
+def query_value(w, q) -> np.ndarray:
+    """(W3) readout target ``w^T phi(s)`` as a (1,) array, by a plain sum so that ``w`` (d,) and the
+    query features ``q`` (d,) may hold floats or sympy expressions."""
+    return np.array([sum(w[j] * q[j] for j in range(len(w)))])
+
+
 def td_query(inst, m: int) -> np.ndarray:
     """The (W1) query column ``[phi(s); 0; 0]`` of length ``m = 2d + 1``."""
     q = np.asarray(inst["q"])
@@ -72,18 +78,22 @@ class TD(Algorithm):
         w = lt.naive_batch_td(
             inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"], n_iter=depth
         )
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return query_value(w, inst["q"])
 
     def teacher_readout(self, inst, hyper, depth):
         X = sarsa_columns_of(inst, hyper["gamma"]).astype(np.float64)
         w = lt.td_update(X, np.zeros(X.shape[0] // 2), hyper["alpha"], n_iter=depth)
         return np.array([w @ np.asarray(inst["q"], dtype=np.float64)])
 
+    #: One layer's ``(P, Q)`` from ``(d, alpha)``, float64 and sympy; every layer is the same.
+    pair = staticmethod(numeric.td)
+    pair_symbolic = staticmethod(symbolic.td_symbolic)
+
     def construction(self, sizes, hyper, c=1.0, depth=1):
-        return [numeric.td(sizes["d"], hyper["alpha"])] * depth
+        return [self.pair(sizes["d"], hyper["alpha"])] * depth
 
     def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [symbolic.td_symbolic(sizes["d"], hyper["alpha"])] * depth
+        return [self.pair_symbolic(sizes["d"], hyper["alpha"])] * depth
 
     def readout(self, out, sizes):
         return -out[-1:, -1]

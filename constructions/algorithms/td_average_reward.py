@@ -44,7 +44,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import as_float_array, check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
+from lsa_theory.reference import _check_numeric, _delta, _out
 
 from .. import numeric
 from .._residuals import Residuals
@@ -167,9 +167,7 @@ def naive_average_reward_td(phi, phi_next, r, alpha, n_iter: int = 1, w0=None) -
     """(W7) by explicit loops: ``n_iter`` batch steps from ``w0`` (default 0) with
     ``delta_i = r_i - rbar_i + w^T phi_i' - w^T phi_i``, ``rbar_i`` the running mean of
     ``r_0..r_i`` (0-based) kept as a running sum; returns ``w`` (d,)."""
-    d = len(phi[0]) if len(phi) else 0
-    w = [0] * d if w0 is None else list(w0)
-    n = _sizes(phi, phi_next, r, len(w))
+    w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
     _check_numeric([alpha, *w, *r], "inputs")
     for _ in range(n_iter):
@@ -236,25 +234,17 @@ class TDAverageReward(td_decl.TD):
 
     def columns(self, inst, hyper):
         phi, phi_next, r = (np.asarray(inst[k]) for k in ("phi", "phi_next", "r"))
-        n, d = phi.shape
-        zeros = np.zeros((1, n), dtype=phi.dtype) if phi.dtype != object else np.full((1, n), 0, dtype=object)
-        X = np.concatenate([phi.T, phi_next.T, r[None, :], zeros], axis=0)
-        q = np.asarray(inst["q"])
-        return X, np.concatenate(
-            [q, np.zeros(d + 2, dtype=q.dtype) if q.dtype != object else np.full(d + 2, 0, dtype=object)]
-        )
+        X = np.concatenate([phi.T, phi_next.T, r[None, :], np.zeros((1, phi.shape[0]), dtype=phi.dtype)])
+        return X, td_decl.td_query(inst, X.shape[0])
 
     def naive(self, inst, hyper, depth):
         w = naive_average_reward_td(inst["phi"], inst["phi_next"], inst["r"], hyper["alpha"], n_iter=depth)
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 
-    def construction(self, sizes, hyper, c=1.0, depth=1):
-        return [td_average_reward(sizes["d"], hyper["alpha"])] * depth
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [td_average_reward_symbolic(sizes["d"], hyper["alpha"])] * depth
+    pair = staticmethod(td_average_reward)
+    pair_symbolic = staticmethod(td_average_reward_symbolic)
 
     def proofs_all_sizes(self):
         """(W7) for every d, n, L: the two-head layer in block algebra with any reward mask

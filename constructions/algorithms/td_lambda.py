@@ -29,7 +29,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
+from lsa_theory.reference import _check_numeric, _delta, _out
 
 from .. import numeric, symbolic
 from .._residuals import Residuals
@@ -71,9 +71,7 @@ def trace_mask_symbolic(n: int, lam=lam_s, n_queries: int = 1) -> sp.Matrix:
 def naive_batch_td_lambda(phi, phi_next, r, gamma, alpha, lam, n_iter: int = 1, w0=None) -> np.ndarray:
     """(W5) by explicit loops: ``n_iter`` batch TD(lambda) steps from ``w0`` (default 0), the trace
     ``e_j = lam e_{j-1} + phi_j`` rebuilt in context order at every step; returns ``w`` (d,)."""
-    d = len(phi[0]) if len(phi) else 0
-    w = [0] * d if w0 is None else list(w0)
-    n = _sizes(phi, phi_next, r, len(w))
+    w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
     _check_numeric([gamma, alpha, lam, *w, *r], "inputs")
     for _ in range(n_iter):
@@ -155,7 +153,7 @@ class TDLambda(td_decl.TD):
     def naive(self, inst, hyper, depth):
         w = naive_batch_td_lambda(inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],
                                   hyper["lam"], n_iter=depth)  # fmt: skip
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 

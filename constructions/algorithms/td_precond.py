@@ -26,7 +26,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out, _sizes
+from lsa_theory.reference import _check_numeric, _delta, _out
 
 from .. import numeric
 from .._residuals import Residuals
@@ -108,9 +108,7 @@ def td_precond_symbolic(d: int, C: sp.Matrix, alpha=_common.alpha_s) -> tuple[sp
 def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> np.ndarray:
     """(W4) by explicit loops: one step ``w <- w + alpha C_l u_l`` per matrix in ``Cs`` (each a
     d x d nested sequence, ``Cs[l][a][b]``), from ``w0`` (default 0); returns ``w_L`` (d,)."""
-    d = len(phi[0]) if len(phi) else 0
-    w = [0] * d if w0 is None else list(w0)
-    n = _sizes(phi, phi_next, r, len(w))
+    w, n, d = _common.naive_start(phi, phi_next, r, w0)
     if len(Cs) < 1:
         raise ValueError("Cs: need at least one matrix")
     _check_numeric([gamma, alpha, *w, *r], "inputs")
@@ -197,7 +195,7 @@ class TDPrecond(td_decl.TD):
             inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],
             [np.asarray(C).tolist() for C in self._Cs(len(inst["q"]), hyper, depth)],
         )  # fmt: skip
-        return np.array([sum(w[j] * inst["q"][j] for j in range(len(w)))])
+        return td_decl.query_value(w, inst["q"])
 
     teacher_readout = None
 
