@@ -17,11 +17,11 @@ def plot_control(out: str | Path) -> Path:
     plt = pyplot()
 
     out = Path(out)
-    rows = read_json(out / "control.json")["envs"]
+    doc = read_json(out / "control.json")
+    rows, n_steps = doc["envs"], doc["config"]["n"]
     cols = min(3, len(rows))
     nrows = -(-len(rows) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
-    n_steps = read_json(out / "control.json")["config"]["n"]
     for ax, row in zip(axes.ravel(), rows, strict=False):
         c = row["curves"]
         x = np.asarray(c["updates"], dtype=float) * n_steps
