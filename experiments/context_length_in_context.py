@@ -29,6 +29,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
 from .context_length_common import IN_CONTEXT_STREAM, _ints, _mean_sem_nan, paired_difference
+from .control_loop import _diverged
 from .envs import HELDOUT_NAME, heldout_family, heldout_rng
 from .io import (
     atomic_savez,
@@ -73,7 +74,7 @@ def stack_values(Sigma: np.ndarray, n: int, alpha: float, Ls: Sequence[int]) -> 
     """``w_L`` (len(Ls), d) of ``L`` stacked constructed blocks (S3) with step ``alpha`` on one (H)
     context with statistics ``Sigma`` (2d+1, 2d+1), from ``w_0 = 0`` (S5): each layer is the (L2)
     readout :func:`lsa_theory.tf_from_statistics` of :func:`constructions.sarsa`. Rows past a
-    non-finite or divergent iterate are NaN."""
+    non-finite or divergent iterate (:data:`experiments.control.DIVERGENCE_BOUND`) are NaN."""
     m = Sigma.shape[-1]
     d = (m - 1) // 2
     lay = lt.Layout(d)
@@ -100,7 +101,7 @@ def _iterate(step, d: int, Ls: Sequence[int]) -> np.ndarray:
     w = np.zeros(d)
     for layer in range(1, max(Ls) + 1):
         w = step(w)
-        if not np.all(np.isfinite(w)) or np.abs(w).sum() > 1e200:
+        if _diverged(w):
             break
         for q, L in enumerate(Ls):
             if L == layer:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .context_length_common import REGIMES
 from .io import read_json
-from .plots import sem_label
+from .plots import pyplot, save_figure, sem_label
 
 
 def _err(ax, x, rows, key, sem, **kw):
@@ -23,10 +23,7 @@ def plot_context_length_regimes(out: str | Path, regime: str) -> Path:
     normalised return against ``n``, one panel per budget (fixed updates, fixed environment steps),
     one line per ``alpha``. Mean +- standard error of the mean over the held-out MDPs (axis labels).
     Writes ``context_length_{regime}.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if regime not in REGIMES:
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
@@ -85,20 +82,13 @@ def plot_context_length_regimes(out: str | Path, regime: str) -> Path:
         fig.suptitle(
             f"closed-loop regime (S6): {cfg['n_mdps']} held-out [LL] MDPs, constructed block", fontsize=10
         )
-    fig.tight_layout()
-    path = out / f"context_length_{regime}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"context_length_{regime}.png")
 
 
 def plot_context_length(out: str | Path) -> Path:
     """Normalised return after a fixed number of updates against ``n`` with standard-error bars
     (block and teacher) from ``out/context_length.json``. Writes ``out/context_length.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "context_length.json")
@@ -132,8 +122,4 @@ def plot_context_length(out: str | Path) -> Path:
     ax.axhline(0.0, color="0.5", lw=0.7)
     ax.set_title(f"{doc['config']['env']}: {doc['config']['n_mdps']} held-out MDPs", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "context_length.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "context_length.png")

@@ -250,6 +250,7 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
     """One (env, algo, seed) unit: block, teacher, tabular SARSA, uniform and optimal."""
     t0 = time.perf_counter()
     mdp, sol, rng_loop, rng_tab = cache.get(env, i)
+    unit_config = cfg.unit_config(algo)
     kw = dict(
         n=cfg.n,
         n_updates=cfg.n_updates,
@@ -257,7 +258,7 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         alpha=cfg.alpha,
         eval_every=cfg.eval_every,
         algo=algo,
-        beta=cfg.beta if _algorithm(algo).has_actor else None,
+        beta=unit_config["beta"],
         solution=sol,
     )
     state = rng_loop.bit_generator.state
@@ -282,7 +283,7 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         "env": env,
         "algo": algo,
         "seed": i,
-        "unit_config": cfg.unit_config(algo),
+        "unit_config": unit_config,
         "forward": block.forward,
         "normalized_return": block.normalized_return[-1],
         "normalized_return_teacher": teacher.normalized_return[-1],

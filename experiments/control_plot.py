@@ -7,24 +7,21 @@ from pathlib import Path
 import numpy as np
 
 from .io import read_json
-from .plots import SEM, sem_label
+from .plots import SEM, pyplot, save_figure, sem_label
 
 
 def plot_control(out: str | Path) -> Path:
     """Learning curves from ``out/control.json``: normalised return of the greedy policy against
     environment steps for the block, the teacher (dashed) and tabular SARSA, with the uniform (0)
     and optimal (1) baselines; one panel per (env, algo). Writes ``out/control.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
-    rows = read_json(out / "control.json")["envs"]
+    doc = read_json(out / "control.json")
+    rows, n_steps = doc["envs"], doc["config"]["n"]
     cols = min(3, len(rows))
     nrows = -(-len(rows) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
-    n_steps = read_json(out / "control.json")["config"]["n"]
     for ax, row in zip(axes.ravel(), rows, strict=False):
         c = row["curves"]
         x = np.asarray(c["updates"], dtype=float) * n_steps
@@ -51,8 +48,4 @@ def plot_control(out: str | Path) -> Path:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
     fig.suptitle(f"(S6) deployment of the frozen block ({SEM} over seeds)")
-    fig.tight_layout()
-    path = out / "control.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "control.png")

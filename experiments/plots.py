@@ -3,12 +3,44 @@ labelling conventions every figure of the package shares."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["SEM", "construction_heatmaps", "integer_ticks", "label_heatmap", "sem_label"]
+__all__ = [
+    "SEM",
+    "construction_heatmaps",
+    "integer_ticks",
+    "label_heatmap",
+    "pyplot",
+    "save_figure",
+    "sem_label",
+]
 
 #: How every error bar / band of the package is labelled: the standard error of the mean.
 SEM = "mean ± s.e.m."
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive ``Agg`` backend, imported on call (no
+    import-time side effect): the opening of every figure function drawn from saved results."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out ``fig`` (``tight_layout``), write it to ``path`` at 120 dpi and close it; returns
+    ``Path(path)``: the closing of every figure function drawn from saved results."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
 
 
 def sem_label(n, what: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import constructions
 
 from .io import read_json
-from .plots import SEM, label_heatmap
+from .plots import SEM, label_heatmap, pyplot, save_figure
 
 
 def _block_lines(ax, m: int) -> None:
@@ -24,10 +24,7 @@ def plot_training(out: str | Path) -> list[Path]:
     held-out error, ``1 - cos``, orbit and manifold distance, norms of ``P22``/``Vbar22`` and the
     frozen blocks' displacement against the step) and ``training_heatmaps.png`` (learned ``P``,
     ``V`` beside ``c P*``, ``V*/c`` at the fitted ``c``, with the (L2) split ``(m | D - m)``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "train.json")
@@ -69,10 +66,7 @@ def plot_training(out: str | Path) -> list[Path]:
         f"frames, {'shared' if cfg['shared_features'] else 'resampled'} features, {cfg['optimizer']}, "
         f"{cfg['dtype']}; final cos {doc['final']['cos']:.5f}"
     )
-    fig.tight_layout()
-    paths = [out / "training_curves.png"]
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths = [save_figure(fig, out / "training_curves.png")]
 
     with np.load(out / "train.npz") as z:
         mats = {k: z[k] for k in ("P", "V", "P_star", "V_star")}
@@ -88,10 +82,7 @@ def plot_training(out: str | Path) -> list[Path]:
         _block_lines(ax, m)
         ax.set_title(titles[key])
         label_heatmap(ax, im, titles[key], m)
-    fig.tight_layout()
-    paths.append(out / "training_heatmaps.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "training_heatmaps.png"))
     return paths
 
 
@@ -99,10 +90,7 @@ def plot_training_seeds(out: str | Path) -> Path:
     """Training curves of every seed in ``out/seeds.json`` (read from ``out/seed{s}/train.json``),
     overlaid: training and held-out loss, ``1 - cos`` on (Vbar21, P12) and ``1 - cos_full`` over all
     entries, ``|Vbar22|`` and ``|sym P22|``. Writes ``out/training_seeds.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "seeds.json")
@@ -144,11 +132,7 @@ def plot_training_seeds(out: str | Path) -> Path:
         f"A={b['A']}, k={b['k']} x {b['frames']} frames, {len(doc['seeds'])} seeds",
         fontsize=9,
     )
-    fig.tight_layout()
-    path = out / "training_seeds.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "training_seeds.png")
 
 
 def _by_k(rows: list[dict], key: str, shared: bool) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
@@ -162,10 +146,7 @@ def _by_k(rows: list[dict], key: str, shared: bool) -> tuple[list, np.ndarray, n
 def plot_diversity_training(out: str | Path) -> Path:
     """Held-out error, ``1 - cos`` and training loss against ``k`` (resampled vs shared features)
     from ``out/diversity_training.json``: every seed as a point, the median over seeds as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "diversity_training.json")
@@ -193,21 +174,14 @@ def plot_diversity_training(out: str | Path) -> Path:
     fig.suptitle(
         f"(M7) by training: {doc['total_frames']} frames split over k MDPs; {n_seeds} seeds (points)"
     )
-    fig.tight_layout()
-    path = out / "diversity_training.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "diversity_training.png")
 
 
 def plot_returns_by_k(sweep_out: str | Path) -> Path:
     """From ``sweep_out/returns_by_k.json``: the normalised return of the converged loops (mean +-
     standard error of the mean, all seeds pooled; each seed's mean as a point) and the fraction of
     diverged loops against ``k``. Writes ``sweep_out/returns_by_k.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sweep_out = Path(sweep_out)
     doc = read_json(sweep_out / "returns_by_k.json")
@@ -251,8 +225,4 @@ def plot_returns_by_k(sweep_out: str | Path) -> Path:
     ax.set_title("loops that did not diverge, all seeds pooled (points: one seed each)", fontsize=9)
     ax2.set_ylabel("fraction of held-out loops that diverged")
     ax2.set_title("(M7): trained blocks deployed on held-out MDPs, all seeds", fontsize=9)
-    fig.tight_layout()
-    path = sweep_out / "returns_by_k.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, sweep_out / "returns_by_k.png")

@@ -18,6 +18,7 @@ import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
+from .context_length_common import _mean_sem_nan
 from .io import atomic_write_json, read_json, versions
 from .training import TrainConfig, heldout_data, heldout_error, train
 from .training_plots import (  # noqa: F401  (moved; re-exported from here)
@@ -244,35 +245,32 @@ def deployed_returns_by_k(
         ]
         v = np.array([np.nan if x.diverged_at is not None else x.normalized_return[-1] for x in res])
         finals.setdefault((r["k"], r["shared_features"]), []).extend(v.tolist())
-        ok = v[np.isfinite(v)]
+        nanmean, _, n_diverged = _mean_sem_nan(v)
         rows.append(
             {
                 "seed": seed,
                 "k": r["k"],
                 "shared_features": r["shared_features"],
                 "heldout_err": r["heldout_err"],
-                "normalized_return": float(v.mean()) if ok.size == v.size else None,
-                "normalized_return_nanmean": float(ok.mean()) if ok.size else None,
+                "normalized_return": float(v.mean()) if n_diverged == 0 else None,
+                "normalized_return_nanmean": nanmean,
                 "normalized_return_teacher": float(teacher.mean()),
                 "n_mdps": n_heldout,
-                "n_diverged": int(v.size - ok.size),
+                "n_diverged": n_diverged,
             }
         )
     groups = []
     for (k, shared), vals in finals.items():
-        v = np.asarray(vals, dtype=float)
-        ok = v[np.isfinite(v)]
+        mean, sem, n_diverged = _mean_sem_nan(vals)
         groups.append(
             {
                 "k": k,
                 "shared_features": shared,
                 "n_seeds": sum(1 for r in rows if r["k"] == k and r["shared_features"] == shared),
-                "n_loops": int(v.size),
-                "n_diverged": int(v.size - ok.size),
-                "normalized_return_converged_mean": float(ok.mean()) if ok.size else None,
-                "normalized_return_converged_sem": (
-                    float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else None
-                ),
+                "n_loops": len(vals),
+                "n_diverged": n_diverged,
+                "normalized_return_converged_mean": mean,
+                "normalized_return_converged_sem": sem,
             }
         )
     doc = {

@@ -416,15 +416,21 @@ def test_divergent_loop_stops_cleanly(models):
 # ------------------------------------------------------------------- issue 10, item 6: the held-out pipeline
 
 
+def _heldout_stream(i: int):
+    """Held-out MDP ``i``'s loop stream ``heldout_rng(0, i, 1)`` after its first draws, as documented:
+    ``(rng, phi (9, 4, 36), w_0 (36,))``."""
+    rng = envs.heldout_rng(0, i, 1)
+    phi = lt.random_features(9, 4, None, rng)
+    return rng, phi, rng.uniform(-1.0, 1.0, 36)
+
+
 def test_deploy_scores_the_greedy_policy_of_per_mdp_features():
     """The reported return is the *greedy* policy's, on features drawn from *this* MDP's stream
     (``heldout_rng(seed, i, 1)``: phi, then w_0), recomputed here independently."""
     phis = []
     for i, mdp in enumerate(envs.heldout_family(3, seed=0)):
         sol = lt.optimal(mdp)
-        rng = envs.heldout_rng(0, i, 1)
-        phi = lt.random_features(9, 4, None, rng)
-        w0 = rng.uniform(-1.0, 1.0, 36)
+        _, phi, w0 = _heldout_stream(i)
         res = ctl.deploy(
             mdp, "constructed", n=10, n_updates=30, epsilon=0.1, alpha=0.2, eval_every=10,
             rng=envs.heldout_rng(0, i, 1), solution=sol,
@@ -460,9 +466,7 @@ def test_run_control_units_equal_an_independent_teacher_loop():
     for u in units:
         i = u["seed"]
         mdp = lt.random_mdp(9, 4, 0.5, envs.heldout_rng(0, i))
-        rng = envs.heldout_rng(0, i, 1)
-        phi = lt.random_features(9, 4, None, rng)
-        w0 = rng.uniform(-1.0, 1.0, 36)
+        rng, phi, w0 = _heldout_stream(i)
         loop = lt.sarsa_loop(
             mdp, phi, w0, lambda X, w: lt.sarsa_update(X, w, 0.2), n=20, n_updates=30, epsilon=0.1, rng=rng
         )
