@@ -237,8 +237,8 @@ def deployed_returns_by_k(
     )  # fmt: skip
     rows, finals = [], {}
     for r in sweep["rows"]:
-        seed = r.get("seed", 0)
-        path = sweep_out / run_dir(seed, r["k"], r["shared_features"]) / "train.npz"
+        train_seed = r.get("seed", 0)  # the block's training seed; the streams stay those of `seed`
+        path = sweep_out / run_dir(train_seed, r["k"], r["shared_features"]) / "train.npz"
         res = [
             deploy(m, str(path), rng=heldout_rng(seed, i, 1), solution=sols[i], forward="l2", **kw)
             for i, m in enumerate(mdps)
@@ -248,7 +248,7 @@ def deployed_returns_by_k(
         nanmean, _, n_diverged = _mean_sem_nan(v)
         rows.append(
             {
-                "seed": seed,
+                "seed": train_seed,
                 "k": r["k"],
                 "shared_features": r["shared_features"],
                 "heldout_err": r["heldout_err"],

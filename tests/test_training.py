@@ -377,6 +377,26 @@ def test_returns_by_k_lists_every_run_with_divergences(tmp_path, figures):
     assert tables.table("diversity", tmp_path / "diversity_training.json").count("| resampled |") == 4
 
 
+def test_returns_by_k_pairs_every_seed_with_the_teacher_streams(tmp_path):
+    """Every block, whatever its training seed, runs on the held-out streams of the ``seed``
+    argument (those the teacher and the held-out MDPs use): the same block saved under two
+    training seeds scores identically, and the document records the requested seed."""
+    import shutil
+
+    base = _tiny(steps=20, log_every=20, checkpoint_every=20)
+    tr.diversity_training_sweep(
+        ks=(10,), shared_features=(False,), base=base, total_frames=100, out=tmp_path, seeds=(0, 1)
+    )
+    shutil.copy(
+        tmp_path / tr.run_dir(0, 10, False) / "train.npz", tmp_path / tr.run_dir(1, 10, False) / "train.npz"
+    )
+    doc = tr.deployed_returns_by_k(tmp_path, n_heldout=3, n_updates=20, seed=2)
+    a, b = doc["rows"]
+    assert (a["seed"], b["seed"], doc["seed"]) == (0, 1, 2)
+    assert a["normalized_return_nanmean"] == b["normalized_return_nanmean"]
+    assert a["n_diverged"] == b["n_diverged"]
+
+
 def test_reproduce_trains_every_group_with_at_least_three_seeds():
     """Item 4/5: every training table and figure of ``lsa-theory reproduce`` (full) stands on >= 3 seeds."""
     from experiments import reproduce as rp
