@@ -54,6 +54,7 @@ from .training import (
     TrainConfig,
     _atomic_torch_save,
     _Batches,
+    _numpy_pv,
     _seed,
     frozen_blocks,
     full_params,
@@ -324,9 +325,9 @@ class RLResult:
 
 
 def _numpy(params: dict, layout) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        P, V = full_params(params, layout)
-        return P.detach().double().numpy().copy(), V.detach().double().numpy().copy()
+    """:func:`experiments.training._numpy_pv`, copied: the arrays must not follow the live parameters."""
+    P, V = _numpy_pv(params, layout)
+    return P.copy(), V.copy()
 
 
 def _metrics(cfg, step, params, batch, held, P0, V0, train_time, skipped) -> dict:
