@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 
 import constructions
-import lsa_theory as lt
 
 from .control import ControlConfig, run_control
-from .envs import HELDOUT_NAME, heldout_rng
+from .envs import HELDOUT_NAME, heldout_family, heldout_rng
 from .io import atomic_write_json, single_blas_thread, to_jsonable, versions
 
 __all__ = ["VARIANTS", "expected_steps", "run_variants"]
@@ -40,13 +39,12 @@ def expected_steps(n_mdps: int = 20, seed: int = 0) -> list[dict]:
     """Per variant and held-out MDP ``j`` (the MDP of :func:`experiments.envs.heldout_family`; its
     features and ``lambda`` from ``heldout_rng(seed, j, 3)``, a stream of their own): ``|E[delta g]|``,
     the cosine with ``grad J`` and ``max |delta|`` at the critic's fixed point."""
-    rows = []
+    rows, mdps = [], list(heldout_family(n_mdps, seed))
     for name in VARIANTS:
         alg = constructions.ALGORITHMS[name]
-        for j in range(n_mdps):
-            mdp = lt.random_mdp(9, 4, 0.5, heldout_rng(seed, j))
+        dims = alg.dims(9, 4)
+        for j, mdp in enumerate(mdps):
             rng = heldout_rng(seed, j, 3)
-            dims = alg.dims(9, 4)
             phi, phi_pi = alg.draw_tables(9, 4, dims, rng)
             lam = rng.uniform(-1.0, 1.0, dims.d_pi)
             out = alg.expected_actor_step(mdp, phi, phi_pi, lam)

@@ -371,7 +371,13 @@ def expected_step(
     ``v_{t+1} = v + Vbar21 E[Sigma] P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)`` ((L2), ``wt = [1; v]``,
     ``v = w`` the loop parameter ``[w; lambda]``) and ``rho_{t+1}`` the law of ``s_n``; full
     ``P``, ``V`` (D, D)."""
-    b = _blocks(batch, P, V, layout)
+    return _step(batch, _blocks(batch, P, V, layout), w, rho, n, tau)
+
+
+def _step(
+    batch: MDPBatch, b: dict[str, torch.Tensor], w: torch.Tensor, rho: torch.Tensor, n: int, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`expected_step` on the (L2) blocks ``b`` of :func:`_blocks` (cut once per loop)."""
     pi = behaviour_policy(batch, w, tau)
     G = batch.alg.smooth_extra_rows(batch.phi_pi, pi)
     rhobar, rhoplus, rho_n = context_laws(batch, pi, rho, n)
@@ -389,11 +395,11 @@ def expected_loop(
     n = check_int(n, "n")
     T = check_int(T, "T", minimum=0)
     tau = check_real(tau, "tau", low=0.0, low_open=True)
-    _blocks(batch, P, V, layout)
+    b = _blocks(batch, P, V, layout)
     w, rho = batch.v0, batch.mu0
     ws, rhos = [w], [rho]
     for _ in range(T):
-        w, rho = expected_step(batch, P, V, layout, w, rho, n, tau)
+        w, rho = _step(batch, b, w, rho, n, tau)
         ws.append(w)
         rhos.append(rho)
     return torch.stack(ws), torch.stack(rhos)

@@ -48,11 +48,13 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
 from . import expected_loop as el
+from .control_weights import ALGOS as _CLOSED_LOOP_ALGOS
 from .io import atomic_savez, atomic_write_json, progress, to_jsonable, versions
 from .training import (
     TrainConfig,
     _atomic_torch_save,
     _Batches,
+    _numpy_pv,
     _seed,
     frozen_blocks,
     full_params,
@@ -90,8 +92,9 @@ class TrainingDiverged(RuntimeError):
 HORIZONS = ("final", "mean")
 
 #: The algorithms (P2) runs on: every registered closed-loop declaration
-#: (:class:`constructions.ClosedLoopAlgorithm`; the CLI offers them as ``--algo``).
-ALGOS = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
+#: (:class:`constructions.ClosedLoopAlgorithm`; the CLI offers them as ``--algo``), the
+#: deployment's :data:`experiments.control.ALGOS`.
+ALGOS = _CLOSED_LOOP_ALGOS
 
 #: Defaults of the fields added with the actor-critic layout, for checkpoints written before them.
 _LATER_FIELDS = {"algo": "sarsa", "beta": 0.1}
@@ -167,8 +170,7 @@ class PretrainConfig:
         check_real(self.tau, "tau", low=0.0, low_open=True)
         for name in ("lr", "lr_final", "teacher_lr", "teacher_lr_final", "init_scale", "adam_eps"):
             check_real(getattr(self, name), name, low=0.0, low_open=True)
-        if not isinstance(self.algo, str) or self.algo not in ALGOS:
-            raise ValueError(f"algo: expected one of {ALGOS}, got {self.algo!r}")
+        el._algorithm(self.algo)  # ValueError naming ``algo`` unless a closed-loop declaration
         check_real(self.beta, "beta", low=0.0, low_open=True)
         if self.horizon not in HORIZONS:
             raise ValueError(f"horizon: expected one of {HORIZONS}, got {self.horizon!r}")
@@ -323,9 +325,9 @@ class RLResult:
 
 
 def _numpy(params: dict, layout) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        P, V = full_params(params, layout)
-        return P.detach().double().numpy().copy(), V.detach().double().numpy().copy()
+    """:func:`experiments.training._numpy_pv`, copied: the arrays must not follow the live parameters."""
+    P, V = _numpy_pv(params, layout)
+    return P.copy(), V.copy()
 
 
 def _metrics(cfg, step, params, batch, held, P0, V0, train_time, skipped) -> dict:

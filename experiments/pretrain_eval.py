@@ -37,7 +37,6 @@ import numpy as np
 import scipy.stats
 import torch
 
-import constructions
 import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
@@ -100,11 +99,7 @@ def s3_alignment(
     ``cos_S3_fixed_alpha`` and ``c``, the cosine to the scaling orbit of the construction at
     ``alpha`` (and ``beta``) (:func:`experiments.training.structure_metrics`, no invisible
     direction)."""
-    from .pretrain import ALGOS
-
-    if algo not in ALGOS:
-        raise ValueError(f"algo: expected one of {ALGOS}, got {algo!r}")
-    alg = constructions.ALGORITHMS[algo]
+    alg = el._algorithm(algo)  # ValueError naming ``algo`` unless a closed-loop declaration
     dims = alg.dims(1, 1, layout.d, layout.d_pi)
     if (dims.d, dims.d_pi) != (layout.d, layout.d_pi) or alg.has_actor != bool(layout.d_pi):
         raise ValueError(f"layout: d_pi = {layout.d_pi} does not fit {algo!r} (d_pi = {dims.d_pi})")

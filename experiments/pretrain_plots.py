@@ -15,15 +15,28 @@ from .plots import label_heatmap, sem_label
 __all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep"]
 
 
-def plot_returns(out: str | Path) -> Path:
-    """Held-out greedy normalised return along the sampled loop (S6) for every block (mean +- s.e.
-    over the held-out MDPs) from ``out/pretrain_eval.npz`` and ``out/pretrain.json``; the dotted
-    line marks the (P2) horizon ``T``. Writes ``out/pretrain_returns.png``."""
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (120 dpi), close it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
+def plot_returns(out: str | Path) -> Path:
+    """Held-out greedy normalised return along the sampled loop (S6) for every block (mean +- s.e.
+    over the held-out MDPs) from ``out/pretrain_eval.npz`` and ``out/pretrain.json``; the dotted
+    line marks the (P2) horizon ``T``. Writes ``out/pretrain_returns.png``."""
+    plt = _plt()
     out = Path(out)
     doc = read_json(out / "pretrain.json")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -47,20 +60,7 @@ def plot_returns(out: str | Path) -> Path:
         fontsize=9,
     )
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "pretrain_returns.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _save(fig, out / "pretrain_returns.png")
 
 
 def plot_rl_training(out: str | Path) -> Path:
@@ -95,11 +95,7 @@ def plot_rl_training(out: str | Path) -> Path:
         + f"tau={c['tau']}, mode {c['mode']}",
         fontsize=10,
     )
-    fig.tight_layout()
-    path = out / "pretrain_training.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "pretrain_training.png")
 
 
 def plot_blocks(out: str | Path) -> Path:
@@ -124,11 +120,7 @@ def plot_blocks(out: str | Path) -> Path:
         ax.axvline(m - 0.5, color="k", lw=0.6)
         ax.set_title(title, fontsize=9)
         label_heatmap(ax, im, title, m)
-    fig.tight_layout()
-    path = out / "pretrain_blocks.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "pretrain_blocks.png")
 
 
 def plot_sweep(out: str | Path) -> Path:
@@ -166,8 +158,4 @@ def plot_sweep(out: str | Path) -> Path:
             a.set_xlabel(var)
             a.legend(fontsize=7)
     fig.suptitle(f"(P3) sweeps: {base.get('algo', 'sarsa')}, S={base['S']}, A={base['A']}", fontsize=10)
-    fig.tight_layout()
-    path = out / "pretrain_sweep.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "pretrain_sweep.png")

@@ -24,6 +24,25 @@ def _batch(seed: int, K: int = 3, S: int = 2, A: int = 2):
     return el.draw_batch(K, S, A, 0.5, np.random.default_rng(seed))
 
 
+def _objective_grads(batch, lay, Pc, Vc, kw):
+    """Autograd and central-difference (h = 1e-5) gradients of ``rl_objective`` (``kw``) over all
+    entries of ``(P, V)`` at the construction ``(Pc, Vc)`` plus ``0.05 N(0, 1)`` noise (seed 7)."""
+    D = lay.D
+    rng = np.random.default_rng(7)
+    theta0 = np.concatenate([Pc.ravel(), Vc.ravel()]) + 0.05 * rng.standard_normal(2 * D * D)
+
+    def f(theta):
+        t = torch.as_tensor(theta)
+        with torch.no_grad():
+            return float(
+                el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw)
+            )
+
+    t = torch.as_tensor(theta0).requires_grad_(True)
+    el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw).backward()
+    return t.grad.numpy(), dy.finite_difference_grad(f, theta0, h=1e-5)
+
+
 def _tiny(**changes) -> pt.PretrainConfig:
     base = dict(
         S=2,
@@ -152,21 +171,7 @@ def test_smooth_objective_gradient_matches_finite_differences(horizon):
     lay = lt.Layout(4)
     D = lay.D
     Pc, Vc = constructions.sarsa(4, 0.5)
-    rng = np.random.default_rng(7)
-    theta0 = np.concatenate([Pc.ravel(), Vc.ravel()]) + 0.05 * rng.standard_normal(2 * D * D)
-    kw = dict(n=4, T=3, tau=0.5, horizon=horizon)
-
-    def f(theta):
-        t = torch.as_tensor(theta)
-        with torch.no_grad():
-            return float(
-                el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw)
-            )
-
-    t = torch.as_tensor(theta0).requires_grad_(True)
-    el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw).backward()
-    g = t.grad.numpy()
-    g_fd = dy.finite_difference_grad(f, theta0, h=1e-5)
+    g, g_fd = _objective_grads(batch, lay, Pc, Vc, dict(n=4, T=3, tau=0.5, horizon=horizon))
     assert np.linalg.norm(g - g_fd) / np.linalg.norm(g) < 1e-6
     # only the (L2) blocks enter: the other entries get exactly zero gradient
     Pg, Vg = g[: D * D].reshape(D, D), g[D * D :].reshape(D, D)
@@ -503,21 +508,7 @@ def test_ac_smooth_objective_gradient_matches_finite_differences(algo):
     lay = lt.Layout(batch.d, batch.d_pi)
     D = lay.D
     Pc, Vc = constructions.actor_critic(batch.d, batch.d_pi, 0.5, 0.5)
-    rng = np.random.default_rng(7)
-    theta0 = np.concatenate([Pc.ravel(), Vc.ravel()]) + 0.05 * rng.standard_normal(2 * D * D)
-    kw = dict(n=4, T=3, tau=1.0, horizon="final")
-
-    def f(theta):
-        t = torch.as_tensor(theta)
-        with torch.no_grad():
-            return float(
-                el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw)
-            )
-
-    t = torch.as_tensor(theta0).requires_grad_(True)
-    el.rl_objective(batch, t[: D * D].reshape(D, D), t[D * D :].reshape(D, D), lay, **kw).backward()
-    g = t.grad.numpy()
-    g_fd = dy.finite_difference_grad(f, theta0, h=1e-5)
+    g, g_fd = _objective_grads(batch, lay, Pc, Vc, dict(n=4, T=3, tau=1.0, horizon="final"))
     assert np.linalg.norm(g - g_fd) / np.linalg.norm(g) < 1e-6
     Pg, Vg = g[: D * D].reshape(D, D), g[D * D :].reshape(D, D)
     assert not np.any(Pg[:, : lay.m]) and not np.any(Vg[: lay.m + 1])
