@@ -10,33 +10,16 @@ import numpy as np
 import constructions
 
 from .io import read_json
-from .plots import label_heatmap, sem_label
+from .plots import label_heatmap, pyplot, save_figure, sem_label
 
 __all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    """Lay out ``fig``, write it to ``path`` (120 dpi), close it; returns ``path``."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _plt().close(fig)
-    return path
 
 
 def plot_returns(out: str | Path) -> Path:
     """Held-out greedy normalised return along the sampled loop (S6) for every block (mean +- s.e.
     over the held-out MDPs) from ``out/pretrain_eval.npz`` and ``out/pretrain.json``; the dotted
     line marks the (P2) horizon ``T``. Writes ``out/pretrain_returns.png``."""
-    plt = _plt()
+    plt = pyplot()
     out = Path(out)
     doc = read_json(out / "pretrain.json")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -60,14 +43,14 @@ def plot_returns(out: str | Path) -> Path:
         fontsize=9,
     )
     ax.legend(fontsize=8)
-    return _save(fig, out / "pretrain_returns.png")
+    return save_figure(fig, out / "pretrain_returns.png")
 
 
 def plot_rl_training(out: str | Path) -> Path:
     """(P2) training curves from ``out/rl/rl.json``: the smooth objective on the training and the
     held-out MDPs, and the RL block's (S3) alignment and effective step size, against the step.
     Writes ``out/pretrain_training.png``."""
-    plt = _plt()
+    plt = pyplot()
     out = Path(out)
     doc = read_json(out / "rl" / "rl.json")
     h = doc["history"]
@@ -95,14 +78,14 @@ def plot_rl_training(out: str | Path) -> Path:
         + f"tau={c['tau']}, mode {c['mode']}",
         fontsize=10,
     )
-    return _save(fig, out / "pretrain_training.png")
+    return save_figure(fig, out / "pretrain_training.png")
 
 
 def plot_blocks(out: str | Path) -> Path:
     """Heat maps of the (P2) block's ``P`` and ``V`` (``out/rl/rl.npz``) beside the (P1) block's
     (``out/teacher/train.npz``, when present), with the (L2) split ``(m | D - m)``. Writes
     ``out/pretrain_blocks.png``."""
-    plt = _plt()
+    plt = pyplot()
     out = Path(out)
     mats = {}
     with np.load(out / "rl" / "rl.npz") as z:
@@ -120,14 +103,14 @@ def plot_blocks(out: str | Path) -> Path:
         ax.axvline(m - 0.5, color="k", lw=0.6)
         ax.set_title(title, fontsize=9)
         label_heatmap(ax, im, title, m)
-    return _save(fig, out / "pretrain_blocks.png")
+    return save_figure(fig, out / "pretrain_blocks.png")
 
 
 def plot_sweep(out: str | Path) -> Path:
     """Held-out return (rl, rl before training, teacher-mimicking, exact teacher) and the RL
     block's (S3) cosine and update correlation against ``T`` and ``k`` from
     ``out/pretrain_sweep.json``. Writes ``out/pretrain_sweep.png``."""
-    plt = _plt()
+    plt = pyplot()
     out = Path(out)
     doc = read_json(out / "pretrain_sweep.json")
     rows, base = [r for r in doc["rows"] if "failed" not in r], doc["base"]
@@ -158,4 +141,4 @@ def plot_sweep(out: str | Path) -> Path:
             a.set_xlabel(var)
             a.legend(fontsize=7)
     fig.suptitle(f"(P3) sweeps: {base.get('algo', 'sarsa')}, S={base['S']}, A={base['A']}", fontsize=10)
-    return _save(fig, out / "pretrain_sweep.png")
+    return save_figure(fig, out / "pretrain_sweep.png")
