@@ -196,11 +196,17 @@ class Richness:
     blind_dim: int = 0
 
 
+def rank_bound(dataset: TeacherDataset) -> tuple[int, int]:
+    """``(F k_out, size)``: the Hessian at an exact zero of (M1) has rank at most ``F k_out``
+    (frames times outputs, i.e. k MDPs x frames x d for SARSA) against ``size`` parameters."""
+    return dataset.n_frames * dataset.y.shape[1], shapes(dataset).size
+
+
 def rank_bound_warning(dataset: TeacherDataset) -> str | None:
     """The rank bound of (M5): at a zero of (M1) the Hessian is ``J^T J / F`` with ``J`` of
     ``F k_out`` rows (k MDPs x frames x d for SARSA), so its kernel is at least ``size - F k_out``
-    whatever the tangent; the warning text when ``F k_out < size``, else None."""
-    rows, size = dataset.n_frames * dataset.y.shape[1], shapes(dataset).size
+    whatever the tangent (:func:`rank_bound`); the warning text when ``F k_out < size``, else None."""
+    rows, size = rank_bound(dataset)
     if rows >= size:
         return None
     return (
