@@ -212,12 +212,12 @@ def _trained_weights(out: str | None) -> str:
     ``TrainConfig.full()`` (about a minute; it resumes) if it does not exist."""
     from pathlib import Path
 
+    from .reproduce import trained_weights
     from .training import TrainConfig, train
 
-    base = Path(out if out is not None else "results") / "training" / "seed0"
-    path = base / "train.npz"
+    path = trained_weights(Path(out if out is not None else "results") / "control")  # the control part
     if not path.exists():
-        train(TrainConfig.full(), base)
+        train(TrainConfig.full(), path.parent)
     return str(path)
 
 
