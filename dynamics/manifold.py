@@ -215,6 +215,12 @@ def rank_bound_warning(dataset: TeacherDataset) -> str | None:
     )
 
 
+def _gap_tol(size: int, lam_max: float, lam_min_plus: float) -> float:
+    """The Davis-Kahan bound on how far round-off can turn a computed kernel of a ``size``-square
+    Hessian, ``max(1e-8, 10 sqrt(size) eps lambda_max / lambda_min^+)`` (:class:`Richness`)."""
+    return max(1e-8, 10 * np.sqrt(size) * np.finfo(np.float64).eps * lam_max / lam_min_plus)
+
+
 def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float = 1.0) -> Richness:
     """(M5) at ``theta`` (default: the construction ``(c P*, V*/c)``); warns (RuntimeWarning) when
     the data are below the rank bound (:func:`rank_bound_warning`)."""
@@ -228,8 +234,7 @@ def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float 
     spec = hessian_spectrum(dataset, theta)
     K = spec.kernel
     gap = float(np.linalg.norm(K @ K.T - T @ T.T, 2)) if K.shape[1] == T.shape[1] else float("inf")
-    eps = np.finfo(np.float64).eps
-    gap_tol = max(1e-8, 10 * np.sqrt(theta.size) * eps * spec.lambda_max / spec.lambda_min_plus)
+    gap_tol = _gap_tol(theta.size, spec.lambda_max, spec.lambda_min_plus)
     return Richness(
         ker_dim=spec.ker_dim,
         tangent_dim=T.shape[1],
