@@ -38,7 +38,7 @@ from fractions import Fraction
 import numpy as np
 
 from .data import TeacherDataset
-from .manifold import KERNEL_RTOL
+from .manifold import KERNEL_RTOL, rank_bound
 from .objective import construction, hessian, shapes, unpack
 
 __all__ = ["PRIMES", "KernelCertificate", "certify_kernel", "rank_bound", "rank_mod_p", "exact_null_space"]
@@ -80,12 +80,6 @@ class KernelCertificate:
     def kernel_is_tangent(self) -> bool:
         """(M5) Morse–Bott with the (M4) tangent, certified: the kernel equals the tangent."""
         return bool(self.certified and self.ker_dim == self.tangent_dim)
-
-
-def rank_bound(dataset: TeacherDataset) -> tuple[int, int]:
-    """``(F k_out, size)``: the Hessian at an exact zero of (M1) has rank at most ``F k_out``
-    (frames times outputs, i.e. k MDPs x frames x d for SARSA) against ``size`` parameters."""
-    return dataset.n_frames * dataset.y.shape[1], shapes(dataset).size
 
 
 # ------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from .flow_common import (  # noqa: F401  (moved; re-exported from here)
     _deadline,
     _objective_hook,
     _reached,
+    _target,
     _trajectory,
     conserved,
     distance_to_manifold,
@@ -185,12 +186,11 @@ def gradient_flow(
         l, g = loss_and_grad(dataset, ys[-1])
         L.append(l)
         G.append(np.linalg.norm(g))
-        D.append(distance_to_manifold(dataset, ys[-1], U)[0])
-        if G[-1] <= grad_floor:
-            status, message = 1, f"gradient floor {grad_floor:g} reached"
-            break
-        if stop_dist is not None and D[-1] <= stop_dist:
-            status, message = 2, f"distance {stop_dist:g} to the manifold reached"
+        dist, c_final = distance_to_manifold(dataset, ys[-1], U)
+        D.append(dist)
+        hit = _target(G[-1], lambda: D[-1], grad_floor, stop_dist)
+        if hit:
+            status, message = hit
             break
         if solver.status != "running":
             break
@@ -222,7 +222,7 @@ def gradient_flow(
         dist=np.array(D),
         theta0=theta0,
         theta_final=sol_y[-1].copy(),
-        c_final=distance_to_manifold(dataset, sol_y[-1], U)[1],
+        c_final=c_final,  # of the last recorded point, sol_y[-1]
         converged=reached,
         status=status,
         message=message,

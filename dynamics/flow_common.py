@@ -85,13 +85,20 @@ def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):
     return np.array(L), np.array(G), np.array(Q), np.array(D), U
 
 
-def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop_dist, U) -> tuple:
-    """``(status, message)`` if a stopping target holds at ``theta``, else ``None``."""
-    if np.linalg.norm(loss_and_grad(dataset, theta)[1]) <= grad_floor:
+def _target(grad_norm: float, dist, grad_floor: float, stop_dist) -> tuple | None:
+    """``(status, message)`` if a stopping target holds (``grad_norm <= grad_floor``: 1; ``dist <=
+    stop_dist``: 2), else ``None``; ``dist`` is called for the distance only when it is needed."""
+    if grad_norm <= grad_floor:
         return 1, f"gradient floor {grad_floor:g} reached"
-    if stop_dist is not None and distance_to_manifold(dataset, theta, U)[0] <= stop_dist:
+    if stop_dist is not None and dist() <= stop_dist:
         return 2, f"distance {stop_dist:g} to the manifold reached"
     return None
+
+
+def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop_dist, U) -> tuple:
+    """``(status, message)`` if a stopping target holds at ``theta``, else ``None``."""
+    gnorm = np.linalg.norm(loss_and_grad(dataset, theta)[1])
+    return _target(gnorm, lambda: distance_to_manifold(dataset, theta, U)[0], grad_floor, stop_dist)
 
 
 def _deadline(max_seconds) -> float:

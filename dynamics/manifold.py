@@ -196,17 +196,29 @@ class Richness:
     blind_dim: int = 0
 
 
+def rank_bound(dataset: TeacherDataset) -> tuple[int, int]:
+    """``(F k_out, size)``: the Hessian at an exact zero of (M1) has rank at most ``F k_out``
+    (frames times outputs, i.e. k MDPs x frames x d for SARSA) against ``size`` parameters."""
+    return dataset.n_frames * dataset.y.shape[1], shapes(dataset).size
+
+
 def rank_bound_warning(dataset: TeacherDataset) -> str | None:
     """The rank bound of (M5): at a zero of (M1) the Hessian is ``J^T J / F`` with ``J`` of
     ``F k_out`` rows (k MDPs x frames x d for SARSA), so its kernel is at least ``size - F k_out``
-    whatever the tangent; the warning text when ``F k_out < size``, else None."""
-    rows, size = dataset.n_frames * dataset.y.shape[1], shapes(dataset).size
+    whatever the tangent (:func:`rank_bound`); the warning text when ``F k_out < size``, else None."""
+    rows, size = rank_bound(dataset)
     if rows >= size:
         return None
     return (
         f"rank bound: {dataset.n_frames} frames x {dataset.y.shape[1]} outputs = {rows} < {size} parameters, "
         f"so the Hessian kernel at the manifold is at least {size - rows} whatever the (M4) tangent"
     )
+
+
+def _gap_tol(size: int, lam_max: float, lam_min_plus: float) -> float:
+    """The Davis-Kahan bound on how far round-off can turn a computed kernel of a ``size``-square
+    Hessian, ``max(1e-8, 10 sqrt(size) eps lambda_max / lambda_min^+)`` (:class:`Richness`)."""
+    return max(1e-8, 10 * np.sqrt(size) * np.finfo(np.float64).eps * lam_max / lam_min_plus)
 
 
 def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float = 1.0) -> Richness:
@@ -222,8 +234,7 @@ def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float 
     spec = hessian_spectrum(dataset, theta)
     K = spec.kernel
     gap = float(np.linalg.norm(K @ K.T - T @ T.T, 2)) if K.shape[1] == T.shape[1] else float("inf")
-    eps = np.finfo(np.float64).eps
-    gap_tol = max(1e-8, 10 * np.sqrt(theta.size) * eps * spec.lambda_max / spec.lambda_min_plus)
+    gap_tol = _gap_tol(theta.size, spec.lambda_max, spec.lambda_min_plus)
     return Richness(
         ker_dim=spec.ker_dim,
         tangent_dim=T.shape[1],

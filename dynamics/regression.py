@@ -35,7 +35,7 @@ import numpy as np
 from constructions.algorithms import regression as reg
 from lsa_theory._checks import as_float_array, check_int, check_real
 
-from .manifold import KERNEL_RTOL
+from .manifold import KERNEL_RTOL, _gap_tol
 from .objective import Shapes
 
 __all__ = [
@@ -370,8 +370,7 @@ def richness(obj: RegressionObjective, theta: Any, rtol: float = KERNEL_RTOL) ->
     gap = float(np.linalg.norm(K @ K.T - np.outer(t, t), 2)) if K.shape[1] == 1 else float("inf")
     pos = lam[~ker & (lam > 0)]
     lam_min_plus = float(pos.min()) if pos.size else float("nan")
-    # the Davis-Kahan round-off bound of dynamics.richness: how far round-off can turn a kernel
-    gap_tol = max(1e-8, 10 * np.sqrt(theta.size) * np.finfo(np.float64).eps * lam_max / lam_min_plus)
+    gap_tol = _gap_tol(theta.size, lam_max, lam_min_plus)  # the round-off bound of dynamics.richness
     return RegressionRichness(
         ker_dim=int(ker.sum()),
         tangent_dim=1,

@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
-    from .io import check_out, check_provenance, provenance
+    from .io import check_out, check_provenance
 
     threads = getattr(args, "threads", 1)
     if threads < 1:
@@ -280,10 +280,7 @@ def _run(args: argparse.Namespace) -> int:
     with threadpool_limits(limits=threads, user_api="blas"):
         out = check_out(getattr(args, "out", None))
         if out is not None:
-            config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
-            check_provenance(
-                out, provenance(config, getattr(args, "seed", None)), getattr(args, "reuse", False)
-            )
+            check_provenance(out, _provenance(args), getattr(args, "reuse", False))
         return args.func(args)
 
 

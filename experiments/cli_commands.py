@@ -78,7 +78,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "seed": seed,
             "quick": args.quick,
             "passed": ok,
-            "provenance": _provenance(args, seed),
         }
         _print_json(args, doc, seed)
     else:
@@ -122,14 +121,8 @@ def _cmd_converge(args: argparse.Namespace) -> int:
         plot_converge(out)
     if args.json:
         extra = {k: doc[k] for k in ("unrealisable", "radius_sweep", "radius_max_reached")}
-        body = {
-            "runs": doc["runs"],
-            **extra,
-            "config": doc["config"],
-            "passed": ok,
-            "provenance": _provenance(args),
-        }
-        _print_json(args, body)
+        # provenance from _print_json: the config has ``seeds``, no ``seed``, so it records --seed
+        _print_json(args, {"runs": doc["runs"], **extra, "config": doc["config"], "passed": ok})
     else:
         _print_table(
             doc["runs"],
@@ -219,12 +212,12 @@ def _trained_weights(out: str | None) -> str:
     ``TrainConfig.full()`` (about a minute; it resumes) if it does not exist."""
     from pathlib import Path
 
+    from .reproduce import trained_weights
     from .training import TrainConfig, train
 
-    base = Path(out if out is not None else "results") / "training" / "seed0"
-    path = base / "train.npz"
+    path = trained_weights(Path(out if out is not None else "results") / "control")  # the control part
     if not path.exists():
-        train(TrainConfig.full(), base)
+        train(TrainConfig.full(), path.parent)
     return str(path)
 
 

@@ -126,8 +126,13 @@ def predict_rates(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, flo
 def pl_ratios(flow: dy.FlowResult, mu: float) -> np.ndarray:
     """PL ratios ``||grad L||^2 / (2 mu L)`` at every recorded (accepted) step with ``L > 0``;
     the PL inequality ``||grad L||^2 >= 2 mu L`` holds along the path when all are >= 1."""
-    sel = flow.loss > 0
-    return flow.grad_norm[sel] ** 2 / (2.0 * mu * flow.loss[sel])
+    return _pl(flow.loss, flow.grad_norm, mu)
+
+
+def _pl(loss: np.ndarray, grad_norm: np.ndarray, mu: float) -> np.ndarray:
+    """:func:`pl_ratios` from the recorded arrays (as saved in ``converge.npz``)."""
+    sel = loss > 0
+    return grad_norm[sel] ** 2 / (2.0 * mu * loss[sel])
 
 
 def _flow(cfg: ConvergeConfig, ds: dy.TeacherDataset, theta0: np.ndarray) -> dy.FlowResult:
@@ -361,11 +366,10 @@ def plot_converge(out: str | Path) -> list[Path]:
         for r in doc["runs"] + doc.get("radius_sweep", []):
             key = r["key"]
             loss, g = z[f"{key}/loss"], z[f"{key}/grad_norm"]
-            sel = loss > 0
-            pl = g[sel] ** 2 / (2 * r["rate_pred_a_priori"] * loss[sel])
+            pl = _pl(loss, g, r["rate_pred_a_priori"])
             sweep = "reached" in r
             label = f"sweep r={r['radius']:g}, seed {r['seed']}" if sweep else None
-            axes[0].loglog(loss[sel], pl, ":" if sweep else "-", lw=1, label=label)
+            axes[0].loglog(loss[loss > 0], pl, ":" if sweep else "-", lw=1, label=label)
         axes[0].axhline(1.0, color="k", lw=0.8)
         axes[0].set_ylim(1e-3, 1e6)  # spurious minima of the sweep drop towards 0 off the bottom
         axes[0].invert_xaxis()

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _PACKAGES = ("lsa-theory", "numpy", "scipy", "sympy", "torch", "matplotlib")
+_NOT_INSTALLED = "not installed"
 
 
 def versions() -> dict[str, str]:
@@ -45,7 +46,7 @@ def _versions() -> dict[str, str]:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = "not installed"
+            out[name] = _NOT_INSTALLED
     return out
 
 
@@ -92,14 +93,9 @@ def blas_threads() -> int | None:
 def provenance(config: Any = None, seed: Any = None) -> dict:
     """What made a result: ``version`` (lsa-theory), ``git_commit`` (``None`` outside a checkout),
     ``config_hash`` (of ``config``), ``seed``, ``blas_threads`` in force, and ``dependencies``."""
-    from importlib import metadata as md
-
-    try:
-        version = md.version("lsa-theory")
-    except md.PackageNotFoundError:
-        version = None
+    version = _versions()["lsa-theory"]  # looked up once per process, with the dependencies
     return {
-        "version": version,
+        "version": None if version == _NOT_INSTALLED else version,
         "git_commit": git_commit(),
         "config_hash": config_hash(config),
         "seed": to_jsonable(seed),

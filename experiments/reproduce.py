@@ -34,6 +34,7 @@ import numpy as np
 
 from lsa_theory._checks import check_int
 
+from .cli_checks import control_passed, converge_passed, diversity_passed
 from .io import atomic_write_json, read_json, versions
 from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
@@ -63,7 +64,6 @@ def _converge(algo: str) -> Callable[[Path, bool, int], dict]:
     def part(out: Path, quick: bool, seed: int = 0) -> dict:
         import dataclasses
 
-        from .cli import converge_passed
         from .converge import ConvergeConfig, plot_converge, run_converge
 
         cfg = ConvergeConfig.quick(algo) if quick else ConvergeConfig.full(algo)
@@ -97,8 +97,6 @@ def _diversity(out: Path, quick: bool, seed: int = 0) -> dict:
     rows = run_diversity(dataclasses.replace(cfg, seed=cfg.seed + seed), out)["rows"]
     plot_diversity(out)
     m5 = [r for r in rows if r["table"] == "M5"]
-    from .cli import diversity_passed
-
     return {
         "ok": all(diversity_passed(r) for r in rows),
         "m5_kernels": [r["ker_dim"] for r in m5],
@@ -205,8 +203,6 @@ def _control(out: Path, quick: bool, seed: int = 0) -> dict:
             tcfg = dataclasses.replace(tcfg, tabular=False)
         rows += run_control(tcfg, out / "trained")["envs"]
         plot_control(out / "trained")
-    from .cli import control_passed
-
     cols = ("name", "algo", "weights", "updates", "normalized_return", "normalized_return_teacher", "n_seeds")
     return {"ok": all(control_passed(e) for e in rows), "envs": [{c: e[c] for c in cols} for e in rows]}
 

@@ -91,12 +91,17 @@ def _run_local(kind, todo, workers, on_done):
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
         futures = {pool.submit(run_job, kind, p): h for h, p in todo}
-        for fut in as_completed(futures):
-            try:
-                rec = fut.result()
-            except Exception:  # e.g. a worker died: record it, keep the others
-                rec = {"status": "failed", "error": traceback.format_exc(), "seconds": None}
-            on_done(futures[fut], rec)
+        _drain(as_completed(futures), futures, on_done)
+
+
+def _drain(completed, futures: dict, on_done) -> None:
+    """``on_done(hash, record)`` for every future as it completes (``futures``: future -> hash)."""
+    for fut in completed:
+        try:
+            rec = fut.result()
+        except Exception:  # e.g. a worker died: record it, keep the others
+            rec = {"status": "failed", "error": traceback.format_exc(), "seconds": None}
+        on_done(futures[fut], rec)
 
 
 def _run_dask(kind, todo, workers, address, on_done):
@@ -119,12 +124,7 @@ def _run_dask(kind, todo, workers, address, on_done):
         futures = {}
         for h, p in todo:
             futures[client.submit(run_job, kind, p, key=f"sweep-{h}", pure=False)] = h
-        for fut in as_completed(list(futures)):
-            try:
-                rec = fut.result()
-            except Exception:
-                rec = {"status": "failed", "error": traceback.format_exc(), "seconds": None}
-            on_done(futures[fut], rec)
+        _drain(as_completed(list(futures)), futures, on_done)
     finally:
         client.close()
         if cluster is not None:
