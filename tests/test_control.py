@@ -473,3 +473,26 @@ def test_run_control_units_equal_an_independent_teacher_loop():
         expect = lt.normalized_return(mdp, lt.greedy(phi @ loop.ws[-1]), lt.optimal(mdp))
         assert u["normalized_return_teacher"] == pytest.approx(expect, abs=1e-9)
         assert u["normalized_return"] == pytest.approx(expect, abs=1e-9)
+
+
+def test_every_unit_deploys_with_the_configured_beta(monkeypatch, tmp_path):
+    """The actor-critic units run with ``cfg.beta`` (the block and its teacher alike), the SARSA
+    units with none: the config's step size reaches ``deploy``."""
+    import experiments.control as ctl
+    from experiments.envs import HELDOUT_NAME
+
+    seen, real = [], ctl.deploy
+
+    def recording(mdp, weights, **kw):
+        seen.append((kw["algo"], weights, kw["beta"]))
+        return real(mdp, weights, **kw)
+
+    monkeypatch.setattr(ctl, "deploy", recording)
+    cfg = ctl.ControlConfig(
+        envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,), n=10, n_updates=10, eval_every=5,
+        n_heldout=1, n_seeds=1, beta=0.37, tabular=False,
+    )  # fmt: skip
+    ctl.run_control(cfg, tmp_path)
+    ac = [b for algo, _, b in seen if ctl._algorithm(algo).has_actor]
+    assert ac and all(b == 0.37 for b in ac)
+    assert all(b is None for algo, _, b in seen if not ctl._algorithm(algo).has_actor)

@@ -308,6 +308,10 @@ def test_train_rl_resume_is_bit_for_bit(tmp_path):
     assert not part.finished
     rest = pt.train_rl(cfg, tmp_path / "b")
     assert rest.finished
+    # the start stays the start: P0, V0 are the initial block, whenever the run stopped
+    np.testing.assert_array_equal(full.P0, part.P0)
+    np.testing.assert_array_equal(full.V0, part.V0)
+    assert not np.array_equal(full.P0, full.P)
     np.testing.assert_array_equal(full.P, rest.P)
     np.testing.assert_array_equal(full.V, rest.V)
     assert full.history["objective"] == rest.history["objective"]
