@@ -270,11 +270,9 @@ def verify_rows(
             READOUT_TOL,
         )
     )
-    for proof, what in alg.proofs_all_sizes():
-        rows.append(
-            Row(proof.claim, f"{alg.name}: sympy, block algebra: {what} ({sizes_text(proof.sizes)})",
-                float(proof.nonzero), 0.0, proof.holds)
-        )  # fmt: skip
+    from .proof_link import link_rows
+
+    rows.extend(link_rows(alg, rng))  # all-sizes rows, each claimed only once linked to the construction
     for L in alg.symbolic_depths or alg.depths[:2]:
         proof = prove(alg, depth=L)
         rows.append(

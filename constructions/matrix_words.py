@@ -24,12 +24,19 @@ values of the symbols. The converse is not claimed (the normal form is sound, no
 non-empty residual means "not proved", and the tests show that each construction perturbed on
 purpose leaves a non-empty residual. :func:`evaluate` and :func:`evaluate_form` evaluate an
 expression and a normal form at concrete sizes in float64, so the tests can check the normaliser
-itself against direct numerical evaluation.
+itself against direct numerical evaluation, and :func:`roundoff_bound` bounds the float64 error of
+such an evaluation (any summation order), so that the comparison of two evaluations of one exact
+quantity has a stated tolerance. An :class:`Obligation` is one identity ``lhs = rhs`` of an
+all-sizes proof, with the prompt and layers it was built from (for the direct evaluation against
+the numeric forward pass, :mod:`constructions.proof_link`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -42,7 +49,10 @@ from sympy.matrices.expressions import (
     MatrixSymbol,
     Transpose,
     ZeroMatrix,
+    block_collapse,
 )
+
+from lsa_theory.roundoff import gamma
 
 __all__ = [
     "Word",
@@ -51,6 +61,9 @@ __all__ = [
     "atoms_of",
     "evaluate",
     "evaluate_form",
+    "roundoff_bound",
+    "collapse",
+    "Obligation",
 ]
 
 #: A word: a tuple of ``(symbol name, transposed)`` atoms, read left to right as a matrix product.
@@ -168,6 +181,7 @@ def block_residuals(lhs, rhs, rows, cols) -> list[dict[Word, sp.Expr]]:
                     f"block_residuals: block ({i}, {j}) shapes {L[i][j].shape} vs {R[i][j].shape}"
                 )
             a, b = normal_form(L[i][j]), normal_form(R[i][j])
+            # every word of either side: a word on one side only is a non-zero residual
             diff = {w: sp.cancel(a.get(w, 0) - b.get(w, 0)) for w in set(a) | set(b)}
             out.append({w: c for w, c in diff.items() if c != 0})
     return out
@@ -219,3 +233,98 @@ def evaluate_form(
             value = a if value is None else value @ a
         out = out + float(coeff.subs(scalars)) * value
     return out
+
+
+def _coeff_abs(coeff, subs: Mapping) -> tuple[float, int]:
+    """``(|coeff|_abs, K)`` of a scalar coefficient: the sum of the absolute values of its expanded
+    terms and the number of float operations that evaluate it (``count_ops + 1``, one rounding each)."""
+    coeff = sp.sympify(coeff)
+    terms = sp.Add.make_args(sp.expand(coeff))
+    value = sum(abs(float(t.subs(subs))) for t in terms)
+    return value, int(sp.count_ops(coeff)) + 1
+
+
+def _abs_eval(expr, arrays: Mapping, sizes: Mapping, scalars: Mapping) -> tuple[np.ndarray, int]:
+    """``(|expr|_abs, K)``: the expression evaluated with every matrix and scalar replaced by its
+    absolute value and every sum by a sum of absolute values, and a count ``K`` of roundings that
+    any term of its expansion goes through (see :func:`roundoff_bound`)."""
+    if isinstance(expr, BlockMatrix):
+        parts = [[_abs_eval(b, arrays, sizes, scalars) for b in row] for row in expr.blocks.tolist()]
+        return np.block([[v for v, _ in row] for row in parts]), max(k for row in parts for _, k in row)
+    if isinstance(expr, MatrixSymbol):
+        return np.abs(np.asarray(arrays[expr.name], dtype=np.float64)), 0
+    if isinstance(expr, Identity | ZeroMatrix):
+        return np.abs(evaluate(expr, arrays, sizes, scalars)), 0
+    if isinstance(expr, Transpose):
+        value, k = _abs_eval(expr.arg, arrays, sizes, scalars)
+        return value.T, k
+    if isinstance(expr, MatAdd):
+        parts = [_abs_eval(t, arrays, sizes, scalars) for t in expr.args]
+        return sum(v for v, _ in parts), max(k for _, k in parts) + len(parts) - 1
+    if isinstance(expr, MatMul):
+        coeff, mats = expr.as_coeff_matrices()
+        c_abs, k = _coeff_abs(coeff, {**sizes, **scalars})
+        value, k_mat = _abs_eval(mats[0], arrays, sizes, scalars)
+        k += k_mat + 1
+        for m in mats[1:]:
+            factor, k_f = _abs_eval(m, arrays, sizes, scalars)
+            k += k_f + value.shape[1]
+            value = value @ factor
+        return c_abs * value, k
+    if isinstance(expr, MatPow) and expr.exp.is_Integer and expr.exp >= 1:
+        return _abs_eval(MatMul(*([expr.base] * int(expr.exp)), evaluate=False), arrays, sizes, scalars)
+    raise TypeError(f"roundoff_bound: unsupported matrix expression {type(expr).__name__}")
+
+
+def roundoff_bound(expr, arrays: Mapping[str, np.ndarray], sizes: Mapping, scalars: Mapping) -> np.ndarray:
+    r"""Entrywise bound :math:`\gamma_K |e|_{\rm abs}` on :math:`|\mathrm{fl}(e) - e|` for any
+    float64 evaluation of the matrix expression ``e`` (shape of :func:`evaluate`'s value) from
+    exact inputs ``arrays`` and ``scalars``, in any association of its products and any summation
+    order (so it bounds :func:`evaluate` and a numeric forward pass computing the same tree alike).
+
+    Every entry of ``e`` is a sum of terms, each a product of input entries and scalar coefficients;
+    in floating point each term is multiplied by at most ``K`` factors ``(1 + delta)``,
+    ``|delta| <= u``, so (Higham, Lemma 3.1 and §3.5) the error is at most :math:`\gamma_K` times
+    the sum of the absolute values of the terms, :math:`|e|_{\rm abs}` (``e`` evaluated with
+    absolute values, sums of absolute values for sums). ``K`` is counted recursively: 0 for an
+    input; a sum of ``t`` terms adds ``t - 1``; a product adds each factor's ``K``, each inner
+    dimension (``k`` roundings of an inner product of length ``k``), the coefficient's operations
+    plus one and one for the scaling; transposes and block assembly are exact. Valid while
+    ``K u < 1`` (else ValueError from :func:`lsa_theory.roundoff.gamma`)."""
+    value, k = _abs_eval(expr, arrays, sizes, scalars)
+    return gamma(k) * value
+
+
+@functools.lru_cache(maxsize=32)
+def collapse(expr):
+    """``sympy.block_collapse(expr)``, cached (an obligation's lhs is collapsed once per process)."""
+    return block_collapse(expr)
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """One identity ``lhs = rhs`` of an all-sizes proof, compared block by block.
+
+    ``lhs`` is the un-collapsed matrix expression (``layers`` applied to ``prompt``, or a prompt
+    expression alone for an induction's base case, ``prompt is None``), ``rhs`` the target, a block
+    matrix on ``rows`` x ``cols`` (block sizes). ``select = (i, j)``: the identity is about block
+    ``(i, j)`` of the collapsed ``lhs`` only ((L2)'s readout), ``rhs`` that block. ``layers``: one
+    ``(kind, blocks, mask)`` per layer as applied in ``lhs``, ``kind`` ``"lsa"`` ((L1), blocks
+    ``(P, V)``), ``"masked"`` ((W2), ``(P, Q)``, ``mask`` the n x n context mask or None for
+    ``I_n``) or ``"two_heads"`` ((W7), ``(P_r, P_v, Q)``, ``mask`` the reward head's)."""
+
+    what: str
+    lhs: Any
+    rhs: Any
+    rows: tuple
+    cols: tuple
+    prompt: Any = None
+    layers: tuple = ()
+    select: tuple[int, int] | None = None
+
+    def residuals(self) -> list[dict[Word, sp.Expr]]:
+        """:func:`block_residuals` of the collapsed ``lhs`` (its ``select`` block) against ``rhs``."""
+        out = collapse(self.lhs)
+        if self.select is not None:
+            out = out.blocks[self.select]
+        return block_residuals(out, self.rhs, self.rows, self.cols)

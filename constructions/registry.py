@@ -138,11 +138,19 @@ class Algorithm:
             return np.concatenate([(Z_out[:, :-1] - Z[:, :-1]).ravel(), Z_out[:-k, -1] - Z[:-k, -1]])
         return (Z_out[:-1, :] - Z[:-1, :]).ravel()
 
-    def proofs_all_sizes(self) -> list[tuple[Any, str]]:
-        """Proofs of the identity for every size (symbolic d, n; block algebra,
-        :mod:`constructions.symbolic_sizes`) as ``(SymbolicProof, what it proves)`` pairs; none by
-        default (the fixed-size sympy identity then proves only its sizes)."""
+    def all_sizes_forms(self) -> list[Any]:
+        """The all-sizes proofs of the identity (symbolic d, n; block algebra,
+        :mod:`constructions.symbolic_sizes`), each as a :class:`constructions.proof_link.ProvedForm`:
+        the proof and the block form (prompt, layer blocks, update, symbol values) it is about.
+        ``verify`` claims a proof's row only after the declaration's prompt, construction and
+        forward pass equal that form at :data:`constructions.proof_link.LINK_SIZES` (d = n = 1
+        first). None by default (the fixed-size sympy identity then proves only its sizes)."""
         return []
+
+    def proofs_all_sizes(self) -> list[tuple[Any, str]]:
+        """The proofs of :meth:`all_sizes_forms` run, as ``(SymbolicProof, what it proves)`` pairs
+        (not linked to the construction: ``verify`` uses :func:`constructions.proof_link.link_rows`)."""
+        return [(form.prove(), form.what) for form in self.all_sizes_forms()]
 
     # ---------------------------------------------------------------- effective blocks (M2)
     #: Sign of the (W2) value readout: ``readout = value_sign * Z_out[-k:, -1]`` ([W]: -1).

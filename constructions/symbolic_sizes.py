@@ -32,13 +32,14 @@ compared and ``nonzero`` = the number whose residual is not zero. Method and sco
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sympy as sp
 from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collapse
 
 from lsa_theory._checks import check_int
 
-from .matrix_words import atoms_of, block_residuals, normal_form
+from .matrix_words import Obligation, atoms_of, collapse, normal_form
 from .symbolic import SymbolicProof, alpha_s, beta_s, c_s, gamma_s
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "prove_regression_gd_all_sizes",
     "prove_preconditioned_gd_all_sizes",
     "all_size_proofs",
+    "proof_obligations",
 ]
 
 d_s, n_s = sp.symbols("d n", integer=True, positive=True)
@@ -182,8 +184,44 @@ def _proof(claim: str, sizes: dict, residuals: list, t0: float, extra_nonzero: i
     return SymbolicProof(claim, sizes, len(residuals), nonzero, time.perf_counter() - t0)
 
 
+def _prove(claim: str, sizes: dict, obligations: list, t0: float, extra_nonzero: int = 0) -> SymbolicProof:
+    """The proof of ``claim``: every :class:`~constructions.matrix_words.Obligation` reduced blockwise."""
+    residuals = [res for ob in obligations for res in ob.residuals()]
+    return _proof(claim, sizes, residuals, t0, extra_nonzero)
+
+
+def _lsa_step(what, H, P, V, target, rows) -> Obligation:
+    return Obligation(what, lsa_block_expr(H, P, V), target, rows, H_COLS, H, (("lsa", (P, V), None),))
+
+
 ALL = {"d": "all", "n": "all"}
 ALL_L = {"d": "all", "n": "all", "L": "all (induction)"}
+
+
+def lemma_c1_obligations() -> tuple[list[Obligation], Any]:
+    """(L2)'s obligation (the readout block of one (L1) layer with arbitrary ``P``, ``V`` blocks
+    against the statistics formula) and the readout expression (for the stray-block check)."""
+    m = 2 * d_s + 1
+    rows, tags = (m, 1, d_s), ("x", "1", "w")
+    X = MatrixSymbol("X", m, n_s)
+    P = [
+        [MatrixSymbol(f"P_{a}{b}", ra, rb) for b, rb in zip(tags, rows, strict=True)]
+        for a, ra in zip(tags, rows, strict=True)
+    ]
+    V = [
+        [MatrixSymbol(f"V_{a}{b}", ra, rb) for b, rb in zip(tags, rows, strict=True)]
+        for a, ra in zip(tags, rows, strict=True)
+    ]
+    H = _grid(rows, (n_s, 1), {(0, 0): X, (1, 1): ONE, (2, 1): w_vec})
+    Pb, Vb = BlockMatrix(P), BlockMatrix(V)
+    lhs = lsa_block_expr(H, Pb, Vb)
+    wt = BlockMatrix([[ONE], [w_vec]])
+    P12, P22 = BlockMatrix([[P[0][1], P[0][2]]]), BlockMatrix([P[1][1:], P[2][1:]])
+    Vb21, Vb22 = V[2][0], BlockMatrix([[V[2][1], V[2][2]]])
+    Sigma = X * X.T / n_s
+    formula = block_collapse(w_vec + Vb21 * Sigma * P12 * wt + Vb22 * wt * wt.T * P22 * wt / n_s)
+    ob = Obligation("readout", lhs, formula, (d_s,), (1,), H, (("lsa", (Pb, Vb), None),), select=(2, 1))
+    return [ob], collapse(lhs).blocks[2, 1]
 
 
 def prove_lemma_c1_all_sizes() -> SymbolicProof:
@@ -197,36 +235,34 @@ def prove_lemma_c1_all_sizes() -> SymbolicProof:
     other than those of ``P12``, ``P22``, ``Vbar21``, ``Vbar22`` (a stray block counts as one
     more non-zero entry). One residual block (d x 1)."""
     t0 = time.perf_counter()
-    m = 2 * d_s + 1
-    rows, tags = (m, 1, d_s), ("x", "1", "w")
-    X = MatrixSymbol("X", m, n_s)
-    P = [
-        [MatrixSymbol(f"P_{a}{b}", ra, rb) for b, rb in zip(tags, rows, strict=True)]
-        for a, ra in zip(tags, rows, strict=True)
-    ]
-    V = [
-        [MatrixSymbol(f"V_{a}{b}", ra, rb) for b, rb in zip(tags, rows, strict=True)]
-        for a, ra in zip(tags, rows, strict=True)
-    ]
-    H = _grid(rows, (n_s, 1), {(0, 0): X, (1, 1): ONE, (2, 1): w_vec})
-    out = block_collapse(lsa_block_expr(H, BlockMatrix(P), BlockMatrix(V)))
-    readout = out.blocks[2, 1]
-    wt = BlockMatrix([[ONE], [w_vec]])
-    P12, P22 = BlockMatrix([[P[0][1], P[0][2]]]), BlockMatrix([P[1][1:], P[2][1:]])
-    Vb21, Vb22 = V[2][0], BlockMatrix([[V[2][1], V[2][2]]])
-    Sigma = X * X.T / n_s
-    formula = block_collapse(w_vec + Vb21 * Sigma * P12 * wt + Vb22 * wt * wt.T * P22 * wt / n_s)
-    residuals = block_residuals(readout, formula, (d_s,), (1,))
+    obligations, readout = lemma_c1_obligations()
     allowed = {"X", "w", "P_x1", "P_xw", "P_11", "P_1w", "P_w1", "P_ww", "V_wx", "V_w1", "V_ww"}
     stray = atoms_of(normal_form(readout)) - allowed
-    return _proof("(L2)", dict(ALL), residuals, t0, extra_nonzero=int(bool(stray)))
+    return _prove("(L2)", dict(ALL), obligations, t0, extra_nonzero=int(bool(stray)))
 
 
-def _sarsa_layer_residuals(w, c) -> list:
+def sarsa_obligations(w=w_vec, c=c_s) -> list[Obligation]:
+    """(S4)'s obligation: one layer ``(c P*, V*/c)`` on ``H(z; w)`` equals ``H(z; w_SARSA)``."""
     P, V = sarsa_blocks(alpha_s, c)
-    out = block_collapse(lsa_block_expr(sarsa_prompt_expr(w), P, V))
-    target = sarsa_prompt_expr(sarsa_update_expr(w))
-    return block_residuals(out, target, H_ROWS, H_COLS)
+    return [_lsa_step("layer", sarsa_prompt_expr(w), P, V, sarsa_prompt_expr(sarsa_update_expr(w)), H_ROWS)]
+
+
+def sarsa_stack_obligations() -> list[Obligation]:
+    """(S5)'s induction step: :func:`sarsa_obligations` at a fresh ``w_l`` and a fresh scale ``c_l``."""
+    return sarsa_obligations(MatrixSymbol("w_l", d_s, 1), sp.Symbol("c_l", real=True))
+
+
+def sarsa_composition_obligations(n_layers: int = 2) -> list[Obligation]:
+    """(S5) for one fixed L: ``n_layers`` layers with scales ``c_1 .. c_L`` on ``H(z; w)``."""
+    n_layers = check_int(n_layers, "n_layers")
+    out, target, layers = sarsa_prompt_expr(w_vec), w_vec, []
+    for layer in range(n_layers):  # collapsed layer by layer (3x faster than once at the end)
+        P, V = sarsa_blocks(alpha_s, sp.Symbol(f"c_{layer + 1}", real=True))
+        out = block_collapse(lsa_block_expr(out, P, V))
+        layers.append(("lsa", (P, V), None))
+        target = sarsa_update_expr(target)
+    H, rhs = sarsa_prompt_expr(w_vec), sarsa_prompt_expr(target)
+    return [Obligation(f"{n_layers} layers", out, rhs, H_ROWS, H_COLS, H, tuple(layers))]
 
 
 def prove_sarsa_all_sizes() -> SymbolicProof:
@@ -235,7 +271,7 @@ def prove_sarsa_all_sizes() -> SymbolicProof:
     the whole output matrix (10 blocks), so the context columns and the constant row are
     unchanged and the readout is the batch SARSA update."""
     t0 = time.perf_counter()
-    return _proof("(S4)", dict(ALL), _sarsa_layer_residuals(w_vec, c_s), t0)
+    return _prove("(S4)", dict(ALL), sarsa_obligations(), t0)
 
 
 def prove_sarsa_stack_all_sizes() -> SymbolicProof:
@@ -250,8 +286,7 @@ def prove_sarsa_stack_all_sizes() -> SymbolicProof:
     row, which the next layer reads, are exactly those of the input. Hence L layers output
     ``H(z; w_L)``, and the readout is the L-th SARSA iterate."""
     t0 = time.perf_counter()
-    w_l = MatrixSymbol("w_l", d_s, 1)
-    return _proof("(S5)", dict(ALL_L), _sarsa_layer_residuals(w_l, sp.Symbol("c_l", real=True)), t0)
+    return _prove("(S5)", dict(ALL_L), sarsa_stack_obligations(), t0)
 
 
 def prove_sarsa_composition_all_sizes(n_layers: int = 2) -> SymbolicProof:
@@ -259,14 +294,8 @@ def prove_sarsa_composition_all_sizes(n_layers: int = 2) -> SymbolicProof:
     ``c_1 .. c_L`` composed explicitly in block algebra equal ``H(z; S^L(w))`` for every d, n
     (``S`` the map (S2)); a corroboration of the induction, whose cost grows like 3^L."""
     t0 = time.perf_counter()
-    n_layers = check_int(n_layers, "n_layers")
-    out, target = sarsa_prompt_expr(w_vec), w_vec
-    for layer in range(n_layers):
-        P, V = sarsa_blocks(alpha_s, sp.Symbol(f"c_{layer + 1}", real=True))
-        out = block_collapse(lsa_block_expr(out, P, V))
-        target = sarsa_update_expr(target)
-    residuals = block_residuals(out, sarsa_prompt_expr(target), H_ROWS, H_COLS)
-    return _proof("(S5)", {**ALL, "L": n_layers}, residuals, t0)
+    obligations = sarsa_composition_obligations(n_layers)
+    return _prove("(S5)", {**ALL, "L": check_int(n_layers, "n_layers")}, obligations, t0)
 
 
 def actor_critic_prompt_expr(w, lam) -> BlockMatrix:
@@ -297,12 +326,20 @@ def prove_actor_critic_all_sizes() -> SymbolicProof:
     critic (columns ``phi(s_i, a_i)``), since nothing in it depends on what the columns contain.
     ``d_pi >= 1``; ``d_pi = 0`` is (S4)."""
     t0 = time.perf_counter()
+    return _prove("(A4)", {**ALL, "d_pi": "all"}, actor_critic_obligations(), t0)
+
+
+def actor_critic_update_expr(w, lam):
+    """(A2) in matrix form: ``(w + (alpha/n) Phi delta(w), lambda + (beta/n) G delta(w))``."""
+    delta = td_errors_expr(w)
+    return w + alpha_s / n_s * Phi * delta, lam + beta_s / n_s * G * delta
+
+
+def actor_critic_obligations() -> list[Obligation]:
+    """(A4)'s obligation: one layer of (A3) on the (A1) prompt equals the prompt at (A2)'s update."""
     P, V = actor_critic_blocks()
-    out = block_collapse(lsa_block_expr(actor_critic_prompt_expr(w_vec, lam_vec), P, V))
-    delta = td_errors_expr(w_vec)
-    target = actor_critic_prompt_expr(w_vec + alpha_s / n_s * Phi * delta, lam_vec + beta_s / n_s * G * delta)
-    residuals = block_residuals(out, target, A_ROWS, H_COLS)
-    return _proof("(A4)", {**ALL, "d_pi": "all"}, residuals, t0)
+    target = actor_critic_prompt_expr(*actor_critic_update_expr(w_vec, lam_vec))
+    return [_lsa_step("layer", actor_critic_prompt_expr(w_vec, lam_vec), P, V, target, A_ROWS)]
 
 
 def td_prompt_expr(w) -> BlockMatrix:
@@ -322,13 +359,42 @@ def td_prompt_expr(w) -> BlockMatrix:
     )
 
 
-def _td_induction(claim: str, P, Q, update, sizes: dict, t0: float, mask=None) -> SymbolicProof:
-    """Base ``td_prompt_expr(0) = (W1)`` and step ``TF(td_prompt_expr(w)) = td_prompt_expr(update(w))``."""
+def td_induction_obligations(P, Q, update, mask=None) -> list[Obligation]:
+    """Base ``td_prompt_expr(0) = (W1)`` and step ``TF(td_prompt_expr(w)) = td_prompt_expr(update(w))``
+    of the (W3)-(W6) inductions, one masked layer ``(P, Q)`` with context mask ``mask`` (None: I_n)."""
     W1 = _grid(W_ROWS, H_COLS, {(0, 0): Phi, (0, 1): q_vec, (1, 0): gamma_s * Phi_next, (2, 0): r_vec.T})
-    base = block_residuals(block_collapse(td_prompt_expr(ZeroMatrix(d_s, 1))), W1, W_ROWS, H_COLS)
-    out = block_collapse(masked_block_expr(td_prompt_expr(w_vec), P, Q, mask=mask))
-    step = block_residuals(out, td_prompt_expr(update(w_vec)), W_ROWS, H_COLS)
-    return _proof(claim, sizes, base + step, t0)
+    base = Obligation("base", td_prompt_expr(ZeroMatrix(d_s, 1)), W1, W_ROWS, H_COLS)
+    Z = td_prompt_expr(w_vec)
+    lhs = masked_block_expr(Z, P, Q, mask=mask)
+    layers = (("masked", (P, Q), mask),)
+    step = Obligation("step", lhs, td_prompt_expr(update(w_vec)), W_ROWS, H_COLS, Z, layers)
+    return [base, step]
+
+
+def td_update_expr(w):
+    """(W3)'s step in matrix form: ``w + (alpha/n) Phi delta(w)``."""
+    return w + alpha_s / n_s * Phi * td_errors_expr(w)
+
+
+def td_precond_update_expr(w, C=None):
+    """(W4)'s step: ``w + C (1/n) Phi delta(w)`` (``C`` default the d x d matrix symbol ``C``)."""
+    C = MatrixSymbol("C", d_s, d_s) if C is None else C
+    return w + C * Phi * td_errors_expr(w) / n_s
+
+
+def residual_gradient_update_expr(w):
+    """(W6)'s step: ``w + (alpha/n) (Phi - gamma Phi_next) delta(w)``."""
+    return w + alpha_s / n_s * (Phi - gamma_s * Phi_next) * td_errors_expr(w)
+
+
+def td_lambda_update_expr(w, M=None):
+    """(W5)'s step: ``w + (alpha/n) Phi M_n^T delta(w)`` (``M_n`` default the n x n symbol ``M_n``)."""
+    M = MatrixSymbol("M_n", n_s, n_s) if M is None else M
+    return w + alpha_s / n_s * Phi * M.T * td_errors_expr(w)
+
+
+def _td_induction(claim: str, P, Q, update, sizes: dict, t0: float, mask=None) -> SymbolicProof:
+    return _prove(claim, sizes, td_induction_obligations(P, Q, update, mask), t0)
 
 
 def prove_td_all_sizes() -> SymbolicProof:
@@ -345,7 +411,7 @@ def prove_td_all_sizes() -> SymbolicProof:
     The invariant at l = L gives the claim. 12 blocks (6 base, 6 step)."""
     t0 = time.perf_counter()
     P, Q = td_blocks(alpha_s * Identity(d_s))
-    return _td_induction("(W3)", P, Q, lambda w: w + alpha_s / n_s * Phi * td_errors_expr(w), dict(ALL_L), t0)
+    return _td_induction("(W3)", P, Q, td_update_expr, dict(ALL_L), t0)
 
 
 def prove_td_preconditioned_all_sizes() -> SymbolicProof:
@@ -356,9 +422,8 @@ def prove_td_preconditioned_all_sizes() -> SymbolicProof:
     Same induction as :func:`prove_td_all_sizes` (invariant ``td_prompt_expr(w_l)``), with the
     step checked for a generic ``C``; (W3) is ``C_l = alpha I``."""
     t0 = time.perf_counter()
-    C = MatrixSymbol("C", d_s, d_s)
-    P, Q = td_blocks(C)
-    return _td_induction("(W4)", P, Q, lambda w: w + C * Phi * td_errors_expr(w) / n_s, dict(ALL_L), t0)
+    P, Q = td_blocks(MatrixSymbol("C", d_s, d_s))
+    return _td_induction("(W4)", P, Q, td_precond_update_expr, dict(ALL_L), t0)
 
 
 def prove_residual_gradient_all_sizes() -> SymbolicProof:
@@ -368,8 +433,7 @@ def prove_residual_gradient_all_sizes() -> SymbolicProof:
     layers are L residual-gradient steps from 0 with ``-Z_L[-1, -1] = q^T w_L``."""
     t0 = time.perf_counter()
     P, Q = residual_gradient_blocks()
-    update = lambda w: w + alpha_s / n_s * (Phi - gamma_s * Phi_next) * td_errors_expr(w)  # noqa: E731
-    return _td_induction("(W6)", P, Q, update, dict(ALL_L), t0)
+    return _td_induction("(W6)", P, Q, residual_gradient_update_expr, dict(ALL_L), t0)
 
 
 def prove_td_lambda_all_sizes() -> SymbolicProof:
@@ -381,10 +445,9 @@ def prove_td_lambda_all_sizes() -> SymbolicProof:
     trace ``e_j = lam e_{j-1} + phi_j``: that is the matrix product written out (checked in float64
     by the tests, not here). ``M_n = I_n`` is (W3)."""
     t0 = time.perf_counter()
-    M_n = MatrixSymbol("M_n", n_s, n_s)
     P, Q = td_blocks(alpha_s * Identity(d_s))
-    update = lambda w: w + alpha_s / n_s * Phi * M_n.T * td_errors_expr(w)  # noqa: E731
-    return _td_induction("(W5)", P, Q, update, dict(ALL_L), t0, mask=M_n)
+    M_n = MatrixSymbol("M_n", n_s, n_s)
+    return _td_induction("(W5)", P, Q, td_lambda_update_expr, dict(ALL_L), t0, mask=M_n)
 
 
 X_reg = MatrixSymbol("X", d_s, N_s)
@@ -415,9 +478,14 @@ def prove_regression_gd_all_sizes() -> SymbolicProof:
     from 0). Whole output checked: the feature rows are unchanged and the context's last row
     becomes ``y^T + (eta/N) y^T X^T X``. 4 blocks."""
     t0 = time.perf_counter()
+    return _prove("(R2)", {"d": "all", "N": "all"}, regression_gd_obligations(), t0)
+
+
+def regression_gd_obligations() -> list[Obligation]:
+    """(R2)'s obligation: one masked layer with ``Q = [[eta I, 0], [0, 0]]`` on (R1) (whole output)."""
     E = regression_prompt_expr(ZeroMatrix(d_s, 1))
     P, Q = regression_blocks(-eta_s * Identity(d_s))
-    out = block_collapse(masked_block_expr(E, P, Q, N_s))
+    lhs = masked_block_expr(E, P, Q, N_s)
     w_1 = -eta_s * regression_gradient_expr(ZeroMatrix(d_s, 1))
     target = _grid(
         R_ROWS,
@@ -429,7 +497,7 @@ def prove_regression_gd_all_sizes() -> SymbolicProof:
             (1, 1): xq_vec.T * w_1,
         },
     )
-    return _proof("(R2)", {"d": "all", "N": "all"}, block_residuals(out, target, R_ROWS, (N_s, 1)), t0)
+    return [Obligation("layer", lhs, target, R_ROWS, (N_s, 1), E, (("masked", (P, Q), None),))]
 
 
 def prove_preconditioned_gd_all_sizes() -> SymbolicProof:
@@ -440,14 +508,26 @@ def prove_preconditioned_gd_all_sizes() -> SymbolicProof:
     ``y_i - w_l^T x_i``, the query's ``-x_q^T w_l``): base at ``w = 0`` and step for a generic
     ``w`` and ``A`` checked, whole output. 8 blocks."""
     t0 = time.perf_counter()
-    A = MatrixSymbol("A", d_s, d_s)
+    sizes = {"d": "all", "N": "all", "L": "all (induction)"}
+    return _prove("(R3)", sizes, preconditioned_gd_obligations(), t0)
+
+
+def preconditioned_gd_update_expr(w, A=None):
+    """(R3)'s step: ``w - A^T grad R(w)`` (``A`` default the d x d matrix symbol ``A``)."""
+    A = MatrixSymbol("A", d_s, d_s) if A is None else A
+    return w - A.T * regression_gradient_expr(w)
+
+
+def preconditioned_gd_obligations() -> list[Obligation]:
+    """(R3)'s base (the invariant at ``w = 0`` is (R1)) and step (one layer with a generic ``A``)."""
     E1 = _grid(R_ROWS, (N_s, 1), {(0, 0): X_reg, (0, 1): xq_vec, (1, 0): y_vec.T})
-    base = block_residuals(block_collapse(regression_prompt_expr(ZeroMatrix(d_s, 1))), E1, R_ROWS, (N_s, 1))
-    P, Q = regression_blocks(A)
-    out = block_collapse(masked_block_expr(regression_prompt_expr(w_vec), P, Q, N_s))
-    target = regression_prompt_expr(w_vec - A.T * regression_gradient_expr(w_vec))
-    step = block_residuals(out, target, R_ROWS, (N_s, 1))
-    return _proof("(R3)", {"d": "all", "N": "all", "L": "all (induction)"}, base + step, t0)
+    base = Obligation("base", regression_prompt_expr(ZeroMatrix(d_s, 1)), E1, R_ROWS, (N_s, 1))
+    P, Q = regression_blocks(MatrixSymbol("A", d_s, d_s))
+    E = regression_prompt_expr(w_vec)
+    lhs = masked_block_expr(E, P, Q, N_s)
+    target = regression_prompt_expr(preconditioned_gd_update_expr(w_vec))
+    step = Obligation("step", lhs, target, R_ROWS, (N_s, 1), E, (("masked", (P, Q), None),))
+    return [base, step]
 
 
 def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
@@ -470,3 +550,32 @@ def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
         (w7.prove_td_average_reward_all_sizes(), "two heads, any reward mask N_n, induction"),
         (w7.prove_running_mean_mask_all_sizes(), "running-mean mask, entrywise sympy Sum (no blocks)"),
     ]
+
+
+def proof_obligations() -> dict[str, list[Obligation]]:
+    """The obligations of every block-algebra proof, by proof function name (the (W7) block row
+    from :mod:`constructions.symbolic_sizes_w7`; its running-mean row is entrywise, not blocks):
+    what the tests evaluate at concrete sizes against the numeric forward pass."""
+    from . import symbolic_sizes_w7 as w7
+
+    td_pair = td_blocks(alpha_s * Identity(d_s))
+    return {
+        "prove_sarsa_all_sizes": sarsa_obligations(),
+        "prove_sarsa_stack_all_sizes": sarsa_stack_obligations(),
+        "prove_sarsa_composition_all_sizes": sarsa_composition_obligations(2),
+        "prove_actor_critic_all_sizes": actor_critic_obligations(),
+        "prove_td_all_sizes": td_induction_obligations(*td_pair, td_update_expr),
+        "prove_lemma_c1_all_sizes": lemma_c1_obligations()[0],
+        "prove_td_preconditioned_all_sizes": td_induction_obligations(
+            *td_blocks(MatrixSymbol("C", d_s, d_s)), td_precond_update_expr
+        ),
+        "prove_residual_gradient_all_sizes": td_induction_obligations(
+            *residual_gradient_blocks(), residual_gradient_update_expr
+        ),
+        "prove_td_lambda_all_sizes": td_induction_obligations(
+            *td_pair, td_lambda_update_expr, mask=MatrixSymbol("M_n", n_s, n_s)
+        ),
+        "prove_regression_gd_all_sizes": regression_gd_obligations(),
+        "prove_preconditioned_gd_all_sizes": preconditioned_gd_obligations(),
+        "prove_td_average_reward_all_sizes": w7.average_reward_obligations(),
+    }

@@ -31,10 +31,10 @@ from __future__ import annotations
 import time
 
 import sympy as sp
-from sympy import Identity, MatrixSymbol, ZeroMatrix, block_collapse
+from sympy import Identity, MatrixSymbol, ZeroMatrix
 
 from . import symbolic_sizes as ss
-from .matrix_words import block_residuals
+from .matrix_words import Obligation
 from .symbolic import SymbolicProof, alpha_s
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "average_reward_prompt_expr",
     "average_reward_layer_expr",
     "average_reward_update_expr",
+    "average_reward_obligations",
     "running_mean_entry",
     "prove_td_average_reward_all_sizes",
     "prove_running_mean_mask_all_sizes",
@@ -115,15 +116,19 @@ def prove_td_average_reward_all_sizes() -> SymbolicProof:
     reward row, which every layer reads, is never written. With the running-mean mask
     (:func:`prove_running_mean_mask_all_sizes`) these are the (W7) steps. 16 blocks (8 + 8)."""
     t0 = time.perf_counter()
+    return ss._prove("(W7)", dict(ss.ALL_L), average_reward_obligations(), t0)
+
+
+def average_reward_obligations() -> list[Obligation]:
+    """(W7)'s base (the invariant at ``w = 0`` is the prompt) and step (one two-head layer)."""
     W7_0 = ss._grid(W7_ROWS, ss.H_COLS, {(0, 0): Phi, (0, 1): q_vec, (1, 0): Phi_next, (2, 0): r_vec.T})
-    base = block_residuals(
-        block_collapse(average_reward_prompt_expr(ZeroMatrix(ss.d_s, 1))), W7_0, W7_ROWS, ss.H_COLS
-    )
-    layer = average_reward_layer_expr(average_reward_prompt_expr(ss.w_vec), average_reward_blocks())
-    out = block_collapse(layer)
+    base = Obligation("base", average_reward_prompt_expr(ZeroMatrix(ss.d_s, 1)), W7_0, W7_ROWS, ss.H_COLS)
+    blocks = average_reward_blocks()
+    Z = average_reward_prompt_expr(ss.w_vec)
     target = average_reward_prompt_expr(average_reward_update_expr(ss.w_vec))
-    step = block_residuals(out, target, W7_ROWS, ss.H_COLS)
-    return ss._proof("(W7)", dict(ss.ALL_L), base + step, t0)
+    layers = (("two_heads", blocks, N_n),)
+    step = Obligation("step", average_reward_layer_expr(Z, blocks), target, W7_ROWS, ss.H_COLS, Z, layers)
+    return [base, step]
 
 
 def running_mean_entry(k, i):

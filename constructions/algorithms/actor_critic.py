@@ -156,15 +156,10 @@ class ActorCritic(ClosedLoopAlgorithm):
             "max_abs_delta": float(np.abs(delta).max()),
         }
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import actor_critic_forms
 
-        return [
-            (
-                ss.prove_actor_critic_all_sizes(),
-                "actor-critic layer = (A2), whole output, any critic features",
-            )
-        ]
+        return actor_critic_forms()
 
 
 ALGORITHM = ActorCritic()

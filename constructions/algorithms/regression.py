@@ -401,10 +401,10 @@ class GDRegression(_Regression):
     def readout(self, out, sizes):
         return out[-1:, -1]
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import regression_gd_forms
 
-        return [(ss.prove_regression_gd_all_sizes(), "one GD step from 0 (THEORY's statement)")]
+        return regression_gd_forms()
 
 
 class PrecondGDRegression(_Regression):
@@ -443,12 +443,10 @@ class PrecondGDRegression(_Regression):
     def readout(self, out, sizes):
         return np.concatenate([-out[-1:, -1], out[-1, :-1]])
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import preconditioned_gd_forms
 
-        return [
-            (ss.prove_preconditioned_gd_all_sizes(), "generic A_l, every L by induction (THEORY's statement)")
-        ]
+        return preconditioned_gd_forms()
 
 
 GD_ALGORITHM = GDRegression()

@@ -126,10 +126,10 @@ class ResidualGradient(td_decl.TD):
     pair = staticmethod(residual_gradient)
     pair_symbolic = staticmethod(residual_gradient_symbolic)
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import residual_gradient_forms
 
-        return [(ss.prove_residual_gradient_all_sizes(), "every L by induction (THEORY's statement, this Q)")]
+        return residual_gradient_forms()
 
 
 ALGORITHM = ResidualGradient()

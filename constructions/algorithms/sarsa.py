@@ -97,17 +97,10 @@ class Sarsa(ClosedLoopAlgorithm):
         alpha = hyper["alpha"]
         return lambda X, g, w, lam: (lt.sarsa_update(X, w, alpha), None)
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import sarsa_forms
 
-        return [
-            (ss.prove_sarsa_all_sizes(), "one layer = (S2), whole output, c symbolic"),
-            (
-                ss.prove_sarsa_stack_all_sizes(),
-                "(S5), every L by induction: one layer maps H(z; w) to H(z; w_SARSA)",
-            ),
-            (ss.prove_sarsa_composition_all_sizes(2), "two layers composed explicitly, no induction"),
-        ]
+        return sarsa_forms()
 
 
 ALGORITHM = Sarsa()

@@ -98,10 +98,10 @@ class TD(Algorithm):
     def readout(self, out, sizes):
         return -out[-1:, -1]
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import td_forms
 
-        return [(ss.prove_td_all_sizes(), "every L by induction: base + step of the last-row invariant")]
+        return td_forms()
 
 
 ALGORITHM = TD()

@@ -246,24 +246,13 @@ class TDAverageReward(td_decl.TD):
     pair = staticmethod(td_average_reward)
     pair_symbolic = staticmethod(td_average_reward_symbolic)
 
-    def proofs_all_sizes(self):
+    def all_sizes_forms(self):
         """(W7) for every d, n, L: the two-head layer in block algebra with any reward mask
         ``N_n`` (induction on L), and the running-mean mask's ``(r^T N)_i = r_i - rbar_i`` for
-        every n (:mod:`constructions.symbolic_sizes_w7`)."""
-        from .. import symbolic_sizes_w7 as w7
+        every n (:mod:`constructions.symbolic_sizes_w7`), linked through the two-head form."""
+        from ..proof_link import average_reward_forms
 
-        return [
-            (
-                w7.prove_td_average_reward_all_sizes(),
-                "two heads, any reward mask N_n: one layer = one step with r_i - rbar_i -> (r^T N_n)_i, "
-                "every L by induction",
-            ),
-            (
-                w7.prove_running_mean_mask_all_sizes(),
-                "running-mean mask entrywise, by a sympy Sum with symbolic n, i (not block algebra): "
-                "(r^T N)_i = r_i - rbar_i",
-            ),
-        ]
+        return average_reward_forms()
 
     def stack(self, Z, layers, mask=None):
         return average_reward_stack(Z, layers)

@@ -157,15 +157,10 @@ class TDLambda(td_decl.TD):
 
     teacher_readout = None
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import td_lambda_forms
 
-        return [
-            (
-                ss.prove_td_lambda_all_sizes(),
-                "any context mask M_n, every L by induction (THEORY's statement)",
-            )
-        ]
+        return td_lambda_forms()
 
 
 ALGORITHM = TDLambda()

@@ -209,12 +209,10 @@ class TDPrecond(td_decl.TD):
         return [td_precond_symbolic(sizes["d"], sp.Matrix(np.asarray(C, dtype=object)), hyper["alpha"])
                 for C in self._Cs(sizes["d"], hyper, depth)]  # fmt: skip
 
-    def proofs_all_sizes(self):
-        from .. import symbolic_sizes as ss
+    def all_sizes_forms(self):
+        from ..proof_link import td_precond_forms
 
-        return [
-            (ss.prove_td_preconditioned_all_sizes(), "generic C_l, every L by induction (THEORY's statement)")
-        ]
+        return td_precond_forms()
 
 
 ALGORITHM = TDPrecond()
