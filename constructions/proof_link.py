@@ -26,6 +26,7 @@ order), see :func:`excess`. A comparison passes when ``|a - b| <= tol`` entrywis
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,7 @@ def forward_numeric(ob: mw.Obligation, arrays: Mapping, sizes: Mapping, scalars:
     return _slice(Z, ob, sizes)
 
 
+@functools.lru_cache(maxsize=64)
 def _tree(ob: mw.Obligation):
     """The un-collapsed tree of the obligation's forward pass (the layers applied to the prompt)."""
     if not ob.layers:
@@ -159,10 +161,10 @@ def check_obligation(ob: mw.Obligation, sizes: Mapping[str, int], rng: np.random
     evaluated directly vs target), each ``(max |diff|, passed)``; tolerances: the two sides'
     :func:`~constructions.matrix_words.roundoff_bound` summed."""
     subs = _size_subs(sizes)
-    arrays, scalars = random_values([ob.lhs, ob.rhs], subs, rng)
+    tree = _tree(ob)
+    arrays, scalars = random_values([tree, ob.lhs, ob.rhs], subs, rng)
     target = mw.evaluate(ob.rhs, arrays, subs, scalars)
     tol_rhs = mw.roundoff_bound(ob.rhs, arrays, subs, scalars)
-    tree = _tree(ob)
     tol_fwd = _slice(mw.roundoff_bound(tree, arrays, subs, scalars), ob, subs) + tol_rhs
     direct = _slice(mw.evaluate(ob.lhs, arrays, subs, scalars), ob, subs)
     tol_dir = _slice(mw.roundoff_bound(ob.lhs, arrays, subs, scalars), ob, subs)
