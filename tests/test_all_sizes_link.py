@@ -1,8 +1,9 @@
-"""The all-sizes block forms of (W4), (W5), (W6) and (W7) are the numeric constructions the registry
+"""The all-sizes block forms of (W4)-(W7), (R2) and (R3) are the numeric constructions the registry
 runs (the proofs in constructions.symbolic_sizes and symbolic_sizes_w7 are written from docs/theory.md;
 this ties them to the TD-family modules): evaluated at concrete sizes they equal
-constructions.td(d, alpha, C), td_lambda with trace_mask, residual_gradient and the two heads of
-td_average_reward with running_mean_mask, entry for entry."""
+constructions.td(d, alpha, C), td_lambda with trace_mask, residual_gradient, the two heads of
+td_average_reward with running_mean_mask, gd and precond_gd of constructions/algorithms/regression.py,
+entry for entry; verify's link (constructions.proof_link) refuses a perturbed regression construction."""
 
 from __future__ import annotations
 
@@ -111,3 +112,106 @@ def test_w7_mask_entries_are_running_mean_mask():
         assert entries == w7_num.running_mean_mask_symbolic(n)[:n, :n]
         exact = np.array(entries, dtype=float)  # 2/3 rounded once; numeric 1 - 1/3 rounded twice
         np.testing.assert_allclose(exact, constructions.running_mean_mask(n)[:n, :n], rtol=2e-16, atol=0)
+
+
+# ------------------------------------------------ (R2), (R3): constructions/algorithms/regression.py
+
+
+def _regression_instance(d, N, seed, L=2):
+    from constructions.algorithms import regression as reg
+
+    rng = np.random.default_rng(seed)
+    inst = reg.regression_instance(d, N, rng)
+    As = 0.5 * np.eye(d) + 0.3 * rng.standard_normal((L, d, d)) / np.sqrt(d)
+    arrays = {"X": inst["X"].T, "y": inst["y"][:, None], "x_q": inst["xq"][:, None]}
+    return inst, As, arrays
+
+
+def _ev_reg(expr, arrays, d, N, eta=0.5):
+    return mw.evaluate(expr, arrays, {ss.d_s: d, ss.N_s: N}, {ss.eta_s: eta})
+
+
+@pytest.mark.parametrize(("d", "N"), [(1, 1), (2, 4), (3, 5)])
+def test_r2_r3_blocks_prompt_and_layers_are_the_shipped_regression(d, N):
+    """The proofs' ``regression_blocks`` are ``gd(d, eta)`` and ``precond_gd(A_l)`` entry for entry,
+    the prompt at w = 0 is the declarations' (R1) prompt, and one shipped masked layer on the
+    invariant prompt at a generic ``w`` is the proved invariant at the proved update."""
+    from constructions.algorithms import regression as reg
+
+    eta = 0.5
+    inst, As, arrays = _regression_instance(d, N, seed=10 + d)
+    for sym, num in zip(ss.regression_blocks(-ss.eta_s * Identity(ss.d_s)), reg.gd(d, eta), strict=True):
+        np.testing.assert_array_equal(_ev_reg(sym, arrays, d, N, eta), num)
+    for A, (nP, nQ) in zip(As, reg.precond_gd(list(As)), strict=True):
+        P, Q = ss.regression_blocks(MatrixSymbol("A", ss.d_s, ss.d_s))
+        np.testing.assert_array_equal(_ev_reg(P, {**arrays, "A": A}, d, N), nP)
+        np.testing.assert_array_equal(_ev_reg(Q, {**arrays, "A": A}, d, N), nQ)
+    alg = constructions.ALGORITHMS["precond_gd_regression"]
+    X, last = alg.columns(inst, {})
+    E0 = _ev_reg(ss.regression_prompt_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N)
+    np.testing.assert_array_equal(E0, np.concatenate([X, last[:, None]], axis=1))
+    wv = np.random.default_rng(d).standard_normal((d, 1))
+    A = {**arrays, "A": As[0], "w": wv}
+    out = lt.masked_lsa(_ev_reg(ss.regression_prompt_expr(ss.w_vec), A, d, N), *reg.precond_gd([As[0]])[0])
+    want = _ev_reg(ss.regression_prompt_expr(ss.preconditioned_gd_update_expr(ss.w_vec)), A, d, N)
+    np.testing.assert_allclose(out, want, rtol=4e-15, atol=4e-15)  # observed <= 4.5e-16
+
+
+def test_r2_r3_proved_updates_are_the_naive_loops_and_the_stacks():
+    """The (R3) step iterated L = 2 times from 0 is ``naive_precond_gd``; the invariant at ``w_2``
+    is two shipped layers (``masked_lsa_stack``); with ``A = -eta I`` one step is ``naive_gd``
+    and the (R2) layer's query entry is ``x_q^T w_1``."""
+    from constructions.algorithms import regression as reg
+
+    d, N, eta = 3, 6, 0.5
+    inst, As, arrays = _regression_instance(d, N, seed=2)
+    wv = np.zeros((d, 1))
+    for A in As:
+        wv = _ev_reg(ss.preconditioned_gd_update_expr(ss.w_vec), {**arrays, "A": A, "w": wv}, d, N)
+    naive = reg.naive_precond_gd(inst["X"].tolist(), list(inst["y"]), [A.tolist() for A in As])
+    np.testing.assert_allclose(wv[:, 0], naive, rtol=1e-14)  # observed 1.3e-16
+    E0 = _ev_reg(ss.regression_prompt_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N)
+    E_L = lt.masked_lsa_stack(E0, reg.precond_gd(list(As)))
+    np.testing.assert_allclose(E_L, _ev_reg(ss.regression_prompt_expr(ss.w_vec), {**arrays, "w": wv}, d, N),
+                               rtol=1e-14, atol=1e-14)  # fmt: skip
+    w1 = _ev_reg(-ss.eta_s * ss.regression_gradient_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N, eta)
+    np.testing.assert_allclose(w1[:, 0], reg.naive_gd(inst["X"].tolist(), list(inst["y"]), eta), rtol=1e-14)
+    E1 = lt.masked_lsa(E0, *reg.gd(d, eta))
+    np.testing.assert_allclose(E1[-1, -1], inst["xq"] @ w1[:, 0], rtol=1e-14)
+
+
+def _negate_q(layers):
+    return [(P, -Q) for P, Q in layers]
+
+
+def _transpose_q(layers):
+    return [(P, Q.T) for P, Q in layers]
+
+
+def _double_q(pair):
+    return pair[0], 2 * pair[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "change", "where"),
+    [
+        ("precond_gd_regression", "precond_gd", _negate_q, "d = 1, N = 1"),
+        ("precond_gd_regression", "precond_gd", _transpose_q, "d = 2, N = 3"),  # A^T = A at d = 1
+        ("gd_regression", "gd", _double_q, "d = 1, N = 1"),
+    ],
+    ids=["sign of (R3)'s Q", "Q_l^T for Q_l", "eta -> 2 eta in (R2)'s Q"],
+)
+def test_the_link_catches_a_perturbed_regression_construction(monkeypatch, name, target, change, where):
+    """verify's link (constructions.proof_link.link_check) refuses the (R2)/(R3) rows when the
+    shipped construction is perturbed."""
+    from constructions import proof_link as pl
+    from constructions.algorithms import regression as reg
+
+    real = getattr(reg, target)
+    monkeypatch.setattr(reg, target, lambda *a, **k: change(real(*a, **k)))
+    alg = constructions.ALGORITHMS[name]
+    (form,) = alg.all_sizes_forms()
+    res, reason = pl.link_check(alg, form, np.random.default_rng(0))
+    assert f"construction block 1 of layer 0 (L = 1, c = 1.0) differs from the proof's at {where}" in reason
+    (row,) = pl.link_rows(alg, np.random.default_rng(0))
+    assert not row.passed and "NOT claimed" in row.check
