@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from sympy import MatrixSymbol, ZeroMatrix
+from sympy import MatrixSymbol
 
 import lsa_theory as lt
 
@@ -46,8 +46,11 @@ __all__ = [
     "LINK_SIZES",
     "ProvedForm",
     "random_values",
+    "size_subs",
+    "forward_tree",
     "forward_numeric",
     "check_obligation",
+    "proof_obligations",
     "excess",
     "link_check",
     "link_rows",
@@ -58,7 +61,7 @@ __all__ = [
 LINK_SIZES = ({"d": 1, "n": 1}, {"d": 2, "n": 3}, {"d": 3, "n": 2})
 
 
-def _size_subs(sizes: Mapping[str, int]) -> dict:
+def size_subs(sizes: Mapping[str, int]) -> dict:
     """``{d_s: d, n_s: n, N_s: n, d_pi_s: d_pi}`` from a dict with keys ``d``, ``n`` (and ``d_pi``)."""
     n = sizes.get("n", sizes.get("N"))
     return {ss.d_s: sizes["d"], ss.n_s: n, ss.N_s: n, ss.d_pi_s: sizes.get("d_pi", sizes["d"])}
@@ -136,7 +139,7 @@ def forward_numeric(ob: mw.Obligation, arrays: Mapping, sizes: Mapping, scalars:
 
 
 @functools.lru_cache(maxsize=64)
-def _tree(ob: mw.Obligation):
+def forward_tree(ob: mw.Obligation):
     """The un-collapsed tree of the obligation's forward pass (the layers applied to the prompt)."""
     if not ob.layers:
         return ob.lhs
@@ -155,14 +158,16 @@ def excess(a: np.ndarray, b: np.ndarray, tol: np.ndarray) -> tuple[float, bool]:
     return float(diff.max(initial=0.0)), bool(np.all(diff <= np.broadcast_to(tol, diff.shape)))
 
 
-def check_obligation(ob: mw.Obligation, sizes: Mapping[str, int], rng: np.random.Generator) -> dict:
+def check_obligation(
+    ob: mw.Obligation, sizes: Mapping[str, int], rng: np.random.Generator, values: tuple | None = None
+) -> dict:
     """Evaluate one obligation at concrete ``sizes`` (keys ``d``, ``n``, optional ``d_pi``) on
-    random values: ``forward`` (numeric forward pass vs target), ``direct`` (the lhs expression
-    evaluated directly vs target), each ``(max |diff|, passed)``; tolerances: the two sides'
-    :func:`~constructions.matrix_words.roundoff_bound` summed."""
-    subs = _size_subs(sizes)
-    tree = _tree(ob)
-    arrays, scalars = random_values([tree, ob.lhs, ob.rhs], subs, rng)
+    random values (or ``values = (arrays, scalars)``): ``forward`` (numeric forward pass vs
+    target), ``direct`` (the lhs expression evaluated directly vs target), each ``(max |diff|,
+    passed)``; tolerances: the two sides' :func:`~constructions.matrix_words.roundoff_bound` summed."""
+    subs = size_subs(sizes)
+    tree = forward_tree(ob)
+    arrays, scalars = random_values([tree, ob.lhs, ob.rhs], subs, rng) if values is None else values
     target = mw.evaluate(ob.rhs, arrays, subs, scalars)
     tol_rhs = mw.roundoff_bound(ob.rhs, arrays, subs, scalars)
     tol_fwd = _slice(mw.roundoff_bound(tree, arrays, subs, scalars), ob, subs) + tol_rhs
@@ -171,6 +176,36 @@ def check_obligation(ob: mw.Obligation, sizes: Mapping[str, int], rng: np.random
     return {
         "forward": excess(forward_numeric(ob, arrays, subs, scalars), target, tol_fwd),
         "direct": excess(direct, target, tol_dir + tol_rhs),
+    }
+
+
+def proof_obligations() -> dict[str, list[mw.Obligation]]:
+    """The obligations of every block-algebra proof, by proof function name (the (W7) block row
+    from :mod:`constructions.symbolic_sizes_w7`; its running-mean row is entrywise, not blocks):
+    what the tests evaluate at concrete sizes against the numeric forward pass."""
+    from . import symbolic_sizes_regression as reg
+    from . import symbolic_sizes_w7 as w7
+
+    td_pair = ss.td_blocks(ss.alpha_s * sp.Identity(ss.d_s))
+    return {
+        "prove_sarsa_all_sizes": ss.sarsa_obligations(),
+        "prove_sarsa_stack_all_sizes": ss.sarsa_stack_obligations(),
+        "prove_sarsa_composition_all_sizes": ss.sarsa_composition_obligations(2),
+        "prove_actor_critic_all_sizes": ss.actor_critic_obligations(),
+        "prove_td_all_sizes": ss.td_induction_obligations(*td_pair, ss.td_update_expr),
+        "prove_lemma_c1_all_sizes": ss.lemma_c1_obligations()[0],
+        "prove_td_preconditioned_all_sizes": ss.td_induction_obligations(
+            *ss.td_blocks(MatrixSymbol("C", ss.d_s, ss.d_s)), ss.td_precond_update_expr
+        ),
+        "prove_residual_gradient_all_sizes": ss.td_induction_obligations(
+            *ss.residual_gradient_blocks(), ss.residual_gradient_update_expr
+        ),
+        "prove_td_lambda_all_sizes": ss.td_induction_obligations(
+            *td_pair, ss.td_lambda_update_expr, mask=MatrixSymbol("M_n", ss.n_s, ss.n_s)
+        ),
+        "prove_regression_gd_all_sizes": reg.regression_gd_obligations(),
+        "prove_preconditioned_gd_all_sizes": reg.preconditioned_gd_obligations(),
+        "prove_td_average_reward_all_sizes": w7.average_reward_obligations(),
     }
 
 
@@ -189,7 +224,8 @@ class ProvedForm:
     the proved parameter update; ``mask``: the mask symbol of the layer or None; ``values(alg, inst,
     hyper, sizes, c, layer)``: ``(arrays, scalars)``, the value of every symbol for one instance of
     the declaration ``alg`` at layer ``layer`` (KeyError / ValueError if the instance has another
-    form: the link then fails)."""
+    form: the link then fails); ``claim``: the proof's label, for a row not claimed (default: the
+    declaration's)."""
 
     prove: Callable[[], SymbolicProof]
     what: str
@@ -201,44 +237,7 @@ class ProvedForm:
     values: Callable[..., tuple[dict, dict]]
     mask: Any = None
     flatten: Callable[[Any], tuple] = tuple
-
-
-def _col(v) -> np.ndarray:
-    return np.asarray(v, dtype=np.float64).reshape(-1, 1)
-
-
-def td_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
-    """Symbol values of the TD family's instances (``phi``, ``phi_next`` (n, d), ``r``, ``q``)."""
-    arrays = {"Phi": np.asarray(inst["phi"], float).T, "Phi_next": np.asarray(inst["phi_next"], float).T}
-    arrays |= {"r": _col(inst["r"]), "q": _col(inst["q"])}
-    scalars = {ss.alpha_s: hyper["alpha"]}
-    if "gamma" in hyper:
-        scalars[ss.gamma_s] = hyper["gamma"]
-    return arrays, scalars
-
-
-def sarsa_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
-    """Symbol values of an (H) instance (``phi``, ``phi_next``, ``r``, ``w``) and of an (A1) one
-    (plus ``g`` (n, d_pi), ``lam``)."""
-    arrays = {"Phi": np.asarray(inst["phi"], float).T, "Phi_next": np.asarray(inst["phi_next"], float).T}
-    arrays |= {"r": _col(inst["r"]), "w": _col(inst["w"])}
-    if "g" in inst:
-        arrays |= {"G": np.asarray(inst["g"], float).T, "lambda": _col(inst["lam"])}
-    scalars = {ss.alpha_s: hyper["alpha"], ss.gamma_s: hyper["gamma"], ss.c_s: c}
-    if "beta" in hyper:
-        scalars[ss.beta_s] = hyper["beta"]
-    return arrays, scalars
-
-
-def regression_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
-    """Symbol values of an (R1) instance (``X`` (N, d), ``y``, ``xq``); ``A`` the layer's ``A_l``."""
-    arrays = {"X": np.asarray(inst["X"], float).T, "y": _col(inst["y"]), "x_q": _col(inst["xq"])}
-    scalars = {}
-    if "eta" in hyper:
-        scalars[ss.eta_s] = hyper["eta"]
-    if "A" in hyper:
-        arrays["A"] = np.asarray(hyper["A"][layer], dtype=np.float64)
-    return arrays, scalars
+    claim: str = ""
 
 
 def _sizes_of(alg, point: Mapping[str, int]) -> dict[str, int]:
@@ -286,7 +285,7 @@ def link_check(alg, form: ProvedForm, rng: np.random.Generator, points=LINK_SIZE
             X, last = alg.columns(inst, hyper)
             Z = derive.prompt(alg, np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64))
             n = Z.shape[1] - 1
-            subs = _size_subs({**sizes, "n": n})
+            subs = size_subs({**sizes, "n": n})
             for depth in sorted({1, 2} & set(alg.depths) or {1}):
                 for c in alg.scales:
                     layers = alg.construction(sizes, hyper, c, depth)
@@ -355,7 +354,11 @@ def link_rows(alg, rng: np.random.Generator) -> list[Row]:
         if reason:
             rows.append(
                 Row(
-                    "(all)", f"{alg.name}: all-sizes row NOT claimed ({form.what}): {reason}", res, 0.0, False
+                    form.claim or alg.claim,
+                    f"{alg.name}: all-sizes row NOT claimed ({form.what}): {reason}",
+                    res,
+                    0.0,
+                    False,
                 )
             )
             continue
@@ -383,224 +386,3 @@ def link_rows(alg, rng: np.random.Generator) -> list[Row]:
                 )
             )
     return rows
-
-
-# ------------------------------------------------------------------ the shipped forms
-
-ZERO = ZeroMatrix(ss.d_s, 1)
-
-
-def td_precond_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
-    """:func:`td_values` with the proof's ``C`` = ``alpha C_l`` of the layer (``C_l = I`` if none)."""
-    arrays, scalars = td_values(alg, inst, hyper, sizes, c, layer)
-    C = hyper.get("C")
-    C_l = np.eye(sizes["d"]) if C is None else np.asarray(C[layer], dtype=np.float64)
-    return arrays | {"C": hyper["alpha"] * C_l}, scalars
-
-
-def td_lambda_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
-    """:func:`td_values` with ``M_n`` the context block of the declaration's own mask."""
-    arrays, scalars = td_values(alg, inst, hyper, sizes, c, layer)
-    n = len(inst["r"])
-    return arrays | {"M_n": np.asarray(alg.mask(sizes, hyper), dtype=np.float64)[:n, :n]}, scalars
-
-
-def average_reward_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
-    """:func:`td_values` with ``N_n`` the context block of the shipped running-mean mask."""
-    from .algorithms.td_average_reward import running_mean_mask
-
-    arrays, scalars = td_values(alg, inst, hyper, sizes, c, layer)
-    n = len(inst["r"])
-    return arrays | {"N_n": running_mean_mask(n)[:n, :n]}, scalars
-
-
-def _heads(layer) -> tuple:
-    (P_r, Q_r), (P_v, Q_v) = layer
-    return P_r, P_v, Q_r, Q_v
-
-
-def sarsa_forms() -> list[ProvedForm]:
-    """(S4), (S5) (induction) and (S5) at L = 2: one (L1) layer of :func:`symbolic_sizes.sarsa_blocks`."""
-    common = dict(
-        kind="lsa",
-        prompt=ss.sarsa_prompt_expr,
-        start=ss.w_vec,
-        blocks=ss.sarsa_blocks(),
-        update=ss.sarsa_update_expr,
-        values=sarsa_values,
-    )
-    return [
-        ProvedForm(ss.prove_sarsa_all_sizes, "one layer = (S2), whole output, c symbolic", **common),
-        ProvedForm(
-            ss.prove_sarsa_stack_all_sizes,
-            "(S5), every L by induction: one layer maps H(z; w) to H(z; w_SARSA)",
-            **common,
-        ),
-        ProvedForm(_sarsa_two_layers, "two layers composed explicitly, no induction", **common),
-    ]
-
-
-def _sarsa_two_layers() -> SymbolicProof:
-    return ss.prove_sarsa_composition_all_sizes(2)
-
-
-def _ac_prompt(p):
-    return ss.actor_critic_prompt_expr(*p)
-
-
-def _ac_update(p):
-    return ss.actor_critic_update_expr(*p)
-
-
-def actor_critic_forms() -> list[ProvedForm]:
-    """(A4): one (L1) layer of :func:`symbolic_sizes.actor_critic_blocks` on the (A1) prompt."""
-    return [
-        ProvedForm(
-            ss.prove_actor_critic_all_sizes,
-            "actor-critic layer = (A2), whole output, any critic features",
-            "lsa",
-            _ac_prompt,
-            (ss.w_vec, ss.lam_vec),
-            ss.actor_critic_blocks(),
-            _ac_update,
-            sarsa_values,
-        )
-    ]
-
-
-def td_forms() -> list[ProvedForm]:
-    """(W3): the (W3) induction on :func:`symbolic_sizes.td_blocks` with ``C = alpha I``."""
-    blocks = ss.td_blocks(ss.alpha_s * sp.Identity(ss.d_s))
-    return [
-        ProvedForm(
-            ss.prove_td_all_sizes,
-            "every L by induction: base + step of the last-row invariant",
-            "masked",
-            ss.td_prompt_expr,
-            ZERO,
-            blocks,
-            ss.td_update_expr,
-            td_values,
-        )
-    ]
-
-
-def td_precond_forms() -> list[ProvedForm]:
-    """(W4): generic ``C`` per layer (the proof's ``C`` is ``alpha C_l``)."""
-    blocks = ss.td_blocks(MatrixSymbol("C", ss.d_s, ss.d_s))
-    return [
-        ProvedForm(
-            ss.prove_td_preconditioned_all_sizes,
-            "generic C_l, every L by induction (THEORY's statement)",
-            "masked",
-            ss.td_prompt_expr,
-            ZERO,
-            blocks,
-            ss.td_precond_update_expr,
-            td_precond_values,
-        )
-    ]
-
-
-def td_lambda_forms() -> list[ProvedForm]:
-    """(W5): the (W3) pair with any context mask ``M_n`` (the declaration's trace mask)."""
-    blocks = ss.td_blocks(ss.alpha_s * sp.Identity(ss.d_s))
-    return [
-        ProvedForm(
-            ss.prove_td_lambda_all_sizes,
-            "any context mask M_n, every L by induction (THEORY's statement)",
-            "masked",
-            ss.td_prompt_expr,
-            ZERO,
-            blocks,
-            ss.td_lambda_update_expr,
-            td_lambda_values,
-            mask=MatrixSymbol("M_n", ss.n_s, ss.n_s),
-        )
-    ]
-
-
-def residual_gradient_forms() -> list[ProvedForm]:
-    """(W6): :func:`symbolic_sizes.residual_gradient_blocks`."""
-    return [
-        ProvedForm(
-            ss.prove_residual_gradient_all_sizes,
-            "every L by induction (THEORY's statement, this Q)",
-            "masked",
-            ss.td_prompt_expr,
-            ZERO,
-            ss.residual_gradient_blocks(),
-            ss.residual_gradient_update_expr,
-            td_values,
-        )
-    ]
-
-
-def average_reward_forms() -> list[ProvedForm]:
-    """(W7): the two-head layer (any reward mask ``N_n``, here the running-mean mask) and the
-    running-mean identity, both linked through the two-head block form."""
-    from . import symbolic_sizes_w7 as w7
-
-    P_r, P_v, Q = w7.average_reward_blocks()
-    common = dict(
-        kind="two_heads",
-        prompt=w7.average_reward_prompt_expr,
-        start=ZERO,
-        blocks=(P_r, P_v, Q, Q),
-        update=w7.average_reward_update_expr,
-        values=average_reward_values,
-        mask=w7.N_n,
-        flatten=_heads,
-    )
-    return [
-        ProvedForm(
-            w7.prove_td_average_reward_all_sizes,
-            "two heads, any reward mask N_n: one layer = one step "
-            "with r_i - rbar_i -> (r^T N_n)_i, every L by induction",
-            **common,
-        ),
-        ProvedForm(
-            w7.prove_running_mean_mask_all_sizes,
-            "running-mean mask entrywise, by a sympy Sum with "
-            "symbolic n, i (not block algebra): (r^T N)_i = r_i - rbar_i",
-            **common,
-        ),
-    ]
-
-
-def _gd_update(w):
-    return ss.preconditioned_gd_update_expr(w, -ss.eta_s * sp.Identity(ss.d_s))
-
-
-def regression_gd_forms() -> list[ProvedForm]:
-    """(R2): :func:`symbolic_sizes.regression_blocks` with ``A = -eta I``, one layer from 0."""
-    blocks = ss.regression_blocks(-ss.eta_s * sp.Identity(ss.d_s))
-    return [
-        ProvedForm(
-            ss.prove_regression_gd_all_sizes,
-            "one GD step from 0 (THEORY's statement)",
-            "masked",
-            ss.regression_prompt_expr,
-            ZERO,
-            blocks,
-            _gd_update,
-            regression_values,
-        )
-    ]
-
-
-def preconditioned_gd_forms() -> list[ProvedForm]:
-    """(R3): :func:`symbolic_sizes.regression_blocks` with a generic ``A`` per layer (``A_l``)."""
-    blocks = ss.regression_blocks(MatrixSymbol("A", ss.d_s, ss.d_s))
-    return [
-        ProvedForm(
-            ss.prove_preconditioned_gd_all_sizes,
-            "generic A_l, every L by induction (THEORY's statement)",
-            "masked",
-            ss.regression_prompt_expr,
-            ZERO,
-            blocks,
-            ss.preconditioned_gd_update_expr,
-            regression_values,
-        )
-    ]

@@ -55,8 +55,6 @@ __all__ = [
     "sarsa_update_expr",
     "actor_critic_prompt_expr",
     "td_prompt_expr",
-    "regression_prompt_expr",
-    "regression_gradient_expr",
     "sarsa_blocks",
     "actor_critic_blocks",
     "td_blocks",
@@ -71,10 +69,7 @@ __all__ = [
     "prove_td_preconditioned_all_sizes",
     "prove_residual_gradient_all_sizes",
     "prove_td_lambda_all_sizes",
-    "prove_regression_gd_all_sizes",
-    "prove_preconditioned_gd_all_sizes",
     "all_size_proofs",
-    "proof_obligations",
 ]
 
 d_s, n_s = sp.symbols("d n", integer=True, positive=True)
@@ -450,89 +445,29 @@ def prove_td_lambda_all_sizes() -> SymbolicProof:
     return _td_induction("(W5)", P, Q, td_lambda_update_expr, dict(ALL_L), t0, mask=M_n)
 
 
-X_reg = MatrixSymbol("X", d_s, N_s)
-y_vec = MatrixSymbol("y", N_s, 1)
-xq_vec = MatrixSymbol("x_q", d_s, 1)
-R_ROWS = (d_s, 1)
+#: Names of :mod:`constructions.symbolic_sizes_regression` ((R2), (R3)) also reachable from here.
+REGRESSION_NAMES = frozenset(
+    "X_reg y_vec xq_vec R_ROWS regression_prompt_expr regression_gradient_expr prove_regression_gd_all_sizes "
+    "regression_gd_obligations prove_preconditioned_gd_all_sizes preconditioned_gd_update_expr "
+    "preconditioned_gd_obligations".split()
+)
 
 
-def regression_prompt_expr(w) -> BlockMatrix:
-    """The (R3) invariant prompt at parameter ``w``: ``[[X, x_q], [(y - X^T w)^T, -x_q^T w]]``
-    (rows ``(d | 1)``, columns ``(N | 1)``); at ``w = 0`` the (R1) prompt ``[[X, x_q], [y^T, 0]]``."""
-    return _grid(
-        R_ROWS,
-        (N_s, 1),
-        {(0, 0): X_reg, (0, 1): xq_vec, (1, 0): (y_vec - X_reg.T * w).T, (1, 1): -xq_vec.T * w},
-    )
+def __getattr__(name: str):
+    """The (R2), (R3) proofs live in :mod:`constructions.symbolic_sizes_regression` (which reads the
+    block builders of this module at call time, so patching them here reaches those proofs too)."""
+    if name in REGRESSION_NAMES:
+        from . import symbolic_sizes_regression as reg
 
-
-def regression_gradient_expr(w):
-    """``grad R(w) = (1/N) X (X^T w - y)`` of ``R(w) = (1/2N) sum_i (w^T x_i - y_i)^2`` (d x 1)."""
-    return X_reg * (X_reg.T * w - y_vec) / N_s
-
-
-def prove_regression_gd_all_sizes() -> SymbolicProof:
-    """(R2) for every d, N, eta, proving THEORY's statement: one masked layer (W2) with
-    ``P = e_{d+1} e_{d+1}^T``, ``Q = [[eta I_d, 0], [0, 0]]`` on ``E = [[X, x_q], [y^T, 0]]``
-    gives ``E_out[-1, -1] = x_q^T w_1``, ``w_1 = -eta grad R(0) = (eta/N) X y`` (one GD step
-    from 0). Whole output checked: the feature rows are unchanged and the context's last row
-    becomes ``y^T + (eta/N) y^T X^T X``. 4 blocks."""
-    t0 = time.perf_counter()
-    return _prove("(R2)", {"d": "all", "N": "all"}, regression_gd_obligations(), t0)
-
-
-def regression_gd_obligations() -> list[Obligation]:
-    """(R2)'s obligation: one masked layer with ``Q = [[eta I, 0], [0, 0]]`` on (R1) (whole output)."""
-    E = regression_prompt_expr(ZeroMatrix(d_s, 1))
-    P, Q = regression_blocks(-eta_s * Identity(d_s))
-    lhs = masked_block_expr(E, P, Q, N_s)
-    w_1 = -eta_s * regression_gradient_expr(ZeroMatrix(d_s, 1))
-    target = _grid(
-        R_ROWS,
-        (N_s, 1),
-        {
-            (0, 0): X_reg,
-            (0, 1): xq_vec,
-            (1, 0): y_vec.T + eta_s / N_s * y_vec.T * X_reg.T * X_reg,
-            (1, 1): xq_vec.T * w_1,
-        },
-    )
-    return [Obligation("layer", lhs, target, R_ROWS, (N_s, 1), E, (("masked", (P, Q), None),))]
-
-
-def prove_preconditioned_gd_all_sizes() -> SymbolicProof:
-    """(R3) for every d, N, L, proving THEORY's statement: layers with ``P_l = e_{d+1}
-    e_{d+1}^T``, ``Q_l = [[-A_l, 0], [0, 0]]`` (``A_l`` any d x d matrix) give in the query's last
-    entry ``-x_q^T w_L``, ``w_{l+1} = w_l - A_l^T grad R(w_l)``, ``w_0 = 0``. Induction on L with
-    the invariant ``regression_prompt_expr(w_l)`` (the context's last row holds the residuals
-    ``y_i - w_l^T x_i``, the query's ``-x_q^T w_l``): base at ``w = 0`` and step for a generic
-    ``w`` and ``A`` checked, whole output. 8 blocks."""
-    t0 = time.perf_counter()
-    sizes = {"d": "all", "N": "all", "L": "all (induction)"}
-    return _prove("(R3)", sizes, preconditioned_gd_obligations(), t0)
-
-
-def preconditioned_gd_update_expr(w, A=None):
-    """(R3)'s step: ``w - A^T grad R(w)`` (``A`` default the d x d matrix symbol ``A``)."""
-    A = MatrixSymbol("A", d_s, d_s) if A is None else A
-    return w - A.T * regression_gradient_expr(w)
-
-
-def preconditioned_gd_obligations() -> list[Obligation]:
-    """(R3)'s base (the invariant at ``w = 0`` is (R1)) and step (one layer with a generic ``A``)."""
-    E1 = _grid(R_ROWS, (N_s, 1), {(0, 0): X_reg, (0, 1): xq_vec, (1, 0): y_vec.T})
-    base = Obligation("base", regression_prompt_expr(ZeroMatrix(d_s, 1)), E1, R_ROWS, (N_s, 1))
-    P, Q = regression_blocks(MatrixSymbol("A", d_s, d_s))
-    E = regression_prompt_expr(w_vec)
-    lhs = masked_block_expr(E, P, Q, N_s)
-    target = regression_prompt_expr(preconditioned_gd_update_expr(w_vec))
-    step = Obligation("step", lhs, target, R_ROWS, (N_s, 1), E, (("masked", (P, Q), None),))
-    return [base, step]
+        return getattr(reg, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
     """Every all-sizes proof with a short description, for the ``verify`` table (the (W7) rows
-    from :mod:`constructions.symbolic_sizes_w7`)."""
+    from :mod:`constructions.symbolic_sizes_w7`, (R2), (R3) from
+    :mod:`constructions.symbolic_sizes_regression`)."""
+    from . import symbolic_sizes_regression as reg
     from . import symbolic_sizes_w7 as w7
 
     return [
@@ -545,37 +480,8 @@ def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
         (prove_td_preconditioned_all_sizes(), "THEORY statement, generic C_l, induction"),
         (prove_residual_gradient_all_sizes(), "THEORY statement, our Q, induction"),
         (prove_td_lambda_all_sizes(), "THEORY statement, any context mask M_n, induction"),
-        (prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
-        (prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
+        (reg.prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
+        (reg.prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
         (w7.prove_td_average_reward_all_sizes(), "two heads, any reward mask N_n, induction"),
         (w7.prove_running_mean_mask_all_sizes(), "running-mean mask, entrywise sympy Sum (no blocks)"),
     ]
-
-
-def proof_obligations() -> dict[str, list[Obligation]]:
-    """The obligations of every block-algebra proof, by proof function name (the (W7) block row
-    from :mod:`constructions.symbolic_sizes_w7`; its running-mean row is entrywise, not blocks):
-    what the tests evaluate at concrete sizes against the numeric forward pass."""
-    from . import symbolic_sizes_w7 as w7
-
-    td_pair = td_blocks(alpha_s * Identity(d_s))
-    return {
-        "prove_sarsa_all_sizes": sarsa_obligations(),
-        "prove_sarsa_stack_all_sizes": sarsa_stack_obligations(),
-        "prove_sarsa_composition_all_sizes": sarsa_composition_obligations(2),
-        "prove_actor_critic_all_sizes": actor_critic_obligations(),
-        "prove_td_all_sizes": td_induction_obligations(*td_pair, td_update_expr),
-        "prove_lemma_c1_all_sizes": lemma_c1_obligations()[0],
-        "prove_td_preconditioned_all_sizes": td_induction_obligations(
-            *td_blocks(MatrixSymbol("C", d_s, d_s)), td_precond_update_expr
-        ),
-        "prove_residual_gradient_all_sizes": td_induction_obligations(
-            *residual_gradient_blocks(), residual_gradient_update_expr
-        ),
-        "prove_td_lambda_all_sizes": td_induction_obligations(
-            *td_pair, td_lambda_update_expr, mask=MatrixSymbol("M_n", n_s, n_s)
-        ),
-        "prove_regression_gd_all_sizes": regression_gd_obligations(),
-        "prove_preconditioned_gd_all_sizes": preconditioned_gd_obligations(),
-        "prove_td_average_reward_all_sizes": w7.average_reward_obligations(),
-    }

@@ -18,9 +18,10 @@ from constructions import derive
 from constructions import matrix_words as mw
 from constructions import proof_link as pl
 from constructions import symbolic_sizes as ss
+from constructions import symbolic_sizes_regression as reg
 from constructions import symbolic_sizes_w7 as w7
 from experiments.cli import main
-from lsa_theory.roundoff import gamma
+from lsa_theory.roundoff import assert_same_verdicts, gamma
 
 # ------------------------------------------------------------ one-sided terms are never lost
 
@@ -136,13 +137,13 @@ def test_w7_without_a_head_fails(monkeypatch, ij):
 # ------------------------------------------- every proof expression = the numeric forward pass
 
 POINTS = [{"d": 1, "n": 1, "d_pi": 1}, {"d": 2, "n": 3, "d_pi": 2}, {"d": 3, "n": 2, "d_pi": 1}]
-OBLIGATIONS = functools.cache(ss.proof_obligations)
+OBLIGATIONS = functools.cache(pl.proof_obligations)
 
 
 def test_every_block_proof_has_obligations():
     """Every block-algebra proof function (``prove_*_all_sizes`` of both modules) has its
     obligations in proof_obligations(); only the (W7) running mean (entrywise) has none."""
-    proofs = {n for mod in (ss, w7) for n in dir(mod) if n.startswith("prove_") and "all_sizes" in n}
+    proofs = {n for mod in (ss, w7, reg) for n in dir(mod) if n.startswith("prove_") and "all_sizes" in n}
     assert set(OBLIGATIONS()) == proofs - {"prove_running_mean_mask_all_sizes"}
     assert all(OBLIGATIONS().values())
 
@@ -157,6 +158,23 @@ def test_proof_expressions_are_the_numeric_forward_pass(name):
         for point in POINTS:
             res = pl.check_obligation(ob, point, rng)
             assert res["forward"][1] and res["direct"][1], (ob.what, point, res)
+
+
+def test_forward_verdicts_survive_a_1e13_perturbation():
+    """The verdicts of the direct evaluation are not decided by rounding: the same on the values and
+    on 5 copies moved by relative 1e-13 (assert_same_verdicts), for a (W7) step at d = n = 1 and an
+    (S5) two-layer composition at (2, 3)."""
+    rng = np.random.default_rng(8)
+    for name, i, point in [("prove_td_average_reward_all_sizes", 1, POINTS[0]),
+                           ("prove_sarsa_composition_all_sizes", 0, POINTS[1])]:  # fmt: skip
+        ob = OBLIGATIONS()[name][i]
+        subs = pl.size_subs(point)
+        values = pl.random_values([pl.forward_tree(ob), ob.lhs, ob.rhs], subs, rng)
+
+        def verdicts(v, ob=ob, point=point):
+            return tuple(ok for _, ok in pl.check_obligation(ob, point, rng, values=v).values())
+
+        assert assert_same_verdicts(verdicts, values, rng) == (True, True)
 
 
 def test_forward_check_catches_a_proof_about_another_block(monkeypatch):
@@ -228,6 +246,7 @@ def test_every_shipped_declaration_is_linked_to_its_proofs():
             seen.add(form.blocks)
             res, reason = pl.link_check(alg, form, rng)
             assert reason == "", (alg.name, reason)
+            assert form.prove().claim == form.claim
             linked += 1
     assert linked == 10  # sarsa, actor_critic(_q), td, td_precond, td_lambda, rg, (W7), (R2), (R3)
 

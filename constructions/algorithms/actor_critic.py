@@ -157,7 +157,7 @@ class ActorCritic(ClosedLoopAlgorithm):
         }
 
     def all_sizes_forms(self):
-        from ..proof_link import actor_critic_forms
+        from ..proof_forms import actor_critic_forms
 
         return actor_critic_forms()
 

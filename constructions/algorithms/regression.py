@@ -402,7 +402,7 @@ class GDRegression(_Regression):
         return out[-1:, -1]
 
     def all_sizes_forms(self):
-        from ..proof_link import regression_gd_forms
+        from ..proof_forms import regression_gd_forms
 
         return regression_gd_forms()
 
@@ -444,7 +444,7 @@ class PrecondGDRegression(_Regression):
         return np.concatenate([-out[-1:, -1], out[-1, :-1]])
 
     def all_sizes_forms(self):
-        from ..proof_link import preconditioned_gd_forms
+        from ..proof_forms import preconditioned_gd_forms
 
         return preconditioned_gd_forms()
 

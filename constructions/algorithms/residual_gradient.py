@@ -127,7 +127,7 @@ class ResidualGradient(td_decl.TD):
     pair_symbolic = staticmethod(residual_gradient_symbolic)
 
     def all_sizes_forms(self):
-        from ..proof_link import residual_gradient_forms
+        from ..proof_forms import residual_gradient_forms
 
         return residual_gradient_forms()
 

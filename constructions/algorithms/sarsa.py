@@ -98,7 +98,7 @@ class Sarsa(ClosedLoopAlgorithm):
         return lambda X, g, w, lam: (lt.sarsa_update(X, w, alpha), None)
 
     def all_sizes_forms(self):
-        from ..proof_link import sarsa_forms
+        from ..proof_forms import sarsa_forms
 
         return sarsa_forms()
 

@@ -99,7 +99,7 @@ class TD(Algorithm):
         return -out[-1:, -1]
 
     def all_sizes_forms(self):
-        from ..proof_link import td_forms
+        from ..proof_forms import td_forms
 
         return td_forms()
 

@@ -250,7 +250,7 @@ class TDAverageReward(td_decl.TD):
         """(W7) for every d, n, L: the two-head layer in block algebra with any reward mask
         ``N_n`` (induction on L), and the running-mean mask's ``(r^T N)_i = r_i - rbar_i`` for
         every n (:mod:`constructions.symbolic_sizes_w7`), linked through the two-head form."""
-        from ..proof_link import average_reward_forms
+        from ..proof_forms import average_reward_forms
 
         return average_reward_forms()
 

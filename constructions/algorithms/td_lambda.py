@@ -158,7 +158,7 @@ class TDLambda(td_decl.TD):
     teacher_readout = None
 
     def all_sizes_forms(self):
-        from ..proof_link import td_lambda_forms
+        from ..proof_forms import td_lambda_forms
 
         return td_lambda_forms()
 

@@ -210,7 +210,7 @@ class TDPrecond(td_decl.TD):
                 for C in self._Cs(sizes["d"], hyper, depth)]  # fmt: skip
 
     def all_sizes_forms(self):
-        from ..proof_link import td_precond_forms
+        from ..proof_forms import td_precond_forms
 
         return td_precond_forms()
 
