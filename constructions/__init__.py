@@ -9,7 +9,10 @@
 - ``prove_*``: polynomial identities checked by ``expand(lhs - rhs) == 0``;
 - :mod:`constructions.symbolic_sizes`: the same identities for every ``d, n`` (block algebra with
   symbolic sizes, normal form of :mod:`constructions.matrix_words`), multi-layer claims by induction;
-  (W7)'s two-head layer in :mod:`constructions.symbolic_sizes_w7`;
+  (W7)'s two-head layer in :mod:`constructions.symbolic_sizes_w7`, (R2)/(R3) in
+  :mod:`constructions.symbolic_sizes_regression`; :mod:`constructions.proof_link` evaluates every
+  proof expression against the numeric forward pass and claims an all-sizes row for a declaration
+  only once its construction is the proved block form (:mod:`constructions.proof_forms`);
 - ``verify_*``: residuals of one numeric instance against the naive loops of
   :mod:`lsa_theory.reference`; :func:`run_claims` builds the ``lsa-theory verify`` table;
 - :mod:`constructions.algorithms`: one module per in-context algorithm with all of the above in one
