@@ -37,6 +37,7 @@ __all__ = [
     "verify_td",
     "verify_lemma_c1",
     "run_claims",
+    "lemma_c1_all_sizes_row",
 ]
 
 
@@ -152,12 +153,27 @@ def run_claims(
             proof.holds,
         )
     )
-    proof = symbolic_sizes.prove_lemma_c1_all_sizes()
-    rows.append(
-        Row(proof.claim, "sympy, block algebra: arbitrary P, V blocks; readout uses P12, P22, Vbar21, Vbar22 "
-            f"only ({derive.sizes_text(proof.sizes)})", float(proof.nonzero), 0.0, proof.holds)
-    )  # fmt: skip
+    rows.append(lemma_c1_all_sizes_row(rng))
     return rows
+
+
+def lemma_c1_all_sizes_row(rng: np.random.Generator) -> Row:
+    """The (L2) block-algebra row, claimed only if its obligation (one (L1) layer with arbitrary
+    ``P``, ``V`` blocks) run through :func:`lsa_theory.lsa_block` equals the proved formula at
+    :data:`constructions.proof_link.LINK_SIZES` (d = n = 1 first), within the round-off bounds."""
+    from .proof_link import LINK_SIZES, check_obligation
+
+    (ob,), _ = symbolic_sizes.lemma_c1_obligations()
+    for point in LINK_SIZES:
+        diff, ok = check_obligation(ob, point, rng)["forward"]
+        if not ok:
+            what = f"all-sizes row NOT claimed: lsa_block differs from the proved formula at {point}"
+            return Row("(L2)", what, diff, 0.0, False)
+    proof = symbolic_sizes.prove_lemma_c1_all_sizes()
+    points = "; ".join(derive.sizes_text(p) for p in LINK_SIZES)
+    what = "sympy, block algebra: arbitrary P, V blocks; readout uses P12, P22, Vbar21, Vbar22 only"
+    what += f" ({derive.sizes_text(proof.sizes)}; = lsa_block at {points})"
+    return Row(proof.claim, what, float(proof.nonzero), 0.0, proof.holds)
 
 
 def _torch_residual(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import sympy as sp
 from sympy import BlockMatrix, MatrixSymbol, ZeroMatrix
 
 import constructions
+import lsa_theory as lt
 from constructions import derive
 from constructions import matrix_words as mw
 from constructions import proof_link as pl
@@ -319,3 +320,16 @@ def test_proofs_without_a_form_are_not_claimed():
 
     (row,) = pl.link_rows(Unlinked(), np.random.default_rng(0))
     assert not row.passed and "NOT claimed" in row.check and "no proved block form" in row.check
+
+
+def test_the_l2_row_is_claimed_only_for_the_shipped_block(monkeypatch):
+    """verify's (L2) block-algebra row runs its obligation through lsa_block first: a block that
+    reads ``P^T`` (the same at d = n = 1 only if P is symmetric) makes it 'NOT claimed'."""
+    from constructions import verify
+
+    row = verify.lemma_c1_all_sizes_row(np.random.default_rng(0))
+    assert row.passed and "= lsa_block at d = 1, n = 1" in row.check
+    real = lt.lsa_block
+    monkeypatch.setattr(lt, "lsa_block", lambda H, P, V: real(H, np.swapaxes(P, -1, -2), V))
+    row = verify.lemma_c1_all_sizes_row(np.random.default_rng(0))
+    assert not row.passed and "NOT claimed" in row.check and "'d': 1, 'n': 1" in row.check
