@@ -19,6 +19,7 @@ Results: ``actor_critic_variants.json`` (+ the control run's files under ``contr
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import constructions
 
 from .control import ControlConfig, run_control
 from .envs import HELDOUT_NAME, heldout_family, heldout_rng
-from .io import atomic_write_json, single_blas_thread, to_jsonable, versions
+from .io import atomic_write_json, provenance, single_blas_thread, to_jsonable, versions
 
 __all__ = ["VARIANTS", "expected_steps", "run_variants"]
 
@@ -70,7 +71,11 @@ def _mean_sem(values: list[float]) -> tuple[float, float]:
 def run_variants(
     out: str | Path | None = None, *, n_mdps: int = 20, n_updates: int = 1000, seed: int = 0
 ) -> dict:
-    """Both (A6) measurements (module docstring); writes ``out/actor_critic_variants.json``."""
+    """Both (A6) measurements (module docstring); writes ``out/actor_critic_variants.json``
+    with ``rows`` (one summary per variant), ``expected_steps`` (every MDP's row), ``config``,
+    ``provenance`` (:func:`experiments.io.provenance` of ``config``), ``versions`` and
+    ``wall_time`` (s)."""
+    start = time.perf_counter()
     steps = expected_steps(n_mdps, seed)
     cfg = dataclasses.replace(
         ControlConfig(),
@@ -109,19 +114,22 @@ def run_variants(
                 "diverged": env.get("n_diverged"),
             }
         )
+    config = {
+        "n_mdps": n_mdps,
+        "n_updates": n_updates,
+        "seed": seed,
+        "alpha": cfg.alpha,
+        "beta": cfg.beta,
+        "n": cfg.n,
+    }
     doc = to_jsonable(
         {
             "rows": summary,
             "expected_steps": steps,
-            "config": {
-                "n_mdps": n_mdps,
-                "n_updates": n_updates,
-                "seed": seed,
-                "alpha": cfg.alpha,
-                "beta": cfg.beta,
-                "n": cfg.n,
-            },
+            "config": config,
+            "provenance": provenance(config, seed),
             "versions": versions(),
+            "wall_time": time.perf_counter() - start,
         }
     )
     if out is not None:
