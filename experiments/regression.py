@@ -27,7 +27,7 @@ import numpy as np
 import dynamics as dy
 from dynamics import regression as rg
 
-from .io import atomic_savez, atomic_write_json, read_json, to_jsonable, versions
+from .io import atomic_savez, atomic_write_json, provenance, read_json, to_jsonable, versions
 
 __all__ = [
     "RegressionConfig",
@@ -316,6 +316,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "checks": checks,
         "passed": all(checks.values()),
         "config": to_jsonable(asdict(cfg)),
+        "provenance": provenance(asdict(cfg), cfg.seed),
         "versions": versions(),
         "wall_time": time.perf_counter() - t0,
     }
