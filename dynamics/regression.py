@@ -48,6 +48,8 @@ __all__ = [
     "sample_prompts",
     "population_objective",
     "sampled_objective",
+    "query_features",
+    "sample_minimiser_test",
     "effective_matrix",
     "pack_theta",
     "unpack_theta",
@@ -270,10 +272,65 @@ def sampled_objective(sample: RegressionSample) -> RegressionObjective:
     """The empirical objective ``(1/2F) sum_f (x_{q,f}^T M h_f - y_{q,f})^2`` from the sufficient
     statistics ``C = mean k k^T``, ``b = mean y_q k``, ``c0 = mean y_q^2``, ``k_f = vec(x_{q,f} h_f^T)``."""
     F, N, d = sample.X.shape
-    _, h, _ = reg.statistics(sample.X, sample.y)
-    K = (sample.x_query[:, :, None] * h[:, None, :]).reshape(F, d * d)
-    yq = sample.y_query
+    K, yq = query_features(sample)
     return _objective(d, N, K.T @ K / F, K.T @ yq / F, float(yq @ yq / F), "sampled", F)
+
+
+def query_features(sample: RegressionSample) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, y_q)``: the regressors ``k_f = vec(x_{q,f} h_f^T)`` (F, d^2) with ``yhat_f = k_f^T vec(M)``,
+    and the targets ``y_{q,f}`` (F,)."""
+    F, _, d = sample.X.shape
+    _, h, _ = reg.statistics(sample.X, sample.y)
+    return (sample.x_query[:, :, None] * h[:, None, :]).reshape(F, d * d), sample.y_query
+
+
+def sample_minimiser_test(
+    Lambda: Any, N: int, M_ref: Any, F: int, rng: np.random.Generator, chunk: int = 20_000
+) -> dict:
+    r"""(R4) checked against data, independently of the formula for ``Gamma``: the least-squares
+    minimiser of the one-layer objective on ``F`` independent prompts against ``M_ref`` (d, d).
+
+    Prompts of (R4)'s law (:func:`sample_prompts`, ``antithetic=False``, drawn ``chunk`` at a time);
+    ``m_F = C_F^{-1} b_F`` minimises ``(1/2F) sum_f (k_f^T m - y_{q,f})^2`` (:func:`query_features`).
+    Its covariance is estimated by the sandwich ``V / F``, ``V = C_F^{-1} Omega C_F^{-1}``,
+    ``Omega = mean k k^T e^2``, ``e_f = y_{q,f} - k_f^T m_F`` (the prompts are independent, the
+    residuals heteroscedastic). Wald statistic ``T = F (m_F - m_ref)^T V^{-1} (m_F - m_ref)``: when
+    ``M_ref`` is the population minimiser ``T`` tends to chi^2 with ``d^2`` degrees of freedom, and when
+    ``M_ref`` is off by ``delta`` it grows like ``F delta^T V^{-1} delta``. Returns ``{"F", "M_sample"
+    (d, d), "V" (d^2, d^2), "wald", "dof", "rel_err" (||M_F - M_ref||_F / ||M_ref||_F), "scale",
+    "scale_se"}`` with ``scale = <m_F, m_ref> / <m_ref, m_ref>`` (1 when ``M_ref`` is right; 1/1.03 when
+    ``M_ref`` is the inverse of a ``Gamma`` 3 % too large) and its standard error."""
+    Lambda = _check_lambda(Lambda)
+    F, N, chunk = check_int(F, "F"), check_int(N, "N"), check_int(chunk, "chunk")
+    d = Lambda.shape[0]
+    m_ref = as_float_array(M_ref, "M_ref", ndim=2).ravel()
+    if m_ref.size != d * d:
+        raise ValueError(f"M_ref: expected shape {(d, d)}, got {np.shape(M_ref)}")
+    if F < 10 * d * d:
+        raise ValueError(f"F: need at least 10 d^2 = {10 * d * d} prompts, got {F}")
+    parts = [
+        query_features(sample_prompts(min(chunk, F - i), N, Lambda, rng, antithetic=False))
+        for i in range(0, F, chunk)
+    ]
+    K = np.concatenate([k for k, _ in parts])
+    yq = np.concatenate([y for _, y in parts])
+    C_inv = np.linalg.inv(K.T @ K / F)
+    m = C_inv @ (K.T @ yq / F)
+    e = yq - K @ m
+    V = C_inv @ ((K * (e * e)[:, None]).T @ K / F) @ C_inv
+    V = 0.5 * (V + V.T)
+    dm = m - m_ref
+    ref2 = float(m_ref @ m_ref)
+    return {
+        "F": F,
+        "M_sample": m.reshape(d, d),
+        "V": V,
+        "wald": float(F * dm @ np.linalg.solve(V, dm)),
+        "dof": d * d,
+        "rel_err": float(np.linalg.norm(dm) / np.sqrt(ref2)),
+        "scale": float(m @ m_ref / ref2),
+        "scale_se": float(np.sqrt(m_ref @ V @ m_ref / F) / ref2),
+    }
 
 
 def pack_theta(u: float, U: Any) -> np.ndarray:

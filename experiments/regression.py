@@ -27,7 +27,7 @@ import numpy as np
 import dynamics as dy
 from dynamics import regression as rg
 
-from .io import atomic_savez, atomic_write_json, read_json, to_jsonable, versions
+from .io import atomic_savez, atomic_write_json, provenance, read_json, to_jsonable, versions
 
 __all__ = [
     "RegressionConfig",
@@ -35,6 +35,8 @@ __all__ = [
     "run_regression",
     "population_run",
     "sampled_runs",
+    "gamma_check",
+    "gamma_check_table",
     "plot_regression",
 ]
 
@@ -46,7 +48,11 @@ CRITERIA = {
     "rate_ratio": 0.01,  # |rate_fit / lambda_min^+(predicted point) - 1|
     "conserved_drift": 1e-8,  # |q(t) - q(0)| / max(1, |q(0)|), q = u^2 - ||U||^2
     "c_rel": 1e-6,  # |c_final / c_pred - 1|
+    "gamma_alpha": 1e-6,  # false-alarm rate of the least-squares check of Gamma (chi^2 quantile)
 }
+
+#: The error in ``Gamma`` whose detection probability ``gamma_check`` reports (3 %: ``1.03 Gamma``).
+GAMMA_ERROR = 0.03
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,8 @@ class RegressionConfig:
     configuration (top level of the JSON document); ``population``: every ``(d, N, kappa)`` run on
     the population objective (the primary one included); ``F``, ``reps``: the sampled sweep on the
     primary configuration; ``layers``, ``train_steps``, ``train_batch``, ``train_lr``: the trained
-    stacks."""
+    stacks; ``gamma_F``: prompts of the least-squares check of ``Gamma`` (:func:`gamma_check`, the
+    same in ``--quick``)."""
 
     d: int = 3
     N: int = 20
@@ -79,6 +86,7 @@ class RegressionConfig:
     grad_floor: float = 1e-16
     window: tuple[float, float] = field(default=(1e-22, 1e-12))
     sampled_tol: tuple[float, float, float] = (1e-10, 1e-14, 1e-12)
+    gamma_F: int = 300_000
 
     def __post_init__(self) -> None:
         if (self.d, self.N, self.kappa) not in self.population:
@@ -87,6 +95,8 @@ class RegressionConfig:
             raise ValueError(f"F: every F must be even and >= 2 d^2 = {2 * self.d**2}, got {self.F}")
         if self.reps < 2:
             raise ValueError(f"reps: need at least 2, got {self.reps}")
+        if self.gamma_F < 10 * self.d * self.d:
+            raise ValueError(f"gamma_F: need at least 10 d^2 = {10 * self.d**2}, got {self.gamma_F}")
 
     @classmethod
     def quick(cls) -> RegressionConfig:
@@ -144,6 +154,7 @@ def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple
         "M_flow": M_flow,
         "M_star": Gamma_inv,
         "rel_err": float(np.linalg.norm(M_flow - Gamma_inv) / np.linalg.norm(Gamma_inv)),
+        "flow_vs_target": float(np.linalg.norm(M_flow - Gamma_inv) / np.linalg.norm(Gamma_inv)),
         "loss_final": loss_final,
         "loss_star": loss_star,
         "loss_gap": (loss_final - loss_star) / loss_star,
@@ -220,6 +231,68 @@ def sampled_runs(cfg: RegressionConfig) -> tuple[list[dict], float, np.ndarray]:
     return rows, slope, errs
 
 
+def gamma_check(cfg: RegressionConfig) -> dict:
+    """(R4)'s ``M* = Gamma^{-1}`` against data, on the primary configuration: the least-squares
+    minimiser of the one-layer objective on ``cfg.gamma_F`` independent prompts
+    (:func:`dynamics.regression.sample_minimiser_test`, ``default_rng([seed, 5])``) against
+    ``Gamma^{-1}`` of :func:`dynamics.regression.gamma_matrix`. The flow runs only show that the flow
+    reaches its own target ``Gamma^{-1}`` (``flow_vs_target``); this is the evidence that the target
+    is the minimiser of the objective the block is trained on.
+
+    Verdict: ``passed`` when the Wald statistic is at most the chi^2 (``d^2`` degrees of freedom)
+    quantile ``1 - CRITERIA["gamma_alpha"]`` (a correct ``Gamma`` fails with probability about
+    ``gamma_alpha``, asymptotically). ``power_3pct``: the probability that a ``Gamma`` wrong by the
+    factor ``1 + GAMMA_ERROR`` fails (non-central chi^2 with ``F delta^T V^{-1} delta``, ``V`` the
+    sample's sandwich estimate; ``miss_3pct`` = 1 - power). Also ``scale`` of ``M_F`` along
+    ``Gamma^{-1}`` with its standard error."""
+    from scipy import stats
+
+    Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
+    Gamma_inv = np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N))
+    rng = np.random.default_rng([cfg.seed, 5])
+    test = rg.sample_minimiser_test(Lambda, cfg.N, Gamma_inv, cfg.gamma_F, rng)
+    dof = test["dof"]
+    crit = float(stats.chi2.isf(CRITERIA["gamma_alpha"], dof))
+    delta = Gamma_inv.ravel() * (1.0 / (1.0 + GAMMA_ERROR) - 1.0)
+    nc = float(cfg.gamma_F * delta @ np.linalg.solve(test["V"], delta))
+    return {
+        "F": test["F"],
+        "M_sample": test["M_sample"],
+        "M_star": Gamma_inv,
+        "rel_err": test["rel_err"],
+        "wald": test["wald"],
+        "dof": dof,
+        "critical": crit,
+        "alpha": CRITERIA["gamma_alpha"],
+        "p_value": float(stats.chi2.sf(test["wald"], dof)),
+        "scale": test["scale"],
+        "scale_se": test["scale_se"],
+        "error_tested": GAMMA_ERROR,
+        "noncentrality_3pct": nc,
+        "power_3pct": float(stats.ncx2.sf(crit, dof, nc)),
+        "miss_3pct": float(stats.ncx2.cdf(crit, dof, nc)),
+        "passed": bool(test["wald"] <= crit),
+    }
+
+
+def gamma_check_table(doc: dict) -> str:
+    """The markdown table of docs/regression.md for ``doc["gamma_check"]`` of a saved
+    ``regression.json``: F, relative error, Wald statistic, critical value, p-value, scale ± s.e.,
+    passed."""
+    g = doc["gamma_check"]
+    return "\n".join(
+        [
+            f"| F | `||M_F - Gamma^{{-1}}|| / ||Gamma^{{-1}}||` | Wald `T` (chi^2_{g['dof']}) | "
+            f"critical (alpha = {g['alpha']:g}) | p-value | scale of `M_F` along `Gamma^{{-1}}` | "
+            "P(miss a 3 % error) | passed |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {g['F']} | {g['rel_err']:.4f} | {g['wald']:.2f} | {g['critical']:.2f} | "
+            f"{g['p_value']:.2f} | {g['scale']:.4f} +- {g['scale_se']:.4f} | {g['miss_3pct']:.1e} | "
+            f"{g['passed']} |",
+        ]
+    )
+
+
 def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict:
     """Every population flow, the sampled sweep and the trained stacks of ``cfg``; with ``out``,
     ``regression.json`` and ``regression.npz`` are written there. Returns the JSON document."""
@@ -235,6 +308,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     sampled, slope, errs = sampled_runs(cfg)
     arrays["sampled/F"] = np.array(cfg.F)
     arrays["sampled/errors"] = errs
+    gamma = gamma_check(cfg)
     trained, trained_arrays = train_stacks(cfg, primary["Lambda"])
     arrays.update(trained_arrays)
     checks = {
@@ -242,6 +316,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "population_all": all(r["passed"] for r in runs),
         "slope": abs(slope + 0.5) <= CRITERIA["slope"],
         "sampled_converged": all(r["converged"] for r in sampled),
+        "gamma_least_squares": gamma["passed"],
     }
     pop_keys = ("M_flow", "M_star", "rel_err", "loss_final", "loss_star")
     doc = {
@@ -253,12 +328,14 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         | {k: v for k, v in primary.items() if k not in pop_keys},
         "sampled": sampled,
         "slope": slope,
+        "gamma_check": gamma,
         "configs": runs,
         "trained": trained,
         "criteria": CRITERIA,
         "checks": checks,
         "passed": all(checks.values()),
         "config": to_jsonable(asdict(cfg)),
+        "provenance": provenance(asdict(cfg), cfg.seed),
         "versions": versions(),
         "wall_time": time.perf_counter() - t0,
     }

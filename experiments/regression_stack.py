@@ -151,36 +151,39 @@ def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     loss_star_1 = 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ np.linalg.inv(Gamma)))
     E_test, y_test = _batch(cfg.test_prompts, N, Lambda, np.random.default_rng([cfg.seed, 4]))
     rows, arrays = [], {}
-    for L in cfg.layers:
-        for param in PARAMETERISATIONS:
-            t0 = time.perf_counter()
-            params, curve = train_stack(
-                L, param, Lambda, N, cfg.train_steps, cfg.train_batch, cfg.train_lr, cfg.seed
-            )
-            with torch.no_grad():
-                layers = [
-                    (P.detach().numpy().copy(), Q.detach().numpy().copy())
-                    for P, Q in layers_of(params, param)
-                ]
-                test = float(stack_loss([tuple(map(torch.as_tensor, pq)) for pq in layers], E_test, y_test))
-                reports = [layer_report(P, Q, Lambda, Gamma) for P, Q in layers]
-                as_pgd = reg.precond_gd([r["A"] for r in reports])
-                test_pgd = float(
-                    stack_loss([tuple(map(torch.as_tensor, pq)) for pq in as_pgd], E_test, y_test)
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: one thread is fastest, and --threads cannot change them
+    try:
+        for L in cfg.layers:
+            for param in PARAMETERISATIONS:
+                t0 = time.perf_counter()
+                params, curve = train_stack(
+                    L, param, Lambda, N, cfg.train_steps, cfg.train_batch, cfg.train_lr, cfg.seed
                 )
-            rows.append(
-                {
-                    "L": L,
-                    "param": param,
-                    "test_loss": test,
-                    "test_loss_as_pgd": test_pgd,
-                    "pgd_gap": (test_pgd - test) / test,
-                    "one_layer_optimum": loss_star_1,
-                    "train_loss_final": float(curve[-100:].mean()),
-                    "layers": reports,
-                    "steps": cfg.train_steps,
-                    "wall_time": time.perf_counter() - t0,
-                }
-            )
-            arrays[f"trained/{L}/{param}/curve"] = curve
+                with torch.no_grad():
+                    layers = [
+                        (P.detach().numpy().copy(), Q.detach().numpy().copy())
+                        for P, Q in layers_of(params, param)
+                    ]
+                    test = _test_loss(layers, E_test, y_test)
+                    reports = [layer_report(P, Q, Lambda, Gamma) for P, Q in layers]
+                    as_pgd = reg.precond_gd([r["A"] for r in reports])
+                    test_pgd = _test_loss(as_pgd, E_test, y_test)
+                rows.append(
+                    {
+                        "L": L,
+                        "param": param,
+                        "test_loss": test,
+                        "test_loss_as_pgd": test_pgd,
+                        "pgd_gap": (test_pgd - test) / test,
+                        "one_layer_optimum": loss_star_1,
+                        "train_loss_final": float(curve[-100:].mean()),
+                        "layers": reports,
+                        "steps": cfg.train_steps,
+                        "wall_time": time.perf_counter() - t0,
+                    }
+                )
+                arrays[f"trained/{L}/{param}/curve"] = curve
+    finally:
+        torch.set_num_threads(prev_threads)
     return rows, arrays

@@ -386,6 +386,7 @@ def _tiny():
         train_steps=5,
         train_batch=50,
         test_prompts=200,
+        gamma_F=20_000,
     )
 
 
@@ -434,3 +435,58 @@ def test_cli_regression_json_and_exit_code(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "regression.png").exists()
     monkeypatch.setitem(er.CRITERIA, "rel_err", 0.0)
     assert main(["regression", "--quick"]) == 1
+
+
+# --- (R4) against data: the least-squares check of Gamma ------------------------------------
+
+
+def test_sample_minimiser_test_inputs_and_shapes(rng):
+    Lambda = rg.random_covariance(2, 10.0, rng)
+    Gi = np.linalg.inv(rg.gamma_matrix(Lambda, 5))
+    out = rg.sample_minimiser_test(Lambda, 5, Gi, 400, rng, chunk=150)
+    assert out["M_sample"].shape == (2, 2) and out["V"].shape == (4, 4) and out["dof"] == 4
+    assert out["F"] == 400 and out["wald"] >= 0 and out["scale_se"] > 0
+    with pytest.raises(ValueError, match="M_ref"):
+        rg.sample_minimiser_test(Lambda, 5, np.eye(3), 400, rng)
+    with pytest.raises(ValueError, match="F: need at least"):
+        rg.sample_minimiser_test(Lambda, 5, Gi, 39, rng)
+
+
+def test_gamma_check_catches_a_3_percent_error_the_flow_cannot_see(monkeypatch):
+    """Issue 18: the flow's limit is compared with our own Gamma^{-1}, so a Gamma 3 % too large
+    (``gamma_matrix`` times 1.03, which also moves the flow's target) still gives rel_err ~ 1e-14;
+    the least-squares check on the command's 300000 prompts passes unmutated and fails mutated, so
+    the run's verdict fails. Its power against this error is reported (P(miss) < 1e-12)."""
+    import experiments.regression as er
+
+    cfg = dataclasses.replace(_tiny(), gamma_F=er.RegressionConfig().gamma_F, F=(200,), reps=2)
+    good = er.gamma_check(cfg)
+    assert good["passed"] and good["wald"] <= good["critical"] and good["miss_3pct"] < 1e-12
+    assert abs(good["scale"] - 1.0) <= 5 * good["scale_se"]
+    orig = rg.gamma_matrix
+    monkeypatch.setattr(rg, "gamma_matrix", lambda Lambda, N: 1.03 * orig(Lambda, N))
+    bad = er.gamma_check(cfg)
+    assert not bad["passed"] and bad["wald"] > bad["critical"], bad["wald"]
+    row, _ = er.population_run(cfg, cfg.d, cfg.N, cfg.kappa)
+    assert row["flow_vs_target"] <= 1e-8  # the flow check alone passes: it sees our own target
+
+
+@pytest.mark.slow
+def test_cli_regression_quick_fails_with_gamma_off_by_3_percent(tmp_path, capsys, monkeypatch):
+    """``lsa-theory regression --quick`` exits 1 when Gamma is 3 % too large (0 unmutated:
+    ``test_cli_regression_quick``), and only the least-squares check fails."""
+    import json
+
+    from experiments.cli import main
+
+    orig = rg.gamma_matrix
+    monkeypatch.setattr(rg, "gamma_matrix", lambda Lambda, N: 1.03 * orig(Lambda, N))
+    assert main(["regression", "--quick", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["checks"] == {
+        "population_rel_err": True,
+        "population_all": True,
+        "slope": True,
+        "sampled_converged": True,
+        "gamma_least_squares": False,
+    }
