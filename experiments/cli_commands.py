@@ -19,6 +19,7 @@ from .cli_checks import CRITERIA, control_passed, converge_passed, diversity_pas
 
 #: Options that do not change what a command computes (left out of its configuration hash).
 _NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
+_NOT_CONFIG |= {"precheck", "own_out"}  # how the command is run, not what it computes
 
 
 def _json_float(x: float) -> float | None:
@@ -49,12 +50,10 @@ def _print_json(args: argparse.Namespace, doc: dict, seed=None) -> None:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from constructions.verify import run_claims
 
-    algorithms = None
+    algorithms, module = None, None
     if args.module is not None:
-        from constructions import load_module
-
         try:
-            algorithms = load_module(args.module)
+            algorithms, module = _load_user_module(args.module)
         except ValueError as exc:
             print(f"lsa-theory verify: {exc}", file=sys.stderr)
             return 2
@@ -79,6 +78,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "quick": args.quick,
             "passed": ok,
         }
+        if module is not None:
+            doc["module"] = module
         _print_json(args, doc, seed)
     else:
         width = max(len(r.check) for r in rows)
@@ -91,6 +92,45 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             )
         print(f"{sum(r.passed for r in rows)}/{len(rows)} claims pass")
     return 0 if ok else 1
+
+
+def _load_user_module(path: str) -> tuple[list, dict]:
+    """The Algorithm declarations of the user's file ``path`` (:func:`constructions.load_module`)
+    and what identifies it: ``{"path": absolute path, "sha256": of its bytes}`` (read before the
+    import). Any failure of the import is a ValueError naming ``--module`` and the file: a syntax
+    error, an exception raised at import, or ``sys.exit()`` called by the file (which would
+    otherwise end ``lsa-theory`` with the file's exit code and no output)."""
+    import hashlib
+    import traceback
+    from pathlib import Path
+
+    from constructions import load_module
+
+    file = Path(path)
+    try:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None
+    except OSError as exc:
+        raise ValueError(f"--module: cannot read {path!r} ({exc.strerror})") from None
+    try:
+        algorithms = load_module(path)
+    except ValueError as exc:
+        raise ValueError(f"--module: {exc}") from None
+    except SyntaxError as exc:
+        raise ValueError(f"--module: {path} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    except SystemExit as exc:
+        raise ValueError(
+            f"--module: importing {path} called sys.exit({exc.code!r}); a module to verify must "
+            "only define Algorithm declarations"
+        ) from None
+    except Exception as exc:
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == file.resolve()
+        ]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        raise ValueError(
+            f"--module: importing {path} raised {type(exc).__name__}{where}: {' '.join(str(exc).split())}"
+        ) from None
+    return algorithms, {"path": str(file.resolve()), "sha256": digest}
 
 
 def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
@@ -219,6 +259,33 @@ def _trained_weights(out: str | None) -> str:
     if not path.exists():
         train(TrainConfig.full(), path.parent)
     return str(path)
+
+
+def _check_control(args: argparse.Namespace) -> None:
+    """``control``'s options, before anything is written: ``--weights PATH`` must be an ``.npz``
+    file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
+    from pathlib import Path
+
+    from .io import DamagedFile, load_npz
+
+    if args.weights in ("constructed", "trained", "teacher"):
+        return
+    path = Path(args.weights)
+    if path.suffix != ".npz":
+        raise ValueError(f"--weights: expected constructed, trained or an .npz file, got {args.weights!r}")
+    if not path.is_file():
+        raise ValueError(f"--weights: no such file {args.weights!r}")
+    try:
+        arrays = load_npz(path)
+    except DamagedFile as exc:
+        raise ValueError(f"--weights: {args.weights} {exc.problem}") from None
+    except OSError as exc:
+        raise ValueError(f"--weights: cannot read {args.weights} ({exc.strerror})") from None
+    missing = {"P", "V"} - set(arrays)
+    if missing:
+        raise ValueError(
+            f"--weights: {args.weights} has no array(s) {sorted(missing)}; it holds {sorted(arrays)}"
+        )
 
 
 def _cmd_control(args: argparse.Namespace) -> int:

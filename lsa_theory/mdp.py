@@ -30,6 +30,8 @@ from ._checks import (
     check_real,
     input_eps,
 )
+from .roundoff import UNIT_ROUNDOFF
+from .roundoff import gamma as gamma_k
 
 __all__ = [
     "TabularMDP",
@@ -213,6 +215,51 @@ def q_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
     return Q.reshape(S, A)
 
 
+def discounted_solve_error_bound(T: np.ndarray, b: np.ndarray, x: np.ndarray, gamma: float) -> float:
+    r"""Bound on :math:`\|\hat x - x\|_\infty` for the computed solution ``x`` (n,) of
+    :math:`(I - \gamma T) x = b` with ``T`` (n, n) non-negative (``P_pi`` or ``P^pi``, as formed in
+    float64) and ``b`` (n,), valid however the system was solved (an a-posteriori residual bound):
+
+    .. math::
+
+        \|\hat x - x\|_\infty \le \frac{\|\mathrm{fl}(b - \hat M \hat x)\|_\infty
+            + \gamma_{n+1} \|\,|b| + |\hat M|\,|\hat x|\,\|_\infty
+            + \gamma_2 \|(I + \gamma T) |\hat x|\|_\infty}{1 - \gamma \|T\|_\infty (1 + \gamma_n)},
+
+    with :math:`\hat M = \mathrm{fl}(I - \gamma T)`: the residual as computed plus the error of
+    computing it (Higham's inner-product bound, n + 1 terms), plus the rounding of forming
+    :math:`\hat M` from ``T`` (two roundings an entry), all through
+    :math:`\|(I - \gamma T)^{-1}\|_\infty \le 1 / (1 - \gamma \|T\|_\infty)`. ``inf`` when
+    :math:`\gamma \|T\|_\infty (1 + \gamma_n) \ge 1`. Scales with ``b``: no absolute floor."""
+    n = T.shape[0]
+    M = np.eye(n) - gamma * T
+    res = b - M @ x
+    ax = np.abs(x)
+    num = (
+        np.abs(res).max(initial=0.0)
+        + gamma_k(n + 1) * (np.abs(b) + np.abs(M) @ ax).max(initial=0.0)
+        + gamma_k(2) * (ax + gamma * (T @ ax)).max(initial=0.0)
+    )
+    contraction = gamma * np.abs(T).sum(axis=1).max(initial=0.0) * (1.0 + gamma_k(n))
+    return float(num / (1.0 - contraction)) if contraction < 1.0 else float("inf")
+
+
+def q_error_bound(mdp: TabularMDP, pi: np.ndarray, Q: np.ndarray) -> float:
+    r"""Bound on :math:`\max_{s,a} |\hat Q[s, a] - Q^\pi[s, a]|` for ``Q`` (S, A) computed by
+    :func:`q_pi`: :func:`discounted_solve_error_bound` of :math:`(I - \gamma P_\pi) Q = \bar r`
+    (``T = P_pi`` as :func:`q_pi` forms it, one rounding an entry, counted by the
+    :math:`\gamma_2` term with one to spare) plus, for a reward ``r[s, a, s']``, the error of
+    :math:`\bar r` (:func:`lsa_theory.roundoff.sum_error_bound` of its S products, each
+    rounded once: :math:`\gamma_{S+1} \sum_{s'} P |r|`) times :math:`1 / (1 - \gamma)`."""
+    S, A = mdp.n_states, mdp.n_actions
+    P_pi = np.einsum("sat,tb->satb", mdp.P, pi).reshape(S * A, S * A)
+    err = discounted_solve_error_bound(P_pi, mdp.r_sa.reshape(-1), np.asarray(Q).reshape(-1), mdp.gamma)
+    if mdp.r.ndim == 3:
+        r_err = gamma_k(S + 1) * np.einsum("sat,sat->sa", mdp.P, np.abs(mdp.r)).max(initial=0.0)
+        err += r_err / (1.0 - mdp.gamma)
+    return err
+
+
 def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
     """(S,) state values ``V^pi = (I - gamma P^pi)^{-1} r^pi`` (docs/theory.md §0)."""
     pi = check_policy(mdp, pi)
@@ -231,8 +278,12 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
     """Optimal ``(pi*, Q*, V*)`` by exact policy iteration.
 
     Evaluation solves the linear system exactly; improvement is greedy on ``Q`` and keeps the
-    current action unless another is better by more than ``1e-12 * (1 + |Q|)`` (so ties cannot
-    cycle). Raises ``RuntimeError`` if it has not converged after ``max_iter`` improvements.
+    current action unless another is better by more than ``2 * err`` (with ``err`` =
+    :func:`q_error_bound` of the evaluated ``Q``, inflated by ``1 + 4u`` for the subtraction): a
+    switch is then a true improvement, so ties cannot cycle, and the threshold scales with the
+    rewards (no absolute floor: rewards scaled by ``c > 0`` give the same policy). The result is
+    greedy up to ``2 err``. Raises ``RuntimeError`` if it has not converged after ``max_iter``
+    improvements.
     """
     S, A = check_mdp(mdp).n_states, mdp.n_actions
     policy = np.zeros(S, dtype=np.int64)
@@ -243,7 +294,7 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
         Q = q_pi(mdp, pi)
         best = Q.argmax(axis=1)
         gain = Q[rows, best] - Q[rows, policy]
-        improve = gain > 1e-12 * (1.0 + np.abs(Q).max())
+        improve = gain > 2.0 * q_error_bound(mdp, pi, Q) * (1.0 + 4.0 * UNIT_ROUNDOFF)
         if not improve.any():
             return OptimalSolution(policy=policy, Q=Q, V=Q[rows, policy], n_iter=it)
         policy = np.where(improve, best, policy)
