@@ -260,6 +260,24 @@ def q_error_bound(mdp: TabularMDP, pi: np.ndarray, Q: np.ndarray) -> float:
     return err
 
 
+def v_error_bound(mdp: TabularMDP, pi: np.ndarray, V: np.ndarray) -> float:
+    r"""Bound on :math:`\max_s |\hat V[s] - V^\pi[s]|` for ``V`` (S,) computed by :func:`v_pi`:
+    :func:`discounted_solve_error_bound` of :math:`(I - \gamma P^\pi) V = r^\pi` with ``P^pi``
+    and ``r^pi`` as :func:`v_pi` forms them, plus their own rounding (sums of A products:
+    :math:`\gamma_{A+1}` of :math:`P^\pi` and of :math:`\sum_a \pi |\bar r|`) through
+    :math:`1 / (1 - \gamma)`, plus the error of :math:`\bar r` for a reward ``r[s, a, s']``."""
+    S, A = mdp.n_states, mdp.n_actions
+    P_state = np.einsum("sa,sat->st", pi, mdp.P)
+    r_state = np.einsum("sa,sa->s", pi, mdp.r_sa)
+    err = discounted_solve_error_bound(P_state, r_state, np.asarray(V), mdp.gamma)
+    ax = np.abs(V)
+    formed = gamma_k(A + 1) * np.einsum("sa,sa->s", np.abs(pi), np.abs(mdp.r_sa)).max(initial=0.0)
+    formed += gamma_k(A + 1) * mdp.gamma * (P_state @ ax).max(initial=0.0)
+    if mdp.r.ndim == 3:
+        formed += gamma_k(S + 1) * np.einsum("sat,sat->sa", mdp.P, np.abs(mdp.r)).max(initial=0.0)
+    return err + formed / (1.0 - mdp.gamma)
+
+
 def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
     """(S,) state values ``V^pi = (I - gamma P^pi)^{-1} r^pi`` (docs/theory.md §0)."""
     pi = check_policy(mdp, pi)
@@ -302,10 +320,13 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
 
 
 def normalized_return(mdp: TabularMDP, pi: np.ndarray, solution: OptimalSolution | None = None) -> float:
-    """``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``: 0 for random play, 1 for optimal.
+    r"""``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``: 0 for random play, 1 for optimal.
 
-    Raises ``ValueError`` when ``J(pi*) - J(uniform) <= 1e-12 (1 + |J(pi*)|)``: every policy is
-    then (nearly) optimal and the ratio is meaningless.
+    Raises ``ValueError`` when ``J(pi*) - J(uniform)`` is not above the round-off bound of the
+    two returns as computed (:func:`q_error_bound` of ``Q*``, :func:`v_error_bound` of
+    ``V^uniform``, each through ``mu0`` with :math:`\gamma_{S+1}` for the inner product): every
+    policy is then optimal up to rounding and the ratio is meaningless. The bound scales with the
+    rewards (no absolute floor), so rewards scaled by ``c > 0`` give the same ratio.
     """
     check_mdp(mdp)
     if solution is not None and not (
@@ -314,8 +335,16 @@ def normalized_return(mdp: TabularMDP, pi: np.ndarray, solution: OptimalSolution
         raise ValueError("solution: expected the OptimalSolution of this mdp (optimal(mdp))")
     sol = optimal(mdp) if solution is None else solution
     j_star = float(mdp.mu0 @ sol.V)
-    j_unif = expected_return(mdp, uniform_policy(mdp))
+    unif = uniform_policy(mdp)
+    v_unif = v_pi(mdp, unif)
+    j_unif = float(mdp.mu0 @ v_unif)
     gap = j_star - j_unif
-    if gap <= 1e-12 * (1.0 + abs(j_star)):
+    S = mdp.n_states
+    bound = (
+        q_error_bound(mdp, sol.pi, sol.Q)
+        + v_error_bound(mdp, unif, v_unif)
+        + gamma_k(S + 1) * (mdp.mu0 @ (np.abs(sol.V) + np.abs(v_unif)))
+    ) * (1.0 + 4.0 * UNIT_ROUNDOFF)
+    if gap <= bound:
         raise ValueError(f"normalized_return: J(pi*) - J(uniform) = {gap:.3g}; the MDP is degenerate")
     return (expected_return(mdp, pi) - j_unif) / gap
