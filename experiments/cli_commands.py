@@ -264,28 +264,11 @@ def _trained_weights(out: str | None) -> str:
 def _check_control(args: argparse.Namespace) -> None:
     """``control``'s options, before anything is written: ``--weights PATH`` must be an ``.npz``
     file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
-    from pathlib import Path
-
-    from .io import DamagedFile, load_npz
+    from .io import check_npz_arrays
 
     if args.weights in ("constructed", "trained", "teacher"):
         return
-    path = Path(args.weights)
-    if path.suffix != ".npz":
-        raise ValueError(f"--weights: expected constructed, trained or an .npz file, got {args.weights!r}")
-    if not path.is_file():
-        raise ValueError(f"--weights: no such file {args.weights!r}")
-    try:
-        arrays = load_npz(path)
-    except DamagedFile as exc:
-        raise ValueError(f"--weights: {args.weights} {exc.problem}") from None
-    except OSError as exc:
-        raise ValueError(f"--weights: cannot read {args.weights} ({exc.strerror})") from None
-    missing = {"P", "V"} - set(arrays)
-    if missing:
-        raise ValueError(
-            f"--weights: {args.weights} has no array(s) {sorted(missing)}; it holds {sorted(arrays)}"
-        )
+    check_npz_arrays(args.weights, "--weights")
 
 
 def _cmd_control(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write",
     "read_json",
     "load_npz",
+    "check_npz_arrays",
     "load_checkpoint",
     "DamagedFile",
     "out_lock",
@@ -327,6 +328,26 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
                 return {k: z[k] for k in z.files}
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError) as exc:
             raise DamagedFile(path, f"not a readable .npz ({type(exc).__name__}: {exc})") from None
+
+
+def check_npz_arrays(path: str | Path, flag: str, names: tuple[str, ...] = ("P", "V")) -> None:
+    """ValueError naming ``flag`` and the file unless ``path`` is an existing ``.npz`` that reads
+    back (:func:`load_npz`: nothing unpickled) and holds the arrays ``names``: the check of a
+    weights file before any work is done."""
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise ValueError(f"{flag}: expected an .npz file, got {str(path)!r}")
+    if not p.is_file():
+        raise ValueError(f"{flag}: no such file {str(path)!r}")
+    try:
+        arrays = load_npz(p)
+    except DamagedFile as exc:
+        raise ValueError(f"{flag}: {path} {exc.problem}") from None
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot read {path} ({exc.strerror})") from None
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise ValueError(f"{flag}: {path} has no array(s) {missing}; it holds {sorted(arrays)}")
 
 
 def load_checkpoint(path: str | Path, map_location: Any = None) -> Any:

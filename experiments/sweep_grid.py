@@ -235,16 +235,9 @@ def _check_env(key: str) -> None:
 
 def _check_weights_file(path: str) -> None:
     """ValueError naming ``grid.weights`` unless ``path`` is an ``.npz`` file with arrays P and V."""
-    from .io import DamagedFile, load_npz
+    from .io import check_npz_arrays
 
-    if not path.endswith(".npz") or not Path(path).is_file():
-        raise ValueError(f"grid.weights: expected 'constructed' or an existing .npz file, got {path!r}")
-    try:
-        arrays = load_npz(path)
-    except (DamagedFile, OSError) as exc:
-        raise ValueError(f"grid.weights: {path} {getattr(exc, 'problem', exc)}") from None
-    if not {"P", "V"} <= set(arrays):
-        raise ValueError(f"grid.weights: {path} must hold arrays 'P' and 'V', has {sorted(arrays)}")
+    check_npz_arrays(path, "grid.weights")
 
 
 def count_jobs(kind: str, grid: dict[str, list]) -> int:
