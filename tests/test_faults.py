@@ -475,7 +475,7 @@ def test_weights_that_are_not_an_npz_name_the_flag_and_file(tmp_path, monkeypatc
     w.write_text("not a zip")
     rc, _, err = _run(["control", "--quick", "--weights", str(w), "--out", str(tmp_path / "o")], capsys)
     assert rc == 2
-    _one_line(err, "--weights", str(w), "not a readable .npz")
+    _one_line(err, "--weights", str(w), "not a readable .npz", "not a zip archive")  # no unpickling advice
     np.savez(tmp_path / "p.npz", P=np.eye(3))
     rc, _, err = _run(["control", "--quick", "--weights", str(tmp_path / "p.npz")], capsys)
     assert rc == 2
