@@ -108,8 +108,8 @@ def _drain(completed, futures: dict, on_done) -> None:
 def check_dask(address: str | None, timeout: float = 5.0) -> None:
     """Before any work: ValueError naming ``--executor`` when dask.distributed is not installed,
     and naming ``--address`` when nothing accepts a TCP connection at ``address``
-    (``[tcp://]host:port``) within ``timeout`` seconds (dask's own client waits 30 s, then
-    raises a traceback)."""
+    (``[tcp://]host:port``) within ``timeout`` seconds, or what answers is not a dask scheduler
+    (dask's own client waits 30 s, then raises a traceback)."""
     import socket
 
     if address is not None:
@@ -124,11 +124,25 @@ def check_dask(address: str | None, timeout: float = 5.0) -> None:
                 f"--address: no dask scheduler answers at {address!r} ({exc.strerror or exc})"
             ) from None
     try:
-        import dask.distributed  # noqa: F401
+        from dask.distributed import Client
     except ImportError:
         raise ValueError(
             "--executor dask: needs dask.distributed; install it with pip install 'lsa-theory[sweep]' "
             "or pip install 'dask[distributed]'"
+        ) from None
+    if address is not None:  # something answers: is it a dask scheduler? (a handshake, then close)
+        _connect(Client, address, timeout).close()
+
+
+def _connect(Client, address: str, timeout: float = 10.0):
+    """``Client(address)`` or ValueError naming ``--address`` (whatever went wrong: a timeout, a
+    peer that is not a dask scheduler, a refused connection)."""
+    try:
+        return Client(address, timeout=timeout)
+    except Exception as exc:  # OSError, TimeoutError, garbage from a non-dask peer (MemoryError), ...
+        what = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(
+            f"--address: no dask scheduler answers at {address!r} ({type(exc).__name__}: {what})"
         ) from None
 
 
@@ -147,10 +161,7 @@ def _run_dask(kind, todo, workers, address, on_done, threads: int = 1):
         )
         client = Client(cluster)
     else:
-        try:
-            client = Client(address)
-        except OSError as exc:
-            raise ValueError(f"--address: no dask scheduler answers at {address!r} ({exc})") from None
+        client = _connect(Client, address)
     try:
         futures = {}
         for h, p in todo:
