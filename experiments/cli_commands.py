@@ -262,17 +262,19 @@ def _trained_weights(out: str | None) -> str:
 
 
 def _check_control(args: argparse.Namespace) -> None:
-    """``control``'s options, before anything is written: ``--weights PATH`` must be an ``.npz``
-    file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
+    """``control``'s options, before anything is written: the configuration builds
+    (:func:`_control_config`, e.g. ``--updates 0`` is refused) and ``--weights PATH`` is an
+    ``.npz`` file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
     from .io import check_npz_arrays
 
-    if args.weights in ("constructed", "trained", "teacher"):
-        return
-    check_npz_arrays(args.weights, "--weights")
+    _control_config(args, "trained.npz" if args.weights == "trained" else args.weights)
+    if args.weights not in ("constructed", "trained", "teacher"):
+        check_npz_arrays(args.weights, "--weights")
 
 
-def _cmd_control(args: argparse.Namespace) -> int:
-    from .control import ControlConfig, plot_control, run_control
+def _control_config(args: argparse.Namespace, weights: str):
+    """The :class:`ControlConfig` of ``control``'s options with the block ``weights``."""
+    from .control import ControlConfig
     from .envs import HELDOUT_NAME
 
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
@@ -283,7 +285,6 @@ def _cmd_control(args: argparse.Namespace) -> int:
         )
     if args.weights == "teacher":
         raise ValueError("--weights teacher: the exact teacher is the baseline of every run (column teacher)")
-    weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
     changes = {"weights": weights}
     if args.seed is not None:
         changes["seed"] = args.seed
@@ -301,7 +302,15 @@ def _cmd_control(args: argparse.Namespace) -> int:
             changes["envs"] = (HELDOUT_NAME,)
     if args.updates is not None:
         changes["n_updates"] = args.updates
-    cfg = dataclasses.replace(cfg, **changes)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from .control import plot_control, run_control
+
+    _control_config(args, args.weights)  # the refusals, before training a block for 'trained'
+    weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
+    cfg = _control_config(args, weights)
     out = None if args.out is None else f"{args.out}/control"
     doc = run_control(cfg, out)
     if out is not None:

@@ -480,6 +480,8 @@ def test_weights_that_are_not_an_npz_name_the_flag_and_file(tmp_path, monkeypatc
     rc, _, err = _run(["control", "--quick", "--weights", str(tmp_path / "p.npz")], capsys)
     assert rc == 2
     _one_line(err, "--weights", "'V'")
+    rc, _, err = _run(["control", "--quick", "--updates", "0", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "n_updates" in err  # refused before provenance.json is written
     assert not (tmp_path / "o").exists()
 
 
