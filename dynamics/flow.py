@@ -20,7 +20,7 @@ import time
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK45, Radau
 
-from lsa_theory._checks import check_real
+from lsa_theory._checks import as_float_array, check_real
 
 from .data import TeacherDataset
 from .descent import (  # noqa: F401  (moved; re-exported from here)
@@ -131,7 +131,7 @@ def gradient_flow(
     from the manifold, the given ``rtol``/``atol`` near it. ``"auto"`` (default) picks
     ``"structured"`` from :data:`STRUCTURED_MIN` parameters on, LSODA below; ``"LSODA"`` is the dense
     reference path (Jacobian ``-hessian``)."""
-    theta0 = _check_start(dataset, theta0)
+    theta0 = _check_start(dataset, as_float_array(theta0, "theta0"))  # complex/bool refused, not cast
     t_max = check_real(t_max, "t_max", low=0.0, low_open=True)
     rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
     atol = check_real(atol, "atol", low=0.0, low_open=True)

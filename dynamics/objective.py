@@ -122,7 +122,7 @@ def relative_error(dataset: TeacherDataset, theta: np.ndarray) -> float:
 
 def loss_and_grad(dataset: TeacherDataset, theta: np.ndarray) -> tuple[float, np.ndarray]:
     """(M2): ``(L, grad)`` with ``grad = [vec(mean e u^T); vec(mean Sigma A^T e wt^T)]``."""
-    A, B = unpack(theta, shapes(dataset))
+    A, B = unpack(as_float_array(theta, "theta"), shapes(dataset))  # complex/bool refused, not cast
     u, e = _residuals(dataset, A, B)
     F = dataset.n_frames
     gA = e.T @ u / F

@@ -67,6 +67,7 @@ from .cli_checks import (  # noqa: F401  (moved; re-exported from here)
 )
 from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _NOT_CONFIG,
+    _check_control,
     _cmd_context_length,
     _cmd_control,
     _cmd_converge,
@@ -82,18 +83,61 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
 )
 
 
-def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from .pretrain import PretrainConfig, TrainingDiverged
-    from .pretrain_compare import pretrain_sweep, run_pretrain
+def _pretrain_config(args: argparse.Namespace):
+    """The :class:`PretrainConfig` of ``pretrain``'s options (ValueError naming the option), refused
+    when its ``k`` training MDPs would not fit in this machine's memory (:func:`_pretrain_bytes`)."""
+    from .pretrain import PretrainConfig
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
     cfg = cfg.replace(init=args.init, algo=args.algo)
     if args.seed is not None:
         cfg = cfg.replace(seed=args.seed)
     if args.k is not None:
+        if args.k < 1:
+            raise ValueError(f"--k: must be >= 1, got {args.k}")
         cfg = cfg.replace(k=args.k, batch_mdps=min(cfg.batch_mdps or args.k, args.k))
     if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"--steps: must be >= 1, got {args.steps}")
         cfg = cfg.replace(steps=args.steps)
+    need, have = _pretrain_bytes(cfg), _physical_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"--k: {cfg.k} training MDPs of size S = {cfg.S}, A = {cfg.A} need at least "
+            f"{need / 2**30:.3g} GiB, this machine has {have / 2**30:.3g} GiB; use a smaller --k"
+        )
+    return cfg
+
+
+def _pretrain_bytes(cfg) -> int:
+    """A lower bound on the memory of (P2)'s ``k`` training MDPs: each is held twice in float64 (its
+    :class:`lsa_theory.TabularMDP` and the torch batch), ``P`` (S A S), ``r`` (S A), ``mu0`` (S) and
+    the critic table ``phi`` (S A d) with ``w_0`` (d), ``d = S A`` (the largest layout; an actor's
+    tables are not counted)."""
+    S, A = cfg.S, cfg.A
+    d = S * A
+    return 2 * 8 * cfg.k * (S * A * S + S * A + S + S * A * d + d)
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (``None`` where the OS does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_pretrain(args: argparse.Namespace) -> None:
+    _pretrain_config(args)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import TrainingDiverged
+    from .pretrain_compare import pretrain_sweep, run_pretrain
+
+    cfg = _pretrain_config(args)
     if args.sweep:
         doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
         if args.json:
@@ -204,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--updates", type=int, default=None, help="number of updates (default 1000; quick 300)")
     p.add_argument("--quick", action="store_true", help="5 held-out MDPs, 3 seeds per env, no Taxi")
     _common(p, out="directory for control.json/.npz and the plot (resumes)")
-    p.set_defaults(func=_cmd_control)
+    p.set_defaults(func=_cmd_control, precheck=_check_control)
 
     p = sub.add_parser("regression", help="in-context regression: [ZFB]'s flow optimum (R5), trained stacks")
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
@@ -244,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="layout, teacher, construction: sarsa (H)/(S3) or actor_critic (A1)/(A3) (recorded in config)",
     )
     _common(p, out="directory for pretrain.json/.npz, checkpoints, figures (resumes)")
-    p.set_defaults(func=_cmd_pretrain)
+    p.set_defaults(func=_cmd_pretrain, precheck=_check_pretrain)
 
     from .sweep import add_parser as add_sweep_parser
 
@@ -268,9 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Check the options (``--threads``, ``--seed``, ``--out``, then the command's own
+    ``precheck``) before anything is written; then, with ``--out``, hold its lock
+    (:class:`experiments.io.out_lock`: a second process on the same directory is refused), check
+    and record its provenance and run the command. ``sweep`` manages its ``--out`` itself."""
     from threadpoolctl import threadpool_limits
 
-    from .io import check_out, check_provenance
+    from .io import check_out, check_provenance, out_lock
 
     threads = getattr(args, "threads", 1)
     if threads < 1:
@@ -279,22 +327,45 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed: must be >= 0, got {args.seed}")
     with threadpool_limits(limits=threads, user_api="blas"):
         out = check_out(getattr(args, "out", None))
-        if out is not None:
+        precheck = getattr(args, "precheck", None)
+        if precheck is not None:
+            precheck(args)
+        if out is None or getattr(args, "own_out", False):
+            return args.func(args)
+        with out_lock(out):
             check_provenance(out, _provenance(args), getattr(args, "reuse", False))
-        return args.func(args)
+            return args.func(args)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a filesystem error: the path first, then what the system said (read-only,
+    full, no permission, ...)."""
+    what = exc.strerror or type(exc).__name__
+    if exc.filename is not None:
+        where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+        return _one_line(f"{where}: {what}")
+    return _one_line(str(exc) or what)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lsa-theory``; returns the exit code (0 passed, 1 a check failed, 2 bad
-    input with one line on stderr, 130 interrupted)."""
+    input or environment (a filesystem error: read-only, full, no permission) with one line on
+    stderr naming the option or file, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
     except KeyboardInterrupt:
         print(f"lsa-theory {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, NotADirectoryError) as exc:
-        print(f"lsa-theory {args.command}: error: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"lsa-theory {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # FileExistsError, NotADirectoryError, PermissionError, ENOSPC, EROFS, ...
+        print(f"lsa-theory {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
 
 

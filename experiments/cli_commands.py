@@ -19,6 +19,7 @@ from .cli_checks import CRITERIA, control_passed, converge_passed, diversity_pas
 
 #: Options that do not change what a command computes (left out of its configuration hash).
 _NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
+_NOT_CONFIG |= {"precheck", "own_out"}  # how the command is run, not what it computes
 
 
 def _json_float(x: float) -> float | None:
@@ -49,12 +50,10 @@ def _print_json(args: argparse.Namespace, doc: dict, seed=None) -> None:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from constructions.verify import run_claims
 
-    algorithms = None
+    algorithms, module = None, None
     if args.module is not None:
-        from constructions import load_module
-
         try:
-            algorithms = load_module(args.module)
+            algorithms, module = _load_user_module(args.module)
         except ValueError as exc:
             print(f"lsa-theory verify: {exc}", file=sys.stderr)
             return 2
@@ -79,6 +78,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "quick": args.quick,
             "passed": ok,
         }
+        if module is not None:
+            doc["module"] = module
         _print_json(args, doc, seed)
     else:
         width = max(len(r.check) for r in rows)
@@ -91,6 +92,45 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             )
         print(f"{sum(r.passed for r in rows)}/{len(rows)} claims pass")
     return 0 if ok else 1
+
+
+def _load_user_module(path: str) -> tuple[list, dict]:
+    """The Algorithm declarations of the user's file ``path`` (:func:`constructions.load_module`)
+    and what identifies it: ``{"path": absolute path, "sha256": of its bytes}`` (read before the
+    import). Any failure of the import is a ValueError naming ``--module`` and the file: a syntax
+    error, an exception raised at import, or ``sys.exit()`` called by the file (which would
+    otherwise end ``lsa-theory`` with the file's exit code and no output)."""
+    import hashlib
+    import traceback
+    from pathlib import Path
+
+    from constructions import load_module
+
+    file = Path(path)
+    try:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None
+    except OSError as exc:
+        raise ValueError(f"--module: cannot read {path!r} ({exc.strerror})") from None
+    try:
+        algorithms = load_module(path)
+    except ValueError as exc:
+        raise ValueError(f"--module: {exc}") from None
+    except SyntaxError as exc:
+        raise ValueError(f"--module: {path} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    except SystemExit as exc:
+        raise ValueError(
+            f"--module: importing {path} called sys.exit({exc.code!r}); a module to verify must "
+            "only define Algorithm declarations"
+        ) from None
+    except Exception as exc:
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == file.resolve()
+        ]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        raise ValueError(
+            f"--module: importing {path} raised {type(exc).__name__}{where}: {' '.join(str(exc).split())}"
+        ) from None
+    return algorithms, {"path": str(file.resolve()), "sha256": digest}
 
 
 def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
@@ -221,8 +261,20 @@ def _trained_weights(out: str | None) -> str:
     return str(path)
 
 
-def _cmd_control(args: argparse.Namespace) -> int:
-    from .control import ControlConfig, plot_control, run_control
+def _check_control(args: argparse.Namespace) -> None:
+    """``control``'s options, before anything is written: the configuration builds
+    (:func:`_control_config`, e.g. ``--updates 0`` is refused) and ``--weights PATH`` is an
+    ``.npz`` file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
+    from .io import check_npz_arrays
+
+    _control_config(args, "trained.npz" if args.weights == "trained" else args.weights)
+    if args.weights not in ("constructed", "trained", "teacher"):
+        check_npz_arrays(args.weights, "--weights")
+
+
+def _control_config(args: argparse.Namespace, weights: str):
+    """The :class:`ControlConfig` of ``control``'s options with the block ``weights``."""
+    from .control import ControlConfig
     from .envs import HELDOUT_NAME
 
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
@@ -233,7 +285,6 @@ def _cmd_control(args: argparse.Namespace) -> int:
         )
     if args.weights == "teacher":
         raise ValueError("--weights teacher: the exact teacher is the baseline of every run (column teacher)")
-    weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
     changes = {"weights": weights}
     if args.seed is not None:
         changes["seed"] = args.seed
@@ -251,7 +302,15 @@ def _cmd_control(args: argparse.Namespace) -> int:
             changes["envs"] = (HELDOUT_NAME,)
     if args.updates is not None:
         changes["n_updates"] = args.updates
-    cfg = dataclasses.replace(cfg, **changes)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from .control import plot_control, run_control
+
+    _control_config(args, args.weights)  # the refusals, before training a block for 'trained'
+    weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
+    cfg = _control_config(args, weights)
     out = None if args.out is None else f"{args.out}/control"
     doc = run_control(cfg, out)
     if out is not None:

@@ -65,6 +65,7 @@ from .envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key
 from .io import (
     atomic_savez,
     atomic_write_json,
+    load_npz,
     progress,
     read_json,
     single_blas_thread,
@@ -405,8 +406,7 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None) -> dict:
     arrays: dict[str, np.ndarray] = {}
     if out is not None and (out / "control.json").exists() and (out / "control.npz").exists():
         prev = read_json(out / "control.json")
-        with np.load(out / "control.npz") as z:
-            saved = {k: z[k] for k in z.files}
+        saved = load_npz(out / "control.npz")  # DamagedFile naming it when truncated
         for u in prev.get("units", []):
             if (
                 u.get("unit_config") == to_jsonable(cfg.unit_config(u["algo"]))

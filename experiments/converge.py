@@ -30,7 +30,7 @@ import numpy as np
 
 import dynamics as dy
 
-from .io import atomic_savez, atomic_write_json, progress, read_json, to_jsonable, versions
+from .io import atomic_savez, atomic_write_json, load_npz, progress, read_json, to_jsonable, versions
 from .plots import integer_ticks
 
 __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
@@ -255,8 +255,7 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
             for part in ("runs", "unrealisable", "radius_sweep"):
                 done.update({r["key"]: r for r in prev.get(part, []) if "key" in r})
             if (out / "converge.npz").exists():
-                with np.load(out / "converge.npz") as z:
-                    arrays = {k: z[k] for k in z.files}
+                arrays = load_npz(out / "converge.npz")  # DamagedFile naming it when truncated
     parts: dict[str, list[dict]] = {"runs": [], "unrealisable": [], "radius_sweep": []}
     jobs = [("runs", s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
     jobs += [("unrealisable", s, 1.0, x) for s in cfg.seeds for x in cfg.noise]

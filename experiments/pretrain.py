@@ -49,7 +49,7 @@ from lsa_theory._checks import check_int, check_real
 
 from . import expected_loop as el
 from .control_weights import ALGOS as _CLOSED_LOOP_ALGOS
-from .io import atomic_savez, atomic_write_json, progress, to_jsonable, versions
+from .io import atomic_savez, atomic_write_json, load_checkpoint, progress, to_jsonable, versions
 from .training import (
     TrainConfig,
     _atomic_torch_save,
@@ -385,7 +385,7 @@ def train_rl(
         batches = _Batches(cfg.k, cfg.batch_mdps, _seed(cfg.seed, 6))
         step, hist, train_time, skipped, streak = 0, [], 0.0, 0, 0
         if out is not None and (out / CHECKPOINT).exists():
-            ck = torch.load(out / CHECKPOINT, weights_only=False)
+            ck = load_checkpoint(out / CHECKPOINT)  # weights only; DamagedFile naming it
             if _LATER_FIELDS | ck["config"] != cfg.as_dict():
                 raise ValueError(
                     f"out: {out / CHECKPOINT} holds another configuration; use a fresh directory"

@@ -13,8 +13,12 @@ Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 | ``control`` | frozen block in the closed loop on held-out MDPs and gymnasium models | (S6) §6 |
 | ``context-length`` | closed loop (updates, steps, alpha) and one long context (stack, TD) | §6 [W] |
 
-``summary.json`` records each finished part with its wall time, seed and headline numbers; a rerun
-skips finished parts (and an interrupted part resumes from its own partial results).
+``summary.json`` records each finished part with its wall time, seed, headline numbers and the
+sha256 of every file it wrote (``files``); a rerun skips finished parts whose files are intact,
+recomputes a finished part whose files are missing, truncated or changed (each damaged file moved
+to ``<file>.damaged``, one line on stderr), and an interrupted part resumes from its own partial
+results. One process at a time per directory (:class:`experiments.io.out_lock`): a second is
+refused at once rather than overwriting the first one's ``summary.json`` updates.
 
 **Seeds.** ``seed`` (``--seed S``, default 0) shifts every seed a part uses by ``S``: a part that
 draws with seed 0 by default draws with ``S``, a seed tuple ``(0, 1, 2)`` becomes ``(S, S + 1, S + 2)``
@@ -35,7 +39,7 @@ import numpy as np
 from lsa_theory._checks import check_int
 
 from .cli_checks import control_passed, converge_passed, diversity_passed
-from .io import atomic_write_json, read_json, versions
+from .io import DamagedFile, atomic_write_json, load_npz, out_lock, read_json, versions
 from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
 __all__ = ["PARTS", "TRAIN_SEEDS", "reproduce", "deployed_returns_by_k", "trained_weights"]
@@ -252,6 +256,72 @@ PARTS: dict[str, Callable[[Path, bool, int], dict]] = {
 }
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _part_files(part_dir: Path) -> dict[str, str]:
+    """sha256 of every file a part left in ``part_dir`` (relative POSIX path -> hex digest),
+    leaving out hidden files (temporary files of an atomic write, locks) and set-aside ``.damaged``
+    copies: recorded in ``summary.json`` when the part finishes."""
+    if not part_dir.is_dir():
+        return {}
+    return {
+        f.relative_to(part_dir).as_posix(): _sha256(f)
+        for f in sorted(part_dir.rglob("*"))
+        if f.is_file()
+        and not any(x.startswith(".") for x in f.relative_to(part_dir).parts)
+        and not f.name.endswith(".damaged")
+    }
+
+
+def _damaged_files(part_dir: Path, record: dict) -> dict[Path, str]:
+    """Files of a finished part that are not as it left them: path -> what is wrong. With the
+    ``files`` digests of its ``summary.json`` record: every recorded file missing or with another
+    sha256 (truncated, overwritten). Records written before the digests: every ``.json`` and
+    ``.npz`` of the part that does not read back (:func:`experiments.io.read_json`,
+    :func:`experiments.io.load_npz`)."""
+    bad: dict[Path, str] = {}
+    files = record.get("files")
+    if isinstance(files, dict):
+        for rel, digest in files.items():
+            f = part_dir / rel
+            if not f.is_file():
+                bad[f] = "missing"
+            elif _sha256(f) != digest:
+                bad[f] = "changed since the part finished (truncated or overwritten)"
+        return bad
+    for f in sorted(part_dir.rglob("*")) if part_dir.is_dir() else ():
+        if f.name.startswith(".") or f.suffix not in (".json", ".npz"):
+            continue
+        try:
+            read_json(f) if f.suffix == ".json" else load_npz(f)
+        except DamagedFile as exc:
+            bad[f] = exc.problem
+    return bad
+
+
+def _set_aside(bad: dict[Path, str], name: str) -> None:
+    """Move damaged files to ``<file>.damaged`` (kept, not deleted) so the part recomputes them,
+    with one line per file on stderr."""
+    import os
+    import sys
+
+    for f, problem in bad.items():
+        if f.is_file():
+            os.replace(f, f.with_name(f.name + ".damaged"))
+            note = f"moved to {f.name}.damaged"
+        else:
+            note = "recomputed"
+        print(f"reproduce: part {name}: {f} {problem}; {note}, recomputing the part", file=sys.stderr)
+
+
 def reproduce(
     out: str | Path,
     quick: bool = False,
@@ -271,9 +341,16 @@ def reproduce(
     unknown = set(names) - set(PARTS)
     if unknown:
         raise ValueError(f"parts: unknown {sorted(unknown)}; choose from {list(PARTS)}")
+    with out_lock(out):  # one process per directory: no lost update of summary.json
+        return _reproduce(out, quick, names, seed, reuse)
+
+
+def _reproduce(out: Path, quick: bool, names: list[str], seed: int, reuse: bool) -> dict:
     summary = {"quick": quick, "seed": seed, "versions": versions(), "parts": {}}
     if (out / "summary.json").exists():
         prev = read_json(out / "summary.json")
+        if not isinstance(prev, dict) or not isinstance(prev.get("parts", {}), dict):
+            raise DamagedFile(out / "summary.json", "not a reproduce summary (no 'parts' table)")
         old = prev.get("seed", 0)  # summaries from before --seed were all made with seed 0
         if old != seed and not reuse:
             raise ValueError(
@@ -284,12 +361,18 @@ def reproduce(
             summary["parts"] = {n: {"seed": old} | p for n, p in prev.get("parts", {}).items()}
     summary["skipped"] = []
     for name in names:
-        if summary["parts"].get(name, {}).get("done"):
-            summary["skipped"].append(name)
-            continue
+        record = summary["parts"].get(name, {})
+        if record.get("done"):
+            bad = _damaged_files(out / name, record)
+            if not bad:
+                summary["skipped"].append(name)
+                continue
+            _set_aside(bad, name)
+            del summary["parts"][name]
         t0 = time.perf_counter()
         numbers = PARTS[name](out / name, quick, seed)
         summary["parts"][name] = {"done": True, "seconds": time.perf_counter() - t0, "seed": seed, **numbers}
+        summary["parts"][name]["files"] = _part_files(out / name)
         atomic_write_json(out / "summary.json", summary)
     summary["passed"] = all(summary["parts"][n].get("ok", True) for n in names if n in summary["parts"])
     return summary

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, progress, read_json, versions
+from .io import atomic_write_json, check_out, out_lock, progress, provenance, read_json, versions
 from .sweep_grid import (  # noqa: F401  (moved; re-exported from here)
     KINDS,
     PARAMS,
@@ -48,6 +48,7 @@ from .sweep_jobs import (  # noqa: F401  (moved; re-exported from here)
     _mp_context,
     _run_dask,
     _run_local,
+    check_dask,
     run_job,
 )
 
@@ -150,6 +151,8 @@ def run_sweep(
     force: bool = False,
     max_jobs: int = MAX_JOBS,
     progress_every: float = PROGRESS_EVERY,
+    seed: int | None = None,
+    threads: int = 1,
 ) -> dict:
     """Run every job of a sweep config and return the ``sweep.json`` document.
 
@@ -167,6 +170,14 @@ def run_sweep(
     pending jobs are found, and ``sweep.json`` lists that scanned prefix (``n_listed`` rows,
     unscanned jobs counted in ``n_pending``). Off a terminal, a progress line goes to stderr
     every ``progress_every`` seconds, during the scan and during the run.
+
+    ``seed`` (``--seed S``) shifts every job's ``seed`` by ``S`` (the grid's values, or the
+    default 0 when the grid has none); ``threads``: BLAS threads of each job (default 1).
+    Nothing is written before every check has passed (the options, the grid, every scanned job,
+    ``--out``, a dask scheduler at ``address``); then ``OUT`` is locked for this process
+    (:class:`experiments.io.out_lock`: a second sweep on it is refused) and
+    ``OUT/provenance.json`` records the config (kind and grid, not the config file's path: job
+    files are content-addressed, so a rerun never conflicts with them), seed and versions.
     """
     if isinstance(config, dict):
         cfg = {"kind": _check_kind(config.get("kind")), "out": config.get("out", "results/sweep")}
@@ -185,8 +196,13 @@ def run_sweep(
         raise ValueError(f"progress_every: expected seconds >= 0, got {progress_every!r}")
     if address is not None and executor != "dask":
         raise ValueError(f"address: only used by executor 'dask', got executor {executor!r}")
+    _check_count("threads", threads, 1)
+    _check_count("seed", seed, 0)
     workers = workers or os.cpu_count() or 1
     kind = cfg["kind"]
+    if seed:
+        base = PARAMS[kind]["seed"][1]
+        cfg["grid"] = {**cfg["grid"], "seed": [s + seed for s in cfg["grid"].get("seed", [base])]}
     n_jobs = count_jobs(kind, cfg["grid"])
     if n_jobs > max_jobs and not force:
         raise ValueError(
@@ -194,7 +210,9 @@ def run_sweep(
             "it anyway (with --limit N to run only N of them), or shrink the grid"
         )
     full_scan = n_jobs <= max_jobs
-    out = Path(out if out is not None else cfg["out"])
+    out = check_out(out if out is not None else cfg["out"])
+    if executor == "dask":
+        check_dask(address)
     jobs_dir = out / "jobs"
     version = _package_version()
     desc = f"sweep {kind}"
@@ -219,6 +237,22 @@ def run_sweep(
             scan.update(1)
     finally:
         scan.close()
+    with out_lock(out):
+        atomic_write_json(out / "provenance.json", provenance({"kind": kind, "grid": cfg["grid"]}, seed or 0))
+        return _run_listed(
+            kind, cfg, out, version, listed, records, todo, n_jobs,
+            executor=executor, address=address, workers=workers, threads=threads,
+            progress_every=progress_every,
+        )  # fmt: skip
+
+
+def _run_listed(
+    kind, cfg, out, version, listed, records, todo, n_jobs, *, executor, address, workers, threads,
+    progress_every,
+) -> dict:  # fmt: skip
+    """Run the pending jobs ``todo`` of a scanned sweep and write ``sweep.json`` (:func:`run_sweep`)."""
+    jobs_dir = out / "jobs"
+    desc = f"sweep {kind}"
     n_skipped = len(records)
     t0 = time.perf_counter()
     run = _Progress(desc, "ran", len(todo), progress_every)
@@ -234,11 +268,11 @@ def run_sweep(
         if todo:
             if executor == "serial":
                 for h, p in todo:
-                    on_done(h, run_job(kind, p))
+                    on_done(h, run_job(kind, p, threads))
             elif executor == "local":
-                _run_local(kind, todo, workers, on_done)
+                _run_local(kind, todo, workers, on_done, threads)
             else:
-                _run_dask(kind, todo, workers, address, on_done)
+                _run_dask(kind, todo, workers, address, on_done, threads)
     finally:
         run.close()
     rows = []
@@ -292,7 +326,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help=f"run a grid of more than --max-jobs jobs (default {MAX_JOBS}) instead of refusing it",
     )
     p.add_argument("--max-jobs", type=int, default=MAX_JOBS, help="largest grid that runs without --force")
-    p.set_defaults(func=main_sweep)
+    p.add_argument(
+        "--seed", type=int, default=None, metavar="S", help="shift every job's seed by S (recorded)"
+    )
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="BLAS threads per job (default 1)")
+    p.set_defaults(func=main_sweep, own_out=True)
     return p
 
 
@@ -309,9 +347,11 @@ def main_sweep(args: argparse.Namespace) -> int:
             limit=getattr(args, "limit", None),
             force=getattr(args, "force", False),
             max_jobs=getattr(args, "max_jobs", MAX_JOBS),
+            seed=getattr(args, "seed", None),
+            threads=getattr(args, "threads", 1),
         )
     except ValueError as exc:
-        print(f"lsa-theory sweep: {exc}", file=sys.stderr)
+        print(f"lsa-theory sweep: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     out = args.out if args.out is not None else load_config(args.config)["out"]
     print(

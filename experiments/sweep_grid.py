@@ -141,6 +141,10 @@ def load_config(path: str | Path) -> dict:
             doc = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config: {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config: {path} is not UTF-8 text (TOML must be): {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"config: cannot read {path} ({exc.strerror})") from None
     extra = set(doc) - {"sweep", "grid"}
     if extra:
         raise ValueError(f"config: unknown tables {sorted(extra)}; expected [sweep] and [grid]")
@@ -180,10 +184,10 @@ def _validate_params(kind: str, p: dict) -> None:
 
     The configuration objects do not depend on ``seed`` and ``index`` (checked here directly), so
     the rest is validated once per distinct combination (:func:`_validate_config`)."""
-    if kind in ("diversity", "control") and p["seed"] < 0:
-        raise ValueError(f"seed: must be >= 0, got {p['seed']}")
+    if p["seed"] < 0:
+        raise ValueError(f"grid.seed: must be >= 0, got {p['seed']}")
     if kind == "diversity" and p["index"] < 0:
-        raise ValueError(f"index: must be >= 0, got {p['index']}")
+        raise ValueError(f"grid.index: must be >= 0, got {p['index']}")
     rest = tuple(sorted((k, v) for k, v in p.items() if k not in ("seed", "index")))
     _validate_config(kind, rest)
 
@@ -207,6 +211,33 @@ def _validate_config(kind: str, rest: tuple) -> None:
         )  # fmt: skip
     else:
         _control_config(p)
+        _check_env(p["env"])
+        if p["weights"] != "constructed":
+            _check_weights_file(p["weights"])
+
+
+@functools.lru_cache(maxsize=256)
+def _check_env(key: str) -> None:
+    """ValueError naming ``grid.env`` unless ``key`` is the held-out family or a gymnasium
+    environment that builds (:func:`experiments.envs.make_env`, once per key)."""
+    from .envs import HELDOUT_NAME, make_env
+
+    if key == HELDOUT_NAME:
+        return
+    try:
+        make_env(key)
+    except Exception as exc:  # gymnasium's NameNotFound, bad keyword arguments, ...
+        raise ValueError(
+            f"grid.env: {key!r} is not {HELDOUT_NAME!r} or a gymnasium environment that builds "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
+
+
+def _check_weights_file(path: str) -> None:
+    """ValueError naming ``grid.weights`` unless ``path`` is an ``.npz`` file with arrays P and V."""
+    from .io import check_npz_arrays
+
+    check_npz_arrays(path, "grid.weights")
 
 
 def count_jobs(kind: str, grid: dict[str, list]) -> int:

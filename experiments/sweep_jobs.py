@@ -58,17 +58,18 @@ def _control_job(p: dict) -> dict:
 _JOBS = {"converge": _converge_job, "diversity": _diversity_job, "control": _control_job}
 
 
-def run_job(kind: str, params: dict) -> dict:
+def run_job(kind: str, params: dict, threads: int = 1) -> dict:
     """One job: ``{"status": "done", "result": metrics, "seconds"}`` or, if it raised,
     ``{"status": "failed", "error": traceback, "seconds"}``. Runs with BLAS (and torch, if
-    loaded) limited to one thread; ``wall_time`` is dropped from the metrics (not deterministic)."""
+    loaded) limited to ``threads`` threads (default one); ``wall_time`` is dropped from the
+    metrics (not deterministic)."""
     from threadpoolctl import threadpool_limits
 
     t0 = time.perf_counter()
     try:
         if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(1)
-        with threadpool_limits(limits=1, user_api="blas"):
+            sys.modules["torch"].set_num_threads(threads)
+        with threadpool_limits(limits=threads, user_api="blas"):
             result = _JOBS[kind](dict(params))
         result = {k: v for k, v in to_jsonable(result).items() if k != "wall_time"}
         return {"status": "done", "result": result, "seconds": time.perf_counter() - t0}
@@ -86,11 +87,11 @@ def _mp_context():
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _run_local(kind, todo, workers, on_done):
+def _run_local(kind, todo, workers, on_done, threads: int = 1):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        futures = {pool.submit(run_job, kind, p): h for h, p in todo}
+        futures = {pool.submit(run_job, kind, p, threads): h for h, p in todo}
         _drain(as_completed(futures), futures, on_done)
 
 
@@ -104,7 +105,48 @@ def _drain(completed, futures: dict, on_done) -> None:
         on_done(futures[fut], rec)
 
 
-def _run_dask(kind, todo, workers, address, on_done):
+def check_dask(address: str | None, timeout: float = 5.0) -> None:
+    """Before any work: ValueError naming ``--executor`` when dask.distributed is not installed,
+    and naming ``--address`` when nothing accepts a TCP connection at ``address``
+    (``[tcp://]host:port``) within ``timeout`` seconds, or what answers is not a dask scheduler
+    (dask's own client waits 30 s, then raises a traceback)."""
+    import socket
+
+    if address is not None:
+        rest = address.split("://", 1)[1] if "://" in address else address
+        host, sep, port = rest.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"--address: expected [tcp://]host:port, got {address!r}")
+        try:
+            socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+        except OSError as exc:
+            raise ValueError(
+                f"--address: no dask scheduler answers at {address!r} ({exc.strerror or exc})"
+            ) from None
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ValueError(
+            "--executor dask: needs dask.distributed; install it with pip install 'lsa-theory[sweep]' "
+            "or pip install 'dask[distributed]'"
+        ) from None
+    if address is not None:  # something answers: is it a dask scheduler? (a handshake, then close)
+        _connect(Client, address, timeout).close()
+
+
+def _connect(Client, address: str, timeout: float = 10.0):
+    """``Client(address)`` or ValueError naming ``--address`` (whatever went wrong: a timeout, a
+    peer that is not a dask scheduler, a refused connection)."""
+    try:
+        return Client(address, timeout=timeout)
+    except Exception as exc:  # OSError, TimeoutError, garbage from a non-dask peer (MemoryError), ...
+        what = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(
+            f"--address: no dask scheduler answers at {address!r} ({type(exc).__name__}: {what})"
+        ) from None
+
+
+def _run_dask(kind, todo, workers, address, on_done, threads: int = 1):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
@@ -119,11 +161,11 @@ def _run_dask(kind, todo, workers, address, on_done):
         )
         client = Client(cluster)
     else:
-        client = Client(address)
+        client = _connect(Client, address)
     try:
         futures = {}
         for h, p in todo:
-            futures[client.submit(run_job, kind, p, key=f"sweep-{h}", pure=False)] = h
+            futures[client.submit(run_job, kind, p, threads, key=f"sweep-{h}", pure=False)] = h
         _drain(as_completed(list(futures)), futures, on_done)
     finally:
         client.close()

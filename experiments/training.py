@@ -15,8 +15,6 @@ RNG state, history) every ``checkpoint_every`` steps. ``train(cfg, out)`` resume
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +27,7 @@ import constructions  # noqa: F401  (``experiments.training.constructions``, use
 import dynamics as dy
 from lsa_theory._checks import check_int
 
-from .io import atomic_savez, atomic_write_json, progress, versions
+from .io import atomic_savez, atomic_write, atomic_write_json, load_checkpoint, progress, versions
 from .training_config import (  # noqa: F401  (moved; re-exported from here)
     CRITICS,
     DTYPES,
@@ -129,16 +127,8 @@ class TrainResult:
 
 
 def _atomic_torch_save(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` to ``path`` atomically and durably (:func:`experiments.io.atomic_write`)."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 class _Batches:
@@ -334,7 +324,7 @@ def train(
     out = Path(out) if out is not None else None
     ckpt = None
     if out is not None and (out / CHECKPOINT).exists():
-        ckpt = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        ckpt = load_checkpoint(out / CHECKPOINT, map_location=device)  # weights only
         if ckpt["config"] != cfg.as_dict():
             raise ValueError(f"out: {out / CHECKPOINT} holds another configuration; use a fresh directory")
     prev_threads = torch.get_num_threads()

@@ -30,6 +30,8 @@ from ._checks import (
     check_real,
     input_eps,
 )
+from .roundoff import UNIT_ROUNDOFF
+from .roundoff import gamma as gamma_k
 
 __all__ = [
     "TabularMDP",
@@ -213,6 +215,69 @@ def q_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
     return Q.reshape(S, A)
 
 
+def discounted_solve_error_bound(T: np.ndarray, b: np.ndarray, x: np.ndarray, gamma: float) -> float:
+    r"""Bound on :math:`\|\hat x - x\|_\infty` for the computed solution ``x`` (n,) of
+    :math:`(I - \gamma T) x = b` with ``T`` (n, n) non-negative (``P_pi`` or ``P^pi``, as formed in
+    float64) and ``b`` (n,), valid however the system was solved (an a-posteriori residual bound):
+
+    .. math::
+
+        \|\hat x - x\|_\infty \le \frac{\|\mathrm{fl}(b - \hat M \hat x)\|_\infty
+            + \gamma_{n+1} \|\,|b| + |\hat M|\,|\hat x|\,\|_\infty
+            + \gamma_2 \|(I + \gamma T) |\hat x|\|_\infty}{1 - \gamma \|T\|_\infty (1 + \gamma_n)},
+
+    with :math:`\hat M = \mathrm{fl}(I - \gamma T)`: the residual as computed plus the error of
+    computing it (Higham's inner-product bound, n + 1 terms), plus the rounding of forming
+    :math:`\hat M` from ``T`` (two roundings an entry), all through
+    :math:`\|(I - \gamma T)^{-1}\|_\infty \le 1 / (1 - \gamma \|T\|_\infty)`. ``inf`` when
+    :math:`\gamma \|T\|_\infty (1 + \gamma_n) \ge 1`. Scales with ``b``: no absolute floor."""
+    n = T.shape[0]
+    M = np.eye(n) - gamma * T
+    res = b - M @ x
+    ax = np.abs(x)
+    num = (
+        np.abs(res).max(initial=0.0)
+        + gamma_k(n + 1) * (np.abs(b) + np.abs(M) @ ax).max(initial=0.0)
+        + gamma_k(2) * (ax + gamma * (T @ ax)).max(initial=0.0)
+    )
+    contraction = gamma * np.abs(T).sum(axis=1).max(initial=0.0) * (1.0 + gamma_k(n))
+    return float(num / (1.0 - contraction)) if contraction < 1.0 else float("inf")
+
+
+def q_error_bound(mdp: TabularMDP, pi: np.ndarray, Q: np.ndarray) -> float:
+    r"""Bound on :math:`\max_{s,a} |\hat Q[s, a] - Q^\pi[s, a]|` for ``Q`` (S, A) computed by
+    :func:`q_pi`: :func:`discounted_solve_error_bound` of :math:`(I - \gamma P_\pi) Q = \bar r`
+    (``T = P_pi`` as :func:`q_pi` forms it, one rounding an entry, counted by the
+    :math:`\gamma_2` term with one to spare) plus, for a reward ``r[s, a, s']``, the error of
+    :math:`\bar r` (:func:`lsa_theory.roundoff.sum_error_bound` of its S products, each
+    rounded once: :math:`\gamma_{S+1} \sum_{s'} P |r|`) times :math:`1 / (1 - \gamma)`."""
+    S, A = mdp.n_states, mdp.n_actions
+    P_pi = np.einsum("sat,tb->satb", mdp.P, pi).reshape(S * A, S * A)
+    err = discounted_solve_error_bound(P_pi, mdp.r_sa.reshape(-1), np.asarray(Q).reshape(-1), mdp.gamma)
+    if mdp.r.ndim == 3:
+        r_err = gamma_k(S + 1) * np.einsum("sat,sat->sa", mdp.P, np.abs(mdp.r)).max(initial=0.0)
+        err += r_err / (1.0 - mdp.gamma)
+    return err
+
+
+def v_error_bound(mdp: TabularMDP, pi: np.ndarray, V: np.ndarray) -> float:
+    r"""Bound on :math:`\max_s |\hat V[s] - V^\pi[s]|` for ``V`` (S,) computed by :func:`v_pi`:
+    :func:`discounted_solve_error_bound` of :math:`(I - \gamma P^\pi) V = r^\pi` with ``P^pi``
+    and ``r^pi`` as :func:`v_pi` forms them, plus their own rounding (sums of A products:
+    :math:`\gamma_{A+1}` of :math:`P^\pi` and of :math:`\sum_a \pi |\bar r|`) through
+    :math:`1 / (1 - \gamma)`, plus the error of :math:`\bar r` for a reward ``r[s, a, s']``."""
+    S, A = mdp.n_states, mdp.n_actions
+    P_state = np.einsum("sa,sat->st", pi, mdp.P)
+    r_state = np.einsum("sa,sa->s", pi, mdp.r_sa)
+    err = discounted_solve_error_bound(P_state, r_state, np.asarray(V), mdp.gamma)
+    ax = np.abs(V)
+    formed = gamma_k(A + 1) * np.einsum("sa,sa->s", np.abs(pi), np.abs(mdp.r_sa)).max(initial=0.0)
+    formed += gamma_k(A + 1) * mdp.gamma * (P_state @ ax).max(initial=0.0)
+    if mdp.r.ndim == 3:
+        formed += gamma_k(S + 1) * np.einsum("sat,sat->sa", mdp.P, np.abs(mdp.r)).max(initial=0.0)
+    return err + formed / (1.0 - mdp.gamma)
+
+
 def v_pi(mdp: TabularMDP, pi: np.ndarray) -> np.ndarray:
     """(S,) state values ``V^pi = (I - gamma P^pi)^{-1} r^pi`` (docs/theory.md §0)."""
     pi = check_policy(mdp, pi)
@@ -231,8 +296,12 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
     """Optimal ``(pi*, Q*, V*)`` by exact policy iteration.
 
     Evaluation solves the linear system exactly; improvement is greedy on ``Q`` and keeps the
-    current action unless another is better by more than ``1e-12 * (1 + |Q|)`` (so ties cannot
-    cycle). Raises ``RuntimeError`` if it has not converged after ``max_iter`` improvements.
+    current action unless another is better by more than ``2 * err`` (with ``err`` =
+    :func:`q_error_bound` of the evaluated ``Q``, inflated by ``1 + 4u`` for the subtraction): a
+    switch is then a true improvement, so ties cannot cycle, and the threshold scales with the
+    rewards (no absolute floor: rewards scaled by ``c > 0`` give the same policy). The result is
+    greedy up to ``2 err``. Raises ``RuntimeError`` if it has not converged after ``max_iter``
+    improvements.
     """
     S, A = check_mdp(mdp).n_states, mdp.n_actions
     policy = np.zeros(S, dtype=np.int64)
@@ -243,7 +312,7 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
         Q = q_pi(mdp, pi)
         best = Q.argmax(axis=1)
         gain = Q[rows, best] - Q[rows, policy]
-        improve = gain > 1e-12 * (1.0 + np.abs(Q).max())
+        improve = gain > 2.0 * q_error_bound(mdp, pi, Q) * (1.0 + 4.0 * UNIT_ROUNDOFF)
         if not improve.any():
             return OptimalSolution(policy=policy, Q=Q, V=Q[rows, policy], n_iter=it)
         policy = np.where(improve, best, policy)
@@ -251,10 +320,13 @@ def optimal(mdp: TabularMDP, max_iter: int = 10_000) -> OptimalSolution:
 
 
 def normalized_return(mdp: TabularMDP, pi: np.ndarray, solution: OptimalSolution | None = None) -> float:
-    """``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``: 0 for random play, 1 for optimal.
+    r"""``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``: 0 for random play, 1 for optimal.
 
-    Raises ``ValueError`` when ``J(pi*) - J(uniform) <= 1e-12 (1 + |J(pi*)|)``: every policy is
-    then (nearly) optimal and the ratio is meaningless.
+    Raises ``ValueError`` when ``J(pi*) - J(uniform)`` is not above the round-off bound of the
+    two returns as computed (:func:`q_error_bound` of ``Q*``, :func:`v_error_bound` of
+    ``V^uniform``, each through ``mu0`` with :math:`\gamma_{S+1}` for the inner product): every
+    policy is then optimal up to rounding and the ratio is meaningless. The bound scales with the
+    rewards (no absolute floor), so rewards scaled by ``c > 0`` give the same ratio.
     """
     check_mdp(mdp)
     if solution is not None and not (
@@ -263,8 +335,16 @@ def normalized_return(mdp: TabularMDP, pi: np.ndarray, solution: OptimalSolution
         raise ValueError("solution: expected the OptimalSolution of this mdp (optimal(mdp))")
     sol = optimal(mdp) if solution is None else solution
     j_star = float(mdp.mu0 @ sol.V)
-    j_unif = expected_return(mdp, uniform_policy(mdp))
+    unif = uniform_policy(mdp)
+    v_unif = v_pi(mdp, unif)
+    j_unif = float(mdp.mu0 @ v_unif)
     gap = j_star - j_unif
-    if gap <= 1e-12 * (1.0 + abs(j_star)):
+    S = mdp.n_states
+    bound = (
+        q_error_bound(mdp, sol.pi, sol.Q)
+        + v_error_bound(mdp, unif, v_unif)
+        + gamma_k(S + 1) * (mdp.mu0 @ (np.abs(sol.V) + np.abs(v_unif)))
+    ) * (1.0 + 4.0 * UNIT_ROUNDOFF)
+    if gap <= bound:
         raise ValueError(f"normalized_return: J(pi*) - J(uniform) = {gap:.3g}; the MDP is degenerate")
     return (expected_return(mdp, pi) - j_unif) / gap

@@ -60,7 +60,7 @@ def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsy
     assert calls == ["a", "b", "b"]  # "a" was not recomputed
     summary = json.loads((tmp_path / "summary.json").read_text())
     b = summary["parts"]["b"]
-    assert b == {"done": True, "seconds": b["seconds"], "seed": 0, "value": 1}
+    assert b == {"done": True, "seconds": b["seconds"], "seed": 0, "value": 1, "files": {}}
     with pytest.raises(ValueError, match="^parts:"):
         rp.reproduce(tmp_path, quick=True, parts=["nope"])
 

@@ -140,16 +140,21 @@ def test_diversity_job_runs(tmp_path):
 
 
 def test_failed_job_recorded_and_retried(tmp_path):
+    import numpy as np
+
+    # weights that pass the scan (an .npz with P and V) and fail when the job runs (wrong size D)
+    bad = tmp_path / "wrong-size.npz"
+    np.savez(bad, P=np.zeros((3, 3)), V=np.zeros((3, 3)))
     cfg = {
         "kind": "control",
-        "grid": {"seed": [0, 1], "n_updates": [20], "weights": ["constructed", "no.npz"]},
+        "grid": {"seed": [0, 1], "n_updates": [20], "weights": ["constructed", str(bad)]},
     }
     doc = run_sweep(cfg, tmp_path, executor="local", workers=2)
     assert (doc["n_done"], doc["n_failed"]) == (2, 2)
     for row in doc["jobs"]:
         rec = read_json(tmp_path / "jobs" / f"{row['hash']}.json")
         assert rec["status"] == row["status"]
-        if row["params"]["weights"] == "no.npz":
+        if row["params"]["weights"] == str(bad):
             assert row["status"] == "failed" and "weights" in rec["error"] and "Traceback" in rec["error"]
             assert "result" not in rec
         else:
@@ -250,7 +255,7 @@ def test_killed_halfway_then_rerun(tmp_path):
 
 def test_dask_missing_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
-    with pytest.raises(ImportError, match=r"dask\[distributed\]"):
+    with pytest.raises(ValueError, match=r"^--executor dask: .*dask\[distributed\]"):  # before any work
         run_sweep({"kind": "control", "grid": {"seed": [0], "n_updates": [20]}}, tmp_path, executor="dask")
 
 

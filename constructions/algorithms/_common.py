@@ -14,6 +14,7 @@ entry is the zero polynomial iff it is the zero ring element, so the check is th
 
 from __future__ import annotations
 
+import numbers
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
 import lsa_theory as lt
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory._checks import as_float_array, check_gamma, check_int, check_real
 from lsa_theory.reference import _sizes
 
 from .. import symbolic
@@ -55,6 +56,25 @@ def naive_start(phi, phi_next, r, w0) -> tuple[list, int, int]:
 def check_lam(lam) -> float:
     """Trace decay ``0 <= lam <= 1``."""
     return check_real(lam, "lam", low=0.0, high=1.0)
+
+
+def check_loop_inputs(w0: list, r, gamma=None, lam=None, **rates) -> None:
+    """Inputs of a TD-family naive loop, each checked under its own name (ValueError naming it):
+    real finite numbers or symbols (:func:`lsa_theory.reference._check_numeric`: complex and bool
+    refused), and when numeric ``0 <= gamma < 1`` and ``0 <= lam <= 1``, as the SARSA loop
+    refuses them. ``rates`` (``alpha``, ...) are step sizes: any finite real or symbol."""
+    from lsa_theory.reference import _check_numeric
+
+    for name, v in (("gamma", gamma), ("lam", lam), *rates.items()):
+        if v is None:
+            continue
+        _check_numeric([v], name)
+        if isinstance(v, numbers.Real) and name == "gamma":
+            check_gamma(v)
+        elif isinstance(v, numbers.Real) and name == "lam":
+            check_lam(v)
+    _check_numeric(list(w0), "w0")
+    _check_numeric(list(r), "r")
 
 
 def symbolic_prompt(d: int, n: int, gamma=gamma_s, extra_rows: int = 0):

@@ -44,7 +44,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import as_float_array, check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out
+from lsa_theory.reference import _delta, _out
 
 from .. import numeric
 from .._residuals import Residuals
@@ -169,7 +169,7 @@ def naive_average_reward_td(phi, phi_next, r, alpha, n_iter: int = 1, w0=None) -
     ``r_0..r_i`` (0-based) kept as a running sum; returns ``w`` (d,)."""
     w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
-    _check_numeric([alpha, *w, *r], "inputs")
+    _common.check_loop_inputs(w, r, alpha=alpha)
     for _ in range(n_iter):
         new = list(w)
         total = 0

@@ -29,7 +29,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out
+from lsa_theory.reference import _delta, _out
 
 from .. import numeric, symbolic
 from .._residuals import Residuals
@@ -73,7 +73,7 @@ def naive_batch_td_lambda(phi, phi_next, r, gamma, alpha, lam, n_iter: int = 1, 
     ``e_j = lam e_{j-1} + phi_j`` rebuilt in context order at every step; returns ``w`` (d,)."""
     w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
-    _check_numeric([gamma, alpha, lam, *w, *r], "inputs")
+    _common.check_loop_inputs(w, r, gamma=gamma, lam=lam, alpha=alpha)
     for _ in range(n_iter):
         e = [0] * d
         new = list(w)

@@ -25,8 +25,8 @@ import numpy as np
 import sympy as sp
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
-from lsa_theory.reference import _check_numeric, _delta, _out
+from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.reference import _delta, _out
 
 from .. import numeric
 from .._residuals import Residuals
@@ -44,12 +44,7 @@ __all__ = [
 
 def _check_C(C, d: int) -> tuple[np.ndarray, bool]:
     """``C`` as an (L, d, d) float64 array and whether it was one matrix."""
-    try:
-        arr = np.asarray(C, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"C: expected a ({d}, {d}) matrix or a sequence of them, got {type(C).__name__}"
-        ) from exc
+    arr = as_float_array(C, "C")  # complex, bool, object refused (never cast); NaN/inf refused
     if arr.ndim == 2:
         arr, single = arr[None], True
     elif arr.ndim == 3 and arr.shape[0] >= 1:
@@ -60,8 +55,6 @@ def _check_C(C, d: int) -> tuple[np.ndarray, bool]:
         )
     if arr.shape[1:] != (d, d):
         raise ValueError(f"C: each matrix must be ({d}, {d}) to match d = {d}, got {arr.shape[1:]}")
-    if not np.isfinite(arr).all():
-        raise ValueError("C: contains NaN or inf")
     return arr, single
 
 
@@ -111,7 +104,7 @@ def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> n
     w, n, d = _common.naive_start(phi, phi_next, r, w0)
     if len(Cs) < 1:
         raise ValueError("Cs: need at least one matrix")
-    _check_numeric([gamma, alpha, *w, *r], "inputs")
+    _common.check_loop_inputs(w, r, gamma=gamma, alpha=alpha)
     for C in Cs:
         if len(C) != d or any(len(row) != d for row in C):
             raise ValueError(f"Cs: each matrix must be {d} x {d}")
@@ -137,7 +130,7 @@ def verify_td_precond(phi, phi_next, r, phi_query, gamma, alpha, C) -> Residuals
     layers = numeric.td(d, alpha, C)
     layers = [layers] if isinstance(layers, tuple) else layers
     Z_out = lt.masked_lsa_stack(Z, layers)
-    Cs = np.asarray(C, dtype=np.float64).reshape(-1, d, d)
+    Cs = _check_C(C, d)[0]
     w_L = naive_precond_td(np.asarray(phi), np.asarray(phi_next), np.asarray(r), gamma, alpha, Cs)
     return _common.value_residuals(Z, Z_out, w_L, phi_query)
 
