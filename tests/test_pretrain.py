@@ -277,14 +277,37 @@ def test_update_agreement_of_scaled_constructions():
 
 
 def test_paired_ci():
+    """pretrain_eval's interval is experiments.stats.paired_ci: a diverged (NaN) loop is scored 0
+    and counted, never dropped."""
     a = np.array([1.0, 2.0, 3.0, np.nan])
     b = np.array([0.0, 1.0, 1.0, 5.0])
     ci = pe.paired_ci(a, b)
-    d = np.array([1.0, 1.0, 2.0])
-    sem = d.std(ddof=1) / np.sqrt(3)
-    assert ci["n"] == 3 and ci["mean"] == pytest.approx(4 / 3)
+    d = np.array([1.0, 1.0, 2.0, -5.0])
+    sem = d.std(ddof=1) / np.sqrt(4)
+    assert ci["n"] == 4 and ci["n_diverged_a"] == 1 and ci["mean"] == pytest.approx(d.mean())
     assert ci["sem"] == pytest.approx(sem)
-    assert ci["ci_high"] - ci["mean"] == pytest.approx(4.302652729911275 * sem)
+    assert ci["ci_high"] - ci["mean"] == pytest.approx(3.182446305284263 * sem)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the diverging block, on purpose
+def test_evaluation_counts_every_diverged_loop():
+    """Issue 18 item 5: a block whose loop diverges on some held-out MDPs keeps those MDPs in its
+    mean (scored 0), counts them per block, and the paired interval runs over all of them."""
+    cfg = _tiny(heldout_k=6, curve_updates=8, eval_every=2, T=8)
+    Pc, Vc = cfg.alg.construction_blocks(cfg.dims, cfg.hyper)
+    R1, R2 = np.random.default_rng(0).standard_normal((2, *Pc.shape))
+    ev = pe.evaluate_blocks(cfg, {"wild": (Pc + R1, Vc + R2), "exact": "teacher"})
+    at_T, e = ev["_arrays"]["wild/at_T"], ev["entries"]["wild"]
+    n_div = int(np.sum(np.isnan(at_T)))
+    assert 0 < n_div < cfg.heldout_k and e["n_diverged"] == n_div and e["diverged_score"] == 0.0
+    counted = np.where(np.isnan(at_T), 0.0, at_T)
+    assert e["heldout_return"] == pytest.approx(counted.mean(), abs=1e-15)
+    assert e["heldout_return_sem"] == pytest.approx(counted.std(ddof=1) / np.sqrt(cfg.heldout_k), rel=1e-13)
+    p = ev["paired"]["at_T"]["wild-exact"]
+    assert p["n"] == cfg.heldout_k and p["n_diverged_a"] == n_div and p["n_diverged_b"] == 0
+    exact = ev["_arrays"]["exact/at_T"]
+    assert p["mean"] == pytest.approx(np.mean(counted - exact), abs=1e-15)
+    assert ev["entries"]["exact"]["n_diverged"] == 0 and ev["diverged_score"] == 0.0
 
 
 def test_softmax_deploy_constructed_equals_teacher():
