@@ -164,13 +164,14 @@ def plot_seeds(path: str | Path) -> Path:
     the training and held-out MDPs and the cosine of the effective blocks to the construction
     against the Adam step, and the held-out greedy return curves of the (P2) block and of the
     exact teacher (mean +- s.e.m. over ALL held-out MDPs, a diverged loop scored 0; the legend
-    counts the diverged loops). Writes ``path`` with ``.png`` in place of ``.json``."""
+    counts the diverged loops; a failed run has no curves and is named in the title). Writes
+    ``path`` with ``.png`` in place of ``.json``."""
     plt = pyplot()
     path = Path(path)
     doc = read_json(path)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.0))
-    n_held = None
-    for run in doc["runs"]:
+    n_held, runs = None, [r for r in doc["runs"] if "failed" not in r]  # a failed run has no curve
+    for run in runs:
         h, seed = run["history"], run["seed"]
         step = np.asarray(h["step"], float)
         obj = [np.nan if v is None else v for v in h["objective"]]
@@ -197,9 +198,11 @@ def plot_seeds(path: str | Path) -> Path:
         f"held-out greedy normalised return\n(band: {sem_label(n_held, 'held-out MDPs')};\n"
         f"a diverged loop scored {DIVERGED_SCORE:g})"
     )
-    if doc["runs"]:
-        axes[2].axvline(doc["runs"][0]["config"]["T"], color="k", ls=":", lw=0.8)
+    if runs:
+        axes[2].axvline(runs[0]["config"]["T"], color="k", ls=":", lw=0.8, label="(P2) horizon T")
     for ax in axes:
         ax.legend(fontsize=6)
-    fig.suptitle(f"(P2) every seed: {doc['name']}", fontsize=10)
+    failed = [r["source"] for r in doc["runs"] if "failed" in r]
+    note = f"; failed: {', '.join(failed)}" if failed else ""
+    fig.suptitle(f"(P2) every seed: {doc['name']}{note}", fontsize=10)
     return save_figure(fig, path.with_suffix(".png"))

@@ -380,6 +380,15 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
     # issue 13 (plots): bands say they are s.e.m. over the held-out MDPs; heatmaps are labelled
     assert figures.assert_error_bars_labelled(figures["pretrain_returns.png"]) == 1
     assert figures.assert_heatmaps_labelled(figures["pretrain_blocks.png"]) == 4
+    # the seeds document and figure (issue 18): every run kept, a failed one as a row
+    from experiments.pretrain_compare import seeds_document
+
+    seeds = seeds_document([tmp_path, tmp_path / "missing"], "tiny", tmp_path / "seeds.json")
+    run, failed = seeds["runs"]
+    assert failed == {"source": "missing", "failed": "no pretrain.json: the (P2) training did not finish"}
+    assert run["paired"] == doc["paired"]["at_T"] and run["rl"]["n_diverged"] == doc["rl"]["n_diverged"]
+    assert len(run["curves"]["rl"]["mean"]) == len(run["updates"]) and run["history"]["step"]
+    assert figures.assert_error_bars_labelled(figures["seeds.png"]) == 1
 
 
 def test_pretrain_sweep_figure_labels_its_error_bars(tmp_path, figures):
