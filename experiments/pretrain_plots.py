@@ -185,7 +185,8 @@ def plot_seeds(path: str | Path) -> Path:
             c = run["curves"][name]
             m, s = np.asarray(c["mean"], float), np.asarray(c["sem"], float)
             what = "(P2) block" if name == "rl" else "exact teacher"
-            label = f"seed {seed}: {what}" + (f" ({c['n_diverged']} diverged)" if c["n_diverged"] else "")
+            n_div = c["n_diverged"]
+            label = f"seed {seed}: {what}" + (f" ({n_div} diverged by {x[-1]:g})" if n_div else "")
             axes[2].plot(x, m, style, color=ln.get_color(), label=label)
             axes[2].fill_between(x, m - s, m + s, color=ln.get_color(), alpha=0.15, lw=0)
         n_held = run["n_heldout"]
