@@ -308,6 +308,14 @@ def test_evaluation_counts_every_diverged_loop():
     exact = ev["_arrays"]["exact/at_T"]
     assert p["mean"] == pytest.approx(np.mean(counted - exact), abs=1e-15)
     assert ev["entries"]["exact"]["n_diverged"] == 0 and ev["diverged_score"] == 0.0
+    # the figures' bands count them too: a loop scores 0 from its divergence on
+    from experiments.pretrain_plots import curve_band
+
+    curves = ev["_arrays"]["wild/curves"]
+    m, s, n = curve_band(curves)
+    assert n == int(np.isnan(curves[:, -1]).sum()) > 0
+    np.testing.assert_allclose(m, np.nan_to_num(curves, nan=0.0).mean(axis=0), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(s, np.nan_to_num(curves, nan=0.0).std(axis=0, ddof=1) / np.sqrt(6), rtol=1e-13)
 
 
 def test_softmax_deploy_constructed_equals_teacher():
