@@ -702,18 +702,20 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
         if cfg.T == 2:
             raise pt.TrainingDiverged("train_rl: 50 consecutive non-finite (P2) objectives at step 3")
         doc = {
-            n: {"heldout_return": 0.1, "heldout_return_sem": 0.01}
+            n: {"heldout_return": 0.1, "heldout_return_sem": 0.01, "n_diverged": 0}
             for n in ("rl_initial", "constructed", "exact")
         }
         keys = ("cos_S3_effective", "cos_S3_full", "alpha_eff", "update_corr_sarsa")
         doc["rl"] = {
             "heldout_return": 0.2,
             "heldout_return_sem": 0.01,
+            "n_diverged": 1,
             "train_objective": 0.3,
             "heldout_objective": 0.2,
         }
         doc["rl"] |= dict.fromkeys(keys, 0.5)
         doc["teacher"] = {"heldout_return": 0.1, "heldout_return_sem": 0.01, "update_corr_sarsa": 1.0}
+        doc["teacher"]["n_diverged"] = 0
         ci = {"mean": 0.1, "sem": 0.01, "ci_low": 0.0, "ci_high": 0.2, "n": 5}
         doc["paired"] = {"at_T": {"rl-teacher": ci, "rl-rl_initial": ci, "rl-exact": ci}}
         return doc
@@ -726,6 +728,7 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
         "train_rl"
     )
     assert (tmp_path / "pretrain_sweep.png").exists()
+    assert doc["rows"][0]["rl_n_diverged"] == 1 and doc["rows"][0]["exact_n_diverged"] == 0
 
 
 def test_resume_keeps_the_skip_streak(monkeypatch, tmp_path):
