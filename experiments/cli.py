@@ -143,7 +143,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(args, doc)
         else:
-            cols = [("T", ""), ("k", ""), ("rl_return", ".3f"), ("rl_initial_return", ".3f")]
+            cols = [("T", ""), ("k", ""), ("rl_return", ".3f"), ("rl_n_diverged", "")]
+            cols += [("rl_initial_return", ".3f")]
             cols += [("teacher_return", ".3f"), ("exact_return", ".3f"), ("rl_cos_S3_effective", ".3f")]
             _print_table(doc["rows"], cols + [("rl_update_corr_sarsa", ".3f")])
         return 0
@@ -164,6 +165,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                 ("block", ""),
                 ("heldout_return", ".3f"),
                 ("heldout_return_sem", ".3f"),
+                ("n_diverged", ""),
                 ("heldout_return_softmax", ".3f"),
                 ("heldout_smooth_return", ".3f"),
                 ("cos_S3_effective", ".3f"),
@@ -175,7 +177,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         for pair, ci in doc["paired"]["at_T"].items():
             print(
                 f"{pair:28} {ci['mean']:+.3f}  95% CI "
-                f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]  n={ci['n']}"
+                f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]  n={ci['n']} "
+                f"(diverged {ci['n_diverged_a']} / {ci['n_diverged_b']}, scored {ci['diverged_score']:g})"
             )
     return 0 if doc["passed"] else 1
 

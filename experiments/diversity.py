@@ -32,7 +32,15 @@ import dynamics as dy
 from .io import atomic_write_json, progress, read_json, to_jsonable, versions
 from .plots import integer_ticks
 
-__all__ = ["DiversityConfig", "diversity_rows", "heldout_error", "run_diversity", "plot_diversity"]
+__all__ = [
+    "DiversityConfig",
+    "diversity_rows",
+    "row_datasets",
+    "kernel_verdict",
+    "heldout_error",
+    "run_diversity",
+    "plot_diversity",
+]
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,10 @@ def heldout_error(theta: np.ndarray, heldout: dy.TeacherDataset) -> float:
     return dy.relative_error(heldout, theta)
 
 
-def _row(cfg: DiversityConfig, row: dict, index: int) -> dict:
+def row_datasets(cfg: DiversityConfig, row: dict, index: int) -> tuple[dy.TeacherDataset, dy.TeacherDataset]:
+    """The training sample of row ``index`` of :func:`diversity_rows` (``keep_prompts=True``, stream
+    ``default_rng([seed, index])``) and its held-out frames (``heldout_k`` MDPs x 10 frames, fresh
+    features, stream ``[seed, index, 1]``)."""
     S, A = row.get("S", cfg.S), row.get("A", cfg.A)
     spec = dy.TeacherSpec(
         S=S,
@@ -146,9 +157,28 @@ def _row(cfg: DiversityConfig, row: dict, index: int) -> dict:
         spec.replace(k=cfg.heldout_k, frames=10, shared_features=False),
         np.random.default_rng([cfg.seed, index, 1]),
     )
+    return ds, held
+
+
+def kernel_verdict(ds: dy.TeacherDataset) -> tuple[dy.KernelCertificate, bool]:
+    """The certificate of the Hessian kernel at the construction ``theta*(c = 1)`` of sample ``ds``
+    (:func:`dynamics.certify_kernel`, exact arithmetic on the context columns) and the row's verdict
+    (:func:`experiments.cli_checks.diversity_passed`: certified and equal to ``max(tangent_dim,
+    size - rank_rows)``). The verdict is all that decides the command's exit code."""
+    from .cli_checks import diversity_passed
+
+    cert = dy.certify_kernel(ds)
+    fields = {"kernel_certified": cert.certified, "ker_dim": cert.ker_dim, "tangent_dim": cert.tangent_dim}
+    return cert, diversity_passed(fields | {"size": cert.size, "rank_rows": cert.rows})
+
+
+def _row(cfg: DiversityConfig, row: dict, index: int) -> dict:
+    ds, held = row_datasets(cfg, row, index)
+    spec = ds.spec
+    S, A = spec.S, spec.A
     theta_star = dy.construction(ds, 1.0)
     t0 = time.perf_counter()  # wall_time: certificate and flow
-    cert = dy.certify_kernel(ds)
+    cert, _ = kernel_verdict(ds)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the rank bound is reported in the row
         rich = dy.richness(ds, theta_star)

@@ -32,6 +32,8 @@ Results (``out``): ``rl.json`` (config, seed, versions, history, final, timings)
 (``P``, ``V``, ``P0``, ``V0``), atomically at every checkpoint (``"finished": false``) and at the
 end; ``rl_checkpoint.pt`` (params, optimizer, minibatch state, step, history). :func:`train_rl`
 resumes from it; the resumed run equals the uninterrupted one bit for bit (same thread count).
+The logged smooth objectives (``objective``, ``heldout_objective``) are means over ALL their MDPs, a
+loop that overflowed scored 0 (:mod:`experiments.stats`) and counted in ``*_nonfinite``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from lsa_theory._checks import check_int, check_real
 from . import expected_loop as el
 from .control_weights import ALGOS as _CLOSED_LOOP_ALGOS
 from .io import atomic_savez, atomic_write_json, load_checkpoint, progress, to_jsonable, versions
+from .stats import mean_sem
 from .training import (
     TrainConfig,
     _atomic_torch_save,
@@ -341,9 +344,9 @@ def _metrics(cfg, step, params, batch, held, P0, V0, train_time, skipped) -> dic
         sub = batch.take(slice(0, METRIC_MDPS))
         for key, b in (("objective", sub), ("heldout_objective", held)):
             vals = el.rl_objective(b, P, V, lay, **kw).numpy()
-            ok = np.isfinite(vals)
-            row[key] = float(vals[ok].mean()) if ok.any() else None
-            row[f"{key}_nonfinite"] = int((~ok).sum())
+            # every loop counted: an overflowed one scores 0 (uniform policy), counted beside
+            row[key], _ = mean_sem(vals)
+            row[f"{key}_nonfinite"] = int(np.sum(~np.isfinite(vals)))
     Pn, Vn = _numpy(params, lay)
     row.update(s3_alignment(Pn, Vn, lay, algo=cfg.algo))
     fz, fz0 = frozen_blocks(Pn, Vn, lay), frozen_blocks(P0, V0, lay)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .io import atomic_write_json, to_jsonable, versions
+import numpy as np
+
+from .io import atomic_write_json, read_json, to_jsonable, versions
 from .pretrain import PretrainConfig, TrainingDiverged, train_rl
 
-__all__ = ["RUN_MODES", "run_pretrain", "SWEEP_TS", "SWEEP_KS", "pretrain_sweep"]
+__all__ = ["RUN_MODES", "run_pretrain", "SWEEP_TS", "SWEEP_KS", "pretrain_sweep", "seeds_document"]
 
 RUN_MODES = ("rl", "teacher", "both")
 
@@ -33,7 +35,8 @@ def run_pretrain(
     ``rl`` also carries ``initial_heldout_return`` (the same block
     before training), ``train_objective`` and ``heldout_objective`` (the final smooth (P2)
     objectives), ``train_time`` and ``skipped``. ``passed``: the 95 % paired interval of ``rl -
-    rl_initial`` lies above 0 (``True`` in mode ``"teacher"``). With ``out``: ``pretrain.json``,
+    rl_initial`` over all held-out MDPs (a diverged loop scored 0, counted in ``n_diverged_a``,
+    ``n_diverged_b``) lies above 0 (``True`` in mode ``"teacher"``). With ``out``: ``pretrain.json``,
     ``pretrain_eval.npz`` and the figures."""
     from .pretrain_eval import evaluate_blocks, plot_blocks, plot_returns, plot_rl_training
     from .training import train
@@ -67,6 +70,7 @@ def run_pretrain(
     if rl is not None:
         doc["rl"]["initial_heldout_return"] = doc["rl_initial"]["heldout_return"]
         doc["rl"]["initial_heldout_return_sem"] = doc["rl_initial"]["heldout_return_sem"]
+        doc["rl"]["initial_n_diverged"] = doc["rl_initial"]["n_diverged"]
         doc["rl"]["train_objective"] = rl.final["objective"]
         doc["rl"]["heldout_objective"] = rl.final["heldout_objective"]
         doc["rl"]["train_time"] = rl.train_time
@@ -106,8 +110,10 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     ``(T, base.k)`` for ``T`` in ``Ts`` and at ``(base.T, k)`` for ``k`` in ``ks`` (minibatches of
     ``min(base.batch_mdps, k)`` MDPs), each in ``out/T{T}_k{k}`` (the (P1) block, which does not
     depend on ``T``, in ``out/teacher_k{k}``; all resumable). Returns ``{"rows": [...], "base"}``,
-    one row per run with the held-out returns of every block, the paired ``rl - teacher`` and ``rl
-    - rl_initial`` intervals and the RL block's structure and update agreement; with ``out`` also
+    one row per run with the held-out returns of every block and its diverged loops
+    (``{block}_n_diverged``; diverged loops are scored 0 in every mean, :mod:`experiments.stats`),
+    the paired ``rl - teacher`` and ``rl - rl_initial`` intervals and the RL block's structure
+    and update agreement; with ``out`` also
     ``pretrain_sweep.json`` and ``pretrain_sweep.png``. A run whose (P2) training stops with
     :class:`~experiments.pretrain.TrainingDiverged` (every training loop overflowed,
     :data:`experiments.pretrain.MAX_SKIPS` steps in a row) is recorded as a row ``{"T", "k",
@@ -138,6 +144,7 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
         for name in ("rl", "rl_initial", "teacher", "constructed", "exact"):
             row[f"{name}_return"] = doc[name]["heldout_return"]
             row[f"{name}_return_sem"] = doc[name]["heldout_return_sem"]
+            row[f"{name}_n_diverged"] = doc[name]["n_diverged"]
         for key in (
             "cos_S3_effective",
             "cos_S3_full",
@@ -156,3 +163,59 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     if out is not None:
         plot_sweep(out)
     return to_jsonable({"base": base.as_dict(), "rows": rows, "versions": versions()})
+
+
+#: The per-block keys a seeds document keeps of each run's ``pretrain.json``.
+SEED_ENTRY_KEYS = (
+    "heldout_return",
+    "heldout_return_sem",
+    "n_diverged",
+    "update_corr_sarsa",
+    "cos_S3_effective",
+    "cos_S3_full",
+)
+
+
+def seeds_document(outs, name: str, path: str | Path | None = None) -> dict:
+    """Several seeds of one (P3) configuration, gathered from the ``out`` directories of
+    :func:`run_pretrain` (``outs``, one per seed): per run its ``seed``, ``source`` (directory
+    name), ``passed``, ``config``, ``n_heldout``, the paired ``at_T`` intervals (every loop counted,
+    :mod:`experiments.stats`), each block's :data:`SEED_ENTRY_KEYS`, the (P2) ``history`` (step,
+    smooth objective on training / held-out MDPs, cosine to the construction) and the held-out
+    return ``curves`` of the ``rl`` and ``exact`` blocks (:func:`experiments.pretrain_plots.
+    curve_band`: mean, s.e.m. over all held-out MDPs, diverged count) at ``updates``. A directory
+    without ``pretrain.json`` (its (P2) training failed) is a run ``{"source", "failed"}``.
+    Returns ``{"name", "runs", "versions"}``; with ``path`` writes it there and draws
+    :func:`experiments.pretrain_plots.plot_seeds` beside it."""
+    from .pretrain_plots import curve_band, plot_seeds
+
+    runs = []
+    for out in map(Path, outs):
+        if not (out / "pretrain.json").exists():
+            runs.append({"source": out.name, "failed": "no pretrain.json: the (P2) training did not finish"})
+            continue
+        doc = read_json(out / "pretrain.json")
+        hist = read_json(out / "rl" / "rl.json")["history"]
+        run = {
+            "seed": doc["seed"],
+            "source": out.name,
+            "passed": doc["passed"],
+            "config": doc["config"],
+            "n_heldout": doc["n_heldout"],
+            "paired": doc["paired"]["at_T"],
+            "history": {k: hist[k] for k in ("step", "objective", "heldout_objective", "cos_S3_effective")},
+            "curves": {},
+        }
+        for b in doc["blocks"]:
+            run[b] = {k: doc[b].get(k) for k in SEED_ENTRY_KEYS}
+        with np.load(out / "pretrain_eval.npz") as z:
+            run["updates"] = z["updates"]
+            for b in ("rl", "exact"):
+                m, s, n_div = curve_band(z[f"{b}/curves"])
+                run["curves"][b] = {"mean": m, "sem": s, "n_diverged": n_div}
+        runs.append(run)
+    result = to_jsonable({"name": name, "runs": runs, "versions": versions()})
+    if path is not None:
+        atomic_write_json(Path(path), result)
+        plot_seeds(path)
+    return result

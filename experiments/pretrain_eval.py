@@ -23,8 +23,12 @@ Every block is scored on the same ``heldout_k`` held-out MDPs with fresh feature
   ``reference_update`` ((S2), or (A2) for the actor-critic; the key names stay ``*_sarsa``):
   ``update_corr_sarsa``, ``update_cos_sarsa``, ``update_scale_sarsa``, ``heldout_teacher_err``.
 
-Paired differences ``a - b`` over the held-out MDPs come with 95 % Student-t intervals
-(:func:`paired_ci`).
+Every loop counts (:mod:`experiments.stats`): a loop that diverged is scored
+:data:`experiments.stats.DIVERGED_SCORE` ``= 0`` (the uniform policy's normalised return) in every
+mean, standard error and interval, never dropped, and counted per block in ``n_diverged``
+(``_final``, ``_softmax``, ``_smooth``); ``diverged_score`` records the score used. Paired
+differences ``a - b`` over ALL held-out MDPs come with 95 % Student-t intervals
+(:func:`experiments.stats.paired_ci`, with ``n_diverged_a``, ``n_diverged_b``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.stats
 import torch
 
 import dynamics as dy
@@ -48,6 +51,7 @@ from .control import l2_readout as _l2
 from .envs import heldout_rng
 from .io import atomic_savez, progress, single_blas_thread, to_jsonable, versions
 from .pretrain_plots import plot_blocks, plot_returns, plot_rl_training, plot_sweep
+from .stats import DIVERGED_SCORE, mean_sem, paired_ci
 from .training import heldout_error, structure_metrics
 
 __all__ = [
@@ -320,43 +324,15 @@ def _eval_points(cfg) -> np.ndarray:
     return _control_eval_points(cfg.curve_updates, cfg.eval_every)
 
 
-def paired_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
-    """Paired difference ``a - b`` over the MDPs where both are finite: ``mean``, ``sem``,
-    ``ci_low``, ``ci_high`` (Student-t at ``level``), ``n``."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    diff = a[ok] - b[ok]
-    n = int(diff.size)
-    if n < 2:
-        return {
-            "mean": float(diff.mean()) if n else None,
-            "sem": None,
-            "ci_low": None,
-            "ci_high": None,
-            "n": n,
-        }
-    sem = float(diff.std(ddof=1) / np.sqrt(n))
-    q = float(scipy.stats.t.ppf(0.5 + level / 2, n - 1))
-    m = float(diff.mean())
-    return {"mean": m, "sem": sem, "ci_low": m - q * sem, "ci_high": m + q * sem, "n": n}
-
-
-def _mean_sem(x: np.ndarray) -> tuple[float | None, float | None]:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return None, None
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
-
-
 @single_blas_thread
 def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) -> dict:
     """Score every block of ``blocks`` (name -> ``(P, V)``, ``"constructed"`` or ``"teacher"`` (the
     exact update (S2))) on the held-out MDPs of ``cfg`` (a :class:`experiments.pretrain.
     PretrainConfig`) as in the module docstring. Returns ``{"entries": {name: {...}}, "paired":
-    {"at_T" | "softmax" | "smooth": {"a-b": paired_ci}}, "T_eval", "n_heldout", "n_update_frames",
-    "versions", "_arrays"}`` (``_arrays``: the per-MDP returns and curves ``{name}/...``, also
-    written to ``out/pretrain_eval.npz`` with ``out``)."""
+    {"at_T" | "softmax" | "smooth": {"a-b": paired_ci}}, "diverged_score", "T_eval", "n_heldout",
+    "n_update_frames", "versions", "_arrays"}`` (``_arrays``: the per-MDP returns and curves
+    ``{name}/...``, NaN where a loop diverged, also written to ``out/pretrain_eval.npz`` with
+    ``out``); means and intervals score a diverged loop ``diverged_score`` (module docstring)."""
     from .pretrain import heldout_batch
 
     T_eval = cfg.T_eval
@@ -403,13 +379,15 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
             )
             smooth = el.softmax_return(held, ws[-1], cfg.tau).numpy()
         e = {"reference_update": cfg.algo}
-        e["heldout_return"], e["heldout_return_sem"] = _mean_sem(at_T)
-        e["heldout_return_final"], e["heldout_return_final_sem"] = _mean_sem(curves[:, -1])
-        e["heldout_return_softmax"], e["heldout_return_softmax_sem"] = _mean_sem(soft)
-        e["heldout_smooth_return"], e["heldout_smooth_return_sem"] = _mean_sem(smooth)
+        e["heldout_return"], e["heldout_return_sem"] = mean_sem(at_T)
+        e["heldout_return_final"], e["heldout_return_final_sem"] = mean_sem(curves[:, -1])
+        e["heldout_return_softmax"], e["heldout_return_softmax_sem"] = mean_sem(soft)
+        e["heldout_smooth_return"], e["heldout_smooth_return_sem"] = mean_sem(smooth)
         e["n_diverged"] = int(np.sum(~np.isfinite(at_T)))
         e["n_diverged_final"] = int(np.sum(~np.isfinite(curves[:, -1])))
         e["n_diverged_softmax"] = int(np.sum(~np.isfinite(soft)))
+        e["n_diverged_smooth"] = int(np.sum(~np.isfinite(smooth)))
+        e["diverged_score"] = DIVERGED_SCORE
         if wts == "teacher":
             e.update(dict.fromkeys(("cos_S3_effective", "cos_S3_full", "alpha_eff", "cos_S3_fixed_alpha")))
             e.update(
@@ -442,6 +420,7 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
         "entries": entries,
         "reference_update": cfg.algo,
         "paired": paired,
+        "diverged_score": DIVERGED_SCORE,
         "T_eval": T_eval,
         "n_heldout": cfg.heldout_k,
         "n_update_frames": frames.n_frames,

@@ -11,14 +11,27 @@ import constructions
 
 from .io import read_json
 from .plots import label_heatmap, pyplot, save_figure, sem_label
+from .stats import DIVERGED_SCORE, scored
 
-__all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep"]
+__all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep", "plot_seeds"]
+
+
+def curve_band(curves) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and s.e.m. over the held-out MDPs of ``curves`` (N, points), every loop counted: a loop
+    scores :data:`experiments.stats.DIVERGED_SCORE` from its divergence on (its NaN entries); also
+    the number of loops that diverged by the last point."""
+    c, _ = scored(curves)
+    n = c.shape[0]
+    s = c.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(c.shape[1])
+    return c.mean(axis=0), s, int(np.sum(~np.isfinite(np.asarray(curves, float)[:, -1])))
 
 
 def plot_returns(out: str | Path) -> Path:
     """Held-out greedy normalised return along the sampled loop (S6) for every block (mean +- s.e.
-    over the held-out MDPs) from ``out/pretrain_eval.npz`` and ``out/pretrain.json``; the dotted
-    line marks the (P2) horizon ``T``. Writes ``out/pretrain_returns.png``."""
+    over ALL held-out MDPs, :func:`curve_band`: a diverged loop scores 0 from its divergence on;
+    the legend counts the loops that diverged) from ``out/pretrain_eval.npz`` and
+    ``out/pretrain.json``; the dotted line marks the (P2) horizon ``T``. Writes
+    ``out/pretrain_returns.png``."""
     plt = pyplot()
     out = Path(out)
     doc = read_json(out / "pretrain.json")
@@ -26,17 +39,18 @@ def plot_returns(out: str | Path) -> Path:
     with np.load(out / "pretrain_eval.npz") as z:
         x = z["updates"]
         for name in doc["blocks"]:
-            c = z[f"{name}/curves"]
-            m = np.nanmean(c, axis=0)
-            s = np.nanstd(c, axis=0, ddof=1) / np.sqrt(np.isfinite(c).sum(axis=0).clip(1))
-            (line,) = ax.plot(x, m, label=name)
+            m, s, n_div = curve_band(z[f"{name}/curves"])
+            (line,) = ax.plot(x, m, label=f"{name} ({n_div} diverged)" if n_div else name)
             ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
     ax.axvline(doc["config"]["T"], color="k", ls=":", lw=0.8, label="(P2) horizon T")
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.axhline(1.0, color="k", lw=0.6)
     cfg = doc["config"]
     ax.set_xlabel("updates of the sampled closed loop ((S6) epsilon-greedy, or (A5) pi_lambda)")
-    ax.set_ylabel(f"greedy normalised return\n(band: {sem_label(doc['n_heldout'], 'held-out MDPs')})")
+    ax.set_ylabel(
+        f"greedy normalised return\n(band: {sem_label(doc['n_heldout'], 'held-out MDPs')};\n"
+        f"a diverged loop scored {DIVERGED_SCORE:g})"
+    )
     ax.set_title(
         f"{cfg.get('algo', 'sarsa')}, S={cfg['S']}, A={cfg['A']}, k={cfg['k']} training MDPs, "
         + f"{doc['n_heldout']} held-out",
@@ -142,3 +156,54 @@ def plot_sweep(out: str | Path) -> Path:
             a.legend(fontsize=7)
     fig.suptitle(f"(P3) sweeps: {base.get('algo', 'sarsa')}, S={base['S']}, A={base['A']}", fontsize=10)
     return save_figure(fig, out / "pretrain_sweep.png")
+
+
+def plot_seeds(path: str | Path) -> Path:
+    """Several seeds of one (P3) configuration from a saved seeds document (``path``, written by
+    :func:`experiments.pretrain_compare.seeds_document`): per seed, the smooth (P2) objective on
+    the training and held-out MDPs and the cosine of the effective blocks to the construction
+    against the Adam step, and the held-out greedy return curves of the (P2) block and of the
+    exact teacher (mean +- s.e.m. over ALL held-out MDPs, a diverged loop scored 0; the legend
+    counts the diverged loops; a failed run has no curves and is named in the title). Writes
+    ``path`` with ``.png`` in place of ``.json``."""
+    plt = pyplot()
+    path = Path(path)
+    doc = read_json(path)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.0))
+    n_held, runs = None, [r for r in doc["runs"] if "failed" not in r]  # a failed run has no curve
+    for run in runs:
+        h, seed = run["history"], run["seed"]
+        step = np.asarray(h["step"], float)
+        obj = [np.nan if v is None else v for v in h["objective"]]
+        (ln,) = axes[0].plot(step, obj, label=f"seed {seed}: training MDPs")
+        held = [np.nan if v is None else v for v in h["heldout_objective"]]
+        axes[0].plot(step, held, "--", color=ln.get_color(), label=f"seed {seed}: held-out MDPs")
+        cos = [np.nan if v is None else v for v in h["cos_S3_effective"]]
+        axes[1].plot(step, cos, color=ln.get_color(), label=f"seed {seed}")
+        x = np.asarray(run["updates"], float)
+        for name, style in (("rl", "-"), ("exact", ":")):
+            c = run["curves"][name]
+            m, s = np.asarray(c["mean"], float), np.asarray(c["sem"], float)
+            what = "(P2) block" if name == "rl" else "exact teacher"
+            n_div = c["n_diverged"]
+            label = f"seed {seed}: {what}" + (f" ({n_div} diverged by {x[-1]:g})" if n_div else "")
+            axes[2].plot(x, m, style, color=ln.get_color(), label=label)
+            axes[2].fill_between(x, m - s, m + s, color=ln.get_color(), alpha=0.15, lw=0)
+        n_held = run["n_heldout"]
+    axes[0].set_ylabel("smooth (P2) objective")
+    axes[1].set_ylabel("cos of the effective blocks to the construction")
+    for ax in axes[:2]:
+        ax.set_xlabel("Adam step")
+    axes[2].set_xlabel("updates of the sampled closed loop")
+    axes[2].set_ylabel(
+        f"held-out greedy normalised return\n(band: {sem_label(n_held, 'held-out MDPs')};\n"
+        f"a diverged loop scored {DIVERGED_SCORE:g})"
+    )
+    if runs:
+        axes[2].axvline(runs[0]["config"]["T"], color="k", ls=":", lw=0.8, label="(P2) horizon T")
+    for ax in axes:
+        ax.legend(fontsize=6)
+    failed = [r["source"] for r in doc["runs"] if "failed" in r]
+    note = f"; failed: {', '.join(failed)}" if failed else ""
+    fig.suptitle(f"(P2) every seed: {doc['name']}{note}", fontsize=10)
+    return save_figure(fig, path.with_suffix(".png"))

@@ -149,16 +149,44 @@ def diversity(doc: dict) -> str:
     return "\n".join(out)
 
 
+def _pci(p, spec: str = "+.3f") -> str:
+    """``mean [ci_low, ci_high]`` of a :func:`experiments.stats.paired_ci` dict."""
+    if not p or p.get("ci_low") is None:
+        return "—" if not p or p.get("mean") is None else format(p["mean"], spec)
+    return f"{p['mean']:{spec}} [{p['ci_low']:{spec}}, {p['ci_high']:{spec}}]"
+
+
 def returns_by_k(doc: dict) -> str:
-    """Pooled groups (diverged loops counted) and then every (seed, k, features) row."""
-    out = [
-        "| k | features | seeds | loops diverged | return of the other loops (mean ± s.e.) |",
-        "|---|---|---|---|---|",
-    ]
-    for g in sorted(doc["groups"], key=lambda g: (g["shared_features"], g["k"])):
-        feats = "shared" if g["shared_features"] else "resampled"
-        ret = _pm(g["normalized_return_converged_mean"], g["normalized_return_converged_sem"])
-        out.append(f"| {g['k']} | {feats} | {g['n_seeds']} | {g['n_diverged']}/{g['n_loops']} | {ret} |")
+    """Groups (diverged loops counted) and then every (seed, k, features) row. A document with the
+    MDP-clustered comparison (``minus_teacher`` in its groups, :mod:`experiments.stats`) shows the
+    return over all loops (a diverged loop scored ``diverged_score``) with the clustered s.e. and
+    the clustered paired interval against the teacher; older documents have only the pooled
+    return of the loops that did not diverge, shown as such."""
+    groups = sorted(doc["groups"], key=lambda g: (g["shared_features"], g["k"]))
+    if any("minus_teacher" in g for g in groups):
+        score = doc.get("diverged_score", 0.0)
+        out = [
+            f"| k | features | seeds | loops diverged | return, all loops (diverged = {score:g}; ± s.e. over "
+            "MDPs) | block − teacher, paired by MDP, seeds averaged per MDP (95 % CI, MDPs) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for g in groups:
+            feats = "shared" if g["shared_features"] else "resampled"
+            ret = _pm(g["normalized_return_mean"], g["normalized_return_clustered_sem"])
+            mt = g["minus_teacher"]
+            out.append(
+                f"| {g['k']} | {feats} | {g['n_seeds']} | {g['n_diverged']}/{g['n_loops']} | {ret} | "
+                f"{_pci(mt)} ({mt['n']}) |"
+            )
+    else:
+        out = [
+            "| k | features | seeds | loops diverged | return of the other loops (mean ± s.e.) |",
+            "|---|---|---|---|---|",
+        ]
+        for g in groups:
+            feats = "shared" if g["shared_features"] else "resampled"
+            ret = _pm(g["normalized_return_converged_mean"], g["normalized_return_converged_sem"])
+            out.append(f"| {g['k']} | {feats} | {g['n_seeds']} | {g['n_diverged']}/{g['n_loops']} | {ret} |")
     out += ["", "| seed | k | features | held-out error | diverged | return (all loops) | return (others) |"]
     out.append("|---|---|---|---|---|---|---|")
     for r in doc["rows"]:
@@ -173,30 +201,34 @@ def returns_by_k(doc: dict) -> str:
 
 def pretrain_seeds(doc: dict) -> str:
     """(P3), one row per (configuration, seed): held-out return of the (P2) block ± s.e.m., before
-    training and of the exact teacher, the paired ``rl - start`` and ``rl - exact`` differences
-    (95 % CI), the update correlation with the layout's teacher and the effective-block cosine to
-    its construction; a run whose (P2) training diverged is a row saying so."""
+    training and of the exact teacher, the loops that diverged of each of the three (of the
+    held-out MDPs), the paired ``rl - start`` and ``rl - exact`` differences (95 % CI over all
+    held-out MDPs, a diverged loop scored 0: :mod:`experiments.stats`), the update correlation with
+    the layout's teacher and the effective-block cosine to its construction; a run whose (P2)
+    training diverged is a row saying so."""
+    ci = _pci
 
-    def ci(p):
-        return f"{p['mean']:+.3f} [{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]"
+    def div(r):
+        n = r["paired"]["rl-rl_initial"]["n"]
+        return " / ".join(str(r[b]["n_diverged"]) for b in ("rl", "rl_initial", "exact")) + f" of {n}"
 
     out = [
-        "| configuration | seed | (P2) block | before training | exact teacher | (P2) − start (95 % CI) "
-        "| (P2) − exact (95 % CI) | update corr. | cos effective | above start |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| configuration | seed | (P2) block | before training | exact teacher | loops diverged ((P2) / "
+        "start / exact) | (P2) − start (95 % CI) | (P2) − exact (95 % CI) | update corr. | cos effective "
+        "| above start |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for g in doc["groups"]:
         for r in g["runs"]:
             if "failed" in r:
-                out.append(
-                    f"| {g['name']} | {r['seed']} | **training failed**: {r['failed']} | | | | | | | **no** |"
-                )
+                failed = f"**training failed**: {r['failed']}"
+                out.append(f"| {g['name']} | {r['seed']} | {failed} | | | | | | | | **no** |")
                 continue
             rl, pa = r["rl"], r["paired"]
             above = "yes" if pa["rl-rl_initial"]["ci_low"] > 0 else "**no**"
             out.append(
                 f"| {g['name']} | {r['seed']} | {_pm(rl['heldout_return'], rl['heldout_return_sem'])} | "
-                f"{_f(r['rl_initial']['heldout_return'])} | {_f(r['exact']['heldout_return'])} | "
+                f"{_f(r['rl_initial']['heldout_return'])} | {_f(r['exact']['heldout_return'])} | {div(r)} | "
                 f"{ci(pa['rl-rl_initial'])} | {ci(pa['rl-exact'])} | {_f(rl['update_corr_sarsa'], '.2f')} | "
                 f"{_f(rl['cos_S3_effective'], '.2f')} | {above} |"
             )

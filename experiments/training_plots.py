@@ -178,14 +178,27 @@ def plot_diversity_training(out: str | Path) -> Path:
 
 
 def plot_returns_by_k(sweep_out: str | Path) -> Path:
-    """From ``sweep_out/returns_by_k.json``: the normalised return of the converged loops (mean +-
-    standard error of the mean, all seeds pooled; each seed's mean as a point) and the fraction of
-    diverged loops against ``k``. Writes ``sweep_out/returns_by_k.png``."""
+    """From ``sweep_out/returns_by_k.json``: the normalised return against ``k`` and the fraction of
+    diverged loops. With the MDP-clustered statistics (:func:`experiments.training_sweeps.
+    deployed_returns_by_k`): the mean over ALL loops (a diverged loop scored ``diverged_score``)
+    +- the standard error over the held-out MDPs (seeds averaged per MDP); each seed's mean over all
+    its loops as a point. Documents without them: the converged loops pooled (as recorded).
+    Writes ``sweep_out/returns_by_k.png``."""
     plt = pyplot()
 
     sweep_out = Path(sweep_out)
     doc = read_json(sweep_out / "returns_by_k.json")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    clustered = all("normalized_return_mean" in g for g in doc["groups"])
+    m_key, s_key, p_key = (
+        ("normalized_return_mean", "normalized_return_clustered_sem", "normalized_return_scored")
+        if clustered
+        else (
+            "normalized_return_converged_mean",
+            "normalized_return_converged_sem",
+            "normalized_return_nanmean",
+        )
+    )
     for shared, style in ((False, "o-"), (True, "s--")):
         sel = sorted((g for g in doc["groups"] if g["shared_features"] == shared), key=lambda g: g["k"])
         if not sel:
@@ -194,16 +207,8 @@ def plot_returns_by_k(sweep_out: str | Path) -> Path:
         nan = np.nan
         (ln, *_) = ax.errorbar(
             [g["k"] for g in sel],
-            [
-                nan
-                if g["normalized_return_converged_mean"] is None
-                else g["normalized_return_converged_mean"]
-                for g in sel
-            ],
-            yerr=[
-                nan if g["normalized_return_converged_sem"] is None else g["normalized_return_converged_sem"]
-                for g in sel
-            ],
+            [nan if g[m_key] is None else g[m_key] for g in sel],
+            yerr=[nan if g[s_key] is None else g[s_key] for g in sel],
             fmt=style,
             capsize=3,
             label=label,
@@ -211,7 +216,7 @@ def plot_returns_by_k(sweep_out: str | Path) -> Path:
         pts = [r for r in doc["rows"] if r["shared_features"] == shared]
         ax.scatter(
             [r["k"] for r in pts],
-            [nan if r["normalized_return_nanmean"] is None else r["normalized_return_nanmean"] for r in pts],
+            [nan if r[p_key] is None else r[p_key] for r in pts],
             s=10, color=ln.get_color(), alpha=0.5,
         )  # fmt: skip
         ax2.plot([g["k"] for g in sel], [g["n_diverged"] / g["n_loops"] for g in sel], style, label=label)
@@ -221,8 +226,18 @@ def plot_returns_by_k(sweep_out: str | Path) -> Path:
         a.set_xscale("log")
         a.set_xlabel("training MDPs k")
         a.legend(fontsize=8)
-    ax.set_ylabel(f"normalised return after {doc['n_updates']} updates\n({SEM} over the converged loops)")
-    ax.set_title("loops that did not diverge, all seeds pooled (points: one seed each)", fontsize=9)
+    if clustered:
+        ax.set_ylabel(
+            f"normalised return after {doc['n_updates']} updates\n({SEM} over {doc['n_heldout']} held-out "
+            "MDPs, seeds averaged per MDP)"
+        )
+        ax.set_title(
+            f"every loop, a diverged one scored {doc.get('diverged_score', 0.0):g} (points: one seed each)",
+            fontsize=9,
+        )
+    else:
+        ax.set_ylabel(f"normalised return after {doc['n_updates']} updates\n({SEM} over the converged loops)")
+        ax.set_title("loops that did not diverge, all seeds pooled (points: one seed each)", fontsize=9)
     ax2.set_ylabel("fraction of held-out loops that diverged")
     ax2.set_title("(M7): trained blocks deployed on held-out MDPs, all seeds", fontsize=9)
     return save_figure(fig, sweep_out / "returns_by_k.png")

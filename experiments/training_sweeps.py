@@ -18,8 +18,8 @@ import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from .context_length_common import _mean_sem_nan
-from .io import atomic_write_json, read_json, versions
+from .io import atomic_write_json, read_json, to_jsonable, versions
+from .stats import DIVERGED_SCORE, clustered_paired_ci, mean_sem, scored
 from .training import TrainConfig, heldout_data, heldout_error, train
 from .training_plots import (  # noqa: F401  (moved; re-exported from here)
     _block_lines,
@@ -214,9 +214,18 @@ def deployed_returns_by_k(
 
     Every run appears: ``rows`` has one entry per (seed, k, features) with ``normalized_return``
     (mean over the held-out MDPs, ``None`` when a loop diverged), ``normalized_return_nanmean``
-    (over the loops that did not), ``n_diverged`` of ``n_mdps``; ``groups`` pools the seeds per
-    (k, features): ``n_diverged`` of ``n_loops`` and the mean +- s.e. over the loops that did not
-    diverge. Writes ``sweep_out/returns_by_k.json`` (and :func:`plot_returns_by_k` draws it)."""
+    (over the loops that did not), ``normalized_return_scored`` (over all loops, a diverged one
+    scored ``diverged_score`` = 0, the uniform policy's return), ``normalized_returns`` (per
+    held-out MDP, ``None`` where the loop diverged), ``n_diverged`` of ``n_mdps``.
+    ``groups`` gathers the seeds per (k, features): ``n_diverged`` of ``n_loops``,
+    ``normalized_return_converged_mean``/``_sem`` (the loops that did not diverge, pooled: kept for
+    the record, not an interval), and the (M7) comparison with every loop counted and the loops of
+    one held-out MDP as one cluster (:func:`experiments.stats.clustered_paired_ci`): the block's
+    score on MDP ``i`` is the mean over the seeds' loops on it, paired with the teacher on the same
+    MDP and stream, ``N = n_heldout`` clusters: ``normalized_return_mean`` (all loops),
+    ``normalized_return_clustered_sem`` (s.e. of the mean over the ``N`` per-MDP means) and
+    ``minus_teacher`` (the paired interval of block - teacher). Writes
+    ``sweep_out/returns_by_k.json`` (and :func:`plot_returns_by_k` draws it)."""
     from .control import deploy
     from .envs import heldout_rng
 
@@ -244,8 +253,9 @@ def deployed_returns_by_k(
             for i, m in enumerate(mdps)
         ]
         v = np.array([np.nan if x.diverged_at is not None else x.normalized_return[-1] for x in res])
-        finals.setdefault((r["k"], r["shared_features"]), []).extend(v.tolist())
-        nanmean, _, n_diverged = _mean_sem_nan(v)
+        finals.setdefault((r["k"], r["shared_features"]), []).append(v)  # (n_heldout,) per seed
+        n_diverged = int(np.sum(~np.isfinite(v)))
+        nanmean = float(np.nanmean(v)) if n_diverged < v.size else None
         rows.append(
             {
                 "seed": train_seed,
@@ -254,23 +264,32 @@ def deployed_returns_by_k(
                 "heldout_err": r["heldout_err"],
                 "normalized_return": float(v.mean()) if n_diverged == 0 else None,
                 "normalized_return_nanmean": nanmean,
-                "normalized_return_teacher": float(teacher.mean()),
+                "normalized_return_scored": float(scored(v)[0].mean()),
+                "normalized_returns": v,  # per held-out MDP, None where the loop diverged
+                "normalized_return_teacher": mean_sem(teacher)[0],
                 "n_mdps": n_heldout,
                 "n_diverged": n_diverged,
             }
         )
     groups = []
-    for (k, shared), vals in finals.items():
-        mean, sem, n_diverged = _mean_sem_nan(vals)
+    for (k, shared), loops in finals.items():
+        loops = np.stack(loops, axis=1)  # (n_heldout, n_seeds): the loops of MDP i in row i
+        ok = loops[np.isfinite(loops)]
+        mean, sem = mean_sem(ok)  # the loops that did not diverge, pooled (the record only)
+        clustered = clustered_paired_ci(loops, teacher)
+        per_mdp = scored(loops)[0].mean(axis=1)
         groups.append(
             {
                 "k": k,
                 "shared_features": shared,
                 "n_seeds": sum(1 for r in rows if r["k"] == k and r["shared_features"] == shared),
-                "n_loops": len(vals),
-                "n_diverged": n_diverged,
+                "n_loops": int(loops.size),
+                "n_diverged": clustered["n_diverged_a"],
                 "normalized_return_converged_mean": mean,
                 "normalized_return_converged_sem": sem,
+                "normalized_return_mean": clustered["mean_a"],
+                "normalized_return_clustered_sem": mean_sem(per_mdp)[1],
+                "minus_teacher": clustered,
             }
         )
     doc = {
@@ -279,14 +298,16 @@ def deployed_returns_by_k(
         "n_heldout": n_heldout,
         "n_updates": n_updates,
         "seed": seed,
-        "normalized_return_teacher": float(teacher.mean()),
-        "normalized_return_teacher_sem": float(teacher.std(ddof=1) / np.sqrt(n_heldout))
-        if n_heldout > 1
-        else None,
+        "normalized_return_teacher": mean_sem(teacher)[0],
+        "normalized_return_teacher_sem": mean_sem(teacher)[1],
+        "n_diverged_teacher": int(np.sum(~np.isfinite(teacher))),
+        "normalized_returns_teacher": teacher,
+        "diverged_score": DIVERGED_SCORE,
         "rows": rows,
         "groups": groups,
         "versions": versions(),
     }
+    doc = to_jsonable(doc)
     atomic_write_json(sweep_out / "returns_by_k.json", doc)
     return doc
 

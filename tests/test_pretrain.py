@@ -277,14 +277,45 @@ def test_update_agreement_of_scaled_constructions():
 
 
 def test_paired_ci():
+    """pretrain_eval's interval is experiments.stats.paired_ci: a diverged (NaN) loop is scored 0
+    and counted, never dropped."""
     a = np.array([1.0, 2.0, 3.0, np.nan])
     b = np.array([0.0, 1.0, 1.0, 5.0])
     ci = pe.paired_ci(a, b)
-    d = np.array([1.0, 1.0, 2.0])
-    sem = d.std(ddof=1) / np.sqrt(3)
-    assert ci["n"] == 3 and ci["mean"] == pytest.approx(4 / 3)
+    d = np.array([1.0, 1.0, 2.0, -5.0])
+    sem = d.std(ddof=1) / np.sqrt(4)
+    assert ci["n"] == 4 and ci["n_diverged_a"] == 1 and ci["mean"] == pytest.approx(d.mean())
     assert ci["sem"] == pytest.approx(sem)
-    assert ci["ci_high"] - ci["mean"] == pytest.approx(4.302652729911275 * sem)
+    assert ci["ci_high"] - ci["mean"] == pytest.approx(3.182446305284263 * sem)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the diverging block, on purpose
+def test_evaluation_counts_every_diverged_loop():
+    """Issue 18 item 5: a block whose loop diverges on some held-out MDPs keeps those MDPs in its
+    mean (scored 0), counts them per block, and the paired interval runs over all of them."""
+    cfg = _tiny(heldout_k=6, curve_updates=8, eval_every=2, T=8)
+    Pc, Vc = cfg.alg.construction_blocks(cfg.dims, cfg.hyper)
+    R1, R2 = np.random.default_rng(0).standard_normal((2, *Pc.shape))
+    ev = pe.evaluate_blocks(cfg, {"wild": (Pc + R1, Vc + R2), "exact": "teacher"})
+    at_T, e = ev["_arrays"]["wild/at_T"], ev["entries"]["wild"]
+    n_div = int(np.sum(np.isnan(at_T)))
+    assert 0 < n_div < cfg.heldout_k and e["n_diverged"] == n_div and e["diverged_score"] == 0.0
+    counted = np.where(np.isnan(at_T), 0.0, at_T)
+    assert e["heldout_return"] == pytest.approx(counted.mean(), abs=1e-15)
+    assert e["heldout_return_sem"] == pytest.approx(counted.std(ddof=1) / np.sqrt(cfg.heldout_k), rel=1e-13)
+    p = ev["paired"]["at_T"]["wild-exact"]
+    assert p["n"] == cfg.heldout_k and p["n_diverged_a"] == n_div and p["n_diverged_b"] == 0
+    exact = ev["_arrays"]["exact/at_T"]
+    assert p["mean"] == pytest.approx(np.mean(counted - exact), abs=1e-15)
+    assert ev["entries"]["exact"]["n_diverged"] == 0 and ev["diverged_score"] == 0.0
+    # the figures' bands count them too: a loop scores 0 from its divergence on
+    from experiments.pretrain_plots import curve_band
+
+    curves = ev["_arrays"]["wild/curves"]
+    m, s, n = curve_band(curves)
+    assert n == int(np.isnan(curves[:, -1]).sum()) > 0
+    np.testing.assert_allclose(m, np.nan_to_num(curves, nan=0.0).mean(axis=0), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(s, np.nan_to_num(curves, nan=0.0).std(axis=0, ddof=1) / np.sqrt(6), rtol=1e-13)
 
 
 def test_softmax_deploy_constructed_equals_teacher():
@@ -357,6 +388,15 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
     # issue 13 (plots): bands say they are s.e.m. over the held-out MDPs; heatmaps are labelled
     assert figures.assert_error_bars_labelled(figures["pretrain_returns.png"]) == 1
     assert figures.assert_heatmaps_labelled(figures["pretrain_blocks.png"]) == 4
+    # the seeds document and figure (issue 18): every run kept, a failed one as a row
+    from experiments.pretrain_compare import seeds_document
+
+    seeds = seeds_document([tmp_path, tmp_path / "missing"], "tiny", tmp_path / "seeds.json")
+    run, failed = seeds["runs"]
+    assert failed == {"source": "missing", "failed": "no pretrain.json: the (P2) training did not finish"}
+    assert run["paired"] == doc["paired"]["at_T"] and run["rl"]["n_diverged"] == doc["rl"]["n_diverged"]
+    assert len(run["curves"]["rl"]["mean"]) == len(run["updates"]) and run["history"]["step"]
+    assert figures.assert_error_bars_labelled(figures["seeds.png"]) == 1
 
 
 def test_pretrain_sweep_figure_labels_its_error_bars(tmp_path, figures):
@@ -662,18 +702,20 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
         if cfg.T == 2:
             raise pt.TrainingDiverged("train_rl: 50 consecutive non-finite (P2) objectives at step 3")
         doc = {
-            n: {"heldout_return": 0.1, "heldout_return_sem": 0.01}
+            n: {"heldout_return": 0.1, "heldout_return_sem": 0.01, "n_diverged": 0}
             for n in ("rl_initial", "constructed", "exact")
         }
         keys = ("cos_S3_effective", "cos_S3_full", "alpha_eff", "update_corr_sarsa")
         doc["rl"] = {
             "heldout_return": 0.2,
             "heldout_return_sem": 0.01,
+            "n_diverged": 1,
             "train_objective": 0.3,
             "heldout_objective": 0.2,
         }
         doc["rl"] |= dict.fromkeys(keys, 0.5)
         doc["teacher"] = {"heldout_return": 0.1, "heldout_return_sem": 0.01, "update_corr_sarsa": 1.0}
+        doc["teacher"]["n_diverged"] = 0
         ci = {"mean": 0.1, "sem": 0.01, "ci_low": 0.0, "ci_high": 0.2, "n": 5}
         doc["paired"] = {"at_T": {"rl-teacher": ci, "rl-rl_initial": ci, "rl-exact": ci}}
         return doc
@@ -686,6 +728,7 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
         "train_rl"
     )
     assert (tmp_path / "pretrain_sweep.png").exists()
+    assert doc["rows"][0]["rl_n_diverged"] == 1 and doc["rows"][0]["exact_n_diverged"] == 0
 
 
 def test_resume_keeps_the_skip_streak(monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 import dynamics as dy
@@ -370,10 +371,32 @@ def test_returns_by_k_lists_every_run_with_divergences(tmp_path, figures):
     groups = {g["k"]: g for g in doc["groups"]}
     assert groups[10]["n_loops"] == 6 and groups[10]["n_diverged"] == 3 and groups[10]["n_seeds"] == 2
     assert all(r["n_diverged"] == 0 for r in doc["rows"][:3])
+    # issue 18 item 5: every loop counted (diverged = 0) and the loops of one held-out MDP one
+    # cluster: per-MDP means over the seeds, paired with the teacher on the same MDP (3, not 6)
+    from experiments import stats
+
+    teacher = np.array(doc["normalized_returns_teacher"], dtype=float)
+
+    def loops_of(k):  # (MDPs, seeds), NaN where a loop diverged
+        rows = [r["normalized_returns"] for r in doc["rows"] if r["k"] == k]
+        return np.array([[np.nan if x is None else x for x in r] for r in rows], dtype=float).T
+
+    for k, g in groups.items():
+        loops = loops_of(k)
+        per_mdp = np.where(np.isnan(loops), 0.0, loops).mean(axis=1) - teacher
+        mt = g["minus_teacher"]
+        assert mt["n"] == 3 and mt["n_loops_a"] == 6 and mt["n_diverged_a"] == g["n_diverged"]
+        assert mt["mean"] == pytest.approx(per_mdp.mean(), abs=1e-14)
+        assert mt["sem"] == pytest.approx(per_mdp.std(ddof=1) / np.sqrt(3), rel=1e-12)
+        half = scipy.stats.t.ppf(0.975, 2) * mt["sem"]  # the subtraction below rounds at ~u |ci_high|
+        assert mt["ci_high"] - mt["mean"] == pytest.approx(half, abs=1e-14 * (1 + abs(mt["ci_high"])))
+        assert g["normalized_return_mean"] == pytest.approx(np.nan_to_num(loops).mean(), abs=1e-14)
+    assert groups[10]["minus_teacher"] == stats.clustered_paired_ci(loops_of(10), teacher)
     assert tr.plot_returns_by_k(tmp_path).exists()
     assert figures.assert_error_bars_labelled(figures["returns_by_k.png"]) == 1
     text = tables.table("returns-by-k", tmp_path / "returns_by_k.json")
     assert "| 10 | resampled | 2 | 3/6 |" in text and "| 1 | 10 | resampled |" in text
+    assert f"{groups[10]['minus_teacher']['mean']:+.3f} [" in text and "(3) |" in text
     assert tables.table("diversity", tmp_path / "diversity_training.json").count("| resampled |") == 4
 
 
