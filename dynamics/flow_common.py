@@ -48,7 +48,9 @@ class FlowResult:
     ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
     manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
     ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
-    ``status``/``message`` as the solver gave them; solver statistics in ``stats``."""
+    ``status``/``message`` as the solver gave them; solver statistics in ``stats``. ``loss_err``,
+    ``grad_err`` (per recorded point, (M2) teacher data only, else ``None``): the round-off bounds of
+    the recorded ``loss`` and ``grad_norm`` as computed (:func:`dynamics.loss_and_grad_error_bound`)."""
 
     method: str
     t: np.ndarray
@@ -65,6 +67,8 @@ class FlowResult:
     grad_floor: float
     wall_time: float
     stats: dict = field(default_factory=dict)
+    loss_err: np.ndarray | None = None
+    grad_err: np.ndarray | None = None
 
     @property
     def conserved_drift(self) -> float:
