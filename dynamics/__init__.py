@@ -16,6 +16,7 @@ from .flow import (
     fit_two_mode,
     gradient_descent,
     gradient_flow,
+    loss_increase_bound,
 )
 from .manifold import (
     DENSE_MAX,
@@ -110,6 +111,7 @@ __all__ = [
     "loss",
     "loss_and_grad",
     "loss_and_grad_error_bound",
+    "loss_increase_bound",
     "nearest_manifold_point",
     "pack",
     "parameter_blind_spots",

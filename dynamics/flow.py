@@ -41,6 +41,7 @@ from .flow_common import (  # noqa: F401  (moved; re-exported from here)
     hessian,
     invisible_directions,
     loss_and_grad,
+    loss_increase_bound,
     shapes,
 )
 from .objective import hessian_blocks, loss_and_grad_error_bound
@@ -62,6 +63,7 @@ __all__ = [
     "adam",
     "fit_rate",
     "RATE_WINDOW",
+    "loss_increase_bound",
 ]
 
 

@@ -77,6 +77,17 @@ class FlowResult:
         return float(np.abs(q - q[0]).max() / max(1.0, abs(q[0])))
 
 
+def loss_increase_bound(flow: FlowResult) -> np.ndarray:
+    """(n - 1,) bound on the computed change ``loss[i + 1] - loss[i]`` of consecutive recorded
+    points when the exact loss along the recorded path does not increase: ``loss_err[i] +
+    loss_err[i + 1]`` (round-off bounds of :func:`dynamics.loss_and_grad_error_bound`). A gradient
+    flow's loss is non-increasing up to round-off when ``np.diff(loss) <= loss_increase_bound``.
+    ValueError for a flow without recorded bounds."""
+    if flow.loss_err is None:
+        raise ValueError("flow: no recorded loss_err (only gradient_flow on (M2) teacher data records it)")
+    return flow.loss_err[:-1] + flow.loss_err[1:]
+
+
 def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):
     U = invisible_directions(dataset)
     L, G, Q, D = [], [], [], []
