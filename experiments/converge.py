@@ -229,6 +229,7 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
         "wall_time": time.perf_counter() - t0,
     }
     arrays = {"t": flow.t, "loss": flow.loss, "grad_norm": flow.grad_norm, "eig": spec.eigenvalues}
+    arrays.update({"loss_err": flow.loss_err, "grad_err": flow.grad_err})  # round-off bounds
     return row, arrays
 
 
