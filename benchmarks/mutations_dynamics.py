@@ -95,10 +95,10 @@ MUTS = [
         "tests/test_rate_checks.py::test_fit_modes_selects_the_modes_the_data_resolve tests/test_flow_roundoff.py::test_rate_verdicts_survive_rounding_of_the_recorded_losses",
     ),
     (
-        "recorded loss off by 1e-9 relative every other step (not monotone)",
+        "recorded loss doubled at the 6th step (not monotone)",
         "dynamics/flow.py",
         "        L.append(l)",
-        "        L.append(l * (1 + 1e-9 * (len(L) % 2)))",
+        "        L.append(l * (1.0 + (len(L) == 5)))",
         "tests/test_stiff.py::test_structured_flow_reaches_the_dense_limit",
     ),
     (

@@ -107,13 +107,15 @@ def test_converge_quick_verdicts_survive_rounding(monkeypatch, algo):
 
 
 def test_rate_verdicts_survive_rounding_of_the_recorded_losses():
-    """Cheap default check: the (M6) verdicts of both algorithms' quick flows (c = 1, r = 0.01) at
-    exact time scale and at the mis-scalings x0.98, x1.02, on recorded losses and times moved by
-    1e-13 (the integrator is not rerun; the slow tests above rerun it)."""
-    for algo in ("sarsa", "actor_critic"):
-        cfg = dataclasses.replace(ec.ConvergeConfig.quick(algo), scales=(1.0,), radii=(1e-2,))
+    """Cheap default check: the (M6) verdicts of both algorithms' quick flows (c = 1; SARSA from
+    r = 0.1, where three exponentials are more than the data resolve and a spurious slow mode of
+    negligible amplitude fits the last points unless fit_modes drops to two; actor-critic from
+    r = 0.01) at exact time scale and at the mis-scalings x0.98, x1.02, on recorded losses and
+    times moved by 1e-13 (the integrator is not rerun; the slow tests above rerun it)."""
+    for algo, radius in (("sarsa", 0.1), ("actor_critic", 1e-2)):
+        cfg = dataclasses.replace(ec.ConvergeConfig.quick(algo), scales=(1.0,), radii=(radius,))
         ds = dy.teacher_dataset(cfg.spec(), np.random.default_rng(0))
-        theta0 = ec._start(ds, 0, 1.0, 1e-2)
+        theta0 = ec._start(ds, 0, 1.0, radius)
         _, lam1, _ = ec.predict_rates(ds, theta0)
         with threadpool_limits(1):
             flow = ec._flow(cfg, ds, theta0)
