@@ -136,13 +136,14 @@ def fit_modes(
     n_modes: int = MODES,
     window: tuple[float, float] = MODES_WINDOW,
     min_points: int = 20,
-    roundoff_max: float = ROUNDOFF_MAX,
+    roundoff_max: float | None = ROUNDOFF_MAX,
 ) -> RateFit:
     r"""(M6) with several slow modes: least squares of
     :math:`\log L(t) = \log \sum_{j=1}^{K} e^{b_j - 2\mu_j (t - t_0)}` (rates and amplitudes free,
     rates >= 0) over the resolved points (:func:`resolved`) with ``window[0] < L < window[1]``,
-    ``t_0`` the first of them; ``K = n_modes``, or, given ``loss_err``, the largest ``K <= n_modes``
-    whose ``roundoff`` is at most ``roundoff_max`` (the fit with ``K = 1`` if none is).
+    ``t_0`` the first of them; ``K = n_modes``, or, given ``loss_err`` and ``roundoff_max``, the
+    largest ``K <= n_modes`` whose ``roundoff`` is at most ``roundoff_max`` (the fit with ``K = 1``
+    if none is; ``nan`` rates, ``K = 1``, when no fit succeeds).
 
     scipy ``least_squares`` (trust region reflective, analytic Jacobian, ``ftol = xtol = gtol =
     1e-12``, Jacobian scaling, at most 2000 evaluations) from the starts :data:`FIT_STARTS` (rates
@@ -157,7 +158,7 @@ def fit_modes(
     fit = None
     for K in range(int(n_modes), 0, -1):
         fit = _fit_k(s, y, dy, K, min_points)
-        if dy is None or fit.roundoff <= roundoff_max:
+        if dy is None or roundoff_max is None or fit.roundoff <= roundoff_max:
             break
     return fit
 
@@ -233,5 +234,5 @@ def fit_two_mode(
     When the two smallest non-zero Hessian eigenvalues are close (``lambda_2 / lambda_1`` near 1),
     a single exponential over any window float64 can reach mixes them and overestimates
     ``lambda_min^+`` by a few per cent (:func:`fit_rate`)."""
-    fit = fit_modes(t, loss, loss_err, n_modes=2, window=window, min_points=min_points, roundoff_max=np.inf)
+    fit = fit_modes(t, loss, loss_err, n_modes=2, window=window, min_points=min_points, roundoff_max=None)
     return fit.rates[0], fit.rates[1], fit.n_points
