@@ -27,7 +27,7 @@ def _perturb(theta, radius, seed):
     return theta + radius * np.linalg.norm(theta) * z / np.linalg.norm(z)
 
 
-@pytest.mark.parametrize("algo", ["sarsa", "actor_critic"])
+@pytest.mark.parametrize("algo", ["actor_critic", pytest.param("sarsa", marks=pytest.mark.slow)])
 def test_loss_error_bound_holds_and_is_informative(algo):
     """``|fl(L) - L| <= loss_err`` against mpmath at 40 digits, from far (1e-3) to the floor (1e-15
     off the manifold; seen: bound / error 40-2000), and the bound is not vacuous: at most 1e-10 of
