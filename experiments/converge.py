@@ -380,12 +380,15 @@ def plot_converge(out: str | Path) -> list[Path]:
                 axes[1].semilogy(tt, l0 * np.exp(-2 * r["rate_pred_a_priori"] * (tt - t0)), "k--", lw=0.8)
         for ax in axes:
             ax.axhspan(*window, color="0.9", zorder=0)
+            ax.axhline(dy.MODES_WINDOW[1], color="0.5", ls=":", lw=0.8)  # top of the criterion's fit
             ax.set_xlabel("t")
             ax.set_ylabel("L(theta(t))")
         axes[0].set_xscale("log")
         axes[0].set_title(f"{doc['runs'][0]['algo']}: loss along the flow")
         axes[1].set_title(
-            "dashed: slope -2 lambda_min^+ predicted before the flow; grey: fit window", fontsize=9
+            "dashed: slope -2 lambda_min^+ predicted before the flow; grey: single window (reported);\n"
+            "dotted: top of the three-mode fit of the criterion (resolved points below it)",
+            fontsize=8,
         )
         axes[0].legend(fontsize=6)
         fig.tight_layout()
