@@ -118,12 +118,15 @@ def gradient_flow(
     stop_dist: float | None = None,
     max_seconds: float | None = None,
     dist_rtol: float | None = None,
+    error_bounds: bool = False,
 ) -> FlowResult:
     """Integrate ``d theta/dt = -grad L`` from ``theta0`` up to ``t_max`` or until
     ``||grad L|| <= grad_floor`` (or, if given, the distance to the manifold ``<= stop_dist``),
     with ``solve_ivp``'s ``method`` at ``rtol``, ``atol``; stiff methods get the Jacobian ``-H``.
-    Every accepted step is recorded, with the round-off bounds of its loss and gradient norm
-    (``loss_err``, ``grad_err``; (M2) teacher data). ``max_seconds`` (for benchmarks;
+    Every accepted step is recorded; with ``error_bounds`` (M2 teacher data only) also the
+    round-off bounds of its loss and gradient norm (``loss_err``, ``grad_err``,
+    :func:`dynamics.loss_and_grad_error_bound`, about twice the cost of a gradient per step), which
+    near-floor checks need (rate fits, monotonicity, PL). ``max_seconds`` (for benchmarks;
     machine-dependent, so not reproducible) stops after that much wall time with status -3.
 
     ``method="structured"`` (:mod:`dynamics.stiff`): BDF with the Newton matrices ``I + c H``
@@ -183,7 +186,10 @@ def gradient_flow(
         solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
     ts, ys, L, G, D, E = [], [], [], [], [], []
     # round-off bounds of L, ||grad L|| as computed, for the (M2) objective of teacher data
-    bounds = isinstance(dataset, TeacherDataset) or hasattr(dataset, "effective_shapes")
+    m2 = isinstance(dataset, TeacherDataset) or hasattr(dataset, "effective_shapes")
+    if error_bounds and not m2:
+        raise ValueError(f"error_bounds: only (M2) teacher data have them, got {type(dataset).__name__}")
+    bounds = bool(error_bounds)
     status, message = 0, f"t_max = {t_max:g} reached"
     while True:
         ts.append(solver.t)

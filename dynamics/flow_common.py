@@ -49,8 +49,9 @@ class FlowResult:
     manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
     ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
     ``status``/``message`` as the solver gave them; solver statistics in ``stats``. ``loss_err``,
-    ``grad_err`` (per recorded point, (M2) teacher data only, else ``None``): the round-off bounds of
-    the recorded ``loss`` and ``grad_norm`` as computed (:func:`dynamics.loss_and_grad_error_bound`)."""
+    ``grad_err`` (per recorded point with ``gradient_flow(..., error_bounds=True)``, else ``None``):
+    the round-off bounds of the recorded ``loss`` and ``grad_norm`` as computed
+    (:func:`dynamics.loss_and_grad_error_bound`)."""
 
     method: str
     t: np.ndarray
@@ -84,7 +85,7 @@ def loss_increase_bound(flow: FlowResult) -> np.ndarray:
     flow's loss is non-increasing up to round-off when ``np.diff(loss) <= loss_increase_bound``.
     ValueError for a flow without recorded bounds."""
     if flow.loss_err is None:
-        raise ValueError("flow: no recorded loss_err (only gradient_flow on (M2) teacher data records it)")
+        raise ValueError("flow: no recorded loss_err (gradient_flow(..., error_bounds=True) records it)")
     return flow.loss_err[:-1] + flow.loss_err[1:]
 
 

@@ -171,7 +171,14 @@ def _pl(loss: np.ndarray, grad_norm: np.ndarray, mu: float) -> np.ndarray:
 
 def _flow(cfg: ConvergeConfig, ds: dy.TeacherDataset, theta0: np.ndarray) -> dy.FlowResult:
     return dy.gradient_flow(
-        ds, theta0, cfg.t_max, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, grad_floor=cfg.grad_floor
+        ds,
+        theta0,
+        cfg.t_max,
+        method=cfg.method,
+        rtol=cfg.rtol,
+        atol=cfg.atol,
+        grad_floor=cfg.grad_floor,
+        error_bounds=True,
     )
 
 

@@ -140,7 +140,7 @@ FLOW_CASES = [
 def test_local_exponential_convergence(algo, kw, c, radius):
     ds = _dataset(algorithm=algo, **kw)
     theta0 = _perturb(dy.construction(ds, c), radius, seed=7)
-    flow = dy.gradient_flow(ds, theta0, 1e12)
+    flow = dy.gradient_flow(ds, theta0, 1e12, error_bounds=True)
     assert flow.converged, flow.message
     assert flow.loss[-1] < 1e-26 and flow.loss[0] > 1e-8
     assert flow.dist[-1] < 1e-8

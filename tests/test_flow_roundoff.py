@@ -52,7 +52,7 @@ def _flow_verdicts(ds, theta0):
     """The criteria of test_stiff/test_dynamics on one flow: converged, (M6) rate within 1 % plus its
     round-off bound, loss non-increasing up to its bounds, PL where resolved."""
     with threadpool_limits(1):
-        flow = dy.gradient_flow(ds, theta0, 1e12)
+        flow = dy.gradient_flow(ds, theta0, 1e12, error_bounds=True)
     rich = dy.richness(ds, flow.theta_final)
     fit = dy.fit_modes(flow.t, flow.loss, flow.loss_err)
     late = dy.resolved(flow.loss, flow.loss_err) & dy.resolved(flow.grad_norm, flow.grad_err)

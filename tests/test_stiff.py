@@ -76,7 +76,7 @@ def test_structured_flow_reaches_the_dense_limit(kw, c, radius):
     ds = _dataset(**kw)
     theta0 = _perturb(dy.construction(ds, c), radius, seed=7)
     dense = dy.gradient_flow(ds, theta0, 1e12, method="LSODA")
-    fast = dy.gradient_flow(ds, theta0, 1e12)
+    fast = dy.gradient_flow(ds, theta0, 1e12, error_bounds=True)
     assert fast.method == "structured"
     assert dense.converged and fast.converged, fast.message
     U = dy.invisible_directions(ds)
