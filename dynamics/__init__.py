@@ -16,6 +16,7 @@ from .flow import (
     fit_two_mode,
     gradient_descent,
     gradient_flow,
+    loss_increase_bound,
 )
 from .manifold import (
     DENSE_MAX,
@@ -48,11 +49,21 @@ from .objective import (
     hvp_operator,
     loss,
     loss_and_grad,
+    loss_and_grad_error_bound,
     pack,
     relative_error,
     shapes,
     to_full,
     unpack,
+)
+from .rate_fit import (
+    LOSS_FIT_RTOL,
+    MODES,
+    MODES_WINDOW,
+    RateFit,
+    fit_modes,
+    fit_rate_roundoff,
+    resolved,
 )
 
 __all__ = [
@@ -62,6 +73,13 @@ __all__ = [
     "KERNEL_RTOL",
     "NULL_RTOL",
     "RATE_WINDOW",
+    "LOSS_FIT_RTOL",
+    "MODES",
+    "MODES_WINDOW",
+    "RateFit",
+    "fit_modes",
+    "fit_rate_roundoff",
+    "resolved",
     "TWO_MODE_WINDOW",
     "FlowResult",
     "KernelCertificate",
@@ -92,6 +110,8 @@ __all__ = [
     "lambda_max",
     "loss",
     "loss_and_grad",
+    "loss_and_grad_error_bound",
+    "loss_increase_bound",
     "nearest_manifold_point",
     "pack",
     "parameter_blind_spots",

@@ -41,9 +41,10 @@ from .flow_common import (  # noqa: F401  (moved; re-exported from here)
     hessian,
     invisible_directions,
     loss_and_grad,
+    loss_increase_bound,
     shapes,
 )
-from .objective import hessian_blocks
+from .objective import hessian_blocks, loss_and_grad_error_bound
 from .rate_fit import (  # noqa: F401  (moved; re-exported from here)
     RATE_WINDOW,
     TWO_MODE_WINDOW,
@@ -62,6 +63,7 @@ __all__ = [
     "adam",
     "fit_rate",
     "RATE_WINDOW",
+    "loss_increase_bound",
 ]
 
 
@@ -116,12 +118,16 @@ def gradient_flow(
     stop_dist: float | None = None,
     max_seconds: float | None = None,
     dist_rtol: float | None = None,
+    error_bounds: bool = False,
 ) -> FlowResult:
     """Integrate ``d theta/dt = -grad L`` from ``theta0`` up to ``t_max`` or until
     ``||grad L|| <= grad_floor`` (or, if given, the distance to the manifold ``<= stop_dist``),
     with ``solve_ivp``'s ``method`` at ``rtol``, ``atol``; stiff methods get the Jacobian ``-H``.
-    Every accepted step is recorded. ``max_seconds`` (for benchmarks; machine-dependent, so not
-    reproducible) stops after that much wall time with status -3.
+    Every accepted step is recorded; with ``error_bounds`` (M2 teacher data only) also the
+    round-off bounds of its loss and gradient norm (``loss_err``, ``grad_err``,
+    :func:`dynamics.loss_and_grad_error_bound`, about twice the cost of a gradient per step), which
+    near-floor checks need (rate fits, monotonicity, PL). ``max_seconds`` (for benchmarks;
+    machine-dependent, so not reproducible) stops after that much wall time with status -3.
 
     ``method="structured"`` (:mod:`dynamics.stiff`): BDF with the Newton matrices ``I + c H``
     factorised through the Schur complement on ``H_AA = I_k (x) M``, and a local error allowed to be
@@ -178,7 +184,12 @@ def gradient_flow(
     else:
         kwargs = {"jac": lambda _t, th: -hessian(dataset, th)} if method in STIFF else {}
         solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
-    ts, ys, L, G, D = [], [], [], [], []
+    ts, ys, L, G, D, E = [], [], [], [], [], []
+    # round-off bounds of L, ||grad L|| as computed, for the (M2) objective of teacher data
+    m2 = isinstance(dataset, TeacherDataset) or hasattr(dataset, "effective_shapes")
+    if error_bounds and not m2:
+        raise ValueError(f"error_bounds: only (M2) teacher data have them, got {type(dataset).__name__}")
+    bounds = bool(error_bounds)
     status, message = 0, f"t_max = {t_max:g} reached"
     while True:
         ts.append(solver.t)
@@ -186,6 +197,8 @@ def gradient_flow(
         l, g = loss_and_grad(dataset, ys[-1])
         L.append(l)
         G.append(np.linalg.norm(g))
+        if bounds:
+            E.append(loss_and_grad_error_bound(dataset, ys[-1]))
         dist, c_final = distance_to_manifold(dataset, ys[-1], U)
         D.append(dist)
         hit = _target(G[-1], lambda: D[-1], grad_floor, stop_dist)
@@ -229,4 +242,6 @@ def gradient_flow(
         grad_floor=grad_floor,
         wall_time=wall,
         stats={**stats, "steps": len(ts) - 1, "rtol": rtol, "atol": atol},
+        loss_err=np.array([b[0] for b in E]) if bounds else None,
+        grad_err=np.array([b[1] for b in E]) if bounds else None,
     )

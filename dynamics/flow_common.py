@@ -48,7 +48,10 @@ class FlowResult:
     ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
     manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
     ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
-    ``status``/``message`` as the solver gave them; solver statistics in ``stats``."""
+    ``status``/``message`` as the solver gave them; solver statistics in ``stats``. ``loss_err``,
+    ``grad_err`` (per recorded point with ``gradient_flow(..., error_bounds=True)``, else ``None``):
+    the round-off bounds of the recorded ``loss`` and ``grad_norm`` as computed
+    (:func:`dynamics.loss_and_grad_error_bound`)."""
 
     method: str
     t: np.ndarray
@@ -65,12 +68,25 @@ class FlowResult:
     grad_floor: float
     wall_time: float
     stats: dict = field(default_factory=dict)
+    loss_err: np.ndarray | None = None
+    grad_err: np.ndarray | None = None
 
     @property
     def conserved_drift(self) -> float:
         """``max_t |Q(t) - Q(0)| / max(1, |Q(0)|)`` of the (M3) quantity."""
         q = self.conserved
         return float(np.abs(q - q[0]).max() / max(1.0, abs(q[0])))
+
+
+def loss_increase_bound(flow: FlowResult) -> np.ndarray:
+    """(n - 1,) bound on the computed change ``loss[i + 1] - loss[i]`` of consecutive recorded
+    points when the exact loss along the recorded path does not increase: ``loss_err[i] +
+    loss_err[i + 1]`` (round-off bounds of :func:`dynamics.loss_and_grad_error_bound`). A gradient
+    flow's loss is non-increasing up to round-off when ``np.diff(loss) <= loss_increase_bound``.
+    ValueError for a flow without recorded bounds."""
+    if flow.loss_err is None:
+        raise ValueError("flow: no recorded loss_err (gradient_flow(..., error_bounds=True) records it)")
+    return flow.loss_err[:-1] + flow.loss_err[1:]
 
 
 def _trajectory(dataset: TeacherDataset, thetas: np.ndarray):

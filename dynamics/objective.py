@@ -36,6 +36,7 @@ __all__ = [
     "loss",
     "loss_and_grad",
     "relative_error",
+    "loss_and_grad_error_bound",
     "hessian",
     "HessianBlocks",
     "hessian_blocks",
@@ -128,6 +129,48 @@ def loss_and_grad(dataset: TeacherDataset, theta: np.ndarray) -> tuple[float, np
     gA = e.T @ u / F
     gB = (dataset.Sigma @ (e @ A)[:, :, None])[:, :, 0].T @ dataset.wt / F  # mean Sigma A^T e wt^T
     return 0.5 * float(np.mean(np.sum(e * e, axis=1))), pack(gA, gB)
+
+
+def loss_and_grad_error_bound(dataset: TeacherDataset, theta: np.ndarray) -> tuple[float, float]:
+    r"""Round-off bounds ``(loss_err, grad_err)`` of :func:`loss_and_grad` at ``theta`` as computed in
+    float64: ``|fl(L) - L| <= loss_err`` and ``||fl(grad L) - grad L||_2 <= grad_err``, with ``L``,
+    ``grad L`` the exact (M1)/(M2) values at the float64 ``theta`` and data (Higham's bounds of
+    :mod:`lsa_theory.roundoff`, valid for every summation order, hence on every CPU).
+
+    Entrywise, with ``M_f = |A| |Sigma_f| |B| |wt_f|`` (k,) and ``gamma_j`` of
+    :func:`lsa_theory.roundoff.gamma`:
+    ``u_f = Sigma_f (B wt_f)`` has error ``du_f <= gamma_{m+p} |Sigma_f| |B| |wt_f|``, the residual
+    ``e_f = A u_f - y_f`` has ``de_f <= gamma_{2m+p+1} (M_f + |y_f|)`` (three chained products and
+    a subtraction, Higham Lemma 3.3); then, with ``e``, ``u`` the computed values,
+
+    .. math:: |\mathrm{fl}(L) - L| \le (1 + \gamma_{k+F}) \big(\gamma_{k+F} L_{\mathrm{fl}}
+              + \tfrac{1}{2F} \textstyle\sum_f \delta e_f^\top (2 |e_f| + \delta e_f)\big),
+
+    ``|d grad_A| <= (gamma_{F+1} |e|^T |u| + de^T |u| + (|e| + de)^T du) / F`` and
+    ``|d grad_B| <= (1/F) sum_f |Sigma_f| |A|^T (gamma_{k+m+F+1} |e_f| + de_f) |wt_f|^T``, whose
+    2-norm is ``grad_err``. Near the manifold ``de`` is of order ``u |y|`` while ``e -> 0``: the
+    relative error of ``L`` grows like ``2 de / |e|``, which is what sizes the fit windows of
+    :mod:`dynamics.rate_fit` and the monotonicity and PL tolerances. Shapes as :func:`loss_and_grad`;
+    cost about that of two gradients."""
+    from lsa_theory.roundoff import gamma
+
+    sh = shapes(dataset)
+    A, B = unpack(theta, sh)
+    u, e = _residuals(dataset, A, B)
+    F = dataset.n_frames
+    Sig, wt = np.abs(dataset.Sigma), np.abs(dataset.wt)
+    aA, aB, ae, au = np.abs(A), np.abs(B), np.abs(e), np.abs(u)
+    su = (Sig @ (wt @ aB.T)[:, :, None])[:, :, 0]  # |Sigma_f| |B| |wt_f|, (F, m)
+    du = gamma(sh.m + sh.p) * su
+    de = gamma(2 * sh.m + sh.p + 1) * (su @ aA.T + np.abs(dataset.y))
+    g = gamma(sh.k + F)
+    L = 0.5 * float(np.mean(np.sum(e * e, axis=1)))
+    loss_err = (1 + g) * (g * L + 0.5 * float(np.mean(np.sum(de * (2 * ae + de), axis=1))))
+    dgA = (gamma(F + 1) * (ae.T @ au) + de.T @ au + (ae + de).T @ du) / F
+    z = gamma(sh.k + sh.m + F + 1) * ae + de
+    dgB = (Sig @ (z @ aA)[:, :, None])[:, :, 0].T @ wt / F
+    grad_err = float(np.sqrt(np.sum(dgA**2) + np.sum(dgB**2))) * (1 + gamma(sh.size))
+    return loss_err, grad_err
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,29 +12,31 @@ CRITERIA = {
     "dist_final": 1e-8,  # distance of the limit to the manifold
     "rate_ratio_a_priori": 0.01,  # |rate_fit / lambda_min^+(theta*(c_pred)) - 1|, predicted before the flow
     "rate_ratio": 0.01,  # |rate_fit / lambda_min^+(limit) - 1|
-    "rate_two_mode_fast": 0.05,  # |fast rate of the two-mode fit / lambda_2 (a priori) - 1|
     "pl_min_ratio": 0.99,  # min over the path of ||grad L||^2 / (2 lambda_min^+ L) must be at least this
     "conserved_drift": 1e-8,  # relative drift of ||A||^2 - ||B||^2
     "c_rel": 1e-6,  # |c_final / c_pred - 1| where the tangent is the scaling direction alone
 }
 
 
+def _within(ratio, tol: float, roundoff) -> bool:
+    """``|ratio - 1| + roundoff < tol`` with finite values: the bar is met by the exact-loss fit too
+    (``roundoff`` bounds the relative error round-off puts on the rate; ``0`` when not recorded)."""
+    r = 0.0 if roundoff is None else roundoff
+    ok = ratio is not None and math.isfinite(ratio) and math.isfinite(r)
+    return bool(ok and abs(ratio - 1.0) + r < tol)
+
+
 def rate_passed(run: dict) -> bool:
-    """(M6) rate check, against eigenvalues predicted before the flow: the late single-window rate
-    within :data:`CRITERIA` of ``lambda_min^+`` (a priori and at the limit), or, when the two
-    slowest modes are too close for one window to separate them, the two-mode fit
-    (:func:`dynamics.fit_two_mode`) with its slow rate within the same tolerance of ``lambda_1``
-    and its fast rate within ``rate_two_mode_fast`` of ``lambda_2``, both a priori."""
-    single = (
-        abs(run["rate_ratio_a_priori"] - 1.0) < CRITERIA["rate_ratio_a_priori"]
-        and abs(run["rate_ratio"] - 1.0) < CRITERIA["rate_ratio"]
+    """(M6) rate check: the measured rate ``rate_fit`` (slowest rate of the three-exponential fit,
+    :func:`dynamics.fit_modes`) within :data:`CRITERIA` of ``lambda_min^+`` predicted before the
+    flow and of ``lambda_min^+`` at the limit, with its round-off bound ``rate_roundoff`` added to
+    the distance (a verdict round-off cannot flip). The single window and the two-mode fit are
+    reported, never accepted in its place (docs/dynamics.md: both are biased by the second and
+    third slowest modes when ``lambda_2 / lambda_1`` is near 1)."""
+    ro = run.get("rate_roundoff")
+    return _within(run["rate_ratio_a_priori"], CRITERIA["rate_ratio_a_priori"], ro) and _within(
+        run["rate_ratio"], CRITERIA["rate_ratio"], ro
     )
-    two = run.get("rate_ratio_two_mode"), run.get("rate_ratio_two_mode_fast")
-    two_ok = all(v is not None and math.isfinite(v) for v in two) and (
-        abs(two[0] - 1.0) < CRITERIA["rate_ratio_a_priori"]
-        and abs(two[1] - 1.0) < CRITERIA["rate_two_mode_fast"]
-    )
-    return bool(single or two_ok)
 
 
 def converge_passed(run: dict) -> bool:
@@ -43,7 +45,7 @@ def converge_passed(run: dict) -> bool:
         run["converged"]
         and run["dist_final"] < CRITERIA["dist_final"]
         and rate_passed(run)
-        and run["pl_min_ratio"] >= CRITERIA["pl_min_ratio"]
+        and run["pl_min_ratio"] * (1.0 - run.get("pl_roundoff", 0.0)) >= CRITERIA["pl_min_ratio"]
         and run["conserved_drift"] < CRITERIA["conserved_drift"]
         and run["rich"]
     )

@@ -4,11 +4,15 @@ For each (seed, scale c, radius r) the flow starts at ``theta*(c) + r ||theta*(c
 (``z`` standard normal), on a teacher dataset drawn with that seed, and runs to the gradient
 floor. **Before** integrating, (M3) predicts the limit's scale ``c_pred`` from the start alone and
 the Hessian at ``theta*(c_pred)`` gives the predicted rate ``lambda_min^+`` (``rate_pred_a_priori``).
-Each run reports the measured rate (slope of ``log L`` over :data:`dynamics.RATE_WINDOW`)
-against that prediction (``rate_ratio_a_priori``) and against ``lambda_min^+`` at the limit
-(``rate_ratio``), the PL ratio ``||grad L||^2 / (2 lambda_min^+ L)`` minimised over every accepted
-step (``pl_min_ratio``; >= 1 near the manifold), the (M3) drift, the limit's scale against
-``c_pred``, the distance to the manifold and the richness at the limit.
+Each run reports the measured rate ``rate_fit`` (the slowest rate of the three-exponential fit
+:func:`dynamics.fit_modes` of ``log L`` over the points whose loss round-off bound is at most 1 %
+of it, with ``rate_roundoff`` the bound that round-off puts on it) against that prediction
+(``rate_ratio_a_priori``) and against ``lambda_min^+`` at the limit (``rate_ratio``); the single
+late window (:data:`dynamics.RATE_WINDOW`, ``rate_ratio_single``) and the two-mode fit are
+reported beside it. The PL ratio ``||grad L||^2 / (2 lambda_min^+ L)`` is minimised over every
+accepted step whose loss and gradient norm are resolved (``pl_min_ratio``, ``pl_roundoff``; >= 1
+near the manifold); then the (M3) drift, the limit's scale against ``c_pred``, the distance to
+the manifold and the richness at the limit.
 
 Two further kinds of run are reported beside ``runs`` and never counted as evidence for (M6):
 ``unrealisable`` (targets with added noise, so ``L* > 0`` and the theorem says nothing; the rate
@@ -123,10 +127,40 @@ def predict_rates(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, flo
     return c_pred, spec.lambda_min_plus, float(nonzero[1]) if nonzero.size > 1 else float("nan")
 
 
+#: A recorded step enters the PL minimum only if its loss and gradient norm are known to this
+#: relative accuracy (round-off bounds ``loss_err``, ``grad_err`` of the flow).
+PL_RTOL = 1e-3
+
+
+def pl_ratio_error_bound(loss, grad_norm, loss_err, grad_err) -> np.ndarray:
+    r"""Bound on the relative error of the computed PL ratio ``||grad L||^2 / (2 mu L)`` at each
+    point (``mu`` exact): with ``a = grad_err / ||grad L||`` and ``b = loss_err / L`` (both < 1),
+    the ratio as computed is within a factor ``[(1 - a)^2 / (1 + b), (1 + a)^2 / (1 - b)]`` of the
+    exact one, so its relative error is at most ``max((1 + a)^2 / (1 - b) - 1, 1 - (1 - a)^2 / (1
+    + b))`` (``inf`` where ``a >= 1`` or ``b >= 1``); arrays of one shape (n,)."""
+    loss, g = np.asarray(loss, dtype=np.float64), np.asarray(grad_norm, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = np.asarray(grad_err) / g, np.asarray(loss_err) / loss
+        up = (1 + a) ** 2 / (1 - b) - 1
+        down = 1 - (1 - a) ** 2 / (1 + b)
+    out = np.maximum(up, down)
+    return np.where((a < 1) & (b < 1) & (loss > 0) & (g > 0), out, np.inf)
+
+
 def pl_ratios(flow: dy.FlowResult, mu: float) -> np.ndarray:
-    """PL ratios ``||grad L||^2 / (2 mu L)`` at every recorded (accepted) step with ``L > 0``;
-    the PL inequality ``||grad L||^2 >= 2 mu L`` holds along the path when all are >= 1."""
-    return _pl(flow.loss, flow.grad_norm, mu)
+    """PL ratios ``||grad L||^2 / (2 mu L)`` at every recorded (accepted) step with ``L > 0`` whose
+    ratio is resolved (relative round-off bound :func:`pl_ratio_error_bound` at most
+    ``2 PL_RTOL + PL_RTOL^2``, i.e. loss and gradient norm known to :data:`PL_RTOL`; every step with
+    ``L > 0`` without recorded bounds); the PL inequality ``||grad L||^2 >= 2 mu L`` holds along
+    the path when all are >= 1."""
+    keep = _pl_resolved(flow.loss, flow.grad_norm, flow.loss_err, flow.grad_err)
+    return _pl(flow.loss[keep], flow.grad_norm[keep], mu)
+
+
+def _pl_resolved(loss, grad_norm, loss_err, grad_err) -> np.ndarray:
+    if loss_err is None or grad_err is None:
+        return np.ones(len(loss), dtype=bool)
+    return (grad_err <= PL_RTOL * grad_norm) & (loss_err <= PL_RTOL * loss)
 
 
 def _pl(loss: np.ndarray, grad_norm: np.ndarray, mu: float) -> np.ndarray:
@@ -137,7 +171,14 @@ def _pl(loss: np.ndarray, grad_norm: np.ndarray, mu: float) -> np.ndarray:
 
 def _flow(cfg: ConvergeConfig, ds: dy.TeacherDataset, theta0: np.ndarray) -> dy.FlowResult:
     return dy.gradient_flow(
-        ds, theta0, cfg.t_max, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, grad_floor=cfg.grad_floor
+        ds,
+        theta0,
+        cfg.t_max,
+        method=cfg.method,
+        rtol=cfg.rtol,
+        atol=cfg.atol,
+        grad_floor=cfg.grad_floor,
+        error_bounds=True,
     )
 
 
@@ -148,9 +189,13 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
     flow = _flow(cfg, ds, theta0)
     spec = dy.hessian_spectrum(ds, flow.theta_final)
     rich = dy.richness(ds, flow.theta_final)
-    mu, n_pts = dy.fit_rate(flow.t, flow.loss, cfg.window)
-    mu1, mu2, _ = dy.fit_two_mode(flow.t, flow.loss)
+    fit = dy.fit_modes(flow.t, flow.loss, flow.loss_err)  # the (M6) rate of the criterion
+    mu = fit.mu
+    mu_single, n_single = dy.fit_rate(flow.t, flow.loss, cfg.window, loss_err=flow.loss_err)
+    mu1, mu2, _ = dy.fit_two_mode(flow.t, flow.loss, loss_err=flow.loss_err)
     pl = pl_ratios(flow, rate_prior)
+    keep = _pl_resolved(flow.loss, flow.grad_norm, flow.loss_err, flow.grad_err)
+    pl_err = pl_ratio_error_bound(flow.loss, flow.grad_norm, flow.loss_err, flow.grad_err)[keep]
     row = {
         "algo": cfg.algo,
         "seed": seed,
@@ -165,10 +210,18 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
         "rate_pred2_a_priori": rate_prior2,
         "rate_ratio_two_mode": mu1 / rate_prior,
         "rate_ratio_two_mode_fast": mu2 / rate_prior2,
+        "rate_modes": list(fit.rates),
+        "rate_roundoff": fit.roundoff,
+        "rate_fit_single": mu_single,
+        "rate_ratio_single": mu_single / rate_prior,
+        "rate_roundoff_single": dy.fit_rate_roundoff(flow.t, flow.loss, flow.loss_err, cfg.window),
+        "rate_points_single": n_single,
         "pl_min_ratio": float(pl.min()) if pl.size else float("nan"),
+        "pl_points": int(pl.size),
+        "pl_roundoff": float(pl_err.max()) if pl_err.size else float("nan"),
         "rate_pred": spec.lambda_min_plus,
         "rate_ratio": mu / spec.lambda_min_plus,
-        "rate_points": n_pts,
+        "rate_points": fit.n_points,
         "ker_dim": rich.ker_dim,
         "tangent_dim": rich.tangent_dim,
         "rich": rich.morse_bott,
@@ -183,6 +236,7 @@ def _one_run(cfg: ConvergeConfig, ds: dy.TeacherDataset, seed: int, c: float, ra
         "wall_time": time.perf_counter() - t0,
     }
     arrays = {"t": flow.t, "loss": flow.loss, "grad_norm": flow.grad_norm, "eig": spec.eigenvalues}
+    arrays.update({"loss_err": flow.loss_err, "grad_err": flow.grad_err})  # round-off bounds
     return row, arrays
 
 
@@ -332,12 +386,15 @@ def plot_converge(out: str | Path) -> list[Path]:
                 axes[1].semilogy(tt, l0 * np.exp(-2 * r["rate_pred_a_priori"] * (tt - t0)), "k--", lw=0.8)
         for ax in axes:
             ax.axhspan(*window, color="0.9", zorder=0)
+            ax.axhline(dy.MODES_WINDOW[1], color="0.5", ls=":", lw=0.8)  # top of the criterion's fit
             ax.set_xlabel("t")
             ax.set_ylabel("L(theta(t))")
         axes[0].set_xscale("log")
         axes[0].set_title(f"{doc['runs'][0]['algo']}: loss along the flow")
         axes[1].set_title(
-            "dashed: slope -2 lambda_min^+ predicted before the flow; grey: fit window", fontsize=9
+            "dashed: slope -2 lambda_min^+ predicted before the flow; grey: single window (reported);\n"
+            "dotted: top of the three-mode fit of the criterion (resolved points below it)",
+            fontsize=8,
         )
         axes[0].legend(fontsize=6)
         fig.tight_layout()

@@ -86,8 +86,9 @@ def test_converge_reports_failure(monkeypatch, capsys):
 
     def worse(*args, **kwargs):
         row, arrays = real(*args, **kwargs)
-        # a rate 5 % off shows in every fitted rate (single window and both two-mode rates)
-        keys = ("rate_ratio_a_priori", "rate_ratio", "rate_ratio_two_mode", "rate_ratio_two_mode_fast")
+        # a rate 5 % off shows in every fitted rate (criterion, single window, both two-mode rates)
+        keys = ("rate_ratio_a_priori", "rate_ratio", "rate_ratio_single", "rate_ratio_two_mode",
+                "rate_ratio_two_mode_fast")  # fmt: skip
         return {**row, **{k: 1.05 * row[k] for k in keys}}, arrays
 
     monkeypatch.setattr(ec, "_one_run", worse)
@@ -100,6 +101,16 @@ def test_converge_reports_failure(monkeypatch, capsys):
     )
     assert cli.main(["converge", "--quick"]) == 1
     assert "False" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["sarsa", "actor_critic"])
+def test_converge_quick_passes_for_both_algorithms(algo, capsys):
+    """``converge --algo ALGO --quick`` exits 0 (4/4 runs; ~15 s of CPU each): the unmutated side of
+    the (M6) mutations x0.97, x0.98, x1.02, x1.05 (benchmarks/mutations_dynamics.py), which fail it."""
+    assert cli.main(["converge", "--algo", algo, "--quick", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and all(r["passed"] for r in doc["runs"]) and len(doc["runs"]) == 4
 
 
 def test_diversity_json_contract(tmp_path, capsys, monkeypatch):

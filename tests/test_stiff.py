@@ -71,11 +71,12 @@ CASES = [
 @pytest.mark.parametrize(("kw", "c", "radius"), CASES)
 def test_structured_flow_reaches_the_dense_limit(kw, c, radius):
     """Same limit as the dense LSODA to 1e-9 relative (seen: <= 8e-14), (M3) to round-off, (M6) rate
-    within 1 % of lambda_min^+ (seen: 0.995-1.0012), the (M3) prediction of the scale, PL along the path."""
+    (:func:`dynamics.fit_modes`, plus its round-off bound) within 1 % of lambda_min^+ (seen:
+    0.9997-1.0000), the (M3) prediction of the scale, PL along the path."""
     ds = _dataset(**kw)
     theta0 = _perturb(dy.construction(ds, c), radius, seed=7)
     dense = dy.gradient_flow(ds, theta0, 1e12, method="LSODA")
-    fast = dy.gradient_flow(ds, theta0, 1e12)
+    fast = dy.gradient_flow(ds, theta0, 1e12, error_bounds=True)
     assert fast.method == "structured"
     assert dense.converged and fast.converged, fast.message
     U = dy.invisible_directions(ds)
@@ -84,11 +85,16 @@ def test_structured_flow_reaches_the_dense_limit(kw, c, radius):
     assert fast.conserved_drift < 1e-12
     assert abs(fast.c_final / dy.predict_scale(ds, theta0, U) - 1.0) < 1e-9
     rich = dy.richness(ds, fast.theta_final)
-    mu, n_points = dy.fit_rate(fast.t, fast.loss)
-    assert n_points >= 10
-    assert abs(mu / rich.lambda_min_plus - 1.0) < 0.01
-    assert np.all(np.diff(fast.loss) <= 1e-12 * fast.loss[:-1] + 1e-32)
-    late = fast.loss > 1e-28  # PL: ||grad||^2 >= 2 mu L with mu = lambda_min^+ / 2 (a loose constant)
+    fit = dy.fit_modes(fast.t, fast.loss, fast.loss_err)  # resolved points only; (M6) criterion
+    assert fit.n_points >= 100
+    assert abs(fit.mu / rich.lambda_min_plus - 1.0) + fit.roundoff < 0.01
+    # non-increasing up to the round-off bounds of the two computed losses (seen: every step
+    # decreases by more than 0.3 times that bound, also with OPENBLAS_CORETYPE=Haswell)
+    assert np.all(np.diff(fast.loss) <= dy.loss_increase_bound(fast))
+    # PL: ||grad||^2 >= 2 mu L with mu = lambda_min^+ / 2 (a loose constant), where the loss and the
+    # gradient norm are known to 1e-3 (their round-off bounds)
+    late = dy.resolved(fast.loss, fast.loss_err) & dy.resolved(fast.grad_norm, fast.grad_err)
+    assert late.sum() > 100
     assert np.all(fast.grad_norm[late] ** 2 >= rich.lambda_min_plus * fast.loss[late])
     # the time at which the distance first falls below 1e-6 agrees with the dense path's
     t6 = [f.t[np.argmax(f.dist < 1e-6)] for f in (dense, fast)]
