@@ -16,6 +16,7 @@ import lsa_theory as lt
 from experiments import cli, envs
 from experiments import control as ctl
 from experiments import control_loop as cl
+from experiments import control_roundoff as cr
 from experiments.cli_checks import control_passed
 from experiments.control_weights import (
     constructed_blocks,
@@ -69,7 +70,7 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
         bounds = {
             "l1": (l1, l1_readout_error_bound(H, P, V, d)),
             "l2": (l2, l2_readout_error_bound(X, np.concatenate([[1.0], w]), blocks)),
-            "teacher": (te, cl.teacher_update_error_bound(X, w, alpha)),
+            "teacher": (te, cr.teacher_update_error_bound(X, w, alpha)),
         }
         scale_out = np.abs(exact) + np.abs(X).max() ** 2 * np.abs(w).max() * d
         for name, (value, bound) in bounds.items():
@@ -91,7 +92,7 @@ def _pair(mdp, T, *, forward="auto", algo="sarsa", weights="constructed", seed=0
 def test_block_equals_teacher_within_the_bounds(forward, algo):
     mdp = next(envs.heldout_family(1, seed=3))
     b, t = _pair(mdp, 60, forward=forward, algo=algo)
-    check = cl.block_teacher_check(b, t)
+    check = cr.block_teacher_check(b, t)
     assert check["block_equals_teacher"], check
     assert check["identity_max_ratio"] < 0.5 and check["max_w_diff_over_tol"] < 0.5
     assert check["first_flip_at"] is None and not check["teacher_diverged"]
@@ -114,7 +115,7 @@ def test_block_off_by_relative_1e9_fails_at_the_first_update(monkeypatch, forwar
     monkeypatch.setattr(cl, "_update_fn", off)
     mdp = next(envs.heldout_family(1, seed=3))
     b, t = _pair(mdp, 5, forward=forward)
-    check = cl.block_teacher_check(b, t)
+    check = cr.block_teacher_check(b, t)
     assert not check["block_equals_teacher"]
     assert b.identity_ratio[0] > 10 and check["max_w_diff_over_tol"] > 10
     assert check["first_flip_at"] is None
@@ -145,7 +146,7 @@ def test_teacher_properties_are_reported_not_failed():
     kw = dict(n=20, n_updates=250, epsilon=0.1, alpha=5.0, eval_every=25, error_bounds=True)
     b = ctl.deploy(mdp, "constructed", rng=np.random.default_rng(0), **kw)
     t = ctl.deploy(mdp, "teacher", rng=np.random.default_rng(0), **kw)
-    check = cl.block_teacher_check(b, t)
+    check = cr.block_teacher_check(b, t)
     assert t.diverged_at is not None and check["teacher_diverged"]
     assert check["teacher_diverged_at"] <= t.diverged_at
     assert check["block_equals_teacher"], check
@@ -162,7 +163,7 @@ def test_flip_before_the_model_allows_it_fails():
     b, t = _pair(mdp, 30)
     actions = b.actions.copy()
     actions[3, 5] = (actions[3, 5] + 1) % mdp.n_actions
-    check = cl.block_teacher_check(dataclasses.replace(b, actions=actions), t)
+    check = cr.block_teacher_check(dataclasses.replace(b, actions=actions), t)
     assert check["first_flip_at"] == 4 and check["flip_possible_at"] is None
     assert not check["block_equals_teacher"]
 
