@@ -401,6 +401,7 @@ def _check_summary(rows: list[dict]) -> dict:
         "max_w_diff_over_tol": max(u["max_w_diff_over_tol"] for u in rows),
         "first_flip_at": _min_or_none(u["first_flip_at"] for u in rows),
         "flip_possible_at": _min_or_none(u["flip_possible_at"] for u in rows),
+        "equality_unresolvable_at": _min_or_none(u["equality_unresolvable_at"] for u in rows),
         "teacher_diverged": any(u["teacher_diverged"] for u in rows),
         "n_teacher_diverged": sum(u["teacher_diverged"] for u in rows),
         "teacher_diverged_at": _min_or_none(u["teacher_diverged_at"] for u in rows),

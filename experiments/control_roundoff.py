@@ -278,7 +278,9 @@ def block_teacher_check(block: DeployResult, teacher: DeployResult) -> dict:
       parameters ``p_0 .. p_{m-1}`` before the first trajectory mismatch ``m`` (and while both are
       finite), ``tol_t = w_err_t(block) + w_err_t(teacher)`` (:func:`propagate_error_bound`: each
       run's distance from the same exact-arithmetic loop); must be ``<= 1``.
-    - ``w_tol_before_mismatch``: the largest ``tol_t`` entry there.
+    - ``w_tol_before_mismatch``: the largest ``tol_t`` entry there; ``equality_unresolvable_at``:
+      the first update there whose ``tol_t`` reaches ``||p_t(teacher)||_inf`` (from there on the
+      model no longer resolves equality and the trajectory check is vacuous; ``None`` if never).
     - ``flip_possible_at`` (algorithms without an actor; else ``None``): the first update ``t`` whose
       context (drawn with ``w_{t-1}``) the round-off model lets differ: the teacher's smallest
       top-two gap of ``Q`` over its states is at most ``2 (max|phi| ||tol_{t-1}||_1 + rounding of
@@ -317,6 +319,7 @@ def _check(block, teacher, mismatch, pb, pt) -> dict:
         qerr = teacher.phi_abs_max * np.abs(tol[:T]).sum(axis=1) + block.q_round + 2.0 * teacher.q_round
         hit = np.flatnonzero(~(teacher.q_gap > 2.0 * qerr) & np.isfinite(teacher.q_gap))
         possible = int(hit[0]) + 1 if hit.size else None
+    unresolvable = np.flatnonzero(np.nanmax(tol[:stop], axis=1) >= np.abs(pt[:stop]).max(axis=1))
     early_flip = (
         mismatch is not None and teacher.q_gap is not None and (possible is None or mismatch < possible)
     )
@@ -326,6 +329,7 @@ def _check(block, teacher, mismatch, pb, pt) -> dict:
         "identity_max_ratio": identity,
         "max_w_diff_over_tol": over_max,
         "w_tol_before_mismatch": float(np.nanmax(t_ok, initial=0.0)) if t_ok.size else 0.0,
+        "equality_unresolvable_at": int(unresolvable[0]) if unresolvable.size else None,
         "flip_possible_at": possible,
         "first_flip_at": mismatch,
         "teacher_diverged": t_div is not None,
