@@ -79,6 +79,54 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
             assert np.all(bound <= 1e4 * UNIT_ROUNDOFF * scale_out), (name, bound, scale_out)
 
 
+def _exact_l1_readout(H, P, V, k):
+    """(L1) readout in exact rational arithmetic on the float inputs."""
+    F = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])
+    H, P, V = F(H), F(P), F(V)
+    n = H.shape[1] - 1
+    out = H + (V @ (H @ H.T)) @ (P @ H) / n
+    return out[-k:, -1]
+
+
+def test_actor_critic_bounds_hold_against_exact_arithmetic():
+    """(A1)/(A3): the (L1) readout bound and the (A2) teacher bound hold exactly; the scores' bound
+    holds against exact softmax scores computed in high precision."""
+    rng = np.random.default_rng(7)
+    d, d_pi, n, alpha, beta = 2, 3, 5, 0.2, 0.1
+    P, V = C.actor_critic(d, d_pi, alpha, beta)
+    for _ in range(4):
+        X = _columns(rng, d, n, 1.0)
+        g = rng.uniform(-1, 1, (d_pi, n))
+        w, lam = rng.uniform(-1, 1, d) * 10, rng.uniform(-1, 1, d_pi) * 10
+        H = lt.actor_critic_prompt(X, g, w, lam)
+        exact = _exact_l1_readout(H, P, V, d + d_pi)
+        l1 = lt.readout(lt.lsa_block(H, P, V), d + d_pi)
+        tw, tl = lt.actor_critic_update(X, g, w, lam, alpha, beta)
+        for value, bound in (
+            (l1, l1_readout_error_bound(H, P, V, d + d_pi)),
+            (np.concatenate([tw, tl]), cr.teacher_update_error_bound(X, w, alpha, g, lam, beta)),
+        ):
+            err = np.array([float(abs(Fraction(float(v)) - e)) for v, e in zip(value, exact, strict=True)])
+            assert np.all(err <= bound), (err, bound)
+    import mpmath
+
+    mpmath.mp.dps = 50
+    phi_pi = rng.uniform(-1, 1, (4, 3, d_pi))
+    lam = rng.uniform(-1, 1, d_pi) * 30
+    computed = lt.score(phi_pi, lam)
+    bound = cr.score_error_bound(phi_pi, lam)
+    for s in range(4):
+        z = [mpmath.fsum(mpmath.mpf(float(phi_pi[s, a, j])) * mpmath.mpf(float(lam[j])) for j in range(d_pi))
+             for a in range(3)]  # fmt: skip
+        e = [mpmath.exp(v - max(z)) for v in z]
+        pi = [v / mpmath.fsum(e) for v in e]
+        for a in range(3):
+            for j in range(d_pi):
+                mean = mpmath.fsum(pi[b] * mpmath.mpf(float(phi_pi[s, b, j])) for b in range(3))
+                exact = mpmath.mpf(float(phi_pi[s, a, j])) - mean
+                assert abs(float(exact - mpmath.mpf(float(computed[s, a, j])))) <= bound[s, a, j]
+
+
 def _pair(mdp, T, *, forward="auto", algo="sarsa", weights="constructed", seed=0):
     kw = dict(n=20, n_updates=T, epsilon=0.1, alpha=0.2, eval_every=10, algo=algo, error_bounds=True)
     if algo != "sarsa":
