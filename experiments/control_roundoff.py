@@ -84,26 +84,31 @@ def teacher_update_error_bound(
               + \gamma_2 |\widehat{\tfrac{\alpha}{n}} \hat s| + u |\hat w'| ,
 
     (``delta_i``'s inner product of length ``2d`` and the sum with ``r``; the product ``Phi delta``
-    of length ``n``; the rounding of ``alpha / n`` and of the scaling; the final sum), the same with
-    ``G``, ``beta`` for ``lambda``. Valid for every summation order (Higham §3)."""
+    of length ``n``; the rounding of ``alpha / n`` and of the scaling; the final sum; a rounding
+    ``|fl(x) - x| <= u |x| <= gamma_1 |fl(x)|`` is charged on the computed value), the same with
+    ``G``, ``beta`` for ``lambda``; the final factor :math:`1 + \gamma_{2(n+d)}` covers the
+    second-order terms (magnitudes of computed instead of exact intermediates). Valid for every
+    summation order (Higham §3)."""
     X = np.asarray(X, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     d = w.size
     n = X.shape[1]
     Z = X[: 2 * d]
     delta = X[2 * d] + Z.T @ np.concatenate([-w, w])
-    e_delta = matmul_error_bound(Z.T, np.concatenate([w, w])) + UNIT_ROUNDOFF * np.abs(delta)
+    e_delta = matmul_error_bound(Z.T, np.concatenate([w, w])) + gamma(1) * np.abs(delta)
 
     def part(F, step, start):
         s = F @ delta
         cs = (step / n) * s
         Es = matmul_error_bound(F, delta) + np.abs(F) @ e_delta
-        return (step / n) * Es + gamma(2) * np.abs(cs) + UNIT_ROUNDOFF * np.abs(start + cs)
+        return (step / n) * Es + gamma(2) * np.abs(cs) + gamma(1) * np.abs(start + cs)
 
     E = part(X[:d], alpha, w)
-    if g is None:
-        return E
-    return np.concatenate([E, part(np.asarray(g, dtype=np.float64), beta, np.asarray(lam, dtype=np.float64))])
+    if g is not None:
+        E = np.concatenate(
+            [E, part(np.asarray(g, dtype=np.float64), beta, np.asarray(lam, dtype=np.float64))]
+        )
+    return E * (1.0 + gamma(2 * (n + d)))
 
 
 def _local_bound_fn(weights, layout, alg, used: str, hyper: dict):
@@ -164,7 +169,7 @@ def score_error_bound(phi_pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
     big = np.abs(phi_pi).max(axis=-2)  # (..., d_pi)
     mean_abs = np.einsum("...b,...bk->...k", pi, np.abs(phi_pi))
     g = score_table(phi_pi, pi)
-    return (big * dpi[..., None] + gamma(A) * mean_abs)[..., None, :] + UNIT_ROUNDOFF * np.abs(g)
+    return (big * dpi[..., None] + gamma(A) * mean_abs)[..., None, :] + gamma(1) * np.abs(g)
 
 
 def propagate_error_bound(
