@@ -40,8 +40,6 @@ __all__ = [
     "teacher_update_error_bound",
 ]
 
-# --------------------------------------------------------------------------------------------------
-
 
 def _bounds_step(
     t, box, eps, X, g, w, lam, w_new, lam_new, states, draws, bound, teacher_update, used, alpha, beta,

@@ -72,6 +72,10 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
             "l2": (l2, l2_readout_error_bound(X, np.concatenate([[1.0], w]), blocks)),
             "teacher": (te, cr.teacher_update_error_bound(X, w, alpha)),
         }
+        for forward, value in (("l1", l1), ("l2", l2)):
+            both = cr.block_teacher_error_bound(X, None, w, None, blocks, forward, alpha)
+            assert np.all(np.abs(value - te) <= both)
+            np.testing.assert_allclose(both, bounds[forward][1] + bounds["teacher"][1])
         scale_out = np.abs(exact) + np.abs(X).max() ** 2 * np.abs(w).max() * d
         for name, (value, bound) in bounds.items():
             err = np.array([float(abs(Fraction(float(v)) - e)) for v, e in zip(value, ex, strict=True)])
