@@ -239,7 +239,14 @@ def _control_verdicts(cfg, tree, monkeypatch_ctx):
         key = next(k for k, f in tree["phi"].items() if f.shape[:2] == (mdp.n_states, mdp.n_actions))
 
         def scale(dr):
-            return dataclasses.replace(dr, phi=dr.phi * tree["phi"][key], w0=dr.w0 * tree["w0"][key])
+            f = tree["phi"][key]
+            fc = f[..., : dr.phi.shape[-1]]
+            if np.all(dr.phi == dr.phi[:, :1]):  # state features psi(s), repeated over actions
+                fc = fc[:, :1]
+            out = dict(phi=dr.phi * fc, w0=dr.w0 * tree["w0"][key][: dr.w0.size])
+            if dr.phi_pi is not None:
+                out["phi_pi"] = dr.phi_pi * f[..., : dr.phi_pi.shape[-1]]
+            return dataclasses.replace(dr, **out)
 
         return real_deploy(mdp, weights, draws_map=scale, **kw)
 
