@@ -286,8 +286,10 @@ def block_teacher_check(block: DeployResult, teacher: DeployResult) -> dict:
       model no longer resolves equality and the trajectory check is vacuous; ``None`` if never).
     - ``flip_possible_at`` (algorithms without an actor; else ``None``): the first update ``t`` whose
       context (drawn with ``w_{t-1}``) the round-off model lets differ: the teacher's smallest
-      top-two gap of ``Q`` over its states is at most ``2 (max|phi| ||tol_{t-1}||_1 + rounding of
-      both Q)``; ``first_flip_at`` (the first mismatch) must not come before it.
+      top-two gap of ``Q`` over its states is at most ``2 (max|phi| ||tol_{t-1}||_1 + r_b + 3 r_t)``
+      (``r = q_round``: two argmaxes differ only where the gap is at most twice ``max |Q_b - Q_t|
+      <= max|phi| ||tol||_1 + r_b + r_t``, and the gap recomputed here is within ``4 r_t`` of the
+      one the rollout saw); ``first_flip_at`` (the first mismatch) must not come before it.
     - ``first_flip_at``, ``teacher_diverged``/``teacher_diverged_at`` (the loop stopped at
       :data:`experiments.control_loop.DIVERGENCE_BOUND`, or ``||w||_inf`` passed
       :data:`TEACHER_DIVERGENCE_W`), ``block_diverged_at``: reported, not asserted.
@@ -319,7 +321,7 @@ def _check(block, teacher, mismatch, pb, pt) -> dict:
     possible = None
     if teacher.q_gap is not None and block.q_round is not None:
         T = teacher.q_gap.size
-        qerr = teacher.phi_abs_max * np.abs(tol[:T]).sum(axis=1) + block.q_round + 2.0 * teacher.q_round
+        qerr = teacher.phi_abs_max * np.abs(tol[:T]).sum(axis=1) + block.q_round + 3.0 * teacher.q_round
         hit = np.flatnonzero(~(teacher.q_gap > 2.0 * qerr) & np.isfinite(teacher.q_gap))
         possible = int(hit[0]) + 1 if hit.size else None
     unresolvable = np.flatnonzero(np.nanmax(tol[:stop], axis=1) >= np.abs(pt[:stop]).max(axis=1))
