@@ -42,6 +42,7 @@ from .control_loop import (  # noqa: F401  (moved; re-exported from here)
     _first_mismatch,
     _infer_d_pi,
     _max_w_diff,
+    block_teacher_check,
     deploy,
     tabular_sarsa,
 )
@@ -112,7 +113,7 @@ ENV_FIELDS = (
 # --------------------------------------------------------------------------------------------------
 
 #: Version of the per-unit record; units saved under another version are recomputed on resume.
-UNIT_SCHEMA = 1
+UNIT_SCHEMA = 2
 
 DEFAULT_ENVS = (
     HELDOUT_NAME,
@@ -263,9 +264,10 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         solution=sol,
     )
     state = rng_loop.bit_generator.state
-    block = deploy(mdp, cfg.weights, rng=rng_loop, forward=cfg.forward, **kw)
+    bounds = cfg.weights == "constructed"
+    block = deploy(mdp, cfg.weights, rng=rng_loop, forward=cfg.forward, error_bounds=bounds, **kw)
     rng_loop.bit_generator.state = state
-    teacher = deploy(mdp, "teacher", rng=rng_loop, **kw)
+    teacher = deploy(mdp, "teacher", rng=rng_loop, error_bounds=bounds, **kw)
     tab = None
     if cfg.tabular:
         tab = tabular_sarsa(
@@ -300,8 +302,10 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         "diverged_at": block.diverged_at,
         "diverged_at_teacher": teacher.diverged_at,
         "resets": block.resets,
-        "wall_time": time.perf_counter() - t0,
     }
+    if bounds:
+        row.update(block_teacher_check(block, teacher))
+    row["wall_time"] = time.perf_counter() - t0
     arrays = {
         "updates": block.updates,
         "block": block.normalized_return,
@@ -372,12 +376,37 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                 "n_diverged": sum(u["diverged_at"] is not None for u in rows),
                 "n_diverged_teacher": sum(u["diverged_at_teacher"] is not None for u in rows),
                 "env_steps": cfg.n * cfg.n_updates,
+                **_check_summary(rows),
                 "curves": {"updates": updates}
                 | {f"{k}_mean": _mean_sem(v)[0] for k, v in curves.items()}
                 | {f"{k}_sem": _mean_sem(v)[1] for k, v in curves.items()},
             }
             out.append(row)
     return out
+
+
+def _min_or_none(values) -> int | None:
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def _check_summary(rows: list[dict]) -> dict:
+    """The env row's keys of :func:`experiments.control_loop.block_teacher_check` over its units
+    (empty for weights without the identity)."""
+    if not rows or "block_equals_teacher" not in rows[0]:
+        return {}
+    return {
+        "block_equals_teacher": all(u["block_equals_teacher"] for u in rows),
+        "n_block_teacher_failed": sum(not u["block_equals_teacher"] for u in rows),
+        "identity_max_ratio": max(u["identity_max_ratio"] for u in rows),
+        "max_w_diff_over_tol": max(u["max_w_diff_over_tol"] for u in rows),
+        "first_flip_at": _min_or_none(u["first_flip_at"] for u in rows),
+        "flip_possible_at": _min_or_none(u["flip_possible_at"] for u in rows),
+        "equality_unresolvable_at": _min_or_none(u["equality_unresolvable_at"] for u in rows),
+        "teacher_diverged": any(u["teacher_diverged"] for u in rows),
+        "n_teacher_diverged": sum(u["teacher_diverged"] for u in rows),
+        "teacher_diverged_at": _min_or_none(u["teacher_diverged_at"] for u in rows),
+    }
 
 
 def _config_doc(cfg: ControlConfig) -> dict:

@@ -22,6 +22,7 @@ thread (:func:`experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,15 @@ from constructions import Draws
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
 
+from .control_roundoff import (  # noqa: F401  (re-exported)
+    TEACHER_DIVERGENCE_W,
+    _bounds_step,
+    _local_bound_fn,
+    block_teacher_check,
+    block_teacher_error_bound,
+    propagate_error_bound,
+    teacher_update_error_bound,
+)
 from .control_weights import FORWARDS, _algorithm, _update_fn, resolve_weights
 from .envs import terminal_states
 from .io import single_blas_thread
@@ -46,7 +56,18 @@ class DeployResult:
     ``lams`` (T+1, d_pi) parameters; ``states``/``actions`` (T, n+1) the contexts' trajectories;
     ``diverged_at``: first update whose parameter is not finite or has 1-norm above
     :data:`DIVERGENCE_BOUND` (``None`` if none; the loop stops there, later entries are NaN);
-    ``forward``: ``"l1"``, ``"l2"`` or ``"teacher"``; ``resets``: contexts restarted from ``mu0``."""
+    ``forward``: ``"l1"``, ``"l2"`` or ``"teacher"``; ``resets``: contexts restarted from ``mu0``.
+
+    With ``error_bounds=True`` (:func:`deploy`; ``None`` otherwise): ``w_err`` (T+1, d + d_pi) the
+    entrywise bound :func:`propagate_error_bound` on ``|[w_t; lambda_t] - exact|``, the distance
+    of the computed parameters from the exact-arithmetic loop on the same trajectory (NaN after a
+    divergence); ``identity_ratio`` (T,) for a block, ``max_i |TF_i - teacher_i| / (bound_i)`` of
+    update ``t`` with the teacher's update computed on the block's own input and the bound
+    :func:`block_teacher_error_bound` (``<= 1`` is the (S3)/(A3) identity as computed; NaN for the
+    teacher itself); for algorithms without an actor ``q_gap`` (T,) the smallest gap between the two
+    largest computed ``Q_w(s, .)`` over the states of context ``t`` (drawn with ``w_{t-1}``),
+    ``q_round`` (T,) the bound ``gamma_d max |phi(s, .)|^T |w_{t-1}|`` on the rounding of those
+    ``Q`` and ``phi_abs_max`` the largest ``|phi|`` entry."""
 
     updates: np.ndarray
     normalized_return: np.ndarray
@@ -58,6 +79,11 @@ class DeployResult:
     diverged_at: int | None
     forward: str
     resets: int = 0
+    w_err: np.ndarray | None = None
+    identity_ratio: np.ndarray | None = None
+    q_gap: np.ndarray | None = None
+    q_round: np.ndarray | None = None
+    phi_abs_max: float | None = None
 
 
 def _check_loop(mdp, n, n_updates, eval_every, epsilon, alpha, rng) -> tuple:
@@ -113,6 +139,8 @@ def deploy(
     d_pi: int | None = None,
     forward: str = "auto",
     solution: lt.OptimalSolution | None = None,
+    error_bounds: bool = False,
+    draws_map: Callable[[Draws], Draws] | None = None,
 ) -> DeployResult:
     """Closed loop of the registered algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
     actor-critics) driven by frozen weights.
@@ -130,6 +158,11 @@ def deploy(
     greedy actions agree, equal trajectories. ``solution`` is ``lsa_theory.optimal(mdp)``
     (computed when ``None``). Returns a :class:`DeployResult` with the normalised return (§0) of
     the greedy policy (:meth:`constructions.ClosedLoopAlgorithm.greedy`) every ``eval_every`` updates.
+    ``error_bounds``: also the round-off bounds of :class:`DeployResult` (for ``"constructed"`` and
+    ``"teacher"``, whose exact-arithmetic updates are the same map (S3)/(A3); about doubles the cost).
+    ``draws_map``: applied to the drawn :class:`constructions.Draws` (``phi``, ``phi_pi``, ``w_0``,
+    ``lambda_0``) before the loop, without touching ``rng`` (the robustness checks perturb them
+    with :func:`lsa_theory.roundoff.perturbed`).
     """
     mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
         mdp, n, n_updates, eval_every, epsilon, alpha, rng
@@ -147,9 +180,12 @@ def deploy(
     layout = alg.dims(S, A, d, d_pi).layout
     sol = _check_solution(mdp, solution)
     hyper = {"gamma": mdp.gamma, "alpha": alpha, "beta": beta}
-    update, used = _update_fn(
-        resolve_weights(weights, layout, alpha=alpha, beta=beta), layout, alg, hyper, forward
-    )
+    resolved = resolve_weights(weights, layout, alpha=alpha, beta=beta)
+    update, used = _update_fn(resolved, layout, alg, hyper, forward)
+    if error_bounds and resolved is not None and resolved.source != "constructed":
+        raise ValueError("error_bounds: only for 'constructed' or 'teacher' weights (the (S3)/(A3) map)")
+    bound = _local_bound_fn(resolved, layout, alg, used, hyper) if error_bounds else None
+    teacher_update = alg.teacher(hyper)
 
     phi = alg.critic_table(S, A, d, rng)
     w = rng.uniform(-1.0, 1.0, size=d)
@@ -158,6 +194,9 @@ def deploy(
         phi_pi = lt.random_features(S, A, layout.d_pi, rng)
         lam = np.zeros(layout.d_pi)
     draws = Draws(phi, phi_pi, w, lam)
+    if draws_map is not None:
+        draws = draws_map(draws)
+        phi, phi_pi, w, lam = draws.phi, draws.phi_pi, np.asarray(draws.w0, dtype=np.float64), draws.lam0
     terminal = terminal_states(mdp)
     points = _eval_points(T, eval_every)
     nr = np.full(points.size, np.nan)
@@ -166,6 +205,14 @@ def deploy(
     lams = np.full((T + 1, layout.d_pi), np.nan) if alg.has_actor else None
     states = np.full((T, n + 1), -1, dtype=np.int64)
     actions = np.full((T, n + 1), -1, dtype=np.int64)
+    k = layout.k
+    w_err = np.full((T + 1, k), np.nan) if error_bounds else None
+    ratio = np.full(T, np.nan) if error_bounds else None
+    gaps = np.full(T, np.nan) if error_bounds and not alg.has_actor else None
+    qround = np.full(T, np.nan) if gaps is not None else None
+    if error_bounds:
+        w_err[0] = 0.0
+        box, eps = w_err[0].copy(), 0.0
 
     def evaluate(j: int) -> None:
         nr[j] = lt.normalized_return(mdp, alg.greedy(draws, w, lam), sol)
@@ -183,6 +230,12 @@ def deploy(
         if _diverged(w_new) or (lam_new is not None and _diverged(lam_new)):
             diverged = t
             break
+        if error_bounds:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf near DIVERGENCE_BOUND
+                box, eps = _bounds_step(
+                    t, box, eps, X, g, w, lam, w_new, lam_new, traj.states, draws, bound, teacher_update,
+                    used, alpha, beta, w_err, ratio, gaps, qround,
+                )  # fmt: skip
         w, lam = np.asarray(w_new, dtype=np.float64), lam_new
         ws[t] = w
         if lams is not None:
@@ -193,7 +246,9 @@ def deploy(
         if j < points.size and points[j] == t:
             evaluate(j)
             j += 1
-    return DeployResult(points, nr, nr_b, ws, lams, states, actions, diverged, used, resets)
+    phi_max = float(np.abs(phi).max()) if error_bounds else None
+    bounds = (w_err, ratio, gaps, qround, phi_max)
+    return DeployResult(points, nr, nr_b, ws, lams, states, actions, diverged, used, resets, *bounds)
 
 
 #: A loop stops as diverged when a parameter's 1-norm exceeds this (or is not finite): beyond it

@@ -38,6 +38,7 @@ from constructions import ClosedLoopAlgorithm
 from constructions import numeric as cnum
 from lsa_theory import Layout
 from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 
 #: The registered closed-loop algorithms (:class:`constructions.ClosedLoopAlgorithm`) deployable here.
 ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
@@ -214,3 +215,100 @@ def _update_fn(
 
         return l1, "l1"
     return alg.block_update(lambda x, wt: l2_readout(x, wt, weights), layout.d), "l2"
+
+
+# --------------------------------------------------------------------------------------------------
+# round-off bounds of the forward passes (issue 18): |computed readout - exact readout|
+# --------------------------------------------------------------------------------------------------
+
+
+def _abs(M):
+    return abs(M) if sp.issparse(M) else np.abs(np.asarray(M, dtype=np.float64))
+
+
+def product_error_bound(A: Any, B: Any, EA: Any = None, EB: Any = None) -> np.ndarray:
+    r"""Entrywise bound on ``|fl(A_hat @ B_hat) - A B|`` for computed factors ``A_hat = A + dA``,
+    ``B_hat = B + dB`` with ``|dA| <= EA``, ``|dB| <= EB`` (``None``: exact):
+
+    .. math:: \gamma_k |\hat A| |\hat B| + E_A |\hat B| + |\hat A| E_B + E_A E_B ,
+
+    ``k`` the inner dimension (:func:`lsa_theory.roundoff.matmul_error_bound` for dense factors;
+    for a scipy.sparse ``A`` the same :math:`\gamma_k |A||B|`, ``k`` its column count, which is at
+    least the number of terms of every inner product). Shapes as in ``A @ B``."""
+    aA, aB = _abs(A), _abs(B)
+    if sp.issparse(A):
+        out = gamma(A.shape[-1]) * np.asarray(aA @ aB)
+    else:
+        out = matmul_error_bound(aA, aB)
+    if EA is not None:
+        out = out + np.asarray(EA) @ aB
+    if EB is not None:
+        out = out + np.asarray(aA @ np.asarray(EB))
+    if EA is not None and EB is not None:
+        out = out + np.asarray(EA) @ np.asarray(EB)
+    return np.asarray(out, dtype=np.float64)
+
+
+def l1_readout_error_bound(H: np.ndarray, P: np.ndarray, V: np.ndarray, k: int) -> np.ndarray:
+    r"""Entrywise bound (k,) on ``|fl(TF) - TF|`` for the (L1) readout ``TF`` = last ``k`` entries of
+    the last column of ``H + (1/n) (V (H H^T)) (P H)`` (:func:`lsa_theory.lsa_block` then
+    :func:`lsa_theory.readout`), ``H`` (D, n+1) and ``P``, ``V`` (D, D) taken as exact inputs.
+
+    Higham's bounds (:func:`product_error_bound`) composed over the computation as written:
+    ``G = H H^T`` (:math:`\gamma_{n+1}`), the last ``k`` rows of ``V G`` and the last column of
+    ``P H`` (:math:`\gamma_D`), their product (:math:`\gamma_D`, with the propagated errors of both
+    factors), one rounding for the division by ``n`` and one for the sum with ``H``. Valid for every
+    summation order; the magnitudes are those of a recomputation here, which differ from the ones
+    inside ``lsa_block`` by at most the bound itself (a relative change of order
+    :math:`\gamma_D`, covered by the final factor :math:`1 + \gamma_{4D}`)."""
+    H = np.asarray(H, dtype=np.float64)
+    D, N = H.shape
+    n = N - 1
+    G = H @ H.T
+    EG = matmul_error_bound(H, H.T)
+    Vk = np.asarray(V, dtype=np.float64)[-k:]
+    VG = Vk @ G
+    EVG = product_error_bound(Vk, G, None, EG)
+    h = H[:, -1]
+    ph = np.asarray(P, dtype=np.float64) @ h
+    Eph = matmul_error_bound(P, h)
+    prod = VG @ ph
+    E = product_error_bound(VG, ph, EVG, Eph) / n + UNIT_ROUNDOFF * np.abs(prod / n)
+    E = E + UNIT_ROUNDOFF * np.abs(h[-k:] + prod / n)
+    return E * (1.0 + gamma(4 * D))
+
+
+def l2_readout_error_bound(X: np.ndarray, wt: np.ndarray, weights: BlockWeights) -> np.ndarray:
+    r"""Entrywise bound (k,) on ``|fl(TF) - TF|`` for the (L2) readout of :func:`l2_readout`,
+    ``TF = wt[1:] + Vbar21 (X (X^T (P12 wt)) / n) + (1/n) Vbar22 wt (wt^T P22 wt)``, with ``X``
+    (m, n), ``wt`` (p,) and the blocks taken as exact inputs.
+
+    Each product of the computation as written contributes :func:`product_error_bound` (its
+    :math:`\gamma_k` term and the propagated errors of its factors); each division by ``n`` and each
+    sum one rounding :math:`u |\cdot|`. Valid for every summation order (final factor
+    :math:`1 + \gamma_{4m}` for the recomputed magnitudes, as in :func:`l1_readout_error_bound`)."""
+    X = np.asarray(X, dtype=np.float64)
+    wt = np.asarray(wt, dtype=np.float64)
+    m, n = X.shape
+    u = np.asarray(weights.P12 @ wt)
+    Eu = product_error_bound(weights.P12, wt)
+    v = X.T @ u
+    Ev = product_error_bound(X.T, u, None, Eu)
+    s = X @ v / n
+    Es = product_error_bound(X, v, None, Ev) / n + UNIT_ROUNDOFF * np.abs(s)
+    t = np.asarray(weights.Vbar21 @ s)
+    out = wt[1:] + t
+    E = product_error_bound(weights.Vbar21, s, None, Es)
+    if not _is_zero(weights.Vbar22):
+        a = np.asarray(weights.Vbar22 @ wt)
+        Ea = product_error_bound(weights.Vbar22, wt)
+        pw = np.asarray(weights.P22 @ wt)
+        Epw = product_error_bound(weights.P22, wt)
+        q = float(wt @ pw)
+        Eq = float(product_error_bound(wt, pw, None, Epw))
+        extra = a * q / n
+        E = E + (np.abs(a) * Eq + Ea * abs(q) + Ea * Eq) / n + 2 * UNIT_ROUNDOFF * np.abs(extra)
+        E = E + UNIT_ROUNDOFF * np.abs(out + extra)
+        out = out + extra
+    E = E + UNIT_ROUNDOFF * np.abs(out)
+    return E * (1.0 + gamma(4 * max(m, wt.size)))

@@ -4,6 +4,7 @@ each regime's reported cells against an independent recomputation, and the CLI J
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -195,3 +196,41 @@ def test_old_sweep_still_importable_from_control():
 def test_bad_inputs_raise(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def _closed_loop_verdicts(cfg, factors):
+    """The closed-loop sweep's verdicts (every row's divergence count) with every loop's features and
+    ``w_0`` multiplied by ``factors`` (issue 18: the same idea as the control runs)."""
+
+    def deploy(mdp, weights, **kw):
+        def scale(dr):
+            return dataclasses.replace(dr, phi=dr.phi * factors["phi"], w0=dr.w0 * factors["w0"])
+
+        return ctl.deploy(mdp, weights, draws_map=scale, **kw)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cl, "deploy", deploy)
+        doc = cl.closed_loop_sweep(cfg)
+    return tuple((r["budget"], r["point"], r["alpha"], r["n"], r["n_diverged"]) for r in doc["rows"])
+
+
+def _assert_closed_loop_robust(cfg):
+    from lsa_theory.roundoff import assert_same_verdicts
+
+    factors = {"phi": np.ones((9, 4, 36)), "w0": np.ones(36)}
+    return assert_same_verdicts(lambda f: _closed_loop_verdicts(cfg, f), factors, np.random.default_rng(18))
+
+
+def test_closed_loop_divergence_counts_survive_rounding():
+    """Small sweep with a diverging step size: the per-row divergence counts are equal for inputs
+    perturbed at relative 1e-13 (features, w_0)."""
+    cfg = cl.ClosedLoopConfig(
+        ns=(2, 10), alphas=(0.2, 200.0), updates=(20,), env_steps=(200,), n_mdps=2, eval_every=10
+    )
+    verdict = _assert_closed_loop_robust(cfg)
+    assert any(v[-1] > 0 for v in verdict) and any(v[-1] == 0 for v in verdict)
+
+
+@pytest.mark.slow
+def test_closed_loop_quick_divergence_counts_survive_rounding():
+    _assert_closed_loop_robust(cl.ClosedLoopConfig.quick())
