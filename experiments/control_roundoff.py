@@ -324,7 +324,8 @@ def _check(block, teacher, mismatch, pb, pt) -> dict:
         qerr = teacher.phi_abs_max * np.abs(tol[:T]).sum(axis=1) + block.q_round + 3.0 * teacher.q_round
         hit = np.flatnonzero(~(teacher.q_gap > 2.0 * qerr) & np.isfinite(teacher.q_gap))
         possible = int(hit[0]) + 1 if hit.size else None
-    unresolvable = np.flatnonzero(np.nanmax(tol[:stop], axis=1) >= np.abs(pt[:stop]).max(axis=1))
+    # fmax.reduce: nanmax without its all-NaN warning (an all-NaN row is never "unresolvable")
+    unresolvable = np.flatnonzero(np.fmax.reduce(tol[:stop], axis=1) >= np.abs(pt[:stop]).max(axis=1))
     early_flip = (
         mismatch is not None and teacher.q_gap is not None and (possible is None or mismatch < possible)
     )
