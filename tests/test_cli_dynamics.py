@@ -113,6 +113,7 @@ def test_converge_quick_passes_for_both_algorithms(algo, capsys):
     assert doc["passed"] and all(r["passed"] for r in doc["runs"]) and len(doc["runs"]) == 4
 
 
+@pytest.mark.slow  # 48 s: the default suite stays under 5 min; runs in the slow CI step
 def test_diversity_json_contract(tmp_path, capsys, monkeypatch):
     rows = ed.diversity_rows(ed.DiversityConfig.quick())
     (d_row,) = [r for r in rows if r["table"] == "d" and r["d"] == 3]
