@@ -58,7 +58,6 @@ __all__ = [
     "s3_alignment",
     "update_agreement",
     "softmax_deploy",
-    "paired_ci",
     "evaluate_blocks",
     "ENTRY_FIELDS",
     "plot_returns",

@@ -18,6 +18,7 @@ from experiments import expected_loop as el
 from experiments import pretrain as pt
 from experiments import pretrain_compare as pc
 from experiments import pretrain_eval as pe
+from experiments import stats
 
 
 def _batch(seed: int, K: int = 3, S: int = 2, A: int = 2):
@@ -277,11 +278,11 @@ def test_update_agreement_of_scaled_constructions():
 
 
 def test_paired_ci():
-    """pretrain_eval's interval is experiments.stats.paired_ci: a diverged (NaN) loop is scored 0
-    and counted, never dropped."""
+    """The (P3) interval, experiments.stats.paired_ci: a diverged (NaN) loop is scored 0 and
+    counted, never dropped."""
     a = np.array([1.0, 2.0, 3.0, np.nan])
     b = np.array([0.0, 1.0, 1.0, 5.0])
-    ci = pe.paired_ci(a, b)
+    ci = stats.paired_ci(a, b)
     d = np.array([1.0, 1.0, 2.0, -5.0])
     sem = d.std(ddof=1) / np.sqrt(4)
     assert ci["n"] == 4 and ci["n_diverged_a"] == 1 and ci["mean"] == pytest.approx(d.mean())
