@@ -75,10 +75,14 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _cmd_regression,
     _cmd_reproduce,
     _cmd_verify,
+    _context_length_config,
+    _converge_config,
+    _diversity_config,
     _json_float,
     _print_json,
     _print_table,
     _provenance,
+    _regression_config,
     _trained_weights,
 )
 
@@ -191,7 +195,8 @@ def _common(p: argparse.ArgumentParser, *, out: str | None = None, seed: bool = 
         type=int,
         default=1,
         metavar="N",
-        help="BLAS threads (default 1: the small products here run fastest single-threaded; recorded)",
+        help="BLAS and torch threads (default 1: the small products here run fastest single-threaded; "
+        "recorded in provenance)",
     )
     if seed:
         p.add_argument("--seed", type=int, default=None, help="seed of every random draw (recorded)")
@@ -230,12 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
     p.add_argument("--quick", action="store_true", help="one seed, two scales, two radii")
     _common(p, out="directory for converge.json/.npz and plots (resumes)")
-    p.set_defaults(func=_cmd_converge)
+    p.set_defaults(func=_cmd_converge, precheck=_converge_config)
 
     p = sub.add_parser("diversity", help="richness (M5) and held-out cost of low diversity (M7)")
     p.add_argument("--quick", action="store_true", help="S = A = 2, k up to 16")
     _common(p, out="directory for diversity.json and its plot (resumes)")
-    p.set_defaults(func=_cmd_diversity)
+    p.set_defaults(func=_cmd_diversity, precheck=_diversity_config)
 
     p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
     p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
@@ -256,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("regression", help="in-context regression: [ZFB]'s flow optimum (R5), trained stacks")
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
     _common(p, out="directory for regression.json/.npz and the figure")
-    p.set_defaults(func=_cmd_regression)
+    p.set_defaults(func=_cmd_regression, precheck=_regression_config)
 
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(
@@ -268,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="fewer n, alpha and budgets")
     _common(p, out="directory for context_length_REGIME.json/.npz and the plot")
-    p.set_defaults(func=_cmd_context_length)
+    p.set_defaults(func=_cmd_context_length, precheck=_context_length_config)
 
     p = sub.add_parser("pretrain", help="reinforcement pretraining (P2) against teacher mimicking (P1), (P3)")
     p.add_argument(
@@ -314,20 +319,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Largest ``--seed`` (a 32-bit seed: larger ones overflowed C longs deep inside a run).
+SEED_MAX = 2**32 - 1
+
+#: Commands that train or evaluate with torch: ``--threads N`` also sets torch's intra- and
+#: inter-op threads for them (:func:`experiments.io.set_torch_threads`), recorded in provenance.
+TORCH_COMMANDS = frozenset({"regression", "pretrain", "control", "context-length", "reproduce"})
+
+
 def _run(args: argparse.Namespace) -> int:
     """Check the options (``--threads``, ``--seed``, ``--out``, then the command's own
-    ``precheck``) before anything is written; then, with ``--out``, hold its lock
+    ``precheck``: every command builds its configuration there, so a configuration error is
+    reported before ``--out`` is created) before anything is written; limit BLAS and (for the
+    commands in :data:`TORCH_COMMANDS`) torch to ``--threads`` threads; then, with ``--out``, hold its lock
     (:class:`experiments.io.out_lock`: a second process on the same directory is refused), check
     and record its provenance and run the command. ``sweep`` manages its ``--out`` itself."""
     from threadpoolctl import threadpool_limits
 
-    from .io import check_out, check_provenance, out_lock
+    from .io import check_out, check_provenance, out_lock, set_torch_threads
 
     threads = getattr(args, "threads", 1)
     if threads < 1:
         raise ValueError(f"--threads: must be >= 1, got {threads}")
-    if getattr(args, "seed", None) is not None and args.seed < 0:
-        raise ValueError(f"--seed: must be >= 0, got {args.seed}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"--seed: must be in [0, {SEED_MAX}] (a 32-bit seed), got {seed}")
+    if args.command in TORCH_COMMANDS or "torch" in sys.modules:
+        set_torch_threads(threads)
     with threadpool_limits(limits=threads, user_api="blas"):
         out = check_out(getattr(args, "out", None))
         precheck = getattr(args, "precheck", None)

@@ -146,12 +146,47 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
         print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
 
 
-def _cmd_converge(args: argparse.Namespace) -> int:
-    from .converge import ConvergeConfig, plot_converge, run_converge
+def _converge_config(args: argparse.Namespace):
+    """The :class:`ConvergeConfig` of ``converge``'s options (also its precheck: built before
+    ``--out`` is touched, so a configuration error writes nothing)."""
+    from .converge import ConvergeConfig
 
     cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig.full(args.algo)
     if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
+    return cfg
+
+
+def _diversity_config(args: argparse.Namespace):
+    """The :class:`DiversityConfig` of ``diversity``'s options (also its precheck)."""
+    from .diversity import DiversityConfig
+
+    cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
+def _regression_config(args: argparse.Namespace):
+    """The :class:`RegressionConfig` of ``regression``'s options (also its precheck)."""
+    from .regression import RegressionConfig
+
+    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
+def _context_length_config(args: argparse.Namespace):
+    """The configuration :func:`experiments.context_length.run_context_length` builds for
+    ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
+    from .context_length import ClosedLoopConfig, InContextConfig
+
+    config = ClosedLoopConfig if args.regime == "closed-loop" else InContextConfig
+    cfg = config.quick() if args.quick else config()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
+def _cmd_converge(args: argparse.Namespace) -> int:
+    from .converge import plot_converge, run_converge
+
+    cfg = _converge_config(args)
     out = args.out
     doc = run_converge(cfg, out)
     for run in doc["runs"]:
@@ -197,12 +232,9 @@ def _cmd_converge(args: argparse.Namespace) -> int:
 
 
 def _cmd_diversity(args: argparse.Namespace) -> int:
-    from .diversity import DiversityConfig, plot_diversity, run_diversity
+    from .diversity import plot_diversity, run_diversity
 
-    cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
-    doc = run_diversity(cfg, args.out)
+    doc = run_diversity(_diversity_config(args), args.out)
     for row in doc["rows"]:
         row["passed"] = diversity_passed(row)
     ok = all(r["passed"] for r in doc["rows"])
@@ -339,12 +371,9 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 
 def _cmd_regression(args: argparse.Namespace) -> int:
-    from .regression import CRITERIA, RegressionConfig, plot_regression, run_regression
+    from .regression import CRITERIA, plot_regression, run_regression
 
-    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
-    doc = run_regression(cfg, args.out)
+    doc = run_regression(_regression_config(args), args.out)
     if args.out is not None:
         plot_regression(args.out)
     if args.json:

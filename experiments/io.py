@@ -20,6 +20,8 @@ __all__ = [
     "config_hash",
     "git_commit",
     "blas_threads",
+    "torch_threads",
+    "set_torch_threads",
     "check_out",
     "check_provenance",
     "atomic_write_json",
@@ -97,9 +99,36 @@ def blas_threads() -> int | None:
     return min(counts) if counts else None
 
 
+def torch_threads() -> dict[str, int] | None:
+    """torch's thread counts in force now, ``{"intra_op": n, "inter_op": m}``, or ``None`` when
+    this process has not imported torch (then it uses no torch threads)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "get_num_threads"):
+        return None
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def set_torch_threads(threads: int) -> None:
+    """Limit torch to ``threads`` threads (``--threads N``; imports torch): intra-op threads
+    (``torch.set_num_threads``) and inter-op threads (``torch.set_num_interop_threads``), the
+    latter only where torch still allows it (before its first inter-op parallel work, once per
+    process; otherwise left as it is and visible in :func:`torch_threads`)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:  # already set, or parallel work has started: torch refuses
+            pass
+
+
 def provenance(config: Any = None, seed: Any = None) -> dict:
     """What made a result: ``version`` (lsa-theory), ``git_commit`` (``None`` outside a checkout),
-    ``config_hash`` (of ``config``), ``seed``, ``blas_threads`` in force, and ``dependencies``."""
+    ``config_hash`` (of ``config``), ``seed``, ``blas_threads`` and ``torch_threads``
+    (:func:`torch_threads`) in force, and ``dependencies``."""
     version = _versions()["lsa-theory"]  # looked up once per process, with the dependencies
     return {
         "version": None if version == _NOT_INSTALLED else version,
@@ -107,6 +136,7 @@ def provenance(config: Any = None, seed: Any = None) -> dict:
         "config_hash": config_hash(config),
         "seed": to_jsonable(seed),
         "blas_threads": blas_threads(),
+        "torch_threads": torch_threads(),
         "dependencies": versions(),
     }
 
