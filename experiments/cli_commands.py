@@ -82,16 +82,33 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             doc["module"] = module
         _print_json(args, doc, seed)
     else:
-        width = max(len(r.check) for r in rows)
         print(f"lsa-theory verify  seed={seed}  quick={args.quick}")
-        print(f"{'claim':<6}  {'check':<{width}}  {'residual':>10}  {'tol':>8}  result")
-        for r in rows:
-            print(
-                f"{r.claim:<6}  {r.check:<{width}}  {r.residual:>10.2e}  {r.tol:>8.0e}  "
-                f"{'pass' if r.passed else 'FAIL'}"
-            )
+        _print_verify_table(rows)
         print(f"{sum(r.passed for r in rows)}/{len(rows)} claims pass")
     return 0 if ok else 1
+
+
+#: Width of ``verify``'s table (the check's text wraps onto further lines; ``--json`` keeps it whole).
+TABLE_WIDTH = 100
+
+
+def _print_verify_table(rows: list) -> None:
+    """``verify``'s table in at most :data:`TABLE_WIDTH` columns: claim, check (wrapped), residual,
+    tol, result; the numbers on the check's first line."""
+    import textwrap
+
+    claim_w = max([5, *(len(r.claim) for r in rows)])
+    fixed = claim_w + 2 + 2 + 10 + 2 + 8 + 2 + 6
+    width = max(20, min(max([5, *(len(r.check) for r in rows)]), TABLE_WIDTH - fixed))
+    print(f"{'claim':<{claim_w}}  {'check':<{width}}  {'residual':>10}  {'tol':>8}  result")
+    for r in rows:
+        lines = textwrap.wrap(r.check, width, break_long_words=True) or [""]
+        print(
+            f"{r.claim:<{claim_w}}  {lines[0]:<{width}}  {r.residual:>10.2e}  {r.tol:>8.0e}  "
+            f"{'pass' if r.passed else 'FAIL'}"
+        )
+        for more in lines[1:]:
+            print(f"{'':<{claim_w}}  {more}")
 
 
 def _load_user_module(path: str) -> tuple[list, dict]:
@@ -433,14 +450,28 @@ def _cmd_context_length(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run :func:`experiments.reproduce.reproduce`; the table of parts goes to stdout, or with
+    ``--json`` to stderr (stdout then holds one JSON document: the summary with ``passed``,
+    ``failed`` and ``provenance``). A failed part is named on stderr with its criterion and
+    failing items."""
     from .reproduce import reproduce
 
     summary = reproduce(args.out, quick=args.quick, parts=args.parts, seed=args.seed, reuse=args.reuse)
+    table = sys.stderr if args.json else sys.stdout
     for name, part in summary["parts"].items():
         if name in summary["skipped"]:
-            print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)")
+            print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)", file=table)
         else:
             ok = {True: "", False: "  CHECK FAILED"}[part.get("ok", True)]
-            print(f"{name:24} {part['seconds']:8.1f} s{ok}")
-    print(f"summary: {args.out}/summary.json")
+            print(f"{name:24} {part['seconds']:8.1f} s{ok}", file=table)
+    print(f"summary: {args.out}/summary.json", file=table)
+    for name, why in summary["failed"].items():
+        failing = "; ".join(why["failing"][:5]) + (" ..." if len(why["failing"]) > 5 else "")
+        print(
+            f"lsa-theory reproduce: part {name} failed its check: {why['criterion']}"
+            + (f"; failing: {failing}" if failing else ""),
+            file=sys.stderr,
+        )
+    if args.json:
+        _print_json(args, summary, args.seed)
     return 0 if summary["passed"] else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -232,3 +233,59 @@ def test_threads_cap_torch_and_are_recorded(monkeypatch, capsys):
         assert doc["provenance"]["blas_threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------------------------------
+# item 25: reproduce --json, failed parts named, progress; verify's table fits 100 columns
+# --------------------------------------------------------------------------------------------------
+
+
+def test_reproduce_json_is_one_document_and_names_the_failed_part(tmp_path, monkeypatch, capsys):
+    """--json printed the text table (stdout not JSON); exit 1 did not name the failed part; nothing
+    on stderr while parts ran. Now stdout is one JSON document, the table and the progress (with
+    elapsed times) go to stderr, and the failed part is named with its criterion and failing items."""
+    import experiments.reproduce as rp
+
+    parts = {
+        "verify": lambda o, q, s: {"ok": True},
+        "control": lambda o, q, s: {"ok": False, "failing": ["random-S9-A4 sarsa constructed"]},
+    }
+    monkeypatch.setattr(rp, "PARTS", parts)
+    argv = ["reproduce", "--out", str(tmp_path), "--parts", "verify", "control", "--json"]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 1
+    doc = json.loads(out)  # the whole of stdout is one JSON document
+    assert doc["passed"] is False and set(doc["failed"]) == {"control"}
+    assert doc["failed"]["control"]["failing"] == ["random-S9-A4 sarsa constructed"]
+    assert doc["provenance"]["seed"] == 0 and "parts" in doc
+    failed = [line for line in err.splitlines() if "failed its check" in line]
+    assert len(failed) == 1 and "part control" in failed[0] and "block_equals_teacher" in failed[0]
+    assert "random-S9-A4" in failed[0]
+    assert "part 1/2 verify: started" in err and "part 2/2 control: finished in" in err
+    assert "CHECK FAILED" in err  # the table went to stderr
+
+
+def test_reproduce_prints_a_heartbeat_while_a_part_runs(tmp_path, monkeypatch, capsys):
+    import experiments.reproduce as rp
+
+    monkeypatch.setattr(rp, "PARTS", {"slow": lambda o, q, s: time.sleep(0.35) or {}})
+    monkeypatch.setattr(rp, "HEARTBEAT_EVERY", 0.1)
+    rc, _, err = _run(["reproduce", "--out", str(tmp_path)], capsys)
+    assert rc == 0
+    beats = [line for line in err.splitlines() if "part slow running" in line]
+    assert len(beats) >= 2 and "total" in beats[0]
+
+
+def test_verify_table_fits_100_columns_and_json_keeps_the_whole_check(monkeypatch, capsys):
+    """verify's table was about 250 columns wide (the check's text in one column)."""
+    import constructions.verify as cv
+    from constructions.derive import Row
+
+    long = "columns == naive on every prompt of the held-out family " * 4 + "end"
+    rows = [Row("(S4)", long, 1e-15, 1e-10, True), Row("(A4)", "short", 2e-15, 1e-10, True)]
+    monkeypatch.setattr(cv, "run_claims", lambda *a, **k: rows)
+    rc, out, _ = _run(["verify", "--quick", "--seed", "0"], capsys)
+    assert rc == 0 and max(len(line) for line in out.splitlines()) <= 100
+    assert " ".join(out.split()).count("end") == 1 and "(A4)" in out
+    rc, out, _ = _run(["verify", "--quick", "--seed", "0", "--json"], capsys)
+    assert json.loads(out)["rows"][0]["check"] == long
