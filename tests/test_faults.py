@@ -685,3 +685,85 @@ def test_td_family_naive_loops_check_their_scalars_by_name(kw, needle):
     if "lam" not in kw and "gamma" not in kw:
         with pytest.raises(ValueError, match=needle):
             naive_average_reward_td(phi, phi, a["r"], a["alpha"])
+
+
+# --------------------------------------------------------------------------------------------------
+# item 15: Ctrl-C on sweep stops at once and says what is kept; pool workers die with the sweep
+# --------------------------------------------------------------------------------------------------
+
+_SLOW_SWEEP = """[sweep]
+kind = "control"
+[grid]
+env = ["random-S9-A4"]
+seed = [0, 1, 2]
+n_updates = [20, 200000]
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: the forkserver and the pool workers under it)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
+    """item 15: SIGINT on the sweep's main process waited ~28 s, silent, for the running jobs;
+    SIGKILL of the main process (an out-of-memory kill) left the pool workers running. Now SIGINT:
+    exit 130 within a few seconds, stderr says what was cancelled and which jobs are kept; either
+    signal: every process under the sweep is gone within a few seconds."""
+    import signal
+
+    config = tmp_path / "s.toml"
+    config.write_text(_SLOW_SWEEP)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "experiments.cli", "sweep", str(config), "--workers", "2"]
+    argv += ["--out", str(out)]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        t0 = time.monotonic()
+        while not any((out / "jobs").glob("*.json")):  # the first (20-update) job is done
+            assert proc.poll() is None and time.monotonic() - t0 < 180, proc.stderr.read()
+            time.sleep(0.2)
+        time.sleep(1.0)  # the workers are on 200000-update jobs (minutes each)
+        below = _descendants(proc.pid)
+        assert len(below) >= 3  # forkserver and two workers (and the resource tracker)
+        t1 = time.monotonic()
+        proc.send_signal(getattr(signal, sig))
+        rc = proc.wait(timeout=60)
+        stopped = time.monotonic() - t1
+        err = proc.stderr.read()
+        deadline = time.monotonic() + 10
+        while any(_running(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [p for p in below if _running(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not alive, (sig, alive)
+    if sig == "SIGINT":
+        assert rc == 130 and stopped < 10, (rc, stopped, err)
+        assert "interrupted: cancelled" in err and "kept in" in err and str(out / "jobs") in err
