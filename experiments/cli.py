@@ -68,6 +68,7 @@ from .cli_checks import (  # noqa: F401  (moved; re-exported from here)
 from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _NOT_CONFIG,
     _check_control,
+    _check_verify,
     _cmd_context_length,
     _cmd_control,
     _cmd_converge,
@@ -225,7 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.py",
         help="verify the Algorithm declarations of your own file (docs/extending.md), not the package's",
     )
-    p.set_defaults(func=_cmd_verify)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after SECONDS: exit 2 with one line naming the declaration and level that was running",
+    )
+    p.set_defaults(func=_cmd_verify, precheck=_check_verify)
 
     loop_algos = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
     algo_help = "registered closed-loop algorithm: " + ", ".join(

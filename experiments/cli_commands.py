@@ -19,7 +19,7 @@ from .cli_checks import CRITERIA, control_passed, converge_passed, diversity_pas
 
 #: Options that do not change what a command computes (left out of its configuration hash).
 _NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
-_NOT_CONFIG |= {"precheck", "own_out"}  # how the command is run, not what it computes
+_NOT_CONFIG |= {"precheck", "own_out", "timeout"}  # how the command is run, not what it computes
 
 
 def _json_float(x: float) -> float | None:
@@ -58,8 +58,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"lsa-theory verify: {exc}", file=sys.stderr)
             return 2
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
-    rows = run_claims(
-        np.random.default_rng(seed), quick=args.quick, algorithms=algorithms, block_rows=algorithms is None
+    rows = _run_claims_watched(
+        run_claims, args, np.random.default_rng(seed), algorithms=algorithms, block_rows=algorithms is None
     )
     ok = all(r.passed for r in rows)
     if args.json:
@@ -86,6 +86,59 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         _print_verify_table(rows)
         print(f"{sum(r.passed for r in rows)}/{len(rows)} claims pass")
     return 0 if ok else 1
+
+
+#: Seconds between two "still running" lines of ``verify`` on stderr.
+VERIFY_HEARTBEAT_EVERY = 30.0
+
+
+class VerifyTimeout(ValueError):
+    """``verify --timeout``: the checks took longer than allowed (exit 2; the message names the
+    declaration's level that was running)."""
+
+
+def _run_claims_watched(run_claims, args: argparse.Namespace, rng, **kwargs) -> list:
+    """``run_claims(rng, quick=..., **kwargs)`` with progress on stderr (a line as each declaration's
+    level starts, with the elapsed time, and every :data:`VERIFY_HEARTBEAT_EVERY` seconds while it
+    runs) and, with ``--timeout SECONDS``, a :class:`VerifyTimeout` naming the level running when
+    the time ran out (SIGALRM: the main thread, POSIX)."""
+    import signal
+    import time
+
+    from .io import Heartbeat
+
+    t0 = time.perf_counter()
+    stage = ["start"]
+
+    def progress(line: str) -> None:
+        stage[0] = line
+        print(f"verify: {line} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+    def beat(t: float) -> str:
+        return f"verify: still running {stage[0]} ({time.perf_counter() - t0:.0f} s)"
+
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None:
+
+        def expired(signum, frame):
+            raise VerifyTimeout(f"--timeout: {timeout:g} s elapsed while checking {stage[0]}")
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with Heartbeat(beat, VERIFY_HEARTBEAT_EVERY):
+            return run_claims(rng, quick=args.quick, progress=progress, **kwargs)
+    finally:
+        if timeout is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _check_verify(args: argparse.Namespace) -> None:
+    """``verify``'s options: ``--timeout`` positive and finite."""
+    t = getattr(args, "timeout", None)
+    if t is not None and not (math.isfinite(t) and t > 0):
+        raise ValueError(f"--timeout: expected seconds > 0, got {t:g}")
 
 
 #: Width of ``verify``'s table (the check's text wraps onto further lines; ``--json`` keeps it whole).

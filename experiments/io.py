@@ -36,6 +36,7 @@ __all__ = [
     "OutInUse",
     "to_jsonable",
     "progress",
+    "Heartbeat",
     "single_blas_thread",
 ]
 
@@ -412,6 +413,37 @@ def progress(iterable, total: int | None = None, desc: str = ""):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+
+
+class Heartbeat:
+    """While its ``with`` block runs: every ``every`` seconds, the line ``line(seconds elapsed)``
+    on stderr, from a daemon thread (stopped and joined on exit; ``every <= 0``: silent). What a
+    long step prints so that it is never silent for minutes."""
+
+    def __init__(self, line, every: float):
+        import threading
+
+        self.line, self.every = line, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="lsa-theory-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        import sys
+        import time
+
+        t0 = time.perf_counter()
+        while not self.stop.wait(self.every):
+            print(self.line(time.perf_counter() - t0), file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Heartbeat:
+        if self.every > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 def single_blas_thread(fn):

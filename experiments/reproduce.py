@@ -39,7 +39,7 @@ import numpy as np
 from lsa_theory._checks import check_int
 
 from .cli_checks import control_passed, converge_passed, diversity_passed
-from .io import DamagedFile, atomic_write_json, load_npz, out_lock, read_json, versions
+from .io import DamagedFile, Heartbeat, atomic_write_json, load_npz, out_lock, read_json, versions
 from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
 __all__ = ["PARTS", "CRITERION", "TRAIN_SEEDS", "failure", "reproduce"]
@@ -284,41 +284,7 @@ def failure(name: str, numbers: dict) -> dict | None:
     return {"criterion": CRITERION.get(name, "its check"), "failing": list(numbers.get("failing", []))}
 
 
-class _Heartbeat:
-    """While a part runs: a line on stderr every ``every`` seconds, ``reproduce: part NAME
-    running, T s (total T0 s)``, from a daemon thread (stopped on exit)."""
-
-    def __init__(self, name: str, t_start: float, every: float):
-        import threading
-
-        self.name, self.t_start, self.every = name, t_start, every
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        import sys
-
-        t0 = time.perf_counter()
-        while not self.stop.wait(self.every):
-            now = time.perf_counter()
-            print(
-                f"reproduce: part {self.name} running, {now - t0:.0f} s (total {now - self.t_start:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def __enter__(self) -> _Heartbeat:
-        if self.every > 0:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join()
-
-
-#: Seconds between two "part running" lines on stderr (:class:`_Heartbeat`).
+#: Seconds between two "part running" lines on stderr (:class:`experiments.io.Heartbeat`).
 HEARTBEAT_EVERY = 30.0
 
 
@@ -442,7 +408,11 @@ def _reproduce(out: Path, quick: bool, names: list[str], seed: int, reuse: bool)
             del summary["parts"][name]
         _say(f"part {i}/{len(names)} {name}: started (total {time.perf_counter() - t_start:.0f} s)")
         t0 = time.perf_counter()
-        with _Heartbeat(name, t_start, HEARTBEAT_EVERY):
+
+        def beat(t: float, name: str = name) -> str:
+            return f"reproduce: part {name} running, {t:.0f} s (total {time.perf_counter() - t_start:.0f} s)"
+
+        with Heartbeat(beat, HEARTBEAT_EVERY):
             numbers = PARTS[name](out / name, quick, seed)
         summary["parts"][name] = {"done": True, "seconds": time.perf_counter() - t0, "seed": seed, **numbers}
         summary["parts"][name]["files"] = _part_files(out / name)

@@ -431,6 +431,7 @@ def test_filesystem_errors_are_exit_2_naming_the_path(tmp_path, monkeypatch, cap
     monkeypatch.setattr(os, "fsync", fsync)
     rc, _, err = _run(["reproduce", "--out", str(tmp_path)], capsys)
     assert rc == 2
+    err = "\n".join(line for line in err.splitlines() if not line.startswith("reproduce: "))  # progress
     _one_line(err, str(tmp_path / "p" / "second.json"), os.strerror(code))
     assert json.loads((tmp_path / "p" / "first.json").read_text())["a"] == 1
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["first.json"]
@@ -767,3 +768,74 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
     if sig == "SIGINT":
         assert rc == 130 and stopped < 10, (rc, stopped, err)
         assert "interrupted: cancelled" in err and "kept in" in err and str(out / "jobs") in err
+
+
+# --------------------------------------------------------------------------------------------------
+# items 17, 18: verify --module says what it is doing, --timeout, errors name the declaration
+# --------------------------------------------------------------------------------------------------
+
+_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "expected_sarsa.py"
+
+
+def _broken_example(tmp_path: Path, patch: str) -> Path:
+    """examples/expected_sarsa.py with one method replaced by a broken one (``patch``: methods of a
+    subclass that overrides it)."""
+    m = tmp_path / "broken.py"
+    m.write_text(_EXAMPLE.read_text() + "\n\nclass Broken(ExpectedSarsa):\n    name = 'broken'\n" + patch)
+    return m
+
+
+@pytest.mark.parametrize(
+    "patch, method, needle",
+    [
+        (  # naive drops one entry: "shapes differ: (8,) vs (9,)" named nothing
+            "    def naive(self, inst, hyper, depth):\n"
+            "        return super().naive(inst, hyper, depth)[:-1]\n",
+            "readout against naive",
+            "shapes differ: (9,) vs (8,)",
+        ),
+        (  # columns with a NaN: "H: contains NaN or inf" named nothing
+            "    def columns(self, inst, hyper):\n"
+            "        X, last = super().columns(inst, hyper)\n"
+            "        return X * float('nan'), last\n",
+            "columns",
+            "contains NaN or inf",
+        ),
+        (  # a construction that raises
+            "    def construction(self, sizes, hyper, c=1.0, depth=1):\n        raise KeyError('beta')\n",
+            "construction",
+            "KeyError: 'beta'",
+        ),
+    ],
+)
+def test_declaration_errors_name_the_declaration_method_and_sizes(tmp_path, capsys, patch, method, needle):
+    """item 18: exit 2, one line naming the declaration, the method and the sizes / hyperparameters
+    it was called with."""
+    m = _broken_example(tmp_path, patch)
+    rc, out, err = _run(["verify", "--module", str(m), "--quick", "--seed", "0"], capsys)
+    assert rc == 2 and out == ""
+    lines = [line for line in err.splitlines() if not line.startswith("verify: ")]  # progress lines
+    line = _one_line("\n".join(lines), "declaration 'broken'", f", {method}:", needle)
+    assert "sizes {'S': 3, 'A': 3, 'd': 9, 'n': 20}" in line and "gamma" in line and "depth = 1" in line
+
+
+def test_verify_module_reports_progress_and_times_out(tmp_path, capsys):
+    """item 17: a slow declaration printed nothing for minutes and had no --timeout. Now a line on
+    stderr as each level starts, and --timeout ends it with exit 2 and one line naming the
+    declaration's level that was running."""
+    m = _broken_example(
+        tmp_path,
+        "    def naive(self, inst, hyper, depth):\n"
+        "        import time\n"
+        "        time.sleep(0.5)\n"
+        "        return super().naive(inst, hyper, depth)\n",
+    )
+    t0 = time.monotonic()
+    rc, out, err = _run(["verify", "--module", str(m), "--quick", "--timeout", "1.5"], capsys)
+    assert rc == 2 and out == "" and time.monotonic() - t0 < 10
+    assert "verify: expected_sarsa: numeric level" in err and "verify: broken: numeric level" in err
+    errors = [line for line in err.splitlines() if not line.startswith("verify: ")]
+    _one_line("\n".join(errors), "--timeout: 1.5 s", "broken: numeric level")
+    rc, _, err = _run(["verify", "--module", str(m), "--timeout", "0"], capsys)
+    assert rc == 2
+    _one_line(err, "--timeout")
