@@ -380,6 +380,24 @@ def _os_error(exc: OSError) -> str:
     return _one_line(str(exc) or what)
 
 
+#: Commands that keep nothing of an interrupted run: ``regression`` writes its results only when
+#: it finishes, ``verify`` has no ``--out``.
+NO_RESUME = frozenset({"regression", "verify"})
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What a rerun does after Ctrl-C: resume from the saved units, or start over (the commands
+    of :data:`NO_RESUME`, and any command run without ``--out``)."""
+    if args.command in NO_RESUME or getattr(args, "out", None) is None:
+        kept = (
+            "regression saves its results only when it finishes"
+            if args.command == "regression"
+            else ("nothing is saved without --out")
+        )
+        return f"nothing was kept ({kept}); a rerun starts over"
+    return "rerun the same command to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lsa-theory``; returns the exit code (0 passed, 1 a check failed, 2 bad
     input or environment (a filesystem error: read-only, full, no permission) with one line on
@@ -388,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print(f"lsa-theory {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"lsa-theory {args.command}: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
     except ValueError as exc:
         print(f"lsa-theory {args.command}: error: {_one_line(exc)}", file=sys.stderr)

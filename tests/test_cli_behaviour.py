@@ -70,7 +70,7 @@ def test_failed_check_is_exit_1_and_interrupt_is_130(monkeypatch, capsys):
 
     monkeypatch.setattr(cv, "run_claims", interrupted)
     rc, _, err = _run(["verify", "--quick"], capsys)
-    assert rc == 130 and "interrupted; rerun the same command to resume" in err
+    assert rc == 130 and "interrupted; nothing was kept" in err  # verify has no --out: no resume
 
 
 def test_control_exits_1_when_the_block_leaves_its_teacher(monkeypatch, capsys):
@@ -289,3 +289,20 @@ def test_verify_table_fits_100_columns_and_json_keeps_the_whole_check(monkeypatc
     assert " ".join(out.split()).count("end") == 1 and "(A4)" in out
     rc, out, _ = _run(["verify", "--quick", "--seed", "0", "--json"], capsys)
     assert json.loads(out)["rows"][0]["check"] == long
+
+
+def test_interrupted_regression_does_not_promise_resume(tmp_path, monkeypatch, capsys):
+    """item 15: regression saves nothing until it finishes, yet Ctrl-C printed "rerun the same
+    command to resume"; commands that resume from --out still say so."""
+    import experiments.diversity as dv
+    import experiments.regression as rg
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rg, "run_regression", interrupted)
+    rc, _, err = _run(["regression", "--quick", "--out", str(tmp_path / "r")], capsys)
+    assert rc == 130 and "resume" not in err and "saves its results only when it finishes" in err
+    monkeypatch.setattr(dv, "run_diversity", interrupted)
+    rc, _, err = _run(["diversity", "--quick", "--out", str(tmp_path / "d")], capsys)
+    assert rc == 130 and "rerun the same command to resume" in err
