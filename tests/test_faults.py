@@ -839,3 +839,63 @@ def test_verify_module_reports_progress_and_times_out(tmp_path, capsys):
     rc, _, err = _run(["verify", "--module", str(m), "--timeout", "0"], capsys)
     assert rc == 2
     _one_line(err, "--timeout")
+
+
+# --------------------------------------------------------------------------------------------------
+# done-when: SIGKILL at a random point of reproduce, rerun, results equal to an uninterrupted run
+# --------------------------------------------------------------------------------------------------
+
+#: Parts of the kill test: two cheap ones (about 90 s together on a loaded 2-core machine).
+_KILL_PARTS = ["converge-sarsa", "actor-critic-variants"]
+
+#: Keys that hold timings or provenance, not results: left out of the comparison.
+_NOT_RESULTS = {"provenance", "seconds", "wall_time", "files", "versions", "git_commit"}
+
+
+def _results(x):
+    """``x`` without timings and provenance (:data:`_NOT_RESULTS`), for an exact comparison."""
+    if isinstance(x, dict):
+        return {k: _results(v) for k, v in x.items() if k not in _NOT_RESULTS and not k.endswith("_seconds")}
+    if isinstance(x, list):
+        return [_results(v) for v in x]
+    return x
+
+
+def _reproduce(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "experiments.cli", "reproduce", "--quick", "--threads", "1"]
+    argv += ["--parts", *_KILL_PARTS, "--out", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_reproduce_killed_at_a_random_point_resumes_to_the_same_results(tmp_path):
+    """SIGKILL at a random point (fixed rng: ``default_rng(24)``, uniform over 10-90 % of the
+    uninterrupted run's wall time; the point is in the assertion messages) of ``reproduce --quick
+    --parts converge-sarsa actor-critic-variants``, then a rerun: every JSON document equals the
+    uninterrupted run's (timings and provenance aside) and every .npz array is bitwise equal."""
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    t0 = time.monotonic()
+    proc = _reproduce(clean)
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()
+    wall = time.monotonic() - t0
+    at = float(np.random.default_rng(24).uniform(0.1, 0.9)) * wall
+    proc = _reproduce(killed)
+    time.sleep(at)
+    proc.kill()
+    proc.wait()
+    note = f"killed at {at:.1f} s of an uninterrupted {wall:.1f} s"
+    proc = _reproduce(killed)
+    assert proc.wait(timeout=900) == 0, (note, proc.stderr.read())
+    files = sorted(p.relative_to(clean) for p in clean.rglob("*") if p.suffix in (".json", ".npz"))
+    assert Path("summary.json") in files and len(files) >= 4, files
+    for rel in files:
+        a, b = clean / rel, killed / rel
+        assert b.is_file(), (note, rel)
+        if rel.suffix == ".json":
+            assert _results(json.loads(a.read_text())) == _results(json.loads(b.read_text())), (note, rel)
+        else:
+            with np.load(a) as za, np.load(b) as zb:
+                assert sorted(za.files) == sorted(zb.files), (note, rel)
+                for k in za.files:
+                    assert np.array_equal(za[k], zb[k], equal_nan=True), (note, rel, k)
