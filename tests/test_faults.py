@@ -882,9 +882,11 @@ def test_reproduce_killed_at_a_random_point_resumes_to_the_same_results(tmp_path
     at = float(np.random.default_rng(24).uniform(0.1, 0.9)) * wall
     proc = _reproduce(killed)
     time.sleep(at)
+    assert proc.poll() is None, "the run ended before the kill"
     proc.kill()
     proc.wait()
     note = f"killed at {at:.1f} s of an uninterrupted {wall:.1f} s"
+    print(note, "; summary.json before the rerun:", (killed / "summary.json").exists())
     proc = _reproduce(killed)
     assert proc.wait(timeout=900) == 0, (note, proc.stderr.read())
     files = sorted(p.relative_to(clean) for p in clean.rglob("*") if p.suffix in (".json", ".npz"))
