@@ -742,11 +742,14 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     argv = [sys.executable, "-m", "experiments.cli", "sweep", str(config), "--workers", "2"]
     argv += ["--out", str(out)]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: surviving workers would hold a pipe open
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(argv, stderr=fh, text=True, env=env)
+    below: set[int] = set()
     try:
         t0 = time.monotonic()
         while not any((out / "jobs").glob("*.json")):  # the first (20-update) job is done
-            assert proc.poll() is None and time.monotonic() - t0 < 180, proc.stderr.read()
+            assert proc.poll() is None and time.monotonic() - t0 < 180, log.read_text()
             time.sleep(0.2)
         time.sleep(1.0)  # the workers are on 200000-update jobs (minutes each)
         below = _descendants(proc.pid)
@@ -755,7 +758,7 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
         proc.send_signal(getattr(signal, sig))
         rc = proc.wait(timeout=60)
         stopped = time.monotonic() - t1
-        err = proc.stderr.read()
+        err = log.read_text()
         deadline = time.monotonic() + 10
         while any(_running(p) for p in below) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -764,6 +767,9 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for p in below:  # whatever survived this test (a regression): do not leave it running
+            if _running(p):
+                os.kill(p, 9)
     assert not alive, (sig, alive)
     if sig == "SIGINT":
         assert rc == 130 and stopped < 10, (rc, stopped, err)
