@@ -178,7 +178,7 @@ def labelled_curves(ax) -> list[tuple[str, object]]:
     return found
 
 
-def coincide(ax, a, b, pixels: float = 1.5) -> bool:
+def coincide(ax, a, b, pixels: float = 1.0) -> bool:
     """Whether lines ``a`` and ``b`` of ``ax`` hide each other: the same number of points, the same
     finite points, at least one, each within ``pixels`` display pixels of its partner."""
     pa = ax.transData.transform(
