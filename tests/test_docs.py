@@ -152,3 +152,19 @@ def test_regression_gamma_check_is_the_saved_run():
     assert gamma_check_table(doc) in page
     worst = max(r["flow_vs_target"] for r in doc["configs"])
     assert f"{worst:.1e}" in page
+
+
+def test_extending_page_links_every_worked_example_and_has_pitfalls():
+    """Issue 24, item 28: docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy
+    exactness) and links every runnable example declaration in examples/ (tests/test_registry.py
+    verifies each)."""
+    text = (ROOT / "docs" / "extending.md").read_text()
+    assert "## Pitfalls" in text
+    pitfalls = text[text.index("## Pitfalls") :]
+    assert "never receive the sizes" in pitfalls and "** 0.5" in pitfalls
+    declared = {
+        p.name for p in (ROOT / "examples").glob("*.py") if "constructions.Algorithm" in p.read_text()
+    }
+    assert {"expected_sarsa.py", "nstep_td.py", "offpolicy_td0.py"} <= declared
+    for name in declared:
+        assert f"](../examples/{name})" in text, f"docs/extending.md does not link examples/{name}"
