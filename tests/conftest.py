@@ -79,7 +79,6 @@ class SavedFigures:
         a pixel of each other at every point without a note on the axis or in its legend
         ("identical", naming the one hidden)."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.container import ErrorbarContainer
         from matplotlib.text import Text
 
         canvas = FigureCanvasAgg(fig)  # a saved figure is closed: its canvas no longer renders
@@ -128,7 +127,7 @@ class SavedFigures:
                         out.append(
                             f"{name}: x tick labels overlap: {ticks[a].get_text()!r}, {ticks[b].get_text()!r}"
                         )
-            curves = SavedFigures._curves(ax, ErrorbarContainer)
+            curves = SavedFigures._curves(ax)
             drawn = any(np.isfinite(y).any() for _, _, y in curves) or SavedFigures._draws_other(ax)
             if ax.get_legend() is not None and not drawn:
                 out.append(f"{name}: a legend on an axis that draws no data")
@@ -147,20 +146,14 @@ class SavedFigures:
         return out
 
     @staticmethod
-    def _curves(ax, container_type) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """``(label, x, y)`` of every labelled data curve of ``ax`` in drawing order (errorbar
-        containers by their data line; reference lines in axis coordinates excluded)."""
-        found, seen = [], set()
-        for c in ax.containers:
-            if isinstance(c, container_type) and c.lines[0] is not None:
-                seen.add(id(c.lines[0]))
-                found.append((c.get_label(), c.lines[0]))
-        for ln in ax.get_lines():
-            if id(ln) not in seen and not ln.get_label().startswith("_") and SavedFigures._in_data(ax, ln):
-                found.append((ln.get_label(), ln))
+    def _curves(ax) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(label, x, y)`` of every labelled data curve of ``ax`` in drawing order (the listing of
+        :func:`experiments.plots.labelled_curves`; what counts as hidden is decided here)."""
+        from experiments.plots import labelled_curves
+
         return [
             (label, np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float))
-            for label, ln in found
+            for label, ln in labelled_curves(ax)
         ]
 
     @staticmethod
