@@ -148,13 +148,15 @@ def _draws_data(ax) -> bool:
 
 
 def note_empty(ax) -> None:
-    """An axis with a legend that draws no data: the legend goes, its entries are written in the
-    middle of the panel (so "nothing to draw: ..." is said where the curves would be)."""
+    """An axis with a legend that draws no data: the legend and the ticks go, the legend's entries
+    are written in the middle of the panel ("no data to draw", then the entries)."""
     leg = ax.get_legend()
     if leg is None or _draws_data(ax):
         return
     texts = [t.get_text() for t in leg.get_texts() if t.get_text().strip()]
     leg.remove()
+    ax.set_xticks([])  # the empty panel's default ticks (-0.04 ... 0.04) would mean nothing
+    ax.set_yticks([])
     ax.text(
         0.5, 0.5, "\n".join(["no data to draw", *texts]), transform=ax.transAxes, ha="center", va="center",
         fontsize=8, wrap=True,
