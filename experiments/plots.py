@@ -51,7 +51,8 @@ def save_figure(fig, path) -> Path:
     fig.tight_layout()
     for ax in fig.axes:
         note_empty(ax)
-    if fit_texts(fig) | unclutter_xticks(fig):
+    r = _renderer(fig)  # one draw serves both measurements
+    if fit_texts(fig, r) | unclutter_xticks(fig, r):
         fig.tight_layout()
         if fit_texts(fig):
             fig.tight_layout()
@@ -67,14 +68,15 @@ def _renderer(fig):
     return fig.canvas.get_renderer()
 
 
-def fit_texts(fig) -> bool:
+def fit_texts(fig, renderer=None) -> bool:
     """Wrap every figure text (suptitle), axis title and axis label of ``fig`` whose rendered
     length exceeds its room (figure texts and y labels: the figure's width / height; titles and x
     labels: their axis' width): each line is refilled to ``len * room / length`` characters at
-    word boundaries (mathtext is left alone). Returns whether any text changed."""
+    word boundaries (mathtext is left alone). Measured with ``renderer`` (a renderer of the
+    current layout, or None: draw ``fig`` first). Returns whether any text changed."""
     import textwrap
 
-    r = _renderer(fig)
+    r = _renderer(fig) if renderer is None else renderer
     W, H = fig.bbox.width, fig.bbox.height
     items = [(t, 0.98 * W, "x") for t in fig.texts]
     for ax in fig.axes:
@@ -116,13 +118,13 @@ def _overlap(labels, r) -> bool:
     return any(ext[i].overlaps(ext[j]) for i in range(len(ext)) for j in range(i + 1, len(ext)))
 
 
-def unclutter_xticks(fig) -> bool:
+def unclutter_xticks(fig, renderer=None) -> bool:
     """Where x tick labels of one axis overlap on the rendered ``fig``: drop the minor tick labels
     (log axes label 2, 3, 4, ... x 10^k), then, if they still overlap, turn the labels 45 degrees.
-    Returns whether any axis changed."""
+    Measured with ``renderer`` as :func:`fit_texts`. Returns whether any axis changed."""
     from matplotlib.ticker import NullFormatter
 
-    r = _renderer(fig)
+    r = _renderer(fig) if renderer is None else renderer
     crowded = [ax for ax in fig.axes if ax.axison and _overlap(_xtick_labels(ax, r), r)]
     if not crowded:
         return False

@@ -48,8 +48,9 @@ SAVED = {
 }
 
 
-#: the kinds whose saved figure showed a defect of issue 24 run by default; the others in the slow step
-DEFAULT = ("closed-loop", "diversity", "returns-by-k")
+#: the kinds whose saved figure showed a defect of issue 24 run by default, but for the diversity
+#: figure (its hidden curves are caught in tests/test_plots.py's synthetic run); the others in the slow step
+DEFAULT = ("closed-loop", "returns-by-k")
 
 
 @pytest.mark.parametrize(
