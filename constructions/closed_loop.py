@@ -240,9 +240,41 @@ class ClosedLoopAlgorithm(Algorithm):
         return phi_pi - torch.einsum("ksb,ksbj->ksj", pi, phi_pi)[:, :, None, :]
 
     # ---------------------------------------------------------------------- (L2) blocks
-    def construction_blocks(self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0) -> tuple:
-        """``(P, V)`` of the construction at ``dims`` (one layer)."""
-        return self.construction(self.dims_sizes(dims), hyper, c, 1)[0]
+    def construction_blocks(
+        self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0, *, sparse: bool = False
+    ) -> tuple:
+        """``(P, V)`` (D, D) of the declaration's construction at ``dims`` (one layer): the first
+        pair of :meth:`construction`. With ``sparse``: CSR ``scipy.sparse`` arrays, from
+        :meth:`sparse_construction` when the declaration's sparse form is current (declared in the
+        class that declares :meth:`construction`, or below it: a subclass that changes
+        :meth:`construction` without its sparse form gets the dense one, converted), else the dense
+        pair converted (memory ``O(D^2)``)."""
+        if sparse and self.sparse_form_is_current():
+            pair = self.sparse_construction(dims, hyper, c)
+            if pair is not NotImplemented:
+                return pair
+        P, V = self.construction(self.dims_sizes(dims), hyper, c, 1)[0]
+        if not sparse:
+            return P, V
+        import scipy.sparse as sps
+
+        return sps.csr_array(np.asarray(P, dtype=np.float64)), sps.csr_array(np.asarray(V, dtype=np.float64))
+
+    def sparse_construction(self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0) -> tuple:
+        """Hook: the same ``(P, V)`` as :meth:`construction` at ``dims`` as CSR ``scipy.sparse``
+        arrays, assembled without a dense ``D x D`` array (deployment at sizes like Taxi's,
+        ``D = 9002``). Default ``NotImplemented``: the dense pair is converted."""
+        return NotImplemented
+
+    def sparse_form_is_current(self) -> bool:
+        """Whether :meth:`sparse_construction` belongs to this declaration's construction: it is
+        declared in the class that declares :meth:`construction` or in a subclass of it."""
+        mro = type(self).__mro__
+
+        def owner(attr: str) -> int:
+            return next(i for i, k in enumerate(mro) if attr in vars(k))
+
+        return owner("sparse_construction") <= owner("construction")
 
     def dims_sizes(self, dims: Dims) -> dict[str, int]:
         """The declaration's ``sizes`` dict for given resolved dims."""

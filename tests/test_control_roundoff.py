@@ -57,7 +57,7 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
     alpha = 0.2
     lay = lt.Layout(d)
     P, V = C.sarsa(d, alpha)
-    blocks = constructed_blocks(lay, alpha)
+    blocks = constructed_blocks(lay, alpha, algo="sarsa")
     for _ in range(5):
         X = _columns(rng, d, n, scale)
         w = rng.uniform(-1, 1, d) * 1e3
@@ -177,10 +177,10 @@ def test_wrong_alpha_in_the_deployed_block_exits_1(monkeypatch, capsys):
     """Mutation: the deployed construction uses alpha * 1.01 while the teacher uses alpha."""
     real = cl.resolve_weights
 
-    def wrong(weights, layout, *, alpha=None, beta=None):
+    def wrong(weights, layout, *, alpha=None, beta=None, algo=None, hyper=None):
         if weights == "constructed":
-            return constructed_blocks(layout, alpha * 1.01, beta)
-        return real(weights, layout, alpha=alpha, beta=beta)
+            return constructed_blocks(layout, alpha * 1.01, beta, algo=algo, hyper=hyper)
+        return real(weights, layout, alpha=alpha, beta=beta, algo=algo, hyper=hyper)
 
     monkeypatch.setattr(cl, "resolve_weights", wrong)
     rc = cli.main(["control", "--quick", "--json", "--updates", "5"])
