@@ -266,15 +266,44 @@ class ClosedLoopAlgorithm(Algorithm):
         ``D = 9002``). Default ``NotImplemented``: the dense pair is converted."""
         return NotImplemented
 
-    def sparse_form_is_current(self) -> bool:
-        """Whether :meth:`sparse_construction` belongs to this declaration's construction: it is
-        declared in the class that declares :meth:`construction` or in a subclass of it."""
+    def hook_is_current(self, hook: str, of: str) -> bool:
+        """Whether the hook ``hook`` belongs to this declaration's ``of``: it is declared in the
+        class that declares ``of``, or in a subclass of it. A subclass that overrides ``of`` and
+        inherits ``hook`` (a changed construction with its parent's sparse form, a changed teacher
+        with its parent's round-off model) has a stale hook, which the package does not use."""
         mro = type(self).__mro__
 
         def owner(attr: str) -> int:
             return next(i for i, k in enumerate(mro) if attr in vars(k))
 
-        return owner("sparse_construction") <= owner("construction")
+        return owner(hook) <= owner(of)
+
+    def sparse_form_is_current(self) -> bool:
+        """:meth:`sparse_construction` belongs to :meth:`construction` (:meth:`hook_is_current`)."""
+        return self.hook_is_current("sparse_construction", "construction")
+
+    def teacher_error_bound(
+        self, X: np.ndarray, g: np.ndarray | None, w: np.ndarray, lam: np.ndarray | None, hyper: Mapping
+    ) -> np.ndarray:
+        """Hook: entrywise bound (k,) on ``|fl(teacher) - teacher|`` for one update of
+        :meth:`teacher` as computed from exact inputs (``X`` (m, n), ``g`` (d_pi, n) or ``None``,
+        ``w`` (d,), ``lam`` (d_pi,) or ``None``), valid for every summation order. With it (and a
+        loop of the (S6)/(A5) form), deployment checks "block = teacher" against the propagated
+        round-off bounds (:mod:`experiments.control_roundoff`); without it (default
+        ``NotImplemented``) the check is a stated relative tolerance."""
+        return NotImplemented
+
+    def error_model_is_current(self) -> bool:
+        """The declaration has a round-off model of its own teacher: :meth:`teacher_error_bound` is
+        declared, and it belongs to :meth:`teacher` and :meth:`construction`
+        (:meth:`hook_is_current`)."""
+        owner = next(k for k in type(self).__mro__ if "teacher_error_bound" in vars(k))
+        declared = owner is not ClosedLoopAlgorithm
+        return (
+            declared
+            and self.hook_is_current("teacher_error_bound", "teacher")
+            and self.hook_is_current("teacher_error_bound", "construction")
+        )
 
     def dims_sizes(self, dims: Dims) -> dict[str, int]:
         """The declaration's ``sizes`` dict for given resolved dims."""

@@ -41,7 +41,6 @@ from .control_roundoff import (  # noqa: F401  (re-exported)
     block_teacher_check,
     block_teacher_error_bound,
     propagate_error_bound,
-    teacher_update_error_bound,
 )
 from .control_weights import FORWARDS, _algorithm, _update_fn, resolve_weights
 from .envs import terminal_states
@@ -195,7 +194,12 @@ def deploy(
     update, used = _update_fn(resolved, layout, alg, hyper, forward)
     if error_bounds and resolved is not None and resolved.source != "constructed":
         raise ValueError("error_bounds: only for 'constructed' or 'teacher' weights (the (S3)/(A3) map)")
+    if error_bounds and not alg.error_model_is_current():
+        raise ValueError(
+            f"error_bounds: {alg.name} declares no round-off model of its own teacher (teacher_error_bound)"
+        )
     bound = _local_bound_fn(resolved, layout, alg, used, hyper) if error_bounds else None
+    teacher_bound = _local_bound_fn(None, layout, alg, "teacher", hyper) if error_bounds else None
     teacher_update = alg.teacher(hyper)
 
     phi = alg.critic_table(S, A, d, rng)
@@ -244,8 +248,8 @@ def deploy(
         if error_bounds:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf near DIVERGENCE_BOUND
                 box, eps = _bounds_step(
-                    t, box, eps, X, g, w, lam, w_new, lam_new, traj.states, draws, bound, teacher_update,
-                    used, alpha, beta, w_err, ratio, gaps, qround,
+                    t, box, eps, X, g, w, lam, w_new, lam_new, traj.states, draws, bound, teacher_bound,
+                    teacher_update, used, alpha, beta, w_err, ratio, gaps, qround,
                 )  # fmt: skip
         w, lam = np.asarray(w_new, dtype=np.float64), lam_new
         ws[t] = w

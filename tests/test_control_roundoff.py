@@ -70,7 +70,7 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
         bounds = {
             "l1": (l1, l1_readout_error_bound(H, P, V, d)),
             "l2": (l2, l2_readout_error_bound(X, np.concatenate([[1.0], w]), blocks)),
-            "teacher": (te, cr.teacher_update_error_bound(X, w, alpha)),
+            "teacher": (te, lt.sarsa_update_error_bound(X, w, alpha)),
         }
         for forward, value in (("l1", l1), ("l2", l2)):
             both = cr.block_teacher_error_bound(X, None, w, None, blocks, forward, alpha)
@@ -108,7 +108,7 @@ def test_actor_critic_bounds_hold_against_exact_arithmetic():
         tw, tl = lt.actor_critic_update(X, g, w, lam, alpha, beta)
         for value, bound in (
             (l1, l1_readout_error_bound(H, P, V, d + d_pi)),
-            (np.concatenate([tw, tl]), cr.teacher_update_error_bound(X, w, alpha, g, lam, beta)),
+            (np.concatenate([tw, tl]), lt.sarsa_update_error_bound(X, w, alpha, g, lam, beta)),
         ):
             err = np.array([float(abs(Fraction(float(v)) - e)) for v, e in zip(value, exact, strict=True)])
             assert np.all(err <= bound), (err, bound)

@@ -142,3 +142,58 @@ def test_deploy_refuses_hyper_that_shadows_its_own_arguments():
         deploy(mdp, "constructed", hyper={"alpha": 0.3}, **kw)
     with pytest.raises(ValueError, match="hyper: expected a mapping"):
         deploy(mdp, "constructed", hyper=[1], **kw)
+
+
+# ------------------------------------------------------------------ the command line, --module
+def _control(argv, capsys):
+    from experiments import cli
+
+    rc = cli.main(["control", *argv])
+    return rc, capsys.readouterr()
+
+
+def test_control_module_deploys_the_users_declaration(capsys):
+    import json
+
+    example = str(ROOT / "examples" / "reward_scaled_sarsa.py")
+    argv = ["--module", example, "--algo", "reward_scaled_sarsa", "--weights", "constructed"]
+    rc, out = _control([*argv, "--quick", "--updates", "20", "--json"], capsys)
+    doc = json.loads(out.out)
+    assert rc == 0 and doc["passed"]
+    assert {e["algo"] for e in doc["envs"]} == {"reward_scaled_sarsa"}
+    for e in doc["envs"]:
+        assert {"normalized_return", "normalized_return_teacher", "max_w_diff"} <= set(e)
+        assert e["max_w_rel_diff_before_mismatch"] <= 1e-9
+
+
+def test_control_module_with_a_construction_that_is_not_its_teacher_exits_1(tmp_path, capsys):
+    """Mutation: the user's file deploys plain (S3) (no kappa in P12) against its kappa teacher."""
+    text = (ROOT / "examples" / "reward_scaled_sarsa.py").read_text()
+    broken = text.replace('P[2 * d, 2 * d + 1] = hyper["kappa"] * c', "P[2 * d, 2 * d + 1] = c")
+    assert broken != text
+    path = tmp_path / "broken.py"
+    path.write_text(broken)
+    argv = ["--module", str(path), "--algo", "reward_scaled_sarsa", "--quick", "--updates", "5", "--json"]
+    rc, _ = _control(argv, capsys)
+    assert rc == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--algo", "no_such_algo"], "--algo: expected a registered closed-loop algorithm"),
+        (["--module", "__clash__", "--algo", "sarsa"], "already registered"),
+        (["--module", "__missing__.py", "--algo", "x"], "module:"),
+    ],
+)
+def test_control_module_refusals_are_one_line_exit_2(tmp_path, capsys, argv, message):
+    if "__clash__" in argv:
+        text = (ROOT / "examples" / "reward_scaled_sarsa.py").read_text()
+        clash = tmp_path / "clash.py"
+        clash.write_text(text.replace('name = "reward_scaled_sarsa"', 'name = "sarsa"'))
+        argv = [str(clash) if a == "__clash__" else a for a in argv]
+    out_dir = tmp_path / "out"
+    rc, out = _control([*argv, "--quick", "--out", str(out_dir)], capsys)
+    assert rc == 2 and message in out.err
+    assert len(out.err.strip().splitlines()) == 1
+    assert not out_dir.exists()

@@ -85,6 +85,9 @@ class Sarsa(ClosedLoopAlgorithm):
     def sparse_construction(self, dims, hyper, c=1.0):
         return numeric.sarsa(dims.d, hyper["alpha"], c, sparse=True)
 
+    def teacher_error_bound(self, X, g, w, lam, hyper):
+        return lt.sarsa_update_error_bound(X, w, hyper["alpha"])
+
     def construction_symbolic(self, sizes, hyper, c, depth=1):
         return [symbolic.sarsa_symbolic(sizes["d"], hyper["alpha"], c)] * depth
 
