@@ -240,9 +240,70 @@ class ClosedLoopAlgorithm(Algorithm):
         return phi_pi - torch.einsum("ksb,ksbj->ksj", pi, phi_pi)[:, :, None, :]
 
     # ---------------------------------------------------------------------- (L2) blocks
-    def construction_blocks(self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0) -> tuple:
-        """``(P, V)`` of the construction at ``dims`` (one layer)."""
-        return self.construction(self.dims_sizes(dims), hyper, c, 1)[0]
+    def construction_blocks(
+        self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0, *, sparse: bool = False
+    ) -> tuple:
+        """``(P, V)`` (D, D) of the declaration's construction at ``dims`` (one layer): the first
+        pair of :meth:`construction`. With ``sparse``: CSR ``scipy.sparse`` arrays, from
+        :meth:`sparse_construction` when the declaration's sparse form is current (declared in the
+        class that declares :meth:`construction`, or below it: a subclass that changes
+        :meth:`construction` without its sparse form gets the dense one, converted), else the dense
+        pair converted (memory ``O(D^2)``)."""
+        if sparse and self.sparse_form_is_current():
+            pair = self.sparse_construction(dims, hyper, c)
+            if pair is not NotImplemented:
+                return pair
+        P, V = self.construction(self.dims_sizes(dims), hyper, c, 1)[0]
+        if not sparse:
+            return P, V
+        import scipy.sparse as sps
+
+        return sps.csr_array(np.asarray(P, dtype=np.float64)), sps.csr_array(np.asarray(V, dtype=np.float64))
+
+    def sparse_construction(self, dims: Dims, hyper: Mapping[str, Any], c: float = 1.0) -> tuple:
+        """Hook: the same ``(P, V)`` as :meth:`construction` at ``dims`` as CSR ``scipy.sparse``
+        arrays, assembled without a dense ``D x D`` array (deployment at sizes like Taxi's,
+        ``D = 9002``). Default ``NotImplemented``: the dense pair is converted."""
+        return NotImplemented
+
+    def hook_is_current(self, hook: str, of: str) -> bool:
+        """Whether the hook ``hook`` belongs to this declaration's ``of``: it is declared in the
+        class that declares ``of``, or in a subclass of it. A subclass that overrides ``of`` and
+        inherits ``hook`` (a changed construction with its parent's sparse form, a changed teacher
+        with its parent's round-off model) has a stale hook, which the package does not use."""
+        mro = type(self).__mro__
+
+        def owner(attr: str) -> int:
+            return next(i for i, k in enumerate(mro) if attr in vars(k))
+
+        return owner(hook) <= owner(of)
+
+    def sparse_form_is_current(self) -> bool:
+        """:meth:`sparse_construction` belongs to :meth:`construction` (:meth:`hook_is_current`)."""
+        return self.hook_is_current("sparse_construction", "construction")
+
+    def teacher_error_bound(
+        self, X: np.ndarray, g: np.ndarray | None, w: np.ndarray, lam: np.ndarray | None, hyper: Mapping
+    ) -> np.ndarray:
+        """Hook: entrywise bound (k,) on ``|fl(teacher) - teacher|`` for one update of
+        :meth:`teacher` as computed from exact inputs (``X`` (m, n), ``g`` (d_pi, n) or ``None``,
+        ``w`` (d,), ``lam`` (d_pi,) or ``None``), valid for every summation order. With it (and a
+        loop of the (S6)/(A5) form), deployment checks "block = teacher" against the propagated
+        round-off bounds (:mod:`experiments.control_roundoff`); without it (default
+        ``NotImplemented``) the check is a stated relative tolerance."""
+        return NotImplemented
+
+    def error_model_is_current(self) -> bool:
+        """The declaration has a round-off model of its own teacher: :meth:`teacher_error_bound` is
+        declared, and it belongs to :meth:`teacher` and :meth:`construction`
+        (:meth:`hook_is_current`)."""
+        owner = next(k for k in type(self).__mro__ if "teacher_error_bound" in vars(k))
+        declared = owner is not ClosedLoopAlgorithm
+        return (
+            declared
+            and self.hook_is_current("teacher_error_bound", "teacher")
+            and self.hook_is_current("teacher_error_bound", "construction")
+        )
 
     def dims_sizes(self, dims: Dims) -> dict[str, int]:
         """The declaration's ``sizes`` dict for given resolved dims."""

@@ -34,6 +34,7 @@ from .symbolic import SymbolicProof
 __all__ = [
     "READOUT_TOL",
     "Residuals",
+    "SYMPY_HINT",
     "Row",
     "SymbolicProof",
     "relative_residual",
@@ -267,6 +268,13 @@ def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1
     return SymbolicProof(label, {**covered, "L": depth}, len(entries), nonzero, time.perf_counter() - t0)
 
 
+#: Appended to a failed sympy row when every float row passed (docs/extending.md, "Pitfalls").
+SYMPY_HINT = (
+    "the float and sympy levels disagree: check for operations that are not exact in sympy "
+    "(float powers like ** 0.5, numpy functions)"
+)
+
+
 def _row(claim: str, check: str, values: list[float], tol: float) -> Row:
     res = float(max(values))
     return Row(claim, check, res, tol, bool(res <= tol))
@@ -341,6 +349,7 @@ def verify_rows(
 
     say(f"{alg.name}: all-sizes link")
     rows.extend(link_rows(alg, rng))  # all-sizes rows, each claimed only once linked to the construction
+    floats_pass = all(r.passed for r in rows)
     for L in alg.symbolic_depths or alg.depths[:2]:
         say(f"{alg.name}: sympy level, L = {L}, at {sizes_text(alg.symbolic_sizes())}")
         try:
@@ -351,11 +360,12 @@ def verify_rows(
             message = " ".join(str(exc).split()) or type(exc).__name__
             where = _called_with(alg.symbolic_sizes(), None, depth=L)
             raise DeclarationError(alg.name, "sympy level (methods on symbols)", where, message) from exc
+        hint = "" if proof.holds or not floats_pass else f"; {SYMPY_HINT}"
         rows.append(
             Row(
                 proof.claim,
                 f"{alg.name}: sympy identity, every entry symbolic (these sizes only: "
-                f"{sizes_text(proof.sizes)})",
+                f"{sizes_text(proof.sizes)}){hint}",
                 float(proof.nonzero),
                 0.0,
                 proof.holds,

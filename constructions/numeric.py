@@ -47,35 +47,60 @@ def _check_scale(c: float, *rates: float) -> float:
     return c
 
 
-def _fill(layout: Layout, alpha: float, beta: float, c: float) -> tuple[np.ndarray, np.ndarray]:
-    d, D = layout.d, layout.D
-    P = np.zeros((D, D))
-    V = np.zeros((D, D))
-    I = np.eye(d)
-    P[layout.phi, layout.w] = -c * I
-    P[layout.phi_next, layout.w] = c * I
-    P[layout.r, layout.const] = c
-    V[layout.w, layout.phi] = alpha / c * I
-    if layout.d_pi:
-        V[layout.lam, layout.g] = beta / c * np.eye(layout.d_pi)
+def _entries(layout: Layout, alpha: float, beta: float, c: float):
+    """The nonzero entries of (S3)/(A3) scaled by (S4)/(A4), ``(rows, cols, values)`` of ``P`` and of
+    ``V`` in (D, D) coordinates: written once, assembled dense or sparse by :func:`_assemble`."""
+    d, d_pi = layout.d, layout.d_pi
+    idx = np.arange(d)
+    w = layout.w.start + idx
+    P = (
+        np.concatenate([layout.phi.start + idx, layout.phi_next.start + idx, [layout.r]]),
+        np.concatenate([w, w, [layout.const]]),
+        np.concatenate([np.full(d, -c), np.full(d, c), [c]]),
+    )
+    V = (
+        np.concatenate([w, layout.lam.start + np.arange(d_pi)]),
+        np.concatenate([layout.phi.start + idx, layout.g.start + np.arange(d_pi)]),
+        np.concatenate([np.full(d, alpha / c), np.full(d_pi, beta / c if d_pi else 0.0)]),
+    )
     return P, V
 
 
-def sarsa(d: int, alpha: float, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(S3)/(S4): ``(c P*, V*/c)``, two float64 arrays of shape (3d+2, 3d+2)."""
+def _assemble(D: int, entries, sparse: bool):
+    """A (D, D) matrix with the given ``(rows, cols, values)``: numpy, or a CSR ``scipy.sparse``
+    array (no dense ``D x D`` array is formed) when ``sparse``."""
+    rows, cols, vals = entries
+    if sparse:
+        import scipy.sparse as sps
+
+        return sps.csr_array((vals, (rows, cols)), shape=(D, D))
+    M = np.zeros((D, D))
+    M[rows, cols] = vals
+    return M
+
+
+def _fill(layout: Layout, alpha: float, beta: float, c: float, sparse: bool = False) -> tuple:
+    P, V = _entries(layout, alpha, beta, c)
+    return _assemble(layout.D, P, sparse), _assemble(layout.D, V, sparse)
+
+
+def sarsa(d: int, alpha: float, c: float = 1.0, *, sparse: bool = False) -> tuple:
+    """(S3)/(S4): ``(c P*, V*/c)``, two float64 arrays of shape (3d+2, 3d+2) (CSR
+    ``scipy.sparse`` arrays with ``sparse=True``: the same entries, for sizes like Taxi's)."""
     d = check_int(d, "d")
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    return _fill(Layout(d), alpha, 0.0, _check_scale(c, alpha))
+    return _fill(Layout(d), alpha, 0.0, _check_scale(c, alpha), bool(sparse))
 
 
 def actor_critic(
-    d: int, d_pi: int, alpha: float, beta: float, c: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(A3)/(A4): ``(c P*, V*/c)``, float64 arrays of shape (3d+2d_pi+2, 3d+2d_pi+2)."""
+    d: int, d_pi: int, alpha: float, beta: float, c: float = 1.0, *, sparse: bool = False
+) -> tuple:
+    """(A3)/(A4): ``(c P*, V*/c)``, float64 arrays of shape (3d+2d_pi+2, 3d+2d_pi+2) (CSR
+    ``scipy.sparse`` arrays with ``sparse=True``)."""
     layout = Layout(check_int(d, "d"), check_int(d_pi, "d_pi"))
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     beta = check_real(beta, "beta", low=0.0, low_open=True)
-    return _fill(layout, alpha, beta, _check_scale(c, alpha, beta))
+    return _fill(layout, alpha, beta, _check_scale(c, alpha, beta), bool(sparse))
 
 
 def td(d: int, alpha: float, C=None):

@@ -17,7 +17,7 @@
   "lambda_min_plus", "heldout_err"}, ...]}`` (``ker_dim`` is the exactly certified kernel dimension,
   None with ``ker_bounds`` and ``kernel_reason`` when the data do not decide).
 
-- ``lsa-theory control [--algo sarsa|actor_critic] [--weights constructed|trained|PATH]
+- ``lsa-theory control [--algo NAME] [--module FILE.py] [--weights constructed|trained|PATH]
   [--updates N] [--quick] [--json] [--out DIR]`` deploys a frozen block (:mod:`experiments.control`);
   ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
   "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
@@ -251,7 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_diversity, precheck=_diversity_config)
 
     p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
-    p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
+    p.add_argument(
+        "--algo",
+        default="sarsa",
+        metavar="NAME",
+        help=algo_help + "; or one declared in --module's file",
+    )
+    p.add_argument(
+        "--module",
+        default=None,
+        metavar="FILE.py",
+        help="a user's file declaring closed-loop algorithms (constructions.ClosedLoopAlgorithm); "
+        "--algo names one of them, deployed with its own construction and its own teacher",
+    )
     p.add_argument(
         "--weights",
         default="constructed",

@@ -380,7 +380,20 @@ def _control_config(args: argparse.Namespace, weights: str):
     from .envs import HELDOUT_NAME
 
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
-    if args.weights == "trained" and constructions.ALGORITHMS[args.algo].has_actor:
+    if args.module is not None:
+        cfg = dataclasses.replace(cfg, module=args.module)
+    names = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
+    if args.algo not in names and args.algo not in cfg.user_algorithms():
+        where = f" or declared in {args.module}" if args.module is not None else " (or pass --module FILE.py)"
+        raise ValueError(
+            f"--algo: expected a registered closed-loop algorithm {names}{where}, got {args.algo!r}"
+        )
+    alg = cfg.algorithm(args.algo)
+    if args.weights == "trained" and args.module is not None:
+        raise ValueError(
+            "--weights trained: the trained block is the [LL] SARSA block, not a --module algorithm's"
+        )
+    if args.weights == "trained" and alg.has_actor:
         raise ValueError(
             f"--weights trained: the trained block is the [LL] SARSA block; for --algo {args.algo} pass "
             "'constructed' or a .npz with P, V of the (A1) size"
@@ -390,7 +403,7 @@ def _control_config(args: argparse.Namespace, weights: str):
     changes = {"weights": weights}
     if args.seed is not None:
         changes["seed"] = args.seed
-    if constructions.ALGORITHMS[args.algo].has_actor:  # actor-based algorithms: the [LL] family
+    if alg.has_actor:  # actor-based algorithms: the [LL] family
         changes.update(
             envs=(HELDOUT_NAME,),
             actor_critic_envs=(HELDOUT_NAME,),

@@ -72,6 +72,9 @@ def plot_context_length_regimes(out: str | Path, regime: str) -> Path:
                     label=f"alpha = {alpha}",
                 )
             ax.set_xscale("log")
+            ns = sorted({r["n"] for r in doc["rows"]})
+            ax.set_xticks(ns, [str(n) for n in ns])  # the measured n, not 2, 3, 4, ... x 10^k
+            ax.minorticks_off()
             ax.set_xlabel("context length n")
             ax.set_ylabel(f"greedy normalised return\n({sem_label(cfg['n_mdps'], 'MDPs')})", fontsize=8)
             ax.set_title(f"{p} {'updates' if budget == 'updates' else 'environment steps'}", fontsize=9)

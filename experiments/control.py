@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+import constructions
 import lsa_theory as lt
+from constructions import ClosedLoopAlgorithm
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
 
@@ -66,6 +68,7 @@ from .envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key
 from .io import (
     atomic_savez,
     atomic_write_json,
+    file_sha256,
     load_npz,
     progress,
     read_json,
@@ -131,8 +134,11 @@ class ControlConfig:
     discount ``gym_gamma``); every env runs the algorithms ``env_algos`` (default SARSA), those in
     ``actor_critic_envs`` also ``actor_critic_algos`` (default the state-value actor-critic; add
     ``"actor_critic_q"`` for the (A6) comparison); every name is a registered closed-loop
-    algorithm. ``weights``: ``"constructed"`` or a ``.npz`` path (see :func:`resolve_weights`).
-    The default is the full configuration; ``quick()`` the small one."""
+    algorithm, or one declared in the user's file ``module`` (a ``.py`` path, loaded with
+    :func:`constructions.load_module`; its names must not clash with registered ones).
+    ``weights``: ``"constructed"`` (each algorithm's own construction, from its declaration) or a
+    ``.npz`` path (see :func:`resolve_weights`). The default is the full configuration;
+    ``quick()`` the small one."""
 
     envs: tuple[str, ...] = DEFAULT_ENVS
     actor_critic_envs: tuple[str, ...] = (HELDOUT_NAME,)
@@ -151,8 +157,11 @@ class ControlConfig:
     seed: int = 0
     forward: str = "auto"
     tabular: bool = True
+    module: str | None = None
 
     def __post_init__(self) -> None:
+        if self.module is not None:
+            self.user_algorithms()  # a malformed file or a name clash: ValueError now
         for name in ("n", "n_updates", "eval_every", "n_heldout", "n_seeds"):
             check_int(getattr(self, name), name)
         check_int(self.seed, "seed", minimum=0)
@@ -169,7 +178,7 @@ class ControlConfig:
             if not isinstance(value, tuple):
                 raise ValueError(f"{name}: expected a tuple of algorithm names, got {value!r}")
             for a in value:
-                _algorithm(a)
+                self.algorithm(a)
         extra = set(self.actor_critic_envs) - set(self.envs)
         if extra:
             raise ValueError(f"actor_critic_envs: {sorted(extra)} are not in envs")
@@ -189,9 +198,41 @@ class ControlConfig:
             n_seeds=3,
         )
 
+    def user_algorithms(self) -> dict[str, ClosedLoopAlgorithm]:
+        """The closed-loop declarations of the user's file ``module`` by name (empty without one).
+        ValueError naming ``module`` if the file cannot be loaded, declares no closed-loop algorithm,
+        or declares a name that is already registered (a clash is refused, never shadowed)."""
+        if self.module is None:
+            return {}
+        if not isinstance(self.module, str):
+            raise ValueError(f"module: expected a path to a .py file, got {self.module!r}")
+        try:
+            found = constructions.load_module(self.module)
+        except ValueError as exc:
+            raise ValueError(f"module: {exc}") from None
+        except (Exception, SystemExit) as exc:  # the user's code raised (or exited) at import
+            raise ValueError(f"module: importing {self.module} raised {type(exc).__name__}: {exc}") from None
+        loops = {a.name: a for a in found if isinstance(a, ClosedLoopAlgorithm)}
+        if not loops:
+            raise ValueError(f"module: {self.module} declares no closed-loop algorithm (ClosedLoopAlgorithm)")
+        clash = sorted(set(loops) & set(constructions.ALGORITHMS))
+        if clash:
+            raise ValueError(
+                f"module: {self.module} declares {clash}, already registered: choose another name"
+            )
+        return loops
+
+    def algorithm(self, name: str) -> ClosedLoopAlgorithm:
+        """The declaration named ``name``: the user's file's, else a registered closed-loop one."""
+        user = self.user_algorithms()
+        return user[name] if isinstance(name, str) and name in user else _algorithm(name)
+
     def unit_config(self, algo: str) -> dict:
-        """What a unit's result depends on besides (env, seed) (resume key)."""
+        """What a unit's result depends on besides (env, seed) (resume key); with ``module``, also
+        the file's sha256 (a changed declaration is recomputed)."""
+        extra = {"module_sha256": file_sha256(self.module)} if self.module is not None else {}
         return {
+            **extra,
             "schema": UNIT_SCHEMA,
             "algo": algo,
             "weights": self.weights,
@@ -199,7 +240,7 @@ class ControlConfig:
             "n_updates": self.n_updates,
             "epsilon": self.epsilon,
             "alpha": self.alpha,
-            "beta": self.beta if _algorithm(algo).has_actor else None,
+            "beta": self.beta if self.algorithm(algo).has_actor else None,
             "eval_every": self.eval_every,
             "gym_gamma": self.gym_gamma,
             "seed": self.seed,
@@ -252,6 +293,7 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
     """One (env, algo, seed) unit: block, teacher, tabular SARSA, uniform and optimal."""
     t0 = time.perf_counter()
     mdp, sol, rng_loop, rng_tab = cache.get(env, i)
+    alg = cfg.algorithm(algo)
     unit_config = cfg.unit_config(algo)
     kw = dict(
         n=cfg.n,
@@ -259,12 +301,12 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         epsilon=cfg.epsilon,
         alpha=cfg.alpha,
         eval_every=cfg.eval_every,
-        algo=algo,
+        algo=alg,
         beta=unit_config["beta"],
         solution=sol,
     )
     state = rng_loop.bit_generator.state
-    bounds = cfg.weights == "constructed"
+    bounds = cfg.weights == "constructed" and alg.error_model_is_current()
     block = deploy(mdp, cfg.weights, rng=rng_loop, forward=cfg.forward, error_bounds=bounds, **kw)
     rng_loop.bit_generator.state = state
     teacher = deploy(mdp, "teacher", rng=rng_loop, error_bounds=bounds, **kw)
@@ -332,8 +374,9 @@ def _nanmean(x: np.ndarray) -> float | None:
 
 def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarray]) -> list[dict]:
     out = []
+    names = list(ALGOS) + list(cfg.user_algorithms())  # registration order, then the user's file
     for env in cfg.envs:
-        for algo in ALGOS:
+        for algo in names:
             rows = [u for u in units if u["env"] == env and u["algo"] == algo]
             if not rows:
                 continue

@@ -22,7 +22,7 @@ thread (:func:`experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import lsa_theory as lt
-from constructions import Draws
+from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
 
@@ -41,7 +41,6 @@ from .control_roundoff import (  # noqa: F401  (re-exported)
     block_teacher_check,
     block_teacher_error_bound,
     propagate_error_bound,
-    teacher_update_error_bound,
 )
 from .control_weights import FORWARDS, _algorithm, _update_fn, resolve_weights
 from .envs import terminal_states
@@ -134,16 +133,18 @@ def deploy(
     alpha: float,
     rng: np.random.Generator,
     eval_every: int,
-    algo: str = "sarsa",
+    algo: str | ClosedLoopAlgorithm = "sarsa",
     beta: float | None = None,
     d_pi: int | None = None,
     forward: str = "auto",
+    hyper: Mapping[str, Any] | None = None,
     solution: lt.OptimalSolution | None = None,
     error_bounds: bool = False,
     draws_map: Callable[[Draws], Draws] | None = None,
 ) -> DeployResult:
-    """Closed loop of the registered algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
-    actor-critics) driven by frozen weights.
+    """Closed loop of the closed-loop algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
+    actor-critics; a registered name or a :class:`constructions.ClosedLoopAlgorithm` instance, a
+    user's declaration included) driven by frozen weights.
 
     Draws from ``rng``, in this order: the critic's table (S, A, d) ``~ U(-1, 1)`` (fresh per call;
     ``d`` the algorithm's default: ``S*A`` for SARSA and the action-value critic, ``S`` for the
@@ -163,6 +164,9 @@ def deploy(
     ``draws_map``: applied to the drawn :class:`constructions.Draws` (``phi``, ``phi_pi``, ``w_0``,
     ``lambda_0``) before the loop, without touching ``rng`` (the robustness checks perturb them
     with :func:`lsa_theory.roundoff.perturbed`).
+    ``hyper``: the declaration's hyperparameters beyond ``gamma`` (the MDP's), ``alpha`` and
+    ``beta`` (e.g. a user's ``kappa``), over its defaults ``algo.hyper``; the teacher and the
+    constructed weights both use them.
     """
     mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
         mdp, n, n_updates, eval_every, epsilon, alpha, rng
@@ -179,12 +183,23 @@ def deploy(
         raise ValueError(f"d_pi: only used by algorithms with an actor, not {algo!r}")
     layout = alg.dims(S, A, d, d_pi).layout
     sol = _check_solution(mdp, solution)
-    hyper = {"gamma": mdp.gamma, "alpha": alpha, "beta": beta}
-    resolved = resolve_weights(weights, layout, alpha=alpha, beta=beta)
+    if hyper is not None and not isinstance(hyper, Mapping):
+        raise ValueError(f"hyper: expected a mapping of hyperparameters, got {type(hyper).__name__}")
+    extra = dict(hyper or {})
+    for key in ("gamma", "alpha", "beta"):
+        if key in extra:
+            raise ValueError(f"hyper: {key!r} is set by deploy's own argument (the MDP's gamma, alpha, beta)")
+    hyper = {**alg.hyper, **extra, "gamma": mdp.gamma, "alpha": alpha, "beta": beta}
+    resolved = resolve_weights(weights, layout, alpha=alpha, beta=beta, algo=alg, hyper=hyper)
     update, used = _update_fn(resolved, layout, alg, hyper, forward)
     if error_bounds and resolved is not None and resolved.source != "constructed":
         raise ValueError("error_bounds: only for 'constructed' or 'teacher' weights (the (S3)/(A3) map)")
+    if error_bounds and not alg.error_model_is_current():
+        raise ValueError(
+            f"error_bounds: {alg.name} declares no round-off model of its own teacher (teacher_error_bound)"
+        )
     bound = _local_bound_fn(resolved, layout, alg, used, hyper) if error_bounds else None
+    teacher_bound = _local_bound_fn(None, layout, alg, "teacher", hyper) if error_bounds else None
     teacher_update = alg.teacher(hyper)
 
     phi = alg.critic_table(S, A, d, rng)
@@ -233,8 +248,8 @@ def deploy(
         if error_bounds:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf near DIVERGENCE_BOUND
                 box, eps = _bounds_step(
-                    t, box, eps, X, g, w, lam, w_new, lam_new, traj.states, draws, bound, teacher_update,
-                    used, alpha, beta, w_err, ratio, gaps, qround,
+                    t, box, eps, X, g, w, lam, w_new, lam_new, traj.states, draws, bound, teacher_bound,
+                    teacher_update, used, alpha, beta, w_err, ratio, gaps, qround,
                 )  # fmt: skip
         w, lam = np.asarray(w_new, dtype=np.float64), lam_new
         ws[t] = w

@@ -5,7 +5,7 @@ The frozen constructed block (S3)/(A3) and the exact teacher (S2)/(A2) are the s
 arithmetic; as computed they differ by rounding, which the loop then propagates. This module
 bounds both, from Higham's bounds (:mod:`lsa_theory.roundoff`) of the quantities as computed:
 
-- one update: :func:`teacher_update_error_bound` and the readout bounds
+- one update: :func:`lsa_theory.sarsa_update_error_bound` and the readout bounds
   :func:`experiments.control_weights.l1_readout_error_bound` /
   :func:`~experiments.control_weights.l2_readout_error_bound`, together
   :func:`block_teacher_error_bound`;
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from constructions import Draws
+from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory.policies import score_table, softmax_rows
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 
@@ -37,13 +37,12 @@ __all__ = [
     "loop_map_norm",
     "propagate_error_bound",
     "score_error_bound",
-    "teacher_update_error_bound",
 ]
 
 
 def _bounds_step(
-    t, box, eps, X, g, w, lam, w_new, lam_new, states, draws, bound, teacher_update, used, alpha, beta,
-    w_err, ratio, gaps, qround,
+    t, box, eps, X, g, w, lam, w_new, lam_new, states, draws, bound, teacher_bound, teacher_update, used,
+    alpha, beta, w_err, ratio, gaps, qround,
 ):  # fmt: skip
     """The round-off records of update ``t`` of :func:`deploy` (``error_bounds=True``), in place."""
     local = bound(X, g, w, lam)
@@ -51,7 +50,7 @@ def _bounds_step(
         tw, tl = teacher_update(X, g, w, lam)
         out = np.concatenate([w_new, lam_new]) if lam_new is not None else np.asarray(w_new)
         ref = np.concatenate([tw, tl]) if tl is not None else np.asarray(tw)
-        tol = local + teacher_update_error_bound(X, w, alpha, g, lam, beta)
+        tol = local + teacher_bound(X, g, w, lam)
         ratio[t - 1] = np.nanmax(np.where(out == ref, 0.0, np.abs(out - ref) / tol))
     box, eps = propagate_error_bound(
         box, eps, X, alpha, local, g=g, beta=beta, w=w, lam=lam, states=states, draws=draws
@@ -62,59 +61,11 @@ def _bounds_step(
     return box, eps
 
 
-def teacher_update_error_bound(
-    X: np.ndarray,
-    w: np.ndarray,
-    alpha: float,
-    g: np.ndarray | None = None,
-    lam: np.ndarray | None = None,
-    beta: float | None = None,
-) -> np.ndarray:
-    r"""Entrywise bound (d,) (with an actor (d + d_pi,)) on ``|fl(teacher) - teacher|`` for the
-    exact update (S2) ``w + (alpha/n) sum_i delta_i phi_i`` (and (A2) ``lambda + (beta/n) sum_i
-    delta_i g_i``) as :func:`lsa_theory.sarsa_update` / :func:`lsa_theory.actor_critic_update`
-    compute it from ``X`` (2d+1, n), ``w`` (d,), ``g`` (d_pi, n), ``lam`` (d_pi,), all exact inputs:
-
-    .. math::
-
-        e_\delta = \gamma_{2d} |[\phi; \gamma\phi^+]|^T |[w; w]| + u |\hat\delta|, \qquad
-        E_w = \tfrac{\alpha}{n}\big(\gamma_n |\Phi| |\hat\delta| + |\Phi| e_\delta\big)
-              + \gamma_2 |\widehat{\tfrac{\alpha}{n}} \hat s| + u |\hat w'| ,
-
-    (``delta_i``'s inner product of length ``2d`` and the sum with ``r``; the product ``Phi delta``
-    of length ``n``; the rounding of ``alpha / n`` and of the scaling; the final sum; a rounding
-    ``|fl(x) - x| <= u |x| <= gamma_1 |fl(x)|`` is charged on the computed value), the same with
-    ``G``, ``beta`` for ``lambda``; the final factor :math:`1 + \gamma_{2(n+d)}` covers the
-    second-order terms (magnitudes of computed instead of exact intermediates). Valid for every
-    summation order (Higham §3)."""
-    X = np.asarray(X, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    d = w.size
-    n = X.shape[1]
-    Z = X[: 2 * d]
-    delta = X[2 * d] + Z.T @ np.concatenate([-w, w])
-    e_delta = matmul_error_bound(Z.T, np.concatenate([w, w])) + gamma(1) * np.abs(delta)
-
-    def part(F, step, start):
-        s = F @ delta
-        cs = (step / n) * s
-        Es = matmul_error_bound(F, delta) + np.abs(F) @ e_delta
-        return (step / n) * Es + gamma(2) * np.abs(cs) + gamma(1) * np.abs(start + cs)
-
-    E = part(X[:d], alpha, w)
-    if g is not None:
-        E = np.concatenate(
-            [E, part(np.asarray(g, dtype=np.float64), beta, np.asarray(lam, dtype=np.float64))]
-        )
-    return E * (1.0 + gamma(2 * (n + d)))
-
-
 def _local_bound_fn(weights, layout, alg, used: str, hyper: dict):
     """``bound(X, g, w, lam) -> (k,)``: the round-off bound of this run's own update (the block's
     forward pass ``used``, or the teacher)."""
-    alpha, beta = hyper["alpha"], hyper["beta"]
-    if used == "teacher":
-        return lambda X, g, w, lam: teacher_update_error_bound(X, w, alpha, g, lam, beta)
+    if used == "teacher":  # the declaration's own round-off model of its teacher
+        return lambda X, g, w, lam: alg.teacher_error_bound(X, g, w, lam, hyper)
     if used == "l1":
         return lambda X, g, w, lam: l1_readout_error_bound(
             alg.full_prompt(X, g, w, lam), weights.P, weights.V, layout.k
@@ -135,18 +86,26 @@ def block_teacher_error_bound(
     forward: str,
     alpha: float,
     beta: float | None = None,
+    *,
+    algo: str | ClosedLoopAlgorithm = "sarsa",
 ) -> np.ndarray:
     r"""Entrywise bound (k,) on ``|fl(TF_theta(H)) - fl(teacher)|`` for one update on the same
     inputs: the block's readout ((L1) :func:`l1_readout_error_bound` or (L2)
-    :func:`l2_readout_error_bound`, ``forward``) plus the teacher's
-    (:func:`teacher_update_error_bound`). For the constructed ``weights`` ((S3)/(A3) with
+    :func:`l2_readout_error_bound`, ``forward``) plus the teacher's, the declaration ``algo``'s
+    round-off model (:meth:`constructions.ClosedLoopAlgorithm.teacher_error_bound`; for (S2)/(A2)
+    :func:`lsa_theory.sarsa_update_error_bound`). For the constructed ``weights`` ((S3)/(A3) with
     ``alpha``, ``beta``, ``c = 1``: entries ``alpha``, ``beta``, ``+-1``, exact in float64) both
     exact-arithmetic values are the same update, so a computed difference above this bound is not
     round-off."""
     layout = weights.layout
-    alg = _algorithm("actor_critic" if layout.d_pi else "sarsa")
-    local = _local_bound_fn(weights, layout, alg, forward, {"alpha": alpha, "beta": beta})
-    return local(X, g, w, lam) + teacher_update_error_bound(X, w, alpha, g, lam, beta)
+    alg = _algorithm(algo)
+    if bool(layout.d_pi) != alg.has_actor:
+        raise ValueError(f"algo: {alg.name} does not match the weights' layout (d_pi = {layout.d_pi})")
+    if not alg.error_model_is_current():
+        raise ValueError(f"algo: {alg.name} declares no round-off model of its teacher (teacher_error_bound)")
+    hyper = {**alg.hyper, "alpha": alpha, "beta": beta}
+    local = _local_bound_fn(weights, layout, alg, forward, hyper)
+    return local(X, g, w, lam) + alg.teacher_error_bound(X, g, w, lam, hyper)
 
 
 def score_error_bound(phi_pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -194,7 +153,7 @@ def propagate_error_bound(
         D_\delta = |\gamma \Phi^+ - \Phi|^T E^w_t ,
 
     (the exact update is affine in ``w`` with the matrix ``I + (alpha/n) Phi (gamma Phi^+ - Phi)^T``;
-    ``L_t = local`` the rounding of this update as computed, :func:`teacher_update_error_bound` or
+    ``L_t = local`` the rounding of this update as computed, :func:`lsa_theory.sarsa_update_error_bound` or
     the block's readout bound). With an actor, ``g_i`` itself depends on ``lambda``: the scores of
     the visited pairs differ from the exact ones by :math:`E_g \le 2 \max_b |\phi_\pi(s_i, b)|
     \max_a |\phi_\pi(s_i, a)|^T E^\lambda_t` + :func:`score_error_bound`, and

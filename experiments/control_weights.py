@@ -1,9 +1,11 @@
 r"""The frozen block's weights for the closed loops (S6)/(A5) of :mod:`experiments.control`: the
 constructed (L2) blocks, weights from arrays or ``.npz`` files, and the (L2) readout.
 
-**Weights.** ``"constructed"``: the construction (S3) (actor-critic: (A3)) with the run's ``alpha``
-(``beta``) from :mod:`constructions.numeric`; ``"teacher"``: the exact update (S2) / (A2) in
-place of a block (the baseline); a pair ``(P, V)`` of full ``(D, D)`` arrays; or a path to an
+**Weights.** ``"constructed"``: the construction of the deployed algorithm's declaration ((S3) for
+SARSA, (A3) for the actor-critics, a user's own for a user's declaration), taken from the
+declaration through :meth:`constructions.ClosedLoopAlgorithm.construction_blocks` with the run's
+``alpha`` (``beta``) and the declaration's other hyperparameters; ``"teacher"``: the exact update
+(S2) / (A2) in place of a block (the baseline); a pair ``(P, V)`` of full ``(D, D)`` arrays; or a path to an
 ``.npz`` holding arrays ``P`` and ``V`` (e.g. trained weights). ``D`` must be ``3d + 2`` (SARSA)
 or ``3d + 2 d_pi + 2`` (actor-critic) for the environment's ``d = |S||A|``.
 
@@ -24,7 +26,7 @@ for dense weights with ``D <= 256`` and ``"l2"`` otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,7 @@ import scipy.sparse as sp
 
 import constructions
 import lsa_theory as lt
-from constructions import ClosedLoopAlgorithm
-from constructions import numeric as cnum
+from constructions import ClosedLoopAlgorithm, Dims
 from lsa_theory import Layout
 from lsa_theory._checks import as_float_array, check_int, check_real
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
@@ -45,7 +46,10 @@ ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
 
 
 def _algorithm(algo: Any) -> ClosedLoopAlgorithm:
-    """The declaration of a registered closed-loop algorithm (including ones registered later)."""
+    """The declaration ``algo``: a :class:`constructions.ClosedLoopAlgorithm` instance (a user's,
+    registered or not) as it is, or the name of a registered one (including ones registered later)."""
+    if isinstance(algo, ClosedLoopAlgorithm):
+        return algo
     names = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
     if not isinstance(algo, str) or algo not in names:
         raise ValueError(f"algo: expected one of {names}, got {algo!r}")
@@ -82,56 +86,65 @@ class BlockWeights:
 
 
 def constructed_blocks(
-    layout: Layout, alpha: float, beta: float | None = None, *, dense_max_D: int | None = None
+    layout: Layout,
+    alpha: float,
+    beta: float | None = None,
+    *,
+    algo: str | ClosedLoopAlgorithm,
+    hyper: Mapping[str, Any] | None = None,
+    dense_max_D: int | None = None,
 ) -> BlockWeights:
-    """(S3) / (A3) with ``c = 1`` as :class:`BlockWeights` for ``layout`` (``d``, ``d_pi``).
+    """The construction of the closed-loop declaration ``algo`` (a registered name or a
+    :class:`constructions.ClosedLoopAlgorithm`) with ``c = 1`` as :class:`BlockWeights` for
+    ``layout`` (``d``, ``d_pi``): (S3) for ``"sarsa"``, (A3) for the actor-critics, a user's own
+    construction for a user's declaration (:meth:`constructions.ClosedLoopAlgorithm.
+    construction_blocks`).
 
-    For ``D <= dense_max_D`` (default :data:`DENSE_CONSTRUCTION_MAX_D`) the full ``(D, D)`` pair
-    comes from :func:`constructions.sarsa` / :func:`constructions.actor_critic` and the blocks are
-    its (L2) blocks as CSR matrices; above it the same nonzero entries are assembled directly as
-    sparse blocks (no dense ``D x D`` array), ``P``/``V`` are then ``None``.
+    Hyperparameters: the declaration's defaults ``algo.hyper``, then ``hyper``, then ``alpha`` (and
+    ``beta`` when given). For ``D <= dense_max_D`` (default :data:`DENSE_CONSTRUCTION_MAX_D`) the
+    dense ``(D, D)`` pair and its (L2) blocks as CSR matrices; above it the declaration's sparse
+    form (no dense ``D x D`` array when the declaration has one), ``P``/``V`` then ``None``.
+    ValueError if the declaration's construction does not have the layout's shape ``(D, D)``.
     """
     if not isinstance(layout, Layout):
         raise ValueError(f"layout: expected a lsa_theory.Layout, got {type(layout).__name__}")
+    alg = _algorithm(algo)
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     if layout.d_pi:
         beta = check_real(beta, "beta", low=0.0, low_open=True)
     limit = DENSE_CONSTRUCTION_MAX_D if dense_max_D is None else check_int(dense_max_D, "dense_max_D", 0)
-    d, d_pi, m, D = layout.d, layout.d_pi, layout.m, layout.D
-    if D <= limit:
-        if d_pi:
-            P, V = cnum.actor_critic(d, d_pi, alpha, beta)
-        else:
-            P, V = cnum.sarsa(d, alpha)
-        b = layout.blocks(P, V)
-        return BlockWeights(
-            layout,
-            *(sp.csr_array(b[k]) for k in ("P12", "P22", "Vbar21", "Vbar22")),
-            P=P,
-            V=V,
-            source="constructed",
-        )
-    p, k = D - m, layout.k
-    idx = np.arange(d)
-    # P12 rows: phi (0..d-1) -> w columns (1..d) with -1; phi_next (d..2d-1) -> w with +1; r -> const.
-    rows = np.concatenate([idx, d + idx, [2 * d]])
-    cols = np.concatenate([1 + idx, 1 + idx, [0]])
-    vals = np.concatenate([-np.ones(d), np.ones(d), [1.0]])
-    P12 = sp.csr_array((vals, (rows, cols)), shape=(m, p))
-    # Vbar21 rows are the readout [w; lam]: alpha on the phi block, beta on the score block g.
-    vrows = np.concatenate([idx, d + np.arange(d_pi)])
-    vcols = np.concatenate([idx, 2 * d + 1 + np.arange(d_pi)])
-    vvals = np.concatenate([np.full(d, alpha), np.full(d_pi, beta if d_pi else 0.0)])
-    Vbar21 = sp.csr_array((vvals, (vrows, vcols)), shape=(k, m))
-    return BlockWeights(layout, P12, sp.csr_array((p, p)), Vbar21, sp.csr_array((k, p)), source="constructed")
+    full_hyper = {**alg.hyper, **(dict(hyper) if hyper is not None else {}), "alpha": alpha}
+    if beta is not None:
+        full_hyper["beta"] = beta
+    dims = Dims(layout.d, layout.d_pi)
+    dense = layout.D <= limit
+    P, V = alg.construction_blocks(dims, full_hyper, sparse=not dense)
+    for name, M in (("P", P), ("V", V)):
+        if tuple(M.shape) != (layout.D, layout.D):
+            raise ValueError(
+                f"weights: {alg.name}'s construction gives {name} of shape {tuple(M.shape)}; the "
+                f"environment needs ({layout.D}, {layout.D}) (d = {layout.d}, d_pi = {layout.d_pi})"
+            )
+    if dense:
+        P, V = np.asarray(P, dtype=np.float64), np.asarray(V, dtype=np.float64)
+    b = layout.blocks(P, V)
+    blocks = (sp.csr_array(b[k]) for k in ("P12", "P22", "Vbar21", "Vbar22"))
+    return BlockWeights(layout, *blocks, P=P if dense else None, V=V if dense else None, source="constructed")
 
 
 def resolve_weights(
-    weights: Any, layout: Layout, *, alpha: float | None = None, beta: float | None = None
+    weights: Any,
+    layout: Layout,
+    *,
+    alpha: float | None = None,
+    beta: float | None = None,
+    algo: str | ClosedLoopAlgorithm | None = None,
+    hyper: Mapping[str, Any] | None = None,
 ) -> BlockWeights | None:
     """:class:`BlockWeights` of a deployment, or ``None`` for the exact teacher.
 
-    ``weights``: ``"constructed"`` ((S3)/(A3) with ``alpha``, ``beta``), ``"teacher"`` (returns
+    ``weights``: ``"constructed"`` (the construction of the declaration ``algo`` with ``alpha``,
+    ``beta`` and ``hyper``, :func:`constructed_blocks`), ``"teacher"`` (returns
     ``None``), a pair ``(P, V)`` of (D, D) arrays, or a path (``str`` / ``Path`` ending in ``.npz``)
     to an ``.npz`` with arrays ``P`` and ``V``; ``D`` must equal ``layout.D``.
     """
@@ -140,7 +153,9 @@ def resolve_weights(
     if isinstance(weights, str) and weights == "constructed":
         if alpha is None:
             raise ValueError("alpha: the constructed weights need alpha")
-        return constructed_blocks(layout, alpha, beta)
+        if algo is None:
+            raise ValueError("algo: the constructed weights need the algorithm whose construction to deploy")
+        return constructed_blocks(layout, alpha, beta, algo=algo, hyper=hyper)
     source = "dense"
     if isinstance(weights, str | Path):
         path = Path(weights)

@@ -35,7 +35,7 @@ import numpy as np
 import dynamics as dy
 
 from .io import atomic_savez, atomic_write_json, load_npz, progress, read_json, to_jsonable, versions
-from .plots import integer_ticks
+from .plots import integer_ticks, pyplot, save_figure
 
 __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
 
@@ -362,10 +362,7 @@ def plot_converge(out: str | Path) -> list[Path]:
     """Figures from saved results in ``out``: log loss against t with the predicted slope
     ``-2 lambda_min^+`` through the window, and the Hessian spectra at the limits (one legend entry
     per run)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "converge.json")
@@ -397,10 +394,7 @@ def plot_converge(out: str | Path) -> list[Path]:
             fontsize=8,
         )
         axes[0].legend(fontsize=6)
-        fig.tight_layout()
-        paths.append(out / "converge_loss.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "converge_loss.png"))
 
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in doc["runs"]:
@@ -413,10 +407,7 @@ def plot_converge(out: str | Path) -> list[Path]:
         ax.legend(fontsize=6, markerscale=3)
         ax.set_ylabel("|eigenvalue| of the Hessian at the limit")
         ax.set_title("Hessian spectra at the limits (kernel at round-off)")
-        fig.tight_layout()
-        paths.append(out / "converge_spectrum.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "converge_spectrum.png"))
 
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         for r in doc["runs"] + doc.get("radius_sweep", []):
@@ -445,8 +436,5 @@ def plot_converge(out: str | Path) -> list[Path]:
         axes[1].set_title("unrealisable targets (L* > 0): not evidence for (M6)", fontsize=9)
         if doc.get("unrealisable"):
             axes[1].legend(fontsize=6)
-        fig.tight_layout()
-        paths.append(out / "converge_pl.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "converge_pl.png"))
     return paths

@@ -30,7 +30,7 @@ import numpy as np
 import dynamics as dy
 
 from .io import atomic_write_json, progress, read_json, to_jsonable, versions
-from .plots import integer_ticks
+from .plots import integer_ticks, pyplot, save_figure
 
 __all__ = [
     "DiversityConfig",
@@ -247,10 +247,7 @@ def plot_diversity(out: str | Path) -> Path:
     """From ``diversity.json``: held-out error and certified kernel dimension, beside the (M4)
     tangent dimension, against k (resampled vs shared features, S = A = 2; integer ticks), and the
     single-MDP held-out error against d at every size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     all_rows = read_json(out / "diversity.json")["rows"]
@@ -291,8 +288,4 @@ def plot_diversity(out: str | Path) -> Path:
     for ax in axes:
         ax.legend(fontsize=8)
     fig.suptitle("(M7): task diversity and the optimal manifold; the cost depends on d")
-    fig.tight_layout()
-    path = out / "diversity.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "diversity.png")

@@ -92,6 +92,16 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of the bytes of the file ``path`` (ValueError naming it if it cannot be read)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def blas_threads() -> int | None:
     """The BLAS thread limit in force now (the smallest over the loaded BLAS libraries)."""
     from threadpoolctl import threadpool_info

@@ -275,7 +275,7 @@ def softmax_deploy(
     tau = check_real(tau, "tau", low=0.0, low_open=True)
     S, A = mdp.n_states, mdp.n_actions
     lay = lt.Layout(S * A)
-    blocks = resolve_weights(weights, lay, alpha=alpha)
+    blocks = resolve_weights(weights, lay, alpha=alpha, algo="sarsa")
     sol = lt.optimal(mdp) if solution is None else solution
     phi = lt.random_features(S, A, None, rng)
     w = rng.uniform(-1.0, 1.0, S * A)

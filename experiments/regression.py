@@ -350,10 +350,9 @@ def plot_regression(out: str | Path) -> Path:
     """``regression.png`` from saved results: the flow's limit ``M`` against ``Gamma^{-1}`` entry by
     entry (every population configuration), the sampled error against F with the fitted slope and
     a -1/2 reference, and the excess loss along the primary flow with the predicted slope."""
-    import matplotlib
+    from .plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "regression.json")
@@ -404,8 +403,4 @@ def plot_regression(out: str | Path) -> Path:
     ax.set_xlabel("t")
     ax.set_title(f"primary flow: rate / lambda_min^+ = {pop['rate_ratio']:.4f}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "regression.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "regression.png")

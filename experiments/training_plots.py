@@ -127,8 +127,9 @@ def plot_training_seeds(out: str | Path) -> Path:
         ax.set_xlabel("step")
         ax.legend(fontsize=6)
     b = doc["base"]
+    critic = b.get("critic") or constructions.ALGORITHMS[b["algorithm"]].critic  # None: the algorithm's own
     fig.suptitle(
-        f"{b['algorithm']} ({b.get('critic', 'action')} critic), init {b.get('init', 'random')}: S={b['S']}, "
+        f"{b['algorithm']} ({critic} critic), init {b.get('init', 'random')}: S={b['S']}, "
         f"A={b['A']}, k={b['k']} x {b['frames']} frames, {len(doc['seeds'])} seeds",
         fontsize=9,
     )

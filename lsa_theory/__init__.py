@@ -4,7 +4,7 @@ Notation and equation labels follow ``docs/theory.md``. The public API is re-exp
 outer packages ``constructions`` and ``dynamics`` build on it (imports only go core -> outward).
 """
 
-from .algorithms import actor_critic_update, sarsa_update, td_errors, td_update
+from .algorithms import actor_critic_update, sarsa_update, sarsa_update_error_bound, td_errors, td_update
 from .features import FEATURE_KINDS, random_features, random_state_features
 from .lsa import (
     lsa_block,
@@ -98,6 +98,7 @@ __all__ = [
     "sarsa_loop_batched",
     "sarsa_prompt",
     "sarsa_update",
+    "sarsa_update_error_bound",
     "sufficient_statistics",
     "tf_from_statistics",
     "trace_mask",

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import _backend as B
 from ._checks import check_int, check_real
 from .prompts import _check_context, _check_vector
+from .roundoff import gamma, matmul_error_bound
 
-__all__ = ["td_errors", "sarsa_update", "actor_critic_update", "td_update"]
+__all__ = ["td_errors", "sarsa_update", "actor_critic_update", "td_update", "sarsa_update_error_bound"]
 
 
 def _einsum(spec: str, *ops: Any) -> Any:
@@ -97,3 +100,50 @@ def td_update(X: Any, w: Any, alpha: float, n_iter: int = 1) -> Any:
     for _ in range(n_iter):
         w = _sarsa_step(X, w, alpha, d, n)
     return w
+
+
+def sarsa_update_error_bound(
+    X: np.ndarray,
+    w: np.ndarray,
+    alpha: float,
+    g: np.ndarray | None = None,
+    lam: np.ndarray | None = None,
+    beta: float | None = None,
+) -> np.ndarray:
+    r"""Entrywise bound (d,) (with an actor (d + d_pi,)) on ``|fl(teacher) - teacher|`` for the
+    exact update (S2) ``w + (alpha/n) sum_i delta_i phi_i`` (and (A2) ``lambda + (beta/n) sum_i
+    delta_i g_i``) as :func:`lsa_theory.sarsa_update` / :func:`lsa_theory.actor_critic_update`
+    compute it from ``X`` (2d+1, n), ``w`` (d,), ``g`` (d_pi, n), ``lam`` (d_pi,), all exact inputs:
+
+    .. math::
+
+        e_\delta = \gamma_{2d} |[\phi; \gamma\phi^+]|^T |[w; w]| + u |\hat\delta|, \qquad
+        E_w = \tfrac{\alpha}{n}\big(\gamma_n |\Phi| |\hat\delta| + |\Phi| e_\delta\big)
+              + \gamma_2 |\widehat{\tfrac{\alpha}{n}} \hat s| + u |\hat w'| ,
+
+    (``delta_i``'s inner product of length ``2d`` and the sum with ``r``; the product ``Phi delta``
+    of length ``n``; the rounding of ``alpha / n`` and of the scaling; the final sum; a rounding
+    ``|fl(x) - x| <= u |x| <= gamma_1 |fl(x)|`` is charged on the computed value), the same with
+    ``G``, ``beta`` for ``lambda``; the final factor :math:`1 + \gamma_{2(n+d)}` covers the
+    second-order terms (magnitudes of computed instead of exact intermediates). Valid for every
+    summation order (Higham §3)."""
+    X = np.asarray(X, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    d = w.size
+    n = X.shape[1]
+    Z = X[: 2 * d]
+    delta = X[2 * d] + Z.T @ np.concatenate([-w, w])
+    e_delta = matmul_error_bound(Z.T, np.concatenate([w, w])) + gamma(1) * np.abs(delta)
+
+    def part(F, step, start):
+        s = F @ delta
+        cs = (step / n) * s
+        Es = matmul_error_bound(F, delta) + np.abs(F) @ e_delta
+        return (step / n) * Es + gamma(2) * np.abs(cs) + gamma(1) * np.abs(start + cs)
+
+    E = part(X[:d], alpha, w)
+    if g is not None:
+        E = np.concatenate(
+            [E, part(np.asarray(g, dtype=np.float64), beta, np.asarray(lam, dtype=np.float64))]
+        )
+    return E * (1.0 + gamma(2 * (n + d)))

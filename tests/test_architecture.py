@@ -83,15 +83,171 @@ def test_the_name_branch_check_can_fail(tmp_path):
     assert _name_branches(f, {"sarsa"}, root=tmp_path)
 
 
-#: The guide: split a module before it passes ~500 lines.
-MAX_MODULE_LINES = 500
+# --------------------------------------------------------------------------------------------------
+# guard rails of the redesign (issue 19): import circles and private names across packages
+# --------------------------------------------------------------------------------------------------
 
 
-def test_no_module_exceeds_500_lines():
-    long = {
-        str(f.relative_to(ROOT)): n
-        for layer in LAYERS
-        for f in sorted((ROOT / layer).rglob("*.py"))
-        if (n := len(f.read_text().splitlines())) > MAX_MODULE_LINES
+def _modules(root: pathlib.Path = ROOT) -> dict[str, pathlib.Path]:
+    mods = {}
+    for layer in LAYERS:
+        for f in (root / layer).rglob("*.py"):
+            parts = list(f.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            mods[".".join(parts)] = f
+    return mods
+
+
+def _import_edges(mods: dict[str, pathlib.Path]) -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
+    """Module -> modules it imports (at module level *and* inside functions), and every imported
+    private name ``(importer, module, name)``; a package's ``from . import x`` counts as an edge
+    to ``x`` only (the package's ``__init__`` is not a cycle through its own children)."""
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    private = []
+    for m, f in mods.items():
+        is_pkg = f.name == "__init__.py"
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = m.split(".") if is_pkg else m.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                for a in node.names:
+                    full = f"{target}.{a.name}"
+                    if full in mods:
+                        edges[m].add(full)
+                        if a.name.startswith("_") and not a.name.startswith("__"):
+                            private.append((m, target, a.name))
+                    elif target in mods:
+                        edges[m].add(target)
+                        if a.name.startswith("_") and not a.name.startswith("__"):
+                            private.append((m, target, a.name))
+                if any(p.startswith("_") and not p.startswith("__") for p in target.split(".")):
+                    private.append((m, target, "*module*"))
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in mods:
+                        edges[m].add(a.name)
+        edges[m].discard(m)
+    return edges, private
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[tuple[str, ...]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(tuple(sorted(comp)))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+#: Import circles still to be cut (issue 19), exactly: a new one fails, and so does a cut one left
+#: here (the list only shrinks). Empty when the redesign is done.
+KNOWN_CYCLES = [
+    ("constructions.algorithms.regression", "constructions.verify"),
+    (
+        "constructions.algorithms.sarsa",
+        "constructions.algorithms.td",
+        "constructions.algorithms.td_average_reward",
+        "constructions.algorithms.td_precond",
+        "constructions.numeric",
+        "constructions.proof_forms",
+    ),
+    ("constructions.derive", "constructions.proof_link"),
+    (
+        "constructions.symbolic_sizes",
+        "constructions.symbolic_sizes_regression",
+        "constructions.symbolic_sizes_w7",
+    ),
+    ("experiments.context_length", "experiments.control"),
+    ("experiments.control_loop", "experiments.control_roundoff"),
+    ("experiments.pretrain", "experiments.pretrain_eval"),
+    ("experiments.training", "experiments.training_sweeps"),
+    ("lsa_theory.rollout", "lsa_theory.rollout_batched"),
+]
+
+
+def test_import_circles_are_exactly_the_known_ones():
+    found = _cycles(_import_edges(_modules())[0])
+    new = [c for c in found if c not in KNOWN_CYCLES]
+    cut = [c for c in KNOWN_CYCLES if c not in found]
+    assert not new, f"new import circle(s), function-level imports included: {new}"
+    assert not cut, f"circle(s) cut: remove them from KNOWN_CYCLES: {cut}"
+
+
+def test_the_circle_check_can_fail(tmp_path):
+    pkg = tmp_path / "lsa_theory"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from . import b\n")
+    (pkg / "b.py").write_text("from .a import f\n")
+    (pkg / "c.py").write_text("from .a import f\n")
+    mods = {k: v for k, v in _modules(tmp_path).items()}
+    assert _cycles(_import_edges(mods)[0]) == [("lsa_theory.a", "lsa_theory.b")]
+
+
+def _cross_package_private() -> set[tuple[str, str, str]]:
+    _, private = _import_edges(_modules())
+    return {(m, t, n) for m, t, n in private if m.split(".")[0] != t.split(".")[0]}
+
+
+#: Private names (or private modules, ``*module*``) imported across packages, still to be made
+#: public or moved (issue 19), exactly: the set only shrinks.
+KNOWN_PRIVATE_IMPORTS = frozenset(
+    {
+        ("constructions.algorithms._common", "lsa_theory.reference", "_check_numeric"),
+        ("constructions.algorithms._common", "lsa_theory.reference", "_sizes"),
+        ("constructions.algorithms.regression", "lsa_theory", "_backend"),
+        ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_check_numeric"),
+        ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_delta"),
+        ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_out"),
+        ("constructions.algorithms.td_average_reward", "lsa_theory.reference", "_delta"),
+        ("constructions.algorithms.td_average_reward", "lsa_theory.reference", "_out"),
+        ("constructions.algorithms.td_lambda", "lsa_theory.reference", "_delta"),
+        ("constructions.algorithms.td_lambda", "lsa_theory.reference", "_out"),
+        ("constructions.algorithms.td_precond", "lsa_theory.reference", "_delta"),
+        ("constructions.algorithms.td_precond", "lsa_theory.reference", "_out"),
     }
-    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by concern): {long}"
+)
+
+
+def test_private_imports_across_packages_are_exactly_the_known_ones():
+    found = {x for x in _cross_package_private() if x[2] != "*module*"}
+    assert not (found - KNOWN_PRIVATE_IMPORTS), f"new: {sorted(found - KNOWN_PRIVATE_IMPORTS)}"
+    assert not (KNOWN_PRIVATE_IMPORTS - found), f"gone, remove: {sorted(KNOWN_PRIVATE_IMPORTS - found)}"
+
+
+def test_private_modules_imported_across_packages_are_only_the_checks():
+    """``lsa_theory._checks`` (argument checks, imported by 30+ modules) is the one private module
+    other packages still import; it becomes public in the redesign. Any other is new."""
+    mods = {t for m, t, n in _cross_package_private() if n == "*module*"}
+    assert mods <= {"lsa_theory._checks"}, sorted(mods)

@@ -167,8 +167,12 @@ def test_l2_fast_readout_equals_lsa_block(rng, d_pi):
 @pytest.mark.parametrize("d_pi", [0, 3])
 def test_sparse_construction_equals_constructions_numeric(rng, d_pi):
     layout = lt.Layout(5, d_pi)
-    dense = ctl.constructed_blocks(layout, 0.3, 0.2 if d_pi else None)
-    sparse = ctl.constructed_blocks(layout, 0.3, 0.2 if d_pi else None, dense_max_D=0)
+    dense = ctl.constructed_blocks(
+        layout, 0.3, 0.2 if d_pi else None, algo="actor_critic" if d_pi else "sarsa"
+    )
+    sparse = ctl.constructed_blocks(
+        layout, 0.3, 0.2 if d_pi else None, algo="actor_critic" if d_pi else "sarsa", dense_max_D=0
+    )
     assert dense.P is not None and sparse.P is None
     for k in ("P12", "P22", "Vbar21", "Vbar22"):
         np.testing.assert_array_equal(getattr(dense, k).toarray(), getattr(sparse, k).toarray())
@@ -370,11 +374,11 @@ def test_bad_inputs_raise_value_error(tmp_path):
         (lambda: ctl.tabular_sarsa(mdp, **(ok | {"alpha": -1.0})), "alpha"),
         (
             lambda: ctl.l2_readout(
-                np.zeros((5, 3)), np.zeros(37), ctl.constructed_blocks(lt.Layout(36), 0.2)
+                np.zeros((5, 3)), np.zeros(37), ctl.constructed_blocks(lt.Layout(36), 0.2, algo="sarsa")
             ),
             "X",
         ),
-        (lambda: ctl.constructed_blocks(3, 0.2), "layout"),
+        (lambda: ctl.constructed_blocks(3, 0.2, algo="sarsa"), "layout"),
         (lambda: ctl.ControlConfig(n_updates=0), "n_updates"),
         (lambda: ctl.ControlConfig(envs=()), "envs"),
         (lambda: ctl.ControlConfig(weights="teacher"), "weights"),
@@ -392,7 +396,7 @@ def test_bad_inputs_raise_value_error(tmp_path):
     # forward="l1" needs dense weights, unavailable for the sparse Taxi-sized construction
     with pytest.raises(ValueError, match="forward"):
         ctl._update_fn(
-            ctl.constructed_blocks(lt.Layout(600), 0.2),
+            ctl.constructed_blocks(lt.Layout(600), 0.2, algo="sarsa"),
             lt.Layout(600),
             ctl._algorithm("sarsa"),
             {"alpha": 0.2},

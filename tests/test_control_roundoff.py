@@ -57,7 +57,7 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
     alpha = 0.2
     lay = lt.Layout(d)
     P, V = C.sarsa(d, alpha)
-    blocks = constructed_blocks(lay, alpha)
+    blocks = constructed_blocks(lay, alpha, algo="sarsa")
     for _ in range(5):
         X = _columns(rng, d, n, scale)
         w = rng.uniform(-1, 1, d) * 1e3
@@ -70,7 +70,7 @@ def test_bounds_hold_against_exact_arithmetic(d, n, scale):
         bounds = {
             "l1": (l1, l1_readout_error_bound(H, P, V, d)),
             "l2": (l2, l2_readout_error_bound(X, np.concatenate([[1.0], w]), blocks)),
-            "teacher": (te, cr.teacher_update_error_bound(X, w, alpha)),
+            "teacher": (te, lt.sarsa_update_error_bound(X, w, alpha)),
         }
         for forward, value in (("l1", l1), ("l2", l2)):
             both = cr.block_teacher_error_bound(X, None, w, None, blocks, forward, alpha)
@@ -108,7 +108,7 @@ def test_actor_critic_bounds_hold_against_exact_arithmetic():
         tw, tl = lt.actor_critic_update(X, g, w, lam, alpha, beta)
         for value, bound in (
             (l1, l1_readout_error_bound(H, P, V, d + d_pi)),
-            (np.concatenate([tw, tl]), cr.teacher_update_error_bound(X, w, alpha, g, lam, beta)),
+            (np.concatenate([tw, tl]), lt.sarsa_update_error_bound(X, w, alpha, g, lam, beta)),
         ):
             err = np.array([float(abs(Fraction(float(v)) - e)) for v, e in zip(value, exact, strict=True)])
             assert np.all(err <= bound), (err, bound)
@@ -177,10 +177,10 @@ def test_wrong_alpha_in_the_deployed_block_exits_1(monkeypatch, capsys):
     """Mutation: the deployed construction uses alpha * 1.01 while the teacher uses alpha."""
     real = cl.resolve_weights
 
-    def wrong(weights, layout, *, alpha=None, beta=None):
+    def wrong(weights, layout, *, alpha=None, beta=None, algo=None, hyper=None):
         if weights == "constructed":
-            return constructed_blocks(layout, alpha * 1.01, beta)
-        return real(weights, layout, alpha=alpha, beta=beta)
+            return constructed_blocks(layout, alpha * 1.01, beta, algo=algo, hyper=hyper)
+        return real(weights, layout, alpha=alpha, beta=beta, algo=algo, hyper=hyper)
 
     monkeypatch.setattr(cl, "resolve_weights", wrong)
     rc = cli.main(["control", "--quick", "--json", "--updates", "5"])

@@ -152,3 +152,67 @@ def test_regression_gamma_check_is_the_saved_run():
     assert gamma_check_table(doc) in page
     worst = max(r["flow_vs_target"] for r in doc["configs"])
     assert f"{worst:.1e}" in page
+
+
+def test_extending_page_links_every_worked_example_and_has_pitfalls():
+    """Issue 24, item 28: docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy
+    exactness) and links every runnable example declaration in examples/ (tests/test_registry.py
+    verifies each)."""
+    text = (ROOT / "docs" / "extending.md").read_text()
+    assert "## Pitfalls" in text
+    pitfalls = text[text.index("## Pitfalls") :]
+    assert "never receive the sizes" in pitfalls and "** 0.5" in pitfalls
+    declared = {
+        p.name for p in (ROOT / "examples").glob("*.py") if "constructions.Algorithm" in p.read_text()
+    }
+    assert {"expected_sarsa.py", "nstep_td.py", "offpolicy_td0.py"} <= declared
+    for name in declared:
+        assert f"](../examples/{name})" in text, f"docs/extending.md does not link examples/{name}"
+
+
+#: Every command and link of the README before issue 24's rewrite of its first screen (item 29).
+README_COMMANDS = (
+    'pip install -e ".[dev]"',
+    "lsa-theory verify",
+    "pytest",
+    "lsa-theory verify --quick",
+    "pytest -m slow -n 2 --dist worksteal",
+    "lsa-theory converge --algo sarsa --quick --out results/converge",
+    "lsa-theory converge --algo actor_critic --quick --json",
+    "lsa-theory diversity --quick --out results/diversity",
+    "lsa-theory control --quick --json",
+    "lsa-theory control --weights trained --out results",
+    "lsa-theory context-length --regime in-context --quick --json",
+    "lsa-theory regression --quick --json",
+    "lsa-theory pretrain --mode both --quick --json",
+    "lsa-theory reproduce --quick --out results",
+    "lsa-theory sweep examples/sweep.toml --workers 2 --out results/sweep",
+    "python benchmarks/run.py --quick",
+)
+README_LINKS = (
+    "docs/actor-critic.md", "docs/context-length.md", "docs/dynamics.md", "docs/experiments.md",
+    "docs/extending.md", "docs/inputs.md", "docs/inputs.md#faults-files-and-concurrent-runs-issue-24",
+    "docs/performance-flow.md", "docs/performance.md", "docs/pretraining.md", "docs/proofs.md",
+    "docs/regression.md", "docs/results.md", "docs/td-family.md", "docs/theory.md", "docs/tool.md",
+)  # fmt: skip
+
+
+def test_readme_first_screen_installs_from_a_clone_and_states_costs():
+    """Issue 24, item 29: the README's first screen (before the first section heading) says what
+    the package is, installs from a clone into a virtual environment (as .ci/run does), names the
+    torch pin, gives the first commands and the test command with its measured cost, and links
+    the cost table of the --quick runs; every command and link the README had is kept."""
+    text = README.read_text()
+    first = text[: text.index("\n## ")]
+    needed = ("git clone", "python3 -m venv .venv", ". .venv/bin/activate", 'pip install -e ".[dev]"')
+    needed += ("torch==2.13.0", "lsa-theory verify --quick", "](docs/tool.md#what-each-command-costs)")
+    for item in needed:
+        assert item in first, item
+    (pytest_line,) = [line for line in first.splitlines() if line.startswith("pytest ")]
+    assert "300 s" in pytest_line and "2 cores" in pytest_line and "3 min" not in first
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv" in ci and 'pip install -e ".[dev]"' in ci
+    for command in README_COMMANDS:
+        assert command in text, command
+    for link in README_LINKS:
+        assert f"]({link})" in text, link

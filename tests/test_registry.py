@@ -174,6 +174,61 @@ def test_user_module_from_a_temporary_directory(tmp_path):
     assert "expected_sarsa" in out.stdout and "4/4 claims pass" in out.stdout
 
 
+@pytest.mark.parametrize(
+    "example, name, rows", [("nstep_td", "nstep_sarsa", 7), ("offpolicy_td0", "offpolicy_td0", 4)]
+)
+def test_worked_examples_verify(tmp_path, capsys, example, name, rows):
+    """docs/extending.md's second and third worked examples: ``lsa-theory verify --module
+    examples/X.py --quick`` exits 0 with every row passed (in process; the subprocess path is the
+    test above)."""
+    from experiments import cli
+
+    user = tmp_path / f"{example}.py"
+    shutil.copy(ROOT / "examples" / f"{example}.py", user)
+    code = cli.main(["verify", "--module", str(user), "--quick", "--seed", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert name in out and f"{rows}/{rows} claims pass" in out
+
+
+def _sqrt_ratio_layout(alg):
+    """The off-policy example with the ratio put into (S3)'s own rows as ``sqrt(rho)`` (the
+    pitfall of docs/extending.md): ``rho ** 0.5`` squares back to ``rho`` in floats, to the
+    symbol ``rho ** 1.0`` in sympy."""
+    bad = type(alg)()
+
+    def columns(inst, hyper):
+        s = inst["rho"] ** 0.5
+        X = np.concatenate(
+            [
+                (s[:, None] * inst["phi"]).T,
+                hyper["gamma"] * (s[:, None] * inst["phi_next"]).T,
+                (s * inst["r"])[None, :],
+            ]
+        )
+        return X, np.concatenate([[1], inst["w"]])
+
+    bad.columns = columns
+    bad.construction = lambda sizes, hyper, c=1.0, depth=1: (
+        [constructions.sarsa(sizes["d"], hyper["alpha"], c)] * depth
+    )
+    bad.construction_symbolic = lambda sizes, hyper, c, depth=1: (
+        [constructions.sarsa_symbolic(sizes["d"], hyper["alpha"], c)] * depth
+    )
+    return bad
+
+
+def test_a_float_power_fails_the_sympy_level_with_a_hint(rng):
+    """docs/extending.md, "Pitfalls": every float row passes, the sympy row fails and says why."""
+    (alg,) = constructions.load_module(ROOT / "examples" / "offpolicy_td0.py")
+    rows = derive.verify_rows(_sqrt_ratio_layout(alg), rng, quick=True, k=2)
+    floats = [r for r in rows if "sympy" not in r.check]
+    (sym,) = [r for r in rows if "sympy" in r.check]
+    assert floats and all(r.passed for r in floats), [(r.check, r.residual) for r in floats]
+    assert not sym.passed and sym.residual > 0
+    assert derive.SYMPY_HINT in sym.check and "** 0.5" in sym.check
+
+
 def test_a_wrong_user_construction_fails_with_exit_code_1(tmp_path):
     """The same file with the discount dropped from the prompt: a wrong construction for the
     declared update, reported as failing rows and exit code 1."""

@@ -94,6 +94,12 @@ class ActorCritic(ClosedLoopAlgorithm):
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [numeric.actor_critic(sizes["d"], sizes["d_pi"], hyper["alpha"], hyper["beta"], c)] * depth
 
+    def sparse_construction(self, dims, hyper, c=1.0):
+        return numeric.actor_critic(dims.d, dims.d_pi, hyper["alpha"], hyper["beta"], c, sparse=True)
+
+    def teacher_error_bound(self, X, g, w, lam, hyper):
+        return lt.sarsa_update_error_bound(X, w, hyper["alpha"], g, lam, hyper["beta"])
+
     def construction_symbolic(self, sizes, hyper, c, depth=1):
         return [
             symbolic.actor_critic_symbolic(sizes["d"], sizes["d_pi"], hyper["alpha"], hyper["beta"], c)

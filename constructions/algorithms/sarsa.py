@@ -82,6 +82,12 @@ class Sarsa(ClosedLoopAlgorithm):
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [numeric.sarsa(sizes["d"], hyper["alpha"], c)] * depth
 
+    def sparse_construction(self, dims, hyper, c=1.0):
+        return numeric.sarsa(dims.d, hyper["alpha"], c, sparse=True)
+
+    def teacher_error_bound(self, X, g, w, lam, hyper):
+        return lt.sarsa_update_error_bound(X, w, hyper["alpha"])
+
     def construction_symbolic(self, sizes, hyper, c, depth=1):
         return [symbolic.sarsa_symbolic(sizes["d"], hyper["alpha"], c)] * depth
 
