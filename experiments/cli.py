@@ -1,8 +1,10 @@
 """``lsa-theory`` command line.
 
-- ``lsa-theory verify [--json] [--quick] [--seed N]`` checks every construction claim of docs/theory.md
-  on fresh random instances (:func:`constructions.run_claims`); ``--json`` prints
-  ``{"rows": [{"claim", "residual", "tol", "passed"}, ...]}`` (rows also carry ``check``).
+- ``lsa-theory verify [--json] [--quick] [--seed N] [--module FILE.py] [--timeout SECONDS]`` checks
+  every construction claim of docs/theory.md on fresh random instances
+  (:func:`constructions.run_claims`); ``--json`` prints ``{"rows": [{"claim", "residual", "tol",
+  "passed"}, ...]}`` (rows also carry ``check``). Progress on stderr as each level starts;
+  ``--timeout``: exit 2 naming the level that was running.
 - ``lsa-theory converge [--algo sarsa|actor_critic] [--quick] [--json] [--out DIR]`` runs gradient
   flows from perturbations of the construction (:mod:`experiments.converge`); ``--json`` prints
   ``{"runs": [{"algo", "seed", "radius", "loss0", "loss_final", "dist_final", "rate_fit",
@@ -44,9 +46,13 @@
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
 - ``lsa-theory reproduce [--quick] [--seed S] [--out DIR]`` runs all of the above into ``DIR`` with
   figures and ``summary.json`` (:mod:`experiments.reproduce`; every part's seeds shifted by ``S``);
-  a rerun skips finished parts, and refuses results of another seed unless ``--reuse``.
+  a rerun skips finished parts, and refuses results of another seed unless ``--reuse``. Progress per
+  part on stderr; ``--json`` prints one JSON document (the summary, ``failed`` naming each failed
+  part with its criterion), the table then on stderr.
 
-Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``).
+Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``), 2 on
+bad input (refused before ``--out`` is created), a filesystem error or ``verify --timeout``, 130
+when interrupted; ``--threads N`` limits BLAS and torch (docs/tool.md).
 """
 
 from __future__ import annotations
