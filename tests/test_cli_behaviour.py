@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +162,12 @@ _COMMANDS = {
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
+    "sweep": [
+        "sweep",
+        str(Path(__file__).resolve().parents[1] / "examples" / "sweep.toml"),
+        "--workers",
+        "1",
+    ],
 }
 
 #: command -> (module, configuration class) whose construction the command's precheck runs
