@@ -48,7 +48,8 @@ class FlowResult:
     ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
     manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
     ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
-    ``status``/``message`` as the solver gave them; solver statistics in ``stats``. ``loss_err``,
+    ``status``/``message`` as the solver gave them (``failed``: the integrator failed, status -1,
+    the message names the solver, the time and the cause); solver statistics in ``stats``. ``loss_err``,
     ``grad_err`` (per recorded point with ``gradient_flow(..., error_bounds=True)``, else ``None``):
     the round-off bounds of the recorded ``loss`` and ``grad_norm`` as computed
     (:func:`dynamics.loss_and_grad_error_bound`)."""
@@ -70,6 +71,7 @@ class FlowResult:
     stats: dict = field(default_factory=dict)
     loss_err: np.ndarray | None = None
     grad_err: np.ndarray | None = None
+    failed: bool = False
 
     @property
     def conserved_drift(self) -> float:
