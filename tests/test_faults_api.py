@@ -55,3 +55,74 @@ def test_gradient_flow_has_a_step_budget(alpha50):
     assert "max_steps = 300 reached" in flow.message
     with pytest.raises(ValueError, match="max_steps"):
         dy.gradient_flow(alpha50, theta0, 1.0, max_steps=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# item 8: a diverging loop is a result (diverged_at), not bad input
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def heldout_mdp():
+    from experiments.envs import heldout_family
+
+    return next(heldout_family(1, 0))
+
+
+def test_deploy_records_a_diverging_block(heldout_mdp):
+    """Was ``ValueError: H_out: contains NaN or inf`` (the (L1) block's products overflow at a 1-norm
+    of w far below DIVERGENCE_BOUND; alpha = 50, S9-A4 held-out MDP, seed 0: update 89)."""
+    from experiments.control_loop import deploy
+
+    kw = dict(n=20, n_updates=120, epsilon=0.1, alpha=50.0, eval_every=10)
+    r = deploy(heldout_mdp, "constructed", rng=np.random.default_rng(0), **kw)
+    assert r.forward == "l1" and r.diverged_at == 89
+    assert np.isnan(r.ws[89:]).all() and np.isfinite(r.ws[:89]).all()
+    teacher = deploy(heldout_mdp, "teacher", rng=np.random.default_rng(0), **kw)
+    assert teacher.diverged_at == 114
+
+
+def test_run_control_records_divergence(tmp_path):
+    """Was the same ValueError out of run_control (through the CLI: exit 2, "bad input")."""
+    from experiments.control import ControlConfig, run_control
+
+    cfg = ControlConfig(
+        envs=("random-S9-A4",), actor_critic_envs=(), alpha=50.0, n_updates=100, n_heldout=1, tabular=False
+    )
+    doc = run_control(cfg, tmp_path)
+    (env,) = doc["envs"]
+    assert env["n_diverged"] == 1 and env["normalized_return"] is None
+    assert doc["units"][0]["diverged_at"] == 89
+    assert (tmp_path / "control.json").exists()
+
+
+def test_sarsa_loop_flags_divergence(heldout_mdp):
+    """Was ``ValueError: Q: contains NaN or inf`` at alpha = 50 (raised on the loop's own overflow)."""
+    import lsa_theory as lt
+
+    S, A = heldout_mdp.n_states, heldout_mdp.n_actions
+    phi = lt.random_features(S, A, S * A, np.random.default_rng(0))
+    w0 = np.random.default_rng(3).uniform(-1, 1, S * A)
+
+    def loop(alpha, T):
+        upd = lambda X, w: lt.sarsa_update(X, w, alpha)  # noqa: E731
+        return lt.sarsa_loop(
+            heldout_mdp, phi, w0, upd, n=20, n_updates=T, epsilon=0.1, rng=np.random.default_rng(1)
+        )
+
+    r = loop(50.0, 200)
+    assert r.diverged_at == 114 and r.ws.shape == (201, S * A) and r.Xs.shape == (200, 2 * S * A + 1, 20)
+    assert np.isnan(r.ws[114:]).all() and np.isfinite(r.ws[:114]).all()
+    ok = loop(0.2, 20)
+    assert ok.diverged_at is None and np.isfinite(ok.ws).all()
+    with pytest.raises(ValueError, match="w0"):  # bad from the start still raises
+        lt.sarsa_loop(
+            heldout_mdp,
+            phi,
+            np.full(S * A, np.nan),
+            lambda X, w: w,
+            n=2,
+            n_updates=1,
+            epsilon=0.1,
+            rng=np.random.default_rng(0),
+        )
