@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from constructions.algorithms import regression as reg
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory._checks import as_float_array, check_int, check_real, check_rng
 
 from .manifold import KERNEL_RTOL, _gap_tol
 from .objective import Shapes
@@ -82,6 +82,7 @@ def random_covariance(d: int, kappa: float, rng: np.random.Generator) -> np.ndar
     orthogonal: condition number ``kappa``, largest eigenvalue 1."""
     d = check_int(d, "d")
     kappa = check_real(kappa, "kappa", low=1.0)
+    rng = check_rng(rng)
     R, r = np.linalg.qr(rng.standard_normal((d, d)))
     R = R * np.sign(np.diag(r))
     Lambda = (R * np.geomspace(1.0, 1.0 / kappa, d)) @ R.T
@@ -133,6 +134,9 @@ def sample_prompts(
     zero, so the cross blocks stay exactly zero on the sampled objective as they do in population."""
     F, N = check_int(F, "F"), check_int(N, "N")
     Lambda = _check_lambda(Lambda)
+    rng = check_rng(rng)
+    if not isinstance(antithetic, bool):
+        raise ValueError(f"antithetic: expected a bool, got {antithetic!r}")
     d = Lambda.shape[0]
     if antithetic and F % 2:
         raise ValueError(f"F: must be even with antithetic=True, got {F}")
@@ -268,10 +272,16 @@ def population_objective(Lambda: Any, N: int) -> RegressionObjective:
     return _objective(Lambda.shape[0], N, C, (Lambda @ Lambda).ravel(), float(np.trace(Lambda)), "population")
 
 
+def _check_sample(sample: Any) -> RegressionSample:
+    if not isinstance(sample, RegressionSample):
+        raise ValueError(f"sample: expected a RegressionSample (sample_prompts), got {type(sample).__name__}")
+    return sample
+
+
 def sampled_objective(sample: RegressionSample) -> RegressionObjective:
     """The empirical objective ``(1/2F) sum_f (x_{q,f}^T M h_f - y_{q,f})^2`` from the sufficient
     statistics ``C = mean k k^T``, ``b = mean y_q k``, ``c0 = mean y_q^2``, ``k_f = vec(x_{q,f} h_f^T)``."""
-    F, N, d = sample.X.shape
+    F, N, d = _check_sample(sample).X.shape
     K, yq = query_features(sample)
     return _objective(d, N, K.T @ K / F, K.T @ yq / F, float(yq @ yq / F), "sampled", F)
 
@@ -279,7 +289,7 @@ def sampled_objective(sample: RegressionSample) -> RegressionObjective:
 def query_features(sample: RegressionSample) -> tuple[np.ndarray, np.ndarray]:
     """``(K, y_q)``: the regressors ``k_f = vec(x_{q,f} h_f^T)`` (F, d^2) with ``yhat_f = k_f^T vec(M)``,
     and the targets ``y_{q,f}`` (F,)."""
-    F, _, d = sample.X.shape
+    F, _, d = _check_sample(sample).X.shape
     _, h, _ = reg.statistics(sample.X, sample.y)
     return (sample.x_query[:, :, None] * h[:, None, :]).reshape(F, d * d), sample.y_query
 
@@ -302,6 +312,7 @@ def sample_minimiser_test(
     ``M_ref`` is the inverse of a ``Gamma`` 3 % too large) and its standard error."""
     Lambda = _check_lambda(Lambda)
     F, N, chunk = check_int(F, "F"), check_int(N, "N"), check_int(chunk, "chunk")
+    rng = check_rng(rng)
     d = Lambda.shape[0]
     m_ref = as_float_array(M_ref, "M_ref", ndim=2).ravel()
     if m_ref.size != d * d:
@@ -380,7 +391,7 @@ def zfb_init(d: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
     It is balanced: ``u^2 - ||U||_F^2 = 0``."""
     d = check_int(d, "d")
     sigma = check_real(sigma, "sigma", low=0.0, low_open=True)
-    Theta = rng.standard_normal((d, d))
+    Theta = check_rng(rng).standard_normal((d, d))
     TT = Theta @ Theta.T
     return pack_theta(sigma, sigma * TT / np.linalg.norm(TT))
 

@@ -165,6 +165,8 @@ class PretrainConfig:
         for name in ("teacher_k", "teacher_steps", "heldout_k", "curve_updates", "eval_every"):
             check_int(getattr(self, name), name)
         check_int(self.warmup, "warmup", minimum=0)
+        if self.warmup > self.steps:  # the learning rate would never reach lr (issue 24, item 23)
+            raise ValueError(f"warmup: must be <= steps = {self.steps}, got {self.warmup}")
         check_int(self.seed, "seed", minimum=0)
         if self.batch_mdps is not None:
             check_int(self.batch_mdps, "batch_mdps")

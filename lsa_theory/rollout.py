@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_float_array, check_int
+from ._checks import as_float_array, check_int, check_rng
 from .mdp import TabularMDP, check_mdp, check_policy
 from .policies import (
     epsilon_greedy,
@@ -63,10 +63,7 @@ def _sample(cdf: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
 
 
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
-    return rng
+_check_rng = check_rng
 
 
 def _check_state(mdp: TabularMDP, s0) -> int:

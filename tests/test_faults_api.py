@@ -126,3 +126,148 @@ def test_sarsa_loop_flags_divergence(heldout_mdp):
             epsilon=0.1,
             rng=np.random.default_rng(0),
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# item 6: trained regression stacks record divergence and fail the verdict; 0 steps refused
+# --------------------------------------------------------------------------------------------------
+
+
+def _tiny_regression(**kw):
+    from experiments.regression import RegressionConfig
+
+    base = dict(
+        population=((3, 20, 10.0),),
+        F=(200, 800),
+        reps=2,
+        layers=(2,),
+        train_steps=20,
+        train_batch=50,
+        test_prompts=200,
+        gamma_F=20_000,
+    )
+    return RegressionConfig(**(base | kw))
+
+
+def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
+    """Was ``train_lr = 1e6``: test loss 2.2e24 with ``passed = True`` (no divergence flag)."""
+    import experiments.regression as er
+
+    monkeypatch.setitem(er.CRITERIA, "slope", 10.0)  # two F of two reps cannot measure a slope
+    doc = er.run_regression(_tiny_regression(train_lr=1e6, gamma_F=100))
+    assert all(r["diverged"] for r in doc["trained"]), [r["test_loss"] for r in doc["trained"]]
+    assert all(r["test_loss"] > r["loss_zero"] for r in doc["trained"])
+    assert doc["checks"]["trained_not_diverged"] is False and doc["passed"] is False
+    from experiments.regression_stack import train_stacks
+
+    cfg = _tiny_regression()
+    rows, _ = train_stacks(cfg, er._lambda(cfg, cfg.d, cfg.N, cfg.kappa))
+    assert not any(r["diverged"] for r in rows) and all(len(r["layers"]) == 2 for r in rows)
+
+
+def test_regression_stack_diverged_rule():
+    from experiments.regression_stack import stack_diverged
+
+    curve = np.array([0.5, 0.3, 0.2])
+    assert not stack_diverged(curve, 0.1, 0.7)
+    assert stack_diverged(curve, 0.71, 0.7)  # worse than predicting 0
+    assert stack_diverged(curve, np.nan, 0.7)
+    assert stack_diverged(np.array([0.5, np.inf, 0.2]), 0.1, 0.7)
+
+
+# --------------------------------------------------------------------------------------------------
+# item 23: every RegressionConfig field, rng, sample, fit_rate, PretrainConfig.warmup
+# --------------------------------------------------------------------------------------------------
+
+REGRESSION_BAD_FIELDS = [
+    ("d", 2.5),
+    ("N", 0),
+    ("kappa", 0.5),
+    ("population", ((3, 20),)),
+    ("population", ()),
+    ("sigma", -1.0),
+    ("F", (201, 800)),
+    ("F", ()),
+    ("reps", True),
+    ("layers", ()),
+    ("layers", (0,)),
+    ("train_steps", 0),  # item 6: nothing trained cannot pass; refused
+    ("train_batch", 51),
+    ("train_lr", float("nan")),
+    ("train_lr", 0.0),
+    ("test_prompts", 3),
+    ("seed", -1),
+    ("t_max", float("inf")),
+    ("method", "Euler"),
+    ("rtol", 0.0),
+    ("atol", -1.0),
+    ("grad_floor", "1e-16"),
+    ("window", (1e-12, 1e-22)),
+    ("window", (1e-22,)),
+    ("sampled_tol", (1e-10, 1e-14)),
+    ("sampled_tol", (1e-10, 1e-14, 0.0)),
+    ("gamma_F", 20.5),
+]
+
+
+def test_regression_config_checks_every_field():
+    """Was 3 of the fields checked (d, N, kappa, population, F membership; reps; gamma_F)."""
+    import dataclasses
+
+    from experiments.regression import RegressionConfig
+
+    fields = {f.name for f in dataclasses.fields(RegressionConfig)}
+    assert fields == {name for name, _ in REGRESSION_BAD_FIELDS}
+    for name, value in REGRESSION_BAD_FIELDS:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            _tiny_regression(**{name: value})
+    _tiny_regression()  # the valid base
+    RegressionConfig()
+    RegressionConfig.quick()
+
+
+def test_regression_rng_and_sample_are_checked():
+    """Were AttributeError (``sample_prompts(rng=0)``, ``sampled_objective({})``)."""
+    from dynamics import regression as rg
+
+    Lambda = np.eye(2)
+    with pytest.raises(ValueError, match="^rng: expected numpy.random.Generator, got int"):
+        rg.sample_prompts(4, 3, Lambda, rng=0)
+    with pytest.raises(ValueError, match="^rng"):
+        rg.random_covariance(2, 10.0, 0)
+    with pytest.raises(ValueError, match="^rng"):
+        rg.zfb_init(2, 0.1, None)
+    with pytest.raises(ValueError, match="^antithetic"):
+        rg.sample_prompts(4, 3, Lambda, np.random.default_rng(0), antithetic=1)
+    with pytest.raises(ValueError, match="^sample: expected a RegressionSample"):
+        rg.sampled_objective({})
+    with pytest.raises(ValueError, match="^sample"):
+        rg.query_features(None)
+
+
+def test_fit_rate_refuses_nan_and_unequal_lengths():
+    """Was a NaN point dropped silently and IndexError on unequal lengths."""
+    t = np.arange(10.0)
+    loss = np.exp(-2 * 0.5 * t) * 1e-23
+    mu, n = dy.fit_rate(t, loss, (1e-40, 1e-20))
+    assert n == 10 and abs(mu - 0.5) < 1e-12
+    bad = loss.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="^loss: contains NaN"):
+        dy.fit_rate(t, bad, (1e-40, 1e-20))
+    with pytest.raises(ValueError, match="^loss: expected the length 10 of t, got 9"):
+        dy.fit_rate(t, loss[:-1], (1e-40, 1e-20))
+    with pytest.raises(ValueError, match="^window"):
+        dy.fit_rate(t, loss, (1e-20, 1e-40))
+    with pytest.raises(ValueError, match="^min_points"):
+        dy.fit_rate(t, loss, (1e-40, 1e-20), min_points=1.5)
+    with pytest.raises(ValueError, match="^loss_err"):
+        dy.fit_rate(t, loss, (1e-40, 1e-20), loss_err=np.ones(3))
+
+
+def test_pretrain_config_refuses_warmup_beyond_steps():
+    from experiments.pretrain import PretrainConfig
+
+    with pytest.raises(ValueError, match="^warmup: must be <= steps = 10, got 11"):
+        PretrainConfig(steps=10, warmup=11)
+    assert PretrainConfig(steps=10, warmup=10).warmup == 10
