@@ -293,12 +293,17 @@ def conserved(dataset: TeacherDataset, theta: np.ndarray) -> float:
 def predict_scale(dataset: TeacherDataset, theta0: np.ndarray, U: np.ndarray | None = None) -> float:
     """(M3) prediction of the limit's scale ``c`` from the start ``theta0``: the positive root
     ``c^2`` of ``||B*_v||^2 c^4 + Q_v c^2 - ||A*_v||^2 = 0`` with ``Q_v`` the conserved visible
-    quantity, and the sign of the nearest manifold point's ``c`` at ``theta0``."""
+    quantity, and the sign of the nearest manifold point's ``c`` at ``theta0``.
+
+    The root is taken in the form without cancellation (``2 a / (Q + sqrt(Q^2 + 4ab))`` for
+    ``Q > 0``): ``(-Q + sqrt(Q^2 + 4ab)) / (2b)`` rounded to 0 for a far start (relative radius
+    1e8, ``Q ~ 1e16 a``) and the construction at ``c = 0`` was refused (issue 24, item 9)."""
     U = invisible_directions(dataset) if U is None else U
     Av, Bv, A0, B0 = _visible(dataset, theta0, U)
     Q = np.sum(Av * Av) - np.sum(Bv * Bv)
     a, b = np.sum(A0 * A0), np.sum(B0 * B0)
-    c2 = (-Q + np.sqrt(Q * Q + 4 * a * b)) / (2 * b)
+    root = np.hypot(Q, 2.0 * np.sqrt(a * b))  # sqrt(Q^2 + 4ab) without overflow of Q^2
+    c2 = 2 * a / (Q + root) if Q > 0 else (-Q + root) / (2 * b)
     _, c_near = distance_to_manifold(dataset, theta0, U)
     return float(np.sign(c_near) * np.sqrt(c2))
 

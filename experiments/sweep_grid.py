@@ -188,6 +188,11 @@ def _validate_params(kind: str, p: dict) -> None:
         raise ValueError(f"grid.seed: must be >= 0, got {p['seed']}")
     if kind == "diversity" and p["index"] < 0:
         raise ValueError(f"grid.index: must be >= 0, got {p['index']}")
+    if kind == "converge":  # the start theta*(c) + radius ||theta*(c)|| z: finite (issue 24, item 9)
+        if not (math.isfinite(p["radius"]) and p["radius"] >= 0):
+            raise ValueError(f"grid.radius: must be finite and >= 0, got {p['radius']}")
+        if not math.isfinite(p["c"]):  # c = 0: ConvergeConfig's "scales: c must be non-zero"
+            raise ValueError(f"grid.c: must be finite, got {p['c']}")
     rest = tuple(sorted((k, v) for k, v in p.items() if k not in ("seed", "index")))
     _validate_config(kind, rest)
 

@@ -271,3 +271,54 @@ def test_pretrain_config_refuses_warmup_beyond_steps():
     with pytest.raises(ValueError, match="^warmup: must be <= steps = 10, got 11"):
         PretrainConfig(steps=10, warmup=11)
     assert PretrainConfig(steps=10, warmup=10).warmup == 10
+
+
+# --------------------------------------------------------------------------------------------------
+# item 9: a converge sweep job with radius = 1e8 (c = 0 was derived from the radius)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("radius", [1e-2, 1e8, 1e60])
+def test_predict_scale_is_free_of_cancellation(radius):
+    """Was ``c: must be non-zero``: ``(-Q + sqrt(Q^2 + 4ab)) / (2b)`` rounded to 0 at radius 1e8 (and
+    ``Q^2`` overflowed at 1e60). Now the root ``c^2`` of ``b c^4 + Q c^2 - a`` to a few ulps."""
+    from experiments.converge import ConvergeConfig, _start, predict_rates
+
+    ds = teacher_dataset(ConvergeConfig().spec(), np.random.default_rng(0))
+    theta0 = _start(ds, 0, 1.0, radius)
+    c = dy.predict_scale(ds, theta0)
+    assert dy.invisible_directions(ds).shape[1] == 0  # every direction visible: Q is (M3)'s quantity
+    Q = dy.conserved(ds, theta0)
+    A0, B0 = dy.unpack(dy.construction(ds, 1.0), dy.shapes(ds))
+    a, b = np.sum(A0 * A0), np.sum(B0 * B0)
+    # each term is rounded a few times (sums of squares: gamma(size)); the two larger ones cancel
+    resid = abs(b * c**4 + Q * c**2 - a) / max(a, abs(Q) * c**2)
+    assert c != 0 and resid <= 1e-12, (c, resid)
+    if radius <= 1e8:
+        assert np.isfinite(predict_rates(ds, theta0)).all()  # construction(ds, c_pred) no longer refused
+
+
+@pytest.mark.parametrize(
+    "grid, needle",
+    [
+        ({"radius": [float("nan")]}, "grid.radius"),
+        ({"radius": [float("inf")]}, "grid.radius"),
+        ({"radius": [-1.0]}, "grid.radius"),
+        ({"c": [float("inf")]}, "grid.c"),
+    ],
+)
+def test_sweep_scan_refuses_non_finite_radius_and_c(grid, needle):
+    from experiments.sweep_grid import expand_grid
+
+    with pytest.raises(ValueError, match=f"^{needle}"):
+        expand_grid("converge", grid)
+
+
+@pytest.mark.slow
+def test_converge_job_radius_1e8_runs():
+    """The job of ``radius = [1e8]`` now runs to a result (20 s): not converged, t_max reached."""
+    from experiments.sweep_grid import PARAMS
+    from experiments.sweep_jobs import _converge_job
+
+    row = _converge_job({k: v for k, (_, v) in PARAMS["converge"].items()} | {"radius": 1e8})
+    assert row["c_pred"] != 0 and row["converged"] is False and "NOT reached" in row["message"]
