@@ -31,6 +31,7 @@ from .descent import (  # noqa: F401  (moved; re-exported from here)
 from .flow_common import (  # noqa: F401  (moved; re-exported from here)
     FlowResult,
     _check_start,
+    _check_stop_dist,
     _deadline,
     _objective_hook,
     _reached,
@@ -167,6 +168,9 @@ def gradient_flow(
     atol = check_real(atol, "atol", low=0.0, low_open=True)
     grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
     max_steps = check_int(max_steps, "max_steps", minimum=1)
+    stop_dist = _check_stop_dist(stop_dist)
+    if not isinstance(error_bounds, bool):
+        raise ValueError(f"error_bounds: expected a bool, got {error_bounds!r}")
     method = _pick(method, theta0.size, dataset)
     if dist_rtol is not None:
         dist_rtol = check_real(dist_rtol, "dist_rtol", low=0.0)

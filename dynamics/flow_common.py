@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lsa_theory._checks import check_real
+from lsa_theory._checks import as_float_array, check_real
 
 from .data import TeacherDataset
 from .manifold import conserved, distance_to_manifold, invisible_directions
@@ -27,7 +27,13 @@ def _objective_hook(default):
     def op(dataset, *args):
         if isinstance(dataset, TeacherDataset):
             return default(dataset, *args)
-        return getattr(dataset, default.__name__)(*args)
+        method = getattr(dataset, default.__name__, None)
+        if not callable(method):
+            raise ValueError(
+                f"dataset: expected a TeacherDataset or a problem object with {default.__name__}(), "
+                f"got {type(dataset).__name__}"
+            )
+        return method(*args)
 
     op.__name__ = op.__qualname__ = default.__name__
     op.__doc__ = default.__doc__
@@ -119,6 +125,11 @@ def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop
     return _target(gnorm, lambda: distance_to_manifold(dataset, theta, U)[0], grad_floor, stop_dist)
 
 
+def _check_stop_dist(stop_dist) -> float | None:
+    """``stop_dist`` (a distance to the manifold, > 0) or None; ValueError naming it otherwise."""
+    return None if stop_dist is None else check_real(stop_dist, "stop_dist", low=0.0, low_open=True)
+
+
 def _deadline(max_seconds) -> float:
     if max_seconds is None:
         return float("inf")
@@ -126,7 +137,7 @@ def _deadline(max_seconds) -> float:
 
 
 def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
-    theta0 = np.asarray(theta0, dtype=np.float64)
-    if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
+    theta0 = as_float_array(theta0, "theta0")  # complex/bool/object/strings refused, not cast
+    if theta0.shape != (shapes(dataset).size,):
         raise ValueError(f"theta0: expected {shapes(dataset).size} finite entries, got shape {theta0.shape}")
     return theta0

@@ -76,6 +76,8 @@ def fit_rate_roundoff(
     """Bound on ``|mu - mu_exact| / mu`` of :func:`fit_rate` (with ``loss_err``), ``mu_exact`` the
     same fit to the exact losses of the recorded points: ``sum_i |t_i - tbar| dy_i / (2 mu
     sum_j (t_j - tbar)^2)`` (module docstring); ``nan`` when the fit is."""
+    if loss_err is None:
+        raise ValueError("loss_err: required (the round-off bounds of the loss), got None")
     return _line(t, loss, window, min_points, loss_err)[2]
 
 
