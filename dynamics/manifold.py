@@ -309,7 +309,7 @@ def predict_scale(dataset: TeacherDataset, theta0: np.ndarray, U: np.ndarray | N
     Av, Bv, A0, B0 = _visible(dataset, theta0, U)
     Q = np.sum(Av * Av) - np.sum(Bv * Bv)
     a, b = np.sum(A0 * A0), np.sum(B0 * B0)
-    root = np.hypot(Q, 2.0 * np.sqrt(a * b))  # sqrt(Q^2 + 4ab) without overflow of Q^2
+    root = np.sqrt(Q * Q + 4 * a * b)
     c2 = 2 * a / (Q + root) if Q > 0 else (-Q + root) / (2 * b)
     _, c_near = distance_to_manifold(dataset, theta0, U)
     return float(np.sign(c_near) * np.sqrt(c2))

@@ -92,8 +92,6 @@ def check_loop_inputs(w0: list, r, gamma=ABSENT, lam=ABSENT, **rates) -> None:
     for name, v in (("gamma", gamma), ("lam", lam), *rates.items()):
         if v is ABSENT:
             continue
-        if v is None:
-            raise ValueError(f"{name}: expected a real number or a symbol, got None")
         _check_numeric([v], name)
         if isinstance(v, numbers.Real) and name == "gamma":
             check_gamma(v)
