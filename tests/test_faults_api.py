@@ -143,19 +143,12 @@ def test_sarsa_loop_flags_divergence(heldout_mdp):
 
 
 def _tiny_regression(**kw):
-    from experiments.regression import RegressionConfig
+    """test_regression's tiny configuration with the fields ``kw`` changed."""
+    import dataclasses
 
-    base = dict(
-        population=((3, 20, 10.0),),
-        F=(200, 800),
-        reps=2,
-        layers=(2,),
-        train_steps=20,
-        train_batch=50,
-        test_prompts=200,
-        gamma_F=20_000,
-    )
-    return RegressionConfig(**(base | kw))
+    from test_regression import _tiny
+
+    return dataclasses.replace(_tiny(), **kw)
 
 
 def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
