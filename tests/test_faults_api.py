@@ -137,6 +137,18 @@ def test_sarsa_loop_flags_divergence(heldout_mdp):
         )
 
 
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_teacher_dataset_refuses_a_diverged_teacher(vectorised):
+    """sarsa_loop now stops at a divergence (NaN frames after it): teacher data from a diverged loop
+    are refused naming ``spec`` on both paths alike (before: alpha = 50, 200 frames gave data with
+    ``||w||_1`` up to 1.8e276 from the batched path, silently)."""
+    spec = TeacherSpec(alpha=50.0, frames=200, k=2)
+    with pytest.raises(
+        ValueError, match=r"^spec: the teacher loop of MDP 0 diverged at update \d+ \(alpha = 50"
+    ):
+        teacher_dataset(spec, np.random.default_rng(0), vectorised=vectorised)
+
+
 # --------------------------------------------------------------------------------------------------
 # item 6: trained regression stacks record divergence and fail the verdict; 0 steps refused
 # --------------------------------------------------------------------------------------------------
