@@ -23,6 +23,7 @@ import constructions
 import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm
 from lsa_theory._checks import check_gamma, check_int, check_real
+from lsa_theory.rollout import DIVERGENCE_BOUND
 
 __all__ = ["TeacherSpec", "TeacherDataset", "teacher_dataset", "closed_loop_algorithms"]
 
@@ -179,6 +180,24 @@ def _frames(loop: lt.LoopResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, wt, params[..., 1:, :] - params[..., :-1, :]
 
 
+def _check_teacher(spec: TeacherSpec, loop: lt.LoopResult, first: int = 0) -> lt.LoopResult:
+    """ValueError naming ``spec`` when a teacher loop diverged (:func:`lsa_theory.rollout.diverged`
+    of its parameters: non-finite or 1-norm above ``DIVERGENCE_BOUND``): such frames are no data.
+    ``loop`` holds one MDP (index ``first``) or, batched, MDPs ``first, first + 1, ...``."""
+    params = loop.ws if loop.lams is None else np.concatenate([loop.ws, loop.lams], axis=-1)
+    params = params.reshape((-1,) + params.shape[-2:])
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm = np.abs(params).sum(axis=-1)  # (MDPs, T+1): diverged() of every parameter vector at once
+    bad = ~np.isfinite(norm) | (norm > DIVERGENCE_BOUND)
+    if bad.any():
+        j, t = np.argwhere(bad)[0]
+        raise ValueError(
+            f"spec: the teacher loop of MDP {first + j} diverged at update {t} "
+            f"(alpha = {spec.alpha:g}, frames = {spec.frames}); lower alpha or frames"
+        )
+    return loop
+
+
 def _loop_one(spec: TeacherSpec, draws: tuple, rng: np.random.Generator) -> lt.LoopResult:
     """The per-MDP teacher loop (S6)/(A5) on one MDP's draws, consuming ``rng``."""
     mdp, phi, phi_pi, w0, lam0 = draws
@@ -241,9 +260,10 @@ def teacher_dataset(
         if vectorised:
             runs.append((*draws, rng.random(n_draws)))
         else:
-            parts.append(_frames(_loop_one(spec, draws, rng)))
+            parts.append(_frames(_check_teacher(spec, _loop_one(spec, draws, rng), len(parts))))
     if vectorised:
-        X, wt, y = (a.reshape((-1,) + a.shape[2:]) for a in _frames(_loop_batched(spec, runs, shared)))
+        loop = _check_teacher(spec, _loop_batched(spec, runs, shared))
+        X, wt, y = (a.reshape((-1,) + a.shape[2:]) for a in _frames(loop))
     else:
         X, wt, y = (np.concatenate(a) for a in zip(*parts, strict=True))
     return TeacherDataset(
