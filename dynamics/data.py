@@ -15,7 +15,7 @@ transformer's parameters: the empirical objective freezes this sample.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -37,7 +37,9 @@ def closed_loop_algorithms() -> tuple[str, ...]:
 class TeacherSpec:
     """What teacher data to generate (docs/theory.md §4). Validated on construction.
 
-    ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm` (default ``"sarsa"``);
+    ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm`'s name (default
+    ``"sarsa"``) or a declaration instance (a user's, registered or not); the teacher's
+    hyperparameters are the declaration's defaults with ``gamma``, ``alpha``, ``beta`` from here;
     ``d=None``/``d_pi=None`` mean the algorithm's defaults (:meth:`~constructions.ClosedLoopAlgorithm.dims`:
     SARSA ``d = S*A``; the state-value actor-critic ``d = S``, ``d_pi = S*A``; the action-value
     variant ``d = S*A``, ``d_pi = d``).
@@ -45,7 +47,7 @@ class TeacherSpec:
     ``reward``: ``"sa"`` for ``r(s, a)``, ``"sas"`` for ``r(s, a, s')``.
     """
 
-    algorithm: str = "sarsa"
+    algorithm: str | ClosedLoopAlgorithm = "sarsa"
     S: int = 2
     A: int = 2
     d: int | None = None
@@ -63,8 +65,12 @@ class TeacherSpec:
 
     def __post_init__(self) -> None:
         names = closed_loop_algorithms()
-        if self.algorithm not in names:
-            raise ValueError(f"algorithm: expected one of {names}, got {self.algorithm!r}")
+        if not isinstance(self.algorithm, ClosedLoopAlgorithm) and (
+            not isinstance(self.algorithm, str) or self.algorithm not in names
+        ):
+            raise ValueError(
+                f"algorithm: expected one of {names} or a ClosedLoopAlgorithm, got {self.algorithm!r}"
+            )
         for name in ("S", "A", "n", "k", "frames"):
             check_int(getattr(self, name), name)
         if self.d is not None:
@@ -94,6 +100,8 @@ class TeacherSpec:
     @property
     def alg(self) -> ClosedLoopAlgorithm:
         """The algorithm's declaration."""
+        if isinstance(self.algorithm, ClosedLoopAlgorithm):
+            return self.algorithm
         return constructions.ALGORITHMS[self.algorithm]
 
     @property
@@ -102,8 +110,9 @@ class TeacherSpec:
 
     @property
     def hyper(self) -> dict:
-        """The teacher's hyperparameters (``beta`` only matters with an actor)."""
-        return {"gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
+        """The teacher's hyperparameters: the declaration's defaults (e.g. a user's ``kappa``), then
+        ``gamma``, ``alpha``, ``beta`` (``beta`` only matters with an actor)."""
+        return {**self.alg.hyper, "gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
 
     @property
     def dim(self) -> int:
@@ -120,7 +129,8 @@ class TeacherSpec:
         return lt.Layout(self.dim, self.dim_pi)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, the algorithm as its name (JSON-able)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"algorithm": self.alg.name}
 
     def replace(self, **changes) -> TeacherSpec:
         return replace(self, **changes)
