@@ -51,7 +51,7 @@ from .algorithms.td_precond import (
     td_precond_symbolic,
     verify_td_precond,
 )
-from .closed_loop import ClosedLoopAlgorithm, Dims, Draws
+from .closed_loop import ClosedLoopAlgorithm, Dims, Draws, load_closed_loop_module
 from .numeric import actor_critic, sarsa, td
 from .registry import ALGORITHMS, Algorithm, Registry, load_module, register
 from .symbolic import (
@@ -84,6 +84,7 @@ __all__ = [
     "Draws",
     "Registry",
     "load_module",
+    "load_closed_loop_module",
     "register",
     "READOUT_TOL",
     "Residuals",

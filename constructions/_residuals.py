@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from lsa_theory._checks import check_real_dtype, is_torch
+
 __all__ = ["READOUT_TOL", "Residuals", "Row", "relative_residual"]
 
 #: Relative tolerance of a readout against the naive loop (see the module docstring).
@@ -40,10 +42,23 @@ class Row:
         return asdict(self)
 
 
+def _real_array(x, name: str) -> np.ndarray:
+    if is_torch(x):
+        check_real_dtype(x, name)
+        x = x.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a real numeric array, got {type(x).__name__}") from exc
+    check_real_dtype(arr, name)
+    return arr.astype(np.float64)
+
+
 def relative_residual(out: np.ndarray, ref: np.ndarray) -> float:
-    """``max|out - ref| / max(1, max|ref|)`` in float64."""
-    out = np.asarray(out, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
+    """``max|out - ref| / max(1, max|ref|)`` in float64; ValueError naming ``out``/``ref`` for a
+    dtype that is not real (complex, bool, object, strings, None) or different shapes. NaN and inf
+    are kept: a non-finite output gives a NaN or inf residual, a failing check, not an error."""
+    out, ref = _real_array(out, "out"), _real_array(ref, "ref")
     if out.shape != ref.shape:
-        raise ValueError(f"shapes differ: {out.shape} vs {ref.shape}")
+        raise ValueError(f"out, ref: shapes differ: {out.shape} vs {ref.shape}")
     return float(np.abs(out - ref).max(initial=0.0) / max(1.0, float(np.abs(ref).max(initial=0.0))))

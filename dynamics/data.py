@@ -15,7 +15,7 @@ transformer's parameters: the empirical objective freezes this sample.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ import constructions
 import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm
 from lsa_theory._checks import check_gamma, check_int, check_real
+from lsa_theory.rollout import DIVERGENCE_BOUND
 
 __all__ = ["TeacherSpec", "TeacherDataset", "teacher_dataset", "closed_loop_algorithms"]
 
@@ -36,7 +37,9 @@ def closed_loop_algorithms() -> tuple[str, ...]:
 class TeacherSpec:
     """What teacher data to generate (docs/theory.md §4). Validated on construction.
 
-    ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm` (default ``"sarsa"``);
+    ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm`'s name (default
+    ``"sarsa"``) or a declaration instance (a user's, registered or not); the teacher's
+    hyperparameters are the declaration's defaults with ``gamma``, ``alpha``, ``beta`` from here;
     ``d=None``/``d_pi=None`` mean the algorithm's defaults (:meth:`~constructions.ClosedLoopAlgorithm.dims`:
     SARSA ``d = S*A``; the state-value actor-critic ``d = S``, ``d_pi = S*A``; the action-value
     variant ``d = S*A``, ``d_pi = d``).
@@ -44,7 +47,7 @@ class TeacherSpec:
     ``reward``: ``"sa"`` for ``r(s, a)``, ``"sas"`` for ``r(s, a, s')``.
     """
 
-    algorithm: str = "sarsa"
+    algorithm: str | ClosedLoopAlgorithm = "sarsa"
     S: int = 2
     A: int = 2
     d: int | None = None
@@ -62,8 +65,12 @@ class TeacherSpec:
 
     def __post_init__(self) -> None:
         names = closed_loop_algorithms()
-        if self.algorithm not in names:
-            raise ValueError(f"algorithm: expected one of {names}, got {self.algorithm!r}")
+        if not isinstance(self.algorithm, ClosedLoopAlgorithm) and (
+            not isinstance(self.algorithm, str) or self.algorithm not in names
+        ):
+            raise ValueError(
+                f"algorithm: expected one of {names} or a ClosedLoopAlgorithm, got {self.algorithm!r}"
+            )
         for name in ("S", "A", "n", "k", "frames"):
             check_int(getattr(self, name), name)
         if self.d is not None:
@@ -93,6 +100,8 @@ class TeacherSpec:
     @property
     def alg(self) -> ClosedLoopAlgorithm:
         """The algorithm's declaration."""
+        if isinstance(self.algorithm, ClosedLoopAlgorithm):
+            return self.algorithm
         return constructions.ALGORITHMS[self.algorithm]
 
     @property
@@ -101,8 +110,9 @@ class TeacherSpec:
 
     @property
     def hyper(self) -> dict:
-        """The teacher's hyperparameters (``beta`` only matters with an actor)."""
-        return {"gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
+        """The teacher's hyperparameters: the declaration's defaults (e.g. a user's ``kappa``), then
+        ``gamma``, ``alpha``, ``beta`` (``beta`` only matters with an actor)."""
+        return {**self.alg.hyper, "gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
 
     @property
     def dim(self) -> int:
@@ -119,7 +129,8 @@ class TeacherSpec:
         return lt.Layout(self.dim, self.dim_pi)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, the algorithm as its name (JSON-able)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"algorithm": self.alg.name}
 
     def replace(self, **changes) -> TeacherSpec:
         return replace(self, **changes)
@@ -177,6 +188,24 @@ def _frames(loop: lt.LoopResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X = loop.Xs if loop.gs is None else np.concatenate([loop.Xs, loop.gs], axis=-2)
     wt = np.concatenate([np.ones(params[..., :-1, :1].shape), params[..., :-1, :]], axis=-1)
     return X, wt, params[..., 1:, :] - params[..., :-1, :]
+
+
+def _check_teacher(spec: TeacherSpec, loop: lt.LoopResult, first: int = 0) -> lt.LoopResult:
+    """ValueError naming ``spec`` when a teacher loop diverged (:func:`lsa_theory.rollout.diverged`
+    of its parameters: non-finite or 1-norm above ``DIVERGENCE_BOUND``): such frames are no data.
+    ``loop`` holds one MDP (index ``first``) or, batched, MDPs ``first, first + 1, ...``."""
+    params = loop.ws if loop.lams is None else np.concatenate([loop.ws, loop.lams], axis=-1)
+    params = params.reshape((-1,) + params.shape[-2:])
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm = np.abs(params).sum(axis=-1)  # (MDPs, T+1): diverged() of every parameter vector at once
+    bad = ~np.isfinite(norm) | (norm > DIVERGENCE_BOUND)
+    if bad.any():
+        j, t = np.argwhere(bad)[0]
+        raise ValueError(
+            f"spec: the teacher loop of MDP {first + j} diverged at update {t} "
+            f"(alpha = {spec.alpha:g}, frames = {spec.frames}); lower alpha or frames"
+        )
+    return loop
 
 
 def _loop_one(spec: TeacherSpec, draws: tuple, rng: np.random.Generator) -> lt.LoopResult:
@@ -241,9 +270,10 @@ def teacher_dataset(
         if vectorised:
             runs.append((*draws, rng.random(n_draws)))
         else:
-            parts.append(_frames(_loop_one(spec, draws, rng)))
+            parts.append(_frames(_check_teacher(spec, _loop_one(spec, draws, rng), len(parts))))
     if vectorised:
-        X, wt, y = (a.reshape((-1,) + a.shape[2:]) for a in _frames(_loop_batched(spec, runs, shared)))
+        loop = _check_teacher(spec, _loop_batched(spec, runs, shared))
+        X, wt, y = (a.reshape((-1,) + a.shape[2:]) for a in _frames(loop))
     else:
         X, wt, y = (np.concatenate(a) for a in zip(*parts, strict=True))
     return TeacherDataset(

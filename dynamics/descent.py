@@ -14,6 +14,7 @@ from .data import TeacherDataset
 from .flow_common import (  # the objective operations dispatched on the problem (flow_common)
     FlowResult,
     _check_start,
+    _check_stop_dist,
     _deadline,
     _reached,
     _trajectory,
@@ -43,6 +44,7 @@ def _first_order(
     max_steps = check_int(max_steps, "max_steps")
     record_every = check_int(record_every, "record_every")
     grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+    stop_dist = _check_stop_dist(stop_dist)
     deadline = _deadline(max_seconds)
     t0 = time.perf_counter()
     ts, thetas = [0.0], [theta.copy()]
@@ -144,6 +146,8 @@ def adam(
     stopping tests and records of :func:`gradient_descent` (``t`` counts steps times ``lr``; Adam
     does not follow the gradient flow, so its ``t`` is not flow time)."""
     lr = check_real(lr, "lr", low=0.0, low_open=True)
+    if not isinstance(betas, tuple | list) or len(betas) != 2:
+        raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
     b1, b2 = (check_real(b, "betas", low=0.0, high=1.0) for b in betas)
     if b1 >= 1.0 or b2 >= 1.0:
         raise ValueError(f"betas: expected both in [0, 1), got {betas}")

@@ -20,7 +20,7 @@ import time
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK45, Radau
 
-from lsa_theory._checks import as_float_array, check_real
+from lsa_theory._checks import as_float_array, check_int, check_real
 
 from .data import TeacherDataset
 from .descent import (  # noqa: F401  (moved; re-exported from here)
@@ -31,6 +31,7 @@ from .descent import (  # noqa: F401  (moved; re-exported from here)
 from .flow_common import (  # noqa: F401  (moved; re-exported from here)
     FlowResult,
     _check_start,
+    _check_stop_dist,
     _deadline,
     _objective_hook,
     _reached,
@@ -59,6 +60,7 @@ __all__ = [
     "METHODS",
     "STRUCTURED_MIN",
     "DIST_RTOL",
+    "MAX_STEPS",
     "gradient_descent",
     "adam",
     "fit_rate",
@@ -90,6 +92,22 @@ PROJECT = True
 
 METHODS = ("auto", "structured", "LSODA", "BDF", "Radau", "DOP853", "RK45")
 
+#: :func:`gradient_flow`'s default budget of accepted steps (status -4 when it runs out): every flow of
+#: the saved results took at most 11341 (docs/figures/*.json), so 100000 stops only a flow that would
+#: otherwise run without end (LSODA on alpha = 50 teacher data had not returned after 9 minutes).
+MAX_STEPS = 100_000
+
+
+class _NonFinite(ArithmeticError):
+    """Raised by the right-hand side or Jacobian handed to a solver when the state it is given, or
+    the gradient it computes, is not finite: the integrator has failed (status -1), not the caller."""
+
+
+def _finite_state(th: np.ndarray) -> np.ndarray:
+    if not np.isfinite(th).all():
+        raise _NonFinite("the state theta became non-finite")
+    return th
+
 
 def _pick(method: str, size: int, dataset=None) -> str:
     """The integrator of ``method``: ``"auto"`` is ``"structured"`` for the (M2) objective of a
@@ -117,6 +135,7 @@ def gradient_flow(
     grad_floor: float = 1e-17,
     stop_dist: float | None = None,
     max_seconds: float | None = None,
+    max_steps: int = MAX_STEPS,
     dist_rtol: float | None = None,
     error_bounds: bool = False,
 ) -> FlowResult:
@@ -129,6 +148,12 @@ def gradient_flow(
     near-floor checks need (rate fits, monotonicity, PL). ``max_seconds`` (for benchmarks;
     machine-dependent, so not reproducible) stops after that much wall time with status -3.
 
+    Budget and failures (issue 24, item 7): at most ``max_steps`` accepted steps (default
+    :data:`MAX_STEPS`; ``stats["max_steps"]``), then status -4, so no call runs without end. A solver
+    failure is a result, not an exception: status -1, ``failed = True`` and a ``message`` naming the
+    solver, the time reached and the cause (the solver's own message, or a state or gradient that
+    became non-finite, e.g. an overflow from a start of scale 1e8); the trajectory up to the last
+    finite accepted step is kept.
     ``method="structured"`` (:mod:`dynamics.stiff`): BDF with the Newton matrices ``I + c H``
     factorised through the Schur complement on ``H_AA = I_k (x) M``, and a local error allowed to be
     ``atol + rtol |theta_i| + dist_rtol * dist(theta) / sqrt(size)`` per component (RMS norm), where
@@ -142,6 +167,10 @@ def gradient_flow(
     rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
     atol = check_real(atol, "atol", low=0.0, low_open=True)
     grad_floor = check_real(grad_floor, "grad_floor", low=0.0, low_open=True)
+    max_steps = check_int(max_steps, "max_steps", minimum=1)
+    stop_dist = _check_stop_dist(stop_dist)
+    if not isinstance(error_bounds, bool):
+        raise ValueError(f"error_bounds: expected a bool, got {error_bounds!r}")
     method = _pick(method, theta0.size, dataset)
     if dist_rtol is not None:
         dist_rtol = check_real(dist_rtol, "dist_rtol", low=0.0)
@@ -150,7 +179,10 @@ def gradient_flow(
     deadline = _deadline(max_seconds)
 
     def rhs(_t, th):
-        return -loss_and_grad(dataset, th)[1]
+        g = loss_and_grad(dataset, _finite_state(th))[1]
+        if not np.isfinite(g).all():
+            raise _NonFinite("the gradient overflowed")
+        return -g
 
     solvers = {"LSODA": LSODA, "BDF": BDF, "Radau": Radau, "DOP853": DOP853, "RK45": RK45}
     U = invisible_directions(dataset)
@@ -165,7 +197,7 @@ def gradient_flow(
             rtol=rtol,
             atol=atol,
             reuse=REUSE if theta0.size >= REUSE_MIN else 1.0,
-            jac=lambda _t, th: NegHessian(hessian_blocks(dataset, th)),
+            jac=lambda _t, th: NegHessian(hessian_blocks(dataset, _finite_state(th))),
         )
         scale = (DIST_RTOL if dist_rtol is None else dist_rtol) / np.sqrt(theta0.size)
 
@@ -182,7 +214,7 @@ def gradient_flow(
                 solver.D[0] += delta
 
     else:
-        kwargs = {"jac": lambda _t, th: -hessian(dataset, th)} if method in STIFF else {}
+        kwargs = {"jac": lambda _t, th: -hessian(dataset, _finite_state(th))} if method in STIFF else {}
         solver = solvers[method](rhs, 0.0, theta0, t_max, rtol=rtol, atol=atol, **kwargs)
     ts, ys, L, G, D, E = [], [], [], [], [], []
     # round-off bounds of L, ||grad L|| as computed, for the (M2) objective of teacher data
@@ -210,14 +242,25 @@ def gradient_flow(
         if time.perf_counter() > deadline:
             status, message = -3, f"max_seconds = {max_seconds:g} reached"
             break
+        if len(ts) > max_steps:
+            status, message = -4, f"max_steps = {max_steps} reached at t = {solver.t:g}"
+            break
         if on_step is not None:
             on_step(D[-1], G[-1])
-        solver.step()
-        if solver.status == "failed":
-            status, message = -1, f"solver failed: {solver.message}"
-            break
-        if after_step is not None:
-            after_step()
+        t_before = solver.t
+        try:
+            cause = solver.step()
+            if solver.status != "failed":
+                if after_step is not None:
+                    after_step()
+                _finite_state(solver.y)
+        except (_NonFinite, np.linalg.LinAlgError) as exc:
+            cause = str(exc)
+        else:
+            if solver.status != "failed":
+                continue
+        status, message = -1, f"solver {method} failed after t = {t_before:g}: {cause}"
+        break
     wall = time.perf_counter() - t0
     sol_y = np.array(ys)
     reached = status in (1, 2)
@@ -237,11 +280,12 @@ def gradient_flow(
         theta_final=sol_y[-1].copy(),
         c_final=c_final,  # of the last recorded point, sol_y[-1]
         converged=reached,
+        failed=status == -1,
         status=status,
         message=message,
         grad_floor=grad_floor,
         wall_time=wall,
-        stats={**stats, "steps": len(ts) - 1, "rtol": rtol, "atol": atol},
+        stats={**stats, "steps": len(ts) - 1, "max_steps": max_steps, "rtol": rtol, "atol": atol},
         loss_err=np.array([b[0] for b in E]) if bounds else None,
         grad_err=np.array([b[1] for b in E]) if bounds else None,
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lsa_theory._checks import check_real
+from lsa_theory._checks import as_float_array, check_real
 
 from .data import TeacherDataset
 from .manifold import conserved, distance_to_manifold, invisible_directions
@@ -27,7 +27,13 @@ def _objective_hook(default):
     def op(dataset, *args):
         if isinstance(dataset, TeacherDataset):
             return default(dataset, *args)
-        return getattr(dataset, default.__name__)(*args)
+        method = getattr(dataset, default.__name__, None)
+        if not callable(method):
+            raise ValueError(
+                f"dataset: expected a TeacherDataset or a problem object with {default.__name__}(), "
+                f"got {type(dataset).__name__}"
+            )
+        return method(*args)
 
     op.__name__ = op.__qualname__ = default.__name__
     op.__doc__ = default.__doc__
@@ -48,7 +54,8 @@ class FlowResult:
     ``dist`` (to the manifold (M4)); ``theta0``, ``theta_final``, ``c_final`` (scale of the nearest
     manifold point); ``converged`` is True only if a stopping target was reached (``status`` 1:
     ``grad_norm <= grad_floor``; 2: distance ``<= stop_dist``);
-    ``status``/``message`` as the solver gave them; solver statistics in ``stats``. ``loss_err``,
+    ``status``/``message`` as the solver gave them (``failed``: the integrator failed, status -1,
+    the message names the solver, the time and the cause); solver statistics in ``stats``. ``loss_err``,
     ``grad_err`` (per recorded point with ``gradient_flow(..., error_bounds=True)``, else ``None``):
     the round-off bounds of the recorded ``loss`` and ``grad_norm`` as computed
     (:func:`dynamics.loss_and_grad_error_bound`)."""
@@ -70,6 +77,7 @@ class FlowResult:
     stats: dict = field(default_factory=dict)
     loss_err: np.ndarray | None = None
     grad_err: np.ndarray | None = None
+    failed: bool = False
 
     @property
     def conserved_drift(self) -> float:
@@ -117,6 +125,11 @@ def _reached(dataset: TeacherDataset, theta: np.ndarray, grad_floor: float, stop
     return _target(gnorm, lambda: distance_to_manifold(dataset, theta, U)[0], grad_floor, stop_dist)
 
 
+def _check_stop_dist(stop_dist) -> float | None:
+    """``stop_dist`` (a distance to the manifold, > 0) or None; ValueError naming it otherwise."""
+    return None if stop_dist is None else check_real(stop_dist, "stop_dist", low=0.0, low_open=True)
+
+
 def _deadline(max_seconds) -> float:
     if max_seconds is None:
         return float("inf")
@@ -124,7 +137,7 @@ def _deadline(max_seconds) -> float:
 
 
 def _check_start(dataset: TeacherDataset, theta0: np.ndarray) -> np.ndarray:
-    theta0 = np.asarray(theta0, dtype=np.float64)
-    if theta0.shape != (shapes(dataset).size,) or not np.isfinite(theta0).all():
+    theta0 = as_float_array(theta0, "theta0")  # complex/bool/object/strings refused, not cast
+    if theta0.shape != (shapes(dataset).size,):
         raise ValueError(f"theta0: expected {shapes(dataset).size} finite entries, got shape {theta0.shape}")
     return theta0

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lsa_theory._checks import as_float_array
+
 from .data import TeacherDataset
 from .objective import construction, hessian, hvp_operator, pack, shapes, unpack
 
@@ -64,6 +66,7 @@ DENSE_MAX = 1500
 
 def invisible_directions(dataset: TeacherDataset, rtol: float = NULL_RTOL) -> np.ndarray:
     """(m, r) orthonormal basis of ``{u : u^T x_i = 0 for all context columns}`` (M4)."""
+    shapes(dataset)  # ValueError naming ``dataset`` unless teacher data
     lam, vec = np.linalg.eigh(dataset.Sigma.mean(axis=0))
     return vec[:, lam <= rtol * lam.max()]
 
@@ -224,6 +227,7 @@ def _gap_tol(size: int, lam_max: float, lam_min_plus: float) -> float:
 def richness(dataset: TeacherDataset, theta: np.ndarray | None = None, c: float = 1.0) -> Richness:
     """(M5) at ``theta`` (default: the construction ``(c P*, V*/c)``); warns (RuntimeWarning) when
     the data are below the rank bound (:func:`rank_bound_warning`)."""
+    shapes(dataset)  # ValueError naming ``dataset`` unless teacher data
     msg = rank_bound_warning(dataset)
     if msg:
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
@@ -293,12 +297,20 @@ def conserved(dataset: TeacherDataset, theta: np.ndarray) -> float:
 def predict_scale(dataset: TeacherDataset, theta0: np.ndarray, U: np.ndarray | None = None) -> float:
     """(M3) prediction of the limit's scale ``c`` from the start ``theta0``: the positive root
     ``c^2`` of ``||B*_v||^2 c^4 + Q_v c^2 - ||A*_v||^2 = 0`` with ``Q_v`` the conserved visible
-    quantity, and the sign of the nearest manifold point's ``c`` at ``theta0``."""
+    quantity, and the sign of the nearest manifold point's ``c`` at ``theta0``.
+
+    The root is taken in the form without cancellation (``2 a / (Q + sqrt(Q^2 + 4ab))`` for
+    ``Q > 0``): ``(-Q + sqrt(Q^2 + 4ab)) / (2b)`` rounded to 0 for a far start (relative radius
+    1e8, ``Q ~ 1e16 a``) and the construction at ``c = 0`` was refused (issue 24, item 9)."""
+    theta0 = as_float_array(theta0, "theta0")
+    if theta0.shape != (shapes(dataset).size,):
+        raise ValueError(f"theta0: expected shape ({shapes(dataset).size},), got {theta0.shape}")
     U = invisible_directions(dataset) if U is None else U
     Av, Bv, A0, B0 = _visible(dataset, theta0, U)
     Q = np.sum(Av * Av) - np.sum(Bv * Bv)
     a, b = np.sum(A0 * A0), np.sum(B0 * B0)
-    c2 = (-Q + np.sqrt(Q * Q + 4 * a * b)) / (2 * b)
+    root = np.sqrt(Q * Q + 4 * a * b)
+    c2 = 2 * a / (Q + root) if Q > 0 else (-Q + root) / (2 * b)
     _, c_near = distance_to_manifold(dataset, theta0, U)
     return float(np.sign(c_near) * np.sqrt(c2))
 

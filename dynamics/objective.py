@@ -69,7 +69,11 @@ def shapes(dataset: TeacherDataset) -> Shapes:
     declared = getattr(dataset, "effective_shapes", None)
     if declared is not None:
         return declared
-    lay = dataset.layout
+    lay = getattr(dataset, "layout", None)
+    if lay is None:
+        raise ValueError(
+            f"dataset: expected a TeacherDataset (teacher_dataset), got {type(dataset).__name__}"
+        )
     return Shapes(lay.k, lay.m, lay.D - lay.m)
 
 
@@ -79,12 +83,11 @@ def pack(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def unpack(theta: np.ndarray, sh: Shapes) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`pack`; ValueError on a wrong length or non-finite entries."""
-    theta = np.asarray(theta, dtype=np.float64)
+    """Inverse of :func:`pack`; ValueError on a wrong length, non-finite entries or a dtype that is
+    not real (complex, bool, object, strings are refused, never cast)."""
+    theta = as_float_array(theta, "theta")
     if theta.shape != (sh.size,):
         raise ValueError(f"theta: expected shape ({sh.size},), got {theta.shape}")
-    if not np.isfinite(theta).all():
-        raise ValueError("theta: contains NaN or inf")
     km = sh.k * sh.m
     return theta[:km].reshape(sh.k, sh.m), theta[km:].reshape(sh.m, sh.p)
 
@@ -239,9 +242,9 @@ def hvp_operator(dataset: TeacherDataset, theta: np.ndarray):
     F = dataset.n_frames
 
     def apply(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64)
-        if v.shape != (sh.size,) or not np.isfinite(v).all():
-            raise ValueError(f"v: expected {sh.size} finite entries, got shape {v.shape}")
+        v = as_float_array(v, "v")  # complex/bool/object/strings refused, not cast
+        if v.shape != (sh.size,):
+            raise ValueError(f"v: expected {sh.size} entries, got shape {v.shape}")
         dA, dB = unpack(v, sh)
         du = (dataset.Sigma @ (dataset.wt @ dB.T)[:, :, None])[:, :, 0]
         de = u @ dA.T + du @ A.T

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lsa_theory._checks import as_float_array, check_int, check_real
+
 #: Default loss window of the single-exponential fit :func:`fit_rate` (kept as reported; it mixes
 #: the slowest modes when ``lambda_2 / lambda_1`` is near 1, see docs/dynamics.md).
 RATE_WINDOW = (1e-30, 1e-22)
@@ -74,11 +76,36 @@ def fit_rate_roundoff(
     """Bound on ``|mu - mu_exact| / mu`` of :func:`fit_rate` (with ``loss_err``), ``mu_exact`` the
     same fit to the exact losses of the recorded points: ``sum_i |t_i - tbar| dy_i / (2 mu
     sum_j (t_j - tbar)^2)`` (module docstring); ``nan`` when the fit is."""
+    if loss_err is None:
+        raise ValueError("loss_err: required (the round-off bounds of the loss), got None")
     return _line(t, loss, window, min_points, loss_err)[2]
 
 
+def _check_series(t, loss, window, min_points, loss_err=None) -> tuple:
+    """The inputs of :func:`fit_rate` checked (issue 24, item 23): ``t``, ``loss`` (n,) finite real
+    of equal length (a NaN loss is refused, not dropped), ``window`` ``(low, high)`` with
+    ``0 <= low < high``, ``min_points`` an int >= 2, ``loss_err`` (n,) finite and >= 0 or None.
+    ValueError naming the argument; returns ``(t, loss, window, min_points, loss_err)``."""
+    t = as_float_array(t, "t", ndim=1)
+    loss = as_float_array(loss, "loss", ndim=1)
+    if loss.shape != t.shape:
+        raise ValueError(f"loss: expected the length {t.size} of t, got {loss.size}")
+    if not isinstance(window, tuple | list) or len(window) != 2:
+        raise ValueError(f"window: expected (low, high), got {window!r}")
+    low = check_real(window[0], "window", low=0.0)
+    high = check_real(window[1], "window", low=0.0)
+    if high <= low:
+        raise ValueError(f"window: expected low < high, got {window!r}")
+    min_points = check_int(min_points, "min_points", minimum=2)
+    if loss_err is not None:
+        loss_err = as_float_array(loss_err, "loss_err", ndim=1)
+        if loss_err.shape != loss.shape or (loss_err < 0).any():
+            raise ValueError(f"loss_err: expected {loss.size} entries >= 0, got shape {loss_err.shape}")
+    return t, loss, (low, high), min_points, loss_err
+
+
 def _line(t, loss, window, min_points, loss_err):
-    t, loss = np.asarray(t, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    t, loss, window, min_points, loss_err = _check_series(t, loss, window, min_points, loss_err)
     sel = resolved(loss, loss_err) & (loss > window[0]) & (loss < window[1])
     n = int(sel.sum())
     if n < min_points:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from constructions.algorithms import regression as reg
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory._checks import as_float_array, check_int, check_real, check_rng
 
 from .manifold import KERNEL_RTOL, _gap_tol
 from .objective import Shapes
@@ -82,6 +82,7 @@ def random_covariance(d: int, kappa: float, rng: np.random.Generator) -> np.ndar
     orthogonal: condition number ``kappa``, largest eigenvalue 1."""
     d = check_int(d, "d")
     kappa = check_real(kappa, "kappa", low=1.0)
+    rng = check_rng(rng)
     R, r = np.linalg.qr(rng.standard_normal((d, d)))
     R = R * np.sign(np.diag(r))
     Lambda = (R * np.geomspace(1.0, 1.0 / kappa, d)) @ R.T
@@ -104,6 +105,8 @@ def population_loss(M: Any, Lambda: Any, N: int) -> float:
     """(R4) ``(1/2)[tr(M^T Lambda M E[S^2]) - 2 tr(Lambda M Lambda) + tr Lambda]`` for ``M`` (d, d)."""
     Lambda = _check_lambda(Lambda)
     M = as_float_array(M, "M", ndim=2)
+    if M.shape != Lambda.shape:
+        raise ValueError(f"M: expected shape {Lambda.shape} of Lambda, got {M.shape}")
     K = second_moment(Lambda, N)
     return 0.5 * float(np.trace(M.T @ Lambda @ M @ K) - 2 * np.trace(Lambda @ M @ Lambda) + np.trace(Lambda))
 
@@ -133,6 +136,9 @@ def sample_prompts(
     zero, so the cross blocks stay exactly zero on the sampled objective as they do in population."""
     F, N = check_int(F, "F"), check_int(N, "N")
     Lambda = _check_lambda(Lambda)
+    rng = check_rng(rng)
+    if not isinstance(antithetic, bool):
+        raise ValueError(f"antithetic: expected a bool, got {antithetic!r}")
     d = Lambda.shape[0]
     if antithetic and F % 2:
         raise ValueError(f"F: must be even with antithetic=True, got {F}")
@@ -268,10 +274,16 @@ def population_objective(Lambda: Any, N: int) -> RegressionObjective:
     return _objective(Lambda.shape[0], N, C, (Lambda @ Lambda).ravel(), float(np.trace(Lambda)), "population")
 
 
+def _check_sample(sample: Any) -> RegressionSample:
+    if not isinstance(sample, RegressionSample):
+        raise ValueError(f"sample: expected a RegressionSample (sample_prompts), got {type(sample).__name__}")
+    return sample
+
+
 def sampled_objective(sample: RegressionSample) -> RegressionObjective:
     """The empirical objective ``(1/2F) sum_f (x_{q,f}^T M h_f - y_{q,f})^2`` from the sufficient
     statistics ``C = mean k k^T``, ``b = mean y_q k``, ``c0 = mean y_q^2``, ``k_f = vec(x_{q,f} h_f^T)``."""
-    F, N, d = sample.X.shape
+    F, N, d = _check_sample(sample).X.shape
     K, yq = query_features(sample)
     return _objective(d, N, K.T @ K / F, K.T @ yq / F, float(yq @ yq / F), "sampled", F)
 
@@ -279,7 +291,7 @@ def sampled_objective(sample: RegressionSample) -> RegressionObjective:
 def query_features(sample: RegressionSample) -> tuple[np.ndarray, np.ndarray]:
     """``(K, y_q)``: the regressors ``k_f = vec(x_{q,f} h_f^T)`` (F, d^2) with ``yhat_f = k_f^T vec(M)``,
     and the targets ``y_{q,f}`` (F,)."""
-    F, _, d = sample.X.shape
+    F, _, d = _check_sample(sample).X.shape
     _, h, _ = reg.statistics(sample.X, sample.y)
     return (sample.x_query[:, :, None] * h[:, None, :]).reshape(F, d * d), sample.y_query
 
@@ -302,6 +314,7 @@ def sample_minimiser_test(
     ``M_ref`` is the inverse of a ``Gamma`` 3 % too large) and its standard error."""
     Lambda = _check_lambda(Lambda)
     F, N, chunk = check_int(F, "F"), check_int(N, "N"), check_int(chunk, "chunk")
+    rng = check_rng(rng)
     d = Lambda.shape[0]
     m_ref = as_float_array(M_ref, "M_ref", ndim=2).ravel()
     if m_ref.size != d * d:
@@ -334,15 +347,20 @@ def sample_minimiser_test(
 
 
 def pack_theta(u: float, U: Any) -> np.ndarray:
-    """``theta = [u; vec(U)]`` (1 + d^2,)."""
-    return np.concatenate([[float(u)], np.asarray(U, dtype=np.float64).ravel()])
+    """``theta = [u; vec(U)]`` (1 + d^2,) from a real ``u`` and a square ``U`` (d, d)."""
+    u = check_real(u, "u")
+    U = as_float_array(U, "U", ndim=2)
+    if U.shape[0] != U.shape[1] or U.shape[0] < 1:
+        raise ValueError(f"U: expected a square (d, d) matrix, got shape {U.shape}")
+    return np.concatenate([[u], U.ravel()])
 
 
 def unpack_theta(theta: Any, d: int) -> tuple[float, np.ndarray]:
     """``(u, U)`` from ``theta`` (1 + d^2,); ValueError on a wrong length or non-finite entries."""
-    theta = np.asarray(theta, dtype=np.float64)
-    if theta.shape != (1 + d * d,) or not np.isfinite(theta).all():
-        raise ValueError(f"theta: expected {1 + d * d} finite entries, got shape {theta.shape}")
+    d = check_int(d, "d")
+    theta = as_float_array(theta, "theta")
+    if theta.shape != (1 + d * d,):
+        raise ValueError(f"theta: expected {1 + d * d} entries for d = {d}, got shape {theta.shape}")
     return float(theta[0]), theta[1:].reshape(d, d)
 
 
@@ -380,17 +398,30 @@ def zfb_init(d: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
     It is balanced: ``u^2 - ||U||_F^2 = 0``."""
     d = check_int(d, "d")
     sigma = check_real(sigma, "sigma", low=0.0, low_open=True)
-    Theta = rng.standard_normal((d, d))
+    Theta = check_rng(rng).standard_normal((d, d))
     TT = Theta @ Theta.T
     return pack_theta(sigma, sigma * TT / np.linalg.norm(TT))
+
+
+def _check_objective(obj: Any) -> RegressionObjective:
+    if not isinstance(obj, RegressionObjective):
+        raise ValueError(
+            f"obj: expected a RegressionObjective (population_objective, sampled_objective), "
+            f"got {type(obj).__name__}"
+        )
+    return obj
 
 
 def predict_limit(obj: RegressionObjective, theta0: Any) -> np.ndarray:
     """The point of the optimal curve the flow reaches from ``theta0``, predicted by the conserved
     ``q = u^2 - ||U||^2``: ``u_inf^2 = (q + sqrt(q^2 + 4 ||M*||_F^2)) / 2`` with the sign of ``u_0``,
     ``U_inf = M*^T / u_inf`` (assumes ``u`` does not change sign along the flow)."""
+    obj = _check_objective(obj)
+    theta0 = as_float_array(theta0, "theta0", ndim=1)
+    if theta0.shape != (1 + obj.d**2,):
+        raise ValueError(f"theta0: expected {1 + obj.d**2} entries, got shape {theta0.shape}")
     u0, _ = unpack_theta(theta0, obj.d)
-    q = obj.conserved(np.asarray(theta0, dtype=np.float64))
+    q = obj.conserved(theta0)
     m2 = float(np.sum(obj.M_star**2))
     u = np.sign(u0 if u0 != 0 else 1.0) * np.sqrt(0.5 * (q + np.sqrt(q * q + 4 * m2)))
     return pack_theta(u, obj.M_star.T / u)
@@ -416,8 +447,10 @@ class RegressionRichness:
 def richness(obj: RegressionObjective, theta: Any, rtol: float = KERNEL_RTOL) -> RegressionRichness:
     """Hessian spectrum of ``obj`` at ``theta`` with kernel threshold ``rtol * lambda_max`` (as
     :func:`dynamics.hessian_spectrum`) compared with the tangent of the optimal curve."""
-    theta = np.asarray(theta, dtype=np.float64)
+    obj = _check_objective(obj)
+    rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
     u, U = unpack_theta(theta, obj.d)
+    theta = pack_theta(u, U)
     lam, vec = np.linalg.eigh(obj.hessian(theta))
     lam_max = float(np.abs(lam).max())
     ker = np.abs(lam) <= rtol * lam_max

@@ -74,6 +74,7 @@ from .cli_checks import (  # noqa: F401  (moved; re-exported from here)
 from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _NOT_CONFIG,
     _check_control,
+    _check_converge,
     _check_verify,
     _cmd_context_length,
     _cmd_control,
@@ -246,10 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"{a} {constructions.ALGORITHMS[a].claim}" for a in loop_algos
     )
     p = sub.add_parser("converge", help="gradient flows from perturbations of the construction (M6)")
-    p.add_argument("--algo", choices=loop_algos, default="sarsa", help=algo_help)
+    p.add_argument(
+        "--algo", default="sarsa", metavar="NAME", help=algo_help + "; or one declared in --module's file"
+    )
+    p.add_argument(
+        "--module",
+        default=None,
+        metavar="FILE.py",
+        help="a user's file declaring closed-loop algorithms; --algo names one of them (its teacher data, "
+        "its construction)",
+    )
     p.add_argument("--quick", action="store_true", help="one seed, two scales, two radii")
     _common(p, out="directory for converge.json/.npz and plots (resumes)")
-    p.set_defaults(func=_cmd_converge, precheck=_converge_config)
+    p.set_defaults(func=_cmd_converge, precheck=_check_converge)
 
     p = sub.add_parser("diversity", help="richness (M5) and held-out cost of low diversity (M7)")
     p.add_argument("--quick", action="store_true", help="S = A = 2, k up to 16")

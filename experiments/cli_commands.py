@@ -217,14 +217,33 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
 
 
 def _converge_config(args: argparse.Namespace):
-    """The :class:`ConvergeConfig` of ``converge``'s options (also its precheck: built before
-    ``--out`` is touched, so a configuration error writes nothing)."""
+    """The :class:`ConvergeConfig` of ``converge``'s options, ``--seed`` applied (ValueError naming
+    ``--algo`` or ``--module``); also its precheck: built before ``--out`` is touched, so a
+    configuration error writes nothing."""
     from .converge import ConvergeConfig
 
-    cfg = ConvergeConfig.quick(args.algo) if args.quick else ConvergeConfig.full(args.algo)
+    names = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
+    if args.module is None and args.algo not in names:
+        raise ValueError(
+            f"--algo: expected a registered closed-loop algorithm {names} (or pass --module FILE.py), "
+            f"got {args.algo!r}"
+        )
+    try:
+        cfg = (
+            ConvergeConfig.quick(args.algo, args.module)
+            if args.quick
+            else ConvergeConfig.full(args.algo, args.module)
+        )
+    except ValueError as exc:
+        raise ValueError(f"--{exc}" if str(exc).startswith(("module:", "algo:")) else str(exc)) from None
     if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
     return cfg
+
+
+def _check_converge(args: argparse.Namespace) -> None:
+    """``converge``'s options, before anything is written."""
+    _converge_config(args)
 
 
 def _diversity_config(args: argparse.Namespace):

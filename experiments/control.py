@@ -204,23 +204,7 @@ class ControlConfig:
         or declares a name that is already registered (a clash is refused, never shadowed)."""
         if self.module is None:
             return {}
-        if not isinstance(self.module, str):
-            raise ValueError(f"module: expected a path to a .py file, got {self.module!r}")
-        try:
-            found = constructions.load_module(self.module)
-        except ValueError as exc:
-            raise ValueError(f"module: {exc}") from None
-        except (Exception, SystemExit) as exc:  # the user's code raised (or exited) at import
-            raise ValueError(f"module: importing {self.module} raised {type(exc).__name__}: {exc}") from None
-        loops = {a.name: a for a in found if isinstance(a, ClosedLoopAlgorithm)}
-        if not loops:
-            raise ValueError(f"module: {self.module} declares no closed-loop algorithm (ClosedLoopAlgorithm)")
-        clash = sorted(set(loops) & set(constructions.ALGORITHMS))
-        if clash:
-            raise ValueError(
-                f"module: {self.module} declares {clash}, already registered: choose another name"
-            )
-        return loops
+        return constructions.load_closed_loop_module(self.module)
 
     def algorithm(self, name: str) -> ClosedLoopAlgorithm:
         """The declaration named ``name``: the user's file's, else a registered closed-loop one."""

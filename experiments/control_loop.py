@@ -33,6 +33,7 @@ import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
+from lsa_theory.rollout import DIVERGENCE_BOUND, diverged  # noqa: F401  (re-exported)
 
 from .control_roundoff import (  # noqa: F401  (re-exported)
     TEACHER_DIVERGENCE_W,
@@ -54,7 +55,8 @@ class DeployResult:
     the behaviour policy (epsilon-greedy / ``pi_lambda``); ``ws`` (T+1, d) and for actor-critic
     ``lams`` (T+1, d_pi) parameters; ``states``/``actions`` (T, n+1) the contexts' trajectories;
     ``diverged_at``: first update whose parameter is not finite or has 1-norm above
-    :data:`DIVERGENCE_BOUND` (``None`` if none; the loop stops there, later entries are NaN);
+    :data:`DIVERGENCE_BOUND`, or whose context or update overflowed (a divergence is recorded, not
+    an error; ``None`` if none; the loop stops there, later entries are NaN);
     ``forward``: ``"l1"``, ``"l2"`` or ``"teacher"``; ``resets``: contexts restarted from ``mu0``.
 
     With ``error_bounds=True`` (:func:`deploy`; ``None`` otherwise): ``w_err`` (T+1, d + d_pi) the
@@ -239,9 +241,14 @@ def deploy(
     evaluate(0)
     j, s0, diverged, resets = 1, None, None, 0
     for t in range(1, T + 1):
-        X, g, traj = alg.context(mdp, draws, w, lam, n=n, epsilon=epsilon, rng=rng, s0=s0)
-        w_new, lam_new = update(X, g, w, lam)
-        states[t - 1], actions[t - 1] = traj.states, traj.actions
+        try:  # an overflow in the context or the update is the loop diverging (issue 24, item 8)
+            with np.errstate(over="raise", invalid="raise"):
+                X, g, traj = alg.context(mdp, draws, w, lam, n=n, epsilon=epsilon, rng=rng, s0=s0)
+                states[t - 1], actions[t - 1] = traj.states, traj.actions
+                w_new, lam_new = update(X, g, w, lam)
+        except FloatingPointError:
+            diverged = t
+            break
         if _diverged(w_new) or (lam_new is not None and _diverged(lam_new)):
             diverged = t
             break
@@ -266,14 +273,9 @@ def deploy(
     return DeployResult(points, nr, nr_b, ws, lams, states, actions, diverged, used, resets, *bounds)
 
 
-#: A loop stops as diverged when a parameter's 1-norm exceeds this (or is not finite): beyond it
-#: ``|Q_w| <= ||w||_1 max |phi|`` and the prompt products of the next update approach float64 overflow.
-DIVERGENCE_BOUND = 1e200
-
-
-def _diverged(v: np.ndarray) -> bool:
-    total = float(np.abs(v).sum())
-    return not np.isfinite(total) or total > DIVERGENCE_BOUND
+#: A loop stops as diverged when a parameter's 1-norm exceeds DIVERGENCE_BOUND (or is not finite).
+#: The package's one notion of divergence, :data:`lsa_theory.rollout.DIVERGENCE_BOUND` (imported).
+_diverged = diverged
 
 
 def _infer_d_pi(weights: Any, d: int, default: int) -> int:

@@ -32,9 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
+import constructions
 import dynamics as dy
 
-from .io import atomic_savez, atomic_write_json, load_npz, progress, read_json, to_jsonable, versions
+from .io import (
+    atomic_savez,
+    atomic_write_json,
+    file_sha256,
+    load_npz,
+    progress,
+    read_json,
+    to_jsonable,
+    versions,
+)
 from .plots import integer_ticks, pyplot, save_figure
 
 __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
@@ -42,7 +52,10 @@ __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
 
 @dataclass(frozen=True)
 class ConvergeConfig:
-    """Sizes and solver settings; ``quick()`` is the small configuration of ``--quick``."""
+    """Sizes and solver settings; ``quick()`` is the small configuration of ``--quick``. ``algo``:
+    a registered closed-loop algorithm, or one declared in the user's file ``module`` (a ``.py``
+    path, :func:`constructions.load_closed_loop_module`; its readout must be bilinear in the (L2)
+    blocks, as every :class:`constructions.ClosedLoopAlgorithm`'s is)."""
 
     algo: str = "sarsa"
     S: int = 2
@@ -63,6 +76,7 @@ class ConvergeConfig:
     noise: tuple[float, ...] = (1e-3, 1e-1)
     #: starting radii of the radius sweep (c = 1, every seed); empty for none
     sweep_radii: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
+    module: str | None = None
 
     def __post_init__(self) -> None:
         if any(r < 0 for r in self.radii):
@@ -73,12 +87,22 @@ class ConvergeConfig:
             raise ValueError(f"noise: must be positive, got {self.noise}")
         if any(c == 0 for c in self.scales):
             raise ValueError("scales: c must be non-zero")
-        dy.TeacherSpec(algorithm=self.algo, S=self.S, A=self.A, k=self.k, frames=self.frames)
+        dy.TeacherSpec(algorithm=self.algorithm(), S=self.S, A=self.A, k=self.k, frames=self.frames)
+
+    def algorithm(self) -> str | constructions.ClosedLoopAlgorithm:
+        """``algo``'s declaration when ``module`` declares it, else the registered name."""
+        if self.module is None:
+            return self.algo
+        user = constructions.load_closed_loop_module(self.module)
+        if self.algo not in user:
+            raise ValueError(f"algo: {self.module} declares {sorted(user)}, not {self.algo!r}")
+        return user[self.algo]
 
     @classmethod
-    def quick(cls, algo: str = "sarsa") -> ConvergeConfig:
+    def quick(cls, algo: str = "sarsa", module: str | None = None) -> ConvergeConfig:
         return cls(
             algo=algo,
+            module=module,
             seeds=(0,),
             scales=(1.0, -2.0),
             radii=(1e-2, 1e-1),
@@ -87,16 +111,17 @@ class ConvergeConfig:
         )
 
     @classmethod
-    def full(cls, algo: str = "sarsa") -> ConvergeConfig:
+    def full(cls, algo: str = "sarsa", module: str | None = None) -> ConvergeConfig:
         """The full run: 3 seeds x 3 scales x 3 radii; an algorithm with an actor (more
         parameters, slower per flow) sweeps the radii 1 and 10 with one noise level."""
-        if dy.TeacherSpec(algorithm=algo).alg.has_actor:
-            return cls(algo=algo, noise=(1e-3,), sweep_radii=(1.0, 10.0))
-        return cls(algo=algo)
+        cfg = cls(algo=algo, module=module)
+        if cfg.spec().alg.has_actor:
+            return cls(algo=algo, module=module, noise=(1e-3,), sweep_radii=(1.0, 10.0))
+        return cfg
 
     def spec(self) -> dy.TeacherSpec:
         return dy.TeacherSpec(
-            algorithm=self.algo, S=self.S, A=self.A, k=self.k, frames=self.frames, d_pi=self.d_pi
+            algorithm=self.algorithm(), S=self.S, A=self.A, k=self.k, frames=self.frames, d_pi=self.d_pi
         )
 
 
@@ -340,7 +365,13 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
 
 
 def _config_doc(cfg: ConvergeConfig) -> dict:
-    return to_jsonable(asdict(cfg))
+    """The configuration as saved (the resume key); with ``module``, the file's sha256 too."""
+    doc = asdict(cfg)
+    if cfg.module is None:
+        del doc["module"]  # the documents saved before user modules stay valid
+    else:
+        doc["module_sha256"] = file_sha256(cfg.module)
+    return to_jsonable(doc)
 
 
 def _doc(cfg: ConvergeConfig, parts: dict[str, list[dict]]) -> dict:

@@ -165,6 +165,8 @@ class PretrainConfig:
         for name in ("teacher_k", "teacher_steps", "heldout_k", "curve_updates", "eval_every"):
             check_int(getattr(self, name), name)
         check_int(self.warmup, "warmup", minimum=0)
+        if self.warmup > self.steps:  # the learning rate would never reach lr (issue 24, item 23)
+            raise ValueError(f"warmup: must be <= steps = {self.steps}, got {self.warmup}")
         check_int(self.seed, "seed", minimum=0)
         if self.batch_mdps is not None:
             check_int(self.batch_mdps, "batch_mdps")
@@ -267,10 +269,17 @@ class PretrainConfig:
         )
 
 
+def _check_cfg(cfg) -> PretrainConfig:
+    if not isinstance(cfg, PretrainConfig):
+        raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
+    return cfg
+
+
 def training_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]]:
     """The ``k`` (P2) training MDPs, features and starts: :func:`experiments.expected_loop.
     draw_batch` of ``cfg.algo`` with ``default_rng([seed, 5])`` (a stream the (P1) data and
     held-out MDPs never use)."""
+    _check_cfg(cfg)
     return el.draw_batch(cfg.k, cfg.S, cfg.A, cfg.gamma, np.random.default_rng([cfg.seed, 5]), algo=cfg.algo)
 
 
@@ -279,6 +288,7 @@ def heldout_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]
     (:func:`experiments.expected_loop.draw_task`: critic table, ``w_0``, actor table) from
     ``heldout_rng(seed, i, 1)`` in the order :func:`experiments.control.deploy` draws them, so the
     smooth and the sampled evaluations start from the same tables and parameters."""
+    _check_cfg(cfg)
     from .envs import heldout_rng
 
     mdps, draws = [], []
@@ -294,6 +304,7 @@ def init_start(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
     construction of the declaration ((S3), or (A3) with ``beta``) for ``init="constructed"`` (a
     warm start on the teacher's block: does return maximisation keep, rescale or leave its
     structure?)."""
+    _check_cfg(cfg)
     params = init_params(cfg.teacher_config())
     if cfg.init == "constructed":
         P, V = (torch.as_tensor(M) for M in cfg.alg.construction_blocks(cfg.dims, cfg.hyper))

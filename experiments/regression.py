@@ -26,6 +26,8 @@ import numpy as np
 
 import dynamics as dy
 from dynamics import regression as rg
+from dynamics.flow import METHODS
+from lsa_theory._checks import check_int, check_real
 
 from .io import atomic_savez, atomic_write_json, provenance, read_json, to_jsonable, versions
 
@@ -89,6 +91,48 @@ class RegressionConfig:
     gamma_F: int = 300_000
 
     def __post_init__(self) -> None:
+        """Every field checked for type and range (issue 24, item 23); ValueError naming the field."""
+        check_int(self.d, "d")
+        check_int(self.N, "N")
+        check_real(self.kappa, "kappa", low=1.0)
+        _check_tuple(self.population, "population")
+        for entry in self.population:
+            if not isinstance(entry, tuple | list) or len(entry) != 3:
+                raise ValueError(f"population: expected (d, N, kappa) triples, got {entry!r}")
+            check_int(entry[0], "population: d")
+            check_int(entry[1], "population: N")
+            check_real(entry[2], "population: kappa", low=1.0)
+        check_real(self.sigma, "sigma", low=0.0, low_open=True)
+        for F in _check_tuple(self.F, "F"):
+            check_int(F, "F")
+        check_int(self.reps, "reps", minimum=2)
+        for L in _check_tuple(self.layers, "layers"):
+            check_int(L, "layers")
+        check_int(self.train_steps, "train_steps")  # 0 steps is refused: nothing trained cannot pass
+        check_int(self.train_batch, "train_batch", minimum=2)
+        if self.train_batch % 2:
+            raise ValueError(f"train_batch: must be even (antithetic pairs), got {self.train_batch}")
+        check_real(self.train_lr, "train_lr", low=0.0, low_open=True)
+        check_int(self.test_prompts, "test_prompts", minimum=2)
+        if self.test_prompts % 2:
+            raise ValueError(f"test_prompts: must be even (antithetic pairs), got {self.test_prompts}")
+        check_int(self.seed, "seed", minimum=0)
+        check_real(self.t_max, "t_max", low=0.0, low_open=True)
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+        check_real(self.rtol, "rtol", low=0.0, low_open=True)
+        check_real(self.atol, "atol", low=0.0, low_open=True)
+        check_real(self.grad_floor, "grad_floor", low=0.0, low_open=True)
+        if len(_check_tuple(self.window, "window")) != 2:
+            raise ValueError(f"window: expected (low, high), got {self.window!r}")
+        lo = check_real(self.window[0], "window", low=0.0, low_open=True)
+        if check_real(self.window[1], "window", low=0.0, low_open=True) <= lo:
+            raise ValueError(f"window: expected low < high, got {self.window!r}")
+        if len(_check_tuple(self.sampled_tol, "sampled_tol")) != 3:
+            raise ValueError(f"sampled_tol: expected (rtol, atol, grad_floor), got {self.sampled_tol!r}")
+        for tol in self.sampled_tol:
+            check_real(tol, "sampled_tol", low=0.0, low_open=True)
+        check_int(self.gamma_F, "gamma_F")
         if (self.d, self.N, self.kappa) not in self.population:
             raise ValueError("population: must contain the primary configuration (d, N, kappa)")
         if any(F < 2 * self.d * self.d or F % 2 for F in self.F):
@@ -108,6 +152,12 @@ class RegressionConfig:
             train_batch=500,
             test_prompts=20000,
         )
+
+
+def _check_tuple(value, name: str) -> tuple:
+    if not isinstance(value, tuple | list) or not value:
+        raise ValueError(f"{name}: expected a non-empty tuple, got {value!r}")
+    return tuple(value)
 
 
 def _lambda(cfg: RegressionConfig, d: int, N: int, kappa: float) -> np.ndarray:
@@ -317,6 +367,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "slope": abs(slope + 0.5) <= CRITERIA["slope"],
         "sampled_converged": all(r["converged"] for r in sampled),
         "gamma_least_squares": gamma["passed"],
+        "trained_not_diverged": not any(r["diverged"] for r in trained),
     }
     pop_keys = ("M_flow", "M_star", "rel_err", "loss_final", "loss_star")
     doc = {

@@ -29,7 +29,16 @@ import lsa_theory as lt
 from constructions.algorithms import regression as reg
 from dynamics import regression as rg
 
-__all__ = ["init_stack", "layers_of", "stack_loss", "train_stack", "spread", "layer_report", "train_stacks"]
+__all__ = [
+    "init_stack",
+    "layers_of",
+    "stack_loss",
+    "train_stack",
+    "spread",
+    "layer_report",
+    "stack_diverged",
+    "train_stacks",
+]
 
 PARAMETERISATIONS = ("sparse", "full")
 
@@ -143,12 +152,25 @@ def _test_loss(layers, E, y_query) -> float:
     return stack_loss([(torch.as_tensor(P), torch.as_tensor(Q)) for P, Q in layers], E, y_query).item()
 
 
+def stack_diverged(curve: np.ndarray, test_loss: float, loss_zero: float) -> bool:
+    """True when training diverged: a non-finite training or test loss, or a test loss above
+    ``loss_zero = (1/2) tr(Lambda)``, the loss of the zero prediction (``E y_q^2 = tr Lambda`` under
+    (R4)'s law), which any stack that learnt anything beats (every trained stack of the saved runs
+    is below the one-layer optimum, itself below ``loss_zero``; Adam at ``lr = 1e6`` gave 2.2e24)."""
+    return bool(not np.isfinite(curve).all() or not np.isfinite(test_loss) or test_loss > loss_zero)
+
+
 def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     """Train every ``L`` in ``cfg.layers`` in both parameterisations on the primary ``Lambda``;
-    returns ``(rows, arrays)`` (rows for the JSON document, loss curves for the .npz)."""
+    returns ``(rows, arrays)`` (rows for the JSON document, loss curves for the .npz).
+
+    Each row records ``diverged`` (:func:`stack_diverged`) and ``loss_zero`` (the zero prediction's
+    loss); a diverged stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and
+    ``pgd_gap`` None) and fails the run's verdict (``checks["trained_not_diverged"]``)."""
     N = cfg.N
     Gamma = rg.gamma_matrix(Lambda, N)
     loss_star_1 = 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ np.linalg.inv(Gamma)))
+    loss_zero = 0.5 * float(np.trace(Lambda))
     E_test, y_test = _batch(cfg.test_prompts, N, Lambda, np.random.default_rng([cfg.seed, 4]))
     rows, arrays = [], {}
     prev_threads = torch.get_num_threads()
@@ -166,17 +188,22 @@ def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
                         for P, Q in layers_of(params, param)
                     ]
                     test = _test_loss(layers, E_test, y_test)
-                    reports = [layer_report(P, Q, Lambda, Gamma) for P, Q in layers]
-                    as_pgd = reg.precond_gd([r["A"] for r in reports])
-                    test_pgd = _test_loss(as_pgd, E_test, y_test)
+                    diverged = stack_diverged(curve, test, loss_zero)
+                    reports, test_pgd = [], None
+                    if not diverged:
+                        reports = [layer_report(P, Q, Lambda, Gamma) for P, Q in layers]
+                        as_pgd = reg.precond_gd([r["A"] for r in reports])
+                        test_pgd = _test_loss(as_pgd, E_test, y_test)
                 rows.append(
                     {
                         "L": L,
                         "param": param,
                         "test_loss": test,
                         "test_loss_as_pgd": test_pgd,
-                        "pgd_gap": (test_pgd - test) / test,
+                        "pgd_gap": None if test_pgd is None else (test_pgd - test) / test,
                         "one_layer_optimum": loss_star_1,
+                        "loss_zero": loss_zero,
+                        "diverged": diverged,
                         "train_loss_final": float(curve[-100:].mean()),
                         "layers": reports,
                         "steps": cfg.train_steps,

@@ -88,6 +88,12 @@ PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
 }
 
 
+#: Largest ``radius`` of a converge job: the start's (M3) quantity is ``~ (radius ||theta*||)^2`` and
+#: :func:`dynamics.distance_to_manifold` solves a quartic in ``c`` built from it, which overflows
+#: float64 from ``radius ~ 1e77`` (measured: ``c`` is NaN at 1e78 for the default job, finite at 1e60).
+RADIUS_MAX = 1e50
+
+
 def _package_version() -> str:
     from importlib import metadata
 
@@ -188,6 +194,11 @@ def _validate_params(kind: str, p: dict) -> None:
         raise ValueError(f"grid.seed: must be >= 0, got {p['seed']}")
     if kind == "diversity" and p["index"] < 0:
         raise ValueError(f"grid.index: must be >= 0, got {p['index']}")
+    if kind == "converge":  # the start theta*(c) + radius ||theta*(c)|| z: finite (issue 24, item 9)
+        if not (math.isfinite(p["radius"]) and 0 <= p["radius"] <= RADIUS_MAX):
+            raise ValueError(f"grid.radius: must be in [0, {RADIUS_MAX:g}], got {p['radius']}")
+        if not math.isfinite(p["c"]):  # c = 0: ConvergeConfig's "scales: c must be non-zero"
+            raise ValueError(f"grid.c: must be finite, got {p['c']}")
     rest = tuple(sorted((k, v) for k, v in p.items() if k not in ("seed", "index")))
     _validate_config(kind, rest)
 

@@ -114,6 +114,14 @@ def check_finite(x: Any, name: str) -> None:
         raise ValueError(f"{name}: contains NaN or inf")
 
 
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
+    """``rng`` if it is a ``numpy.random.Generator``; ValueError naming ``name`` otherwise (a seed
+    is not accepted: every random draw of the package comes from a Generator the caller owns)."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name}: expected numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
 def check_int(x: Any, name: str, minimum: int = 1) -> int:
     """``x`` as an int ``>= minimum``; ValueError otherwise (bools are refused)."""
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):

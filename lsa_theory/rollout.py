@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_float_array, check_int
+from ._checks import as_float_array, check_int, check_rng
 from .mdp import TabularMDP, check_mdp, check_policy
 from .policies import (
     epsilon_greedy,
@@ -36,6 +36,8 @@ __all__ = [
     "sarsa_context",
     "actor_critic_context",
     "LoopResult",
+    "DIVERGENCE_BOUND",
+    "diverged",
     "sarsa_loop",
     "actor_critic_loop",
     "loop_draws",
@@ -61,10 +63,7 @@ def _sample(cdf: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
 
 
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
-    return rng
+_check_rng = check_rng
 
 
 def _check_state(mdp: TabularMDP, s0) -> int:
@@ -194,12 +193,38 @@ def _check_start(v, d: int, name: str) -> np.ndarray:
 class LoopResult:
     """Frames of a closed loop: ``ws`` (T+1, d) parameters, ``Xs`` (T, 2d+1, n) contexts,
     and for actor-critic ``lams`` (T+1, d_pi) and ``gs`` (T, d_pi, n) (else ``None``).
-    The batched loops give the same fields with a leading (k,) MDP axis."""
+    The batched loops give the same fields with a leading (k,) MDP axis.
+
+    ``diverged_at`` (single loops, :func:`sarsa_loop` and :func:`actor_critic_loop`): the first
+    update ``t`` (1..T) whose parameters :func:`diverged` (or whose context or update overflowed);
+    the loop stops there and ``ws[t:]``, ``lams[t:]`` and the frames it did not compute are NaN.
+    ``None``: no divergence (and always for the batched loops, which do not test it)."""
 
     ws: np.ndarray
     Xs: np.ndarray
     lams: np.ndarray | None = None
     gs: np.ndarray | None = None
+    diverged_at: int | None = None
+
+
+#: A closed loop has diverged when a parameter vector is not finite or its 1-norm exceeds this
+#: (issue 18; the same notion in :func:`experiments.control_loop.deploy`): beyond it
+#: ``|Q_w| <= ||w||_1 max |phi|`` and the prompt products of the next update approach float64 overflow.
+DIVERGENCE_BOUND = 1e200
+
+
+def diverged(v: np.ndarray) -> bool:
+    """True when ``v`` has a non-finite entry or ``||v||_1 >`` :data:`DIVERGENCE_BOUND`."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.abs(v).sum())
+    return not np.isfinite(total) or total > DIVERGENCE_BOUND
+
+
+def _nan_frames(frames: list, T: int) -> np.ndarray:
+    """The frames of a loop stacked to length ``T``, NaN after the last one computed."""
+    out = np.full((T,) + frames[0].shape, np.nan)
+    out[: len(frames)] = frames
+    return out
 
 
 def sarsa_loop(
@@ -218,22 +243,38 @@ def sarsa_loop(
 
     ``update`` is the teacher (``lambda X, w: sarsa_update(X, w, alpha)``) in training and the
     frozen transformer's readout at deployment.
+
+    Divergence is a result, not an error: the loop stops at the first update whose ``w`` is not
+    finite or has 1-norm above :data:`DIVERGENCE_BOUND`, or whose context or update overflows, and
+    records it in ``diverged_at`` (:class:`LoopResult`). Inputs that are bad from the start
+    (non-finite ``phi`` or ``w0``, wrong shapes) still raise ValueError, and so does an ``update``
+    that returns NaN or inf without an overflow numpy saw (a fault of the callable).
     """
     T = check_int(n_updates, "n_updates")
     phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
     d = phi.shape[-1]
     w = _check_start(w0, d, "w0")
     update = _check_update(update, "update")
-    ws, Xs, s = [w], [], None
-    for _ in range(T):
-        X, traj = sarsa_context(mdp, phi, w, n, epsilon, rng, s)
-        w = as_float_array(update(X, w), "update(X, w)")
+    ws, Xs, s, t_div = [w], [], None, None
+    for t in range(1, T + 1):
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                X, traj = sarsa_context(mdp, phi, w, n, epsilon, rng, s)
+                Xs.append(X)
+                w = as_float_array(update(X, w), "update(X, w)")
+        except FloatingPointError:
+            t_div = t
+            break
         if w.shape != (d,):
             raise ValueError(f"update(X, w): expected shape {(d,)}, got {w.shape}")
+        if diverged(w):
+            t_div = t
+            break
         s = int(traj.states[-1])
         ws.append(w)
-        Xs.append(X)
-    return LoopResult(np.stack(ws), np.stack(Xs))
+    if not Xs:  # the first context overflowed: its shape is still known
+        Xs.append(np.full((2 * d + 1, check_int(n, "n")), np.nan))
+    return LoopResult(_nan_frames(ws, T + 1), _nan_frames(Xs, T), diverged_at=t_div)
 
 
 def actor_critic_loop(
@@ -248,7 +289,8 @@ def actor_critic_loop(
     n_updates: int,
     rng: np.random.Generator,
 ) -> LoopResult:
-    """(A5) closed loop: as (S6) acting with ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')``."""
+    """(A5) closed loop: as (S6) acting with ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')``.
+    Divergence (of ``w`` or ``lam``) is recorded in ``diverged_at`` as in :func:`sarsa_loop`."""
     T = check_int(n_updates, "n_updates")
     phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
     phi_pi = _check_table(phi_pi, (mdp.n_states, mdp.n_actions), "phi_pi")
@@ -256,16 +298,30 @@ def actor_critic_loop(
     w = _check_start(w0, d, "w0")
     lam = _check_start(lam0, d_pi, "lam0")
     update = _check_update(update, "update")
-    ws, lams, Xs, gs, s = [w], [lam], [], [], None
-    for _ in range(T):
-        X, g, traj = actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s)
-        w, lam = _check_pair(update(X, g, w, lam), (d,), (d_pi,))
+    ws, lams, Xs, gs, s, t_div = [w], [lam], [], [], None, None
+    for t in range(1, T + 1):
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                X, g, traj = actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s)
+                Xs.append(X)
+                gs.append(g)
+                w, lam = _check_pair(update(X, g, w, lam), (d,), (d_pi,))
+        except FloatingPointError:
+            t_div = t
+            break
+        if diverged(w) or diverged(lam):
+            t_div = t
+            break
         s = int(traj.states[-1])
         ws.append(w)
         lams.append(lam)
-        Xs.append(X)
-        gs.append(g)
-    return LoopResult(np.stack(ws), np.stack(Xs), np.stack(lams), np.stack(gs))
+    if not Xs:
+        n = check_int(n, "n")
+        Xs.append(np.full((2 * d + 1, n), np.nan))
+        gs.append(np.full((d_pi, n), np.nan))
+    return LoopResult(
+        _nan_frames(ws, T + 1), _nan_frames(Xs, T), _nan_frames(lams, T + 1), _nan_frames(gs, T), t_div
+    )
 
 
 def _check_pair(out, w_shape: tuple, lam_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -273,7 +329,10 @@ def _check_pair(out, w_shape: tuple, lam_shape: tuple) -> tuple[np.ndarray, np.n
     name = "update(X, g, w, lam)"
     if not isinstance(out, tuple | list) or len(out) != 2:
         raise ValueError(f"{name}: expected a pair (w', lam'), got {type(out).__name__}")
-    w, lam = as_float_array(out[0], f"{name}[0]"), as_float_array(out[1], f"{name}[1]")
+    w, lam = (
+        as_float_array(out[0], f"{name}[0]"),
+        as_float_array(out[1], f"{name}[1]"),
+    )
     if w.shape != w_shape or lam.shape != lam_shape:
         raise ValueError(f"{name}: expected w' {w_shape} and lam' {lam_shape}, got {w.shape}, {lam.shape}")
     return w, lam

@@ -96,7 +96,9 @@ def test_converge_reports_failure(monkeypatch, capsys):
         ec.ConvergeConfig,
         "quick",
         classmethod(
-            lambda cls, algo="sarsa": cls(seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(), sweep_radii=())
+            lambda cls, algo="sarsa", module=None: cls(
+                seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(), sweep_radii=()
+            )
         ),
     )
     assert cli.main(["converge", "--quick"]) == 1

@@ -695,9 +695,11 @@ def _int_bads(minimum: int, none_ok: bool) -> list[tuple[str, Any]]:
     return out if none_ok else [*out, ("None", None)]
 
 
-def _bad_cases() -> list:
+def _bad_cases(specs: list | None = None) -> list:
+    """``(spec, argument, bad value, argument to name, id)`` for every spec of ``specs`` (default
+    :data:`SPECS`; :mod:`test_input_fuzz_api` passes its own)."""
     cases = []
-    for spec in SPECS:
+    for spec in SPECS if specs is None else specs:
         for name in spec.arrays:
             cases += [
                 (spec, name, v, name, f"{spec.name}-{name}-{tag}") for tag, v in _array_bads(spec, name)
@@ -725,6 +727,11 @@ def _names(message: str, name: str) -> bool:
     ("spec", "name", "value", "named"), [pytest.param(s, a, v, m, id=i) for s, a, v, m, i in BAD]
 )
 def test_bad_input_raises_value_error_naming_the_argument(spec, name, value, named):
+    assert_refused(spec, name, value, named)
+
+
+def assert_refused(spec: Spec, name: str, value: Any, named: str) -> None:
+    """The call of ``spec`` with ``name = value`` raises ValueError naming ``named`` before ``": "``."""
     with pytest.raises(ValueError) as info:
         _call(spec, **{name: value})
     assert _names(str(info.value), named), f"{named!r} not named in: {info.value}"

@@ -197,3 +197,49 @@ def test_control_module_refusals_are_one_line_exit_2(tmp_path, capsys, argv, mes
     assert rc == 2 and message in out.err
     assert len(out.err.strip().splitlines()) == 1
     assert not out_dir.exists()
+
+
+# ------------------------------------------------------------------------ converge, --module
+def _converge_one(module):
+    from experiments.cli_checks import converge_passed
+    from experiments.converge import ConvergeConfig, run_converge
+
+    cfg = ConvergeConfig(
+        algo="reward_scaled_sarsa",
+        module=str(module),
+        seeds=(0,),
+        scales=(-2.0,),
+        radii=(1e-2,),
+        noise=(),
+        sweep_radii=(),
+    )
+    doc = run_converge(cfg)
+    return doc, [converge_passed(r) for r in doc["runs"]]
+
+
+def test_converge_module_flows_to_the_users_construction():
+    doc, passed = _converge_one(ROOT / "examples" / "reward_scaled_sarsa.py")
+    assert passed == [True], doc["runs"]
+    assert doc["config"]["module_sha256"]
+    assert doc["runs"][0]["dist_final"] < 1e-8
+
+
+@pytest.mark.slow
+def test_converge_module_with_a_construction_that_is_not_its_teacher_fails(tmp_path):
+    """Mutation: the declared construction is plain (S3) while the teacher data are kappa's: the
+    construction is not a zero of the loss, the runs fail."""
+    text = (ROOT / "examples" / "reward_scaled_sarsa.py").read_text()
+    path = tmp_path / "broken.py"
+    path.write_text(text.replace('P[2 * d, 2 * d + 1] = hyper["kappa"] * c', "P[2 * d, 2 * d + 1] = c"))
+    _, passed = _converge_one(path)
+    assert passed == [False]
+
+
+def test_converge_refuses_an_unknown_algo_in_one_line(tmp_path, capsys):
+    from experiments import cli
+
+    out_dir = tmp_path / "out"
+    rc = cli.main(["converge", "--algo", "no_such_algo", "--quick", "--out", str(out_dir)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--algo" in err and len(err.strip().splitlines()) == 1
+    assert not out_dir.exists()

@@ -47,10 +47,29 @@ def value_residuals(Z: np.ndarray, Z_out: np.ndarray, w_L, phi_query) -> Residua
 
 def naive_start(phi, phi_next, r, w0) -> tuple[list, int, int]:
     """Start of a TD-family naive loop: ``(w, n, d)`` with ``w = w0`` as a list (default ``d``
-    zeros, ``d`` the width of ``phi[0]``) and the batch sizes checked against ``w``."""
+    zeros, ``d`` the width of ``phi[0]``) and the batch sizes checked against ``w``. ``phi``,
+    ``phi_next`` must be sequences of rows and ``r`` a sequence of numbers or symbols (ValueError
+    naming the argument: issue 24's fuzz)."""
+    for name, x, depth in (("phi", phi, 2), ("phi_next", phi_next, 2), ("r", r, 1)):
+        _check_nested(x, name, depth)
     d = len(phi[0]) if len(phi) else 0
     w = [0] * d if w0 is None else list(w0)
     return w, _sizes(phi, phi_next, r, len(w)), d
+
+
+def _is_sequence(x) -> bool:
+    return not isinstance(x, str | bytes) and hasattr(x, "__len__") and np.ndim(x) >= 1
+
+
+def _check_nested(x, name: str, depth: int) -> None:
+    """ValueError naming ``name`` unless ``x`` is a sequence of ``depth`` levels (rows of numbers for
+    2, numbers for 1; the entries themselves are checked by :func:`check_loop_inputs`)."""
+    what = "a sequence of rows" if depth == 2 else "a sequence of numbers"
+    if not _is_sequence(x):
+        raise ValueError(f"{name}: expected {what}, got {type(x).__name__}")
+    for row in x:
+        if (depth == 2) != _is_sequence(row):
+            raise ValueError(f"{name}: expected {what}, got an entry {row!r}")
 
 
 def check_lam(lam) -> float:
@@ -58,7 +77,12 @@ def check_lam(lam) -> float:
     return check_real(lam, "lam", low=0.0, high=1.0)
 
 
-def check_loop_inputs(w0: list, r, gamma=None, lam=None, **rates) -> None:
+#: Default of :func:`check_loop_inputs`' ``gamma`` and ``lam``: the loop has no such argument
+#: (``None`` passed by a caller is refused, naming the argument).
+ABSENT = object()
+
+
+def check_loop_inputs(w0: list, r, gamma=ABSENT, lam=ABSENT, **rates) -> None:
     """Inputs of a TD-family naive loop, each checked under its own name (ValueError naming it):
     real finite numbers or symbols (:func:`lsa_theory.reference._check_numeric`: complex and bool
     refused), and when numeric ``0 <= gamma < 1`` and ``0 <= lam <= 1``, as the SARSA loop
@@ -66,7 +90,7 @@ def check_loop_inputs(w0: list, r, gamma=None, lam=None, **rates) -> None:
     from lsa_theory.reference import _check_numeric
 
     for name, v in (("gamma", gamma), ("lam", lam), *rates.items()):
-        if v is None:
+        if v is ABSENT:
             continue
         _check_numeric([v], name)
         if isinstance(v, numbers.Real) and name == "gamma":

@@ -24,7 +24,7 @@ import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import check_int
-from lsa_theory.reference import _check_numeric, _delta, _out
+from lsa_theory.reference import _delta, _out
 
 from .. import numeric, symbolic
 from .._residuals import Residuals
@@ -60,7 +60,7 @@ def naive_residual_gradient(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=
     """(W6) by explicit loops: ``n_iter`` residual-gradient steps from ``w0`` (default 0); ``w`` (d,)."""
     w, n, d = _common.naive_start(phi, phi_next, r, w0)
     n_iter = check_int(n_iter, "n_iter")
-    _check_numeric([gamma, alpha, *w, *r], "inputs")
+    _common.check_loop_inputs(w, r, gamma=gamma, alpha=alpha)
     for _ in range(n_iter):
         new = list(w)
         for i in range(n):

@@ -142,9 +142,22 @@ def average_reward_layer(Z: np.ndarray, heads: tuple[Pair, Pair]) -> np.ndarray:
 
 
 def average_reward_stack(Z: np.ndarray, layers) -> np.ndarray:
-    """L layers of :func:`average_reward_layer`, ``layers = [heads_1, ...]``."""
-    if len(layers) < 1:
-        raise ValueError("layers: need at least one pair of heads")
+    """L layers of :func:`average_reward_layer`, ``layers = [heads_1, ...]``, each
+    ``heads = ((P_r, Q_r), (P_v, Q_v))``; ``Z`` (2d+2, n+1) real (ValueError naming the argument)."""
+    Z = as_float_array(Z, "Z", ndim=2)
+    if Z.shape[-1] < 2:
+        raise ValueError(f"Z: expected (2d+2, n+1) with n >= 1, got shape {Z.shape}")
+    if not isinstance(layers, list | tuple) or len(layers) < 1:
+        raise ValueError(
+            f"layers: need a sequence of at least one pair of heads, got {type(layers).__name__}"
+        )
+
+    def pair(x) -> bool:
+        return not isinstance(x, str) and hasattr(x, "__len__") and len(x) == 2
+
+    for heads in layers:
+        if not pair(heads) or not all(pair(h) for h in heads):
+            raise ValueError("layers: each layer must be a pair of heads ((P_r, Q_r), (P_v, Q_v))")
     for heads in layers:
         Z = average_reward_layer(Z, heads)
     return Z

@@ -102,8 +102,8 @@ def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> n
     """(W4) by explicit loops: one step ``w <- w + alpha C_l u_l`` per matrix in ``Cs`` (each a
     d x d nested sequence, ``Cs[l][a][b]``), from ``w0`` (default 0); returns ``w_L`` (d,)."""
     w, n, d = _common.naive_start(phi, phi_next, r, w0)
-    if len(Cs) < 1:
-        raise ValueError("Cs: need at least one matrix")
+    if not isinstance(Cs, list | tuple | np.ndarray) or len(Cs) < 1:
+        raise ValueError(f"Cs: need a sequence of at least one matrix, got {type(Cs).__name__}")
     _common.check_loop_inputs(w, r, gamma=gamma, alpha=alpha)
     for C in Cs:
         if len(C) != d or any(len(row) != d for row in C):

@@ -1,0 +1,386 @@
+"""Input fuzz of the public functions added since the first fuzz (issue 24, done-when): the TD
+family of ``constructions``, ``dynamics.regression``, the pretraining entry points of
+``experiments.pretrain`` and the entry points of ``dynamics`` (teacher data, objective, flow,
+descent, manifold, rate fits).
+
+Same rules as :mod:`test_input_fuzz` (its :class:`Spec` and bad-value generators are reused): each
+array argument is fuzzed with complex, object, bool and string dtypes, ``None``, NaN, inf, a 0-d
+scalar, complex and -inf torch tensors and one more or one fewer dimension; each real with
+NaN/inf/bool/None/string/complex/1-element arrays; each int with a value below its minimum, a float,
+a bool, a string and None; plus explicit bad values. A case passes only if it raises ``ValueError``
+naming the argument before the first ``": "`` (never another exception, never a result).
+
+:data:`FUZZ_CASES` counts the generated cases (all ids start with ``fuzz-``), so that a quoted
+test count can leave them out (``-k 'not fuzz-'``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_input_fuzz import Spec, _bad_cases, _call, _rng, assert_refused
+
+import constructions
+import dynamics as dy
+from dynamics import regression as rg
+from experiments import pretrain as ep
+
+torch = pytest.importorskip("torch")
+
+# --- data of the good calls -------------------------------------------------------------------------
+_g = np.random.default_rng(7)
+d, n = 2, 4
+DS = dy.teacher_dataset(dy.TeacherSpec(k=2, frames=2), np.random.default_rng(0))
+TH = dy.construction(DS, 1.0) + 0.01 * _g.standard_normal(dy.shapes(DS).size)
+V = _g.standard_normal(TH.size)
+TT = np.linspace(0.0, 10.0, 30)
+LL = 1e-23 * np.exp(-TT)
+LE = 1e-40 * np.ones(TT.size)
+LAMBDA = rg.random_covariance(d, 10.0, np.random.default_rng(1))
+MR = np.linalg.inv(rg.gamma_matrix(LAMBDA, 5))
+SAMPLE = rg.sample_prompts(8, 5, LAMBDA, np.random.default_rng(2))
+OBJ = rg.population_objective(LAMBDA, 5)
+THR = rg.zfb_init(d, 0.1, np.random.default_rng(3))
+PF, QF = rg.to_full(THR, d)
+F, FN, RW = _g.uniform(-1, 1, (n, d)), _g.uniform(-1, 1, (n, d)), _g.uniform(-1, 1, n)
+PQ = _g.uniform(-1, 1, d)
+ZA = constructions.average_reward_prompt(F, FN, RW, PQ)
+LAYERS_AR = [constructions.td_average_reward(d, 0.2)]
+C2 = np.array([[2.0, 0.5], [0.1, 1.0]])
+PCFG = ep.PretrainConfig(S=2, A=2, n=4, T=2, k=4, steps=2, frames=2, heldout_k=2, teacher_k=2)
+
+
+def _teacher_dataset(spec_, rng, vectorised=True):
+    """:func:`dynamics.teacher_dataset` (its first argument ``spec`` renamed: ``_call`` takes ``spec``)."""
+    return dy.teacher_dataset(spec_, rng, vectorised=vectorised)
+
+
+_flow_scalars = dict(reals=("t_max", "rtol", "atol", "grad_floor"), ints={"max_steps": 1})
+
+API_SPECS = [
+    # --- dynamics: teacher data, objective, manifold ---------------------------------------------
+    Spec(
+        "teacher_dataset",
+        _teacher_dataset,
+        {"spec_": dy.TeacherSpec(k=2, frames=2), "rng": _rng()},
+        bad=[("spec_", None, "spec"), ("spec_", {}, "spec"), ("rng", 0), ("rng", None), ("vectorised", 1)],
+    ),
+    *[
+        Spec(
+            f.__name__,
+            f,
+            {"dataset": DS, "theta": TH},
+            arrays={"theta": "fixed"},
+            bad=[("theta", TH[:-1]), ("dataset", None), ("dataset", {})],
+            none_ok=("theta",) if f is dy.richness else (),
+        )
+        for f in (
+            dy.loss,
+            dy.loss_and_grad,
+            dy.hessian,
+            dy.hessian_blocks,
+            dy.conserved,
+            dy.relative_error,
+            dy.loss_and_grad_error_bound,
+            dy.distance_to_manifold,
+            dy.nearest_manifold_point,
+            dy.hessian_spectrum,
+            dy.richness,
+        )
+    ],
+    Spec(
+        "predict_scale",
+        dy.predict_scale,
+        {"dataset": DS, "theta0": TH},
+        arrays={"theta0": "fixed"},
+        bad=[("theta0", TH[:-1]), ("dataset", None)],
+    ),
+    Spec(
+        "hvp",
+        dy.hvp,
+        {"dataset": DS, "theta": TH, "v": V},
+        arrays={"theta": "fixed", "v": "fixed"},
+        bad=[("v", V[:-1])],
+    ),
+    Spec("construction", dy.construction, {"dataset": DS, "c": 1.0}, reals=("c",), bad=[("c", 0.0)]),
+    # --- dynamics: flow and descent -----------------------------------------------------------------
+    Spec(
+        "gradient_flow",
+        dy.gradient_flow,
+        {"dataset": DS, "theta0": TH, "t_max": 1e-3},
+        arrays={"theta0": "fixed"},
+        **_flow_scalars,
+        bad=[
+            ("theta0", TH[:-1]),
+            ("dataset", None),
+            ("method", "Euler"),
+            ("t_max", 0.0),
+            ("max_steps", 0),
+            ("stop_dist", -1.0),
+            ("stop_dist", "x"),
+            ("max_seconds", 0.0),
+            ("dist_rtol", -1.0),
+            ("error_bounds", "yes"),
+        ],
+    ),
+    Spec(
+        "gradient_descent",
+        dy.gradient_descent,
+        {"dataset": DS, "theta0": TH, "eta": 1e-3, "max_steps": 3},
+        arrays={"theta0": "fixed"},
+        reals=("eta", "grad_floor"),
+        ints={"max_steps": 1, "record_every": 1},
+        bad=[("theta0", TH[:-1]), ("eta", 0.0), ("stop_dist", -1.0), ("max_seconds", -1.0)],
+    ),
+    Spec(
+        "adam",
+        dy.adam,
+        {"dataset": DS, "theta0": TH, "lr": 1e-3, "max_steps": 3},
+        arrays={"theta0": "fixed"},
+        reals=("lr", "eps", "grad_floor"),
+        ints={"max_steps": 1, "record_every": 1},
+        bad=[("theta0", TH[:-1]), ("lr", -1.0), ("betas", (0.9,)), ("betas", (1.0, 0.999)), ("betas", None)],
+    ),
+    # --- dynamics: rate fits --------------------------------------------------------------------------
+    Spec(
+        "fit_rate",
+        dy.fit_rate,
+        {"t": TT, "loss": LL, "window": (1e-40, 1e-20), "min_points": 5, "loss_err": LE},
+        arrays={"t": "fixed", "loss": "fixed", "loss_err": "fixed"},
+        ints={"min_points": 2},
+        bad=[
+            ("loss", LL[:-1]),
+            ("loss_err", LE[:-1]),
+            ("loss_err", -LE),
+            ("window", (1.0,)),
+            ("window", None),
+        ],
+        none_ok=("loss_err",),
+    ),
+    Spec(
+        "fit_rate_roundoff",
+        dy.fit_rate_roundoff,
+        {"t": TT, "loss": LL, "loss_err": LE, "window": (1e-40, 1e-20)},
+        arrays={"t": "fixed", "loss": "fixed", "loss_err": "fixed"},
+        ints={"min_points": 2},
+        bad=[("t", TT[:-1], "loss"), ("window", (1e-20, 1e-40))],
+    ),
+    # --- dynamics.regression ----------------------------------------------------------------------
+    Spec(
+        "random_covariance",
+        rg.random_covariance,
+        {"d": d, "kappa": 10.0, "rng": _rng()},
+        reals=("kappa",),
+        ints={"d": 1},
+        bad=[("kappa", 0.5), ("rng", 0), ("rng", None)],
+    ),
+    *[
+        Spec(
+            f.__name__,
+            f,
+            {"Lambda": LAMBDA, "N": 5},
+            arrays={"Lambda": "fixed"},
+            ints={"N": 1},
+            bad=[("Lambda", -LAMBDA), ("Lambda", LAMBDA + [[0, 1], [0, 0]]), ("Lambda", LAMBDA[:1])],
+        )
+        for f in (rg.gamma_matrix, rg.second_moment, rg.population_objective)
+    ],
+    Spec(
+        "population_loss",
+        rg.population_loss,
+        {"M": MR, "Lambda": LAMBDA, "N": 5},
+        arrays={"M": "fixed", "Lambda": "fixed"},
+        ints={"N": 1},
+        bad=[("M", MR[:1])],
+    ),
+    Spec(
+        "sample_prompts",
+        rg.sample_prompts,
+        {"F": 8, "N": 5, "Lambda": LAMBDA, "rng": _rng()},
+        arrays={"Lambda": "fixed"},
+        ints={"F": 1, "N": 1},
+        bad=[("F", 7), ("rng", 0), ("rng", None), ("antithetic", 1), ("antithetic", None)],
+    ),
+    *[
+        Spec(f.__name__, f, {"sample": SAMPLE}, bad=[("sample", {}), ("sample", None), ("sample", SAMPLE.X)])
+        for f in (rg.sampled_objective, rg.query_features)
+    ],
+    Spec(
+        "sample_minimiser_test",
+        rg.sample_minimiser_test,
+        {"Lambda": LAMBDA, "N": 5, "M_ref": MR, "F": 200, "rng": _rng()},
+        arrays={"Lambda": "fixed", "M_ref": "fixed"},
+        ints={"N": 1, "F": 1, "chunk": 1},
+        bad=[("M_ref", MR[:1]), ("F", 3), ("rng", 1)],
+    ),
+    *[
+        Spec(
+            f.__name__,
+            f,
+            {"theta": THR, "d": d},
+            arrays={"theta": "fixed"},
+            ints={"d": 1},
+            bad=[("theta", THR[:-1]), ("d", d + 1, "theta")],
+        )
+        for f in (rg.effective_matrix, rg.unpack_theta, rg.to_full)
+    ],
+    Spec(
+        "pack_theta",
+        rg.pack_theta,
+        {"u": 0.1, "U": MR},
+        arrays={"U": "fixed"},
+        reals=("u",),
+        bad=[("U", MR[:1])],
+    ),
+    Spec(
+        "from_full",
+        rg.from_full,
+        {"P": PF, "Q": QF},
+        arrays={"P": "fixed", "Q": "fixed"},
+        bad=[("P", PF[:-1]), ("Q", QF[:, :-1])],
+    ),
+    Spec(
+        "zfb_init",
+        rg.zfb_init,
+        {"d": d, "sigma": 0.1, "rng": _rng()},
+        reals=("sigma",),
+        ints={"d": 1},
+        bad=[("sigma", 0.0), ("rng", 0)],
+    ),
+    Spec(
+        "predict_limit",
+        rg.predict_limit,
+        {"obj": OBJ, "theta0": THR},
+        arrays={"theta0": "fixed"},
+        bad=[("obj", None), ("obj", DS), ("theta0", THR[:-1])],
+    ),
+    Spec(
+        "regression.richness",
+        rg.richness,
+        {"obj": OBJ, "theta": THR},
+        arrays={"theta": "fixed"},
+        reals=("rtol",),
+        bad=[("obj", None), ("theta", THR[:-1]), ("rtol", -1.0)],
+    ),
+    # --- pretraining entry points ------------------------------------------------------------------
+    *[
+        Spec(f.__name__, f, {"cfg": PCFG}, bad=[("cfg", None), ("cfg", {}), ("cfg", dy.TeacherSpec())])
+        for f in (ep.init_start, ep.training_batch, ep.heldout_batch)
+    ],
+    Spec(
+        "PretrainConfig",
+        ep.PretrainConfig,
+        {"steps": 10, "lr": 1e-3, "tau": 1.0},
+        reals=("lr", "tau"),
+        ints={"steps": 1, "warmup": 0},
+        bad=[("warmup", 11), ("algo", "nope"), ("schedule", "x"), ("horizon", "x")],
+    ),
+    # --- the TD family (constructions) ---------------------------------------------------------------
+    Spec(
+        "td_lambda",
+        constructions.td_lambda,
+        {"d": d, "alpha": 0.2, "lam": 0.5},
+        reals=("alpha", "lam"),
+        ints={"d": 1},
+        bad=[("lam", 1.5), ("lam", -0.1), ("alpha", 0.0)],
+    ),
+    Spec(
+        "td_precond",
+        constructions.td_precond,
+        {"d": d, "alpha": 0.2, "C": C2},
+        arrays={"C": "batched"},  # a (d, d) preconditioner or a sequence of them (one per layer)
+        reals=("alpha",),
+        ints={"d": 1},
+        bad=[("C", C2[:1]), ("C", C2[:, :1])],
+    ),
+    *[
+        Spec(f.__name__, f, {"d": d, "alpha": 0.2}, reals=("alpha",), ints={"d": 1}, bad=[("alpha", 0.0)])
+        for f in (constructions.residual_gradient, constructions.td_average_reward)
+    ],
+    Spec("running_mean_mask", constructions.running_mean_mask, {"n": n}, ints={"n": 1, "n_queries": 1}),
+    Spec(
+        "average_reward_prompt",
+        constructions.average_reward_prompt,
+        {"phi": F, "phi_next": FN, "r": RW, "phi_query": PQ},
+        arrays={"phi": "fixed", "phi_next": "fixed", "r": "fixed", "phi_query": "fixed"},
+        bad=[("phi_next", FN[:-1]), ("r", RW[:-1]), ("phi_query", PQ[:-1])],
+    ),
+    Spec(
+        "average_reward_stack",
+        constructions.average_reward_stack,
+        {"Z": ZA, "layers": LAYERS_AR},
+        arrays={"Z": "fixed"},
+        bad=[("layers", []), ("layers", None), ("layers", [(C2,)]), ("Z", ZA[:, :1])],
+    ),
+    *[
+        Spec(
+            f.__name__,
+            f,
+            {"phi": F, "phi_next": FN, "r": RW, **extra},
+            arrays={"phi": "fixed", "phi_next": "fixed", "r": "fixed"},
+            reals=tuple(extra),
+            ints={"n_iter": 1},
+            bad=[("phi", F[:-1]), ("phi_next", FN[:, :-1]), ("r", [])] + bads,
+            objects_ok=True,
+        )
+        for f, extra, bads in (
+            (constructions.naive_average_reward_td, {"alpha": 0.2}, []),
+            (
+                constructions.naive_batch_td_lambda,
+                {"gamma": 0.5, "alpha": 0.2, "lam": 0.5},
+                [("lam", 1.5), ("gamma", 1.0)],
+            ),
+            (constructions.naive_residual_gradient, {"gamma": 0.5, "alpha": 0.2}, [("gamma", 1.0)]),
+        )
+    ],
+    Spec(
+        "naive_precond_td",
+        constructions.naive_precond_td,
+        {"phi": F, "phi_next": FN, "r": RW, "gamma": 0.5, "alpha": 0.2, "Cs": [C2]},
+        arrays={"phi": "fixed", "phi_next": "fixed", "r": "fixed"},
+        reals=("gamma", "alpha"),
+        bad=[("Cs", []), ("Cs", None), ("Cs", [C2[:1]]), ("gamma", 1.0)],
+        objects_ok=True,
+    ),
+    Spec(  # NaN and inf are kept (a non-finite output is a failing residual), so explicit bads only
+        "relative_residual",
+        constructions.relative_residual,
+        {"out": RW, "ref": RW + 0.1},
+        bad=[("ref", RW[:-1])]
+        + [
+            (name, v)
+            for name in ("out", "ref")
+            for v in (
+                None,
+                RW + 0j,
+                RW + 1e-3j,
+                RW > 0,
+                RW.astype(object),
+                np.full(n, "x"),
+                torch.tensor(RW + 1j),
+            )
+        ],
+    ),
+]
+
+
+BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases(API_SPECS)]
+#: Number of generated bad-input cases of this module (ids ``fuzz-...``), to exclude from quoted counts.
+FUZZ_CASES = len(BAD)
+
+
+@pytest.mark.parametrize("spec", API_SPECS, ids=[f"good-{s.name}" for s in API_SPECS])
+def test_good_call_works(spec):
+    """The base call of every spec is valid (so each bad case changes one argument of a good call)."""
+    _call(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "value", "named"), [pytest.param(s, a, v, m, id=i) for s, a, v, m, i in BAD]
+)
+def test_bad_input_raises_value_error_naming_the_argument(spec, name, value, named):
+    assert_refused(spec, name, value, named)
+
+
+def test_case_ids_unique():
+    ids = [c[-1] for c in BAD]
+    assert len(ids) == len(set(ids)) and FUZZ_CASES == len(ids) > 1000
