@@ -408,21 +408,15 @@ def _os_error(exc: OSError) -> str:
     return _one_line(str(exc) or what)
 
 
-#: Commands that keep nothing of an interrupted run: ``regression`` writes its results only when
-#: it finishes, ``verify`` has no ``--out``.
-NO_RESUME = frozenset({"regression", "verify"})
+#: Commands that keep nothing of an interrupted run (``verify`` has no ``--out``).
+NO_RESUME = frozenset({"verify"})
 
 
 def _after_interrupt(args: argparse.Namespace) -> str:
-    """What a rerun does after Ctrl-C: resume from the saved units, or start over (the commands
-    of :data:`NO_RESUME`, and any command run without ``--out``)."""
+    """What a rerun does after Ctrl-C: resume from the units saved in ``--out``, or start over (the
+    commands of :data:`NO_RESUME`, and any command run without ``--out``)."""
     if args.command in NO_RESUME or getattr(args, "out", None) is None:
-        kept = (
-            "regression saves its results only when it finishes"
-            if args.command == "regression"
-            else ("nothing is saved without --out")
-        )
-        return f"nothing was kept ({kept}); a rerun starts over"
+        return "nothing was kept (nothing is saved without --out); a rerun starts over"
     return "rerun the same command to resume"
 
 

@@ -298,18 +298,18 @@ def test_verify_table_fits_100_columns_and_json_keeps_the_whole_check(monkeypatc
     assert json.loads(out)["rows"][0]["check"] == long
 
 
-def test_interrupted_regression_does_not_promise_resume(tmp_path, monkeypatch, capsys):
-    """item 15: regression saves nothing until it finishes, yet Ctrl-C printed "rerun the same
-    command to resume"; commands that resume from --out still say so."""
-    import experiments.diversity as dv
+def test_interrupt_promises_resume_only_with_out(tmp_path, monkeypatch, capsys):
+    """item 15: Ctrl-C printed "rerun the same command to resume" even where nothing was kept
+    (regression saved nothing until it finished; no --out). Now regression keeps its finished
+    units (tests/test_faults.py::test_interrupted_regression_resumes_from_its_finished_units),
+    and a command without --out says that nothing was kept."""
     import experiments.regression as rg
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(rg, "run_regression", interrupted)
+    rc, _, err = _run(["regression", "--quick"], capsys)
+    assert rc == 130 and "resume" not in err and "nothing was kept" in err
     rc, _, err = _run(["regression", "--quick", "--out", str(tmp_path / "r")], capsys)
-    assert rc == 130 and "resume" not in err and "saves its results only when it finishes" in err
-    monkeypatch.setattr(dv, "run_diversity", interrupted)
-    rc, _, err = _run(["diversity", "--quick", "--out", str(tmp_path / "d")], capsys)
     assert rc == 130 and "rerun the same command to resume" in err

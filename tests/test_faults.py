@@ -907,3 +907,60 @@ def test_reproduce_killed_at_a_random_point_resumes_to_the_same_results(tmp_path
                 assert sorted(za.files) == sorted(zb.files), (note, rel)
                 for k in za.files:
                     assert np.array_equal(za[k], zb[k], equal_nan=True), (note, rel, k)
+
+
+def test_interrupted_regression_resumes_from_its_finished_units(tmp_path, monkeypatch):
+    """item 15: regression saved nothing until it finished (an interrupt lost all its work). Now
+    each finished unit is kept in ``.regression-units.json`` and a rerun computes only the rest,
+    with the same numbers (arrays, NaN and tuples round-trip exactly); the file goes once the
+    results are written."""
+    import experiments.regression as rg
+    import experiments.regression_stack as rs
+
+    calls = []
+
+    def population_run(cfg, d, N, kappa):
+        calls.append(("pop", d, N, kappa))
+        row = {"d": d, "N": N, "kappa": kappa, "Lambda": np.diag([1.0, 1 / 3, np.pi])[:d, :d]}
+        row |= {"rel_err": 1e-9 / 7, "passed": True, "rate_fit": float("nan"), "M_flow": np.eye(d) / 3}
+        row |= {"M_star": np.eye(d) / 7, "loss_final": 0.1 / 3, "loss_star": 0.1 / 3 - 1e-17}
+        return row, {"t": np.linspace(0, 1, 5) / 3, "n": np.arange(3)}
+
+    def sampled_runs(cfg):
+        calls.append(("sampled",))
+        return [{"F": 250, "rel_err": 0.1 / 3, "converged": True}], -0.5 + 1e-3 / 7, np.full((1, 2), 1 / 3)
+
+    def gamma_check(cfg):
+        calls.append(("gamma",))
+        return {"passed": True, "M_sample": np.eye(3) / 7, "wald": 2.0 / 3}
+
+    interrupt = [True]
+
+    def train_stacks(cfg, Lambda):
+        calls.append(("trained",))
+        assert isinstance(Lambda, np.ndarray) and Lambda.dtype == np.float64
+        if interrupt[0]:
+            raise KeyboardInterrupt
+        return [{"L": 2, "diverged": False, "test_loss": 1 / 3}], {"trained/L2/loss": np.ones(4) / 3}
+
+    for name, fn in [("population_run", population_run), ("sampled_runs", sampled_runs)]:
+        monkeypatch.setattr(rg, name, fn)
+    monkeypatch.setattr(rg, "gamma_check", gamma_check)
+    monkeypatch.setattr(rs, "train_stacks", train_stacks)
+    cfg = rg.RegressionConfig.quick()
+    with pytest.raises(KeyboardInterrupt):
+        rg.run_regression(cfg, tmp_path / "a")
+    assert (tmp_path / "a" / rg.UNITS_FILE).exists() and len(calls) == len(cfg.population) + 3
+    calls.clear()
+    interrupt[0] = False
+    resumed = rg.run_regression(cfg, tmp_path / "a")
+    assert calls == [("trained",)]  # only the unit the interrupt cut
+    assert not (tmp_path / "a" / rg.UNITS_FILE).exists()
+    fresh = rg.run_regression(cfg, tmp_path / "b")
+    drop = {"wall_time", "provenance"}
+    assert {k: v for k, v in resumed.items() if k not in drop} == {
+        k: v for k, v in fresh.items() if k not in drop
+    }
+    with np.load(tmp_path / "a" / "regression.npz") as a, np.load(tmp_path / "b" / "regression.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a.files)
