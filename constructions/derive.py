@@ -125,6 +125,29 @@ def _forward_symbolic(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = N
     return np.array(H.tolist(), dtype=object)
 
 
+class DeclarationError(ValueError):
+    """An error raised while checking a user's declaration: names the declaration, the method whose
+    call (or whose output's check) failed, and what it was called with (sizes, scalar
+    hyperparameters, ``c``, ``depth``), then the original message."""
+
+    def __init__(self, name: str, method: str, called_with: str, message: str):
+        self.name, self.method, self.called_with = name, method, called_with
+        super().__init__(f"declaration {name!r}, {method}: {message} (called with {called_with})")
+
+
+def _called_with(sizes: Mapping[str, Any], hyper: Mapping[str, Any] | None, **more: Any) -> str:
+    """The sizes, the scalar hyperparameters (arrays by shape) and ``more`` of a failed call, as text."""
+    parts = [f"sizes {dict(sizes)}"]
+    if hyper:
+        shown = {}
+        for key, value in hyper.items():
+            arr = np.asarray(value) if not isinstance(value, str) else None
+            shown[key] = value if arr is None or arr.ndim == 0 else f"array{arr.shape}"
+        parts.append(f"hyper {shown}")
+    parts += [f"{k} = {v}" for k, v in more.items()]
+    return ", ".join(parts)
+
+
 def residuals(
     alg: Algorithm,
     inst: Mapping[str, Any],
@@ -134,22 +157,55 @@ def residuals(
     depth: int = 1,
 ) -> Residuals:
     """One instance through ``depth`` layers of ``alg``'s construction (scale ``c``) against
-    ``alg.naive``: see the module docstring for the two residuals."""
+    ``alg.naive``: see the module docstring for the two residuals. Any error while doing so is a
+    :class:`DeclarationError` naming the declaration, the method (``columns``, ``construction``,
+    ``mask``, ``naive``, ``readout``, ``invariant``, ``teacher_readout``) and the sizes,
+    hyperparameters, ``c`` and ``depth`` it was called with."""
     _check_alg(alg)
     depth = check_int(depth, "depth")
     hyper = instance_hyper(alg, inst, hyper)
+    step = ["columns"]
+    try:
+        return _residuals(alg, inst, sizes, hyper, c, depth, step)
+    except DeclarationError:
+        raise
+    except Exception as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, ValueError):
+            message = f"{type(exc).__name__}: {message}"
+        raise DeclarationError(
+            alg.name, step[0], _called_with(sizes, hyper, c=c, depth=depth), message
+        ) from exc
+
+
+def _residuals(alg, inst, sizes, hyper, c, depth, step: list[str]) -> Residuals:
+    """:func:`residuals`, recording in ``step[0]`` the method whose call or output is at hand."""
     X, last = alg.columns(inst, hyper)
-    Z = prompt(alg, np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64))
+    X, last = np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64)
+    for what, value in (("X", X), ("last", last)):
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{what} of shape {value.shape} contains NaN or inf")
+    Z = prompt(alg, X, last)
+    step[0] = "construction"
     layers = alg.construction(sizes, hyper, c, depth)
     if len(layers) != depth:
         raise ValueError(f"{alg.name}.construction: expected {depth} layers, got {len(layers)}")
-    Z_out = forward(alg, Z, layers, alg.mask(sizes, hyper))
+    step[0] = "mask"
+    mask = alg.mask(sizes, hyper)
+    step[0] = "construction (the stack's forward pass on the columns' prompt)"
+    Z_out = forward(alg, Z, layers, mask)
+    step[0] = "naive"
     ref = np.asarray(alg.naive(inst, hyper, depth), dtype=np.float64)
-    res = relative_residual(alg.readout(Z_out, sizes), ref)
+    step[0] = "readout"
+    out = alg.readout(Z_out, sizes)
+    step[0] = "readout against naive"
+    res = relative_residual(out, ref)
+    step[0] = "invariant"
     inv = np.asarray(alg.invariant(Z, Z_out, np.asarray(X).shape[0], ref.size), dtype=np.float64)
     teacher = getattr(alg, "teacher_readout", None)
     t_res = float("nan")
     if teacher is not None:
+        step[0] = "teacher_readout against naive"
         t_res = relative_residual(teacher(inst, hyper, depth), ref)
     return Residuals(res, float(np.abs(inv).max(initial=0.0)), t_res)
 
@@ -230,19 +286,29 @@ def sizes_text(sizes: Mapping[str, Any]) -> str:
 
 
 def verify_rows(
-    alg: Algorithm, rng: np.random.Generator, quick: bool = False, k: int | None = None
+    alg: Algorithm, rng: np.random.Generator, quick: bool = False, k: int | None = None, *, progress=None
 ) -> list[Row]:
     """The ``verify`` rows of one declaration: for each depth, the readout against the naive
     loop over ``k`` random instances (default 4 quick, 20 full) and every scale, the invariant
-    (tolerance 0), the vectorised teacher where declared, and the fixed-size sympy identity."""
+    (tolerance 0), the vectorised teacher where declared, and the fixed-size sympy identity.
+    ``progress``: called with one line of text as each level starts (``lsa-theory verify`` prints
+    them on stderr)."""
     _check_alg(alg)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
+    say = progress if progress is not None else (lambda line: None)
     sizes = alg.sizes(quick)
     k = (4 if quick else 20) if k is None else check_int(k, "k")
     by_depth: dict[int, dict[str, list[float]]] = {L: {"r": [], "i": [], "t": []} for L in alg.depths}
+    say(f"{alg.name}: numeric level, block = naive loop, {k} instances, {sizes_text(sizes)}")
     for _ in range(k):
-        inst = alg.draw(sizes, rng)
+        try:
+            inst = alg.draw(sizes, rng)
+        except DeclarationError:
+            raise
+        except Exception as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise DeclarationError(alg.name, "draw", _called_with(sizes, None), message) from exc
         for L in alg.depths:
             for c in alg.scales:
                 res = residuals(alg, inst, sizes, c=c, depth=L)
@@ -268,6 +334,7 @@ def verify_rows(
             rows.append(
                 _row(label, f"{alg.name}, L = {L}: vectorised teacher = naive loop", acc["t"], READOUT_TOL)
             )
+    say(f"{alg.name}: property sweep over random sizes and hyperparameters")
     sweep = sweep_residuals(alg, rng, n_examples=10 if quick else 40)
     rows.append(
         _row(
@@ -280,10 +347,19 @@ def verify_rows(
     )
     from .proof_link import link_rows
 
+    say(f"{alg.name}: all-sizes link")
     rows.extend(link_rows(alg, rng))  # all-sizes rows, each claimed only once linked to the construction
     floats_pass = all(r.passed for r in rows)
     for L in alg.symbolic_depths or alg.depths[:2]:
-        proof = prove(alg, depth=L)
+        say(f"{alg.name}: sympy level, L = {L}, at {sizes_text(alg.symbolic_sizes())}")
+        try:
+            proof = prove(alg, depth=L)
+        except DeclarationError:
+            raise
+        except Exception as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            where = _called_with(alg.symbolic_sizes(), None, depth=L)
+            raise DeclarationError(alg.name, "sympy level (methods on symbols)", where, message) from exc
         hint = "" if proof.holds or not floats_pass else f"; {SYMPY_HINT}"
         rows.append(
             Row(

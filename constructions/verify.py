@@ -96,6 +96,8 @@ def run_claims(
     quick: bool = False,
     algorithms: Sequence[Algorithm] | None = None,
     block_rows: bool = True,
+    *,
+    progress=None,
 ) -> list[Row]:
     """Check every construction claim on fresh random instances; returns the ``verify`` rows.
 
@@ -106,15 +108,19 @@ def run_claims(
     (9 x 4, d = 36, n = 20; quick S = A = 3, d = 9), 20 instances (4 quick), and the (L2)
     sympy identity with fully symbolic ``P, V`` at d = 1, n = 2 (these sizes only);
     ``block_rows=False`` leaves those out (``verify --module`` checks only the user's algorithms).
+    ``progress``: called with a line of text as each declaration's level starts
+    (:func:`constructions.derive.verify_rows`) and before the block rows.
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
     algs = list(ALGORITHMS.values()) if algorithms is None else list(algorithms)
     rows: list[Row] = []
     for alg in algs:
-        rows.extend(derive.verify_rows(alg, rng, quick=quick))
+        rows.extend(derive.verify_rows(alg, rng, quick=quick, progress=progress))
     if not block_rows:
         return rows
+    if progress is not None:
+        progress("block rows: (L1) (L2) (R4), numeric and sympy")
     S, A, k = (3, 3, 4) if quick else (9, 4, 20)
     d, n, gamma = S * A, 20, 0.5
     l2, torch_res = [], []

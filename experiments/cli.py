@@ -1,8 +1,10 @@
 """``lsa-theory`` command line.
 
-- ``lsa-theory verify [--json] [--quick] [--seed N]`` checks every construction claim of docs/theory.md
-  on fresh random instances (:func:`constructions.run_claims`); ``--json`` prints
-  ``{"rows": [{"claim", "residual", "tol", "passed"}, ...]}`` (rows also carry ``check``).
+- ``lsa-theory verify [--json] [--quick] [--seed N] [--module FILE.py] [--timeout SECONDS]`` checks
+  every construction claim of docs/theory.md on fresh random instances
+  (:func:`constructions.run_claims`); ``--json`` prints ``{"rows": [{"claim", "residual", "tol",
+  "passed"}, ...]}`` (rows also carry ``check``). Progress on stderr as each level starts;
+  ``--timeout``: exit 2 naming the level that was running.
 - ``lsa-theory converge [--algo sarsa|actor_critic] [--quick] [--json] [--out DIR]`` runs gradient
   flows from perturbations of the construction (:mod:`experiments.converge`); ``--json`` prints
   ``{"runs": [{"algo", "seed", "radius", "loss0", "loss_final", "dist_final", "rate_fit",
@@ -44,9 +46,13 @@
   grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
 - ``lsa-theory reproduce [--quick] [--seed S] [--out DIR]`` runs all of the above into ``DIR`` with
   figures and ``summary.json`` (:mod:`experiments.reproduce`; every part's seeds shifted by ``S``);
-  a rerun skips finished parts, and refuses results of another seed unless ``--reuse``.
+  a rerun skips finished parts, and refuses results of another seed unless ``--reuse``. Progress per
+  part on stderr; ``--json`` prints one JSON document (the summary, ``failed`` naming each failed
+  part with its criterion), the table then on stderr.
 
-Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``).
+Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``), 2 on
+bad input (refused before ``--out`` is created), a filesystem error or ``verify --timeout``, 130
+when interrupted; ``--threads N`` limits BLAS and torch (docs/tool.md).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _NOT_CONFIG,
     _check_control,
     _check_converge,
+    _check_verify,
     _cmd_context_length,
     _cmd_control,
     _cmd_converge,
@@ -76,10 +83,14 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _cmd_regression,
     _cmd_reproduce,
     _cmd_verify,
+    _context_length_config,
+    _converge_config,
+    _diversity_config,
     _json_float,
     _print_json,
     _print_table,
     _provenance,
+    _regression_config,
     _trained_weights,
 )
 
@@ -192,7 +203,8 @@ def _common(p: argparse.ArgumentParser, *, out: str | None = None, seed: bool = 
         type=int,
         default=1,
         metavar="N",
-        help="BLAS threads (default 1: the small products here run fastest single-threaded; recorded)",
+        help="BLAS and torch threads (default 1: the small products here run fastest single-threaded; "
+        "recorded in provenance)",
     )
     if seed:
         p.add_argument("--seed", type=int, default=None, help="seed of every random draw (recorded)")
@@ -221,7 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.py",
         help="verify the Algorithm declarations of your own file (docs/extending.md), not the package's",
     )
-    p.set_defaults(func=_cmd_verify)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after SECONDS: exit 2 with one line naming the declaration and level that was running",
+    )
+    p.set_defaults(func=_cmd_verify, precheck=_check_verify)
 
     loop_algos = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
     algo_help = "registered closed-loop algorithm: " + ", ".join(
@@ -245,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diversity", help="richness (M5) and held-out cost of low diversity (M7)")
     p.add_argument("--quick", action="store_true", help="S = A = 2, k up to 16")
     _common(p, out="directory for diversity.json and its plot (resumes)")
-    p.set_defaults(func=_cmd_diversity)
+    p.set_defaults(func=_cmd_diversity, precheck=_diversity_config)
 
     p = sub.add_parser("control", help="frozen block in the closed loop (S6)/(A5) on held-out MDPs")
     p.add_argument(
@@ -278,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("regression", help="in-context regression: [ZFB]'s flow optimum (R5), trained stacks")
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
     _common(p, out="directory for regression.json/.npz and the figure")
-    p.set_defaults(func=_cmd_regression)
+    p.set_defaults(func=_cmd_regression, precheck=_regression_config)
 
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(
@@ -290,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="fewer n, alpha and budgets")
     _common(p, out="directory for context_length_REGIME.json/.npz and the plot")
-    p.set_defaults(func=_cmd_context_length)
+    p.set_defaults(func=_cmd_context_length, precheck=_context_length_config)
 
     p = sub.add_parser("pretrain", help="reinforcement pretraining (P2) against teacher mimicking (P1), (P3)")
     p.add_argument(
@@ -336,20 +355,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Largest ``--seed`` (a 32-bit seed: larger ones overflowed C longs deep inside a run).
+SEED_MAX = 2**32 - 1
+
+#: Commands that train or evaluate with torch: ``--threads N`` also sets torch's intra- and
+#: inter-op threads for them (:func:`experiments.io.set_torch_threads`), recorded in provenance.
+TORCH_COMMANDS = frozenset({"regression", "pretrain", "control", "context-length", "reproduce"})
+
+
 def _run(args: argparse.Namespace) -> int:
     """Check the options (``--threads``, ``--seed``, ``--out``, then the command's own
-    ``precheck``) before anything is written; then, with ``--out``, hold its lock
+    ``precheck``: every command builds its configuration there, so a configuration error is
+    reported before ``--out`` is created) before anything is written; limit BLAS and (for the
+    commands in :data:`TORCH_COMMANDS`) torch to ``--threads`` threads; then, with ``--out``, hold its lock
     (:class:`experiments.io.out_lock`: a second process on the same directory is refused), check
     and record its provenance and run the command. ``sweep`` manages its ``--out`` itself."""
     from threadpoolctl import threadpool_limits
 
-    from .io import check_out, check_provenance, out_lock
+    from .io import check_out, check_provenance, out_lock, set_torch_threads
 
     threads = getattr(args, "threads", 1)
     if threads < 1:
         raise ValueError(f"--threads: must be >= 1, got {threads}")
-    if getattr(args, "seed", None) is not None and args.seed < 0:
-        raise ValueError(f"--seed: must be >= 0, got {args.seed}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"--seed: must be in [0, {SEED_MAX}] (a 32-bit seed), got {seed}")
+    if args.command in TORCH_COMMANDS or "torch" in sys.modules:
+        set_torch_threads(threads)
     with threadpool_limits(limits=threads, user_api="blas"):
         out = check_out(getattr(args, "out", None))
         precheck = getattr(args, "precheck", None)
@@ -376,6 +408,18 @@ def _os_error(exc: OSError) -> str:
     return _one_line(str(exc) or what)
 
 
+#: Commands that keep nothing of an interrupted run (``verify`` has no ``--out``).
+NO_RESUME = frozenset({"verify"})
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What a rerun does after Ctrl-C: resume from the units saved in ``--out``, or start over (the
+    commands of :data:`NO_RESUME`, and any command run without ``--out``)."""
+    if args.command in NO_RESUME or getattr(args, "out", None) is None:
+        return "nothing was kept (nothing is saved without --out); a rerun starts over"
+    return "rerun the same command to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lsa-theory``; returns the exit code (0 passed, 1 a check failed, 2 bad
     input or environment (a filesystem error: read-only, full, no permission) with one line on
@@ -384,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print(f"lsa-theory {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"lsa-theory {args.command}: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
     except ValueError as exc:
         print(f"lsa-theory {args.command}: error: {_one_line(exc)}", file=sys.stderr)

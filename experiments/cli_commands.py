@@ -19,7 +19,7 @@ from .cli_checks import CRITERIA, control_passed, converge_passed, diversity_pas
 
 #: Options that do not change what a command computes (left out of its configuration hash).
 _NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
-_NOT_CONFIG |= {"precheck", "own_out"}  # how the command is run, not what it computes
+_NOT_CONFIG |= {"precheck", "own_out", "timeout"}  # how the command is run, not what it computes
 
 
 def _json_float(x: float) -> float | None:
@@ -58,8 +58,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"lsa-theory verify: {exc}", file=sys.stderr)
             return 2
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
-    rows = run_claims(
-        np.random.default_rng(seed), quick=args.quick, algorithms=algorithms, block_rows=algorithms is None
+    rows = _run_claims_watched(
+        run_claims, args, np.random.default_rng(seed), algorithms=algorithms, block_rows=algorithms is None
     )
     ok = all(r.passed for r in rows)
     if args.json:
@@ -82,16 +82,86 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             doc["module"] = module
         _print_json(args, doc, seed)
     else:
-        width = max(len(r.check) for r in rows)
         print(f"lsa-theory verify  seed={seed}  quick={args.quick}")
-        print(f"{'claim':<6}  {'check':<{width}}  {'residual':>10}  {'tol':>8}  result")
-        for r in rows:
-            print(
-                f"{r.claim:<6}  {r.check:<{width}}  {r.residual:>10.2e}  {r.tol:>8.0e}  "
-                f"{'pass' if r.passed else 'FAIL'}"
-            )
+        _print_verify_table(rows)
         print(f"{sum(r.passed for r in rows)}/{len(rows)} claims pass")
     return 0 if ok else 1
+
+
+#: Seconds between two "still running" lines of ``verify`` on stderr.
+VERIFY_HEARTBEAT_EVERY = 30.0
+
+
+class VerifyTimeout(ValueError):
+    """``verify --timeout``: the checks took longer than allowed (exit 2; the message names the
+    declaration's level that was running)."""
+
+
+def _run_claims_watched(run_claims, args: argparse.Namespace, rng, **kwargs) -> list:
+    """``run_claims(rng, quick=..., **kwargs)`` with progress on stderr (a line as each declaration's
+    level starts, with the elapsed time, and every :data:`VERIFY_HEARTBEAT_EVERY` seconds while it
+    runs) and, with ``--timeout SECONDS``, a :class:`VerifyTimeout` naming the level running when
+    the time ran out (SIGALRM: the main thread, POSIX)."""
+    import signal
+    import time
+
+    from .io import Heartbeat
+
+    t0 = time.perf_counter()
+    stage = ["start"]
+
+    def progress(line: str) -> None:
+        stage[0] = line
+        print(f"verify: {line} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+    def beat(t: float) -> str:
+        return f"verify: still running {stage[0]} ({time.perf_counter() - t0:.0f} s)"
+
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None:
+
+        def expired(signum, frame):
+            raise VerifyTimeout(f"--timeout: {timeout:g} s elapsed while checking {stage[0]}")
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with Heartbeat(beat, VERIFY_HEARTBEAT_EVERY):
+            return run_claims(rng, quick=args.quick, progress=progress, **kwargs)
+    finally:
+        if timeout is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _check_verify(args: argparse.Namespace) -> None:
+    """``verify``'s options: ``--timeout`` positive and finite."""
+    t = getattr(args, "timeout", None)
+    if t is not None and not (math.isfinite(t) and t > 0):
+        raise ValueError(f"--timeout: expected seconds > 0, got {t:g}")
+
+
+#: Width of ``verify``'s table (the check's text wraps onto further lines; ``--json`` keeps it whole).
+TABLE_WIDTH = 100
+
+
+def _print_verify_table(rows: list) -> None:
+    """``verify``'s table in at most :data:`TABLE_WIDTH` columns: claim, check (wrapped), residual,
+    tol, result; the numbers on the check's first line."""
+    import textwrap
+
+    claim_w = max([5, *(len(r.claim) for r in rows)])
+    fixed = claim_w + 2 + 2 + 10 + 2 + 8 + 2 + 6
+    width = max(20, min(max([5, *(len(r.check) for r in rows)]), TABLE_WIDTH - fixed))
+    print(f"{'claim':<{claim_w}}  {'check':<{width}}  {'residual':>10}  {'tol':>8}  result")
+    for r in rows:
+        lines = textwrap.wrap(r.check, width, break_long_words=True) or [""]
+        print(
+            f"{r.claim:<{claim_w}}  {lines[0]:<{width}}  {r.residual:>10.2e}  {r.tol:>8.0e}  "
+            f"{'pass' if r.passed else 'FAIL'}"
+        )
+        for more in lines[1:]:
+            print(f"{'':<{claim_w}}  {more}")
 
 
 def _load_user_module(path: str) -> tuple[list, dict]:
@@ -147,8 +217,9 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
 
 
 def _converge_config(args: argparse.Namespace):
-    """The :class:`ConvergeConfig` of ``converge``'s options (ValueError naming ``--algo`` or
-    ``--module``)."""
+    """The :class:`ConvergeConfig` of ``converge``'s options, ``--seed`` applied (ValueError naming
+    ``--algo`` or ``--module``); also its precheck: built before ``--out`` is touched, so a
+    configuration error writes nothing."""
     from .converge import ConvergeConfig
 
     names = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
@@ -158,13 +229,16 @@ def _converge_config(args: argparse.Namespace):
             f"got {args.algo!r}"
         )
     try:
-        return (
+        cfg = (
             ConvergeConfig.quick(args.algo, args.module)
             if args.quick
             else ConvergeConfig.full(args.algo, args.module)
         )
     except ValueError as exc:
         raise ValueError(f"--{exc}" if str(exc).startswith(("module:", "algo:")) else str(exc)) from None
+    if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
+        cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
+    return cfg
 
 
 def _check_converge(args: argparse.Namespace) -> None:
@@ -172,12 +246,36 @@ def _check_converge(args: argparse.Namespace) -> None:
     _converge_config(args)
 
 
+def _diversity_config(args: argparse.Namespace):
+    """The :class:`DiversityConfig` of ``diversity``'s options (also its precheck)."""
+    from .diversity import DiversityConfig
+
+    cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
+def _regression_config(args: argparse.Namespace):
+    """The :class:`RegressionConfig` of ``regression``'s options (also its precheck)."""
+    from .regression import RegressionConfig
+
+    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
+def _context_length_config(args: argparse.Namespace):
+    """The configuration :func:`experiments.context_length.run_context_length` builds for
+    ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
+    from .context_length import ClosedLoopConfig, InContextConfig
+
+    config = ClosedLoopConfig if args.regime == "closed-loop" else InContextConfig
+    cfg = config.quick() if args.quick else config()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
 def _cmd_converge(args: argparse.Namespace) -> int:
     from .converge import plot_converge, run_converge
 
     cfg = _converge_config(args)
-    if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
-        cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
     out = args.out
     doc = run_converge(cfg, out)
     for run in doc["runs"]:
@@ -223,12 +321,9 @@ def _cmd_converge(args: argparse.Namespace) -> int:
 
 
 def _cmd_diversity(args: argparse.Namespace) -> int:
-    from .diversity import DiversityConfig, plot_diversity, run_diversity
+    from .diversity import plot_diversity, run_diversity
 
-    cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
-    doc = run_diversity(cfg, args.out)
+    doc = run_diversity(_diversity_config(args), args.out)
     for row in doc["rows"]:
         row["passed"] = diversity_passed(row)
     ok = all(r["passed"] for r in doc["rows"])
@@ -378,12 +473,9 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 
 def _cmd_regression(args: argparse.Namespace) -> int:
-    from .regression import CRITERIA, RegressionConfig, plot_regression, run_regression
+    from .regression import CRITERIA, plot_regression, run_regression
 
-    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
-    doc = run_regression(cfg, args.out)
+    doc = run_regression(_regression_config(args), args.out)
     if args.out is not None:
         plot_regression(args.out)
     if args.json:
@@ -443,14 +535,28 @@ def _cmd_context_length(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run :func:`experiments.reproduce.reproduce`; the table of parts goes to stdout, or with
+    ``--json`` to stderr (stdout then holds one JSON document: the summary with ``passed``,
+    ``failed`` and ``provenance``). A failed part is named on stderr with its criterion and
+    failing items."""
     from .reproduce import reproduce
 
     summary = reproduce(args.out, quick=args.quick, parts=args.parts, seed=args.seed, reuse=args.reuse)
+    table = sys.stderr if args.json else sys.stdout
     for name, part in summary["parts"].items():
         if name in summary["skipped"]:
-            print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)")
+            print(f"{name:24} skipped (done in an earlier run, recorded in summary.json)", file=table)
         else:
             ok = {True: "", False: "  CHECK FAILED"}[part.get("ok", True)]
-            print(f"{name:24} {part['seconds']:8.1f} s{ok}")
-    print(f"summary: {args.out}/summary.json")
+            print(f"{name:24} {part['seconds']:8.1f} s{ok}", file=table)
+    print(f"summary: {args.out}/summary.json", file=table)
+    for name, why in summary["failed"].items():
+        failing = "; ".join(why["failing"][:5]) + (" ..." if len(why["failing"]) > 5 else "")
+        print(
+            f"lsa-theory reproduce: part {name} failed its check: {why['criterion']}"
+            + (f"; failing: {failing}" if failing else ""),
+            file=sys.stderr,
+        )
+    if args.json:
+        _print_json(args, summary, args.seed)
     return 0 if summary["passed"] else 1

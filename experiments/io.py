@@ -20,6 +20,8 @@ __all__ = [
     "config_hash",
     "git_commit",
     "blas_threads",
+    "torch_threads",
+    "set_torch_threads",
     "check_out",
     "check_provenance",
     "atomic_write_json",
@@ -34,6 +36,7 @@ __all__ = [
     "OutInUse",
     "to_jsonable",
     "progress",
+    "Heartbeat",
     "single_blas_thread",
 ]
 
@@ -107,9 +110,36 @@ def blas_threads() -> int | None:
     return min(counts) if counts else None
 
 
+def torch_threads() -> dict[str, int] | None:
+    """torch's thread counts in force now, ``{"intra_op": n, "inter_op": m}``, or ``None`` when
+    this process has not imported torch (then it uses no torch threads)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "get_num_threads"):
+        return None
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def set_torch_threads(threads: int) -> None:
+    """Limit torch to ``threads`` threads (``--threads N``; imports torch): intra-op threads
+    (``torch.set_num_threads``) and inter-op threads (``torch.set_num_interop_threads``), the
+    latter only where torch still allows it (before its first inter-op parallel work, once per
+    process; otherwise left as it is and visible in :func:`torch_threads`)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:  # already set, or parallel work has started: torch refuses
+            pass
+
+
 def provenance(config: Any = None, seed: Any = None) -> dict:
     """What made a result: ``version`` (lsa-theory), ``git_commit`` (``None`` outside a checkout),
-    ``config_hash`` (of ``config``), ``seed``, ``blas_threads`` in force, and ``dependencies``."""
+    ``config_hash`` (of ``config``), ``seed``, ``blas_threads`` and ``torch_threads``
+    (:func:`torch_threads`) in force, and ``dependencies``."""
     version = _versions()["lsa-theory"]  # looked up once per process, with the dependencies
     return {
         "version": None if version == _NOT_INSTALLED else version,
@@ -117,6 +147,7 @@ def provenance(config: Any = None, seed: Any = None) -> dict:
         "config_hash": config_hash(config),
         "seed": to_jsonable(seed),
         "blas_threads": blas_threads(),
+        "torch_threads": torch_threads(),
         "dependencies": versions(),
     }
 
@@ -392,6 +423,37 @@ def progress(iterable, total: int | None = None, desc: str = ""):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+
+
+class Heartbeat:
+    """While its ``with`` block runs: every ``every`` seconds, the line ``line(seconds elapsed)``
+    on stderr, from a daemon thread (stopped and joined on exit; ``every <= 0``: silent). What a
+    long step prints so that it is never silent for minutes."""
+
+    def __init__(self, line, every: float):
+        import threading
+
+        self.line, self.every = line, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="lsa-theory-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        import sys
+        import time
+
+        t0 = time.perf_counter()
+        while not self.stop.wait(self.every):
+            print(self.line(time.perf_counter() - t0), file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Heartbeat:
+        if self.every > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 def single_blas_thread(fn):

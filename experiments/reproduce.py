@@ -39,10 +39,11 @@ import numpy as np
 from lsa_theory._checks import check_int
 
 from .cli_checks import control_passed, converge_passed, diversity_passed
-from .io import DamagedFile, atomic_write_json, load_npz, out_lock, read_json, versions
+from .io import DamagedFile, Heartbeat, atomic_write_json, load_npz, out_lock, read_json, versions
 from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
-__all__ = ["PARTS", "TRAIN_SEEDS", "reproduce", "deployed_returns_by_k", "trained_weights"]
+__all__ = ["PARTS", "CRITERION", "TRAIN_SEEDS", "failure", "reproduce"]
+__all__ += ["deployed_returns_by_k", "trained_weights"]
 
 
 def _shift(seeds: tuple[int, ...], seed: int) -> tuple[int, ...]:
@@ -58,6 +59,7 @@ def _verify(out: Path, quick: bool, seed: int = 0) -> dict:
     atomic_write_json(out / "verify.json", doc)
     return {
         "ok": all(r.passed for r in rows),
+        "failing": [f"{r.claim} {r.check}" for r in rows if not r.passed],
         "claims": len(rows),
         "passed": sum(r.passed for r in rows),
         "max_residual": max(r.residual for r in rows),
@@ -75,9 +77,11 @@ def _converge(algo: str) -> Callable[[Path, bool, int], dict]:
         runs = run_converge(cfg, out)["runs"]
         plot_converge(out)
         ratios = [r["rate_ratio"] for r in runs]
+        failing = [r for r in runs if not converge_passed(r)]
         prior = [r["rate_ratio_a_priori"] for r in runs]
         return {
             "ok": all(converge_passed(r) for r in runs),
+            "failing": [f"seed {r['seed']} c0 {r['c0']:g} radius {r['radius']:g}" for r in failing],
             "rate_ratio_a_priori_min": min(prior),
             "rate_ratio_a_priori_max": max(prior),
             "pl_min_ratio": min(r["pl_min_ratio"] for r in runs),
@@ -101,8 +105,10 @@ def _diversity(out: Path, quick: bool, seed: int = 0) -> dict:
     rows = run_diversity(dataclasses.replace(cfg, seed=cfg.seed + seed), out)["rows"]
     plot_diversity(out)
     m5 = [r for r in rows if r["table"] == "M5"]
+    failing = [r for r in rows if not diversity_passed(r)]
     return {
         "ok": all(diversity_passed(r) for r in rows),
+        "failing": [f"{r['table']} k={r['k']} frames={r['frames']} d={r['d']}" for r in failing],
         "m5_kernels": [r["ker_dim"] for r in m5],
         "all_morse_bott": all(r["ker_dim"] == r["tangent_dim"] for r in rows if not r["rank_limited"]),
         "all_certified": all(r["kernel_certified"] for r in rows),
@@ -208,7 +214,8 @@ def _control(out: Path, quick: bool, seed: int = 0) -> dict:
         rows += run_control(tcfg, out / "trained")["envs"]
         plot_control(out / "trained")
     cols = ("name", "algo", "weights", "updates", "normalized_return", "normalized_return_teacher", "n_seeds")
-    return {"ok": all(control_passed(e) for e in rows), "envs": [{c: e[c] for c in cols} for e in rows]}
+    failing = [f"{e['name']} {e['algo']} {e['weights']}" for e in rows if not control_passed(e)]
+    return {"ok": not failing, "failing": failing, "envs": [{c: e[c] for c in cols} for e in rows]}
 
 
 def _context_length(out: Path, quick: bool, seed: int = 0) -> dict:
@@ -254,6 +261,31 @@ PARTS: dict[str, Callable[[Path, bool, int], dict]] = {
     "context-length": _context_length,
     "actor-critic-variants": _actor_critic_variants,
 }
+
+
+#: What a part with a check must meet (``ok`` in its numbers): named with the failing items when a
+#: part fails (``summary["failed"]``, and the line ``lsa-theory reproduce`` prints).
+CRITERION = {
+    "verify": "every claim's residual <= its tol (constructions.verify)",
+    "converge-sarsa": "every run converge_passed (experiments.cli_checks.CRITERIA: converged, dist_final, "
+    "rate ratios, pl_min_ratio, conserved_drift)",
+    "diversity": "every row's certified kernel dimension = max(tangent_dim, size - rank_rows) (M5)",
+    "control": "the constructed block equals the exact teacher within round-off (block_equals_teacher)",
+}
+CRITERION["converge-actor_critic"] = CRITERION["converge-sarsa"]
+
+
+def failure(name: str, numbers: dict) -> dict | None:
+    """``{"criterion", "failing"}`` of a part whose check failed (``numbers["ok"]`` False), else
+    ``None``: the criterion of :data:`CRITERION` and the items that missed it (claims, runs, rows
+    or environments)."""
+    if numbers.get("ok", True):
+        return None
+    return {"criterion": CRITERION.get(name, "its check"), "failing": list(numbers.get("failing", []))}
+
+
+#: Seconds between two "part running" lines on stderr (:class:`experiments.io.Heartbeat`).
+HEARTBEAT_EVERY = 30.0
 
 
 def _sha256(path: Path) -> str:
@@ -334,7 +366,10 @@ def reproduce(
     recorded there (same ``quick``) are skipped and listed in ``summary["skipped"]``. A summary made
     with another seed is refused (ValueError naming both) unless ``reuse``: then its finished parts
     are kept with the seed they record. ``summary["passed"]`` is False when a part with a check
-    (``ok`` in its numbers: verify, converge, diversity, control) failed."""
+    (``ok`` in its numbers: verify, converge, diversity, control) failed; ``summary["failed"]``
+    names each such part with its criterion and failing items (:func:`failure`). Progress goes to
+    stderr: a line when a part starts, is skipped or finishes (with its wall time and the total),
+    and every :data:`HEARTBEAT_EVERY` seconds while it runs."""
     out = Path(out)
     seed = check_int(seed, "seed", minimum=0)
     names = list(PARTS) if parts is None else parts
@@ -360,19 +395,38 @@ def _reproduce(out: Path, quick: bool, names: list[str], seed: int, reuse: bool)
         if prev.get("quick") == quick:
             summary["parts"] = {n: {"seed": old} | p for n, p in prev.get("parts", {}).items()}
     summary["skipped"] = []
-    for name in names:
+    t_start = time.perf_counter()
+    for i, name in enumerate(names, 1):
         record = summary["parts"].get(name, {})
         if record.get("done"):
             bad = _damaged_files(out / name, record)
             if not bad:
                 summary["skipped"].append(name)
+                _say(f"part {i}/{len(names)} {name}: done in an earlier run, skipped")
                 continue
             _set_aside(bad, name)
             del summary["parts"][name]
+        _say(f"part {i}/{len(names)} {name}: started (total {time.perf_counter() - t_start:.0f} s)")
         t0 = time.perf_counter()
-        numbers = PARTS[name](out / name, quick, seed)
+
+        def beat(t: float, name: str = name) -> str:
+            return f"reproduce: part {name} running, {t:.0f} s (total {time.perf_counter() - t_start:.0f} s)"
+
+        with Heartbeat(beat, HEARTBEAT_EVERY):
+            numbers = PARTS[name](out / name, quick, seed)
         summary["parts"][name] = {"done": True, "seconds": time.perf_counter() - t0, "seed": seed, **numbers}
         summary["parts"][name]["files"] = _part_files(out / name)
         atomic_write_json(out / "summary.json", summary)
-    summary["passed"] = all(summary["parts"][n].get("ok", True) for n in names if n in summary["parts"])
+        verdict = "" if numbers.get("ok", True) else ", CHECK FAILED"
+        _say(f"part {i}/{len(names)} {name}: finished in {time.perf_counter() - t0:.1f} s{verdict}")
+    failed = {n: failure(n, summary["parts"][n]) for n in names if n in summary["parts"]}
+    summary["failed"] = {n: f for n, f in failed.items() if f is not None}
+    summary["passed"] = not summary["failed"]
     return summary
+
+
+def _say(line: str) -> None:
+    """One progress line of :func:`reproduce` on stderr."""
+    import sys
+
+    print(f"reproduce: {line}", file=sys.stderr, flush=True)

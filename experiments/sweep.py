@@ -273,6 +273,15 @@ def _run_listed(
                 _run_local(kind, todo, workers, on_done, threads)
             else:
                 _run_dask(kind, todo, workers, address, on_done, threads)
+    except KeyboardInterrupt:  # say what is kept (each finished job's file is already written)
+        ran = len(records) - n_skipped
+        print(
+            f"sweep: {ran} job(s) finished in this run and {n_skipped} from earlier runs are kept in "
+            f"{jobs_dir}; rerun the same command to run the other {len(todo) - ran}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     finally:
         run.close()
     rows = []

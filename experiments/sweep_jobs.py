@@ -87,12 +87,84 @@ def _mp_context():
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+#: Seconds between two checks of a pool worker that the sweep's main process is still there.
+WATCH_EVERY = 0.5
+
+#: Exit status of a pool worker that ends itself because the sweep's main process is gone or
+#: asked it to stop (:func:`_worker_init`).
+EXIT_ORPHANED = 3
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed parent not yet reaped)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): os.kill's answer
+
+
+def _worker_init(main_pid: int, stop) -> None:
+    """Initializer of every local pool worker: ignore SIGINT (Ctrl-C reaches the whole process
+    group; the sweep's main process handles it and stops the workers), and watch, from a daemon
+    thread every :data:`WATCH_EVERY` seconds, that the sweep's main process ``main_pid`` and this
+    worker's parent (the forkserver) are alive and that ``stop`` (a multiprocessing Event the main
+    process sets when interrupted) is not set; otherwise end this worker at once
+    (``os._exit(EXIT_ORPHANED)``): workers die with their parent, even when it is killed with
+    SIGKILL (as an out-of-memory kill does) and cannot tell them."""
+    import os
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(WATCH_EVERY):
+            if os.getppid() != parent or not _alive(main_pid):
+                break
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="lsa-theory-parent-watch", daemon=True).start()
+
+
 def _run_local(kind, todo, workers, on_done, threads: int = 1):
+    """Run ``todo`` on a local process pool, ``on_done(hash, record)`` as each job finishes. On
+    Ctrl-C (KeyboardInterrupt in this process) say at once on stderr what is being stopped, cancel
+    the queued jobs, end the running ones (:func:`_worker_init`) and re-raise, within about
+    :data:`WATCH_EVERY` seconds rather than after the running jobs finish."""
+    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        futures = {pool.submit(run_job, kind, p, threads): h for h, p in todo}
+    ctx = _mp_context()
+    stop = ctx.Event()
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), stop)
+    )
+    futures = {pool.submit(run_job, kind, p, threads): h for h, p in todo}
+    try:
         _drain(as_completed(futures), futures, on_done)
+    except KeyboardInterrupt:
+        running = sum(f.running() for f in futures)
+        cancelled = sum(f.cancel() for f in futures)
+        print(
+            f"sweep: interrupted: cancelled {cancelled} queued job(s), stopping {running} running "
+            "job(s) (their work is lost)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _drain(completed, futures: dict, on_done) -> None:

@@ -431,6 +431,7 @@ def test_filesystem_errors_are_exit_2_naming_the_path(tmp_path, monkeypatch, cap
     monkeypatch.setattr(os, "fsync", fsync)
     rc, _, err = _run(["reproduce", "--out", str(tmp_path)], capsys)
     assert rc == 2
+    err = "\n".join(line for line in err.splitlines() if not line.startswith("reproduce: "))  # progress
     _one_line(err, str(tmp_path / "p" / "second.json"), os.strerror(code))
     assert json.loads((tmp_path / "p" / "first.json").read_text())["a"] == 1
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["first.json"]
@@ -685,3 +686,281 @@ def test_td_family_naive_loops_check_their_scalars_by_name(kw, needle):
     if "lam" not in kw and "gamma" not in kw:
         with pytest.raises(ValueError, match=needle):
             naive_average_reward_td(phi, phi, a["r"], a["alpha"])
+
+
+# --------------------------------------------------------------------------------------------------
+# item 15: Ctrl-C on sweep stops at once and says what is kept; pool workers die with the sweep
+# --------------------------------------------------------------------------------------------------
+
+_SLOW_SWEEP = """[sweep]
+kind = "control"
+[grid]
+env = ["random-S9-A4"]
+seed = [0, 1, 2]
+n_updates = [20, 200000]
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: the forkserver and the pool workers under it)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
+    """item 15: SIGINT on the sweep's main process waited ~28 s, silent, for the running jobs;
+    SIGKILL of the main process (an out-of-memory kill) left the pool workers running. Now SIGINT:
+    exit 130 within a few seconds, stderr says what was cancelled and which jobs are kept; either
+    signal: every process under the sweep is gone within a few seconds."""
+    import signal
+
+    config = tmp_path / "s.toml"
+    config.write_text(_SLOW_SWEEP)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "experiments.cli", "sweep", str(config), "--workers", "2"]
+    argv += ["--out", str(out)]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: surviving workers would hold a pipe open
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(argv, stderr=fh, text=True, env=env)
+    below: set[int] = set()
+    try:
+        t0 = time.monotonic()
+        while not any((out / "jobs").glob("*.json")):  # the first (20-update) job is done
+            assert proc.poll() is None and time.monotonic() - t0 < 180, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1.0)  # the workers are on 200000-update jobs (minutes each)
+        below = _descendants(proc.pid)
+        assert len(below) >= 3  # forkserver and two workers (and the resource tracker)
+        t1 = time.monotonic()
+        proc.send_signal(getattr(signal, sig))
+        rc = proc.wait(timeout=60)
+        stopped = time.monotonic() - t1
+        err = log.read_text()
+        deadline = time.monotonic() + 10
+        while any(_running(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [p for p in below if _running(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in below:  # whatever survived this test (a regression): do not leave it running
+            if _running(p):
+                os.kill(p, 9)
+    assert not alive, (sig, alive)
+    if sig == "SIGINT":
+        assert rc == 130 and stopped < 10, (rc, stopped, err)
+        assert "interrupted: cancelled" in err and "kept in" in err and str(out / "jobs") in err
+
+
+# --------------------------------------------------------------------------------------------------
+# items 17, 18: verify --module says what it is doing, --timeout, errors name the declaration
+# --------------------------------------------------------------------------------------------------
+
+_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "expected_sarsa.py"
+
+
+def _broken_example(tmp_path: Path, patch: str) -> Path:
+    """examples/expected_sarsa.py with one method replaced by a broken one (``patch``: methods of a
+    subclass that overrides it)."""
+    m = tmp_path / "broken.py"
+    m.write_text(_EXAMPLE.read_text() + "\n\nclass Broken(ExpectedSarsa):\n    name = 'broken'\n" + patch)
+    return m
+
+
+@pytest.mark.parametrize(
+    "patch, method, needle",
+    [
+        (  # naive drops one entry: "shapes differ: (8,) vs (9,)" named nothing
+            "    def naive(self, inst, hyper, depth):\n"
+            "        return super().naive(inst, hyper, depth)[:-1]\n",
+            "readout against naive",
+            "shapes differ: (9,) vs (8,)",
+        ),
+        (  # columns with a NaN: "H: contains NaN or inf" named nothing
+            "    def columns(self, inst, hyper):\n"
+            "        X, last = super().columns(inst, hyper)\n"
+            "        return X * float('nan'), last\n",
+            "columns",
+            "contains NaN or inf",
+        ),
+        (  # a construction that raises
+            "    def construction(self, sizes, hyper, c=1.0, depth=1):\n        raise KeyError('beta')\n",
+            "construction",
+            "KeyError: 'beta'",
+        ),
+    ],
+)
+def test_declaration_errors_name_the_declaration_method_and_sizes(tmp_path, capsys, patch, method, needle):
+    """item 18: exit 2, one line naming the declaration, the method and the sizes / hyperparameters
+    it was called with."""
+    m = _broken_example(tmp_path, patch)
+    rc, out, err = _run(["verify", "--module", str(m), "--quick", "--seed", "0"], capsys)
+    assert rc == 2 and out == ""
+    lines = [line for line in err.splitlines() if not line.startswith("verify: ")]  # progress lines
+    line = _one_line("\n".join(lines), "declaration 'broken'", f", {method}:", needle)
+    assert "sizes {'S': 3, 'A': 3, 'd': 9, 'n': 20}" in line and "gamma" in line and "depth = 1" in line
+
+
+def test_verify_module_reports_progress_and_times_out(tmp_path, capsys):
+    """item 17: a slow declaration printed nothing for minutes and had no --timeout. Now a line on
+    stderr as each level starts, and --timeout ends it with exit 2 and one line naming the
+    declaration's level that was running."""
+    m = _broken_example(
+        tmp_path,
+        "    def naive(self, inst, hyper, depth):\n"
+        "        import time\n"
+        "        time.sleep(0.5)\n"
+        "        return super().naive(inst, hyper, depth)\n",
+    )
+    t0 = time.monotonic()
+    rc, out, err = _run(["verify", "--module", str(m), "--quick", "--timeout", "1.5"], capsys)
+    assert rc == 2 and out == "" and time.monotonic() - t0 < 10
+    assert "verify: expected_sarsa: numeric level" in err and "verify: broken: numeric level" in err
+    errors = [line for line in err.splitlines() if not line.startswith("verify: ")]
+    _one_line("\n".join(errors), "--timeout: 1.5 s", "broken: numeric level")
+    rc, _, err = _run(["verify", "--module", str(m), "--timeout", "0"], capsys)
+    assert rc == 2
+    _one_line(err, "--timeout")
+
+
+# --------------------------------------------------------------------------------------------------
+# done-when: SIGKILL at a random point of reproduce, rerun, results equal to an uninterrupted run
+# --------------------------------------------------------------------------------------------------
+
+#: Parts of the kill test: two cheap ones (about 90 s together on a loaded 2-core machine).
+_KILL_PARTS = ["converge-sarsa", "actor-critic-variants"]
+
+#: Keys that hold timings or provenance, not results: left out of the comparison.
+_NOT_RESULTS = {"provenance", "seconds", "wall_time", "files", "versions", "git_commit"}
+
+
+def _results(x):
+    """``x`` without timings and provenance (:data:`_NOT_RESULTS`), for an exact comparison."""
+    if isinstance(x, dict):
+        return {k: _results(v) for k, v in x.items() if k not in _NOT_RESULTS and not k.endswith("_seconds")}
+    if isinstance(x, list):
+        return [_results(v) for v in x]
+    return x
+
+
+def _reproduce(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "experiments.cli", "reproduce", "--quick", "--threads", "1"]
+    argv += ["--parts", *_KILL_PARTS, "--out", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_reproduce_killed_at_a_random_point_resumes_to_the_same_results(tmp_path):
+    """SIGKILL at a random point (fixed rng: ``default_rng(24)``, uniform over 10-90 % of the
+    uninterrupted run's wall time; the point is in the assertion messages) of ``reproduce --quick
+    --parts converge-sarsa actor-critic-variants``, then a rerun: every JSON document equals the
+    uninterrupted run's (timings and provenance aside) and every .npz array is bitwise equal."""
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    t0 = time.monotonic()
+    proc = _reproduce(clean)
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()
+    wall = time.monotonic() - t0
+    at = float(np.random.default_rng(24).uniform(0.1, 0.9)) * wall
+    proc = _reproduce(killed)
+    time.sleep(at)
+    assert proc.poll() is None, "the run ended before the kill"
+    proc.kill()
+    proc.wait()
+    note = f"killed at {at:.1f} s of an uninterrupted {wall:.1f} s"
+    print(note, "; summary.json before the rerun:", (killed / "summary.json").exists())
+    proc = _reproduce(killed)
+    assert proc.wait(timeout=900) == 0, (note, proc.stderr.read())
+    files = sorted(p.relative_to(clean) for p in clean.rglob("*") if p.suffix in (".json", ".npz"))
+    assert Path("summary.json") in files and len(files) >= 4, files
+    for rel in files:
+        a, b = clean / rel, killed / rel
+        assert b.is_file(), (note, rel)
+        if rel.suffix == ".json":
+            assert _results(json.loads(a.read_text())) == _results(json.loads(b.read_text())), (note, rel)
+        else:
+            with np.load(a) as za, np.load(b) as zb:
+                assert sorted(za.files) == sorted(zb.files), (note, rel)
+                for k in za.files:
+                    assert np.array_equal(za[k], zb[k], equal_nan=True), (note, rel, k)
+
+
+def test_interrupted_regression_resumes_from_its_finished_units(tmp_path, monkeypatch):
+    """item 15: regression saved nothing until it finished (an interrupt lost all its work). Now
+    each finished unit is kept in ``.regression-units.json`` and a rerun computes only the rest,
+    with the same numbers (arrays, NaN and tuples round-trip exactly); the file goes once the
+    results are written."""
+    import experiments.regression as rg
+    import experiments.regression_stack as rs
+
+    calls = []
+
+    def population_run(cfg, d, N, kappa):
+        calls.append(("pop", d, N, kappa))
+        row = {"d": d, "N": N, "kappa": kappa, "Lambda": np.diag([1.0, 1 / 3, np.pi])[:d, :d]}
+        row |= {"rel_err": 1e-9 / 7, "passed": True, "rate_fit": float("nan"), "M_flow": np.eye(d) / 3}
+        row |= {"M_star": np.eye(d) / 7, "loss_final": 0.1 / 3, "loss_star": 0.1 / 3 - 1e-17}
+        return row, {"t": np.linspace(0, 1, 5) / 3, "n": np.arange(3)}
+
+    def sampled_runs(cfg):
+        calls.append(("sampled",))
+        return [{"F": 250, "rel_err": 0.1 / 3, "converged": True}], -0.5 + 1e-3 / 7, np.full((1, 2), 1 / 3)
+
+    def gamma_check(cfg):
+        calls.append(("gamma",))
+        return {"passed": True, "M_sample": np.eye(3) / 7, "wald": 2.0 / 3}
+
+    interrupt = [True]
+
+    def train_stacks(cfg, Lambda):
+        calls.append(("trained",))
+        assert isinstance(Lambda, np.ndarray) and Lambda.dtype == np.float64
+        if interrupt[0]:
+            raise KeyboardInterrupt
+        return [{"L": 2, "diverged": False, "test_loss": 1 / 3}], {"trained/L2/loss": np.ones(4) / 3}
+
+    for name, fn in [("population_run", population_run), ("sampled_runs", sampled_runs)]:
+        monkeypatch.setattr(rg, name, fn)
+    monkeypatch.setattr(rg, "gamma_check", gamma_check)
+    monkeypatch.setattr(rs, "train_stacks", train_stacks)
+    cfg = rg.RegressionConfig.quick()
+    with pytest.raises(KeyboardInterrupt):
+        rg.run_regression(cfg, tmp_path / "a")
+    assert (tmp_path / "a" / rg.UNITS_FILE).exists() and len(calls) == len(cfg.population) + 3
+    calls.clear()
+    interrupt[0] = False
+    resumed = rg.run_regression(cfg, tmp_path / "a")
+    assert calls == [("trained",)]  # only the unit the interrupt cut
+    assert not (tmp_path / "a" / rg.UNITS_FILE).exists()
+    fresh = rg.run_regression(cfg, tmp_path / "b")
+    drop = {"wall_time", "provenance"}
+    assert {k: v for k, v in resumed.items() if k not in drop} == {
+        k: v for k, v in fresh.items() if k not in drop
+    }
+    with np.load(tmp_path / "a" / "regression.npz") as a, np.load(tmp_path / "b" / "regression.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a.files)
