@@ -227,7 +227,6 @@ KNOWN_PRIVATE_IMPORTS = frozenset(
         ("constructions.algorithms._common", "lsa_theory.reference", "_check_numeric"),
         ("constructions.algorithms._common", "lsa_theory.reference", "_sizes"),
         ("constructions.algorithms.regression", "lsa_theory", "_backend"),
-        ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_check_numeric"),
         ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_delta"),
         ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_out"),
         ("constructions.algorithms.td_average_reward", "lsa_theory.reference", "_delta"),
