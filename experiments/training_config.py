@@ -101,6 +101,8 @@ class TrainConfig:
         for name in ("steps", "log_every", "checkpoint_every", "chunk_mdps", "heldout_k", "heldout_frames"):
             check_int(getattr(self, name), name)
         check_int(self.warmup, "warmup", minimum=0)
+        if self.warmup > self.steps:  # the learning rate would never reach lr (as PretrainConfig)
+            raise ValueError(f"warmup: must be <= steps = {self.steps}, got {self.warmup}")
         check_int(self.polish_steps, "polish_steps", minimum=0)
         check_int(self.seed, "seed", minimum=0)
         if self.polish_steps > self.steps:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend as B
-from ._checks import check_int, check_real
+from ._checks import as_float_array, check_int, check_real
 from .prompts import _check_context, _check_vector
 from .roundoff import gamma, matmul_error_bound
 
@@ -127,10 +127,21 @@ def sarsa_update_error_bound(
     ``G``, ``beta`` for ``lambda``; the final factor :math:`1 + \gamma_{2(n+d)}` covers the
     second-order terms (magnitudes of computed instead of exact intermediates). Valid for every
     summation order (Higham §3)."""
-    X = np.asarray(X, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    X = as_float_array(X, "X", ndim=2)
+    w = as_float_array(w, "w", ndim=1)
     d = w.size
-    n = X.shape[1]
+    m, n = X.shape
+    if m < 2 * d + 1 or n < 1:
+        raise ValueError(f"X: expected shape (2d + 1 (+ rows), n) = ({2 * d + 1}, n >= 1), got {X.shape}")
+    alpha = check_real(alpha, "alpha")
+    if (g is None) != (lam is None):
+        raise ValueError("g, lam: pass both (an actor) or neither")
+    if g is not None:
+        g = as_float_array(g, "g", ndim=2)
+        lam = as_float_array(lam, "lam", ndim=1)
+        if g.shape != (lam.size, n):
+            raise ValueError(f"g: expected shape (d_pi, n) = ({lam.size}, {n}), got {g.shape}")
+        beta = check_real(beta, "beta")
     Z = X[: 2 * d]
     delta = X[2 * d] + Z.T @ np.concatenate([-w, w])
     e_delta = matmul_error_bound(Z.T, np.concatenate([w, w])) + gamma(1) * np.abs(delta)
@@ -143,7 +154,5 @@ def sarsa_update_error_bound(
 
     E = part(X[:d], alpha, w)
     if g is not None:
-        E = np.concatenate(
-            [E, part(np.asarray(g, dtype=np.float64), beta, np.asarray(lam, dtype=np.float64))]
-        )
+        E = np.concatenate([E, part(g, beta, lam)])
     return E * (1.0 + gamma(2 * (n + d)))

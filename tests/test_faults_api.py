@@ -287,6 +287,14 @@ def test_pretrain_config_refuses_warmup_beyond_steps():
     assert PretrainConfig(steps=10, warmup=10).warmup == 10
 
 
+def test_train_config_refuses_warmup_beyond_steps():
+    from experiments.training_config import TrainConfig
+
+    with pytest.raises(ValueError, match="^warmup: must be <= steps = 10, got 11"):
+        TrainConfig(steps=10, warmup=11)
+    assert TrainConfig(steps=10, warmup=10).warmup == 10
+
+
 # --------------------------------------------------------------------------------------------------
 # item 9: a converge sweep job with radius = 1e8 (c = 0 was derived from the radius)
 # --------------------------------------------------------------------------------------------------

@@ -365,6 +365,14 @@ SPECS = [
         torch_out=True,
     ),
     Spec(
+        "sarsa_update_error_bound",
+        lt.sarsa_update_error_bound,
+        {"X": X, "w": W, "alpha": 0.2, "g": G, "lam": LAM, "beta": 0.1},
+        arrays={"X": "fixed", "w": "fixed", "g": "fixed", "lam": "fixed"},
+        reals=("alpha", "beta"),
+        bad=[("X", X[:1]), ("X", X[:, :0]), ("g", G[:, :-1]), ("g", G[0]), ("lam", None, "g, lam")],
+    ),
+    Spec(
         "actor_critic_update",
         lt.actor_critic_update,
         {"X": X, "g": G, "w": W, "lam": LAM, "alpha": 0.2, "beta": 0.1},
