@@ -53,7 +53,7 @@ from .algorithms.td_precond import (
 )
 from .closed_loop import ClosedLoopAlgorithm, Dims, Draws, load_closed_loop_module
 from .numeric import actor_critic, sarsa, td
-from .registry import ALGORITHMS, Algorithm, Registry, load_module, register
+from .registry import ALGORITHMS, Algorithm, Registry, check_declaration, load_module, register
 from .symbolic import (
     SymbolicProof,
     actor_critic_symbolic,
@@ -84,6 +84,7 @@ __all__ = [
     "Draws",
     "Registry",
     "load_module",
+    "check_declaration",
     "load_closed_loop_module",
     "register",
     "READOUT_TOL",

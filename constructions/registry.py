@@ -210,6 +210,50 @@ class Algorithm:
         return f"<Algorithm {self.name!r} {self.claim}>"
 
 
+def check_declaration(alg: Algorithm) -> Algorithm:
+    """The declared attributes a :class:`Algorithm` states as data, checked before anything runs
+    (ValueError naming the declaration and the attribute): ``name``, ``claim`` non-empty strings;
+    ``block`` known; ``hyper`` a mapping; ``hyper_ranges`` a mapping from names of ``hyper`` to
+    ``(low, high)`` finite reals with ``low <= high``; ``scales`` non-zero finite reals; ``depths``
+    integers ``>= 1``. Returns ``alg``."""
+    import math
+    import numbers
+
+    who = type(alg).__name__
+    for attr in ("name", "claim"):
+        if not isinstance(getattr(alg, attr), str) or not getattr(alg, attr):
+            raise ValueError(f"{who}.{attr}: must be a non-empty string, got {getattr(alg, attr)!r}")
+    who = f"{alg.name} ({type(alg).__name__})"
+    if alg.block not in BLOCKS:
+        raise ValueError(f"{who}.block: must be one of {BLOCKS}, got {alg.block!r}")
+    if not isinstance(alg.hyper, Mapping):
+        raise ValueError(f"{who}.hyper: must be a mapping name -> value, got {type(alg.hyper).__name__}")
+    if not isinstance(alg.hyper_ranges, Mapping):
+        raise ValueError(
+            f"{who}.hyper_ranges: must be a mapping name -> (low, high), got {alg.hyper_ranges!r}"
+        )
+
+    def real(x) -> bool:
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+    for key, rng in alg.hyper_ranges.items():
+        if key not in alg.hyper:
+            raise ValueError(
+                f"{who}.hyper_ranges: {key!r} is not a hyperparameter of hyper {sorted(alg.hyper)}"
+            )
+        if not (isinstance(rng, tuple | list) and len(rng) == 2 and all(real(x) for x in rng)):
+            raise ValueError(f"{who}.hyper_ranges[{key!r}]: expected (low, high) finite reals, got {rng!r}")
+        if rng[0] > rng[1]:
+            raise ValueError(f"{who}.hyper_ranges[{key!r}]: low {rng[0]} > high {rng[1]}")
+    if not alg.scales or not all(real(c) and c != 0 for c in alg.scales):
+        raise ValueError(f"{who}.scales: expected non-zero finite reals, got {alg.scales!r}")
+    if not alg.depths or not all(
+        isinstance(L, int) and not isinstance(L, bool) and L >= 1 for L in alg.depths
+    ):
+        raise ValueError(f"{who}.depths: expected integers >= 1, got {alg.depths!r}")
+    return alg
+
+
 class Registry(Mapping[str, Algorithm]):
     """Name -> declaration. Registration refuses a duplicate name or a declaration that is not an
     :class:`Algorithm` with a name, a claim and a known block kind."""
@@ -237,11 +281,10 @@ class Registry(Mapping[str, Algorithm]):
             alg = alg()
         if not isinstance(alg, Algorithm):
             raise ValueError(f"register: expected an Algorithm, got {type(alg).__name__}")
-        for attr in ("name", "claim"):
-            if not isinstance(getattr(alg, attr), str) or not getattr(alg, attr):
-                raise ValueError(f"register: {type(alg).__name__}.{attr} must be a non-empty string")
-        if alg.block not in BLOCKS:
-            raise ValueError(f"register: {alg.name}.block must be one of {BLOCKS}, got {alg.block!r}")
+        try:
+            check_declaration(alg)
+        except ValueError as exc:
+            raise ValueError(f"register: {exc}") from None
         if alg.name in self._algs and not replace:
             raise ValueError(f"register: an algorithm named {alg.name!r} is already registered")
         self._algs[alg.name] = alg

@@ -200,6 +200,18 @@ def _load_user_module(path: str) -> tuple[list, dict]:
         raise ValueError(
             f"--module: importing {path} raised {type(exc).__name__}{where}: {' '.join(str(exc).split())}"
         ) from None
+    from constructions import ALGORITHMS, check_declaration
+
+    for alg in algorithms:
+        try:
+            check_declaration(alg)
+        except ValueError as exc:
+            raise ValueError(f"--module: {path}: {exc}") from None
+        if alg.name in ALGORITHMS:
+            raise ValueError(
+                f"--module: {path} declares {alg.name!r}, the name of a registered algorithm: "
+                "choose another name"
+            )
     return algorithms, {"path": str(file.resolve()), "sha256": digest}
 
 

@@ -119,13 +119,13 @@ def test_registry_refuses_bad_declarations():
     class NoName(constructions.Algorithm):
         claim = "(X)"
 
-    with pytest.raises(ValueError, match="name must be"):
+    with pytest.raises(ValueError, match="name: must be"):
         reg.add(NoName())
 
     class BadBlock(constructions.Algorithm):
         name, claim, block = "bad", "(X)", "softmax"
 
-    with pytest.raises(ValueError, match="block must be"):
+    with pytest.raises(ValueError, match="block: must be"):
         reg.add(BadBlock())
 
 
@@ -271,3 +271,39 @@ def test_the_invariant_check_sees_a_construction_that_writes_into_the_context(na
     sizes = alg.sizes(quick=True)
     res = derive.residuals(bad, alg.draw(sizes, rng), sizes)
     assert res.invariant > 1e-6
+
+
+# ------------------------------------------ a user's file: name clashes and malformed attributes
+def _expected_sarsa_text() -> str:
+    return (pathlib.Path(__file__).resolve().parents[1] / "examples" / "expected_sarsa.py").read_text()
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('name = "expected_sarsa"', 'name = "sarsa"', "'sarsa', the name of a registered algorithm"),
+        (
+            'hyper_ranges = {"gamma": (0.0, 0.99), "alpha": (0.05, 2.0)}',
+            'hyper_ranges = {"gamma": (0.99, 0.0), "alpha": (0.05, 2.0)}',
+            "hyper_ranges['gamma']: low 0.99 > high 0.0",
+        ),
+        (
+            'hyper_ranges = {"gamma": (0.0, 0.99), "alpha": (0.05, 2.0)}',
+            'hyper_ranges = {"gamma": (0.0, 0.99), "eta": (0.05, 2.0)}',
+            "hyper_ranges: 'eta' is not a hyperparameter",
+        ),
+        ("scales = (1.0, -2.0)", "scales = (1.0, 0.0)", "scales: expected non-zero finite reals"),
+    ],
+)
+def test_verify_module_refuses_a_clash_or_a_malformed_declaration(tmp_path, capsys, old, new, message):
+    from experiments import cli
+
+    text = _expected_sarsa_text()
+    assert old in text
+    path = tmp_path / "decl.py"
+    path.write_text(text.replace(old, new))
+    rc = cli.main(["verify", "--module", str(path), "--quick"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert message in err and "--module" in err
+    assert len([line for line in err.strip().splitlines() if line.startswith("lsa-theory")]) == 1
