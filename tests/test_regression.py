@@ -489,4 +489,5 @@ def test_cli_regression_quick_fails_with_gamma_off_by_3_percent(tmp_path, capsys
         "slope": True,
         "sampled_converged": True,
         "gamma_least_squares": False,
+        "trained_not_diverged": True,
     }
