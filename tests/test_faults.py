@@ -69,7 +69,11 @@ def test_verify_module_json_records_path_and_hash(tmp_path, monkeypatch, capsys)
 
     m = tmp_path / "mine.py"
     m.write_text("# my algorithms\n")
-    monkeypatch.setattr(constructions, "load_module", lambda path: ["declared"])
+
+    class Mine(constructions.Algorithm):  # a declaration (checked as data), never run: run_claims is stubbed
+        name, claim = "mine_x1", "(X1)"
+
+    monkeypatch.setattr(constructions, "load_module", lambda path: [Mine()])
     row = SimpleNamespace(claim="(X1)", check="mine", residual=0.0, tol=1e-12, passed=True)
     monkeypatch.setattr(cv, "run_claims", lambda *a, **k: [row])
     rc, out, _ = _run(["verify", "--module", str(m), "--json", "--seed", "1"], capsys)
