@@ -27,9 +27,9 @@ import numpy as np
 import constructions
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
+from lsa_theory.rollout import diverged
 
 from .context_length_common import IN_CONTEXT_STREAM, _ints, _mean_sem_nan, paired_difference
-from .control_loop import _diverged
 from .envs import HELDOUT_NAME, heldout_family, heldout_rng
 from .io import (
     atomic_savez,
@@ -101,7 +101,7 @@ def _iterate(step, d: int, Ls: Sequence[int]) -> np.ndarray:
     w = np.zeros(d)
     for layer in range(1, max(Ls) + 1):
         w = step(w)
-        if _diverged(w):
+        if diverged(w):
             break
         for q, L in enumerate(Ls):
             if L == layer:

@@ -20,6 +20,7 @@ live in :mod:`experiments.context_length`; the first two stay importable from he
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +40,6 @@ from .control_loop import (  # noqa: F401  (moved; re-exported from here)
     _check_mdp,
     _check_rng,
     _check_solution,
-    _diverged,
     _eval_points,
     _first_mismatch,
     _infer_d_pi,
@@ -202,19 +202,26 @@ class ControlConfig:
         """The closed-loop declarations of the user's file ``module`` by name (empty without one).
         ValueError naming ``module`` if the file cannot be loaded, declares no closed-loop algorithm,
         or declares a name that is already registered (a clash is refused, never shadowed)."""
-        if self.module is None:
-            return {}
-        return constructions.load_closed_loop_module(self.module)
+        return dict(self._user_algorithms)
+
+    @functools.cached_property
+    def _user_algorithms(self) -> dict[str, ClosedLoopAlgorithm]:
+        # the file is read and imported once per configuration, not once per unit
+        return {} if self.module is None else constructions.load_closed_loop_module(self.module)
+
+    @functools.cached_property
+    def _module_sha256(self) -> str | None:
+        return None if self.module is None else file_sha256(self.module)
 
     def algorithm(self, name: str) -> ClosedLoopAlgorithm:
         """The declaration named ``name``: the user's file's, else a registered closed-loop one."""
-        user = self.user_algorithms()
+        user = self._user_algorithms
         return user[name] if isinstance(name, str) and name in user else _algorithm(name)
 
     def unit_config(self, algo: str) -> dict:
         """What a unit's result depends on besides (env, seed) (resume key); with ``module``, also
         the file's sha256 (a changed declaration is recomputed)."""
-        extra = {"module_sha256": file_sha256(self.module)} if self.module is not None else {}
+        extra = {"module_sha256": self._module_sha256} if self.module is not None else {}
         return {
             **extra,
             "schema": UNIT_SCHEMA,

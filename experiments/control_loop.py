@@ -33,7 +33,8 @@ import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
-from lsa_theory.rollout import DIVERGENCE_BOUND, diverged  # noqa: F401  (re-exported)
+from lsa_theory.rollout import DIVERGENCE_BOUND  # noqa: F401  (DIVERGENCE_BOUND: re-exported)
+from lsa_theory.rollout import diverged as parameter_diverged
 
 from .control_roundoff import (  # noqa: F401  (re-exported)
     TEACHER_DIVERGENCE_W,
@@ -249,7 +250,7 @@ def deploy(
         except FloatingPointError:
             diverged = t
             break
-        if _diverged(w_new) or (lam_new is not None and _diverged(lam_new)):
+        if parameter_diverged(w_new) or (lam_new is not None and parameter_diverged(lam_new)):
             diverged = t
             break
         if error_bounds:
@@ -271,11 +272,6 @@ def deploy(
     phi_max = float(np.abs(phi).max()) if error_bounds else None
     bounds = (w_err, ratio, gaps, qround, phi_max)
     return DeployResult(points, nr, nr_b, ws, lams, states, actions, diverged, used, resets, *bounds)
-
-
-#: A loop stops as diverged when a parameter's 1-norm exceeds DIVERGENCE_BOUND (or is not finite).
-#: The package's one notion of divergence, :data:`lsa_theory.rollout.DIVERGENCE_BOUND` (imported).
-_diverged = diverged
 
 
 def _infer_d_pi(weights: Any, d: int, default: int) -> int:

@@ -26,6 +26,7 @@ every run; a rerun skips finished runs.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,12 +92,22 @@ class ConvergeConfig:
 
     def algorithm(self) -> str | constructions.ClosedLoopAlgorithm:
         """``algo``'s declaration when ``module`` declares it, else the registered name."""
+        return self._algorithm
+
+    @functools.cached_property
+    def _algorithm(self) -> str | constructions.ClosedLoopAlgorithm:
+        # the user's file is read and imported once per configuration, not at every spec()
         if self.module is None:
             return self.algo
         user = constructions.load_closed_loop_module(self.module)
         if self.algo not in user:
             raise ValueError(f"algo: {self.module} declares {sorted(user)}, not {self.algo!r}")
         return user[self.algo]
+
+    @functools.cached_property
+    def module_sha256(self) -> str | None:
+        """sha256 of the user's file (read once per configuration), ``None`` without one."""
+        return None if self.module is None else file_sha256(self.module)
 
     @classmethod
     def quick(cls, algo: str = "sarsa", module: str | None = None) -> ConvergeConfig:
@@ -370,7 +381,7 @@ def _config_doc(cfg: ConvergeConfig) -> dict:
     if cfg.module is None:
         del doc["module"]  # the documents saved before user modules stay valid
     else:
-        doc["module_sha256"] = file_sha256(cfg.module)
+        doc["module_sha256"] = cfg.module_sha256
     return to_jsonable(doc)
 
 

@@ -43,10 +43,11 @@ import torch
 import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
+from lsa_theory.rollout import diverged
 
 from . import expected_loop as el
-from .control import _diverged, deploy, resolve_weights
 from .control import _eval_points as _control_eval_points
+from .control import deploy, resolve_weights
 from .control import l2_readout as _l2
 from .envs import heldout_rng
 from .io import atomic_savez, progress, single_blas_thread, to_jsonable, versions
@@ -286,7 +287,7 @@ def softmax_deploy(
         traj = lt.rollout(mdp, lt.policies.softmax_rows(phi @ w / tau), n, rng, s0)
         X = lt.sarsa_columns(traj, phi, mdp.gamma)
         w = lt.sarsa_update(X, w, alpha) if blocks is None else _l2(X, np.concatenate([[1.0], w]), blocks)
-        if _diverged(w):
+        if diverged(w):
             break
         out[t] = lt.normalized_return(mdp, lt.greedy(phi @ w), sol)
         s0 = int(traj.states[-1])
