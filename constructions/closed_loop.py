@@ -311,25 +311,15 @@ class ClosedLoopAlgorithm(Algorithm):
 
 
 def load_closed_loop_module(path: str) -> dict[str, ClosedLoopAlgorithm]:
-    """The closed-loop declarations (:class:`ClosedLoopAlgorithm`) of a user's file ``path`` by name
-    (:func:`constructions.load_module`; nothing is registered). ValueError naming ``module`` and
-    the file if it cannot be imported (a syntax error, an exception or ``sys.exit`` at import),
-    declares no closed-loop algorithm, or declares a name the package's registry already has (a
-    clash is refused, never shadowed)."""
-    from .registry import ALGORITHMS, load_module
+    """The closed-loop declarations (:class:`ClosedLoopAlgorithm`) of a user's file ``path`` by name:
+    :func:`constructions.load_module` (whose ValueErrors, starting ``module:``, name the file and
+    the failure; nothing is registered), and a ValueError if the file declares no closed-loop
+    algorithm."""
+    from .registry import load_module
 
     if not isinstance(path, str):
         raise ValueError(f"module: expected a path to a .py file, got {path!r}")
-    try:
-        found = load_module(path)
-    except ValueError as exc:
-        raise ValueError(f"module: {exc}") from None
-    except (Exception, SystemExit) as exc:  # the user's code raised (or exited) at import
-        raise ValueError(f"module: importing {path} raised {type(exc).__name__}: {exc}") from None
-    loops = {a.name: a for a in found if isinstance(a, ClosedLoopAlgorithm)}
+    loops = {a.name: a for a in load_module(path) if isinstance(a, ClosedLoopAlgorithm)}
     if not loops:
         raise ValueError(f"module: {path} declares no closed-loop algorithm (ClosedLoopAlgorithm)")
-    clash = sorted(set(loops) & set(ALGORITHMS))
-    if clash:
-        raise ValueError(f"module: {path} declares {clash}, already registered: choose another name")
     return loops

@@ -32,6 +32,7 @@ import importlib.util
 import inspect
 import pathlib
 import sys
+import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -309,12 +310,16 @@ def register(alg: Algorithm | type, *, registry: Registry | None = None, replace
 
 
 def load_module(path: str | pathlib.Path) -> list[Algorithm]:
-    """Import a user's Python file and return the :class:`Algorithm` declarations it defines.
+    """The :class:`Algorithm` declarations a user's Python file defines, checked as data.
 
     Every concrete subclass of :class:`Algorithm` defined in the file (with a ``name``) is
     instantiated; module-level instances are taken as they are. Nothing is added to
     :data:`ALGORITHMS`: pass the result to :func:`register` or to :func:`constructions.derive`.
-    ValueError if the file does not exist, is not ``.py`` or defines no algorithm."""
+    Every failure is one ValueError that starts with ``module:`` and names the file (and the line,
+    where there is one): the file does not exist or is not ``.py``; it has a syntax error; it raises
+    or calls ``sys.exit`` at import; it defines no algorithm; a declaration is malformed
+    (:func:`check_declaration`); or a declaration takes a name the registry already has (a clash is
+    refused, never shadowed)."""
     path = pathlib.Path(path)
     if path.suffix != ".py" or not path.is_file():
         raise ValueError(f"module: expected an existing .py file, got {str(path)!r}")
@@ -326,9 +331,23 @@ def load_module(path: str | pathlib.Path) -> list[Algorithm]:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except SyntaxError as exc:
         sys.modules.pop(mod_name, None)
-        raise
+        raise ValueError(f"module: {path} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    except SystemExit as exc:
+        sys.modules.pop(mod_name, None)
+        raise ValueError(
+            f"module: importing {path} called sys.exit({exc.code!r}); a module of declarations must "
+            "only define Algorithm declarations"
+        ) from None
+    except Exception as exc:  # the user's code raised at import: name its line in the file
+        sys.modules.pop(mod_name, None)
+        tb = traceback.extract_tb(exc.__traceback__)
+        frames = [f for f in tb if pathlib.Path(f.filename).resolve() == path.resolve()]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        raise ValueError(
+            f"module: importing {path} raised {type(exc).__name__}{where}: {' '.join(str(exc).split())}"
+        ) from None
     found: list[Algorithm] = []
     for value in vars(module).values():
         if isinstance(value, Algorithm):
@@ -344,4 +363,14 @@ def load_module(path: str | pathlib.Path) -> list[Algorithm]:
     unique = {a.name: a for a in found}
     if not unique:
         raise ValueError(f"module: {path} defines no Algorithm subclass with a name")
+    for alg in unique.values():
+        try:
+            check_declaration(alg)
+        except ValueError as exc:
+            raise ValueError(f"module: {path}: {exc}") from None
+        if alg.name in ALGORITHMS:
+            raise ValueError(
+                f"module: {path} declares {alg.name!r}, the name of a registered algorithm: "
+                "choose another name"
+            )
     return list(unique.values())

@@ -165,16 +165,12 @@ def _print_verify_table(rows: list) -> None:
 
 
 def _load_user_module(path: str) -> tuple[list, dict]:
-    """The Algorithm declarations of the user's file ``path`` (:func:`constructions.load_module`)
-    and what identifies it: ``{"path": absolute path, "sha256": of its bytes}`` (read before the
-    import). Any failure of the import is a ValueError naming ``--module`` and the file: a syntax
-    error, an exception raised at import, or ``sys.exit()`` called by the file (which would
-    otherwise end ``lsa-theory`` with the file's exit code and no output)."""
+    """The Algorithm declarations of the user's file ``path`` (:func:`constructions.load_module`,
+    whose ValueErrors name the file, the line and the failure) and what identifies it: ``{"path":
+    absolute path, "sha256": of its bytes}`` (read before the import). Every failure is a
+    ValueError starting ``--module:``."""
     import hashlib
-    import traceback
     from pathlib import Path
-
-    from constructions import load_module
 
     file = Path(path)
     try:
@@ -182,36 +178,10 @@ def _load_user_module(path: str) -> tuple[list, dict]:
     except OSError as exc:
         raise ValueError(f"--module: cannot read {path!r} ({exc.strerror})") from None
     try:
-        algorithms = load_module(path)
+        algorithms = constructions.load_module(path)
     except ValueError as exc:
-        raise ValueError(f"--module: {exc}") from None
-    except SyntaxError as exc:
-        raise ValueError(f"--module: {path} has a syntax error at line {exc.lineno}: {exc.msg}") from None
-    except SystemExit as exc:
-        raise ValueError(
-            f"--module: importing {path} called sys.exit({exc.code!r}); a module to verify must "
-            "only define Algorithm declarations"
-        ) from None
-    except Exception as exc:
-        frames = [
-            f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == file.resolve()
-        ]
-        where = f" at line {frames[-1].lineno}" if frames else ""
-        raise ValueError(
-            f"--module: importing {path} raised {type(exc).__name__}{where}: {' '.join(str(exc).split())}"
-        ) from None
-    from constructions import ALGORITHMS, check_declaration
-
-    for alg in algorithms:
-        try:
-            check_declaration(alg)
-        except ValueError as exc:
-            raise ValueError(f"--module: {path}: {exc}") from None
-        if alg.name in ALGORITHMS:
-            raise ValueError(
-                f"--module: {path} declares {alg.name!r}, the name of a registered algorithm: "
-                "choose another name"
-            )
+        msg = str(exc)
+        raise ValueError(f"--{msg}" if msg.startswith("module:") else f"--module: {msg}") from None
     return algorithms, {"path": str(file.resolve()), "sha256": digest}
 
 

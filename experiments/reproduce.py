@@ -40,10 +40,9 @@ from lsa_theory._checks import check_int
 
 from .cli_checks import control_passed, converge_passed, diversity_passed
 from .io import DamagedFile, Heartbeat, atomic_write_json, load_npz, out_lock, read_json, versions
-from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
 
 __all__ = ["PARTS", "CRITERION", "TRAIN_SEEDS", "failure", "reproduce"]
-__all__ += ["deployed_returns_by_k", "trained_weights"]
+__all__ += ["trained_weights"]
 
 
 def _shift(seeds: tuple[int, ...], seed: int) -> tuple[int, ...]:
@@ -189,6 +188,8 @@ def _training_diversity(out: Path, quick: bool, seed: int = 0) -> dict:
     cols = ("seed", "k", "shared_features", "cos", "cos_full", "heldout_err", "invisible_dim")
     numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
     if not quick:
+        from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
+
         numbers["returns"] = deployed_returns_by_k(out, n_heldout=20, n_updates=300, seed=seed)["groups"]
         plot_returns_by_k(out)
     return numbers

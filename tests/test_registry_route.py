@@ -182,7 +182,7 @@ def test_control_module_with_a_construction_that_is_not_its_teacher_exits_1(tmp_
     "argv, message",
     [
         (["--algo", "no_such_algo"], "--algo: expected a registered closed-loop algorithm"),
-        (["--module", "__clash__", "--algo", "sarsa"], "already registered"),
+        (["--module", "__clash__", "--algo", "sarsa"], "the name of a registered algorithm"),
         (["--module", "__missing__.py", "--algo", "x"], "module:"),
     ],
 )
