@@ -216,7 +216,9 @@ def check_declaration(alg: Algorithm) -> Algorithm:
     (ValueError naming the declaration and the attribute): ``name``, ``claim`` non-empty strings;
     ``block`` known; ``hyper`` a mapping; ``hyper_ranges`` a mapping from names of ``hyper`` to
     ``(low, high)`` finite reals with ``low <= high``; ``scales`` non-zero finite reals; ``depths``
-    integers ``>= 1``. Returns ``alg``."""
+    integers ``>= 1``; the :data:`REQUIRED_METHODS` defined, and ``sizes(True)``, ``sizes(False)``,
+    ``symbolic_sizes()`` and ``size_ranges()`` returning dicts with the same size names. Every
+    message names the method and, where the source is known, its line. Returns ``alg``."""
     import math
     import numbers
 
@@ -252,7 +254,58 @@ def check_declaration(alg: Algorithm) -> Algorithm:
         isinstance(L, int) and not isinstance(L, bool) and L >= 1 for L in alg.depths
     ):
         raise ValueError(f"{who}.depths: expected integers >= 1, got {alg.depths!r}")
+    missing = [m for m in REQUIRED_METHODS if getattr(type(alg), m) is getattr(Algorithm, m)]
+    if missing:
+        raise ValueError(
+            f"{who}{_line(type(alg))}: does not define {', '.join(missing)} "
+            f"(a declaration defines {', '.join(REQUIRED_METHODS)}; docs/extending.md)"
+        )
+    keys = {}
+    for method, args in (
+        ("sizes", (True,)),
+        ("sizes", (False,)),
+        ("symbolic_sizes", ()),
+        ("size_ranges", ()),
+    ):
+        call = f"{method}({', '.join(map(str, args))})"
+        try:
+            got = getattr(alg, method)(*args)
+        except Exception as exc:  # the user's method raised: name it
+            raise ValueError(
+                f"{who}.{call}{_line(getattr(type(alg), method))}: raised {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(got, Mapping):
+            raise ValueError(f"{who}.{call}: must return a dict size name -> value, got {got!r}")
+        keys[call] = sorted(got)
+    first, *rest = keys
+    for call in rest:
+        if keys[call] != keys[first]:
+            raise ValueError(
+                f"{who}.{call}{_line(getattr(type(alg), call.split('(')[0]))}: size names {keys[call]} "
+                f"differ from {first}'s {keys[first]}"
+            )
     return alg
+
+
+#: The methods every declaration defines (the others have defaults).
+REQUIRED_METHODS = (
+    "sizes",
+    "symbolic_sizes",
+    "size_ranges",
+    "draw",
+    "columns",
+    "naive",
+    "construction",
+    "readout",
+)
+
+
+def _line(obj: Any) -> str:
+    """`` (line N)``: where ``obj`` (a class or function) starts in its file, or ``""``."""
+    try:
+        return f" (line {inspect.getsourcelines(obj)[1]})"
+    except (OSError, TypeError):
+        return ""
 
 
 class Registry(Mapping[str, Algorithm]):

@@ -59,6 +59,33 @@ def test_verify_module_import_failures_are_exit_2_naming_the_file(tmp_path, caps
     _one_line(err, "--module", str(m), needle)
 
 
+def _example_with(tmp_path, old: str, new: str):
+    text = (Path(__file__).resolve().parents[1] / "examples" / "offpolicy_td0.py").read_text()
+    assert old in text
+    m = tmp_path / "decl.py"
+    m.write_text(text.replace(old, new, 1))
+    return m
+
+
+@pytest.mark.parametrize(
+    "old, new, needles",
+    [  # issue 19: a missing method was NotImplementedError mid-run; wrong size names a KeyError traceback
+        ("    def naive(self", "    def naive_loop(self", ["(line 35)", "does not define naive"]),
+        (
+            "    def size_ranges(self):\n",
+            "    def size_ranges(self):\n        return {'zzz': (1, 2)}\n",
+            ["size_ranges() (line 50)", "['zzz'] differ from"],
+        ),
+        ("    def size_ranges(self):\n", "    def size_ranges(self):\n        1 / 0\n", ["ZeroDivision"]),
+    ],
+)
+def test_verify_module_malformed_declaration_is_one_line_exit_2(tmp_path, capsys, old, new, needles):
+    m = _example_with(tmp_path, old, new)
+    rc, out, err = _run(["verify", "--module", str(m), "--quick"], capsys)
+    assert rc == 2 and out == ""
+    _one_line(err, "--module", str(m), *needles)
+
+
 def test_verify_module_json_records_path_and_hash(tmp_path, monkeypatch, capsys):
     """item 26: the JSON names the verified file and the sha256 of its bytes."""
     import hashlib
