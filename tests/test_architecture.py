@@ -8,24 +8,33 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LAYERS = ["lsa_theory", "constructions", "dynamics", "experiments"]
+#: The layers, innermost first: package -> its folder (``pyproject.toml``'s package-dir).
+LAYERS = {"lsa_theory": "lsa_theory/", "constructions": "constructions/", "dynamics": "dynamics/"}
+LAYERS |= {"experiments": "experiments/"}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer (a key of :data:`LAYERS`) a dotted module name belongs to, or ``None``."""
+    return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
 
 
 def _imported_packages(path: pathlib.Path) -> set[str]:
+    """The layers a file imports from (``from pkg import sub`` counts ``pkg.sub``'s layer)."""
     tree = ast.parse(path.read_text())
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {layer_of(a.name) for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+            names |= {layer_of(f"{node.module}.{a.name}") for a in node.names}
+    return names - {None}
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("layer", list(LAYERS))
 def test_no_import_from_an_outer_layer(layer):
-    outer = set(LAYERS[LAYERS.index(layer) + 1 :])
-    files = sorted((ROOT / layer).rglob("*.py"))
+    order = list(LAYERS)
+    outer = set(order[order.index(layer) + 1 :])
+    files = sorted((ROOT / LAYERS[layer]).rglob("*.py"))
     assert files, f"no sources found for {layer}"
     for f in files:
         bad = _imported_packages(f) & outer
@@ -33,8 +42,8 @@ def test_no_import_from_an_outer_layer(layer):
 
 
 def test_library_code_sets_no_global_seed():
-    for layer in LAYERS:
-        for f in (ROOT / layer).rglob("*.py"):
+    for folder in LAYERS.values():
+        for f in (ROOT / folder).rglob("*.py"):
             text = f.read_text()
             for banned in ("np.random.seed(", "torch.manual_seed(", "random.seed("):
                 assert banned not in text, f"{f.relative_to(ROOT)} calls {banned}"
@@ -68,10 +77,10 @@ def test_no_branch_on_an_algorithm_name_outside_its_module():
     import constructions
 
     names = set(constructions.ALGORITHMS.names())
-    own = ROOT / "constructions" / "algorithms"
+    own = ROOT / LAYERS["constructions"] / "algorithms"
     bad = []
-    for layer in LAYERS:
-        for f in sorted((ROOT / layer).rglob("*.py")):
+    for folder in LAYERS.values():
+        for f in sorted((ROOT / folder).rglob("*.py")):
             if own not in f.parents:
                 bad += _name_branches(f, names)
     assert not bad, "\n".join(bad)
@@ -90,9 +99,9 @@ def test_the_name_branch_check_can_fail(tmp_path):
 
 def _modules(root: pathlib.Path = ROOT) -> dict[str, pathlib.Path]:
     mods = {}
-    for layer in LAYERS:
-        for f in (root / layer).rglob("*.py"):
-            parts = list(f.relative_to(root).with_suffix("").parts)
+    for package, folder in LAYERS.items():
+        for f in (root / folder).rglob("*.py"):
+            parts = [package, *f.relative_to(root / folder).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             mods[".".join(parts)] = f
@@ -217,7 +226,7 @@ def test_the_circle_check_can_fail(tmp_path):
 
 def _cross_package_private() -> set[tuple[str, str, str]]:
     _, private = _import_edges(_modules())
-    return {(m, t, n) for m, t, n in private if m.split(".")[0] != t.split(".")[0]}
+    return {(m, t, n) for m, t, n in private if layer_of(m) != layer_of(t)}
 
 
 #: Private names (or private modules, ``*module*``) imported across packages, still to be made
