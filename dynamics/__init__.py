@@ -7,17 +7,9 @@ of (M2) and the sufficient statistics of (L2), in float64.
 from .bilinear import BilinearDataset, instance_dataset
 from .certify import KernelCertificate, certify_kernel
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
-from .flow import (
-    RATE_WINDOW,
-    TWO_MODE_WINDOW,
-    FlowResult,
-    adam,
-    fit_rate,
-    fit_two_mode,
-    gradient_descent,
-    gradient_flow,
-    loss_increase_bound,
-)
+from .descent import adam, gradient_descent
+from .flow import gradient_flow
+from .flow_common import FlowResult, loss_increase_bound
 from .manifold import (
     DENSE_MAX,
     KERNEL_RTOL,
@@ -60,9 +52,13 @@ from .rate_fit import (
     LOSS_FIT_RTOL,
     MODES,
     MODES_WINDOW,
+    RATE_WINDOW,
+    TWO_MODE_WINDOW,
     RateFit,
     fit_modes,
+    fit_rate,
     fit_rate_roundoff,
+    fit_two_mode,
     resolved,
 )
 

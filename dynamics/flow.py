@@ -23,50 +23,23 @@ from scipy.integrate import BDF, DOP853, LSODA, RK45, Radau
 from lsa_theory._checks import as_float_array, check_int, check_real
 
 from .data import TeacherDataset
-from .descent import (  # noqa: F401  (moved; re-exported from here)
-    _first_order,
-    adam,
-    gradient_descent,
-)
-from .flow_common import (  # noqa: F401  (moved; re-exported from here)
+from .flow_common import (
     FlowResult,
     _check_start,
     _check_stop_dist,
     _deadline,
-    _objective_hook,
-    _reached,
     _target,
-    _trajectory,
     conserved,
     distance_to_manifold,
     hessian,
     invisible_directions,
     loss_and_grad,
-    loss_increase_bound,
     shapes,
 )
 from .objective import hessian_blocks, loss_and_grad_error_bound
-from .rate_fit import (  # noqa: F401  (moved; re-exported from here)
-    RATE_WINDOW,
-    TWO_MODE_WINDOW,
-    fit_rate,
-    fit_two_mode,
-)
 from .stiff import NegHessian, ScaleProjection, StructuredBDF
 
-__all__ = [
-    "FlowResult",
-    "gradient_flow",
-    "METHODS",
-    "STRUCTURED_MIN",
-    "DIST_RTOL",
-    "MAX_STEPS",
-    "gradient_descent",
-    "adam",
-    "fit_rate",
-    "RATE_WINDOW",
-    "loss_increase_bound",
-]
+__all__ = ["gradient_flow", "METHODS", "STRUCTURED_MIN", "DIST_RTOL", "MAX_STEPS"]
 
 
 STIFF = ("LSODA", "BDF", "Radau")
