@@ -155,9 +155,9 @@ def test_regression_gamma_check_is_the_saved_run():
 
 
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
-    """Issue 24, item 28: docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy
-    exactness) and links every runnable example declaration in examples/ (tests/test_registry.py
-    verifies each)."""
+    """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
+    links every runnable example declaration in examples/ (tests/test_registry.py verifies each) on
+    docs/examples.md, which includes the file itself (so the site shows it as it is)."""
     text = (ROOT / "docs" / "extending.md").read_text()
     assert "## Pitfalls" in text
     pitfalls = text[text.index("## Pitfalls") :]
@@ -166,8 +166,11 @@ def test_extending_page_links_every_worked_example_and_has_pitfalls():
         p.name for p in (ROOT / "examples").glob("*.py") if "constructions.Algorithm" in p.read_text()
     }
     assert {"expected_sarsa.py", "nstep_td.py", "offpolicy_td0.py"} <= declared
+    shown = (ROOT / "docs" / "examples.md").read_text()
     for name in declared:
-        assert f"](../examples/{name})" in text, f"docs/extending.md does not link examples/{name}"
+        anchor = name.replace(".", "")
+        assert f"](examples.md#{anchor})" in text, f"docs/extending.md does not link examples/{name}"
+        assert f"## {name}\n" in shown and f'--8<-- "examples/{name}"' in shown, f"docs/examples.md: {name}"
 
 
 #: Every command and link of the README before issue 24's rewrite of its first screen (item 29).
