@@ -195,7 +195,7 @@ README_COMMANDS = (
 )
 README_LINKS = (
     "docs/actor-critic.md", "docs/context-length.md", "docs/dynamics.md", "docs/experiments.md",
-    "docs/extending.md", "docs/inputs.md", "docs/inputs.md#faults-files-and-concurrent-runs-issue-24",
+    "docs/extending.md", "docs/inputs.md", "docs/inputs.md#faults-files-and-concurrent-runs",
     "docs/performance-flow.md", "docs/performance.md", "docs/pretraining.md", "docs/proofs.md",
     "docs/regression.md", "docs/results.md", "docs/td-family.md", "docs/theory.md", "docs/tool.md",
 )  # fmt: skip
@@ -344,3 +344,85 @@ def test_every_public_name_and_module_of_the_api_has_a_docstring():
                 missing.append(f"module {module}")
             missing += [f"{module}.{m}" for m in members or () if not _docstring(module, m).strip()]
     assert not missing, f"public names without a docstring: {missing}"
+
+
+# --- Pages: a reading order, no history, the tool's reference ---
+
+DOCS = ROOT / "docs"
+
+
+def _pages() -> list[pathlib.Path]:
+    return sorted(p for p in DOCS.rglob("*.md") if "_ext" not in p.parts)
+
+
+def test_index_gives_a_reading_order_of_every_page_and_the_site_builds_them_all():
+    """docs/index.md links every page once in its reading order, theory first and performance after
+    the tool; mkdocs.yml's nav lists every page (mkdocs build --strict fails on one left out)."""
+    index = (DOCS / "index.md").read_text()
+    nav = (ROOT / "mkdocs.yml").read_text()
+    order = []
+    for page in _pages():
+        rel = page.relative_to(DOCS).as_posix()
+        assert f": {rel}" in nav, f"mkdocs.yml nav does not list {rel}"
+        if rel != "index.md":
+            assert f"]({rel})" in index, f"docs/index.md does not link {rel}"
+            order.append(rel)
+    pos = {rel: index.index(f"]({rel})") for rel in order}
+    sequence = ["theory.md", "proofs.md", "dynamics.md", "experiments.md", "extending.md", "tool.md"]
+    sequence += ["performance.md"]
+    assert [pos[p] for p in sequence] == sorted(pos[p] for p in sequence), "reading order"
+
+
+#: "issue 13", "Issue 18, item 4", "issues 9-10": history, which belongs to CHANGELOG.md.
+ISSUE = re.compile(r"\bissues? \d+", re.I)
+
+
+def test_pages_carry_no_history_and_titles_say_their_topic():
+    """Page titles say their topic and pages carry no issue-number history (it is in CHANGELOG.md,
+    shown on the site through docs/changelog.md)."""
+    assert ISSUE.search("see Issue 18, item 4") and not ISSUE.search("the issue's grid")
+    for page in _pages():
+        text = page.read_text()
+        title = text.splitlines()[0]
+        assert title.startswith("# ") and not re.search(r"\d+$|\(issue", title, re.I), (page, title)
+        if page.name != "changelog.md":
+            found = ISSUE.findall(text)
+            assert not found, f"{page.relative_to(ROOT)} carries history {found}: move it to CHANGELOG.md"
+    assert '--8<-- "CHANGELOG.md"' in (DOCS / "changelog.md").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    heads = [int(n) for n in re.findall(r"^## (?:\[Unreleased\] - )?[Ii]ssue (\d+)", changelog, re.M)]
+    assert heads and heads[1:] == sorted(heads[1:], reverse=True), f"CHANGELOG.md not newest first: {heads}"
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_tool_page_lists_every_command_and_option_of_the_parser():
+    """docs/tool.md's "Commands and options" table names every subcommand and every option of
+    ``lsa-theory`` (the parser is the contract; a new option must be documented)."""
+    import argparse
+
+    from experiments.cli import build_parser
+
+    table = _section((DOCS / "tool.md").read_text(), "Commands and options")
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in sub.choices.items():
+        rows = [line for line in table.splitlines() if line.startswith(f"| `lsa-theory {name}` |")]
+        assert len(rows) == 1, f"docs/tool.md: no row for `lsa-theory {name}`"
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert f"`{option}" in rows[0], f"docs/tool.md: `lsa-theory {name}` lacks {option}"
+
+
+def test_tool_page_json_keys_are_those_of_the_saved_documents():
+    """Each "JSON documents" row with a saved example lists exactly that document's top-level keys."""
+    table = _section((DOCS / "tool.md").read_text(), "JSON documents")
+    rows = re.findall(r"^\| `[^`]+` \| `(docs/figures/[^`]+)` \| (.+) \|$", table, re.M)
+    assert len(rows) >= 5
+    for path, keys in rows:
+        listed = re.findall(r"`([^`]+)`", keys)
+        assert listed == sorted(json.loads((ROOT / path).read_text())), path
