@@ -4,6 +4,7 @@ README points at it rather than at a file outside the repository."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import pathlib
 import re
@@ -201,6 +202,18 @@ README_LINKS = (
 )  # fmt: skip
 
 
+def test_readme_links_the_reading_order_and_says_how_to_build_the_site():
+    """The README links docs/index.md (the reading order) and CHANGELOG.md, and gives one command
+    each to build and to serve the docs site, which CI builds in strict mode with the docs extra."""
+    text = README.read_text()
+    assert "](docs/index.md)" in text and "](CHANGELOG.md)" in text
+    for command in ('pip install -e ".[docs]"', "mkdocs serve", "mkdocs build --strict"):
+        assert command in text, command
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -e ".[docs]"' in ci and "\nmkdocs build --strict" in ci
+    assert ci.index("\npytest  ") < ci.index("mkdocs build --strict") < ci.index("pytest -m slow")
+
+
 def test_readme_first_screen_installs_from_a_clone_and_states_costs():
     """Issue 24, item 29: the README's first screen (before the first section heading) says what
     the package is, installs from a clone into a virtual environment (as .ci/run does), names the
@@ -235,6 +248,12 @@ def _module_file(module: str) -> pathlib.Path:
     return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
+@functools.cache
+def _source(path: pathlib.Path) -> tuple[str, ast.Module]:
+    text = path.read_text()
+    return text, ast.parse(text)
+
+
 def _comment_above(lines: list[str], lineno: int) -> str:
     """The ``#:`` comment block right above line ``lineno`` (1-based): a constant's documentation."""
     block = []
@@ -250,8 +269,8 @@ def _docstring(module: str, name: str, depth: int = 0) -> str:
     class's docstring, or for a constant the string right after its assignment or the ``#:``
     comment right above it (what the site shows). Raises LookupError when no definition is found."""
     path = _module_file(module)
-    text = path.read_text()
-    body = ast.parse(text).body
+    text, tree = _source(path)
+    body = tree.body
     for i, node in enumerate(body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
             return ast.get_docstring(node) or ""
@@ -272,7 +291,7 @@ def _docstring(module: str, name: str, depth: int = 0) -> str:
                     source = f"{pkg}.{node.module}" if node.level else node.module
                     if _module_file(f"{source}.{alias.name}").exists() and not node.module:
                         source = f"{source}.{alias.name}"  # `from . import module`
-                        return ast.get_docstring(ast.parse(_module_file(source).read_text())) or ""
+                        return ast.get_docstring(_source(_module_file(source))[1]) or ""
                     return _docstring(source, alias.name, depth + 1)
     raise LookupError(f"{module}.{name}: no definition found")
 
@@ -336,11 +355,11 @@ def test_every_public_name_and_module_of_the_api_has_a_docstring():
             if not _docstring(package, name).strip():
                 missing.append(f"{package}.{name}")
         for module in _public_modules(package):
-            if not (ast.get_docstring(ast.parse(_module_file(module).read_text())) or "").strip():
+            if not (ast.get_docstring(_source(_module_file(module))[1]) or "").strip():
                 missing.append(f"module {module}")
     for module, members in _api_directives().items():
         if module.split(".")[0] not in FACES:
-            if not (ast.get_docstring(ast.parse(_module_file(module).read_text())) or "").strip():
+            if not (ast.get_docstring(_source(_module_file(module))[1]) or "").strip():
                 missing.append(f"module {module}")
             missing += [f"{module}.{m}" for m in members or () if not _docstring(module, m).strip()]
     assert not missing, f"public names without a docstring: {missing}"
@@ -426,3 +445,147 @@ def test_tool_page_json_keys_are_those_of_the_saved_documents():
     for path, keys in rows:
         listed = re.findall(r"`([^`]+)`", keys)
         assert listed == sorted(json.loads((ROOT / path).read_text())), path
+
+
+# --- Headline numbers in the prose come from the saved results ---
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _sign(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def _ci(p: dict) -> str:
+    return f"{_sign(p['mean'])} [{_sign(p['ci_low'])}, {_sign(p['ci_high'])}]"
+
+
+def _m7_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (M7) answer of the README and docs/experiments.md, from docs/figures/returns_by_k-full.json."""
+    g = {(x["k"], x["shared_features"]): x for x in doc["groups"]}
+    top, mt = g[(256, False)], g[(256, False)]["minus_teacher"]
+    assert all(x["n_diverged"] > 0 for (k, shared), x in g.items() if shared)  # "diverges at every k"
+    readme = [
+        f"({top['n_diverged']}/{top['n_loops']}, return {top['normalized_return_mean']:.3f} +- "
+        f"{top['normalized_return_clustered_sem']:.3f} over {mt['n']} held-out MDPs, block minus teacher "
+        f"{mt['mean']:+.3f} [{mt['ci_low']:+.3f}, {mt['ci_high']:+.3f}] paired by MDP; "
+        f"teacher {mt['mean_b']:.3f})",
+        f"k = 64 diverges in {g[(64, False)]['n_diverged']}/{g[(64, False)]['n_loops']} loops, "
+        f"k = 1 in {g[(1, False)]['n_diverged']}/{g[(1, False)]['n_loops']}",
+    ]
+    return {"README.md": readme}
+
+
+def _p3_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (P3) answers of the README and docs/pretraining.md, from docs/figures/pretrain-seeds.json
+    (each seed's paired 95 % intervals over the 100 held-out MDPs; "above its start" = the interval
+    of (P2) minus its start is above 0, "beats the teacher" = (P2) minus exact is above 0)."""
+    runs = [[r for r in g["runs"] if "failed" not in r] for g in doc["groups"]]
+    n = [len(g["runs"]) for g in doc["groups"]]
+    sq, acq, sa, sb, sd, ace, acf = runs  # the groups' order in the document
+    up = [[r for r in g if r["paired"]["rl-rl_initial"]["ci_low"] > 0] for g in runs]
+    beats = [[r for r in g if r["paired"]["rl-exact"]["ci_low"] > 0] for g in runs]
+    start = [r["paired"]["rl-rl_initial"]["mean"] for r in sq if r not in up[0]]
+    corr = [r["rl"]["update_corr_sarsa"] for r in acq]
+    corr_d = [r["rl"]["update_corr_sarsa"] for r in sd]
+    ac_up = [r["paired"]["rl-rl_initial"]["mean"] for r in acq]
+    gain = [r["paired"]["rl-exact"]["mean"] for r in sb]
+    assert all(r["paired"]["rl-exact"]["ci_high"] < 0 for r in acq + ace)  # "below (A2) in every seed"
+    readme = [
+        f"in {len(up[0])} of {n[0]} seeds ({_ci(sq[0]['paired']['rl-rl_initial'])} and "
+        f"{_sign(sq[1]['paired']['rl-rl_initial']['mean'])} in seeds 0 and 1; the others "
+        f"{_sign(min(start))} to {_sign(max(start))}, intervals containing 0)",
+        f"in {len(up[4])} of {n[4]} ({', '.join(_sign(r['paired']['rl-rl_initial']['mean']) for r in sd)}), "
+        f"the third's training diverged; its update correlates with SARSA at "
+        f"{min(corr_d):.2f}-{max(corr_d):.2f}",
+        f"{len(up[1])} of {n[1]} seeds at S = A = 2 ({_sign(min(ac_up))} to {_sign(max(ac_up))}) and "
+        f"{len(up[5])} of {n[5]} at 9 x 4 "
+        f"({', '.join(_sign(r['paired']['rl-rl_initial']['mean']) for r in ace)};",
+        f"update correlation with (A2) {min(corr):.2f} to {max(corr):.2f}",
+        f"in {len(beats[3])} of {n[3]} seeds (SARSA, {_sign(min(gain))} to {_sign(max(gain))}) and "
+        f"{len(beats[6])} of {n[6]} (actor-critic)",
+        f"at [LL] ({len(up[2])} of {n[2]} seeds above start)",
+    ]
+    third = acf[2]["paired"]["rl-exact"]
+    ac0 = acq[0]["paired"]["rl-rl_initial"]
+    page = [
+        f"**{len(up[0])} of {n[0]} seeds** only",
+        f"above its start in {len(up[4])} of {n[4]} seeds",
+        f"above its start in {len(up[1])} of {n[1]} seeds at S = A = 2 and in "
+        f"{len(up[5])} of {n[5]} at 9 x 4",
+        f"(P2) is above its start in {len(up[3]) + len(up[6])} of {n[3] + n[6]} runs and beats the exact "
+        f"teacher in {len(beats[3])} of {n[3]} (SARSA) and {len(beats[6])} of {n[6]} "
+        "(actor-critic; the third "
+        f"{third['mean']:+.3f} [{third['ci_low']:+.3f}, {third['ci_high']:+.3f}])",
+        f"{_sign(ac0['mean'])}, 95 % CI [{_sign(ac0['ci_low'])}, {_sign(ac0['ci_high'])}], at S = A = 2, "
+        f"and {_ci(ace[0]['paired']['rl-rl_initial'])} at the [LL] size",
+        f"{_ci(acq[0]['paired']['rl-exact'])} and {_ci(ace[0]['paired']['rl-exact'])}",
+        f"is {acq[0]['rl']['update_corr_sarsa']:.2f} and {ace[0]['rl']['update_corr_sarsa']:.2f}; "
+        "the cosine to "
+        f"(A3) is {acq[0]['rl']['cos_S3_effective']:.2f} and {ace[0]['rl']['cos_S3_effective']:.2f}",
+        f"beats (A2) at its horizon: {_ci(acf[0]['paired']['rl-exact'])}",
+    ]
+    return {"README.md": readme, "docs/pretraining.md": page}
+
+
+def _fuzz_numbers(_doc: None) -> dict[str, list[str]]:
+    """Quoted fuzz counts of docs/inputs.md: the generated cases (ids ``fuzz-*``) and their specs."""
+    import importlib
+
+    counts = {}
+    for name in ("test_input_fuzz", "test_input_fuzz_api"):
+        module = importlib.import_module(name)
+        specs = getattr(module, "API_SPECS", None) or module.SPECS
+        assert module.FUZZ_CASES == len(module.BAD) and all(c[-1].startswith("fuzz-") for c in module.BAD)
+        counts[name] = (module.FUZZ_CASES, len(specs))
+    (a, sa), (b, sb) = counts["test_input_fuzz"], counts["test_input_fuzz_api"]
+    return {
+        "docs/inputs.md": [
+            f"with {a:,} generated bad-input cases over {sa} function specs (its `FUZZ_CASES`; ids `fuzz-*`",
+            f"with the same generated bad values: {b:,} cases over {sb} specs, counted in its `FUZZ_CASES`",
+        ]
+    }
+
+
+def _horizon_numbers(_doc: None) -> dict[str, list[str]]:
+    """Loops diverged beyond the (P2) horizon: SARSA at [LL] (pretrain-full-k16k.json) and the
+    actor-critic at both sizes (pretrain-ac-quick.json, pretrain-ac-full.json)."""
+    saved = {
+        name: json.loads((ROOT / "docs" / "figures" / f"{name}.json").read_text())
+        for name in ("pretrain-full-k16k", "pretrain-ac-quick", "pretrain-ac-full")
+    }
+    k16k = saved["pretrain-full-k16k"]
+    sarsa, n = k16k["rl"]["n_diverged_final"], k16k["n_heldout"]
+    ac = sorted(saved[name]["rl"]["n_diverged_final"] for name in ("pretrain-ac-quick", "pretrain-ac-full"))
+    return {
+        "README.md": [
+            f"(SARSA {sarsa}/{n}) and for the actor-critic at both sizes ({ac[0]} to {ac[1]} of {n})"
+        ],
+        "docs/pretraining.md": [
+            f"{k16k['rl']['heldout_return_final']:.3f} at 100 updates, with {sarsa} of {n} loops diverged"
+        ],
+    }
+
+
+#: (saved result in docs/figures/ or None, the function that formats the prose from it).
+PROSE_NUMBERS = [
+    ("returns_by_k-full.json", _m7_numbers),
+    ("pretrain-seeds.json", _p3_numbers),
+    (None, _horizon_numbers),
+    (None, _fuzz_numbers),
+]
+
+
+@pytest.mark.parametrize("result, numbers", PROSE_NUMBERS, ids=["m7", "p3", "p3-horizon", "fuzzcounts"])
+def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
+    """Headline numbers quoted in prose (the README's answers, the short answers of the pages, the
+    fuzz counts) are formatted from the saved results and must appear as such: retyping one, or a
+    saved result that changes, fails here."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    doc = json.loads((ROOT / "docs" / "figures" / result).read_text()) if result else None
+    for page, snippets in numbers(doc).items():
+        text = _flat((ROOT / page).read_text())
+        for snippet in snippets:
+            assert _flat(snippet) in text, f"{page} does not quote, from the saved result: {snippet!r}"
