@@ -8,7 +8,10 @@ turns them into the Markdown + arithmatex math that mkdocstrings renders.
 - a ``#:`` comment block right above a module-level or class-level assignment becomes that
   attribute's docstring (Sphinx's autodoc convention, which the package uses for its constants).
 
-It changes only what the site shows, never the package; it runs at ``mkdocs build`` time.
+It changes only what the site shows, never the package; it runs at ``mkdocs build`` time. It also
+logs a warning (which fails ``mkdocs build --strict``) for every public name of a package's
+``__all__``, and every public module, that has no docstring (``tests/test_docs.py`` checks the same
+without building).
 """
 
 from __future__ import annotations
@@ -76,9 +79,30 @@ def _comment_above(lines: list[str], lineno: int) -> str | None:
     return " ".join(block) if block else None
 
 
+def _public_modules(module: griffe.Module):
+    """``module`` and its submodules, recursively, without those whose name starts with ``_``."""
+    yield module
+    for name, member in module.members.items():
+        if not name.startswith("_") and not member.is_alias and member.is_module:
+            yield from _public_modules(member)
+
+
 class RestToMarkdown(griffe.Extension):
-    """Rewrite every docstring as Markdown with math, and give ``#:``-documented attributes their
-    comment as docstring."""
+    """Rewrite every docstring as Markdown with math, give ``#:``-documented attributes their
+    comment as docstring, and warn about public names and modules without a docstring."""
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs) -> None:
+        for module in _public_modules(pkg):
+            if not (module.docstring and module.docstring.value.strip()):
+                griffe.logger.warning(f"{module.path}: public module without a docstring")
+        for name in pkg.exports or ():
+            try:
+                obj = pkg[name]
+                doc = obj.docstring
+            except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+                continue
+            if not (doc and doc.value.strip()):
+                griffe.logger.warning(f"{pkg.path}.{name}: public name of __all__ without a docstring")
 
     def on_instance(self, *, node: ast.AST | griffe.ObjectNode, obj: griffe.Object, agent, **kwargs) -> None:
         if obj.is_alias:
