@@ -218,6 +218,7 @@ def _common(p: argparse.ArgumentParser, *, out: str | None = None, seed: bool = 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lsa-theory`` argument parser: one subcommand per command, each with its options."""
     parser = argparse.ArgumentParser(
         prog="lsa-theory",
         description="Check the theory of in-context RL in linear self-attention (docs/theory.md). "

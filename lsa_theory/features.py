@@ -13,6 +13,7 @@ from ._checks import check_int
 
 __all__ = ["random_features", "random_state_features", "FEATURE_KINDS"]
 
+#: The feature kinds :func:`random_features` draws: i.i.d. uniform entries, or one-hot (tabular).
 FEATURE_KINDS = ("uniform", "onehot")
 
 

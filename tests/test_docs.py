@@ -3,6 +3,8 @@ README points at it rather than at a file outside the repository."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import pathlib
 import re
@@ -155,9 +157,9 @@ def test_regression_gamma_check_is_the_saved_run():
 
 
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
-    """Issue 24, item 28: docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy
-    exactness) and links every runnable example declaration in examples/ (tests/test_registry.py
-    verifies each)."""
+    """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
+    links every runnable example declaration in examples/ (tests/test_registry.py verifies each) on
+    docs/examples.md, which includes the file itself (so the site shows it as it is)."""
     text = (ROOT / "docs" / "extending.md").read_text()
     assert "## Pitfalls" in text
     pitfalls = text[text.index("## Pitfalls") :]
@@ -166,8 +168,11 @@ def test_extending_page_links_every_worked_example_and_has_pitfalls():
         p.name for p in (ROOT / "examples").glob("*.py") if "constructions.Algorithm" in p.read_text()
     }
     assert {"expected_sarsa.py", "nstep_td.py", "offpolicy_td0.py"} <= declared
+    shown = (ROOT / "docs" / "examples.md").read_text()
     for name in declared:
-        assert f"](../examples/{name})" in text, f"docs/extending.md does not link examples/{name}"
+        anchor = name.replace(".", "")
+        assert f"](examples.md#{anchor})" in text, f"docs/extending.md does not link examples/{name}"
+        assert f"## {name}\n" in shown and f'--8<-- "examples/{name}"' in shown, f"docs/examples.md: {name}"
 
 
 #: Every command and link of the README before issue 24's rewrite of its first screen (item 29).
@@ -191,10 +196,22 @@ README_COMMANDS = (
 )
 README_LINKS = (
     "docs/actor-critic.md", "docs/context-length.md", "docs/dynamics.md", "docs/experiments.md",
-    "docs/extending.md", "docs/inputs.md", "docs/inputs.md#faults-files-and-concurrent-runs-issue-24",
+    "docs/extending.md", "docs/inputs.md", "docs/inputs.md#faults-files-and-concurrent-runs",
     "docs/performance-flow.md", "docs/performance.md", "docs/pretraining.md", "docs/proofs.md",
     "docs/regression.md", "docs/results.md", "docs/td-family.md", "docs/theory.md", "docs/tool.md",
 )  # fmt: skip
+
+
+def test_readme_links_the_reading_order_and_says_how_to_build_the_site():
+    """The README links docs/index.md (the reading order) and CHANGELOG.md, and gives one command
+    each to build and to serve the docs site, which CI builds in strict mode with the docs extra."""
+    text = README.read_text()
+    assert "](docs/index.md)" in text and "](CHANGELOG.md)" in text
+    for command in ('pip install -e ".[docs]"', "mkdocs serve", "mkdocs build --strict"):
+        assert command in text, command
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -e ".[docs]"' in ci and "\nmkdocs build --strict" in ci
+    assert ci.index("\npytest  ") < ci.index("mkdocs build --strict") < ci.index("pytest -m slow")
 
 
 def test_readme_first_screen_installs_from_a_clone_and_states_costs():
@@ -216,3 +233,359 @@ def test_readme_first_screen_installs_from_a_clone_and_states_costs():
         assert command in text, command
     for link in README_LINKS:
         assert f"]({link})" in text, link
+
+
+# --- The API reference of the site (mkdocs.yml, docs/api/): every public name has a docstring ---
+
+API = ROOT / "docs" / "api"
+#: Packages whose every public module (no leading underscore in its dotted path) is on its API page.
+FACES = ("lsa_theory", "constructions", "dynamics")
+DIRECTIVE = re.compile(r"^::: ([\w.]+)\n((?:    .*\n|\n)*)", re.M)
+
+
+def _module_file(module: str) -> pathlib.Path:
+    base = ROOT / module.replace(".", "/")
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+@functools.cache
+def _source(path: pathlib.Path) -> tuple[str, ast.Module]:
+    text = path.read_text()
+    return text, ast.parse(text)
+
+
+def _comment_above(lines: list[str], lineno: int) -> str:
+    """The ``#:`` comment block right above line ``lineno`` (1-based): a constant's documentation."""
+    block = []
+    i = lineno - 2
+    while i >= 0 and lines[i].strip().startswith("#:"):
+        block.insert(0, lines[i].strip()[2:].strip())
+        i -= 1
+    return " ".join(block)
+
+
+def _docstring(module: str, name: str, depth: int = 0) -> str:
+    """The docstring of ``module.name`` as written in the source, following re-exports: a def's or
+    class's docstring, or for a constant the string right after its assignment or the ``#:``
+    comment right above it (what the site shows). Raises LookupError when no definition is found."""
+    path = _module_file(module)
+    text, tree = _source(path)
+    body = tree.body
+    for i, node in enumerate(body):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return ast.get_docstring(node) or ""
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if isinstance(node, ast.Assign | ast.AnnAssign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in targets
+        ):
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+                return str(nxt.value.value)
+            return _comment_above(text.splitlines(), node.lineno)
+        if isinstance(node, ast.ImportFrom) and depth < 5:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    pkg = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                    for _ in range(node.level - 1):
+                        pkg = pkg.rpartition(".")[0]
+                    source = f"{pkg}.{node.module}" if node.level else node.module
+                    if _module_file(f"{source}.{alias.name}").exists() and not node.module:
+                        source = f"{source}.{alias.name}"  # `from . import module`
+                        return ast.get_docstring(_source(_module_file(source))[1]) or ""
+                    return _docstring(source, alias.name, depth + 1)
+    raise LookupError(f"{module}.{name}: no definition found")
+
+
+def _api_directives() -> dict[str, list[str] | None]:
+    """``::: module`` directives of docs/api/*.md -> the members they list (None: all / none listed)."""
+    found: dict[str, list[str] | None] = {}
+    for page in sorted(API.glob("*.md")):
+        for module, options in DIRECTIVE.findall(page.read_text()):
+            members = re.findall(r"^        - (\w+)$", options, re.M)
+            found[module] = members or None
+    return found
+
+
+def _public_modules(package: str) -> list[str]:
+    found = []
+    for f in sorted((ROOT / package).rglob("*.py")):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if not any(p.startswith("_") for p in parts):
+            found.append(".".join(parts))
+    return found
+
+
+def _all_names(package: str) -> list[str]:
+    tree = ast.parse(_module_file(package).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return []
+
+
+def test_docstring_lookup_finds_defs_constants_and_reexports_and_misses_nothing():
+    assert _docstring("lsa_theory", "lsa_block").startswith("(L1): ")
+    assert "Relative tolerance" in _docstring("constructions", "READOUT_TOL")  # via a private module
+    assert _docstring("dynamics", "KERNEL_RTOL")  # a #: block over three lines
+    with pytest.raises(LookupError):
+        _docstring("lsa_theory", "no_such_name")
+
+
+def test_api_pages_cover_every_public_module_and_name_only_existing_ones():
+    """docs/api/ names every public module of the core, constructions and dynamics (a new module
+    appears on the site), and every ``::: module`` it names exists (mkdocs build --strict fails on
+    one that does not; this says so without building)."""
+    directives = _api_directives()
+    for package in FACES:
+        missing = sorted(set(_public_modules(package)) - set(directives))
+        assert not missing, f"docs/api/{package}.md has no `::: module` for {missing}"
+    assert any(m.startswith("experiments.") for m in directives)
+    for module in directives:
+        assert _module_file(module).exists(), f"docs/api: `::: {module}` names no module"
+
+
+def test_every_public_name_and_module_of_the_api_has_a_docstring():
+    """A missing docstring fails: every name of ``__all__`` of the core, constructions and
+    dynamics, every public module of theirs, and every experiments entry point on
+    docs/api/experiments.md (with its module) has a non-empty docstring in the source."""
+    missing = []
+    for package in FACES:
+        for name in _all_names(package):
+            if not _docstring(package, name).strip():
+                missing.append(f"{package}.{name}")
+        for module in _public_modules(package):
+            if not (ast.get_docstring(_source(_module_file(module))[1]) or "").strip():
+                missing.append(f"module {module}")
+    for module, members in _api_directives().items():
+        if module.split(".")[0] not in FACES:
+            if not (ast.get_docstring(_source(_module_file(module))[1]) or "").strip():
+                missing.append(f"module {module}")
+            missing += [f"{module}.{m}" for m in members or () if not _docstring(module, m).strip()]
+    assert not missing, f"public names without a docstring: {missing}"
+
+
+# --- Pages: a reading order, no history, the tool's reference ---
+
+DOCS = ROOT / "docs"
+
+
+def _pages() -> list[pathlib.Path]:
+    return sorted(p for p in DOCS.rglob("*.md") if "_ext" not in p.parts)
+
+
+def test_index_gives_a_reading_order_of_every_page_and_the_site_builds_them_all():
+    """docs/index.md links every page once in its reading order, theory first and performance after
+    the tool; mkdocs.yml's nav lists every page (mkdocs build --strict fails on one left out)."""
+    index = (DOCS / "index.md").read_text()
+    nav = (ROOT / "mkdocs.yml").read_text()
+    order = []
+    for page in _pages():
+        rel = page.relative_to(DOCS).as_posix()
+        assert f": {rel}" in nav, f"mkdocs.yml nav does not list {rel}"
+        if rel != "index.md":
+            assert f"]({rel})" in index, f"docs/index.md does not link {rel}"
+            order.append(rel)
+    pos = {rel: index.index(f"]({rel})") for rel in order}
+    sequence = ["theory.md", "proofs.md", "dynamics.md", "experiments.md", "extending.md", "tool.md"]
+    sequence += ["performance.md"]
+    assert [pos[p] for p in sequence] == sorted(pos[p] for p in sequence), "reading order"
+
+
+#: "issue 13", "Issue 18, item 4", "issues 9-10": history, which belongs to CHANGELOG.md.
+ISSUE = re.compile(r"\bissues? \d+", re.I)
+
+
+def test_pages_carry_no_history_and_titles_say_their_topic():
+    """Page titles say their topic and pages carry no issue-number history (it is in CHANGELOG.md,
+    shown on the site through docs/changelog.md)."""
+    assert ISSUE.search("see Issue 18, item 4") and not ISSUE.search("the issue's grid")
+    for page in _pages():
+        text = page.read_text()
+        title = text.splitlines()[0]
+        assert title.startswith("# ") and not re.search(r"\d+$|\(issue", title, re.I), (page, title)
+        if page.name != "changelog.md":
+            found = ISSUE.findall(text)
+            assert not found, f"{page.relative_to(ROOT)} carries history {found}: move it to CHANGELOG.md"
+    assert '--8<-- "CHANGELOG.md"' in (DOCS / "changelog.md").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    heads = [int(n) for n in re.findall(r"^## (?:\[Unreleased\] - )?[Ii]ssue (\d+)", changelog, re.M)]
+    assert heads and heads[1:] == sorted(heads[1:], reverse=True), f"CHANGELOG.md not newest first: {heads}"
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_tool_page_lists_every_command_and_option_of_the_parser():
+    """docs/tool.md's "Commands and options" table names every subcommand and every option of
+    ``lsa-theory`` (the parser is the contract; a new option must be documented)."""
+    import argparse
+
+    from experiments.cli import build_parser
+
+    table = _section((DOCS / "tool.md").read_text(), "Commands and options")
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in sub.choices.items():
+        rows = [line for line in table.splitlines() if line.startswith(f"| `lsa-theory {name}` |")]
+        assert len(rows) == 1, f"docs/tool.md: no row for `lsa-theory {name}`"
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert f"`{option}" in rows[0], f"docs/tool.md: `lsa-theory {name}` lacks {option}"
+
+
+def test_tool_page_json_keys_are_those_of_the_saved_documents():
+    """Each "JSON documents" row with a saved example lists exactly that document's top-level keys."""
+    table = _section((DOCS / "tool.md").read_text(), "JSON documents")
+    rows = re.findall(r"^\| `[^`]+` \| `(docs/figures/[^`]+)` \| (.+) \|$", table, re.M)
+    assert len(rows) >= 5
+    for path, keys in rows:
+        listed = re.findall(r"`([^`]+)`", keys)
+        assert listed == sorted(json.loads((ROOT / path).read_text())), path
+
+
+# --- Headline numbers in the prose come from the saved results ---
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _sign(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def _ci(p: dict) -> str:
+    return f"{_sign(p['mean'])} [{_sign(p['ci_low'])}, {_sign(p['ci_high'])}]"
+
+
+def _m7_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (M7) answer of the README and docs/experiments.md, from docs/figures/returns_by_k-full.json."""
+    g = {(x["k"], x["shared_features"]): x for x in doc["groups"]}
+    top, mt = g[(256, False)], g[(256, False)]["minus_teacher"]
+    assert all(x["n_diverged"] > 0 for (k, shared), x in g.items() if shared)  # "diverges at every k"
+    readme = [
+        f"({top['n_diverged']}/{top['n_loops']}, return {top['normalized_return_mean']:.3f} +- "
+        f"{top['normalized_return_clustered_sem']:.3f} over {mt['n']} held-out MDPs, block minus teacher "
+        f"{mt['mean']:+.3f} [{mt['ci_low']:+.3f}, {mt['ci_high']:+.3f}] paired by MDP; "
+        f"teacher {mt['mean_b']:.3f})",
+        f"k = 64 diverges in {g[(64, False)]['n_diverged']}/{g[(64, False)]['n_loops']} loops, "
+        f"k = 1 in {g[(1, False)]['n_diverged']}/{g[(1, False)]['n_loops']}",
+    ]
+    return {"README.md": readme}
+
+
+def _p3_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (P3) answers of the README and docs/pretraining.md, from docs/figures/pretrain-seeds.json
+    (each seed's paired 95 % intervals over the 100 held-out MDPs; "above its start" = the interval
+    of (P2) minus its start is above 0, "beats the teacher" = (P2) minus exact is above 0)."""
+    runs = [[r for r in g["runs"] if "failed" not in r] for g in doc["groups"]]
+    n = [len(g["runs"]) for g in doc["groups"]]
+    sq, acq, sa, sb, sd, ace, acf = runs  # the groups' order in the document
+    up = [[r for r in g if r["paired"]["rl-rl_initial"]["ci_low"] > 0] for g in runs]
+    beats = [[r for r in g if r["paired"]["rl-exact"]["ci_low"] > 0] for g in runs]
+    start = [r["paired"]["rl-rl_initial"]["mean"] for r in sq if r not in up[0]]
+    corr = [r["rl"]["update_corr_sarsa"] for r in acq]
+    corr_d = [r["rl"]["update_corr_sarsa"] for r in sd]
+    ac_up = [r["paired"]["rl-rl_initial"]["mean"] for r in acq]
+    gain = [r["paired"]["rl-exact"]["mean"] for r in sb]
+    assert all(r["paired"]["rl-exact"]["ci_high"] < 0 for r in acq + ace)  # "below (A2) in every seed"
+    readme = [
+        f"in {len(up[0])} of {n[0]} seeds ({_ci(sq[0]['paired']['rl-rl_initial'])} and "
+        f"{_sign(sq[1]['paired']['rl-rl_initial']['mean'])} in seeds 0 and 1; the others "
+        f"{_sign(min(start))} to {_sign(max(start))}, intervals containing 0)",
+        f"in {len(up[4])} of {n[4]} ({', '.join(_sign(r['paired']['rl-rl_initial']['mean']) for r in sd)}), "
+        f"the third's training diverged; its update correlates with SARSA at "
+        f"{min(corr_d):.2f}-{max(corr_d):.2f}",
+        f"{len(up[1])} of {n[1]} seeds at S = A = 2 ({_sign(min(ac_up))} to {_sign(max(ac_up))}) and "
+        f"{len(up[5])} of {n[5]} at 9 x 4 "
+        f"({', '.join(_sign(r['paired']['rl-rl_initial']['mean']) for r in ace)};",
+        f"update correlation with (A2) {min(corr):.2f} to {max(corr):.2f}",
+        f"in {len(beats[3])} of {n[3]} seeds (SARSA, {_sign(min(gain))} to {_sign(max(gain))}) and "
+        f"{len(beats[6])} of {n[6]} (actor-critic)",
+        f"at [LL] ({len(up[2])} of {n[2]} seeds above start)",
+    ]
+    third = acf[2]["paired"]["rl-exact"]
+    ac0 = acq[0]["paired"]["rl-rl_initial"]
+    page = [
+        f"**{len(up[0])} of {n[0]} seeds** only",
+        f"above its start in {len(up[4])} of {n[4]} seeds",
+        f"above its start in {len(up[1])} of {n[1]} seeds at S = A = 2 and in "
+        f"{len(up[5])} of {n[5]} at 9 x 4",
+        f"(P2) is above its start in {len(up[3]) + len(up[6])} of {n[3] + n[6]} runs and beats the exact "
+        f"teacher in {len(beats[3])} of {n[3]} (SARSA) and {len(beats[6])} of {n[6]} "
+        "(actor-critic; the third "
+        f"{third['mean']:+.3f} [{third['ci_low']:+.3f}, {third['ci_high']:+.3f}])",
+        f"{_sign(ac0['mean'])}, 95 % CI [{_sign(ac0['ci_low'])}, {_sign(ac0['ci_high'])}], at S = A = 2, "
+        f"and {_ci(ace[0]['paired']['rl-rl_initial'])} at the [LL] size",
+        f"{_ci(acq[0]['paired']['rl-exact'])} and {_ci(ace[0]['paired']['rl-exact'])}",
+        f"is {acq[0]['rl']['update_corr_sarsa']:.2f} and {ace[0]['rl']['update_corr_sarsa']:.2f}; "
+        "the cosine to "
+        f"(A3) is {acq[0]['rl']['cos_S3_effective']:.2f} and {ace[0]['rl']['cos_S3_effective']:.2f}",
+        f"beats (A2) at its horizon: {_ci(acf[0]['paired']['rl-exact'])}",
+    ]
+    return {"README.md": readme, "docs/pretraining.md": page}
+
+
+def _fuzz_numbers(_doc: None) -> dict[str, list[str]]:
+    """Quoted fuzz counts of docs/inputs.md: the generated cases (ids ``fuzz-*``) and their specs."""
+    import importlib
+
+    counts = {}
+    for name in ("test_input_fuzz", "test_input_fuzz_api"):
+        module = importlib.import_module(name)
+        specs = getattr(module, "API_SPECS", None) or module.SPECS
+        assert module.FUZZ_CASES == len(module.BAD) and all(c[-1].startswith("fuzz-") for c in module.BAD)
+        counts[name] = (module.FUZZ_CASES, len(specs))
+    (a, sa), (b, sb) = counts["test_input_fuzz"], counts["test_input_fuzz_api"]
+    return {
+        "docs/inputs.md": [
+            f"with {a:,} generated bad-input cases over {sa} function specs (its `FUZZ_CASES`; ids `fuzz-*`",
+            f"with the same generated bad values: {b:,} cases over {sb} specs, counted in its `FUZZ_CASES`",
+        ]
+    }
+
+
+def _horizon_numbers(_doc: None) -> dict[str, list[str]]:
+    """Loops diverged beyond the (P2) horizon: SARSA at [LL] (pretrain-full-k16k.json) and the
+    actor-critic at both sizes (pretrain-ac-quick.json, pretrain-ac-full.json)."""
+    saved = {
+        name: json.loads((ROOT / "docs" / "figures" / f"{name}.json").read_text())
+        for name in ("pretrain-full-k16k", "pretrain-ac-quick", "pretrain-ac-full")
+    }
+    k16k = saved["pretrain-full-k16k"]
+    sarsa, n = k16k["rl"]["n_diverged_final"], k16k["n_heldout"]
+    ac = sorted(saved[name]["rl"]["n_diverged_final"] for name in ("pretrain-ac-quick", "pretrain-ac-full"))
+    return {
+        "README.md": [
+            f"(SARSA {sarsa}/{n}) and for the actor-critic at both sizes ({ac[0]} to {ac[1]} of {n})"
+        ],
+        "docs/pretraining.md": [
+            f"{k16k['rl']['heldout_return_final']:.3f} at 100 updates, with {sarsa} of {n} loops diverged"
+        ],
+    }
+
+
+#: (saved result in docs/figures/ or None, the function that formats the prose from it).
+PROSE_NUMBERS = [
+    ("returns_by_k-full.json", _m7_numbers),
+    ("pretrain-seeds.json", _p3_numbers),
+    (None, _horizon_numbers),
+    (None, _fuzz_numbers),
+]
+
+
+@pytest.mark.parametrize("result, numbers", PROSE_NUMBERS, ids=["m7", "p3", "p3-horizon", "fuzzcounts"])
+def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
+    """Headline numbers quoted in prose (the README's answers, the short answers of the pages, the
+    fuzz counts) are formatted from the saved results and must appear as such: retyping one, or a
+    saved result that changes, fails here."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    doc = json.loads((ROOT / "docs" / "figures" / result).read_text()) if result else None
+    for page, snippets in numbers(doc).items():
+        text = _flat((ROOT / page).read_text())
+        for snippet in snippets:
+            assert _flat(snippet) in text, f"{page} does not quote, from the saved result: {snippet!r}"
