@@ -6,16 +6,7 @@ import ast
 import pathlib
 
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-#: The layers, innermost first: package -> its folder (``pyproject.toml``'s package-dir).
-LAYERS = {"lsa_theory": "lsa_theory/", "constructions": "constructions/", "dynamics": "dynamics/"}
-LAYERS |= {"experiments": "experiments/"}
-
-
-def layer_of(module: str) -> str | None:
-    """The layer (a key of :data:`LAYERS`) a dotted module name belongs to, or ``None``."""
-    return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
+from layout import LAYERS, ROOT, layer_of, modules
 
 
 def _imported_packages(path: pathlib.Path) -> set[str]:
@@ -95,17 +86,6 @@ def test_the_name_branch_check_can_fail(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # guard rails of the redesign (issue 19): import circles and private names across packages
 # --------------------------------------------------------------------------------------------------
-
-
-def _modules(root: pathlib.Path = ROOT) -> dict[str, pathlib.Path]:
-    mods = {}
-    for package, folder in LAYERS.items():
-        for f in (root / folder).rglob("*.py"):
-            parts = [package, *f.relative_to(root / folder).with_suffix("").parts]
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            mods[".".join(parts)] = f
-    return mods
 
 
 def _import_edges(mods: dict[str, pathlib.Path]) -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
@@ -206,7 +186,7 @@ KNOWN_CYCLES = [
 
 
 def test_import_circles_are_exactly_the_known_ones():
-    found = _cycles(_import_edges(_modules())[0])
+    found = _cycles(_import_edges(modules())[0])
     new = [c for c in found if c not in KNOWN_CYCLES]
     cut = [c for c in KNOWN_CYCLES if c not in found]
     assert not new, f"new import circle(s), function-level imports included: {new}"
@@ -220,12 +200,12 @@ def test_the_circle_check_can_fail(tmp_path):
     (pkg / "a.py").write_text("def f():\n    from . import b\n")
     (pkg / "b.py").write_text("from .a import f\n")
     (pkg / "c.py").write_text("from .a import f\n")
-    mods = {k: v for k, v in _modules(tmp_path).items()}
+    mods = {k: v for k, v in modules(tmp_path).items()}
     assert _cycles(_import_edges(mods)[0]) == [("lsa_theory.a", "lsa_theory.b")]
 
 
 def _cross_package_private() -> set[tuple[str, str, str]]:
-    _, private = _import_edges(_modules())
+    _, private = _import_edges(modules())
     return {(m, t, n) for m, t, n in private if layer_of(m) != layer_of(t)}
 
 

@@ -10,11 +10,11 @@ import pathlib
 import re
 
 import pytest
+from layout import LAYERS, layer_of, module_file, modules
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 THEORY = ROOT / "docs" / "theory.md"
 README = ROOT / "README.md"
-PACKAGES = ["lsa_theory", "constructions", "dynamics", "experiments"]
 
 # A label is "(H)" or one letter of S, A, L, M, W, R, P followed by one digit, in parentheses that do
 # not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and ``sym(P22)`` are calls,
@@ -36,8 +36,8 @@ ALL_LABELS = (
 def _cited_labels() -> dict[str, set[str]]:
     """label -> files (relative paths) of the package's .py sources that cite it."""
     cited: dict[str, set[str]] = {}
-    for pkg in PACKAGES:
-        files = sorted((ROOT / pkg).rglob("*.py"))
+    for pkg, folder in LAYERS.items():
+        files = sorted((ROOT / folder).rglob("*.py"))
         assert files, f"no sources found in {pkg}"
         for f in files:
             for label in LABEL.findall(f.read_text()):
@@ -243,11 +243,6 @@ FACES = ("lsa_theory", "constructions", "dynamics")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)\n((?:    .*\n|\n)*)", re.M)
 
 
-def _module_file(module: str) -> pathlib.Path:
-    base = ROOT / module.replace(".", "/")
-    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
-
-
 @functools.cache
 def _source(path: pathlib.Path) -> tuple[str, ast.Module]:
     text = path.read_text()
@@ -268,7 +263,7 @@ def _docstring(module: str, name: str, depth: int = 0) -> str:
     """The docstring of ``module.name`` as written in the source, following re-exports: a def's or
     class's docstring, or for a constant the string right after its assignment or the ``#:``
     comment right above it (what the site shows). Raises LookupError when no definition is found."""
-    path = _module_file(module)
+    path = module_file(module)
     text, tree = _source(path)
     body = tree.body
     for i, node in enumerate(body):
@@ -289,9 +284,9 @@ def _docstring(module: str, name: str, depth: int = 0) -> str:
                     for _ in range(node.level - 1):
                         pkg = pkg.rpartition(".")[0]
                     source = f"{pkg}.{node.module}" if node.level else node.module
-                    if _module_file(f"{source}.{alias.name}").exists() and not node.module:
+                    if module_file(f"{source}.{alias.name}").exists() and not node.module:
                         source = f"{source}.{alias.name}"  # `from . import module`
-                        return ast.get_docstring(_source(_module_file(source))[1]) or ""
+                        return ast.get_docstring(_source(module_file(source))[1]) or ""
                     return _docstring(source, alias.name, depth + 1)
     raise LookupError(f"{module}.{name}: no definition found")
 
@@ -307,17 +302,12 @@ def _api_directives() -> dict[str, list[str] | None]:
 
 
 def _public_modules(package: str) -> list[str]:
-    found = []
-    for f in sorted((ROOT / package).rglob("*.py")):
-        parts = f.relative_to(ROOT).with_suffix("").parts
-        parts = parts[:-1] if parts[-1] == "__init__" else parts
-        if not any(p.startswith("_") for p in parts):
-            found.append(".".join(parts))
-    return found
+    public = [m for m in modules() if not any(p.startswith("_") for p in m.split("."))]
+    return [m for m in public if layer_of(m) == package]
 
 
 def _all_names(package: str) -> list[str]:
-    tree = ast.parse(_module_file(package).read_text())
+    tree = ast.parse(module_file(package).read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
             return list(ast.literal_eval(node.value))
@@ -342,7 +332,7 @@ def test_api_pages_cover_every_public_module_and_name_only_existing_ones():
         assert not missing, f"docs/api/{package}.md has no `::: module` for {missing}"
     assert any(m.startswith("experiments.") for m in directives)
     for module in directives:
-        assert _module_file(module).exists(), f"docs/api: `::: {module}` names no module"
+        assert module_file(module).exists(), f"docs/api: `::: {module}` names no module"
 
 
 def test_every_public_name_and_module_of_the_api_has_a_docstring():
@@ -355,11 +345,11 @@ def test_every_public_name_and_module_of_the_api_has_a_docstring():
             if not _docstring(package, name).strip():
                 missing.append(f"{package}.{name}")
         for module in _public_modules(package):
-            if not (ast.get_docstring(_source(_module_file(module))[1]) or "").strip():
+            if not (ast.get_docstring(_source(module_file(module))[1]) or "").strip():
                 missing.append(f"module {module}")
     for module, members in _api_directives().items():
-        if module.split(".")[0] not in FACES:
-            if not (ast.get_docstring(_source(_module_file(module))[1]) or "").strip():
+        if layer_of(module) not in FACES:
+            if not (ast.get_docstring(_source(module_file(module))[1]) or "").strip():
                 missing.append(f"module {module}")
             missing += [f"{module}.{m}" for m in members or () if not _docstring(module, m).strip()]
     assert not missing, f"public names without a docstring: {missing}"
