@@ -1,7 +1,7 @@
 r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived from its declaration.
 
 - :func:`prompt` assembles ``(X, last)`` into the block's input: (L1) ``H = [[X, 0], [0, last]]``
-  or (W2) ``Z = [X, last]``; numeric (float64) or symbolic (``dtype=object`` of sympy expressions).
+  or (W2) ``Z = [X, last]``; numeric (float64) or exact (``dtype=object``: sympy expressions, ring elements).
 - :func:`residuals`: one numeric instance through the construction's stack, against the naive
   loop. ``readout`` is :math:`\max|TF - \text{ref}| / \max(1, \max|\text{ref}|)` (relative error;
   each entry is a sum of :math:`O(nd)` products of :math:`O(1)` numbers, so its float64 round-off is a
@@ -9,8 +9,10 @@ r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived 
   size); ``invariant`` is the largest change of what the construction leaves unchanged (exact
   zeros in float64, tolerance 0).
 - :func:`prove`: the same identity in exact arithmetic with every instance entry, every
-  hyperparameter and the scale ``c`` a symbol: ``expand(lhs - rhs) == 0`` entry by entry, at the
-  declaration's :meth:`~constructions.registry.Algorithm.symbolic_sizes` (those sizes only).
+  hyperparameter and the scale ``c`` a symbol, computed with the declaration's one construction in
+  the exact ring of :mod:`constructions.symbolic`: ``lhs - rhs`` is the zero polynomial entry by
+  entry, at the declaration's :meth:`~constructions.registry.Algorithm.symbolic_sizes` (those
+  sizes only).
 - :func:`verify_rows`: the ``lsa-theory verify`` rows of one declaration.
 - :func:`instances`: a hypothesis strategy of ``(sizes, inst, hyper)`` for property sweeps.
 """
@@ -92,7 +94,8 @@ def prompt(alg: Algorithm, X: np.ndarray, last: np.ndarray) -> np.ndarray:
 def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
     """The stack of ``alg``'s block kind: (L1) :func:`lsa_theory.lsa_stack` or (W2)
     :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64; a declaration with
-    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that."""
+    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that (and :func:`prove` calls
+    it on ``dtype=object`` arrays of ring elements too: one stack for both backends)."""
     own = getattr(alg, "stack", None)
     if own is not None:
         return own(Z, layers, mask)
@@ -107,17 +110,10 @@ def _forward_exact(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any, ring:
     """The stack of ``alg`` on ``dtype=object`` arrays of ring elements (:mod:`constructions.symbolic`):
     the declaration's own ``stack`` if it has one (it receives the ring arrays), else (L1)
     :func:`~constructions.symbolic.exact_lsa_block` or (W2)
-    :func:`~constructions.symbolic.exact_masked_block` with ``mask`` (default ``diag(I_n, 0)``).
-    A declaration that still defines ``stack_symbolic`` (sympy matrices) gets sympy input and its
-    output is converted back to the ring."""
+    :func:`~constructions.symbolic.exact_masked_block` with ``mask`` (default ``diag(I_n, 0)``)."""
     own = getattr(alg, "stack", None)
     if own is not None:
         return ring.array(own(Z, layers, mask))
-    own = getattr(alg, "stack_symbolic", None)
-    if own is not None:
-        to_sympy = np.vectorize(ring.K.to_sympy, otypes=[object])
-        sym_layers = [tuple(to_sympy(M) for M in layer) for layer in layers]
-        return ring.array(own(to_sympy(Z), sym_layers, None if mask is None else to_sympy(mask)))
     n = Z.shape[1] - 1
     if alg.block == "lsa":
         for P, V in layers:

@@ -114,6 +114,16 @@ def test_a_perturbed_construction_fails_every_level(name, rng):
     assert not [r for r in rows if "sympy" in r.check][0].passed
 
 
+def test_the_package_writes_each_construction_once():
+    """No package declaration keeps a second (sympy) construction: ``construction_symbolic`` is the
+    registry's default (the one ``construction``), and no ``pair_symbolic``/``stack_symbolic``."""
+    from constructions.registry import Algorithm
+
+    for alg in constructions.ALGORITHMS.values():
+        assert type(alg).construction_symbolic is Algorithm.construction_symbolic, alg.name
+        assert not hasattr(alg, "pair_symbolic") and not hasattr(alg, "stack_symbolic"), alg.name
+
+
 def _sympy_sarsa(d, alpha, c):
     """(S3)/(S4) written by hand as sympy matrices (a user's separate sympy construction)."""
     import sympy as sp
