@@ -1,7 +1,7 @@
 r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived from its declaration.
 
 - :func:`prompt` assembles ``(X, last)`` into the block's input: (L1) ``H = [[X, 0], [0, last]]``
-  or (W2) ``Z = [X, last]``; numeric (float64) or symbolic (``dtype=object`` of sympy expressions).
+  or (W2) ``Z = [X, last]``; numeric (float64) or exact (``dtype=object``: sympy expressions, ring elements).
 - :func:`residuals`: one numeric instance through the construction's stack, against the naive
   loop. ``readout`` is :math:`\max|TF - \text{ref}| / \max(1, \max|\text{ref}|)` (relative error;
   each entry is a sum of :math:`O(nd)` products of :math:`O(1)` numbers, so its float64 round-off is a
@@ -9,8 +9,10 @@ r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived 
   size); ``invariant`` is the largest change of what the construction leaves unchanged (exact
   zeros in float64, tolerance 0).
 - :func:`prove`: the same identity in exact arithmetic with every instance entry, every
-  hyperparameter and the scale ``c`` a symbol: ``expand(lhs - rhs) == 0`` entry by entry, at the
-  declaration's :meth:`~constructions.registry.Algorithm.symbolic_sizes` (those sizes only).
+  hyperparameter and the scale ``c`` a symbol, computed with the declaration's one construction in
+  the exact ring of :mod:`constructions.symbolic`: ``lhs - rhs`` is the zero polynomial entry by
+  entry, at the declaration's :meth:`~constructions.registry.Algorithm.symbolic_sizes` (those
+  sizes only).
 - :func:`verify_rows`: the ``lsa-theory verify`` rows of one declaration.
 - :func:`instances`: a hypothesis strategy of ``(sizes, inst, hyper)`` for property sweeps.
 """
@@ -29,7 +31,7 @@ from lsa_theory._checks import check_int
 
 from ._residuals import READOUT_TOL, Row, relative_residual
 from .registry import Algorithm
-from .symbolic import SymbolicProof
+from .symbolic import Ring, SymbolicProof, exact_lsa_block, exact_masked_block
 
 __all__ = [
     "READOUT_TOL",
@@ -92,7 +94,8 @@ def prompt(alg: Algorithm, X: np.ndarray, last: np.ndarray) -> np.ndarray:
 def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
     """The stack of ``alg``'s block kind: (L1) :func:`lsa_theory.lsa_stack` or (W2)
     :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64; a declaration with
-    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that."""
+    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that (and :func:`prove` calls
+    it on ``dtype=object`` arrays of ring elements too: one stack for both backends)."""
     own = getattr(alg, "stack", None)
     if own is not None:
         return own(Z, layers, mask)
@@ -103,26 +106,23 @@ def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np
     return lt.masked_lsa_stack(Z, layers, mask=mask)
 
 
-def _forward_symbolic(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
-    import sympy as sp
-
-    own = getattr(alg, "stack_symbolic", None)
+def _forward_exact(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any, ring: Any) -> np.ndarray:
+    """The stack of ``alg`` on ``dtype=object`` arrays of ring elements (:mod:`constructions.symbolic`):
+    the declaration's own ``stack`` if it has one (it receives the ring arrays), else (L1)
+    :func:`~constructions.symbolic.exact_lsa_block` or (W2)
+    :func:`~constructions.symbolic.exact_masked_block` with ``mask`` (default ``diag(I_n, 0)``)."""
+    own = getattr(alg, "stack", None)
     if own is not None:
-        return np.asarray(own(Z, layers, mask), dtype=object)
-    H = sp.Matrix(Z.tolist())
-    N = H.shape[1]
-    n = N - 1
-    if alg.block == "lsa" or mask is None:
-        M = sp.diag(*([1] * n + [0]))
-    else:
-        M = sp.Matrix(np.asarray(mask, dtype=object).tolist())
+        return ring.array(own(Z, layers, mask))
+    n = Z.shape[1] - 1
+    if alg.block == "lsa":
+        for P, V in layers:
+            Z = exact_lsa_block(Z, P, V)
+        return Z
+    M = ring.array(np.diag([1] * n + [0]) if mask is None else mask)
     for P, V in layers:
-        P, V = sp.Matrix(P), sp.Matrix(V)
-        if alg.block == "lsa":  # (L1): H + (1/n) V H H^T P H
-            H = (H + (V * (H * H.T) * P * H) / n).applyfunc(sp.expand)
-        else:  # (W2) with (P, Q) = (P, V): Z + (1/n) P Z M Z^T Q Z
-            H = (H + (P * (H * M * H.T) * V * H) / n).applyfunc(sp.expand)
-    return np.array(H.tolist(), dtype=object)
+        Z = exact_masked_block(Z, P, V, M)
+    return Z
 
 
 class DeclarationError(ValueError):
@@ -240,7 +240,15 @@ def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1
     (default :meth:`~constructions.registry.Algorithm.symbolic_sizes`): every instance entry,
     every numeric hyperparameter and the scale ``c`` are symbols (``c`` only where the
     declaration claims the scaling symmetry). Counts the readout and invariant entries of
-    ``expand(lhs - rhs)`` that are not zero. Proves those sizes only."""
+    ``lhs - rhs`` that are not the zero polynomial. Proves those sizes only.
+
+    Backend: the exact ring of :class:`~constructions.symbolic.Ring` (``QQ[symbols]``, the field
+    ``QQ(symbols)`` when ``c`` is a symbol). The columns, the construction
+    (:meth:`~constructions.registry.Algorithm.construction_symbolic`, by default the one
+    :meth:`~constructions.registry.Algorithm.construction` called on the symbols) and the mask
+    are built from sympy symbols and converted entry by entry (a non-polynomial entry such as
+    ``rho ** 0.5`` becomes a generator of its own, so it does not square back to ``rho``); the
+    forward pass and the naive loop run on ring elements."""
     import sympy as sp
 
     t0 = time.perf_counter()
@@ -251,21 +259,43 @@ def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1
     hyper = _symbolic_hyper(instance_hyper(alg, alg.draw(sizes, np.random.default_rng(0))))
     c = sp.Symbol("c", real=True, nonzero=True) if len(alg.scales) > 1 else 1
     X, last = alg.columns(inst, hyper)
-    X, last = np.asarray(X, dtype=object), np.asarray(last, dtype=object)
-    Z = prompt(alg, X, last)
     layers = alg.construction_symbolic(sizes, hyper, c, depth)
-    Z_out = _forward_symbolic(alg, Z, layers, alg.mask(sizes, hyper))
-    lhs = np.asarray(alg.readout(Z_out, sizes), dtype=object).ravel()
-    rhs = np.asarray(alg.naive(inst, hyper, depth), dtype=object).ravel()
+    mask = alg.mask(sizes, hyper)
+    built = [np.asarray(X, dtype=object), np.asarray(last, dtype=object), layers, mask]
+    ring = Ring(inst, hyper, c, atoms=tuple(_atoms(built)), field=not isinstance(c, int))
+    inst_r, hyper_r = ring.tree(inst), ring.tree(hyper)
+    Z = prompt(alg, ring.array(X), ring.array(last))
+    layers = [tuple(ring.tree(M) for M in layer) for layer in layers]
+    Z_out = _forward_exact(alg, Z, layers, None if mask is None else ring.array(mask), ring)
+    lhs = ring.array(np.asarray(alg.readout(Z_out, sizes), dtype=object).ravel())
+    rhs = ring.array(np.asarray(alg.naive(inst_r, hyper_r, depth), dtype=object).ravel())
     if lhs.shape != rhs.shape:
         raise ValueError(f"{alg.name}: readout has {lhs.shape[0]} entries, naive {rhs.shape[0]}")
-    inv = np.asarray(alg.invariant(Z, Z_out, X.shape[0], rhs.size), dtype=object).ravel()
+    inv = ring.array(np.asarray(alg.invariant(Z, Z_out, X.shape[0], rhs.size), dtype=object).ravel())
     entries = [*(lhs - rhs), *inv]
-    nonzero = sum(1 for e in entries if sp.expand(e) != 0)
+    nonzero = sum(1 for e in entries if e != ring.zero)
     label = alg.depth_claims.get(depth, alg.claim)
     # S and A only shape the draw: every entry of the proof's instance is a free symbol
     covered = {k: v for k, v in sizes.items() if k not in ("S", "A")}
     return SymbolicProof(label, {**covered, "L": depth}, len(entries), nonzero, time.perf_counter() - t0)
+
+
+def _atoms(obj: Any) -> list:
+    """The non-polynomial atoms (powers with a non-integer exponent, functions) of the sympy
+    entries in ``obj`` (nested sequences, object arrays, sympy matrices): generators of their own
+    in the proof's ring."""
+    import sympy as sp
+
+    if isinstance(obj, list | tuple):
+        return [a for o in obj for a in _atoms(o)]
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        return _atoms(list(obj.ravel()))
+    if isinstance(obj, sp.MatrixBase):
+        return _atoms(list(obj))
+    if isinstance(obj, sp.Basic):
+        pows = [p for p in obj.atoms(sp.Pow) if not p.exp.is_Integer]
+        return pows + list(obj.atoms(sp.Function))
+    return []
 
 
 #: Appended to a failed sympy row when every float row passed (docs/extending.md, "Pitfalls").

@@ -8,8 +8,10 @@ An :class:`Algorithm` declares what an update rule *is* (docs/theory.md labels i
   ``D = m + p``) or ``"masked"`` for (W2) (``Z = [X, last]``, ``last`` the query column, ``D = m``);
 - the **deliberately naive loop** :meth:`Algorithm.naive`: explicit Python loops with only
   ``+ * /``, so they run on floats and on sympy symbols alike;
-- the **numeric construction** :meth:`Algorithm.construction` and its **sympy twin**
-  :meth:`Algorithm.construction_symbolic`, one ``(P, V)`` (or ``(P, Q)``) pair per layer;
+- the **construction** :meth:`Algorithm.construction`, one ``(P, V)`` (or ``(P, Q)``) pair per
+  layer, written once for both backends: float64 arrays for float hyperparameters, ``dtype=object``
+  arrays of exact entries when ``hyper`` and ``c`` are sympy symbols (the fixed-size proof calls
+  it so through :meth:`Algorithm.construction_symbolic`);
 - the **readout** :meth:`Algorithm.readout` the identity is about, and what the construction
   leaves unchanged (:meth:`Algorithm.invariant`);
 - how random instances are drawn (:meth:`Algorithm.draw`, seeded by an explicit ``rng``) and at
@@ -110,14 +112,20 @@ class Algorithm:
     def construction(
         self, sizes: Mapping[str, int], hyper: Mapping[str, Any], c: float = 1.0, depth: int = 1
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Numeric float64 parameters, one ``(P, V)`` pair per layer (``depth`` pairs)."""
+        """One ``(P, V)`` pair per layer (``depth`` pairs): float64 arrays for float ``hyper`` and
+        ``c``; the same code must also run when they are sympy symbols (the fixed-size proof),
+        returning ``dtype=object`` arrays (or sympy matrices) of exact entries: use ``+ - * /``,
+        integer powers, ``np.zeros(..., dtype=object)`` where a float zero would be inexact
+        (:func:`constructions.numeric.is_exact` tells the two apart)."""
         raise NotImplementedError
 
     def construction_symbolic(
         self, sizes: Mapping[str, int], hyper: Mapping[str, Any], c: Any, depth: int = 1
     ) -> list[tuple[Any, Any]]:
-        """The sympy twin of :meth:`construction` (``hyper`` and ``c`` may be symbols)."""
-        raise NotImplementedError
+        """The construction with symbolic ``hyper`` and ``c``: by default :meth:`construction`
+        itself (one construction for both backends). A declaration may still override it with a
+        separate sympy construction; the proof then checks that one."""
+        return self.construction(sizes, hyper, c, depth)
 
     def readout(self, out: Any, sizes: Mapping[str, int]) -> Any:
         """The entries of the block's output the identity is about, as a 1-D array."""

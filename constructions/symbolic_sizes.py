@@ -1,6 +1,6 @@
 r"""All-sizes proofs: the constructions' identities with symbolic sizes ``d``, ``n`` (block algebra).
 
-The fixed-size proofs of :mod:`constructions.symbolic` write every prompt entry as a symbol and so
+The fixed-size proofs of :func:`constructions.derive.prove` write every prompt entry as a symbol and so
 prove one ``(d, n)`` at a time. Here the prompt is a ``sympy.BlockMatrix`` of ``MatrixSymbol``\ s
 whose shapes are the positive integer symbols ``d``, ``n`` (``d_pi``, ``N``): ``Phi`` (d x n) has
 the columns ``phi_i``, ``Phi_next`` (d x n) the columns ``phi_i^+`` (undiscounted), ``r`` (n x 1)

@@ -1,28 +1,27 @@
-r"""Residuals of every construction claim against the naive loops, and the ``verify`` claim table.
+r"""The ``verify`` claim table: every declaration's rows, then the block rows (L1), (L2), (R4).
 
-Each ``verify_*`` feeds one instance through the construction, the prompt builder and the LSA
-block and compares the readout with :mod:`lsa_theory.reference` (explicit Python loops). Two
-residuals are reported:
-
-- ``readout``: :math:`\max|TF - \text{ref}| / \max(1, \max|\text{ref}|)`, the relative error of the
-  updated parameters. Round-off bound: each entry is a sum of :math:`O(nd)` products of
-  :math:`O(1)` numbers, so the float64 error is a few ulps times that sum; :data:`READOUT_TOL`
-  (``1e-12``) leaves two orders of margin at the [LL] size (d = 36, n = 20).
-- ``context``: the largest change of a context column or of the constant row, which the
-  constructions leave exactly unchanged (their products with those columns are exact zeros),
-  so its tolerance is ``0.0``.
+:func:`run_claims` collects the rows of :func:`constructions.derive.verify_rows` for each
+registered declaration (numeric level against the naive loop, invariants, property sweep,
+all-sizes link, fixed-size exact proof), then the claims about the blocks themselves, for
+*arbitrary* parameters rather than a construction (so they have no declaration): (L2) the
+(L1) readout equals the sufficient-statistics formula, (L1) the torch block equals the numpy
+block, and (R4) one masked layer's prediction on an (R1) prompt equals the statistics formula.
+Their residual is :math:`\max|a - b| / \max(1, \max|b|)`; each entry is a sum of :math:`O(nd)`
+products of :math:`O(1)` numbers, so :data:`READOUT_TOL` (``1e-12``) leaves two orders of margin
+at the [LL] size (d = 36, n = 20). Their fixed-size exact proofs (every entry of ``P``, ``V``
+and the prompt a symbol) run in the ring of :mod:`constructions.symbolic`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int
 
-from . import derive, numeric, symbolic, symbolic_sizes  # noqa: F401  (numeric: the constructions run)
+from . import derive, symbolic, symbolic_sizes
 from ._residuals import READOUT_TOL, Residuals, Row, relative_residual
 from .algorithms import regression as _regression
 from .registry import ALGORITHMS, Algorithm
@@ -32,45 +31,12 @@ __all__ = [
     "Residuals",
     "Row",
     "relative_residual",
-    "verify_sarsa",
-    "verify_actor_critic",
-    "verify_td",
-    "verify_lemma_c1",
     "run_claims",
     "lemma_c1_all_sizes_row",
 ]
 
 
-def _through(name: str, inst: dict, sizes: dict, hyper: dict, c: float, depth: int) -> Residuals:
-    """One instance through the registered declaration ``name`` (:func:`derive.residuals`);
-    ``context`` is its invariant residual."""
-    res = derive.residuals(ALGORITHMS[name], inst, sizes, hyper, c=c, depth=check_int(depth, "n_layers"))
-    return Residuals(res.readout, res.invariant)
-
-
-def verify_sarsa(phi, phi_next, r, w, gamma, alpha, c=1.0, n_layers=1) -> Residuals:
-    """(S4)/(S5): ``n_layers`` copies of ``(c P*, V*/c)`` on ``H(z; w)`` versus ``n_layers``
-    iterations of naive batch SARSA (S2). ``phi``, ``phi_next`` (n, d), ``r`` (n,), ``w`` (d,)."""
-    inst = {"phi": phi, "phi_next": phi_next, "r": r, "w": w}
-    return _through("sarsa", inst, {"d": len(w)}, {"gamma": gamma, "alpha": alpha}, c, n_layers)
-
-
-def verify_actor_critic(phi, phi_next, r, g, w, lam, gamma, alpha, beta, c=1.0) -> Residuals:
-    """(A4): one layer of (A3) on the (A1) prompt versus naive (A2); ``g`` (n, d_pi), ``lam`` (d_pi,)."""
-    inst = {"phi": phi, "phi_next": phi_next, "r": r, "g": g, "w": w, "lam": lam}
-    sizes = {"d": len(w), "d_pi": len(lam)}
-    return _through("actor_critic", inst, sizes, {"gamma": gamma, "alpha": alpha, "beta": beta}, c, 1)
-
-
-def verify_td(phi, phi_next, r, phi_query, gamma, alpha, n_layers=1) -> Residuals:
-    """(W3): ``n_layers`` masked blocks (W2) with (W3); ``-Z[-1, -1]`` versus ``w_L^T phi(s)`` with
-    ``w_L`` from ``n_layers`` naive batch TD(0) steps from 0. ``phi_query`` (d,). ``context`` is
-    the change of the feature rows of every column (the last row is meant to change)."""
-    inst = {"phi": phi, "phi_next": phi_next, "r": r, "q": phi_query}
-    return _through("td", inst, {"d": len(phi_query)}, {"gamma": gamma, "alpha": alpha}, 1.0, n_layers)
-
-
-def verify_lemma_c1(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:
+def _lemma_c1_residual(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:
     """(L2): relative residual between the (L1) readout and the sufficient-statistics formula,
     for any ``P``, ``V`` (3d+2, 3d+2), context ``X`` (2d+1, n) and ``w`` (d,)."""
     H = lt.sarsa_prompt(X, w)
@@ -84,6 +50,57 @@ def verify_lemma_c1(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarray) 
         layout,
     )
     return relative_residual(lt.readout(lt.lsa_block(H, P, V), layout.d), tf)
+
+
+def _prediction_residual(inst: dict, P: np.ndarray, Q: np.ndarray) -> float:
+    """(R4): relative residual of :func:`~constructions.algorithms.regression.prediction_from_statistics`
+    against ``masked_lsa(E, P, Q)[-1, -1]`` for dense ``P``, ``Q`` (d+1, d+1) on an (R1) instance."""
+    X, y, q = inst["X"], inst["y"], inst["xq"]
+    E = _regression.regression_prompt(X, y, q)
+    S, h, s = _regression.statistics(X, y)
+    pred = _regression.prediction_from_statistics(S, h, s, q, P, Q)
+    return relative_residual(pred, lt.masked_lsa(E, P, Q)[-1, -1])
+
+
+def _prove_lemma_c1(d: int = 1, n: int = 2) -> symbolic.SymbolicProof:
+    """(L2) at these sizes only, in the exact ring: for fully symbolic ``P``, ``V`` (D, D) and
+    prompt, the readout of (L1) equals ``w + Vbar21 Sigma P12 wt + (1/n) Vbar22 wt wt^T P22 wt``."""
+    t0 = time.perf_counter()
+    lay = lt.Layout(d)
+    D, m = lay.D, lay.m
+    syms = [
+        symbolic.symbol_array(k, s) for k, s in (("P", (D, D)), ("V", (D, D)), ("x", (m, n)), ("w", (d,)))
+    ]
+    ring = symbolic.Ring(*syms)
+    P, V, X, w = (ring.array(a) for a in syms)
+    wt = np.concatenate([ring.array([1]), w])
+    H = ring.array(np.zeros((D, n + 1), dtype=int))
+    H[:m, :n], H[m:, n] = X, wt
+    readout = symbolic.exact_lsa_block(H, P, V)[m + 1 :, n]
+    Sigma = (X @ X.T) / n
+    P12, P22, Vb21, Vb22 = P[:m, m:], P[m:, m:], V[m + 1 :, :m], V[m + 1 :, m:]
+    formula = wt[1:] + Vb21 @ Sigma @ P12 @ wt + Vb22 @ wt * (wt @ P22 @ wt) / n
+    nonzero = int(sum(e != ring.zero for e in readout - formula))
+    return symbolic.SymbolicProof("(L2)", {"d": d, "n": n}, d, nonzero, time.perf_counter() - t0)
+
+
+def _prove_prediction(d: int = 2, N: int = 2) -> symbolic.SymbolicProof:
+    """(R4)'s one-layer prediction formula at these sizes only, in the exact ring: fully symbolic
+    ``P``, ``Q`` (d+1, d+1) and (R1) prompt, ``E_out[-1, -1]`` of (W2) minus
+    :func:`~constructions.algorithms.regression.prediction_from_statistics`."""
+    t0 = time.perf_counter()
+    syms = [symbolic.symbol_array(k, s) for k, s in (("P", (d + 1,) * 2), ("Q", (d + 1,) * 2), ("x", (N, d)),
+                                                      ("y", (N,)), ("q", (d,)))]  # fmt: skip
+    ring = symbolic.Ring(*syms)
+    P, Q, X, y, q = (ring.array(a) for a in syms)
+    E = ring.array(np.zeros((d + 1, N + 1), dtype=int))
+    E[:d, :N], E[d, :N], E[:d, N] = X.T, y, q
+    M = ring.array(np.diag([1] * N + [0]))
+    out = symbolic.exact_masked_block(E, P, Q, M)[d, N]
+    S, h, s = X.T @ X / N, X.T @ y / N, (y @ y) / N
+    formula = _regression.prediction_from_statistics(S, h, s, q, P, Q)
+    nonzero = int(out - formula != ring.zero)
+    return symbolic.SymbolicProof("(R4)", {"d": d, "N": N}, 1, nonzero, time.perf_counter() - t0)
 
 
 def _rows_from(claim: str, check: str, values: list[float], tol: float) -> Row:
@@ -131,17 +148,17 @@ def run_claims(
         w = rng.uniform(-1.0, 1.0, d)
         D = 3 * d + 2
         P, V = rng.standard_normal((2, D, D)) / np.sqrt(D)
-        l2.append(verify_lemma_c1(X, w, P, V))
+        l2.append(_lemma_c1_residual(X, w, P, V))
         torch_res.append(_torch_residual(X, w, P, V))
     r4 = []
     for _ in range(k):  # (R4): one masked layer's prediction = the statistics formula, dense P, Q
         dr = 3 if quick else 5
         inst = _regression.regression_instance(dr, 20, rng)
         P, Q = rng.standard_normal((2, dr + 1, dr + 1))
-        r4.append(_regression.verify_prediction(inst["X"], inst["y"], inst["xq"], P, Q))
+        r4.append(_prediction_residual(inst, P, Q))
     rows.append(_rows_from("(R4)", f"one-layer prediction on (R1) = statistics formula, dense P, Q (d = "
                            f"{3 if quick else 5}, N = 20, {k} instances)", r4, READOUT_TOL))  # fmt: skip
-    proof = _regression.prove_prediction(2, 2)
+    proof = _prove_prediction(2, 2)
     what = "sympy: one-layer prediction, symbolic P, Q (these sizes only: d = 2, N = 2)"
     rows.append(Row(proof.claim, what, float(proof.nonzero), 0.0, proof.holds))
     sizes = f"S = {S}, A = {A}, d = {d}, n = {n}, {k} instances"
@@ -149,7 +166,7 @@ def run_claims(
         _rows_from("(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", l2, READOUT_TOL)
     )
     rows.append(_rows_from("(L1)", f"torch float64 block = numpy block ({sizes})", torch_res, READOUT_TOL))
-    proof = symbolic.prove_lemma_c1(1, 2)
+    proof = _prove_lemma_c1(1, 2)
     rows.append(
         Row(
             proof.claim,

@@ -78,8 +78,5 @@ class NStepSarsa(constructions.Algorithm):
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [constructions.sarsa(sizes["d"], hyper["alpha"], c)] * depth
 
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [constructions.sarsa_symbolic(sizes["d"], hyper["alpha"], c)] * depth
-
     def readout(self, out, sizes):
         return out[-sizes["d"] :, -1]

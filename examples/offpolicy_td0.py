@@ -19,7 +19,7 @@ import lsa_theory as lt
 
 
 def widen(pair, d):
-    """(S3)'s ``(P, V)`` (3d+2, 3d+2), float64 or sympy, widened to the prompt
+    """(S3)'s ``(P, V)`` (3d+2, 3d+2), float64 or exact (object), widened to the prompt
     ``[phi; gamma phi'; r; rho phi | 1; w]`` (4d+2, 4d+2): d zero rows and columns after the
     reward row, and V's ``w <- phi`` block moved to ``w <- rho phi``."""
     out = []
@@ -90,9 +90,6 @@ class OffPolicyTD0(constructions.Algorithm):
 
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [widen(constructions.sarsa(sizes["d"], hyper["alpha"], c), sizes["d"])] * depth
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [widen(constructions.sarsa_symbolic(sizes["d"], hyper["alpha"], c), sizes["d"])] * depth
 
     def readout(self, out, sizes):
         return out[-sizes["d"] :, -1]

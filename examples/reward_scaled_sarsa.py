@@ -70,13 +70,6 @@ class RewardScaledSarsa(constructions.ClosedLoopAlgorithm):
         P[2 * d, 2 * d + 1] = hyper["kappa"] * c  # reward row r -> constant column of P12
         return [(P, V)] * depth
 
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        d = sizes["d"]
-        P, V = constructions.sarsa_symbolic(d, hyper["alpha"], c)
-        P = P.copy()
-        P[2 * d, 2 * d + 1] = hyper["kappa"] * c
-        return [(P, V)] * depth
-
     def readout(self, out, sizes):
         return out[-sizes["d"] :, -1]
 

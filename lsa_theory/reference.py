@@ -57,7 +57,7 @@ def _sizes(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
 
 def _check_numeric(values: Sequence[Any], name: str) -> None:
     """Real finite numbers or symbolic values (sympy expressions, or elements of a sympy polynomial
-    ring as the exact proofs use); complex, bool, strings are refused."""
+    ring or rational function field as the exact proofs use); complex, bool, strings are refused."""
     for v in values:
         complex_ = isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real)
         if isinstance(v, bool | np.bool_) or complex_:
@@ -65,7 +65,7 @@ def _check_numeric(values: Sequence[Any], name: str) -> None:
         if isinstance(v, numbers.Real):
             if not np.isfinite(float(v)):
                 raise ValueError(f"{name}: contains NaN or inf")
-        elif not (hasattr(v, "free_symbols") or hasattr(v, "ring")):  # sympy expression or polynomial
+        elif not (hasattr(v, "free_symbols") or hasattr(v, "ring") or hasattr(v, "field")):  # sympy, ring
             raise ValueError(f"{name}: expected real numbers or symbols, got {type(v).__name__}")
 
 

@@ -106,10 +106,10 @@ def test_w7_proved_update_is_the_naive_loop_and_the_stack():
 
 
 def test_w7_mask_entries_are_running_mean_mask():
-    """The entries of the all-n mask identity are those of ``running_mean_mask(_symbolic)``, n = 1..8."""
+    """The entries of the all-n mask identity are those of ``running_mean_mask`` (exact, float), n = 1..8."""
     for n in range(1, 9):
         entries = sp.Matrix(n, n, lambda k, i: w7.running_mean_entry(sp.Integer(k), sp.Integer(i)))
-        assert entries == w7_num.running_mean_mask_symbolic(n)[:n, :n]
+        assert entries == sp.Matrix(w7_num.running_mean_mask(n, exact=True)[:n, :n].tolist())
         exact = np.array(entries, dtype=float)  # 2/3 rounded once; numeric 1 - 1/3 rounded twice
         np.testing.assert_allclose(exact, constructions.running_mean_mask(n)[:n, :n], rtol=2e-16, atol=0)
 

@@ -267,8 +267,8 @@ class BrokenSarsa(Sarsa):
     def sizes(self, quick):
         return {"S": 2, "A": 2, "d": 2, "n": 5}
 
-    def symbolic_sizes(self):
-        return {"S": 1, "A": 1, "d": 1, "n": 1}
+    def symbolic_sizes(self):  # d = 2: the one construction is also the exact proof's, right at d >= 2
+        return {"S": 1, "A": 2, "d": 2, "n": 1}
 
     def size_ranges(self):
         return {"S": (1, 2), "A": (1, 2), "d": (2, 3), "n": (1, 4)}

@@ -81,28 +81,71 @@ def _perturb_first_layer(layers, symbolic: bool):
 
 
 class _Perturbed:
-    """A declaration's construction with one entry of the first layer perturbed."""
+    """A declaration's one construction with one entry of the first layer perturbed (times
+    ``1 + 1e-3`` on floats, doubled on symbols: the same mutation reaches both backends)."""
 
-    def __init__(self, alg, symbolic: bool):
-        self.alg, self.symbolic = alg, symbolic
+    def __init__(self, alg):
+        self.alg = alg
 
     def __call__(self, sizes, hyper, c=1.0, depth=1):
-        make = self.alg.__class__.construction_symbolic if self.symbolic else self.alg.__class__.construction
-        return _perturb_first_layer(make(self.alg, sizes, hyper, c, depth), self.symbolic)
+        layers = self.alg.__class__.construction(self.alg, sizes, hyper, c, depth)
+        exact = any(np.asarray(M).dtype == object for M in _leaves(layers))
+        return _perturb_first_layer(layers, exact)
+
+
+def _leaves(x):
+    if isinstance(x, tuple | list):
+        return [leaf for v in x for leaf in _leaves(v)]
+    return [x]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_perturbed_construction_fails_every_level(name, rng):
+    """One construction for both backends: perturbing it fails the float rows and the exact proof."""
     alg = constructions.ALGORITHMS[name]
     bad = type(alg)()
-    bad.construction = _Perturbed(alg, symbolic=False)
-    bad.construction_symbolic = _Perturbed(alg, symbolic=True)
+    bad.construction = _Perturbed(alg)
     sizes = alg.sizes(quick=True)
     res = derive.residuals(bad, alg.draw(sizes, rng), sizes)
     assert res.readout > 1e-6
     assert not derive.prove(bad).holds
     rows = derive.verify_rows(bad, rng, quick=True, k=2)
     assert not all(r.passed for r in rows)
+    assert not [r for r in rows if "sympy" in r.check][0].passed
+
+
+def test_the_package_writes_each_construction_once():
+    """No package declaration keeps a second (sympy) construction: ``construction_symbolic`` is the
+    registry's default (the one ``construction``), and no ``pair_symbolic``/``stack_symbolic``."""
+    from constructions.registry import Algorithm
+
+    for alg in constructions.ALGORITHMS.values():
+        assert type(alg).construction_symbolic is Algorithm.construction_symbolic, alg.name
+        assert not hasattr(alg, "pair_symbolic") and not hasattr(alg, "stack_symbolic"), alg.name
+
+
+def _sympy_sarsa(d, alpha, c):
+    """(S3)/(S4) written by hand as sympy matrices (a user's separate sympy construction)."""
+    import sympy as sp
+
+    lay = constructions.sarsa(d, 1.0)[0].shape[0]
+    P, V = sp.zeros(lay, lay), sp.zeros(lay, lay)
+    for j in range(d):
+        P[j, 2 * d + 2 + j], P[d + j, 2 * d + 2 + j], V[2 * d + 2 + j, j] = -c, c, alpha / c
+    P[2 * d, 2 * d + 1] = c
+    return P, V
+
+
+@pytest.mark.parametrize(("factor", "holds"), [(1, True), (2, False)])
+def test_a_users_own_construction_symbolic_still_works(factor, holds):
+    """A declaration that still defines ``construction_symbolic`` (sympy matrices) is proved with
+    that one; a wrong one (alpha doubled) fails."""
+    alg = constructions.ALGORITHMS["sarsa"]
+    own = type(alg)()
+    own.construction_symbolic = lambda sizes, hyper, c, depth=1: (
+        [_sympy_sarsa(sizes["d"], factor * hyper["alpha"], c)] * depth
+    )
+    assert derive.prove(own, depth=2).holds is holds
 
 
 def test_registry_refuses_bad_declarations():
@@ -211,9 +254,6 @@ def _sqrt_ratio_layout(alg):
     bad.columns = columns
     bad.construction = lambda sizes, hyper, c=1.0, depth=1: (
         [constructions.sarsa(sizes["d"], hyper["alpha"], c)] * depth
-    )
-    bad.construction_symbolic = lambda sizes, hyper, c, depth=1: (
-        [constructions.sarsa_symbolic(sizes["d"], hyper["alpha"], c)] * depth
     )
     return bad
 

@@ -17,8 +17,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import constructions
 import dynamics as dy
 import lsa_theory as lt
+from constructions import derive, verify
 from constructions.algorithms import regression as reg
 from dynamics import regression as rg
 
@@ -44,9 +46,11 @@ def _instance(seed: int, d: int, N: int, kappa: float = 10.0):
 )
 @example(seed=0, d=1, N=1, eta=0.0)
 def test_gd_layer_equals_naive_step(seed, d, N, eta):
+    """(R2) through its declaration: readout against ``x_q^T w_1`` of the naive step, x-rows of
+    every column unchanged (exactly)."""
     _, _, X, y, q = _instance(seed, d, N)
-    res = reg.verify_gd(X, y, q, eta)
-    assert res.readout <= TOL and res.context == 0.0
+    res = derive.residuals(reg.GD_ALGORITHM, {"X": X, "y": y, "xq": q}, {"d": d, "N": N}, {"eta": eta})
+    assert res.readout <= TOL and res.invariant == 0.0
 
 
 @settings(max_examples=40, deadline=None)
@@ -69,8 +73,16 @@ def test_precond_gd_stack_equals_naive_loop(seed, d, N, L, scale, kind):
         As = [scale * (G + G.T) / 2 for G in rng.standard_normal((L, d, d))]
     else:
         As = [scale * np.linalg.inv(Lambda)] * L
-    res = reg.verify_precond_gd(X, y, q, As)
-    assert res.readout <= TOL * max(1.0, scale**L * 10) and res.context == 0.0
+    res = _precond_residuals(X, y, q, As)
+    assert res.readout <= TOL * max(1.0, scale**L * 10) and res.invariant == 0.0
+
+
+def _precond_residuals(X, y, q, As):
+    """(R3) through its declaration: ``-E_L[-1, -1]`` against ``x_q^T w_L`` and the y-row against
+    ``y_i - x_i^T w_L``; invariant: the x-rows of every column."""
+    inst = {"X": X, "y": y, "xq": q}
+    sizes = {"d": X.shape[1], "N": X.shape[0]}
+    return derive.residuals(reg.PRECOND_ALGORITHM, inst, sizes, {"A": np.asarray(As)}, depth=len(As))
 
 
 def test_r2_is_r3_with_minus_eta_and_plus_sign(rng):
@@ -97,35 +109,49 @@ def test_naive_loops_run_on_sympy_and_match_floats():
 
 
 @pytest.mark.parametrize(
-    ("proof", "args"),
+    ("name", "d", "N", "L"),
     [
-        (reg.prove_gd, (1, 2)),
-        (reg.prove_gd, (2, 3)),
-        (reg.prove_precond_gd, (1, 2, 1)),
-        (reg.prove_precond_gd, (1, 3, 3)),
-        (reg.prove_precond_gd, (2, 2, 2)),
-        (reg.prove_prediction, (1, 2)),
-        (reg.prove_prediction, (2, 2)),
+        ("gd_regression", 1, 2, 1),
+        ("gd_regression", 2, 3, 1),
+        ("precond_gd_regression", 1, 2, 1),
+        ("precond_gd_regression", 1, 3, 3),
+        ("precond_gd_regression", 2, 2, 2),
     ],
 )
-def test_sympy_proofs_hold(proof, args):
-    assert proof(*args).holds
+def test_exact_proofs_hold(name, d, N, L):
+    assert derive.prove(constructions.ALGORITHMS[name], {"d": d, "N": N}, depth=L).holds
 
 
-def test_sympy_proofs_catch_wrong_constructions(monkeypatch):
-    """Mutations of the twins: step 2 eta in (R2), +A_l instead of -A_l in (R3)."""
-    right_gd, right_pgd = reg.gd_symbolic, reg.precond_gd_symbolic
-    monkeypatch.setattr(reg, "gd_symbolic", lambda d: right_gd(d, 2 * reg.eta_s))
-    assert not reg.prove_gd(2, 2).holds
-    monkeypatch.setattr(reg, "precond_gd_symbolic", lambda As: right_pgd([-A for A in As]))
-    assert not reg.prove_precond_gd(1, 2, 2).holds
+@pytest.mark.parametrize(("d", "N"), [(1, 2), (2, 2)])
+def test_prediction_formula_proof_holds(d, N):
+    """(R4)'s one-layer formula for fully symbolic ``P``, ``Q`` (the ``verify`` block row)."""
+    assert verify._prove_prediction(d, N).holds
 
 
-def test_verify_catches_a_wrong_construction(monkeypatch):
+def _mutant(alg, construction):
+    bad = type(alg)()
+    bad.construction = construction
+    return bad
+
+
+def test_exact_proofs_catch_wrong_constructions():
+    """Mutations of the one construction: step 2 eta in (R2), +A_l instead of -A_l in (R3)."""
+    gd, pgd = reg.GD_ALGORITHM, reg.PRECOND_ALGORITHM
+    double = _mutant(
+        gd, lambda sizes, hyper, c=1.0, depth=1: gd.construction(sizes, {"eta": 2 * hyper["eta"]})
+    )
+    assert not derive.prove(double, {"d": 2, "N": 2}).holds
+    plus = _mutant(
+        pgd, lambda sizes, hyper, c=1.0, depth=1: pgd.construction(sizes, {"A": -hyper["A"]}, c, depth)
+    )
+    assert not derive.prove(plus, {"d": 1, "N": 2}, depth=2).holds
+
+
+def test_residuals_catch_a_wrong_construction(monkeypatch):
     _, _, X, y, q = _instance(7, 3, 5)
     right = reg.precond_gd
     monkeypatch.setattr(reg, "precond_gd", lambda As: [(P, 1.01 * Q) for P, Q in right(As)])
-    assert reg.verify_precond_gd(X, y, q, [0.3 * np.eye(3)] * 2).readout > 1e-4
+    assert _precond_residuals(X, y, q, [0.3 * np.eye(3)] * 2).readout > 1e-4
 
 
 @settings(max_examples=30, deadline=None)
@@ -133,7 +159,7 @@ def test_verify_catches_a_wrong_construction(monkeypatch):
 def test_prediction_formula_equals_block_for_dense_parameters(seed, d, N):
     rng, _, X, y, q = _instance(seed, d, N)
     P, Q = rng.standard_normal((2, d + 1, d + 1))
-    assert reg.verify_prediction(X, y, q, P, Q) <= TOL
+    assert verify._prediction_residual({"X": X, "y": y, "xq": q}, P, Q) <= TOL
 
 
 def test_effective_matrix_is_value_times_key_query_transposed(rng):

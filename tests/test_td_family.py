@@ -1,5 +1,8 @@
 """[W]'s TD family (W4)-(W7): constructions vs naive loops, fixed-size exact proofs, bad inputs.
 
+The fixed-size proofs and the registry's residuals go through the declarations
+(:func:`constructions.derive.prove`, :func:`constructions.derive.residuals`).
+
 Every readout is read for the whole ``w_L``: the prompts carry the unit queries ``e_1..e_d`` (and a
 random ``phi(s)``), whose values ``-Z_L[-1, q]`` are the entries of ``w_L``. Three independent
 sides meet: the construction run through ``lsa_theory.masked_lsa_stack`` (or the (W7) two-head
@@ -20,10 +23,20 @@ from hypothesis import strategies as st
 
 import constructions
 import lsa_theory as lt
-from constructions import symbolic
-from constructions.algorithms import _common, residual_gradient, td_average_reward, td_lambda, td_precond
+from constructions import derive, symbolic
+from constructions.algorithms import residual_gradient, td_average_reward, td_lambda, td_precond
 
 REL_TOL = 1e-12
+ALGS = constructions.ALGORITHMS
+
+
+def via_registry(name: str, phi, phi_next, r, q, L: int, **hyper) -> None:
+    """The same instance through the registered declaration ``name`` (prompt, construction,
+    mask, stack, naive loop of the declaration): readout within ``REL_TOL``, invariant exactly 0."""
+    inst = {"phi": phi, "phi_next": phi_next, "r": r, "q": q}
+    sizes = {"S": 1, "d": len(q), "n": len(r)}
+    res = derive.residuals(ALGS[name], inst, sizes, hyper, depth=L)
+    assert res.readout <= REL_TOL and res.invariant == 0.0, res
 
 
 def rel(a, b) -> float:
@@ -133,8 +146,7 @@ def test_w4_precond_equals_naive(d, n, L, gamma, alpha, seed):
     single = constructions.td(d, alpha, Cs[0])
     assert isinstance(single, tuple)
     np.testing.assert_array_equal(single[1], layers[0][1])
-    res = td_precond.verify_td_precond(phi, phi_next, r, q, gamma, alpha, Cs)
-    assert res.readout <= REL_TOL and res.context == 0.0
+    via_registry("td_precond", phi, phi_next, r, q, L, gamma=gamma, alpha=alpha, C=Cs)
 
 
 def test_w4_identity_C_is_w3():
@@ -175,8 +187,7 @@ def test_w5_td_lambda_equals_naive(lam, d, n, L, gamma, alpha, seed):
     assert rel(w_naive, hand_td_lambda(phi, phi_next, r, gamma, alpha, lam, L)) <= REL_TOL
     # the context's last row carries delta_k(w_L) (the invariant behind "L layers = L steps")
     assert rel(-out[-1, :n], hand_deltas(phi, phi_next, r, w_naive, gamma)) <= REL_TOL
-    res = td_lambda.verify_td_lambda(phi, phi_next, r, q, gamma, alpha, lam, L)
-    assert res.readout <= REL_TOL and res.context == 0.0
+    via_registry("td_lambda", phi, phi_next, r, q, L, gamma=gamma, alpha=alpha, lam=lam)
 
 
 def test_trace_mask_entries_and_lam_zero():
@@ -235,8 +246,7 @@ def test_w6_residual_gradient_equals_naive(d, n, L, gamma, alpha, seed):
     assert rel(out[-1, n : n + d], w_naive) <= REL_TOL
     assert rel(out[-1, -1], q @ w_naive) <= REL_TOL
     assert rel(w_naive, hand_residual_gradient(phi, phi_next, r, gamma, alpha, L)) <= REL_TOL
-    res = residual_gradient.verify_residual_gradient(phi, phi_next, r, q, gamma, alpha, L)
-    assert res.readout <= REL_TOL and res.context == 0.0
+    via_registry("residual_gradient", phi, phi_next, r, q, L, gamma=gamma, alpha=alpha)
 
 
 def test_w6_block_pattern():
@@ -273,8 +283,7 @@ def test_w7_average_reward_equals_naive(d, n, L, alpha, seed):
     assert rel(out[:d], w_naive) <= REL_TOL
     assert rel(out[d], q @ w_naive) <= REL_TOL
     assert rel(w_naive, hand_average_reward(phi, phi_next, r, alpha, L)) <= REL_TOL
-    res = td_average_reward.verify_td_average_reward(phi, phi_next, r, q, alpha, L)
-    assert res.readout <= REL_TOL and res.context == 0.0
+    via_registry("td_average_reward", phi, phi_next, r, q, L, alpha=alpha)
 
 
 def test_running_mean_mask():
@@ -293,131 +302,135 @@ def test_w7_single_head_shortcut_holds_for_one_layer_only():
         assert (rel(got, want) <= REL_TOL) is holds, (L, rel(got, want))
 
 
-# ---- exact proofs at fixed sizes --------------------------------------------------------------
+# ---- exact proofs at fixed sizes (derive.prove on the declarations) -----------------------------
 
-PROOFS = {
-    "(W4)": td_precond.prove_td_precond,
-    "(W5)": td_lambda.prove_td_lambda,
-    "(W6)": residual_gradient.prove_residual_gradient,
-    "(W7)": td_average_reward.prove_td_average_reward,
-}
+PROOFS = {"(W4)": "td_precond", "(W5)": "td_lambda", "(W6)": "residual_gradient", "(W7)": "td_average_reward"}
+
+
+def prove(name: str, d: int, n: int, L: int, **methods):
+    """:func:`constructions.derive.prove` of the declaration ``name`` at ``d``, ``n`` and ``L``
+    layers, with any of its methods replaced by ``methods`` (mutants)."""
+    alg = type(ALGS[name])()
+    for key, value in methods.items():
+        setattr(alg, key, value)
+    return derive.prove(alg, {"S": 2, "d": d, "n": n}, depth=L)
 
 
 @pytest.mark.parametrize("claim", sorted(PROOFS))
 @pytest.mark.parametrize(("d", "n", "L"), [(1, 1, 1), (2, 3, 1), (2, 3, 2), (1, 2, 3)])
 def test_proofs_hold(claim, d, n, L):
-    proof = PROOFS[claim](d, n, L)
+    proof = prove(PROOFS[claim], d, n, L)
     rows = 2 * d + 2 if claim == "(W7)" else 2 * d + 1
-    assert proof.claim == claim and proof.n_entries == rows * (n + 1)
+    # the value readout and every row but the last (the value row) of every column
+    assert proof.claim == claim and proof.n_entries == 1 + (rows - 1) * (n + 1)
     assert proof.holds, proof
 
 
-def _perturb(make, i, j, delta):
-    def mutated(*args):
-        P, Q = make(*args)
-        Q = Q.copy()
-        Q[i, j] = Q[i, j] + delta
-        return P, Q
+def _perturb(make, i, j, delta, which=1):
+    """``make``'s layers with ``delta`` (a number, or a function of ``hyper``) added to entry
+    ``(i, j)`` of matrix ``which`` (0: P, 1: Q) of every layer (every head for (W7))."""
+
+    def mutated(sizes, hyper, c=1.0, depth=1):
+        def one(pair):
+            if isinstance(pair[0], tuple):
+                return tuple(one(p) for p in pair)
+            pair = [np.array(M) for M in pair]
+            pair[which][i, j] = pair[which][i, j] + (delta(hyper) if callable(delta) else delta)
+            return tuple(pair)
+
+        return [one(layer) for layer in make(sizes, hyper, c, depth)]
 
     return mutated
 
 
 def test_w4_proof_fails_on_perturbed_construction():
-    transposed = lambda d, C: td_precond.td_precond_symbolic(d, C.T)  # noqa: E731
-    assert not td_precond.prove_td_precond(2, 3, 1, construction=transposed).holds
-    shifted = _perturb(td_precond.td_precond_symbolic, 0, 1, sp.Rational(1, 7))
-    assert not td_precond.prove_td_precond(2, 3, 2, construction=shifted).holds
+    alg = ALGS["td_precond"]
+    transposed = lambda sizes, hyper, c=1.0, depth=1: alg.construction(  # noqa: E731
+        sizes, {**hyper, "C": np.transpose(hyper["C"], (0, 2, 1))}, c, depth
+    )
+    assert not prove("td_precond", 2, 3, 1, construction=transposed).holds
+    shifted = _perturb(alg.construction, 0, 1, sp.Rational(1, 7))
+    assert not prove("td_precond", 2, 3, 2, construction=shifted).holds
 
 
 def test_w5_proof_fails_on_perturbed_mask():
-    M = td_lambda.trace_mask_symbolic(3)
-    assert not td_lambda.prove_td_lambda(2, 3, 2, mask=M.T).holds
-    wrong_decay = td_lambda.trace_mask_symbolic(3, lam=td_lambda.lam_s**2)
-    assert not td_lambda.prove_td_lambda(2, 3, 1, mask=wrong_decay).holds
+    alg = ALGS["td_lambda"]
+    assert not prove("td_lambda", 2, 3, 2, mask=lambda sizes, hyper: alg.mask(sizes, hyper).T).holds
+    wrong_decay = lambda sizes, hyper: alg.mask(sizes, {**hyper, "lam": hyper["lam"] ** 2})  # noqa: E731
+    assert not prove("td_lambda", 2, 3, 1, mask=wrong_decay).holds
 
 
 def test_w6_proof_fails_on_perturbed_construction():
-    assert not residual_gradient.prove_residual_gradient(2, 3, 1, construction=symbolic.td_symbolic).holds
-    shifted = _perturb(residual_gradient.residual_gradient_symbolic, 3, 3, symbolic.alpha_s)
-    assert not residual_gradient.prove_residual_gradient(2, 3, 2, construction=shifted).holds
+    w3 = lambda sizes, hyper, c=1.0, depth=1: ALGS["td"].construction(sizes, hyper, c, depth)  # noqa: E731
+    assert not prove("residual_gradient", 2, 3, 1, construction=w3).holds
+    shifted = _perturb(ALGS["residual_gradient"].construction, 3, 3, lambda hyper: hyper["alpha"])
+    assert not prove("residual_gradient", 2, 3, 2, construction=shifted).holds
 
 
 def test_w7_proof_fails_on_perturbed_construction():
-    n = 3
-    assert not td_average_reward.prove_td_average_reward(2, n, 1, mask=_common.diag_mask(n)).holds
-    N = td_average_reward.running_mean_mask_symbolic(n)
-    assert not td_average_reward.prove_td_average_reward(2, n, 1, mask=N.T).holds
+    n, alg = 3, ALGS["td_average_reward"]
 
-    def no_value_head(d):
-        (P_r, Q), (_, _) = td_average_reward.td_average_reward_symbolic(d)
-        return (P_r, Q), (sp.zeros(*P_r.shape), Q)
+    def stack_with(N):
+        def stack(Z, layers, mask=None):
+            M = np.diag([1] * n + [0]).astype(object)
+            for (P_r, Q_r), (P_v, Q_v) in layers:
+                Z = symbolic.exact_masked_block(Z, P_v, Q_v, M) + (
+                    symbolic.exact_masked_block(Z, P_r, Q_r, N) - Z
+                )
+            return Z
 
-    assert td_average_reward.prove_td_average_reward(2, n, 1, construction=no_value_head).holds
-    assert not td_average_reward.prove_td_average_reward(2, n, 2, construction=no_value_head).holds
+        return stack
+
+    assert not prove(
+        "td_average_reward", 2, n, 1, stack=stack_with(np.diag([1] * n + [0]).astype(object))
+    ).holds
+    N = td_average_reward.running_mean_mask(n, exact=True)
+    assert prove("td_average_reward", 2, n, 2, stack=stack_with(N)).holds  # the mutant's harness is right
+    assert not prove("td_average_reward", 2, n, 1, stack=stack_with(N.T)).holds
+
+    def no_value_head(sizes, hyper, c=1.0, depth=1):
+        return [((P_r, Q), (np.zeros(np.shape(P_r), dtype=int).astype(object), Q))
+                for (P_r, Q), _ in alg.construction(sizes, hyper, c, depth)]  # fmt: skip
+
+    assert prove("td_average_reward", 2, n, 1, construction=no_value_head).holds
+    assert not prove("td_average_reward", 2, n, 2, construction=no_value_head).holds
 
 
 def _writes_a_feature_row(make):
-    """A perturbed twin whose last row (hence the L = 1 readout) is right but which also writes
-    into the first feature row: only a proof of the whole output can catch it."""
+    """A perturbed construction whose value row (hence the L = 1 readout) is right but which also
+    writes into the first feature row: only the invariant part of the proof can catch it."""
 
-    def mutated(d, *args):
-        pairs = make(d, *args)
-        if isinstance(pairs[0], tuple):  # (W7): two heads; the value row is 0 at L = 1, so the reward head
-            (P_r, Q_r), value_head = pairs
-            P_r = P_r.copy()
-            P_r[0, P_r.shape[0] - 2] = 1
-            return (P_r, Q_r), value_head
-        P, Q = pairs
-        P = P.copy()
-        P[0, P.shape[0] - 1] = 1
-        return P, Q
+    def mutated(sizes, hyper, c=1.0, depth=1):
+        layers = []
+        for pairs in make(sizes, hyper, c, depth):
+            if isinstance(
+                pairs[0], tuple
+            ):  # (W7): two heads; the value row is 0 at L = 1, so the reward head
+                (P_r, Q_r), value_head = pairs
+                P_r = np.array(P_r)
+                P_r[0, P_r.shape[0] - 2] = 1
+                layers.append(((P_r, Q_r), value_head))
+                continue
+            P, Q = (np.array(M) for M in pairs)
+            P[0, P.shape[0] - 1] = 1
+            layers.append((P, Q))
+        return layers
 
     return mutated
 
 
-@pytest.mark.parametrize(
-    ("prove", "twin"),
-    [
-        (td_precond.prove_td_precond, td_precond.td_precond_symbolic),
-        (td_lambda.prove_td_lambda, td_lambda.td_lambda_symbolic),
-        (residual_gradient.prove_residual_gradient, residual_gradient.residual_gradient_symbolic),
-        (td_average_reward.prove_td_average_reward, td_average_reward.td_average_reward_symbolic),
-    ],
-)
-def test_proofs_check_the_whole_output(prove, twin):
-    proof = prove(2, 3, 1, construction=_writes_a_feature_row(twin))
+@pytest.mark.parametrize("name", sorted(PROOFS.values()))
+def test_proofs_check_the_whole_output(name):
+    proof = prove(name, 2, 3, 1, construction=_writes_a_feature_row(ALGS[name].construction))
     assert 0 < proof.nonzero < proof.n_entries, proof
 
 
-def test_ring_block_equals_sympy_block():
-    """The exact engine of the proofs multiplies out the same block as ``masked_lsa_symbolic``."""
-    Z, *_ = _common.symbolic_prompt(1, 2)
-    M = td_lambda.trace_mask_symbolic(2)
-    P, Q = residual_gradient.residual_gradient_symbolic(1)
-    R = _common.Ring(list(Z), symbolic.alpha_s, td_lambda.lam_s)
-    ring = R.masked_block(R.mat(Z), R.mat(P), R.mat(Q), R.mat(M), 2)
-    plain = symbolic.masked_lsa_symbolic(Z, P, Q, mask=M).applyfunc(sp.expand)
-    assert ring == R.mat(plain)
-
-
-def test_symbolic_twins_match_numeric():
-    C = sp.Matrix([[1, 2], [-3, sp.Rational(1, 2)]])
-    a = sp.Rational(1, 5)
-    pairs = [
-        (td_precond.td_precond_symbolic(2, C, a), constructions.td(2, 0.2, np.array(C, float))),
-        (residual_gradient.residual_gradient_symbolic(2, a), constructions.residual_gradient(2, 0.2)),
-        (td_lambda.td_lambda_symbolic(2, a), constructions.td_lambda(2, 0.2, 0.3)),
-    ]
-    heads = td_average_reward.td_average_reward_symbolic(2, a), constructions.td_average_reward(2, 0.2)
-    pairs += list(zip(*heads, strict=True))
-    for (Ps, Qs), (Pn, Qn) in pairs:
-        np.testing.assert_allclose(np.array(Ps, dtype=float), Pn, rtol=1e-15, atol=0)
-        np.testing.assert_allclose(np.array(Qs, dtype=float), Qn, rtol=1e-15, atol=0)
+def test_exact_masks_equal_the_float_masks():
+    """The masks of the exact backend are the float64 masks at the same numbers."""
+    lam = sp.Rational(1, 3)
+    np.testing.assert_allclose(np.array(td_lambda.trace_mask(4, lam), dtype=float), lt.trace_mask(4, 1 / 3))
     np.testing.assert_allclose(
-        np.array(td_lambda.trace_mask_symbolic(4, sp.Rational(1, 3)), dtype=float), lt.trace_mask(4, 1 / 3)
-    )
-    np.testing.assert_allclose(
-        np.array(td_average_reward.running_mean_mask_symbolic(4), dtype=float),
+        np.array(td_average_reward.running_mean_mask(4, exact=True), dtype=float),
         constructions.running_mean_mask(4),
         rtol=1e-15,
     )
@@ -481,15 +494,6 @@ def test_masked_lsa_rejects_bad_masks(mask):
         lt.masked_lsa(Z, P, Q, mask=mask)
     with pytest.raises(ValueError, match=r"^mask:"):
         lt.masked_lsa_stack(Z, [(P, Q)], mask=mask)
-
-
-def test_symbolic_block_rejects_bad_masks():
-    Z, *_ = _common.symbolic_prompt(1, 2)
-    P, Q = symbolic.td_symbolic(1)
-    with pytest.raises(ValueError, match=r"^mask:"):
-        symbolic.masked_lsa_symbolic(Z, P, Q, mask=sp.eye(3))
-    with pytest.raises(ValueError, match=r"^mask:"):
-        symbolic.masked_lsa_symbolic(Z, P, Q, mask=sp.eye(2))
 
 
 # ---- observed spread (slow): the numbers quoted in docs/td-family.md ---------------------------

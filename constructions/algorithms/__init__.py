@@ -12,11 +12,12 @@ Importing this package registers every declaration in :data:`constructions.ALGOR
   from statistics of (R4) (two declarations, ``gd_regression`` and ``precond_gd_regression``,
   sharing the prompt).
 
-Each module holds its numeric construction, its sympy twin, a deliberately naive reference loop
-(explicit Python loops using only ``+``, ``*``, ``/``, so it runs on sympy symbols too), its
-prompt layout and a module-level ``ALGORITHM`` declaration; the TD-family modules also keep their
-``verify_*`` and fixed-size ``prove_*`` functions. The public names are re-exported by
-:mod:`constructions`.
+Each module holds its construction (written once: float64 for float hyperparameters, exact
+``dtype=object`` arrays for symbolic ones), a deliberately naive reference loop (explicit Python
+loops using only ``+``, ``*``, ``/``, so it runs on symbols too), its prompt layout and a
+module-level ``ALGORITHM`` declaration; every check of a claim (numeric, exact, property sweep)
+is derived from the declaration by :mod:`constructions.derive`. The public names are re-exported
+by :mod:`constructions`.
 """
 
 from __future__ import annotations

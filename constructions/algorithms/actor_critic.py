@@ -22,7 +22,7 @@ import numpy as np
 
 import lsa_theory as lt
 
-from .. import numeric, symbolic
+from .. import numeric
 from ..closed_loop import ClosedLoopAlgorithm, Dims
 from .sarsa import sarsa_columns_of
 
@@ -99,11 +99,6 @@ class ActorCritic(ClosedLoopAlgorithm):
 
     def teacher_error_bound(self, X, g, w, lam, hyper):
         return lt.sarsa_update_error_bound(X, w, hyper["alpha"], g, lam, hyper["beta"])
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [
-            symbolic.actor_critic_symbolic(sizes["d"], sizes["d_pi"], hyper["alpha"], hyper["beta"], c)
-        ] * depth
 
     def readout(self, out, sizes):
         return out[-(sizes["d"] + sizes["d_pi"]) :, -1]

@@ -21,46 +21,35 @@ x_i^T``, ``h = (1/N) sum y_i x_i``, ``s = (1/N) sum y_i^2``, ``p = [p_x; p_y]`` 
 so with the cross blocks ``p_x = 0``, ``q21 = 0`` the prediction is ``x_q^T M h`` with
 ``M = p_y Q11^T`` (:func:`prediction_from_statistics`); (R2) is ``M = eta I``.
 
-Each claim has a float64 construction, a sympy twin, a deliberately naive loop (explicit Python
-loops with ``+ * /`` only, so it also runs on sympy symbols), a ``verify_*`` residual and a
-fixed-size ``prove_*`` proof by computation.
+Each claim has one construction (float64, or exact for a symbolic ``eta`` / ``A_l``), a
+deliberately naive loop (explicit Python loops with ``+ * /`` only, so it also runs on symbols)
+and a registry declaration (:data:`GD_ALGORITHM`, :data:`PRECOND_ALGORITHM`) from which
+:mod:`constructions.derive` builds the numeric rows and the fixed-size exact proof.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
-import lsa_theory as lt
 from lsa_theory import _backend as B
 from lsa_theory._checks import as_float_array, check_finite, check_int, check_real
 
+from ..numeric import eye, is_exact, zeros
 from ..registry import Algorithm
-from ..symbolic import SymbolicProof, masked_lsa_symbolic
 
 __all__ = [
     "regression_prompt",
     "statistics",
     "gd",
     "precond_gd",
-    "gd_symbolic",
-    "precond_gd_symbolic",
     "naive_gd",
     "naive_precond_gd",
     "prediction_from_statistics",
-    "verify_gd",
-    "verify_precond_gd",
-    "verify_prediction",
-    "prove_gd",
-    "prove_precond_gd",
-    "prove_prediction",
+    "regression_instance",
 ]
-
-eta_s = sp.Symbol("eta", real=True)
 
 
 def regression_prompt(X: Any, y: Any, x_query: Any) -> Any:
@@ -97,20 +86,26 @@ def statistics(X: Any, y: Any) -> tuple[Any, Any, Any]:
 
 
 def gd(d: int, eta: float) -> tuple[np.ndarray, np.ndarray]:
-    """(R2) [vO]: ``(P, Q)`` of shape (d+1, d+1), ``P = e_{d+1} e_{d+1}^T``, ``Q[:d, :d] = eta I_d``."""
+    """(R2) [vO]: ``(P, Q)`` of shape (d+1, d+1), ``P = e_{d+1} e_{d+1}^T``, ``Q[:d, :d] = eta I_d``;
+    ``dtype=object`` arrays for a symbolic ``eta``."""
     d = check_int(d, "d")
-    eta = check_real(eta, "eta")
-    P = np.zeros((d + 1, d + 1))
-    P[d, d] = 1.0
-    Q = np.zeros((d + 1, d + 1))
-    Q[:d, :d] = eta * np.eye(d)
+    exact = is_exact(eta)
+    if not exact:
+        eta = check_real(eta, "eta")
+    P = zeros((d + 1, d + 1), exact)
+    P[d, d] = 1 if exact else 1.0
+    Q = zeros((d + 1, d + 1), exact)
+    Q[:d, :d] = eta * eye(d, exact)
     return P, Q
 
 
 def _check_preconditioners(preconditioners: Sequence[Any]) -> list[np.ndarray]:
     if len(preconditioners) < 1:
         raise ValueError("preconditioners: need at least one A_l")
-    out = [as_float_array(A, f"preconditioners[{l}]", ndim=2) for l, A in enumerate(preconditioners)]
+    if is_exact(*preconditioners):
+        out = [np.asarray(A.tolist() if hasattr(A, "tolist") else A, dtype=object) for A in preconditioners]
+    else:
+        out = [as_float_array(A, f"preconditioners[{l}]", ndim=2) for l, A in enumerate(preconditioners)]
     d = out[0].shape[0]
     for l, A in enumerate(out):
         if A.shape != (d, d):
@@ -120,37 +115,14 @@ def _check_preconditioners(preconditioners: Sequence[Any]) -> list[np.ndarray]:
 
 def precond_gd(preconditioners: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(R3) [Ahn, Lemma 1]: one ``(P_l, Q_l)`` (d+1, d+1) per ``A_l`` (d, d):
-    ``P_l = e_{d+1} e_{d+1}^T``, ``Q_l = [[-A_l, 0], [0, 0]]``."""
+    ``P_l = e_{d+1} e_{d+1}^T``, ``Q_l = [[-A_l, 0], [0, 0]]``; ``dtype=object`` pairs when the
+    ``A_l`` are symbolic (sympy matrices or object arrays)."""
     layers = []
     for A in _check_preconditioners(preconditioners):
-        d = A.shape[0]
-        P = np.zeros((d + 1, d + 1))
-        P[d, d] = 1.0
-        Q = np.zeros((d + 1, d + 1))
-        Q[:d, :d] = -A
-        layers.append((P, Q))
-    return layers
-
-
-def gd_symbolic(d: int, eta=eta_s) -> tuple[sp.Matrix, sp.Matrix]:
-    """(R2) as sympy matrices (d+1, d+1), symbolic ``eta`` by default."""
-    d = check_int(d, "d")
-    P = sp.zeros(d + 1, d + 1)
-    P[d, d] = 1
-    Q = sp.zeros(d + 1, d + 1)
-    for j in range(d):
-        Q[j, j] = eta
-    return P, Q
-
-
-def precond_gd_symbolic(preconditioners: Sequence[sp.Matrix]) -> list[tuple[sp.Matrix, sp.Matrix]]:
-    """(R3) as sympy matrices: ``P_l = e_{d+1} e_{d+1}^T``, ``Q_l = [[-A_l, 0], [0, 0]]``."""
-    layers = []
-    for A in preconditioners:
-        d = A.shape[0]
-        P = sp.zeros(d + 1, d + 1)
-        P[d, d] = 1
-        Q = sp.zeros(d + 1, d + 1)
+        d, exact = A.shape[0], A.dtype == object
+        P = zeros((d + 1, d + 1), exact)
+        P[d, d] = 1 if exact else 1.0
+        Q = zeros((d + 1, d + 1), exact)
         Q[:d, :d] = -A
         layers.append((P, Q))
     return layers
@@ -213,132 +185,6 @@ def prediction_from_statistics(S: Any, h: Any, s: Any, x_query: Any, P: Any, Q: 
     )
 
 
-def _relative(out, ref) -> float:
-    from ..verify import relative_residual
-
-    return relative_residual(out, ref)
-
-
-def _residuals(readout: float, context: float):
-    from ..verify import Residuals
-
-    return Residuals(readout, context)
-
-
-def verify_gd(X, y, x_query, eta):
-    """(R2): one (W2) layer with :func:`gd` on the (R1) prompt; ``readout``: ``E_out[-1, -1]`` against
-    ``x_q^T w_1`` of :func:`naive_gd`; ``context``: change of the x-rows of every column (exactly 0).
-    ``X`` (N, d), ``y`` (N,), ``x_query`` (d,)."""
-    X, y, q = (as_float_array(a, n) for a, n in ((X, "X"), (y, "y"), (x_query, "x_query")))
-    E = regression_prompt(X, y, q)
-    d = X.shape[-1]
-    E_out = lt.masked_lsa(E, *gd(d, eta))
-    w1 = np.array([float(v) for v in naive_gd(X.tolist(), y.tolist(), eta)])
-    return _residuals(_relative(E_out[d, -1], q @ w1), float(np.abs(E_out[:d] - E[:d]).max(initial=0.0)))
-
-
-def verify_precond_gd(X, y, x_query, preconditioners):
-    """(R3): L (W2) layers of :func:`precond_gd`; ``readout``: the larger relative residual of
-    ``-E_L[-1, -1]`` against ``x_q^T w_L`` and of the context's y-row against ``y_i - x_i^T w_L``
-    (:func:`naive_precond_gd`); ``context``: change of the x-rows (exactly 0)."""
-    X, y, q = (as_float_array(a, n) for a, n in ((X, "X"), (y, "y"), (x_query, "x_query")))
-    As = _check_preconditioners(preconditioners)
-    E = regression_prompt(X, y, q)
-    d = X.shape[-1]
-    E_out = lt.masked_lsa_stack(E, precond_gd(As))
-    wL = np.array([float(v) for v in naive_precond_gd(X.tolist(), y.tolist(), [A.tolist() for A in As])])
-    readout = max(_relative(-E_out[d, -1], q @ wL), _relative(E_out[d, :-1], y - X @ wL))
-    return _residuals(readout, float(np.abs(E_out[:d] - E[:d]).max(initial=0.0)))
-
-
-def verify_prediction(X, y, x_query, P, Q) -> float:
-    """Relative residual of :func:`prediction_from_statistics` against ``masked_lsa(E, P, Q)[-1, -1]``
-    for dense ``P``, ``Q`` (d+1, d+1)."""
-    X, y, q = (as_float_array(a, n) for a, n in ((X, "X"), (y, "y"), (x_query, "x_query")))
-    P, Q = as_float_array(P, "P", ndim=2), as_float_array(Q, "Q", ndim=2)
-    E = regression_prompt(X, y, q)
-    S, h, s = statistics(X, y)
-    return _relative(prediction_from_statistics(S, h, s, q, P, Q), lt.masked_lsa(E, P, Q)[-1, -1])
-
-
-def _symbolic_prompt(d: int, N: int):
-    X = [[sp.Symbol(f"x_{i}_{j}", real=True) for j in range(d)] for i in range(N)]
-    y = [sp.Symbol(f"y_{i}", real=True) for i in range(N)]
-    q = [sp.Symbol(f"q_{j}", real=True) for j in range(d)]
-    E = sp.zeros(d + 1, N + 1)
-    for i in range(N):
-        for j in range(d):
-            E[j, i] = X[i][j]
-        E[d, i] = y[i]
-    for j in range(d):
-        E[j, N] = q[j]
-    return X, y, q, E
-
-
-def _count(claim: str, sizes: dict, residual: list, t0: float) -> SymbolicProof:
-    nonzero = sum(1 for e in residual if sp.expand(e) != 0)
-    return SymbolicProof(claim, sizes, len(residual), nonzero, time.perf_counter() - t0)
-
-
-def prove_gd(d: int = 2, N: int = 3) -> SymbolicProof:
-    """(R2) at these sizes only: one (W2) layer with symbolic ``eta`` on a fully symbolic (R1)
-    prompt; residual entries: ``E_out[-1, -1] - x_q^T w_1`` and the x-rows of every column minus
-    their input."""
-    t0 = time.perf_counter()
-    d, N = check_int(d, "d"), check_int(N, "N")
-    X, y, q, E = _symbolic_prompt(d, N)
-    out = masked_lsa_symbolic(E, *gd_symbolic(d)).applyfunc(sp.expand)
-    w1 = naive_gd(X, y, eta_s)
-    residual = [out[d, N] - sum(w1[j] * q[j] for j in range(d))]
-    residual += list(out[:d, :] - E[:d, :])
-    return _count("(R2)", {"d": d, "N": N}, residual, t0)
-
-
-def prove_precond_gd(d: int = 2, N: int = 3, n_layers: int = 2) -> SymbolicProof:
-    """(R3) at these sizes only: L (W2) layers with fully symbolic, non-symmetric ``A_l`` on a fully
-    symbolic (R1) prompt; residual entries: the whole output matrix minus its target (x-rows
-    unchanged, y-row ``y_i - x_i^T w_L``, query entry ``-x_q^T w_L``)."""
-    t0 = time.perf_counter()
-    d, N, L = check_int(d, "d"), check_int(N, "N"), check_int(n_layers, "n_layers")
-    X, y, q, E = _symbolic_prompt(d, N)
-    As = [sp.Matrix(d, d, lambda k, j, l=l: sp.Symbol(f"A{l}_{k}_{j}", real=True)) for l in range(L)]
-    out = E
-    for P, Q in precond_gd_symbolic(As):
-        out = masked_lsa_symbolic(out, P, Q).applyfunc(sp.expand)
-    wL = naive_precond_gd(X, y, [A.tolist() for A in As])
-    target = E.copy()
-    for i in range(N):
-        target[d, i] = y[i] - sum(X[i][j] * wL[j] for j in range(d))
-    target[d, N] = -sum(q[j] * wL[j] for j in range(d))
-    return _count("(R3)", {"d": d, "N": N, "L": L}, list(out - target), t0)
-
-
-def prove_prediction(d: int = 2, N: int = 2) -> SymbolicProof:
-    """The one-layer prediction formula at these sizes only: fully symbolic ``P``, ``Q`` and
-    prompt, ``masked_lsa(E, P, Q)[-1, -1]`` minus :func:`prediction_from_statistics`."""
-    t0 = time.perf_counter()
-    d, N = check_int(d, "d"), check_int(N, "N")
-    X, y, q, E = _symbolic_prompt(d, N)
-    P = sp.Matrix(d + 1, d + 1, lambda i, j: sp.Symbol(f"P_{i}_{j}", real=True))
-    Q = sp.Matrix(d + 1, d + 1, lambda i, j: sp.Symbol(f"Q_{i}_{j}", real=True))
-    out = masked_lsa_symbolic(E, P, Q)[d, N]
-    Xm = sp.Matrix(X)
-    ym = sp.Matrix(y)
-    S = Xm.T * Xm / N
-    h = Xm.T * ym / N
-    s = (ym.T * ym)[0, 0] / N
-    qm = sp.Matrix(q)
-    px, py = P[d, :d].T, P[d, d]
-    Q11, q21 = Q[:d, :d], Q[d, :d].T
-    formula = (
-        (px.T * S * Q11 * qm)[0, 0]
-        + (px.T * h)[0, 0] * (q21.T * qm)[0, 0]
-        + py * (h.T * Q11 * qm)[0, 0]
-        + py * s * (q21.T * qm)[0, 0]
-    )
-    return _count("(R4)", {"d": d, "N": N}, [out - formula], t0)
-
-
 # ------------------------------------------------------------------------------- declarations
 
 
@@ -395,9 +241,6 @@ class GDRegression(_Regression):
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [gd(sizes["d"], hyper["eta"])]
 
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [gd_symbolic(sizes["d"], hyper["eta"])]
-
     def readout(self, out, sizes):
         return out[-1:, -1]
 
@@ -435,10 +278,8 @@ class PrecondGDRegression(_Regression):
         return np.array([pred, *resid])
 
     def construction(self, sizes, hyper, c=1.0, depth=1):
-        return precond_gd([np.asarray(A, dtype=float) for A in hyper["A"][:depth]])
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return precond_gd_symbolic([sp.Matrix(np.asarray(A, dtype=object)) for A in hyper["A"][:depth]])
+        As = hyper["A"][:depth]
+        return precond_gd(list(As) if is_exact(As) else [np.asarray(A, dtype=float) for A in As])
 
     def readout(self, out, sizes):
         return np.concatenate([-out[-1:, -1], out[-1, :-1]])

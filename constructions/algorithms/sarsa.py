@@ -21,7 +21,7 @@ import numpy as np
 
 import lsa_theory as lt
 
-from .. import numeric, symbolic
+from .. import numeric
 from ..closed_loop import ClosedLoopAlgorithm, Dims
 
 
@@ -87,9 +87,6 @@ class Sarsa(ClosedLoopAlgorithm):
 
     def teacher_error_bound(self, X, g, w, lam, hyper):
         return lt.sarsa_update_error_bound(X, w, hyper["alpha"])
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [symbolic.sarsa_symbolic(sizes["d"], hyper["alpha"], c)] * depth
 
     def readout(self, out, sizes):
         return out[-sizes["d"] :, -1]

@@ -15,7 +15,7 @@ import numpy as np
 
 import lsa_theory as lt
 
-from .. import numeric, symbolic
+from .. import numeric
 from ..registry import Algorithm
 from .sarsa import sarsa_columns_of
 
@@ -85,15 +85,12 @@ class TD(Algorithm):
         w = lt.td_update(X, np.zeros(X.shape[0] // 2), hyper["alpha"], n_iter=depth)
         return np.array([w @ np.asarray(inst["q"], dtype=np.float64)])
 
-    #: One layer's ``(P, Q)`` from ``(d, alpha)``, float64 and sympy; every layer is the same.
+    #: One layer's ``(P, Q)`` from ``(d, alpha)``, float64 or exact (symbolic ``alpha``); every
+    #: layer is the same.
     pair = staticmethod(numeric.td)
-    pair_symbolic = staticmethod(symbolic.td_symbolic)
 
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [self.pair(sizes["d"], hyper["alpha"])] * depth
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [self.pair_symbolic(sizes["d"], hyper["alpha"])] * depth
 
     def readout(self, out, sizes):
         return -out[-1:, -1]

@@ -40,29 +40,24 @@ step (shown in the tests).
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 import lsa_theory as lt
 from lsa_theory._checks import as_float_array, check_int, check_real
 from lsa_theory.reference import _delta, _out
 
 from .. import numeric
-from .._residuals import Residuals
+from ..symbolic import exact_masked_block
 from . import _common
 from . import td as td_decl
 
 __all__ = [
     "td_average_reward",
-    "td_average_reward_symbolic",
     "running_mean_mask",
-    "running_mean_mask_symbolic",
     "average_reward_prompt",
     "average_reward_layer",
     "average_reward_stack",
     "single_head_average_reward",
     "naive_average_reward_td",
-    "verify_td_average_reward",
-    "prove_td_average_reward",
 ]
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -81,33 +76,32 @@ def _heads(d: int, alpha, zeros, one):
 
 def td_average_reward(d: int, alpha: float) -> tuple[Pair, Pair]:
     """(W7): the two heads ``((P_r, Q), (P_v, Q))`` of one layer, arrays (2d+2, 2d+2): the reward
-    head (use with :func:`running_mean_mask`) and the value head (mask ``diag(I_n, 0)``)."""
+    head (use with :func:`running_mean_mask`) and the value head (mask ``diag(I_n, 0)``);
+    ``dtype=object`` arrays for a symbolic ``alpha``."""
     d = check_int(d, "d")
-    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    return _heads(d, alpha, lambda a, b: np.zeros((a, b)), 1.0)
+    exact = numeric.is_exact(alpha)
+    if not exact:
+        alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
+    return _heads(d, alpha, lambda a, b: numeric.zeros((a, b), exact), 1 if exact else 1.0)
 
 
-def td_average_reward_symbolic(d: int, alpha=_common.alpha_s) -> tuple[tuple, tuple]:
-    """(W7) heads as sympy matrices."""
-    return _heads(check_int(d, "d"), alpha, sp.zeros, 1)
-
-
-def running_mean_mask(n: int, n_queries: int = 1) -> np.ndarray:
+def running_mean_mask(n: int, n_queries: int = 1, *, exact: bool = False) -> np.ndarray:
     """(W7): ``N = diag(I_n, 0) - U`` of shape (n+n_q, n+n_q), ``U[k, i] = 1/(i+1)`` for
     ``0 <= k <= i < n`` (0-based), so ``sum_k r_k N[k, i] = r_i - mean(r_0..r_i)``; query rows and
-    columns zero."""
+    columns zero. Float64, or with ``exact`` a ``dtype=object`` array of exact rationals
+    (:class:`fractions.Fraction`)."""
     n, n_queries = check_int(n, "n"), check_int(n_queries, "n_queries")
     k, i = np.indices((n, n))
+    if exact:
+        from fractions import Fraction
+
+        N = numeric.zeros((n + n_queries, n + n_queries), True)
+        for a, b in zip(*np.nonzero(k <= i), strict=True):
+            N[a, b] = int(a == b) - Fraction(1, int(b) + 1)
+        return N
     N = np.zeros((n + n_queries, n + n_queries))
     N[:n, :n] = np.eye(n) - np.where(k <= i, 1.0 / (i + 1.0), 0.0)
     return N
-
-
-def running_mean_mask_symbolic(n: int, n_queries: int = 1) -> sp.Matrix:
-    """:func:`running_mean_mask` with exact rationals."""
-    n, n_queries = check_int(n, "n"), check_int(n_queries, "n_queries")
-    N = n + n_queries
-    return sp.Matrix(N, N, lambda k, i: (int(k == i) - sp.Rational(1, i + 1)) if k <= i < n else 0)
 
 
 def average_reward_prompt(phi, phi_next, r, phi_query) -> np.ndarray:
@@ -143,7 +137,15 @@ def average_reward_layer(Z: np.ndarray, heads: tuple[Pair, Pair]) -> np.ndarray:
 
 def average_reward_stack(Z: np.ndarray, layers) -> np.ndarray:
     """L layers of :func:`average_reward_layer`, ``layers = [heads_1, ...]``, each
-    ``heads = ((P_r, Q_r), (P_v, Q_v))``; ``Z`` (2d+2, n+1) real (ValueError naming the argument)."""
+    ``heads = ((P_r, Q_r), (P_v, Q_v))``; ``Z`` (2d+2, n+1) real (ValueError naming the argument).
+    A ``dtype=object`` ``Z`` (ring elements of :mod:`constructions.symbolic`) runs the same layer
+    in exact arithmetic, with :func:`running_mean_mask` exact."""
+    if numeric.is_exact(Z):
+        n = Z.shape[-1] - 1
+        N, M = running_mean_mask(n, exact=True), np.diag([1] * n + [0]).astype(object)
+        for (P_r, Q_r), (P_v, Q_v) in layers:
+            Z = exact_masked_block(Z, P_v, Q_v, M) + (exact_masked_block(Z, P_r, Q_r, N) - Z)
+        return Z
     Z = as_float_array(Z, "Z", ndim=2)
     if Z.shape[-1] < 2:
         raise ValueError(f"Z: expected (2d+2, n+1) with n >= 1, got shape {Z.shape}")
@@ -195,40 +197,6 @@ def naive_average_reward_td(phi, phi_next, r, alpha, n_iter: int = 1, w0=None) -
     return _out(w)
 
 
-def verify_td_average_reward(phi, phi_next, r, phi_query, alpha, n_layers: int = 1) -> Residuals:
-    """(W7): ``n_layers`` two-head layers with :func:`td_average_reward` versus
-    :func:`naive_average_reward_td`; ``-Z[-1, -1]`` against ``w_L^T phi(s)``; ``context`` is the
-    change of every row but the value row (phi, phi', r: exactly zero)."""
-    L = check_int(n_layers, "n_layers")
-    Z = average_reward_prompt(phi, phi_next, r, phi_query)
-    d = (Z.shape[0] - 2) // 2
-    Z_out = average_reward_stack(Z, [td_average_reward(d, alpha)] * L)
-    w_L = naive_average_reward_td(np.asarray(phi), np.asarray(phi_next), np.asarray(r), alpha, L)
-    return _common.value_residuals(Z, Z_out, w_L, phi_query)
-
-
-def prove_td_average_reward(d: int = 2, n: int = 3, n_layers: int = 2, mask=None, construction=None):
-    """(W7) at these sizes only: L two-head layers on a (W7) prompt whose every entry is a symbol
-    (value row zero), symbolic ``alpha``, give ``-Z_L[-1, -1] = w_L^T phi(s)`` with ``w_L`` from
-    :func:`naive_average_reward_td`. ``mask`` (the reward head's) and ``construction(d)`` (the
-    heads) may be replaced by perturbed ones (the proof must then fail)."""
-    t0 = _common.start()
-    d, n, L = check_int(d, "d"), check_int(n, "n"), check_int(n_layers, "n_layers")
-    Z0, phi, phi_next, r, q = _common.symbolic_prompt(d, n, gamma=1, extra_rows=1)
-    R = _common.Ring(list(Z0), _common.alpha_s)
-    N = R.mat(running_mean_mask_symbolic(n) if mask is None else mask)
-    (P_r, Q_r), (P_v, Q_v) = (
-        (R.mat(P), R.mat(Q)) for P, Q in (construction or td_average_reward_symbolic)(d)
-    )
-    Z, M = R.mat(Z0), R.mat(_common.diag_mask(n))
-    for _ in range(L):
-        Z = R.masked_block(Z, P_v, Q_v, M, n) + (R.masked_block(Z, P_r, Q_r, N, n) - Z)
-    phi, phi_next, r, q = R.nested(phi), R.nested(phi_next), R.nested(r), R.nested(q)
-    w_L = naive_average_reward_td(phi, phi_next, r, R.el(_common.alpha_s), n_iter=L)
-    last = [_delta(phi[k], phi_next[k], R.K.zero, w_L, 1) for k in range(n)]
-    return _common.full_proof("(W7)", {"d": d, "n": n, "L": L}, R, R.mat(Z0), Z, last, w_L, q, t0)
-
-
 # ------------------------------------------------------------------------------- declaration
 
 
@@ -257,7 +225,6 @@ class TDAverageReward(td_decl.TD):
     teacher_readout = None
 
     pair = staticmethod(td_average_reward)
-    pair_symbolic = staticmethod(td_average_reward_symbolic)
 
     def all_sizes_forms(self):
         """(W7) for every d, n, L: the two-head layer in block algebra with any reward mask
@@ -269,16 +236,6 @@ class TDAverageReward(td_decl.TD):
 
     def stack(self, Z, layers, mask=None):
         return average_reward_stack(Z, layers)
-
-    def stack_symbolic(self, Z, layers, mask=None):
-        Zs = sp.Matrix(Z.tolist())
-        n = Zs.shape[1] - 1
-        N, M = running_mean_mask_symbolic(n), sp.diag(*([1] * n + [0]))
-        for (P_r, Q_r), (P_v, Q_v) in layers:
-            Zs = (Zs + (P_r * Zs * N * Zs.T * Q_r * Zs) / n + (P_v * Zs * M * Zs.T * Q_v * Zs) / n).applyfunc(
-                sp.expand
-            )
-        return np.array(Zs.tolist(), dtype=object)
 
 
 ALGORITHM = TDAverageReward()

@@ -25,47 +25,39 @@ and fails (checked in the tests); ``lam = 0`` is (W3).
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory._checks import check_int
 from lsa_theory.reference import _delta, _out
 
-from .. import numeric, symbolic
-from .._residuals import Residuals
+from .. import numeric
 from . import _common
 from . import td as td_decl
 
-__all__ = [
-    "td_lambda",
-    "td_lambda_symbolic",
-    "trace_mask_symbolic",
-    "naive_batch_td_lambda",
-    "verify_td_lambda",
-    "prove_td_lambda",
-]
-
-lam_s = sp.Symbol("lam", real=True)
+__all__ = ["td_lambda", "trace_mask", "naive_batch_td_lambda"]
 
 
 def td_lambda(d: int, alpha: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """(W5): ``(P, Q)`` of shape (2d+1, 2d+1), equal to the (W3) pair; the trace decay ``lam``
     (checked here, ``0 <= lam <= 1``) enters through the mask ``lsa_theory.trace_mask(n, lam)``
-    passed to :func:`lsa_theory.masked_lsa` / ``masked_lsa_stack``."""
-    _common.check_lam(lam)
+    passed to :func:`lsa_theory.masked_lsa` / ``masked_lsa_stack``. A symbolic ``alpha`` or
+    ``lam`` gives the exact (``dtype=object``) pair."""
+    if not numeric.is_exact(lam):
+        _common.check_lam(lam)
     return numeric.td(d, alpha)
 
 
-def td_lambda_symbolic(d: int, alpha=_common.alpha_s) -> tuple[sp.Matrix, sp.Matrix]:
-    """(W5) as sympy matrices: the (W3) twin."""
-    return symbolic.td_symbolic(d, alpha)
-
-
-def trace_mask_symbolic(n: int, lam=lam_s, n_queries: int = 1) -> sp.Matrix:
-    """:func:`lsa_theory.trace_mask` with a symbolic ``lam``: ``M[i, j] = lam**(i-j)``, ``j <= i < n``."""
+def trace_mask(n: int, lam, n_queries: int = 1) -> np.ndarray:
+    """:func:`lsa_theory.trace_mask` (float64) for a numeric ``lam``; for a symbolic ``lam`` the
+    same mask as a ``dtype=object`` array, ``M[i, j] = lam**(i-j)`` for ``j <= i < n``."""
+    if not numeric.is_exact(lam):
+        return lt.trace_mask(n, lam, n_queries)
     n, n_queries = check_int(n, "n"), check_int(n_queries, "n_queries")
-    N = n + n_queries
-    return sp.Matrix(N, N, lambda i, j: lam ** (i - j) if j <= i < n else 0)
+    M = numeric.zeros((n + n_queries, n + n_queries), True)
+    for i in range(n):
+        for j in range(i + 1):
+            M[i, j] = lam ** (i - j)
+    return M
 
 
 def naive_batch_td_lambda(phi, phi_next, r, gamma, alpha, lam, n_iter: int = 1, w0=None) -> np.ndarray:
@@ -85,39 +77,6 @@ def naive_batch_td_lambda(phi, phi_next, r, gamma, alpha, lam, n_iter: int = 1, 
                 new[j] = new[j] + alpha * delta * e[j] / n
         w = new
     return _out(w)
-
-
-def verify_td_lambda(phi, phi_next, r, phi_query, gamma, alpha, lam, n_layers: int = 1) -> Residuals:
-    """(W5): ``n_layers`` masked blocks with :func:`td_lambda` and ``trace_mask(n, lam)`` versus
-    :func:`naive_batch_td_lambda`; ``-Z[-1, -1]`` against ``w_L^T phi(s)``."""
-    L = check_int(n_layers, "n_layers")
-    lam = check_real(lam, "lam", low=0.0, high=1.0)
-    Z = _common.numeric_prompt(phi, phi_next, r, phi_query, gamma)
-    d, n = (Z.shape[-2] - 1) // 2, Z.shape[-1] - 1
-    Z_out = lt.masked_lsa_stack(Z, [td_lambda(d, alpha, lam)] * L, mask=lt.trace_mask(n, lam))
-    w_L = naive_batch_td_lambda(np.asarray(phi), np.asarray(phi_next), np.asarray(r), gamma, alpha, lam, L)
-    return _common.value_residuals(Z, Z_out, w_L, phi_query)
-
-
-def prove_td_lambda(d: int = 2, n: int = 3, n_layers: int = 2, mask=None, construction=None):
-    """(W5) at these sizes only: L masked layers with the (W3) pair and the trace mask, symbolic
-    ``alpha``, ``gamma``, ``lam`` and every prompt entry a symbol, give ``-Z_L[-1, -1] = w_L^T
-    phi(s)`` with ``w_L`` from :func:`naive_batch_td_lambda`. ``mask`` replaces the trace mask and
-    ``construction(d)`` the pair (perturbed ones, e.g. the transposed mask, must make it fail)."""
-    t0 = _common.start()
-    d, n, L = check_int(d, "d"), check_int(n, "n"), check_int(n_layers, "n_layers")
-    Z0, phi, phi_next, r, q = _common.symbolic_prompt(d, n)
-    mask = trace_mask_symbolic(n) if mask is None else sp.Matrix(mask)
-    R = _common.Ring(list(Z0), _common.alpha_s, lam_s)
-    P, Q = (R.mat(m) for m in (construction or td_lambda_symbolic)(d))
-    Z, M = R.mat(Z0), R.mat(mask)
-    for _ in range(L):
-        Z = R.masked_block(Z, P, Q, M, n)
-    phi, phi_next, r, q = R.nested(phi), R.nested(phi_next), R.nested(r), R.nested(q)
-    gamma = R.el(_common.gamma_s)
-    w_L = naive_batch_td_lambda(phi, phi_next, r, gamma, R.el(_common.alpha_s), R.el(lam_s), n_iter=L)
-    last = [_delta(phi[k], phi_next[k], r[k], w_L, gamma) for k in range(n)]
-    return _common.full_proof("(W5)", {"d": d, "n": n, "L": L}, R, R.mat(Z0), Z, last, w_L, q, t0)
 
 
 # ------------------------------------------------------------------------------- declaration
@@ -145,10 +104,7 @@ class TDLambda(td_decl.TD):
         return {**super().draw(sizes, rng), "hyper": {"lam": float(rng.choice(TRACE_DECAYS))}}
 
     def mask(self, sizes, hyper):
-        lam = hyper["lam"]
-        if isinstance(lam, sp.Basic):
-            return trace_mask_symbolic(sizes["n"], lam)
-        return lt.trace_mask(sizes["n"], lam)
+        return trace_mask(sizes["n"], hyper["lam"])
 
     def naive(self, inst, hyper, depth):
         w = naive_batch_td_lambda(inst["phi"], inst["phi_next"], inst["r"], hyper["gamma"], hyper["alpha"],

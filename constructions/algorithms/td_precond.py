@@ -22,80 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import sympy as sp
 
-import lsa_theory as lt
-from lsa_theory._checks import as_float_array, check_int, check_real
 from lsa_theory.reference import _delta, _out
 
-from .. import numeric
-from .._residuals import Residuals
+from ..numeric import is_exact, td_precond
 from . import _common
 from . import td as td_decl
 
-__all__ = [
-    "td_precond",
-    "td_precond_symbolic",
-    "naive_precond_td",
-    "verify_td_precond",
-    "prove_td_precond",
-]
-
-
-def _check_C(C, d: int) -> tuple[np.ndarray, bool]:
-    """``C`` as an (L, d, d) float64 array and whether it was one matrix."""
-    arr = as_float_array(C, "C")  # complex, bool, object refused (never cast); NaN/inf refused
-    if arr.ndim == 2:
-        arr, single = arr[None], True
-    elif arr.ndim == 3 and arr.shape[0] >= 1:
-        single = False
-    else:
-        raise ValueError(
-            f"C: expected a ({d}, {d}) matrix or a sequence of L >= 1 of them, got shape {arr.shape}"
-        )
-    if arr.shape[1:] != (d, d):
-        raise ValueError(f"C: each matrix must be ({d}, {d}) to match d = {d}, got {arr.shape[1:]}")
-    return arr, single
-
-
-Pair = tuple[np.ndarray, np.ndarray]
-
-
-def td_precond(d: int, alpha: float, C) -> Pair | list[Pair]:
-    """(W4): ``(P, Q)`` of shape (2d+1, 2d+1) with ``Q[:d, :2d] = alpha [-C^T, C^T]``.
-
-    ``C`` one (d, d) matrix -> one ``(P, Q)`` pair; a sequence of L (d, d) matrices (or an
-    (L, d, d) array) -> a list of L pairs, layer ``l`` with ``C_l``, for
-    :func:`lsa_theory.masked_lsa_stack`. ``alpha > 0`` scales every ``C_l``.
-    """
-    d = check_int(d, "d")
-    alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-    Cs, single = _check_C(C, d)
-    D = 2 * d + 1
-    layers = []
-    for C_l in Cs:
-        P = np.zeros((D, D))
-        P[-1, -1] = 1.0
-        Q = np.zeros((D, D))
-        Q[:d, :d] = -alpha * C_l.T
-        Q[:d, d : 2 * d] = alpha * C_l.T
-        layers.append((P, Q))
-    return layers[0] if single else layers
-
-
-def td_precond_symbolic(d: int, C: sp.Matrix, alpha=_common.alpha_s) -> tuple[sp.Matrix, sp.Matrix]:
-    """(W4) as sympy matrices (2d+1, 2d+1) for one (d, d) sympy matrix ``C``."""
-    d = check_int(d, "d")
-    C = sp.Matrix(C)
-    if C.shape != (d, d):
-        raise ValueError(f"C: expected shape ({d}, {d}), got {C.shape}")
-    D = 2 * d + 1
-    P = sp.zeros(D, D)
-    P[D - 1, D - 1] = 1
-    Q = sp.zeros(D, D)
-    Q[:d, :d] = -alpha * C.T
-    Q[:d, d : 2 * d] = alpha * C.T
-    return P, Q
+__all__ = ["td_precond", "naive_precond_td"]
 
 
 def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> np.ndarray:
@@ -119,42 +53,6 @@ def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> n
                 new[a] = new[a] + alpha * C[a][b] * u[b]
         w = new
     return _out(w)
-
-
-def verify_td_precond(phi, phi_next, r, phi_query, gamma, alpha, C) -> Residuals:
-    """(W4): the masked stack with the public ``constructions.td(d, alpha, C)`` versus
-    :func:`naive_precond_td`, read out as ``-Z[-1, -1]`` against ``w_L^T phi(s)``; ``C`` (d, d)
-    (one layer) or (L, d, d)."""
-    Z = _common.numeric_prompt(phi, phi_next, r, phi_query, gamma)
-    d = (Z.shape[-2] - 1) // 2
-    layers = numeric.td(d, alpha, C)
-    layers = [layers] if isinstance(layers, tuple) else layers
-    Z_out = lt.masked_lsa_stack(Z, layers)
-    Cs = _check_C(C, d)[0]
-    w_L = naive_precond_td(np.asarray(phi), np.asarray(phi_next), np.asarray(r), gamma, alpha, Cs)
-    return _common.value_residuals(Z, Z_out, w_L, phi_query)
-
-
-def prove_td_precond(d: int = 2, n: int = 3, n_layers: int = 2, construction=td_precond_symbolic):
-    """(W4) at these sizes only: L masked layers, layer ``l`` with a fully symbolic ``C_l``
-    (entries ``c{l}_{a}_{b}``) and symbolic ``alpha``, on a (W1) prompt whose every entry is a
-    symbol, give ``-Z_L[-1, -1] = w_L^T phi(s)`` with ``w_L`` from :func:`naive_precond_td`.
-    ``construction(d, C)`` may be replaced by a perturbed twin (the proof must then fail)."""
-    t0 = _common.start()
-    d, n, L = check_int(d, "d"), check_int(n, "n"), check_int(n_layers, "n_layers")
-    Z0, phi, phi_next, r, q = _common.symbolic_prompt(d, n)
-    Cs = [sp.Matrix(d, d, lambda a, b, l=l: sp.Symbol(f"c{l}_{a}_{b}", real=True)) for l in range(L)]
-    R = _common.Ring(list(Z0), *[list(C) for C in Cs], _common.alpha_s)
-    Z, M = R.mat(Z0), R.mat(_common.diag_mask(n))
-    for C in Cs:
-        P, Q = construction(d, C)
-        Z = R.masked_block(Z, R.mat(P), R.mat(Q), M, n)
-    phi, phi_next, r, q = R.nested(phi), R.nested(phi_next), R.nested(r), R.nested(q)
-    gamma = R.el(_common.gamma_s)
-    Cs_nested = [R.nested([[C[a, b] for b in range(d)] for a in range(d)]) for C in Cs]
-    w_L = naive_precond_td(phi, phi_next, r, gamma, R.el(_common.alpha_s), Cs_nested)
-    last = [_delta(phi[k], phi_next[k], r[k], w_L, gamma) for k in range(n)]
-    return _common.full_proof("(W4)", {"d": d, "n": n, "L": L}, R, R.mat(Z0), Z, last, w_L, q, t0)
 
 
 # ------------------------------------------------------------------------------- declaration
@@ -194,13 +92,9 @@ class TDPrecond(td_decl.TD):
 
     def construction(self, sizes, hyper, c=1.0, depth=1):
         return [
-            numeric.td(sizes["d"], hyper["alpha"], np.asarray(C, dtype=float))
+            td_precond(sizes["d"], hyper["alpha"], C if is_exact(C) else np.asarray(C, dtype=float))
             for C in self._Cs(sizes["d"], hyper, depth)
         ]
-
-    def construction_symbolic(self, sizes, hyper, c, depth=1):
-        return [td_precond_symbolic(sizes["d"], sp.Matrix(np.asarray(C, dtype=object)), hyper["alpha"])
-                for C in self._Cs(sizes["d"], hyper, depth)]  # fmt: skip
 
     def all_sizes_forms(self):
         from ..proof_forms import td_precond_forms
