@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import constructions.verify as cv
+import constructions.numeric as cn
 from experiments import cli
 
 
@@ -35,7 +35,7 @@ def test_verify_table_and_seed_reproducible(capsys):
 
 def test_verify_exit_code_on_failure(monkeypatch, capsys):
     """A failing claim must give exit code 1 and a FAIL row (break the SARSA construction)."""
-    real = cv.numeric.sarsa
+    real = cn.sarsa
 
     def broken(d, alpha, c=1.0):
         P, V = real(d, alpha, c)
@@ -43,7 +43,7 @@ def test_verify_exit_code_on_failure(monkeypatch, capsys):
         V[-1, d - 1] *= 1.0 + 1e-9  # alpha of the last coordinate, off by 1e-9 relative
         return P, V
 
-    monkeypatch.setattr(cv.numeric, "sarsa", broken)
+    monkeypatch.setattr(cn, "sarsa", broken)
     assert cli.main(["verify", "--quick", "--seed", "1"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
