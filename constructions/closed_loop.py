@@ -101,6 +101,9 @@ class ClosedLoopAlgorithm(Algorithm):
 
     block: ClassVar[str] = "lsa"
     critic: ClassVar[str] = "action"
+    #: Whether :meth:`smooth_behaviour` is the deployed :meth:`behaviour` (then the sampled (P2)
+    #: loop is the deployment itself and is not run twice).
+    smooth_is_behaviour: ClassVar[bool] = False
 
     @property
     def has_actor(self) -> bool:

@@ -36,6 +36,7 @@ class ActorCritic(ClosedLoopAlgorithm):
     claim = "(A4)"
     statement = "(c P*, V*/c) of (A3) = batch actor-critic (A2), state-value critic"
     critic = "state"
+    smooth_is_behaviour = True  # (P2) acts with the loop's own pi_lambda
     hyper = {"gamma": 0.5, "alpha": 0.2, "beta": 0.1}
     hyper_ranges = {"gamma": (0.0, 0.99), "alpha": (0.05, 2.0), "beta": (0.05, 2.0)}
     scales = (1.0, -3.7, 0.05)
