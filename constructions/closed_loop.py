@@ -23,7 +23,7 @@ import numpy as np
 
 import lsa_theory as lt
 from lsa_theory._checks import check_gamma, check_int, check_real
-from lsa_theory.loop_driver import critic_columns, linear
+from lsa_theory.loop_driver import LoopAgent, closed_loop, closed_loop_batched, critic_columns, linear
 from lsa_theory.policies import epsilon_greedy_rows, softmax_rows
 
 from .registry import Algorithm
@@ -41,7 +41,7 @@ def _torch_linear(table: Any, v: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class _HookAgent:
-    """:class:`lsa_theory.LoopAgent` from a declaration's :meth:`ClosedLoopAlgorithm.behaviour`
+    """:class:`lsa_theory.loop_driver.LoopAgent` from a declaration's :meth:`ClosedLoopAlgorithm.behaviour`
     (or :meth:`~ClosedLoopAlgorithm.smooth_behaviour` at ``tau``) and :meth:`~ClosedLoopAlgorithm.frame`."""
 
     alg: ClosedLoopAlgorithm
@@ -204,10 +204,8 @@ class ClosedLoopAlgorithm(Algorithm):
         (the numpy form of :meth:`smooth_policy`)."""
         return softmax_rows(linear(draws.phi, w) / tau)
 
-    def agent(
-        self, draws: Draws, gamma: float, epsilon: float = 0.0, tau: float | None = None
-    ) -> lt.LoopAgent:
-        """The :class:`lsa_theory.LoopAgent` of this declaration on ``draws`` (tables of one MDP,
+    def agent(self, draws: Draws, gamma: float, epsilon: float = 0.0, tau: float | None = None) -> LoopAgent:
+        """The :class:`lsa_theory.loop_driver.LoopAgent` of this declaration on ``draws`` (tables of one MDP,
         or stacks for the batched loop): :meth:`behaviour` at ``epsilon`` (:meth:`smooth_behaviour`
         at ``tau`` when given) and :meth:`frame`."""
         return _HookAgent(self, draws, gamma, epsilon, tau)
@@ -242,9 +240,10 @@ class ClosedLoopAlgorithm(Algorithm):
         epsilon: float,
         rng: np.random.Generator,
     ) -> lt.LoopResult:
-        """The closed loop (S6)/(A5) of one MDP driven by ``update`` (:func:`lsa_theory.closed_loop`)."""
+        """The closed loop (S6)/(A5) of one MDP driven by ``update``
+        (:func:`lsa_theory.loop_driver.closed_loop`)."""
         agent = self.agent(draws, check_gamma(mdp.gamma), check_real(epsilon, "epsilon", low=0.0, high=1.0))
-        return lt.closed_loop(
+        return closed_loop(
             mdp, agent, draws.w0, draws.lam0, update, n=check_int(n, "n"), n_updates=n_updates, rng=rng
         )
 
@@ -266,10 +265,10 @@ class ClosedLoopAlgorithm(Algorithm):
         epsilon: float,
     ) -> lt.LoopResult:
         """The closed loops of k MDPs at once from pre-drawn uniforms ``U`` (bit-identical rows;
-        :func:`lsa_theory.closed_loop_batched`)."""
+        :func:`lsa_theory.loop_driver.closed_loop_batched`)."""
         draws = Draws(phi, phi_pi, w0, lam0)
         agent = self.agent(draws, check_gamma(gamma), check_real(epsilon, "epsilon", low=0.0, high=1.0))
-        return lt.closed_loop_batched(P, r, mu0, agent, w0, lam0, update, U, n=n, n_updates=n_updates)
+        return closed_loop_batched(P, r, mu0, agent, w0, lam0, update, U, n=n, n_updates=n_updates)
 
     # ------------------------------------------------------- smooth loop of (P2), torch
     def smooth_policy(self, phi: Any, phi_pi: Any, v: Any, tau: float) -> Any:

@@ -33,6 +33,7 @@ import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
+from lsa_theory.loop_driver import closed_loop
 from lsa_theory.rollout import DIVERGENCE_BOUND  # noqa: F401  (DIVERGENCE_BOUND: re-exported)
 
 from .control_roundoff import (  # noqa: F401  (re-exported)
@@ -250,7 +251,7 @@ def deploy(
         return np.asarray(w_new, dtype=np.float64), lam_new
 
     evaluate(0, w, lam)
-    loop = lt.closed_loop(
+    loop = closed_loop(
         mdp, alg.agent(draws, mdp.gamma, epsilon), w, lam, step, n=n, n_updates=T, rng=rng,
         restart=terminal, keep_frames=False, on_context=on_context, on_step=on_step,
     )  # fmt: skip

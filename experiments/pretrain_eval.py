@@ -44,6 +44,7 @@ import dynamics as dy
 import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory._checks import check_int, check_real
+from lsa_theory.loop_driver import closed_loop
 
 from . import expected_loop as el
 from .control import _eval_points as _control_eval_points
@@ -273,7 +274,7 @@ def softmax_deploy(
     closed-loop declaration ``algo`` acting with its smooth (P2) behaviour
     (:meth:`constructions.ClosedLoopAlgorithm.smooth_behaviour`: ``softmax(Q_w / tau)`` in place
     of epsilon-greedy for (S6); ``pi_lambda`` itself with an actor), through the one driver
-    :func:`lsa_theory.closed_loop`. Draws, like :func:`experiments.control.deploy`: the critic's
+    :func:`lsa_theory.loop_driver.closed_loop`. Draws, like :func:`experiments.control.deploy`: the critic's
     table (SARSA: ``phi ~ U(-1, 1)``, d = S A), ``w_0 ~ U(-1, 1)^d`` (with an actor ``lambda_0 =
     0`` and ``phi_pi``), then the rollouts, each continuing from the last state. ``weights`` as
     in :func:`experiments.control.resolve_weights` (``"teacher"``: the exact update, (S2) for
@@ -301,7 +302,7 @@ def softmax_deploy(
         out[t] = lt.normalized_return(mdp, alg.greedy(draws, w_new, lam_new), sol)
 
     agent = alg.agent(draws, mdp.gamma, tau=tau)
-    lt.closed_loop(mdp, agent, w, lam, update, n=n, n_updates=T, rng=rng, keep_frames=False, on_step=on_step)
+    closed_loop(mdp, agent, w, lam, update, n=n, n_updates=T, rng=rng, keep_frames=False, on_step=on_step)
     return out
 
 

@@ -7,11 +7,8 @@ outer packages ``constructions`` and ``dynamics`` build on it (imports only go c
 from .algorithms import actor_critic_update, sarsa_update, sarsa_update_error_bound, td_errors, td_update
 from .features import FEATURE_KINDS, random_features, random_state_features
 from .loop_driver import (
-    LoopAgent,
     actor_critic_loop,
     actor_critic_loop_batched,
-    closed_loop,
-    closed_loop_batched,
     sarsa_loop,
     sarsa_loop_batched,
 )
@@ -64,7 +61,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FEATURE_KINDS",
     "Layout",
-    "LoopAgent",
     "LoopResult",
     "OptimalSolution",
     "TabularMDP",
@@ -76,8 +72,6 @@ __all__ = [
     "actor_critic_prompt",
     "actor_critic_update",
     "check_policy",
-    "closed_loop",
-    "closed_loop_batched",
     "context_columns",
     "epsilon_greedy",
     "expected_return",
