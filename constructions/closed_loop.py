@@ -22,10 +22,41 @@ from typing import Any, ClassVar
 import numpy as np
 
 import lsa_theory as lt
+from lsa_theory._checks import check_gamma, check_int, check_real
+from lsa_theory.loop_driver import LoopAgent, closed_loop, closed_loop_batched, critic_columns, linear
+from lsa_theory.policies import epsilon_greedy_rows, softmax_rows
 
 from .registry import Algorithm
 
 __all__ = ["ClosedLoopAlgorithm", "Dims", "Draws", "load_closed_loop_module"]
+
+
+def _torch_linear(table: Any, v: Any) -> Any:
+    """``table @ v`` in torch: (S, A) for one MDP (``table`` (S, A, d), ``v`` (d,)), (K, S, A) for
+    stacks (K, S, A, d) and (K, d) (einsum), the kernels the (P2) code has always used."""
+    import torch
+
+    return table @ v if v.dim() == 1 else torch.einsum("ksaj,kj->ksa", table, v)
+
+
+@dataclass(frozen=True, eq=False)
+class _HookAgent:
+    """:class:`lsa_theory.loop_driver.LoopAgent` from a declaration's :meth:`ClosedLoopAlgorithm.behaviour`
+    (or :meth:`~ClosedLoopAlgorithm.smooth_behaviour` at ``tau``) and :meth:`~ClosedLoopAlgorithm.frame`."""
+
+    alg: ClosedLoopAlgorithm
+    draws: Draws
+    gamma: float
+    epsilon: float
+    tau: float | None
+
+    def behaviour(self, w, lam):
+        if self.tau is None:
+            return self.alg.behaviour(self.draws, w, lam, self.epsilon)
+        return self.alg.smooth_behaviour(self.draws, w, lam, self.tau)
+
+    def frame(self, states, actions, rewards, w, lam, pi):
+        return self.alg.frame(self.draws, self.gamma, states, actions, rewards, w, lam, pi)
 
 
 @dataclass(frozen=True)
@@ -54,11 +85,30 @@ class Draws:
 class ClosedLoopAlgorithm(Algorithm):
     """An (L1) declaration that also runs in an MDP (see the module docstring).
 
-    Class attributes: ``critic`` (``"action"`` or ``"state"`` features), ``has_actor``."""
+    **Hooks** of the closed loop, driven by the ONE driver of :mod:`lsa_theory.loop_driver`
+    (:meth:`loop`, :meth:`loop_batched`, and :func:`experiments.control.deploy` through
+    :meth:`agent`): :meth:`dims`, the tables :meth:`critic_table` / :meth:`actor_table` and
+    starts :meth:`draw_starts` / :meth:`start_actor`, :meth:`behaviour`, :meth:`frame` (the
+    context of one frame: (H) columns and extra rows), :meth:`greedy`, :meth:`split` (a readout
+    into the next parameters), :meth:`full_prompt`, and for (P2) :meth:`smooth_policy`,
+    :meth:`smooth_behaviour`, :meth:`smooth_extra_rows`. The defaults are those of a critic
+    without an actor acting epsilon-greedy on ``Q_w`` ((S6), :mod:`constructions.algorithms.sarsa`);
+    a declaration with an actor says so through ``dims(...).d_pi > 0`` and overrides the policy,
+    frame and split hooks (:mod:`constructions.algorithms.actor_critic`). The loops never test
+    which algorithm runs.
+
+    Class attribute ``critic``: ``"action"`` or ``"state"`` features."""
 
     block: ClassVar[str] = "lsa"
     critic: ClassVar[str] = "action"
-    has_actor: ClassVar[bool] = False
+    #: Whether :meth:`smooth_behaviour` is the deployed :meth:`behaviour` (then the sampled (P2)
+    #: loop is the deployment itself and is not run twice).
+    smooth_is_behaviour: ClassVar[bool] = False
+
+    @property
+    def has_actor(self) -> bool:
+        """Whether the declaration has actor features (``dims(1, 1).d_pi > 0``), derived."""
+        return self.dims(1, 1).d_pi > 0
 
     # --------------------------------------------------------------------- sizes and draws
     def dims(self, S: int, A: int, d: int | None = None, d_pi: int | None = None) -> Dims:
@@ -79,55 +129,86 @@ class ClosedLoopAlgorithm(Algorithm):
             return np.repeat(psi[:, None, :], A, axis=1)
         return lt.random_features(S, A, d, rng, kind=kind)
 
+    def actor_table(
+        self, S: int, A: int, dims: Dims, rng: np.random.Generator, kind: str = "uniform"
+    ) -> np.ndarray | None:
+        """The actor's (S, A, d_pi) table ``phi_pi ~ U(-1, 1)`` (or one-hot); ``None`` (nothing
+        drawn) when ``dims.d_pi = 0``."""
+        return lt.random_features(S, A, dims.d_pi, rng, kind=kind) if dims.d_pi else None
+
     def draw_tables(
         self, S: int, A: int, dims: Dims, rng: np.random.Generator, kind: str = "uniform"
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``(phi, phi_pi)`` feature tables of one task (``phi_pi`` ``None`` without an actor)."""
         phi = self.critic_table(S, A, dims.d, rng, kind)
-        if not self.has_actor:
-            return phi, None
-        return phi, lt.random_features(S, A, dims.d_pi, rng, kind=kind)
+        return phi, self.actor_table(S, A, dims, rng, kind)
 
     def draw_starts(self, dims: Dims, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        """``w_0 ~ U(-1, 1)^d`` (and ``lambda_0 ~ U(-1, 1)^{d_pi}``)."""
+        """``w_0 ~ U(-1, 1)^d`` (and ``lambda_0 ~ U(-1, 1)^{d_pi}`` when ``d_pi > 0``)."""
         w0 = rng.uniform(-1.0, 1.0, dims.d)
-        return w0, (rng.uniform(-1.0, 1.0, dims.d_pi) if self.has_actor else None)
+        return w0, (rng.uniform(-1.0, 1.0, dims.d_pi) if dims.d_pi else None)
+
+    def start_actor(self, dims: Dims) -> np.ndarray | None:
+        """The deployment's starting actor ``lambda_0 = 0`` (d_pi,) (the uniform ``pi_lambda``), the
+        draw :func:`experiments.control.deploy` makes; ``None`` when ``dims.d_pi = 0``."""
+        return np.zeros(dims.d_pi) if dims.d_pi else None
 
     # --------------------------------------------------------------------------- updates
     def teacher(self, hyper: Mapping[str, Any]) -> Callable:
         """The exact teacher as a loop update ``(X, g, w, lam) -> (w', lam')`` (stacks allowed)."""
         raise NotImplementedError
 
+    def split(self, out: Any, d: int) -> tuple:
+        """Hook: the next parameters ``(w', lam')`` from a readout ``out`` (..., d + d_pi)
+        (default, no actor: ``(out, None)``)."""
+        return out, None
+
     def block_update(self, readout: Callable[[np.ndarray, np.ndarray], np.ndarray], d: int) -> Callable:
-        """A loop update from a frozen block's readout ``f(x_rows (m, n), wt (p,)) -> [w'; lam']``."""
-        if not self.has_actor:
-            return lambda X, g, w, lam: (readout(X, np.concatenate([[1.0], w])), None)
+        """A loop update from a frozen block's readout ``f(x_rows (m, n), wt (p,)) -> [w'; lam']``:
+        the rows are the frame ``X`` and its extra rows ``g`` (if any), ``wt = [1; w; lam]``, and
+        :meth:`split` cuts the readout."""
 
         def update(X, g, w, lam):
-            out = readout(np.concatenate([X, g], axis=-2), np.concatenate([[1.0], w, lam]))
-            return out[:d], out[d:]
+            rows = X if g is None else np.concatenate([X, g], axis=-2)
+            wt = np.concatenate([[1.0], w] if lam is None else [[1.0], w, lam])
+            return self.split(readout(rows, wt), d)
 
         return update
 
     def full_prompt(self, X: Any, g: Any, w: Any, lam: Any) -> Any:
-        """The (L1) prompt of one frame from the loop's ``X``, ``g``, ``w``, ``lam`` (stacks allowed)."""
-        if not self.has_actor:
-            return lt.sarsa_prompt(X, w)
-        return lt.actor_critic_prompt(X, g, w, lam)
+        """Hook: the (L1) prompt of one frame from the loop's ``X``, ``g``, ``w``, ``lam`` (stacks
+        allowed); default the (H) prompt."""
+        return lt.sarsa_prompt(X, w)
 
-    # ----------------------------------------------------------------------------- loops
+    # ------------------------------------------------------------------ hooks of the loop
     def behaviour(self, draws: Draws, w: np.ndarray, lam: np.ndarray | None, epsilon: float) -> np.ndarray:
-        """The (S, A) behaviour policy of the loop at the current parameters."""
-        if self.has_actor:
-            return lt.softmax_policy(draws.phi_pi, lam)
-        return lt.epsilon_greedy(lt.q_values(draws.phi, w), epsilon)
+        """Hook: the (S, A) behaviour policy at the current parameters (a (k, S, A) stack for
+        (k, d) parameters); default epsilon-greedy on ``Q_w = phi w`` (S6)."""
+        return epsilon_greedy_rows(linear(draws.phi, w), epsilon)
 
     def greedy(self, draws: Draws, w: np.ndarray, lam: np.ndarray | None) -> np.ndarray:
-        """The (S, A) greedy policy that deployment scores: argmax of ``lambda^T phi_pi`` with an
-        actor, of ``Q_w`` without."""
-        if self.has_actor:
-            return lt.greedy(np.einsum("sak,k->sa", draws.phi_pi, lam))
+        """Hook: the (S, A) greedy policy that deployment scores; default argmax of ``Q_w``."""
         return lt.greedy(lt.q_values(draws.phi, w))
+
+    def frame(
+        self, draws: Draws, gamma: float, states, actions, rewards, w, lam, pi
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Hook: the frame ``(X, g)`` of one context: ``X`` (2d+1, n) the (H) columns and ``g`` the
+        extra rows (``None`` by default), from the trajectory (``states``, ``actions`` (n+1,),
+        ``rewards`` (n,); or stacks with a leading (k,) axis) drawn under ``pi``."""
+        return critic_columns(draws.phi, states, actions, rewards, gamma), None
+
+    def smooth_behaviour(self, draws: Draws, w: np.ndarray, lam: np.ndarray | None, tau: float) -> np.ndarray:
+        """Hook: the (P2) smooth behaviour (S, A) in numpy, for the sampled softmax loop
+        (:func:`experiments.pretrain_eval.softmax_deploy`); default ``softmax_a(Q_w(s, a) / tau)``
+        (the numpy form of :meth:`smooth_policy`)."""
+        return softmax_rows(linear(draws.phi, w) / tau)
+
+    def agent(self, draws: Draws, gamma: float, epsilon: float = 0.0, tau: float | None = None) -> LoopAgent:
+        """The :class:`lsa_theory.loop_driver.LoopAgent` of this declaration on ``draws`` (tables of one MDP,
+        or stacks for the batched loop): :meth:`behaviour` at ``epsilon`` (:meth:`smooth_behaviour`
+        at ``tau`` when given) and :meth:`frame`."""
+        return _HookAgent(self, draws, gamma, epsilon, tau)
 
     def context(
         self,
@@ -141,11 +222,12 @@ class ClosedLoopAlgorithm(Algorithm):
         rng: np.random.Generator,
         s0: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None, lt.Trajectory]:
-        """One context of the loop from ``s0``: ``(X, g, traj)`` (``g`` ``None`` without an actor)."""
-        if self.has_actor:
-            return lt.actor_critic_context(mdp, draws.phi, draws.phi_pi, lam, n, rng, s0)
-        X, traj = lt.sarsa_context(mdp, draws.phi, w, n, epsilon, rng, s0)
-        return X, None, traj
+        """One context of the loop from ``s0``: ``(X, g, traj)`` (``g`` ``None`` without extra rows)."""
+        agent = self.agent(draws, mdp.gamma, epsilon)
+        pi = agent.behaviour(w, lam)
+        traj = lt.rollout(mdp, pi, n, rng, s0)
+        X, g = agent.frame(traj.states, traj.actions, traj.rewards, w, lam, pi)
+        return X, g, traj
 
     def loop(
         self,
@@ -158,20 +240,11 @@ class ClosedLoopAlgorithm(Algorithm):
         epsilon: float,
         rng: np.random.Generator,
     ) -> lt.LoopResult:
-        """The closed loop (S6)/(A5) of one MDP driven by ``update``."""
-        if self.has_actor:
-            return lt.actor_critic_loop(
-                mdp, draws.phi, draws.phi_pi, draws.w0, draws.lam0, update, n=n, n_updates=n_updates, rng=rng
-            )
-        return lt.sarsa_loop(
-            mdp,
-            draws.phi,
-            draws.w0,
-            lambda X, w: update(X, None, w, None)[0],
-            n=n,
-            n_updates=n_updates,
-            epsilon=epsilon,
-            rng=rng,
+        """The closed loop (S6)/(A5) of one MDP driven by ``update``
+        (:func:`lsa_theory.loop_driver.closed_loop`)."""
+        agent = self.agent(draws, check_gamma(mdp.gamma), check_real(epsilon, "epsilon", low=0.0, high=1.0))
+        return closed_loop(
+            mdp, agent, draws.w0, draws.lam0, update, n=check_int(n, "n"), n_updates=n_updates, rng=rng
         )
 
     def loop_batched(
@@ -191,53 +264,27 @@ class ClosedLoopAlgorithm(Algorithm):
         n_updates: int,
         epsilon: float,
     ) -> lt.LoopResult:
-        """The closed loops of k MDPs at once from pre-drawn uniforms ``U`` (bit-identical rows)."""
-        if self.has_actor:
-            return lt.actor_critic_loop_batched(
-                P, r, mu0, gamma, phi, phi_pi, w0, lam0, update, U, n=n, n_updates=n_updates
-            )
-        return lt.sarsa_loop_batched(
-            P,
-            r,
-            mu0,
-            gamma,
-            phi,
-            w0,
-            lambda X, w: update(X, None, w, None)[0],
-            U,
-            n=n,
-            n_updates=n_updates,
-            epsilon=epsilon,
-        )
+        """The closed loops of k MDPs at once from pre-drawn uniforms ``U`` (bit-identical rows;
+        :func:`lsa_theory.loop_driver.closed_loop_batched`)."""
+        draws = Draws(phi, phi_pi, w0, lam0)
+        agent = self.agent(draws, check_gamma(gamma), check_real(epsilon, "epsilon", low=0.0, high=1.0))
+        return closed_loop_batched(P, r, mu0, agent, w0, lam0, update, U, n=n, n_updates=n_updates)
 
     # ------------------------------------------------------- smooth loop of (P2), torch
-    def start_actor(self, dims: Dims) -> np.ndarray | None:
-        """The deployment's starting actor ``lambda_0 = 0`` (d_pi,) (the uniform ``pi_lambda``), the
-        draw :func:`experiments.control.deploy` makes; ``None`` without an actor."""
-        return np.zeros(dims.d_pi) if self.has_actor else None
-
     def smooth_policy(self, phi: Any, phi_pi: Any, v: Any, tau: float) -> Any:
-        """(P2) smooth behaviour (K, S, A), a torch tensor differentiable in ``v = [w; lambda]``
-        (K, d + d_pi): without an actor the softmax ``softmax_a(Q_w(s, a) / tau)`` on the critic's
-        table ``phi`` (K, S, A, d) (epsilon-greedy (S6) has zero gradient almost everywhere);
-        with one the loop's own (A5) actor ``pi_lambda = softmax_a(lambda^T phi_pi(s, a))`` on
-        ``phi_pi`` (K, S, A, d_pi), ``tau`` unused (the smooth and the deployed behaviour agree)."""
+        """Hook: (P2) smooth behaviour (K, S, A), a torch tensor differentiable in ``v = [w;
+        lambda]`` (K, d + d_pi); default (no actor) the softmax ``softmax_a(Q_w(s, a) / tau)`` on
+        the critic's table ``phi`` (K, S, A, d) (epsilon-greedy (S6) has zero gradient almost
+        everywhere). One MDP: ``phi`` (S, A, d) and ``v`` (d + d_pi,) give (S, A)."""
         import torch
 
-        d = phi.shape[-1]
-        if self.has_actor:
-            return torch.softmax(torch.einsum("ksaj,kj->ksa", phi_pi, v[:, d:]), dim=-1)
-        return torch.softmax(torch.einsum("ksaj,kj->ksa", phi, v[:, :d]) / tau, dim=-1)
+        return torch.softmax(_torch_linear(phi, v[..., : phi.shape[-1]]) / tau, dim=-1)
 
     def smooth_extra_rows(self, phi_pi: Any, pi: Any) -> Any:
-        """The context rows beyond ``[phi_i; gamma phi_i^+; r_{i+1}]`` as a function of ``(s_i,
-        a_i)``, a (K, S, A, d_pi) torch table: the (A1) score ``g(s, a) = phi_pi(s, a) - sum_b
-        pi(b|s) phi_pi(s, b)`` at the current actor ``pi`` (K, S, A); ``None`` without an actor."""
-        if not self.has_actor:
-            return None
-        import torch
-
-        return phi_pi - torch.einsum("ksb,ksbj->ksj", pi, phi_pi)[:, :, None, :]
+        """Hook: the context rows beyond ``[phi_i; gamma phi_i^+; r_{i+1}]`` as a function of
+        ``(s_i, a_i)``, a (K, S, A, d_pi) torch table at the current smooth policy ``pi`` (K, S,
+        A); default ``None`` (no extra rows)."""
+        return None
 
     # ---------------------------------------------------------------------- (L2) blocks
     def construction_blocks(

@@ -33,8 +33,8 @@ import lsa_theory as lt
 from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory import TabularMDP
 from lsa_theory._checks import check_int, check_real
+from lsa_theory.loop_driver import closed_loop
 from lsa_theory.rollout import DIVERGENCE_BOUND  # noqa: F401  (DIVERGENCE_BOUND: re-exported)
-from lsa_theory.rollout import diverged as parameter_diverged
 
 from .control_roundoff import (  # noqa: F401  (re-exported)
     TEACHER_DIVERGENCE_W,
@@ -178,13 +178,8 @@ def deploy(
     if forward not in FORWARDS:
         raise ValueError(f"forward: expected one of {FORWARDS}, got {forward!r}")
     S, A = mdp.n_states, mdp.n_actions
-    d = alg.dims(S, A).d
-    if alg.has_actor:
-        beta = check_real(alpha if beta is None else beta, "beta", low=0.0, low_open=True)
-        d_pi = _infer_d_pi(weights, d, alg.dims(S, A).d_pi) if d_pi is None else check_int(d_pi, "d_pi")
-    elif d_pi is not None:
-        raise ValueError(f"d_pi: only used by algorithms with an actor, not {algo!r}")
-    layout = alg.dims(S, A, d, d_pi).layout
+    layout, beta = _actor_arguments(alg, S, A, weights, algo, d_pi, alpha, beta)
+    d = layout.d
     sol = _check_solution(mdp, solution)
     if hyper is not None and not isinstance(hyper, Mapping):
         raise ValueError(f"hyper: expected a mapping of hyperparameters, got {type(hyper).__name__}")
@@ -205,73 +200,81 @@ def deploy(
     teacher_bound = _local_bound_fn(None, layout, alg, "teacher", hyper) if error_bounds else None
     teacher_update = alg.teacher(hyper)
 
+    dims = alg.dims(S, A, d, layout.d_pi)
     phi = alg.critic_table(S, A, d, rng)
     w = rng.uniform(-1.0, 1.0, size=d)
-    lam = phi_pi = None
-    if alg.has_actor:
-        phi_pi = lt.random_features(S, A, layout.d_pi, rng)
-        lam = np.zeros(layout.d_pi)
+    lam = alg.start_actor(dims)
+    phi_pi = alg.actor_table(S, A, dims, rng)
     draws = Draws(phi, phi_pi, w, lam)
     if draws_map is not None:
         draws = draws_map(draws)
-        phi, phi_pi, w, lam = draws.phi, draws.phi_pi, np.asarray(draws.w0, dtype=np.float64), draws.lam0
+        phi, w, lam = draws.phi, np.asarray(draws.w0, dtype=np.float64), draws.lam0
     terminal = terminal_states(mdp)
     points = _eval_points(T, eval_every)
     nr = np.full(points.size, np.nan)
     nr_b = np.full(points.size, np.nan)
-    ws = np.full((T + 1, d), np.nan)
-    lams = np.full((T + 1, layout.d_pi), np.nan) if alg.has_actor else None
     states = np.full((T, n + 1), -1, dtype=np.int64)
     actions = np.full((T, n + 1), -1, dtype=np.int64)
-    k = layout.k
-    w_err = np.full((T + 1, k), np.nan) if error_bounds else None
-    ratio = np.full(T, np.nan) if error_bounds else None
-    gaps = np.full(T, np.nan) if error_bounds and not alg.has_actor else None
-    qround = np.full(T, np.nan) if gaps is not None else None
+    rec = {"j": 1, "resets": 0}
     if error_bounds:
+        w_err, ratio = np.full((T + 1, layout.k), np.nan), np.full(T, np.nan)
+        # the Q-gap of the greedy decision: for a loop acting on Q_w (no actor parameter)
+        gaps = np.full(T, np.nan) if lam is None else None
+        qround = np.full(T, np.nan) if gaps is not None else None
         w_err[0] = 0.0
-        box, eps = w_err[0].copy(), 0.0
+        rec["box"], rec["eps"] = w_err[0].copy(), 0.0
+    else:
+        w_err = ratio = gaps = qround = None
 
-    def evaluate(j: int) -> None:
+    def evaluate(j: int, w, lam) -> None:
         nr[j] = lt.normalized_return(mdp, alg.greedy(draws, w, lam), sol)
         nr_b[j] = lt.normalized_return(mdp, alg.behaviour(draws, w, lam, epsilon), sol)
 
-    ws[0] = w
-    if lams is not None:
-        lams[0] = lam
-    evaluate(0)
-    j, s0, diverged, resets = 1, None, None, 0
-    for t in range(1, T + 1):
-        try:  # an overflow in the context or the update is the loop diverging (issue 24, item 8)
-            with np.errstate(over="raise", invalid="raise"):
-                X, g, traj = alg.context(mdp, draws, w, lam, n=n, epsilon=epsilon, rng=rng, s0=s0)
-                states[t - 1], actions[t - 1] = traj.states, traj.actions
-                w_new, lam_new = update(X, g, w, lam)
-        except FloatingPointError:
-            diverged = t
-            break
-        if parameter_diverged(w_new) or (lam_new is not None and parameter_diverged(lam_new)):
-            diverged = t
-            break
+    def on_context(t: int, traj: lt.Trajectory) -> None:
+        states[t - 1], actions[t - 1] = traj.states, traj.actions
+
+    def on_step(t, X, g, w, lam, w_new, lam_new, traj) -> None:
         if error_bounds:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf near DIVERGENCE_BOUND
-                box, eps = _bounds_step(
-                    t, box, eps, X, g, w, lam, w_new, lam_new, traj.states, draws, bound, teacher_bound,
-                    teacher_update, used, alpha, beta, w_err, ratio, gaps, qround,
+                rec["box"], rec["eps"] = _bounds_step(
+                    t, rec["box"], rec["eps"], X, g, w, lam, w_new, lam_new, traj.states, draws, bound,
+                    teacher_bound, teacher_update, used, alpha, beta, w_err, ratio, gaps, qround,
                 )  # fmt: skip
-        w, lam = np.asarray(w_new, dtype=np.float64), lam_new
-        ws[t] = w
-        if lams is not None:
-            lams[t] = lam
-        s_last = int(traj.states[-1])
-        s0 = None if terminal[s_last] else s_last
-        resets += int(terminal[s_last])
+        rec["resets"] += int(terminal[int(traj.states[-1])])
+        j = rec["j"]
         if j < points.size and points[j] == t:
-            evaluate(j)
-            j += 1
+            evaluate(j, w_new, lam_new)
+            rec["j"] = j + 1
+
+    def step(X, g, w, lam):  # an overflow in the context or the update is the loop diverging (issue 24)
+        w_new, lam_new = update(X, g, w, lam)
+        return np.asarray(w_new, dtype=np.float64), lam_new
+
+    evaluate(0, w, lam)
+    loop = closed_loop(
+        mdp, alg.agent(draws, mdp.gamma, epsilon), w, lam, step, n=n, n_updates=T, rng=rng,
+        restart=terminal, keep_frames=False, on_context=on_context, on_step=on_step,
+    )  # fmt: skip
     phi_max = float(np.abs(phi).max()) if error_bounds else None
     bounds = (w_err, ratio, gaps, qround, phi_max)
-    return DeployResult(points, nr, nr_b, ws, lams, states, actions, diverged, used, resets, *bounds)
+    return DeployResult(
+        points, nr, nr_b, loop.ws, loop.lams, states, actions, loop.diverged_at, used, rec["resets"], *bounds
+    )
+
+
+def _actor_arguments(alg, S: int, A: int, weights: Any, algo: Any, d_pi, alpha: float, beta) -> tuple:
+    """``(layout, beta)`` of a deployment: the declaration's critic size ``d``; its actor size
+    ``d_pi`` (given, the declaration's default for constructed/teacher weights, else read off
+    ``D``) and step size ``beta`` (``alpha`` when ``None``), both only for a declaration with actor
+    features (``alg.dims(S, A).d_pi > 0``; ValueError when ``d_pi`` is given to one without)."""
+    default = alg.dims(S, A)
+    if not default.d_pi:
+        if d_pi is not None:
+            raise ValueError(f"d_pi: only used by algorithms with an actor, not {algo!r}")
+        return alg.dims(S, A, default.d).layout, beta
+    beta = check_real(alpha if beta is None else beta, "beta", low=0.0, low_open=True)
+    d_pi = _infer_d_pi(weights, default.d, default.d_pi) if d_pi is None else check_int(d_pi, "d_pi")
+    return alg.dims(S, A, default.d, d_pi).layout, beta
 
 
 def _infer_d_pi(weights: Any, d: int, default: int) -> int:

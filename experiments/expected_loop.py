@@ -465,25 +465,39 @@ def score_function_gradient(
     place besides the pathwise ``w_t`` that depends on ``theta``; states and rewards do not).
     Returns ``(grad_P, grad_V, mean f)``. Its mean differs from the gradient of the expected-
     context loop by the mean-field gap of the module docstring; it is a cross-check, not a test.
-    Implemented for layouts without an actor (``d_pi = 0``; ValueError otherwise)."""
+    The loop is the batch's declaration's, through its hooks: the smooth behaviour
+    :meth:`~constructions.ClosedLoopAlgorithm.smooth_policy` (one MDP) and the context
+    :meth:`~constructions.ClosedLoopAlgorithm.frame`. Implemented for declarations without extra
+    context rows (``smooth_extra_rows`` ``None``, ``d_pi = 0``): with them (the (A1) scores) the
+    pathwise derivative through the rows is not followed (ValueError naming the hook)."""
     from .training import increment
 
-    if layout.d_pi or batch.d_pi:
-        raise ValueError("layout: the score-function cross-check is implemented for d_pi = 0 (no actor)")
+    alg = batch.alg
+    if layout.d_pi != batch.d_pi:
+        raise ValueError(
+            f"layout: d_pi = {layout.d_pi} does not match the batch's actor features ({batch.d_pi})"
+        )
+    if alg.smooth_extra_rows(batch.phi_pi, behaviour_policy(batch, batch.v0, tau)) is not None:
+        raise ValueError(
+            f"layout: the score-function cross-check is implemented for d_pi = 0 (no extra rows); "
+            f"{alg.name}'s smooth_extra_rows gives rows whose pathwise derivative it does not follow"
+        )
     samples = check_int(samples, "samples", minimum=2)
     P = P.detach().clone().requires_grad_(True)
     V = V.detach().clone().requires_grad_(True)
     fs, logps = [], []
     for k, mdp in enumerate(mdps):
         phi = batch.phi[k]
-        phi_np = phi.numpy()
+        draws = constructions.Draws(phi.numpy(), None, batch.w0[k].numpy(), None)
         for _ in range(samples):
             w, s0, logp = batch.w0[k], None, torch.zeros((), dtype=P.dtype)
             for _ in range(T):
-                pi = torch.softmax(phi @ w / tau, dim=-1)
-                traj = lt.rollout(mdp, pi.detach().numpy(), n, rng, s0)
+                pi = alg.smooth_policy(phi, None, w, tau)  # (S, A), one MDP
+                pi_np = pi.detach().numpy()
+                traj = lt.rollout(mdp, pi_np, n, rng, s0)
                 logp = logp + torch.log(pi[traj.states, traj.actions]).sum()
-                X = torch.as_tensor(lt.sarsa_columns(traj, phi_np, mdp.gamma), dtype=P.dtype)
+                X, _ = alg.frame(draws, mdp.gamma, traj.states, traj.actions, traj.rewards, None, None, pi_np)
+                X = torch.as_tensor(X, dtype=P.dtype)
                 wt = torch.cat([torch.ones(1, dtype=P.dtype), w])
                 w = w + increment((X @ X.T / n)[None], wt[None], P, V, n, layout)[0]
                 s0 = int(traj.states[-1])

@@ -42,13 +42,15 @@ import torch
 
 import dynamics as dy
 import lsa_theory as lt
+from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory._checks import check_int, check_real
-from lsa_theory.rollout import diverged
+from lsa_theory.loop_driver import closed_loop
 
 from . import expected_loop as el
 from .control import _eval_points as _control_eval_points
 from .control import deploy, resolve_weights
-from .control import l2_readout as _l2
+from .control_loop import _actor_arguments
+from .control_weights import _algorithm, _update_fn
 from .envs import heldout_rng
 from .io import atomic_savez, progress, single_blas_thread, to_jsonable, versions
 from .pretrain_plots import plot_blocks, plot_returns, plot_rl_training, plot_sweep
@@ -265,32 +267,42 @@ def softmax_deploy(
     alpha: float,
     rng: np.random.Generator,
     solution: lt.OptimalSolution | None = None,
+    algo: str | ClosedLoopAlgorithm = "sarsa",
+    beta: float | None = None,
 ) -> np.ndarray:
-    """(n_updates + 1,) greedy normalised returns (§0) along the sampled closed loop (S6) with the
-    softmax behaviour ``softmax(Q_w / tau)`` of (P2) in place of epsilon-greedy. Draws, like
-    :func:`experiments.control.deploy`: features ``phi ~ U(-1, 1)`` (d = S A), ``w_0 ~ U(-1, 1)^d``,
-    then the rollouts, each continuing from the last state. ``weights`` as in
-    :func:`experiments.control.resolve_weights` (``"teacher"``: the exact update (S2)). Entries
-    after a divergence (non-finite or 1-norm above 1e200) are NaN."""
+    """(n_updates + 1,) greedy normalised returns (§0) along the sampled closed loop of the
+    closed-loop declaration ``algo`` acting with its smooth (P2) behaviour
+    (:meth:`constructions.ClosedLoopAlgorithm.smooth_behaviour`: ``softmax(Q_w / tau)`` in place
+    of epsilon-greedy for (S6); ``pi_lambda`` itself with an actor), through the one driver
+    :func:`lsa_theory.loop_driver.closed_loop`. Draws, like :func:`experiments.control.deploy`: the critic's
+    table (SARSA: ``phi ~ U(-1, 1)``, d = S A), ``w_0 ~ U(-1, 1)^d`` (with an actor ``lambda_0 =
+    0`` and ``phi_pi``), then the rollouts, each continuing from the last state. ``weights`` as
+    in :func:`experiments.control.resolve_weights` (``"teacher"``: the exact update, (S2) for
+    SARSA), run by the (L2) forward pass. Entries after a divergence (non-finite or 1-norm above
+    1e200, or an overflow in the context or update) are NaN."""
     n, T = check_int(n, "n"), check_int(n_updates, "n_updates")
     tau = check_real(tau, "tau", low=0.0, low_open=True)
+    alg = _algorithm(algo)
     S, A = mdp.n_states, mdp.n_actions
-    lay = lt.Layout(S * A)
-    blocks = resolve_weights(weights, lay, alpha=alpha, algo="sarsa")
+    lay, beta = _actor_arguments(alg, S, A, weights, algo, None, alpha, beta)
+    hyper = {**alg.hyper, "gamma": mdp.gamma, "alpha": alpha, "beta": beta}
+    update, _ = _update_fn(
+        resolve_weights(weights, lay, alpha=alpha, beta=beta, algo=alg), lay, alg, hyper, "l2"
+    )
     sol = lt.optimal(mdp) if solution is None else solution
-    phi = lt.random_features(S, A, None, rng)
-    w = rng.uniform(-1.0, 1.0, S * A)
+    dims = alg.dims(S, A, lay.d, lay.d_pi)
+    phi = alg.critic_table(S, A, dims.d, rng)
+    w = rng.uniform(-1.0, 1.0, dims.d)
+    lam = alg.start_actor(dims)
+    draws = Draws(phi, alg.actor_table(S, A, dims, rng), w, lam)
     out = np.full(T + 1, np.nan)
-    out[0] = lt.normalized_return(mdp, lt.greedy(phi @ w), sol)
-    s0 = None
-    for t in range(1, T + 1):
-        traj = lt.rollout(mdp, lt.policies.softmax_rows(phi @ w / tau), n, rng, s0)
-        X = lt.sarsa_columns(traj, phi, mdp.gamma)
-        w = lt.sarsa_update(X, w, alpha) if blocks is None else _l2(X, np.concatenate([[1.0], w]), blocks)
-        if diverged(w):
-            break
-        out[t] = lt.normalized_return(mdp, lt.greedy(phi @ w), sol)
-        s0 = int(traj.states[-1])
+    out[0] = lt.normalized_return(mdp, alg.greedy(draws, w, lam), sol)
+
+    def on_step(t, X, g, w, lam, w_new, lam_new, traj) -> None:
+        out[t] = lt.normalized_return(mdp, alg.greedy(draws, w_new, lam_new), sol)
+
+    agent = alg.agent(draws, mdp.gamma, tau=tau)
+    closed_loop(mdp, agent, w, lam, update, n=n, n_updates=T, rng=rng, keep_frames=False, on_step=on_step)
     return out
 
 
@@ -346,7 +358,7 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
     sols = [lt.optimal(m) for m in mdps]
     frames = dy.teacher_dataset(cfg.teacher_config().heldout_spec(), np.random.default_rng([cfg.seed, 7]))
     Pc, Vc = cfg.alg.construction_blocks(cfg.dims, cfg.hyper)
-    actor = cfg.alg.has_actor
+    same = cfg.alg.smooth_is_behaviour  # the (P2) behaviour is the deployed one: no second loop
     entries, arrays = {}, {}
     for name, wts in blocks.items():
         t0 = time.perf_counter()
@@ -355,7 +367,7 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging loop stops (n_diverged)
             for i, mdp in enumerate(progress(mdps, desc=f"evaluate {name}")):
                 curves.append(_deploy_curve(cfg, mdp, wts, i, sols[i]))
-                if actor:  # (A5) acts with pi_lambda: the sampled softmax loop is the deployment
+                if same:  # e.g. (A5) acts with pi_lambda: the sampled softmax loop is the deployment
                     continue
                 soft.append(
                     softmax_deploy(
@@ -372,7 +384,7 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
         curves = np.stack(curves)
         points = _eval_points(cfg)
         at_T = curves[:, int(np.flatnonzero(points == T_eval)[0])]
-        soft = at_T.copy() if actor else np.asarray(soft)
+        soft = at_T.copy() if same else np.asarray(soft)
         with torch.no_grad():
             ws, _ = el.expected_loop(
                 held, torch.as_tensor(PV[0]), torch.as_tensor(PV[1]), lay, n=cfg.n, T=cfg.T, tau=cfg.tau
@@ -395,7 +407,7 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
             )
             e.update(dict.fromkeys(("td_coef_reward", "td_coef_bootstrap", "td_coef_value"), cfg.alpha))
             e["td_fit_r2"] = 1.0
-            if actor:
+            if lay.d_pi:  # the actor-part keys of update_agreement
                 e.update(
                     update_corr_critic=1.0, update_corr_actor=1.0, update_scale_actor=1.0, actor_fit_r2=1.0
                 )

@@ -6,6 +6,12 @@ outer packages ``constructions`` and ``dynamics`` build on it (imports only go c
 
 from .algorithms import actor_critic_update, sarsa_update, sarsa_update_error_bound, td_errors, td_update
 from .features import FEATURE_KINDS, random_features, random_state_features
+from .loop_driver import (
+    actor_critic_loop,
+    actor_critic_loop_batched,
+    sarsa_loop,
+    sarsa_loop_batched,
+)
 from .lsa import (
     lsa_block,
     lsa_stack,
@@ -43,16 +49,12 @@ from .rollout import (
     Trajectory,
     actor_critic_columns,
     actor_critic_context,
-    actor_critic_loop,
-    actor_critic_loop_batched,
-    loop_draws,
     rollout,
     sarsa_columns,
     sarsa_context,
-    sarsa_loop,
-    sarsa_loop_batched,
     td_columns,
 )
+from .rollout_batched import loop_draws
 
 __version__ = "0.1.0"
 

@@ -6,8 +6,9 @@ given state (``s_0 <- s_n`` in the closed loop (S6)). All randomness comes from 
 argument; the sampling order is fixed (for each step: action, next state, reward noise if any),
 so equal seeds give equal trajectories.
 
-The batched closed loops (:func:`loop_draws`, :func:`sarsa_loop_batched`,
-:func:`actor_critic_loop_batched`) are in :mod:`lsa_theory.rollout_batched`, re-exported here.
+The closed loops (S6)/(A5) that repeat these contexts, single and batched, are one driver with
+hooks in :mod:`lsa_theory.loop_driver` (:func:`~lsa_theory.loop_driver.sarsa_loop`, ...); the
+batched sampling kernels are in :mod:`lsa_theory.rollout_batched`. This module imports neither.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ __all__ = [
     "LoopResult",
     "DIVERGENCE_BOUND",
     "diverged",
-    "sarsa_loop",
-    "actor_critic_loop",
-    "loop_draws",
-    "sarsa_loop_batched",
-    "actor_critic_loop_batched",
 ]
 
 
@@ -61,6 +57,12 @@ class Trajectory:
 
 def _sample(cdf: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
+
+
+def _sample_rows(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(k,) ``min(searchsorted(cdf[j], u[j], side='right'), m - 1)`` for cdf (k, m), u (k,): the
+    batched form of :func:`_sample` (equal for a non-decreasing ``cdf``, ties included)."""
+    return np.minimum((cdf <= u[:, None]).sum(axis=-1), cdf.shape[-1] - 1)
 
 
 _check_rng = check_rng
@@ -195,7 +197,7 @@ class LoopResult:
     and for actor-critic ``lams`` (T+1, d_pi) and ``gs`` (T, d_pi, n) (else ``None``).
     The batched loops give the same fields with a leading (k,) MDP axis.
 
-    ``diverged_at`` (single loops, :func:`sarsa_loop` and :func:`actor_critic_loop`): the first
+    ``diverged_at`` (single loops, :func:`lsa_theory.loop_driver.closed_loop`): the first
     update ``t`` (1..T) whose parameters :func:`diverged` (or whose context or update overflowed);
     the loop stops there and ``ws[t:]``, ``lams[t:]`` and the frames it did not compute are NaN.
     ``None``: no divergence (and always for the batched loops, which do not test it)."""
@@ -220,110 +222,6 @@ def diverged(v: np.ndarray) -> bool:
     return not np.isfinite(total) or total > DIVERGENCE_BOUND
 
 
-def _nan_frames(frames: list, T: int) -> np.ndarray:
-    """The frames of a loop stacked to length ``T``, NaN after the last one computed."""
-    out = np.full((T,) + frames[0].shape, np.nan)
-    out[: len(frames)] = frames
-    return out
-
-
-def sarsa_loop(
-    mdp: TabularMDP,
-    phi: np.ndarray,
-    w0: np.ndarray,
-    update: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    *,
-    n: int,
-    n_updates: int,
-    epsilon: float,
-    rng: np.random.Generator,
-) -> LoopResult:
-    """(S6) closed loop: from ``s_0 ~ mu0`` and ``w_0``, repeat ``n_updates`` times: roll out ``n``
-    steps epsilon-greedy on ``Q_w`` from the last state, set ``w <- update(X, w)``, ``s_0 <- s_n``.
-
-    ``update`` is the teacher (``lambda X, w: sarsa_update(X, w, alpha)``) in training and the
-    frozen transformer's readout at deployment.
-
-    Divergence is a result, not an error: the loop stops at the first update whose ``w`` is not
-    finite or has 1-norm above :data:`DIVERGENCE_BOUND`, or whose context or update overflows, and
-    records it in ``diverged_at`` (:class:`LoopResult`). Inputs that are bad from the start
-    (non-finite ``phi`` or ``w0``, wrong shapes) still raise ValueError, and so does an ``update``
-    that returns NaN or inf without an overflow numpy saw (a fault of the callable).
-    """
-    T = check_int(n_updates, "n_updates")
-    phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
-    d = phi.shape[-1]
-    w = _check_start(w0, d, "w0")
-    update = _check_update(update, "update")
-    ws, Xs, s, t_div = [w], [], None, None
-    for t in range(1, T + 1):
-        try:
-            with np.errstate(over="raise", invalid="raise"):
-                X, traj = sarsa_context(mdp, phi, w, n, epsilon, rng, s)
-                Xs.append(X)
-                w = as_float_array(update(X, w), "update(X, w)")
-        except FloatingPointError:
-            t_div = t
-            break
-        if w.shape != (d,):
-            raise ValueError(f"update(X, w): expected shape {(d,)}, got {w.shape}")
-        if diverged(w):
-            t_div = t
-            break
-        s = int(traj.states[-1])
-        ws.append(w)
-    if not Xs:  # the first context overflowed: its shape is still known
-        Xs.append(np.full((2 * d + 1, check_int(n, "n")), np.nan))
-    return LoopResult(_nan_frames(ws, T + 1), _nan_frames(Xs, T), diverged_at=t_div)
-
-
-def actor_critic_loop(
-    mdp: TabularMDP,
-    phi: np.ndarray,
-    phi_pi: np.ndarray,
-    w0: np.ndarray,
-    lam0: np.ndarray,
-    update: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple],
-    *,
-    n: int,
-    n_updates: int,
-    rng: np.random.Generator,
-) -> LoopResult:
-    """(A5) closed loop: as (S6) acting with ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')``.
-    Divergence (of ``w`` or ``lam``) is recorded in ``diverged_at`` as in :func:`sarsa_loop`."""
-    T = check_int(n_updates, "n_updates")
-    phi = _check_table(phi, (check_mdp(mdp).n_states, mdp.n_actions), "phi")
-    phi_pi = _check_table(phi_pi, (mdp.n_states, mdp.n_actions), "phi_pi")
-    d, d_pi = phi.shape[-1], phi_pi.shape[-1]
-    w = _check_start(w0, d, "w0")
-    lam = _check_start(lam0, d_pi, "lam0")
-    update = _check_update(update, "update")
-    ws, lams, Xs, gs, s, t_div = [w], [lam], [], [], None, None
-    for t in range(1, T + 1):
-        try:
-            with np.errstate(over="raise", invalid="raise"):
-                X, g, traj = actor_critic_context(mdp, phi, phi_pi, lam, n, rng, s)
-                Xs.append(X)
-                gs.append(g)
-                w, lam = _check_pair(update(X, g, w, lam), (d,), (d_pi,))
-        except FloatingPointError:
-            t_div = t
-            break
-        if diverged(w) or diverged(lam):
-            t_div = t
-            break
-        s = int(traj.states[-1])
-        ws.append(w)
-        lams.append(lam)
-    if not Xs:
-        n = check_int(n, "n")
-        Xs.append(np.full((2 * d + 1, n), np.nan))
-        gs.append(np.full((d_pi, n), np.nan))
-    return LoopResult(
-        _nan_frames(ws, T + 1), _nan_frames(Xs, T), _nan_frames(lams, T + 1), _nan_frames(gs, T), t_div
-    )
-
-
 def _check_pair(out, w_shape: tuple, lam_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
     """The ``(w', lam')`` returned by an actor-critic ``update``, checked for type and shapes."""
     name = "update(X, g, w, lam)"
@@ -342,21 +240,3 @@ def _check_update(update, name: str) -> Callable:
     if not callable(update):
         raise ValueError(f"{name}: expected a callable, got {type(update).__name__}")
     return update
-
-
-# the batched closed loops (S6)/(A5); imported last, since that module imports LoopResult and the
-# update checks from this one
-from .rollout_batched import (  # noqa: E402, F401  (re-exported from here)
-    _batched_columns,
-    _Chains,
-    _check_batched_start,
-    _check_batched_table,
-    _check_mdps,
-    _check_uniforms,
-    _gather,
-    _linear,
-    _sample_rows,
-    actor_critic_loop_batched,
-    loop_draws,
-    sarsa_loop_batched,
-)

@@ -1,28 +1,20 @@
-"""The batched closed loops (S6)/(A5) of :mod:`lsa_theory.rollout`: ``k`` MDPs stepped together.
+"""Sampling kernels of the batched closed loops (S6)/(A5): ``k`` MDPs stepped together.
 
 Without reward noise a context consumes a fixed number of uniforms whatever the policy (one for
 ``s_0 ~ mu0`` in the first context only, one for ``a_0``, two per transition), so the closed loops
-(S6)/(A5) of ``k`` MDPs can run together from pre-drawn uniforms: :func:`sarsa_loop_batched` and
-:func:`actor_critic_loop_batched` step all ``k`` chains at once and reproduce the per-MDP loops
-bit for bit when fed ``U[j] = rng.random(loop_draws(n, n_updates))`` drawn where the per-MDP loop
-would start.
+(S6)/(A5) of ``k`` MDPs can run together from pre-drawn uniforms: the batched driver
+:func:`lsa_theory.loop_driver.closed_loop_batched` steps all ``k`` chains at once (:class:`_Chains`)
+and reproduces the per-MDP loops bit for bit when fed ``U[j] = rng.random(loop_draws(n,
+n_updates))`` drawn where the per-MDP loop would start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from ._checks import as_float_array, check_distribution, check_gamma, check_int, check_real, input_eps
+from ._checks import as_float_array, check_distribution, check_int, input_eps
 from .mdp import STOCHASTIC_ATOL
-from .policies import (
-    epsilon_greedy_rows,
-    score_table,
-    softmax_rows,
-)
-from .prompts import context_columns
-from .rollout import LoopResult, _check_pair, _check_update
+from .rollout import _sample_rows
 
 # ---------------------------------------------------------------------------------------------
 # Batched closed loops: k MDPs stepped together from pre-drawn uniforms.
@@ -94,11 +86,6 @@ def _check_uniforms(U, k: int, n: int, T: int) -> np.ndarray:
     return U
 
 
-def _sample_rows(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """(k,) ``min(searchsorted(cdf[j], u[j], side='right'), m - 1)`` for cdf (k, m), u (k,)."""
-    return np.minimum((cdf <= u[:, None]).sum(axis=-1), cdf.shape[-1] - 1)
-
-
 def _gather(table: np.ndarray, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """(k, ..., d) rows ``table[j][states[j, i], actions[j, i]]`` of a shared or per-MDP table."""
     if table.ndim == 3:
@@ -142,106 +129,3 @@ class _Chains:
             states[:, i + 1], actions[:, i + 1] = s_next, _sample_rows(cpi[rows, s_next], self._u())
         self.s = states[:, -1]
         return states, actions, rewards
-
-
-def _batched_columns(phi: np.ndarray, states, actions, rewards, gamma: float) -> np.ndarray:
-    """(k, 2d+1, n) (H) columns of k trajectories, as :func:`sarsa_columns` per MDP."""
-    f = _gather(phi, states, actions)  # (k, n+1, d)
-    return context_columns(f[:, :-1], f[:, 1:], rewards, gamma)
-
-
-def sarsa_loop_batched(
-    P: np.ndarray,
-    r: np.ndarray,
-    mu0: np.ndarray,
-    gamma: float,
-    phi: np.ndarray,
-    w0: np.ndarray,
-    update: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    U: np.ndarray,
-    *,
-    n: int,
-    n_updates: int,
-    epsilon: float,
-) -> LoopResult:
-    """(S6) closed loop of k MDPs at once: for each MDP ``j``, from ``s_0 ~ mu0[j]`` and ``w0[j]``,
-    ``T = n_updates`` times roll out ``n`` steps epsilon-greedy on ``Q_w = phi w``, set
-    ``w <- update(X, w)``, ``s_0 <- s_n``.
-
-    Shapes: ``P`` (k, S, A, S), ``r`` (k, S, A) or (k, S, A, S), ``mu0`` (k, S), scalar ``gamma``,
-    ``phi`` (S, A, d) shared or (k, S, A, d), ``w0`` (k, d), uniforms ``U`` (k, loop_draws(n, T))
-    in [0, 1) used in the order of :func:`loop_draws`; ``update`` maps X (k, 2d+1, n), w (k, d)
-    to (k, d) (e.g. ``lambda X, w: sarsa_update(X, w, alpha)``). Returns a :class:`LoopResult`
-    with ``ws`` (k, T+1, d) and ``Xs`` (k, T, 2d+1, n). With ``U[j]`` the uniforms the generator
-    would give :func:`sarsa_loop` on MDP ``j``, row ``j`` equals its result bit for bit.
-    """
-    T = check_int(n_updates, "n_updates")
-    n = check_int(n, "n")
-    cP, r, cmu0 = _check_mdps(P, r, mu0)
-    k, S, A = cP.shape[:3]
-    gamma = check_gamma(gamma)
-    epsilon = check_real(epsilon, "epsilon", low=0.0, high=1.0)
-    phi = _check_batched_table(phi, k, S, A, "phi")
-    d = phi.shape[-1]
-    w = _check_batched_start(w0, k, d, "w0")
-    update = _check_update(update, "update")
-    chains = _Chains(cP, r, cmu0, _check_uniforms(U, k, n, T))
-    ws, Xs = np.empty((k, T + 1, d)), np.empty((k, T, 2 * d + 1, n))
-    ws[:, 0] = w
-    for t in range(T):
-        pi = epsilon_greedy_rows(_linear(phi, w), epsilon)
-        X = _batched_columns(phi, *chains.context(np.cumsum(pi, axis=-1), n), gamma)
-        w = as_float_array(update(X, w), "update(X, w)")
-        if w.shape != (k, d):
-            raise ValueError(f"update(X, w): expected shape {(k, d)}, got {w.shape}")
-        ws[:, t + 1], Xs[:, t] = w, X
-    return LoopResult(ws, Xs)
-
-
-def actor_critic_loop_batched(
-    P: np.ndarray,
-    r: np.ndarray,
-    mu0: np.ndarray,
-    gamma: float,
-    phi: np.ndarray,
-    phi_pi: np.ndarray,
-    w0: np.ndarray,
-    lam0: np.ndarray,
-    update: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple],
-    U: np.ndarray,
-    *,
-    n: int,
-    n_updates: int,
-) -> LoopResult:
-    """(A5) closed loop of k MDPs at once: as :func:`sarsa_loop_batched` acting with the softmax
-    actor ``pi_lambda``; ``update(X, g, w, lam) -> (w', lam')`` on stacks X (k, 2d+1, n), scores
-    g (k, d_pi, n), w (k, d), lam (k, d_pi) (e.g. ``actor_critic_update`` with fixed alpha, beta).
-
-    ``phi_pi`` is (S, A, d_pi) shared or (k, S, A, d_pi), ``lam0`` (k, d_pi); other shapes as in
-    :func:`sarsa_loop_batched`. Returns ``ws`` (k, T+1, d), ``Xs`` (k, T, 2d+1, n), ``lams``
-    (k, T+1, d_pi) and ``gs`` (k, T, d_pi, n), row ``j`` bit for bit :func:`actor_critic_loop`.
-    """
-    T = check_int(n_updates, "n_updates")
-    n = check_int(n, "n")
-    cP, r, cmu0 = _check_mdps(P, r, mu0)
-    k, S, A = cP.shape[:3]
-    gamma = check_gamma(gamma)
-    phi = _check_batched_table(phi, k, S, A, "phi")
-    phi_pi = _check_batched_table(phi_pi, k, S, A, "phi_pi")
-    d, d_pi = phi.shape[-1], phi_pi.shape[-1]
-    w = _check_batched_start(w0, k, d, "w0")
-    lam = _check_batched_start(lam0, k, d_pi, "lam0")
-    update = _check_update(update, "update")
-    chains = _Chains(cP, r, cmu0, _check_uniforms(U, k, n, T))
-    ws, lams = np.empty((k, T + 1, d)), np.empty((k, T + 1, d_pi))
-    Xs, gs = np.empty((k, T, 2 * d + 1, n)), np.empty((k, T, d_pi, n))
-    ws[:, 0], lams[:, 0] = w, lam
-    for t in range(T):
-        pi = softmax_rows(_linear(phi_pi, lam))  # softmax_policy per MDP
-        states, actions, rewards = chains.context(np.cumsum(pi, axis=-1), n)
-        X = _batched_columns(phi, states, actions, rewards, gamma)
-        G = score_table(phi_pi, pi)  # score, per MDP
-        g = _gather(G, states[:, :-1], actions[:, :-1]).swapaxes(-1, -2)  # (k, d_pi, n) view, as g.T
-        w, lam = _check_pair(update(X, g, w, lam), (k, d), (k, d_pi))
-        ws[:, t + 1], lams[:, t + 1], Xs[:, t], gs[:, t] = w, lam, X, g
-    return LoopResult(ws, Xs, lams, gs)

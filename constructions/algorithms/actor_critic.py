@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 import lsa_theory as lt
+from lsa_theory.loop_driver import critic_columns, linear, score_rows
+from lsa_theory.policies import softmax_rows
 
 from .. import numeric
 from ..closed_loop import ClosedLoopAlgorithm, Dims
@@ -34,7 +36,7 @@ class ActorCritic(ClosedLoopAlgorithm):
     claim = "(A4)"
     statement = "(c P*, V*/c) of (A3) = batch actor-critic (A2), state-value critic"
     critic = "state"
-    has_actor = True
+    smooth_is_behaviour = True  # (P2) acts with the loop's own pi_lambda
     hyper = {"gamma": 0.5, "alpha": 0.2, "beta": 0.1}
     hyper_ranges = {"gamma": (0.0, 0.99), "alpha": (0.05, 2.0), "beta": (0.05, 2.0)}
     scales = (1.0, -3.7, 0.05)
@@ -111,6 +113,47 @@ class ActorCritic(ClosedLoopAlgorithm):
     def teacher(self, hyper):
         alpha, beta = hyper["alpha"], hyper["beta"]
         return lambda X, g, w, lam: lt.actor_critic_update(X, g, w, lam, alpha, beta)
+
+    # closed loop (A5): the hooks of constructions.ClosedLoopAlgorithm with an actor
+    def behaviour(self, draws, w, lam, epsilon):
+        """(A5): act with the softmax actor ``pi_lambda`` (``epsilon`` unused)."""
+        return softmax_rows(linear(draws.phi_pi, lam))
+
+    def greedy(self, draws, w, lam):
+        """The argmax of ``lambda^T phi_pi(s, a)``: the greedy policy of the actor."""
+        return lt.greedy(np.einsum("sak,k->sa", draws.phi_pi, lam))
+
+    def frame(self, draws, gamma, states, actions, rewards, w, lam, pi):
+        """(A1) frame: the (H) columns of the critic's table and the score rows ``g_i = g(s_i, a_i)``
+        at the acting ``pi_lambda`` (d_pi, n)."""
+        X = critic_columns(draws.phi, states, actions, rewards, gamma)
+        return X, score_rows(draws.phi_pi, pi, states, actions)
+
+    def split(self, out, d):
+        """``[w'; lambda']`` into ``(w', lambda')``."""
+        return out[..., :d], out[..., d:]
+
+    def full_prompt(self, X, g, w, lam):
+        return lt.actor_critic_prompt(X, g, w, lam)
+
+    def smooth_behaviour(self, draws, w, lam, tau):
+        """(P2) with an actor: the loop's own ``pi_lambda`` (``tau`` unused), as deployed."""
+        return self.behaviour(draws, w, lam, 0.0)
+
+    def smooth_policy(self, phi, phi_pi, v, tau):
+        """(P2) smooth behaviour: the loop's own (A5) actor ``pi_lambda = softmax_a(lambda^T
+        phi_pi(s, a))`` on ``phi_pi`` (K, S, A, d_pi), ``v = [w; lambda]`` (K, d + d_pi), ``tau``
+        unused (the smooth and the deployed behaviour agree)."""
+        import torch
+
+        return torch.softmax(torch.einsum("ksaj,kj->ksa", phi_pi, v[:, phi.shape[-1] :]), dim=-1)
+
+    def smooth_extra_rows(self, phi_pi, pi):
+        """The (A1) score ``g(s, a) = phi_pi(s, a) - sum_b pi(b|s) phi_pi(s, b)`` at the current
+        actor ``pi`` (K, S, A), a (K, S, A, d_pi) torch table."""
+        import torch
+
+        return phi_pi - torch.einsum("ksb,ksbj->ksj", pi, phi_pi)[:, :, None, :]
 
     def expected_actor_step(
         self, mdp: lt.TabularMDP, phi: np.ndarray, phi_pi: np.ndarray, lam: np.ndarray
