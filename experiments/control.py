@@ -66,16 +66,14 @@ from .control_weights import (  # noqa: F401  (moved; re-exported from here)
 )
 from .envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key
 from .io import (
-    atomic_savez,
-    atomic_write_json,
+    config_hash,
     file_sha256,
-    load_npz,
     progress,
-    read_json,
     single_blas_thread,
     to_jsonable,
     versions,
 )
+from .store import UnitStore
 
 __all__ = [
     "ALGOS",
@@ -465,35 +463,31 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None) -> dict:
     if not isinstance(cfg, ControlConfig):
         raise ValueError(f"cfg: expected a ControlConfig, got {type(cfg).__name__}")
     out = Path(out) if out is not None else None
-    done: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
-    if out is not None and (out / "control.json").exists() and (out / "control.npz").exists():
-        prev = read_json(out / "control.json")
-        saved = load_npz(out / "control.npz")  # DamagedFile naming it when truncated
-        for u in prev.get("units", []):
-            if (
-                u.get("unit_config") == to_jsonable(cfg.unit_config(u["algo"]))
-                and f"{u['key']}/block" in saved
-            ):
-                done[u["key"]] = u
-        arrays = saved
+    jobs = [(unit_key(env, algo, i), env, algo, i) for env, algo, i in _units(cfg)]
+    unit_configs = {key: to_jsonable(cfg.unit_config(algo)) for key, _, algo, _ in jobs}
+
+    def render(store: UnitStore) -> dict:
+        units = [store.records[key] for key, *_ in jobs if key in store]
+        return _doc(cfg, units, store.arrays)
+
+    store = UnitStore(
+        out, "control.json", config=unit_configs.get, arrays="control.npz", label="control",
+        saved_units=_saved_units, render=render,
+    )  # fmt: skip
     cache = _MDPCache(cfg)
-    units = []
-    for env, algo, i in progress(_units(cfg), desc="control"):
-        key = unit_key(env, algo, i)
-        if key in done:
-            units.append(done[key])
-            continue
-        row, arr = _run_unit(cfg, cache, env, algo, i)
-        units.append(row)
-        arrays.update({f"{key}/{name}": v for name, v in arr.items()})
-        if out is not None:
-            atomic_savez(out / "control.npz", **arrays)
-            atomic_write_json(out / "control.json", _doc(cfg, units, arrays))
-    doc = _doc(cfg, units, arrays)
+    for key, env, algo, i in progress(jobs, desc="control"):
+        if key not in store:
+            store.put(key, *_run_unit(cfg, cache, env, algo, i))
     if out is not None:
-        atomic_write_json(out / "control.json", doc)
-    return to_jsonable(doc)
+        store.save()
+    return to_jsonable(render(store))
+
+
+def _saved_units(doc: dict):
+    """The units of a saved ``control.json``, each with the hash of its ``unit_config``."""
+    for u in doc.get("units", []) if isinstance(doc, dict) else []:
+        if isinstance(u, dict) and "key" in u:
+            yield u["key"], u, config_hash(u.get("unit_config"))
 
 
 def _doc(cfg: ControlConfig, units: list[dict], arrays: dict) -> dict:

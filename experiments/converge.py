@@ -37,16 +37,15 @@ import constructions
 import dynamics as dy
 
 from .io import (
-    atomic_savez,
-    atomic_write_json,
+    config_hash,
     file_sha256,
-    load_npz,
     progress,
     read_json,
     to_jsonable,
     versions,
 )
 from .plots import integer_ticks, pyplot, save_figure
+from .store import UnitStore
 
 __all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
 
@@ -337,24 +336,22 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
     ``"{key}/{name}"``.
     """
     out = Path(out) if out is not None else None
-    done: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
-    if out is not None and (out / "converge.json").exists():
-        prev = read_json(out / "converge.json")
-        if prev.get("config") == _config_doc(cfg):
-            for part in ("runs", "unrealisable", "radius_sweep"):
-                done.update({r["key"]: r for r in prev.get(part, []) if "key" in r})
-            if (out / "converge.npz").exists():
-                arrays = load_npz(out / "converge.npz")  # DamagedFile naming it when truncated
-    parts: dict[str, list[dict]] = {"runs": [], "unrealisable": [], "radius_sweep": []}
     jobs = [("runs", s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
     jobs += [("unrealisable", s, 1.0, x) for s in cfg.seeds for x in cfg.noise]
     jobs += [("radius_sweep", s, 1.0, r) for s in cfg.seeds for r in cfg.sweep_radii]
+    keyed = [(part, seed, c, x, _job_key(cfg, part, seed, c, x)) for part, seed, c, x in jobs]
+
+    def render(store: UnitStore) -> dict:
+        parts = {p: [store.records[k] for part, *_, k in keyed if part == p and k in store] for p in PARTS}
+        return _doc(cfg, parts)
+
+    store = UnitStore(
+        out, "converge.json", config=_config_doc(cfg), arrays="converge.npz", label="converge",
+        saved_units=_saved_units, render=render,
+    )  # fmt: skip
     datasets: dict[int, dy.TeacherDataset] = {}
-    for part, seed, c, x in progress(jobs, desc=f"converge {cfg.algo}"):
-        key = run_key(cfg.algo, seed, c, x) if part == "runs" else f"{part}|{run_key(cfg.algo, seed, c, x)}"
-        if key in done:
-            parts[part].append(done[key])
+    for part, seed, c, x, key in progress(keyed, desc=f"converge {cfg.algo}"):
+        if key in store:
             continue
         if seed not in datasets:
             datasets[seed] = dy.teacher_dataset(cfg.spec(), np.random.default_rng(seed))
@@ -365,14 +362,28 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
         else:
             row, arr = _sweep_run(cfg, datasets[seed], seed, x)
         row["key"] = key
-        parts[part].append(row)
-        arrays.update({f"{key}/{name}": v for name, v in arr.items()})
-        if out is not None:
-            atomic_savez(out / "converge.npz", **arrays)
-            atomic_write_json(out / "converge.json", _doc(cfg, parts))
+        store.put(key, row, arr)
     if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
-        atomic_write_json(out / "converge.json", _doc(cfg, parts))
-    return _doc(cfg, parts)
+        store.save()
+    return render(store)
+
+
+#: The parts of ``converge.json``, each a list of unit rows (with their ``key``).
+PARTS = ("runs", "unrealisable", "radius_sweep")
+
+
+def _job_key(cfg: ConvergeConfig, part: str, seed: int, c: float, x: float) -> str:
+    key = run_key(cfg.algo, seed, c, x)
+    return key if part == "runs" else f"{part}|{key}"
+
+
+def _saved_units(doc: dict):
+    """The unit rows of a saved ``converge.json`` and the hash of the configuration they ran under."""
+    h = config_hash(doc.get("config")) if isinstance(doc, dict) else None
+    for part in PARTS:
+        for r in doc.get(part, []) if isinstance(doc, dict) else []:
+            if isinstance(r, dict) and "key" in r:
+                yield r["key"], r, h
 
 
 def _config_doc(cfg: ConvergeConfig) -> dict:

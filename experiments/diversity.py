@@ -20,6 +20,7 @@ scaling direction alone.
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -29,8 +30,9 @@ import numpy as np
 
 import dynamics as dy
 
-from .io import atomic_write_json, progress, read_json, to_jsonable, versions
+from .io import config_hash, progress, read_json, to_jsonable, versions
 from .plots import integer_ticks, pyplot, save_figure
+from .store import UnitStore
 
 __all__ = [
     "DiversityConfig",
@@ -227,20 +229,31 @@ def run_diversity(cfg: DiversityConfig, out: str | Path | None = None) -> dict:
     atomically after each row and a rerun with the same config skips finished rows."""
     out = Path(out) if out is not None else None
     config = to_jsonable(asdict(cfg))
-    done: list[dict] = []
-    if out is not None and (out / "diversity.json").exists():
-        prev = read_json(out / "diversity.json")
-        if prev.get("config") == config:
-            done = prev["rows"]
-    rows = list(done)
     specs = diversity_rows(cfg)
-    for index, row in progress(list(enumerate(specs))[len(done) :], desc="diversity"):
-        rows.append(_row(cfg, row, index))
-        if out is not None:
-            atomic_write_json(
-                out / "diversity.json", {"config": config, "versions": versions(), "rows": rows}
+
+    def render(store: UnitStore) -> dict:  # the finished rows: a prefix of the rows, in order
+        rows = list(
+            itertools.takewhile(
+                lambda r: r is not None, (store.records.get(str(i)) for i in range(len(specs)))
             )
-    return {"config": config, "versions": versions(), "rows": rows}
+        )
+        return {"config": config, "versions": versions(), "rows": rows}
+
+    store = UnitStore(
+        out, "diversity.json", config=config, label="diversity", saved_units=_saved_rows, render=render
+    )
+    for index, row in progress(list(enumerate(specs)), desc="diversity"):
+        if str(index) not in store:
+            store.put(str(index), _row(cfg, row, index))
+    return render(store)
+
+
+def _saved_rows(doc: dict):
+    """The rows of a saved ``diversity.json`` (key: the row index) and the hash of their configuration."""
+    if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
+        h = config_hash(doc.get("config"))
+        for index, row in enumerate(doc["rows"]):
+            yield str(index), row, h
 
 
 def plot_diversity(out: str | Path) -> Path:

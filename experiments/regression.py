@@ -18,7 +18,6 @@ errors, trained matrices) in ``--out``, written atomically; :func:`plot_regressi
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,14 +31,13 @@ from lsa_theory._checks import check_int, check_real
 
 from .io import (
     atomic_savez,
-    atomic_write,
     atomic_write_json,
-    config_hash,
     provenance,
     read_json,
     to_jsonable,
     versions,
 )
+from .store import UnitStore
 
 __all__ = [
     "RegressionConfig",
@@ -358,84 +356,36 @@ def gamma_check_table(doc: dict) -> str:
 UNITS_FILE = ".regression-units.json"
 
 
-def _pack(x):
-    """``x`` as JSON that :func:`_unpack` turns back into equal values: arrays with their dtype
-    (float64 entries as exact reprs), tuples as lists, NaN and inf kept."""
-    if isinstance(x, np.ndarray):
-        return {"__ndarray__": _pack(x.tolist()), "dtype": str(x.dtype), "shape": list(x.shape)}
-    if isinstance(x, dict):
-        return {str(k): _pack(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_pack(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def _unpack(x):
-    if isinstance(x, dict):
-        if "__ndarray__" in x:
-            return np.array(x["__ndarray__"], dtype=x["dtype"]).reshape(x["shape"])
-        return {k: _unpack(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_unpack(v) for v in x]
-    return x
-
-
-class _Units:
-    """The finished units of one :func:`run_regression` (each population flow, the sampled sweep,
-    the Gamma check, the trained stacks), kept in ``out/UNITS_FILE`` (rewritten atomically after
-    each unit) under the ``config_hash`` of ``cfg``: an interrupted run resumes from them; units of
-    another configuration are ignored. Without ``out``, nothing is kept."""
-
-    def __init__(self, out: Path | None, cfg: RegressionConfig):
-        self.path = None if out is None else out / UNITS_FILE
-        self.key = config_hash(asdict(cfg))
-        self.done: dict = {}
-        if self.path is not None and self.path.exists():
-            prev = read_json(self.path)  # DamagedFile naming it when truncated
-            if isinstance(prev, dict) and prev.get("config_hash") == self.key:
-                self.done = dict(prev.get("units", {}))
-
-    def get(self, name: str, compute):
-        """The unit ``name``: saved, else ``compute()`` (then saved)."""
-        if name in self.done:
-            return _unpack(self.done[name])
-        value = compute()
-        if self.path is not None:
-            self.done[name] = _pack(value)
-            data = json.dumps({"config_hash": self.key, "units": self.done}).encode()
-            atomic_write(self.path, lambda fh: fh.write(data))
-        return value
-
-    def remove(self) -> None:
-        if self.path is not None and self.path.exists():
-            self.path.unlink()
-
-
 def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict:
     """Every population flow, the sampled sweep and the trained stacks of ``cfg``; with ``out``,
     ``regression.json`` and ``regression.npz`` are written there. Returns the JSON document.
-    With ``out``, each finished unit is kept as it finishes (:class:`_Units`, ``out/UNITS_FILE``)
-    and an interrupted run resumes from them with the same numbers."""
+    With ``out``, each finished unit (each population flow, the sampled sweep, the Gamma check,
+    the trained stacks) is kept as it finishes in ``out/UNITS_FILE``
+    (:class:`experiments.store.UnitStore`, under the ``config_hash`` of ``cfg``) and an
+    interrupted run resumes from them with the same numbers; the file goes once the results are
+    written."""
     from .regression_stack import train_stacks
 
     t0 = time.perf_counter()
     out = Path(out) if out is not None else None
-    units = _Units(out, cfg)
+    store = UnitStore(out, UNITS_FILE, config=asdict(cfg), label="regression")
+
+    def unit(key, compute):
+        return store.unit(key, lambda: (compute(), None))[0]
+
     runs, arrays = [], {}
     for d, N, kappa in cfg.population:
-        row, arr = units.get(
+        row, arr = unit(
             f"pop/{d}/{N}/{kappa:g}", lambda d=d, N=N, kappa=kappa: population_run(cfg, d, N, kappa)
         )
         runs.append(row)
         arrays.update({f"pop/{d}/{N}/{kappa:g}/{k}": v for k, v in arr.items()})
     primary = next(r for r in runs if (r["d"], r["N"], r["kappa"]) == (cfg.d, cfg.N, cfg.kappa))
-    sampled, slope, errs = units.get("sampled", lambda: sampled_runs(cfg))
+    sampled, slope, errs = unit("sampled", lambda: sampled_runs(cfg))
     arrays["sampled/F"] = np.array(cfg.F)
     arrays["sampled/errors"] = errs
-    gamma = units.get("gamma", lambda: gamma_check(cfg))
-    trained, trained_arrays = units.get("trained", lambda: train_stacks(cfg, primary["Lambda"]))
+    gamma = unit("gamma", lambda: gamma_check(cfg))
+    trained, trained_arrays = unit("trained", lambda: train_stacks(cfg, primary["Lambda"]))
     arrays.update(trained_arrays)
     checks = {
         "population_rel_err": all(r["rel_err"] <= CRITERIA["rel_err"] for r in runs),
@@ -469,7 +419,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     if out is not None:
         atomic_savez(out / "regression.npz", **arrays)
         atomic_write_json(out / "regression.json", doc)
-        units.remove()
+        store.remove()
     return to_jsonable(doc)
 
 

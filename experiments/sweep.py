@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, check_out, out_lock, progress, provenance, read_json, versions
+from .io import atomic_write_json, check_out, out_lock, progress, provenance, versions
+from .store import UnitFiles
 from .sweep_grid import (  # noqa: F401  (moved; re-exported from here)
     KINDS,
     PARAMS,
@@ -83,17 +84,6 @@ EXECUTORS = ("local", "dask", "serial")
 # --------------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------------
-
-
-def _finished(path: Path) -> dict | None:
-    """The job record at ``path`` if it is a finished (``status == "done"``) job, else ``None``."""
-    if not path.is_file():
-        return None
-    try:
-        rec = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and rec.get("status") == "done" else None
 
 
 class _Progress:
@@ -213,7 +203,9 @@ def run_sweep(
     out = check_out(out if out is not None else cfg["out"])
     if executor == "dask":
         check_dask(address)
-    jobs_dir = out / "jobs"
+    store = UnitFiles(
+        out / "jobs", label="sweep"
+    )  # a finished job's file: its hash covers params and version
     version = _package_version()
     desc = f"sweep {kind}"
     listed: list[tuple[str, dict]] = []
@@ -228,7 +220,7 @@ def run_sweep(
             h = job_hash(kind, p, version)
             listed.append((h, p))
             if h not in seen:
-                rec = _finished(jobs_dir / f"{h}.json")
+                rec = store.get(h, finished=lambda r: r.get("status") == "done")
                 if rec is not None:
                     records[h] = rec
                 elif limit is None or len(todo) < limit:
@@ -260,7 +252,7 @@ def _run_listed(
 
     def on_done(h: str, rec: dict) -> None:
         doc = {"kind": kind, "params": params_of[h], "hash": h, "version": version, **rec}
-        atomic_write_json(jobs_dir / f"{h}.json", doc)
+        UnitFiles(jobs_dir, label="sweep").put(h, doc)
         records[h] = doc
         run.update(1)
 
