@@ -32,6 +32,7 @@ from lsa_theory.roundoff import perturbed, sum_error_bound
 from .control import ControlConfig, run_control
 from .envs import HELDOUT_NAME, heldout_family, heldout_rng
 from .io import atomic_write_json, provenance, single_blas_thread, to_jsonable, versions
+from .stats import mean_sem_columns
 
 __all__ = [
     "Q_STEP_CEILING",
@@ -129,11 +130,6 @@ def expected_steps(n_mdps: int = 20, seed: int = 0, bounds: bool = True) -> list
     return rows
 
 
-def _mean_sem(values: list[float]) -> tuple[float, float]:
-    x = np.asarray(values, dtype=np.float64)
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
-
-
 @single_blas_thread
 def run_variants(
     out: str | Path | None = None, *, n_mdps: int = 20, n_updates: int = 1000, seed: int = 0
@@ -164,8 +160,8 @@ def run_variants(
     for name in VARIANTS:
         mine = [r for r in steps if r["algo"] == name]
         env = next(e for e in control["envs"] if e["algo"] == name)
-        step, step_sem = _mean_sem([r["step_norm"] for r in mine])
-        cos, cos_sem = _mean_sem([r["cosine"] for r in mine])
+        step, step_sem = map(float, mean_sem_columns([r["step_norm"] for r in mine]))
+        cos, cos_sem = map(float, mean_sem_columns([r["cosine"] for r in mine]))
         summary.append(
             {
                 "algo": name,

@@ -73,6 +73,7 @@ from .io import (
     to_jsonable,
     versions,
 )
+from .stats import mean_sem_columns
 from .store import UnitStore
 
 __all__ = [
@@ -348,13 +349,6 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
     return row, arrays
 
 
-def _mean_sem(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(axis=0)
-    sem = x.std(axis=0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros_like(mean)
-    return mean, sem
-
-
 def _nanmean(x: np.ndarray) -> float | None:
     """Mean over the seeds whose loop did not diverge (``None`` if all diverged)."""
     x = np.asarray(x, dtype=np.float64)
@@ -385,8 +379,8 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                 "normalized_return": float(np.mean(final["block"])),
                 "normalized_return_teacher": float(np.mean(final["teacher"])),
                 "n_seeds": len(rows),
-                "normalized_return_sem": float(_mean_sem(final["block"][:, None])[1][0]),
-                "normalized_return_teacher_sem": float(_mean_sem(final["teacher"][:, None])[1][0]),
+                "normalized_return_sem": float(mean_sem_columns(final["block"][:, None])[1][0]),
+                "normalized_return_teacher_sem": float(mean_sem_columns(final["teacher"][:, None])[1][0]),
                 "normalized_return_nanmean": _nanmean(final["block"]),
                 "normalized_return_teacher_nanmean": _nanmean(final["teacher"]),
                 "normalized_return_std": float(np.std(final["block"], ddof=1)) if len(rows) > 1 else 0.0,
@@ -394,7 +388,7 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                     float(np.mean(final["tabular"])) if "tabular" in final else None
                 ),
                 "normalized_return_tabular_sem": (
-                    float(_mean_sem(final["tabular"][:, None])[1][0]) if "tabular" in final else None
+                    float(mean_sem_columns(final["tabular"][:, None])[1][0]) if "tabular" in final else None
                 ),
                 "normalized_return_uniform": float(np.mean([u["normalized_return_uniform"] for u in rows])),
                 "normalized_return_optimal": float(np.mean([u["normalized_return_optimal"] for u in rows])),
@@ -410,8 +404,8 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                 "env_steps": cfg.n * cfg.n_updates,
                 **_check_summary(rows),
                 "curves": {"updates": updates}
-                | {f"{k}_mean": _mean_sem(v)[0] for k, v in curves.items()}
-                | {f"{k}_sem": _mean_sem(v)[1] for k, v in curves.items()},
+                | {f"{k}_mean": mean_sem_columns(v)[0] for k, v in curves.items()}
+                | {f"{k}_sem": mean_sem_columns(v)[1] for k, v in curves.items()},
             }
             out.append(row)
     return out
