@@ -477,6 +477,12 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None) -> dict:
     return to_jsonable(render(store))
 
 
+def run_unit(cfg: ControlConfig, env: str, algo: str, seed: int) -> tuple[dict, dict]:
+    """``(row, arrays)`` of the one (env, algo, seed) unit of ``cfg``, on its own (what a sweep job
+    runs; :func:`run_control` runs every unit with one MDP cache)."""
+    return _run_unit(cfg, _MDPCache(cfg), env, algo, seed)
+
+
 def _saved_units(doc: dict):
     """The units of a saved ``control.json``, each with the hash of its ``unit_config``."""
     for u in doc.get("units", []) if isinstance(doc, dict) else []:

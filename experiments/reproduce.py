@@ -40,7 +40,7 @@ from lsa_theory._checks import check_int
 
 from .cli_checks import control_passed, converge_passed, diversity_passed
 from .io import DamagedFile, Heartbeat, atomic_write_json, load_npz, out_lock, read_json, versions
-from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
+from .training import deployed_returns_by_k, plot_returns_by_k
 
 __all__ = ["PARTS", "CRITERION", "TRAIN_SEEDS", "failure", "reproduce"]
 __all__ += ["deployed_returns_by_k", "trained_weights"]
@@ -243,9 +243,12 @@ def _context_length(out: Path, quick: bool, seed: int = 0) -> dict:
 
 
 def _actor_critic_variants(out: Path, quick: bool, seed: int = 0) -> dict:
-    from .actor_critic_variants import run_variants
+    import dataclasses
 
-    doc = run_variants(out, n_mdps=5 if quick else 20, n_updates=300 if quick else 1000, seed=seed)
+    from . import actor_critic_variants as acv
+
+    cfg = acv.Config.quick() if quick else acv.Config.full()
+    doc = acv.run(dataclasses.replace(cfg, seed=seed), out)
     return {"rows": doc["rows"]}
 
 

@@ -9,7 +9,7 @@ conserved ``u^2 - ||U||^2`` predicts (computed before integrating, as (M6) asks)
 kernel with the scaling direction (M5). On ``F`` sampled prompts (antithetic pairs, from sufficient
 statistics) the flow's limit is compared with ``Gamma^{-1}`` over ``reps`` samples per F; ``slope``
 is the least-squares slope of ``log RMS error`` against ``log F`` (expected -1/2). The trained
-L-layer stacks come from :mod:`experiments.regression_stack`.
+L-layer stacks come from :mod:`experiments.regression.stack`.
 
 Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
 errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
@@ -29,7 +29,7 @@ from dynamics import regression as rg
 from dynamics.flow import METHODS
 from lsa_theory._checks import check_int, check_real
 
-from .io import (
+from ..io import (
     atomic_savez,
     atomic_write_json,
     provenance,
@@ -37,7 +37,7 @@ from .io import (
     to_jsonable,
     versions,
 )
-from .store import UnitStore
+from ..store import UnitStore
 
 __all__ = [
     "RegressionConfig",
@@ -48,6 +48,11 @@ __all__ = [
     "gamma_check",
     "gamma_check_table",
     "plot_regression",
+    "Config",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
 ]
 
 #: Acceptance criteria (issue 11; (M3), (M5), (M6) as for ``converge``).
@@ -149,6 +154,11 @@ class RegressionConfig:
             raise ValueError(f"reps: need at least 2, got {self.reps}")
         if self.gamma_F < 10 * self.d * self.d:
             raise ValueError(f"gamma_F: need at least 10 d^2 = {10 * self.d**2}, got {self.gamma_F}")
+
+    @classmethod
+    def full(cls) -> RegressionConfig:
+        """The default configuration (what ``lsa-theory regression`` runs without ``--quick``)."""
+        return cls()
 
     @classmethod
     def quick(cls) -> RegressionConfig:
@@ -356,6 +366,31 @@ def gamma_check_table(doc: dict) -> str:
 UNITS_FILE = ".regression-units.json"
 
 
+def units(cfg: RegressionConfig) -> list[str]:
+    """The unit keys of ``cfg`` in run order: each population flow ``"pop/{d}/{N}/{kappa:g}"``
+    (``cfg.population``), then ``"sampled"``, ``"gamma"`` and ``"trained"``."""
+    return [f"pop/{d}/{N}/{kappa:g}" for d, N, kappa in cfg.population] + ["sampled", "gamma", "trained"]
+
+
+def run_unit(cfg: RegressionConfig, key: str, Lambda: np.ndarray | None = None):
+    """The unit ``key`` of :func:`units`: a population flow ``(row, arrays)``
+    (:func:`population_run`), the sampled sweep ``(rows, slope, errors)`` (:func:`sampled_runs`),
+    the Gamma check (:func:`gamma_check`) or the trained stacks ``(rows, arrays)`` on ``Lambda``
+    (default: the primary configuration's covariance, as its population flow draws it)."""
+    for d, N, kappa in cfg.population:
+        if key == f"pop/{d}/{N}/{kappa:g}":
+            return population_run(cfg, d, N, kappa)
+    if key == "sampled":
+        return sampled_runs(cfg)
+    if key == "gamma":
+        return gamma_check(cfg)
+    if key == "trained":
+        from .stack import train_stacks
+
+        return train_stacks(cfg, _lambda(cfg, cfg.d, cfg.N, cfg.kappa) if Lambda is None else Lambda)
+    raise ValueError(f"key: expected one of {units(cfg)}, got {key!r}")
+
+
 def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict:
     """Every population flow, the sampled sweep and the trained stacks of ``cfg``; with ``out``,
     ``regression.json`` and ``regression.npz`` are written there. Returns the JSON document.
@@ -364,8 +399,6 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     (:class:`experiments.store.UnitStore`, under the ``config_hash`` of ``cfg``) and an
     interrupted run resumes from them with the same numbers; the file goes once the results are
     written."""
-    from .regression_stack import train_stacks
-
     t0 = time.perf_counter()
     out = Path(out) if out is not None else None
     store = UnitStore(out, UNITS_FILE, config=asdict(cfg), label="regression")
@@ -374,18 +407,16 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         return store.unit(key, lambda: (compute(), None))[0]
 
     runs, arrays = [], {}
-    for d, N, kappa in cfg.population:
-        row, arr = unit(
-            f"pop/{d}/{N}/{kappa:g}", lambda d=d, N=N, kappa=kappa: population_run(cfg, d, N, kappa)
-        )
+    for key in units(cfg)[: len(cfg.population)]:  # the population flows
+        row, arr = unit(key, lambda key=key: run_unit(cfg, key))
         runs.append(row)
-        arrays.update({f"pop/{d}/{N}/{kappa:g}/{k}": v for k, v in arr.items()})
+        arrays.update({f"{key}/{k}": v for k, v in arr.items()})
     primary = next(r for r in runs if (r["d"], r["N"], r["kappa"]) == (cfg.d, cfg.N, cfg.kappa))
-    sampled, slope, errs = unit("sampled", lambda: sampled_runs(cfg))
+    sampled, slope, errs = unit("sampled", lambda: run_unit(cfg, "sampled"))
     arrays["sampled/F"] = np.array(cfg.F)
     arrays["sampled/errors"] = errs
-    gamma = unit("gamma", lambda: gamma_check(cfg))
-    trained, trained_arrays = unit("trained", lambda: train_stacks(cfg, primary["Lambda"]))
+    gamma = unit("gamma", lambda: run_unit(cfg, "gamma"))
+    trained, trained_arrays = unit("trained", lambda: run_unit(cfg, "trained", primary["Lambda"]))
     arrays.update(trained_arrays)
     checks = {
         "population_rel_err": all(r["rel_err"] <= CRITERIA["rel_err"] for r in runs),
@@ -427,7 +458,7 @@ def plot_regression(out: str | Path) -> Path:
     """``regression.png`` from saved results: the flow's limit ``M`` against ``Gamma^{-1}`` entry by
     entry (every population configuration), the sampled error against F with the fitted slope and
     a -1/2 reference, and the excess loss along the primary flow with the predicted slope."""
-    from .plots import pyplot, save_figure
+    from ..plots import pyplot, save_figure
 
     plt = pyplot()
 
@@ -481,3 +512,9 @@ def plot_regression(out: str | Path) -> Path:
     ax.set_title(f"primary flow: rate / lambda_min^+ = {pop['rate_ratio']:.4f}")
     ax.legend(fontsize=7)
     return save_figure(fig, out / "regression.png")
+
+
+#: The face of the experiment (:mod:`experiments`): its configuration, run and figure.
+Config = RegressionConfig
+run = run_regression
+plot = plot_regression

@@ -1,8 +1,8 @@
 r"""``lsa-theory sweep CONFIG.toml``: a grid of converge / diversity / control jobs, resumable.
 
-The config file and its parameters per kind are described in :mod:`experiments.sweep_grid`, the
-jobs and executors in :mod:`experiments.sweep_jobs`; this module holds the driver and the command
-line and re-exports the others.
+The config file and its parameters per kind are described in :mod:`experiments.sweep.grid`, the
+jobs and executors in :mod:`experiments.sweep.jobs`; this module holds the driver and the command
+line (``python -m experiments.sweep``: ``__main__.py``) and re-exports the others.
 
 **Outputs.** Each job is written atomically to ``OUT/jobs/<hash>.json`` with ``hash`` =
 :func:`job_hash` (sha256 of the canonical JSON of kind, full params and the package version):
@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, check_out, out_lock, progress, provenance, versions
-from .store import UnitFiles
-from .sweep_grid import (  # noqa: F401  (moved; re-exported from here)
+from ..io import atomic_write_json, check_out, out_lock, progress, provenance, versions
+from ..store import UnitFiles
+from .grid import (  # noqa: F401  (moved; re-exported from here)
     KINDS,
     PARAMS,
     _check_grid,
@@ -41,7 +41,7 @@ from .sweep_grid import (  # noqa: F401  (moved; re-exported from here)
     job_hash,
     load_config,
 )
-from .sweep_jobs import (  # noqa: F401  (moved; re-exported from here)
+from .jobs import (  # noqa: F401  (moved; re-exported from here)
     _JOBS,
     _control_job,
     _converge_job,
@@ -66,6 +66,9 @@ __all__ = [
     "job_hash",
     "run_job",
     "run_sweep",
+    "run",
+    "units",
+    "run_unit",
     "add_parser",
     "main_sweep",
 ]
@@ -374,5 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     return main_sweep(parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)]))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+#: The face (:mod:`experiments`): a sweep's configuration is a TOML file or a dict
+#: (:func:`load_config`), its units the grid's jobs (:func:`iter_grid`, named by :func:`job_hash`,
+#: kept one file each by :class:`experiments.store.UnitFiles`), :func:`run_job` one of them; each
+#: job calls the face of its experiment (``converge``, ``diversity``, ``control``).
+run = run_sweep
+units = iter_grid
+run_unit = run_job

@@ -30,13 +30,14 @@ import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import constructions
 import dynamics as dy
 
-from .io import (
+from ..io import (
     config_hash,
     file_sha256,
     progress,
@@ -44,10 +45,21 @@ from .io import (
     to_jsonable,
     versions,
 )
-from .plots import integer_ticks, pyplot, save_figure
-from .store import UnitStore
+from ..plots import integer_ticks, pyplot, save_figure
+from ..store import UnitStore
 
-__all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
+__all__ = [
+    "ConvergeConfig",
+    "run_converge",
+    "run_key",
+    "plot_converge",
+    "Config",
+    "Unit",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
+]
 
 
 @dataclass(frozen=True)
@@ -336,13 +348,10 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
     ``"{key}/{name}"``.
     """
     out = Path(out) if out is not None else None
-    jobs = [("runs", s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
-    jobs += [("unrealisable", s, 1.0, x) for s in cfg.seeds for x in cfg.noise]
-    jobs += [("radius_sweep", s, 1.0, r) for s in cfg.seeds for r in cfg.sweep_radii]
-    keyed = [(part, seed, c, x, _job_key(cfg, part, seed, c, x)) for part, seed, c, x in jobs]
+    todo = units(cfg)
 
     def render(store: UnitStore) -> dict:
-        parts = {p: [store.records[k] for part, *_, k in keyed if part == p and k in store] for p in PARTS}
+        parts = {p: [store.records[u.key] for u in todo if u.part == p and u.key in store] for p in PARTS}
         return _doc(cfg, parts)
 
     store = UnitStore(
@@ -350,19 +359,9 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
         saved_units=_saved_units, render=render,
     )  # fmt: skip
     datasets: dict[int, dy.TeacherDataset] = {}
-    for part, seed, c, x, key in progress(keyed, desc=f"converge {cfg.algo}"):
-        if key in store:
-            continue
-        if seed not in datasets:
-            datasets[seed] = dy.teacher_dataset(cfg.spec(), np.random.default_rng(seed))
-        if part == "runs":
-            row, arr = _one_run(cfg, datasets[seed], seed, c, x)
-        elif part == "unrealisable":
-            row, arr = _unrealisable_run(cfg, datasets[seed], seed, x)
-        else:
-            row, arr = _sweep_run(cfg, datasets[seed], seed, x)
-        row["key"] = key
-        store.put(key, row, arr)
+    for unit in progress(todo, desc=f"converge {cfg.algo}"):
+        if unit.key not in store:
+            store.put(unit.key, *run_unit(cfg, unit, datasets))
     if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
         store.save()
     return render(store)
@@ -372,9 +371,49 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
 PARTS = ("runs", "unrealisable", "radius_sweep")
 
 
-def _job_key(cfg: ConvergeConfig, part: str, seed: int, c: float, x: float) -> str:
-    key = run_key(cfg.algo, seed, c, x)
-    return key if part == "runs" else f"{part}|{key}"
+class Unit(NamedTuple):
+    """One flow of a converge run: ``part`` (of :data:`PARTS`), ``seed``, scale ``c`` and ``x``
+    (the radius, or the noise level of an unrealisable run); ``key`` names it in the saved files."""
+
+    key: str
+    part: str
+    seed: int
+    c: float
+    x: float
+
+
+def units(cfg: ConvergeConfig) -> list[Unit]:
+    """The units of ``cfg`` in run order: every (seed, c, radius) flow, then the unrealisable runs
+    (seed, noise level), then the radius sweep (seed, radius)."""
+    jobs = [("runs", s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
+    jobs += [("unrealisable", s, 1.0, x) for s in cfg.seeds for x in cfg.noise]
+    jobs += [("radius_sweep", s, 1.0, r) for s in cfg.seeds for r in cfg.sweep_radii]
+    out = []
+    for part, seed, c, x in jobs:
+        key = run_key(cfg.algo, seed, c, x)
+        out.append(Unit(key if part == "runs" else f"{part}|{key}", part, seed, c, x))
+    return out
+
+
+def run_unit(
+    cfg: ConvergeConfig, unit: Unit, datasets: dict[int, dy.TeacherDataset] | None = None
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(row, arrays)`` of one :class:`Unit` of ``cfg`` (its ``key`` in the row). The teacher
+    dataset of ``unit.seed`` is drawn from ``default_rng(seed)``, once per seed in ``datasets``."""
+    datasets = {} if datasets is None else datasets
+    if unit.seed not in datasets:
+        datasets[unit.seed] = dy.teacher_dataset(cfg.spec(), np.random.default_rng(unit.seed))
+    ds = datasets[unit.seed]
+    if unit.part == "runs":
+        row, arr = _one_run(cfg, ds, unit.seed, unit.c, unit.x)
+    elif unit.part == "unrealisable":
+        row, arr = _unrealisable_run(cfg, ds, unit.seed, unit.x)
+    elif unit.part == "radius_sweep":
+        row, arr = _sweep_run(cfg, ds, unit.seed, unit.x)
+    else:
+        raise ValueError(f"unit.part: expected one of {PARTS}, got {unit.part!r}")
+    row["key"] = unit.key
+    return row, arr
 
 
 def _saved_units(doc: dict):
@@ -491,3 +530,9 @@ def plot_converge(out: str | Path) -> list[Path]:
             axes[1].legend(fontsize=6)
         paths.append(save_figure(fig, out / "converge_pl.png"))
     return paths
+
+
+#: The face of the experiment: its configuration, run and figure.
+Config = ConvergeConfig
+run = run_converge
+plot = plot_converge

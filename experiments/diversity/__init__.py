@@ -25,16 +25,23 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import dynamics as dy
 
-from .io import config_hash, progress, read_json, to_jsonable, versions
-from .plots import integer_ticks, pyplot, save_figure
-from .store import UnitStore
+from ..io import config_hash, progress, read_json, to_jsonable, versions
+from ..plots import integer_ticks, pyplot, save_figure
+from ..store import UnitStore
 
 __all__ = [
+    "Config",
+    "Unit",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
     "DiversityConfig",
     "diversity_rows",
     "row_datasets",
@@ -89,6 +96,11 @@ class DiversityConfig:
     @classmethod
     def quick(cls) -> DiversityConfig:
         return cls(k_sweep=(1, 2, 4, 8, 16), extra_sizes=())
+
+    @classmethod
+    def full(cls) -> DiversityConfig:
+        """The default configuration (what ``lsa-theory diversity`` runs without ``--quick``)."""
+        return cls()
 
 
 def _m5_rows(S: int, A: int) -> list[dict]:
@@ -167,7 +179,7 @@ def kernel_verdict(ds: dy.TeacherDataset) -> tuple[dy.KernelCertificate, bool]:
     (:func:`dynamics.certify_kernel`, exact arithmetic on the context columns) and the row's verdict
     (:func:`experiments.cli_checks.diversity_passed`: certified and equal to ``max(tangent_dim,
     size - rank_rows)``). The verdict is all that decides the command's exit code."""
-    from .cli_checks import diversity_passed
+    from ..cli_checks import diversity_passed
 
     cert = dy.certify_kernel(ds)
     fields = {"kernel_certified": cert.certified, "ker_dim": cert.ker_dim, "tangent_dim": cert.tangent_dim}
@@ -229,23 +241,39 @@ def run_diversity(cfg: DiversityConfig, out: str | Path | None = None) -> dict:
     atomically after each row and a rerun with the same config skips finished rows."""
     out = Path(out) if out is not None else None
     config = to_jsonable(asdict(cfg))
-    specs = diversity_rows(cfg)
+    todo = units(cfg)
 
     def render(store: UnitStore) -> dict:  # the finished rows: a prefix of the rows, in order
-        rows = list(
-            itertools.takewhile(
-                lambda r: r is not None, (store.records.get(str(i)) for i in range(len(specs)))
-            )
-        )
+        rows = list(itertools.takewhile(lambda r: r is not None, (store.records.get(u.key) for u in todo)))
         return {"config": config, "versions": versions(), "rows": rows}
 
     store = UnitStore(
         out, "diversity.json", config=config, label="diversity", saved_units=_saved_rows, render=render
     )
-    for index, row in progress(list(enumerate(specs)), desc="diversity"):
-        if str(index) not in store:
-            store.put(str(index), _row(cfg, row, index))
+    for unit in progress(todo, desc="diversity"):
+        if unit.key not in store:
+            store.put(unit.key, *run_unit(cfg, unit))
     return render(store)
+
+
+class Unit(NamedTuple):
+    """One row of a diversity run: its ``index`` (seeds its draws; ``key`` = ``str(index)``) and
+    ``spec`` (a row of :func:`diversity_rows`: k, features, shared_features, reward, frames, table)."""
+
+    key: str
+    index: int
+    spec: dict
+
+
+def units(cfg: DiversityConfig) -> list[Unit]:
+    """The units of ``cfg``: one per row of :func:`diversity_rows`, in order."""
+    return [Unit(str(i), i, spec) for i, spec in enumerate(diversity_rows(cfg))]
+
+
+def run_unit(cfg: DiversityConfig, unit: Unit) -> tuple[dict, dict]:
+    """``(row, {})`` of one :class:`Unit`: the kernel certificate, the flow and the held-out error
+    of its datasets (no arrays)."""
+    return _row(cfg, unit.spec, unit.index), {}
 
 
 def _saved_rows(doc: dict):
@@ -302,3 +330,9 @@ def plot_diversity(out: str | Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle("(M7): task diversity and the optimal manifold; the cost depends on d")
     return save_figure(fig, out / "diversity.png")
+
+
+#: The face of the experiment: its configuration, run and figure.
+Config = DiversityConfig
+run = run_diversity
+plot = plot_diversity
