@@ -19,7 +19,7 @@ SCRATCH = tempfile.gettempdir()
 MUTS = [
     (
         "M1 held-out frames drawn from the training MDPs",
-        "experiments/training.py",
+        "experiments/training/data.py",
         "np.random.default_rng([cfg.seed, 1]), cfg.critic)",
         "np.random.default_rng([cfg.seed, 0, 0]), cfg.critic)",
         ["tests/test_training.py::test_heldout_frames_come_from_mdps_not_in_training"],
@@ -61,21 +61,21 @@ MUTS = [
     ),
     (
         "M4 cos_full computed over the (L2) blocks only",
-        "experiments/training.py",
+        "experiments/training/model.py",
         '"cos_full": _cos(theta, star),',
         '"cos_full": _cos(rd, rds),',
         ["tests/test_training.py::test_structure_metrics_over_all_blocks"],
     ),
     (
         "M5 invariant init leaves Vbar22 random",
-        "experiments/training.py",
+        "experiments/training/model.py",
         'draw["V"][m + 1 :, m:] = 0.0',
         "pass",
         ["tests/test_training.py::test_invariant_initialisation_stays_on_the_invariant_set"],
     ),
     (
         "M6 critic='state' ignored (action features)",
-        "experiments/training.py",
+        "experiments/training/data.py",
         '    if critic == "action":\n        return dy.teacher_dataset(spec, rng)',
         '    if critic in ("action", "state"):\n        return dy.teacher_dataset(spec, rng)',
         ["tests/test_training.py::test_state_critic_data_has_action_constant_critic_features"],
@@ -117,21 +117,21 @@ MUTS = [
     ),
     (
         "M12 confidence interval with the normal quantile",
-        "experiments/context_length.py",
+        "experiments/stats.py",
         "scipy.stats.t.ppf(0.5 + level / 2, diff.size - 1)",
         "scipy.stats.norm.ppf(0.5 + level / 2)",
         ["tests/test_context_length.py::test_paired_difference_matches_scipy"],
     ),
     (
         "M13 returns-by-k drops diverged loops",
-        "experiments/training_sweeps.py",
+        "experiments/training/sweeps.py",
         "v = np.array([np.nan if x.diverged_at is not None else x.normalized_return[-1] for x in res])",
         "v = np.array([x.normalized_return[-1] for x in res if x.diverged_at is None])",
         ["tests/test_training.py::test_returns_by_k_lists_every_run_with_divergences"],
     ),
     (
         "M14 train_seeds ignores the seed",
-        "experiments/training_sweeps.py",
+        "experiments/training/sweeps.py",
         "        cfg = base.replace(seed=s)\n",
         "        cfg = base\n",
         ["tests/test_training.py::test_train_seeds_reports_every_seed"],

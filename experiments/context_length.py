@@ -35,9 +35,7 @@ from .context_length_common import (  # noqa: F401  (moved; re-exported from her
     IN_CONTEXT_STREAM,
     REGIMES,
     _ints,
-    _mean_sem_nan,
     _reals,
-    paired_difference,
 )
 from .context_length_in_context import (  # noqa: F401  (moved; re-exported from here)
     InContextConfig,
@@ -51,7 +49,7 @@ from .context_length_plots import (  # noqa: F401  (moved; re-exported from here
     plot_context_length,
     plot_context_length_regimes,
 )
-from .control import _first_mismatch, _max_w_diff, _mean_sem, deploy
+from .control import _first_mismatch, _max_w_diff, deploy
 from .envs import HELDOUT_NAME, heldout_family, heldout_rng
 from .io import (
     atomic_savez,
@@ -61,6 +59,7 @@ from .io import (
     to_jsonable,
     versions,
 )
+from .stats import mean_sem_columns, mean_sem_finite, paired_difference
 
 __all__ = [
     "REGIMES",
@@ -163,7 +162,7 @@ def closed_loop_sweep(cfg: ClosedLoopConfig | None = None, out: str | Path | Non
     for b, (budget, p) in enumerate(points):
         for a, alpha in enumerate(cfg.alphas):
             for j, n in enumerate(cfg.ns):
-                mean, sem, missing = _mean_sem_nan(finals[b, a, j])
+                mean, sem, missing = mean_sem_finite(finals[b, a, j])
                 t = p if budget == "updates" else p // n
                 rows.append(
                     {
@@ -259,8 +258,8 @@ def context_length_sweep(
         diffs[a].append(_max_w_diff(res_b, res_t))
         mism[a] += _first_mismatch(res_b, res_t) is not None
     for a, n in enumerate(ns):
-        mb, sb = _mean_sem(block[a][:, None])
-        mt, st = _mean_sem(teacher[a][:, None])
+        mb, sb = mean_sem_columns(block[a][:, None])
+        mt, st = mean_sem_columns(teacher[a][:, None])
         rows.append(
             {
                 "n": n,

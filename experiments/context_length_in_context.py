@@ -29,7 +29,7 @@ import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 from lsa_theory.rollout import diverged
 
-from .context_length_common import IN_CONTEXT_STREAM, _ints, _mean_sem_nan, paired_difference
+from .context_length_common import IN_CONTEXT_STREAM, _ints
 from .envs import HELDOUT_NAME, heldout_family, heldout_rng
 from .io import (
     atomic_savez,
@@ -39,6 +39,7 @@ from .io import (
     to_jsonable,
     versions,
 )
+from .stats import mean_sem_finite, paired_difference
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,9 @@ def in_context_sweep(cfg: InContextConfig | None = None, out: str | Path | None 
     rows, td_rows = [], []
     for q, L in enumerate(cfg.Ls):
         for j, n in enumerate(cfg.ns):
-            m_r, s_r, miss = _mean_sem_nan(ret[q, j])
-            m_v, s_v, _ = _mean_sem_nan(verr[q, j])
-            m_t, s_t, miss_t = _mean_sem_nan(td_err[q, j])
+            m_r, s_r, miss = mean_sem_finite(ret[q, j])
+            m_v, s_v, _ = mean_sem_finite(verr[q, j])
+            m_t, s_t, miss_t = mean_sem_finite(td_err[q, j])
             prev = j > 0
             rows.append(
                 {

@@ -66,16 +66,15 @@ from .control_weights import (  # noqa: F401  (moved; re-exported from here)
 )
 from .envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key
 from .io import (
-    atomic_savez,
-    atomic_write_json,
+    config_hash,
     file_sha256,
-    load_npz,
     progress,
-    read_json,
     single_blas_thread,
     to_jsonable,
     versions,
 )
+from .stats import mean_sem_columns
+from .store import UnitStore
 
 __all__ = [
     "ALGOS",
@@ -350,13 +349,6 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
     return row, arrays
 
 
-def _mean_sem(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(axis=0)
-    sem = x.std(axis=0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros_like(mean)
-    return mean, sem
-
-
 def _nanmean(x: np.ndarray) -> float | None:
     """Mean over the seeds whose loop did not diverge (``None`` if all diverged)."""
     x = np.asarray(x, dtype=np.float64)
@@ -387,8 +379,8 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                 "normalized_return": float(np.mean(final["block"])),
                 "normalized_return_teacher": float(np.mean(final["teacher"])),
                 "n_seeds": len(rows),
-                "normalized_return_sem": float(_mean_sem(final["block"][:, None])[1][0]),
-                "normalized_return_teacher_sem": float(_mean_sem(final["teacher"][:, None])[1][0]),
+                "normalized_return_sem": float(mean_sem_columns(final["block"][:, None])[1][0]),
+                "normalized_return_teacher_sem": float(mean_sem_columns(final["teacher"][:, None])[1][0]),
                 "normalized_return_nanmean": _nanmean(final["block"]),
                 "normalized_return_teacher_nanmean": _nanmean(final["teacher"]),
                 "normalized_return_std": float(np.std(final["block"], ddof=1)) if len(rows) > 1 else 0.0,
@@ -396,7 +388,7 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                     float(np.mean(final["tabular"])) if "tabular" in final else None
                 ),
                 "normalized_return_tabular_sem": (
-                    float(_mean_sem(final["tabular"][:, None])[1][0]) if "tabular" in final else None
+                    float(mean_sem_columns(final["tabular"][:, None])[1][0]) if "tabular" in final else None
                 ),
                 "normalized_return_uniform": float(np.mean([u["normalized_return_uniform"] for u in rows])),
                 "normalized_return_optimal": float(np.mean([u["normalized_return_optimal"] for u in rows])),
@@ -412,8 +404,8 @@ def _summaries(cfg: ControlConfig, units: list[dict], arrays: dict[str, np.ndarr
                 "env_steps": cfg.n * cfg.n_updates,
                 **_check_summary(rows),
                 "curves": {"updates": updates}
-                | {f"{k}_mean": _mean_sem(v)[0] for k, v in curves.items()}
-                | {f"{k}_sem": _mean_sem(v)[1] for k, v in curves.items()},
+                | {f"{k}_mean": mean_sem_columns(v)[0] for k, v in curves.items()}
+                | {f"{k}_sem": mean_sem_columns(v)[1] for k, v in curves.items()},
             }
             out.append(row)
     return out
@@ -465,35 +457,37 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None) -> dict:
     if not isinstance(cfg, ControlConfig):
         raise ValueError(f"cfg: expected a ControlConfig, got {type(cfg).__name__}")
     out = Path(out) if out is not None else None
-    done: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
-    if out is not None and (out / "control.json").exists() and (out / "control.npz").exists():
-        prev = read_json(out / "control.json")
-        saved = load_npz(out / "control.npz")  # DamagedFile naming it when truncated
-        for u in prev.get("units", []):
-            if (
-                u.get("unit_config") == to_jsonable(cfg.unit_config(u["algo"]))
-                and f"{u['key']}/block" in saved
-            ):
-                done[u["key"]] = u
-        arrays = saved
+    jobs = [(unit_key(env, algo, i), env, algo, i) for env, algo, i in _units(cfg)]
+    unit_configs = {key: to_jsonable(cfg.unit_config(algo)) for key, _, algo, _ in jobs}
+
+    def render(store: UnitStore) -> dict:
+        units = [store.records[key] for key, *_ in jobs if key in store]
+        return _doc(cfg, units, store.arrays)
+
+    store = UnitStore(
+        out, "control.json", config=unit_configs.get, arrays="control.npz", label="control",
+        saved_units=_saved_units, render=render,
+    )  # fmt: skip
     cache = _MDPCache(cfg)
-    units = []
-    for env, algo, i in progress(_units(cfg), desc="control"):
-        key = unit_key(env, algo, i)
-        if key in done:
-            units.append(done[key])
-            continue
-        row, arr = _run_unit(cfg, cache, env, algo, i)
-        units.append(row)
-        arrays.update({f"{key}/{name}": v for name, v in arr.items()})
-        if out is not None:
-            atomic_savez(out / "control.npz", **arrays)
-            atomic_write_json(out / "control.json", _doc(cfg, units, arrays))
-    doc = _doc(cfg, units, arrays)
+    for key, env, algo, i in progress(jobs, desc="control"):
+        if key not in store:
+            store.put(key, *_run_unit(cfg, cache, env, algo, i))
     if out is not None:
-        atomic_write_json(out / "control.json", doc)
-    return to_jsonable(doc)
+        store.save()
+    return to_jsonable(render(store))
+
+
+def run_unit(cfg: ControlConfig, env: str, algo: str, seed: int) -> tuple[dict, dict]:
+    """``(row, arrays)`` of the one (env, algo, seed) unit of ``cfg``, on its own (what a sweep job
+    runs; :func:`run_control` runs every unit with one MDP cache)."""
+    return _run_unit(cfg, _MDPCache(cfg), env, algo, seed)
+
+
+def _saved_units(doc: dict):
+    """The units of a saved ``control.json``, each with the hash of its ``unit_config``."""
+    for u in doc.get("units", []) if isinstance(doc, dict) else []:
+        if isinstance(u, dict) and "key" in u:
+            yield u["key"], u, config_hash(u.get("unit_config"))
 
 
 def _doc(cfg: ControlConfig, units: list[dict], arrays: dict) -> dict:

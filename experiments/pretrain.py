@@ -53,17 +53,9 @@ from . import expected_loop as el
 from .control_weights import ALGOS as _CLOSED_LOOP_ALGOS
 from .io import atomic_savez, atomic_write_json, load_checkpoint, progress, to_jsonable, versions
 from .stats import mean_sem
-from .training import (
-    TrainConfig,
-    _atomic_torch_save,
-    _Batches,
-    _numpy_pv,
-    _seed,
-    frozen_blocks,
-    full_params,
-    init_params,
-    lr_at,
-)
+from .training import TrainConfig, frozen_blocks, full_params, init_params, lr_at
+from .training.config import _seed
+from .training.loop import _atomic_torch_save, _Batches, _numpy_pv
 
 __all__ = [
     "TrainingDiverged",

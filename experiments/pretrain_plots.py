@@ -11,7 +11,7 @@ import constructions
 
 from .io import read_json
 from .plots import label_heatmap, pyplot, save_figure, sem_label
-from .stats import DIVERGED_SCORE, scored
+from .stats import DIVERGED_SCORE, mean_sem_columns, scored
 
 __all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep", "plot_seeds"]
 
@@ -20,10 +20,8 @@ def curve_band(curves) -> tuple[np.ndarray, np.ndarray, int]:
     """Mean and s.e.m. over the held-out MDPs of ``curves`` (N, points), every loop counted: a loop
     scores :data:`experiments.stats.DIVERGED_SCORE` from its divergence on (its NaN entries); also
     the number of loops that diverged by the last point."""
-    c, _ = scored(curves)
-    n = c.shape[0]
-    s = c.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(c.shape[1])
-    return c.mean(axis=0), s, int(np.sum(~np.isfinite(np.asarray(curves, float)[:, -1])))
+    mean, s = mean_sem_columns(scored(curves)[0])
+    return mean, s, int(np.sum(~np.isfinite(np.asarray(curves, float)[:, -1])))
 
 
 def plot_returns(out: str | Path) -> Path:

@@ -188,7 +188,7 @@ def _training_diversity(out: Path, quick: bool, seed: int = 0) -> dict:
     cols = ("seed", "k", "shared_features", "cos", "cos_full", "heldout_err", "invisible_dim")
     numbers = {"rows": [{c: r[c] for c in cols} for r in doc["rows"]]}
     if not quick:
-        from .training_sweeps import deployed_returns_by_k, plot_returns_by_k
+        from .training import deployed_returns_by_k, plot_returns_by_k
 
         numbers["returns"] = deployed_returns_by_k(out, n_heldout=20, n_updates=300, seed=seed)["groups"]
         plot_returns_by_k(out)
@@ -244,9 +244,12 @@ def _context_length(out: Path, quick: bool, seed: int = 0) -> dict:
 
 
 def _actor_critic_variants(out: Path, quick: bool, seed: int = 0) -> dict:
-    from .actor_critic_variants import run_variants
+    import dataclasses
 
-    doc = run_variants(out, n_mdps=5 if quick else 20, n_updates=300 if quick else 1000, seed=seed)
+    from . import actor_critic_variants as acv
+
+    cfg = acv.Config.quick() if quick else acv.Config.full()
+    doc = acv.run(dataclasses.replace(cfg, seed=seed), out)
     return {"rows": doc["rows"]}
 
 

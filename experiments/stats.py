@@ -14,6 +14,15 @@ loops (training seeds) per held-out MDP ``i``, the same MDP and stream for every
 - :func:`mean_sem`: ``mean_i x_i`` and ``s / sqrt(N)`` (``s`` the sample standard deviation).
 - :func:`paired_ci`: for ``d_i = a_i - b_i`` over ALL ``N`` MDPs, ``mean(d) +- t_{N-1, (1+level)/2}
   s_d / sqrt(N)``.
+- :func:`mean_sem_columns`: ``mean`` and ``s / sqrt(N)`` over axis 0 of ``x`` (N, ...), entries
+  as they are (a non-finite entry is NOT scored: its column's statistics come out non-finite),
+  s.e. ``0`` for ``N = 1``. The control curves and the (A6) step statistics, whose divergences
+  are counted apart (``n_diverged``).
+- :func:`mean_sem_finite`: mean and ``s / sqrt(N_ok)`` over the ``N_ok`` finite entries only, and
+  the number left out (the context-length rows, which report that number as ``n_diverged``).
+- :func:`paired_difference`: ``b - a`` (note the order) over the ``N_ok`` pairs where both are
+  finite, ``mean(d) +- t_{N_ok-1} s_d / sqrt(N_ok)``: the context-length ``diff_prev``. It differs
+  from :func:`paired_ci`, which scores a non-finite entry ``fill`` and keeps all ``N`` pairs.
 - :func:`clustered_paired_ci`: the loops of one MDP are one cluster: ``abar_i = mean_r a_{ir}``
   (likewise ``b``), then :func:`paired_ci` of ``abar`` and ``bbar`` over the ``N`` clusters. Loops of
   one MDP share its dynamics and stream, so they are correlated; pooling ``N R`` loops as if
@@ -25,7 +34,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats
 
-__all__ = ["DIVERGED_SCORE", "scored", "mean_sem", "paired_ci", "clustered_paired_ci"]
+from lsa_theory._checks import check_real
+
+__all__ = [
+    "DIVERGED_SCORE",
+    "scored",
+    "mean_sem",
+    "mean_sem_columns",
+    "mean_sem_finite",
+    "paired_ci",
+    "paired_difference",
+    "clustered_paired_ci",
+]
 
 #: Score of a diverged loop: the normalised return (§0) of the uniform policy.
 DIVERGED_SCORE = 0.0
@@ -52,6 +72,44 @@ def mean_sem(x, fill: float = DIVERGED_SCORE) -> tuple[float | None, float | Non
     if x.size == 0:
         return None, None
     return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None
+
+
+def mean_sem_columns(x) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over axis 0 of ``x`` (N, ...): ``x.mean(axis=0)`` and
+    ``x.std(axis=0, ddof=1) / sqrt(N)``, shapes ``x.shape[1:]``, entries as they are (non-finite
+    ones propagate, not scored); s.e. ``0`` for ``N = 1``."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"x: expected at least one row (N, ...), got shape {x.shape}")
+    mean = x.mean(axis=0)
+    sem = x.std(axis=0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros_like(mean)
+    return mean, sem
+
+
+def mean_sem_finite(x) -> tuple[float | None, float | None, int]:
+    """Mean and standard error over the finite entries of ``x`` (N,) (``None`` below one, resp.
+    two, of them) and the number of non-finite entries left out."""
+    x = _vector(x, "x")
+    ok = x[np.isfinite(x)]
+    mean = float(ok.mean()) if ok.size else None
+    sem = float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else None
+    return mean, sem, int(x.size - ok.size)
+
+
+def paired_difference(a, b, level: float = 0.95) -> dict:
+    """Mean of the paired differences ``b - a`` (both (N,), non-finite = missing) with a Student-t
+    ``level`` confidence interval over the ``N_ok`` pairs where both are finite:
+    ``{"mean", "ci": [lo, hi], "n_pairs"}`` (``None`` entries with fewer than two pairs)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"a, b: expected two arrays of equal shape (N,), got {a.shape} and {b.shape}")
+    level = check_real(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    diff = (b - a)[np.isfinite(a) & np.isfinite(b)]
+    if diff.size < 2:
+        return {"mean": None, "ci": None, "n_pairs": int(diff.size)}
+    m = float(diff.mean())
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
+    return {"mean": m, "ci": [m - half, m + half], "n_pairs": int(diff.size)}
 
 
 def paired_ci(a, b, level: float = 0.95, fill: float = DIVERGED_SCORE) -> dict:

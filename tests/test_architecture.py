@@ -177,7 +177,6 @@ KNOWN_CYCLES = [
     ("experiments.context_length", "experiments.control"),
     ("experiments.control_loop", "experiments.control_roundoff"),
     ("experiments.pretrain", "experiments.pretrain_eval"),
-    ("experiments.training", "experiments.training_sweeps"),
 ]
 
 

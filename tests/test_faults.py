@@ -946,7 +946,7 @@ def test_interrupted_regression_resumes_from_its_finished_units(tmp_path, monkey
     with the same numbers (arrays, NaN and tuples round-trip exactly); the file goes once the
     results are written."""
     import experiments.regression as rg
-    import experiments.regression_stack as rs
+    import experiments.regression.stack as rs
 
     calls = []
 

@@ -172,7 +172,7 @@ def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
     assert all(r["diverged"] for r in doc["trained"]), [r["test_loss"] for r in doc["trained"]]
     assert all(r["test_loss"] > r["loss_zero"] for r in doc["trained"])
     assert doc["checks"]["trained_not_diverged"] is False and doc["passed"] is False
-    from experiments.regression_stack import train_stacks
+    from experiments.regression.stack import train_stacks
 
     cfg = _tiny_regression()
     rows, _ = train_stacks(cfg, er._lambda(cfg, cfg.d, cfg.N, cfg.kappa))
@@ -180,7 +180,7 @@ def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
 
 
 def test_regression_stack_diverged_rule():
-    from experiments.regression_stack import stack_diverged
+    from experiments.regression.stack import stack_diverged
 
     curve = np.array([0.5, 0.3, 0.2])
     assert not stack_diverged(curve, 0.1, 0.7)
@@ -288,7 +288,7 @@ def test_pretrain_config_refuses_warmup_beyond_steps():
 
 
 def test_train_config_refuses_warmup_beyond_steps():
-    from experiments.training_config import TrainConfig
+    from experiments.training import TrainConfig
 
     with pytest.raises(ValueError, match="^warmup: must be <= steps = 10, got 11"):
         TrainConfig(steps=10, warmup=11)
@@ -331,7 +331,7 @@ def test_predict_scale_is_free_of_cancellation(radius):
     ],
 )
 def test_sweep_scan_refuses_non_finite_radius_and_c(grid, needle):
-    from experiments.sweep_grid import expand_grid
+    from experiments.sweep.grid import expand_grid
 
     with pytest.raises(ValueError, match=f"^{needle}"):
         expand_grid("converge", grid)
@@ -340,8 +340,8 @@ def test_sweep_scan_refuses_non_finite_radius_and_c(grid, needle):
 @pytest.mark.slow
 def test_converge_job_radius_1e8_runs():
     """The job of ``radius = [1e8]`` now runs to a result (20 s): not converged, t_max reached."""
-    from experiments.sweep_grid import PARAMS
-    from experiments.sweep_jobs import _converge_job
+    from experiments.sweep.grid import PARAMS
+    from experiments.sweep.jobs import _converge_job
 
     row = _converge_job({k: v for k, (_, v) in PARAMS["converge"].items()} | {"radius": 1e8})
     assert row["c_pred"] != 0 and row["converged"] is False and "NOT reached" in row["message"]

@@ -19,7 +19,7 @@ from experiments.context_length_plots import plot_context_length, plot_context_l
 from experiments.control_plot import plot_control
 from experiments.diversity import plot_diversity
 from experiments.pretrain_plots import plot_seeds, plot_sweep
-from experiments.training_plots import plot_diversity_training, plot_returns_by_k, plot_training_seeds
+from experiments.training import plot_diversity_training, plot_returns_by_k, plot_training_seeds
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 

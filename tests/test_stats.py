@@ -75,3 +75,29 @@ def test_clustered_ci_with_one_loop_per_mdp_is_the_paired_ci():
     assert {k: c[k] for k in p} == p
     q = scipy.stats.t.ppf(0.975, 4)
     assert q == pytest.approx(T975[4], rel=1e-12)
+
+
+def test_the_three_mean_sem_variants_differ_only_in_what_they_do_with_a_diverged_entry():
+    """One module, three stated rules for a non-finite entry: ``mean_sem`` scores it 0,
+    ``mean_sem_columns`` lets it propagate (the control curves count divergences apart),
+    ``mean_sem_finite`` leaves it out and counts it (the context-length rows)."""
+    x = np.array([1.0, 2.0, 4.0, np.nan])
+    assert stats.mean_sem(x) == pytest.approx((7 / 4, np.std([1, 2, 4, 0], ddof=1) / 2))
+    m, s = stats.mean_sem_columns(x)
+    assert np.isnan(m) and np.isnan(s)
+    assert stats.mean_sem_finite(x) == pytest.approx((7 / 3, np.std([1, 2, 4], ddof=1) / np.sqrt(3), 1))
+    c = np.arange(12.0).reshape(4, 3) ** 1.5  # columns: the same formula per column, bit for bit
+    m, s = stats.mean_sem_columns(c)
+    assert np.array_equal(m, c.mean(axis=0)) and np.array_equal(s, c.std(axis=0, ddof=1) / 2)
+    assert stats.mean_sem_columns([3.0])[1] == 0.0 and stats.mean_sem_finite([3.0, np.inf])[1:] == (None, 1)
+    with pytest.raises(ValueError, match="at least one row"):
+        stats.mean_sem_columns([])
+
+
+def test_paired_difference_is_b_minus_a_over_the_finite_pairs():
+    a, b = np.array([1.0, 2.0, np.nan, 4.0, 0.0]), np.array([2.0, 4.0, 5.0, 5.0, 3.0])
+    d = np.array([1.0, 2.0, 1.0, 3.0])
+    got = stats.paired_difference(a, b)
+    half = T975[3] * d.std(ddof=1) / 2
+    assert got["n_pairs"] == 4 and got["mean"] == pytest.approx(7 / 4, abs=1e-15)
+    assert got["ci"] == pytest.approx([7 / 4 - half, 7 / 4 + half], rel=1e-12)

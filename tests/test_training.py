@@ -11,10 +11,13 @@ import pytest
 import scipy.stats
 import torch
 
+import constructions
 import dynamics as dy
 import lsa_theory as lt
 from experiments import tables
 from experiments import training as tr
+from experiments.training import loop as trl
+from experiments.training import model as trm
 
 TINY = dict(
     S=2,
@@ -89,7 +92,7 @@ def test_symmetric_matvec_gradcheck():
     X = torch.randn((4, 5, 7), generator=g, dtype=torch.float64)
     Sigma = (X @ X.mT / 7).requires_grad_(True)
     v = torch.randn((4, 5), generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(tr._SymMatVec.apply, (Sigma, v))
+    assert torch.autograd.gradcheck(trm._SymMatVec.apply, (Sigma, v))
 
 
 @pytest.mark.parametrize("mode", ["full", "effective"])
@@ -123,7 +126,7 @@ def _interrupt_at(monkeypatch, at: int):
             raise KeyboardInterrupt
         return real(cfg, step)
 
-    monkeypatch.setattr(tr, "lr_at", lr_at)
+    monkeypatch.setattr(trl, "lr_at", lr_at)  # the loop's own name
 
 
 @pytest.mark.parametrize(
@@ -165,7 +168,7 @@ def test_outputs_saved_and_plotted(tmp_path, figures):
         assert z["P"].shape == (D, D) and z["V"].shape == (D, D)
         assert np.array_equal(z["P"], res.P)
         c = float(z["c"])
-        Ps, Vs = tr.constructions.sarsa(cfg.layout.d, cfg.alpha, c)
+        Ps, Vs = constructions.sarsa(cfg.layout.d, cfg.alpha, c)
         assert np.array_equal(z["P_star"], Ps) and np.array_equal(z["V_star"], Vs)
     doc = json.loads((tmp_path / "train.json").read_text())
     assert doc["finished"] and doc["seed"] == cfg.seed and doc["config"] == cfg.as_dict()
@@ -256,7 +259,7 @@ def test_heldout_frames_come_from_mdps_not_in_training():
     one-hot features every frame's statistics reveal its MDP's rewards, and no held-out frame's
     rewards match a training frame's (while frames of one MDP do match each other)."""
     cfg = _tiny(features="onehot", k=6, frames=3, heldout_k=6, heldout_frames=3)
-    run = tr._Run(cfg, None, torch.device("cpu"))
+    run = trl._Run(cfg, None, torch.device("cpu"))
     d = cfg.layout.d
     train_fp = _reward_fingerprints(run.data.Sigma.numpy(), d)
     held_fp = _reward_fingerprints(run.held.Sigma, d)

@@ -9,7 +9,7 @@ conserved ``u^2 - ||U||^2`` predicts (computed before integrating, as (M6) asks)
 kernel with the scaling direction (M5). On ``F`` sampled prompts (antithetic pairs, from sufficient
 statistics) the flow's limit is compared with ``Gamma^{-1}`` over ``reps`` samples per F; ``slope``
 is the least-squares slope of ``log RMS error`` against ``log F`` (expected -1/2). The trained
-L-layer stacks come from :mod:`experiments.regression_stack`.
+L-layer stacks come from :mod:`experiments.regression.stack`.
 
 Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
 errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
@@ -18,7 +18,6 @@ errors, trained matrices) in ``--out``, written atomically; :func:`plot_regressi
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,16 +29,15 @@ from dynamics import regression as rg
 from dynamics.flow import METHODS
 from lsa_theory._checks import check_int, check_real
 
-from .io import (
+from ..io import (
     atomic_savez,
-    atomic_write,
     atomic_write_json,
-    config_hash,
     provenance,
-    read_json,
     to_jsonable,
     versions,
 )
+from ..store import UnitStore
+from .plots import plot_regression
 
 __all__ = [
     "RegressionConfig",
@@ -50,6 +48,11 @@ __all__ = [
     "gamma_check",
     "gamma_check_table",
     "plot_regression",
+    "Config",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
 ]
 
 #: Acceptance criteria (issue 11; (M3), (M5), (M6) as for ``converge``).
@@ -151,6 +154,11 @@ class RegressionConfig:
             raise ValueError(f"reps: need at least 2, got {self.reps}")
         if self.gamma_F < 10 * self.d * self.d:
             raise ValueError(f"gamma_F: need at least 10 d^2 = {10 * self.d**2}, got {self.gamma_F}")
+
+    @classmethod
+    def full(cls) -> RegressionConfig:
+        """The default configuration (what ``lsa-theory regression`` runs without ``--quick``)."""
+        return cls()
 
     @classmethod
     def quick(cls) -> RegressionConfig:
@@ -358,84 +366,57 @@ def gamma_check_table(doc: dict) -> str:
 UNITS_FILE = ".regression-units.json"
 
 
-def _pack(x):
-    """``x`` as JSON that :func:`_unpack` turns back into equal values: arrays with their dtype
-    (float64 entries as exact reprs), tuples as lists, NaN and inf kept."""
-    if isinstance(x, np.ndarray):
-        return {"__ndarray__": _pack(x.tolist()), "dtype": str(x.dtype), "shape": list(x.shape)}
-    if isinstance(x, dict):
-        return {str(k): _pack(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_pack(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
+def units(cfg: RegressionConfig) -> list[str]:
+    """The unit keys of ``cfg`` in run order: each population flow ``"pop/{d}/{N}/{kappa:g}"``
+    (``cfg.population``), then ``"sampled"``, ``"gamma"`` and ``"trained"``."""
+    return [f"pop/{d}/{N}/{kappa:g}" for d, N, kappa in cfg.population] + ["sampled", "gamma", "trained"]
 
 
-def _unpack(x):
-    if isinstance(x, dict):
-        if "__ndarray__" in x:
-            return np.array(x["__ndarray__"], dtype=x["dtype"]).reshape(x["shape"])
-        return {k: _unpack(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_unpack(v) for v in x]
-    return x
+def run_unit(cfg: RegressionConfig, key: str, Lambda: np.ndarray | None = None):
+    """The unit ``key`` of :func:`units`: a population flow ``(row, arrays)``
+    (:func:`population_run`), the sampled sweep ``(rows, slope, errors)`` (:func:`sampled_runs`),
+    the Gamma check (:func:`gamma_check`) or the trained stacks ``(rows, arrays)`` on ``Lambda``
+    (default: the primary configuration's covariance, as its population flow draws it)."""
+    for d, N, kappa in cfg.population:
+        if key == f"pop/{d}/{N}/{kappa:g}":
+            return population_run(cfg, d, N, kappa)
+    if key == "sampled":
+        return sampled_runs(cfg)
+    if key == "gamma":
+        return gamma_check(cfg)
+    if key == "trained":
+        from .stack import train_stacks
 
-
-class _Units:
-    """The finished units of one :func:`run_regression` (each population flow, the sampled sweep,
-    the Gamma check, the trained stacks), kept in ``out/UNITS_FILE`` (rewritten atomically after
-    each unit) under the ``config_hash`` of ``cfg``: an interrupted run resumes from them; units of
-    another configuration are ignored. Without ``out``, nothing is kept."""
-
-    def __init__(self, out: Path | None, cfg: RegressionConfig):
-        self.path = None if out is None else out / UNITS_FILE
-        self.key = config_hash(asdict(cfg))
-        self.done: dict = {}
-        if self.path is not None and self.path.exists():
-            prev = read_json(self.path)  # DamagedFile naming it when truncated
-            if isinstance(prev, dict) and prev.get("config_hash") == self.key:
-                self.done = dict(prev.get("units", {}))
-
-    def get(self, name: str, compute):
-        """The unit ``name``: saved, else ``compute()`` (then saved)."""
-        if name in self.done:
-            return _unpack(self.done[name])
-        value = compute()
-        if self.path is not None:
-            self.done[name] = _pack(value)
-            data = json.dumps({"config_hash": self.key, "units": self.done}).encode()
-            atomic_write(self.path, lambda fh: fh.write(data))
-        return value
-
-    def remove(self) -> None:
-        if self.path is not None and self.path.exists():
-            self.path.unlink()
+        return train_stacks(cfg, _lambda(cfg, cfg.d, cfg.N, cfg.kappa) if Lambda is None else Lambda)
+    raise ValueError(f"key: expected one of {units(cfg)}, got {key!r}")
 
 
 def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict:
     """Every population flow, the sampled sweep and the trained stacks of ``cfg``; with ``out``,
     ``regression.json`` and ``regression.npz`` are written there. Returns the JSON document.
-    With ``out``, each finished unit is kept as it finishes (:class:`_Units`, ``out/UNITS_FILE``)
-    and an interrupted run resumes from them with the same numbers."""
-    from .regression_stack import train_stacks
-
+    With ``out``, each finished unit (each population flow, the sampled sweep, the Gamma check,
+    the trained stacks) is kept as it finishes in ``out/UNITS_FILE``
+    (:class:`experiments.store.UnitStore`, under the ``config_hash`` of ``cfg``) and an
+    interrupted run resumes from them with the same numbers; the file goes once the results are
+    written."""
     t0 = time.perf_counter()
     out = Path(out) if out is not None else None
-    units = _Units(out, cfg)
+    store = UnitStore(out, UNITS_FILE, config=asdict(cfg), label="regression")
+
+    def unit(key, compute):
+        return store.unit(key, lambda: (compute(), None))[0]
+
     runs, arrays = [], {}
-    for d, N, kappa in cfg.population:
-        row, arr = units.get(
-            f"pop/{d}/{N}/{kappa:g}", lambda d=d, N=N, kappa=kappa: population_run(cfg, d, N, kappa)
-        )
+    for key in units(cfg)[: len(cfg.population)]:  # the population flows
+        row, arr = unit(key, lambda key=key: run_unit(cfg, key))
         runs.append(row)
-        arrays.update({f"pop/{d}/{N}/{kappa:g}/{k}": v for k, v in arr.items()})
+        arrays.update({f"{key}/{k}": v for k, v in arr.items()})
     primary = next(r for r in runs if (r["d"], r["N"], r["kappa"]) == (cfg.d, cfg.N, cfg.kappa))
-    sampled, slope, errs = units.get("sampled", lambda: sampled_runs(cfg))
+    sampled, slope, errs = unit("sampled", lambda: run_unit(cfg, "sampled"))
     arrays["sampled/F"] = np.array(cfg.F)
     arrays["sampled/errors"] = errs
-    gamma = units.get("gamma", lambda: gamma_check(cfg))
-    trained, trained_arrays = units.get("trained", lambda: train_stacks(cfg, primary["Lambda"]))
+    gamma = unit("gamma", lambda: run_unit(cfg, "gamma"))
+    trained, trained_arrays = unit("trained", lambda: run_unit(cfg, "trained", primary["Lambda"]))
     arrays.update(trained_arrays)
     checks = {
         "population_rel_err": all(r["rel_err"] <= CRITERIA["rel_err"] for r in runs),
@@ -469,65 +450,11 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     if out is not None:
         atomic_savez(out / "regression.npz", **arrays)
         atomic_write_json(out / "regression.json", doc)
-        units.remove()
+        store.remove()
     return to_jsonable(doc)
 
 
-def plot_regression(out: str | Path) -> Path:
-    """``regression.png`` from saved results: the flow's limit ``M`` against ``Gamma^{-1}`` entry by
-    entry (every population configuration), the sampled error against F with the fitted slope and
-    a -1/2 reference, and the excess loss along the primary flow with the predicted slope."""
-    from .plots import pyplot, save_figure
-
-    plt = pyplot()
-
-    out = Path(out)
-    doc = read_json(out / "regression.json")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    ax = axes[0]
-    for r in doc["configs"]:
-        ax.plot(
-            np.ravel(r["M_star"]),
-            np.ravel(r["M_flow"]),
-            ".",
-            ms=4,
-            label=f"d={r['d']} N={r['N']} kappa={r['kappa']:g}",
-        )
-    lim = ax.get_xlim()
-    ax.plot(lim, lim, "k-", lw=0.6)
-    worst = max(r["rel_err"] for r in doc["configs"])
-    ax.set_xlabel("entries of Gamma^{-1}")
-    ax.set_ylabel("entries of M = u U^T at the flow's limit")
-    ax.set_title(f"population (R5): max rel. error {worst:.1e}")
-    ax.legend(fontsize=6, ncol=2)
-    ax = axes[1]
-    F = np.array([r["F"] for r in doc["sampled"]], dtype=float)
-    e = np.array([r["rel_err"] for r in doc["sampled"]])
-    with np.load(out / "regression.npz") as z:
-        errs = z["sampled/errors"]
-        key = f"pop/{doc['d']}/{doc['N']}/{doc['kappa']:g}"
-        t, excess = z[f"{key}/t"], z[f"{key}/excess"]
-    for j in range(errs.shape[1]):
-        ax.loglog(F, errs[:, j], ".", color="0.6", ms=3)
-    ax.loglog(F, e, "o-", label=f"RMS over reps, slope {doc['slope']:.3f}")
-    ax.loglog(F, e[0] * (F / F[0]) ** -0.5, "k--", lw=0.8, label="slope -1/2")
-    ax.set_xlabel("F (sampled prompts)")
-    ax.set_ylabel("||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F")
-    ax.set_title(f"sampled prompts, d={doc['d']}, N={doc['N']}, kappa={doc['kappa']:g}")
-    ax.legend(fontsize=7)
-    ax = axes[2]
-    pop = doc["population"]
-    ax.semilogy(t[1:], excess[1:], lw=1, label="L - L* along the flow")
-    lo, hi = doc["config"]["window"]
-    sel = (excess > lo) & (excess < hi)
-    if sel.any():
-        t0, l0 = t[sel][0], excess[sel][0]
-        tt = np.array([t0, t[sel][-1]])
-        ax.semilogy(
-            tt, l0 * np.exp(-2 * pop["rate_pred"] * (tt - t0)), "k--", lw=0.8, label="-2 lambda_min^+"
-        )
-    ax.axhspan(lo, hi, color="0.9", zorder=0)
-    ax.set_xlabel("t")
-    ax.set_title(f"primary flow: rate / lambda_min^+ = {pop['rate_ratio']:.4f}")
-    ax.legend(fontsize=7)
-    return save_figure(fig, out / "regression.png")
+#: The face of the experiment (:mod:`experiments`): its configuration, run and figure.
+Config = RegressionConfig
+run = run_regression
+plot = plot_regression

@@ -30,25 +30,36 @@ import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import constructions
 import dynamics as dy
 
-from .io import (
-    atomic_savez,
-    atomic_write_json,
+from ..io import (
+    config_hash,
     file_sha256,
-    load_npz,
     progress,
-    read_json,
     to_jsonable,
     versions,
 )
-from .plots import integer_ticks, pyplot, save_figure
+from ..store import UnitStore
+from .pl import PL_RTOL, _pl_resolved, pl_ratio_error_bound, pl_ratios  # noqa: F401  (PL_RTOL: part of the face)
+from .plots import plot_converge
 
-__all__ = ["ConvergeConfig", "run_converge", "run_key", "plot_converge"]
+__all__ = [
+    "ConvergeConfig",
+    "run_converge",
+    "run_key",
+    "plot_converge",
+    "Config",
+    "Unit",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
+]
 
 
 @dataclass(frozen=True)
@@ -161,48 +172,6 @@ def predict_rates(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, flo
     spec = dy.hessian_spectrum(ds, dy.construction(ds, c_pred))
     nonzero = np.sort(spec.eigenvalues[spec.eigenvalues > spec.lambda_min_plus * (1 - 1e-12)])
     return c_pred, spec.lambda_min_plus, float(nonzero[1]) if nonzero.size > 1 else float("nan")
-
-
-#: A recorded step enters the PL minimum only if its loss and gradient norm are known to this
-#: relative accuracy (round-off bounds ``loss_err``, ``grad_err`` of the flow).
-PL_RTOL = 1e-3
-
-
-def pl_ratio_error_bound(loss, grad_norm, loss_err, grad_err) -> np.ndarray:
-    r"""Bound on the relative error of the computed PL ratio ``||grad L||^2 / (2 mu L)`` at each
-    point (``mu`` exact): with ``a = grad_err / ||grad L||`` and ``b = loss_err / L`` (both < 1),
-    the ratio as computed is within a factor ``[(1 - a)^2 / (1 + b), (1 + a)^2 / (1 - b)]`` of the
-    exact one, so its relative error is at most ``max((1 + a)^2 / (1 - b) - 1, 1 - (1 - a)^2 / (1
-    + b))`` (``inf`` where ``a >= 1`` or ``b >= 1``); arrays of one shape (n,)."""
-    loss, g = np.asarray(loss, dtype=np.float64), np.asarray(grad_norm, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a, b = np.asarray(grad_err) / g, np.asarray(loss_err) / loss
-        up = (1 + a) ** 2 / (1 - b) - 1
-        down = 1 - (1 - a) ** 2 / (1 + b)
-    out = np.maximum(up, down)
-    return np.where((a < 1) & (b < 1) & (loss > 0) & (g > 0), out, np.inf)
-
-
-def pl_ratios(flow: dy.FlowResult, mu: float) -> np.ndarray:
-    """PL ratios ``||grad L||^2 / (2 mu L)`` at every recorded (accepted) step with ``L > 0`` whose
-    ratio is resolved (relative round-off bound :func:`pl_ratio_error_bound` at most
-    ``2 PL_RTOL + PL_RTOL^2``, i.e. loss and gradient norm known to :data:`PL_RTOL`; every step with
-    ``L > 0`` without recorded bounds); the PL inequality ``||grad L||^2 >= 2 mu L`` holds along
-    the path when all are >= 1."""
-    keep = _pl_resolved(flow.loss, flow.grad_norm, flow.loss_err, flow.grad_err)
-    return _pl(flow.loss[keep], flow.grad_norm[keep], mu)
-
-
-def _pl_resolved(loss, grad_norm, loss_err, grad_err) -> np.ndarray:
-    if loss_err is None or grad_err is None:
-        return np.ones(len(loss), dtype=bool)
-    return (grad_err <= PL_RTOL * grad_norm) & (loss_err <= PL_RTOL * loss)
-
-
-def _pl(loss: np.ndarray, grad_norm: np.ndarray, mu: float) -> np.ndarray:
-    """:func:`pl_ratios` from the recorded arrays (as saved in ``converge.npz``)."""
-    sel = loss > 0
-    return grad_norm[sel] ** 2 / (2.0 * mu * loss[sel])
 
 
 def _flow(cfg: ConvergeConfig, ds: dy.TeacherDataset, theta0: np.ndarray) -> dy.FlowResult:
@@ -337,42 +306,81 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
     ``"{key}/{name}"``.
     """
     out = Path(out) if out is not None else None
-    done: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
-    if out is not None and (out / "converge.json").exists():
-        prev = read_json(out / "converge.json")
-        if prev.get("config") == _config_doc(cfg):
-            for part in ("runs", "unrealisable", "radius_sweep"):
-                done.update({r["key"]: r for r in prev.get(part, []) if "key" in r})
-            if (out / "converge.npz").exists():
-                arrays = load_npz(out / "converge.npz")  # DamagedFile naming it when truncated
-    parts: dict[str, list[dict]] = {"runs": [], "unrealisable": [], "radius_sweep": []}
+    todo = units(cfg)
+
+    def render(store: UnitStore) -> dict:
+        parts = {p: [store.records[u.key] for u in todo if u.part == p and u.key in store] for p in PARTS}
+        return _doc(cfg, parts)
+
+    store = UnitStore(
+        out, "converge.json", config=_config_doc(cfg), arrays="converge.npz", label="converge",
+        saved_units=_saved_units, render=render,
+    )  # fmt: skip
+    datasets: dict[int, dy.TeacherDataset] = {}
+    for unit in progress(todo, desc=f"converge {cfg.algo}"):
+        if unit.key not in store:
+            store.put(unit.key, *run_unit(cfg, unit, datasets))
+    if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
+        store.save()
+    return render(store)
+
+
+#: The parts of ``converge.json``, each a list of unit rows (with their ``key``).
+PARTS = ("runs", "unrealisable", "radius_sweep")
+
+
+class Unit(NamedTuple):
+    """One flow of a converge run: ``part`` (of :data:`PARTS`), ``seed``, scale ``c`` and ``x``
+    (the radius, or the noise level of an unrealisable run); ``key`` names it in the saved files."""
+
+    key: str
+    part: str
+    seed: int
+    c: float
+    x: float
+
+
+def units(cfg: ConvergeConfig) -> list[Unit]:
+    """The units of ``cfg`` in run order: every (seed, c, radius) flow, then the unrealisable runs
+    (seed, noise level), then the radius sweep (seed, radius)."""
     jobs = [("runs", s, c, r) for s in cfg.seeds for c in cfg.scales for r in cfg.radii]
     jobs += [("unrealisable", s, 1.0, x) for s in cfg.seeds for x in cfg.noise]
     jobs += [("radius_sweep", s, 1.0, r) for s in cfg.seeds for r in cfg.sweep_radii]
-    datasets: dict[int, dy.TeacherDataset] = {}
-    for part, seed, c, x in progress(jobs, desc=f"converge {cfg.algo}"):
-        key = run_key(cfg.algo, seed, c, x) if part == "runs" else f"{part}|{run_key(cfg.algo, seed, c, x)}"
-        if key in done:
-            parts[part].append(done[key])
-            continue
-        if seed not in datasets:
-            datasets[seed] = dy.teacher_dataset(cfg.spec(), np.random.default_rng(seed))
-        if part == "runs":
-            row, arr = _one_run(cfg, datasets[seed], seed, c, x)
-        elif part == "unrealisable":
-            row, arr = _unrealisable_run(cfg, datasets[seed], seed, x)
-        else:
-            row, arr = _sweep_run(cfg, datasets[seed], seed, x)
-        row["key"] = key
-        parts[part].append(row)
-        arrays.update({f"{key}/{name}": v for name, v in arr.items()})
-        if out is not None:
-            atomic_savez(out / "converge.npz", **arrays)
-            atomic_write_json(out / "converge.json", _doc(cfg, parts))
-    if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
-        atomic_write_json(out / "converge.json", _doc(cfg, parts))
-    return _doc(cfg, parts)
+    out = []
+    for part, seed, c, x in jobs:
+        key = run_key(cfg.algo, seed, c, x)
+        out.append(Unit(key if part == "runs" else f"{part}|{key}", part, seed, c, x))
+    return out
+
+
+def run_unit(
+    cfg: ConvergeConfig, unit: Unit, datasets: dict[int, dy.TeacherDataset] | None = None
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(row, arrays)`` of one :class:`Unit` of ``cfg`` (its ``key`` in the row). The teacher
+    dataset of ``unit.seed`` is drawn from ``default_rng(seed)``, once per seed in ``datasets``."""
+    datasets = {} if datasets is None else datasets
+    if unit.seed not in datasets:
+        datasets[unit.seed] = dy.teacher_dataset(cfg.spec(), np.random.default_rng(unit.seed))
+    ds = datasets[unit.seed]
+    if unit.part == "runs":
+        row, arr = _one_run(cfg, ds, unit.seed, unit.c, unit.x)
+    elif unit.part == "unrealisable":
+        row, arr = _unrealisable_run(cfg, ds, unit.seed, unit.x)
+    elif unit.part == "radius_sweep":
+        row, arr = _sweep_run(cfg, ds, unit.seed, unit.x)
+    else:
+        raise ValueError(f"unit.part: expected one of {PARTS}, got {unit.part!r}")
+    row["key"] = unit.key
+    return row, arr
+
+
+def _saved_units(doc: dict):
+    """The unit rows of a saved ``converge.json`` and the hash of the configuration they ran under."""
+    h = config_hash(doc.get("config")) if isinstance(doc, dict) else None
+    for part in PARTS:
+        for r in doc.get(part, []) if isinstance(doc, dict) else []:
+            if isinstance(r, dict) and "key" in r:
+                yield r["key"], r, h
 
 
 def _config_doc(cfg: ConvergeConfig) -> dict:
@@ -400,83 +408,7 @@ def _doc(cfg: ConvergeConfig, parts: dict[str, list[dict]]) -> dict:
     }
 
 
-def plot_converge(out: str | Path) -> list[Path]:
-    """Figures from saved results in ``out``: log loss against t with the predicted slope
-    ``-2 lambda_min^+`` through the window, and the Hessian spectra at the limits (one legend entry
-    per run)."""
-    plt = pyplot()
-
-    out = Path(out)
-    doc = read_json(out / "converge.json")
-    window = doc["config"]["window"]
-    paths = []
-    with np.load(out / "converge.npz") as z:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-        for r in doc["runs"]:
-            key = r["key"]
-            t, loss = z[f"{key}/t"], z[f"{key}/loss"]
-            label = f"c={r['c0']:g}, r={r['radius']:g}, seed {r['seed']}"
-            for ax in axes:
-                (line,) = ax.semilogy(t[1:], loss[1:], lw=1, label=label)
-            sel = (loss > window[0]) & (loss < window[1])
-            if sel.any() and r["rate_pred_a_priori"]:
-                t0, l0 = t[sel][0], loss[sel][0]
-                tt = np.array([t0, t[sel][-1]])
-                axes[1].semilogy(tt, l0 * np.exp(-2 * r["rate_pred_a_priori"] * (tt - t0)), "k--", lw=0.8)
-        for ax in axes:
-            ax.axhspan(*window, color="0.9", zorder=0)
-            ax.axhline(dy.MODES_WINDOW[1], color="0.5", ls=":", lw=0.8)  # top of the criterion's fit
-            ax.set_xlabel("t")
-            ax.set_ylabel("L(theta(t))")
-        axes[0].set_xscale("log")
-        axes[0].set_title(f"{doc['runs'][0]['algo']}: loss along the flow")
-        axes[1].set_title(
-            "dashed: slope -2 lambda_min^+ predicted before the flow; grey: single window (reported);\n"
-            "dotted: top of the three-mode fit of the criterion (resolved points below it)",
-            fontsize=8,
-        )
-        axes[0].legend(fontsize=6)
-        paths.append(save_figure(fig, out / "converge_loss.png"))
-
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for r in doc["runs"]:
-            key = r["key"]
-            eig = np.sort(np.abs(z[f"{key}/eig"]))
-            label = f"{r['algo']} c={r['c0']:g}, r={r['radius']:g}, seed {r['seed']}"
-            ax.semilogy(np.arange(1, eig.size + 1), np.maximum(eig, 1e-300), ".", ms=3, label=label)
-        ax.set_xlabel("index (eigenvalues sorted by magnitude)")
-        integer_ticks(ax.xaxis)
-        ax.legend(fontsize=6, markerscale=3)
-        ax.set_ylabel("|eigenvalue| of the Hessian at the limit")
-        ax.set_title("Hessian spectra at the limits (kernel at round-off)")
-        paths.append(save_figure(fig, out / "converge_spectrum.png"))
-
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        for r in doc["runs"] + doc.get("radius_sweep", []):
-            key = r["key"]
-            loss, g = z[f"{key}/loss"], z[f"{key}/grad_norm"]
-            pl = _pl(loss, g, r["rate_pred_a_priori"])
-            sweep = "reached" in r
-            label = f"sweep r={r['radius']:g}, seed {r['seed']}" if sweep else None
-            axes[0].loglog(loss[loss > 0], pl, ":" if sweep else "-", lw=1, label=label)
-        axes[0].axhline(1.0, color="k", lw=0.8)
-        axes[0].set_ylim(1e-3, 1e6)  # spurious minima of the sweep drop towards 0 off the bottom
-        axes[0].invert_xaxis()
-        axes[0].set_xlabel("L(theta(t)) (the flow runs right to left)")
-        axes[0].set_ylabel("||grad L||^2 / (2 lambda_min^+ L)")
-        axes[0].set_title("PL ratio along the path (solid: local runs; dotted: radius sweep)", fontsize=9)
-        if doc.get("radius_sweep"):
-            axes[0].legend(fontsize=5, ncol=2)
-        for r in doc.get("unrealisable", []):
-            key = r["key"]
-            t, g = z[f"{key}/t"], z[f"{key}/grad_norm"]
-            axes[1].semilogy(
-                t[1:], g[1:], lw=1, label=f"noise {r['noise']:g}, seed {r['seed']}, L* = {r['loss_star']:.1e}"
-            )
-        axes[1].set_xlabel("t")
-        axes[1].set_ylabel("||grad L||")
-        axes[1].set_title("unrealisable targets (L* > 0): not evidence for (M6)", fontsize=9)
-        if doc.get("unrealisable"):
-            axes[1].legend(fontsize=6)
-        paths.append(save_figure(fig, out / "converge_pl.png"))
-    return paths
+#: The face of the experiment: its configuration, run and figure.
+Config = ConvergeConfig
+run = run_converge
+plot = plot_converge

@@ -37,8 +37,8 @@ import constructions
 import dynamics as dy
 import lsa_theory as lt
 
-from .training_config import DTYPES, TrainConfig, _seed
-from .training_data import TrainData
+from .config import DTYPES, TrainConfig, _seed
+from .data import TrainData
 
 # ---------------------------------------------------------------------------------------------
 # model: (L2) forward on full P, V

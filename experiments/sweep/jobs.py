@@ -14,8 +14,8 @@ import sys
 import time
 import traceback
 
-from .io import to_jsonable
-from .sweep_grid import _control_config
+from ..io import to_jsonable
+from .grid import _control_config
 
 # --------------------------------------------------------------------------------------------------
 # jobs (top-level, picklable)
@@ -23,35 +23,31 @@ from .sweep_grid import _control_config
 
 
 def _converge_job(p: dict) -> dict:
-    import numpy as np
+    from .. import converge
 
-    import dynamics as dy
-
-    from .converge import ConvergeConfig, _one_run
-
-    cfg = ConvergeConfig(
+    cfg = converge.Config(
         algo=p["algo"], S=p["S"], A=p["A"], k=p["k"], frames=p["frames"], seeds=(p["seed"],),
         scales=(p["c"],), radii=(p["radius"],),
     )  # fmt: skip
-    ds = dy.teacher_dataset(cfg.spec(), np.random.default_rng(p["seed"]))
-    row, _ = _one_run(cfg, ds, p["seed"], p["c"], p["radius"])
+    row, _ = converge.run_unit(cfg, converge.Unit("", "runs", p["seed"], p["c"], p["radius"]))
+    del row["key"]  # a sweep job's record has no converge key (its file is named by the job hash)
     return row
 
 
 def _diversity_job(p: dict) -> dict:
-    from .diversity import DiversityConfig, _row
+    from .. import diversity
 
-    cfg = DiversityConfig(seed=p["seed"])
+    cfg = diversity.Config(seed=p["seed"])
     spec = {k: p[k] for k in ("k", "features", "shared_features", "reward", "frames")} | {"table": "sweep"}
-    return _row(cfg, spec, p["index"])
+    return diversity.run_unit(cfg, diversity.Unit(str(p["index"]), p["index"], spec))[0]
 
 
 def _control_job(p: dict) -> dict:
-    from .control import _algorithm, _MDPCache, _run_unit
+    from ..control import run_unit
 
-    _algorithm(p["algo"])  # ValueError naming the registered closed-loop algorithms
     cfg = _control_config(p)
-    row, _ = _run_unit(cfg, _MDPCache(cfg), p["env"], p["algo"], p["seed"])
+    cfg.algorithm(p["algo"])  # ValueError naming the registered closed-loop algorithms
+    row, _ = run_unit(cfg, p["env"], p["algo"], p["seed"])
     return row
 
 

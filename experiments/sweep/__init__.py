@@ -1,8 +1,8 @@
 r"""``lsa-theory sweep CONFIG.toml``: a grid of converge / diversity / control jobs, resumable.
 
-The config file and its parameters per kind are described in :mod:`experiments.sweep_grid`, the
-jobs and executors in :mod:`experiments.sweep_jobs`; this module holds the driver and the command
-line and re-exports the others.
+The config file and its parameters per kind are described in :mod:`experiments.sweep.grid`, the
+jobs and executors in :mod:`experiments.sweep.jobs`; this module holds the driver and the command
+line (``python -m experiments.sweep``: ``__main__.py``) and re-exports the others.
 
 **Outputs.** Each job is written atomically to ``OUT/jobs/<hash>.json`` with ``hash`` =
 :func:`job_hash` (sha256 of the canonical JSON of kind, full params and the package version):
@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, check_out, out_lock, progress, provenance, read_json, versions
-from .sweep_grid import (  # noqa: F401  (moved; re-exported from here)
+from ..io import atomic_write_json, check_out, out_lock, progress, provenance, versions
+from ..store import UnitFiles
+from .grid import (  # noqa: F401  (moved; re-exported from here)
     KINDS,
     PARAMS,
     _check_grid,
@@ -40,7 +41,7 @@ from .sweep_grid import (  # noqa: F401  (moved; re-exported from here)
     job_hash,
     load_config,
 )
-from .sweep_jobs import (  # noqa: F401  (moved; re-exported from here)
+from .jobs import (  # noqa: F401  (moved; re-exported from here)
     _JOBS,
     _control_job,
     _converge_job,
@@ -65,6 +66,9 @@ __all__ = [
     "job_hash",
     "run_job",
     "run_sweep",
+    "run",
+    "units",
+    "run_unit",
     "add_parser",
     "main_sweep",
 ]
@@ -83,17 +87,6 @@ EXECUTORS = ("local", "dask", "serial")
 # --------------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------------
-
-
-def _finished(path: Path) -> dict | None:
-    """The job record at ``path`` if it is a finished (``status == "done"``) job, else ``None``."""
-    if not path.is_file():
-        return None
-    try:
-        rec = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and rec.get("status") == "done" else None
 
 
 class _Progress:
@@ -213,7 +206,9 @@ def run_sweep(
     out = check_out(out if out is not None else cfg["out"])
     if executor == "dask":
         check_dask(address)
-    jobs_dir = out / "jobs"
+    store = UnitFiles(
+        out / "jobs", label="sweep"
+    )  # a finished job's file: its hash covers params and version
     version = _package_version()
     desc = f"sweep {kind}"
     listed: list[tuple[str, dict]] = []
@@ -228,7 +223,7 @@ def run_sweep(
             h = job_hash(kind, p, version)
             listed.append((h, p))
             if h not in seen:
-                rec = _finished(jobs_dir / f"{h}.json")
+                rec = store.get(h, finished=lambda r: r.get("status") == "done")
                 if rec is not None:
                     records[h] = rec
                 elif limit is None or len(todo) < limit:
@@ -260,7 +255,7 @@ def _run_listed(
 
     def on_done(h: str, rec: dict) -> None:
         doc = {"kind": kind, "params": params_of[h], "hash": h, "version": version, **rec}
-        atomic_write_json(jobs_dir / f"{h}.json", doc)
+        UnitFiles(jobs_dir, label="sweep").put(h, doc)
         records[h] = doc
         run.update(1)
 
@@ -382,5 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     return main_sweep(parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)]))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+#: The face (:mod:`experiments`): a sweep's configuration is a TOML file or a dict
+#: (:func:`load_config`), its units the grid's jobs (:func:`iter_grid`, named by :func:`job_hash`,
+#: kept one file each by :class:`experiments.store.UnitFiles`), :func:`run_job` one of them; each
+#: job calls the face of its experiment (``converge``, ``diversity``, ``control``).
+run = run_sweep
+units = iter_grid
+run_unit = run_job

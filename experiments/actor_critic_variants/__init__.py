@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,18 @@ from lsa_theory import TabularMDP
 from lsa_theory.roundoff import gamma as gamma_k
 from lsa_theory.roundoff import perturbed, sum_error_bound
 
-from .control import ControlConfig, run_control
-from .envs import HELDOUT_NAME, heldout_family, heldout_rng
-from .io import atomic_write_json, provenance, single_blas_thread, to_jsonable, versions
+from ..control import ControlConfig, run_control
+from ..envs import HELDOUT_NAME, heldout_family, heldout_rng
+from ..io import atomic_write_json, provenance, read_json, single_blas_thread, to_jsonable, versions
+from ..stats import mean_sem_columns
 
 __all__ = [
+    "Config",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
+    "control_config",
     "Q_STEP_CEILING",
     "VARIANTS",
     "expected_steps",
@@ -129,9 +137,68 @@ def expected_steps(n_mdps: int = 20, seed: int = 0, bounds: bool = True) -> list
     return rows
 
 
-def _mean_sem(values: list[float]) -> tuple[float, float]:
-    x = np.asarray(values, dtype=np.float64)
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
+@dataclass(frozen=True)
+class Config:
+    """The (A6) measurements' configuration: ``n_mdps`` held-out MDPs, ``n_updates`` closed-loop
+    updates, ``seed``. ``quick()`` is ``reproduce --quick``'s (5 MDPs, 300 updates)."""
+
+    n_mdps: int = 20
+    n_updates: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_mdps=5, n_updates=300)
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls()
+
+
+#: The units of an (A6) run: the exact expected steps, then the closed loop (a control run, which
+#: keeps its own units in ``out/control``, :func:`experiments.control.run_control`).
+UNITS = ("expected_steps", "closed_loop")
+
+
+def units(cfg: Config) -> list[str]:
+    """The units of ``cfg``: :data:`UNITS`."""
+    return list(UNITS)
+
+
+def control_config(cfg: Config) -> ControlConfig:
+    """The control run of the closed-loop unit: both variants on the held-out family, paired."""
+    return dataclasses.replace(
+        ControlConfig(),
+        envs=(HELDOUT_NAME,),
+        env_algos=(),
+        actor_critic_envs=(HELDOUT_NAME,),
+        actor_critic_algos=VARIANTS,
+        n_heldout=cfg.n_mdps,
+        n_updates=cfg.n_updates,
+        tabular=False,
+        seed=cfg.seed,
+    )
+
+
+def run_unit(cfg: Config, unit: str, out: str | Path | None = None):
+    """The unit ``unit``: ``"expected_steps"`` (:func:`expected_steps`, every MDP's row) or
+    ``"closed_loop"`` (the control document of :func:`control_config`, saved in ``out/control``)."""
+    if unit == "expected_steps":
+        return expected_steps(cfg.n_mdps, cfg.seed)
+    if unit == "closed_loop":
+        return run_control(control_config(cfg), None if out is None else Path(out) / "control")
+    raise ValueError(f"unit: expected one of {UNITS}, got {unit!r}")
+
+
+def run(cfg: Config, out: str | Path | None = None) -> dict:
+    """Both (A6) measurements of ``cfg`` (:func:`run_variants`)."""
+    return run_variants(out, n_mdps=cfg.n_mdps, n_updates=cfg.n_updates, seed=cfg.seed)
+
+
+def plot(out: str | Path) -> str:
+    """(A6) has tables, not a figure: the two markdown tables (:func:`markdown_tables`) of the
+    saved ``out/actor_critic_variants.json``."""
+    return markdown_tables(read_json(Path(out) / "actor_critic_variants.json"))
 
 
 @single_blas_thread
@@ -147,25 +214,16 @@ def run_variants(
     ``provenance`` (:func:`experiments.io.provenance` of ``config``), ``versions`` and
     ``wall_time`` (s)."""
     start = time.perf_counter()
-    steps = expected_steps(n_mdps, seed)
-    cfg = dataclasses.replace(
-        ControlConfig(),
-        envs=(HELDOUT_NAME,),
-        env_algos=(),
-        actor_critic_envs=(HELDOUT_NAME,),
-        actor_critic_algos=VARIANTS,
-        n_heldout=n_mdps,
-        n_updates=n_updates,
-        tabular=False,
-        seed=seed,
-    )
-    control = run_control(cfg, None if out is None else Path(out) / "control")
+    face = Config(n_mdps=n_mdps, n_updates=n_updates, seed=seed)
+    steps = run_unit(face, "expected_steps")
+    cfg = control_config(face)
+    control = run_unit(face, "closed_loop", out)
     summary = []
     for name in VARIANTS:
         mine = [r for r in steps if r["algo"] == name]
         env = next(e for e in control["envs"] if e["algo"] == name)
-        step, step_sem = _mean_sem([r["step_norm"] for r in mine])
-        cos, cos_sem = _mean_sem([r["cosine"] for r in mine])
+        step, step_sem = map(float, mean_sem_columns([r["step_norm"] for r in mine]))
+        cos, cos_sem = map(float, mean_sem_columns([r["cosine"] for r in mine]))
         summary.append(
             {
                 "algo": name,

@@ -20,19 +20,28 @@ scaling direction alone.
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import dynamics as dy
 
-from .io import atomic_write_json, progress, read_json, to_jsonable, versions
-from .plots import integer_ticks, pyplot, save_figure
+from ..io import config_hash, progress, to_jsonable, versions
+from ..store import UnitStore
+from .plots import plot_diversity
 
 __all__ = [
+    "Config",
+    "Unit",
+    "units",
+    "run_unit",
+    "run",
+    "plot",
     "DiversityConfig",
     "diversity_rows",
     "row_datasets",
@@ -87,6 +96,11 @@ class DiversityConfig:
     @classmethod
     def quick(cls) -> DiversityConfig:
         return cls(k_sweep=(1, 2, 4, 8, 16), extra_sizes=())
+
+    @classmethod
+    def full(cls) -> DiversityConfig:
+        """The default configuration (what ``lsa-theory diversity`` runs without ``--quick``)."""
+        return cls()
 
 
 def _m5_rows(S: int, A: int) -> list[dict]:
@@ -165,7 +179,7 @@ def kernel_verdict(ds: dy.TeacherDataset) -> tuple[dy.KernelCertificate, bool]:
     (:func:`dynamics.certify_kernel`, exact arithmetic on the context columns) and the row's verdict
     (:func:`experiments.cli_checks.diversity_passed`: certified and equal to ``max(tangent_dim,
     size - rank_rows)``). The verdict is all that decides the command's exit code."""
-    from .cli_checks import diversity_passed
+    from ..cli_checks import diversity_passed
 
     cert = dy.certify_kernel(ds)
     fields = {"kernel_certified": cert.certified, "ker_dim": cert.ker_dim, "tangent_dim": cert.tangent_dim}
@@ -227,65 +241,50 @@ def run_diversity(cfg: DiversityConfig, out: str | Path | None = None) -> dict:
     atomically after each row and a rerun with the same config skips finished rows."""
     out = Path(out) if out is not None else None
     config = to_jsonable(asdict(cfg))
-    done: list[dict] = []
-    if out is not None and (out / "diversity.json").exists():
-        prev = read_json(out / "diversity.json")
-        if prev.get("config") == config:
-            done = prev["rows"]
-    rows = list(done)
-    specs = diversity_rows(cfg)
-    for index, row in progress(list(enumerate(specs))[len(done) :], desc="diversity"):
-        rows.append(_row(cfg, row, index))
-        if out is not None:
-            atomic_write_json(
-                out / "diversity.json", {"config": config, "versions": versions(), "rows": rows}
-            )
-    return {"config": config, "versions": versions(), "rows": rows}
+    todo = units(cfg)
+
+    def render(store: UnitStore) -> dict:  # the finished rows: a prefix of the rows, in order
+        rows = list(itertools.takewhile(lambda r: r is not None, (store.records.get(u.key) for u in todo)))
+        return {"config": config, "versions": versions(), "rows": rows}
+
+    store = UnitStore(
+        out, "diversity.json", config=config, label="diversity", saved_units=_saved_rows, render=render
+    )
+    for unit in progress(todo, desc="diversity"):
+        if unit.key not in store:
+            store.put(unit.key, *run_unit(cfg, unit))
+    return render(store)
 
 
-def plot_diversity(out: str | Path) -> Path:
-    """From ``diversity.json``: held-out error and certified kernel dimension, beside the (M4)
-    tangent dimension, against k (resampled vs shared features, S = A = 2; integer ticks), and the
-    single-MDP held-out error against d at every size."""
-    plt = pyplot()
+class Unit(NamedTuple):
+    """One row of a diversity run: its ``index`` (seeds its draws; ``key`` = ``str(index)``) and
+    ``spec`` (a row of :func:`diversity_rows`: k, features, shared_features, reward, frames, table)."""
 
-    out = Path(out)
-    all_rows = read_json(out / "diversity.json")["rows"]
-    rows = [r for r in all_rows if r["table"] == "k"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for shared, style in ((False, "o-"), (True, "s--")):
-        sel = [r for r in rows if r["shared_features"] == shared]
-        ks = [r["k"] for r in sel]
-        label = "shared features" if shared else "resampled features"
-        axes[0].loglog(ks, [max(r["heldout_err"], 1e-18) for r in sel], style, label=label)
-        kd = [r["ker_dim"] if r["ker_dim"] is not None else np.nan for r in sel]
-        (ln,) = axes[1].semilogx(ks, kd, style, label=f"{label}: certified kernel")
-        axes[1].semilogx(
-            ks, [r["tangent_dim"] for r in sel], "x:", color=ln.get_color(), ms=8,
-            label=f"{label}: (M4) tangent dimension",
-        )  # fmt: skip
-    d = rows[0]["d"] if rows else "S A"
-    axes[0].set_xlabel(f"training MDPs k (d = {d})")
-    axes[0].set_ylabel("held-out relative error of the flow limit")
-    axes[1].set_xlabel(f"training MDPs k (d = {d})")
-    axes[1].set_ylabel("Hessian kernel / (M4) tangent dimension")
-    integer_ticks(axes[1].yaxis)
-    single = [r for r in all_rows if r["k"] == 1 and r["shared_features"] and r["reward"] == "sa"]
-    single = [r for r in single if r["table"] in ("M5", "d")]
-    for S, A in sorted({(r["S"], r["A"]) for r in single}):
-        sel = sorted((r for r in single if (r["S"], r["A"]) == (S, A)), key=lambda r: r["d"])
-        axes[2].semilogy(
-            [r["d"] / (S * A) for r in sel],
-            [max(r["heldout_err"], 1e-18) for r in sel],
-            "o-",
-            label=f"S = A = {S}",
-        )
-        for r in sel:
-            xy = (r["d"] / (S * A), max(r["heldout_err"], 1e-18))
-            axes[2].annotate(f"d={r['d']}, ker {r['ker_dim']}", xy, fontsize=6)
-    axes[2].set_xlabel("d / |S||A| (one MDP, one feature map)")
-    axes[2].set_ylabel("held-out relative error of the flow limit")
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.suptitle("(M7): task diversity and the optimal manifold; the cost depends on d")
-    return save_figure(fig, out / "diversity.png")
+    key: str
+    index: int
+    spec: dict
+
+
+def units(cfg: DiversityConfig) -> list[Unit]:
+    """The units of ``cfg``: one per row of :func:`diversity_rows`, in order."""
+    return [Unit(str(i), i, spec) for i, spec in enumerate(diversity_rows(cfg))]
+
+
+def run_unit(cfg: DiversityConfig, unit: Unit) -> tuple[dict, dict]:
+    """``(row, {})`` of one :class:`Unit`: the kernel certificate, the flow and the held-out error
+    of its datasets (no arrays)."""
+    return _row(cfg, unit.spec, unit.index), {}
+
+
+def _saved_rows(doc: dict):
+    """The rows of a saved ``diversity.json`` (key: the row index) and the hash of their configuration."""
+    if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
+        h = config_hash(doc.get("config"))
+        for index, row in enumerate(doc["rows"]):
+            yield str(index), row, h
+
+
+#: The face of the experiment: its configuration, run and figure.
+Config = DiversityConfig
+run = run_diversity
+plot = plot_diversity

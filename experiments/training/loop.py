@@ -1,8 +1,8 @@
 """Training one LSA block by teacher mimicking: Algorithm 1 of [LL] (S6) on the objective (M1).
 
-The configuration is :mod:`experiments.training_config`, the data (and its memory use)
-:mod:`experiments.training_data`, the model, loss and metrics :mod:`experiments.training_model`;
-this module holds the training loop and re-exports the others.
+The configuration is :mod:`experiments.training.config`, the data (and its memory use)
+:mod:`experiments.training.data`, the model, loss and metrics :mod:`experiments.training.model`;
+this module holds the training loop (the face of the experiment is :mod:`experiments.training`).
 
 Results (``out``): ``train.json`` (config, seed, versions, metric history, final metrics, run
 times) and ``train.npz`` (learned ``P``, ``V``; ``P_star``, ``V_star`` = ``(c P*, V*/c)`` at the
@@ -23,59 +23,31 @@ from typing import Any
 import numpy as np
 import torch
 
-import constructions  # noqa: F401  (``experiments.training.constructions``, used by callers)
 import dynamics as dy
 from lsa_theory._checks import check_int
 
-from .io import atomic_savez, atomic_write, atomic_write_json, load_checkpoint, progress, versions
-from .training_config import (  # noqa: F401  (moved; re-exported from here)
-    CRITICS,
-    DTYPES,
-    INITS,
-    MODES,
-    OPTIMIZERS,
-    SCHEDULES,
+from ..io import atomic_savez, atomic_write, atomic_write_json, load_checkpoint, progress, versions
+from .config import (
     TrainConfig,
-    _check_critic,
     _seed,
 )
-from .training_data import (  # noqa: F401  (moved; re-exported from here)
+from .data import (
     TrainData,
     heldout_data,
     make_data,
-    teacher_data,
 )
-from .training_model import (  # noqa: F401  (moved; re-exported from here)
-    _cos,
+from .model import (
     _full_loss_chunked,
-    _full_structure,
-    _SymMatVec,
     construction_pv,
     frozen_blocks,
     full_params,
     heldout_error,
-    increment,
     init_params,
     structure_metrics,
     training_loss,
 )
 
-__all__ = [
-    "TrainConfig",
-    "TrainData",
-    "TrainResult",
-    "make_data",
-    "increment",
-    "training_loss",
-    "init_params",
-    "full_params",
-    "structure_metrics",
-    "construction_pv",
-    "teacher_data",
-    "heldout_data",
-    "heldout_error",
-    "train",
-]
+__all__ = ["TrainResult", "train", "lr_at", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -360,31 +332,3 @@ def train(
 def _columns(hist: list[dict]) -> dict[str, list]:
     keys = list(hist[0]) if hist else []
     return {k: [row.get(k) for row in hist] for k in keys}
-
-
-# the sweeps and figures live in :mod:`experiments.training_sweeps`; importable from here too (lazily,
-# so that either module can be imported first)
-_SWEEP_NAMES = frozenset(
-    {
-        "DIVERSITY_KS",
-        "QUICK_DIVERSITY_KS",
-        "diversity_training_sweep",
-        "plot_diversity_training",
-        "plot_training",
-        "plot_training_seeds",
-        "teacher_matching_vs_n",
-        "train_seeds",
-        "heldout_error_without_cubic",
-        "run_dir",
-        "deployed_returns_by_k",
-        "plot_returns_by_k",
-    }
-)
-
-
-def __getattr__(name: str):
-    if name in _SWEEP_NAMES:
-        from . import training_sweeps
-
-        return getattr(training_sweeps, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,8 @@
-r"""Sweeps and figures over :func:`experiments.training.train` (re-exported by
-:mod:`experiments.training`): several training seeds of one configuration (:func:`train_seeds`),
+r"""Sweeps over :func:`experiments.training.train` (names on the face :mod:`experiments.training`):
+several training seeds of one configuration (:func:`train_seeds`),
 the (M7) task-diversity sweep (:func:`diversity_training_sweep`, every ``(seed, k, features)`` run
 reported), teacher matching against the context length (:func:`teacher_matching_vs_n`); their
-figures, drawn from saved results only, are in :mod:`experiments.training_plots` (re-exported here).
+figures, drawn from saved results only, are in :mod:`experiments.training.plots`.
 
 Reporting rule: tables and figures list every run that was made, failures included; a sweep over
 seeds reports each seed's row and the spread (min, max) beside the mean.
@@ -18,12 +18,10 @@ import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int
 
-from .io import atomic_write_json, read_json, to_jsonable, versions
-from .stats import DIVERGED_SCORE, clustered_paired_ci, mean_sem, scored
-from .training import TrainConfig, heldout_data, heldout_error, train
-from .training_plots import (  # noqa: F401  (moved; re-exported from here)
-    _block_lines,
-    _by_k,
+from ..io import atomic_write_json, read_json, to_jsonable, versions
+from ..stats import DIVERGED_SCORE, clustered_paired_ci, mean_sem, scored
+from .loop import TrainConfig, heldout_data, heldout_error, train
+from .plots import (
     plot_diversity_training,
     plot_returns_by_k,
     plot_training,
@@ -226,8 +224,8 @@ def deployed_returns_by_k(
     ``normalized_return_clustered_sem`` (s.e. of the mean over the ``N`` per-MDP means) and
     ``minus_teacher`` (the paired interval of block - teacher). Writes
     ``sweep_out/returns_by_k.json`` (and :func:`plot_returns_by_k` draws it)."""
-    from .control import deploy
-    from .envs import heldout_rng
+    from ..control import deploy
+    from ..envs import heldout_rng
 
     sweep_out = Path(sweep_out)
     n_heldout, n_updates = check_int(n_heldout, "n_heldout"), check_int(n_updates, "n_updates")

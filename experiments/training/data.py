@@ -28,8 +28,8 @@ import torch
 import dynamics as dy
 from lsa_theory._checks import check_int
 
-from .io import progress
-from .training_config import DTYPES, TrainConfig, _check_critic
+from ..io import progress
+from .config import DTYPES, TrainConfig, _check_critic
 
 
 @dataclass(frozen=True, eq=False)

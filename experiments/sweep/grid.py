@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .io import to_jsonable
+from ..io import to_jsonable
 
 KINDS = ("converge", "diversity", "control")
 
@@ -170,7 +170,7 @@ def load_config(path: str | Path) -> dict:
 
 
 def _control_config(p: dict):
-    from .control import ControlConfig
+    from ..control import ControlConfig
 
     return ControlConfig(
         envs=(p["env"],),
@@ -207,7 +207,7 @@ def _validate_params(kind: str, p: dict) -> None:
 def _validate_config(kind: str, rest: tuple) -> None:
     p = {**dict(rest), "seed": 0, "index": 0}
     if kind == "converge":
-        from .converge import ConvergeConfig
+        from ..converge import ConvergeConfig
 
         ConvergeConfig(
             algo=p["algo"], S=p["S"], A=p["A"], k=p["k"], frames=p["frames"], seeds=(p["seed"],),
@@ -231,7 +231,7 @@ def _validate_config(kind: str, rest: tuple) -> None:
 def _check_env(key: str) -> None:
     """ValueError naming ``grid.env`` unless ``key`` is the held-out family or a gymnasium
     environment that builds (:func:`experiments.envs.make_env`, once per key)."""
-    from .envs import HELDOUT_NAME, make_env
+    from ..envs import HELDOUT_NAME, make_env
 
     if key == HELDOUT_NAME:
         return
@@ -246,7 +246,7 @@ def _check_env(key: str) -> None:
 
 def _check_weights_file(path: str) -> None:
     """ValueError naming ``grid.weights`` unless ``path`` is an ``.npz`` file with arrays P and V."""
-    from .io import check_npz_arrays
+    from ..io import check_npz_arrays
 
     check_npz_arrays(path, "grid.weights")
 

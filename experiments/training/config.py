@@ -14,7 +14,7 @@ import dynamics as dy
 import lsa_theory as lt
 from lsa_theory._checks import check_int, check_real
 
-from .io import to_jsonable
+from ..io import to_jsonable
 
 MODES = ("full", "effective")
 INITS = ("random", "invariant")

@@ -1,0 +1,48 @@
+"""Experiments as folders with one face (issue 19, step 4): ``Config`` (frozen, ``quick()`` and
+``full()``), ``units``, ``run_unit``, ``run`` and ``plot`` on every experiment folder's
+``__init__``; sweep's jobs go through the faces."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+
+import pytest
+
+FOLDERS = ("converge", "diversity", "regression", "training", "actor_critic_variants")
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_every_experiment_folder_has_the_same_face(name):
+    face = importlib.import_module(f"experiments.{name}")
+    assert face.__file__.endswith(f"experiments/{name}/__init__.py")
+    for attr in ("Config", "units", "run_unit", "run", "plot"):
+        assert callable(getattr(face, attr)), (name, attr)
+        assert attr in face.__all__, (name, attr)
+    cfg = face.Config.quick()
+    assert isinstance(cfg, face.Config) and isinstance(face.Config.full(), face.Config)
+    assert dataclasses.is_dataclass(cfg) and face.Config.__dataclass_params__.frozen
+    units = face.units(cfg)
+    assert isinstance(units, list) and units, name
+
+
+def test_unit_keys_are_unique_and_name_the_saved_units():
+    from experiments import converge, diversity, regression
+
+    for face in (converge, diversity):
+        for cfg in (face.Config.quick(), face.Config.full()):
+            keys = [u.key for u in face.units(cfg)]
+            assert len(keys) == len(set(keys)), face.__name__
+    keys = regression.units(regression.Config.quick())
+    assert keys[-3:] == ["sampled", "gamma", "trained"] and len(keys) == len(set(keys))
+    with pytest.raises(ValueError, match="key: expected one of"):
+        regression.run_unit(regression.Config.quick(), "nope")
+
+
+def test_sweep_jobs_call_faces_not_private_unit_functions():
+    from experiments.sweep import jobs
+
+    source = inspect.getsource(jobs)
+    for private in ("_one_run", "_row(", "_run_unit", "_MDPCache", "_algorithm"):
+        assert private not in source, private
