@@ -9,8 +9,7 @@ import statistics
 import time
 
 import numpy as np
-
-from experiments.io import atomic_write_json, provenance, to_jsonable
+from lsa_theory.experiments.io import atomic_write_json, provenance, to_jsonable
 
 __all__ = ["median_time", "loglog_slope", "bench_parser", "emit"]
 

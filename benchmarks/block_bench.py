@@ -15,7 +15,7 @@ Measured, every case at the same torch thread setting (recorded as ``setup.threa
    ``lsa_block`` did before it chunked); only the d entries that ``full_loss_torch`` reads,
    ``w + V[-d:] (H H^T)(P h_last) / n``; and each operation of the
    batched call alone (``part:`` rows, on precomputed inputs).
-2. gradient: forward + backward of ``dynamics.full_loss_torch(P, V, H, targets)`` w.r.t. P, V:
+2. gradient: forward + backward of ``lsa_theory.dynamics.full_loss_torch(P, V, H, targets)`` w.r.t. P, V:
    batched; a loop that sums the B per-prompt losses (divided by B: the same loss) and calls
    ``backward()`` once on the sum; chunks of ``CHUNK`` prompts with one ``backward()`` per chunk.
 3. the ceiling: ``torch.matmul`` of (B, D, D) @ (B, D, N) (batched, as in the block), and one
@@ -56,10 +56,10 @@ import time
 import torch
 from _timing import bench_parser, emit, median_time
 from dynamics_bench import readout_only
+from lsa_theory.experiments.io import versions
 
-import dynamics as dy
 import lsa_theory as lt
-from experiments.io import versions
+from lsa_theory import dynamics as dy
 from lsa_theory.lsa import BLOCK_CHUNK
 
 D_FEATURES = 36  # d = |S||A| for the [LL] 9 x 4 family

@@ -19,14 +19,14 @@ import time
 import numpy as np
 import torch
 from _timing import bench_parser, emit, loglog_slope, median_time
+from lsa_theory.experiments.io import versions
 
-import dynamics as dy
-from experiments.io import versions
+from lsa_theory import dynamics as dy
 
 
 def readout_only(H, P, V, k: int):
     """(B, k) the read-out entries of (L1) alone: ``w + Vbar[-k:] (H H^T)(P h_last) / n`` (what
-    :func:`dynamics.full_loss_torch` keeps of the block), as a matrix-vector chain."""
+    :func:`lsa_theory.dynamics.full_loss_torch` keeps of the block), as a matrix-vector chain."""
     n = H.shape[-1] - 1
     return H[..., -k:, -1] + (V[-k:] @ ((H @ H.mT) @ (P @ H[..., -1:])))[..., 0] / n
 

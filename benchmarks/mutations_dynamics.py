@@ -61,14 +61,14 @@ MUTS = [
     ),
     (
         "(M6) escape restored: the single window passes a run",
-        "experiments/cli_checks.py",
+        "experiments/criteria.py",
         '    ro = run.get("rate_roundoff")\n',
         '    ro = run.get("rate_roundoff")\n    if abs(run.get("rate_ratio_single", 9) - 1) < 0.01:\n        return True\n',
         "tests/test_rate_checks.py::test_rate_check_has_no_escape_and_counts_the_roundoff",
     ),
     (
         "(M6) round-off bound not added to the distance",
-        "experiments/cli_checks.py",
+        "experiments/criteria.py",
         "    r = 0.0 if roundoff is None else roundoff\n",
         "    r = 0.0\n",
         "tests/test_rate_checks.py::test_rate_check_has_no_escape_and_counts_the_roundoff",
@@ -103,7 +103,7 @@ MUTS = [
     ),
     (
         "old criteria restored (rate within 10 % of the end point, no a priori or PL criterion)",
-        "experiments/cli_checks.py",
+        "experiments/criteria.py",
         '        and rate_passed(run)\n        and run["pl_min_ratio"] * (1.0 - run.get("pl_roundoff", 0.0)) >= CRITERIA["pl_min_ratio"]\n',
         '        and abs(run["rate_ratio"] - 1.0) < 0.10\n',
         "tests/test_rate_checks.py::test_a_flow_with_mis_scaled_time_fails",

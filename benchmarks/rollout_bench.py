@@ -1,6 +1,6 @@
 """Benchmark of teacher-data generation (not a timed test): vectorised over the k MDPs versus one at a time.
 
-Frames per second of ``dynamics.teacher_dataset`` (SARSA, 10 frames per MDP, n = 20) with
+Frames per second of ``lsa_theory.dynamics.teacher_dataset`` (SARSA, 10 frames per MDP, n = 20) with
 ``vectorised=True`` (the k closed loops (S6) stepped together, ``lsa_theory.sarsa_loop_batched``)
 and ``vectorised=False`` (``lsa_theory.sarsa_loop`` per MDP), at S = A = 2 (d = 4) and the [LL] size
 S = 9, A = 4 (d = 36), for k = 10, 100, 1000 MDPs. Both paths give the same dataset bit for bit
@@ -17,10 +17,10 @@ import sys
 
 import numpy as np
 from _timing import bench_parser, emit, median_time
+from lsa_theory.experiments.io import versions
 
-import dynamics as dy
 import lsa_theory as lt
-from experiments.io import versions
+from lsa_theory import dynamics as dy
 
 SIZES = {"S2A2": (2, 2), "LL": (9, 4)}  # (S, A), d = S*A
 N, FRAMES, KS = 20, 10, (10, 100, 1000)

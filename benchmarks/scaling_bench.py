@@ -1,19 +1,19 @@
 """How the cost of the dynamics' building blocks grows: log-log slopes of median wall times (not a
 timed test). SARSA teacher data on the [LL] 9 x 4 MDP family with uniform random features of
-dimension d, float64, theta = ``dynamics.construction(ds, 1.0)`` + 1e-2 N(0, I).
+dimension d, float64, theta = ``lsa_theory.dynamics.construction(ds, 1.0)`` + 1e-2 N(0, I).
 
 Sweeps (F = k x frames frames; the other sizes fixed at the values printed with each sweep):
 
-- ``loss_grad_vs_d``, ``_vs_n``, ``_vs_F``: ``dynamics.loss_and_grad(ds, theta)`` from the
+- ``loss_grad_vs_d``, ``_vs_n``, ``_vs_F``: ``lsa_theory.dynamics.loss_and_grad(ds, theta)`` from the
   sufficient statistics (L2) in closed form. Expected: ~F m^2 with m = 2d + 1, so slope 2 in d
   (asymptotically), 0 in n (Sigma is precomputed), 1 in F.
-- ``autograd_vs_n``, ``_vs_d``: ``dynamics.full_loss_torch`` + ``backward()`` through the raw
+- ``autograd_vs_n``, ``_vs_d``: ``lsa_theory.dynamics.full_loss_torch`` + ``backward()`` through the raw
   block (L1) on the F raw prompts (``keep_prompts=True``, ``ds.prompts()``). Expected:
   ~F (6 D^2 N + 2 D^3) x 2 with D = 3d + 2, N = n + 1: slope 1 in n once 3N >> D, between 2 and 3
   in d at fixed n.
-- ``hessian_vs_d``: ``dynamics.hessian(ds, theta)`` (dense closed form). Expected: ~F m^2 p^2
+- ``hessian_vs_d``: ``lsa_theory.dynamics.hessian(ds, theta)`` (dense closed form). Expected: ~F m^2 p^2
   with p = d + 1 for the B-B block (and as much for the A-B block), slope 4 in d.
-- ``data_vs_F``: ``dynamics.teacher_dataset`` generation time versus k (frames fixed). Expected 1.
+- ``data_vs_F``: ``lsa_theory.dynamics.teacher_dataset`` generation time versus k (frames fixed). Expected 1.
 
 ``slopes`` fit all points of a sweep; ``slopes_last3`` only its three largest sizes (closer to the
 asymptotic exponent when small sizes are overhead-bound).
@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from _timing import bench_parser, emit, loglog_slope, median_time
 from dynamics_bench import autograd_timer, near_construction
+from lsa_theory.experiments.io import versions
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import dynamics as dy
-from experiments.io import versions
+from lsa_theory import dynamics as dy
 
 S, A = 9, 4
 # (quick, full) sweep points; frames = 10 throughout, so F = 10 k

@@ -3,21 +3,25 @@
 - :func:`sarsa` (S3)/(S4), :func:`actor_critic` (A3)/(A4), :func:`td` (W3), and with ``C`` (W4):
   float64 numpy ``(P, V)`` / ``(P, Q)``, or ``dtype=object`` arrays of exact entries when the
   hyperparameters are sympy symbols (one construction for both backends);
-- [W]'s TD family, one module each in :mod:`constructions.algorithms`: :func:`td_lambda` (W5),
+- [W]'s TD family, one module each in :mod:`lsa_theory.constructions.algorithms`: :func:`td_lambda` (W5),
   :func:`residual_gradient` (W6), :func:`td_average_reward` (W7), with their naive loops;
-- :mod:`constructions.registry`: one declaration per in-context algorithm (:data:`ALGORITHMS`),
-  from which :mod:`constructions.derive` derives every level: the numeric identity against the
+- :mod:`lsa_theory.constructions.registry`: one declaration per in-context algorithm (:data:`ALGORITHMS`),
+  from which :mod:`lsa_theory.constructions.derive` derives every level: the numeric identity against the
   naive loop, the invariants, the property sweeps and the fixed-size exact proof
-  (:func:`constructions.derive.prove`, in the ring of :mod:`constructions.symbolic`);
-- :mod:`constructions.symbolic_sizes`: the same identities for every ``d, n`` (block algebra with
-  symbolic sizes, normal form of :mod:`constructions.matrix_words`), multi-layer claims by induction;
-  (W7)'s two-head layer in :mod:`constructions.symbolic_sizes_w7`, (R2)/(R3) in
-  :mod:`constructions.symbolic_sizes_regression`; :mod:`constructions.proof_link` evaluates every
+  (:func:`lsa_theory.constructions.derive.prove`, in the ring of :mod:`lsa_theory.constructions.symbolic`);
+- :mod:`lsa_theory.constructions.symbolic_sizes`: the same identities for every ``d, n`` (block algebra with
+  symbolic sizes, normal form of :mod:`lsa_theory.constructions.matrix_words`), multi-layer claims by
+  induction;
+  (W7)'s two-head layer in :mod:`lsa_theory.constructions.symbolic_sizes_w7`, (R2)/(R3) in
+  :mod:`lsa_theory.constructions.symbolic_sizes_regression`; :mod:`lsa_theory.constructions.proof_link`
+  evaluates every
   proof expression against the numeric forward pass and claims an all-sizes row for a declaration
-  only once its construction is the proved block form (:mod:`constructions.proof_forms`);
+  only once its construction is the proved block form (:mod:`lsa_theory.constructions.proof_forms`);
 - :func:`run_claims` builds the ``lsa-theory verify`` table (every declaration's rows, then the
   (L1)/(L2)/(R4) block rows).
 """
+
+from lsa_theory.checks import check_same_tree
 
 from . import algorithms as _algorithms  # noqa: F401  (registers the package's declarations)
 from .algorithms.residual_gradient import naive_residual_gradient, residual_gradient
@@ -69,3 +73,5 @@ __all__ = [
     "td_lambda",
     "td_precond",
 ]
+
+check_same_tree(__file__)  # one source tree: ImportError if two are mixed

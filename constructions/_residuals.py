@@ -1,6 +1,7 @@
-"""Residual records shared by :mod:`constructions.verify` and :mod:`constructions.algorithms`.
+"""Residual records shared by :mod:`lsa_theory.constructions.verify` and
+:mod:`lsa_theory.constructions.algorithms`.
 
-:data:`READOUT_TOL` and :func:`relative_residual` are documented in :mod:`constructions.verify`;
+:data:`READOUT_TOL` and :func:`relative_residual` are documented in :mod:`lsa_theory.constructions.verify`;
 they live here so that the per-algorithm modules can use them without importing ``verify``
 (which imports them to build the claim table).
 """
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lsa_theory._checks import check_real_dtype, is_torch
+from lsa_theory.checks import check_real_dtype, is_torch
 
 __all__ = ["READOUT_TOL", "Residuals", "Row", "relative_residual"]
 

@@ -1,6 +1,6 @@
 r"""Closed-loop algorithms: declarations with a teacher loop (S6)/(A5), for dynamics and deployment.
 
-A :class:`ClosedLoopAlgorithm` is an (L1) :class:`~constructions.registry.Algorithm` that also
+A :class:`ClosedLoopAlgorithm` is an (L1) :class:`~lsa_theory.constructions.registry.Algorithm` that also
 declares how it runs in an MDP: its feature tables and starting parameters, the behaviour and
 greedy policies, and the closed loop driven by an ``update``. Every update has one signature,
 
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import check_gamma, check_int, check_real
+from lsa_theory.checks import check_gamma, check_int, check_real
 from lsa_theory.loop_driver import LoopAgent, closed_loop, closed_loop_batched, critic_columns, linear
 from lsa_theory.policies import epsilon_greedy_rows, softmax_rows
 
@@ -86,15 +86,16 @@ class ClosedLoopAlgorithm(Algorithm):
     """An (L1) declaration that also runs in an MDP (see the module docstring).
 
     **Hooks** of the closed loop, driven by the ONE driver of :mod:`lsa_theory.loop_driver`
-    (:meth:`loop`, :meth:`loop_batched`, and :func:`experiments.control.deploy` through
+    (:meth:`loop`, :meth:`loop_batched`, and :func:`lsa_theory.experiments.control.deploy` through
     :meth:`agent`): :meth:`dims`, the tables :meth:`critic_table` / :meth:`actor_table` and
     starts :meth:`draw_starts` / :meth:`start_actor`, :meth:`behaviour`, :meth:`frame` (the
     context of one frame: (H) columns and extra rows), :meth:`greedy`, :meth:`split` (a readout
     into the next parameters), :meth:`full_prompt`, and for (P2) :meth:`smooth_policy`,
     :meth:`smooth_behaviour`, :meth:`smooth_extra_rows`. The defaults are those of a critic
-    without an actor acting epsilon-greedy on ``Q_w`` ((S6), :mod:`constructions.algorithms.sarsa`);
+    without an actor acting epsilon-greedy on ``Q_w`` ((S6),
+    :mod:`lsa_theory.constructions.algorithms.sarsa`);
     a declaration with an actor says so through ``dims(...).d_pi > 0`` and overrides the policy,
-    frame and split hooks (:mod:`constructions.algorithms.actor_critic`). The loops never test
+    frame and split hooks (:mod:`lsa_theory.constructions.algorithms.actor_critic`). The loops never test
     which algorithm runs.
 
     Class attribute ``critic``: ``"action"`` or ``"state"`` features."""
@@ -150,7 +151,7 @@ class ClosedLoopAlgorithm(Algorithm):
 
     def start_actor(self, dims: Dims) -> np.ndarray | None:
         """The deployment's starting actor ``lambda_0 = 0`` (d_pi,) (the uniform ``pi_lambda``), the
-        draw :func:`experiments.control.deploy` makes; ``None`` when ``dims.d_pi = 0``."""
+        draw :func:`lsa_theory.experiments.control.deploy` makes; ``None`` when ``dims.d_pi = 0``."""
         return np.zeros(dims.d_pi) if dims.d_pi else None
 
     # --------------------------------------------------------------------------- updates
@@ -200,7 +201,7 @@ class ClosedLoopAlgorithm(Algorithm):
 
     def smooth_behaviour(self, draws: Draws, w: np.ndarray, lam: np.ndarray | None, tau: float) -> np.ndarray:
         """Hook: the (P2) smooth behaviour (S, A) in numpy, for the sampled softmax loop
-        (:func:`experiments.pretrain_eval.softmax_deploy`); default ``softmax_a(Q_w(s, a) / tau)``
+        (:func:`lsa_theory.experiments.pretrain_eval.softmax_deploy`); default ``softmax_a(Q_w(s, a) / tau)``
         (the numpy form of :meth:`smooth_policy`)."""
         return softmax_rows(linear(draws.phi, w) / tau)
 
@@ -336,7 +337,7 @@ class ClosedLoopAlgorithm(Algorithm):
         :meth:`teacher` as computed from exact inputs (``X`` (m, n), ``g`` (d_pi, n) or ``None``,
         ``w`` (d,), ``lam`` (d_pi,) or ``None``), valid for every summation order. With it (and a
         loop of the (S6)/(A5) form), deployment checks "block = teacher" against the propagated
-        round-off bounds (:mod:`experiments.control_roundoff`); without it (default
+        round-off bounds (:mod:`lsa_theory.experiments.control_roundoff`); without it (default
         ``NotImplemented``) the check is a stated relative tolerance."""
         return NotImplemented
 
@@ -359,7 +360,7 @@ class ClosedLoopAlgorithm(Algorithm):
 
 def load_closed_loop_module(path: str) -> dict[str, ClosedLoopAlgorithm]:
     """The closed-loop declarations (:class:`ClosedLoopAlgorithm`) of a user's file ``path`` by name:
-    :func:`constructions.load_module` (whose ValueErrors, starting ``module:``, name the file and
+    :func:`lsa_theory.constructions.load_module` (whose ValueErrors, starting ``module:``, name the file and
     the failure; nothing is registered), and a ValueError if the file declares no closed-loop
     algorithm."""
     from .registry import load_module

@@ -1,4 +1,5 @@
-r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived from its declaration.
+r"""Every proof level of an :class:`~lsa_theory.constructions.registry.Algorithm`, derived from its
+declaration.
 
 - :func:`prompt` assembles ``(X, last)`` into the block's input: (L1) ``H = [[X, 0], [0, last]]``
   or (W2) ``Z = [X, last]``; numeric (float64) or exact (``dtype=object``: sympy expressions, ring elements).
@@ -10,8 +11,8 @@ r"""Every proof level of an :class:`~constructions.registry.Algorithm`, derived 
   zeros in float64, tolerance 0).
 - :func:`prove`: the same identity in exact arithmetic with every instance entry, every
   hyperparameter and the scale ``c`` a symbol, computed with the declaration's one construction in
-  the exact ring of :mod:`constructions.symbolic`: ``lhs - rhs`` is the zero polynomial entry by
-  entry, at the declaration's :meth:`~constructions.registry.Algorithm.symbolic_sizes` (those
+  the exact ring of :mod:`lsa_theory.constructions.symbolic`: ``lhs - rhs`` is the zero polynomial entry by
+  entry, at the declaration's :meth:`~lsa_theory.constructions.registry.Algorithm.symbolic_sizes` (those
   sizes only).
 - :func:`verify_rows`: the ``lsa-theory verify`` rows of one declaration.
 - :func:`instances`: a hypothesis strategy of ``(sizes, inst, hyper)`` for property sweeps.
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int
+from lsa_theory.checks import check_int
 
 from ._residuals import READOUT_TOL, Row, relative_residual
 from .registry import Algorithm
@@ -107,10 +108,11 @@ def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np
 
 
 def _forward_exact(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any, ring: Any) -> np.ndarray:
-    """The stack of ``alg`` on ``dtype=object`` arrays of ring elements (:mod:`constructions.symbolic`):
+    """The stack of ``alg`` on ``dtype=object`` arrays of ring elements
+    (:mod:`lsa_theory.constructions.symbolic`):
     the declaration's own ``stack`` if it has one (it receives the ring arrays), else (L1)
-    :func:`~constructions.symbolic.exact_lsa_block` or (W2)
-    :func:`~constructions.symbolic.exact_masked_block` with ``mask`` (default ``diag(I_n, 0)``)."""
+    :func:`~lsa_theory.constructions.symbolic.exact_lsa_block` or (W2)
+    :func:`~lsa_theory.constructions.symbolic.exact_masked_block` with ``mask`` (default ``diag(I_n, 0)``)."""
     own = getattr(alg, "stack", None)
     if own is not None:
         return ring.array(own(Z, layers, mask))
@@ -237,15 +239,15 @@ def _symbolic_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
 
 def prove(alg: Algorithm, sizes: Mapping[str, int] | None = None, depth: int = 1) -> SymbolicProof:
     """The identity of ``alg`` at ``depth`` layers as a polynomial identity at fixed ``sizes``
-    (default :meth:`~constructions.registry.Algorithm.symbolic_sizes`): every instance entry,
+    (default :meth:`~lsa_theory.constructions.registry.Algorithm.symbolic_sizes`): every instance entry,
     every numeric hyperparameter and the scale ``c`` are symbols (``c`` only where the
     declaration claims the scaling symmetry). Counts the readout and invariant entries of
     ``lhs - rhs`` that are not the zero polynomial. Proves those sizes only.
 
-    Backend: the exact ring of :class:`~constructions.symbolic.Ring` (``QQ[symbols]``, the field
+    Backend: the exact ring of :class:`~lsa_theory.constructions.symbolic.Ring` (``QQ[symbols]``, the field
     ``QQ(symbols)`` when ``c`` is a symbol). The columns, the construction
-    (:meth:`~constructions.registry.Algorithm.construction_symbolic`, by default the one
-    :meth:`~constructions.registry.Algorithm.construction` called on the symbols) and the mask
+    (:meth:`~lsa_theory.constructions.registry.Algorithm.construction_symbolic`, by default the one
+    :meth:`~lsa_theory.constructions.registry.Algorithm.construction` called on the symbols) and the mask
     are built from sympy symbols and converted entry by entry (a non-polynomial entry such as
     ``rho ** 0.5`` becomes a generator of its own, so it does not square back to ``rho``); the
     forward pass and the naive loop run on ring elements."""
@@ -439,7 +441,7 @@ def _invariant_text(alg: Algorithm) -> str:
 
 def instances(alg: Algorithm):
     """A hypothesis strategy of ``(sizes, inst, hyper)`` for ``alg``: sizes in its
-    :meth:`~constructions.registry.Algorithm.size_ranges`, scalar hyperparameters in its
+    :meth:`~lsa_theory.constructions.registry.Algorithm.size_ranges`, scalar hyperparameters in its
     ``hyper_ranges`` (others at their defaults) and an instance drawn by ``alg.draw`` from a
     generator seeded by hypothesis. Needs the ``dev`` extra (hypothesis)."""
     from hypothesis import strategies as st

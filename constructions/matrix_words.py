@@ -28,7 +28,7 @@ itself against direct numerical evaluation, and :func:`roundoff_bound` bounds th
 such an evaluation (any summation order), so that the comparison of two evaluations of one exact
 quantity has a stated tolerance. An :class:`Obligation` is one identity ``lhs = rhs`` of an
 all-sizes proof, with the prompt and layers it was built from (for the direct evaluation against
-the numeric forward pass, :mod:`constructions.proof_link`).
+the numeric forward pass, :mod:`lsa_theory.constructions.proof_link`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ r"""Explicit LSA parameters: (S3)/(S4), (A3)/(A4), (W3) and (W4), for both backe
 Each construction is written once: with float hyperparameters it returns float64 arrays (its
 arguments checked); with a sympy ``alpha``, ``beta``, ``c`` or ``C`` (:func:`is_exact`) the same
 code returns ``dtype=object`` arrays of exact entries (integers and the given sympy objects), the
-form :func:`constructions.derive.prove` converts to its exact ring.
+form :func:`lsa_theory.constructions.derive.prove` converts to its exact ring.
 
 (S3) [LL eq. 5], in the (L2) blocks of :class:`lsa_theory.Layout` ``(2d+1 | d+1)``:
 
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lsa_theory import Layout
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.checks import as_float_array, check_int, check_real
 
 __all__ = ["is_exact", "sarsa", "actor_critic", "td", "td_precond"]
 

@@ -1,9 +1,11 @@
-r"""The block forms of the shipped all-sizes proofs, for :func:`constructions.proof_link.link_rows`.
+r"""The block forms of the shipped all-sizes proofs, for
+:func:`lsa_theory.constructions.proof_link.link_rows`.
 
-Each ``*_forms()`` returns the :class:`~constructions.proof_link.ProvedForm`\ s a registered
-declaration lists in :meth:`~constructions.registry.Algorithm.all_sizes_forms`: the proof, the
-prompt, layer blocks and update it is about (the builders of :mod:`constructions.symbolic_sizes`,
-:mod:`constructions.symbolic_sizes_w7`, :mod:`constructions.symbolic_sizes_regression`), and the
+Each ``*_forms()`` returns the :class:`~lsa_theory.constructions.proof_link.ProvedForm`\ s a registered
+declaration lists in :meth:`~lsa_theory.constructions.registry.Algorithm.all_sizes_forms`: the proof, the
+prompt, layer blocks and update it is about (the builders of :mod:`lsa_theory.constructions.symbolic_sizes`,
+:mod:`lsa_theory.constructions.symbolic_sizes_w7`,
+:mod:`lsa_theory.constructions.symbolic_sizes_regression`), and the
 map ``values`` from one instance of the declaration to the value of every symbol. A subclass of a
 shipped declaration inherits these forms, so its own prompt, construction and forward pass are
 compared with them.

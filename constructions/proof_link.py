@@ -1,26 +1,29 @@
 r"""What ties an all-sizes proof to the code that runs: direct evaluation at concrete sizes.
 
-The block-algebra proofs of :mod:`constructions.symbolic_sizes` show ``lhs = rhs`` for symbolic
+The block-algebra proofs of :mod:`lsa_theory.constructions.symbolic_sizes` show ``lhs = rhs`` for symbolic
 ``d, n``. Two checks at concrete sizes tie them to the shipped code:
 
 1. :func:`check_obligation` (every proof expression): the matrix symbols of an
-   :class:`~constructions.matrix_words.Obligation` get random float64 values at concrete sizes;
+   :class:`~lsa_theory.constructions.matrix_words.Obligation` get random float64 values at concrete sizes;
    the proof's prompt and layer blocks are evaluated and run through the **numeric forward pass**
    (:func:`lsa_theory.lsa_block` (L1), :func:`lsa_theory.masked_lsa` (W2), two heads for (W7)),
    and the result is compared with the evaluated target ``rhs``. So the ``lhs`` the proof reduced
    is the computation the package runs, and the target is its value.
 2. :func:`link_rows` (a declaration): an all-sizes row of an
-   :class:`~constructions.registry.Algorithm` is claimed only if, at :data:`LINK_SIZES` (``d = n = 1``
+   :class:`~lsa_theory.constructions.registry.Algorithm` is claimed only if, at :data:`LINK_SIZES` (``d = n
+   = 1``
    first), on an instance drawn by the declaration itself, (a) its prompt (``columns`` through
-   :func:`constructions.derive.prompt`) equals the proof's prompt expression, (b) every layer of its
+   :func:`lsa_theory.constructions.derive.prompt`) equals the proof's prompt expression, (b) every layer of
+   its
    ``construction`` at depths 1 and 2 and every declared scale ``c`` equals the proof's block form,
-   and (c) its forward pass (:func:`constructions.derive.forward`, with its mask) of one layer equals
+   and (c) its forward pass (:func:`lsa_theory.constructions.derive.forward`, with its mask) of one layer
+   equals
    the proof's target. The :class:`ProvedForm` of a proof says which blocks, prompt, update and
    values of the symbols a declaration's objects are compared with.
 
 Tolerances: both sides of each comparison are float64 evaluations of one exact quantity (the
 proof shows it); the tolerance is the sum of the two sides' bounds
-:func:`constructions.matrix_words.roundoff_bound` (:math:`\gamma_K |e|_{\rm abs}`, any summation
+:func:`lsa_theory.constructions.matrix_words.roundoff_bound` (:math:`\gamma_K |e|_{\rm abs}`, any summation
 order), see :func:`excess`. A comparison passes when ``|a - b| <= tol`` entrywise.
 """
 
@@ -164,7 +167,8 @@ def check_obligation(
     """Evaluate one obligation at concrete ``sizes`` (keys ``d``, ``n``, optional ``d_pi``) on
     random values (or ``values = (arrays, scalars)``): ``forward`` (numeric forward pass vs
     target), ``direct`` (the lhs expression evaluated directly vs target), each ``(max |diff|,
-    passed)``; tolerances: the two sides' :func:`~constructions.matrix_words.roundoff_bound` summed."""
+    passed)``; tolerances: the two sides'
+    :func:`~lsa_theory.constructions.matrix_words.roundoff_bound` summed."""
     subs = size_subs(sizes)
     tree = forward_tree(ob)
     arrays, scalars = random_values([tree, ob.lhs, ob.rhs], subs, rng) if values is None else values
@@ -181,7 +185,7 @@ def check_obligation(
 
 def proof_obligations() -> dict[str, list[mw.Obligation]]:
     """The obligations of every block-algebra proof, by proof function name (the (W7) block row
-    from :mod:`constructions.symbolic_sizes_w7`; its running-mean row is entrywise, not blocks):
+    from :mod:`lsa_theory.constructions.symbolic_sizes_w7`; its running-mean row is entrywise, not blocks):
     what the tests evaluate at concrete sizes against the numeric forward pass."""
     from . import symbolic_sizes_regression as reg
     from . import symbolic_sizes_w7 as w7
@@ -216,7 +220,7 @@ def proof_obligations() -> dict[str, list[mw.Obligation]]:
 class ProvedForm:
     """An all-sizes proof and the block form it is about.
 
-    ``prove``: the proof (e.g. :func:`constructions.symbolic_sizes.prove_sarsa_all_sizes`),
+    ``prove``: the proof (e.g. :func:`lsa_theory.constructions.symbolic_sizes.prove_sarsa_all_sizes`),
     ``what``: the row's text; ``kind``: the layer (``"lsa"``, ``"masked"``, ``"two_heads"``);
     ``prompt(w)``: the prompt expression at parameter ``w`` (the induction's invariant), with
     ``start`` the parameter of the declaration's prompt (``w`` or ``0``); ``blocks``: one layer's

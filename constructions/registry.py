@@ -17,11 +17,11 @@ An :class:`Algorithm` declares what an update rule *is* (docs/theory.md labels i
 - how random instances are drawn (:meth:`Algorithm.draw`, seeded by an explicit ``rng``) and at
   which sizes they are checked.
 
-From that alone :mod:`constructions.derive` builds the ``verify`` rows (numeric identity against
+From that alone :mod:`lsa_theory.constructions.derive` builds the ``verify`` rows (numeric identity against
 the naive loop, invariants), the fixed-size sympy identity (every instance entry and every
 hyperparameter a symbol) and hypothesis strategies for the property sweeps.
 Closed-loop algorithms (those with a teacher loop (S6)/(A5)) also subclass
-:class:`constructions.closed_loop.ClosedLoopAlgorithm`, from which teacher data, the (M2)
+:class:`lsa_theory.constructions.closed_loop.ClosedLoopAlgorithm`, from which teacher data, the (M2)
 objective and deployment are derived.
 
 :data:`ALGORITHMS` maps each registered name to its declaration; :func:`load_module` registers
@@ -62,7 +62,7 @@ class Algorithm:
       carries its own claim label ``depth_claims[L]`` when it has one (e.g. (S5));
     - ``symbolic_depths``: the depths of the fixed-size sympy identity (default: the first two);
     - ``bilinear``: one layer's readout increment is ``A Sigma B last`` with a symmetric ``Sigma``
-      (:meth:`effective_blocks`), so the (M2) objective of :mod:`dynamics.bilinear` applies.
+      (:meth:`effective_blocks`), so the (M2) objective of :mod:`lsa_theory.dynamics.bilinear` applies.
     """
 
     name: ClassVar[str] = ""
@@ -116,7 +116,7 @@ class Algorithm:
         ``c``; the same code must also run when they are sympy symbols (the fixed-size proof),
         returning ``dtype=object`` arrays (or sympy matrices) of exact entries: use ``+ - * /``,
         integer powers, ``np.zeros(..., dtype=object)`` where a float zero would be inexact
-        (:func:`constructions.numeric.is_exact` tells the two apart)."""
+        (:func:`lsa_theory.constructions.numeric.is_exact` tells the two apart)."""
         raise NotImplementedError
 
     def construction_symbolic(
@@ -149,16 +149,18 @@ class Algorithm:
 
     def all_sizes_forms(self) -> list[Any]:
         """The all-sizes proofs of the identity (symbolic d, n; block algebra,
-        :mod:`constructions.symbolic_sizes`), each as a :class:`constructions.proof_link.ProvedForm`:
+        :mod:`lsa_theory.constructions.symbolic_sizes`), each as a
+        :class:`lsa_theory.constructions.proof_link.ProvedForm`:
         the proof and the block form (prompt, layer blocks, update, symbol values) it is about.
         ``verify`` claims a proof's row only after the declaration's prompt, construction and
-        forward pass equal that form at :data:`constructions.proof_link.LINK_SIZES` (d = n = 1
+        forward pass equal that form at :data:`lsa_theory.constructions.proof_link.LINK_SIZES` (d = n = 1
         first). None by default (the fixed-size sympy identity then proves only its sizes)."""
         return []
 
     def proofs_all_sizes(self) -> list[tuple[Any, str]]:
         """The proofs of :meth:`all_sizes_forms` run, as ``(SymbolicProof, what it proves)`` pairs
-        (not linked to the construction: ``verify`` uses :func:`constructions.proof_link.link_rows`)."""
+        (not linked to the construction: ``verify`` uses
+        :func:`lsa_theory.constructions.proof_link.link_rows`)."""
         return [(form.prove(), form.what) for form in self.all_sizes_forms()]
 
     # ---------------------------------------------------------------- effective blocks (M2)
@@ -360,7 +362,7 @@ class Registry(Mapping[str, Algorithm]):
         return tuple(k for k, a in self._algs.items() if isinstance(a, cls))
 
 
-#: The package's registry, filled by :mod:`constructions.algorithms`.
+#: The package's registry, filled by :mod:`lsa_theory.constructions.algorithms`.
 ALGORITHMS = Registry()
 
 
@@ -375,7 +377,7 @@ def load_module(path: str | pathlib.Path) -> list[Algorithm]:
 
     Every concrete subclass of :class:`Algorithm` defined in the file (with a ``name``) is
     instantiated; module-level instances are taken as they are. Nothing is added to
-    :data:`ALGORITHMS`: pass the result to :func:`register` or to :func:`constructions.derive`.
+    :data:`ALGORITHMS`: pass the result to :func:`register` or to :func:`lsa_theory.constructions.derive`.
     Every failure is one ValueError that starts with ``module:`` and names the file (and the line,
     where there is one): the file does not exist or is not ``.py``; it has a syntax error; it raises
     or calls ``sys.exit`` at import; it defines no algorithm; a declaration is malformed

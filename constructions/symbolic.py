@@ -1,10 +1,10 @@
-r"""The exact backend of :func:`constructions.derive.prove`: the ring of the proof's symbols.
+r"""The exact backend of :func:`lsa_theory.constructions.derive.prove`: the ring of the proof's symbols.
 
 A fixed-size proof writes every instance entry, every numeric hyperparameter and the scale ``c``
 as a sympy symbol. :class:`Ring` turns them into elements of the exact ring ``QQ[symbols]`` of
 sympy's ``polys`` (the field ``QQ(symbols)`` when ``c`` is a symbol: the constructions divide by
 ``c``), and the whole identity is computed there: the prompt, the layers of the declaration's one
-:meth:`~constructions.registry.Algorithm.construction` (built from the sympy symbols and
+:meth:`~lsa_theory.constructions.registry.Algorithm.construction` (built from the sympy symbols and
 converted entry by entry), the forward pass (:func:`exact_lsa_block`, :func:`exact_masked_block`
 on ``dtype=object`` arrays of ring elements) and the naive loop (which uses only ``+ * /`` and so
 runs on ring elements as it runs on floats). A residual entry ``lhs - rhs`` is the zero
@@ -12,7 +12,7 @@ polynomial iff it is the ring's zero, so the check is ``expand(lhs - rhs) == 0``
 expansion of expression trees.
 
 :class:`SymbolicProof` is the outcome of a proof by computation (this module and the all-sizes
-block algebra of :mod:`constructions.symbolic_sizes` alike).
+block algebra of :mod:`lsa_theory.constructions.symbolic_sizes` alike).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 r"""All-sizes proofs: the constructions' identities with symbolic sizes ``d``, ``n`` (block algebra).
 
-The fixed-size proofs of :func:`constructions.derive.prove` write every prompt entry as a symbol and so
+The fixed-size proofs of :func:`lsa_theory.constructions.derive.prove` write every prompt entry as a symbol
+and so
 prove one ``(d, n)`` at a time. Here the prompt is a ``sympy.BlockMatrix`` of ``MatrixSymbol``\ s
 whose shapes are the positive integer symbols ``d``, ``n`` (``d_pi``, ``N``): ``Phi`` (d x n) has
 the columns ``phi_i``, ``Phi_next`` (d x n) the columns ``phi_i^+`` (undiscounted), ``r`` (n x 1)
 the rewards, ``w`` (d x 1) the parameters. The block is applied with ``sympy.block_collapse`` and
 each output block minus its target is reduced to the normal form of
-:mod:`constructions.matrix_words` (words in the matrix symbols with scalar coefficients, canonical
+:mod:`lsa_theory.constructions.matrix_words` (words in the matrix symbols with scalar coefficients, canonical
 transposes of scalar sub-words). A claim is proved for **every** ``d, n >= 1`` and every value of
 the scalar symbols (``alpha``, ``beta``, ``gamma``, ``eta``, any ``c != 0``) when every block's
 normal form is empty. Multi-layer claims are proved by induction: the function checks the
@@ -20,13 +21,13 @@ form is the per-sample loop is the definition of the matrix product (the fixed-s
 it against the naive loops of :mod:`lsa_theory.reference`).
 
 Claims: (L2), (S4), (S5), (A4), (W3) for the project's constructions (the block forms equal
-:mod:`constructions.numeric` at concrete sizes, see the tests); (W4), (W5), (W6), (R2), (R3)
+:mod:`lsa_theory.constructions.numeric` at concrete sizes, see the tests); (W4), (W5), (W6), (R2), (R3)
 prove docs/theory.md's statements for the block matrices written here (``td_blocks`` with a generic
 ``C``, a generic mask, ``residual_gradient_blocks``, ``regression_blocks``). Each ``prove_*``
-returns a :class:`~constructions.symbolic.SymbolicProof` with ``n_entries`` = the number of blocks
+returns a :class:`~lsa_theory.constructions.symbolic.SymbolicProof` with ``n_entries`` = the number of blocks
 compared and ``nonzero`` = the number whose residual is not zero. Method and scope: docs/proofs.md.
 (W7) (two heads, a running-mean mask) is proved by the same method in
-:mod:`constructions.symbolic_sizes_w7`.
+:mod:`lsa_theory.constructions.symbolic_sizes_w7`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 import sympy as sp
 from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collapse
 
-from lsa_theory._checks import check_int
+from lsa_theory.checks import check_int
 
 from .matrix_words import Obligation, atoms_of, collapse, normal_form
 from .symbolic import SymbolicProof, alpha_s, beta_s, c_s, gamma_s
@@ -180,7 +181,8 @@ def _proof(claim: str, sizes: dict, residuals: list, t0: float, extra_nonzero: i
 
 
 def _prove(claim: str, sizes: dict, obligations: list, t0: float, extra_nonzero: int = 0) -> SymbolicProof:
-    """The proof of ``claim``: every :class:`~constructions.matrix_words.Obligation` reduced blockwise."""
+    """The proof of ``claim``: every :class:`~lsa_theory.constructions.matrix_words.Obligation` reduced
+    blockwise."""
     residuals = [res for ob in obligations for res in ob.residuals()]
     return _proof(claim, sizes, residuals, t0, extra_nonzero)
 
@@ -445,7 +447,7 @@ def prove_td_lambda_all_sizes() -> SymbolicProof:
     return _td_induction("(W5)", P, Q, td_lambda_update_expr, dict(ALL_L), t0, mask=M_n)
 
 
-#: Names of :mod:`constructions.symbolic_sizes_regression` ((R2), (R3)) also reachable from here.
+#: Names of :mod:`lsa_theory.constructions.symbolic_sizes_regression` ((R2), (R3)) also reachable from here.
 REGRESSION_NAMES = frozenset(
     "X_reg y_vec xq_vec R_ROWS regression_prompt_expr regression_gradient_expr prove_regression_gd_all_sizes "
     "regression_gd_obligations prove_preconditioned_gd_all_sizes preconditioned_gd_update_expr "
@@ -454,7 +456,8 @@ REGRESSION_NAMES = frozenset(
 
 
 def __getattr__(name: str):
-    """The (R2), (R3) proofs live in :mod:`constructions.symbolic_sizes_regression` (which reads the
+    """The (R2), (R3) proofs live in :mod:`lsa_theory.constructions.symbolic_sizes_regression` (which reads
+    the
     block builders of this module at call time, so patching them here reaches those proofs too)."""
     if name in REGRESSION_NAMES:
         from . import symbolic_sizes_regression as reg
@@ -465,8 +468,8 @@ def __getattr__(name: str):
 
 def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
     """Every all-sizes proof with a short description, for the ``verify`` table (the (W7) rows
-    from :mod:`constructions.symbolic_sizes_w7`, (R2), (R3) from
-    :mod:`constructions.symbolic_sizes_regression`)."""
+    from :mod:`lsa_theory.constructions.symbolic_sizes_w7`, (R2), (R3) from
+    :mod:`lsa_theory.constructions.symbolic_sizes_regression`)."""
     from . import symbolic_sizes_regression as reg
     from . import symbolic_sizes_w7 as w7
 

@@ -1,11 +1,11 @@
 r"""(R2), (R3) for every size: in-context regression in block algebra with symbolic ``d``, ``N``.
 
-The method is that of :mod:`constructions.symbolic_sizes` (kept apart only so that neither module
+The method is that of :mod:`lsa_theory.constructions.symbolic_sizes` (kept apart only so that neither module
 passes 500 lines; the names are reachable from there too): the (R1) prompt ``[[X, x_q], [y^T, 0]]``
 is a ``BlockMatrix`` of ``MatrixSymbol``\ s (``X`` d x N, ``y`` N x 1, ``x_q`` d x 1), the masked
-layer (W2) with :func:`constructions.symbolic_sizes.regression_blocks` is applied and each output
-block minus its target is reduced to the normal form of :mod:`constructions.matrix_words`. The
-block builders are read from :mod:`constructions.symbolic_sizes` at call time.
+layer (W2) with :func:`lsa_theory.constructions.symbolic_sizes.regression_blocks` is applied and each output
+block minus its target is reduced to the normal form of :mod:`lsa_theory.constructions.matrix_words`. The
+block builders are read from :mod:`lsa_theory.constructions.symbolic_sizes` at call time.
 """
 
 from __future__ import annotations

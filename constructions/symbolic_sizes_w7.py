@@ -1,12 +1,12 @@
 r"""(W7) for every size: the two-head average-reward TD layer in block algebra with symbolic ``d``, ``n``.
 
-The method is that of :mod:`constructions.symbolic_sizes` (whose helpers this module reuses; kept
+The method is that of :mod:`lsa_theory.constructions.symbolic_sizes` (whose helpers this module reuses; kept
 apart only so that neither module passes ~500 lines): the prompt is a ``sympy.BlockMatrix`` of
 ``MatrixSymbol``\ s with shapes in the positive integer symbols ``d``, ``n``, the layer is applied
 with ``block_collapse`` and each output block minus its target is reduced to the normal form of
-:mod:`constructions.matrix_words`.
+:mod:`lsa_theory.constructions.matrix_words`.
 
-The (W7) prompt (``constructions.average_reward_prompt``) has the row blocks ``(d | d | 1 | 1)``
+The (W7) prompt (``lsa_theory.constructions.average_reward_prompt``) has the row blocks ``(d | d | 1 | 1)``
 (features ``Phi``, undiscounted next features ``Phi_next``, the reward row ``r^T``, the value row)
 and the column blocks ``(n | 1)`` (context, query ``q = phi(s)``). The layer has two heads with the
 same key-query block ``Q[phi, phi] = -alpha I``, ``Q[phi, phi'] = alpha I``:
@@ -23,7 +23,7 @@ Two rows, which together give (W7) for every ``d, n, L``:
    ``(r^T N_n)_i``;
 2. :func:`prove_running_mean_mask_all_sizes` (a sympy ``Sum`` with symbolic ``n`` and column
    index ``i``): for the running-mean entries ``N[k, i] = [k = i] - [k <= i]/(i+1)`` (0-based, those
-   of :func:`constructions.running_mean_mask`), ``sum_k r_k N[k, i] = r_i - rbar_i``.
+   of :func:`lsa_theory.constructions.running_mean_mask`), ``sum_k r_k N[k, i] = r_i - rbar_i``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def average_reward_layer_expr(Z, blocks, mask=N_n, n=ss.n_s):
 def average_reward_prompt_expr(w):
     """The (W7) invariant prompt at parameter ``w`` (d x 1): ``[[Phi, q], [Phi_next, 0], [r^T, 0],
     [w^T (Phi_next - Phi), -q^T w]]`` (rows ``W7_ROWS``, columns ``(n | 1)``); at ``w = 0`` the
-    prompt of ``constructions.average_reward_prompt`` (value row zero)."""
+    prompt of ``lsa_theory.constructions.average_reward_prompt`` (value row zero)."""
     return ss._grid(
         W7_ROWS,
         ss.H_COLS,
@@ -148,7 +148,7 @@ def prove_running_mean_mask_all_sizes(entry=running_mean_entry) -> SymbolicProof
     ranges sympy decides the mask's conditions itself from ``j >= 0`` (``i - j <= i``; ``i + 1 + j
     > i`` and ``i + 1 + j != i``), and ``Sum(...).doit()`` minus the target, both parts added, must
     simplify to 0. One entry. That the entries are those of
-    :func:`constructions.running_mean_mask` is checked at n = 1..8 by the tests."""
+    :func:`lsa_theory.constructions.running_mean_mask` is checked at n = 1..8 by the tests."""
     t0 = time.perf_counter()
     n, i, j, k = sp.symbols("n i j k", integer=True, nonnegative=True)
     r = sp.IndexedBase("r")

@@ -1,6 +1,6 @@
 r"""The ``verify`` claim table: every declaration's rows, then the block rows (L1), (L2), (R4).
 
-:func:`run_claims` collects the rows of :func:`constructions.derive.verify_rows` for each
+:func:`run_claims` collects the rows of :func:`lsa_theory.constructions.derive.verify_rows` for each
 registered declaration (numeric level against the naive loop, invariants, property sweep,
 all-sizes link, fixed-size exact proof), then the claims about the blocks themselves, for
 *arbitrary* parameters rather than a construction (so they have no declaration): (L2) the
@@ -9,7 +9,7 @@ block, and (R4) one masked layer's prediction on an (R1) prompt equals the stati
 Their residual is :math:`\max|a - b| / \max(1, \max|b|)`; each entry is a sum of :math:`O(nd)`
 products of :math:`O(1)` numbers, so :data:`READOUT_TOL` (``1e-12``) leaves two orders of margin
 at the [LL] size (d = 36, n = 20). Their fixed-size exact proofs (every entry of ``P``, ``V``
-and the prompt a symbol) run in the ring of :mod:`constructions.symbolic`.
+and the prompt a symbol) run in the ring of :mod:`lsa_theory.constructions.symbolic`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def _lemma_c1_residual(X: np.ndarray, w: np.ndarray, P: np.ndarray, V: np.ndarra
 
 
 def _prediction_residual(inst: dict, P: np.ndarray, Q: np.ndarray) -> float:
-    """(R4): relative residual of :func:`~constructions.algorithms.regression.prediction_from_statistics`
+    """(R4): relative residual of
+    :func:`~lsa_theory.constructions.algorithms.regression.prediction_from_statistics`
     against ``masked_lsa(E, P, Q)[-1, -1]`` for dense ``P``, ``Q`` (d+1, d+1) on an (R1) instance."""
     X, y, q = inst["X"], inst["y"], inst["xq"]
     E = _regression.regression_prompt(X, y, q)
@@ -87,7 +88,7 @@ def _prove_lemma_c1(d: int = 1, n: int = 2) -> symbolic.SymbolicProof:
 def _prove_prediction(d: int = 2, N: int = 2) -> symbolic.SymbolicProof:
     """(R4)'s one-layer prediction formula at these sizes only, in the exact ring: fully symbolic
     ``P``, ``Q`` (d+1, d+1) and (R1) prompt, ``E_out[-1, -1]`` of (W2) minus
-    :func:`~constructions.algorithms.regression.prediction_from_statistics`."""
+    :func:`~lsa_theory.constructions.algorithms.regression.prediction_from_statistics`."""
     t0 = time.perf_counter()
     syms = [symbolic.symbol_array(k, s) for k, s in (("P", (d + 1,) * 2), ("Q", (d + 1,) * 2), ("x", (N, d)),
                                                       ("y", (N,)), ("q", (d,)))]  # fmt: skip
@@ -119,14 +120,15 @@ def run_claims(
     """Check every construction claim on fresh random instances; returns the ``verify`` rows.
 
     For each declaration in ``algorithms`` (default: every entry of
-    :data:`constructions.ALGORITHMS`) the rows of :func:`constructions.derive.verify_rows` (its
+    :data:`lsa_theory.constructions.ALGORITHMS`) the rows of
+    :func:`lsa_theory.constructions.derive.verify_rows` (its
     own sizes: full at the [LL] sizes where they apply, ``quick`` at S = A = 3); then the block
     rows: (L2) for dense random ``P, V`` and the torch block against numpy on [LL] SARSA prompts
     (9 x 4, d = 36, n = 20; quick S = A = 3, d = 9), 20 instances (4 quick), and the (L2)
     sympy identity with fully symbolic ``P, V`` at d = 1, n = 2 (these sizes only);
     ``block_rows=False`` leaves those out (``verify --module`` checks only the user's algorithms).
     ``progress``: called with a line of text as each declaration's level starts
-    (:func:`constructions.derive.verify_rows`) and before the block rows.
+    (:func:`lsa_theory.constructions.derive.verify_rows`) and before the block rows.
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
@@ -183,7 +185,7 @@ def run_claims(
 def lemma_c1_all_sizes_row(rng: np.random.Generator) -> Row:
     """The (L2) block-algebra row, claimed only if its obligation (one (L1) layer with arbitrary
     ``P``, ``V`` blocks) run through :func:`lsa_theory.lsa_block` equals the proved formula at
-    :data:`constructions.proof_link.LINK_SIZES` (d = n = 1 first), within the round-off bounds."""
+    :data:`lsa_theory.constructions.proof_link.LINK_SIZES` (d = n = 1 first), within the round-off bounds."""
     from .proof_link import LINK_SIZES, check_obligation
 
     (ob,), _ = symbolic_sizes.lemma_c1_obligations()

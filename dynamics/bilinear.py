@@ -1,7 +1,7 @@
 r"""Teacher mimicking for any registered algorithm whose readout is bilinear: (M1)/(M2) from instances.
 
-For a declaration ``alg`` (:class:`constructions.Algorithm`) one layer's readout increment is
-bilinear in two parameter blocks (:meth:`~constructions.Algorithm.effective_blocks`):
+For a declaration ``alg`` (:class:`lsa_theory.constructions.Algorithm`) one layer's readout increment is
+bilinear in two parameter blocks (:meth:`~lsa_theory.constructions.Algorithm.effective_blocks`):
 
 .. math:: \mathrm{readout}(TF(Z)) - \mathrm{readout}(Z) = A\,\Sigma\,B\,\tilde w, \qquad
           \Sigma = \tfrac1n X X^\top,
@@ -13,7 +13,7 @@ increment; ``teacher`` is the vectorised ``teacher_readout`` where declared, els
 The (M2) objective, its gradient, Hessian, the flow, the manifold (M4) and richness (M5) of
 :mod:`dynamics` then apply unchanged (they read ``Sigma``, ``wt``, ``y`` and the shapes).
 
-This is the generic counterpart of :func:`dynamics.teacher_dataset`, whose frames come from the
+This is the generic counterpart of :func:`lsa_theory.dynamics.teacher_dataset`, whose frames come from the
 closed loop (S6)/(A5) instead of independent instances.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from lsa_theory.constructions import Algorithm, derive
 
-from constructions import Algorithm, derive
-from lsa_theory._checks import check_int
+from lsa_theory.checks import check_int
 
 from .objective import Shapes, pack, unpack
 

@@ -57,7 +57,7 @@ class KernelCertificate:
     blind-spot directions); ``rows = F k_out`` bounds the rank (``rank_limited`` when it is below
     ``size``); ``primes`` the primes used; ``reason`` says what decided or why nothing did.
     Float64 margin at the split: ``float_kernel_max`` and ``float_nonzero_min`` (``|lambda| /
-    lambda_max``), ``float_ker_dim`` the thresholded count at :data:`~dynamics.KERNEL_RTOL`."""
+    lambda_max``), ``float_ker_dim`` the thresholded count at :data:`~lsa_theory.dynamics.KERNEL_RTOL`."""
 
     certified: bool
     ker_dim: int | None

@@ -18,18 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+from lsa_theory.constructions import ClosedLoopAlgorithm
 
-import constructions
 import lsa_theory as lt
-from constructions import ClosedLoopAlgorithm
-from lsa_theory._checks import check_gamma, check_int, check_real
+from lsa_theory import constructions
+from lsa_theory.checks import check_gamma, check_int, check_real
 from lsa_theory.rollout import DIVERGENCE_BOUND
 
 __all__ = ["TeacherSpec", "TeacherDataset", "teacher_dataset", "closed_loop_algorithms"]
 
 
 def closed_loop_algorithms() -> tuple[str, ...]:
-    """Registered algorithms with a teacher loop (S6)/(A5) (:class:`constructions.ClosedLoopAlgorithm`)."""
+    """Registered algorithms with a teacher loop (S6)/(A5)
+    (:class:`lsa_theory.constructions.ClosedLoopAlgorithm`)."""
     return constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
 
 
@@ -37,10 +38,11 @@ def closed_loop_algorithms() -> tuple[str, ...]:
 class TeacherSpec:
     """What teacher data to generate (docs/theory.md §4). Validated on construction.
 
-    ``algorithm``: a registered :class:`constructions.ClosedLoopAlgorithm`'s name (default
+    ``algorithm``: a registered :class:`lsa_theory.constructions.ClosedLoopAlgorithm`'s name (default
     ``"sarsa"``) or a declaration instance (a user's, registered or not); the teacher's
     hyperparameters are the declaration's defaults with ``gamma``, ``alpha``, ``beta`` from here;
-    ``d=None``/``d_pi=None`` mean the algorithm's defaults (:meth:`~constructions.ClosedLoopAlgorithm.dims`:
+    ``d=None``/``d_pi=None`` mean the algorithm's defaults
+    (:meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.dims`:
     SARSA ``d = S*A``; the state-value actor-critic ``d = S``, ``d_pi = S*A``; the action-value
     variant ``d = S*A``, ``d_pi = d``).
     ``shared_features``: one feature map for all ``k`` MDPs instead of one per MDP.

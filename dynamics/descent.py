@@ -1,4 +1,5 @@
-"""First-order baselines of the gradient flow (M1) of :mod:`dynamics.flow`: gradient descent and Adam
+"""First-order baselines of the gradient flow (M1) of :mod:`lsa_theory.dynamics.flow`: gradient descent and
+Adam
 on ``theta = [vec(A); vec(B)]``, with the flow's stopping tests and records.
 """
 
@@ -8,7 +9,7 @@ import time
 
 import numpy as np
 
-from lsa_theory._checks import check_int, check_real
+from lsa_theory.checks import check_int, check_real
 
 from .data import TeacherDataset
 from .flow_common import (  # the objective operations dispatched on the problem (flow_common)

@@ -5,7 +5,7 @@ r"""Gradient flow of (M1) as an ODE, a gradient-descent baseline, and the rate f
 integrated by the solvers behind :func:`scipy.integrate.solve_ivp` (its ``OdeSolver`` classes,
 stepped here by hand so that the stopping test and the records use accepted steps only); the stiff
 methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)``; the default
-``method="auto"`` is the structured BDF of :mod:`dynamics.stiff` (Schur-complement Newton solves,
+``method="auto"`` is the structured BDF of :mod:`lsa_theory.dynamics.stiff` (Schur-complement Newton solves,
 distance-relative error control, (M3) projection), ``"LSODA"`` the dense reference. Integration
 stops at the first accepted step with ``||grad L|| <= grad_floor``, or at ``t_max``. (M6): near the manifold
 ``L(theta(t)) ~ C exp(-2 mu t)`` with ``mu -> lambda_min^+(H(theta_inf))``; :func:`fit_rate`
@@ -20,7 +20,7 @@ import time
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK45, Radau
 
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.checks import as_float_array, check_int, check_real
 
 from .data import TeacherDataset
 from .flow_common import (
@@ -54,13 +54,14 @@ STRUCTURED_MIN = 0
 DIST_RTOL = 1e-6
 
 #: ``method="structured"`` keeps a factorisation while the BDF coefficient ``c = h / alpha`` changes by at
-#: most this factor (:class:`dynamics.stiff.StructuredBDF`), from :data:`REUSE_MIN` parameters on, where
+#: most this factor (:class:`lsa_theory.dynamics.stiff.StructuredBDF`), from :data:`REUSE_MIN` parameters
+# on, where
 #: one factorisation costs about 30 Newton iterations (d = 25: 36 instead of 65 factorisations, 15 %
 #: less time; at d <= 16 the extra Newton iterations cost what the factorisations save).
 REUSE = 1.6
 REUSE_MIN = 2000
 #: ``method="structured"`` projects every accepted step onto the (M3) level set
-#: (:class:`dynamics.stiff.ScaleProjection`); False only to measure what the projection does.
+#: (:class:`lsa_theory.dynamics.stiff.ScaleProjection`); False only to measure what the projection does.
 PROJECT = True
 
 METHODS = ("auto", "structured", "LSODA", "BDF", "Radau", "DOP853", "RK45")
@@ -84,9 +85,9 @@ def _finite_state(th: np.ndarray) -> np.ndarray:
 
 def _pick(method: str, size: int, dataset=None) -> str:
     """The integrator of ``method``: ``"auto"`` is ``"structured"`` for the (M2) objective of a
-    teacher dataset (whose Hessian has the block structure :mod:`dynamics.stiff` uses) from
+    teacher dataset (whose Hessian has the block structure :mod:`lsa_theory.dynamics.stiff` uses) from
     :data:`STRUCTURED_MIN` parameters on, LSODA otherwise (e.g. other problem objects such as
-    :class:`dynamics.regression.RegressionObjective`)."""
+    :class:`lsa_theory.dynamics.regression.RegressionObjective`)."""
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     m2 = dataset is None or isinstance(dataset, TeacherDataset) or hasattr(dataset, "effective_shapes")
@@ -117,7 +118,7 @@ def gradient_flow(
     with ``solve_ivp``'s ``method`` at ``rtol``, ``atol``; stiff methods get the Jacobian ``-H``.
     Every accepted step is recorded; with ``error_bounds`` (M2 teacher data only) also the
     round-off bounds of its loss and gradient norm (``loss_err``, ``grad_err``,
-    :func:`dynamics.loss_and_grad_error_bound`, about twice the cost of a gradient per step), which
+    :func:`lsa_theory.dynamics.loss_and_grad_error_bound`, about twice the cost of a gradient per step), which
     near-floor checks need (rate fits, monotonicity, PL). ``max_seconds`` (for benchmarks;
     machine-dependent, so not reproducible) stops after that much wall time with status -3.
 
@@ -127,7 +128,7 @@ def gradient_flow(
     solver, the time reached and the cause (the solver's own message, or a state or gradient that
     became non-finite, e.g. an overflow from a start of scale 1e8); the trajectory up to the last
     finite accepted step is kept.
-    ``method="structured"`` (:mod:`dynamics.stiff`): BDF with the Newton matrices ``I + c H``
+    ``method="structured"`` (:mod:`lsa_theory.dynamics.stiff`): BDF with the Newton matrices ``I + c H``
     factorised through the Schur complement on ``H_AA = I_k (x) M``, and a local error allowed to be
     ``atol + rtol |theta_i| + dist_rtol * dist(theta) / sqrt(size)`` per component (RMS norm), where
     ``dist`` is the distance to the manifold (M4) at the last accepted step (default

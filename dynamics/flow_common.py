@@ -1,4 +1,5 @@
-"""What the flows of :mod:`dynamics.flow` and the first-order baselines of :mod:`dynamics.descent` share:
+"""What the flows of :mod:`lsa_theory.dynamics.flow` and the first-order baselines of
+:mod:`lsa_theory.dynamics.descent` share:
 the objective operations dispatched on the problem ((M2) teacher data or e.g. (R4)/(R5)
 regression), the :class:`FlowResult` record and the stopping tests.
 """
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lsa_theory._checks import as_float_array, check_real
+from lsa_theory.checks import as_float_array, check_real
 
 from .data import TeacherDataset
 from .manifold import conserved, distance_to_manifold, invisible_directions
@@ -22,7 +23,7 @@ def _objective_hook(default):
     any other problem object supplies a method of the same name taking the remaining arguments
     (``shapes()``, ``loss_and_grad(theta)``, ``hessian(theta)``, ``conserved(theta)``,
     ``invisible_directions()``, ``distance_to_manifold(theta, U)``), e.g.
-    :class:`dynamics.regression.RegressionObjective` of (R4)/(R5)."""
+    :class:`lsa_theory.dynamics.regression.RegressionObjective` of (R4)/(R5)."""
 
     def op(dataset, *args):
         if isinstance(dataset, TeacherDataset):
@@ -58,7 +59,7 @@ class FlowResult:
     the message names the solver, the time and the cause); solver statistics in ``stats``. ``loss_err``,
     ``grad_err`` (per recorded point with ``gradient_flow(..., error_bounds=True)``, else ``None``):
     the round-off bounds of the recorded ``loss`` and ``grad_norm`` as computed
-    (:func:`dynamics.loss_and_grad_error_bound`)."""
+    (:func:`lsa_theory.dynamics.loss_and_grad_error_bound`)."""
 
     method: str
     t: np.ndarray
@@ -89,7 +90,7 @@ class FlowResult:
 def loss_increase_bound(flow: FlowResult) -> np.ndarray:
     """(n - 1,) bound on the computed change ``loss[i + 1] - loss[i]`` of consecutive recorded
     points when the exact loss along the recorded path does not increase: ``loss_err[i] +
-    loss_err[i + 1]`` (round-off bounds of :func:`dynamics.loss_and_grad_error_bound`). A gradient
+    loss_err[i + 1]`` (round-off bounds of :func:`lsa_theory.dynamics.loss_and_grad_error_bound`). A gradient
     flow's loss is non-increasing up to round-off when ``np.diff(loss) <= loss_increase_bound``.
     ValueError for a flow without recorded bounds."""
     if flow.loss_err is None:

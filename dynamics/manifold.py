@@ -13,7 +13,7 @@ stay in a subspace). Its tangent space is spanned by the scaling direction ``(-A
 ``r (k + p)`` invisible directions ``(v u^T, 0)``, ``(0, u y^T)`` and the ``m s`` blind-spot
 directions ``(0, x v^T)`` — built here from the data, never from the Hessian. (M5) asks that
 the Hessian kernel be exactly this tangent (Morse–Bott); [LL]'s condition is ``r = s = 0`` (scaling
-only). :func:`hessian_spectrum` counts the kernel with a float64 threshold; :mod:`dynamics.certify`
+only). :func:`hessian_spectrum` counts the kernel with a float64 threshold; :mod:`lsa_theory.dynamics.certify`
 decides it exactly.
 
 (M3) Both ``||A (I - U U^T)||^2 - ||(I - U U^T) B||^2`` and the invisible parts ``A U``,
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lsa_theory._checks import as_float_array
+from lsa_theory.checks import as_float_array
 
 from .data import TeacherDataset
 from .objective import construction, hessian, hvp_operator, pack, shapes, unpack
@@ -178,7 +178,8 @@ def lambda_max(
 @dataclass(frozen=True)
 class Richness:
     """(M5) at a point of the manifold: Hessian ``ker_dim`` (thresholded; see
-    :mod:`dynamics.certify` for the exact count) versus (M4) ``tangent_dim``, with ``invisible_dim``
+    :mod:`lsa_theory.dynamics.certify` for the exact count) versus (M4) ``tangent_dim``, with
+    ``invisible_dim``
     data directions and ``blind_dim`` parameter-column blind-spot directions;
     ``subspace_gap = ||P_ker - P_tangent||_2`` (0 when the two subspaces coincide);
     ``morse_bott`` when the dimensions agree and the gap is below ``gap_tol``, the Davis-Kahan

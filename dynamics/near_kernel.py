@@ -45,7 +45,7 @@ class NearKernel:
 
 def parameter_near_kernel(dataset: TeacherDataset, theta: np.ndarray, dps: int = 40) -> NearKernel:
     """The bound of the module docstring at ``theta`` (a point of the manifold, e.g.
-    ``dynamics.construction(dataset, c)``), ``W`` of shape (F, p)."""
+    ``lsa_theory.dynamics.construction(dataset, c)``), ``W`` of shape (F, p)."""
     from .manifold import lambda_max
 
     F = dataset.n_frames
@@ -73,7 +73,7 @@ def parameter_near_kernel(dataset: TeacherDataset, theta: np.ndarray, dps: int =
 def extended_precision_loss(dataset: TeacherDataset, theta: np.ndarray, dps: int = 40) -> mpmath.mpf:
     """(M1) ``L = (1/2F) sum_f ||A Sigma_f B wt_f - y_f||^2`` at the float64 ``theta`` and data, every
     product and sum in mpmath at ``dps`` digits: the loss of that exact point, free of float64
-    cancellation (which puts a floor near 1e-32 on :func:`dynamics.loss`). ``O(F m (m + k + p))``
+    cancellation (which puts a floor near 1e-32 on :func:`lsa_theory.dynamics.loss`). ``O(F m (m + k + p))``
     mpmath operations (seconds at d = 36, F = 200)."""
     A, B = unpack(theta, shapes(dataset))
     with mpmath.workdps(dps):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import as_float_array, check_real
+from lsa_theory.checks import as_float_array, check_real
 
 from .data import TeacherDataset
 
@@ -64,7 +64,7 @@ class Shapes:
 
 def shapes(dataset: TeacherDataset) -> Shapes:
     """Effective parameter shapes: those a dataset declares (``effective_shapes``, e.g.
-    :class:`dynamics.bilinear.BilinearDataset`), else of its layout: k = d + d_pi, m = 2d+1+d_pi,
+    :class:`lsa_theory.dynamics.bilinear.BilinearDataset`), else of its layout: k = d + d_pi, m = 2d+1+d_pi,
     p = 1+d+d_pi."""
     declared = getattr(dataset, "effective_shapes", None)
     if declared is not None:
@@ -153,7 +153,8 @@ def loss_and_grad_error_bound(dataset: TeacherDataset, theta: np.ndarray) -> tup
     ``|d grad_B| <= (1/F) sum_f |Sigma_f| |A|^T (gamma_{k+m+F+1} |e_f| + de_f) |wt_f|^T``, whose
     2-norm is ``grad_err``. Near the manifold ``de`` is of order ``u |y|`` while ``e -> 0``: the
     relative error of ``L`` grows like ``2 de / |e|``, which is what sizes the fit windows of
-    :mod:`dynamics.rate_fit` and the monotonicity and PL tolerances. Shapes as :func:`loss_and_grad`;
+    :mod:`lsa_theory.dynamics.rate_fit` and the monotonicity and PL tolerances. Shapes as
+    :func:`loss_and_grad`;
     cost about that of two gradients."""
     from lsa_theory.roundoff import gamma
 

@@ -5,7 +5,7 @@ steps (:func:`fit_rate`), and from a sum of a few exponentials (:func:`fit_modes
 Near the manifold the exact flow gives :math:`L(t) = \sum_i a_i e^{-2\lambda_i t}` (``a_i >= 0``,
 ``lambda_i`` the non-zero Hessian eigenvalues at the limit), so ``log L`` is a line only once every
 mode but the slowest has decayed. The computed loss carries a round-off error bounded by
-``loss_err`` (:func:`dynamics.loss_and_grad_error_bound`), of relative size ``2 de / |e|``, which
+``loss_err`` (:func:`lsa_theory.dynamics.loss_and_grad_error_bound`), of relative size ``2 de / |e|``, which
 reaches several per cent at ``L ~ 1e-29``: a point enters a fit only when ``loss_err <=
 LOSS_FIT_RTOL * loss``, and each fit reports the bound that these errors put on its rate
 (``roundoff``, relative), from the linearised least-squares solution: with ``|log L_i - log
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.checks import as_float_array, check_int, check_real
 
 #: Default loss window of the single-exponential fit :func:`fit_rate` (kept as reported; it mixes
 #: the slowest modes when ``lambda_2 / lambda_1`` is near 1, see docs/dynamics.md).

@@ -3,7 +3,7 @@ r"""The one-layer in-context regression objective (R4) and its gradient flow (R5
 One (W2) layer on an (R1) prompt with the cross blocks zero (``P[d, :d] = 0``, ``Q[d, :d] = 0``)
 predicts ``yhat = E_out[-1, -1] = x_q^T M h`` with ``M = u U^T``, ``u = P[d, d]`` (value) and
 ``U = Q[:d, :d]`` (key-query), ``h = (1/N) sum_i y_i x_i``
-(:func:`constructions.algorithms.regression.prediction_from_statistics`). The effective parameters
+(:func:`lsa_theory.constructions.algorithms.regression.prediction_from_statistics`). The effective parameters
 are ``theta = [u; vec(U)]`` (row-major), of length ``1 + d^2``.
 
 In ``m = vec(M)`` both objectives are one quadratic,
@@ -20,9 +20,9 @@ In ``m = vec(M)`` both objectives are one quadratic,
 The loss is invariant under ``(u, U) -> (u/c, c U)``; the flow conserves ``u^2 - ||U||_F^2`` (the
 analogue of (M3)), and the optimal set ``{(1/c, c M*^T)}`` is one curve when ``C`` is nonsingular
 (richness (M5) in its scaling-only form). :class:`RegressionObjective` supplies the operations
-:func:`dynamics.gradient_flow` needs; its ``loss_and_grad`` returns the *excess* loss
+:func:`lsa_theory.dynamics.gradient_flow` needs; its ``loss_and_grad`` returns the *excess* loss
 ``L - L* = (1/2)(m - m*)^T C (m - m*)``, computed without cancellation, so that the rate fit of (M6)
-(:func:`dynamics.fit_rate`) sees ``L - L*`` down to round-off.
+(:func:`lsa_theory.dynamics.fit_rate`) sees ``L - L*`` down to round-off.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from lsa_theory.constructions.algorithms import regression as reg
 
-from constructions.algorithms import regression as reg
-from lsa_theory._checks import as_float_array, check_int, check_real, check_rng
+from lsa_theory.checks import as_float_array, check_int, check_real, check_rng
 
 from .manifold import KERNEL_RTOL, _gap_tol
 from .objective import Shapes
@@ -159,7 +159,7 @@ class RegressionObjective:
     ``M = u U^T``: ``C`` (d^2, d^2), ``b`` (d^2,), ``c0``; ``M_star`` (d, d) its minimiser and
     ``loss_star`` its minimum; ``kind`` is ``"population"`` or ``"sampled"`` (with ``F`` prompts).
 
-    Its methods are the operations of :func:`dynamics.gradient_flow`'s problem hook."""
+    Its methods are the operations of :func:`lsa_theory.dynamics.gradient_flow`'s problem hook."""
 
     d: int
     N: int
@@ -431,7 +431,7 @@ def predict_limit(obj: RegressionObjective, theta0: Any) -> np.ndarray:
 class RegressionRichness:
     """(M5) at a point of the optimal curve: Hessian ``ker_dim`` against the tangent (the scaling
     direction ``(-u, U)``, dimension 1), ``subspace_gap = ||P_ker - P_tangent||_2`` (``morse_bott`` when
-    the dimensions agree and the gap is below the round-off bound of :func:`dynamics.richness`),
+    the dimensions agree and the gap is below the round-off bound of :func:`lsa_theory.dynamics.richness`),
     ``lambda_min_plus``, ``lambda_max`` and ``kernel_max`` (largest ``|eigenvalue|`` counted as kernel)."""
 
     ker_dim: int
@@ -446,7 +446,7 @@ class RegressionRichness:
 
 def richness(obj: RegressionObjective, theta: Any, rtol: float = KERNEL_RTOL) -> RegressionRichness:
     """Hessian spectrum of ``obj`` at ``theta`` with kernel threshold ``rtol * lambda_max`` (as
-    :func:`dynamics.hessian_spectrum`) compared with the tangent of the optimal curve."""
+    :func:`lsa_theory.dynamics.hessian_spectrum`) compared with the tangent of the optimal curve."""
     obj = _check_objective(obj)
     rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
     u, U = unpack_theta(theta, obj.d)

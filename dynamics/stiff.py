@@ -2,7 +2,7 @@ r"""The structured stiff path of the gradient flow (M1)-(M6): BDF with the Newto
 ``I + c H`` factorised through the Schur complement on the block-diagonal ``H_AA``.
 
 The Hessian of (M1) on ``theta = [vec(A); vec(B)]`` has ``H_AA = I_k (x) M`` with one ``m x m``
-block ``M = mean u u^T`` repeated ``k`` times (:func:`dynamics.hessian_blocks`). With
+block ``M = mean u u^T`` repeated ``k`` times (:func:`lsa_theory.dynamics.hessian_blocks`). With
 ``M = Q diag(mu) Q^T`` and ``Hh = (I_k (x) Q^T) H_AB`` (the A rows in M's eigenbasis), the
 Newton systems of an implicit integrator,
 

@@ -10,8 +10,8 @@ Run: lsa-theory verify --module examples/expected_sarsa.py --quick
 
 import numpy as np
 
-import constructions
 import lsa_theory as lt
+from lsa_theory import constructions
 
 
 class ExpectedSarsa(constructions.Algorithm):

@@ -12,8 +12,8 @@ Run: lsa-theory verify --module examples/nstep_td.py --quick
 
 import numpy as np
 
-import constructions
 import lsa_theory as lt
+from lsa_theory import constructions
 
 
 class NStepSarsa(constructions.Algorithm):

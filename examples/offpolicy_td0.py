@@ -14,8 +14,8 @@ Run: lsa-theory verify --module examples/offpolicy_td0.py --quick
 
 import numpy as np
 
-import constructions
 import lsa_theory as lt
+from lsa_theory import constructions
 
 
 def widen(pair, d):

@@ -10,7 +10,7 @@ parameter column ``[0; 1; w]``). Construction: (S3) with ``kappa`` in the reward
 (``P12[r, const] = kappa`` instead of 1), so the block, not the prompt, scales the reward; with
 ``(c P, V / c)`` it computes the same update for every ``c != 0``. ``kappa = 1`` is (S3).
 
-The declaration is a :class:`constructions.ClosedLoopAlgorithm`, so the package's verification,
+The declaration is a :class:`lsa_theory.constructions.ClosedLoopAlgorithm`, so the package's verification,
 dynamics and deployment all reach this construction (not (S3)) through it:
 
     lsa-theory verify --module examples/reward_scaled_sarsa.py --quick
@@ -22,8 +22,8 @@ dynamics and deployment all reach this construction (not (S3)) through it:
 
 import numpy as np
 
-import constructions
 import lsa_theory as lt
+from lsa_theory import constructions
 
 
 class RewardScaledSarsa(constructions.ClosedLoopAlgorithm):

@@ -1,11 +1,16 @@
-"""Outermost layer: the ``lsa-theory`` command line and the experiment drivers.
+"""The experiment drivers behind the ``lsa-theory`` command line (:mod:`lsa_theory.cli`).
 
-Imports go ``lsa_theory`` <- ``constructions`` <- ``dynamics`` <- ``experiments``.
+Imports go outward only: ``lsa_theory`` (the core) <- ``lsa_theory.constructions`` <-
+``lsa_theory.dynamics`` <- ``lsa_theory.experiments`` <- ``lsa_theory.cli``.
 
 An experiment in a folder (``converge``, ``diversity``, ``regression``, ``training``,
 ``actor_critic_variants``, ``sweep``) has one face, its ``__init__``: ``Config`` (frozen, with
 ``quick()`` and ``full()``), ``units(cfg)``, ``run_unit(cfg, unit)``, ``run(cfg, out)`` and
 ``plot(out)`` (from saved results). Finished units are kept by the one unit store
-(:mod:`experiments.store`: resume by unit key and config hash, atomic writes) and summarised by the
-one statistics module (:mod:`experiments.stats`).
+(:mod:`lsa_theory.experiments.store`: resume by unit key and config hash, atomic writes) and summarised by the
+one statistics module (:mod:`lsa_theory.experiments.stats`).
 """
+
+from lsa_theory.checks import check_same_tree
+
+check_same_tree(__file__)  # one source tree: ImportError if two are mixed

@@ -7,16 +7,17 @@ MDP from the same stream ``heldout_rng(seed, i, 1)`` (the same MDP, features and
 ``n`` and ``alpha``: paired). The greedy policy's normalised return (§0) is read at fixed numbers
 of **updates** (``updates``) and at fixed numbers of **environment steps** (``env_steps``: after
 ``env_steps / n`` updates), all from one loop per cell. A loop that diverges
-(:data:`experiments.control.DIVERGENCE_BOUND`) counts in ``n_diverged`` and is left out of the mean.
+(:data:`lsa_theory.experiments.control.DIVERGENCE_BOUND`) counts in ``n_diverged`` and is left out of the
+mean.
 
-The in-context regime is :mod:`experiments.context_length_in_context`, the shared statistics
-(paired differences) :mod:`experiments.context_length_common`, the figures
-:mod:`experiments.context_length_plots`; this module re-exports them.
+The in-context regime is :mod:`lsa_theory.experiments.context_length_in_context`, the shared statistics
+(paired differences) :mod:`lsa_theory.experiments.context_length_common`, the figures
+:mod:`lsa_theory.experiments.context_length_plots`; this module re-exports them.
 
 Results (``out``): ``context_length_{regime}.json`` and ``.npz`` (per-MDP values), written
 atomically; :func:`plot_context_length_regimes` draws from them. The older fixed-updates sweep
 :func:`context_length_sweep` (block and teacher side by side) and its figure live here too and are
-re-exported by :mod:`experiments.control`.
+re-exported by :mod:`lsa_theory.experiments.control`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory.checks import check_int, check_real
 
 from .context_length_common import (  # noqa: F401  (moved; re-exported from here)
     IN_CONTEXT_STREAM,

@@ -1,5 +1,5 @@
-"""Helpers shared by the context-length sweeps of :mod:`experiments.context_length`: the regimes,
-sequence checks (the statistics are :mod:`experiments.stats`'s ``mean_sem_finite`` and
+"""Helpers shared by the context-length sweeps of :mod:`lsa_theory.experiments.context_length`: the regimes,
+sequence checks (the statistics are :mod:`lsa_theory.experiments.stats`'s ``mean_sem_finite`` and
 ``paired_difference``: for each ``n`` after the first, the per-MDP difference to the previous
 ``n``, same MDPs, features and, in context, trajectory prefixes).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lsa_theory._checks import check_int, check_real
+from lsa_theory.checks import check_int, check_real
 
 REGIMES = ("closed-loop", "in-context")
 

@@ -1,4 +1,5 @@
-"""The in-context regime of :mod:`experiments.context_length`: one long context read by a deep stack.
+"""The in-context regime of :mod:`lsa_theory.experiments.context_length`: one long context read by a deep
+stack.
 
 **In context** (:func:`in_context_sweep`), the regime of Algorithm Distillation. Per held-out MDP one
 trajectory of ``max(ns)`` transitions of the uniform behaviour policy is drawn
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-import constructions
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import constructions
+from lsa_theory.checks import check_int, check_real
 from lsa_theory.rollout import diverged
 
 from .context_length_common import IN_CONTEXT_STREAM, _ints
@@ -74,8 +75,8 @@ class InContextConfig:
 def stack_values(Sigma: np.ndarray, n: int, alpha: float, Ls: Sequence[int]) -> np.ndarray:
     """``w_L`` (len(Ls), d) of ``L`` stacked constructed blocks (S3) with step ``alpha`` on one (H)
     context with statistics ``Sigma`` (2d+1, 2d+1), from ``w_0 = 0`` (S5): each layer is the (L2)
-    readout :func:`lsa_theory.tf_from_statistics` of :func:`constructions.sarsa`. Rows past a
-    non-finite or divergent iterate (:data:`experiments.control.DIVERGENCE_BOUND`) are NaN."""
+    readout :func:`lsa_theory.tf_from_statistics` of :func:`lsa_theory.constructions.sarsa`. Rows past a
+    non-finite or divergent iterate (:data:`lsa_theory.experiments.control.DIVERGENCE_BOUND`) are NaN."""
     m = Sigma.shape[-1]
     d = (m - 1) // 2
     lay = lt.Layout(d)

@@ -1,4 +1,4 @@
-"""The figures of :mod:`experiments.context_length`, drawn from its saved results."""
+"""The figures of :mod:`lsa_theory.experiments.context_length`, drawn from its saved results."""
 
 from __future__ import annotations
 

@@ -9,13 +9,14 @@ normalised return of §0, ``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``, with
 :func:`lsa_theory.optimal` solution per MDP.
 
 The weights (``"constructed"``, ``"teacher"``, arrays, ``.npz``) and the ``"l1"`` / ``"l2"``
-forward passes are described in :mod:`experiments.control_weights`; the loops, terminal states and
-baselines in :mod:`experiments.control_loop`; the figure is :mod:`experiments.control_plot`. This
+forward passes are described in :mod:`lsa_theory.experiments.control_weights`; the loops, terminal states and
+baselines in :mod:`lsa_theory.experiments.control_loop`; the figure is
+:mod:`lsa_theory.experiments.control_plot`. This
 module holds the experiment (:class:`ControlConfig`, :func:`run_control`) and re-exports the others.
 
 Results of :func:`run_control` go to ``control.json`` / ``control.npz`` in ``out``. The
 context-length sweeps (``context_length_sweep``, ``plot_context_length`` and both regimes of §6)
-live in :mod:`experiments.context_length`; the first two stay importable from here.
+live in :mod:`lsa_theory.experiments.context_length`; the first two stay importable from here.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from lsa_theory.constructions import ClosedLoopAlgorithm
 
-import constructions
 import lsa_theory as lt
-from constructions import ClosedLoopAlgorithm
-from lsa_theory import TabularMDP
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import TabularMDP, constructions
+from lsa_theory.checks import check_int, check_real
 
 from .control_loop import (  # noqa: F401  (moved; re-exported from here)
     DIVERGENCE_BOUND,
@@ -128,13 +128,13 @@ DEFAULT_ENVS = (
 
 @dataclass(frozen=True)
 class ControlConfig:
-    """Deployment experiment. ``envs``: :data:`experiments.envs.HELDOUT_NAME` (``n_heldout`` MDPs,
-    one seed each) and gymnasium keys (:func:`experiments.envs.env_key`, ``n_seeds`` seeds each,
+    """Deployment experiment. ``envs``: :data:`lsa_theory.experiments.envs.HELDOUT_NAME` (``n_heldout`` MDPs,
+    one seed each) and gymnasium keys (:func:`lsa_theory.experiments.envs.env_key`, ``n_seeds`` seeds each,
     discount ``gym_gamma``); every env runs the algorithms ``env_algos`` (default SARSA), those in
     ``actor_critic_envs`` also ``actor_critic_algos`` (default the state-value actor-critic; add
     ``"actor_critic_q"`` for the (A6) comparison); every name is a registered closed-loop
     algorithm, or one declared in the user's file ``module`` (a ``.py`` path, loaded with
-    :func:`constructions.load_module`; its names must not clash with registered ones).
+    :func:`lsa_theory.constructions.load_module`; its names must not clash with registered ones).
     ``weights``: ``"constructed"`` (each algorithm's own construction, from its declaration) or a
     ``.npz`` path (see :func:`resolve_weights`). The default is the full configuration;
     ``quick()`` the small one."""
@@ -417,7 +417,7 @@ def _min_or_none(values) -> int | None:
 
 
 def _check_summary(rows: list[dict]) -> dict:
-    """The env row's keys of :func:`experiments.control_loop.block_teacher_check` over its units
+    """The env row's keys of :func:`lsa_theory.experiments.control_loop.block_teacher_check` over its units
     (empty for weights without the identity)."""
     if not rows or "block_equals_teacher" not in rows[0]:
         return {}
@@ -499,7 +499,8 @@ def _doc(cfg: ControlConfig, units: list[dict], arrays: dict) -> dict:
     }
 
 
-# the context-length sweeps moved to :mod:`experiments.context_length`; importable from here too (lazily,
+# the context-length sweeps moved to :mod:`lsa_theory.experiments.context_length`; importable from here too
+# (lazily,
 # since that module imports this one)
 _CONTEXT_LENGTH_NAMES = frozenset({"context_length_sweep", "plot_context_length"})
 

@@ -1,8 +1,8 @@
-"""The deployment loops (S6)/(A5) of :mod:`experiments.control`: :func:`deploy` of a frozen block
+"""The deployment loops (S6)/(A5) of :mod:`lsa_theory.experiments.control`: :func:`deploy` of a frozen block
 and its baselines (:func:`tabular_sarsa`).
 
 **Terminal states.** (S6) continues each context from the last state, ``s_0 <- s_n``. The
-gymnasium models of :mod:`experiments.envs` have absorbing terminal states, in which that loop
+gymnasium models of :mod:`lsa_theory.experiments.envs` have absorbing terminal states, in which that loop
 would stay for ever after the first episode; when ``s_n`` is terminal the next context starts
 from ``s_0 ~ mu0`` instead (a new episode). Inside a context the absorbing self-loops stay in the
 data, so the block learns ``Q_w(terminal, .) -> 0``. The [LL] random family has no absorbing state
@@ -17,7 +17,7 @@ n_updates`` environment steps), the uniform policy (0 by definition, computed) a
 **Runtime.** The ``"l1"`` pass is a few ``D x D`` matrix products per update; on a small shared
 machine OpenBLAS threading makes them up to ten times slower than single-threaded, so
 :func:`deploy`, :func:`run_control` and the context-length sweeps run with BLAS limited to one
-thread (:func:`experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.5 s against 42 s).
+thread (:func:`lsa_theory.experiments.io.single_blas_thread`; ``ControlConfig.quick()``: 3.5 s against 42 s).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 
 import lsa_theory as lt
-from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory import TabularMDP
-from lsa_theory._checks import check_int, check_real
+from lsa_theory.checks import check_int, check_real
 from lsa_theory.loop_driver import closed_loop
 from lsa_theory.rollout import DIVERGENCE_BOUND  # noqa: F401  (DIVERGENCE_BOUND: re-exported)
 
@@ -146,7 +146,7 @@ def deploy(
     draws_map: Callable[[Draws], Draws] | None = None,
 ) -> DeployResult:
     """Closed loop of the closed-loop algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
-    actor-critics; a registered name or a :class:`constructions.ClosedLoopAlgorithm` instance, a
+    actor-critics; a registered name or a :class:`lsa_theory.constructions.ClosedLoopAlgorithm` instance, a
     user's declaration included) driven by frozen weights.
 
     Draws from ``rng``, in this order: the critic's table (S, A, d) ``~ U(-1, 1)`` (fresh per call;
@@ -161,10 +161,11 @@ def deploy(
     docstring). Calls with equal ``rng`` states give equal features, ``w_0`` and, while the
     greedy actions agree, equal trajectories. ``solution`` is ``lsa_theory.optimal(mdp)``
     (computed when ``None``). Returns a :class:`DeployResult` with the normalised return (§0) of
-    the greedy policy (:meth:`constructions.ClosedLoopAlgorithm.greedy`) every ``eval_every`` updates.
+    the greedy policy (:meth:`lsa_theory.constructions.ClosedLoopAlgorithm.greedy`) every ``eval_every``
+    updates.
     ``error_bounds``: also the round-off bounds of :class:`DeployResult` (for ``"constructed"`` and
     ``"teacher"``, whose exact-arithmetic updates are the same map (S3)/(A3); about doubles the cost).
-    ``draws_map``: applied to the drawn :class:`constructions.Draws` (``phi``, ``phi_pi``, ``w_0``,
+    ``draws_map``: applied to the drawn :class:`lsa_theory.constructions.Draws` (``phi``, ``phi_pi``, ``w_0``,
     ``lambda_0``) before the loop, without touching ``rng`` (the robustness checks perturb them
     with :func:`lsa_theory.roundoff.perturbed`).
     ``hyper``: the declaration's hyperparameters beyond ``gamma`` (the MDP's), ``alpha`` and

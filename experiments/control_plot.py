@@ -1,4 +1,4 @@
-"""The learning-curve figure of :mod:`experiments.control`, drawn from ``control.json``."""
+"""The learning-curve figure of :mod:`lsa_theory.experiments.control`, drawn from ``control.json``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-r"""The round-off model of "block = teacher" in the closed loops of :mod:`experiments.control`
+r"""The round-off model of "block = teacher" in the closed loops of :mod:`lsa_theory.experiments.control`
 (issue 18: verdicts that hold on any machine).
 
 The frozen constructed block (S3)/(A3) and the exact teacher (S2)/(A2) are the same map in exact
@@ -6,13 +6,14 @@ arithmetic; as computed they differ by rounding, which the loop then propagates.
 bounds both, from Higham's bounds (:mod:`lsa_theory.roundoff`) of the quantities as computed:
 
 - one update: :func:`lsa_theory.sarsa_update_error_bound` and the readout bounds
-  :func:`experiments.control_weights.l1_readout_error_bound` /
-  :func:`~experiments.control_weights.l2_readout_error_bound`, together
+  :func:`lsa_theory.experiments.control_weights.l1_readout_error_bound` /
+  :func:`~lsa_theory.experiments.control_weights.l2_readout_error_bound`, together
   :func:`block_teacher_error_bound`;
 - the loop: :func:`propagate_error_bound` (with :func:`loop_map_norm` and, for actor-critic, the
   scores' :func:`score_error_bound`), each run's distance from the exact-arithmetic loop on the
   same trajectory;
-- the verdict: :func:`block_teacher_check` (the unit keys of :func:`experiments.control.run_control`).
+- the verdict: :func:`block_teacher_check` (the unit keys of
+:func:`lsa_theory.experiments.control.run_control`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 
-from constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory.policies import score_table, softmax_rows
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 
@@ -92,7 +93,7 @@ def block_teacher_error_bound(
     r"""Entrywise bound (k,) on ``|fl(TF_theta(H)) - fl(teacher)|`` for one update on the same
     inputs: the block's readout ((L1) :func:`l1_readout_error_bound` or (L2)
     :func:`l2_readout_error_bound`, ``forward``) plus the teacher's, the declaration ``algo``'s
-    round-off model (:meth:`constructions.ClosedLoopAlgorithm.teacher_error_bound`; for (S2)/(A2)
+    round-off model (:meth:`lsa_theory.constructions.ClosedLoopAlgorithm.teacher_error_bound`; for (S2)/(A2)
     :func:`lsa_theory.sarsa_update_error_bound`). For the constructed ``weights`` ((S3)/(A3) with
     ``alpha``, ``beta``, ``c = 1``: entries ``alpha``, ``beta``, ``+-1``, exact in float64) both
     exact-arithmetic values are the same update, so a computed difference above this bound is not
@@ -226,7 +227,7 @@ def _q_gap(phi_rows: np.ndarray, w: np.ndarray) -> tuple[float, float]:
 
 #: A teacher loop is reported as diverging (``teacher_diverged_at``) from the first update whose
 #: ``||w||_inf`` passes this: the loops that converge stay below 2 on every environment of
-#: :mod:`experiments.control`; the unstable ones (CliffWalking, Taxi) pass it and keep growing.
+#: :mod:`lsa_theory.experiments.control`; the unstable ones (CliffWalking, Taxi) pass it and keep growing.
 TEACHER_DIVERGENCE_W = 1e6
 
 
@@ -250,7 +251,7 @@ def block_teacher_check(block: DeployResult, teacher: DeployResult) -> dict:
       <= max|phi| ||tol||_1 + r_b + r_t``, and the gap recomputed here is within ``4 r_t`` of the
       one the rollout saw); ``first_flip_at`` (the first mismatch) must not come before it.
     - ``first_flip_at``, ``teacher_diverged``/``teacher_diverged_at`` (the loop stopped at
-      :data:`experiments.control_loop.DIVERGENCE_BOUND`, or ``||w||_inf`` passed
+      :data:`lsa_theory.experiments.control_loop.DIVERGENCE_BOUND`, or ``||w||_inf`` passed
       :data:`TEACHER_DIVERGENCE_W`), ``block_diverged_at``: reported, not asserted.
     - ``block_equals_teacher``: the three assertions above.
     """

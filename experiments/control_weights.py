@@ -1,9 +1,9 @@
-r"""The frozen block's weights for the closed loops (S6)/(A5) of :mod:`experiments.control`: the
+r"""The frozen block's weights for the closed loops (S6)/(A5) of :mod:`lsa_theory.experiments.control`: the
 constructed (L2) blocks, weights from arrays or ``.npz`` files, and the (L2) readout.
 
 **Weights.** ``"constructed"``: the construction of the deployed algorithm's declaration ((S3) for
 SARSA, (A3) for the actor-critics, a user's own for a user's declaration), taken from the
-declaration through :meth:`constructions.ClosedLoopAlgorithm.construction_blocks` with the run's
+declaration through :meth:`lsa_theory.constructions.ClosedLoopAlgorithm.construction_blocks` with the run's
 ``alpha`` (``beta``) and the declaration's other hyperparameters; ``"teacher"``: the exact update
 (S2) / (A2) in place of a block (the baseline); a pair ``(P, V)`` of full ``(D, D)`` arrays; or a path to an
 ``.npz`` holding arrays ``P`` and ``V`` (e.g. trained weights). ``D`` must be ``3d + 2`` (SARSA)
@@ -33,20 +33,20 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from lsa_theory.constructions import ClosedLoopAlgorithm, Dims
 
-import constructions
 import lsa_theory as lt
-from constructions import ClosedLoopAlgorithm, Dims
-from lsa_theory import Layout
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory import Layout, constructions
+from lsa_theory.checks import as_float_array, check_int, check_real
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 
-#: The registered closed-loop algorithms (:class:`constructions.ClosedLoopAlgorithm`) deployable here.
+#: The registered closed-loop algorithms (:class:`lsa_theory.constructions.ClosedLoopAlgorithm`) deployable
+# here.
 ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
 
 
 def _algorithm(algo: Any) -> ClosedLoopAlgorithm:
-    """The declaration ``algo``: a :class:`constructions.ClosedLoopAlgorithm` instance (a user's,
+    """The declaration ``algo``: a :class:`lsa_theory.constructions.ClosedLoopAlgorithm` instance (a user's,
     registered or not) as it is, or the name of a registered one (including ones registered later)."""
     if isinstance(algo, ClosedLoopAlgorithm):
         return algo
@@ -61,8 +61,8 @@ FORWARDS = ("auto", "l1", "l2")
 #: ``forward="auto"`` applies the dense block (L1) up to this ``D`` and the (L2) form above it.
 L1_MAX_D = 256
 
-#: Above this ``D`` the construction is assembled sparse (equal to :mod:`constructions.numeric`,
-#: checked in the tests) instead of densely via :func:`constructions.sarsa`.
+#: Above this ``D`` the construction is assembled sparse (equal to :mod:`lsa_theory.constructions.numeric`,
+#: checked in the tests) instead of densely via :func:`lsa_theory.constructions.sarsa`.
 DENSE_CONSTRUCTION_MAX_D = 1500
 
 
@@ -95,9 +95,9 @@ def constructed_blocks(
     dense_max_D: int | None = None,
 ) -> BlockWeights:
     """The construction of the closed-loop declaration ``algo`` (a registered name or a
-    :class:`constructions.ClosedLoopAlgorithm`) with ``c = 1`` as :class:`BlockWeights` for
+    :class:`lsa_theory.constructions.ClosedLoopAlgorithm`) with ``c = 1`` as :class:`BlockWeights` for
     ``layout`` (``d``, ``d_pi``): (S3) for ``"sarsa"``, (A3) for the actor-critics, a user's own
-    construction for a user's declaration (:meth:`constructions.ClosedLoopAlgorithm.
+    construction for a user's declaration (:meth:`lsa_theory.constructions.ClosedLoopAlgorithm.
     construction_blocks`).
 
     Hyperparameters: the declaration's defaults ``algo.hyper``, then ``hyper``, then ``alpha`` (and

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from lsa_theory import TabularMDP, random_mdp
-from lsa_theory._checks import check_gamma, check_int
+from lsa_theory.checks import check_gamma, check_int
 
 __all__ = [
     "GYM_ENVS",
@@ -136,7 +136,8 @@ def heldout_family(n_mdps: int, seed: int = 0) -> Iterator[TabularMDP]:
 
     Seed scheme: MDP ``i`` is ``random_mdp(9, 4, 0.5, default_rng([seed, 10_000 + i]))``. The
     package's training data use ``default_rng(seed)`` or ``default_rng([seed, index(, j)])`` with
-    small indices (``dynamics.teacher_dataset``, ``experiments.diversity``), so held-out MDPs come
+    small indices (``lsa_theory.dynamics.teacher_dataset``, ``lsa_theory.experiments.diversity``), so
+    held-out MDPs come
     from different ``SeedSequence`` entropy than any training MDP as long as fewer than 10 000
     training MDPs are indexed. The name of the family in results is :data:`HELDOUT_NAME`.
     """

@@ -3,7 +3,7 @@ r"""The expected-context loop: a smooth, exact-for-tabular form of the closed lo
 **Layouts.** Every function works on the loop parameter ``v = [w; lambda]`` (K, d + d_pi) of the
 batch's registered closed-loop algorithm (:attr:`MDPBatch.algo`, ``d_pi = 0`` without an actor);
 what differs between algorithms comes from the declaration
-(:meth:`constructions.ClosedLoopAlgorithm.smooth_policy`, ``smooth_extra_rows``, ``critic_table``,
+(:meth:`lsa_theory.constructions.ClosedLoopAlgorithm.smooth_policy`, ``smooth_extra_rows``, ``critic_table``,
 ``start_actor``), never from its name.
 
 **Behaviour.** Without an actor (SARSA layout (H)) a softmax policy on ``Q_w``, ``pi_w(a|s) =
@@ -38,7 +38,7 @@ given ``(w_t, s_0 ~ rho_t)`` is the expected update (checked by Monte Carlo in t
 deterministic one, so it differs from ``E[w_T]`` of the sampled loop by the effect of the
 fluctuations of ``Sigma_t`` (covariance ``O(1/n)`` for a mixing chain) fed through the
 nonlinear policy; it is also a loop with softmax, not epsilon-greedy, behaviour. Blocks are
-therefore always scored on the sampled loop as well (:mod:`experiments.pretrain`).
+therefore always scored on the sampled loop as well (:mod:`lsa_theory.experiments.pretrain`).
 
 ``Sigma`` is never formed in the loop: ``Sigma u`` for ``u = P12 wt`` costs ``O(S A (S + d))``
 per MDP (:func:`expected_sigma_matvec`); :func:`expected_sigma_reference` is the brute-force
@@ -56,9 +56,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import constructions
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import constructions
+from lsa_theory.checks import check_int, check_real
 
 __all__ = [
     "MDPBatch",
@@ -116,7 +116,7 @@ class MDPBatch:
 
     @property
     def alg(self):
-        """The batch's :class:`constructions.ClosedLoopAlgorithm` declaration."""
+        """The batch's :class:`lsa_theory.constructions.ClosedLoopAlgorithm` declaration."""
         return _algorithm(self.algo)
 
     @property
@@ -204,10 +204,10 @@ def draw_task(
     algo: str, S: int, A: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
     """One task's draws ``(phi, phi_pi, w_0, lambda_0)`` at the declaration's default dims, in the
-    order :func:`experiments.control.deploy` draws them from ``rng``: the critic's table ``phi``
-    (S, A, d) ``~ U(-1, 1)`` (:meth:`constructions.ClosedLoopAlgorithm.critic_table`), ``w_0 ~
+    order :func:`lsa_theory.experiments.control.deploy` draws them from ``rng``: the critic's table ``phi``
+    (S, A, d) ``~ U(-1, 1)`` (:meth:`lsa_theory.constructions.ClosedLoopAlgorithm.critic_table`), ``w_0 ~
     U(-1, 1)^d``, with an actor ``phi_pi ~ U(-1, 1)^{S x A x d_pi}`` and ``lambda_0 = 0``
-    (:meth:`~constructions.ClosedLoopAlgorithm.start_actor`); ``None`` for the actor's parts
+    (:meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.start_actor`); ``None`` for the actor's parts
     without one."""
     alg = _algorithm(algo)
     dims = alg.dims(S, A)
@@ -250,7 +250,7 @@ def batch_of(mdps: list[lt.TabularMDP], draws: list[tuple], algo: str, dtype=tor
 def behaviour_policy(batch: MDPBatch, w: torch.Tensor, tau: float) -> torch.Tensor:
     """(K, S, A) smooth behaviour at the loop parameter ``w`` = ``v = [w; lambda]`` (K, d + d_pi):
     SARSA ``pi_w(a|s) = softmax_a(w^T phi(s, a) / tau)``, with an actor ``pi_lambda`` (module
-    docstring; :meth:`constructions.ClosedLoopAlgorithm.smooth_policy`)."""
+    docstring; :meth:`lsa_theory.constructions.ClosedLoopAlgorithm.smooth_policy`)."""
     return batch.alg.smooth_policy(batch.phi, batch.phi_pi, w, tau)
 
 
@@ -466,8 +466,8 @@ def score_function_gradient(
     Returns ``(grad_P, grad_V, mean f)``. Its mean differs from the gradient of the expected-
     context loop by the mean-field gap of the module docstring; it is a cross-check, not a test.
     The loop is the batch's declaration's, through its hooks: the smooth behaviour
-    :meth:`~constructions.ClosedLoopAlgorithm.smooth_policy` (one MDP) and the context
-    :meth:`~constructions.ClosedLoopAlgorithm.frame`. Implemented for declarations without extra
+    :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.smooth_policy` (one MDP) and the context
+    :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.frame`. Implemented for declarations without extra
     context rows (``smooth_extra_rows`` ``None``, ``d_pi = 0``): with them (the (A1) scores) the
     pathwise derivative through the rows is not followed (ValueError naming the hook)."""
     from .training import increment

@@ -8,32 +8,33 @@ actor-critic layout (A1), ``D = 3d + 2 d_pi + 2``, with ``algo="actor_critic"``)
 
 the mean normalised return (§0) of the softmax policy ``pi_w = softmax(Q_w / tau)`` after ``T``
 updates ``w_{t+1} = TF_theta(H_t)`` of the expected-context loop
-(:mod:`experiments.expected_loop`), over ``K`` training MDPs of the [LL] family, each with fresh
+(:mod:`lsa_theory.experiments.expected_loop`), over ``K`` training MDPs of the [LL] family, each with fresh
 features ``phi ~ U(-1, 1)`` (d = S A) and ``w_0 ~ U(-1, 1)^d``. No teacher enters: the objective
 sees only returns. With an actor (``algo`` a registered closed-loop algorithm whose declaration
 has one, e.g. ``"actor_critic"``: state-value critic ``d = S``, actor ``d_pi = S A``, (A1)-(A5))
 the policy is the loop's own actor ``pi_{lambda_T}`` (temperature 1, ``tau`` unused), the loop
 parameter is ``[w; lambda]`` from ``w_0 ~ U(-1, 1)^d``, ``lambda_0 = 0``, and the tables are the
-declaration's (:func:`experiments.expected_loop.draw_task`). ``horizon="mean"`` averages the
+declaration's (:func:`lsa_theory.experiments.expected_loop.draw_task`). ``horizon="mean"`` averages the
 return over ``t = 1..T`` instead. The training
 sample is frozen (an empirical objective, deterministic gradient); minibatches of MDPs are
 optional.
 
-Optimisation as in :mod:`experiments.training`: Adam, learning rate ``lr`` decayed to
-``lr_final`` (:func:`experiments.training.lr_at`), initialisation :func:`experiments.training.
-init_params` of the matching :class:`~experiments.training.TrainConfig` (so the (P2) block and the
+Optimisation as in :mod:`lsa_theory.experiments.training`: Adam, learning rate ``lr`` decayed to
+``lr_final`` (:func:`lsa_theory.experiments.training.lr_at`), initialisation
+:func:`lsa_theory.experiments.training.
+init_params` of the matching :class:`~lsa_theory.experiments.training.TrainConfig` (so the (P2) block and the
 (P1) block of the comparison start from the same point), float64. Only the (L2) blocks ``P12,
 P22, Vbar21, Vbar22`` enter the readout, so the others receive exactly zero gradient and never
 move (reported as ``frozen_moved``).
 
-The comparison (P3) that trains both blocks and scores them is :mod:`experiments.pretrain_compare`.
+The comparison (P3) that trains both blocks and scores them is :mod:`lsa_theory.experiments.pretrain_compare`.
 
 Results (``out``): ``rl.json`` (config, seed, versions, history, final, timings) and ``rl.npz``
 (``P``, ``V``, ``P0``, ``V0``), atomically at every checkpoint (``"finished": false``) and at the
 end; ``rl_checkpoint.pt`` (params, optimizer, minibatch state, step, history). :func:`train_rl`
 resumes from it; the resumed run equals the uninterrupted one bit for bit (same thread count).
 The logged smooth objectives (``objective``, ``heldout_objective``) are means over ALL their MDPs, a
-loop that overflowed scored 0 (:mod:`experiments.stats`) and counted in ``*_nonfinite``.
+loop that overflowed scored 0 (:mod:`lsa_theory.experiments.stats`) and counted in ``*_nonfinite``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import constructions
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import constructions
+from lsa_theory.checks import check_int, check_real
 
 from . import expected_loop as el
 from .control_weights import ALGOS as _CLOSED_LOOP_ALGOS
@@ -80,15 +81,15 @@ MAX_SKIPS = 50
 class TrainingDiverged(RuntimeError):
     """(P2) training stopped: :data:`MAX_SKIPS` consecutive steps whose objective or gradient was
     not finite (a training loop overflowed every time). A result of the run, not bad input: the
-    command reports it in one line and exits 1; :func:`experiments.pretrain_compare.pretrain_sweep`
+    command reports it in one line and exits 1; :func:`lsa_theory.experiments.pretrain_compare.pretrain_sweep`
     records it as a failed row."""
 
 
 HORIZONS = ("final", "mean")
 
 #: The algorithms (P2) runs on: every registered closed-loop declaration
-#: (:class:`constructions.ClosedLoopAlgorithm`; the CLI offers them as ``--algo``), the
-#: deployment's :data:`experiments.control.ALGOS`.
+#: (:class:`lsa_theory.constructions.ClosedLoopAlgorithm`; the CLI offers them as ``--algo``), the
+#: deployment's :data:`lsa_theory.experiments.control.ALGOS`.
 ALGOS = _CLOSED_LOOP_ALGOS
 
 #: Defaults of the fields added with the actor-critic layout, for checkpoints written before them.
@@ -108,11 +109,11 @@ class PretrainConfig:
     softmax temperature ``tau``, ``horizon``, ``k`` training MDPs (``batch_mdps`` per step, ``None``
     all), Adam ``steps`` at ``lr`` -> ``lr_final`` (``schedule``, ``warmup``) from ``init``
     (:func:`init_start`). (P1): ``teacher_steps`` steps on ``min(k, teacher_k)`` MDPs x ``frames``
-    teacher frames (:func:`experiments.training.train`; the cap keeps its frames in memory).
+    teacher frames (:func:`lsa_theory.experiments.training.train`; the cap keeps its frames in memory).
     ``tau`` defaults to 0.3 at d = 36 and 0.1 in ``quick()`` at d = 4: about 0.05 sqrt(d), so that
     ``Q_{w_0} / tau`` (std ``sqrt(d) / 3 / tau``) has the same spread at both sizes. Comparison:
     ``heldout_k`` held-out MDPs with fresh features (seed ``seed``, scheme of
-    :func:`experiments.envs.heldout_rng`), sampled loops of ``eval_updates`` updates (default
+    :func:`lsa_theory.experiments.envs.heldout_rng`), sampled loops of ``eval_updates`` updates (default
     ``T``; the curves run to ``curve_updates``)."""
 
     S: int = 9
@@ -203,7 +204,7 @@ class PretrainConfig:
         return self.T if self.eval_updates is None else self.eval_updates
 
     def teacher_config(self) -> TrainConfig:
-        """The (P1) run: :class:`~experiments.training.TrainConfig` on ``k`` MDPs x ``frames``
+        """The (P1) run: :class:`~lsa_theory.experiments.training.TrainConfig` on ``k`` MDPs x ``frames``
         frames with this environment, float64; its ``init_params`` is also the (P2) start."""
         return TrainConfig(
             algorithm=self.algo,
@@ -268,7 +269,7 @@ def _check_cfg(cfg) -> PretrainConfig:
 
 
 def training_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]]:
-    """The ``k`` (P2) training MDPs, features and starts: :func:`experiments.expected_loop.
+    """The ``k`` (P2) training MDPs, features and starts: :func:`lsa_theory.experiments.expected_loop.
     draw_batch` of ``cfg.algo`` with ``default_rng([seed, 5])`` (a stream the (P1) data and
     held-out MDPs never use)."""
     _check_cfg(cfg)
@@ -277,8 +278,8 @@ def training_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP
 
 def heldout_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]]:
     """Held-out MDP ``i``: ``random_mdp(S, A, gamma, heldout_rng(seed, i))``, then its task draws
-    (:func:`experiments.expected_loop.draw_task`: critic table, ``w_0``, actor table) from
-    ``heldout_rng(seed, i, 1)`` in the order :func:`experiments.control.deploy` draws them, so the
+    (:func:`lsa_theory.experiments.expected_loop.draw_task`: critic table, ``w_0``, actor table) from
+    ``heldout_rng(seed, i, 1)`` in the order :func:`lsa_theory.experiments.control.deploy` draws them, so the
     smooth and the sampled evaluations start from the same tables and parameters."""
     _check_cfg(cfg)
     from .envs import heldout_rng
@@ -291,7 +292,7 @@ def heldout_batch(cfg: PretrainConfig) -> tuple[el.MDPBatch, list[lt.TabularMDP]
 
 
 def init_start(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
-    """The (P2) start: :func:`experiments.training.init_params` of ``cfg.teacher_config()``
+    """The (P2) start: :func:`lsa_theory.experiments.training.init_params` of ``cfg.teacher_config()``
     (``init="random"``: the (P1) block's start, entries ``init_scale * N(0, 1)``), plus the
     construction of the declaration ((S3), or (A3) with ``beta``) for ``init="constructed"`` (a
     warm start on the teacher's block: does return maximisation keep, rescale or leave its
@@ -331,7 +332,8 @@ class RLResult:
 
 
 def _numpy(params: dict, layout) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`experiments.training._numpy_pv`, copied: the arrays must not follow the live parameters."""
+    """:func:`lsa_theory.experiments.training._numpy_pv`, copied: the arrays must not follow the live
+    parameters."""
     P, V = _numpy_pv(params, layout)
     return P.copy(), V.copy()
 
@@ -366,7 +368,7 @@ def train_rl(
     """(P2): maximise ``R(theta)`` (module docstring) with Adam from ``init_params`` of
     ``cfg.teacher_config()``; logs ``objective`` (on the first :data:`METRIC_MDPS` training MDPs),
     ``heldout_objective`` (the same on the held-out
-    batch, :func:`heldout_batch`), the (S3) alignment of :func:`experiments.pretrain_eval.
+    batch, :func:`heldout_batch`), the (S3) alignment of :func:`lsa_theory.experiments.pretrain_eval.
     s3_alignment` and ``frozen_moved`` every ``log_every`` steps. With ``out``: checkpoints every
     ``checkpoint_every`` steps, resumes from ``out/rl_checkpoint.pt`` (ValueError if it holds
     another configuration), writes ``rl.json`` and ``rl.npz``. ``stop_at``: stop after that many

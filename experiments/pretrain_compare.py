@@ -1,6 +1,7 @@
 """(P3) driver: train the (P2) and (P1) blocks and score them (:func:`run_pretrain`), and the
 sweeps over the (P2) horizon ``T`` and the number of training MDPs ``k`` (:func:`pretrain_sweep`).
-The pieces are :mod:`experiments.pretrain` (training) and :mod:`experiments.pretrain_eval`
+The pieces are :mod:`lsa_theory.experiments.pretrain` (training) and
+:mod:`lsa_theory.experiments.pretrain_eval`
 (metrics, paired intervals, figures)."""
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ def run_pretrain(
     teacher_out: str | Path | None = None,
 ) -> dict:
     """(P3): train the (P2) block (``mode`` ``"rl"``/``"both"``, :func:`train_rl` into ``out/rl``)
-    and the (P1) block (``"teacher"``/``"both"``, :func:`experiments.training.train` of
+    and the (P1) block (``"teacher"``/``"both"``, :func:`lsa_theory.experiments.training.train` of
     ``cfg.teacher_config()`` into ``teacher_out``, default ``out/teacher``), then score them with
     the constructed block ((S3), or (A3) for ``cfg.algo = "actor_critic"``) and the exact update
-    ((S2)/(A2)) (:func:`experiments.pretrain_eval.
+    ((S2)/(A2)) (:func:`lsa_theory.experiments.pretrain_eval.
     evaluate_blocks`). Returns ``{"rl": {...}, "rl_initial": {...}, "teacher": {...},
     "constructed": {...}, "exact": {...}, "paired": {...}, "passed", "config", ...}`` (entries of
     the blocks trained in ``mode``; each entry and the document name their ``reference_update``);
@@ -111,12 +112,12 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     ``min(base.batch_mdps, k)`` MDPs), each in ``out/T{T}_k{k}`` (the (P1) block, which does not
     depend on ``T``, in ``out/teacher_k{k}``; all resumable). Returns ``{"rows": [...], "base"}``,
     one row per run with the held-out returns of every block and its diverged loops
-    (``{block}_n_diverged``; diverged loops are scored 0 in every mean, :mod:`experiments.stats`),
+    (``{block}_n_diverged``; diverged loops are scored 0 in every mean, :mod:`lsa_theory.experiments.stats`),
     the paired ``rl - teacher`` and ``rl - rl_initial`` intervals and the RL block's structure
     and update agreement; with ``out`` also
     ``pretrain_sweep.json`` and ``pretrain_sweep.png``. A run whose (P2) training stops with
-    :class:`~experiments.pretrain.TrainingDiverged` (every training loop overflowed,
-    :data:`experiments.pretrain.MAX_SKIPS` steps in a row) is recorded as a row ``{"T", "k",
+    :class:`~lsa_theory.experiments.pretrain.TrainingDiverged` (every training loop overflowed,
+    :data:`lsa_theory.experiments.pretrain.MAX_SKIPS` steps in a row) is recorded as a row ``{"T", "k",
     "failed": message}`` and the sweep goes on."""
     from .pretrain_eval import plot_sweep
 
@@ -180,13 +181,13 @@ def seeds_document(outs, name: str, path: str | Path | None = None) -> dict:
     """Several seeds of one (P3) configuration, gathered from the ``out`` directories of
     :func:`run_pretrain` (``outs``, one per seed): per run its ``seed``, ``source`` (directory
     name), ``passed``, ``config``, ``n_heldout``, the paired ``at_T`` intervals (every loop counted,
-    :mod:`experiments.stats`), each block's :data:`SEED_ENTRY_KEYS`, the (P2) ``history`` (step,
+    :mod:`lsa_theory.experiments.stats`), each block's :data:`SEED_ENTRY_KEYS`, the (P2) ``history`` (step,
     smooth objective on training / held-out MDPs, cosine to the construction) and the held-out
-    return ``curves`` of the ``rl`` and ``exact`` blocks (:func:`experiments.pretrain_plots.
+    return ``curves`` of the ``rl`` and ``exact`` blocks (:func:`lsa_theory.experiments.pretrain_plots.
     curve_band`: mean, s.e.m. over all held-out MDPs, diverged count) at ``updates``. A directory
     without ``pretrain.json`` (its (P2) training failed) is a run ``{"source", "failed"}``.
     Returns ``{"name", "runs", "versions"}``; with ``path`` writes it there and draws
-    :func:`experiments.pretrain_plots.plot_seeds` beside it."""
+    :func:`lsa_theory.experiments.pretrain_plots.plot_seeds` beside it."""
     from .pretrain_plots import curve_band, plot_seeds
 
     runs = []

@@ -4,11 +4,11 @@ exact teacher, for the layout of the configuration's ``algo`` (SARSA (H)/(S3) or
 
 Every block is scored on the same ``heldout_k`` held-out MDPs with fresh features (MDP ``i`` from
 ``heldout_rng(seed, i)``, its features, ``w_0`` and rollouts from ``heldout_rng(seed, i, 1)``, see
-:func:`experiments.pretrain.heldout_batch`), so that differences are paired:
+:func:`lsa_theory.experiments.pretrain.heldout_batch`), so that differences are paired:
 
 - ``heldout_return``: greedy normalised return (§0) after ``T_eval`` updates of the *sampled*
   closed loop (S6) with epsilon-greedy behaviour, or (A5) acting with ``pi_lambda``
-  (:func:`experiments.control.deploy`, the real deployment; the greedy policy of the
+  (:func:`lsa_theory.experiments.control.deploy`, the real deployment; the greedy policy of the
   declaration is scored), mean and standard error over the held-out MDPs; ``heldout_return_final`` the same
   after ``curve_updates`` updates (beyond the (P2) horizon);
 - ``heldout_return_softmax``: the same on the sampled loop with the softmax behaviour of (P2)
@@ -23,12 +23,12 @@ Every block is scored on the same ``heldout_k`` held-out MDPs with fresh feature
   ``reference_update`` ((S2), or (A2) for the actor-critic; the key names stay ``*_sarsa``):
   ``update_corr_sarsa``, ``update_cos_sarsa``, ``update_scale_sarsa``, ``heldout_teacher_err``.
 
-Every loop counts (:mod:`experiments.stats`): a loop that diverged is scored
-:data:`experiments.stats.DIVERGED_SCORE` ``= 0`` (the uniform policy's normalised return) in every
+Every loop counts (:mod:`lsa_theory.experiments.stats`): a loop that diverged is scored
+:data:`lsa_theory.experiments.stats.DIVERGED_SCORE` ``= 0`` (the uniform policy's normalised return) in every
 mean, standard error and interval, never dropped, and counted per block in ``n_diverged``
 (``_final``, ``_softmax``, ``_smooth``); ``diverged_score`` records the score used. Paired
 differences ``a - b`` over ALL held-out MDPs come with 95 % Student-t intervals
-(:func:`experiments.stats.paired_ci`, with ``n_diverged_a``, ``n_diverged_b``).
+(:func:`lsa_theory.experiments.stats.paired_ci`, with ``n_diverged_a``, ``n_diverged_b``).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 
-import dynamics as dy
 import lsa_theory as lt
-from constructions import ClosedLoopAlgorithm, Draws
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import dynamics as dy
+from lsa_theory.checks import check_int, check_real
 from lsa_theory.loop_driver import closed_loop
 
 from . import expected_loop as el
@@ -103,7 +103,7 @@ def s3_alignment(
     is zero elsewhere), ``alpha_eff = (x_c / |Vbar21*_c(1)|) (y / |P12*|)`` (and ``beta_eff`` with
     the actor rows) the step sizes of the nearest construction. With ``alpha``:
     ``cos_S3_fixed_alpha`` and ``c``, the cosine to the scaling orbit of the construction at
-    ``alpha`` (and ``beta``) (:func:`experiments.training.structure_metrics`, no invisible
+    ``alpha`` (and ``beta``) (:func:`lsa_theory.experiments.training.structure_metrics`, no invisible
     direction)."""
     alg = el._algorithm(algo)  # ValueError naming ``algo`` unless a closed-loop declaration
     dims = alg.dims(1, 1, layout.d, layout.d_pi)
@@ -183,7 +183,7 @@ def update_agreement(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> d
     (frame, coordinate) entries, ``update_cos_sarsa`` the mean per-frame cosine,
     ``update_scale_sarsa = <Delta, Delta_T> / |Delta_T|^2`` (the block's step size relative to the
     teacher's), ``heldout_teacher_err`` the relative teacher-matching error of
-    :func:`experiments.training.heldout_error`; and the TD decomposition of the critic's part:
+    :func:`lsa_theory.experiments.training.heldout_error`; and the TD decomposition of the critic's part:
     the least-squares fit ``Delta_w ~ a u_r + b u_b + c u_v`` over all frames of the three terms of
     (S2)/(A2), ``u_r = (1/n) sum_i r_{i+1} phi_i`` (reward), ``u_b = (1/n) sum_i phi_i gamma
     phi_i^{+T} w`` (bootstrap) and ``u_v = -(1/n) sum_i phi_i phi_i^T w`` (current value), the
@@ -272,12 +272,13 @@ def softmax_deploy(
 ) -> np.ndarray:
     """(n_updates + 1,) greedy normalised returns (§0) along the sampled closed loop of the
     closed-loop declaration ``algo`` acting with its smooth (P2) behaviour
-    (:meth:`constructions.ClosedLoopAlgorithm.smooth_behaviour`: ``softmax(Q_w / tau)`` in place
+    (:meth:`lsa_theory.constructions.ClosedLoopAlgorithm.smooth_behaviour`: ``softmax(Q_w / tau)`` in place
     of epsilon-greedy for (S6); ``pi_lambda`` itself with an actor), through the one driver
-    :func:`lsa_theory.loop_driver.closed_loop`. Draws, like :func:`experiments.control.deploy`: the critic's
+    :func:`lsa_theory.loop_driver.closed_loop`. Draws, like :func:`lsa_theory.experiments.control.deploy`:
+    the critic's
     table (SARSA: ``phi ~ U(-1, 1)``, d = S A), ``w_0 ~ U(-1, 1)^d`` (with an actor ``lambda_0 =
     0`` and ``phi_pi``), then the rollouts, each continuing from the last state. ``weights`` as
-    in :func:`experiments.control.resolve_weights` (``"teacher"``: the exact update, (S2) for
+    in :func:`lsa_theory.experiments.control.resolve_weights` (``"teacher"``: the exact update, (S2) for
     SARSA), run by the (L2) forward pass. Entries after a divergence (non-finite or 1-norm above
     1e200, or an overflow in the context or update) are NaN."""
     n, T = check_int(n, "n"), check_int(n_updates, "n_updates")
@@ -308,7 +309,7 @@ def softmax_deploy(
 
 def _deploy_curve(cfg, mdp, wts, i: int, sol) -> np.ndarray:
     """Greedy normalised returns at :func:`_eval_points` along the sampled loop of ``cfg.algo``
-    ((S6) epsilon-greedy, (A5) ``pi_lambda``) on held-out MDP ``i`` (:func:`experiments.control.
+    ((S6) epsilon-greedy, (A5) ``pi_lambda``) on held-out MDP ``i`` (:func:`lsa_theory.experiments.control.
     deploy`, stream ``heldout_rng(seed, i, 1)``): the policy scored is the declaration's greedy one
     (argmax of ``Q_w``, or of ``lambda^T phi_pi``), not the behaviour. A loop whose dense (L1)
     forward pass overflows (the cubic (L2) term of a diverging block: ValueError on a non-finite
@@ -339,7 +340,7 @@ def _eval_points(cfg) -> np.ndarray:
 @single_blas_thread
 def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) -> dict:
     """Score every block of ``blocks`` (name -> ``(P, V)``, ``"constructed"`` or ``"teacher"`` (the
-    exact update (S2))) on the held-out MDPs of ``cfg`` (a :class:`experiments.pretrain.
+    exact update (S2))) on the held-out MDPs of ``cfg`` (a :class:`lsa_theory.experiments.pretrain.
     PretrainConfig`) as in the module docstring. Returns ``{"entries": {name: {...}}, "paired":
     {"at_T" | "softmax" | "smooth": {"a-b": paired_ci}}, "diverged_score", "T_eval", "n_heldout",
     "n_update_frames", "versions", "_arrays"}`` (``_arrays``: the per-MDP returns and curves

@@ -17,7 +17,7 @@ Parts (each in its own sub-directory of ``DIR``, each resumable on its own):
 sha256 of every file it wrote (``files``); a rerun skips finished parts whose files are intact,
 recomputes a finished part whose files are missing, truncated or changed (each damaged file moved
 to ``<file>.damaged``, one line on stderr), and an interrupted part resumes from its own partial
-results. One process at a time per directory (:class:`experiments.io.out_lock`): a second is
+results. One process at a time per directory (:class:`lsa_theory.experiments.io.out_lock`): a second is
 refused at once rather than overwriting the first one's ``summary.json`` updates.
 
 **Seeds.** ``seed`` (``--seed S``, default 0) shifts every seed a part uses by ``S``: a part that
@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lsa_theory._checks import check_int
+from lsa_theory.checks import check_int
 
-from .cli_checks import control_passed, converge_passed, diversity_passed
+from .criteria import control_passed, converge_passed, diversity_passed
 from .io import DamagedFile, Heartbeat, atomic_write_json, load_npz, out_lock, read_json, versions
 
 __all__ = ["PARTS", "CRITERION", "TRAIN_SEEDS", "failure", "reproduce"]
@@ -51,7 +51,7 @@ def _shift(seeds: tuple[int, ...], seed: int) -> tuple[int, ...]:
 
 
 def _verify(out: Path, quick: bool, seed: int = 0) -> dict:
-    from constructions.verify import run_claims
+    from lsa_theory.constructions.verify import run_claims
 
     rows = run_claims(np.random.default_rng(seed), quick=quick)
     doc = {"rows": [r.as_dict() for r in rows], "seed": seed, "quick": quick}
@@ -270,9 +270,9 @@ PARTS: dict[str, Callable[[Path, bool, int], dict]] = {
 #: What a part with a check must meet (``ok`` in its numbers): named with the failing items when a
 #: part fails (``summary["failed"]``, and the line ``lsa-theory reproduce`` prints).
 CRITERION = {
-    "verify": "every claim's residual <= its tol (constructions.verify)",
-    "converge-sarsa": "every run converge_passed (experiments.cli_checks.CRITERIA: converged, dist_final, "
-    "rate ratios, pl_min_ratio, conserved_drift)",
+    "verify": "every claim's residual <= its tol (lsa_theory.constructions.verify)",
+    "converge-sarsa": "every run converge_passed (lsa_theory.experiments.criteria.CRITERIA: converged, "
+    "dist_final, rate ratios, pl_min_ratio, conserved_drift)",
     "diversity": "every row's certified kernel dimension = max(tangent_dim, size - rank_rows) (M5)",
     "control": "the constructed block equals the exact teacher within round-off (block_equals_teacher)",
 }
@@ -288,7 +288,7 @@ def failure(name: str, numbers: dict) -> dict | None:
     return {"criterion": CRITERION.get(name, "its check"), "failing": list(numbers.get("failing", []))}
 
 
-#: Seconds between two "part running" lines on stderr (:class:`experiments.io.Heartbeat`).
+#: Seconds between two "part running" lines on stderr (:class:`lsa_theory.experiments.io.Heartbeat`).
 HEARTBEAT_EVERY = 30.0
 
 
@@ -321,8 +321,8 @@ def _damaged_files(part_dir: Path, record: dict) -> dict[Path, str]:
     """Files of a finished part that are not as it left them: path -> what is wrong. With the
     ``files`` digests of its ``summary.json`` record: every recorded file missing or with another
     sha256 (truncated, overwritten). Records written before the digests: every ``.json`` and
-    ``.npz`` of the part that does not read back (:func:`experiments.io.read_json`,
-    :func:`experiments.io.load_npz`)."""
+    ``.npz`` of the part that does not read back (:func:`lsa_theory.experiments.io.read_json`,
+    :func:`lsa_theory.experiments.io.load_npz`)."""
     bad: dict[Path, str] = {}
     files = record.get("files")
     if isinstance(files, dict):

@@ -3,7 +3,7 @@ Student-t intervals, and MDP-clustered paired intervals (the one home of these h
 pretraining and training modules).
 
 Counting rule (issue 18, item 5): a closed loop that diverged (a non-finite entry: the loop stopped
-at :data:`experiments.control.DIVERGENCE_BOUND` or overflowed) is never dropped from a mean or an
+at :data:`lsa_theory.experiments.control.DIVERGENCE_BOUND` or overflowed) is never dropped from a mean or an
 interval. It is *scored* :data:`DIVERGED_SCORE` ``= 0``, the normalised return (§0) of the uniform
 policy (a loop that diverged has no policy left; ``0`` is random play), and counted in
 ``n_diverged``. Every function returns the counts beside the statistic, so a table can print them.
@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats
 
-from lsa_theory._checks import check_real
+from lsa_theory.checks import check_real
 
 __all__ = [
     "DIVERGED_SCORE",

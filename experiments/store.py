@@ -1,5 +1,5 @@
 """One unit store for every experiment: the finished units of a run, resumed by unit key and config
-hash, written atomically (:mod:`experiments.io`), with provenance.
+hash, written atomically (:mod:`lsa_theory.experiments.io`), with provenance.
 
 An experiment is a list of *units* (one flow, one row, one deployed loop), each named by a key
 (a ``str``) and depending on a configuration (its *unit configuration*: the run's whole config, or
@@ -10,11 +10,12 @@ unit's arrays under ``"{key}/{name}"``), both rewritten atomically after every n
 first, then the document, so that a document never names a unit whose arrays are not on disk).
 On opening a directory with saved units:
 
-- a unit saved under the same key and the same unit-configuration hash (:func:`experiments.io.config_hash`)
+- a unit saved under the same key and the same unit-configuration hash
+(:func:`lsa_theory.experiments.io.config_hash`)
   is reused as it is, never recomputed;
 - a unit saved under another configuration hash, or whose arrays are missing, is recomputed, and
   the store says so on stderr (one line naming the file and both hashes);
-- a document or ``.npz`` that cannot be read back raises :class:`experiments.io.DamagedFile`
+- a document or ``.npz`` that cannot be read back raises :class:`lsa_theory.experiments.io.DamagedFile`
   naming the file (refused, never silently overwritten).
 
 The store's own layout is ``{"config_hash": h, "units": {key: pack(record)}}`` (:func:`pack`: arrays,

@@ -1,8 +1,8 @@
 """Markdown tables of saved results, so that documentation tables are regenerated, never retyped.
 
-``python -m experiments.tables KIND PATH`` prints the table of one saved document: ``in-context``
-and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`experiments.context_length`),
-``seeds`` (``seeds.json`` of :func:`experiments.training.train_seeds`), ``diversity``
+``python -m lsa_theory.experiments.tables KIND PATH`` prints the table of one saved document: ``in-context``
+and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`lsa_theory.experiments.context_length`),
+``seeds`` (``seeds.json`` of :func:`lsa_theory.experiments.training.train_seeds`), ``diversity``
 (``diversity_training.json``), ``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds``
 (``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration). Every row of the
 document appears (reporting rule: tables list every run, failures included).
@@ -120,7 +120,7 @@ SEED_COLS = (
 
 
 def seeds(doc: dict) -> str:
-    """One row per seed of :func:`experiments.training.train_seeds`."""
+    """One row per seed of :func:`lsa_theory.experiments.training.train_seeds`."""
     out = ["| seed | " + " | ".join(k for k, _ in SEED_COLS) + " |", "|---|" + "---|" * len(SEED_COLS)]
     for r in doc["rows"]:
         r = r | {"1 - cos": None if r.get("cos") is None else 1.0 - r["cos"]}
@@ -150,7 +150,7 @@ def diversity(doc: dict) -> str:
 
 
 def _pci(p, spec: str = "+.3f") -> str:
-    """``mean [ci_low, ci_high]`` of a :func:`experiments.stats.paired_ci` dict."""
+    """``mean [ci_low, ci_high]`` of a :func:`lsa_theory.experiments.stats.paired_ci` dict."""
     if not p or p.get("ci_low") is None:
         return "—" if not p or p.get("mean") is None else format(p["mean"], spec)
     return f"{p['mean']:{spec}} [{p['ci_low']:{spec}}, {p['ci_high']:{spec}}]"
@@ -158,7 +158,7 @@ def _pci(p, spec: str = "+.3f") -> str:
 
 def returns_by_k(doc: dict) -> str:
     """Groups (diverged loops counted) and then every (seed, k, features) row. A document with the
-    MDP-clustered comparison (``minus_teacher`` in its groups, :mod:`experiments.stats`) shows the
+    MDP-clustered comparison (``minus_teacher`` in its groups, :mod:`lsa_theory.experiments.stats`) shows the
     return over all loops (a diverged loop scored ``diverged_score``) with the clustered s.e. and
     the clustered paired interval against the teacher; older documents have only the pooled
     return of the loops that did not diverge, shown as such."""
@@ -203,7 +203,7 @@ def pretrain_seeds(doc: dict) -> str:
     """(P3), one row per (configuration, seed): held-out return of the (P2) block ± s.e.m., before
     training and of the exact teacher, the loops that diverged of each of the three (of the
     held-out MDPs), the paired ``rl - start`` and ``rl - exact`` differences (95 % CI over all
-    held-out MDPs, a diverged loop scored 0: :mod:`experiments.stats`), the update correlation with
+    held-out MDPs, a diverged loop scored 0: :mod:`lsa_theory.experiments.stats`), the update correlation with
     the layout's teacher and the effective-block cosine to its construction; a run whose (P2)
     training diverged is a row saying so."""
     ci = _pci

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_finite, check_real_dtype, is_torch
+from .checks import check_finite, check_real_dtype, is_torch
 
 __all__ = ["is_torch", "as_array", "like", "result_dtype", "zeros", "broadcast_batch", "concat"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend as B
-from ._checks import as_float_array, check_int, check_real
+from .checks import as_float_array, check_int, check_real
 from .prompts import _check_context, _check_vector
 from .roundoff import gamma, matmul_error_bound
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_int
+from .checks import check_int
 
 __all__ = ["random_features", "random_state_features", "FEATURE_KINDS"]
 

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._checks import as_float_array, check_gamma, check_int, check_real
+from .checks import as_float_array, check_gamma, check_int, check_real
 from .mdp import TabularMDP, check_mdp
 from .policies import epsilon_greedy_rows, score_table, softmax_rows
 from .prompts import context_columns

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend as B
-from ._checks import check_finite, check_int, check_real
+from .checks import check_finite, check_int, check_real
 
 __all__ = [
     "lsa_block",

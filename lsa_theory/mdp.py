@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import (
+from .checks import (
     as_float_array,
     check_distribution,
     check_gamma,
@@ -48,7 +48,7 @@ __all__ = [
 
 #: Tolerance on the row sums of ``P``, ``mu0`` and policies given in float64. Inputs of a lower
 #: precision get ``max(STOCHASTIC_ATOL, m * eps)`` with ``m`` the row length and ``eps`` their
-#: dtype's machine epsilon (float32: ``m * 1.19e-7``), see :func:`lsa_theory._checks.check_distribution`.
+#: dtype's machine epsilon (float32: ``m * 1.19e-7``), see :func:`lsa_theory.checks.check_distribution`.
 STOCHASTIC_ATOL = 1e-10
 
 

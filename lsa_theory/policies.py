@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array, check_real
+from .checks import as_float_array, check_real
 
 __all__ = [
     "q_values",

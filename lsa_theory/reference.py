@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_gamma, is_torch
+from .checks import check_gamma, is_torch
 
 __all__ = ["naive_batch_sarsa", "naive_batch_actor_critic", "naive_batch_td"]
 

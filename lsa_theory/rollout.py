@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_float_array, check_int, check_rng
+from .checks import as_float_array, check_int, check_rng
 from .mdp import TabularMDP, check_mdp, check_policy
 from .policies import (
     epsilon_greedy,
@@ -210,7 +210,7 @@ class LoopResult:
 
 
 #: A closed loop has diverged when a parameter vector is not finite or its 1-norm exceeds this
-#: (issue 18; the same notion in :func:`experiments.control_loop.deploy`): beyond it
+#: (issue 18; the same notion in :func:`lsa_theory.experiments.control_loop.deploy`): beyond it
 #: ``|Q_w| <= ||w||_1 max |phi|`` and the prompt products of the next update approach float64 overflow.
 DIVERGENCE_BOUND = 1e200
 

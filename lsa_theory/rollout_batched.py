@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array, check_distribution, check_int, input_eps
+from .checks import as_float_array, check_distribution, check_int, input_eps
 from .mdp import STOCHASTIC_ATOL
 from .rollout import _sample_rows
 

@@ -148,8 +148,8 @@ class SavedFigures:
     @staticmethod
     def _curves(ax) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(label, x, y)`` of every labelled data curve of ``ax`` in drawing order (the listing of
-        :func:`experiments.plots.labelled_curves`; what counts as hidden is decided here)."""
-        from experiments.plots import labelled_curves
+        :func:`lsa_theory.experiments.plots.labelled_curves`; what counts as hidden is decided here)."""
+        from lsa_theory.experiments.plots import labelled_curves
 
         return [
             (label, np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float))

@@ -8,8 +8,9 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: The layers, innermost first: package -> its folder at the repository's root.
-LAYERS = {"lsa_theory": "lsa_theory", "constructions": "constructions", "dynamics": "dynamics"}
-LAYERS |= {"experiments": "experiments"}
+LAYERS = {"lsa_theory": "lsa_theory", "lsa_theory.constructions": "constructions"}
+LAYERS |= {"lsa_theory.dynamics": "dynamics", "lsa_theory.experiments": "experiments"}
+LAYERS |= {"lsa_theory.cli": "cli"}
 
 
 def layer_of(module: str) -> str | None:

@@ -8,12 +8,12 @@ import pathlib
 
 import numpy as np
 import pytest
+from lsa_theory.experiments import actor_critic_variants as acv
+from lsa_theory.experiments import control as ctl
 from threadpoolctl import threadpool_limits
 
-import constructions
 import lsa_theory as lt
-from experiments import actor_critic_variants as acv
-from experiments import control as ctl
+from lsa_theory import constructions
 from lsa_theory.roundoff import gamma as gamma_k
 
 SAVED = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures" / "actor_critic_variants.json"
@@ -136,7 +136,7 @@ def test_saved_a6_run_has_every_row_and_its_provenance(saved_a6):
 def test_saved_a6_numbers_are_recomputed_within_their_roundoff_bound(saved_a6):
     """(A6) pinned: the expected steps of the saved run, recomputed at its configuration (exact, no
     sampling, 2 s), equal the saved ones within the round-off bound of
-    :func:`experiments.actor_critic_variants.step_roundoff_bound` (1e-12 to 1e-9 here; the (A6)
+    :func:`lsa_theory.experiments.actor_critic_variants.step_roundoff_bound` (1e-12 to 1e-9 here; the (A6)
     numbers are 0.233 and 0.935). The action-value critic's step, zero exactly, stays below
     ``Q_STEP_CEILING``."""
     cfg = saved_a6["config"]

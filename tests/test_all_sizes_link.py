@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from lsa_theory.constructions import matrix_words as mw
+from lsa_theory.constructions import symbolic_sizes as ss
+from lsa_theory.constructions import symbolic_sizes_w7 as w7
+from lsa_theory.constructions.algorithms import td_average_reward as w7_num
 from sympy import Identity, MatrixSymbol, ZeroMatrix
 
-import constructions
 import lsa_theory as lt
-from constructions import matrix_words as mw
-from constructions import symbolic_sizes as ss
-from constructions import symbolic_sizes_w7 as w7
-from constructions.algorithms import td_average_reward as w7_num
+from lsa_theory import constructions
 
 
 def _ev(expr, arrays, d, n):
@@ -118,7 +118,7 @@ def test_w7_mask_entries_are_running_mean_mask():
 
 
 def _regression_instance(d, N, seed, L=2):
-    from constructions.algorithms import regression as reg
+    from lsa_theory.constructions.algorithms import regression as reg
 
     rng = np.random.default_rng(seed)
     inst = reg.regression_instance(d, N, rng)
@@ -136,7 +136,7 @@ def test_r2_r3_blocks_prompt_and_layers_are_the_shipped_regression(d, N):
     """The proofs' ``regression_blocks`` are ``gd(d, eta)`` and ``precond_gd(A_l)`` entry for entry,
     the prompt at w = 0 is the declarations' (R1) prompt, and one shipped masked layer on the
     invariant prompt at a generic ``w`` is the proved invariant at the proved update."""
-    from constructions.algorithms import regression as reg
+    from lsa_theory.constructions.algorithms import regression as reg
 
     eta = 0.5
     inst, As, arrays = _regression_instance(d, N, seed=10 + d)
@@ -161,7 +161,7 @@ def test_r2_r3_proved_updates_are_the_naive_loops_and_the_stacks():
     """The (R3) step iterated L = 2 times from 0 is ``naive_precond_gd``; the invariant at ``w_2``
     is two shipped layers (``masked_lsa_stack``); with ``A = -eta I`` one step is ``naive_gd``
     and the (R2) layer's query entry is ``x_q^T w_1``."""
-    from constructions.algorithms import regression as reg
+    from lsa_theory.constructions.algorithms import regression as reg
 
     d, N, eta = 3, 6, 0.5
     inst, As, arrays = _regression_instance(d, N, seed=2)
@@ -204,8 +204,8 @@ def _double_q(pair):
 def test_the_link_catches_a_perturbed_regression_construction(monkeypatch, name, target, change, where):
     """verify's link (constructions.proof_link.link_check) refuses the (R2)/(R3) rows when the
     shipped construction is perturbed."""
-    from constructions import proof_link as pl
-    from constructions.algorithms import regression as reg
+    from lsa_theory.constructions import proof_link as pl
+    from lsa_theory.constructions.algorithms import regression as reg
 
     real = getattr(reg, target)
     monkeypatch.setattr(reg, target, lambda *a, **k: change(real(*a, **k)))

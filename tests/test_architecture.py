@@ -1,4 +1,5 @@
-"""Imports only go core -> outward: lsa_theory <- constructions <- dynamics <- experiments."""
+"""Imports only go core -> outward: lsa_theory <- .constructions <- .dynamics <- .experiments <- .cli;
+one install name; no import circles; no private names across packages."""
 
 from __future__ import annotations
 
@@ -65,10 +66,10 @@ def _name_branches(path: pathlib.Path, names: set[str], root: pathlib.Path = ROO
 
 def test_no_branch_on_an_algorithm_name_outside_its_module():
     """One algorithm, one module: only ``constructions/algorithms/`` may compare with a name."""
-    import constructions
+    from lsa_theory import constructions
 
     names = set(constructions.ALGORITHMS.names())
-    own = ROOT / LAYERS["constructions"] / "algorithms"
+    own = ROOT / LAYERS["lsa_theory.constructions"] / "algorithms"
     bad = []
     for folder in LAYERS.values():
         for f in sorted((ROOT / folder).rglob("*.py")):
@@ -163,20 +164,20 @@ def _cycles(edges: dict[str, set[str]]) -> list[tuple[str, ...]]:
 #: here (the list only shrinks). Empty when the redesign is done.
 KNOWN_CYCLES = [
     (
-        "constructions.algorithms.sarsa",
-        "constructions.algorithms.td",
-        "constructions.algorithms.td_average_reward",
-        "constructions.proof_forms",
+        "lsa_theory.constructions.algorithms.sarsa",
+        "lsa_theory.constructions.algorithms.td",
+        "lsa_theory.constructions.algorithms.td_average_reward",
+        "lsa_theory.constructions.proof_forms",
     ),
-    ("constructions.derive", "constructions.proof_link"),
+    ("lsa_theory.constructions.derive", "lsa_theory.constructions.proof_link"),
     (
-        "constructions.symbolic_sizes",
-        "constructions.symbolic_sizes_regression",
-        "constructions.symbolic_sizes_w7",
+        "lsa_theory.constructions.symbolic_sizes",
+        "lsa_theory.constructions.symbolic_sizes_regression",
+        "lsa_theory.constructions.symbolic_sizes_w7",
     ),
-    ("experiments.context_length", "experiments.control"),
-    ("experiments.control_loop", "experiments.control_roundoff"),
-    ("experiments.pretrain", "experiments.pretrain_eval"),
+    ("lsa_theory.experiments.context_length", "lsa_theory.experiments.control"),
+    ("lsa_theory.experiments.control_loop", "lsa_theory.experiments.control_roundoff"),
+    ("lsa_theory.experiments.pretrain", "lsa_theory.experiments.pretrain_eval"),
 ]
 
 
@@ -208,17 +209,17 @@ def _cross_package_private() -> set[tuple[str, str, str]]:
 #: public or moved (issue 19), exactly: the set only shrinks.
 KNOWN_PRIVATE_IMPORTS = frozenset(
     {
-        ("constructions.algorithms._common", "lsa_theory.reference", "_check_numeric"),
-        ("constructions.algorithms._common", "lsa_theory.reference", "_sizes"),
-        ("constructions.algorithms.regression", "lsa_theory", "_backend"),
-        ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_delta"),
-        ("constructions.algorithms.residual_gradient", "lsa_theory.reference", "_out"),
-        ("constructions.algorithms.td_average_reward", "lsa_theory.reference", "_delta"),
-        ("constructions.algorithms.td_average_reward", "lsa_theory.reference", "_out"),
-        ("constructions.algorithms.td_lambda", "lsa_theory.reference", "_delta"),
-        ("constructions.algorithms.td_lambda", "lsa_theory.reference", "_out"),
-        ("constructions.algorithms.td_precond", "lsa_theory.reference", "_delta"),
-        ("constructions.algorithms.td_precond", "lsa_theory.reference", "_out"),
+        ("lsa_theory.constructions.algorithms._common", "lsa_theory.reference", "_check_numeric"),
+        ("lsa_theory.constructions.algorithms._common", "lsa_theory.reference", "_sizes"),
+        ("lsa_theory.constructions.algorithms.regression", "lsa_theory", "_backend"),
+        ("lsa_theory.constructions.algorithms.residual_gradient", "lsa_theory.reference", "_delta"),
+        ("lsa_theory.constructions.algorithms.residual_gradient", "lsa_theory.reference", "_out"),
+        ("lsa_theory.constructions.algorithms.td_average_reward", "lsa_theory.reference", "_delta"),
+        ("lsa_theory.constructions.algorithms.td_average_reward", "lsa_theory.reference", "_out"),
+        ("lsa_theory.constructions.algorithms.td_lambda", "lsa_theory.reference", "_delta"),
+        ("lsa_theory.constructions.algorithms.td_lambda", "lsa_theory.reference", "_out"),
+        ("lsa_theory.constructions.algorithms.td_precond", "lsa_theory.reference", "_delta"),
+        ("lsa_theory.constructions.algorithms.td_precond", "lsa_theory.reference", "_out"),
     }
 )
 
@@ -230,7 +231,23 @@ def test_private_imports_across_packages_are_exactly_the_known_ones():
 
 
 def test_private_modules_imported_across_packages_are_only_the_checks():
-    """``lsa_theory._checks`` (argument checks, imported by 30+ modules) is the one private module
+    """``lsa_theory.checks`` (argument checks, imported by 30+ modules) is the one private module
     other packages still import; it becomes public in the redesign. Any other is new."""
     mods = {t for m, t, n in _cross_package_private() if n == "*module*"}
-    assert mods <= {"lsa_theory._checks"}, sorted(mods)
+    assert mods <= {"lsa_theory.checks"}, sorted(mods)
+
+
+def test_pyproject_installs_every_package_folder_under_one_name():
+    """One import name: ``pyproject.toml`` lists every package folder of every layer as
+    ``lsa_theory[.sub...]`` and maps each layer's folder (package-dir); nothing else is installed."""
+    import tomllib
+
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        ".".join([package, *init.parent.relative_to(ROOT / folder).parts])
+        for package, folder in LAYERS.items()
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert sorted(conf["packages"]) == sorted(folders)
+    assert all(p == "lsa_theory" or p.startswith("lsa_theory.") for p in conf["packages"])
+    assert conf["package-dir"] == {k: v for k, v in LAYERS.items() if k != "lsa_theory"}

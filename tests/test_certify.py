@@ -1,17 +1,18 @@
 """(M5) with a certified kernel: exact rational / modular arithmetic decides the Hessian kernel
-dimension (``dynamics.certify``), never a threshold; the third (M4) tangent family; the rank bound."""
+dimension (``lsa_theory.dynamics.certify``), never a threshold; the third (M4) tangent family; the rank
+bound."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
+import lsa_theory.dynamics.certify as dc
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import dynamics as dy
-import dynamics.certify as dc
+from lsa_theory import dynamics as dy
 
 
 def _dataset(seed=0, **kw):

@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 
+import lsa_theory.constructions.numeric as cn
 import pytest
 
-import constructions.numeric as cn
-from experiments import cli
+from lsa_theory import cli
 
 
 def test_verify_json_contract(capsys):
@@ -58,7 +58,7 @@ def test_bad_arguments(argv):
 def test_console_script_installed():
     """The installed entry point runs (``python -m`` avoids relying on PATH)."""
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "verify", "--quick", "--json", "--seed", "2"],
+        [sys.executable, "-m", "lsa_theory.cli", "verify", "--quick", "--json", "--seed", "2"],
         capture_output=True,
         text=True,
         check=True,

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from lsa_theory.experiments import io as eio
 
-from experiments import cli
-from experiments import io as eio
+from lsa_theory import cli
 
 
 def _run(argv, capsys):
@@ -46,7 +46,7 @@ def test_argparse_choices_are_exit_2(capsys):
 
 
 def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
-    import experiments.converge as cv
+    import lsa_theory.experiments.converge as cv
 
     def boom(*a, **k):
         raise AssertionError("computed before checking --out")
@@ -59,8 +59,8 @@ def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch, ca
 
 
 def test_failed_check_is_exit_1_and_interrupt_is_130(monkeypatch, capsys):
-    import constructions.verify as cv
-    from constructions.derive import Row
+    import lsa_theory.constructions.verify as cv
+    from lsa_theory.constructions.derive import Row
 
     monkeypatch.setattr(cv, "run_claims", lambda *a, **k: [Row("(X)", "a failing row", 1.0, 0.0, False)])
     rc, out, _ = _run(["verify", "--quick"], capsys)
@@ -75,7 +75,7 @@ def test_failed_check_is_exit_1_and_interrupt_is_130(monkeypatch, capsys):
 
 
 def test_control_exits_1_when_the_block_leaves_its_teacher(monkeypatch, capsys):
-    import experiments.control as ctl
+    import lsa_theory.experiments.control as ctl
 
     row = {"name": "random-S9-A4", "algo": "sarsa", "weights": "constructed", "updates": 1, "n_seeds": 1,
            "normalized_return": 0.5, "normalized_return_teacher": 0.5, "n_diverged": 0,
@@ -89,7 +89,7 @@ def test_control_exits_1_when_the_block_leaves_its_teacher(monkeypatch, capsys):
 
 
 def test_reproduce_marks_skipped_parts_and_exits_1_on_a_failed_part(tmp_path, monkeypatch, capsys):
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     parts = {"good": lambda o, q, s: {"ok": True}, "bad": lambda o, q, s: {"ok": False}}
     monkeypatch.setattr(rp, "PARTS", parts)
@@ -100,7 +100,7 @@ def test_reproduce_marks_skipped_parts_and_exits_1_on_a_failed_part(tmp_path, mo
 
 
 def test_resume_refuses_results_of_another_configuration(tmp_path, monkeypatch, capsys):
-    import experiments.diversity as dv
+    import lsa_theory.experiments.diversity as dv
 
     monkeypatch.setattr(dv, "run_diversity", lambda cfg, out=None: {"rows": [], "config": {}})
     monkeypatch.setattr(dv, "plot_diversity", lambda out: None)
@@ -128,7 +128,7 @@ def test_result_files_get_the_usual_mode_and_provenance(tmp_path):
 
 
 def test_threads_are_applied_and_recorded(monkeypatch, capsys):
-    import constructions.verify as cv
+    import lsa_theory.constructions.verify as cv
 
     seen = {}
 
@@ -172,12 +172,12 @@ _COMMANDS = {
 
 #: command -> (module, configuration class) whose construction the command's precheck runs
 _CONFIGS = {
-    "converge": ("experiments.converge", "ConvergeConfig"),
-    "diversity": ("experiments.diversity", "DiversityConfig"),
-    "control": ("experiments.control", "ControlConfig"),
-    "regression": ("experiments.regression", "RegressionConfig"),
-    "context-length": ("experiments.context_length", "InContextConfig"),
-    "pretrain": ("experiments.pretrain", "PretrainConfig"),
+    "converge": ("lsa_theory.experiments.converge", "ConvergeConfig"),
+    "diversity": ("lsa_theory.experiments.diversity", "DiversityConfig"),
+    "control": ("lsa_theory.experiments.control", "ControlConfig"),
+    "regression": ("lsa_theory.experiments.regression", "RegressionConfig"),
+    "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
+    "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }
 
 
@@ -219,9 +219,8 @@ def test_threads_cap_torch_and_are_recorded(monkeypatch, capsys):
     """item 24: --threads N set BLAS only; torch kept its own thread count (4.4-15.6 s a training
     step with two threads against 0.9 s with one). Now torch's intra-op threads follow --threads
     and provenance records them."""
+    import lsa_theory.experiments.regression as rg
     import torch
-
-    import experiments.regression as rg
 
     seen = {}
 
@@ -251,7 +250,7 @@ def test_reproduce_json_is_one_document_and_names_the_failed_part(tmp_path, monk
     """--json printed the text table (stdout not JSON); exit 1 did not name the failed part; nothing
     on stderr while parts ran. Now stdout is one JSON document, the table and the progress (with
     elapsed times) go to stderr, and the failed part is named with its criterion and failing items."""
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     parts = {
         "verify": lambda o, q, s: {"ok": True},
@@ -273,7 +272,7 @@ def test_reproduce_json_is_one_document_and_names_the_failed_part(tmp_path, monk
 
 
 def test_reproduce_prints_a_heartbeat_while_a_part_runs(tmp_path, monkeypatch, capsys):
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     monkeypatch.setattr(rp, "PARTS", {"slow": lambda o, q, s: time.sleep(0.35) or {}})
     monkeypatch.setattr(rp, "HEARTBEAT_EVERY", 0.1)
@@ -285,8 +284,8 @@ def test_reproduce_prints_a_heartbeat_while_a_part_runs(tmp_path, monkeypatch, c
 
 def test_verify_table_fits_100_columns_and_json_keeps_the_whole_check(monkeypatch, capsys):
     """verify's table was about 250 columns wide (the check's text in one column)."""
-    import constructions.verify as cv
-    from constructions.derive import Row
+    import lsa_theory.constructions.verify as cv
+    from lsa_theory.constructions.derive import Row
 
     long = "columns == naive on every prompt of the held-out family " * 4 + "end"
     rows = [Row("(S4)", long, 1e-15, 1e-10, True), Row("(A4)", "short", 2e-15, 1e-10, True)]
@@ -303,7 +302,7 @@ def test_interrupt_promises_resume_only_with_out(tmp_path, monkeypatch, capsys):
     (regression saved nothing until it finished; no --out). Now regression keeps its finished
     units (tests/test_faults.py::test_interrupted_regression_resumes_from_its_finished_units),
     and a command without --out says that nothing was kept."""
-    import experiments.regression as rg
+    import lsa_theory.experiments.regression as rg
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -318,7 +317,7 @@ def test_interrupt_promises_resume_only_with_out(tmp_path, monkeypatch, capsys):
 def test_verify_module_imports_only_what_it_needs():
     """``verify --module`` (a user's own declarations) loads neither torch, matplotlib, gymnasium,
     dask nor the dynamics/experiment modules: they are imported where a command needs them. (Before:
-    building the parser imported ``experiments.reproduce`` and with it torch; 4.7 s against 1.4 s
+    building the parser imported ``lsa_theory.experiments.reproduce`` and with it torch; 4.7 s against 1.4 s
     wall for ``examples/offpolicy_td0.py``.)"""
     import subprocess
     import sys
@@ -326,11 +325,11 @@ def test_verify_module_imports_only_what_it_needs():
     root = Path(__file__).resolve().parents[1]
     script = (
         "import sys\n"
-        "from experiments import cli\n"
+        "from lsa_theory import cli\n"
         f"rc = cli.main(['verify', '--module', {str(root / 'examples' / 'offpolicy_td0.py')!r}, '--quick',"
         " '--seed', '0', '--threads', '1'])\n"
-        "heavy = ('torch', 'matplotlib', 'gymnasium', 'dask', 'distributed', 'dynamics',"
-        " 'experiments.train')\n"
+        "heavy = ('torch', 'matplotlib', 'gymnasium', 'dask', 'distributed', 'lsa_theory.dynamics',"
+        " 'lsa_theory.experiments.train')\n"
         "print(rc, sorted(m for m in sys.modules if m.startswith(heavy))[:5])\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+import lsa_theory.experiments.converge as ec
+import lsa_theory.experiments.diversity as ed
 import pytest
 
-import experiments.converge as ec
-import experiments.diversity as ed
-from experiments import cli
+from lsa_theory import cli
 
 CONVERGE_FIELDS = {
     "algo",

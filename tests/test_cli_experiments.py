@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from lsa_theory.experiments.control import ENV_FIELDS as CONTROL_FIELDS
 
-from experiments import cli
-from experiments.control import ENV_FIELDS as CONTROL_FIELDS
+from lsa_theory import cli
 
 
 def test_control_quick_json(tmp_path, capsys):
@@ -45,7 +45,7 @@ def test_control_bad_weights_path(capsys):
 
 
 def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsys):
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     calls = []
 
@@ -74,7 +74,7 @@ def test_reproduce_resumes_and_skips_finished_parts(tmp_path, monkeypatch, capsy
 
 
 def test_reproduce_verify_part(tmp_path):
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     summary = rp.reproduce(tmp_path, quick=True, parts=["verify"])
     part = summary["parts"]["verify"]
@@ -82,7 +82,7 @@ def test_reproduce_verify_part(tmp_path):
     doc = json.loads((tmp_path / "verify" / "verify.json").read_text())
     assert len(doc["rows"]) == part["claims"]
     # every registered algorithm's claim and the block claims have rows
-    import constructions
+    from lsa_theory import constructions
 
     labels = {r["claim"] for r in doc["rows"]}
     assert {a.claim for a in constructions.ALGORITHMS.values()} | {"(L1)", "(L2)"} <= labels
@@ -97,7 +97,7 @@ def test_control_with_weights_from_a_file(tmp_path, capsys):
     [LL] held-out family only and matches the teacher there."""
     import numpy as np
 
-    import constructions
+    from lsa_theory import constructions
 
     P, V = constructions.sarsa(36, 0.2, c=-2.0)
     path = tmp_path / "w.npz"

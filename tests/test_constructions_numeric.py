@@ -4,7 +4,7 @@ Everything is checked against an INDEPENDENT implementation written in this file
 alone (plain Python loops and explicit numpy indexing): the (H), (A1) and (W1) prompts, the
 updates (S2), (A2) and batch TD(0) of §5, the score of §3, the statistic ``Sigma`` of (L2) and the
 construction matrices of (S3)/(A3)/(W3). The hand-built prompts are fed through
-``constructions.numeric`` and the blocks of ``lsa_theory.lsa``; the package's prompt builders must
+``lsa_theory.constructions.numeric`` and the blocks of ``lsa_theory.lsa``; the package's prompt builders must
 reproduce the hand-built arrays exactly, and the readouts must agree with the package's naive
 reference loops (``lsa_theory.reference``) to ``REL_TOL`` and with the hand-computed updates to
 ``HAND_TOL``.
@@ -24,9 +24,9 @@ import torch
 from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from lsa_theory.constructions import numeric as cn
 
 import lsa_theory as lt
-from constructions import numeric as cn
 from lsa_theory import Layout
 
 # --------------------------------------------------------------------------------------------

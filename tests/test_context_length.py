@@ -1,4 +1,5 @@
-"""Context length in both regimes of docs/theory.md §6 (:mod:`experiments.context_length`): the deep stack
+"""Context length in both regimes of docs/theory.md §6 (:mod:`lsa_theory.experiments.context_length`): the
+deep stack
 from the statistics against the raw blocks (S5)/(W3), paired confidence intervals against scipy,
 each regime's reported cells against an independent recomputation, and the CLI JSON contract."""
 
@@ -10,12 +11,13 @@ import json
 import numpy as np
 import pytest
 import scipy.stats
+from lsa_theory.experiments import context_length as cl
+from lsa_theory.experiments import control as ctl
+from lsa_theory.experiments import envs, tables
 
-import constructions as C
 import lsa_theory as lt
-from experiments import cli, envs, tables
-from experiments import context_length as cl
-from experiments import control as ctl
+from lsa_theory import cli
+from lsa_theory import constructions as C
 
 
 def _context(rng, S=2, A=2, n=7):

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from lsa_theory.experiments import control as ctl
+from lsa_theory.experiments import envs
 
-import constructions as C
 import lsa_theory as lt
-from experiments import control as ctl
-from experiments import envs
+from lsa_theory import constructions as C
 
 GYM_CASES = [
     ("FrozenLake-v1", {"is_slippery": False}, (16, 4)),
@@ -482,8 +482,8 @@ def test_run_control_units_equal_an_independent_teacher_loop():
 def test_every_unit_deploys_with_the_configured_beta(monkeypatch, tmp_path):
     """The actor-critic units run with ``cfg.beta`` (the block and its teacher alike), the SARSA
     units with none: the config's step size reaches ``deploy``."""
-    import experiments.control as ctl
-    from experiments.envs import HELDOUT_NAME
+    import lsa_theory.experiments.control as ctl
+    from lsa_theory.experiments.envs import HELDOUT_NAME
 
     seen, real = [], ctl.deploy
 

@@ -10,19 +10,20 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-import constructions as C
-import lsa_theory as lt
-from experiments import cli, envs
-from experiments import control as ctl
-from experiments import control_loop as cl
-from experiments import control_roundoff as cr
-from experiments.cli_checks import control_passed
-from experiments.control_weights import (
+from lsa_theory.experiments import control as ctl
+from lsa_theory.experiments import control_loop as cl
+from lsa_theory.experiments import control_roundoff as cr
+from lsa_theory.experiments import envs
+from lsa_theory.experiments.control_weights import (
     constructed_blocks,
     l1_readout_error_bound,
     l2_readout_error_bound,
 )
+from lsa_theory.experiments.criteria import control_passed
+
+import lsa_theory as lt
+from lsa_theory import cli
+from lsa_theory import constructions as C
 from lsa_theory.roundoff import UNIT_ROUNDOFF, assert_same_verdicts, perturbed
 
 

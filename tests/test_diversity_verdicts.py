@@ -1,7 +1,7 @@
 """Diversity's verdicts on any machine (issue 18, items 1-2): every row verdict of ``lsa-theory
 diversity`` (default and ``--quick``) is the same on its sample and on 5 copies perturbed at
 relative 1e-13 (:func:`lsa_theory.roundoff.assert_same_verdicts`), and the same with 1 and 2 BLAS
-threads. The verdict of a row (:func:`experiments.diversity.kernel_verdict`, the only thing the
+threads. The verdict of a row (:func:`lsa_theory.experiments.diversity.kernel_verdict`, the only thing the
 exit code depends on) is exact arithmetic on the context columns, so the flow is not run here.
 
 The perturbation moves every float of the sample independently (features, rewards, targets); it
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lsa_theory.experiments import diversity as dv
 from threadpoolctl import threadpool_limits
 
-from experiments import diversity as dv
 from lsa_theory.roundoff import assert_same_verdicts
 
 

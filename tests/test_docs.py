@@ -102,7 +102,7 @@ def test_documented_tables_are_the_saved_results_with_every_run(kind, result, pa
     """Issue 10 item 5: a results table in the docs is exactly the table printed from its saved
     JSON (no row dropped, no number edited by hand), and the JSON holds every (seed, k, features)
     run of the three-seed sweep; pooled groups count every loop of their rows."""
-    from experiments import tables
+    from lsa_theory.experiments import tables
 
     doc = json.loads((ROOT / result).read_text())
     rows = doc["rows"]
@@ -120,7 +120,7 @@ def test_pretraining_seed_table_is_the_saved_runs():
     """Issue 12 with the reporting rule: the (P3) seeds table in docs/pretraining.md is exactly the
     table of its saved runs, every configuration with at least three seeds, and failed trainings
     are rows (never dropped)."""
-    from experiments import tables
+    from lsa_theory.experiments import tables
 
     path = ROOT / "docs" / "figures" / "pretrain-seeds.json"
     doc = json.loads(path.read_text())
@@ -134,7 +134,7 @@ def test_pretraining_seed_table_is_the_saved_runs():
 def test_actor_critic_tables_are_the_saved_run():
     """Issue 18: the (A6) tables of docs/actor-critic.md (0.233 and 0.935) are printed from the saved
     run docs/figures/actor_critic_variants.json, not retyped."""
-    from experiments.actor_critic_variants import markdown_tables
+    from lsa_theory.experiments.actor_critic_variants import markdown_tables
 
     doc = json.loads((ROOT / "docs" / "figures" / "actor_critic_variants.json").read_text())
     page = (ROOT / "docs" / "actor-critic.md").read_text()
@@ -146,7 +146,7 @@ def test_regression_gamma_check_is_the_saved_run():
     """Issue 18: the (R4) least-squares check of Gamma in docs/regression.md is the saved full run's
     (docs/figures/regression-full.json), which passed it; the flow's own-target error stays quoted
     as convergence (its largest value over the population runs)."""
-    from experiments.regression import gamma_check_table
+    from lsa_theory.experiments.regression import gamma_check_table
 
     doc = json.loads((ROOT / "docs" / "figures" / "regression-full.json").read_text())
     page = (ROOT / "docs" / "regression.md").read_text()
@@ -239,7 +239,7 @@ def test_readme_first_screen_installs_from_a_clone_and_states_costs():
 
 API = ROOT / "docs" / "api"
 #: Packages whose every public module (no leading underscore in its dotted path) is on its API page.
-FACES = ("lsa_theory", "constructions", "dynamics")
+FACES = ("lsa_theory", "lsa_theory.constructions", "lsa_theory.dynamics")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)\n((?:    .*\n|\n)*)", re.M)
 
 
@@ -316,8 +316,10 @@ def _all_names(package: str) -> list[str]:
 
 def test_docstring_lookup_finds_defs_constants_and_reexports_and_misses_nothing():
     assert _docstring("lsa_theory", "lsa_block").startswith("(L1): ")
-    assert "Relative tolerance" in _docstring("constructions", "READOUT_TOL")  # via a private module
-    assert _docstring("dynamics", "KERNEL_RTOL")  # a #: block over three lines
+    assert "Relative tolerance" in _docstring(
+        "lsa_theory.constructions", "READOUT_TOL"
+    )  # via a private module
+    assert _docstring("lsa_theory.dynamics", "KERNEL_RTOL")  # a #: block over three lines
     with pytest.raises(LookupError):
         _docstring("lsa_theory", "no_such_name")
 
@@ -330,7 +332,7 @@ def test_api_pages_cover_every_public_module_and_name_only_existing_ones():
     for package in FACES:
         missing = sorted(set(_public_modules(package)) - set(directives))
         assert not missing, f"docs/api/{package}.md has no `::: module` for {missing}"
-    assert any(m.startswith("experiments.") for m in directives)
+    assert any(m.startswith("lsa_theory.experiments.") for m in directives)
     for module in directives:
         assert module_file(module).exists(), f"docs/api: `::: {module}` names no module"
 
@@ -414,7 +416,7 @@ def test_tool_page_lists_every_command_and_option_of_the_parser():
     ``lsa-theory`` (the parser is the contract; a new option must be documented)."""
     import argparse
 
-    from experiments.cli import build_parser
+    from lsa_theory.cli import build_parser
 
     table = _section((DOCS / "tool.md").read_text(), "Commands and options")
     (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]

@@ -28,7 +28,7 @@ def test_every_experiment_folder_has_the_same_face(name):
 
 
 def test_unit_keys_are_unique_and_name_the_saved_units():
-    from experiments import converge, diversity, regression
+    from lsa_theory.experiments import converge, diversity, regression
 
     for face in (converge, diversity):
         for cfg in (face.Config.quick(), face.Config.full()):
@@ -41,7 +41,7 @@ def test_unit_keys_are_unique_and_name_the_saved_units():
 
 
 def test_sweep_jobs_call_faces_not_private_unit_functions():
-    from experiments.sweep import jobs
+    from lsa_theory.experiments.sweep import jobs
 
     source = inspect.getsource(jobs)
     for private in ("_one_run", "_row(", "_run_unit", "_MDPCache", "_algorithm"):

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 SNAPSHOT = Path(__file__).with_name("faces.json")
-FACES = ("lsa_theory", "constructions", "dynamics")
+FACES = ("lsa_theory", "lsa_theory.constructions", "lsa_theory.dynamics")
 
 
 def _describe(obj) -> str:

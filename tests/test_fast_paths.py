@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-import dynamics as dy
 import lsa_theory as lt
 import lsa_theory.lsa as lsa_module
+from lsa_theory import dynamics as dy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lsa_theory.experiments import io as eio
 
 import lsa_theory as lt
-from experiments import cli
-from experiments import io as eio
+from lsa_theory import cli
 
 
 def _run(argv, capsys):
@@ -91,8 +91,9 @@ def test_verify_module_json_records_path_and_hash(tmp_path, monkeypatch, capsys)
     import hashlib
     from types import SimpleNamespace
 
-    import constructions
-    import constructions.verify as cv
+    import lsa_theory.constructions.verify as cv
+
+    from lsa_theory import constructions
 
     m = tmp_path / "mine.py"
     m.write_text("# my algorithms\n")
@@ -200,7 +201,7 @@ def _json_part(name):
 def test_reproduce_recomputes_a_finished_part_whose_result_is_truncated(tmp_path, monkeypatch, capsys):
     """item 3: cutting converge.json of a finished part in half; the rerun recomputes that part
     (the damaged file kept as .damaged) and skips the intact one."""
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     calls = []
 
@@ -232,7 +233,7 @@ def test_reproduce_recomputes_a_finished_part_whose_result_is_truncated(tmp_path
 def test_reproduce_checks_parts_of_summaries_without_digests(tmp_path, monkeypatch, capsys):
     """A summary written before the digests: a finished part whose JSON does not read back is
     recomputed too."""
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     monkeypatch.setattr(rp, "PARTS", {"a": _json_part("a")})
     rp.reproduce(tmp_path)
@@ -248,7 +249,7 @@ def test_reproduce_checks_parts_of_summaries_without_digests(tmp_path, monkeypat
 
 _HOLD = """
 import sys, time
-from experiments.io import out_lock
+from lsa_theory.experiments.io import out_lock
 with out_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
@@ -258,7 +259,7 @@ with out_lock(sys.argv[1]):
 def test_second_process_on_the_same_out_is_refused(tmp_path, monkeypatch, capsys):
     """item 4: while one process works in --out, a second reproduce (or any command) on it is
     refused at once, exit 2, naming --out and the holder, and writes nothing."""
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     monkeypatch.setattr(rp, "PARTS", {"a": _json_part("a")})
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -294,7 +295,7 @@ def _truncate(path: Path) -> None:
 def test_truncated_state_files_are_named(tmp_path, monkeypatch, capsys):
     """item 11: provenance.json and summary.json cut in half: exit 2, one line naming the file
     and how to recompute."""
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     monkeypatch.setattr(rp, "PARTS", {"a": _json_part("a")})
     assert _run(["reproduce", "--out", str(tmp_path)], capsys)[0] == 0
@@ -309,8 +310,8 @@ def test_truncated_state_files_are_named(tmp_path, monkeypatch, capsys):
 
 def test_truncated_converge_and_control_results_are_named(tmp_path):
     """item 11: converge.json, control.json (not JSON) and control.npz (was BadZipFile, no name)."""
-    from experiments.control import ControlConfig, run_control
-    from experiments.converge import ConvergeConfig, run_converge
+    from lsa_theory.experiments.control import ControlConfig, run_control
+    from lsa_theory.experiments.converge import ConvergeConfig, run_converge
 
     (tmp_path / "cv").mkdir()
     (tmp_path / "cv" / "converge.json").write_text('{"runs": [')
@@ -329,7 +330,7 @@ def test_truncated_converge_and_control_results_are_named(tmp_path):
 
 
 def _tiny_train_config():
-    from experiments.training import TrainConfig
+    from lsa_theory.experiments.training import TrainConfig
 
     return TrainConfig.quick().replace(steps=4, checkpoint_every=2, log_every=2, k=4, frames=3)
 
@@ -337,7 +338,7 @@ def _tiny_train_config():
 def test_truncated_checkpoint_is_named(tmp_path):
     """item 11: a checkpoint cut in half: DamagedFile naming it (was OSError/RuntimeError from
     torch.load with no hint)."""
-    from experiments.training import CHECKPOINT, train
+    from lsa_theory.experiments.training import CHECKPOINT, train
 
     cfg = _tiny_train_config()
     train(cfg, tmp_path, stop_at=2)
@@ -378,11 +379,11 @@ def test_checkpoint_with_pickled_code_is_refused_not_run(tmp_path, module):
     assert marker.exists()
     marker.unlink()
     if module == "training":
-        from experiments.training import train
+        from lsa_theory.experiments.training import train
 
         call = lambda: train(_tiny_train_config(), out)  # noqa: E731
     else:
-        from experiments.pretrain import PretrainConfig, train_rl
+        from lsa_theory.experiments.pretrain import PretrainConfig, train_rl
 
         call = lambda: train_rl(PretrainConfig.quick().replace(k=4, batch_mdps=4, steps=2, heldout_k=2), out)  # noqa: E731
     with pytest.raises(eio.DamagedFile, match=rf"{CHECKPOINT}: not a weights-only checkpoint, refused"):
@@ -444,7 +445,7 @@ def test_filesystem_errors_are_exit_2_naming_the_path(tmp_path, monkeypatch, cap
     """item 10: a full disk (also filling mid-run: the first write succeeds), a read-only
     filesystem, no permission: exit 2, one line naming the file (was a traceback, exit 1); the
     temporary file is removed and the earlier result is intact."""
-    import experiments.reproduce as rp
+    import lsa_theory.experiments.reproduce as rp
 
     real_fsync = os.fsync
 
@@ -477,7 +478,7 @@ def test_filesystem_errors_are_exit_2_naming_the_path(tmp_path, monkeypatch, cap
     ],
 )
 def test_every_command_maps_filesystem_errors_to_exit_2(monkeypatch, capsys, exc):
-    import experiments.diversity as dv
+    import lsa_theory.experiments.diversity as dv
 
     def boom(*a, **k):
         raise exc
@@ -500,7 +501,7 @@ def test_permission_denied_out_is_refused_before_work(tmp_path, monkeypatch, cap
 
 def test_weights_that_are_not_an_npz_name_the_flag_and_file(tmp_path, monkeypatch, capsys):
     """item 19: --weights pointing at a non-zip file (was numpy's pickle advice, no file name)."""
-    import experiments.control as ct
+    import lsa_theory.experiments.control as ct
 
     monkeypatch.setattr(ct, "run_control", lambda *a, **k: pytest.fail("ran with bad weights"))
     w = tmp_path / "w.npz"
@@ -651,7 +652,7 @@ def test_dask_address_answered_by_something_else_is_refused(tmp_path, capsys):
 
 def test_pretrain_with_an_impossible_k_is_refused_at_once(tmp_path, monkeypatch, capsys):
     """item 20: --k 1000000000 was not refused and printed nothing for minutes."""
-    import experiments.pretrain_compare as pc
+    import lsa_theory.experiments.pretrain_compare as pc
 
     monkeypatch.setattr(pc, "run_pretrain", lambda *a, **k: pytest.fail("ran"))
     cli.build_parser()  # the imports of the command line are not what is timed
@@ -672,8 +673,9 @@ def test_pretrain_with_an_impossible_k_is_refused_at_once(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("C", [np.eye(2) * (1 + 1e-3j), np.eye(2).astype(complex), np.eye(2, dtype=bool)])
 def test_td_constructions_refuse_complex_and_bool_C(C):
-    import constructions
-    from constructions.algorithms.td_precond import td_precond
+    from lsa_theory.constructions.algorithms.td_precond import td_precond
+
+    from lsa_theory import constructions
 
     for fn in (lambda: constructions.td(2, 0.1, C), lambda: td_precond(2, 0.1, [C, C])):
         with pytest.raises(ValueError, match=r"^C: expected a real numeric array"):
@@ -681,7 +683,7 @@ def test_td_constructions_refuse_complex_and_bool_C(C):
 
 
 def test_dynamics_entry_points_refuse_complex_theta():
-    import dynamics as dy
+    from lsa_theory import dynamics as dy
 
     ds = dy.teacher_dataset(dy.TeacherSpec(k=4, frames=5), np.random.default_rng(0))
     theta = dy.construction(ds).astype(complex)
@@ -703,9 +705,9 @@ def test_dynamics_entry_points_refuse_complex_theta():
     ],
 )
 def test_td_family_naive_loops_check_their_scalars_by_name(kw, needle):
-    from constructions.algorithms.td_average_reward import naive_average_reward_td
-    from constructions.algorithms.td_lambda import naive_batch_td_lambda
-    from constructions.algorithms.td_precond import naive_precond_td
+    from lsa_theory.constructions.algorithms.td_average_reward import naive_average_reward_td
+    from lsa_theory.constructions.algorithms.td_lambda import naive_batch_td_lambda
+    from lsa_theory.constructions.algorithms.td_precond import naive_precond_td
 
     phi = [[1.0, 0.0], [0.0, 1.0]]
     a = {"gamma": 0.5, "alpha": 0.1, "lam": 0.5, "r": [1.0, 2.0], **kw}
@@ -771,7 +773,7 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
     config.write_text(_SLOW_SWEEP)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    argv = [sys.executable, "-m", "experiments.cli", "sweep", str(config), "--workers", "2"]
+    argv = [sys.executable, "-m", "lsa_theory.cli", "sweep", str(config), "--workers", "2"]
     argv += ["--out", str(out)]
     log = tmp_path / "stderr.txt"  # a file, not a pipe: surviving workers would hold a pipe open
     with open(log, "w") as fh:
@@ -900,7 +902,7 @@ def _results(x):
 
 def _reproduce(out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    argv = [sys.executable, "-m", "experiments.cli", "reproduce", "--quick", "--threads", "1"]
+    argv = [sys.executable, "-m", "lsa_theory.cli", "reproduce", "--quick", "--threads", "1"]
     argv += ["--parts", *_KILL_PARTS, "--out", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -945,8 +947,8 @@ def test_interrupted_regression_resumes_from_its_finished_units(tmp_path, monkey
     each finished unit is kept in ``.regression-units.json`` and a rerun computes only the rest,
     with the same numbers (arrays, NaN and tuples round-trip exactly); the file goes once the
     results are written."""
-    import experiments.regression as rg
-    import experiments.regression.stack as rs
+    import lsa_theory.experiments.regression as rg
+    import lsa_theory.experiments.regression.stack as rs
 
     calls = []
 

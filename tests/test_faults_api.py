@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lsa_theory.dynamics.data import TeacherSpec, teacher_dataset
+from lsa_theory.dynamics.flow_common import shapes
 
-import dynamics as dy
-from dynamics.data import TeacherSpec, teacher_dataset
-from dynamics.flow_common import shapes
+from lsa_theory import dynamics as dy
 
 # --------------------------------------------------------------------------------------------------
 # item 7: gradient_flow's solver failures and budget
@@ -65,7 +65,7 @@ def test_gradient_flow_has_a_step_budget(alpha50):
 
 @pytest.fixture(scope="module")
 def heldout_mdp():
-    from experiments.envs import heldout_family
+    from lsa_theory.experiments.envs import heldout_family
 
     return next(heldout_family(1, 0))
 
@@ -73,7 +73,7 @@ def heldout_mdp():
 def test_deploy_records_a_diverging_block(heldout_mdp):
     """Was ``ValueError: H_out: contains NaN or inf`` (the (L1) block's products overflow at a 1-norm
     of w far below DIVERGENCE_BOUND; alpha = 50, S9-A4 held-out MDP, seed 0: update 89)."""
-    from experiments.control_loop import deploy
+    from lsa_theory.experiments.control_loop import deploy
 
     kw = dict(n=20, n_updates=120, epsilon=0.1, alpha=50.0, eval_every=10)
     r = deploy(heldout_mdp, "constructed", rng=np.random.default_rng(0), **kw)
@@ -86,7 +86,7 @@ def test_deploy_records_a_diverging_block(heldout_mdp):
 
 def test_run_control_records_divergence(tmp_path):
     """Was the same ValueError out of run_control (through the CLI: exit 2, "bad input")."""
-    from experiments.control import ControlConfig, run_control
+    from lsa_theory.experiments.control import ControlConfig, run_control
 
     cfg = ControlConfig(
         envs=("random-S9-A4",), actor_critic_envs=(), alpha=50.0, n_updates=100, n_heldout=1, tabular=False
@@ -165,14 +165,14 @@ def _tiny_regression(**kw):
 
 def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
     """Was ``train_lr = 1e6``: test loss 2.2e24 with ``passed = True`` (no divergence flag)."""
-    import experiments.regression as er
+    import lsa_theory.experiments.regression as er
 
     monkeypatch.setitem(er.CRITERIA, "slope", 10.0)  # two F of two reps cannot measure a slope
     doc = er.run_regression(_tiny_regression(train_lr=1e6, gamma_F=100))
     assert all(r["diverged"] for r in doc["trained"]), [r["test_loss"] for r in doc["trained"]]
     assert all(r["test_loss"] > r["loss_zero"] for r in doc["trained"])
     assert doc["checks"]["trained_not_diverged"] is False and doc["passed"] is False
-    from experiments.regression.stack import train_stacks
+    from lsa_theory.experiments.regression.stack import train_stacks
 
     cfg = _tiny_regression()
     rows, _ = train_stacks(cfg, er._lambda(cfg, cfg.d, cfg.N, cfg.kappa))
@@ -180,7 +180,7 @@ def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
 
 
 def test_regression_stack_diverged_rule():
-    from experiments.regression.stack import stack_diverged
+    from lsa_theory.experiments.regression.stack import stack_diverged
 
     curve = np.array([0.5, 0.3, 0.2])
     assert not stack_diverged(curve, 0.1, 0.7)
@@ -228,7 +228,7 @@ def test_regression_config_checks_every_field():
     """Was 3 of the fields checked (d, N, kappa, population, F membership; reps; gamma_F)."""
     import dataclasses
 
-    from experiments.regression import RegressionConfig
+    from lsa_theory.experiments.regression import RegressionConfig
 
     fields = {f.name for f in dataclasses.fields(RegressionConfig)}
     assert fields == {name for name, _ in REGRESSION_BAD_FIELDS}
@@ -242,7 +242,7 @@ def test_regression_config_checks_every_field():
 
 def test_regression_rng_and_sample_are_checked():
     """Were AttributeError (``sample_prompts(rng=0)``, ``sampled_objective({})``)."""
-    from dynamics import regression as rg
+    from lsa_theory.dynamics import regression as rg
 
     Lambda = np.eye(2)
     with pytest.raises(ValueError, match="^rng: expected numpy.random.Generator, got int"):
@@ -280,7 +280,7 @@ def test_fit_rate_refuses_nan_and_unequal_lengths():
 
 
 def test_pretrain_config_refuses_warmup_beyond_steps():
-    from experiments.pretrain import PretrainConfig
+    from lsa_theory.experiments.pretrain import PretrainConfig
 
     with pytest.raises(ValueError, match="^warmup: must be <= steps = 10, got 11"):
         PretrainConfig(steps=10, warmup=11)
@@ -288,7 +288,7 @@ def test_pretrain_config_refuses_warmup_beyond_steps():
 
 
 def test_train_config_refuses_warmup_beyond_steps():
-    from experiments.training import TrainConfig
+    from lsa_theory.experiments.training import TrainConfig
 
     with pytest.raises(ValueError, match="^warmup: must be <= steps = 10, got 11"):
         TrainConfig(steps=10, warmup=11)
@@ -304,7 +304,7 @@ def test_train_config_refuses_warmup_beyond_steps():
 def test_predict_scale_is_free_of_cancellation(radius):
     """Was ``c: must be non-zero``: ``(-Q + sqrt(Q^2 + 4ab)) / (2b)`` rounded to 0 at radius 1e8.
     Now the root ``c^2`` of ``b c^4 + Q c^2 - a`` to a few ulps, up to the sweep's RADIUS_MAX."""
-    from experiments.converge import ConvergeConfig, _start, predict_rates
+    from lsa_theory.experiments.converge import ConvergeConfig, _start, predict_rates
 
     ds = teacher_dataset(ConvergeConfig().spec(), np.random.default_rng(0))
     theta0 = _start(ds, 0, 1.0, radius)
@@ -331,7 +331,7 @@ def test_predict_scale_is_free_of_cancellation(radius):
     ],
 )
 def test_sweep_scan_refuses_non_finite_radius_and_c(grid, needle):
-    from experiments.sweep.grid import expand_grid
+    from lsa_theory.experiments.sweep.grid import expand_grid
 
     with pytest.raises(ValueError, match=f"^{needle}"):
         expand_grid("converge", grid)
@@ -340,8 +340,8 @@ def test_sweep_scan_refuses_non_finite_radius_and_c(grid, needle):
 @pytest.mark.slow
 def test_converge_job_radius_1e8_runs():
     """The job of ``radius = [1e8]`` now runs to a result (20 s): not converged, t_max reached."""
-    from experiments.sweep.grid import PARAMS
-    from experiments.sweep.jobs import _converge_job
+    from lsa_theory.experiments.sweep.grid import PARAMS
+    from lsa_theory.experiments.sweep.jobs import _converge_job
 
     row = _converge_job({k: v for k, (_, v) in PARAMS["converge"].items()} | {"radius": 1e8})
     assert row["c_pred"] != 0 and row["converged"] is False and "NOT reached" in row["message"]

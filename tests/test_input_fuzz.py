@@ -1,7 +1,7 @@
 """Input fuzz of the public API (issue 13): bad inputs raise a ValueError naming the argument,
 good variants work and return the promised type, and no input is mutated or frozen.
 
-Every public function of ``lsa_theory`` (and ``constructions.sarsa``, ``actor_critic``, ``td``)
+Every public function of ``lsa_theory`` (and ``lsa_theory.constructions.sarsa``, ``actor_critic``, ``td``)
 has a :class:`Spec`: a good call (numpy float64 arguments), which arguments are arrays, whether
 it is an *array function* (torch in -> torch out, differentiable; the first array argument sets
 the kind) and explicit bad values (shapes, ranges, types). Each array argument is then fuzzed
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import constructions
 import lsa_theory as lt
+from lsa_theory import constructions
 
 torch = pytest.importorskip("torch")
 
@@ -614,7 +614,7 @@ SPECS = [
     ),
     # --- constructions (numpy out) --------------------------------------------------------------
     Spec(
-        "constructions.sarsa",
+        "lsa_theory.constructions.sarsa",
         constructions.sarsa,
         {"d": d, "alpha": 0.2, "c": -3.0},
         reals=("alpha", "c"),
@@ -622,7 +622,7 @@ SPECS = [
         bad=[("c", 0.0), ("c", 1e-320), ("c", 1e-308), ("alpha", 0.0), ("alpha", -1.0)],
     ),
     Spec(
-        "constructions.actor_critic",
+        "lsa_theory.constructions.actor_critic",
         constructions.actor_critic,
         {"d": d, "d_pi": d_pi, "alpha": 0.2, "beta": 0.1, "c": 2.0},
         reals=("alpha", "beta", "c"),
@@ -630,7 +630,7 @@ SPECS = [
         bad=[("c", 0.0), ("c", -5e-324), ("beta", 0.0)],
     ),
     Spec(
-        "constructions.td",
+        "lsa_theory.constructions.td",
         constructions.td,
         {"d": d, "alpha": 0.2},
         reals=("alpha",),

@@ -1,6 +1,6 @@
 """Input fuzz of the public functions added since the first fuzz (issue 24, done-when): the TD
-family of ``constructions``, ``dynamics.regression``, the pretraining entry points of
-``experiments.pretrain`` and the entry points of ``dynamics`` (teacher data, objective, flow,
+family of ``constructions``, ``lsa_theory.dynamics.regression``, the pretraining entry points of
+``lsa_theory.experiments.pretrain`` and the entry points of ``dynamics`` (teacher data, objective, flow,
 descent, manifold, rate fits).
 
 Same rules as :mod:`test_input_fuzz` (its :class:`Spec` and bad-value generators are reused): each
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lsa_theory.dynamics import regression as rg
+from lsa_theory.experiments import pretrain as ep
 from test_input_fuzz import Spec, _bad_cases, _call, _rng, assert_refused
 
-import constructions
-import dynamics as dy
-from dynamics import regression as rg
-from experiments import pretrain as ep
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 
 torch = pytest.importorskip("torch")
 
@@ -50,7 +50,8 @@ PCFG = ep.PretrainConfig(S=2, A=2, n=4, T=2, k=4, steps=2, frames=2, heldout_k=2
 
 
 def _teacher_dataset(spec_, rng, vectorised=True):
-    """:func:`dynamics.teacher_dataset` (its first argument ``spec`` renamed: ``_call`` takes ``spec``)."""
+    """:func:`lsa_theory.dynamics.teacher_dataset` (its first argument ``spec`` renamed: ``_call`` takes
+    ``spec``)."""
     return dy.teacher_dataset(spec_, rng, vectorised=vectorised)
 
 

@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-import constructions
 import lsa_theory as lt
+from lsa_theory import constructions
 
 torch = pytest.importorskip("torch")
 

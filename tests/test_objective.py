@@ -31,8 +31,8 @@ import torch
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-import dynamics as dy
 import lsa_theory as lt
+from lsa_theory import dynamics as dy
 
 EPS = np.finfo(np.float64).eps
 

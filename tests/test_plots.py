@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from lsa_theory.experiments.converge import plot_converge
+from lsa_theory.experiments.diversity import plot_diversity
+from lsa_theory.experiments.plots import construction_heatmaps
 
 import lsa_theory as lt
-from experiments.converge import plot_converge
-from experiments.diversity import plot_diversity
-from experiments.plots import construction_heatmaps
 
 
 def _diversity_doc(tmp_path):
@@ -75,7 +75,7 @@ def test_construction_heatmaps_are_labelled():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import constructions
+    from lsa_theory import constructions
 
     P, V = constructions.sarsa(2, 0.1, 1.0)
     fig = construction_heatmaps(P, V, lt.Layout(2))

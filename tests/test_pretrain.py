@@ -10,15 +10,15 @@ import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lsa_theory.experiments import expected_loop as el
+from lsa_theory.experiments import pretrain as pt
+from lsa_theory.experiments import pretrain_compare as pc
+from lsa_theory.experiments import pretrain_eval as pe
+from lsa_theory.experiments import stats
 
-import constructions
-import dynamics as dy
 import lsa_theory as lt
-from experiments import expected_loop as el
-from experiments import pretrain as pt
-from experiments import pretrain_compare as pc
-from experiments import pretrain_eval as pe
-from experiments import stats
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 
 
 def _batch(seed: int, K: int = 3, S: int = 2, A: int = 2):
@@ -310,7 +310,7 @@ def test_evaluation_counts_every_diverged_loop():
     assert p["mean"] == pytest.approx(np.mean(counted - exact), abs=1e-15)
     assert ev["entries"]["exact"]["n_diverged"] == 0 and ev["diverged_score"] == 0.0
     # the figures' bands count them too: a loop scores 0 from its divergence on
-    from experiments.pretrain_plots import curve_band
+    from lsa_theory.experiments.pretrain_plots import curve_band
 
     curves = ev["_arrays"]["wild/curves"]
     m, s, n = curve_band(curves)
@@ -370,7 +370,7 @@ def test_config_validation():
 
 
 def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
-    from experiments import cli
+    from lsa_theory import cli
 
     monkeypatch.setattr(pt.PretrainConfig, "quick", classmethod(lambda cls: _tiny()))
     code = cli.main(["pretrain", "--mode", "both", "--quick", "--json", "--out", str(tmp_path)])
@@ -390,7 +390,7 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
     assert figures.assert_error_bars_labelled(figures["pretrain_returns.png"]) == 1
     assert figures.assert_heatmaps_labelled(figures["pretrain_blocks.png"]) == 4
     # the seeds document and figure (issue 18): every run kept, a failed one as a row
-    from experiments.pretrain_compare import seeds_document
+    from lsa_theory.experiments.pretrain_compare import seeds_document
 
     seeds = seeds_document([tmp_path, tmp_path / "missing"], "tiny", tmp_path / "seeds.json")
     run, failed = seeds["runs"]
@@ -463,7 +463,7 @@ def test_ac_batch_draws_the_declarations_tables():
     np.testing.assert_array_equal(batch.phi[:, :, 0], batch.phi[:, :, 1])
     assert not batch.lam0.any()
     # the same draws as experiments.control.deploy from the same stream
-    from experiments.control import deploy
+    from lsa_theory.experiments.control import deploy
 
     rng = np.random.default_rng(4)
     phi, phi_pi, w0, lam0 = el.draw_task(AC, 3, 2, np.random.default_rng(4))
@@ -640,8 +640,8 @@ def test_ac_evaluation_scores_the_greedy_actor_on_the_deployed_loop():
     """The held-out return of the exact (A2) teacher is the greedy normalised return of
     experiments.control.deploy at T on stream heldout_rng(seed, i, 1) (not the behaviour's), and
     the construction (A3) scores the same."""
-    from experiments.control import deploy
-    from experiments.envs import heldout_rng
+    from lsa_theory.experiments.control import deploy
+    from lsa_theory.experiments.envs import heldout_rng
 
     cfg = _tiny(algo=AC, n=8, heldout_k=4)
     ev = pe.evaluate_blocks(cfg, {"constructed": "constructed", "exact": "teacher"})
@@ -675,7 +675,7 @@ def test_ac_train_rl_raises_the_objective_and_resumes(tmp_path):
 
 
 def test_pretrain_cli_actor_critic(monkeypatch, capsys, tmp_path):
-    from experiments import cli
+    from lsa_theory import cli
 
     monkeypatch.setattr(pt.PretrainConfig, "quick", classmethod(lambda cls: _tiny()))
     argv = ["pretrain", "--algo", AC, "--mode", "both", "--quick", "--json", "--out", str(tmp_path)]
@@ -753,7 +753,7 @@ def test_pretrain_cli_reports_a_failed_training_in_one_line(monkeypatch, capsys)
     """A (P2) run whose training diverges (MAX_SKIPS non-finite steps in a row) is a failed run:
     one line on stderr, exit code 1 and, with --json, a document saying so with its provenance;
     not a traceback."""
-    from experiments import cli
+    from lsa_theory import cli
 
     def diverge(cfg, mode, out, teacher_out=None):
         raise pt.TrainingDiverged("train_rl: 50 consecutive non-finite (P2) objectives at step 7")

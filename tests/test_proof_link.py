@@ -11,17 +11,17 @@ import textwrap
 import numpy as np
 import pytest
 import sympy as sp
+from lsa_theory.cli import main
+from lsa_theory.constructions import derive
+from lsa_theory.constructions import matrix_words as mw
+from lsa_theory.constructions import proof_link as pl
+from lsa_theory.constructions import symbolic_sizes as ss
+from lsa_theory.constructions import symbolic_sizes_regression as reg
+from lsa_theory.constructions import symbolic_sizes_w7 as w7
 from sympy import BlockMatrix, MatrixSymbol, ZeroMatrix
 
-import constructions
 import lsa_theory as lt
-from constructions import derive
-from constructions import matrix_words as mw
-from constructions import proof_link as pl
-from constructions import symbolic_sizes as ss
-from constructions import symbolic_sizes_regression as reg
-from constructions import symbolic_sizes_w7 as w7
-from experiments.cli import main
+from lsa_theory import constructions
 from lsa_theory.roundoff import assert_same_verdicts, gamma
 
 # ------------------------------------------------------------ one-sided terms are never lost
@@ -254,7 +254,7 @@ def test_every_shipped_declaration_is_linked_to_its_proofs():
 
 BROKEN_AT_D1 = '''
 import numpy as np
-from constructions.algorithms.sarsa import Sarsa
+from lsa_theory.constructions.algorithms.sarsa import Sarsa
 
 
 class BrokenSarsa(Sarsa):
@@ -325,7 +325,7 @@ def test_proofs_without_a_form_are_not_claimed():
 def test_the_l2_row_is_claimed_only_for_the_shipped_block(monkeypatch):
     """verify's (L2) block-algebra row runs its obligation through lsa_block first: a block that
     reads ``P^T`` (the same at d = n = 1 only if P is symmetric) makes it 'NOT claimed'."""
-    from constructions import verify
+    from lsa_theory.constructions import verify
 
     row = verify.lemma_c1_all_sizes_row(np.random.default_rng(0))
     assert row.passed and "= lsa_block at d = 1, n = 1" in row.check

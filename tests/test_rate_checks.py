@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import lsa_theory.experiments.converge as ec
 import numpy as np
 import pytest
+from lsa_theory.dynamics.rate_fit import ROUNDOFF_MAX
+from lsa_theory.experiments.criteria import converge_passed
 
-import dynamics as dy
-import experiments.converge as ec
-from dynamics.rate_fit import ROUNDOFF_MAX
-from experiments.cli import converge_passed
+from lsa_theory import dynamics as dy
 
 CFG = ec.ConvergeConfig(seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(1e-3,), sweep_radii=())
 ALGOS = ("sarsa", "actor_critic")
@@ -119,7 +119,7 @@ def test_rate_check_has_no_escape_and_counts_the_roundoff():
     """rate_passed holds the criterion's rate (rate_fit, three-mode fit) to 1 % a priori and at
     the limit, with its round-off bound added; the single window and the two-mode fit are reported
     and never accepted in its place (they let a flow whose time was scaled by 0.97 pass)."""
-    from experiments.cli import rate_passed
+    from lsa_theory.experiments.criteria import rate_passed
 
     ok = {"rate_ratio_a_priori": 1.004, "rate_ratio": 1.004, "rate_roundoff": 0.002,
           "rate_ratio_single": 1.03, "rate_ratio_two_mode": 1.004,

@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from lsa_theory.constructions import derive
+from lsa_theory.constructions.registry import Registry
 
-import constructions
-from constructions import derive
-from constructions.registry import Registry
+from lsa_theory import constructions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAMES = constructions.ALGORITHMS.names()
@@ -117,7 +117,7 @@ def test_a_perturbed_construction_fails_every_level(name, rng):
 def test_the_package_writes_each_construction_once():
     """No package declaration keeps a second (sympy) construction: ``construction_symbolic`` is the
     registry's default (the one ``construction``), and no ``pair_symbolic``/``stack_symbolic``."""
-    from constructions.registry import Algorithm
+    from lsa_theory.constructions.registry import Algorithm
 
     for alg in constructions.ALGORITHMS.values():
         assert type(alg).construction_symbolic is Algorithm.construction_symbolic, alg.name
@@ -186,7 +186,7 @@ def _verify(module: pathlib.Path, cwd: pathlib.Path) -> subprocess.CompletedProc
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "lsa_theory.cli",
             "verify",
             "--module",
             str(module),
@@ -224,7 +224,7 @@ def test_worked_examples_verify(tmp_path, capsys, example, name, rows):
     """docs/extending.md's second and third worked examples: ``lsa-theory verify --module
     examples/X.py --quick`` exits 0 with every row passed (in process; the subprocess path is the
     test above)."""
-    from experiments import cli
+    from lsa_theory import cli
 
     user = tmp_path / f"{example}.py"
     shutil.copy(ROOT / "examples" / f"{example}.py", user)
@@ -336,7 +336,7 @@ def _expected_sarsa_text() -> str:
     ],
 )
 def test_verify_module_refuses_a_clash_or_a_malformed_declaration(tmp_path, capsys, old, new, message):
-    from experiments import cli
+    from lsa_theory import cli
 
     text = _expected_sarsa_text()
     assert old in text

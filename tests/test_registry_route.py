@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lsa_theory.constructions.algorithms.sarsa import Sarsa
+from lsa_theory.experiments.control import constructed_blocks, deploy
 
-import constructions
 import lsa_theory as lt
-from constructions.algorithms.sarsa import Sarsa
-from experiments.control import constructed_blocks, deploy
+from lsa_theory import constructions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,7 +146,7 @@ def test_deploy_refuses_hyper_that_shadows_its_own_arguments():
 
 # ------------------------------------------------------------------ the command line, --module
 def _control(argv, capsys):
-    from experiments import cli
+    from lsa_theory import cli
 
     rc = cli.main(["control", *argv])
     return rc, capsys.readouterr()
@@ -201,8 +201,8 @@ def test_control_module_refusals_are_one_line_exit_2(tmp_path, capsys, argv, mes
 
 # ------------------------------------------------------------------------ converge, --module
 def _converge_one(module):
-    from experiments.cli_checks import converge_passed
-    from experiments.converge import ConvergeConfig, run_converge
+    from lsa_theory.experiments.converge import ConvergeConfig, run_converge
+    from lsa_theory.experiments.criteria import converge_passed
 
     cfg = ConvergeConfig(
         algo="reward_scaled_sarsa",
@@ -236,7 +236,7 @@ def test_converge_module_with_a_construction_that_is_not_its_teacher_fails(tmp_p
 
 
 def test_converge_refuses_an_unknown_algo_in_one_line(tmp_path, capsys):
-    from experiments import cli
+    from lsa_theory import cli
 
     out_dir = tmp_path / "out"
     rc = cli.main(["converge", "--algo", "no_such_algo", "--quick", "--out", str(out_dir)])

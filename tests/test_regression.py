@@ -16,13 +16,13 @@ import sympy as sp
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lsa_theory.constructions import derive, verify
+from lsa_theory.constructions.algorithms import regression as reg
+from lsa_theory.dynamics import regression as rg
 
-import constructions
-import dynamics as dy
 import lsa_theory as lt
-from constructions import derive, verify
-from constructions.algorithms import regression as reg
-from dynamics import regression as rg
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 
 TOL = 1e-12
 
@@ -402,7 +402,7 @@ def test_teacher_flow_api_unchanged():
 
 
 def _tiny():
-    from experiments.regression import RegressionConfig
+    from lsa_theory.experiments.regression import RegressionConfig
 
     return RegressionConfig(
         population=((3, 20, 10.0),),
@@ -417,8 +417,8 @@ def _tiny():
 
 
 def test_run_regression_document_and_files(tmp_path):
-    from experiments.io import read_json
-    from experiments.regression import plot_regression, run_regression
+    from lsa_theory.experiments.io import read_json
+    from lsa_theory.experiments.regression import plot_regression, run_regression
 
     doc = run_regression(_tiny(), tmp_path)
     saved = read_json(tmp_path / "regression.json")
@@ -438,7 +438,7 @@ def test_run_regression_document_and_files(tmp_path):
 def test_cli_regression_quick(tmp_path, capsys):
     import json
 
-    from experiments.cli import main
+    from lsa_theory.cli import main
 
     assert main(["regression", "--quick", "--json", "--out", str(tmp_path)]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -450,8 +450,8 @@ def test_cli_regression_json_and_exit_code(tmp_path, capsys, monkeypatch):
     ``rel_err`` criterion the same run exits 1."""
     import json
 
-    import experiments.regression as er
-    from experiments.cli import main
+    import lsa_theory.experiments.regression as er
+    from lsa_theory.cli import main
 
     monkeypatch.setattr(er.RegressionConfig, "quick", classmethod(lambda cls: _tiny()))
     monkeypatch.setitem(er.CRITERIA, "slope", 10.0)  # two F values of two reps cannot measure a slope
@@ -483,7 +483,7 @@ def test_gamma_check_catches_a_3_percent_error_the_flow_cannot_see(monkeypatch):
     (``gamma_matrix`` times 1.03, which also moves the flow's target) still gives rel_err ~ 1e-14;
     the least-squares check on the command's 300000 prompts passes unmutated and fails mutated, so
     the run's verdict fails. Its power against this error is reported (P(miss) < 1e-12)."""
-    import experiments.regression as er
+    import lsa_theory.experiments.regression as er
 
     cfg = dataclasses.replace(_tiny(), gamma_F=er.RegressionConfig().gamma_F, F=(200,), reps=2)
     good = er.gamma_check(cfg)
@@ -503,7 +503,7 @@ def test_cli_regression_quick_fails_with_gamma_off_by_3_percent(tmp_path, capsys
     ``test_cli_regression_quick``), and only the least-squares check fails."""
     import json
 
-    from experiments.cli import main
+    from lsa_theory.cli import main
 
     orig = rg.gamma_matrix
     monkeypatch.setattr(rg, "gamma_matrix", lambda Lambda, N: 1.03 * orig(Lambda, N))

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import lsa_theory.experiments.reproduce as rp
 import numpy as np
 import pytest
+from lsa_theory.experiments.envs import HELDOUT_NAME
 
-import experiments.reproduce as rp
-from experiments import cli
-from experiments.envs import HELDOUT_NAME
+from lsa_theory import cli
 
 
 class _Called(Exception):
@@ -31,13 +31,14 @@ def _stop(**names):
 
 
 def _stub_runners(monkeypatch):
-    import constructions.verify
-    import experiments.actor_critic_variants as acv
-    import experiments.context_length as cl
-    import experiments.control as ctl
-    import experiments.converge as cv
-    import experiments.diversity as dv
-    import experiments.training as tr
+    import lsa_theory.experiments.actor_critic_variants as acv
+    import lsa_theory.experiments.context_length as cl
+    import lsa_theory.experiments.control as ctl
+    import lsa_theory.experiments.converge as cv
+    import lsa_theory.experiments.diversity as dv
+    import lsa_theory.experiments.training as tr
+
+    from lsa_theory import constructions
 
     monkeypatch.setattr(constructions.verify, "run_claims", _stop(rng=0))
     monkeypatch.setattr(cv, "run_converge", _stop(cfg=0))
@@ -64,10 +65,10 @@ def _seeds(name, kw):
 
 @pytest.mark.parametrize("quick", [True, False])
 def test_every_part_shifts_its_seeds_by_the_base_seed(tmp_path, monkeypatch, quick):
-    from experiments.context_length import ClosedLoopConfig
-    from experiments.control import ControlConfig
-    from experiments.converge import ConvergeConfig
-    from experiments.diversity import DiversityConfig
+    from lsa_theory.experiments.context_length import ClosedLoopConfig
+    from lsa_theory.experiments.control import ControlConfig
+    from lsa_theory.experiments.converge import ConvergeConfig
+    from lsa_theory.experiments.diversity import DiversityConfig
 
     _stub_runners(monkeypatch)
     # what the parts ran before --seed existed (the documented results)
@@ -103,7 +104,7 @@ def _shifted(name, old, seed):
 
 
 def _tiny_control(monkeypatch):
-    import experiments.control as ctl
+    import lsa_theory.experiments.control as ctl
 
     tiny = ctl.ControlConfig(
         envs=(HELDOUT_NAME,), actor_critic_envs=(), n=10, n_updates=20, eval_every=5, n_heldout=2, n_seeds=1
@@ -118,7 +119,7 @@ def _numbers(out):
 
 
 def test_seed_is_recorded_and_changes_the_results(tmp_path, monkeypatch):
-    import experiments.control as ctl
+    import lsa_theory.experiments.control as ctl
 
     tiny = _tiny_control(monkeypatch)
     for name, seed in (("a", 0), ("b", 0), ("c", 3)):
@@ -168,7 +169,7 @@ def test_resume_refuses_another_seed_unless_reuse(tmp_path, monkeypatch, capsys)
 
 def test_documents_with_a_seed_list_record_it(tmp_path):
     """``seeds.json`` / ``diversity_training.json`` of the training parts hold ``seeds`` at the top."""
-    from experiments.io import atomic_write_json
+    from lsa_theory.experiments.io import atomic_write_json
 
     atomic_write_json(tmp_path / "a.json", {"seeds": [3, 4], "rows": []})
     atomic_write_json(tmp_path / "b.json", {"config": {"seed": 5}, "rows": []})

@@ -1,4 +1,4 @@
-"""Every run counted (issue 18, item 5): :mod:`experiments.stats` and the tables, documents and
+"""Every run counted (issue 18, item 5): :mod:`lsa_theory.experiments.stats` and the tables, documents and
 intervals built on it never drop a diverged loop, and the (M7)-by-training interval treats the
 loops of one held-out MDP as one cluster."""
 
@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
-
-from experiments import stats
+from lsa_theory.experiments import stats
 
 T975 = {3: 3.182446305284263, 4: 2.7764451051977987, 9: 2.2621571627982053}  # t_{0.975, dof}
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lsa_theory.dynamics.stiff import NegHessian, ScaleProjection, StructuredBDF
 
-import dynamics as dy
-from dynamics.stiff import NegHessian, ScaleProjection, StructuredBDF
+from lsa_theory import dynamics as dy
 
 
 def _dataset(seed=0, **kw):
@@ -71,7 +71,7 @@ CASES = [
 @pytest.mark.parametrize(("kw", "c", "radius"), CASES)
 def test_structured_flow_reaches_the_dense_limit(kw, c, radius):
     """Same limit as the dense LSODA to 1e-9 relative (seen: <= 8e-14), (M3) to round-off, (M6) rate
-    (:func:`dynamics.fit_modes`, plus its round-off bound) within 1 % of lambda_min^+ (seen:
+    (:func:`lsa_theory.dynamics.fit_modes`, plus its round-off bound) within 1 % of lambda_min^+ (seen:
     0.9997-1.0000), the (M3) prediction of the scale, PL along the path."""
     ds = _dataset(**kw)
     theta0 = _perturb(dy.construction(ds, c), radius, seed=7)
@@ -137,7 +137,7 @@ def test_bad_structured_arguments():
 
 
 def test_extended_precision_loss():
-    from dynamics.near_kernel import extended_precision_loss
+    from lsa_theory.dynamics.near_kernel import extended_precision_loss
 
     ds = _dataset(k=3, frames=4)
     theta = _perturb(dy.construction(ds, 1.0), 1e-3, seed=1)

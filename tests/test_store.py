@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 
+import lsa_theory.experiments.io as eio
 import numpy as np
 import pytest
-
-import experiments.io as eio
-from experiments.store import UnitFiles, UnitStore, pack, unpack
+from lsa_theory.experiments.store import UnitFiles, UnitStore, pack, unpack
 
 
 def _fill(store: UnitStore, calls: list, keys=("a", "b")) -> None:

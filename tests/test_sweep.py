@@ -1,4 +1,4 @@
-"""``experiments.sweep``: grid expansion, hashing, resumption, failures and executor agreement."""
+"""``lsa_theory.experiments.sweep``: grid expansion, hashing, resumption, failures and executor agreement."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from experiments.io import read_json
-from experiments.sweep import PARAMS, add_parser, expand_grid, job_hash, load_config, main_sweep, run_sweep
+from lsa_theory.experiments.io import read_json
+from lsa_theory.experiments.sweep import (
+    PARAMS,
+    add_parser,
+    expand_grid,
+    job_hash,
+    load_config,
+    main_sweep,
+    run_sweep,
+)
 
 #: Fast control jobs (random-S9-A4, 20 updates: ~20 ms each).
 CONTROL_GRID = {"seed": [0, 1, 2, 3], "n": [10, 20], "n_updates": [20]}
@@ -233,7 +240,16 @@ def test_200_jobs_local_dask_identical(tmp_path):
 def test_killed_halfway_then_rerun(tmp_path):
     path = _write(tmp_path / "big.toml", BIG.format(seeds=list(range(50)), updates=300))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "experiments.sweep", str(path), "--out", str(out), "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsa_theory.experiments.sweep",
+        str(path),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -269,7 +285,7 @@ HUGE = {"seed": list(range(1000)), "n": list(range(1, 1001)), "n_updates": [20]}
 
 
 def test_count_jobs_from_axis_lengths():
-    from experiments.sweep import count_jobs
+    from lsa_theory.experiments.sweep import count_jobs
 
     assert count_jobs("control", HUGE) == 10**6
     assert count_jobs("control", CONTROL_GRID) == len(expand_grid("control", CONTROL_GRID)) == 8
@@ -278,7 +294,7 @@ def test_count_jobs_from_axis_lengths():
 
 
 def test_huge_grid_refused_at_once_without_force(tmp_path):
-    from experiments.sweep import MAX_JOBS
+    from lsa_theory.experiments.sweep import MAX_JOBS
 
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match=rf"^grid: 1000000 jobs > max_jobs = {MAX_JOBS}.*--force"):
@@ -331,7 +347,7 @@ def test_cli_force_flag(tmp_path):
         '[sweep]\nkind = "control"\n[grid]\n' + "\n".join(f"{k} = {v}" for k, v in HUGE.items()) + "\n",
     )
     out = tmp_path / "out"
-    base = [sys.executable, "-m", "experiments.sweep", str(path), "--out", str(out)]
+    base = [sys.executable, "-m", "lsa_theory.experiments.sweep", str(path), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     t0 = time.perf_counter()
     refused = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)

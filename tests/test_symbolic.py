@@ -1,7 +1,7 @@
 """Level 1 of the three proofs: exact identities on fully symbolic prompts, through the registry.
 
-:func:`constructions.derive.prove` runs each declaration's one construction on symbols in the exact
-ring of :mod:`constructions.symbolic` and counts the readout and invariant entries of ``lhs - rhs``
+:func:`lsa_theory.constructions.derive.prove` runs each declaration's one construction on symbols in the exact
+ring of :mod:`lsa_theory.constructions.symbolic` and counts the readout and invariant entries of ``lhs - rhs``
 that are not the zero polynomial: (S4)/(S5), (A4), (W3) here at several sizes and depths, the TD
 family in ``tests/test_td_family.py``, (R2)/(R3) in ``tests/test_regression.py``; (L2) and (R4)
 (arbitrary ``P``, ``V``: block claims, no declaration) through the proofs of the ``verify`` block
@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from lsa_theory.constructions import derive, symbolic, verify
 
-import constructions
-from constructions import derive, symbolic, verify
+from lsa_theory import constructions
 
 ALGS = constructions.ALGORITHMS
 

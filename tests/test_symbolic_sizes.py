@@ -11,12 +11,12 @@ import pytest
 import sympy as sp
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lsa_theory.constructions import matrix_words as mw
+from lsa_theory.constructions import symbolic_sizes as ss
+from lsa_theory.constructions import symbolic_sizes_w7 as w7
 from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collapse
 
 import lsa_theory as lt
-from constructions import matrix_words as mw
-from constructions import symbolic_sizes as ss
-from constructions import symbolic_sizes_w7 as w7
 
 PROOFS = [
     ss.prove_sarsa_all_sizes,
@@ -353,9 +353,9 @@ def test_matrix_form_targets_are_the_naive_loops():
 
 def test_block_forms_are_the_numeric_constructions_and_prompts():
     """At concrete sizes the block matrices of the all-sizes proofs are the float64 constructions
-    of :mod:`constructions.numeric` and the prompt builders of :mod:`lsa_theory.prompts`, so the
+    of :mod:`lsa_theory.constructions.numeric` and the prompt builders of :mod:`lsa_theory.prompts`, so the
     all-sizes identities are about the objects the project runs."""
-    import constructions
+    from lsa_theory import constructions
 
     rng = np.random.default_rng(3)
     d, n, d_pi, gamma, alpha, beta, c = 3, 4, 2, 0.5, 0.2, 0.3, -2.5

@@ -1,7 +1,7 @@
 """[W]'s TD family (W4)-(W7): constructions vs naive loops, fixed-size exact proofs, bad inputs.
 
 The fixed-size proofs and the registry's residuals go through the declarations
-(:func:`constructions.derive.prove`, :func:`constructions.derive.residuals`).
+(:func:`lsa_theory.constructions.derive.prove`, :func:`lsa_theory.constructions.derive.residuals`).
 
 Every readout is read for the whole ``w_L``: the prompts carry the unit queries ``e_1..e_d`` (and a
 random ``phi(s)``), whose values ``-Z_L[-1, q]`` are the entries of ``w_L``. Three independent
@@ -20,11 +20,11 @@ import sympy as sp
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lsa_theory.constructions import derive, symbolic
+from lsa_theory.constructions.algorithms import residual_gradient, td_average_reward, td_lambda, td_precond
 
-import constructions
 import lsa_theory as lt
-from constructions import derive, symbolic
-from constructions.algorithms import residual_gradient, td_average_reward, td_lambda, td_precond
+from lsa_theory import constructions
 
 REL_TOL = 1e-12
 ALGS = constructions.ALGORITHMS
@@ -308,7 +308,7 @@ PROOFS = {"(W4)": "td_precond", "(W5)": "td_lambda", "(W6)": "residual_gradient"
 
 
 def prove(name: str, d: int, n: int, L: int, **methods):
-    """:func:`constructions.derive.prove` of the declaration ``name`` at ``d``, ``n`` and ``L``
+    """:func:`lsa_theory.constructions.derive.prove` of the declaration ``name`` at ``d``, ``n`` and ``L``
     layers, with any of its methods replaced by ``methods`` (mutants)."""
     alg = type(ALGS[name])()
     for key, value in methods.items():

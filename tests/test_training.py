@@ -1,4 +1,4 @@
-"""Training one LSA block by teacher mimicking (:mod:`experiments.training`): (L2) forward against
+"""Training one LSA block by teacher mimicking (:mod:`lsa_theory.experiments.training`): (L2) forward against
 (L1) on raw prompts, the frozen blocks of (M2), recovery of (S3) on a tiny run, checkpoint/resume
 equality, saved outputs and input validation."""
 
@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from lsa_theory.experiments import tables
+from lsa_theory.experiments import training as tr
+from lsa_theory.experiments.training import loop as trl
+from lsa_theory.experiments.training import model as trm
 
-import constructions
-import dynamics as dy
 import lsa_theory as lt
-from experiments import tables
-from experiments import training as tr
-from experiments.training import loop as trl
-from experiments.training import model as trm
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 
 TINY = dict(
     S=2,
@@ -376,7 +376,7 @@ def test_returns_by_k_lists_every_run_with_divergences(tmp_path, figures):
     assert all(r["n_diverged"] == 0 for r in doc["rows"][:3])
     # issue 18 item 5: every loop counted (diverged = 0) and the loops of one held-out MDP one
     # cluster: per-MDP means over the seeds, paired with the teacher on the same MDP (3, not 6)
-    from experiments import stats
+    from lsa_theory.experiments import stats
 
     teacher = np.array(doc["normalized_returns_teacher"], dtype=float)
 
@@ -425,7 +425,7 @@ def test_returns_by_k_pairs_every_seed_with_the_teacher_streams(tmp_path):
 
 def test_reproduce_trains_every_group_with_at_least_three_seeds():
     """Item 4/5: every training table and figure of ``lsa-theory reproduce`` (full) stands on >= 3 seeds."""
-    from experiments import reproduce as rp
+    from lsa_theory.experiments import reproduce as rp
 
     assert len(rp.TRAIN_SEEDS) >= 3
     groups = rp._training_runs(False)

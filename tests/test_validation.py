@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 import pytest
+from lsa_theory.constructions import numeric
 
-from constructions import numeric
 from lsa_theory import (
     Layout,
     TabularMDP,

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dynamics as dy
 import lsa_theory as lt
+from lsa_theory import dynamics as dy
 from lsa_theory.rollout import _sample, _sample_rows
 
 HYP = settings(deadline=None, max_examples=60)

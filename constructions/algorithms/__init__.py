@@ -1,6 +1,6 @@
-"""The package's algorithm declarations, one module each (see :mod:`constructions.registry`).
+"""The package's algorithm declarations, one module each (see :mod:`lsa_theory.constructions.registry`).
 
-Importing this package registers every declaration in :data:`constructions.ALGORITHMS`:
+Importing this package registers every declaration in :data:`lsa_theory.constructions.ALGORITHMS`:
 
 - :mod:`.sarsa` (S3)-(S6), :mod:`.actor_critic` (A1)-(A5) with the state-value critic,
   :mod:`.actor_critic_q` the action-value variant of (A6), :mod:`.td` (W3);
@@ -16,7 +16,7 @@ Each module holds its construction (written once: float64 for float hyperparamet
 ``dtype=object`` arrays for symbolic ones), a deliberately naive reference loop (explicit Python
 loops using only ``+``, ``*``, ``/``, so it runs on symbols too), its prompt layout and a
 module-level ``ALGORITHM`` declaration; every check of a claim (numeric, exact, property sweep)
-is derived from the declaration by :mod:`constructions.derive`. The public names are re-exported
+is derived from the declaration by :mod:`lsa_theory.constructions.derive`. The public names are re-exported
 by :mod:`constructions`.
 """
 

@@ -1,6 +1,6 @@
 """Pieces shared by the TD-family modules: the start of their naive loops and the checks of
 their inputs (the loops use only ``+ * /``, so they run on floats, sympy symbols and the ring
-elements of the exact proofs, :mod:`constructions.symbolic`, alike)."""
+elements of the exact proofs, :mod:`lsa_theory.constructions.symbolic`, alike)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from lsa_theory._checks import check_gamma, check_real
+from lsa_theory.checks import check_gamma, check_real
 from lsa_theory.reference import _sizes
 
 

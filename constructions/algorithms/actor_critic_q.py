@@ -1,6 +1,6 @@
 r"""The action-value-critic variant of the actor-critic: finding (A6) of docs/theory.md.
 
-Identical to :mod:`constructions.algorithms.actor_critic` but the critic is
+Identical to :mod:`lsa_theory.constructions.algorithms.actor_critic` but the critic is
 :math:`Q_w(s, a) = w^\top\phi(s, a)` on state-action features, so the context rows are those of
 (H) plus the scores. The identity (A4) still holds, but at the critic's fixed point
 ``Q_w = Q^pi`` the expected TD error given ``(s_i, a_i)`` is zero, so the expected actor step

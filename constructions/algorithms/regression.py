@@ -24,7 +24,7 @@ so with the cross blocks ``p_x = 0``, ``q21 = 0`` the prediction is ``x_q^T M h`
 Each claim has one construction (float64, or exact for a symbolic ``eta`` / ``A_l``), a
 deliberately naive loop (explicit Python loops with ``+ * /`` only, so it also runs on symbols)
 and a registry declaration (:data:`GD_ALGORITHM`, :data:`PRECOND_ALGORITHM`) from which
-:mod:`constructions.derive` builds the numeric rows and the fixed-size exact proof.
+:mod:`lsa_theory.constructions.derive` builds the numeric rows and the fixed-size exact proof.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from lsa_theory import _backend as B
-from lsa_theory._checks import as_float_array, check_finite, check_int, check_real
+from lsa_theory.checks import as_float_array, check_finite, check_int, check_real
 
 from ..numeric import eye, is_exact, zeros
 from ..registry import Algorithm

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsa_theory._checks import check_int
+from lsa_theory.checks import check_int
 from lsa_theory.reference import _delta, _out
 
 from .. import numeric

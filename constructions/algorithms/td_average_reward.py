@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import as_float_array, check_int, check_real
+from lsa_theory.checks import as_float_array, check_int, check_real
 from lsa_theory.reference import _delta, _out
 
 from .. import numeric
@@ -138,7 +138,7 @@ def average_reward_layer(Z: np.ndarray, heads: tuple[Pair, Pair]) -> np.ndarray:
 def average_reward_stack(Z: np.ndarray, layers) -> np.ndarray:
     """L layers of :func:`average_reward_layer`, ``layers = [heads_1, ...]``, each
     ``heads = ((P_r, Q_r), (P_v, Q_v))``; ``Z`` (2d+2, n+1) real (ValueError naming the argument).
-    A ``dtype=object`` ``Z`` (ring elements of :mod:`constructions.symbolic`) runs the same layer
+    A ``dtype=object`` ``Z`` (ring elements of :mod:`lsa_theory.constructions.symbolic`) runs the same layer
     in exact arithmetic, with :func:`running_mean_mask` exact."""
     if numeric.is_exact(Z):
         n = Z.shape[-1] - 1
@@ -229,7 +229,7 @@ class TDAverageReward(td_decl.TD):
     def all_sizes_forms(self):
         """(W7) for every d, n, L: the two-head layer in block algebra with any reward mask
         ``N_n`` (induction on L), and the running-mean mask's ``(r^T N)_i = r_i - rbar_i`` for
-        every n (:mod:`constructions.symbolic_sizes_w7`), linked through the two-head form."""
+        every n (:mod:`lsa_theory.constructions.symbolic_sizes_w7`), linked through the two-head form."""
         from ..proof_forms import average_reward_forms
 
         return average_reward_forms()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 import lsa_theory as lt
-from lsa_theory._checks import check_int
+from lsa_theory.checks import check_int
 from lsa_theory.reference import _delta, _out
 
 from .. import numeric
@@ -89,7 +89,7 @@ class TDLambda(td_decl.TD):
     """(W5) as a registry declaration: the (W3) pair with the mask :func:`lsa_theory.trace_mask`;
     each instance draws its ``lam`` from :data:`TRACE_DECAYS` (a symbol in the sympy identity).
     The mask is lower triangular, so ``Z M Z^T`` is not symmetric: the (M2) objective of
-    :mod:`dynamics.bilinear` (symmetric ``Sigma``) does not apply."""
+    :mod:`lsa_theory.dynamics.bilinear` (symmetric ``Sigma``) does not apply."""
 
     name = "td_lambda"
     claim = "(W5)"

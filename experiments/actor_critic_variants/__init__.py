@@ -4,13 +4,14 @@ Two measurements on the [LL] random family (|S| = 9, |A| = 4, gamma = 0.5, ``n_m
 MDPs with fresh features, docs/theory.md §3):
 
 1. **The expected actor step at the critic's fixed point**, exactly (no sampling):
-   :meth:`constructions.algorithms.actor_critic.ActorCritic.expected_actor_step` for each variant,
+   :meth:`lsa_theory.constructions.algorithms.actor_critic.ActorCritic.expected_actor_step` for each variant,
    at a random actor ``lambda ~ U(-1, 1)^{d_pi}``: its norm ``|E[delta g]|`` and its cosine with
    the true policy gradient ``grad J(pi_lambda)``. With the action-value critic
    ``E[delta | s, a] = 0`` at the fixed point, so the step vanishes; with the state-value critic
    it is the advantage-weighted score.
 2. **The closed loop (A5)** of both variants, the exact teacher and the frozen construction (A3),
-   ``n_updates`` updates of ``n`` steps, alpha, beta as in :class:`experiments.control.ControlConfig`,
+   ``n_updates`` updates of ``n`` steps, alpha, beta as in
+   :class:`lsa_theory.experiments.control.ControlConfig`,
    paired (same MDPs and seeds for both variants): the greedy normalised return.
 
 Results: ``actor_critic_variants.json`` (+ the control run's files under ``control/``).
@@ -25,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-import constructions
-from lsa_theory import TabularMDP
+from lsa_theory import TabularMDP, constructions
 from lsa_theory.roundoff import gamma as gamma_k
 from lsa_theory.roundoff import perturbed, sum_error_bound
 
@@ -108,7 +108,7 @@ def step_roundoff_bound(alg, mdp: TabularMDP, phi, phi_pi, lam, rng: np.random.G
 
 
 def expected_steps(n_mdps: int = 20, seed: int = 0, bounds: bool = True) -> list[dict]:
-    """Per variant and held-out MDP ``j`` (the MDP of :func:`experiments.envs.heldout_family`; its
+    """Per variant and held-out MDP ``j`` (the MDP of :func:`lsa_theory.experiments.envs.heldout_family`; its
     features and ``lambda`` from ``heldout_rng(seed, j, 3)``, a stream of their own): ``|E[delta g]|``,
     the cosine with ``grad J`` and ``max |delta|`` at the critic's fixed point; with ``bounds``, the
     state-value critic's rows also carry ``step_norm_roundoff`` and ``cosine_roundoff``
@@ -156,7 +156,7 @@ class Config:
 
 
 #: The units of an (A6) run: the exact expected steps, then the closed loop (a control run, which
-#: keeps its own units in ``out/control``, :func:`experiments.control.run_control`).
+#: keeps its own units in ``out/control``, :func:`lsa_theory.experiments.control.run_control`).
 UNITS = ("expected_steps", "closed_loop")
 
 
@@ -211,7 +211,7 @@ def run_variants(
     ``cosine_mean_roundoff``: the mean of the rows' :func:`step_roundoff_bound` plus the rounding
     of the sum), and the closed loop's returns; writes ``out/actor_critic_variants.json``
     with ``rows`` (one summary per variant), ``expected_steps`` (every MDP's row), ``config``,
-    ``provenance`` (:func:`experiments.io.provenance` of ``config``), ``versions`` and
+    ``provenance`` (:func:`lsa_theory.experiments.io.provenance` of ``config``), ``versions`` and
     ``wall_time`` (s)."""
     start = time.perf_counter()
     face = Config(n_mdps=n_mdps, n_updates=n_updates, seed=seed)

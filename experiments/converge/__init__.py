@@ -5,10 +5,10 @@ For each (seed, scale c, radius r) the flow starts at ``theta*(c) + r ||theta*(c
 floor. **Before** integrating, (M3) predicts the limit's scale ``c_pred`` from the start alone and
 the Hessian at ``theta*(c_pred)`` gives the predicted rate ``lambda_min^+`` (``rate_pred_a_priori``).
 Each run reports the measured rate ``rate_fit`` (the slowest rate of the three-exponential fit
-:func:`dynamics.fit_modes` of ``log L`` over the points whose loss round-off bound is at most 1 %
+:func:`lsa_theory.dynamics.fit_modes` of ``log L`` over the points whose loss round-off bound is at most 1 %
 of it, with ``rate_roundoff`` the bound that round-off puts on it) against that prediction
 (``rate_ratio_a_priori``) and against ``lambda_min^+`` at the limit (``rate_ratio``); the single
-late window (:data:`dynamics.RATE_WINDOW`, ``rate_ratio_single``) and the two-mode fit are
+late window (:data:`lsa_theory.dynamics.RATE_WINDOW`, ``rate_ratio_single``) and the two-mode fit are
 reported beside it. The PL ratio ``||grad L||^2 / (2 lambda_min^+ L)`` is minimised over every
 accepted step whose loss and gradient norm are resolved (``pl_min_ratio``, ``pl_roundoff``; >= 1
 near the manifold); then the (M3) drift, the limit's scale against ``c_pred``, the distance to
@@ -34,8 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-import constructions
-import dynamics as dy
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 
 from ..io import (
     config_hash,
@@ -66,8 +66,8 @@ __all__ = [
 class ConvergeConfig:
     """Sizes and solver settings; ``quick()`` is the small configuration of ``--quick``. ``algo``:
     a registered closed-loop algorithm, or one declared in the user's file ``module`` (a ``.py``
-    path, :func:`constructions.load_closed_loop_module`; its readout must be bilinear in the (L2)
-    blocks, as every :class:`constructions.ClosedLoopAlgorithm`'s is)."""
+    path, :func:`lsa_theory.constructions.load_closed_loop_module`; its readout must be bilinear in the (L2)
+    blocks, as every :class:`lsa_theory.constructions.ClosedLoopAlgorithm`'s is)."""
 
     algo: str = "sarsa"
     S: int = 2
@@ -159,7 +159,7 @@ def _start(ds: dy.TeacherDataset, seed: int, c: float, radius: float) -> np.ndar
 
 def predict_rate(ds: dy.TeacherDataset, theta0: np.ndarray) -> tuple[float, float]:
     """A priori (M6) prediction from the start alone: ``(c_pred, lambda_min^+(H(theta*(c_pred))))``
-    with ``c_pred`` the (M3) scale (:func:`dynamics.predict_scale`); exact for the limit when the
+    with ``c_pred`` the (M3) scale (:func:`lsa_theory.dynamics.predict_scale`); exact for the limit when the
     tangent is the scaling direction alone."""
     c_pred, lam1, _ = predict_rates(ds, theta0)
     return c_pred, lam1

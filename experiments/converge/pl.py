@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import dynamics as dy
+from lsa_theory import dynamics as dy
 
 __all__ = ["PL_RTOL", "pl_ratio_error_bound", "pl_ratios"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-import dynamics as dy
+from lsa_theory import dynamics as dy
 
 from ..io import read_json
 from ..plots import integer_ticks, pyplot, save_figure

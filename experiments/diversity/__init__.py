@@ -6,7 +6,7 @@ rows (one feature map) with ``d < |S||A|`` (table ``"d"``: there one MDP's data 
 docs/theory.md (M7)); a row below the rank bound (table ``"rank_bound"``: 3 frames, so ``F d`` is less than
 the number of parameters and the kernel exceeds every tangent); and a sweep over the number of
 training MDPs ``k = 1, 2, 4, ...`` with resampled or shared features. For each row: the Hessian
-kernel at the construction, **certified** by exact arithmetic (:func:`dynamics.certify_kernel`;
+kernel at the construction, **certified** by exact arithmetic (:func:`lsa_theory.dynamics.certify_kernel`;
 ``ker_dim`` is None with the bounds and the reason when the data do not decide), against the exact
 (M4) tangent, the float64 margin at the split, ``lambda_min^+``, and ``heldout_err``: the gradient flow
 is started off the scaling orbit (a random perturbation of relative size ``radius``), run to the
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-import dynamics as dy
+from lsa_theory import dynamics as dy
 
 from ..io import config_hash, progress, to_jsonable, versions
 from ..store import UnitStore
@@ -147,7 +147,7 @@ def diversity_rows(cfg: DiversityConfig) -> list[dict]:
 
 def heldout_error(theta: np.ndarray, heldout: dy.TeacherDataset) -> float:
     """``sqrt(mean_f ||A Sigma_f B wt_f - y_f||^2 / mean_f ||y_f||^2)`` on held-out frames
-    (:func:`dynamics.relative_error`)."""
+    (:func:`lsa_theory.dynamics.relative_error`)."""
     return dy.relative_error(heldout, theta)
 
 
@@ -176,10 +176,11 @@ def row_datasets(cfg: DiversityConfig, row: dict, index: int) -> tuple[dy.Teache
 
 def kernel_verdict(ds: dy.TeacherDataset) -> tuple[dy.KernelCertificate, bool]:
     """The certificate of the Hessian kernel at the construction ``theta*(c = 1)`` of sample ``ds``
-    (:func:`dynamics.certify_kernel`, exact arithmetic on the context columns) and the row's verdict
-    (:func:`experiments.cli_checks.diversity_passed`: certified and equal to ``max(tangent_dim,
+    (:func:`lsa_theory.dynamics.certify_kernel`, exact arithmetic on the context columns) and the row's
+    verdict
+    (:func:`lsa_theory.experiments.criteria.diversity_passed`: certified and equal to ``max(tangent_dim,
     size - rank_rows)``). The verdict is all that decides the command's exit code."""
-    from ..cli_checks import diversity_passed
+    from ..criteria import diversity_passed
 
     cert = dy.certify_kernel(ds)
     fields = {"kernel_certified": cert.certified, "ker_dim": cert.ker_dim, "tangent_dim": cert.tangent_dim}

@@ -1,15 +1,16 @@
 r"""``lsa-theory regression``: [ZFB]'s global optimum of gradient flow (R4)/(R5), measured.
 
 For each population configuration ``(d, N, kappa)`` (a Haar-rotated ``Lambda`` with condition number
-``kappa``, :func:`dynamics.regression.random_covariance`) the flow on the exact population objective
-of (R4) starts at [ZFB]'s initialisation (:func:`dynamics.regression.zfb_init`) and runs to the
+``kappa``, :func:`lsa_theory.dynamics.regression.random_covariance`) the flow on the exact population
+objective
+of (R4) starts at [ZFB]'s initialisation (:func:`lsa_theory.dynamics.regression.zfb_init`) and runs to the
 gradient floor; the limit's ``M = u U^T`` is compared with ``Gamma^{-1}`` (relative Frobenius), its
 loss with (R4)'s minimum, its rate with ``lambda_min^+`` of the Hessian at the point that the
 conserved ``u^2 - ||U||^2`` predicts (computed before integrating, as (M6) asks), and the Hessian
 kernel with the scaling direction (M5). On ``F`` sampled prompts (antithetic pairs, from sufficient
 statistics) the flow's limit is compared with ``Gamma^{-1}`` over ``reps`` samples per F; ``slope``
 is the least-squares slope of ``log RMS error`` against ``log F`` (expected -1/2). The trained
-L-layer stacks come from :mod:`experiments.regression.stack`.
+L-layer stacks come from :mod:`lsa_theory.experiments.regression.stack`.
 
 Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
 errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
@@ -23,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from lsa_theory.dynamics import regression as rg
+from lsa_theory.dynamics.flow import METHODS
 
-import dynamics as dy
-from dynamics import regression as rg
-from dynamics.flow import METHODS
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import dynamics as dy
+from lsa_theory.checks import check_int, check_real
 
 from ..io import (
     atomic_savez,
@@ -302,8 +303,9 @@ def sampled_runs(cfg: RegressionConfig) -> tuple[list[dict], float, np.ndarray]:
 def gamma_check(cfg: RegressionConfig) -> dict:
     """(R4)'s ``M* = Gamma^{-1}`` against data, on the primary configuration: the least-squares
     minimiser of the one-layer objective on ``cfg.gamma_F`` independent prompts
-    (:func:`dynamics.regression.sample_minimiser_test`, ``default_rng([seed, 5])``) against
-    ``Gamma^{-1}`` of :func:`dynamics.regression.gamma_matrix`. The flow runs only show that the flow
+    (:func:`lsa_theory.dynamics.regression.sample_minimiser_test`, ``default_rng([seed, 5])``) against
+    ``Gamma^{-1}`` of :func:`lsa_theory.dynamics.regression.gamma_matrix`. The flow runs only show that the
+    flow
     reaches its own target ``Gamma^{-1}`` (``flow_vs_target``); this is the evidence that the target
     is the minimiser of the objective the block is trained on.
 
@@ -396,7 +398,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     ``regression.json`` and ``regression.npz`` are written there. Returns the JSON document.
     With ``out``, each finished unit (each population flow, the sampled sweep, the Gamma check,
     the trained stacks) is kept as it finishes in ``out/UNITS_FILE``
-    (:class:`experiments.store.UnitStore`, under the ``config_hash`` of ``cfg``) and an
+    (:class:`lsa_theory.experiments.store.UnitStore`, under the ``config_hash`` of ``cfg``) and an
     interrupted run resumes from them with the same numbers; the file goes once the results are
     written."""
     t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 r"""``lsa-theory sweep CONFIG.toml``: a grid of converge / diversity / control jobs, resumable.
 
-The config file and its parameters per kind are described in :mod:`experiments.sweep.grid`, the
-jobs and executors in :mod:`experiments.sweep.jobs`; this module holds the driver and the command
-line (``python -m experiments.sweep``: ``__main__.py``) and re-exports the others.
+The config file and its parameters per kind are described in :mod:`lsa_theory.experiments.sweep.grid`, the
+jobs and executors in :mod:`lsa_theory.experiments.sweep.jobs`; this module holds the driver and the command
+line (``python -m lsa_theory.experiments.sweep``: ``__main__.py``) and re-exports the others.
 
 **Outputs.** Each job is written atomically to ``OUT/jobs/<hash>.json`` with ``hash`` =
 :func:`job_hash` (sha256 of the canonical JSON of kind, full params and the package version):
@@ -168,7 +168,7 @@ def run_sweep(
     default 0 when the grid has none); ``threads``: BLAS threads of each job (default 1).
     Nothing is written before every check has passed (the options, the grid, every scanned job,
     ``--out``, a dask scheduler at ``address``); then ``OUT`` is locked for this process
-    (:class:`experiments.io.out_lock`: a second sweep on it is refused) and
+    (:class:`lsa_theory.experiments.io.out_lock`: a second sweep on it is refused) and
     ``OUT/provenance.json`` records the config (kind and grid, not the config file's path: job
     files are content-addressed, so a rerun never conflicts with them), seed and versions.
     """
@@ -371,15 +371,15 @@ def main_sweep(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.sweep CONFIG [options]`` (same options as ``lsa-theory sweep``)."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep")
+    """``python -m lsa_theory.experiments.sweep CONFIG [options]`` (same options as ``lsa-theory sweep``)."""
+    parser = argparse.ArgumentParser(prog="python -m lsa_theory.experiments.sweep")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return main_sweep(parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)]))
 
 
 #: The face (:mod:`experiments`): a sweep's configuration is a TOML file or a dict
 #: (:func:`load_config`), its units the grid's jobs (:func:`iter_grid`, named by :func:`job_hash`,
-#: kept one file each by :class:`experiments.store.UnitFiles`), :func:`run_job` one of them; each
+#: kept one file each by :class:`lsa_theory.experiments.store.UnitFiles`), :func:`run_job` one of them; each
 #: job calls the face of its experiment (``converge``, ``diversity``, ``control``).
 run = run_sweep
 units = iter_grid

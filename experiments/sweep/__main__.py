@@ -1,4 +1,4 @@
-"""``python -m experiments.sweep CONFIG [options]`` (same options as ``lsa-theory sweep``)."""
+"""``python -m lsa_theory.experiments.sweep CONFIG [options]`` (same options as ``lsa-theory sweep``)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The grid of ``lsa-theory sweep`` (:mod:`experiments.sweep`): the config file, its parameters per
+"""The grid of ``lsa-theory sweep`` (:mod:`lsa_theory.experiments.sweep`): the config file, its parameters per
 kind, the job count, expansion and hashing.
 
 **Config** (TOML, read with :mod:`tomllib`)::
@@ -13,20 +13,20 @@ kind, the job count, expansion and hashing.
 
 Parameters not named in ``[grid]`` take the defaults of :data:`PARAMS`. Per kind:
 
-- ``converge`` (one gradient flow, :func:`experiments.converge._one_run`): ``algo`` ("sarsa" |
+- ``converge`` (one gradient flow, :func:`lsa_theory.experiments.converge._one_run`): ``algo`` ("sarsa" |
   "actor_critic"), ``seed`` (teacher data ``default_rng(seed)`` and the perturbation), ``c``
   (scale of the construction, non-zero), ``radius`` (relative size of the perturbation), ``S``,
   ``A``, ``k`` (training MDPs), ``frames`` (frames per MDP). Metrics: ``loss0``, ``loss_final``,
   ``dist_final``, ``rate_fit``, ``rate_pred``, ``rate_ratio``, ``rate_ratio_a_priori``,
   ``pl_min_ratio``, ``conserved_drift``, ``c_pred``,
   ``c_final``, ``ker_dim``, ``tangent_dim``, ``rich``, ``scaling_only``, ``converged``, ...
-- ``diversity`` (one row, :func:`experiments.diversity._row`): ``k``, ``features`` ("uniform" |
+- ``diversity`` (one row, :func:`lsa_theory.experiments.diversity._row`): ``k``, ``features`` ("uniform" |
   "onehot" | ...), ``shared_features`` (bool), ``reward`` ("sa" | "sas"), ``frames``, ``seed``,
   and ``index`` (row index of the random streams ``default_rng([seed, index, ...])``; 0 by default).
   Metrics: ``ker_dim`` (certified; None when undecided), ``kernel_certified``, ``tangent_dim``,
   ``morse_bott``, ``scaling_only``, ``lambda_min_plus``,
   ``heldout_err``, ``dist_final``, ...
-- ``control`` (one deployment unit, :func:`experiments.control._run_unit`): ``env`` (env key, e.g.
+- ``control`` (one deployment unit, :func:`lsa_theory.experiments.control._run_unit`): ``env`` (env key, e.g.
   "random-S9-A4" or "FrozenLake-v1:is_slippery=False"), ``algo``, ``seed`` (the unit index: the
   held-out MDP index for "random-S9-A4", the seed index for gymnasium envs; family seed 0),
   ``n`` (context length), ``n_updates``, ``weights`` ("constructed" or an ``.npz`` path),
@@ -89,7 +89,7 @@ PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
 
 
 #: Largest ``radius`` of a converge job: the start's (M3) quantity is ``~ (radius ||theta*||)^2`` and
-#: :func:`dynamics.distance_to_manifold` solves a quartic in ``c`` built from it, which overflows
+#: :func:`lsa_theory.dynamics.distance_to_manifold` solves a quartic in ``c`` built from it, which overflows
 #: float64 from ``radius ~ 1e77`` (measured: ``c`` is NaN at 1e78 for the default job, finite at 1e60).
 RADIUS_MAX = 1e50
 
@@ -214,7 +214,7 @@ def _validate_config(kind: str, rest: tuple) -> None:
             scales=(p["c"],), radii=(p["radius"],),
         )  # fmt: skip
     elif kind == "diversity":
-        import dynamics as dy
+        from lsa_theory import dynamics as dy
 
         dy.TeacherSpec(
             k=p["k"], frames=p["frames"], features=p["features"], shared_features=p["shared_features"],
@@ -230,7 +230,7 @@ def _validate_config(kind: str, rest: tuple) -> None:
 @functools.lru_cache(maxsize=256)
 def _check_env(key: str) -> None:
     """ValueError naming ``grid.env`` unless ``key`` is the held-out family or a gymnasium
-    environment that builds (:func:`experiments.envs.make_env`, once per key)."""
+    environment that builds (:func:`lsa_theory.experiments.envs.make_env`, once per key)."""
     from ..envs import HELDOUT_NAME, make_env
 
     if key == HELDOUT_NAME:

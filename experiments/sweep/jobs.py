@@ -1,4 +1,4 @@
-"""The jobs of ``lsa-theory sweep`` (:mod:`experiments.sweep`): one converge / diversity / control
+"""The jobs of ``lsa-theory sweep`` (:mod:`lsa_theory.experiments.sweep`): one converge / diversity / control
 job (top-level, picklable) and the executors that run them.
 
 **Executors.** ``"local"``: :class:`concurrent.futures.ProcessPoolExecutor` with the

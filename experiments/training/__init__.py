@@ -4,9 +4,9 @@ face of the experiment.
 Face: :data:`Config` (:class:`TrainConfig`, frozen, with ``quick()`` and ``full()``), :func:`run`
 (:func:`train`), :func:`plot` (:func:`plot_training`, from saved results). Training is one long
 run, not a list of independent units: its resume is the checkpoint ``checkpoint.pt`` (every
-``checkpoint_every`` steps, bit for bit, :mod:`experiments.training.loop`), so :func:`units`
+``checkpoint_every`` steps, bit for bit, :mod:`lsa_theory.experiments.training.loop`), so :func:`units`
 names that one run and :func:`run_unit` is :func:`run`. The sweeps over seeds, task diversity and
-context length (:mod:`experiments.training.sweeps`) run it several times.
+context length (:mod:`lsa_theory.experiments.training.sweeps`) run it several times.
 
 Files: ``config.py`` (the configuration), ``data.py`` (teacher data and its memory use),
 ``model.py`` (the (L2) forward, the loss (M1), initialisation and metrics), ``loop.py`` (the

@@ -1,4 +1,5 @@
-"""The configuration :class:`TrainConfig` of a training run of :mod:`experiments.training` (Algorithm 1
+"""The configuration :class:`TrainConfig` of a training run of :mod:`lsa_theory.experiments.training`
+(Algorithm 1
 of [LL] (S6) on the objective (M1)) and the choices it validates against.
 """
 
@@ -9,10 +10,10 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-import constructions
-import dynamics as dy
 import lsa_theory as lt
-from lsa_theory._checks import check_int, check_real
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
+from lsa_theory.checks import check_int, check_real
 
 from ..io import to_jsonable
 
@@ -40,7 +41,7 @@ def _seed(seed: int, stream: int) -> int:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. Data fields are those of :class:`dynamics.TeacherSpec` ([LL] defaults:
+    """One training run. Data fields are those of :class:`lsa_theory.dynamics.TeacherSpec` ([LL] defaults:
     S = 9, A = 4, d = S A = 36, n = 20, gamma = 0.5, alpha = 0.2, epsilon = 0.1, features ``U(-1, 1)``
     resampled per MDP); ``heldout_k`` x ``heldout_frames`` fresh MDPs with fresh features score
     generalisation. Optimisation: ``optimizer`` (``"adam"``/``"sgd"``, ``momentum`` for SGD),
@@ -135,7 +136,7 @@ class TrainConfig:
             check_real(b, "adam_betas", low=0.0, high=1.0, high_open=True)
 
     def spec(self) -> dy.TeacherSpec:
-        """The training data's :class:`dynamics.TeacherSpec`."""
+        """The training data's :class:`lsa_theory.dynamics.TeacherSpec`."""
         return dy.TeacherSpec(
             algorithm=self.algorithm,
             S=self.S,

@@ -1,9 +1,9 @@
-"""The training data of :mod:`experiments.training`: teacher frames kept as their (L2) sufficient
+"""The training data of :mod:`lsa_theory.experiments.training`: teacher frames kept as their (L2) sufficient
 statistics.
 
 Data. ``k`` MDPs of the [LL] family, features resampled per MDP (or one map shared by all), each
 driven ``frames`` updates by the exact teacher (S2)/(A2) through the loop (S6)/(A5)
-(:func:`dynamics.teacher_dataset`). Frame ``f`` is kept only as its (L2) sufficient statistics
+(:func:`lsa_theory.dynamics.teacher_dataset`). Frame ``f`` is kept only as its (L2) sufficient statistics
 ``Sigma_f = (1/n) sum_i x_i x_i^T`` (m, m), ``wt_f = [1; w_f(; lambda_f)]`` (p,) and the teacher's
 increment ``y_f = w_teacher,f - w_f`` (k_out,); ``m = 2d+1+d_pi``, ``p = D - m = d+1+d_pi``.
 
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import dynamics as dy
-from lsa_theory._checks import check_int
+from lsa_theory import dynamics as dy
+from lsa_theory.checks import check_int
 
 from ..io import progress
 from .config import DTYPES, TrainConfig, _check_critic
@@ -48,8 +48,9 @@ class TrainData:
         return self.Sigma.shape[0]
 
     def summary(self) -> dy.TeacherDataset:
-        """A one-frame :class:`dynamics.TeacherDataset` carrying ``spec`` and ``Sigma_mean``: all that
-        :func:`dynamics.invisible_directions` and :func:`dynamics.distance_to_manifold` read."""
+        """A one-frame :class:`lsa_theory.dynamics.TeacherDataset` carrying ``spec`` and ``Sigma_mean``:
+        all that :func:`lsa_theory.dynamics.invisible_directions` and
+        :func:`lsa_theory.dynamics.distance_to_manifold` read."""
         p = self.spec.layout.D - self.spec.layout.m
         return dy.TeacherDataset(
             spec=self.spec,
@@ -63,7 +64,7 @@ class TrainData:
 def teacher_data(
     spec: dy.TeacherSpec, rng: np.random.Generator, critic: str | None = None
 ) -> dy.TeacherDataset:
-    """Teacher frames (L2) of ``spec``: :func:`dynamics.teacher_dataset`. The critic is the
+    """Teacher frames (L2) of ``spec``: :func:`lsa_theory.dynamics.teacher_dataset`. The critic is the
     algorithm's own (its declaration's ``critic``: ``"state"`` for ``actor_critic``, THEORY §3
     (A1)-(A2), the critic table ``psi(s)`` repeated over actions; ``"action"`` for ``sarsa`` and
     ``actor_critic_q``); a given ``critic`` must name it (ValueError otherwise)."""

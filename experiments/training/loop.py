@@ -1,8 +1,9 @@
 """Training one LSA block by teacher mimicking: Algorithm 1 of [LL] (S6) on the objective (M1).
 
-The configuration is :mod:`experiments.training.config`, the data (and its memory use)
-:mod:`experiments.training.data`, the model, loss and metrics :mod:`experiments.training.model`;
-this module holds the training loop (the face of the experiment is :mod:`experiments.training`).
+The configuration is :mod:`lsa_theory.experiments.training.config`, the data (and its memory use)
+:mod:`lsa_theory.experiments.training.data`, the model, loss and metrics
+:mod:`lsa_theory.experiments.training.model`;
+this module holds the training loop (the face of the experiment is :mod:`lsa_theory.experiments.training`).
 
 Results (``out``): ``train.json`` (config, seed, versions, metric history, final metrics, run
 times) and ``train.npz`` (learned ``P``, ``V``; ``P_star``, ``V_star`` = ``(c P*, V*/c)`` at the
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import dynamics as dy
-from lsa_theory._checks import check_int
+from lsa_theory import dynamics as dy
+from lsa_theory.checks import check_int
 
 from ..io import atomic_savez, atomic_write, atomic_write_json, load_checkpoint, progress, versions
 from .config import (
@@ -99,7 +100,7 @@ class TrainResult:
 
 
 def _atomic_torch_save(path: Path, obj: Any) -> None:
-    """``torch.save`` to ``path`` atomically and durably (:func:`experiments.io.atomic_write`)."""
+    """``torch.save`` to ``path`` atomically and durably (:func:`lsa_theory.experiments.io.atomic_write`)."""
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 

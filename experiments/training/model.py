@@ -1,4 +1,4 @@
-r"""The model and metrics of :mod:`experiments.training`: the (L2) forward pass on full ``P, V``,
+r"""The model and metrics of :mod:`lsa_theory.experiments.training`: the (L2) forward pass on full ``P, V``,
 the loss (M1), the initialisation and the structure metrics.
 
 Model. The FULL ``P, V`` (D x D, ``D = 3d+2(+2 d_pi)``) of one (L1) block. Its readout is computed
@@ -18,7 +18,7 @@ set of (M2)).
 
 Metrics (every ``log_every`` steps and at the end): training loss (M1) on all frames; with
 ``theta = [vec(A); vec(B)]`` and the scale ``c`` minimising ``||theta - [vec(A*/c); vec(c B*)]||``
-(the scaling orbit of (S4), :func:`dynamics.distance_to_manifold` with no invisible direction),
+(the scaling orbit of (S4), :func:`lsa_theory.dynamics.distance_to_manifold` with no invisible direction),
 ``cos = <theta, theta*(c)> / (|theta| |theta*(c)|)`` and ``orbit_dist = |theta - theta*(c)|``;
 ``manifold_dist``, the distance to the full optimal manifold (M4) (scaling and the directions the
 training data cannot see); norms of ``P22``, its symmetric part (the antisymmetric part is
@@ -33,9 +33,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import constructions
-import dynamics as dy
 import lsa_theory as lt
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 
 from .config import DTYPES, TrainConfig, _seed
 from .data import TrainData

@@ -1,4 +1,4 @@
-"""Figures of :mod:`experiments.training.sweeps` (one run, several seeds, the (M7) sweep and its
+"""Figures of :mod:`lsa_theory.experiments.training.sweeps` (one run, several seeds, the (M7) sweep and its
 deployed returns), drawn from saved results only.
 """
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-import constructions
+from lsa_theory import constructions
 
 from ..io import read_json
 from ..plots import SEM, label_heatmap, pyplot, save_figure
@@ -180,7 +180,7 @@ def plot_diversity_training(out: str | Path) -> Path:
 
 def plot_returns_by_k(sweep_out: str | Path) -> Path:
     """From ``sweep_out/returns_by_k.json``: the normalised return against ``k`` and the fraction of
-    diverged loops. With the MDP-clustered statistics (:func:`experiments.training.sweeps.
+    diverged loops. With the MDP-clustered statistics (:func:`lsa_theory.experiments.training.sweeps.
     deployed_returns_by_k`): the mean over ALL loops (a diverged loop scored ``diverged_score``)
     +- the standard error over the held-out MDPs (seeds averaged per MDP); each seed's mean over all
     its loops as a point. Documents without them: the converged loops pooled (as recorded).

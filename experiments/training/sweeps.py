@@ -1,8 +1,9 @@
-r"""Sweeps over :func:`experiments.training.train` (names on the face :mod:`experiments.training`):
+r"""Sweeps over :func:`lsa_theory.experiments.training.train` (names on the face
+:mod:`lsa_theory.experiments.training`):
 several training seeds of one configuration (:func:`train_seeds`),
 the (M7) task-diversity sweep (:func:`diversity_training_sweep`, every ``(seed, k, features)`` run
 reported), teacher matching against the context length (:func:`teacher_matching_vs_n`); their
-figures, drawn from saved results only, are in :mod:`experiments.training.plots`.
+figures, drawn from saved results only, are in :mod:`lsa_theory.experiments.training.plots`.
 
 Reporting rule: tables and figures list every run that was made, failures included; a sweep over
 seeds reports each seed's row and the spread (min, max) beside the mean.
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-import dynamics as dy
 import lsa_theory as lt
-from lsa_theory._checks import check_int
+from lsa_theory import dynamics as dy
+from lsa_theory.checks import check_int
 
 from ..io import atomic_write_json, read_json, to_jsonable, versions
 from ..stats import DIVERGED_SCORE, clustered_paired_ci, mean_sem, scored
@@ -117,7 +118,8 @@ def train_seeds(
 
 
 def heldout_error_without_cubic(P: np.ndarray, V: np.ndarray, held: dy.TeacherDataset) -> float:
-    """Held-out relative error (:func:`experiments.training.heldout_error`) of ``(P, V)`` (D, D) with
+    """Held-out relative error (:func:`lsa_theory.experiments.training.heldout_error`) of ``(P, V)`` (D, D)
+    with
     ``P22`` set to 0, which removes exactly the cubic (L2) term ``(1/n) Vbar22 wt (wt^T P22 wt)``:
     what is left of the error is that of the (M2) blocks ``(Vbar21, P12)`` alone."""
     P0 = np.array(P, dtype=float)
@@ -208,7 +210,8 @@ def deployed_returns_by_k(
     with the sweep's ``n``, ``alpha``, ``epsilon``. Held-out MDP ``i`` is
     ``random_mdp(S, A, gamma, heldout_rng(seed, i))`` and its loop stream ``heldout_rng(seed, i, 1)``
     (features, ``w_0``, rollouts); at S = 9, A = 4 this is ``random-S9-A4`` of
-    :func:`experiments.envs.heldout_family`. The exact teacher runs once per MDP on the same stream.
+    :func:`lsa_theory.experiments.envs.heldout_family`. The exact teacher runs once per MDP on the same
+    stream.
 
     Every run appears: ``rows`` has one entry per (seed, k, features) with ``normalized_return``
     (mean over the held-out MDPs, ``None`` when a loop diverged), ``normalized_return_nanmean``
@@ -218,7 +221,7 @@ def deployed_returns_by_k(
     ``groups`` gathers the seeds per (k, features): ``n_diverged`` of ``n_loops``,
     ``normalized_return_converged_mean``/``_sem`` (the loops that did not diverge, pooled: kept for
     the record, not an interval), and the (M7) comparison with every loop counted and the loops of
-    one held-out MDP as one cluster (:func:`experiments.stats.clustered_paired_ci`): the block's
+    one held-out MDP as one cluster (:func:`lsa_theory.experiments.stats.clustered_paired_ci`): the block's
     score on MDP ``i`` is the mean over the seeds' loops on it, paired with the teacher on the same
     MDP and stream, ``N = n_heldout`` clusters: ``normalized_return_mean`` (all loops),
     ``normalized_return_clustered_sem`` (s.e. of the mean over the ``N`` per-MDP means) and

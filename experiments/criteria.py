@@ -1,4 +1,4 @@
-"""The pass criteria of the ``lsa-theory`` commands (:mod:`experiments.cli`): what makes a converge
+"""The pass criteria of the ``lsa-theory`` commands (:mod:`lsa_theory.cli`): what makes a converge
 run (M3)/(M4)/(M6), a diversity row (M5) and a control environment (S6) pass; ``reproduce`` uses
 them too.
 """
@@ -28,7 +28,7 @@ def _within(ratio, tol: float, roundoff) -> bool:
 
 def rate_passed(run: dict) -> bool:
     """(M6) rate check: the measured rate ``rate_fit`` (slowest rate of the three-exponential fit,
-    :func:`dynamics.fit_modes`) within :data:`CRITERIA` of ``lambda_min^+`` predicted before the
+    :func:`lsa_theory.dynamics.fit_modes`) within :data:`CRITERIA` of ``lambda_min^+`` predicted before the
     flow and of ``lambda_min^+`` at the limit, with its round-off bound ``rate_roundoff`` added to
     the distance (a verdict round-off cannot flip). The single window and the two-mode fit are
     reported, never accepted in its place (docs/dynamics.md: both are biased by the second and
@@ -72,7 +72,7 @@ CONTROL_TOL = 1e-9
 def control_passed(env: dict) -> bool:
     """The check of a ``control`` row: for ``weights="constructed"`` the block reproduces the exact
     teacher as computed, ``block_equals_teacher``
-    (:func:`experiments.control_loop.block_teacher_check`: every update within its round-off bound
+    (:func:`lsa_theory.experiments.control_loop.block_teacher_check`: every update within its round-off bound
     of the teacher's update on the same input, the parameters within the propagated bound until the
     first trajectory mismatch, and no mismatch before the round-off model allows an argmax flip).
     Documented properties of the teacher (its divergence, a flip after it) are reported in the row

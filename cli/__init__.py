@@ -2,11 +2,11 @@
 
 - ``lsa-theory verify [--json] [--quick] [--seed N] [--module FILE.py] [--timeout SECONDS]`` checks
   every construction claim of docs/theory.md on fresh random instances
-  (:func:`constructions.run_claims`); ``--json`` prints ``{"rows": [{"claim", "residual", "tol",
+  (:func:`lsa_theory.constructions.run_claims`); ``--json`` prints ``{"rows": [{"claim", "residual", "tol",
   "passed"}, ...]}`` (rows also carry ``check``). Progress on stderr as each level starts;
   ``--timeout``: exit 2 naming the level that was running.
 - ``lsa-theory converge [--algo sarsa|actor_critic] [--quick] [--json] [--out DIR]`` runs gradient
-  flows from perturbations of the construction (:mod:`experiments.converge`); ``--json`` prints
+  flows from perturbations of the construction (:mod:`lsa_theory.experiments.converge`); ``--json`` prints
   ``{"runs": [{"algo", "seed", "radius", "loss0", "loss_final", "dist_final", "rate_fit",
   "rate_pred", "rate_ratio", "rate_ratio_a_priori", "pl_min_ratio", "ker_dim", "tangent_dim", "rich",
   "conserved_drift", "c_pred", "c_final"}, ...], "unrealisable": [...], "radius_sweep": [...]}`` (runs
@@ -14,38 +14,41 @@
   ``lambda_min^+`` at ``theta*(c_pred)``, computed before the flow). Unrealisable-target runs and the
   radius sweep are reported, never counted in the exit code.
 - ``lsa-theory diversity [--quick] [--json] [--out DIR]`` sweeps the (M5) rows and k
-  (:mod:`experiments.diversity`); ``--json`` prints ``{"rows": [{"S", "A", "d", "k", "features",
+  (:mod:`lsa_theory.experiments.diversity`); ``--json`` prints ``{"rows": [{"S", "A", "d", "k", "features",
   "shared_features", "reward", "ker_dim", "kernel_certified", "tangent_dim", "scaling_only",
   "lambda_min_plus", "heldout_err"}, ...]}`` (``ker_dim`` is the exactly certified kernel dimension,
   None with ``ker_bounds`` and ``kernel_reason`` when the data do not decide).
 
 - ``lsa-theory control [--algo NAME] [--module FILE.py] [--weights constructed|trained|PATH]
-  [--updates N] [--quick] [--json] [--out DIR]`` deploys a frozen block (:mod:`experiments.control`);
+  [--updates N] [--quick] [--json] [--out DIR]`` deploys a frozen block
+  (:mod:`lsa_theory.experiments.control`);
   ``--json`` prints ``{"envs": [{"name", "algo", "weights", "updates", "normalized_return",
   "normalized_return_teacher", "n_seeds"}, ...]}``, the held-out [LL] family named ``random-S9-A4``.
 
 - ``lsa-theory regression [--quick] [--json] [--out DIR]`` measures [ZFB]'s global optimum of gradient
   flow on in-context regression (R4)/(R5) and trains L-layer stacks against (R3)
-  (:mod:`experiments.regression`); ``--json`` prints ``{"d", "N", "Lambda", "population": {"M_flow",
+  (:mod:`lsa_theory.experiments.regression`); ``--json`` prints ``{"d", "N", "Lambda", "population":
+  {"M_flow",
   "M_star", "rel_err", "loss_final", "loss_star", ...}, "sampled": [{"F", "rel_err"}, ...], "slope",
   ...}`` (also ``configs``, ``trained``, ``checks``, ``passed``).
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
-  sweeps the context length n in either regime of docs/theory.md §6 (:mod:`experiments.context_length`);
+  sweeps the context length n in either regime of docs/theory.md §6
+  (:mod:`lsa_theory.experiments.context_length`);
   ``--json`` prints ``{"regime", "rows": [{"n", "L", "normalized_return", "value_error", "sem",
   ...}], "td_rows": [...], ...}`` (in context; closed-loop rows carry ``budget``, ``point``,
   ``alpha``, ``n``, ``normalized_return``, ``sem``, ``n_diverged``, ``diff_prev``).
 - ``lsa-theory pretrain --mode rl|teacher|both [--algo sarsa|actor_critic] [--quick] [--sweep] [--json]
   [--out DIR]`` trains a
   block by reinforcement pretraining (P2) and/or teacher mimicking (P1) and compares them
-  (:mod:`experiments.pretrain`); ``--json`` prints ``{"rl": {...}, "teacher": {...},
+  (:mod:`lsa_theory.experiments.pretrain`); ``--json`` prints ``{"rl": {...}, "teacher": {...},
   "constructed": {...}, "exact": {...}, "paired": {...}, ...}``, each block's entry with
   ``heldout_return``, ``heldout_return_sem``, ``cos_S3_effective``, ``cos_S3_full``,
   ``update_corr_sarsa`` (``rl`` also ``initial_heldout_return``).
 
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
-  grid of converge/diversity/control jobs (:mod:`experiments.sweep`).
+  grid of converge/diversity/control jobs (:mod:`lsa_theory.experiments.sweep`).
 - ``lsa-theory reproduce [--quick] [--seed S] [--out DIR]`` runs all of the above into ``DIR`` with
-  figures and ``summary.json`` (:mod:`experiments.reproduce`; every part's seeds shifted by ``S``);
+  figures and ``summary.json`` (:mod:`lsa_theory.experiments.reproduce`; every part's seeds shifted by ``S``);
   a rerun skips finished parts, and refuses results of another seed unless ``--reuse``. Progress per
   part on stderr; ``--json`` prints one JSON document (the summary, ``failed`` naming each failed
   part with its criterion), the table then on stderr.
@@ -61,18 +64,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import constructions
+from lsa_theory import constructions
+from lsa_theory.checks import check_same_tree
 
-from .cli_checks import (  # noqa: F401  (moved; re-exported from here)
-    CONTROL_TOL,
-    CRITERIA,
-    control_passed,
-    converge_passed,
-    diversity_passed,
-    rate_passed,
-)
-from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
-    _NOT_CONFIG,
+from .commands import (
     _check_control,
     _check_converge,
     _check_verify,
@@ -84,21 +79,18 @@ from .cli_commands import (  # noqa: F401  (moved; re-exported from here)
     _cmd_reproduce,
     _cmd_verify,
     _context_length_config,
-    _converge_config,
     _diversity_config,
-    _json_float,
     _print_json,
     _print_table,
     _provenance,
     _regression_config,
-    _trained_weights,
 )
 
 
 def _pretrain_config(args: argparse.Namespace):
     """The :class:`PretrainConfig` of ``pretrain``'s options (ValueError naming the option), refused
     when its ``k`` training MDPs would not fit in this machine's memory (:func:`_pretrain_bytes`)."""
-    from .pretrain import PretrainConfig
+    from lsa_theory.experiments.pretrain import PretrainConfig
 
     cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
     cfg = cfg.replace(init=args.init, algo=args.algo)
@@ -146,8 +138,8 @@ def _check_pretrain(args: argparse.Namespace) -> None:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from .pretrain import TrainingDiverged
-    from .pretrain_compare import pretrain_sweep, run_pretrain
+    from lsa_theory.experiments.pretrain import TrainingDiverged
+    from lsa_theory.experiments.pretrain_compare import pretrain_sweep, run_pretrain
 
     cfg = _pretrain_config(args)
     if args.sweep:
@@ -335,11 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, out="directory for pretrain.json/.npz, checkpoints, figures (resumes)")
     p.set_defaults(func=_cmd_pretrain, precheck=_check_pretrain)
 
-    from .sweep import add_parser as add_sweep_parser
+    from lsa_theory.experiments.sweep import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
 
-    from .reproduce import PARTS
+    from lsa_theory.experiments.reproduce import PARTS
 
     p = sub.add_parser(
         "reproduce",
@@ -360,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 SEED_MAX = 2**32 - 1
 
 #: Commands that train or evaluate with torch: ``--threads N`` also sets torch's intra- and
-#: inter-op threads for them (:func:`experiments.io.set_torch_threads`), recorded in provenance.
+#: inter-op threads for them (:func:`lsa_theory.experiments.io.set_torch_threads`), recorded in provenance.
 TORCH_COMMANDS = frozenset({"regression", "pretrain", "control", "context-length", "reproduce"})
 
 
@@ -369,11 +361,10 @@ def _run(args: argparse.Namespace) -> int:
     ``precheck``: every command builds its configuration there, so a configuration error is
     reported before ``--out`` is created) before anything is written; limit BLAS and (for the
     commands in :data:`TORCH_COMMANDS`) torch to ``--threads`` threads; then, with ``--out``, hold its lock
-    (:class:`experiments.io.out_lock`: a second process on the same directory is refused), check
+    (:class:`lsa_theory.experiments.io.out_lock`: a second process on the same directory is refused), check
     and record its provenance and run the command. ``sweep`` manages its ``--out`` itself."""
+    from lsa_theory.experiments.io import check_out, check_provenance, out_lock, set_torch_threads
     from threadpoolctl import threadpool_limits
-
-    from .io import check_out, check_provenance, out_lock, set_torch_threads
 
     threads = getattr(args, "threads", 1)
     if threads < 1:
@@ -441,3 +432,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+check_same_tree(__file__)  # one source tree: ImportError if two are mixed

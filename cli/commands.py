@@ -1,4 +1,4 @@
-"""The ``lsa-theory`` commands but ``pretrain`` (:mod:`experiments.cli` holds that one, the parser and
+"""The ``lsa-theory`` commands but ``pretrain`` (:mod:`lsa_theory.cli` holds that one, the parser and
 the entry point): each runs its experiment, prints a table or one JSON document and returns the
 exit code (0 passed, 1 a check failed).
 """
@@ -12,10 +12,9 @@ import math
 import sys
 
 import numpy as np
+from lsa_theory.experiments.criteria import CRITERIA, control_passed, converge_passed, diversity_passed
 
-import constructions
-
-from .cli_checks import CRITERIA, control_passed, converge_passed, diversity_passed
+from lsa_theory import constructions
 
 #: Options that do not change what a command computes (left out of its configuration hash).
 _NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
@@ -27,8 +26,9 @@ def _json_float(x: float) -> float | None:
 
 
 def _provenance(args: argparse.Namespace, seed=None) -> dict:
-    """The ``provenance`` object of a command's JSON document (:func:`experiments.io.provenance`)."""
-    from .io import provenance
+    """The ``provenance`` object of a command's JSON document
+    (:func:`lsa_theory.experiments.io.provenance`)."""
+    from lsa_theory.experiments.io import provenance
 
     config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     return provenance(config, seed if seed is not None else getattr(args, "seed", None))
@@ -37,7 +37,7 @@ def _provenance(args: argparse.Namespace, seed=None) -> dict:
 def _print_json(args: argparse.Namespace, doc: dict, seed=None) -> None:
     """Print a command's JSON document with its ``provenance`` object (issue 13: every result
     document carries one; a document that already has it keeps its own)."""
-    from .io import to_jsonable
+    from lsa_theory.experiments.io import to_jsonable
 
     if "provenance" not in doc:
         if seed is None:  # the seed the command ran with: the document's own, else --seed
@@ -48,7 +48,7 @@ def _print_json(args: argparse.Namespace, doc: dict, seed=None) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from constructions.verify import run_claims
+    from lsa_theory.constructions.verify import run_claims
 
     algorithms, module = None, None
     if args.module is not None:
@@ -105,7 +105,7 @@ def _run_claims_watched(run_claims, args: argparse.Namespace, rng, **kwargs) -> 
     import signal
     import time
 
-    from .io import Heartbeat
+    from lsa_theory.experiments.io import Heartbeat
 
     t0 = time.perf_counter()
     stage = ["start"]
@@ -165,7 +165,7 @@ def _print_verify_table(rows: list) -> None:
 
 
 def _load_user_module(path: str) -> tuple[list, dict]:
-    """The Algorithm declarations of the user's file ``path`` (:func:`constructions.load_module`,
+    """The Algorithm declarations of the user's file ``path`` (:func:`lsa_theory.constructions.load_module`,
     whose ValueErrors name the file, the line and the failure) and what identifies it: ``{"path":
     absolute path, "sha256": of its bytes}`` (read before the import). Every failure is a
     ValueError starting ``--module:``."""
@@ -202,7 +202,7 @@ def _converge_config(args: argparse.Namespace):
     """The :class:`ConvergeConfig` of ``converge``'s options, ``--seed`` applied (ValueError naming
     ``--algo`` or ``--module``); also its precheck: built before ``--out`` is touched, so a
     configuration error writes nothing."""
-    from .converge import ConvergeConfig
+    from lsa_theory.experiments.converge import ConvergeConfig
 
     names = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
     if args.module is None and args.algo not in names:
@@ -230,7 +230,7 @@ def _check_converge(args: argparse.Namespace) -> None:
 
 def _diversity_config(args: argparse.Namespace):
     """The :class:`DiversityConfig` of ``diversity``'s options (also its precheck)."""
-    from .diversity import DiversityConfig
+    from lsa_theory.experiments.diversity import DiversityConfig
 
     cfg = DiversityConfig.quick() if args.quick else DiversityConfig()
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
@@ -238,16 +238,16 @@ def _diversity_config(args: argparse.Namespace):
 
 def _regression_config(args: argparse.Namespace):
     """The :class:`RegressionConfig` of ``regression``'s options (also its precheck)."""
-    from .regression import RegressionConfig
+    from lsa_theory.experiments.regression import RegressionConfig
 
     cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 
 def _context_length_config(args: argparse.Namespace):
-    """The configuration :func:`experiments.context_length.run_context_length` builds for
+    """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
-    from .context_length import ClosedLoopConfig, InContextConfig
+    from lsa_theory.experiments.context_length import ClosedLoopConfig, InContextConfig
 
     config = ClosedLoopConfig if args.regime == "closed-loop" else InContextConfig
     cfg = config.quick() if args.quick else config()
@@ -255,7 +255,7 @@ def _context_length_config(args: argparse.Namespace):
 
 
 def _cmd_converge(args: argparse.Namespace) -> int:
-    from .converge import plot_converge, run_converge
+    from lsa_theory.experiments.converge import plot_converge, run_converge
 
     cfg = _converge_config(args)
     out = args.out
@@ -303,7 +303,7 @@ def _cmd_converge(args: argparse.Namespace) -> int:
 
 
 def _cmd_diversity(args: argparse.Namespace) -> int:
-    from .diversity import plot_diversity, run_diversity
+    from lsa_theory.experiments.diversity import plot_diversity, run_diversity
 
     doc = run_diversity(_diversity_config(args), args.out)
     for row in doc["rows"]:
@@ -355,8 +355,8 @@ def _trained_weights(out: str | None) -> str:
     ``TrainConfig.full()`` (about a minute; it resumes) if it does not exist."""
     from pathlib import Path
 
-    from .reproduce import trained_weights
-    from .training import TrainConfig, train
+    from lsa_theory.experiments.reproduce import trained_weights
+    from lsa_theory.experiments.training import TrainConfig, train
 
     path = trained_weights(Path(out if out is not None else "results") / "control")  # the control part
     if not path.exists():
@@ -368,7 +368,7 @@ def _check_control(args: argparse.Namespace) -> None:
     """``control``'s options, before anything is written: the configuration builds
     (:func:`_control_config`, e.g. ``--updates 0`` is refused) and ``--weights PATH`` is an
     ``.npz`` file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
-    from .io import check_npz_arrays
+    from lsa_theory.experiments.io import check_npz_arrays
 
     _control_config(args, "trained.npz" if args.weights == "trained" else args.weights)
     if args.weights not in ("constructed", "trained", "teacher"):
@@ -377,8 +377,8 @@ def _check_control(args: argparse.Namespace) -> None:
 
 def _control_config(args: argparse.Namespace, weights: str):
     """The :class:`ControlConfig` of ``control``'s options with the block ``weights``."""
-    from .control import ControlConfig
-    from .envs import HELDOUT_NAME
+    from lsa_theory.experiments.control import ControlConfig
+    from lsa_theory.experiments.envs import HELDOUT_NAME
 
     cfg = ControlConfig.quick() if args.quick else ControlConfig()
     if args.module is not None:
@@ -422,7 +422,7 @@ def _control_config(args: argparse.Namespace, weights: str):
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
-    from .control import plot_control, run_control
+    from lsa_theory.experiments.control import plot_control, run_control
 
     _control_config(args, args.weights)  # the refusals, before training a block for 'trained'
     weights = _trained_weights(args.out) if args.weights == "trained" else args.weights
@@ -455,7 +455,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 
 def _cmd_regression(args: argparse.Namespace) -> int:
-    from .regression import CRITERIA, plot_regression, run_regression
+    from lsa_theory.experiments.regression import CRITERIA, plot_regression, run_regression
 
     doc = run_regression(_regression_config(args), args.out)
     if args.out is not None:
@@ -483,7 +483,7 @@ def _cmd_regression(args: argparse.Namespace) -> int:
 
 
 def _cmd_context_length(args: argparse.Namespace) -> int:
-    from .context_length import run_context_length
+    from lsa_theory.experiments.context_length import run_context_length
 
     doc = run_context_length(args.regime, quick=args.quick, out=args.out, seed=args.seed)
     if args.json:
@@ -517,11 +517,11 @@ def _cmd_context_length(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    """Run :func:`experiments.reproduce.reproduce`; the table of parts goes to stdout, or with
+    """Run :func:`lsa_theory.experiments.reproduce.reproduce`; the table of parts goes to stdout, or with
     ``--json`` to stderr (stdout then holds one JSON document: the summary with ``passed``,
     ``failed`` and ``provenance``). A failed part is named on stderr with its criterion and
     failing items."""
-    from .reproduce import reproduce
+    from lsa_theory.experiments.reproduce import reproduce
 
     summary = reproduce(args.out, quick=args.quick, parts=args.parts, seed=args.seed, reuse=args.reuse)
     table = sys.stderr if args.json else sys.stdout
