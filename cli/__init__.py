@@ -65,7 +65,6 @@ import sys
 from collections.abc import Sequence
 
 from lsa_theory import constructions
-from lsa_theory.checks import check_same_tree
 
 from .commands import (
     _check_control,
@@ -432,5 +431,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-check_same_tree(__file__)  # one source tree: ImportError if two are mixed

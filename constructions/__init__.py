@@ -21,8 +21,6 @@
   (L1)/(L2)/(R4) block rows).
 """
 
-from lsa_theory.checks import check_same_tree
-
 from . import algorithms as _algorithms  # noqa: F401  (registers the package's declarations)
 from .algorithms.residual_gradient import naive_residual_gradient, residual_gradient
 from .algorithms.td_average_reward import (
@@ -73,5 +71,3 @@ __all__ = [
     "td_lambda",
     "td_precond",
 ]
-
-check_same_tree(__file__)  # one source tree: ImportError if two are mixed

@@ -4,8 +4,6 @@ Curated public API; everything works on the effective parameters ``theta = [vec(
 of (M2) and the sufficient statistics of (L2), in float64.
 """
 
-from lsa_theory.checks import check_same_tree
-
 from .bilinear import BilinearDataset, instance_dataset
 from .certify import KernelCertificate, certify_kernel
 from .data import TeacherDataset, TeacherSpec, teacher_dataset
@@ -123,5 +121,3 @@ __all__ = [
     "to_full",
     "unpack",
 ]
-
-check_same_tree(__file__)  # one source tree: ImportError if two are mixed

@@ -10,7 +10,3 @@ An experiment in a folder (``converge``, ``diversity``, ``regression``, ``traini
 (:mod:`lsa_theory.experiments.store`: resume by unit key and config hash, atomic writes) and summarised by the
 one statistics module (:mod:`lsa_theory.experiments.stats`).
 """
-
-from lsa_theory.checks import check_same_tree
-
-check_same_tree(__file__)  # one source tree: ImportError if two are mixed

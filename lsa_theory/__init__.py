@@ -1,7 +1,8 @@
 """lsa-theory core: tabular MDPs, features, rollouts, prompts, LSA blocks and reference algorithms.
 
 Notation and equation labels follow ``docs/theory.md``. The public API is re-exported here; the
-outer packages ``constructions`` and ``dynamics`` build on it (imports only go core -> outward).
+subpackages ``lsa_theory.constructions``, ``.dynamics``, ``.experiments`` and ``.cli`` build on it
+(imports only go core -> outward).
 """
 
 from .algorithms import actor_critic_update, sarsa_update, sarsa_update_error_bound, td_errors, td_update
@@ -113,3 +114,13 @@ __all__ = [
     "uniform_policy",
     "v_pi",
 ]
+
+import pathlib as _pathlib  # noqa: E402
+
+# From a source checkout the subpackages are the folders beside this one (pyproject.toml's
+# package-dir installs them inside lsa_theory/): they are found there too, so a checkout put on
+# PYTHONPATH is used whole, never its core with another checkout's installed subpackages.
+_root = _pathlib.Path(__file__).resolve().parent.parent
+if (_root / "pyproject.toml").is_file() and (_root / "constructions" / "__init__.py").is_file():
+    __path__.append(str(_root))
+del _pathlib, _root

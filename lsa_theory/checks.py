@@ -177,19 +177,3 @@ def check_distribution(
     err = np.abs(p.sum(axis=axis) - 1.0).max(initial=0.0)
     if err > atol:
         raise ValueError(f"{name}: does not sum to 1 (max deviation {err:.3g} > {atol:g})")
-
-
-def check_same_tree(file: str) -> None:
-    """ImportError unless the subpackage whose ``__init__.py`` is ``file`` and the core
-    ``lsa_theory`` come from the same source tree: installed (``lsa_theory/<sub>/``) or a checkout
-    (``<root>/<sub>/`` beside ``<root>/lsa_theory/``). Running one checkout's core over another
-    checkout's install (``PYTHONPATH``) would otherwise mix two versions silently."""
-    import pathlib
-
-    core = pathlib.Path(__file__).resolve().parent  # this module is in the core's folder
-    sub = pathlib.Path(file).resolve().parent
-    if sub.parent not in (core, core.parent):
-        raise ImportError(
-            f"lsa_theory's core is {core} but {sub.name} is {sub}: two source trees mixed. Install "
-            f"the checkout you run (pip install -e <checkout>) instead of putting it on PYTHONPATH."
-        )

@@ -251,3 +251,24 @@ def test_pyproject_installs_every_package_folder_under_one_name():
     assert sorted(conf["packages"]) == sorted(folders)
     assert all(p == "lsa_theory" or p.startswith("lsa_theory.") for p in conf["packages"])
     assert conf["package-dir"] == {k: v for k, v in LAYERS.items() if k != "lsa_theory"}
+
+
+def test_a_checkout_on_pythonpath_is_used_whole(tmp_path):
+    """From a source checkout (here a copy of this one on ``PYTHONPATH``, run outside it) every
+    subpackage comes from that checkout, never from the installed copy beside its core."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "checkout"
+    for folder in LAYERS.values():
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    script = "import lsa_theory.cli, lsa_theory.constructions as c; print(c.__file__)"
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(copy / "constructions" / "__init__.py")
