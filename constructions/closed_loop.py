@@ -170,11 +170,18 @@ class ClosedLoopAlgorithm(Algorithm):
         :meth:`split` cuts the readout."""
 
         def update(X, g, w, lam):
-            rows = X if g is None else np.concatenate([X, g], axis=-2)
-            wt = np.concatenate([[1.0], w] if lam is None else [[1.0], w, lam])
-            return self.split(readout(rows, wt), d)
+            return self.split(readout(*self.readout_inputs(X, g, w, lam)), d)
 
         return update
+
+    def readout_inputs(
+        self, X: np.ndarray, g: np.ndarray | None, w: np.ndarray, lam: np.ndarray | None
+    ) -> tuple:
+        """The inputs of the (L2) readout for one frame: the context rows ``[X; g]`` (``X`` alone
+        without extra rows) and the parameter column ``wt = [1; w; lam]`` (``[1; w]`` without an
+        actor)."""
+        rows = X if g is None else np.concatenate([X, g], axis=-2)
+        return rows, np.concatenate([[1.0], w] if lam is None else [[1.0], w, lam])
 
     def full_prompt(self, X: Any, g: Any, w: Any, lam: Any) -> Any:
         """Hook: the (L1) prompt of one frame from the loop's ``X``, ``g``, ``w``, ``lam`` (stacks

@@ -71,11 +71,7 @@ def _local_bound_fn(weights, layout, alg, used: str, hyper: dict):
         return lambda X, g, w, lam: l1_readout_error_bound(
             alg.full_prompt(X, g, w, lam), weights.P, weights.V, layout.k
         )
-    if alg.has_actor:
-        return lambda X, g, w, lam: l2_readout_error_bound(
-            np.concatenate([X, g], axis=-2), np.concatenate([[1.0], w, lam]), weights
-        )
-    return lambda X, g, w, lam: l2_readout_error_bound(X, np.concatenate([[1.0], w]), weights)
+    return lambda X, g, w, lam: l2_readout_error_bound(*alg.readout_inputs(X, g, w, lam), weights)
 
 
 def block_teacher_error_bound(

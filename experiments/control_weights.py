@@ -226,7 +226,7 @@ def _update_fn(
 
         def l1(X, g, w, lam):
             out = lt.readout(lt.lsa_block(alg.full_prompt(X, g, w, lam), P, V), layout.k)
-            return out[:d], (out[d:] if layout.d_pi else None)
+            return alg.split(out, d)
 
         return l1, "l1"
     return alg.block_update(lambda x, wt: l2_readout(x, wt, weights), layout.d), "l2"
