@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend as B
+from . import backend as B
 from .checks import as_float_array, check_int, check_real
 from .prompts import _check_context, _check_vector
 from .roundoff import gamma, matmul_error_bound

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend as B
+from . import backend as B
 from .checks import check_finite, check_int, check_real
 
 __all__ = [

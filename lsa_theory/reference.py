@@ -39,7 +39,9 @@ def _rows(x: Any, name: str) -> list[list]:
     return [_seq(row, f"{name}[{i}]") for i, row in enumerate(_seq(x, name))]
 
 
-def _sizes(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
+def batch_size(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
+    """The batch size ``n = len(r)`` of a naive loop's inputs, after checking that ``phi`` and
+    ``phi_next`` have ``n`` rows of ``d`` entries and ``d >= 1`` (ValueError naming the argument)."""
     n = len(r)
     if n == 0:
         raise ValueError("r: the batch is empty (n = 0)")
@@ -51,11 +53,11 @@ def _sizes(phi: Sequence, phi_next: Sequence, r: Sequence, d: int) -> int:
         for i, row in enumerate(rows):
             if len(row) != d:
                 raise ValueError(f"{name}[{i}]: expected {d} entries to match w, got {len(row)}")
-            _check_numeric(row, name)
+            check_numeric(row, name)
     return n
 
 
-def _check_numeric(values: Sequence[Any], name: str) -> None:
+def check_numeric(values: Sequence[Any], name: str) -> None:
     """Real finite numbers or symbolic values (sympy expressions, or elements of a sympy polynomial
     ring or rational function field as the exact proofs use); complex, bool, strings are refused."""
     for v in values:
@@ -71,20 +73,24 @@ def _check_numeric(values: Sequence[Any], name: str) -> None:
 
 def _check_scalars(gamma: Any, **rates: Any) -> None:
     """``0 <= gamma < 1`` and finite step sizes when they are numbers (symbols pass unchecked)."""
-    _check_numeric([gamma], "gamma")
+    check_numeric([gamma], "gamma")
     if isinstance(gamma, numbers.Real):
         check_gamma(gamma)
     for name, v in rates.items():
-        _check_numeric([v], name)
+        check_numeric([v], name)
 
 
-def _out(values: list) -> np.ndarray:
+def as_values(values: list) -> np.ndarray:
+    """A naive loop's output (k,): float64 when every value is a real number, else an object array
+    (sympy expressions or exact ring elements, as the proofs run the same loop)."""
     if all(isinstance(v, numbers.Real) for v in values):
         return np.array([float(v) for v in values])
     return np.array(values, dtype=object)
 
 
-def _delta(phi_i, phi_next_i, r_i, w, gamma):
+def naive_td_error(phi_i, phi_next_i, r_i, w, gamma):
+    """The TD error of one transition written as loops, ``delta_i = r_i + gamma w^T phi'_i - w^T
+    phi_i`` ((S2), (W1)); only ``+ * -``, so it runs on floats and on symbols alike."""
     q = 0
     q_next = 0
     for j in range(len(w)):
@@ -97,19 +103,19 @@ def naive_batch_sarsa(phi, phi_next, r, w, gamma, alpha, n_iter: int = 1) -> np.
     """(S2) iterated ``n_iter`` times on the same batch (the target of (S5)); returns w (d,)."""
     w, r, phi, phi_next = _seq(w, "w"), _seq(r, "r"), _rows(phi, "phi"), _rows(phi_next, "phi_next")
     _check_scalars(gamma, alpha=alpha)
-    _check_numeric(w, "w")
-    _check_numeric(r, "r")
-    n = _sizes(phi, phi_next, r, len(w))
+    check_numeric(w, "w")
+    check_numeric(r, "r")
+    n = batch_size(phi, phi_next, r, len(w))
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter: must be an integer >= 1, got {n_iter!r}")
     for _ in range(n_iter):
         new = list(w)
         for i in range(n):
-            delta = _delta(phi[i], phi_next[i], r[i], w, gamma)
+            delta = naive_td_error(phi[i], phi_next[i], r[i], w, gamma)
             for j in range(len(w)):
                 new[j] = new[j] + alpha * delta * phi[i][j] / n
         w = new
-    return _out(w)
+    return as_values(w)
 
 
 def naive_batch_actor_critic(
@@ -120,20 +126,20 @@ def naive_batch_actor_critic(
     phi, phi_next = _rows(phi, "phi"), _rows(phi_next, "phi_next")
     _check_scalars(gamma, alpha=alpha, beta=beta)
     for name, v in (("w", w), ("lam", lam), ("r", r)):
-        _check_numeric(v, name)
-    n = _sizes(phi, phi_next, r, len(w))
+        check_numeric(v, name)
+    n = batch_size(phi, phi_next, r, len(w))
     if len(g) != n or any(len(row) != len(lam) for row in g):
         raise ValueError(f"g: expected {n} rows of {len(lam)} entries to match r and lam")
     for row in g:
-        _check_numeric(row, "g")
+        check_numeric(row, "g")
     new_w, new_lam = list(w), list(lam)
     for i in range(n):
-        delta = _delta(phi[i], phi_next[i], r[i], w, gamma)
+        delta = naive_td_error(phi[i], phi_next[i], r[i], w, gamma)
         for j in range(len(w)):
             new_w[j] = new_w[j] + alpha * delta * phi[i][j] / n
         for k in range(len(lam)):
             new_lam[k] = new_lam[k] + beta * delta * g[i][k] / n
-    return _out(new_w), _out(new_lam)
+    return as_values(new_w), as_values(new_lam)
 
 
 def naive_batch_td(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=None) -> np.ndarray:
@@ -143,5 +149,5 @@ def naive_batch_td(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=None) -> 
     if len(phi) and d == 0:
         raise ValueError("phi: rows have no entries (d = 0)")
     w0 = [0] * d if w0 is None else _seq(w0, "w0")
-    _check_numeric(w0, "w0")
+    check_numeric(w0, "w0")
     return naive_batch_sarsa(phi, phi_next, r, w0, gamma, alpha, n_iter=n_iter)

@@ -205,36 +205,11 @@ def _cross_package_private() -> set[tuple[str, str, str]]:
     return {(m, t, n) for m, t, n in private if layer_of(m) != layer_of(t)}
 
 
-#: Private names (or private modules, ``*module*``) imported across packages, still to be made
-#: public or moved (issue 19), exactly: the set only shrinks.
-KNOWN_PRIVATE_IMPORTS = frozenset(
-    {
-        ("lsa_theory.constructions.algorithms._common", "lsa_theory.reference", "_check_numeric"),
-        ("lsa_theory.constructions.algorithms._common", "lsa_theory.reference", "_sizes"),
-        ("lsa_theory.constructions.algorithms.regression", "lsa_theory", "_backend"),
-        ("lsa_theory.constructions.algorithms.residual_gradient", "lsa_theory.reference", "_delta"),
-        ("lsa_theory.constructions.algorithms.residual_gradient", "lsa_theory.reference", "_out"),
-        ("lsa_theory.constructions.algorithms.td_average_reward", "lsa_theory.reference", "_delta"),
-        ("lsa_theory.constructions.algorithms.td_average_reward", "lsa_theory.reference", "_out"),
-        ("lsa_theory.constructions.algorithms.td_lambda", "lsa_theory.reference", "_delta"),
-        ("lsa_theory.constructions.algorithms.td_lambda", "lsa_theory.reference", "_out"),
-        ("lsa_theory.constructions.algorithms.td_precond", "lsa_theory.reference", "_delta"),
-        ("lsa_theory.constructions.algorithms.td_precond", "lsa_theory.reference", "_out"),
-    }
-)
-
-
-def test_private_imports_across_packages_are_exactly_the_known_ones():
-    found = {x for x in _cross_package_private() if x[2] != "*module*"}
-    assert not (found - KNOWN_PRIVATE_IMPORTS), f"new: {sorted(found - KNOWN_PRIVATE_IMPORTS)}"
-    assert not (KNOWN_PRIVATE_IMPORTS - found), f"gone, remove: {sorted(KNOWN_PRIVATE_IMPORTS - found)}"
-
-
-def test_private_modules_imported_across_packages_are_only_the_checks():
-    """``lsa_theory.checks`` (argument checks, imported by 30+ modules) is the one private module
-    other packages still import; it becomes public in the redesign. Any other is new."""
-    mods = {t for m, t, n in _cross_package_private() if n == "*module*"}
-    assert mods <= {"lsa_theory.checks"}, sorted(mods)
+def test_no_private_name_or_module_is_imported_across_packages():
+    """A package uses another's public names only: no ``_name`` and no ``_module`` imported across
+    packages (the core's, constructions', dynamics', experiments', the command line's)."""
+    found = sorted(_cross_package_private())
+    assert not found, f"private imports across packages: {found}"
 
 
 def test_pyproject_installs_every_package_folder_under_one_name():

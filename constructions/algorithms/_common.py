@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from lsa_theory.checks import check_gamma, check_real
-from lsa_theory.reference import _sizes
+from lsa_theory.reference import batch_size
 
 
 def naive_start(phi, phi_next, r, w0) -> tuple[list, int, int]:
@@ -21,7 +21,7 @@ def naive_start(phi, phi_next, r, w0) -> tuple[list, int, int]:
         _check_nested(x, name, depth)
     d = len(phi[0]) if len(phi) else 0
     w = [0] * d if w0 is None else list(w0)
-    return w, _sizes(phi, phi_next, r, len(w)), d
+    return w, batch_size(phi, phi_next, r, len(w)), d
 
 
 def _is_sequence(x) -> bool:
@@ -51,18 +51,18 @@ ABSENT = object()
 
 def check_loop_inputs(w0: list, r, gamma=ABSENT, lam=ABSENT, **rates) -> None:
     """Inputs of a TD-family naive loop, each checked under its own name (ValueError naming it):
-    real finite numbers or symbols (:func:`lsa_theory.reference._check_numeric`: complex and bool
+    real finite numbers or symbols (:func:`lsa_theory.reference.check_numeric`: complex and bool
     refused), and when numeric ``0 <= gamma < 1`` and ``0 <= lam <= 1``, as the SARSA loop
     refuses them. ``rates`` (``alpha``, ...) are step sizes: any finite real or symbol."""
-    from lsa_theory.reference import _check_numeric
+    from lsa_theory.reference import check_numeric
 
     for name, v in (("gamma", gamma), ("lam", lam), *rates.items()):
         if v is ABSENT:
             continue
-        _check_numeric([v], name)
+        check_numeric([v], name)
         if isinstance(v, numbers.Real) and name == "gamma":
             check_gamma(v)
         elif isinstance(v, numbers.Real) and name == "lam":
             check_lam(v)
-    _check_numeric(list(w0), "w0")
-    _check_numeric(list(r), "r")
+    check_numeric(list(w0), "w0")
+    check_numeric(list(r), "r")

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from lsa_theory import _backend as B
+from lsa_theory import backend as B
 from lsa_theory.checks import as_float_array, check_finite, check_int, check_real
 
 from ..numeric import eye, is_exact, zeros

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from lsa_theory.checks import check_int
-from lsa_theory.reference import _delta, _out
+from lsa_theory.reference import as_values, naive_td_error
 
 from .. import numeric
 from . import _common
@@ -48,11 +48,11 @@ def naive_residual_gradient(phi, phi_next, r, gamma, alpha, n_iter: int = 1, w0=
     for _ in range(n_iter):
         new = list(w)
         for i in range(n):
-            delta = _delta(phi[i], phi_next[i], r[i], w, gamma)
+            delta = naive_td_error(phi[i], phi_next[i], r[i], w, gamma)
             for j in range(d):
                 new[j] = new[j] + alpha * delta * (phi[i][j] - gamma * phi_next[i][j]) / n
         w = new
-    return _out(w)
+    return as_values(w)
 
 
 # ------------------------------------------------------------------------------- declaration

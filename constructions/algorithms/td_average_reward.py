@@ -43,7 +43,7 @@ import numpy as np
 
 import lsa_theory as lt
 from lsa_theory.checks import as_float_array, check_int, check_real
-from lsa_theory.reference import _delta, _out
+from lsa_theory.reference import as_values, naive_td_error
 
 from .. import numeric
 from ..symbolic import exact_masked_block
@@ -190,11 +190,11 @@ def naive_average_reward_td(phi, phi_next, r, alpha, n_iter: int = 1, w0=None) -
         total = 0
         for i in range(n):
             total = total + r[i]
-            delta = _delta(phi[i], phi_next[i], r[i] - total / (i + 1), w, 1)
+            delta = naive_td_error(phi[i], phi_next[i], r[i] - total / (i + 1), w, 1)
             for j in range(d):
                 new[j] = new[j] + alpha * delta * phi[i][j] / n
         w = new
-    return _out(w)
+    return as_values(w)
 
 
 # ------------------------------------------------------------------------------- declaration

@@ -28,7 +28,7 @@ import numpy as np
 
 import lsa_theory as lt
 from lsa_theory.checks import check_int
-from lsa_theory.reference import _delta, _out
+from lsa_theory.reference import as_values, naive_td_error
 
 from .. import numeric
 from . import _common
@@ -72,11 +72,11 @@ def naive_batch_td_lambda(phi, phi_next, r, gamma, alpha, lam, n_iter: int = 1, 
         for i in range(n):
             for j in range(d):
                 e[j] = lam * e[j] + phi[i][j]
-            delta = _delta(phi[i], phi_next[i], r[i], w, gamma)
+            delta = naive_td_error(phi[i], phi_next[i], r[i], w, gamma)
             for j in range(d):
                 new[j] = new[j] + alpha * delta * e[j] / n
         w = new
-    return _out(w)
+    return as_values(w)
 
 
 # ------------------------------------------------------------------------------- declaration

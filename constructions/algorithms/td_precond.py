@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lsa_theory.reference import _delta, _out
+from lsa_theory.reference import as_values, naive_td_error
 
 from ..numeric import is_exact, td_precond
 from . import _common
@@ -44,7 +44,7 @@ def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> n
             raise ValueError(f"Cs: each matrix must be {d} x {d}")
         u = [0] * d
         for i in range(n):
-            delta = _delta(phi[i], phi_next[i], r[i], w, gamma)
+            delta = naive_td_error(phi[i], phi_next[i], r[i], w, gamma)
             for j in range(d):
                 u[j] = u[j] + delta * phi[i][j] / n
         new = list(w)
@@ -52,7 +52,7 @@ def naive_precond_td(phi, phi_next, r, gamma, alpha, Cs: Sequence, w0=None) -> n
             for b in range(d):
                 new[a] = new[a] + alpha * C[a][b] * u[b]
         w = new
-    return _out(w)
+    return as_values(w)
 
 
 # ------------------------------------------------------------------------------- declaration
