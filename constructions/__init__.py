@@ -27,13 +27,12 @@ from .algorithms.td_average_reward import (
     average_reward_prompt,
     average_reward_stack,
     naive_average_reward_td,
-    running_mean_mask,
     td_average_reward,
 )
 from .algorithms.td_lambda import naive_batch_td_lambda, td_lambda
 from .algorithms.td_precond import naive_precond_td, td_precond
 from .closed_loop import ClosedLoopAlgorithm, Dims, Draws, load_closed_loop_module
-from .numeric import actor_critic, is_exact, sarsa, td
+from .numeric import actor_critic, is_exact, running_mean_mask, sarsa, td
 from .registry import ALGORITHMS, Algorithm, Registry, check_declaration, load_module, register
 from .symbolic import SymbolicProof
 from .verify import READOUT_TOL, Residuals, Row, relative_residual, run_claims

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-import lsa_theory as lt
 from lsa_theory.checks import check_int
 
 from ._residuals import READOUT_TOL, Row, relative_residual
-from .registry import Algorithm
+from .registry import Algorithm, forward, instance_hyper, prompt, sizes_text
 from .symbolic import Ring, SymbolicProof, exact_lsa_block, exact_masked_block
 
 __all__ = [
@@ -67,44 +66,6 @@ def _check_alg(alg: Any) -> Algorithm:
     if not isinstance(alg, Algorithm):
         raise ValueError(f"alg: expected an Algorithm declaration, got {type(alg).__name__}")
     return alg
-
-
-def prompt(alg: Algorithm, X: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """The block input of ``alg`` from context columns ``X`` (m, n) and the last column ``last``:
-    (L1) ``[[X, 0_{m x 1}], [0_{p x n}, last]]`` of shape (m + p, n + 1); (W2) ``[X, last]`` of
-    shape (m, n + 1). Float64 for numeric input, ``dtype=object`` for symbolic input."""
-    _check_alg(alg)
-    X, last = np.asarray(X), np.asarray(last)
-    if X.ndim != 2 or last.ndim != 1:
-        raise ValueError(f"columns: expected X (m, n) and last (len,), got {X.shape} and {last.shape}")
-    m, n = X.shape
-    obj = X.dtype == object or last.dtype == object
-    if alg.block == "masked":
-        if last.shape[0] != m:
-            raise ValueError(f"columns: the query column needs {m} entries, got {last.shape[0]}")
-        return np.concatenate([X, last[:, None]], axis=1)
-    p = last.shape[0]
-    Z = np.zeros((m + p, n + 1), dtype=object if obj else np.float64)
-    if obj:
-        Z[:, :] = 0
-    Z[:m, :n] = X
-    Z[m:, n] = last
-    return Z
-
-
-def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
-    """The stack of ``alg``'s block kind: (L1) :func:`lsa_theory.lsa_stack` or (W2)
-    :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64; a declaration with
-    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that (and :func:`prove` calls
-    it on ``dtype=object`` arrays of ring elements too: one stack for both backends)."""
-    own = getattr(alg, "stack", None)
-    if own is not None:
-        return own(Z, layers, mask)
-    if alg.block == "lsa":
-        return lt.lsa_stack(Z, layers)
-    if mask is None:
-        return lt.masked_lsa_stack(Z, layers)
-    return lt.masked_lsa_stack(Z, layers, mask=mask)
 
 
 def _forward_exact(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any, ring: Any) -> np.ndarray:
@@ -212,13 +173,6 @@ def _residuals(alg, inst, sizes, hyper, c, depth, step: list[str]) -> Residuals:
     return Residuals(res, float(np.abs(inv).max(initial=0.0)), t_res)
 
 
-def instance_hyper(alg: Algorithm, inst: Mapping[str, Any], hyper: Mapping | None = None) -> dict[str, Any]:
-    """The hyperparameters of one instance: the declaration's defaults, then the instance's own
-    ``inst["hyper"]`` (per-instance draws such as random preconditioners), then ``hyper`` (what a
-    caller or a property sweep sets explicitly)."""
-    return {**alg.hyper, **dict(inst.get("hyper", {})), **(hyper or {})}
-
-
 def _symbolic_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
     import sympy as sp
 
@@ -310,11 +264,6 @@ SYMPY_HINT = (
 def _row(claim: str, check: str, values: list[float], tol: float) -> Row:
     res = float(max(values))
     return Row(claim, check, res, tol, bool(res <= tol))
-
-
-def sizes_text(sizes: Mapping[str, Any]) -> str:
-    """``"d = 2, n = 3"`` for a sizes dict (``"d = all"`` for the all-sizes proofs)."""
-    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
 
 
 def verify_rows(

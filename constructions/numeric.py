@@ -30,7 +30,7 @@ import numpy as np
 from lsa_theory import Layout
 from lsa_theory.checks import as_float_array, check_int, check_real
 
-__all__ = ["is_exact", "sarsa", "actor_critic", "td", "td_precond"]
+__all__ = ["is_exact", "sarsa", "actor_critic", "td", "td_precond", "running_mean_mask"]
 
 
 def _symbolic(v: Any, sympy: Any) -> bool:
@@ -233,3 +233,22 @@ def td(d: int, alpha: float, C=None):
     if not exact:
         alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     return _td_pair(d, alpha, eye(d, exact), exact)
+
+
+def running_mean_mask(n: int, n_queries: int = 1, *, exact: bool = False) -> np.ndarray:
+    """(W7): ``N = diag(I_n, 0) - U`` of shape (n+n_q, n+n_q), ``U[k, i] = 1/(i+1)`` for
+    ``0 <= k <= i < n`` (0-based), so ``sum_k r_k N[k, i] = r_i - mean(r_0..r_i)``; query rows and
+    columns zero. Float64, or with ``exact`` a ``dtype=object`` array of exact rationals
+    (:class:`fractions.Fraction`)."""
+    n, n_queries = check_int(n, "n"), check_int(n_queries, "n_queries")
+    k, i = np.indices((n, n))
+    if exact:
+        from fractions import Fraction
+
+        N = zeros((n + n_queries, n + n_queries), True)
+        for a, b in zip(*np.nonzero(k <= i), strict=True):
+            N[a, b] = int(a == b) - Fraction(1, int(b) + 1)
+        return N
+    N = np.zeros((n + n_queries, n + n_queries))
+    N[:n, :n] = np.eye(n) - np.where(k <= i, 1.0 / (i + 1.0), 0.0)
+    return N

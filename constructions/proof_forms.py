@@ -18,6 +18,8 @@ import sympy as sp
 from sympy import MatrixSymbol, ZeroMatrix
 
 from . import symbolic_sizes as ss
+from . import symbolic_sizes_regression as reg
+from .numeric import running_mean_mask
 from .proof_link import ProvedForm
 from .symbolic import SymbolicProof
 
@@ -97,8 +99,6 @@ def td_lambda_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
 
 def average_reward_values(alg, inst, hyper, sizes, c, layer) -> tuple[dict, dict]:
     """:func:`td_values` with ``N_n`` the context block of the shipped running-mean mask."""
-    from .algorithms.td_average_reward import running_mean_mask
-
     arrays, scalars = td_values(alg, inst, hyper, sizes, c, layer)
     n = len(inst["r"])
     return arrays | {"N_n": running_mean_mask(n)[:n, :n]}, scalars
@@ -235,7 +235,7 @@ def average_reward_forms() -> list[ProvedForm]:
 
 
 def _gd_update(w):
-    return ss.preconditioned_gd_update_expr(w, -ss.eta_s * sp.Identity(ss.d_s))
+    return reg.preconditioned_gd_update_expr(w, -ss.eta_s * sp.Identity(ss.d_s))
 
 
 def regression_gd_forms() -> list[ProvedForm]:
@@ -243,10 +243,10 @@ def regression_gd_forms() -> list[ProvedForm]:
     blocks = ss.regression_blocks(-ss.eta_s * sp.Identity(ss.d_s))
     return [
         ProvedForm(
-            ss.prove_regression_gd_all_sizes,
+            reg.prove_regression_gd_all_sizes,
             "one GD step from 0 (THEORY's statement)",
             "masked",
-            ss.regression_prompt_expr,
+            reg.regression_prompt_expr,
             ZERO,
             blocks,
             _gd_update,
@@ -261,13 +261,13 @@ def preconditioned_gd_forms() -> list[ProvedForm]:
     blocks = ss.regression_blocks(MatrixSymbol("A", ss.d_s, ss.d_s))
     return [
         ProvedForm(
-            ss.prove_preconditioned_gd_all_sizes,
+            reg.prove_preconditioned_gd_all_sizes,
             "generic A_l, every L by induction (THEORY's statement)",
             "masked",
-            ss.regression_prompt_expr,
+            reg.regression_prompt_expr,
             ZERO,
             blocks,
-            ss.preconditioned_gd_update_expr,
+            reg.preconditioned_gd_update_expr,
             regression_values,
             claim="(R3)",
         )

@@ -13,10 +13,10 @@ The block-algebra proofs of :mod:`lsa_theory.constructions.symbolic_sizes` show 
    :class:`~lsa_theory.constructions.registry.Algorithm` is claimed only if, at :data:`LINK_SIZES` (``d = n
    = 1``
    first), on an instance drawn by the declaration itself, (a) its prompt (``columns`` through
-   :func:`lsa_theory.constructions.derive.prompt`) equals the proof's prompt expression, (b) every layer of
+   :func:`lsa_theory.constructions.registry.prompt`) equals the proof's prompt expression, (b) every layer of
    its
    ``construction`` at depths 1 and 2 and every declared scale ``c`` equals the proof's block form,
-   and (c) its forward pass (:func:`lsa_theory.constructions.derive.forward`, with its mask) of one layer
+   and (c) its forward pass (:func:`lsa_theory.constructions.registry.forward`, with its mask) of one layer
    equals
    the proof's target. The :class:`ProvedForm` of a proof says which blocks, prompt, update and
    values of the symbols a declaration's objects are compared with.
@@ -43,6 +43,7 @@ import lsa_theory as lt
 from . import matrix_words as mw
 from . import symbolic_sizes as ss
 from ._residuals import Row
+from .registry import forward, instance_hyper, prompt, sizes_text
 from .symbolic import SymbolicProof
 
 __all__ = [
@@ -277,17 +278,15 @@ def link_check(alg, form: ProvedForm, rng: np.random.Generator, points=LINK_SIZE
     pass against the proof's block form at every point of ``points`` (module docstring, checks
     (a)-(c)); ``reason`` is ``""`` when all agree within their round-off bounds, else one line
     saying what differs where."""
-    from . import derive
-
     worst, cache = 0.0, {}
     for point in points:
         sizes = _sizes_of(alg, point)
         where = ", ".join(f"{k} = {v}" for k, v in sizes.items())
         try:
             inst = alg.draw(sizes, rng)
-            hyper = derive.instance_hyper(alg, inst)
+            hyper = instance_hyper(alg, inst)
             X, last = alg.columns(inst, hyper)
-            Z = derive.prompt(alg, np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64))
+            Z = prompt(alg, np.asarray(X, dtype=np.float64), np.asarray(last, dtype=np.float64))
             n = Z.shape[1] - 1
             subs = size_subs({**sizes, "n": n})
             for depth in sorted({1, 2} & set(alg.depths) or {1}):
@@ -320,7 +319,7 @@ def link_check(alg, form: ProvedForm, rng: np.random.Generator, points=LINK_SIZE
             # (c) one layer of the declaration's forward pass against the proved target
             layers = alg.construction(sizes, hyper, alg.scales[0], 1)
             arrays, scalars = form.values(alg, inst, hyper, sizes, alg.scales[0], 0)
-            out = derive.forward(alg, Z, layers, alg.mask(sizes, hyper))
+            out = forward(alg, Z, layers, alg.mask(sizes, hyper))
             target = form.prompt(form.update(form.start))
             tree = _layer_expr(form.kind, form.prompt(form.start), form.blocks, form.mask)
             value = mw.evaluate(target, arrays, subs, scalars)
@@ -344,8 +343,6 @@ def link_rows(alg, rng: np.random.Generator) -> list[Row]:
     (residual = its number of non-zero blocks, tolerance 0); otherwise a failed row saying why,
     the proof not claimed. A declaration whose ``proofs_all_sizes`` returns proofs without forms
     gets one failed row per proof (nothing links it to the construction)."""
-    from .derive import sizes_text
-
     rows = []
     forms = alg.all_sizes_forms()
     points = "; ".join(f"d = {p['d']}, n = {p['n']}" for p in LINK_SIZES)
@@ -390,3 +387,27 @@ def link_rows(alg, rng: np.random.Generator) -> list[Row]:
                 )
             )
     return rows
+
+
+def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
+    """Every all-sizes proof with a short description, for the ``verify`` table (the (W7) rows
+    from :mod:`lsa_theory.constructions.symbolic_sizes_w7`, (R2), (R3) from
+    :mod:`lsa_theory.constructions.symbolic_sizes_regression`)."""
+    from . import symbolic_sizes_regression as reg
+    from . import symbolic_sizes_w7 as w7
+
+    return [
+        (ss.prove_sarsa_all_sizes(), "one layer = (S2), whole output, c symbolic"),
+        (ss.prove_sarsa_stack_all_sizes(), "induction step: one layer maps H(z; w) to H(z; w_SARSA)"),
+        (ss.prove_sarsa_composition_all_sizes(2), "two layers composed explicitly, no induction"),
+        (ss.prove_actor_critic_all_sizes(), "actor-critic layer = (A2), whole output"),
+        (ss.prove_td_all_sizes(), "induction: base + step of the last-row invariant"),
+        (ss.prove_lemma_c1_all_sizes(), "arbitrary P, V blocks; readout uses P12, P22, Vbar21, Vbar22 only"),
+        (ss.prove_td_preconditioned_all_sizes(), "THEORY statement, generic C_l, induction"),
+        (ss.prove_residual_gradient_all_sizes(), "THEORY statement, our Q, induction"),
+        (ss.prove_td_lambda_all_sizes(), "THEORY statement, any context mask M_n, induction"),
+        (reg.prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
+        (reg.prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
+        (w7.prove_td_average_reward_all_sizes(), "two heads, any reward mask N_n, induction"),
+        (w7.prove_running_mean_mask_all_sizes(), "running-mean mask, entrywise sympy Sum (no blocks)"),
+    ]

@@ -40,6 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+import lsa_theory as lt
+
 __all__ = ["Algorithm", "ALGORITHMS", "Registry", "register", "load_module", "BLOCKS"]
 
 #: Block kinds: ``"lsa"`` is (L1) with a parameter column, ``"masked"`` is (W2) with a mask.
@@ -316,6 +318,61 @@ def _line(obj: Any) -> str:
         return f" (line {inspect.getsourcelines(obj)[1]})"
     except (OSError, TypeError):
         return ""
+
+
+# ------------------------------------------------------ a declaration's prompt and pass
+
+
+def prompt(alg: Algorithm, X: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The block input of ``alg`` from context columns ``X`` (m, n) and the last column ``last``:
+    (L1) ``[[X, 0_{m x 1}], [0_{p x n}, last]]`` of shape (m + p, n + 1); (W2) ``[X, last]`` of
+    shape (m, n + 1). Float64 for numeric input, ``dtype=object`` for symbolic input."""
+    if not isinstance(alg, Algorithm):
+        raise ValueError(f"alg: expected an Algorithm declaration, got {type(alg).__name__}")
+    X, last = np.asarray(X), np.asarray(last)
+    if X.ndim != 2 or last.ndim != 1:
+        raise ValueError(f"columns: expected X (m, n) and last (len,), got {X.shape} and {last.shape}")
+    m, n = X.shape
+    obj = X.dtype == object or last.dtype == object
+    if alg.block == "masked":
+        if last.shape[0] != m:
+            raise ValueError(f"columns: the query column needs {m} entries, got {last.shape[0]}")
+        return np.concatenate([X, last[:, None]], axis=1)
+    p = last.shape[0]
+    Z = np.zeros((m + p, n + 1), dtype=object if obj else np.float64)
+    if obj:
+        Z[:, :] = 0
+    Z[:m, :n] = X
+    Z[m:, n] = last
+    return Z
+
+
+def forward(alg: Algorithm, Z: np.ndarray, layers: list, mask: Any = None) -> np.ndarray:
+    """The stack of ``alg``'s block kind: (L1) :func:`lsa_theory.lsa_stack` or (W2)
+    :func:`lsa_theory.masked_lsa_stack` (with ``mask`` when given), float64; a declaration with
+    its own ``stack(Z, layers, mask)`` (e.g. two heads per layer) uses that (and
+    :func:`lsa_theory.constructions.derive.prove` calls it on ``dtype=object`` arrays of ring
+    elements too: one stack for both backends)."""
+    own = getattr(alg, "stack", None)
+    if own is not None:
+        return own(Z, layers, mask)
+    if alg.block == "lsa":
+        return lt.lsa_stack(Z, layers)
+    if mask is None:
+        return lt.masked_lsa_stack(Z, layers)
+    return lt.masked_lsa_stack(Z, layers, mask=mask)
+
+
+def instance_hyper(alg: Algorithm, inst: Mapping[str, Any], hyper: Mapping | None = None) -> dict[str, Any]:
+    """The hyperparameters of one instance: the declaration's defaults, then the instance's own
+    ``inst["hyper"]`` (per-instance draws such as random preconditioners), then ``hyper`` (what a
+    caller or a property sweep sets explicitly)."""
+    return {**alg.hyper, **dict(inst.get("hyper", {})), **(hyper or {})}
+
+
+def sizes_text(sizes: Mapping[str, Any]) -> str:
+    """``"d = 2, n = 3"`` for a sizes dict (``"d = all"`` for the all-sizes proofs)."""
+    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
 
 
 class Registry(Mapping[str, Algorithm]):

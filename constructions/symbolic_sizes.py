@@ -70,7 +70,6 @@ __all__ = [
     "prove_td_preconditioned_all_sizes",
     "prove_residual_gradient_all_sizes",
     "prove_td_lambda_all_sizes",
-    "all_size_proofs",
 ]
 
 d_s, n_s = sp.symbols("d n", integer=True, positive=True)
@@ -445,46 +444,3 @@ def prove_td_lambda_all_sizes() -> SymbolicProof:
     P, Q = td_blocks(alpha_s * Identity(d_s))
     M_n = MatrixSymbol("M_n", n_s, n_s)
     return _td_induction("(W5)", P, Q, td_lambda_update_expr, dict(ALL_L), t0, mask=M_n)
-
-
-#: Names of :mod:`lsa_theory.constructions.symbolic_sizes_regression` ((R2), (R3)) also reachable from here.
-REGRESSION_NAMES = frozenset(
-    "X_reg y_vec xq_vec R_ROWS regression_prompt_expr regression_gradient_expr prove_regression_gd_all_sizes "
-    "regression_gd_obligations prove_preconditioned_gd_all_sizes preconditioned_gd_update_expr "
-    "preconditioned_gd_obligations".split()
-)
-
-
-def __getattr__(name: str):
-    """The (R2), (R3) proofs live in :mod:`lsa_theory.constructions.symbolic_sizes_regression` (which reads
-    the
-    block builders of this module at call time, so patching them here reaches those proofs too)."""
-    if name in REGRESSION_NAMES:
-        from . import symbolic_sizes_regression as reg
-
-        return getattr(reg, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def all_size_proofs() -> list[tuple[SymbolicProof, str]]:
-    """Every all-sizes proof with a short description, for the ``verify`` table (the (W7) rows
-    from :mod:`lsa_theory.constructions.symbolic_sizes_w7`, (R2), (R3) from
-    :mod:`lsa_theory.constructions.symbolic_sizes_regression`)."""
-    from . import symbolic_sizes_regression as reg
-    from . import symbolic_sizes_w7 as w7
-
-    return [
-        (prove_sarsa_all_sizes(), "one layer = (S2), whole output, c symbolic"),
-        (prove_sarsa_stack_all_sizes(), "induction step: one layer maps H(z; w) to H(z; w_SARSA)"),
-        (prove_sarsa_composition_all_sizes(2), "two layers composed explicitly, no induction"),
-        (prove_actor_critic_all_sizes(), "actor-critic layer = (A2), whole output"),
-        (prove_td_all_sizes(), "induction: base + step of the last-row invariant"),
-        (prove_lemma_c1_all_sizes(), "arbitrary P, V blocks; readout uses P12, P22, Vbar21, Vbar22 only"),
-        (prove_td_preconditioned_all_sizes(), "THEORY statement, generic C_l, induction"),
-        (prove_residual_gradient_all_sizes(), "THEORY statement, our Q, induction"),
-        (prove_td_lambda_all_sizes(), "THEORY statement, any context mask M_n, induction"),
-        (reg.prove_regression_gd_all_sizes(), "THEORY statement, one GD step from 0"),
-        (reg.prove_preconditioned_gd_all_sizes(), "THEORY statement, generic A_l, induction"),
-        (w7.prove_td_average_reward_all_sizes(), "two heads, any reward mask N_n, induction"),
-        (w7.prove_running_mean_mask_all_sizes(), "running-mean mask, entrywise sympy Sum (no blocks)"),
-    ]

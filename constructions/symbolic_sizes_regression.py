@@ -1,7 +1,7 @@
 r"""(R2), (R3) for every size: in-context regression in block algebra with symbolic ``d``, ``N``.
 
-The method is that of :mod:`lsa_theory.constructions.symbolic_sizes` (kept apart only so that neither module
-passes 500 lines; the names are reachable from there too): the (R1) prompt ``[[X, x_q], [y^T, 0]]``
+The method is that of :mod:`lsa_theory.constructions.symbolic_sizes`, which this module builds on
+(a topic of its own: regression's masked layer): the (R1) prompt ``[[X, x_q], [y^T, 0]]``
 is a ``BlockMatrix`` of ``MatrixSymbol``\ s (``X`` d x N, ``y`` N x 1, ``x_q`` d x 1), the masked
 layer (W2) with :func:`lsa_theory.constructions.symbolic_sizes.regression_blocks` is applied and each output
 block minus its target is reduced to the normal form of :mod:`lsa_theory.constructions.matrix_words`. The
@@ -18,7 +18,19 @@ from . import symbolic_sizes as ss
 from .matrix_words import Obligation
 from .symbolic import SymbolicProof
 
-__all__ = sorted(ss.REGRESSION_NAMES)
+__all__ = [
+    "X_reg",
+    "y_vec",
+    "xq_vec",
+    "R_ROWS",
+    "regression_prompt_expr",
+    "regression_gradient_expr",
+    "prove_regression_gd_all_sizes",
+    "regression_gd_obligations",
+    "prove_preconditioned_gd_all_sizes",
+    "preconditioned_gd_update_expr",
+    "preconditioned_gd_obligations",
+]
 
 X_reg = MatrixSymbol("X", ss.d_s, ss.N_s)
 y_vec = MatrixSymbol("y", ss.N_s, 1)

@@ -12,6 +12,7 @@ import pytest
 import sympy as sp
 from lsa_theory.constructions import matrix_words as mw
 from lsa_theory.constructions import symbolic_sizes as ss
+from lsa_theory.constructions import symbolic_sizes_regression as ssr
 from lsa_theory.constructions import symbolic_sizes_w7 as w7
 from lsa_theory.constructions.algorithms import td_average_reward as w7_num
 from sympy import Identity, MatrixSymbol, ZeroMatrix
@@ -109,7 +110,7 @@ def test_w7_mask_entries_are_running_mean_mask():
     """The entries of the all-n mask identity are those of ``running_mean_mask`` (exact, float), n = 1..8."""
     for n in range(1, 9):
         entries = sp.Matrix(n, n, lambda k, i: w7.running_mean_entry(sp.Integer(k), sp.Integer(i)))
-        assert entries == sp.Matrix(w7_num.running_mean_mask(n, exact=True)[:n, :n].tolist())
+        assert entries == sp.Matrix(constructions.running_mean_mask(n, exact=True)[:n, :n].tolist())
         exact = np.array(entries, dtype=float)  # 2/3 rounded once; numeric 1 - 1/3 rounded twice
         np.testing.assert_allclose(exact, constructions.running_mean_mask(n)[:n, :n], rtol=2e-16, atol=0)
 
@@ -148,12 +149,12 @@ def test_r2_r3_blocks_prompt_and_layers_are_the_shipped_regression(d, N):
         np.testing.assert_array_equal(_ev_reg(Q, {**arrays, "A": A}, d, N), nQ)
     alg = constructions.ALGORITHMS["precond_gd_regression"]
     X, last = alg.columns(inst, {})
-    E0 = _ev_reg(ss.regression_prompt_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N)
+    E0 = _ev_reg(ssr.regression_prompt_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N)
     np.testing.assert_array_equal(E0, np.concatenate([X, last[:, None]], axis=1))
     wv = np.random.default_rng(d).standard_normal((d, 1))
     A = {**arrays, "A": As[0], "w": wv}
-    out = lt.masked_lsa(_ev_reg(ss.regression_prompt_expr(ss.w_vec), A, d, N), *reg.precond_gd([As[0]])[0])
-    want = _ev_reg(ss.regression_prompt_expr(ss.preconditioned_gd_update_expr(ss.w_vec)), A, d, N)
+    out = lt.masked_lsa(_ev_reg(ssr.regression_prompt_expr(ss.w_vec), A, d, N), *reg.precond_gd([As[0]])[0])
+    want = _ev_reg(ssr.regression_prompt_expr(ssr.preconditioned_gd_update_expr(ss.w_vec)), A, d, N)
     np.testing.assert_allclose(out, want, rtol=4e-15, atol=4e-15)  # observed <= 4.5e-16
 
 
@@ -167,14 +168,14 @@ def test_r2_r3_proved_updates_are_the_naive_loops_and_the_stacks():
     inst, As, arrays = _regression_instance(d, N, seed=2)
     wv = np.zeros((d, 1))
     for A in As:
-        wv = _ev_reg(ss.preconditioned_gd_update_expr(ss.w_vec), {**arrays, "A": A, "w": wv}, d, N)
+        wv = _ev_reg(ssr.preconditioned_gd_update_expr(ss.w_vec), {**arrays, "A": A, "w": wv}, d, N)
     naive = reg.naive_precond_gd(inst["X"].tolist(), list(inst["y"]), [A.tolist() for A in As])
     np.testing.assert_allclose(wv[:, 0], naive, rtol=1e-14)  # observed 1.3e-16
-    E0 = _ev_reg(ss.regression_prompt_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N)
+    E0 = _ev_reg(ssr.regression_prompt_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N)
     E_L = lt.masked_lsa_stack(E0, reg.precond_gd(list(As)))
-    np.testing.assert_allclose(E_L, _ev_reg(ss.regression_prompt_expr(ss.w_vec), {**arrays, "w": wv}, d, N),
+    np.testing.assert_allclose(E_L, _ev_reg(ssr.regression_prompt_expr(ss.w_vec), {**arrays, "w": wv}, d, N),
                                rtol=1e-14, atol=1e-14)  # fmt: skip
-    w1 = _ev_reg(-ss.eta_s * ss.regression_gradient_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N, eta)
+    w1 = _ev_reg(-ss.eta_s * ssr.regression_gradient_expr(ZeroMatrix(ss.d_s, 1)), arrays, d, N, eta)
     np.testing.assert_allclose(w1[:, 0], reg.naive_gd(inst["X"].tolist(), list(inst["y"]), eta), rtol=1e-14)
     E1 = lt.masked_lsa(E0, *reg.gd(d, eta))
     np.testing.assert_allclose(E1[-1, -1], inst["xq"] @ w1[:, 0], rtol=1e-14)

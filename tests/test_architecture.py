@@ -163,18 +163,6 @@ def _cycles(edges: dict[str, set[str]]) -> list[tuple[str, ...]]:
 #: Import circles still to be cut (issue 19), exactly: a new one fails, and so does a cut one left
 #: here (the list only shrinks). Empty when the redesign is done.
 KNOWN_CYCLES = [
-    (
-        "lsa_theory.constructions.algorithms.sarsa",
-        "lsa_theory.constructions.algorithms.td",
-        "lsa_theory.constructions.algorithms.td_average_reward",
-        "lsa_theory.constructions.proof_forms",
-    ),
-    ("lsa_theory.constructions.derive", "lsa_theory.constructions.proof_link"),
-    (
-        "lsa_theory.constructions.symbolic_sizes",
-        "lsa_theory.constructions.symbolic_sizes_regression",
-        "lsa_theory.constructions.symbolic_sizes_w7",
-    ),
     ("lsa_theory.experiments.context_length", "lsa_theory.experiments.control"),
     ("lsa_theory.experiments.control_loop", "lsa_theory.experiments.control_roundoff"),
     ("lsa_theory.experiments.pretrain", "lsa_theory.experiments.pretrain_eval"),

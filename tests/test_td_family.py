@@ -384,7 +384,7 @@ def test_w7_proof_fails_on_perturbed_construction():
     assert not prove(
         "td_average_reward", 2, n, 1, stack=stack_with(np.diag([1] * n + [0]).astype(object))
     ).holds
-    N = td_average_reward.running_mean_mask(n, exact=True)
+    N = constructions.running_mean_mask(n, exact=True)
     assert prove("td_average_reward", 2, n, 2, stack=stack_with(N)).holds  # the mutant's harness is right
     assert not prove("td_average_reward", 2, n, 1, stack=stack_with(N.T)).holds
 
@@ -430,7 +430,7 @@ def test_exact_masks_equal_the_float_masks():
     lam = sp.Rational(1, 3)
     np.testing.assert_allclose(np.array(td_lambda.trace_mask(4, lam), dtype=float), lt.trace_mask(4, 1 / 3))
     np.testing.assert_allclose(
-        np.array(td_average_reward.running_mean_mask(4, exact=True), dtype=float),
+        np.array(constructions.running_mean_mask(4, exact=True), dtype=float),
         constructions.running_mean_mask(4),
         rtol=1e-15,
     )

@@ -17,7 +17,8 @@ Construction (:func:`td_average_reward`): two heads per layer, both with [W]'s T
 matrix ``Q[:d, :2d] = alpha [-I, I]``:
 
 - the reward head ``P_r = e_D e_{2d}^T`` (value: the reward row) with the running-mean mask
-  ``N = diag(I_n, 0) - U``, ``U[k, i] = 1/i`` for ``k <= i`` (1-based; :func:`running_mean_mask`),
+  ``N = diag(I_n, 0) - U``, ``U[k, i] = 1/i`` for ``k <= i`` (1-based;
+  :func:`~lsa_theory.constructions.numeric.running_mean_mask`),
   so that :math:`\sum_k r_k N_{ki} = r_i - \bar r_i`;
 - the value head ``P_v = e_D e_D^T`` (value: the value row) with ``M = diag(I_n, 0)``.
 
@@ -52,7 +53,6 @@ from . import td as td_decl
 
 __all__ = [
     "td_average_reward",
-    "running_mean_mask",
     "average_reward_prompt",
     "average_reward_layer",
     "average_reward_stack",
@@ -76,32 +76,14 @@ def _heads(d: int, alpha, zeros, one):
 
 def td_average_reward(d: int, alpha: float) -> tuple[Pair, Pair]:
     """(W7): the two heads ``((P_r, Q), (P_v, Q))`` of one layer, arrays (2d+2, 2d+2): the reward
-    head (use with :func:`running_mean_mask`) and the value head (mask ``diag(I_n, 0)``);
+    head (use with :func:`~lsa_theory.constructions.numeric.running_mean_mask`) and the value head (mask
+    ``diag(I_n, 0)``);
     ``dtype=object`` arrays for a symbolic ``alpha``."""
     d = check_int(d, "d")
     exact = numeric.is_exact(alpha)
     if not exact:
         alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     return _heads(d, alpha, lambda a, b: numeric.zeros((a, b), exact), 1 if exact else 1.0)
-
-
-def running_mean_mask(n: int, n_queries: int = 1, *, exact: bool = False) -> np.ndarray:
-    """(W7): ``N = diag(I_n, 0) - U`` of shape (n+n_q, n+n_q), ``U[k, i] = 1/(i+1)`` for
-    ``0 <= k <= i < n`` (0-based), so ``sum_k r_k N[k, i] = r_i - mean(r_0..r_i)``; query rows and
-    columns zero. Float64, or with ``exact`` a ``dtype=object`` array of exact rationals
-    (:class:`fractions.Fraction`)."""
-    n, n_queries = check_int(n, "n"), check_int(n_queries, "n_queries")
-    k, i = np.indices((n, n))
-    if exact:
-        from fractions import Fraction
-
-        N = numeric.zeros((n + n_queries, n + n_queries), True)
-        for a, b in zip(*np.nonzero(k <= i), strict=True):
-            N[a, b] = int(a == b) - Fraction(1, int(b) + 1)
-        return N
-    N = np.zeros((n + n_queries, n + n_queries))
-    N[:n, :n] = np.eye(n) - np.where(k <= i, 1.0 / (i + 1.0), 0.0)
-    return N
 
 
 def average_reward_prompt(phi, phi_next, r, phi_query) -> np.ndarray:
@@ -128,10 +110,11 @@ def average_reward_prompt(phi, phi_next, r, phi_query) -> np.ndarray:
 
 def average_reward_layer(Z: np.ndarray, heads: tuple[Pair, Pair]) -> np.ndarray:
     """One (W7) layer: ``Z + (1/n) P_r Z N Z^T Q_r Z + (1/n) P_v Z M Z^T Q_v Z`` on Z (2d+2, n+1),
-    the reward head with :func:`running_mean_mask`, the value head with ``diag(I_n, 0)``."""
+    the reward head with :func:`~lsa_theory.constructions.numeric.running_mean_mask`, the value head
+    with ``diag(I_n, 0)``."""
     (P_r, Q_r), (P_v, Q_v) = heads
     n = Z.shape[-1] - 1
-    reward = lt.masked_lsa(Z, P_r, Q_r, mask=running_mean_mask(n)) - Z
+    reward = lt.masked_lsa(Z, P_r, Q_r, mask=numeric.running_mean_mask(n)) - Z
     return lt.masked_lsa(Z, P_v, Q_v) + reward
 
 
@@ -139,10 +122,10 @@ def average_reward_stack(Z: np.ndarray, layers) -> np.ndarray:
     """L layers of :func:`average_reward_layer`, ``layers = [heads_1, ...]``, each
     ``heads = ((P_r, Q_r), (P_v, Q_v))``; ``Z`` (2d+2, n+1) real (ValueError naming the argument).
     A ``dtype=object`` ``Z`` (ring elements of :mod:`lsa_theory.constructions.symbolic`) runs the same layer
-    in exact arithmetic, with :func:`running_mean_mask` exact."""
+    in exact arithmetic, with :func:`~lsa_theory.constructions.numeric.running_mean_mask` exact."""
     if numeric.is_exact(Z):
         n = Z.shape[-1] - 1
-        N, M = running_mean_mask(n, exact=True), np.diag([1] * n + [0]).astype(object)
+        N, M = numeric.running_mean_mask(n, exact=True), np.diag([1] * n + [0]).astype(object)
         for (P_r, Q_r), (P_v, Q_v) in layers:
             Z = exact_masked_block(Z, P_v, Q_v, M) + (exact_masked_block(Z, P_r, Q_r, N) - Z)
         return Z
@@ -167,13 +150,14 @@ def average_reward_stack(Z: np.ndarray, layers) -> np.ndarray:
 
 def single_head_average_reward(phi, phi_next, r, phi_query, alpha: float, n_layers: int = 1) -> np.ndarray:
     """The one-layer shortcut: ``n_layers`` masked blocks with the (W3) pair and
-    :func:`running_mean_mask` on the (W1) layout with ``gamma = 1``; returns ``-Z_L[-1, -1]``.
+    :func:`~lsa_theory.constructions.numeric.running_mean_mask` on the (W1) layout with ``gamma = 1``;
+    returns ``-Z_L[-1, -1]``.
     Equals one (W7) step from 0 for ``n_layers = 1`` only."""
     Z = average_reward_prompt(phi, phi_next, r, phi_query)[:-1]
     d, n = (Z.shape[0] - 1) // 2, Z.shape[1] - 1
 
     Z = lt.masked_lsa_stack(
-        Z, [numeric.td(d, alpha)] * check_int(n_layers, "n_layers"), mask=running_mean_mask(n)
+        Z, [numeric.td(d, alpha)] * check_int(n_layers, "n_layers"), mask=numeric.running_mean_mask(n)
     )
     return -Z[-1, -1]
 
