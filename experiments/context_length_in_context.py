@@ -9,7 +9,8 @@ trajectory of ``max(ns)`` transitions of the uniform behaviour policy is drawn
 reads it from ``w_0 = 0``: by (S5) the stack is ``L`` batch-SARSA iterations on that one batch and
 by (L2) each layer needs only ``Sigma_n`` ((2d+1) x (2d+1) whatever ``n``), so each layer is
 :func:`lsa_theory.tf_from_statistics` with the construction (checked against
-:func:`lsa_theory.lsa_stack` on raw prompts in ``tests/test_context_length.py``). Scored: the greedy
+:func:`lsa_theory.lsa_stack` on raw prompts in ``tests/experiments/test_context_length.py``). Scored: the
+greedy
 normalised return of ``Q_w = phi w`` and the relative value error
 ``||Q_w - Q^pi||_F / ||Q^pi||_F`` against the behaviour (uniform) policy's ``Q^pi``. Beside it, [W]'s
 in-context TD (THEORY §5): the same trajectory as state columns ``[psi(s); gamma psi(s'); r]``,

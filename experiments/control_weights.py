@@ -18,7 +18,7 @@ or ``3d + 2 d_pi + 2`` (actor-critic) for the environment's ``d = |S||A|``.
           \qquad \Sigma P_{12}\tilde w = \tfrac1n X (X^\top (P_{12} \tilde w)),
 
 which equals (L1) exactly ([LL] Lemma C.1, proved by the (L2) rows of ``lsa-theory verify`` and
-implemented by :func:`lsa_theory.tf_from_statistics`; ``tests/test_control.py`` checks the
+implemented by :func:`lsa_theory.tf_from_statistics`; ``tests/experiments/test_control.py`` checks the
 equality to 1e-12). Cost ``O(m (d + n))`` with dense blocks; the constructed blocks are sparse,
 so Taxi (``d = 3000``, ``D = 9002``) needs no dense ``D x D`` array. ``"auto"`` uses ``"l1"``
 for dense weights with ``D <= 256`` and ``"l2"`` otherwise.

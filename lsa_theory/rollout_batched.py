@@ -20,7 +20,7 @@ from .rollout import _sample_rows
 # Batched closed loops: k MDPs stepped together from pre-drawn uniforms.
 #
 # Bit-identity with the per-MDP loops rests on three facts, each checked by
-# tests/test_vectorised_rollouts.py: ``Generator.random(size)`` yields the same doubles as ``size``
+# tests/core/test_vectorised_rollouts.py: ``Generator.random(size)`` yields the same doubles as ``size``
 # calls of ``Generator.random()``; for a non-decreasing ``cdf`` (a cumsum of non-negative numbers)
 # ``searchsorted(cdf, u, side="right") == (cdf <= u).sum()``, ties included; and every float is
 # computed by the same numpy kernel on an operand of the same shape and memory layout as in the

@@ -158,7 +158,8 @@ def test_regression_gamma_check_is_the_saved_run():
 
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
     """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
-    links every runnable example declaration in examples/ (tests/test_registry.py verifies each) on
+    links every runnable example declaration in examples/ (tests/constructions/test_registry.py verifies
+    each) on
     docs/examples.md, which includes the file itself (so the site shows it as it is)."""
     text = (ROOT / "docs" / "extending.md").read_text()
     assert "## Pitfalls" in text

@@ -76,7 +76,7 @@ def heldout_data(cfg: TrainConfig) -> dy.TeacherDataset:
     """Held-out frames of ``cfg``: ``cfg.heldout_k`` fresh MDPs x ``cfg.heldout_frames`` with fresh
     features (:meth:`TrainConfig.heldout_spec`), drawn from ``default_rng([cfg.seed, 1])``, a
     stream disjoint from the training chunks ``default_rng([cfg.seed, 0, j])`` of :func:`make_data`
-    (``tests/test_training.py`` checks that no held-out MDP is a training MDP)."""
+    (``tests/experiments/test_training.py`` checks that no held-out MDP is a training MDP)."""
     return teacher_data(cfg.heldout_spec(), np.random.default_rng([cfg.seed, 1]), cfg.critic)
 
 

@@ -17,7 +17,7 @@ from lsa_theory.experiments.control import constructed_blocks, deploy
 import lsa_theory as lt
 from lsa_theory import constructions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Held-out MDPs of the check, their sizes and loop settings.
 N_HELDOUT, S, A, N_UPDATES, N_CTX = 20, 3, 2, 25, 10

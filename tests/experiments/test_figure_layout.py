@@ -20,7 +20,7 @@ from lsa_theory.experiments.diversity import plot_diversity
 from lsa_theory.experiments.pretrain_plots import plot_seeds, plot_sweep
 from lsa_theory.experiments.training import plot_diversity_training, plot_returns_by_k, plot_training_seeds
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 #: (saved result in docs/figures, the name the plot function reads, the plot function): one per
 #: figure kind whose source is saved there; the PNG of the same stem in docs/figures is drawn so.
@@ -48,7 +48,8 @@ SAVED = {
 
 
 #: the kinds whose saved figure showed a defect of issue 24 run by default, but for the diversity
-#: figure (its hidden curves are caught in tests/test_plots.py's synthetic run); the others in the slow step
+#: figure (its hidden curves are caught in tests/experiments/test_plots.py's synthetic run); the
+#: others in the slow step
 DEFAULT = ("closed-loop", "returns-by-k")
 
 

@@ -233,7 +233,7 @@ def test_roundoff_bound_covers_a_reordered_product():
 # ------------------------------------------------ a row is claimed only for a linked construction
 
 
-@pytest.mark.slow  # verify (tests/test_cli_experiments.py) runs the same links
+@pytest.mark.slow  # verify (tests/cli/test_cli_experiments.py) runs the same links
 def test_every_shipped_declaration_is_linked_to_its_proofs():
     """Every registered declaration's all-sizes forms pass the link (prompt, each layer at L = 1, 2
     and every scale, one-layer forward pass at d = n = 1, (2, 3), (3, 2))."""

@@ -16,7 +16,7 @@ import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory.roundoff import gamma as gamma_k
 
-SAVED = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures" / "actor_critic_variants.json"
+SAVED = pathlib.Path(__file__).resolve().parents[2] / "docs" / "figures" / "actor_critic_variants.json"
 
 AC, ACQ = constructions.ALGORITHMS["actor_critic"], constructions.ALGORITHMS["actor_critic_q"]
 

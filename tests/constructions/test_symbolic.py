@@ -3,7 +3,8 @@
 :func:`lsa_theory.constructions.derive.prove` runs each declaration's one construction on symbols in the exact
 ring of :mod:`lsa_theory.constructions.symbolic` and counts the readout and invariant entries of ``lhs - rhs``
 that are not the zero polynomial: (S4)/(S5), (A4), (W3) here at several sizes and depths, the TD
-family in ``tests/test_td_family.py``, (R2)/(R3) in ``tests/test_regression.py``; (L2) and (R4)
+family in ``tests/constructions/test_td_family.py``, (R2)/(R3) in ``tests/experiments/test_regression.py``;
+(L2) and (R4)
 (arbitrary ``P``, ``V``: block claims, no declaration) through the proofs of the ``verify`` block
 rows. The mutation tests show the same machinery detects a wrong construction.
 """

@@ -164,7 +164,7 @@ _COMMANDS = {
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
     "sweep": [
         "sweep",
-        str(Path(__file__).resolve().parents[1] / "examples" / "sweep.toml"),
+        str(Path(__file__).resolve().parents[2] / "examples" / "sweep.toml"),
         "--workers",
         "1",
     ],
@@ -300,7 +300,7 @@ def test_verify_table_fits_100_columns_and_json_keeps_the_whole_check(monkeypatc
 def test_interrupt_promises_resume_only_with_out(tmp_path, monkeypatch, capsys):
     """item 15: Ctrl-C printed "rerun the same command to resume" even where nothing was kept
     (regression saved nothing until it finished; no --out). Now regression keeps its finished
-    units (tests/test_faults.py::test_interrupted_regression_resumes_from_its_finished_units),
+    units (tests/cli/test_faults.py::test_interrupted_regression_resumes_from_its_finished_units),
     and a command without --out says that nothing was kept."""
     import lsa_theory.experiments.regression as rg
 
@@ -322,7 +322,7 @@ def test_verify_module_imports_only_what_it_needs():
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     script = (
         "import sys\n"
         "from lsa_theory import cli\n"

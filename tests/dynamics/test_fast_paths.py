@@ -23,7 +23,7 @@ import lsa_theory as lt
 import lsa_theory.lsa as lsa_module
 from lsa_theory import dynamics as dy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _case(algorithm="sarsa", S=2, A=2, d=None, k=5, seed=0, radius=1e-2):

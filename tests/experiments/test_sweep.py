@@ -208,7 +208,7 @@ def test_cli_entry_point(tmp_path, capsys):
 
 
 def test_example_config_parses():
-    cfg = load_config(Path(__file__).parents[1] / "examples" / "sweep.toml")
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "sweep.toml")
     assert cfg["kind"] == "control" and len(expand_grid(cfg["kind"], cfg["grid"])) == 40
 
 
@@ -348,7 +348,7 @@ def test_cli_force_flag(tmp_path):
     )
     out = tmp_path / "out"
     base = [sys.executable, "-m", "lsa_theory.experiments.sweep", str(path), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     t0 = time.perf_counter()
     refused = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
     assert refused.returncode != 0 and "--force" in refused.stderr

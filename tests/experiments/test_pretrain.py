@@ -405,7 +405,7 @@ def test_pretrain_sweep_figure_labels_its_error_bars(tmp_path, figures):
     labelled as standard errors over the held-out MDPs."""
     from pathlib import Path
 
-    src = Path(__file__).resolve().parents[1] / "docs" / "figures" / "pretrain-quick_sweep.json"
+    src = Path(__file__).resolve().parents[2] / "docs" / "figures" / "pretrain-quick_sweep.json"
     (tmp_path / "pretrain_sweep.json").write_text(src.read_text())
     pe.plot_sweep(tmp_path)
     fig = figures["pretrain_sweep.png"]

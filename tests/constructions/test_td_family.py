@@ -8,7 +8,7 @@ random ``phi(s)``), whose values ``-Z_L[-1, q]`` are the entries of ``w_L``. Thr
 sides meet: the construction run through ``lsa_theory.masked_lsa_stack`` (or the (W7) two-head
 layer), the package's naive loops (explicit Python loops), and a vectorised numpy formula written
 here from docs/theory.md §5. Residuals are ``max|a - b| / max(1, max|b|)``; ``REL_TOL = 1e-12`` as for
-(W3) in ``tests/test_constructions_numeric.py`` (observed worst case over these sweeps: a few
+(W3) in ``tests/constructions/test_constructions_numeric.py`` (observed worst case over these sweeps: a few
 1e-15, see ``docs/td-family.md``).
 """
 

@@ -16,7 +16,7 @@ from lsa_theory.constructions.registry import Registry
 
 from lsa_theory import constructions
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMES = constructions.ALGORITHMS.names()
 
 
@@ -315,7 +315,7 @@ def test_the_invariant_check_sees_a_construction_that_writes_into_the_context(na
 
 # ------------------------------------------ a user's file: name clashes and malformed attributes
 def _expected_sarsa_text() -> str:
-    return (pathlib.Path(__file__).resolve().parents[1] / "examples" / "expected_sarsa.py").read_text()
+    return (pathlib.Path(__file__).resolve().parents[2] / "examples" / "expected_sarsa.py").read_text()
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def test_verify_module_import_failures_are_exit_2_naming_the_file(tmp_path, caps
 
 
 def _example_with(tmp_path, old: str, new: str):
-    text = (Path(__file__).resolve().parents[1] / "examples" / "offpolicy_td0.py").read_text()
+    text = (Path(__file__).resolve().parents[2] / "examples" / "offpolicy_td0.py").read_text()
     assert old in text
     m = tmp_path / "decl.py"
     m.write_text(text.replace(old, new, 1))
@@ -262,7 +262,7 @@ def test_second_process_on_the_same_out_is_refused(tmp_path, monkeypatch, capsys
     import lsa_theory.experiments.reproduce as rp
 
     monkeypatch.setattr(rp, "PARTS", {"a": _json_part("a")})
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -772,7 +772,7 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
     config = tmp_path / "s.toml"
     config.write_text(_SLOW_SWEEP)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     argv = [sys.executable, "-m", "lsa_theory.cli", "sweep", str(config), "--workers", "2"]
     argv += ["--out", str(out)]
     log = tmp_path / "stderr.txt"  # a file, not a pipe: surviving workers would hold a pipe open
@@ -813,7 +813,7 @@ def test_sweep_interrupt_or_kill_ends_its_pool_workers(tmp_path, sig):
 # items 17, 18: verify --module says what it is doing, --timeout, errors name the declaration
 # --------------------------------------------------------------------------------------------------
 
-_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "expected_sarsa.py"
+_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "expected_sarsa.py"
 
 
 def _broken_example(tmp_path: Path, patch: str) -> Path:
@@ -901,7 +901,7 @@ def _results(x):
 
 
 def _reproduce(out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     argv = [sys.executable, "-m", "lsa_theory.cli", "reproduce", "--quick", "--threads", "1"]
     argv += ["--parts", *_KILL_PARTS, "--out", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
