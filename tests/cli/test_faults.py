@@ -370,7 +370,7 @@ def test_checkpoint_with_pickled_code_is_refused_not_run(tmp_path, module):
 
     import torch
 
-    CHECKPOINT = importlib.import_module(f"experiments.{module}").CHECKPOINT
+    CHECKPOINT = importlib.import_module(f"lsa_theory.experiments.{module}").CHECKPOINT
     marker = tmp_path / "ran"
     out = tmp_path / "out"
     out.mkdir()

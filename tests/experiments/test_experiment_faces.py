@@ -15,7 +15,7 @@ FOLDERS = ("converge", "diversity", "regression", "training", "actor_critic_vari
 
 @pytest.mark.parametrize("name", FOLDERS)
 def test_every_experiment_folder_has_the_same_face(name):
-    face = importlib.import_module(f"experiments.{name}")
+    face = importlib.import_module(f"lsa_theory.experiments.{name}")
     assert face.__file__.endswith(f"experiments/{name}/__init__.py")
     for attr in ("Config", "units", "run_unit", "run", "plot"):
         assert callable(getattr(face, attr)), (name, attr)
