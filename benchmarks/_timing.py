@@ -9,6 +9,7 @@ import statistics
 import time
 
 import numpy as np
+
 from lsa_theory.experiments.io import atomic_write_json, provenance, to_jsonable
 
 __all__ = ["median_time", "loglog_slope", "bench_parser", "emit"]

@@ -56,10 +56,10 @@ import time
 import torch
 from _timing import bench_parser, emit, median_time
 from dynamics_bench import readout_only
-from lsa_theory.experiments.io import versions
 
 import lsa_theory as lt
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments.io import versions
 from lsa_theory.lsa import BLOCK_CHUNK
 
 D_FEATURES = 36  # d = |S||A| for the [LL] 9 x 4 family

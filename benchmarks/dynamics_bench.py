@@ -19,9 +19,9 @@ import time
 import numpy as np
 import torch
 from _timing import bench_parser, emit, loglog_slope, median_time
-from lsa_theory.experiments.io import versions
 
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments.io import versions
 
 
 def readout_only(H, P, V, k: int):

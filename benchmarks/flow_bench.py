@@ -25,9 +25,9 @@ import time
 import numpy as np
 from _timing import bench_parser, emit
 from dynamics_bench import _start
-from lsa_theory.experiments.io import versions
 
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments.io import versions
 
 S, A = 9, 4
 LIMIT_RTOL = 1e-9  # fast and dense limits must agree to this (issue 14)

@@ -17,10 +17,10 @@ import sys
 
 import numpy as np
 from _timing import bench_parser, emit, median_time
-from lsa_theory.experiments.io import versions
 
 import lsa_theory as lt
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments.io import versions
 
 SIZES = {"S2A2": (2, 2), "LL": (9, 4)}  # (S, A), d = S*A
 N, FRAMES, KS = 20, 10, (10, 100, 1000)

@@ -41,10 +41,11 @@ from _timing import emit
 from block_bench import bench_block
 from dynamics_bench import bench_flow_vs_gd, bench_gradient_sweep, bench_methods
 from flow_bench import bench_diffrax, bench_fast_vs_dense
-from lsa_theory.experiments.io import versions
 from rollout_bench import bench_rollouts
 from scaling_bench import bench_scaling
 from threadpoolctl import threadpool_limits
+
+from lsa_theory.experiments.io import versions
 
 LEVELS = {
     "smoke": {

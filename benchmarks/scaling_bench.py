@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from _timing import bench_parser, emit, loglog_slope, median_time
 from dynamics_bench import autograd_timer, near_construction
-from lsa_theory.experiments.io import versions
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments.io import versions
 
 S, A = 9, 4
 # (quick, full) sweep points; frames = 10 throughout, so F = 10 k

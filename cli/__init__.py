@@ -53,7 +53,8 @@
   part on stderr; ``--json`` prints one JSON document (the summary, ``failed`` naming each failed
   part with its criterion), the table then on stderr.
 
-Every command exits with 1 when one of its checks fails (the criteria are in ``CRITERIA``), 2 on
+Every command exits with 1 when one of its checks fails (the criteria are in
+:data:`lsa_theory.experiments.criteria.CRITERIA`), 2 on
 bad input (refused before ``--out`` is created), a filesystem error or ``verify --timeout``, 130
 when interrupted; ``--threads N`` limits BLAS and torch (docs/tool.md).
 """
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--module",
         default=None,
         metavar="FILE.py",
-        help="a user's file declaring closed-loop algorithms (constructions.ClosedLoopAlgorithm); "
+        help="a user's file declaring closed-loop algorithms (lsa_theory.constructions.ClosedLoopAlgorithm); "
         "--algo names one of them, deployed with its own construction and its own teacher",
     )
     p.add_argument(
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="(P2) Adam steps (default 1000; quick 150)")
     p.add_argument(
         "--algo",
-        choices=constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm),
+        choices=loop_algos,
         default="sarsa",
         help="layout, teacher, construction: sarsa (H)/(S3) or actor_critic (A1)/(A3) (recorded in config)",
     )
@@ -362,8 +363,9 @@ def _run(args: argparse.Namespace) -> int:
     commands in :data:`TORCH_COMMANDS`) torch to ``--threads`` threads; then, with ``--out``, hold its lock
     (:class:`lsa_theory.experiments.io.out_lock`: a second process on the same directory is refused), check
     and record its provenance and run the command. ``sweep`` manages its ``--out`` itself."""
-    from lsa_theory.experiments.io import check_out, check_provenance, out_lock, set_torch_threads
     from threadpoolctl import threadpool_limits
+
+    from lsa_theory.experiments.io import check_out, check_provenance, out_lock, set_torch_threads
 
     threads = getattr(args, "threads", 1)
     if threads < 1:
@@ -427,7 +429,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # FileExistsError, NotADirectoryError, PermissionError, ENOSPC, EROFS, ...
         print(f"lsa-theory {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

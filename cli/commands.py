@@ -12,9 +12,9 @@ import math
 import sys
 
 import numpy as np
-from lsa_theory.experiments.criteria import CRITERIA, control_passed, converge_passed, diversity_passed
 
 from lsa_theory import constructions
+from lsa_theory.experiments.criteria import CRITERIA, control_passed, converge_passed, diversity_passed
 
 #: Options that do not change what a command computes (left out of its configuration hash).
 _NOT_CONFIG = {"json", "out", "reuse", "func", "threads", "parts", "limit", "workers", "executor", "address"}
@@ -169,19 +169,19 @@ def _load_user_module(path: str) -> tuple[list, dict]:
     whose ValueErrors name the file, the line and the failure) and what identifies it: ``{"path":
     absolute path, "sha256": of its bytes}`` (read before the import). Every failure is a
     ValueError starting ``--module:``."""
-    import hashlib
     from pathlib import Path
+
+    from lsa_theory.experiments.io import file_sha256
 
     file = Path(path)
     try:
-        digest = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else None
-    except OSError as exc:
-        raise ValueError(f"--module: cannot read {path!r} ({exc.strerror})") from None
+        digest = file_sha256(file) if file.is_file() else None
+    except ValueError as exc:  # unreadable
+        raise ValueError(f"--module: {exc}") from None
     try:
         algorithms = constructions.load_module(path)
-    except ValueError as exc:
-        msg = str(exc)
-        raise ValueError(f"--{msg}" if msg.startswith("module:") else f"--module: {msg}") from None
+    except ValueError as exc:  # every message of load_module starts "module:"
+        raise ValueError(f"--{exc}") from None
     return algorithms, {"path": str(file.resolve()), "sha256": digest}
 
 

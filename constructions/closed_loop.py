@@ -218,25 +218,6 @@ class ClosedLoopAlgorithm(Algorithm):
         at ``tau`` when given) and :meth:`frame`."""
         return _HookAgent(self, draws, gamma, epsilon, tau)
 
-    def context(
-        self,
-        mdp: lt.TabularMDP,
-        draws: Draws,
-        w: np.ndarray,
-        lam: np.ndarray | None,
-        *,
-        n: int,
-        epsilon: float,
-        rng: np.random.Generator,
-        s0: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None, lt.Trajectory]:
-        """One context of the loop from ``s0``: ``(X, g, traj)`` (``g`` ``None`` without extra rows)."""
-        agent = self.agent(draws, mdp.gamma, epsilon)
-        pi = agent.behaviour(w, lam)
-        traj = lt.rollout(mdp, pi, n, rng, s0)
-        X, g = agent.frame(traj.states, traj.actions, traj.rewards, w, lam, pi)
-        return X, g, traj
-
     def loop(
         self,
         mdp: lt.TabularMDP,

@@ -11,7 +11,7 @@ with ``wt`` the last column: for (L1) the (L2) form ``Vbar21 Sigma P12 wt`` on
 instance drawn by ``alg.draw`` with target ``y_f = teacher(inst) - readout(Z_f)`` (the teacher's
 increment; ``teacher`` is the vectorised ``teacher_readout`` where declared, else the naive loop).
 The (M2) objective, its gradient, Hessian, the flow, the manifold (M4) and richness (M5) of
-:mod:`dynamics` then apply unchanged (they read ``Sigma``, ``wt``, ``y`` and the shapes).
+:mod:`lsa_theory.dynamics` then apply unchanged (they read ``Sigma``, ``wt``, ``y`` and the shapes).
 
 This is the generic counterpart of :func:`lsa_theory.dynamics.teacher_dataset`, whose frames come from the
 closed loop (S6)/(A5) instead of independent instances.
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from lsa_theory.constructions import Algorithm, derive
 
 from lsa_theory.checks import check_int
+from lsa_theory.constructions import Algorithm, derive
 
 from .objective import Shapes, pack, unpack
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
-from lsa_theory.constructions import ClosedLoopAlgorithm
 
 import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory.checks import check_gamma, check_int, check_real
+from lsa_theory.constructions import ClosedLoopAlgorithm
 from lsa_theory.rollout import DIVERGENCE_BOUND
 
 __all__ = ["TeacherSpec", "TeacherDataset", "teacher_dataset", "closed_loop_algorithms"]

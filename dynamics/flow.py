@@ -1,4 +1,4 @@
-r"""Gradient flow of (M1) as an ODE, a gradient-descent baseline, and the rate fit of (M6).
+r"""Gradient flow of (M1) as an ODE (its rate fit of (M6) is :mod:`lsa_theory.dynamics.rate_fit`).
 
 .. math:: \dot\theta = -\nabla L(\theta), \qquad \theta = [\mathrm{vec}(A); \mathrm{vec}(B)],
 
@@ -8,9 +8,10 @@ methods (LSODA, BDF, Radau) get the closed-form Hessian as Jacobian ``-H(theta)`
 ``method="auto"`` is the structured BDF of :mod:`lsa_theory.dynamics.stiff` (Schur-complement Newton solves,
 distance-relative error control, (M3) projection), ``"LSODA"`` the dense reference. Integration
 stops at the first accepted step with ``||grad L|| <= grad_floor``, or at ``t_max``. (M6): near the manifold
-``L(theta(t)) ~ C exp(-2 mu t)`` with ``mu -> lambda_min^+(H(theta_inf))``; :func:`fit_rate`
-measures ``mu`` from the slope of ``log L`` over a late window of accepted steps (never from an
-interpolant, whose error in the normal directions would swamp a loss of 1e-30).
+``L(theta(t)) ~ C exp(-2 mu t)`` with ``mu -> lambda_min^+(H(theta_inf))``;
+:func:`lsa_theory.dynamics.rate_fit.fit_rate` measures ``mu`` from the slope of ``log L`` over a
+late window of accepted steps (never from an interpolant, whose error in the normal directions
+would swamp a loss of 1e-30).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ DIST_RTOL = 1e-6
 
 #: ``method="structured"`` keeps a factorisation while the BDF coefficient ``c = h / alpha`` changes by at
 #: most this factor (:class:`lsa_theory.dynamics.stiff.StructuredBDF`), from :data:`REUSE_MIN` parameters
-# on, where
+#: on, where
 #: one factorisation costs about 30 Newton iterations (d = 25: 36 instead of 65 factorisations, 15 %
 #: less time; at d <= 16 the extra Newton iterations cost what the factorisations save).
 REUSE = 1.6

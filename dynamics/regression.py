@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from lsa_theory.constructions.algorithms import regression as reg
 
 from lsa_theory.checks import as_float_array, check_int, check_real, check_rng
+from lsa_theory.constructions.algorithms import regression as reg
 
 from .manifold import KERNEL_RTOL, _gap_tol
 from .objective import Shapes

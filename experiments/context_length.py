@@ -10,8 +10,9 @@ of **updates** (``updates``) and at fixed numbers of **environment steps** (``en
 (:data:`lsa_theory.experiments.control.DIVERGENCE_BOUND`) counts in ``n_diverged`` and is left out of the
 mean.
 
-The in-context regime is :mod:`lsa_theory.experiments.context_length_in_context`, the shared statistics
-(paired differences) :mod:`lsa_theory.experiments.context_length_common`, the figures
+The in-context regime is :mod:`lsa_theory.experiments.context_length_in_context`, the paired differences
+:func:`lsa_theory.experiments.stats.paired_difference`, the shared checks
+:mod:`lsa_theory.experiments.context_length_common`, the figures
 :mod:`lsa_theory.experiments.context_length_plots`; this module re-exports them.
 
 Results (``out``): ``context_length_{regime}.json`` and ``.npz`` (per-MDP values), written

@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from lsa_theory.constructions import ClosedLoopAlgorithm
 
 import lsa_theory as lt
 from lsa_theory import TabularMDP, constructions
 from lsa_theory.checks import check_int, check_real
+from lsa_theory.constructions import ClosedLoopAlgorithm
 
 from .control_loop import (  # noqa: F401  (moved; re-exported from here)
     DIVERGENCE_BOUND,

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 
 import lsa_theory as lt
 from lsa_theory import TabularMDP
 from lsa_theory.checks import check_int, check_real
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory.loop_driver import closed_loop
 from lsa_theory.rollout import DIVERGENCE_BOUND  # noqa: F401  (DIVERGENCE_BOUND: re-exported)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory.policies import score_table, softmax_rows
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 

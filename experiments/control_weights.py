@@ -33,15 +33,15 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from lsa_theory.constructions import ClosedLoopAlgorithm, Dims
 
 import lsa_theory as lt
 from lsa_theory import Layout, constructions
 from lsa_theory.checks import as_float_array, check_int, check_real
+from lsa_theory.constructions import ClosedLoopAlgorithm, Dims
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 
 #: The registered closed-loop algorithms (:class:`lsa_theory.constructions.ClosedLoopAlgorithm`) deployable
-# here.
+#: here.
 ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
 
 

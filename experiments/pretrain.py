@@ -332,7 +332,7 @@ class RLResult:
 
 
 def _numpy(params: dict, layout) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`lsa_theory.experiments.training._numpy_pv`, copied: the arrays must not follow the live
+    """:func:`lsa_theory.experiments.training.loop._numpy_pv`, copied: the arrays must not follow the live
     parameters."""
     P, V = _numpy_pv(params, layout)
     return P.copy(), V.copy()

@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 
 import lsa_theory as lt
 from lsa_theory import dynamics as dy
 from lsa_theory.checks import check_int, check_real
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
 from lsa_theory.loop_driver import closed_loop
 
 from . import expected_loop as el

@@ -1,6 +1,6 @@
 r"""Summary statistics of per-MDP scores with every run counted: mean and standard error, paired
-Student-t intervals, and MDP-clustered paired intervals (the one home of these helpers for the
-pretraining and training modules).
+Student-t intervals, and MDP-clustered paired intervals (the one home of these helpers for every
+experiment).
 
 Counting rule (issue 18, item 5): a closed loop that diverged (a non-finite entry: the loop stopped
 at :data:`lsa_theory.experiments.control.DIVERGENCE_BOUND` or overflowed) is never dropped from a mean or an

@@ -130,10 +130,6 @@ class UnitStore:
         if self.out is not None:
             self._open(saved_units)
 
-    @property
-    def document_path(self) -> Path | None:
-        return None if self.out is None else self.out / self.document
-
     def config_hash(self, key: str | None = None) -> str | None:
         """The configuration hash of unit ``key`` in this run (``None``: not part of it; with a
         per-unit configuration and no key, ``None``)."""

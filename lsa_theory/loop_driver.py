@@ -382,8 +382,7 @@ def sarsa_loop_batched(
     phi = _check_batched_table(phi, k, S, A, "phi")
     d = phi.shape[-1]
     w = _check_batched_start(w0, k, d, "w0")
-    update = _check_update(update, "update")
-    _check_uniforms(U, k, n, T)
+    update = _check_update(update, "update")  # U: checked by closed_loop_batched
 
     def step(X, g, w, lam):
         w = as_float_array(update(X, w), "update(X, w)")
@@ -428,8 +427,7 @@ def actor_critic_loop_batched(
     d, d_pi = phi.shape[-1], phi_pi.shape[-1]
     w = _check_batched_start(w0, k, d, "w0")
     lam = _check_batched_start(lam0, k, d_pi, "lam0")
-    update = _check_update(update, "update")
-    _check_uniforms(U, k, n, T)
+    update = _check_update(update, "update")  # U: checked by closed_loop_batched
 
     def step(X, g, w, lam):
         return _check_pair(update(X, g, w, lam), (k, d), (k, d_pi))

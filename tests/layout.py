@@ -38,3 +38,7 @@ def modules(root: pathlib.Path = ROOT) -> dict[str, pathlib.Path]:
                 parts = parts[:-1]
             mods[".".join(parts)] = f
     return mods
+
+
+#: The packages whose public face (``__all__``) is snapshot and documented name by name.
+FACES = ("lsa_theory", "lsa_theory.constructions", "lsa_theory.dynamics")

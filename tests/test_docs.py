@@ -10,9 +10,8 @@ import pathlib
 import re
 
 import pytest
-from layout import LAYERS, layer_of, module_file, modules
+from layout import FACES, LAYERS, ROOT, layer_of, module_file, modules
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 THEORY = ROOT / "docs" / "theory.md"
 README = ROOT / "README.md"
 
@@ -158,9 +157,9 @@ def test_regression_gamma_check_is_the_saved_run():
 
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
     """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
-    links every runnable example declaration in examples/ (tests/constructions/test_registry.py verifies
-    each) on
-    docs/examples.md, which includes the file itself (so the site shows it as it is)."""
+    links every runnable example declaration in examples/ (tests/constructions/test_registry.py
+    verifies each) on docs/examples.md, which includes the file itself (so the site shows it as it
+    is)."""
     text = (ROOT / "docs" / "extending.md").read_text()
     assert "## Pitfalls" in text
     pitfalls = text[text.index("## Pitfalls") :]
@@ -239,8 +238,6 @@ def test_readme_first_screen_installs_from_a_clone_and_states_costs():
 # --- The API reference of the site (mkdocs.yml, docs/api/): every public name has a docstring ---
 
 API = ROOT / "docs" / "api"
-#: Packages whose every public module (no leading underscore in its dotted path) is on its API page.
-FACES = ("lsa_theory", "lsa_theory.constructions", "lsa_theory.dynamics")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)\n((?:    .*\n|\n)*)", re.M)
 
 

@@ -13,8 +13,9 @@ import re
 import sys
 from pathlib import Path
 
+from layout import FACES
+
 SNAPSHOT = Path(__file__).with_name("faces.json")
-FACES = ("lsa_theory", "lsa_theory.constructions", "lsa_theory.dynamics")
 
 
 def _describe(obj) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lsa_theory.dynamics.data import TeacherSpec, teacher_dataset
-from lsa_theory.dynamics.flow_common import shapes
 
 from lsa_theory import dynamics as dy
+from lsa_theory.dynamics.data import TeacherSpec, teacher_dataset
+from lsa_theory.dynamics.flow_common import shapes
 
 # --------------------------------------------------------------------------------------------------
 # item 7: gradient_flow's solver failures and budget

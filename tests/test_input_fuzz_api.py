@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lsa_theory.dynamics import regression as rg
-from lsa_theory.experiments import pretrain as ep
 from test_input_fuzz import Spec, _bad_cases, _call, _rng, assert_refused
 
 from lsa_theory import constructions
 from lsa_theory import dynamics as dy
+from lsa_theory.dynamics import regression as rg
+from lsa_theory.experiments import pretrain as ep
 
 torch = pytest.importorskip("torch")
 

@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pytest
-from lsa_theory.constructions import numeric
 
 from lsa_theory import (
     Layout,
@@ -56,6 +55,7 @@ from lsa_theory import (
     uniform_policy,
     v_pi,
 )
+from lsa_theory.constructions import numeric
 
 NAN, INF = float("nan"), float("inf")
 S, A, d = 3, 2, 4

@@ -17,6 +17,7 @@ without building).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 import griffe
@@ -69,6 +70,12 @@ def rest_to_markdown(text: str) -> str:
     return ROLE.sub(_role, text)
 
 
+@functools.cache
+def _source_lines(path) -> list[str]:
+    """The lines of a source file, read once per build (every undocumented attribute looks above it)."""
+    return path.read_text().splitlines()
+
+
 def _comment_above(lines: list[str], lineno: int) -> str | None:
     """The ``#:`` comment block ending on the line above ``lineno`` (1-based), or None."""
     block: list[str] = []
@@ -109,7 +116,7 @@ class RestToMarkdown(griffe.Extension):
             return
         if obj.docstring is None and obj.is_attribute and isinstance(node, ast.AST) and obj.lineno:
             try:
-                lines = obj.parent.filepath.read_text().splitlines() if obj.parent else []
+                lines = _source_lines(obj.parent.filepath) if obj.parent else []
             except (OSError, AttributeError):
                 lines = []
             comment = _comment_above(lines, obj.lineno)

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from lsa_theory.dynamics import regression as rg
-from lsa_theory.dynamics.flow import METHODS
 
 from lsa_theory import dynamics as dy
 from lsa_theory.checks import check_int, check_real
+from lsa_theory.dynamics import regression as rg
+from lsa_theory.dynamics.flow import METHODS
 
 from ..io import (
     atomic_savez,

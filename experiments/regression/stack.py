@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 import torch
-from lsa_theory.constructions.algorithms import regression as reg
-from lsa_theory.dynamics import regression as rg
 
 import lsa_theory as lt
+from lsa_theory.constructions.algorithms import regression as reg
+from lsa_theory.dynamics import regression as rg
 
 __all__ = [
     "init_stack",

@@ -13,20 +13,20 @@ kind, the job count, expansion and hashing.
 
 Parameters not named in ``[grid]`` take the defaults of :data:`PARAMS`. Per kind:
 
-- ``converge`` (one gradient flow, :func:`lsa_theory.experiments.converge._one_run`): ``algo`` ("sarsa" |
+- ``converge`` (one gradient flow, :func:`lsa_theory.experiments.converge.run_unit`): ``algo`` ("sarsa" |
   "actor_critic"), ``seed`` (teacher data ``default_rng(seed)`` and the perturbation), ``c``
   (scale of the construction, non-zero), ``radius`` (relative size of the perturbation), ``S``,
   ``A``, ``k`` (training MDPs), ``frames`` (frames per MDP). Metrics: ``loss0``, ``loss_final``,
   ``dist_final``, ``rate_fit``, ``rate_pred``, ``rate_ratio``, ``rate_ratio_a_priori``,
   ``pl_min_ratio``, ``conserved_drift``, ``c_pred``,
   ``c_final``, ``ker_dim``, ``tangent_dim``, ``rich``, ``scaling_only``, ``converged``, ...
-- ``diversity`` (one row, :func:`lsa_theory.experiments.diversity._row`): ``k``, ``features`` ("uniform" |
+- ``diversity`` (one row, :func:`lsa_theory.experiments.diversity.run_unit`): ``k``, ``features`` ("uniform" |
   "onehot" | ...), ``shared_features`` (bool), ``reward`` ("sa" | "sas"), ``frames``, ``seed``,
   and ``index`` (row index of the random streams ``default_rng([seed, index, ...])``; 0 by default).
   Metrics: ``ker_dim`` (certified; None when undecided), ``kernel_certified``, ``tangent_dim``,
   ``morse_bott``, ``scaling_only``, ``lambda_min_plus``,
   ``heldout_err``, ``dist_final``, ...
-- ``control`` (one deployment unit, :func:`lsa_theory.experiments.control._run_unit`): ``env`` (env key, e.g.
+- ``control`` (one deployment unit, :func:`lsa_theory.experiments.control.run_unit`): ``env`` (env key, e.g.
   "random-S9-A4" or "FrozenLake-v1:is_slippery=False"), ``algo``, ``seed`` (the unit index: the
   held-out MDP index for "random-S9-A4", the seed index for gymnasium envs; family seed 0),
   ``n`` (context length), ``n_updates``, ``weights`` ("constructed" or an ``.npz`` path),

@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
-import lsa_theory.constructions.numeric as cn
 import pytest
 
+import lsa_theory.constructions.numeric as cn
 from lsa_theory import cli
 
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lsa_theory.experiments import io as eio
 
 from lsa_theory import cli
+from lsa_theory.experiments import io as eio
 
 
 def _run(argv, capsys):
@@ -219,8 +219,9 @@ def test_threads_cap_torch_and_are_recorded(monkeypatch, capsys):
     """item 24: --threads N set BLAS only; torch kept its own thread count (4.4-15.6 s a training
     step with two threads against 0.9 s with one). Now torch's intra-op threads follow --threads
     and provenance records them."""
-    import lsa_theory.experiments.regression as rg
     import torch
+
+    import lsa_theory.experiments.regression as rg
 
     seen = {}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import lsa_theory.experiments.converge as ec
-import lsa_theory.experiments.diversity as ed
 import pytest
 
+import lsa_theory.experiments.converge as ec
+import lsa_theory.experiments.diversity as ed
 from lsa_theory import cli
 
 CONVERGE_FIELDS = {

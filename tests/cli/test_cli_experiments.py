@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from lsa_theory.experiments.control import ENV_FIELDS as CONTROL_FIELDS
 
 from lsa_theory import cli
+from lsa_theory.experiments.control import ENV_FIELDS as CONTROL_FIELDS
 
 
 def test_control_quick_json(tmp_path, capsys):

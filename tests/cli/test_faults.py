@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lsa_theory.experiments import io as eio
 
 import lsa_theory as lt
 from lsa_theory import cli
+from lsa_theory.experiments import io as eio
 
 
 def _run(argv, capsys):
@@ -92,7 +92,6 @@ def test_verify_module_json_records_path_and_hash(tmp_path, monkeypatch, capsys)
     from types import SimpleNamespace
 
     import lsa_theory.constructions.verify as cv
-
     from lsa_theory import constructions
 
     m = tmp_path / "mine.py"
@@ -673,9 +672,8 @@ def test_pretrain_with_an_impossible_k_is_refused_at_once(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("C", [np.eye(2) * (1 + 1e-3j), np.eye(2).astype(complex), np.eye(2, dtype=bool)])
 def test_td_constructions_refuse_complex_and_bool_C(C):
-    from lsa_theory.constructions.algorithms.td_precond import td_precond
-
     from lsa_theory import constructions
+    from lsa_theory.constructions.algorithms.td_precond import td_precond
 
     for fn in (lambda: constructions.td(2, 0.1, C), lambda: td_precond(2, 0.1, [C, C])):
         with pytest.raises(ValueError, match=r"^C: expected a real numeric array"):

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from sympy import Identity, MatrixSymbol, ZeroMatrix
+
+import lsa_theory as lt
+from lsa_theory import constructions
 from lsa_theory.constructions import matrix_words as mw
 from lsa_theory.constructions import symbolic_sizes as ss
 from lsa_theory.constructions import symbolic_sizes_regression as ssr
 from lsa_theory.constructions import symbolic_sizes_w7 as w7
 from lsa_theory.constructions.algorithms import td_average_reward as w7_num
-from sympy import Identity, MatrixSymbol, ZeroMatrix
-
-import lsa_theory as lt
-from lsa_theory import constructions
 
 
 def _ev(expr, arrays, d, n):

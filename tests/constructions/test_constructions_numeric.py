@@ -24,10 +24,10 @@ import torch
 from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from lsa_theory.constructions import numeric as cn
 
 import lsa_theory as lt
 from lsa_theory import Layout
+from lsa_theory.constructions import numeric as cn
 
 # --------------------------------------------------------------------------------------------
 # Tolerances. Every residual is measured as max|actual - target| / max(1, max|target|).

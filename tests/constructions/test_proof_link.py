@@ -11,6 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 import sympy as sp
+from sympy import BlockMatrix, MatrixSymbol, ZeroMatrix
+
+import lsa_theory as lt
+from lsa_theory import constructions
 from lsa_theory.cli import main
 from lsa_theory.constructions import derive
 from lsa_theory.constructions import matrix_words as mw
@@ -18,10 +22,6 @@ from lsa_theory.constructions import proof_link as pl
 from lsa_theory.constructions import symbolic_sizes as ss
 from lsa_theory.constructions import symbolic_sizes_regression as reg
 from lsa_theory.constructions import symbolic_sizes_w7 as w7
-from sympy import BlockMatrix, MatrixSymbol, ZeroMatrix
-
-import lsa_theory as lt
-from lsa_theory import constructions
 from lsa_theory.roundoff import assert_same_verdicts, gamma
 
 # ------------------------------------------------------------ one-sided terms are never lost

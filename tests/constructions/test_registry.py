@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from lsa_theory.constructions import derive
-from lsa_theory.constructions.registry import Registry
 
 from lsa_theory import constructions
+from lsa_theory.constructions import derive
+from lsa_theory.constructions.registry import Registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMES = constructions.ALGORITHMS.names()

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lsa_theory.constructions.algorithms.sarsa import Sarsa
-from lsa_theory.experiments.control import constructed_blocks, deploy
 
 import lsa_theory as lt
 from lsa_theory import constructions
+from lsa_theory.constructions.algorithms.sarsa import Sarsa
+from lsa_theory.experiments.control import constructed_blocks, deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 

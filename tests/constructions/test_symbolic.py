@@ -1,12 +1,12 @@
 """Level 1 of the three proofs: exact identities on fully symbolic prompts, through the registry.
 
-:func:`lsa_theory.constructions.derive.prove` runs each declaration's one construction on symbols in the exact
-ring of :mod:`lsa_theory.constructions.symbolic` and counts the readout and invariant entries of ``lhs - rhs``
-that are not the zero polynomial: (S4)/(S5), (A4), (W3) here at several sizes and depths, the TD
-family in ``tests/constructions/test_td_family.py``, (R2)/(R3) in ``tests/experiments/test_regression.py``;
-(L2) and (R4)
-(arbitrary ``P``, ``V``: block claims, no declaration) through the proofs of the ``verify`` block
-rows. The mutation tests show the same machinery detects a wrong construction.
+:func:`lsa_theory.constructions.derive.prove` runs each declaration's one construction on symbols
+in the exact ring of :mod:`lsa_theory.constructions.symbolic` and counts the readout and invariant
+entries of ``lhs - rhs`` that are not the zero polynomial: (S4)/(S5), (A4), (W3) here at several
+sizes and depths, the TD family in ``tests/constructions/test_td_family.py``, (R2)/(R3) in
+``tests/experiments/test_regression.py``; (L2) and (R4) (arbitrary ``P``, ``V``: block claims, no
+declaration) through the proofs of the ``verify`` block rows. The mutation tests show the same
+machinery detects a wrong construction.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-from lsa_theory.constructions import derive, symbolic, verify
 
 from lsa_theory import constructions
+from lsa_theory.constructions import derive, symbolic, verify
 
 ALGS = constructions.ALGORITHMS
 

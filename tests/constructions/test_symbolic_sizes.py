@@ -11,13 +11,13 @@ import pytest
 import sympy as sp
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collapse
+
+import lsa_theory as lt
 from lsa_theory.constructions import matrix_words as mw
 from lsa_theory.constructions import symbolic_sizes as ss
 from lsa_theory.constructions import symbolic_sizes_regression as ssr
 from lsa_theory.constructions import symbolic_sizes_w7 as w7
-from sympy import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix, block_collapse
-
-import lsa_theory as lt
 
 PROOFS = [
     ss.prove_sarsa_all_sizes,

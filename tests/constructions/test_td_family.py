@@ -20,11 +20,11 @@ import sympy as sp
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from lsa_theory.constructions import derive, symbolic
-from lsa_theory.constructions.algorithms import residual_gradient, td_average_reward, td_lambda, td_precond
 
 import lsa_theory as lt
 from lsa_theory import constructions
+from lsa_theory.constructions import derive, symbolic
+from lsa_theory.constructions.algorithms import residual_gradient, td_average_reward, td_lambda, td_precond
 
 REL_TOL = 1e-12
 ALGS = constructions.ALGORITHMS

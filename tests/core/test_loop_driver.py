@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lsa_theory.experiments.control import deploy
 
 import lsa_theory as lt
 from lsa_theory import constructions
+from lsa_theory.experiments.control import deploy
 from lsa_theory.loop_driver import linear
 from lsa_theory.policies import softmax_rows
 

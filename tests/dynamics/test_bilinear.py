@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lsa_theory.constructions import derive
-from lsa_theory.dynamics.bilinear import effective_theta, full_params, instance_dataset
 
 from lsa_theory import constructions
 from lsa_theory import dynamics as dy
+from lsa_theory.constructions import derive
+from lsa_theory.dynamics.bilinear import effective_theta, full_params, instance_dataset
 
 NAMES = tuple(n for n in constructions.ALGORITHMS.names() if constructions.ALGORITHMS[n].bilinear)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import lsa_theory.dynamics.certify as dc
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import lsa_theory.dynamics.certify as dc
 from lsa_theory import dynamics as dy
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lsa_theory.experiments.diversity import heldout_error
 
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments.diversity import heldout_error
 
 
 def _dataset(seed=0, **kw):

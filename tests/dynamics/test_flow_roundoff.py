@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import lsa_theory.experiments.converge as ec
 import numpy as np
 import pytest
-from lsa_theory.dynamics.near_kernel import extended_precision_loss
-from lsa_theory.experiments.criteria import converge_passed
 from threadpoolctl import threadpool_limits
 
+import lsa_theory.experiments.converge as ec
 from lsa_theory import dynamics as dy
+from lsa_theory.dynamics.near_kernel import extended_precision_loss
+from lsa_theory.experiments.criteria import converge_passed
 from lsa_theory.roundoff import assert_same_verdicts
 
 

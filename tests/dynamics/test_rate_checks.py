@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import lsa_theory.experiments.converge as ec
 import numpy as np
 import pytest
+
+import lsa_theory.experiments.converge as ec
+from lsa_theory import dynamics as dy
 from lsa_theory.dynamics.rate_fit import ROUNDOFF_MAX
 from lsa_theory.experiments.criteria import converge_passed
-
-from lsa_theory import dynamics as dy
 
 CFG = ec.ConvergeConfig(seeds=(0,), scales=(1.0,), radii=(1e-2,), noise=(1e-3,), sweep_radii=())
 ALGOS = ("sarsa", "actor_critic")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from lsa_theory.dynamics.stiff import NegHessian, ScaleProjection, StructuredBDF
 
 from lsa_theory import dynamics as dy
+from lsa_theory.dynamics.stiff import NegHessian, ScaleProjection, StructuredBDF
 
 
 def _dataset(seed=0, **kw):

@@ -8,12 +8,12 @@ import pathlib
 
 import numpy as np
 import pytest
-from lsa_theory.experiments import actor_critic_variants as acv
-from lsa_theory.experiments import control as ctl
 from threadpoolctl import threadpool_limits
 
 import lsa_theory as lt
 from lsa_theory import constructions
+from lsa_theory.experiments import actor_critic_variants as acv
+from lsa_theory.experiments import control as ctl
 from lsa_theory.roundoff import gamma as gamma_k
 
 SAVED = pathlib.Path(__file__).resolve().parents[2] / "docs" / "figures" / "actor_critic_variants.json"

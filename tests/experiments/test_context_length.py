@@ -11,13 +11,13 @@ import json
 import numpy as np
 import pytest
 import scipy.stats
-from lsa_theory.experiments import context_length as cl
-from lsa_theory.experiments import control as ctl
-from lsa_theory.experiments import envs, tables
 
 import lsa_theory as lt
 from lsa_theory import cli
 from lsa_theory import constructions as C
+from lsa_theory.experiments import context_length as cl
+from lsa_theory.experiments import control as ctl
+from lsa_theory.experiments import envs, tables
 
 
 def _context(rng, S=2, A=2, n=7):

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from lsa_theory.experiments import control as ctl
-from lsa_theory.experiments import envs
 
 import lsa_theory as lt
 from lsa_theory import constructions as C
+from lsa_theory.experiments import control as ctl
+from lsa_theory.experiments import envs
 
 GYM_CASES = [
     ("FrozenLake-v1", {"is_slippery": False}, (16, 4)),

@@ -10,6 +10,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
+import lsa_theory as lt
+from lsa_theory import cli
+from lsa_theory import constructions as C
 from lsa_theory.experiments import control as ctl
 from lsa_theory.experiments import control_loop as cl
 from lsa_theory.experiments import control_roundoff as cr
@@ -20,10 +24,6 @@ from lsa_theory.experiments.control_weights import (
     l2_readout_error_bound,
 )
 from lsa_theory.experiments.criteria import control_passed
-
-import lsa_theory as lt
-from lsa_theory import cli
-from lsa_theory import constructions as C
 from lsa_theory.roundoff import UNIT_ROUNDOFF, assert_same_verdicts, perturbed
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lsa_theory.experiments import diversity as dv
 from threadpoolctl import threadpool_limits
 
+from lsa_theory.experiments import diversity as dv
 from lsa_theory.roundoff import assert_same_verdicts
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lsa_theory.experiments.context_length_plots import plot_context_length, plot_context_length_regimes
 from lsa_theory.experiments.control_plot import plot_control
 from lsa_theory.experiments.diversity import plot_diversity

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
+import lsa_theory as lt
 from lsa_theory.experiments.converge import plot_converge
 from lsa_theory.experiments.diversity import plot_diversity
 from lsa_theory.experiments.plots import construction_heatmaps
-
-import lsa_theory as lt
 
 
 def _diversity_doc(tmp_path):

@@ -10,15 +10,15 @@ import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+import lsa_theory as lt
+from lsa_theory import constructions
+from lsa_theory import dynamics as dy
 from lsa_theory.experiments import expected_loop as el
 from lsa_theory.experiments import pretrain as pt
 from lsa_theory.experiments import pretrain_compare as pc
 from lsa_theory.experiments import pretrain_eval as pe
 from lsa_theory.experiments import stats
-
-import lsa_theory as lt
-from lsa_theory import constructions
-from lsa_theory import dynamics as dy
 
 
 def _batch(seed: int, K: int = 3, S: int = 2, A: int = 2):

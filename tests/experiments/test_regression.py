@@ -16,13 +16,13 @@ import sympy as sp
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from lsa_theory.constructions import derive, verify
-from lsa_theory.constructions.algorithms import regression as reg
-from lsa_theory.dynamics import regression as rg
 
 import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory import dynamics as dy
+from lsa_theory.constructions import derive, verify
+from lsa_theory.constructions.algorithms import regression as reg
+from lsa_theory.dynamics import regression as rg
 
 TOL = 1e-12
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import lsa_theory.experiments.reproduce as rp
 import numpy as np
 import pytest
-from lsa_theory.experiments.envs import HELDOUT_NAME
 
+import lsa_theory.experiments.reproduce as rp
 from lsa_theory import cli
+from lsa_theory.experiments.envs import HELDOUT_NAME
 
 
 class _Called(Exception):
@@ -37,7 +37,6 @@ def _stub_runners(monkeypatch):
     import lsa_theory.experiments.converge as cv
     import lsa_theory.experiments.diversity as dv
     import lsa_theory.experiments.training as tr
-
     from lsa_theory import constructions
 
     monkeypatch.setattr(constructions.verify, "run_claims", _stop(rng=0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
+
 from lsa_theory.experiments import stats
 
 T975 = {3: 3.182446305284263, 4: 2.7764451051977987, 9: 2.2621571627982053}  # t_{0.975, dof}

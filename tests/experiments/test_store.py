@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
-import lsa_theory.experiments.io as eio
 import numpy as np
 import pytest
+
+import lsa_theory.experiments.io as eio
 from lsa_theory.experiments.store import UnitFiles, UnitStore, pack, unpack
 
 

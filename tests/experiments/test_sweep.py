@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lsa_theory.experiments.io import read_json
 from lsa_theory.experiments.sweep import (
     PARAMS,

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from lsa_theory.experiments import tables
-from lsa_theory.experiments import training as tr
-from lsa_theory.experiments.training import loop as trl
-from lsa_theory.experiments.training import model as trm
 
 import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory import dynamics as dy
+from lsa_theory.experiments import tables
+from lsa_theory.experiments import training as tr
+from lsa_theory.experiments.training import loop as trl
+from lsa_theory.experiments.training import model as trm
 
 TINY = dict(
     S=2,
