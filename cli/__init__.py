@@ -139,7 +139,7 @@ def _check_pretrain(args: argparse.Namespace) -> None:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from lsa_theory.experiments.pretrain import TrainingDiverged
-    from lsa_theory.experiments.pretrain_compare import pretrain_sweep, run_pretrain
+    from lsa_theory.experiments.pretrain.compare import pretrain_sweep, run_pretrain
 
     cfg = _pretrain_config(args)
     if args.sweep:

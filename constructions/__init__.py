@@ -31,7 +31,7 @@ from .algorithms.td_average_reward import (
 )
 from .algorithms.td_lambda import naive_batch_td_lambda, td_lambda
 from .algorithms.td_precond import naive_precond_td, td_precond
-from .closed_loop import ClosedLoopAlgorithm, Dims, Draws, load_closed_loop_module
+from .closed_loop import ClosedLoopAlgorithm, Dims, Draws, closed_loop_algorithm, load_closed_loop_module
 from .numeric import actor_critic, is_exact, running_mean_mask, sarsa, td
 from .registry import ALGORITHMS, Algorithm, Registry, check_declaration, load_module, register
 from .symbolic import SymbolicProof
@@ -47,6 +47,7 @@ __all__ = [
     "load_module",
     "check_declaration",
     "load_closed_loop_module",
+    "closed_loop_algorithm",
     "register",
     "READOUT_TOL",
     "Residuals",

@@ -26,9 +26,9 @@ from lsa_theory.checks import check_gamma, check_int, check_real
 from lsa_theory.loop_driver import LoopAgent, closed_loop, closed_loop_batched, critic_columns, linear
 from lsa_theory.policies import epsilon_greedy_rows, softmax_rows
 
-from .registry import Algorithm
+from .registry import ALGORITHMS, Algorithm, load_module
 
-__all__ = ["ClosedLoopAlgorithm", "Dims", "Draws", "load_closed_loop_module"]
+__all__ = ["ClosedLoopAlgorithm", "Dims", "Draws", "closed_loop_algorithm", "load_closed_loop_module"]
 
 
 def _torch_linear(table: Any, v: Any) -> Any:
@@ -149,6 +149,17 @@ class ClosedLoopAlgorithm(Algorithm):
         w0 = rng.uniform(-1.0, 1.0, dims.d)
         return w0, (rng.uniform(-1.0, 1.0, dims.d_pi) if dims.d_pi else None)
 
+    def deployment_draws(self, S: int, A: int, dims: Dims, rng: np.random.Generator) -> Draws:
+        """One deployment's draws from ``rng``, in this order: the critic's table ``phi`` (S, A, d)
+        (:meth:`critic_table`), ``w_0 ~ U(-1, 1)^d``, then with an actor ``lambda_0``
+        (:meth:`start_actor`, nothing drawn) and ``phi_pi`` (S, A, d_pi) (:meth:`actor_table`). The
+        one order of :func:`lsa_theory.experiments.control.deploy`, the smooth deployment and
+        pretraining's tasks, so equal ``rng`` states give them equal tables and starts."""
+        phi = self.critic_table(S, A, dims.d, rng)
+        w0 = rng.uniform(-1.0, 1.0, dims.d)
+        lam0 = self.start_actor(dims)
+        return Draws(phi, self.actor_table(S, A, dims, rng), w0, lam0)
+
     def start_actor(self, dims: Dims) -> np.ndarray | None:
         """The deployment's starting actor ``lambda_0 = 0`` (d_pi,) (the uniform ``pi_lambda``), the
         draw :func:`lsa_theory.experiments.control.deploy` makes; ``None`` when ``dims.d_pi = 0``."""
@@ -208,8 +219,8 @@ class ClosedLoopAlgorithm(Algorithm):
 
     def smooth_behaviour(self, draws: Draws, w: np.ndarray, lam: np.ndarray | None, tau: float) -> np.ndarray:
         """Hook: the (P2) smooth behaviour (S, A) in numpy, for the sampled softmax loop
-        (:func:`lsa_theory.experiments.pretrain_eval.softmax_deploy`); default ``softmax_a(Q_w(s, a) / tau)``
-        (the numpy form of :meth:`smooth_policy`)."""
+        (:func:`lsa_theory.experiments.pretrain.softmax_deploy`); default
+        ``softmax_a(Q_w(s, a) / tau)`` (the numpy form of :meth:`smooth_policy`)."""
         return softmax_rows(linear(draws.phi, w) / tau)
 
     def agent(self, draws: Draws, gamma: float, epsilon: float = 0.0, tau: float | None = None) -> LoopAgent:
@@ -325,7 +336,7 @@ class ClosedLoopAlgorithm(Algorithm):
         :meth:`teacher` as computed from exact inputs (``X`` (m, n), ``g`` (d_pi, n) or ``None``,
         ``w`` (d,), ``lam`` (d_pi,) or ``None``), valid for every summation order. With it (and a
         loop of the (S6)/(A5) form), deployment checks "block = teacher" against the propagated
-        round-off bounds (:mod:`lsa_theory.experiments.control_roundoff`); without it (default
+        round-off bounds (:mod:`lsa_theory.experiments.control.roundoff`); without it (default
         ``NotImplemented``) the check is a stated relative tolerance."""
         return NotImplemented
 
@@ -351,11 +362,21 @@ def load_closed_loop_module(path: str) -> dict[str, ClosedLoopAlgorithm]:
     :func:`lsa_theory.constructions.load_module` (whose ValueErrors, starting ``module:``, name the file and
     the failure; nothing is registered), and a ValueError if the file declares no closed-loop
     algorithm."""
-    from .registry import load_module
-
     if not isinstance(path, str):
         raise ValueError(f"module: expected a path to a .py file, got {path!r}")
     loops = {a.name: a for a in load_module(path) if isinstance(a, ClosedLoopAlgorithm)}
     if not loops:
         raise ValueError(f"module: {path} declares no closed-loop algorithm (ClosedLoopAlgorithm)")
     return loops
+
+
+def closed_loop_algorithm(algo: Any) -> ClosedLoopAlgorithm:
+    """The declaration ``algo``: a :class:`ClosedLoopAlgorithm` instance (a user's, registered or
+    not) as it is, or the name of a registered one (including ones registered later); a ValueError
+    naming the registered closed-loop algorithms otherwise."""
+    if isinstance(algo, ClosedLoopAlgorithm):
+        return algo
+    names = ALGORITHMS.with_capability(ClosedLoopAlgorithm)
+    if not isinstance(algo, str) or algo not in names:
+        raise ValueError(f"algo: expected one of {names}, got {algo!r}")
+    return ALGORITHMS[algo]

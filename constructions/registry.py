@@ -30,6 +30,8 @@ the algorithms of a user's own file (``lsa-theory verify --module path/to/file.p
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import inspect
 import pathlib
@@ -443,7 +445,24 @@ def load_module(path: str | pathlib.Path) -> list[Algorithm]:
     path = pathlib.Path(path)
     if path.suffix != ".py" or not path.is_file():
         raise ValueError(f"module: expected an existing .py file, got {str(path)!r}")
-    mod_name = f"lsa_theory_user_{abs(hash(str(path.resolve())))}"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    unique = _declarations(path, str(path.resolve()), digest)
+    for alg in unique.values():
+        if alg.name in ALGORITHMS:
+            raise ValueError(
+                f"module: {path} declares {alg.name!r}, the name of a registered algorithm: "
+                "choose another name"
+            )
+    return list(unique.values())
+
+
+@functools.lru_cache(maxsize=16)
+def _declarations(path: pathlib.Path, resolved: str, digest: str) -> dict[str, Algorithm]:
+    """The checked declarations of the file ``path`` by name, imported once per (resolved path,
+    sha256 of its content): a command that reads the same unchanged file several times (its
+    configuration, each unit, the provenance) runs the user's code once, and an edited file is
+    imported afresh."""
+    mod_name = f"lsa_theory_user_{abs(hash(resolved))}_{digest[:12]}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
         raise ValueError(f"module: cannot import {path}")
@@ -488,9 +507,4 @@ def load_module(path: str | pathlib.Path) -> list[Algorithm]:
             check_declaration(alg)
         except ValueError as exc:
             raise ValueError(f"module: {path}: {exc}") from None
-        if alg.name in ALGORITHMS:
-            raise ValueError(
-                f"module: {path} declares {alg.name!r}, the name of a registered algorithm: "
-                "choose another name"
-            )
-    return list(unique.values())
+    return unique

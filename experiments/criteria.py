@@ -72,7 +72,7 @@ CONTROL_TOL = 1e-9
 def control_passed(env: dict) -> bool:
     """The check of a ``control`` row: for ``weights="constructed"`` the block reproduces the exact
     teacher as computed, ``block_equals_teacher``
-    (:func:`lsa_theory.experiments.control_loop.block_teacher_check`: every update within its round-off bound
+    (:func:`lsa_theory.experiments.control.block_teacher_check`: every update within its round-off bound
     of the teacher's update on the same input, the parameters within the propagated bound until the
     first trajectory mismatch, and no mismatch before the round-off model allows an argmax flip).
     Documented properties of the teacher (its divergence, a flip after it) are reported in the row

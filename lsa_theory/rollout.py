@@ -210,7 +210,7 @@ class LoopResult:
 
 
 #: A closed loop has diverged when a parameter vector is not finite or its 1-norm exceeds this
-#: (issue 18; the same notion in :func:`lsa_theory.experiments.control_loop.deploy`): beyond it
+#: (issue 18; the same notion in :func:`lsa_theory.experiments.control.deploy`): beyond it
 #: ``|Q_w| <= ||w||_1 max |phi|`` and the prompt products of the next update approach float64 overflow.
 DIVERGENCE_BOUND = 1e200
 

@@ -73,7 +73,7 @@ def heldout_mdp():
 def test_deploy_records_a_diverging_block(heldout_mdp):
     """Was ``ValueError: H_out: contains NaN or inf`` (the (L1) block's products overflow at a 1-norm
     of w far below DIVERGENCE_BOUND; alpha = 50, S9-A4 held-out MDP, seed 0: update 89)."""
-    from lsa_theory.experiments.control_loop import deploy
+    from lsa_theory.experiments.control import deploy
 
     kw = dict(n=20, n_updates=120, epsilon=0.1, alpha=50.0, eval_every=10)
     r = deploy(heldout_mdp, "constructed", rng=np.random.default_rng(0), **kw)

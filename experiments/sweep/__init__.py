@@ -25,7 +25,7 @@ from typing import Any
 
 from ..io import atomic_write_json, check_out, out_lock, progress, provenance, versions
 from ..store import UnitFiles
-from .grid import (  # noqa: F401  (moved; re-exported from here)
+from .grid import (  # noqa: F401  (the face)
     KINDS,
     PARAMS,
     _check_grid,
@@ -41,7 +41,7 @@ from .grid import (  # noqa: F401  (moved; re-exported from here)
     job_hash,
     load_config,
 )
-from .jobs import (  # noqa: F401  (moved; re-exported from here)
+from .jobs import (  # noqa: F401  (the face)
     _JOBS,
     _control_job,
     _converge_job,

@@ -43,11 +43,11 @@ def _diversity_job(p: dict) -> dict:
 
 
 def _control_job(p: dict) -> dict:
-    from ..control import run_unit
+    from ..control import Unit, run_unit, unit_key
 
     cfg = _control_config(p)
     cfg.algorithm(p["algo"])  # ValueError naming the registered closed-loop algorithms
-    row, _ = run_unit(cfg, p["env"], p["algo"], p["seed"])
+    row, _ = run_unit(cfg, Unit(unit_key(p["env"], p["algo"], p["seed"]), p["env"], p["algo"], p["seed"]))
     return row
 
 

@@ -180,11 +180,11 @@ def plot_diversity_training(out: str | Path) -> Path:
 
 def plot_returns_by_k(sweep_out: str | Path) -> Path:
     """From ``sweep_out/returns_by_k.json``: the normalised return against ``k`` and the fraction of
-    diverged loops. With the MDP-clustered statistics (:func:`lsa_theory.experiments.training.sweeps.
-    deployed_returns_by_k`): the mean over ALL loops (a diverged loop scored ``diverged_score``)
-    +- the standard error over the held-out MDPs (seeds averaged per MDP); each seed's mean over all
-    its loops as a point. Documents without them: the converged loops pooled (as recorded).
-    Writes ``sweep_out/returns_by_k.png``."""
+    diverged loops. With the MDP-clustered statistics
+    (:func:`lsa_theory.experiments.training.sweeps.deployed_returns_by_k`): the mean over ALL loops (a
+    diverged loop scored ``diverged_score``) +- the standard error over the held-out MDPs (seeds averaged
+    per MDP); each seed's mean over all its loops as a point. Documents without them: the converged loops
+    pooled (as recorded). Writes ``sweep_out/returns_by_k.png``."""
     plt = pyplot()
 
     sweep_out = Path(sweep_out)

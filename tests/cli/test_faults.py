@@ -651,7 +651,7 @@ def test_dask_address_answered_by_something_else_is_refused(tmp_path, capsys):
 
 def test_pretrain_with_an_impossible_k_is_refused_at_once(tmp_path, monkeypatch, capsys):
     """item 20: --k 1000000000 was not refused and printed nothing for minutes."""
-    import lsa_theory.experiments.pretrain_compare as pc
+    import lsa_theory.experiments.pretrain.compare as pc
 
     monkeypatch.setattr(pc, "run_pretrain", lambda *a, **k: pytest.fail("ran"))
     cli.build_parser()  # the imports of the command line are not what is timed

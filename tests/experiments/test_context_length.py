@@ -17,7 +17,8 @@ from lsa_theory import cli
 from lsa_theory import constructions as C
 from lsa_theory.experiments import context_length as cl
 from lsa_theory.experiments import control as ctl
-from lsa_theory.experiments import envs, tables
+from lsa_theory.experiments import envs, stats, tables
+from lsa_theory.experiments.context_length import closed_loop
 
 
 def _context(rng, S=2, A=2, n=7):
@@ -70,15 +71,15 @@ def test_stack_marks_divergence_as_nan():
 def test_paired_difference_matches_scipy(rng):
     a = rng.normal(size=12)
     b = a + 0.3 + 0.1 * rng.normal(size=12)
-    got = cl.paired_difference(a, b)
+    got = stats.paired_difference(a, b)
     ci = scipy.stats.ttest_rel(b, a).confidence_interval(0.95)
     assert got["mean"] == pytest.approx(float(np.mean(b - a)), abs=1e-14)
     assert got["ci"] == pytest.approx([ci.low, ci.high], abs=1e-12)
     a[3], b[5] = np.nan, np.nan  # missing entries drop their pair
-    assert cl.paired_difference(a, b)["n_pairs"] == 10
-    assert cl.paired_difference(a[:1], b[:1])["mean"] is None
+    assert stats.paired_difference(a, b)["n_pairs"] == 10
+    assert stats.paired_difference(a[:1], b[:1])["mean"] is None
     with pytest.raises(ValueError, match="a, b"):
-        cl.paired_difference(a, b[:3])
+        stats.paired_difference(a, b[:3])
 
 
 TINY_IC = cl.InContextConfig(ns=(5, 30), Ls=(1, 3), n_mdps=2, td_d=4)
@@ -175,11 +176,6 @@ def test_cli_context_length_json_contract(monkeypatch, capsys, tmp_path):
     assert "normalized_return" in capsys.readouterr().out
 
 
-def test_old_sweep_still_importable_from_control():
-    assert ctl.context_length_sweep is cl.context_length_sweep
-    assert ctl.plot_context_length is cl.plot_context_length
-
-
 @pytest.mark.parametrize(
     ("make", "name"),
     [
@@ -211,7 +207,7 @@ def _closed_loop_verdicts(cfg, factors):
         return ctl.deploy(mdp, weights, draws_map=scale, **kw)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(cl, "deploy", deploy)
+        m.setattr(closed_loop, "deploy", deploy)
         doc = cl.closed_loop_sweep(cfg)
     return tuple((r["budget"], r["point"], r["alpha"], r["n"], r["n_diverged"]) for r in doc["rows"])
 

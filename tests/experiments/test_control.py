@@ -10,8 +10,10 @@ import pytest
 
 import lsa_theory as lt
 from lsa_theory import constructions as C
+from lsa_theory.experiments import context_length, envs
 from lsa_theory.experiments import control as ctl
-from lsa_theory.experiments import envs
+from lsa_theory.experiments.control import experiment as control_experiment
+from lsa_theory.rollout import DIVERGENCE_BOUND
 
 GYM_CASES = [
     ("FrozenLake-v1", {"is_slippery": False}, (16, 4)),
@@ -315,15 +317,15 @@ def test_control_json_contract_and_resume(tmp_path, monkeypatch, figures):
     def boom(*args, **kwargs):
         raise AssertionError("a finished unit was recomputed")
 
-    monkeypatch.setattr(ctl, "_run_unit", boom)
+    monkeypatch.setattr(control_experiment, "run_unit", boom)
     again = ctl.run_control(cfg, tmp_path)
     assert again["envs"] == doc["envs"] and again["units"] == doc["units"]
     with pytest.raises(AssertionError, match="recomputed"):  # another unit configuration is recomputed
         ctl.run_control(_tiny_config(alpha=0.1), tmp_path)
 
     paths = [ctl.plot_control(tmp_path)]
-    sweep = ctl.context_length_sweep((2, 5), n_mdps=2, n_updates=10, seed=0, out=tmp_path)
-    paths.append(ctl.plot_context_length(tmp_path))
+    sweep = context_length.context_length_sweep((2, 5), n_mdps=2, n_updates=10, seed=0, out=tmp_path)
+    paths.append(context_length.plot_context_length(tmp_path))
     assert all(p.exists() for p in paths)
     assert figures.assert_error_bars_labelled(figures["control.png"]) == len(doc["envs"])
     assert figures.assert_error_bars_labelled(figures["context_length.png"]) == 1
@@ -387,18 +389,18 @@ def test_bad_inputs_raise_value_error(tmp_path):
             "actor_critic_envs",
         ),
         (lambda: ctl.run_control("quick"), "cfg"),
-        (lambda: ctl.context_length_sweep([], 2, 10, 0), "ns"),
-        (lambda: ctl.context_length_sweep([2, 0], 2, 10, 0), "ns"),
+        (lambda: context_length.context_length_sweep([], 2, 10, 0), "ns"),
+        (lambda: context_length.context_length_sweep([2, 0], 2, 10, 0), "ns"),
     ]
     for fn, name in cases:
         with pytest.raises(ValueError, match=name):
             fn()
     # forward="l1" needs dense weights, unavailable for the sparse Taxi-sized construction
     with pytest.raises(ValueError, match="forward"):
-        ctl._update_fn(
+        ctl.loop_update(
             ctl.constructed_blocks(lt.Layout(600), 0.2, algo="sarsa"),
             lt.Layout(600),
-            ctl._algorithm("sarsa"),
+            C.closed_loop_algorithm("sarsa"),
             {"alpha": 0.2},
             "l1",
         )
@@ -414,7 +416,7 @@ def test_divergent_loop_stops_cleanly(models):
     assert a.diverged_at is not None and a.diverged_at == b.diverged_at
     assert np.isnan(a.normalized_return[-1]) and np.isnan(a.ws[-1]).all()
     assert np.isfinite(a.ws[: a.diverged_at]).all()
-    assert np.abs(a.ws[: a.diverged_at]).sum(axis=1).max() <= ctl.DIVERGENCE_BOUND
+    assert np.abs(a.ws[: a.diverged_at]).sum(axis=1).max() <= DIVERGENCE_BOUND
 
 
 # ------------------------------------------------------------------- issue 10, item 6: the held-out pipeline
@@ -491,12 +493,12 @@ def test_every_unit_deploys_with_the_configured_beta(monkeypatch, tmp_path):
         seen.append((kw["algo"], weights, kw["beta"]))
         return real(mdp, weights, **kw)
 
-    monkeypatch.setattr(ctl, "deploy", recording)
+    monkeypatch.setattr(control_experiment, "deploy", recording)
     cfg = ctl.ControlConfig(
         envs=(HELDOUT_NAME,), actor_critic_envs=(HELDOUT_NAME,), n=10, n_updates=10, eval_every=5,
         n_heldout=1, n_seeds=1, beta=0.37, tabular=False,
     )  # fmt: skip
     ctl.run_control(cfg, tmp_path)
-    ac = [b for algo, _, b in seen if ctl._algorithm(algo).has_actor]
+    ac = [b for algo, _, b in seen if C.closed_loop_algorithm(algo).has_actor]
     assert ac and all(b == 0.37 for b in ac)
-    assert all(b is None for algo, _, b in seen if not ctl._algorithm(algo).has_actor)
+    assert all(b is None for algo, _, b in seen if not C.closed_loop_algorithm(algo).has_actor)

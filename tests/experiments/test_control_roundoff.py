@@ -15,10 +15,11 @@ import lsa_theory as lt
 from lsa_theory import cli
 from lsa_theory import constructions as C
 from lsa_theory.experiments import control as ctl
-from lsa_theory.experiments import control_loop as cl
-from lsa_theory.experiments import control_roundoff as cr
 from lsa_theory.experiments import envs
-from lsa_theory.experiments.control_weights import (
+from lsa_theory.experiments.control import deployment as cl
+from lsa_theory.experiments.control import experiment as control_experiment
+from lsa_theory.experiments.control import roundoff as cr
+from lsa_theory.experiments.control.weights import (
     constructed_blocks,
     l1_readout_error_bound,
     l2_readout_error_bound,
@@ -155,7 +156,7 @@ def test_block_equals_teacher_within_the_bounds(forward, algo):
 @pytest.mark.parametrize("forward", ["l1", "l2"])
 def test_block_off_by_relative_1e9_fails_at_the_first_update(monkeypatch, forward):
     """Mutation: the block's update times (1 + 1e-9). Caught at update 1, long before any flip."""
-    real = cl._update_fn
+    real = cl.loop_update
 
     def off(*args, **kwargs):
         update, used = real(*args, **kwargs)
@@ -165,7 +166,7 @@ def test_block_off_by_relative_1e9_fails_at_the_first_update(monkeypatch, forwar
             lambda X, g, w, lam: tuple(None if v is None else v * (1 + 1e-9) for v in update(X, g, w, lam))
         ), used
 
-    monkeypatch.setattr(cl, "_update_fn", off)
+    monkeypatch.setattr(cl, "loop_update", off)
     mdp = next(envs.heldout_family(1, seed=3))
     b, t = _pair(mdp, 5, forward=forward)
     check = cr.block_teacher_check(b, t)
@@ -227,7 +228,7 @@ def test_flip_before_the_model_allows_it_fails():
 def _control_verdicts(cfg, tree, monkeypatch_ctx):
     """Per-env pass/fail and the exit code of ``run_control(cfg)`` with the MDPs' ``r``, ``mu0``
     and every unit's features and ``w_0`` multiplied by the factors in ``tree``."""
-    real_deploy, real_get = ctl.deploy, ctl._MDPCache.get
+    real_deploy, real_get = ctl.deploy, control_experiment._MDPCache.get
 
     def get(self, env, i):
         mdp, sol, r1, r2 = real_get(self, env, i)
@@ -252,15 +253,15 @@ def _control_verdicts(cfg, tree, monkeypatch_ctx):
         return real_deploy(mdp, weights, draws_map=scale, **kw)
 
     with monkeypatch_ctx() as m:
-        m.setattr(ctl._MDPCache, "get", get)
-        m.setattr(ctl, "deploy", deploy)
+        m.setattr(control_experiment._MDPCache, "get", get)
+        m.setattr(control_experiment, "deploy", deploy)
         doc = ctl.run_control(cfg)
     verdicts = tuple((e["name"], e["algo"], control_passed(e)) for e in doc["envs"])
     return verdicts, int(not all(v[-1] for v in verdicts))
 
 
 def _tree(cfg):
-    cache = ctl._MDPCache(cfg)
+    cache = control_experiment._MDPCache(cfg)
     tree = {"mdp": {}, "phi": {}, "w0": {}}
     for env in cfg.envs:
         mdp = cache.get(env, 0)[0]

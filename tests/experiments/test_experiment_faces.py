@@ -10,7 +10,16 @@ import inspect
 
 import pytest
 
-FOLDERS = ("converge", "diversity", "regression", "training", "actor_critic_variants")
+FOLDERS = (
+    "converge",
+    "diversity",
+    "regression",
+    "training",
+    "actor_critic_variants",
+    "control",
+    "context_length",
+    "pretrain",
+)
 
 
 @pytest.mark.parametrize("name", FOLDERS)
@@ -28,9 +37,9 @@ def test_every_experiment_folder_has_the_same_face(name):
 
 
 def test_unit_keys_are_unique_and_name_the_saved_units():
-    from lsa_theory.experiments import converge, diversity, regression
+    from lsa_theory.experiments import control, converge, diversity, regression
 
-    for face in (converge, diversity):
+    for face in (converge, diversity, control):
         for cfg in (face.Config.quick(), face.Config.full()):
             keys = [u.key for u in face.units(cfg)]
             assert len(keys) == len(set(keys)), face.__name__

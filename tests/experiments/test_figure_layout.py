@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsa_theory.experiments.context_length_plots import plot_context_length, plot_context_length_regimes
-from lsa_theory.experiments.control_plot import plot_control
+from lsa_theory.experiments.context_length.plots import plot_context_length, plot_context_length_regimes
+from lsa_theory.experiments.control.plots import plot_control
 from lsa_theory.experiments.diversity import plot_diversity
-from lsa_theory.experiments.pretrain_plots import plot_seeds, plot_sweep
+from lsa_theory.experiments.pretrain.plots import plot_seeds, plot_sweep
 from lsa_theory.experiments.training import plot_diversity_training, plot_returns_by_k, plot_training_seeds
 
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory import dynamics as dy
-from lsa_theory.experiments import expected_loop as el
 from lsa_theory.experiments import pretrain as pt
-from lsa_theory.experiments import pretrain_compare as pc
-from lsa_theory.experiments import pretrain_eval as pe
 from lsa_theory.experiments import stats
+from lsa_theory.experiments.pretrain import compare as pc
+from lsa_theory.experiments.pretrain import expected_loop as el
+from lsa_theory.experiments.pretrain import train as pretrain_train
 
 
 def _batch(seed: int, K: int = 3, S: int = 2, A: int = 2):
@@ -224,24 +224,24 @@ def test_make_batch_rejects_bad_input():
 def test_s3_alignment_on_the_construction(c, alpha):
     lay = lt.Layout(4)
     P, V = constructions.sarsa(4, alpha, c)
-    row = pe.s3_alignment(P, V, lay, alpha)
+    row = pt.s3_alignment(P, V, lay, alpha)
     assert row["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14)
     assert row["cos_S3_full"] == pytest.approx(1.0, abs=1e-14)
     assert row["alpha_eff"] == pytest.approx(alpha, rel=1e-13)
     assert row["cos_S3_fixed_alpha"] == pytest.approx(1.0, abs=1e-12)
-    neg = pe.s3_alignment(P, -V, lay)
+    neg = pt.s3_alignment(P, -V, lay)
     assert neg["cos_S3_effective"] == pytest.approx(-1.0, abs=1e-14) and neg["alpha_eff"] < 0
     # an entry outside the (L2) blocks lowers only the full cosine
     P2 = P.copy()
     P2[0, 0] = 3.0
-    r2 = pe.s3_alignment(P2, V, lay)
+    r2 = pt.s3_alignment(P2, V, lay)
     assert r2["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14) and r2["cos_S3_full"] < 0.99
 
 
 def test_s3_alignment_of_a_random_block_is_small():
     lay = lt.Layout(9)
     rng = np.random.default_rng(1)
-    row = pe.s3_alignment(*rng.standard_normal((2, lay.D, lay.D)), lay)
+    row = pt.s3_alignment(*rng.standard_normal((2, lay.D, lay.D)), lay)
     assert abs(row["cos_S3_effective"]) < 0.2
 
 
@@ -249,7 +249,7 @@ def test_update_agreement_of_scaled_constructions():
     spec = dy.TeacherSpec(S=2, A=2, alpha=0.2, k=3, frames=3)
     held = dy.teacher_dataset(spec, np.random.default_rng(0))
     lay = spec.layout
-    one = pe.update_agreement(*constructions.sarsa(4, 0.2, 1.7), held)
+    one = pt.update_agreement(*constructions.sarsa(4, 0.2, 1.7), held)
     assert one["update_corr_sarsa"] == pytest.approx(1.0, abs=1e-12)
     assert one["update_scale_sarsa"] == pytest.approx(1.0, abs=1e-12)
     assert one["heldout_teacher_err"] < 1e-13
@@ -259,21 +259,21 @@ def test_update_agreement_of_scaled_constructions():
     assert one["update_cubic_share"] == 0.0
     P, V = constructions.sarsa(4, 0.2)
     P[4:8, 10:] = 0.0  # drop the bootstrap rows (gamma phi^+ -> w) of P12*
-    nob = pe.update_agreement(P, V, held)
+    nob = pt.update_agreement(P, V, held)
     assert nob["td_coef_bootstrap"] == pytest.approx(0.0, abs=1e-10)
     assert nob["td_coef_reward"] == pytest.approx(0.2, rel=1e-10)
-    two = pe.update_agreement(*constructions.sarsa(4, 0.4), held)
+    two = pt.update_agreement(*constructions.sarsa(4, 0.4), held)
     assert two["update_scale_sarsa"] == pytest.approx(2.0, rel=1e-12)
     assert two["update_cos_sarsa"] == pytest.approx(1.0, abs=1e-12)
-    rnd = pe.update_agreement(*np.random.default_rng(1).standard_normal((2, lay.D, lay.D)), held)
+    rnd = pt.update_agreement(*np.random.default_rng(1).standard_normal((2, lay.D, lay.D)), held)
     assert abs(rnd["update_corr_sarsa"]) < 0.9
     # only the cubic (L2) term: share 1; the construction plus a cubic term: strictly between
     Pq, Vq = np.random.default_rng(2).standard_normal((2, lay.D, lay.D))
     Vq[: lay.m + 1] = 0.0
     Vq[:, : lay.m] = 0.0
-    assert pe.update_agreement(Pq, Vq, held)["update_cubic_share"] == pytest.approx(1.0, abs=1e-14)
+    assert pt.update_agreement(Pq, Vq, held)["update_cubic_share"] == pytest.approx(1.0, abs=1e-14)
     Pc, Vc = constructions.sarsa(4, 0.2)
-    mix = pe.update_agreement(Pc + Pq, Vc + Vq, held)["update_cubic_share"]
+    mix = pt.update_agreement(Pc + Pq, Vc + Vq, held)["update_cubic_share"]
     assert 0.0 < mix < 1.0
 
 
@@ -297,7 +297,7 @@ def test_evaluation_counts_every_diverged_loop():
     cfg = _tiny(heldout_k=6, curve_updates=8, eval_every=2, T=8)
     Pc, Vc = cfg.alg.construction_blocks(cfg.dims, cfg.hyper)
     R1, R2 = np.random.default_rng(0).standard_normal((2, *Pc.shape))
-    ev = pe.evaluate_blocks(cfg, {"wild": (Pc + R1, Vc + R2), "exact": "teacher"})
+    ev = pt.evaluate_blocks(cfg, {"wild": (Pc + R1, Vc + R2), "exact": "teacher"})
     at_T, e = ev["_arrays"]["wild/at_T"], ev["entries"]["wild"]
     n_div = int(np.sum(np.isnan(at_T)))
     assert 0 < n_div < cfg.heldout_k and e["n_diverged"] == n_div and e["diverged_score"] == 0.0
@@ -310,7 +310,7 @@ def test_evaluation_counts_every_diverged_loop():
     assert p["mean"] == pytest.approx(np.mean(counted - exact), abs=1e-15)
     assert ev["entries"]["exact"]["n_diverged"] == 0 and ev["diverged_score"] == 0.0
     # the figures' bands count them too: a loop scores 0 from its divergence on
-    from lsa_theory.experiments.pretrain_plots import curve_band
+    from lsa_theory.experiments.pretrain.plots import curve_band
 
     curves = ev["_arrays"]["wild/curves"]
     m, s, n = curve_band(curves)
@@ -322,8 +322,8 @@ def test_evaluation_counts_every_diverged_loop():
 def test_softmax_deploy_constructed_equals_teacher():
     mdp = lt.random_mdp(2, 2, 0.5, np.random.default_rng(0))
     kw = dict(n=5, n_updates=6, tau=0.3, alpha=0.2)
-    a = pe.softmax_deploy(mdp, "constructed", rng=np.random.default_rng(1), **kw)
-    b = pe.softmax_deploy(mdp, "teacher", rng=np.random.default_rng(1), **kw)
+    a = pt.softmax_deploy(mdp, "constructed", rng=np.random.default_rng(1), **kw)
+    b = pt.softmax_deploy(mdp, "teacher", rng=np.random.default_rng(1), **kw)
     np.testing.assert_allclose(a, b, atol=1e-12)
     assert a.shape == (7,)
 
@@ -366,7 +366,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="mode"):
         pc.run_pretrain(_tiny(), mode="imitate")
     with pytest.raises(ValueError, match="eval_updates"):
-        pe.evaluate_blocks(_tiny(eval_updates=3), {"c": "constructed"})
+        pt.evaluate_blocks(_tiny(eval_updates=3), {"c": "constructed"})
 
 
 def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
@@ -376,7 +376,7 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
     code = cli.main(["pretrain", "--mode", "both", "--quick", "--json", "--out", str(tmp_path)])
     doc = json.loads(capsys.readouterr().out)
     for name in ("rl", "teacher", "constructed"):
-        for key in pe.ENTRY_FIELDS:
+        for key in pt.ENTRY_FIELDS:
             assert key in doc[name], (name, key)
     assert "initial_heldout_return" in doc["rl"]
     assert doc["provenance"]["config_hash"] and "blas_threads" in doc["provenance"]  # issue 13
@@ -390,7 +390,7 @@ def test_pretrain_cli_contract(monkeypatch, capsys, tmp_path, figures):
     assert figures.assert_error_bars_labelled(figures["pretrain_returns.png"]) == 1
     assert figures.assert_heatmaps_labelled(figures["pretrain_blocks.png"]) == 4
     # the seeds document and figure (issue 18): every run kept, a failed one as a row
-    from lsa_theory.experiments.pretrain_compare import seeds_document
+    from lsa_theory.experiments.pretrain.compare import seeds_document
 
     seeds = seeds_document([tmp_path, tmp_path / "missing"], "tiny", tmp_path / "seeds.json")
     run, failed = seeds["runs"]
@@ -407,7 +407,7 @@ def test_pretrain_sweep_figure_labels_its_error_bars(tmp_path, figures):
 
     src = Path(__file__).resolve().parents[2] / "docs" / "figures" / "pretrain-quick_sweep.json"
     (tmp_path / "pretrain_sweep.json").write_text(src.read_text())
-    pe.plot_sweep(tmp_path)
+    pt.plot_sweep(tmp_path)
     fig = figures["pretrain_sweep.png"]
     assert figures.assert_error_bars_labelled(fig) == 2
     n_held = str(json.loads(src.read_text())["base"]["heldout_k"])
@@ -578,7 +578,7 @@ def test_layout_mismatch_is_an_error():
     with pytest.raises(ValueError, match="algo"):
         _tiny(algo="nope")
     with pytest.raises(ValueError, match="layout"):
-        pe.s3_alignment(np.zeros((14, 14)), np.zeros((14, 14)), lt.Layout(4), algo=AC)
+        pt.s3_alignment(np.zeros((14, 14)), np.zeros((14, 14)), lt.Layout(4), algo=AC)
     with pytest.raises(ValueError, match="d_pi = 0"):
         el.score_function_gradient(
             batch, [], Z, Z, lt.Layout(2, 4), n=2, T=1, tau=1.0, samples=2, rng=np.random.default_rng(0)
@@ -589,27 +589,27 @@ def test_layout_mismatch_is_an_error():
 def test_a3_alignment_on_the_construction(c, alpha, beta):
     lay = lt.Layout(2, 4)
     P, V = constructions.actor_critic(2, 4, alpha, beta, c)
-    row = pe.s3_alignment(P, V, lay, alpha, AC, beta)
+    row = pt.s3_alignment(P, V, lay, alpha, AC, beta)
     assert row["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14)
     assert row["cos_S3_full"] == pytest.approx(1.0, abs=1e-14)
     assert row["alpha_eff"] == pytest.approx(alpha, rel=1e-13)
     assert row["beta_eff"] == pytest.approx(beta, rel=1e-13)
     assert row["cos_S3_fixed_alpha"] == pytest.approx(1.0, abs=1e-12)
-    neg = pe.s3_alignment(P, -V, lay, algo=AC)
+    neg = pt.s3_alignment(P, -V, lay, algo=AC)
     assert neg["cos_S3_effective"] == pytest.approx(-1.0, abs=1e-14) and neg["beta_eff"] < 0
     # the SARSA construction's direction in the actor layout: no actor rows, cosine below 1
     Pn, Vn = P.copy(), V.copy()
     Vn[lay.lam] = 0.0
-    part = pe.s3_alignment(Pn, Vn, lay, algo=AC)
+    part = pt.s3_alignment(Pn, Vn, lay, algo=AC)
     assert part["beta_eff"] == 0.0 and part["cos_S3_effective"] == pytest.approx(1.0, abs=1e-14)
     # a fixed-alpha/beta orbit cosine sees the missing actor step
-    assert pe.s3_alignment(Pn, Vn, lay, alpha, AC, beta)["cos_S3_fixed_alpha"] < 1 - 1e-4
+    assert pt.s3_alignment(Pn, Vn, lay, alpha, AC, beta)["cos_S3_fixed_alpha"] < 1 - 1e-4
 
 
 def test_update_agreement_of_the_actor_critic_construction():
     spec = dy.TeacherSpec(algorithm=AC, S=2, A=2, alpha=0.2, beta=0.1, k=3, frames=3)
     held = dy.teacher_dataset(spec, np.random.default_rng(0))
-    one = pe.update_agreement(*constructions.actor_critic(2, 4, 0.2, 0.1, 1.7), held)
+    one = pt.update_agreement(*constructions.actor_critic(2, 4, 0.2, 0.1, 1.7), held)
     for key in ("update_corr_sarsa", "update_corr_critic", "update_corr_actor", "update_scale_actor"):
         assert one[key] == pytest.approx(1.0, abs=1e-12), key
     for key in ("td_coef_reward", "td_coef_bootstrap", "td_coef_value"):
@@ -621,7 +621,7 @@ def test_update_agreement_of_the_actor_critic_construction():
     # a block that flips the actor's step: actor correlation -1, critic still +1
     P, V = constructions.actor_critic(2, 4, 0.2, 0.1)
     V[spec.layout.lam] *= -1
-    flip = pe.update_agreement(P, V, held)
+    flip = pt.update_agreement(P, V, held)
     assert flip["update_corr_actor"] == pytest.approx(-1.0, abs=1e-12)
     assert flip["update_corr_critic"] == pytest.approx(1.0, abs=1e-12)
 
@@ -644,7 +644,7 @@ def test_ac_evaluation_scores_the_greedy_actor_on_the_deployed_loop():
     from lsa_theory.experiments.envs import heldout_rng
 
     cfg = _tiny(algo=AC, n=8, heldout_k=4)
-    ev = pe.evaluate_blocks(cfg, {"constructed": "constructed", "exact": "teacher"})
+    ev = pt.evaluate_blocks(cfg, {"constructed": "constructed", "exact": "teacher"})
     arr = ev["_arrays"]
     _, mdps = pt.heldout_batch(cfg)
     greedy, behaviour = [], []
@@ -682,7 +682,7 @@ def test_pretrain_cli_actor_critic(monkeypatch, capsys, tmp_path):
     code = cli.main(argv)
     doc = json.loads(capsys.readouterr().out)
     for name in ("rl", "teacher", "constructed"):
-        for key in (*pe.ENTRY_FIELDS, "reference_update"):
+        for key in (*pt.ENTRY_FIELDS, "reference_update"):
             assert key in doc[name], (name, key)
         assert doc[name]["reference_update"] == AC
     assert "initial_heldout_return" in doc["rl"]
@@ -735,13 +735,13 @@ def test_sweep_records_a_failed_run_and_goes_on(monkeypatch, tmp_path):
 def test_resume_keeps_the_skip_streak(monkeypatch, tmp_path):
     """A run that stops after MAX_SKIPS consecutive non-finite steps stops at the same step when
     resumed from a checkpoint taken inside the streak."""
-    monkeypatch.setattr(pt, "MAX_SKIPS", 3)
+    monkeypatch.setattr(pretrain_train, "MAX_SKIPS", 3)
     real = pt.rl_loss
 
     def loss(cfg, batch, P, V):
         return real(cfg, batch, P, V) * (float("nan") if float(P.detach().abs().sum()) > 0 else 1.0)
 
-    monkeypatch.setattr(pt, "rl_loss", loss)
+    monkeypatch.setattr(pretrain_train, "rl_loss", loss)
     cfg = _tiny(steps=10, checkpoint_every=2, log_every=1)
     with pytest.raises(RuntimeError, match="at step 2"):
         pt.train_rl(cfg, tmp_path / "a")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_json
-from .plots import SEM, pyplot, save_figure, sem_label
+from ..io import read_json
+from ..plots import SEM, pyplot, save_figure, sem_label
 
 
 def plot_control(out: str | Path) -> Path:

@@ -43,19 +43,16 @@ import torch
 import lsa_theory as lt
 from lsa_theory import dynamics as dy
 from lsa_theory.checks import check_int, check_real
-from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
+from lsa_theory.constructions import ClosedLoopAlgorithm, closed_loop_algorithm
 from lsa_theory.loop_driver import closed_loop
 
+from ..control import deploy, deployment_dims, eval_points, loop_update, resolve_weights
+from ..envs import heldout_rng
+from ..io import atomic_savez, progress, single_blas_thread, to_jsonable, versions
+from ..stats import DIVERGED_SCORE, mean_sem, paired_ci
+from ..training import heldout_error, structure_metrics
 from . import expected_loop as el
-from .control import _eval_points as _control_eval_points
-from .control import deploy, resolve_weights
-from .control_loop import _actor_arguments
-from .control_weights import _algorithm, _update_fn
-from .envs import heldout_rng
-from .io import atomic_savez, progress, single_blas_thread, to_jsonable, versions
-from .pretrain_plots import plot_blocks, plot_returns, plot_rl_training, plot_sweep
-from .stats import DIVERGED_SCORE, mean_sem, paired_ci
-from .training import heldout_error, structure_metrics
+from .config import heldout_batch
 
 __all__ = [
     "s3_alignment",
@@ -63,10 +60,6 @@ __all__ = [
     "softmax_deploy",
     "evaluate_blocks",
     "ENTRY_FIELDS",
-    "plot_returns",
-    "plot_rl_training",
-    "plot_blocks",
-    "plot_sweep",
 ]
 
 #: The keys of every block's entry in ``lsa-theory pretrain --json`` (the public contract).
@@ -105,7 +98,7 @@ def s3_alignment(
     ``cos_S3_fixed_alpha`` and ``c``, the cosine to the scaling orbit of the construction at
     ``alpha`` (and ``beta``) (:func:`lsa_theory.experiments.training.structure_metrics`, no invisible
     direction)."""
-    alg = el._algorithm(algo)  # ValueError naming ``algo`` unless a closed-loop declaration
+    alg = closed_loop_algorithm(algo)  # ValueError naming ``algo`` unless a closed-loop declaration
     dims = alg.dims(1, 1, layout.d, layout.d_pi)
     if (dims.d, dims.d_pi) != (layout.d, layout.d_pi) or alg.has_actor != bool(layout.d_pi):
         raise ValueError(f"layout: d_pi = {layout.d_pi} does not fit {algo!r} (d_pi = {dims.d_pi})")
@@ -283,19 +276,15 @@ def softmax_deploy(
     1e200, or an overflow in the context or update) are NaN."""
     n, T = check_int(n, "n"), check_int(n_updates, "n_updates")
     tau = check_real(tau, "tau", low=0.0, low_open=True)
-    alg = _algorithm(algo)
+    alg = closed_loop_algorithm(algo)
     S, A = mdp.n_states, mdp.n_actions
-    lay, beta = _actor_arguments(alg, S, A, weights, algo, None, alpha, beta)
+    dims, beta = deployment_dims(alg, S, A, weights, None, alpha, beta)
     hyper = {**alg.hyper, "gamma": mdp.gamma, "alpha": alpha, "beta": beta}
-    update, _ = _update_fn(
-        resolve_weights(weights, lay, alpha=alpha, beta=beta, algo=alg), lay, alg, hyper, "l2"
-    )
+    resolved = resolve_weights(weights, dims.layout, alpha=alpha, beta=beta, algo=alg)
+    update, _ = loop_update(resolved, dims.layout, alg, hyper, "l2")
     sol = lt.optimal(mdp) if solution is None else solution
-    dims = alg.dims(S, A, lay.d, lay.d_pi)
-    phi = alg.critic_table(S, A, dims.d, rng)
-    w = rng.uniform(-1.0, 1.0, dims.d)
-    lam = alg.start_actor(dims)
-    draws = Draws(phi, alg.actor_table(S, A, dims, rng), w, lam)
+    draws = alg.deployment_draws(S, A, dims, rng)
+    w, lam = draws.w0, draws.lam0
     out = np.full(T + 1, np.nan)
     out[0] = lt.normalized_return(mdp, alg.greedy(draws, w, lam), sol)
 
@@ -309,11 +298,11 @@ def softmax_deploy(
 
 def _deploy_curve(cfg, mdp, wts, i: int, sol) -> np.ndarray:
     """Greedy normalised returns at :func:`_eval_points` along the sampled loop of ``cfg.algo``
-    ((S6) epsilon-greedy, (A5) ``pi_lambda``) on held-out MDP ``i`` (:func:`lsa_theory.experiments.control.
-    deploy`, stream ``heldout_rng(seed, i, 1)``): the policy scored is the declaration's greedy one
-    (argmax of ``Q_w``, or of ``lambda^T phi_pi``), not the behaviour. A loop whose dense (L1)
-    forward pass overflows (the cubic (L2) term of a diverging block: ValueError on a non-finite
-    ``H_out``) is rerun on the same stream with the equal (L2) forward pass, which stops it as
+    ((S6) epsilon-greedy, (A5) ``pi_lambda``) on held-out MDP ``i``
+    (:func:`lsa_theory.experiments.control.deploy`, stream ``heldout_rng(seed, i, 1)``): the policy scored
+    is the declaration's greedy one (argmax of ``Q_w``, or of ``lambda^T phi_pi``), not the behaviour. A
+    loop whose dense (L1) forward pass overflows (the cubic (L2) term of a diverging block: ValueError on a
+    non-finite ``H_out``) is rerun on the same stream with the equal (L2) forward pass, which stops it as
     diverged (NaN entries) instead."""
     kw = dict(
         n=cfg.n,
@@ -334,7 +323,7 @@ def _deploy_curve(cfg, mdp, wts, i: int, sol) -> np.ndarray:
 
 
 def _eval_points(cfg) -> np.ndarray:
-    return _control_eval_points(cfg.curve_updates, cfg.eval_every)
+    return eval_points(cfg.curve_updates, cfg.eval_every)
 
 
 @single_blas_thread
@@ -346,8 +335,6 @@ def evaluate_blocks(cfg, blocks: dict[str, Any], out: str | Path | None = None) 
     "n_update_frames", "versions", "_arrays"}`` (``_arrays``: the per-MDP returns and curves
     ``{name}/...``, NaN where a loop diverged, also written to ``out/pretrain_eval.npz`` with
     ``out``); means and intervals score a diverged loop ``diverged_score`` (module docstring)."""
-    from .pretrain import heldout_batch
-
     T_eval = cfg.T_eval
     if cfg.curve_updates < T_eval or T_eval % cfg.eval_every:
         raise ValueError(

@@ -10,13 +10,17 @@ from collections.abc import Sequence
 
 from lsa_theory.checks import check_int, check_real
 
+__all__ = ["REGIMES", "IN_CONTEXT_STREAM", "check_lengths", "check_rates"]
+
 REGIMES = ("closed-loop", "in-context")
 
 #: Stream of the in-context regime's draws: ``heldout_rng(seed, i, IN_CONTEXT_STREAM)``.
 IN_CONTEXT_STREAM = 3
 
 
-def _ints(v, name: str) -> tuple[int, ...]:
+def check_lengths(v, name: str) -> tuple[int, ...]:
+    """``v`` as a tuple of positive integers, strictly increasing (context lengths, depths, read-out
+    points); a ValueError naming ``name`` otherwise."""
     if isinstance(v, str | bytes) or not isinstance(v, Sequence) or len(v) < 1:
         raise ValueError(f"{name}: expected a non-empty sequence of positive integers, got {v!r}")
     out = tuple(check_int(x, name) for x in v)
@@ -25,7 +29,9 @@ def _ints(v, name: str) -> tuple[int, ...]:
     return out
 
 
-def _reals(v, name: str) -> tuple[float, ...]:
+def check_rates(v, name: str) -> tuple[float, ...]:
+    """``v`` as a non-empty tuple of positive numbers (step sizes); a ValueError naming ``name``
+    otherwise."""
     if isinstance(v, str | bytes) or not isinstance(v, Sequence) or len(v) < 1:
         raise ValueError(f"{name}: expected a non-empty sequence of positive numbers, got {v!r}")
     return tuple(check_real(x, name, low=0.0, low_open=True) for x in v)

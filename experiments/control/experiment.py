@@ -1,4 +1,5 @@
-r"""Deployment of a frozen LSA block as an in-context controller: the closed loops (S6) and (A5).
+r"""The control experiment: a frozen LSA block deployed as an in-context controller, the closed
+loops (S6) and (A5).
 
 At deployment the weights ``(P, V)`` never change; each update of the loop is the block's readout
 ``TF_theta(H(z; w))`` of (L1) on the prompt (H) (or (A1)) built from the last ``n`` on-policy
@@ -8,15 +9,9 @@ actor-critic) improves because ``w`` does. Every ``eval_every`` updates the gree
 normalised return of §0, ``(J(pi) - J(uniform)) / (J(pi*) - J(uniform))``, with one cached
 :func:`lsa_theory.optimal` solution per MDP.
 
-The weights (``"constructed"``, ``"teacher"``, arrays, ``.npz``) and the ``"l1"`` / ``"l2"``
-forward passes are described in :mod:`lsa_theory.experiments.control_weights`; the loops, terminal states and
-baselines in :mod:`lsa_theory.experiments.control_loop`; the figure is
-:mod:`lsa_theory.experiments.control_plot`. This
-module holds the experiment (:class:`ControlConfig`, :func:`run_control`) and re-exports the others.
-
-Results of :func:`run_control` go to ``control.json`` / ``control.npz`` in ``out``. The
-context-length sweeps (``context_length_sweep``, ``plot_context_length`` and both regimes of §6)
-live in :mod:`lsa_theory.experiments.context_length`; the first two stay importable from here.
+Results of :func:`run_control` go to ``control.json`` / ``control.npz`` in ``out``; each
+(env, algo, seed) :class:`Unit` is kept by the unit store (:mod:`lsa_theory.experiments.store`)
+and a rerun skips finished ones.
 """
 
 from __future__ import annotations
@@ -25,47 +20,17 @@ import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 import lsa_theory as lt
 from lsa_theory import TabularMDP, constructions
 from lsa_theory.checks import check_int, check_real
-from lsa_theory.constructions import ClosedLoopAlgorithm
+from lsa_theory.constructions import ClosedLoopAlgorithm, closed_loop_algorithm
 
-from .control_loop import (  # noqa: F401  (moved; re-exported from here)
-    DIVERGENCE_BOUND,
-    DeployResult,
-    _check_loop,
-    _check_mdp,
-    _check_rng,
-    _check_solution,
-    _eval_points,
-    _first_mismatch,
-    _infer_d_pi,
-    _max_w_diff,
-    block_teacher_check,
-    deploy,
-    tabular_sarsa,
-)
-from .control_plot import (  # noqa: F401  (moved; re-exported from here)
-    plot_control,
-)
-from .control_weights import (  # noqa: F401  (moved; re-exported from here)
-    ALGOS,
-    DENSE_CONSTRUCTION_MAX_D,
-    FORWARDS,
-    L1_MAX_D,
-    BlockWeights,
-    _algorithm,
-    _is_zero,
-    _update_fn,
-    constructed_blocks,
-    l2_readout,
-    resolve_weights,
-)
-from .envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key
-from .io import (
+from ..envs import HELDOUT_NAME, heldout_rng, make_env, parse_env_key
+from ..io import (
     config_hash,
     file_sha256,
     progress,
@@ -73,24 +38,21 @@ from .io import (
     to_jsonable,
     versions,
 )
-from .stats import mean_sem_columns
-from .store import UnitStore
+from ..stats import mean_sem_columns
+from ..store import UnitStore
+from .deployment import deploy, tabular_sarsa
+from .result import first_mismatch, max_w_diff
+from .roundoff import block_teacher_check
+from .weights import ALGOS, FORWARDS
 
 __all__ = [
-    "ALGOS",
-    "FORWARDS",
-    "L1_MAX_D",
-    "BlockWeights",
-    "DeployResult",
+    "ENV_FIELDS",
     "ControlConfig",
-    "resolve_weights",
-    "constructed_blocks",
-    "l2_readout",
-    "deploy",
-    "tabular_sarsa",
+    "Unit",
     "unit_key",
+    "units",
+    "run_unit",
     "run_control",
-    "plot_control",
 ]
 
 #: Seed offset of the deployment streams on a gymnasium environment: seed ``j`` uses
@@ -187,6 +149,11 @@ class ControlConfig:
             raise ValueError(f"weights: expected 'constructed' or a .npz path, got {self.weights!r}")
 
     @classmethod
+    def full(cls) -> ControlConfig:
+        """The full run: the defaults above (every env of :data:`DEFAULT_ENVS`, Taxi included)."""
+        return cls()
+
+    @classmethod
     def quick(cls) -> ControlConfig:
         """5 held-out MDPs and 3 seeds per gymnasium env, 300 updates, no Taxi, SARSA only."""
         return cls(
@@ -215,7 +182,7 @@ class ControlConfig:
     def algorithm(self, name: str) -> ClosedLoopAlgorithm:
         """The declaration named ``name``: the user's file's, else a registered closed-loop one."""
         user = self._user_algorithms
-        return user[name] if isinstance(name, str) and name in user else _algorithm(name)
+        return user[name] if isinstance(name, str) and name in user else closed_loop_algorithm(name)
 
     def unit_config(self, algo: str) -> dict:
         """What a unit's result depends on besides (env, seed) (resume key); with ``module``, also
@@ -244,13 +211,26 @@ def unit_key(env: str, algo: str, seed: int) -> str:
     return f"{env}|{algo}|seed={seed}"
 
 
-def _units(cfg: ControlConfig) -> list[tuple[str, str, int]]:
-    jobs = []
+class Unit(NamedTuple):
+    """One (env, algo, seed) unit of a control run; ``key`` (:func:`unit_key`) names it in
+    ``control.json`` / ``control.npz``; ``seed`` is the seed index within the env."""
+
+    key: str
+    env: str
+    algo: str
+    seed: int
+
+
+def units(cfg: ControlConfig) -> list[Unit]:
+    """The units of ``cfg`` in run order: per env, its algorithms (``env_algos``, then
+    ``actor_critic_algos`` on ``actor_critic_envs``), each over its seed indices (``n_heldout``
+    held-out MDPs, else ``n_seeds``)."""
+    out = []
     for env in cfg.envs:
         algos = list(cfg.env_algos) + (list(cfg.actor_critic_algos) if env in cfg.actor_critic_envs else [])
         count = cfg.n_heldout if env == HELDOUT_NAME else cfg.n_seeds
-        jobs += [(env, algo, i) for algo in algos for i in range(count)]
-    return jobs
+        out += [Unit(unit_key(env, algo, i), env, algo, i) for algo in algos for i in range(count)]
+    return out
 
 
 class _MDPCache:
@@ -279,8 +259,12 @@ class _MDPCache:
         )
 
 
-def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int) -> tuple[dict, dict]:
-    """One (env, algo, seed) unit: block, teacher, tabular SARSA, uniform and optimal."""
+def run_unit(cfg: ControlConfig, unit: Unit, cache: _MDPCache | None = None) -> tuple[dict, dict]:
+    """``(row, arrays)`` of one (env, algo, seed) :class:`Unit` of ``cfg``: the block, the teacher,
+    tabular SARSA, uniform and optimal on the same MDP and streams. ``cache`` keeps the MDPs and
+    their solutions across units (:func:`run_control` passes one; a sweep job runs a unit alone)."""
+    cache = _MDPCache(cfg) if cache is None else cache
+    env, algo, i = unit.env, unit.algo, unit.seed
     t0 = time.perf_counter()
     mdp, sol, rng_loop, rng_tab = cache.get(env, i)
     alg = cfg.algorithm(algo)
@@ -312,7 +296,7 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
             eval_every=cfg.eval_every,
             solution=sol,
         )
-    mismatch = _first_mismatch(block, teacher)
+    mismatch = first_mismatch(block, teacher)
     row = {
         "key": unit_key(env, algo, i),
         "env": env,
@@ -325,10 +309,10 @@ def _run_unit(cfg: ControlConfig, cache: _MDPCache, env: str, algo: str, i: int)
         "normalized_return_tabular": tab.normalized_return[-1] if tab is not None else None,
         "normalized_return_uniform": lt.normalized_return(mdp, lt.uniform_policy(mdp), sol),
         "normalized_return_optimal": lt.normalized_return(mdp, sol.pi, sol),
-        "max_w_diff": _max_w_diff(block, teacher),
-        "max_w_rel_diff": _max_w_diff(block, teacher, relative=True),
-        "max_w_diff_before_mismatch": _max_w_diff(block, teacher, mismatch),
-        "max_w_rel_diff_before_mismatch": _max_w_diff(block, teacher, mismatch, relative=True),
+        "max_w_diff": max_w_diff(block, teacher),
+        "max_w_rel_diff": max_w_diff(block, teacher, relative=True),
+        "max_w_diff_before_mismatch": max_w_diff(block, teacher, mismatch),
+        "max_w_rel_diff_before_mismatch": max_w_diff(block, teacher, mismatch, relative=True),
         "max_abs_w": float(np.nanmax(np.abs(teacher.ws))),
         "first_trajectory_mismatch": mismatch,
         "diverged_at": block.diverged_at,
@@ -417,7 +401,7 @@ def _min_or_none(values) -> int | None:
 
 
 def _check_summary(rows: list[dict]) -> dict:
-    """The env row's keys of :func:`lsa_theory.experiments.control_loop.block_teacher_check` over its units
+    """The env row's keys of :func:`lsa_theory.experiments.control.block_teacher_check` over its units
     (empty for weights without the identity)."""
     if not rows or "block_equals_teacher" not in rows[0]:
         return {}
@@ -457,30 +441,23 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None) -> dict:
     if not isinstance(cfg, ControlConfig):
         raise ValueError(f"cfg: expected a ControlConfig, got {type(cfg).__name__}")
     out = Path(out) if out is not None else None
-    jobs = [(unit_key(env, algo, i), env, algo, i) for env, algo, i in _units(cfg)]
-    unit_configs = {key: to_jsonable(cfg.unit_config(algo)) for key, _, algo, _ in jobs}
+    todo = units(cfg)
+    unit_configs = {u.key: to_jsonable(cfg.unit_config(u.algo)) for u in todo}
 
     def render(store: UnitStore) -> dict:
-        units = [store.records[key] for key, *_ in jobs if key in store]
-        return _doc(cfg, units, store.arrays)
+        return _doc(cfg, [store.records[u.key] for u in todo if u.key in store], store.arrays)
 
     store = UnitStore(
         out, "control.json", config=unit_configs.get, arrays="control.npz", label="control",
         saved_units=_saved_units, render=render,
     )  # fmt: skip
     cache = _MDPCache(cfg)
-    for key, env, algo, i in progress(jobs, desc="control"):
-        if key not in store:
-            store.put(key, *_run_unit(cfg, cache, env, algo, i))
+    for unit in progress(todo, desc="control"):
+        if unit.key not in store:
+            store.put(unit.key, *run_unit(cfg, unit, cache))
     if out is not None:
         store.save()
     return to_jsonable(render(store))
-
-
-def run_unit(cfg: ControlConfig, env: str, algo: str, seed: int) -> tuple[dict, dict]:
-    """``(row, arrays)`` of the one (env, algo, seed) unit of ``cfg``, on its own (what a sweep job
-    runs; :func:`run_control` runs every unit with one MDP cache)."""
-    return _run_unit(cfg, _MDPCache(cfg), env, algo, seed)
 
 
 def _saved_units(doc: dict):
@@ -497,17 +474,3 @@ def _doc(cfg: ControlConfig, units: list[dict], arrays: dict) -> dict:
         "envs": _summaries(cfg, units, arrays),
         "units": units,
     }
-
-
-# the context-length sweeps moved to :mod:`lsa_theory.experiments.context_length`; importable from here too
-# (lazily,
-# since that module imports this one)
-_CONTEXT_LENGTH_NAMES = frozenset({"context_length_sweep", "plot_context_length"})
-
-
-def __getattr__(name: str):
-    if name in _CONTEXT_LENGTH_NAMES:
-        from . import context_length
-
-        return getattr(context_length, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

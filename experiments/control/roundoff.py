@@ -6,8 +6,8 @@ arithmetic; as computed they differ by rounding, which the loop then propagates.
 bounds both, from Higham's bounds (:mod:`lsa_theory.roundoff`) of the quantities as computed:
 
 - one update: :func:`lsa_theory.sarsa_update_error_bound` and the readout bounds
-  :func:`lsa_theory.experiments.control_weights.l1_readout_error_bound` /
-  :func:`~lsa_theory.experiments.control_weights.l2_readout_error_bound`, together
+  :func:`lsa_theory.experiments.control.weights.l1_readout_error_bound` /
+  :func:`~lsa_theory.experiments.control.weights.l2_readout_error_bound`, together
   :func:`block_teacher_error_bound`;
 - the loop: :func:`propagate_error_bound` (with :func:`loop_map_norm` and, for actor-critic, the
   scores' :func:`score_error_bound`), each run's distance from the exact-arithmetic loop on the
@@ -18,18 +18,14 @@ bounds both, from Higham's bounds (:mod:`lsa_theory.roundoff`) of the quantities
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
+from lsa_theory.constructions import ClosedLoopAlgorithm, Draws, closed_loop_algorithm
 from lsa_theory.policies import score_table, softmax_rows
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
 
-from .control_weights import BlockWeights, _algorithm, l1_readout_error_bound, l2_readout_error_bound
-
-if TYPE_CHECKING:
-    from .control_loop import DeployResult
+from .result import DeployResult, first_mismatch
+from .weights import BlockWeights, l1_readout_error_bound, l2_readout_error_bound
 
 __all__ = [
     "TEACHER_DIVERGENCE_W",
@@ -95,7 +91,7 @@ def block_teacher_error_bound(
     exact-arithmetic values are the same update, so a computed difference above this bound is not
     round-off."""
     layout = weights.layout
-    alg = _algorithm(algo)
+    alg = closed_loop_algorithm(algo)
     if bool(layout.d_pi) != alg.has_actor:
         raise ValueError(f"algo: {alg.name} does not match the weights' layout (d_pi = {layout.d_pi})")
     if not alg.error_model_is_current():
@@ -247,15 +243,14 @@ def block_teacher_check(block: DeployResult, teacher: DeployResult) -> dict:
       <= max|phi| ||tol||_1 + r_b + r_t``, and the gap recomputed here is within ``4 r_t`` of the
       one the rollout saw); ``first_flip_at`` (the first mismatch) must not come before it.
     - ``first_flip_at``, ``teacher_diverged``/``teacher_diverged_at`` (the loop stopped at
-      :data:`lsa_theory.experiments.control_loop.DIVERGENCE_BOUND`, or ``||w||_inf`` passed
+      :data:`lsa_theory.rollout.DIVERGENCE_BOUND`, or ``||w||_inf`` passed
       :data:`TEACHER_DIVERGENCE_W`), ``block_diverged_at``: reported, not asserted.
     - ``block_equals_teacher``: the three assertions above.
     """
-    from .control_loop import _first_mismatch  # control_loop imports this module
 
     if block.w_err is None or teacher.w_err is None:
         raise ValueError("block, teacher: run deploy with error_bounds=True")
-    mismatch = _first_mismatch(block, teacher)
+    mismatch = first_mismatch(block, teacher)
 
     def params(r):
         return r.ws if r.lams is None else np.concatenate([r.ws, r.lams], axis=1)

@@ -1,5 +1,5 @@
-"""Figures of the (P3) comparison, drawn from saved results (:mod:`lsa_theory.experiments.pretrain_compare`
-writes them; :mod:`lsa_theory.experiments.pretrain_eval` re-exports these names)."""
+"""Figures of the (P3) comparison, drawn from saved results (:mod:`lsa_theory.experiments.pretrain.compare`
+writes them; :mod:`lsa_theory.experiments.pretrain.evaluate` re-exports these names)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 
 from lsa_theory import constructions
 
-from .io import read_json
-from .plots import label_heatmap, pyplot, save_figure, sem_label
-from .stats import DIVERGED_SCORE, mean_sem_columns, scored
+from ..io import read_json
+from ..plots import label_heatmap, pyplot, save_figure, sem_label
+from ..stats import DIVERGED_SCORE, mean_sem_columns, scored
 
 __all__ = ["plot_returns", "plot_rl_training", "plot_blocks", "plot_sweep", "plot_seeds"]
 
@@ -158,7 +158,7 @@ def plot_sweep(out: str | Path) -> Path:
 
 def plot_seeds(path: str | Path) -> Path:
     """Several seeds of one (P3) configuration from a saved seeds document (``path``, written by
-    :func:`lsa_theory.experiments.pretrain_compare.seeds_document`): per seed, the smooth (P2) objective on
+    :func:`lsa_theory.experiments.pretrain.compare.seeds_document`): per seed, the smooth (P2) objective on
     the training and held-out MDPs and the cosine of the effective blocks to the construction
     against the Adam step, and the held-out greedy return curves of the (P2) block and of the
     exact teacher (mean +- s.e.m. over ALL held-out MDPs, a diverged loop scored 0; the legend

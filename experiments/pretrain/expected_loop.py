@@ -117,7 +117,7 @@ class MDPBatch:
     @property
     def alg(self):
         """The batch's :class:`lsa_theory.constructions.ClosedLoopAlgorithm` declaration."""
-        return _algorithm(self.algo)
+        return constructions.closed_loop_algorithm(self.algo)
 
     @property
     def v0(self) -> torch.Tensor:
@@ -128,13 +128,6 @@ class MDPBatch:
         """The sub-batch ``idx`` (a slice or index tensor) of every field."""
         vals = [getattr(self, f) for f in self.__dataclass_fields__]
         return MDPBatch(*(v if v is None or isinstance(v, str) else v[idx] for v in vals))
-
-
-def _algorithm(algo: str):
-    names = constructions.ALGORITHMS.with_capability(constructions.ClosedLoopAlgorithm)
-    if not isinstance(algo, str) or algo not in names:
-        raise ValueError(f"algo: expected one of {names}, got {algo!r}")
-    return constructions.ALGORITHMS[algo]
 
 
 def make_batch(
@@ -152,7 +145,7 @@ def make_batch(
     (d_pi,); ``J(pi*)`` by :func:`lsa_theory.optimal`. ValueError on ``r[s, a, s']`` rewards,
     mismatched sizes, actor tables given (or missing) against the declaration of ``algo``, or an
     MDP whose ``J(pi*) - J(uniform)`` vanishes (see :func:`lsa_theory.normalized_return`)."""
-    alg = _algorithm(algo)
+    alg = constructions.closed_loop_algorithm(algo)
     if not mdps or len(mdps) != len(phis) or len(mdps) != len(w0s):
         raise ValueError(
             f"mdps, phis, w0s: need equal non-zero lengths, got {len(mdps)}, {len(phis)}, {len(w0s)}"
@@ -209,13 +202,9 @@ def draw_task(
     U(-1, 1)^d``, with an actor ``phi_pi ~ U(-1, 1)^{S x A x d_pi}`` and ``lambda_0 = 0``
     (:meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.start_actor`); ``None`` for the actor's parts
     without one."""
-    alg = _algorithm(algo)
-    dims = alg.dims(S, A)
-    phi = alg.critic_table(S, A, dims.d, rng)
-    w0 = rng.uniform(-1.0, 1.0, dims.d)
-    lam0 = alg.start_actor(dims)
-    phi_pi = None if lam0 is None else lt.random_features(S, A, dims.d_pi, rng)
-    return phi, phi_pi, w0, lam0
+    alg = constructions.closed_loop_algorithm(algo)
+    draws = alg.deployment_draws(S, A, alg.dims(S, A), rng)
+    return draws.phi, draws.phi_pi, draws.w0, draws.lam0
 
 
 def draw_batch(
@@ -470,7 +459,7 @@ def score_function_gradient(
     :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.frame`. Implemented for declarations without extra
     context rows (``smooth_extra_rows`` ``None``, ``d_pi = 0``): with them (the (A1) scores) the
     pathwise derivative through the rows is not followed (ValueError naming the hook)."""
-    from .training import increment
+    from ..training import increment
 
     alg = batch.alg
     if layout.d_pi != batch.d_pi:

@@ -1,5 +1,5 @@
-"""The in-context regime of :mod:`lsa_theory.experiments.context_length`: one long context read by a deep
-stack.
+"""The in-context regime of :mod:`lsa_theory.experiments.context_length`: one long context read by a
+deep stack.
 
 **In context** (:func:`in_context_sweep`), the regime of Algorithm Distillation. Per held-out MDP one
 trajectory of ``max(ns)`` transitions of the uniform behaviour policy is drawn
@@ -31,9 +31,8 @@ from lsa_theory import constructions
 from lsa_theory.checks import check_int, check_real
 from lsa_theory.rollout import diverged
 
-from .context_length_common import IN_CONTEXT_STREAM, _ints
-from .envs import HELDOUT_NAME, heldout_family, heldout_rng
-from .io import (
+from ..envs import HELDOUT_NAME, heldout_family, heldout_rng
+from ..io import (
     atomic_savez,
     atomic_write_json,
     progress,
@@ -41,7 +40,10 @@ from .io import (
     to_jsonable,
     versions,
 )
-from .stats import mean_sem_finite, paired_difference
+from ..stats import mean_sem_finite, paired_difference
+from .common import IN_CONTEXT_STREAM, check_lengths
+
+__all__ = ["InContextConfig", "stack_values", "td_stack_values", "in_context_sweep"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class InContextConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _ints(self.ns, "ns")
-        _ints(self.Ls, "Ls")
+        check_lengths(self.ns, "ns")
+        check_lengths(self.Ls, "Ls")
         check_int(self.n_mdps, "n_mdps", minimum=2)
         check_real(self.alpha, "alpha", low=0.0, low_open=True)
         check_real(self.td_alpha, "td_alpha", low=0.0, low_open=True)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .context_length_common import REGIMES
-from .io import read_json
-from .plots import pyplot, save_figure, sem_label
+from ..io import read_json
+from ..plots import pyplot, save_figure, sem_label
+from .common import REGIMES
+
+__all__ = ["plot_context_length_regimes", "plot_context_length"]
 
 
 def _err(ax, x, rows, key, sem, **kw):

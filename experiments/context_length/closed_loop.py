@@ -1,4 +1,4 @@
-r"""Context length in both regimes of docs/theory.md §6: the closed loop (S6) and one long context.
+r"""Context length in the closed-loop regime of docs/theory.md §6: ``w`` carried through (S6).
 
 **Closed loop** (:func:`closed_loop_sweep`). ``w`` is carried from prompt to prompt and ``n`` is a
 batch size. For every step size ``alpha`` and context length ``n`` the constructed block (S3)
@@ -7,23 +7,16 @@ MDP from the same stream ``heldout_rng(seed, i, 1)`` (the same MDP, features and
 ``n`` and ``alpha``: paired). The greedy policy's normalised return (§0) is read at fixed numbers
 of **updates** (``updates``) and at fixed numbers of **environment steps** (``env_steps``: after
 ``env_steps / n`` updates), all from one loop per cell. A loop that diverges
-(:data:`lsa_theory.experiments.control.DIVERGENCE_BOUND`) counts in ``n_diverged`` and is left out of the
+(:data:`lsa_theory.rollout.DIVERGENCE_BOUND`) counts in ``n_diverged`` and is left out of the
 mean.
 
-The in-context regime is :mod:`lsa_theory.experiments.context_length_in_context`, the paired differences
-:func:`lsa_theory.experiments.stats.paired_difference`, the shared checks
-:mod:`lsa_theory.experiments.context_length_common`, the figures
-:mod:`lsa_theory.experiments.context_length_plots`; this module re-exports them.
-
-Results (``out``): ``context_length_{regime}.json`` and ``.npz`` (per-MDP values), written
-atomically; :func:`plot_context_length_regimes` draws from them. The older fixed-updates sweep
-:func:`context_length_sweep` (block and teacher side by side) and its figure live here too and are
-re-exported by :mod:`lsa_theory.experiments.control`.
+Results (``out``): ``context_length_closed-loop.json`` and ``.npz`` (per-MDP values), written
+atomically. The older fixed-updates sweep :func:`context_length_sweep` (block and teacher side by
+side; ``context_length.json`` / ``.npz``) lives here too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,27 +26,9 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory.checks import check_int, check_real
 
-from .context_length_common import (  # noqa: F401  (moved; re-exported from here)
-    IN_CONTEXT_STREAM,
-    REGIMES,
-    _ints,
-    _reals,
-)
-from .context_length_in_context import (  # noqa: F401  (moved; re-exported from here)
-    InContextConfig,
-    _iterate,
-    in_context_sweep,
-    stack_values,
-    td_stack_values,
-)
-from .context_length_plots import (  # noqa: F401  (moved; re-exported from here)
-    _err,
-    plot_context_length,
-    plot_context_length_regimes,
-)
-from .control import _first_mismatch, _max_w_diff, deploy
-from .envs import HELDOUT_NAME, heldout_family, heldout_rng
-from .io import (
+from ..control import deploy, first_mismatch, max_w_diff
+from ..envs import HELDOUT_NAME, heldout_family, heldout_rng
+from ..io import (
     atomic_savez,
     atomic_write_json,
     progress,
@@ -61,22 +36,10 @@ from .io import (
     to_jsonable,
     versions,
 )
-from .stats import mean_sem_columns, mean_sem_finite, paired_difference
+from ..stats import mean_sem_columns, mean_sem_finite, paired_difference
+from .common import check_lengths, check_rates
 
-__all__ = [
-    "REGIMES",
-    "ClosedLoopConfig",
-    "InContextConfig",
-    "closed_loop_sweep",
-    "in_context_sweep",
-    "stack_values",
-    "td_stack_values",
-    "paired_difference",
-    "run_context_length",
-    "plot_context_length_regimes",
-    "context_length_sweep",
-    "plot_context_length",
-]
+__all__ = ["ClosedLoopConfig", "closed_loop_sweep", "context_length_sweep"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,10 +63,10 @@ class ClosedLoopConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _ints(self.ns, "ns")
-        _reals(self.alphas, "alphas")
-        _ints(self.updates, "updates")
-        _ints(self.env_steps, "env_steps")
+        check_lengths(self.ns, "ns")
+        check_rates(self.alphas, "alphas")
+        check_lengths(self.updates, "updates")
+        check_lengths(self.env_steps, "env_steps")
         check_int(self.n_mdps, "n_mdps", minimum=2)
         check_int(self.eval_every, "eval_every")
         check_int(self.seed, "seed", minimum=0)
@@ -190,25 +153,6 @@ def closed_loop_sweep(cfg: ClosedLoopConfig | None = None, out: str | Path | Non
     return to_jsonable(doc)
 
 
-def run_context_length(
-    regime: str, quick: bool = False, out: str | Path | None = None, seed: int | None = None
-) -> dict:
-    """``lsa-theory context-length --regime REGIME [--quick] [--seed N]``: :func:`closed_loop_sweep`
-    or :func:`in_context_sweep` with the default (or ``quick()``) configuration (``seed`` replacing
-    its seed when given), plus the figure."""
-    if regime not in REGIMES:
-        raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
-    if regime == "closed-loop":
-        cfg = ClosedLoopConfig.quick() if quick else ClosedLoopConfig()
-        doc = closed_loop_sweep(cfg if seed is None else dataclasses.replace(cfg, seed=seed), out)
-    else:
-        cfg = InContextConfig.quick() if quick else InContextConfig()
-        doc = in_context_sweep(cfg if seed is None else dataclasses.replace(cfg, seed=seed), out)
-    if out is not None:
-        plot_context_length_regimes(out, regime)
-    return doc
-
-
 # --------------------------------------------------------------------------------------------------
 # fixed updates, block and teacher side by side (the first sweep)
 # --------------------------------------------------------------------------------------------------
@@ -257,8 +201,8 @@ def context_length_sweep(
         res_b = deploy(mdps[i], "constructed", rng=heldout_rng(seed, i, 1), **kw)
         res_t = deploy(mdps[i], "teacher", rng=heldout_rng(seed, i, 1), **kw)
         block[a, i], teacher[a, i] = res_b.normalized_return[-1], res_t.normalized_return[-1]
-        diffs[a].append(_max_w_diff(res_b, res_t))
-        mism[a] += _first_mismatch(res_b, res_t) is not None
+        diffs[a].append(max_w_diff(res_b, res_t))
+        mism[a] += first_mismatch(res_b, res_t) is not None
     for a, n in enumerate(ns):
         mb, sb = mean_sem_columns(block[a][:, None])
         mt, st = mean_sem_columns(teacher[a][:, None])

@@ -23,7 +23,6 @@ thread (:func:`lsa_theory.experiments.io.single_blas_thread`; ``ControlConfig.qu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,60 +31,16 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory import TabularMDP
 from lsa_theory.checks import check_int, check_real
-from lsa_theory.constructions import ClosedLoopAlgorithm, Draws
+from lsa_theory.constructions import ClosedLoopAlgorithm, Dims, Draws, closed_loop_algorithm
 from lsa_theory.loop_driver import closed_loop
-from lsa_theory.rollout import DIVERGENCE_BOUND  # noqa: F401  (DIVERGENCE_BOUND: re-exported)
 
-from .control_roundoff import (  # noqa: F401  (re-exported)
-    TEACHER_DIVERGENCE_W,
-    _bounds_step,
-    _local_bound_fn,
-    block_teacher_check,
-    block_teacher_error_bound,
-    propagate_error_bound,
-)
-from .control_weights import FORWARDS, _algorithm, _update_fn, resolve_weights
-from .envs import terminal_states
-from .io import single_blas_thread
+from ..envs import terminal_states
+from ..io import single_blas_thread
+from .result import DeployResult, eval_points
+from .roundoff import _bounds_step, _local_bound_fn
+from .weights import FORWARDS, loop_update, resolve_weights
 
-
-@dataclass(frozen=True)
-class DeployResult:
-    """One closed loop. ``updates`` (E,) evaluation points (0, eval_every, ..., n_updates);
-    ``normalized_return`` (E,) of the greedy policy there, ``normalized_return_behaviour`` (E,) of
-    the behaviour policy (epsilon-greedy / ``pi_lambda``); ``ws`` (T+1, d) and for actor-critic
-    ``lams`` (T+1, d_pi) parameters; ``states``/``actions`` (T, n+1) the contexts' trajectories;
-    ``diverged_at``: first update whose parameter is not finite or has 1-norm above
-    :data:`DIVERGENCE_BOUND`, or whose context or update overflowed (a divergence is recorded, not
-    an error; ``None`` if none; the loop stops there, later entries are NaN);
-    ``forward``: ``"l1"``, ``"l2"`` or ``"teacher"``; ``resets``: contexts restarted from ``mu0``.
-
-    With ``error_bounds=True`` (:func:`deploy`; ``None`` otherwise): ``w_err`` (T+1, d + d_pi) the
-    entrywise bound :func:`propagate_error_bound` on ``|[w_t; lambda_t] - exact|``, the distance
-    of the computed parameters from the exact-arithmetic loop on the same trajectory (NaN after a
-    divergence); ``identity_ratio`` (T,) for a block, ``max_i |TF_i - teacher_i| / (bound_i)`` of
-    update ``t`` with the teacher's update computed on the block's own input and the bound
-    :func:`block_teacher_error_bound` (``<= 1`` is the (S3)/(A3) identity as computed; NaN for the
-    teacher itself); for algorithms without an actor ``q_gap`` (T,) the smallest gap between the two
-    largest computed ``Q_w(s, .)`` over the states of context ``t`` (drawn with ``w_{t-1}``),
-    ``q_round`` (T,) the bound ``gamma_d max |phi(s, .)|^T |w_{t-1}|`` on the rounding of those
-    ``Q`` and ``phi_abs_max`` the largest ``|phi|`` entry."""
-
-    updates: np.ndarray
-    normalized_return: np.ndarray
-    normalized_return_behaviour: np.ndarray
-    ws: np.ndarray
-    lams: np.ndarray | None
-    states: np.ndarray
-    actions: np.ndarray
-    diverged_at: int | None
-    forward: str
-    resets: int = 0
-    w_err: np.ndarray | None = None
-    identity_ratio: np.ndarray | None = None
-    q_gap: np.ndarray | None = None
-    q_round: np.ndarray | None = None
-    phi_abs_max: float | None = None
+__all__ = ["deploy", "deployment_dims", "tabular_sarsa"]
 
 
 def _check_loop(mdp, n, n_updates, eval_every, epsilon, alpha, rng) -> tuple:
@@ -111,10 +66,6 @@ def _check_rng(rng) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
     return rng
-
-
-def _eval_points(n_updates: int, eval_every: int) -> np.ndarray:
-    return np.array(sorted(set(range(0, n_updates + 1, eval_every)) | {n_updates}), dtype=np.int64)
 
 
 def _check_solution(mdp: TabularMDP, solution) -> lt.OptimalSolution:
@@ -175,12 +126,12 @@ def deploy(
     mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
         mdp, n, n_updates, eval_every, epsilon, alpha, rng
     )
-    alg = _algorithm(algo)
+    alg = closed_loop_algorithm(algo)
     if forward not in FORWARDS:
         raise ValueError(f"forward: expected one of {FORWARDS}, got {forward!r}")
     S, A = mdp.n_states, mdp.n_actions
-    layout, beta = _actor_arguments(alg, S, A, weights, algo, d_pi, alpha, beta)
-    d = layout.d
+    dims, beta = deployment_dims(alg, S, A, weights, d_pi, alpha, beta)
+    layout = dims.layout
     sol = _check_solution(mdp, solution)
     if hyper is not None and not isinstance(hyper, Mapping):
         raise ValueError(f"hyper: expected a mapping of hyperparameters, got {type(hyper).__name__}")
@@ -190,7 +141,7 @@ def deploy(
             raise ValueError(f"hyper: {key!r} is set by deploy's own argument (the MDP's gamma, alpha, beta)")
     hyper = {**alg.hyper, **extra, "gamma": mdp.gamma, "alpha": alpha, "beta": beta}
     resolved = resolve_weights(weights, layout, alpha=alpha, beta=beta, algo=alg, hyper=hyper)
-    update, used = _update_fn(resolved, layout, alg, hyper, forward)
+    update, used = loop_update(resolved, layout, alg, hyper, forward)
     if error_bounds and resolved is not None and resolved.source != "constructed":
         raise ValueError("error_bounds: only for 'constructed' or 'teacher' weights (the (S3)/(A3) map)")
     if error_bounds and not alg.error_model_is_current():
@@ -201,17 +152,12 @@ def deploy(
     teacher_bound = _local_bound_fn(None, layout, alg, "teacher", hyper) if error_bounds else None
     teacher_update = alg.teacher(hyper)
 
-    dims = alg.dims(S, A, d, layout.d_pi)
-    phi = alg.critic_table(S, A, d, rng)
-    w = rng.uniform(-1.0, 1.0, size=d)
-    lam = alg.start_actor(dims)
-    phi_pi = alg.actor_table(S, A, dims, rng)
-    draws = Draws(phi, phi_pi, w, lam)
+    draws = alg.deployment_draws(S, A, dims, rng)
     if draws_map is not None:
         draws = draws_map(draws)
-        phi, w, lam = draws.phi, np.asarray(draws.w0, dtype=np.float64), draws.lam0
+    phi, w, lam = draws.phi, np.asarray(draws.w0, dtype=np.float64), draws.lam0
     terminal = terminal_states(mdp)
-    points = _eval_points(T, eval_every)
+    points = eval_points(T, eval_every)
     nr = np.full(points.size, np.nan)
     nr_b = np.full(points.size, np.nan)
     states = np.full((T, n + 1), -1, dtype=np.int64)
@@ -263,19 +209,22 @@ def deploy(
     )
 
 
-def _actor_arguments(alg, S: int, A: int, weights: Any, algo: Any, d_pi, alpha: float, beta) -> tuple:
-    """``(layout, beta)`` of a deployment: the declaration's critic size ``d``; its actor size
-    ``d_pi`` (given, the declaration's default for constructed/teacher weights, else read off
-    ``D``) and step size ``beta`` (``alpha`` when ``None``), both only for a declaration with actor
-    features (``alg.dims(S, A).d_pi > 0``; ValueError when ``d_pi`` is given to one without)."""
+def deployment_dims(
+    alg: ClosedLoopAlgorithm, S: int, A: int, weights: Any, d_pi: int | None, alpha: float, beta: float | None
+) -> tuple[Dims, float | None]:
+    """``(dims, beta)`` of a deployment of ``alg`` on an S x A MDP: the declaration's critic size
+    ``d``; its actor size ``d_pi`` (given, the declaration's default for constructed/teacher
+    weights, else read off ``D``) and step size ``beta`` (``alpha`` when ``None``), both only for
+    a declaration with actor features (``alg.dims(S, A).d_pi > 0``; ValueError when ``d_pi`` is
+    given to one without)."""
     default = alg.dims(S, A)
     if not default.d_pi:
         if d_pi is not None:
-            raise ValueError(f"d_pi: only used by algorithms with an actor, not {algo!r}")
-        return alg.dims(S, A, default.d).layout, beta
+            raise ValueError(f"d_pi: only used by algorithms with an actor, not {alg.name!r}")
+        return alg.dims(S, A, default.d), beta
     beta = check_real(alpha if beta is None else beta, "beta", low=0.0, low_open=True)
     d_pi = _infer_d_pi(weights, default.d, default.d_pi) if d_pi is None else check_int(d_pi, "d_pi")
-    return alg.dims(S, A, default.d, d_pi).layout, beta
+    return alg.dims(S, A, default.d, d_pi), beta
 
 
 def _infer_d_pi(weights: Any, d: int, default: int) -> int:
@@ -327,7 +276,7 @@ def tabular_sarsa(
     r_sas = mdp.r.ndim == 3
     terminal = terminal_states(mdp)
     Q = np.zeros((S, A))
-    points = _eval_points(T, eval_every)
+    points = eval_points(T, eval_every)
     nr = np.full(points.size, np.nan)
     nr_b = np.full(points.size, np.nan)
     ws = np.empty((T + 1, S * A))
@@ -369,25 +318,3 @@ def tabular_sarsa(
             evaluate(j)
             j += 1
     return DeployResult(points, nr, nr_b, ws, None, states, actions, None, "tabular", resets)
-
-
-def _first_mismatch(a: DeployResult, b: DeployResult) -> int | None:
-    """First update (1-based) whose context differs between two runs, ``None`` if none."""
-    same = (a.states == b.states).all(axis=1) & (a.actions == b.actions).all(axis=1)
-    bad = np.flatnonzero(~same)
-    return int(bad[0]) + 1 if bad.size else None
-
-
-def _max_w_diff(a: DeployResult, b: DeployResult, upto: int | None = None, relative: bool = False) -> float:
-    """``max_t ||w_t(a) - w_t(b)||_inf`` over the parameters ``w_0 .. w_{upto-1}`` (all if ``None``);
-    ``relative``: each term divided by ``max(1, ||w_t(b)||_inf)``. ``lambda`` is included."""
-    stop = a.ws.shape[0] if upto is None else upto
-    pa, pb = a.ws[:stop], b.ws[:stop]
-    if a.lams is not None and b.lams is not None:
-        pa = np.concatenate([pa, a.lams[:stop]], axis=1)
-        pb = np.concatenate([pb, b.lams[:stop]], axis=1)
-    ok = np.isfinite(pa).all(axis=1) & np.isfinite(pb).all(axis=1)
-    diff = np.abs(pa[ok] - pb[ok]).max(axis=1, initial=0.0)
-    if relative:
-        diff = diff / np.maximum(1.0, np.abs(pb[ok]).max(axis=1, initial=0.0))
-    return float(diff.max(initial=0.0))

@@ -1,7 +1,7 @@
 """(P3) driver: train the (P2) and (P1) blocks and score them (:func:`run_pretrain`), and the
 sweeps over the (P2) horizon ``T`` and the number of training MDPs ``k`` (:func:`pretrain_sweep`).
 The pieces are :mod:`lsa_theory.experiments.pretrain` (training) and
-:mod:`lsa_theory.experiments.pretrain_eval`
+:mod:`lsa_theory.experiments.pretrain.evaluate`
 (metrics, paired intervals, figures)."""
 
 from __future__ import annotations
@@ -11,10 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_json, read_json, to_jsonable, versions
-from .pretrain import PretrainConfig, TrainingDiverged, train_rl
+from ..io import atomic_write_json, read_json, to_jsonable, versions
+from .config import PretrainConfig
+from .evaluate import evaluate_blocks
+from .plots import curve_band, plot_blocks, plot_returns, plot_rl_training, plot_seeds, plot_sweep
+from .train import TrainingDiverged, train_rl
 
-__all__ = ["RUN_MODES", "run_pretrain", "SWEEP_TS", "SWEEP_KS", "pretrain_sweep", "seeds_document"]
+__all__ = [
+    "RUN_MODES",
+    "UNITS",
+    "units",
+    "run_unit",
+    "run_pretrain",
+    "plot_pretrain",
+    "SWEEP_TS",
+    "SWEEP_KS",
+    "pretrain_sweep",
+    "seeds_document",
+]
 
 RUN_MODES = ("rl", "teacher", "both")
 
@@ -27,21 +41,16 @@ def run_pretrain(
 ) -> dict:
     """(P3): train the (P2) block (``mode`` ``"rl"``/``"both"``, :func:`train_rl` into ``out/rl``)
     and the (P1) block (``"teacher"``/``"both"``, :func:`lsa_theory.experiments.training.train` of
-    ``cfg.teacher_config()`` into ``teacher_out``, default ``out/teacher``), then score them with
-    the constructed block ((S3), or (A3) for ``cfg.algo = "actor_critic"``) and the exact update
-    ((S2)/(A2)) (:func:`lsa_theory.experiments.pretrain_eval.
-    evaluate_blocks`). Returns ``{"rl": {...}, "rl_initial": {...}, "teacher": {...},
-    "constructed": {...}, "exact": {...}, "paired": {...}, "passed", "config", ...}`` (entries of
-    the blocks trained in ``mode``; each entry and the document name their ``reference_update``);
-    ``rl`` also carries ``initial_heldout_return`` (the same block
-    before training), ``train_objective`` and ``heldout_objective`` (the final smooth (P2)
-    objectives), ``train_time`` and ``skipped``. ``passed``: the 95 % paired interval of ``rl -
-    rl_initial`` over all held-out MDPs (a diverged loop scored 0, counted in ``n_diverged_a``,
-    ``n_diverged_b``) lies above 0 (``True`` in mode ``"teacher"``). With ``out``: ``pretrain.json``,
-    ``pretrain_eval.npz`` and the figures."""
-    from .pretrain_eval import evaluate_blocks, plot_blocks, plot_returns, plot_rl_training
-    from .training import train
-
+    ``cfg.teacher_config()`` into ``teacher_out``, default ``out/teacher``), then score them with the
+    constructed block ((S3), or (A3) for ``cfg.algo = "actor_critic"``) and the exact update ((S2)/(A2))
+    (:func:`lsa_theory.experiments.pretrain.evaluate.evaluate_blocks`). Returns ``{"rl": {...},
+    "rl_initial": {...}, "teacher": {...}, "constructed": {...}, "exact": {...}, "paired": {...}, "passed",
+    "config", ...}`` (entries of the blocks trained in ``mode``; each entry and the document name their
+    ``reference_update``); ``rl`` also carries ``initial_heldout_return`` (the same block before training),
+    ``train_objective`` and ``heldout_objective`` (the final smooth (P2) objectives), ``train_time`` and
+    ``skipped``. ``passed``: the 95 % paired interval of ``rl - rl_initial`` over all held-out MDPs (a
+    diverged loop scored 0, counted in ``n_diverged_a``, ``n_diverged_b``) lies above 0 (``True`` in mode
+    ``"teacher"``). With ``out``: ``pretrain.json``, ``pretrain_eval.npz`` and the figures."""
     if mode not in RUN_MODES:
         raise ValueError(f"mode: expected one of {RUN_MODES}, got {mode!r}")
     if not isinstance(cfg, PretrainConfig):
@@ -52,12 +61,12 @@ def run_pretrain(
     blocks, timings, rl = {}, {}, None
     if mode in ("rl", "both"):
         t0 = time.perf_counter()
-        rl = train_rl(cfg, None if out is None else out / "rl")
+        rl = run_unit(cfg, "rl", out)
         timings["rl_session"] = time.perf_counter() - t0
         blocks["rl"], blocks["rl_initial"] = (rl.P, rl.V), (rl.P0, rl.V0)
     if mode in ("teacher", "both"):
         t0 = time.perf_counter()
-        tres = train(cfg.teacher_config(), teacher_out)
+        tres = run_unit(cfg, "teacher", out, teacher_out)
         timings["teacher_session"] = time.perf_counter() - t0
         timings["teacher_train_time"] = tres.train_time
         blocks["teacher"] = (tres.P, tres.V)
@@ -95,11 +104,48 @@ def run_pretrain(
     doc = to_jsonable(doc)
     if out is not None:
         atomic_write_json(out / "pretrain.json", doc)
-        plot_returns(out)
-        if rl is not None:
-            plot_rl_training(out)
-            plot_blocks(out)
+        plot_pretrain(out)
     return doc
+
+
+#: The units of a (P3) comparison: the two trained blocks, (P2) and (P1), each resumed from its
+#: own checkpoint.
+UNITS = ("rl", "teacher")
+
+
+def units(cfg: PretrainConfig) -> list[str]:
+    """The units of ``cfg``: :data:`UNITS` (the scoring that follows needs both)."""
+    return list(UNITS)
+
+
+def run_unit(
+    cfg: PretrainConfig, unit: str, out: str | Path | None = None, teacher_out: str | Path | None = None
+):
+    """Train one block of ``cfg``: ``"rl"``, the (P2) block (:func:`train_rl` into ``out/rl``,
+    an :class:`RLResult`), or ``"teacher"``, the (P1) block
+    (:func:`lsa_theory.experiments.training.train` of ``cfg.teacher_config()`` into ``teacher_out``,
+    default ``out/teacher``, a :class:`~lsa_theory.experiments.training.TrainResult`)."""
+    from ..training import train
+
+    out = Path(out) if out is not None else None
+    if unit == "rl":
+        return train_rl(cfg, None if out is None else out / "rl")
+    if unit == "teacher":
+        if teacher_out is None and out is not None:
+            teacher_out = out / "teacher"
+        return train(cfg.teacher_config(), teacher_out)
+    raise ValueError(f"unit: expected one of {UNITS}, got {unit!r}")
+
+
+def plot_pretrain(out: str | Path) -> list[Path]:
+    """The figures of a saved comparison in ``out``: the held-out returns (``pretrain.json``) and,
+    when that run trained the (P2) block (``"rl"`` in its ``blocks``), its training curves and
+    blocks (from ``rl/rl.json``, ``rl/rl.npz``)."""
+    out = Path(out)
+    paths = [plot_returns(out)]
+    if "rl" in read_json(out / "pretrain.json").get("blocks", []):
+        paths += [plot_rl_training(out), plot_blocks(out)]
+    return paths
 
 
 SWEEP_TS = (5, 10, 20, 40)
@@ -119,8 +165,6 @@ def pretrain_sweep(base: PretrainConfig, Ts=SWEEP_TS, ks=SWEEP_KS, out: str | Pa
     :class:`~lsa_theory.experiments.pretrain.TrainingDiverged` (every training loop overflowed,
     :data:`lsa_theory.experiments.pretrain.MAX_SKIPS` steps in a row) is recorded as a row ``{"T", "k",
     "failed": message}`` and the sweep goes on."""
-    from .pretrain_eval import plot_sweep
-
     out = Path(out) if out is not None else None
     runs = [(int(T), base.k) for T in Ts] + [
         (base.T, int(k)) for k in ks if (base.T, int(k)) not in {(int(t), base.k) for t in Ts}
@@ -179,17 +223,15 @@ SEED_ENTRY_KEYS = (
 
 def seeds_document(outs, name: str, path: str | Path | None = None) -> dict:
     """Several seeds of one (P3) configuration, gathered from the ``out`` directories of
-    :func:`run_pretrain` (``outs``, one per seed): per run its ``seed``, ``source`` (directory
-    name), ``passed``, ``config``, ``n_heldout``, the paired ``at_T`` intervals (every loop counted,
+    :func:`run_pretrain` (``outs``, one per seed): per run its ``seed``, ``source`` (directory name),
+    ``passed``, ``config``, ``n_heldout``, the paired ``at_T`` intervals (every loop counted,
     :mod:`lsa_theory.experiments.stats`), each block's :data:`SEED_ENTRY_KEYS`, the (P2) ``history`` (step,
-    smooth objective on training / held-out MDPs, cosine to the construction) and the held-out
-    return ``curves`` of the ``rl`` and ``exact`` blocks (:func:`lsa_theory.experiments.pretrain_plots.
-    curve_band`: mean, s.e.m. over all held-out MDPs, diverged count) at ``updates``. A directory
-    without ``pretrain.json`` (its (P2) training failed) is a run ``{"source", "failed"}``.
-    Returns ``{"name", "runs", "versions"}``; with ``path`` writes it there and draws
-    :func:`lsa_theory.experiments.pretrain_plots.plot_seeds` beside it."""
-    from .pretrain_plots import curve_band, plot_seeds
-
+    smooth objective on training / held-out MDPs, cosine to the construction) and the held-out return
+    ``curves`` of the ``rl`` and ``exact`` blocks (:func:`lsa_theory.experiments.pretrain.plots.curve_band`:
+    mean, s.e.m. over all held-out MDPs, diverged count) at ``updates``. A directory without
+    ``pretrain.json`` (its (P2) training failed) is a run ``{"source", "failed"}``. Returns ``{"name",
+    "runs", "versions"}``; with ``path`` writes it there and draws
+    :func:`lsa_theory.experiments.pretrain.plots.plot_seeds` beside it."""
     runs = []
     for out in map(Path, outs):
         if not (out / "pretrain.json").exists():

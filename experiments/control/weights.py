@@ -37,23 +37,27 @@ import scipy.sparse as sp
 import lsa_theory as lt
 from lsa_theory import Layout, constructions
 from lsa_theory.checks import as_float_array, check_int, check_real
-from lsa_theory.constructions import ClosedLoopAlgorithm, Dims
+from lsa_theory.constructions import ClosedLoopAlgorithm, Dims, closed_loop_algorithm
 from lsa_theory.roundoff import UNIT_ROUNDOFF, gamma, matmul_error_bound
+
+__all__ = [
+    "ALGOS",
+    "FORWARDS",
+    "L1_MAX_D",
+    "DENSE_CONSTRUCTION_MAX_D",
+    "BlockWeights",
+    "constructed_blocks",
+    "resolve_weights",
+    "loop_update",
+    "l2_readout",
+    "product_error_bound",
+    "l1_readout_error_bound",
+    "l2_readout_error_bound",
+]
 
 #: The registered closed-loop algorithms (:class:`lsa_theory.constructions.ClosedLoopAlgorithm`) deployable
 #: here.
 ALGOS = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
-
-
-def _algorithm(algo: Any) -> ClosedLoopAlgorithm:
-    """The declaration ``algo``: a :class:`lsa_theory.constructions.ClosedLoopAlgorithm` instance (a user's,
-    registered or not) as it is, or the name of a registered one (including ones registered later)."""
-    if isinstance(algo, ClosedLoopAlgorithm):
-        return algo
-    names = constructions.ALGORITHMS.with_capability(ClosedLoopAlgorithm)
-    if not isinstance(algo, str) or algo not in names:
-        raise ValueError(f"algo: expected one of {names}, got {algo!r}")
-    return constructions.ALGORITHMS[algo]
 
 
 FORWARDS = ("auto", "l1", "l2")
@@ -108,7 +112,7 @@ def constructed_blocks(
     """
     if not isinstance(layout, Layout):
         raise ValueError(f"layout: expected a lsa_theory.Layout, got {type(layout).__name__}")
-    alg = _algorithm(algo)
+    alg = closed_loop_algorithm(algo)
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
     if layout.d_pi:
         beta = check_real(beta, "beta", low=0.0, low_open=True)
@@ -211,10 +215,13 @@ def l2_readout(X: np.ndarray, wt: np.ndarray, weights: BlockWeights) -> np.ndarr
     return np.asarray(out, dtype=np.float64)
 
 
-def _update_fn(
+def loop_update(
     weights: BlockWeights | None, layout: Layout, alg: ClosedLoopAlgorithm, hyper: dict, forward: str
 ) -> tuple[Callable, str]:
-    """``update(X, g, w, lam) -> (w', lam')`` of the loop and the forward pass used."""
+    """``(update, forward)``: the loop's update ``(X, g, w, lam) -> (w', lam')`` by the frozen
+    ``weights`` (``None``: the declaration's exact teacher with ``hyper``) and the forward pass used
+    (``"l1"``: the dense block (L1) on the full prompt; ``"l2"``: the (L2) readout; ``"auto"``:
+    (L1) up to :data:`L1_MAX_D`; ``"teacher"``)."""
     if weights is None:
         return alg.teacher(hyper), "teacher"
     if forward == "auto":
