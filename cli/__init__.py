@@ -387,6 +387,16 @@ def _run(args: argparse.Namespace) -> int:
             return args.func(args)
 
 
+def _option_named(args: argparse.Namespace, message: str) -> str:
+    """``message`` naming the option it is about the way the command line spells it: a library
+    error ``"module: ..."`` or ``"algo: ..."`` (the argument's name) is ``"--module: ..."`` /
+    ``"--algo: ..."`` when the command has that option, so every command says it the same way."""
+    name = message.split(":", 1)[0]
+    if name in ("module", "algo") and hasattr(args, name):
+        return f"--{message}"
+    return message
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -424,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lsa-theory {args.command}: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
     except ValueError as exc:
-        print(f"lsa-theory {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"lsa-theory {args.command}: error: {_option_named(args, _one_line(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # FileExistsError, NotADirectoryError, PermissionError, ENOSPC, EROFS, ...
         print(f"lsa-theory {args.command}: error: {_os_error(exc)}", file=sys.stderr)

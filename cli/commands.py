@@ -51,12 +51,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from lsa_theory.constructions.verify import run_claims
 
     algorithms, module = None, None
-    if args.module is not None:
-        try:
-            algorithms, module = _load_user_module(args.module)
-        except ValueError as exc:
-            print(f"lsa-theory verify: {exc}", file=sys.stderr)
-            return 2
+    if args.module is not None:  # a ValueError "--module: ..." is main()'s one-line exit 2
+        algorithms, module = _load_user_module(args.module)
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
     rows = _run_claims_watched(
         run_claims, args, np.random.default_rng(seed), algorithms=algorithms, block_rows=algorithms is None
@@ -210,14 +206,11 @@ def _converge_config(args: argparse.Namespace):
             f"--algo: expected a registered closed-loop algorithm {names} (or pass --module FILE.py), "
             f"got {args.algo!r}"
         )
-    try:
-        cfg = (
-            ConvergeConfig.quick(args.algo, args.module)
-            if args.quick
-            else ConvergeConfig.full(args.algo, args.module)
-        )
-    except ValueError as exc:
-        raise ValueError(f"--{exc}" if str(exc).startswith(("module:", "algo:")) else str(exc)) from None
+    cfg = (
+        ConvergeConfig.quick(args.algo, args.module)
+        if args.quick
+        else ConvergeConfig.full(args.algo, args.module)
+    )
     if args.seed is not None:  # --seed N: the seeds N, N + 1, ... in place of 0, 1, ...
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seed + i for i in range(len(cfg.seeds))))
     return cfg

@@ -59,6 +59,24 @@ def test_verify_module_import_failures_are_exit_2_naming_the_file(tmp_path, caps
     _one_line(err, "--module", str(m), needle)
 
 
+@pytest.mark.parametrize(
+    "make", [lambda m: m.write_text("x = (\n"), lambda m: None], ids=["syntax error", "no file"]
+)
+def test_every_module_command_names_a_bad_file_the_same_way(tmp_path, capsys, make):
+    """verify, converge and control say ``lsa-theory CMD: error: --module: <the loader's words>``
+    (they said ``verify: --module:``, ``converge: error: --module:`` and ``control: error:
+    module:`` before)."""
+    m = tmp_path / "m.py"
+    make(m)
+    tails = set()
+    for cmd in (["verify"], ["converge", "--algo", "x", "--quick"], ["control", "--algo", "x", "--quick"]):
+        rc, out, err = _run([cmd[0], "--module", str(m), *cmd[1:]], capsys)
+        line = _one_line(err, str(m))
+        assert rc == 2 and out == "" and line.startswith(f"lsa-theory {cmd[0]}: error: --module: "), line
+        tails.add(line.split(": error: ", 1)[1])
+    assert len(tails) == 1, tails
+
+
 def _example_with(tmp_path, old: str, new: str):
     text = (Path(__file__).resolve().parents[2] / "examples" / "offpolicy_td0.py").read_text()
     assert old in text
