@@ -127,6 +127,7 @@ class UnitStore:
         self.records: dict[str, Any] = {}  # key -> record: reused and new units
         self.arrays: dict[str, np.ndarray] = {}  # "{key}/{name}" -> array, of those units only
         self.reused: list[str] = []  # keys taken from the saved files
+        self._arrays_dirty = False  # the arrays differ from the saved .npz
         if self.out is not None:
             self._open(saved_units)
 
@@ -164,6 +165,7 @@ class UnitStore:
             self.records[key] = unpack(record) if self._native else record
             self.arrays.update(mine)
             self.reused.append(key)
+        self._arrays_dirty = saved.keys() != self.arrays.keys()  # units of another run are dropped
         if other:
             key, old, now = other[0]
             print(
@@ -197,6 +199,7 @@ class UnitStore:
         self.arrays = {k: v for k, v in self.arrays.items() if not k.startswith(prefix)}
         self.records[key] = record
         self.arrays.update({f"{prefix}{name}": v for name, v in (arrays or {}).items()})
+        self._arrays_dirty = True
         self.save()
 
     def unit(self, key: str, compute: Callable[[], tuple[Any, dict[str, np.ndarray]]]):
@@ -208,18 +211,22 @@ class UnitStore:
             got = (record, arrays)
         return got
 
-    def save(self) -> None:
-        """Write the arrays (if any) then the document, atomically (nothing without ``out``)."""
-        if self.out is None:
-            return
-        if self.arrays_name is not None:
-            atomic_savez(self.out / self.arrays_name, **self.arrays)
+    def save(self) -> Any:
+        """The document, rendered once from the current records; with ``out`` written atomically,
+        after the arrays (written only when they changed since the ``.npz`` was last read or
+        written)."""
         doc = self.render(self)
+        if self.out is None:
+            return doc
+        if self.arrays_name is not None and self._arrays_dirty:
+            atomic_savez(self.out / self.arrays_name, **self.arrays)
+            self._arrays_dirty = False
         if self._native:  # plain json: NaN and inf stay (to_jsonable would make them null)
             data = json.dumps(doc).encode()
             atomic_write(self.out / self.document, lambda fh: fh.write(data))
         else:
             atomic_write_json(self.out / self.document, doc)
+        return doc
 
     def remove(self) -> None:
         """Delete the store's document (a store kept only while a run is under way)."""

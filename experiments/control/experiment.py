@@ -455,9 +455,7 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None) -> dict:
     for unit in progress(todo, desc="control"):
         if unit.key not in store:
             store.put(unit.key, *run_unit(cfg, unit, cache))
-    if out is not None:
-        store.save()
-    return to_jsonable(render(store))
+    return to_jsonable(store.save())
 
 
 def _saved_units(doc: dict):

@@ -320,9 +320,7 @@ def run_converge(cfg: ConvergeConfig, out: str | Path | None = None) -> dict:
     for unit in progress(todo, desc=f"converge {cfg.algo}"):
         if unit.key not in store:
             store.put(unit.key, *run_unit(cfg, unit, datasets))
-    if out is not None:  # derived fields (``reached``, ``radius_max_reached``) follow the current code
-        store.save()
-    return render(store)
+    return store.save()  # derived fields (``reached``, ``radius_max_reached``) follow the current code
 
 
 #: The parts of ``converge.json``, each a list of unit rows (with their ``key``).

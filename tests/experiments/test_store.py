@@ -127,3 +127,34 @@ def test_unit_files_skip_finished_and_recompute_damaged(tmp_path, capsys):
     assert files.get("h1", done)["result"] == 1
     assert files.get("h2", done) is None and files.get("h4", done) is None
     assert files.get("h3", done) is None and "h3.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_save_renders_once_and_rewrites_the_arrays_only_when_they_changed(tmp_path, monkeypatch):
+    """A finished run resumed in full writes its document (the current code's rendering) but not
+    its unchanged ``.npz``; a new unit, or units of another run dropped, rewrite it."""
+    import lsa_theory.experiments.store as st
+
+    written, renders = [], []
+    real = st.atomic_savez
+    monkeypatch.setattr(st, "atomic_savez", lambda path, **a: (written.append(sorted(a)), real(path, **a)))
+
+    def render(store):
+        renders.append(1)
+        return {"units": [{"key": k, **r} for k, r in store.records.items()]}
+
+    def saved_units(doc):
+        for u in doc.get("units", []):
+            yield u["key"], {k: v for k, v in u.items() if k != "key"}, eio.config_hash({"n": 1})
+
+    _fill(_store(tmp_path, {"n": 1}, render=render, saved_units=saved_units), [])
+    written.clear(), renders.clear()
+    again = _store(tmp_path, {"n": 1}, render=render, saved_units=saved_units)
+    doc = again.save()
+    assert written == [] and len(renders) == 1 and [u["key"] for u in doc["units"]] == ["a", "b"]
+    _fill(again, [], keys=("a", "b", "c"))
+    assert written == [["a/y", "b/y", "c/y"]]
+    fewer = _store(
+        tmp_path, lambda key: {"n": 1} if key == "a" else None, render=render, saved_units=saved_units
+    )
+    fewer.save()  # units b and c belong to no unit of this run: the arrays drop them
+    assert written[-1] == ["a/y"]
