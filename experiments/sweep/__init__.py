@@ -206,9 +206,8 @@ def run_sweep(
     out = check_out(out if out is not None else cfg["out"])
     if executor == "dask":
         check_dask(address)
-    store = UnitFiles(
-        out / "jobs", label="sweep"
-    )  # a finished job's file: its hash covers params and version
+    # one file per finished job; its hash covers params and version
+    store = UnitFiles(out / "jobs", label="sweep")
     version = _package_version()
     desc = f"sweep {kind}"
     listed: list[tuple[str, dict]] = []
@@ -237,16 +236,15 @@ def run_sweep(
         return _run_listed(
             kind, cfg, out, version, listed, records, todo, n_jobs,
             executor=executor, address=address, workers=workers, threads=threads,
-            progress_every=progress_every,
+            progress_every=progress_every, store=store,
         )  # fmt: skip
 
 
 def _run_listed(
     kind, cfg, out, version, listed, records, todo, n_jobs, *, executor, address, workers, threads,
-    progress_every,
+    progress_every, store,
 ) -> dict:  # fmt: skip
     """Run the pending jobs ``todo`` of a scanned sweep and write ``sweep.json`` (:func:`run_sweep`)."""
-    jobs_dir = out / "jobs"
     desc = f"sweep {kind}"
     n_skipped = len(records)
     t0 = time.perf_counter()
@@ -255,7 +253,7 @@ def _run_listed(
 
     def on_done(h: str, rec: dict) -> None:
         doc = {"kind": kind, "params": params_of[h], "hash": h, "version": version, **rec}
-        UnitFiles(jobs_dir, label="sweep").put(h, doc)
+        store.put(h, doc)
         records[h] = doc
         run.update(1)
 
@@ -272,7 +270,7 @@ def _run_listed(
         ran = len(records) - n_skipped
         print(
             f"sweep: {ran} job(s) finished in this run and {n_skipped} from earlier runs are kept in "
-            f"{jobs_dir}; rerun the same command to run the other {len(todo) - ran}",
+            f"{store.directory}; rerun the same command to run the other {len(todo) - ran}",
             file=sys.stderr,
             flush=True,
         )
