@@ -233,6 +233,38 @@ def test_the_shim_check_can_fail(tmp_path):
     assert [f.split(":")[0] for f in found] == ["lsa_theory.b", "lsa_theory.c"]
 
 
+#: Modules that draw a trajectory themselves: the driver and the rollout kernels, and three single
+#: rollouts of a fixed policy (no closed loop: the policy never changes along them).
+ROLLOUT_CALLERS = {
+    "lsa_theory.rollout": "the kernel",
+    "lsa_theory.rollout_batched": "the batched kernel",
+    "lsa_theory.loop_driver": "the one closed-loop driver",
+    "lsa_theory.constructions.verify": "one uniform-policy context",
+    "lsa_theory.constructions.algorithms.td": "one uniform-policy context",
+    "lsa_theory.experiments.context_length.in_context": "one uniform-policy trajectory",
+}
+
+
+def _rollout_callers(mods: dict[str, pathlib.Path]) -> set[str]:
+    found = set()
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if called in ("rollout", "rollout_batched"):
+                    found.add(name)
+    return found
+
+
+def test_closed_loops_run_through_the_one_driver():
+    """No module but the driver's draws trajectories in a loop of its own: a new call of
+    ``rollout`` elsewhere (a hand-written closed loop) fails here (issue 19: five loops were
+    written by hand; the score-function gradient was the last)."""
+    extra = _rollout_callers(modules()) - set(ROLLOUT_CALLERS)
+    assert not extra, f"rollout called outside the driver: {sorted(extra)}"
+
+
 def test_pyproject_installs_every_package_folder_under_one_name():
     """One import name: ``pyproject.toml`` lists every package folder of every layer as
     ``lsa_theory[.sub...]`` and maps each layer's folder (package-dir); nothing else is installed."""

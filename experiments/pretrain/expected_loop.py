@@ -59,6 +59,7 @@ import torch
 import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory.checks import check_int, check_real
+from lsa_theory.loop_driver import closed_loop
 
 __all__ = [
     "MDPBatch",
@@ -434,6 +435,39 @@ def rl_objective(
     return vals if per_mdp else vals.mean()
 
 
+class _PathwiseLoop:
+    """The agent and update of one sampled softmax loop of :func:`score_function_gradient`, run by
+    the one driver :func:`lsa_theory.loop_driver.closed_loop` (numpy) while the differentiable
+    state stays here in torch: ``w_t`` (a function of ``(P, V)``), the smooth policy ``pi_{w_t}``
+    of the declaration (:meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.smooth_policy`) and
+    ``log p``, the summed log-probabilities of the sampled actions. The driver sees
+    ``w_t.detach()``."""
+
+    def __init__(self, alg, draws, phi, gamma, tau, w0, P, V, n, layout, increment):
+        self.alg, self.draws, self.phi, self.gamma, self.tau = alg, draws, phi, gamma, tau
+        self.P, self.V, self.n, self.layout, self.increment = P, V, n, layout, increment
+        self.w, self.logp, self.pi = w0, torch.zeros((), dtype=P.dtype), None
+
+    def behaviour(self, w, lam):
+        self.pi = self.alg.smooth_policy(self.phi, None, self.w, self.tau)  # (S, A), one MDP
+        return self.pi.detach().numpy()
+
+    def on_context(self, t, traj):
+        self.logp = self.logp + torch.log(self.pi[traj.states, traj.actions]).sum()
+
+    def frame(self, states, actions, rewards, w, lam, pi):
+        return self.alg.frame(self.draws, self.gamma, states, actions, rewards, None, None, pi)
+
+    def update(self, X, g, w, lam):
+        X = torch.as_tensor(X, dtype=self.P.dtype)
+        wt = torch.cat([torch.ones(1, dtype=self.P.dtype), self.w])
+        self.w = (
+            self.w
+            + self.increment((X @ X.T / self.n)[None], wt[None], self.P, self.V, self.n, self.layout)[0]
+        )
+        return self.w.detach().numpy(), None
+
+
 def score_function_gradient(
     batch: MDPBatch,
     mdps: list[lt.TabularMDP],
@@ -454,7 +488,8 @@ def score_function_gradient(
     place besides the pathwise ``w_t`` that depends on ``theta``; states and rewards do not).
     Returns ``(grad_P, grad_V, mean f)``. Its mean differs from the gradient of the expected-
     context loop by the mean-field gap of the module docstring; it is a cross-check, not a test.
-    The loop is the batch's declaration's, through its hooks: the smooth behaviour
+    The loop is the batch's declaration's, run by the one driver
+    :func:`lsa_theory.loop_driver.closed_loop` through its hooks: the smooth behaviour
     :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.smooth_policy` (one MDP) and the context
     :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.frame`. Implemented for declarations without extra
     context rows (``smooth_extra_rows`` ``None``, ``d_pi = 0``): with them (the (A1) scores) the
@@ -479,19 +514,12 @@ def score_function_gradient(
         phi = batch.phi[k]
         draws = constructions.Draws(phi.numpy(), None, batch.w0[k].numpy(), None)
         for _ in range(samples):
-            w, s0, logp = batch.w0[k], None, torch.zeros((), dtype=P.dtype)
-            for _ in range(T):
-                pi = alg.smooth_policy(phi, None, w, tau)  # (S, A), one MDP
-                pi_np = pi.detach().numpy()
-                traj = lt.rollout(mdp, pi_np, n, rng, s0)
-                logp = logp + torch.log(pi[traj.states, traj.actions]).sum()
-                X, _ = alg.frame(draws, mdp.gamma, traj.states, traj.actions, traj.rewards, None, None, pi_np)
-                X = torch.as_tensor(X, dtype=P.dtype)
-                wt = torch.cat([torch.ones(1, dtype=P.dtype), w])
-                w = w + increment((X @ X.T / n)[None], wt[None], P, V, n, layout)[0]
-                s0 = int(traj.states[-1])
-            fs.append(softmax_return(batch.take(slice(k, k + 1)), w[None], tau)[0])
-            logps.append(logp)
+            path = _PathwiseLoop(alg, draws, phi, mdp.gamma, tau, batch.w0[k], P, V, n, layout, increment)
+            w0 = batch.w0[k].detach().numpy()
+            closed_loop(mdp, path, w0, None, path.update, n=n, n_updates=T, rng=rng, keep_frames=False,
+                        on_context=path.on_context)  # fmt: skip
+            fs.append(softmax_return(batch.take(slice(k, k + 1)), path.w[None], tau)[0])
+            logps.append(path.logp)
     f = torch.stack(fs).reshape(len(mdps), samples)
     logp = torch.stack(logps).reshape(len(mdps), samples)
     fd = f.detach()

@@ -297,10 +297,27 @@ def test_perturbed_inputs_give_the_same_verdicts_quick():
     assert code == 0
 
 
+#: The default configuration (the full ``lsa-theory control``, without the tabular baseline), the
+#: input and the 5 perturbed copies of :func:`lsa_theory.roundoff.assert_same_verdicts`.
+DEFAULT = dataclasses.replace(ctl.ControlConfig(), tabular=False)
+COPIES = 5
+
+
 @pytest.mark.slow
-def test_perturbed_inputs_give_the_same_verdicts_default():
-    verdicts, code = _assert_robust(dataclasses.replace(ctl.ControlConfig(), tabular=False))
-    assert code == 0
+@pytest.mark.parametrize("copy", range(COPIES + 1), ids=lambda c: "input" if c == 0 else f"copy{c}")
+@pytest.mark.parametrize("env", DEFAULT.envs)
+def test_perturbed_inputs_give_the_same_verdicts_default(env, copy):
+    """The default configuration, one env and one input per test (so that two workers share the
+    30 runs): the input (``copy`` 0) and each of its 5 copies perturbed at relative 1e-13 (drawn
+    from ``default_rng(18)`` in turn, as :func:`lsa_theory.roundoff.assert_same_verdicts` draws
+    them, from the env's own tree) pass every row. Every verdict passing is every verdict equal
+    to the input's, which must pass: the assertion of ``assert_same_verdicts`` and ``code == 0``,
+    split."""
+    cfg = dataclasses.replace(DEFAULT, envs=(env,))
+    base, rng = _tree(cfg), np.random.default_rng(18)
+    copies = [perturbed(base, rng) for _ in range(copy)]  # the copy-th draw, as assert_same_verdicts
+    verdicts, code = _control_verdicts(cfg, copies[-1] if copies else base, pytest.MonkeyPatch.context)
+    assert code == 0 and all(v[-1] for v in verdicts), verdicts
 
 
 def test_perturbed_copies_really_differ():
