@@ -313,7 +313,8 @@ def test_perturbed_inputs_give_the_same_verdicts_default(env, copy):
     them, from the env's own tree) pass every row. Every verdict passing is every verdict equal
     to the input's, which must pass: the assertion of ``assert_same_verdicts`` and ``code == 0``,
     split."""
-    cfg = dataclasses.replace(DEFAULT, envs=(env,))
+    ac = tuple(e for e in DEFAULT.actor_critic_envs if e == env)  # its actor-critic units too
+    cfg = dataclasses.replace(DEFAULT, envs=(env,), actor_critic_envs=ac)
     base, rng = _tree(cfg), np.random.default_rng(18)
     copies = [perturbed(base, rng) for _ in range(copy)]  # the copy-th draw, as assert_same_verdicts
     verdicts, code = _control_verdicts(cfg, copies[-1] if copies else base, pytest.MonkeyPatch.context)
