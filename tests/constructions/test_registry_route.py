@@ -166,6 +166,26 @@ def test_control_module_deploys_the_users_declaration(capsys):
         assert e["max_w_rel_diff_before_mismatch"] <= 1e-9
 
 
+def test_a_users_file_is_imported_once_per_content(tmp_path, capsys):
+    """``control --module`` reads the user's file for its configuration, every unit and the
+    provenance, and runs its code once (it ran it 6 times); an edited file is imported afresh."""
+    counter = tmp_path / "imports.txt"
+    user = tmp_path / "mine.py"
+    user.write_text(
+        (ROOT / "examples" / "reward_scaled_sarsa.py").read_text()
+        + f"\nimport pathlib as _p\n_f = _p.Path({str(counter)!r})\n"
+        + "_f.write_text((_f.read_text() if _f.exists() else '') + 'x')\n"
+    )
+    argv = ["--module", str(user), "--algo", "reward_scaled_sarsa", "--weights", "constructed"]
+    rc, _ = _control([*argv, "--quick", "--updates", "2", "--json"], capsys)
+    assert rc == 0 and counter.read_text() == "x"
+    constructions.load_module(user)
+    assert counter.read_text() == "x"
+    user.write_text(user.read_text() + "\n# edited\n")
+    constructions.load_module(user)
+    assert counter.read_text() == "xx"
+
+
 def test_control_module_with_a_construction_that_is_not_its_teacher_exits_1(tmp_path, capsys):
     """Mutation: the user's file deploys plain (S3) (no kappa in P12) against its kappa teacher."""
     text = (ROOT / "examples" / "reward_scaled_sarsa.py").read_text()
