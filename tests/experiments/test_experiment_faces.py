@@ -10,7 +10,7 @@ import inspect
 
 import pytest
 
-FOLDERS = ("converge", "diversity", "regression", "training", "actor_critic_variants")
+FOLDERS = ("converge", "diversity", "regression", "training", "actor_critic_variants", "autoregressive")
 
 
 @pytest.mark.parametrize("name", FOLDERS)
