@@ -255,11 +255,16 @@ def monte_carlo_loss(
     return float(per.mean()), float(per.std(ddof=1) / np.sqrt(n))
 
 
-def plain_cross_term(V: Any, K: Any, quad: Quadrature) -> tuple[float, float]:
-    """(AR10) non-augmented tokens ``e_t = s_t``: ``shat_{t+1} = V S_t K s_t``, ``S_t = (1/t) sum_{j<=t}
-    s_j s_j^T``, ``V``, ``K`` (d, d). Returns ``(cross, rms)``: the cross term ``(1/T) sum_t
-    E[s_{t+1}^T shat_{t+1}]`` over ``quad`` (exact on a grid: zero for every (V, K) by (AR10)) and
-    ``rms = sqrt((1/T) sum_t E||shat_{t+1}||^2)``, its scale."""
+def plain_cross_term(V: Any, K: Any, quad: Quadrature, weights: Any = None) -> tuple[float, float]:
+    """(AR10) non-augmented tokens ``e_t = s_t``: ``shat_{t+1} = V sum_{j<=T} p_{j,t} s_j (s_j^T K s_t)``
+    with ``V``, ``K`` (d, d) and positional weights ``p`` (T, T), column t - 1 for position t
+    (default the causal ``[j <= t]/t`` of (AR3), i.e. ``V S_t K s_t``; any matrix is a learned
+    positional weighting of the content score). Returns ``(cross, rms)``: the cross term ``(1/T)
+    sum_t E[s_{t+1}^T shat_{t+1}]`` over ``quad`` (exact on a grid) and ``rms = sqrt((1/T) sum_t
+    E||shat_{t+1}||^2)``, its scale. The cross term is 0 for every (V, K, p) and either phase law:
+    each of its terms carries the phase ``lambda^e`` with ``e = +-(t+1) +- j +- j +- t``, an odd
+    number, so no term has ``e = 0`` in every block."""
+    from lsa_theory import causal_weights
     from lsa_theory.autoregressive import plain_tokens
 
     quad = _check_quad(quad)
@@ -267,7 +272,11 @@ def plain_cross_term(V: Any, K: Any, quad: Quadrature) -> tuple[float, float]:
     V, K = as_float_array(V, "V", ndim=2), as_float_array(K, "K", ndim=2)
     if V.shape != (d, d) or K.shape != (d, d):
         raise ValueError(f"V, K: expected two ({d}, {d}) matrices, got {V.shape} and {K.shape}")
-    shat = causal_predictions(plain_tokens(quad.s[:, : T + 1]), V, K)
+    C = causal_weights(T) if weights is None else as_float_array(weights, "weights", ndim=2)
+    if C.shape != (T, T):
+        raise ValueError(f"weights: expected ({T}, {T}), got {C.shape}")
+    S = plain_tokens(quad.s[:, : T + 1])  # (N, d, T)
+    shat = np.swapaxes(V @ (S @ (C * (np.swapaxes(S, 1, 2) @ (K @ S)))), 1, 2)
     w = quad.w[:, None]
     cross = float(np.sum(w * np.sum(shat * quad.s[:, 2:], axis=2)) / T)
     return cross, float(np.sqrt(np.sum(w * np.sum(shat * shat, axis=2)) / T))

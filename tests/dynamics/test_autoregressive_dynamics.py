@@ -240,7 +240,8 @@ def test_dense_flow_from_the_diagonal_start_stops_at_a_saddle():
 @pytest.mark.parametrize("d", [2, 4])
 def test_non_augmented_cross_term_is_zero(d):
     """(AR10) plain tokens: ``E[s_{t+1}^T shat_{t+1}] = 0`` for random (V, K), to 1e-14 of rms(shat)
-    (d = 4 on a smaller T = 3 to keep it fast); the augmented cross term is not 0."""
+    (d = 4 on a smaller T = 3 to keep it fast), also with any positional weights and the fixed
+    phase; with augmented tokens the GD class beats the zero predictor."""
     T_ = 10 if d == 2 else 3
     q = da.quadrature(d, T_)
     rng = np.random.default_rng(9)
@@ -248,6 +249,10 @@ def test_non_augmented_cross_term_is_zero(d):
         V, K = rng.standard_normal((2, d, d))
         cross, rms = da.plain_cross_term(V, K, q)
         assert abs(cross) <= 1e-14 * rms
+        # any positional weighting p_{j,t} of the content score (a learned positional matrix), any phase
+        for qq in (q, da.quadrature(d, T_, "fixed")):
+            cross, rms = da.plain_cross_term(V, K, qq, weights=rng.standard_normal((T_, T_)))
+            assert abs(cross) <= 1e-14 * rms
     # with the pairing (s_t, s_{t-1}) the GD class has a non-zero cross term: (AR10) needs it
     L0 = da.population_loss(np.zeros((d, 2 * d)), np.zeros((2 * d, 2 * d)), q)
     assert abs(L0 - 1.0) <= 1e-13 and da.population_loss(*da.gd_blocks(np.eye(d), np.eye(d)), q) < L0
