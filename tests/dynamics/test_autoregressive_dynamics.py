@@ -256,3 +256,60 @@ def test_non_augmented_cross_term_is_zero(d):
     # with the pairing (s_t, s_{t-1}) the GD class has a non-zero cross term: (AR10) needs it
     L0 = da.population_loss(np.zeros((d, 2 * d)), np.zeros((2 * d, 2 * d)), q)
     assert abs(L0 - 1.0) <= 1e-13 and da.population_loss(*da.gd_blocks(np.eye(d), np.eye(d)), q) < L0
+
+
+def _torch_loss(q):
+    """The (AR6) loss of dense (V, K) on the grid ``q`` in torch (an independent route: autograd)."""
+    import torch
+
+    from lsa_theory import causal_weights
+    from lsa_theory.autoregressive import augmented_tokens
+
+    d, T_ = q.d, q.T
+    Zc = torch.tensor(augmented_tokens(q.s[:, : T_ + 1])[:, d:])
+    target = torch.tensor(np.swapaxes(q.s[:, 2:], 1, 2))
+    w, C = torch.tensor(q.w), torch.tensor(causal_weights(T_))
+
+    def loss(th):
+        V, K = th[: 2 * d * d].reshape(d, 2 * d), th[2 * d * d :].reshape(2 * d, 2 * d)
+        R = V @ (Zc @ (C * (Zc.transpose(1, 2) @ (K @ Zc)))) - target
+        return (w * (R * R).sum((1, 2))).sum() / T_
+
+    return loss
+
+
+@pytest.mark.slow  # 7 s: torch's Hessian of the quadrature loss
+def test_hessians_at_the_optima(quad):
+    """(AR7), (AR8) with torch's exact Hessian (float64 autograd): at the balanced GD point the
+    gradient over all of (V, K) restricted to the GD class vanishes, the GD-class Hessian has kernel
+    dimension 2 and next eigenvalue 0.2735 (THEORY: 2, 0.27); the Theta_6 minimum is a critical point
+    of the dense loss (|grad| <= 1e-9) with Hessian >= -1e-12 and kernel 5 (THEORY: 5). The analytic
+    gradient of :func:`loss_and_grad` equals autograd's to 1e-13."""
+    torch = pytest.importorskip("torch")
+    loss = _torch_loss(quad)
+    r = np.sqrt(da.c_star(D, T))
+    V, K = da.gd_blocks(r * np.eye(D), r * np.eye(D))
+    th = torch.tensor(np.concatenate([V.ravel(), K.ravel()]))
+    H = torch.autograd.functional.hessian(loss, th).numpy()
+    # the GD class's entries in theta = [vec(V); vec(K)]: A = V[:, :d], B = K[d:, :d]
+    a_idx = [i * 2 * D + j for i in range(D) for j in range(D)]
+    b_idx = [2 * D * D + (D + i) * 2 * D + j for i in range(D) for j in range(D)]
+    idx = np.r_[a_idx, b_idx]
+    ev = np.linalg.eigvalsh(H[np.ix_(idx, idx)])
+    tol = 1e-10 * np.abs(ev).max()
+    assert int((np.abs(ev) < tol).sum()) == 2 and abs(ev[np.abs(ev) >= tol].min() - 0.2735) < 1e-3
+    g = torch.autograd.functional.jacobian(loss, th).numpy()
+    L, gV, gK = da.loss_and_grad(V, K, quad)
+    assert np.abs(g - np.r_[gV.ravel(), gK.ravel()]).max() <= 1e-13
+    assert np.abs(g[idx]).max() <= 1e-14
+
+    def f6(x):
+        L, gV, gK = da.loss_and_grad(*da.theta6_blocks(x, D), quad)
+        return L, da.theta6_grad(gV, gK)
+
+    x, _ = da.minimise(f6, da.gd_point_theta6(D, T) + 0.3 * np.random.default_rng(1).standard_normal(6))
+    V, K = da.theta6_blocks(x, D)
+    th = torch.tensor(np.concatenate([V.ravel(), K.ravel()]))
+    assert torch.autograd.functional.jacobian(loss, th).norm().item() <= 1e-9
+    ev = np.linalg.eigvalsh(torch.autograd.functional.hessian(loss, th).numpy())
+    assert ev.min() >= -1e-12 and int((np.abs(ev) < 1e-10 * np.abs(ev).max()).sum()) == 5
