@@ -190,3 +190,47 @@ def test_bad_input_is_refused():
         arc.gd_class(np.eye(2), np.eye(3))
     with pytest.raises(ValueError, match="s: position"):
         arc.naive_gd_step([[1.0]], [[1.0]], [[1.0]], 2)
+
+
+# ------------------------------------------------------------------------------ every size
+
+
+def test_all_sizes_proof_and_its_link_to_the_declaration():
+    """(AR5) for symbolic d, t by block algebra (6 blocks, all zero), tied to the code at d = t = 1 and
+    two unequal sizes: the declaration's prompt and construction are the proof's prompt and blocks
+    evaluated on the instance, its forward pass equals the proof's target (round-off bound of
+    :func:`proof_link.check_obligation`), and the numeric forward pass agrees with the target on
+    random values. The mutation ``B -> B^T`` in the blocks leaves 2 blocks non-zero."""
+    from sympy import MatrixSymbol
+
+    from lsa_theory.constructions import matrix_words as mw
+    from lsa_theory.constructions import proof_link as pl
+    from lsa_theory.constructions import symbolic_sizes as ss
+    from lsa_theory.constructions import symbolic_sizes_autoregressive as sa
+    from lsa_theory.constructions.registry import forward, prompt
+
+    proof = sa.prove_gd_all_sizes()
+    assert proof.holds and proof.n_entries == 6
+    (ob,) = sa.gd_obligations()
+    P_expr, Q_expr = ob.layers[0][1]
+    rng = np.random.default_rng(8)
+    for d, T in ((1, 1), (2, 3), (3, 2)):
+        inst = ALG.draw({"d": d, "T": T}, rng)
+        s, A, B = inst["s"], inst["hyper"]["A"], inst["hyper"]["B"]
+        arrays = {"S": s[1:].T, "S_prev": s[:-1].T, "s_t": s[-1:].T, "s_tm1": s[-2:-1].T, "A": A, "B": B}
+        subs = pl.size_subs({"d": d, "n": T})
+        Z = prompt(ALG, *ALG.columns(inst, inst["hyper"]))
+        assert np.array_equal(mw.evaluate(ob.prompt, arrays, subs, {}), Z)
+        layers = ALG.construction({"d": d, "T": T}, inst["hyper"])
+        assert np.array_equal(mw.evaluate(P_expr, arrays, subs, {}), layers[0][0])
+        assert np.array_equal(mw.evaluate(Q_expr, arrays, subs, {}), layers[0][1])
+        target = mw.evaluate(ob.rhs, arrays, subs, {})
+        assert _rel(forward(ALG, Z, layers), target) <= TOL
+        res = pl.check_obligation(ob, {"d": d, "n": T}, rng)
+        assert res["forward"][1] and res["direct"][1], res
+    A_s, B_s = (MatrixSymbol(x, ss.d_s, ss.d_s) for x in "AB")
+    Z = sa.prompt_expr()
+    P = ss._grid(sa.ROWS, sa.ROWS, {(0, 1): A_s})
+    Q = ss._grid(sa.ROWS, sa.ROWS, {(2, 1): B_s.T})
+    bad = mw.Obligation("layer", ss.masked_block_expr(Z, P, Q, ss.n_s), ob.rhs, sa.ROWS, sa.COLS, Z)
+    assert sum(1 for r in bad.residuals() if r) == 2
