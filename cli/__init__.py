@@ -31,6 +31,11 @@
   {"M_flow",
   "M_star", "rel_err", "loss_final", "loss_star", ...}, "sampled": [{"F", "rel_err"}, ...], "slope",
   ...}`` (also ``configs``, ``trained``, ``checks``, ``passed``).
+- ``lsa-theory autoregressive [--quick] [--json] [--out DIR]`` measures in-context autoregressive
+  learning (AR1)-(AR10) (:mod:`lsa_theory.experiments.autoregressive`); ``--json`` prints ``{"d",
+  "T", "phase", "gd_class": {"c_star", "loss_star", "c_flow", "rate_ratio_a_priori", ...},
+  "theta6": {"loss_min", "grad_k12_at_gd", ...}, "dense": {"loss_final", ...}, "verify": [...],
+  "passed", "provenance", ...}``.
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
   sweeps the context length n in either regime of docs/theory.md §6
   (:mod:`lsa_theory.experiments.context_length`);
@@ -68,9 +73,11 @@ from collections.abc import Sequence
 from lsa_theory import constructions
 
 from .commands import (
+    _autoregressive_config,
     _check_control,
     _check_converge,
     _check_verify,
+    _cmd_autoregressive,
     _cmd_context_length,
     _cmd_control,
     _cmd_converge,
@@ -291,6 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
     _common(p, out="directory for regression.json/.npz and the figure")
     p.set_defaults(func=_cmd_regression, precheck=_regression_config)
+
+    p = sub.add_parser(
+        "autoregressive",
+        help="in-context autoregressive learning (AR1)-(AR10): the GD class, its flow, Theta_6",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="fewer T in the curve, 2e4 Monte Carlo draws, d = 2 only"
+    )
+    _common(p, out="directory for autoregressive.json/.npz and the figure (resumes)")
+    p.set_defaults(func=_cmd_autoregressive, precheck=_autoregressive_config)
 
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(

@@ -237,6 +237,14 @@ def _regression_config(args: argparse.Namespace):
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 
+def _autoregressive_config(args: argparse.Namespace):
+    """The :class:`ARConfig` of ``autoregressive``'s options (also its precheck)."""
+    from lsa_theory.experiments.autoregressive import ARConfig
+
+    cfg = ARConfig.quick() if args.quick else ARConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
@@ -472,6 +480,33 @@ def _cmd_regression(args: argparse.Namespace) -> int:
             ],
         )
         print(f"checks {doc['checks']}; criteria {CRITERIA}")
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_autoregressive(args: argparse.Namespace) -> int:
+    from lsa_theory.experiments.autoregressive import plot_autoregressive, run_autoregressive
+
+    doc = run_autoregressive(_autoregressive_config(args), args.out)
+    if args.out is not None:
+        plot_autoregressive(args.out)
+    if args.json:
+        _print_json(args, doc)
+    else:
+        _print_table(
+            doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
+        )
+        g, th, dn = doc["gd_class"], doc["theta6"], doc["dense"]
+        print(f"d = {doc['d']}, T = {doc['T']}, {doc['phase']} phase")
+        print(
+            f"GD class: c* = {g['c_star']:.12f}, L* = {g['loss_star']:.12f}, "
+            f"flow's ab = {g['c_flow']:.12f}, fitted / a-priori rate = {g['rate_ratio_a_priori']:.5f}"
+        )
+        print(
+            f"Theta_6: minimum {th['loss_min']:.12f}, "
+            f"gradient along k12 at the GD point {th['grad_k12_at_gd']:.4f}"
+        )
+        print(f"dense flow from the GD-class start: {dn['loss_final']:.6f}; pushed along v2: "
+              f"{dn['pushed']['loss_final']:.6f}; GD value {dn['gd_value']:.6f}")  # fmt: skip
     return 0 if doc["passed"] else 1
 
 

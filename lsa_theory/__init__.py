@@ -14,6 +14,8 @@ from .loop_driver import (
     sarsa_loop_batched,
 )
 from .lsa import (
+    causal_lsa,
+    causal_weights,
     lsa_block,
     lsa_stack,
     masked_lsa,
@@ -72,6 +74,8 @@ __all__ = [
     "actor_critic_loop_batched",
     "actor_critic_prompt",
     "actor_critic_update",
+    "causal_lsa",
+    "causal_weights",
     "check_policy",
     "context_columns",
     "epsilon_greedy",

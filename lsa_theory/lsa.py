@@ -32,6 +32,8 @@ from . import backend as B
 from .checks import check_finite, check_int, check_real
 
 __all__ = [
+    "causal_lsa",
+    "causal_weights",
     "lsa_block",
     "lsa_stack",
     "masked_lsa",
@@ -208,6 +210,30 @@ def masked_lsa_stack(Z: Any, layers: Sequence[tuple[Any, Any]], n_queries: int =
         with _in_layer(i):
             Z = masked_lsa(Z, P, Q, n_queries=n_queries, mask=mask)
     return Z
+
+
+def causal_weights(T: int) -> np.ndarray:
+    """(AR3) the causal weights ``C[j, t] = [j <= t] / t`` (T, T), float64, 1-based ``t`` (column
+    ``t - 1`` holds position t): upper triangular, column t sums to 1."""
+    T = check_int(T, "T")
+    j, t = np.indices((T, T))
+    return np.where(j <= t, 1.0 / (t + 1.0), 0.0)
+
+
+def causal_lsa(E: Any, P: Any, Q: Any) -> Any:
+    r"""(AR3) the causal pass of (W2) at every position at once, with the ``1/t`` normalisation:
+    column t of the output is (W2) on the prompt ``Z_t = [e_1 ... e_t | e_t]`` (context ``e_1..e_t``,
+    query ``e_t``, ``M = diag(I_t, 0)``, norm ``1/t``), read at its query column:
+
+    .. math:: e_t^{\rm out} = e_t + \tfrac1t\, P \Big(\sum_{j \le t} e_j e_j^\top\Big) Q\, e_t ,
+
+    i.e. ``E + P E (C * (E^T Q E))`` with :func:`causal_weights` ``C``. ``E`` (..., D, T) holds the
+    tokens ``e_1..e_T`` as columns, ``P``, ``Q`` (..., D, D); returns (..., D, T). numpy in -> numpy
+    out, torch in -> torch out (differentiable). Cost ``O(D^2 T + D T^2)`` per sequence."""
+    E, m, T = _check_block_args(E, {"P": P, "Q": Q}, n_queries=0, name="E")
+    C = B.like(E, causal_weights(T))
+    C = C.to(E.dtype) if B.is_torch(E) else C.astype(E.dtype, copy=False)
+    return E + m["P"] @ (E @ (C * (E.mT @ (m["Q"] @ E))))
 
 
 def readout(H_out: Any, k: int) -> Any:

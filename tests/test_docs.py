@@ -15,10 +15,10 @@ from layout import FACES, LAYERS, ROOT, layer_of, module_file, modules
 THEORY = ROOT / "docs" / "theory.md"
 README = ROOT / "README.md"
 
-# A label is "(H)" or one letter of S, A, L, M, W, R, P followed by one digit, in parentheses that do
-# not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and ``sym(P22)`` are calls,
-# not labels).
-LABEL = re.compile(r"(?<![\w\])])\((H|[SALMWRP][1-9])\)")
+# A label is "(H)", "(AR1)".."(AR10)" or one letter of S, A, L, M, W, R, P followed by one digit, in
+# parentheses that do not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and
+# ``sym(P22)`` are calls, not labels).
+LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|[SALMWRP][1-9])\)")
 
 # Every label of the theory, by section: the page must define all of them.
 ALL_LABELS = (
@@ -29,6 +29,7 @@ ALL_LABELS = (
     + [f"W{i}" for i in range(1, 8)]
     + [f"R{i}" for i in range(1, 6)]
     + [f"P{i}" for i in range(1, 4)]
+    + [f"AR{i}" for i in range(1, 11)]
 )
 
 
@@ -46,12 +47,12 @@ def _cited_labels() -> dict[str, set[str]]:
 
 def _defined_labels() -> set[str]:
     """Labels that docs/theory.md defines: a bold ``**(X)**`` at the start of a statement."""
-    return set(re.findall(r"\*\*\((H|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
+    return set(re.findall(r"\*\*\((H|AR(?:10|[1-9])|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
 
 
 def test_label_regex_finds_labels_and_skips_calls():
-    text = "see (S3) and (M3)-(M6); range(L), TF_theta(H), sym(P22), f(S), (P22)"
-    assert LABEL.findall(text) == ["S3", "M3", "M6"]
+    text = "see (S3) and (M3)-(M6); range(L), TF_theta(H), sym(P22), f(S), (P22), (AR10), (AR11)"
+    assert LABEL.findall(text) == ["S3", "M3", "M6", "AR10"]
     cited = _cited_labels()
     assert {"H", "L1", "L2", "S3", "M5"} <= set(cited), sorted(cited)
 
@@ -83,7 +84,7 @@ def test_readme_links_the_theory_page_and_nothing_outside_the_repository():
 
 def test_theory_page_cites_its_references():
     text = THEORY.read_text()
-    for ref in ("[LL]", "[W]", "[vO]", "[Ahn]", "[ZFB]"):
+    for ref in ("[LL]", "[W]", "[vO]", "[Ahn]", "[ZFB]", "[Sa]", "[Zh]"):
         assert f"**{ref}**" in text, f"docs/theory.md has no reference entry {ref}"
 
 

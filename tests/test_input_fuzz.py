@@ -296,6 +296,15 @@ SPECS = [
         no_grad=("mask",),
     ),
     Spec(
+        "causal_lsa",
+        lt.causal_lsa,
+        {"E": Z, "P": PZ, "Q": QZ},
+        arrays={"E": "batched", "P": "batched", "Q": "batched"},
+        bad=[("E", Z[:, :0]), ("P", PZ[1:]), ("Q", QZ[:, 1:])],
+        torch_out=True,
+    ),
+    Spec("causal_weights", lt.causal_weights, {"T": n}, ints={"T": 1}),
+    Spec(
         "trace_mask",
         lt.trace_mask,
         {"n": n, "lam": 0.5},

@@ -10,7 +10,9 @@ Importing this package registers every declaration in :data:`lsa_theory.construc
 - in-context regression, :mod:`.regression`: (R1) prompt, (R2) one gradient step [vO] and (R3)
   preconditioned gradient descent [Ahn] on the masked block (W2), and the one-layer prediction
   from statistics of (R4) (two declarations, ``gd_regression`` and ``precond_gd_regression``,
-  sharing the prompt).
+  sharing the prompt);
+- in-context autoregressive learning, :mod:`.autoregressive`: (AR4)/(AR5), the GD-class layer on
+  augmented tokens is one preconditioned gradient step on the sequence's own past (``gd_autoregressive``).
 
 Each module holds its construction (written once: float64 for float hyperparameters, exact
 ``dtype=object`` arrays for symbolic ones), a deliberately naive reference loop (explicit Python
@@ -26,6 +28,7 @@ from ..registry import register
 from . import (
     actor_critic,
     actor_critic_q,
+    autoregressive,
     regression,
     residual_gradient,
     sarsa,
@@ -50,3 +53,4 @@ for _module in MODULES:
     register(_module.ALGORITHM)
 register(regression.GD_ALGORITHM)
 register(regression.PRECOND_ALGORITHM)
+register(autoregressive.ALGORITHM)

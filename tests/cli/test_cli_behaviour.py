@@ -143,7 +143,17 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "command", ["verify", "converge", "diversity", "control", "regression", "pretrain", "context-length"]
+    "command",
+    [
+        "verify",
+        "converge",
+        "diversity",
+        "control",
+        "regression",
+        "pretrain",
+        "context-length",
+        "autoregressive",
+    ],
 )
 def test_commands_that_draw_random_numbers_take_seed(command):
     sub = cli.build_parser()._subparsers._group_actions[0].choices[command]
@@ -159,6 +169,7 @@ _COMMANDS = {
     "diversity": ["diversity", "--quick"],
     "control": ["control", "--quick"],
     "regression": ["regression", "--quick"],
+    "autoregressive": ["autoregressive", "--quick"],
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
@@ -176,6 +187,7 @@ _CONFIGS = {
     "diversity": ("lsa_theory.experiments.diversity", "DiversityConfig"),
     "control": ("lsa_theory.experiments.control", "ControlConfig"),
     "regression": ("lsa_theory.experiments.regression", "RegressionConfig"),
+    "autoregressive": ("lsa_theory.experiments.autoregressive", "ARConfig"),
     "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
     "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 
 from lsa_theory import constructions
 from lsa_theory.constructions import derive
-from lsa_theory.constructions.registry import Registry
+from lsa_theory.constructions.registry import Registry, instance_hyper
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMES = constructions.ALGORITHMS.names()
@@ -292,11 +292,26 @@ def test_a_broken_user_module_is_bad_input(tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_invariant_check_sees_a_construction_that_writes_into_the_context(name, rng):
-    """A value matrix with one extra entry in the first row writes into the first row of every
-    column: the generic invariant residual must see it (and the sympy proof count it)."""
+    """A value matrix with one extra entry ``(i, j)`` writes row ``j`` of the prompt into row ``i``
+    of every column: with ``i`` the first row the declaration holds unchanged and ``j`` the first
+    row of the prompt that is not all zero (row 0 for every declaration whose first row carries
+    data; (AR2)'s tokens start with a zero block), the invariant residual must see it."""
     alg = constructions.ALGORITHMS[name]
     bad = type(alg)()
     cls = type(alg)
+    sizes = alg.sizes(quick=True)
+    inst = alg.draw(sizes, rng)
+    X, last = alg.columns(inst, instance_hyper(alg, inst))
+    Z = derive.prompt(alg, np.asarray(X, dtype=float), np.asarray(last, dtype=float))
+    m, k = np.asarray(X).shape[0], np.asarray(alg.naive(inst, instance_hyper(alg, inst), 1)).size
+
+    def held(i):
+        E = np.zeros_like(Z)
+        E[i, :] = 1.0
+        return np.abs(np.asarray(alg.invariant(Z, Z + E, m, k), dtype=float)).max(initial=0.0) > 0
+
+    i = next(i for i in range(Z.shape[0]) if held(i))
+    j = next(j for j in range(Z.shape[0]) if np.any(Z[j] != 0))
 
     def construction(sizes, hyper, c=1.0, depth=1):
         layers = [
@@ -304,12 +319,11 @@ def test_the_invariant_check_sees_a_construction_that_writes_into_the_context(na
             for pv in cls.construction(alg, sizes, hyper, c, depth)
         ]
         P, V = layers[0]
-        (P if alg.block == "masked" else V)[0, 0] += 1.0
+        (P if alg.block == "masked" else V)[i, j] += 1.0
         return layers
 
     bad.construction = construction
-    sizes = alg.sizes(quick=True)
-    res = derive.residuals(bad, alg.draw(sizes, rng), sizes)
+    res = derive.residuals(bad, inst, sizes)
     assert res.invariant > 1e-6
 
 

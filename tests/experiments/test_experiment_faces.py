@@ -19,6 +19,7 @@ FOLDERS = (
     "control",
     "context_length",
     "pretrain",
+    "autoregressive",
 )
 
 
