@@ -520,15 +520,98 @@ def _p3_numbers(doc: dict) -> dict[str, list[str]]:
     return {"README.md": readme, "docs/pretraining.md": page}
 
 
+def _parametrized_ids(module) -> list[str]:
+    """The ids that the ``@pytest.mark.parametrize`` marks of ``module``'s test functions give pytest
+    (what ``pytest --collect-only`` lists for it, read from the marks instead of a collection run)."""
+    found = []
+    for name, obj in vars(module).items():
+        if not name.startswith("test_") or not callable(obj):
+            continue
+        for mark in getattr(obj, "pytestmark", []):
+            if mark.name != "parametrize":
+                continue
+            params, ids = mark.args[1], mark.kwargs.get("ids")
+            for i, param in enumerate(params):
+                pid = getattr(param, "id", None)
+                if pid is None and ids is not None:
+                    pid = ids(param) if callable(ids) else ids[i]
+                found.append(f"{name}[{pid}]")
+    return found
+
+
+def _literal_int(module, name: str) -> bool:
+    """``name`` is assigned an integer literal at the top of ``module``'s source (not computed)."""
+    tree = ast.parse(pathlib.Path(module.__file__).read_text())
+    values = [
+        n.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == name for t in n.targets)
+    ]
+    return len(values) == 1 and isinstance(values[0], ast.Constant) and type(values[0].value) is int
+
+
+SAMPLE_PARAMETRIZED = """
+import pytest
+
+CASES = [(i, f"fuzz-{i}") for i in range(3)]
+
+
+@pytest.mark.parametrize("x", [pytest.param(i, id=name) for i, name in CASES])
+def test_by_param(x):
+    pass
+
+
+@pytest.mark.parametrize("y, z", [(1, 2), (3, 4)], ids=["good-a", "fuzz-b"])
+def test_by_ids(y, z):
+    pass
+"""
+
+
+def test_parametrized_ids_are_what_pytest_collects(tmp_path, monkeypatch):
+    """The mark reader gives the ids ``pytest --collect-only`` lists, for both ways the fuzz modules
+    name their cases (``pytest.param(..., id=...)`` and ``ids=[...]``); checked on a small module
+    so that the collection run stays cheap."""
+    import importlib
+    import subprocess
+    import sys
+
+    (tmp_path / "sample_parametrized.py").write_text(SAMPLE_PARAMETRIZED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ours = sorted(
+        f"sample_parametrized.py::{i}"
+        for i in _parametrized_ids(importlib.import_module("sample_parametrized"))
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--noconftest",
+    ]
+    out = subprocess.run(
+        [*command, "sample_parametrized.py"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    collected = sorted(line for line in out.stdout.splitlines() if "::" in line)
+    assert len(ours) == 5 and ours == collected, (ours, collected, out.stderr[-2000:])
+
+
 def _fuzz_numbers(_doc: None) -> dict[str, list[str]]:
-    """Quoted fuzz counts of docs/inputs.md: the generated cases (ids ``fuzz-*``) and their specs."""
+    """Quoted fuzz counts of docs/inputs.md: the generated cases (ids ``fuzz-*``) and their specs.
+    ``FUZZ_CASES`` is a literal in each module and must equal the number of ``fuzz-*`` ids its
+    parametrisation gives pytest, so a change of the generator fails here until the literal and
+    the page are updated."""
     import importlib
 
     counts = {}
     for name in ("test_input_fuzz", "test_input_fuzz_api"):
         module = importlib.import_module(name)
         specs = getattr(module, "API_SPECS", None) or module.SPECS
-        assert module.FUZZ_CASES == len(module.BAD) and all(c[-1].startswith("fuzz-") for c in module.BAD)
+        assert _literal_int(module, "FUZZ_CASES"), f"{name}.FUZZ_CASES must be written out, not computed"
+        ids = [i for i in _parametrized_ids(module) if "[fuzz-" in i]
+        assert len(ids) == len(set(ids)) == module.FUZZ_CASES, (name, len(ids), module.FUZZ_CASES)
         counts[name] = (module.FUZZ_CASES, len(specs))
     (a, sa), (b, sb) = counts["test_input_fuzz"], counts["test_input_fuzz_api"]
     return {
