@@ -115,6 +115,31 @@ def test_documented_tables_are_the_saved_results_with_every_run(kind, result, pa
     assert tables.table(kind, ROOT / result) in (ROOT / page).read_text()
 
 
+PRINTED_TABLES = [
+    # (table kind of experiments.tables, saved result, page that prints it)
+    ("in-context", "context-length_context_length_in-context.json", "docs/context-length.md"),
+    ("closed-loop", "context-length_context_length_closed-loop.json", "docs/context-length.md"),
+    ("seeds", "training_seeds.json", "docs/experiments.md"),
+    ("seeds", "training-random_small_seeds.json", "docs/experiments.md"),
+    ("seeds", "training-invariant_seeds.json", "docs/experiments.md"),
+    ("seeds", "training-actor_critic_seeds.json", "docs/experiments.md"),
+]
+
+
+@pytest.mark.parametrize("kind, result, page", PRINTED_TABLES)
+def test_printed_tables_are_the_saved_results(kind, result, page):
+    """The context-length and training-seed tables of the pages are exactly the tables printed
+    from their saved JSON (so the prose numbers checked below sit beside their own tables)."""
+    from lsa_theory.experiments import tables
+
+    text = (ROOT / page).read_text()
+    assert tables.table(kind, ROOT / "docs" / "figures" / result) in text
+    if kind == "closed-loop":
+        doc = json.loads((ROOT / "docs" / "figures" / result).read_text())
+        for alpha in (0.2, 0.4):
+            assert f"alpha = {alpha}:\n\n{tables.closed_loop_diffs(doc, alpha)}" in text
+
+
 def test_pretraining_seed_table_is_the_saved_runs():
     """Issue 12 with the reporting rule: the (P3) seeds table in docs/pretraining.md is exactly the
     table of its saved runs, every configuration with at least three seeds, and failed trainings
@@ -852,6 +877,102 @@ def _dynamics_numbers(_doc: None) -> dict[str, list[str]]:
     return {"docs/dynamics.md": page}
 
 
+def _pm(mean: float, sem: float, spec: str = ".2f") -> str:
+    return f"{mean:{spec}} ± {sem:{spec}}"
+
+
+def _diff(d: dict, spec: str = "+.2f") -> str:
+    """A paired difference of experiments.stats: ``+0.07 [+0.01, +0.12]``."""
+    lo, hi = d["ci"]
+    return f"{d['mean']:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+
+
+def _context_length_numbers(_doc: None) -> dict[str, list[str]]:
+    """The findings of docs/context-length.md, from the saved in-context and closed-loop runs
+    (``context-length_context_length_{in-context,closed-loop}.json``, whose tables the page prints)."""
+    ic = _saved("context-length_context_length_in-context.json")
+    cl = _saved("context-length_context_length_closed-loop.json")
+    row = {(r["L"], r["n"]): r for r in ic["rows"]}
+    td = {(r["L"], r["n"]): r for r in ic["td_rows"]}
+    ns = sorted({n for _, n in row})
+    first, last = ns[0], ns[-1]
+    assert not any(r["n_diverged"] for r in ic["rows"] + ic["td_rows"])  # "No iterate diverged"
+
+    def ret(L, n):
+        return _pm(row[L, n]["normalized_return"], row[L, n]["sem"])
+
+    def err(L, n, rows=row, key="value_error_sem"):
+        return _pm(rows[L, n]["value_error"], rows[L, n][key])
+
+    # L = 100: the last significant gain, and none after it; value error significant from n0 on.
+    gains = [n for n in ns[1:] if row[100, n]["return_diff_prev"]["ci"][0] > 0]
+    top = max(gains)
+    assert all(
+        row[100, n]["return_diff_prev"]["ci"][0] <= 0 <= row[100, n]["return_diff_prev"]["ci"][1]
+        for n in ns
+        if n > top
+    )
+    falls = [n for n in ns[1:] if row[100, n]["value_error_diff_prev"]["ci"][1] < 0]
+    n0 = min(n for n in ns[1:] if all(m in falls for m in ns if m >= n))
+    assert n0 > ns[1] and all(td[100, n]["value_error_diff_prev"]["ci"][1] < 0 for n in ns[1:])
+    worst = max((n for n in ns if n < last), key=lambda n: row[1000, n]["value_error"])
+    shown = ("normalized_return", "value_error")  # equal as the table prints them (3 digits)
+    same = [n for n in ns if all(f"{row[100, n][k]:.3f}" == f"{row[1000, n][k]:.3f}" for k in shown)]
+    assert same == ns[: len(same)] and len(same) >= 2
+    ends = " / ".join(f"{row[L, last]['value_error']:.2f}" for L in (1, 10, 100, 1000))
+    page = [
+        f"the greedy return goes from {ret(100, first)} (n = {first}) to {ret(100, last)} (n = {last}); "
+        f"the paired gains are significant up to n = {top} ({_diff(row[100, top]['return_diff_prev'])} from "
+        f"{ns[ns.index(top) - 1]} to {top})",
+        f"With L = 1000 it reaches {ret(1000, last)}, with L = 1 only {ret(1, last)}",
+        f"L = 100 from {err(100, first)} to {err(100, last)}, every paired step from n = {n0} on significant "
+        f"(last: {_diff(row[100, last]['value_error_diff_prev'], '+.3f')}); L = 1000 to {err(1000, last)}. "
+        f"With L = 1 it stays near {row[1, last]['value_error']:.2f}",
+        f"worse than w = 0: {err(1000, worst)} at n = {worst}, L = 1000); with n <= {max(same)} the "
+        "stacks of 100 and 1000 layers have converged to the same w",
+        f"at n = {last} the value error is {ends} for L = 1 / 10 / 100 / 1000",
+        f"L = 100 from {err(100, first, td, 'sem')} (n = {first}) to {err(100, last, td, 'sem')} "
+        f"(n = {last}), L = 1000 to {err(1000, last, td, 'sem')}, significant paired decreases at every "
+        f"step from n = {first} on (L = 100); L = 1 stays at {td[1, last]['value_error']:.2f}.",
+        f"this run (20 MDPs, other draws) gives {ret(100, first)} to {ret(100, last)} and "
+        f"{err(100, first)} to {err(100, last)}",
+    ]
+    # The closed loop: cells (budget, point, alpha, n).
+    cfg = cl["config"]
+    cell = {(r["budget"], r["point"], r["alpha"], r["n"]): r for r in cl["rows"]}
+    loops = cfg["n_mdps"] * len(cfg["ns"]) * len(cfg["alphas"])
+    assert not any(r["n_diverged"] for r in cl["rows"])  # "No loop diverged"
+    at300 = {n: cell["updates", 300, 0.4, n]["normalized_return"] for n in cfg["ns"]}
+    best = [n for n in cfg["ns"] if at300[n] >= max(at300.values()) - 0.01]
+    i, j = cfg["ns"].index(best[0]), cfg["ns"].index(best[-1])
+    assert best == cfg["ns"][i : j + 1]  # "n = 10-40 is best": one stretch of n
+
+    def best_at(alpha, budget=("env_steps", 4000)):
+        n = max(cfg["ns"], key=lambda n: cell[(*budget, alpha, n)]["normalized_return"])
+        return n, cell[(*budget, alpha, n)]
+
+    (n_a, a), (n_b, b), (n_c, c), (n_d, d) = (best_at(x) for x in cfg["alphas"])
+    assert n_a == n_b and round(a["normalized_return"], 2) == round(b["normalized_return"], 2)
+    later = [cell["env_steps", 4000, 0.2, n]["diff_prev"] for n in cfg["ns"] if n > 10]
+    assert all(x["ci"][1] < 0 for x in later)
+    costs = [x["mean"] for x in later]
+    rise, short = cell["updates", 300, 0.2, 5], cell["updates", 300, 0.4, 2]
+    page += [
+        f"Full run: {loops} loops ({cfg['n_mdps']} MDPs x {len(cfg['ns'])} n x {len(cfg['alphas'])} alpha)",
+        f"the return rises from n = 2 to n = 5 ({_diff(rise['diff_prev'])} at 300 updates)",
+        f"(n = 2: {_pm(short['normalized_return'], short['sem'])} after 300 updates",
+        f"n = {best[0]}–{best[-1]} is best ({min(at300[n] for n in best):.2f}–{max(at300.values()):.2f})",
+        f"every cell equal to two digits except n = 5 at 100 updates, "
+        f"{cell['updates', 100, 0.2, 5]['normalized_return']:.3f} here",
+        f"at 4000 steps the best n is {n_a} for alpha <= {cfg['alphas'][1]} ({a['normalized_return']:.2f}), "
+        f"{n_c} for alpha = {cfg['alphas'][2]} ({_pm(c['normalized_return'], c['sem'])}) and {n_d} for "
+        f"alpha = {cfg['alphas'][3]} ({_pm(d['normalized_return'], d['sem'])})",
+        f"(alpha = 0.2: {', '.join(f'{x:+.2f}' for x in costs)}, each 95 % interval below 0)",
+        f"No loop diverged in any of the {loops} (n, alpha, MDP) loops.",
+    ]
+    return {"docs/context-length.md": page}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -859,11 +980,14 @@ PROSE_NUMBERS = [
     (None, _horizon_numbers),
     (None, _fuzz_numbers),
     (None, _dynamics_numbers),
+    (None, _context_length_numbers),
 ]
 
 
 @pytest.mark.parametrize(
-    "result, numbers", PROSE_NUMBERS, ids=["m7", "p3", "p3-horizon", "fuzzcounts", "dynamics"]
+    "result, numbers",
+    PROSE_NUMBERS,
+    ids=["m7", "p3", "p3-horizon", "fuzzcounts", "dynamics", "context-length"],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
     """Headline numbers quoted in prose (the README's answers, the short answers of the pages, the
