@@ -1039,6 +1039,163 @@ def _regression_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/regression.md": page}
 
 
+def _minus(text: str) -> str:
+    """The typographic minus sign of docs/experiments.md's [LL] findings."""
+    return text.replace("-", "−")
+
+
+def _two(x: float) -> str:
+    """Two significant digits, trailing zero kept: 2.95 -> "3.0", 15.8 -> "16"."""
+    return format(x, "#.2g").rstrip(".")
+
+
+def _experiments_numbers(_doc: None) -> dict[str, list[str]]:
+    """The training findings of docs/experiments.md, from the saved runs: the [LL] seeds
+    (``training_seeds.json``), the invariant set (``training-random_small_seeds.json``, random start,
+    and ``training-invariant_seeds.json``), the actor-critic (``training-actor_critic_seeds.json``)
+    and task diversity by training at S = A = 3 (``training-diversity_*.json``) and at the [LL] size
+    (``training-diversity-full_diversity_training.json``, ``returns_by_k-full.json``)."""
+    ll, rnd = _saved("training_seeds.json")["rows"], _saved("training-random_small_seeds.json")["rows"]
+    inv, ac = (
+        _saved("training-invariant_seeds.json")["rows"],
+        _saved("training-actor_critic_seeds.json")["rows"],
+    )
+
+    def each(rows, key, spec, sep=" / "):
+        return sep.join(_sci(r[key], spec) for r in rows)
+
+    def one_minus(rows, sep=", "):
+        return sep.join(_sci(1 - r["cos"]) for r in rows)
+
+    assert all(r["frozen_moved"] == 0.0 for r in ll + rnd + inv + ac)  # "moved: exactly 0.0"
+    assert all(r["norm_P22"] == r["norm_Vbar22"] == 0.0 for r in inv)  # "stays on it exactly"
+    p22 = sorted({f"{r['norm_P22']:.2f}" for r in ll})
+    heldout_inv = [r["heldout_err"] for r in inv]
+    (seed1,) = [r for r in ac if r["seed"] == 1]
+    (on_set,) = {f"{r['cos_full']:.3f}" for r in inv}
+    page = [
+        f"`cos = {ll[0]['cos']:.13f}` (seed 0)",
+        f"(`1 - cos` = {one_minus(ll)}),",
+        f"the cosine is {each(ll, 'cos_full', '.3f')}, and over the four blocks the output reads "
+        f"{each(ll, 'cos_readout', '.3f')}.",
+        f"`|Vbar22|` = {each(ll, 'norm_Vbar22', '.2f')} never decays",
+        f"`sym P22` decays slowly to {each(ll, 'norm_P22_sym', '.0e')}",
+        f"`|P22|` stays {'–'.join(p22)})",
+        f"Held-out relative error {each(ll, 'heldout_err', '.1e')}; with `P22` set to 0",
+        f"it is {each(ll, 'heldout_err_no_cubic', '.1e')}, the level of the (M2) blocks' own orbit distance "
+        f"({_sci(ll[0]['orbit_dist_rel'])} relative for seed 0)",
+        f"the held-out error is {_sci(min(heldout_inv), '.0e')} to {_sci(max(heldout_inv), '.0e')}, "
+        "float64 round-off",
+        f"(`|Vbar22|` = {each(rnd, 'norm_Vbar22', '.2f')}), with held-out error "
+        f"{each(rnd, 'heldout_err', '.1e')} "
+        f"(the cubic term's share: {each(rnd[1:], 'heldout_err_no_cubic', '.1e')} without it for seeds 1, 2)",
+        f"`cos_full` stays below 1 in both cases ({on_set} on the set)",
+        f"(`1 - cos` = {one_minus(ac)}) and match the teacher on 50 held-out MDPs with fresh features "
+        f"(relative error {each(ac, 'heldout_err', '.1e', ', ')};",
+        f"(`|Vbar22|` = {_sci(seed1['norm_Vbar22'], '.0e')}, `|sym P22|` = {seed1['norm_P22_sym']:.2f}). "
+        f"Over all entries `cos_full` = {each(ac, 'cos_full', '.3f')}.",
+    ]
+    # Task diversity by training at S = A = 3: every (seed, k, features) training and deployment.
+    small = _saved("training-diversity_returns_by_k.json")
+    trained = _saved("training-diversity_diversity_training.json")["rows"]
+    group = {(g["k"], g["shared_features"]): g for g in small["groups"]}
+    run = {(r["seed"], r["k"], r["shared_features"]): r for r in small["rows"]}
+    teacher = small["normalized_return_teacher"]
+    for k in (64, 256):
+        rows = [r for r in small["rows"] if (r["k"], r["shared_features"]) == (k, False)]
+        assert all(r["n_diverged"] == 0 and abs(r["normalized_return"] - teacher) < 1e-12 for r in rows)
+
+    def err(k, shared=False, rows=trained):
+        e = [r["heldout_err"] for r in rows if (r["k"], r["shared_features"]) == (k, shared)]
+        return f"{_sci(min(e), '.0e')} to {_sci(max(e), '.0e')}"
+
+    def pm(g, spec=".3f"):
+        return (
+            f"{g['normalized_return_converged_mean']:{spec}} ± {g['normalized_return_converged_sem']:{spec}}"
+        )
+
+    def div(g):
+        return f"{g['n_diverged']}/{g['n_loops']}"
+
+    shared = {k: g for (k, s), g in group.items() if s}
+    best = max(shared.values(), key=lambda g: g["normalized_return_converged_mean"])
+    top = [r for r in trained if (r["k"], r["shared_features"]) == (256, True)]
+    stuck = [r for r in top if r["loss"] > 1e3 * min(x["loss"] for x in top)]
+    per_seed = ", ".join(f"{run[s, 4, False]['n_diverged']}/{run[s, 4, False]['n_mdps']}" for s in (0, 1, 2))
+    page += [
+        f"the exact teacher on the same streams scores {teacher:.3f} ± "
+        f"{small['normalized_return_teacher_sem']:.3f}",
+        f"({teacher:.3f}, equal to the teacher's; held-out teacher-matching error {err(64)} at k = 64, "
+        f"{err(256)} at k = 256), k = 16 is close ({pm(group[16, False])}), and k <= 4 fails: "
+        f"{div(group[1, False])} (k = 1) and {div(group[4, False])} (k = 4) loops diverge and the others "
+        f"score {group[1, False]['normalized_return_converged_mean']:.2f} and "
+        f"{group[4, False]['normalized_return_converged_mean']:.2f}.",
+        f"(best {pm(best)} at k = {best['k']}), and divergences appear at both ends: "
+        + (f"{div(shared[1])} loops at k = 1 and at k = 4" if div(shared[1]) == div(shared[4]) else "")
+        + f", and {div(shared[256])} at k = 256, where {['no', 'one', 'two', 'all'][len(stuck)]} of the "
+        f"three seeds did not converge in training (loss {' and '.join(_sci(r['loss']) for r in stuck)}, "
+        f"held-out error {' and '.join(_two(r['heldout_err']) for r in stuck)}:",
+        f"(k = 4 resampled: {per_seed} diverged)",
+    ]
+    # The [LL]-sized sweep.
+    big = _saved("returns_by_k-full.json")
+    grown = _saved("training-diversity-full_diversity_training.json")["rows"]
+    group = {(g["k"], g["shared_features"]): g for g in big["groups"]}
+    run = {(r["seed"], r["k"], r["shared_features"]): r for r in big["rows"]}
+    t, ts = big["normalized_return_teacher"], big["normalized_return_teacher_sem"]
+    assert big["n_diverged_teacher"] == 0
+
+    def scored(g):
+        return f"{g['normalized_return_mean']:.3f} ± {g['normalized_return_clustered_sem']:.3f}"
+
+    def vs(g):
+        m = g["minus_teacher"]
+        return f"{m['mean']:+.3f} [{m['ci_low']:+.3f}, {m['ci_high']:+.3f}]"
+
+    def seeds(k, shared=False):
+        return ", ".join(
+            f"{run[s, k, shared]['n_diverged']}/{run[s, k, shared]['n_mdps']}" for s in (0, 1, 2)
+        )
+
+    free = [g for (k, s), g in group.items() if not s]
+    assert [g["k"] for g in free if g["n_diverged"] == 0] == [256]  # "the only setting with no divergence"
+    g64, g256, g16 = group[64, False], group[256, False], group[16, False]
+    far = [r for r in grown if r["k"] in (64, 256)]
+    lost = [r["loss"] for r in far if r["shared_features"]]
+    kept = [r["loss"] for r in far if not r["shared_features"]]
+    off = [r["heldout_err"] for r in far if r["shared_features"]]
+    cos64 = [1 - r["cos"] for r in grown if (r["k"], r["shared_features"]) == (64, False)]
+    err64 = [r["heldout_err"] for r in grown if (r["k"], r["shared_features"]) == (64, False)]
+    page += [
+        f"The exact teacher on the same streams scores {t:.3f} ± {ts:.3f} (s.e.m., 20 MDPs, no loop "
+        "diverged)",
+        _minus(
+            f"({div(g256)}, {scored(g256)} over MDPs; block - teacher {vs(g256)} paired over 20 MDPs: not "
+            f"distinguishable from the teacher's {t:.3f}; per seed "
+            + ", ".join(f"{run[s, 256, False]['normalized_return']:.3f}" for s in (0, 1, 2))
+            + ")"
+        ),
+        f"(1 - cos {_sci(min(cos64), '.0e')} to {_sci(max(cos64), '.0e')}) but {div(g64)} loops diverge "
+        f"({run[0, 64, False]['n_diverged']}/{run[0, 64, False]['n_mdps']} of them in seed 0)",
+        _minus(f"it scores {scored(g64)}, below the teacher by {vs(g64)};"),
+        f"teacher-matching error ({min(err64):.2f} to {max(err64):.2f})",
+        _minus(f"k = 16: {div(g16)} diverged, {scored(g16)} ({vs(g16)})."),
+        f"k <= 4 fails ({div(group[1, False])} and {div(group[4, False])} diverged; "
+        f"{group[1, False]['normalized_return_mean']:.3f} and "
+        f"{group[4, False]['normalized_return_mean']:.3f} counted).",
+        f"(loss {_sci(min(lost), '.0e')} to {_sci(max(lost), '.0e')}, against {_sci(min(kept), '.0e')} to "
+        f"{_sci(max(kept), '.0e')} with resampled features at the same k), the held-out error is "
+        f"{min(off):.0f} to {max(off):.0f}, and {div(group[64, True])} (k = 64) and {div(group[256, True])} "
+        "(k = 256) loops diverge",
+        f"(k = 64 resampled: {seeds(64)} diverged)",
+        f"(k = 1 resampled {seeds(1).split(', ')[0]}, was",
+        f"k = 4 shared {seeds(4, True).split(', ')[0]}, was",
+        f"k = 16 shared {seeds(16, True).split(', ')[0]}, was",
+        f"k = 16 resampled {run[0, 16, False]['normalized_return']:.3f}, was",
+    ]
+    return {"docs/experiments.md": page}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1048,13 +1205,14 @@ PROSE_NUMBERS = [
     (None, _dynamics_numbers),
     (None, _context_length_numbers),
     ("regression-full.json", _regression_numbers),
+    (None, _experiments_numbers),
 ]
 
 
 @pytest.mark.parametrize(
     "result, numbers",
     PROSE_NUMBERS,
-    ids=["m7", "p3", "p3-horizon", "fuzzcounts", "dynamics", "context-length", "regression"],
+    ids=["m7", "p3", "p3-horizon", "fuzzcounts", "dynamics", "context-length", "regression", "experiments"],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
     """Headline numbers quoted in prose (the README's answers, the short answers of the pages, the
