@@ -478,7 +478,8 @@ def _ci(p: dict) -> str:
 
 
 def _m7_numbers(doc: dict) -> dict[str, list[str]]:
-    """The (M7) answer of the README and docs/experiments.md, from docs/figures/returns_by_k-full.json."""
+    """The (M7) answer of the README, from docs/figures/returns_by_k-full.json (docs/experiments.md's
+    findings from the same file are formatted by :func:`_experiments_numbers`)."""
     g = {(x["k"], x["shared_features"]): x for x in doc["groups"]}
     top, mt = g[(256, False)], g[(256, False)]["minus_teacher"]
     assert all(x["n_diverged"] > 0 for (k, shared), x in g.items() if shared)  # "diverges at every k"
@@ -1336,9 +1337,11 @@ PROSE_NUMBERS = [
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
-    """Headline numbers quoted in prose (the README's answers, the short answers of the pages, the
-    fuzz counts) are formatted from the saved results and must appear as such: retyping one, or a
-    saved result that changes, fails here."""
+    """Headline numbers quoted in prose (the README's answers, the short answers and findings of the
+    pages, the fuzz counts) are formatted from the saved results and must appear as such: retyping
+    one, or a saved result that changes, fails here. A number the prose states as a bound ("at
+    most", "<=", "within", "below", "at least") is the measured extreme rounded outward
+    (:func:`_bound`), so that the printed bound holds; every other number is rounded to nearest."""
     monkeypatch.syspath_prepend(str(ROOT / "tests"))
     doc = json.loads((ROOT / "docs" / "figures" / result).read_text()) if result else None
     missing = []
