@@ -767,6 +767,7 @@ def _dynamics_numbers(_doc: None) -> dict[str, list[str]]:
         f"{worst['pl']}); (M3) drift <= {worst['drift']}; final distance <= {worst['dist']}; "
         f"`|c_final/c_pred - 1|` <= {worst['c']}",
         f"rate(grad) / prior {', '.join(f'{x:.4f}' for x in unreal_ac)}",
+        f"the radius sweep resumed (`--reuse`) at {ac['provenance']['git_commit'][:7]}",
         f"from radius 10 seeds {' and '.join(str(r['seed']) for r in stuck)} end at spurious local minima "
         f"(L = {', '.join(_sci(r['loss_final']) for r in stuck)})",
     ]
@@ -1034,6 +1035,7 @@ def _regression_numbers(doc: dict) -> dict[str, list[str]]:
         f"{ratios} below the sparse ones",
         f"raises the loss to {as_pgd[2, 'full']:#.2g} and {as_pgd[3, 'full']:#.2g}.",
         f"norm {min(inner):.1f} to {max(inner):.1f} in the first layers",
+        f"(made at commit {doc['provenance']['git_commit'][:7]};",
         f"(`||P_l[d, :d]|| <= {_up(max(x['norm_p_x'] for x in cross), '.2f')}`, `||Q_l[d, :d]|| <= "
         f"{_up(max(x['norm_q21'] for x in cross), '.2f')}`)",
     ]
@@ -1140,7 +1142,8 @@ def _experiments_numbers(_doc: None) -> dict[str, list[str]]:
     ]
     # The [LL]-sized sweep.
     big = _saved("returns_by_k-full.json")
-    grown = _saved("training-diversity-full_diversity_training.json")["rows"]
+    grown_doc = _saved("training-diversity-full_diversity_training.json")
+    grown, trained_at = grown_doc["rows"], grown_doc["provenance"]["git_commit"]
     group = {(g["k"], g["shared_features"]): g for g in big["groups"]}
     run = {(r["seed"], r["k"], r["shared_features"]): r for r in big["rows"]}
     t, ts = big["normalized_return_teacher"], big["normalized_return_teacher_sem"]
@@ -1168,6 +1171,7 @@ def _experiments_numbers(_doc: None) -> dict[str, list[str]]:
     cos64 = [1 - r["cos"] for r in grown if (r["k"], r["shared_features"]) == (64, False)]
     err64 = [r["heldout_err"] for r in grown if (r["k"], r["shared_features"]) == (64, False)]
     page += [
+        f"Run (2026-12-01, commit {trained_at[:7]},",
         f"The exact teacher on the same streams scores {t:.3f} ± {ts:.3f} (s.e.m., 20 MDPs, no loop "
         "diverged)",
         _minus(
@@ -1291,7 +1295,11 @@ def _actor_critic_numbers(doc: dict) -> dict[str, list[str]]:
     bounds = [s[k] for s in steps for k in ("step_norm_roundoff", "cosine_roundoff")]
     angle = math.degrees(math.acos(v["cosine_mean"]))
     q_ret = rows["actor_critic_q"]
+    prov = doc["provenance"]
+    assert prov["blas_threads"] == 1
     page = [
+        f"provenance: commit {prov['git_commit'][:7]}, seed {prov['seed']}, one BLAS thread; wall time "
+        f"{doc['wall_time']:.0f} s",
         f"largest `|delta(s, a)|` is {_sci(worst['max_abs_delta'])}, on MDP {worst['mdp']},",
         f"at most {_sci(_up(max(s['max_abs_delta'] for s in rest), '.1e'))} on the other {len(rest)}; "
         "the step,",
