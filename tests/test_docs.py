@@ -1314,6 +1314,21 @@ def _actor_critic_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/actor-critic.md": page}
 
 
+def _autoregressive_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (AR) answer of the README, from docs/figures/autoregressive-full.json."""
+    g, dense = doc["gd_class"], doc["dense"]
+    assert (doc["d"], doc["T"], doc["phase"]) == (2, 10, "random")
+    assert dense["pushed"]["loss_final"] < dense["loss_final"] < g["loss_star"]  # a saddle below L*
+    return {
+        "README.md": [
+            f"`c* = {g['c_star']:.12f}`, loss `L* = {g['loss_star']:.12f}`",
+            f"the GD class goes lower ({g['loss_min_fixed_phase']:.6f})",
+            f"the one-layer optimum on the invariant set is {doc['theta6']['loss_min']:.6f}",
+            f"stops at a saddle ({dense['loss_final']:.6f})",
+        ]
+    }
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1326,6 +1341,7 @@ PROSE_NUMBERS = [
     (None, _experiments_numbers),
     (None, _results_numbers),
     ("actor_critic_variants.json", _actor_critic_numbers),
+    ("autoregressive-full.json", _autoregressive_numbers),
 ]
 
 
@@ -1343,6 +1359,7 @@ PROSE_NUMBERS = [
         "experiments",
         "results",
         "actor-critic",
+        "autoregressive",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
