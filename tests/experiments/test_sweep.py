@@ -254,15 +254,15 @@ def test_sweep_units_are_the_jobs_run_sweep_writes(tmp_path):
     it; ``run_sweep`` takes the configuration as it takes its dict."""
     from lsa_theory.experiments import sweep
 
-    cfg = sweep.Config("control", {"seed": [0, 1, 0], "n": [10], "n_updates": [20]})
+    cfg = sweep.Config("control", {"seed": [0, 1, 1], "n": [10], "n_updates": [20]})
     units = sweep.units(cfg)
-    assert [u.params["seed"] for u in units] == [0, 1, 0] and units[0] == units[2] != units[1]
+    assert [u.params["seed"] for u in units] == [0, 1, 1] and units[1] == units[2] != units[0]
     doc = sweep.run(cfg, tmp_path / "a", executor="serial")
     assert [u.key for u in units] == [j["hash"] for j in doc["jobs"]]
     assert [u.params for u in units] == [j["params"] for j in doc["jobs"]]
     assert doc["n_computed"] == 2 and all((tmp_path / "a" / "jobs" / f"{u.key}.json").exists() for u in units)
-    rec = sweep.run_unit(cfg, units[1])
-    assert rec["status"] == "done" and rec["result"] == doc["jobs"][1]["result"]
+    rec = sweep.run_unit(cfg, units[0])
+    assert rec["status"] == "done" and rec["result"] == doc["jobs"][0]["result"]
     listed = run_sweep(cfg.as_dict(), tmp_path / "b", executor="serial", limit=0)["jobs"]
     assert [(j["hash"], j["params"]) for j in listed] == [(u.key, u.params) for u in units]
     other = sweep.Config("converge", {"seed": [0]})
