@@ -172,10 +172,11 @@ def test_regression_stack_divergence_fails_the_verdict(monkeypatch):
     assert all(r["diverged"] for r in doc["trained"]), [r["test_loss"] for r in doc["trained"]]
     assert all(r["test_loss"] > r["loss_zero"] for r in doc["trained"])
     assert doc["checks"]["trained_not_diverged"] is False and doc["passed"] is False
+    from lsa_theory.experiments.regression.experiment import _lambda
     from lsa_theory.experiments.regression.stack import train_stacks
 
     cfg = _tiny_regression()
-    rows, _ = train_stacks(cfg, er._lambda(cfg, cfg.d, cfg.N, cfg.kappa))
+    rows, _ = train_stacks(cfg, _lambda(cfg, cfg.d, cfg.N, cfg.kappa))
     assert not any(r["diverged"] for r in rows) and all(len(r["layers"]) == 2 for r in rows)
 
 
@@ -304,7 +305,7 @@ def test_train_config_refuses_warmup_beyond_steps():
 def test_predict_scale_is_free_of_cancellation(radius):
     """Was ``c: must be non-zero``: ``(-Q + sqrt(Q^2 + 4ab)) / (2b)`` rounded to 0 at radius 1e8.
     Now the root ``c^2`` of ``b c^4 + Q c^2 - a`` to a few ulps, up to the sweep's RADIUS_MAX."""
-    from lsa_theory.experiments.converge import ConvergeConfig, _start, predict_rates
+    from lsa_theory.experiments.converge.experiment import ConvergeConfig, _start, predict_rates
 
     ds = teacher_dataset(ConvergeConfig().spec(), np.random.default_rng(0))
     theta0 = _start(ds, 0, 1.0, radius)

@@ -11,6 +11,7 @@ kind, the job count, expansion and hashing.
     seed = [0, 1, 2]
     n_updates = [20, 50]
 
+In Python the same configuration is a :class:`SweepConfig` (:meth:`SweepConfig.from_file`).
 Parameters not named in ``[grid]`` take the defaults of :data:`PARAMS`. Per kind:
 
 - ``converge`` (one gradient flow, :func:`lsa_theory.experiments.converge.run_unit`): ``algo`` ("sarsa" |
@@ -45,7 +46,8 @@ import itertools
 import json
 import math
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,69 @@ def load_config(path: str | Path) -> dict:
     if "grid" not in doc:
         raise ValueError("grid: missing [grid] table")
     return {"kind": kind, "out": out, "grid": _check_grid(kind, doc["grid"])}
+
+
+#: The grid of ``examples/sweep.toml`` (the README's ``lsa-theory sweep examples/sweep.toml``): 10
+#: held-out MDPs x 2 context lengths x 2 run lengths = 40 control jobs; :meth:`SweepConfig.full`.
+EXAMPLE_GRID: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("env", ("random-S9-A4",)),
+    ("seed", tuple(range(10))),
+    ("n", (10, 20)),
+    ("n_updates", (100, 300)),
+)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep's configuration, as its TOML file (:func:`load_config`) states it: ``kind`` (one of
+    :data:`KINDS`), ``grid`` (parameter -> values, kept as ``((name, (value, ...)), ...)`` in the
+    file's order; the jobs are their Cartesian product, last name fastest, the other parameters at
+    the defaults of :data:`PARAMS`) and ``out`` (the default output directory). A mapping is
+    accepted for ``grid``; values are checked and coerced as the file's are (ValueError naming
+    ``grid.<name>``).
+
+    A sweep has no quick and full runs of its own (the command runs the file it is given):
+    :meth:`full` is the example grid ``examples/sweep.toml`` (:data:`EXAMPLE_GRID`, 40 control
+    jobs) and :meth:`quick` its first two held-out MDPs and shorter run (4 jobs)."""
+
+    kind: str
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]
+    out: str = "results/sweep"
+
+    def __post_init__(self) -> None:
+        kind = _check_kind(self.kind)
+        pairs = list(self.grid.items()) if isinstance(self.grid, Mapping) else self.grid
+        if not isinstance(pairs, list | tuple) or not all(
+            isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], str) for pair in pairs
+        ):
+            raise ValueError(f"grid: expected (name, values) pairs or a table, got {self.grid!r}")
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"grid: a parameter named twice in {names}")
+        checked = _check_grid(kind, {name: list(v) if isinstance(v, tuple) else v for name, v in pairs})
+        if not isinstance(self.out, str) or not self.out:
+            raise ValueError(f"out: expected a directory name, got {self.out!r}")
+        object.__setattr__(self, "grid", tuple((name, tuple(v)) for name, v in checked.items()))
+
+    def as_dict(self) -> dict:
+        """``{"kind", "out", "grid": {name: [values]}}``: what :func:`load_config` returns."""
+        return {"kind": self.kind, "out": self.out, "grid": {name: list(v) for name, v in self.grid}}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SweepConfig:
+        """The configuration of a sweep TOML file (:func:`load_config`)."""
+        return cls(**load_config(path))
+
+    @classmethod
+    def full(cls) -> SweepConfig:
+        """The example grid, ``examples/sweep.toml``: 40 control jobs into ``results/sweep-control``."""
+        return cls(kind="control", grid=EXAMPLE_GRID, out="results/sweep-control")
+
+    @classmethod
+    def quick(cls) -> SweepConfig:
+        """The example grid cut to held-out MDPs 0 and 1 and 100 updates: 4 control jobs."""
+        grid = dict(EXAMPLE_GRID) | {"seed": (0, 1), "n_updates": (100,)}
+        return cls(kind="control", grid=tuple(grid.items()), out="results/sweep-control-quick")
 
 
 def _control_config(p: dict):

@@ -1,4 +1,5 @@
-"""The jobs of ``lsa-theory sweep`` (:mod:`lsa_theory.experiments.sweep`): one converge / diversity / control
+"""The jobs of ``lsa-theory sweep`` (:mod:`lsa_theory.experiments.sweep`): the units of a sweep's
+configuration (:func:`units`: one :class:`Job` per grid point), one converge / diversity / control
 job (top-level, picklable) and the executors that run them.
 
 **Executors.** ``"local"``: :class:`concurrent.futures.ProcessPoolExecutor` with the
@@ -13,9 +14,10 @@ import multiprocessing
 import sys
 import time
 import traceback
+from typing import NamedTuple
 
 from ..io import to_jsonable
-from .grid import _control_config
+from .grid import SweepConfig, _control_config, _package_version, iter_grid, job_hash
 
 # --------------------------------------------------------------------------------------------------
 # jobs (top-level, picklable)
@@ -71,6 +73,35 @@ def run_job(kind: str, params: dict, threads: int = 1) -> dict:
         return {"status": "done", "result": result, "seconds": time.perf_counter() - t0}
     except Exception:
         return {"status": "failed", "error": traceback.format_exc(), "seconds": time.perf_counter() - t0}
+
+
+class Job(NamedTuple):
+    """One job of a sweep: ``key`` (:func:`lsa_theory.experiments.sweep.grid.job_hash` of kind,
+    params and the installed version: its file ``OUT/jobs/<key>.json``), ``kind`` and ``params``
+    (every parameter of :data:`lsa_theory.experiments.sweep.grid.PARAMS`, coerced and checked)."""
+
+    key: str
+    kind: str
+    params: dict
+
+
+def units(cfg: SweepConfig) -> list[Job]:
+    """The jobs of ``cfg`` in the order of ``sweep.json`` (the Cartesian product of the grid, last
+    name fastest: :func:`lsa_theory.experiments.sweep.grid.iter_grid`), every one expanded and
+    checked. A value repeated in the grid repeats its job (same key; a sweep runs it once)."""
+    version = _package_version()
+    return [
+        Job(job_hash(cfg.kind, p, version), cfg.kind, p) for p in iter_grid(cfg.kind, cfg.as_dict()["grid"])
+    ]
+
+
+def run_unit(cfg: SweepConfig, unit: Job, threads: int = 1) -> dict:
+    """One job of :func:`units` run here (:func:`run_job` with ``threads`` BLAS threads): ``{"status":
+    "done", "result": metrics, "seconds"}`` or ``{"status": "failed", "error": traceback,
+    "seconds"}``."""
+    if unit.kind != cfg.kind:
+        raise ValueError(f"unit: a {unit.kind!r} job is not a unit of a {cfg.kind!r} sweep")
+    return run_job(cfg.kind, unit.params, threads)
 
 
 # --------------------------------------------------------------------------------------------------

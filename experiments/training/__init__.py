@@ -11,15 +11,14 @@ context length (:mod:`lsa_theory.experiments.training.sweeps`) run it several ti
 Files: ``config.py`` (the configuration), ``data.py`` (teacher data and its memory use),
 ``model.py`` (the (L2) forward, the loss (M1), initialisation and metrics), ``loop.py`` (the
 training loop and its checkpoints), ``sweeps.py`` (seeds, the (M7) sweep, deployment),
-``plots.py`` (figures from saved results).
+``plots.py`` (figures from saved results), ``experiment.py`` (its one unit).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .config import TrainConfig
 from .data import TrainData, heldout_data, make_data, teacher_data
+from .experiment import run_unit, units
 from .loop import CHECKPOINT, TrainResult, lr_at, train
 from .model import (
     construction_pv,
@@ -82,25 +81,7 @@ __all__ = [
 
 #: The experiment's configuration (frozen; ``Config.quick()``, ``Config.full()``).
 Config = TrainConfig
-
-
-def units(cfg: TrainConfig) -> list[str]:
-    """The units of ``cfg``: one, the training run (its resume is the checkpoint, not a unit store)."""
-    return ["train"]
-
-
-def run_unit(cfg: TrainConfig, unit: str = "train", out: str | Path | None = None):
-    """The one unit of :func:`units`: :func:`train` of ``cfg`` (resumed from ``out``'s checkpoint)."""
-    if unit != "train":
-        raise ValueError(f"unit: training has one unit, 'train'; got {unit!r}")
-    return train(cfg, out)
-
-
-def run(cfg: TrainConfig, out: str | Path | None = None):
-    """:func:`train` of ``cfg``, saved to (and resumed from) ``out``."""
-    return train(cfg, out)
-
-
-def plot(out: str | Path) -> list[Path]:
-    """The training figure from the saved results in ``out`` (:func:`plot_training`)."""
-    return plot_training(out)
+#: Its run: :func:`train` of ``cfg``, saved to (and resumed from) ``out``.
+run = train
+#: Its figure, from the saved results in ``out``: :func:`plot_training`.
+plot = plot_training

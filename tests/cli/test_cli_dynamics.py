@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import lsa_theory.experiments.converge as ec
-import lsa_theory.experiments.diversity as ed
+import lsa_theory.experiments.converge.experiment as ec
+import lsa_theory.experiments.diversity.experiment as ed
 from lsa_theory import cli
 
 CONVERGE_FIELDS = {

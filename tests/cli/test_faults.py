@@ -964,6 +964,7 @@ def test_interrupted_regression_resumes_from_its_finished_units(tmp_path, monkey
     with the same numbers (arrays, NaN and tuples round-trip exactly); the file goes once the
     results are written."""
     import lsa_theory.experiments.regression as rg
+    import lsa_theory.experiments.regression.experiment as rx
     import lsa_theory.experiments.regression.stack as rs
 
     calls = []
@@ -993,8 +994,8 @@ def test_interrupted_regression_resumes_from_its_finished_units(tmp_path, monkey
         return [{"L": 2, "diverged": False, "test_loss": 1 / 3}], {"trained/L2/loss": np.ones(4) / 3}
 
     for name, fn in [("population_run", population_run), ("sampled_runs", sampled_runs)]:
-        monkeypatch.setattr(rg, name, fn)
-    monkeypatch.setattr(rg, "gamma_check", gamma_check)
+        monkeypatch.setattr(rx, name, fn)
+    monkeypatch.setattr(rx, "gamma_check", gamma_check)
     monkeypatch.setattr(rs, "train_stacks", train_stacks)
     cfg = rg.RegressionConfig.quick()
     with pytest.raises(KeyboardInterrupt):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-import lsa_theory.experiments.converge as ec
+import lsa_theory.experiments.converge.experiment as ec
 from lsa_theory import dynamics as dy
 from lsa_theory.dynamics.near_kernel import extended_precision_loss
 from lsa_theory.experiments.criteria import converge_passed

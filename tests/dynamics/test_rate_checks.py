@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-import lsa_theory.experiments.converge as ec
+import lsa_theory.experiments.converge.experiment as ec
 from lsa_theory import dynamics as dy
 from lsa_theory.dynamics.rate_fit import ROUNDOFF_MAX
 from lsa_theory.experiments.criteria import converge_passed

@@ -214,6 +214,63 @@ def test_example_config_parses():
 
 
 # --------------------------------------------------------------------------------------------------
+# the face: Config (SweepConfig), units (the grid's jobs), run_unit (one job), run (run_sweep)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_sweep_config_is_the_config_file():
+    """``SweepConfig.full()`` is examples/sweep.toml (one grid, in the file and in the code);
+    ``quick()`` is a cut of it; a mapping or pairs give the same frozen configuration, values
+    coerced as the file's are; bad values name their field as the file's do."""
+    from lsa_theory.experiments.sweep import Config, SweepConfig
+
+    example = Path(__file__).parents[2] / "examples" / "sweep.toml"
+    assert Config is SweepConfig
+    assert SweepConfig.from_file(example) == SweepConfig.full()
+    assert SweepConfig.full().as_dict() == load_config(example)
+    full, quick = SweepConfig.full(), SweepConfig.quick()
+    assert quick.kind == full.kind and set(dict(quick.grid)) == set(dict(full.grid))
+    assert all(set(v) <= set(dict(full.grid)[k]) for k, v in quick.grid)
+    cfg = SweepConfig("control", {"seed": [0, 1], "alpha": [1]})
+    assert cfg == SweepConfig("control", (("seed", (0, 1)), ("alpha", (1.0,))))
+    assert cfg.grid == (("seed", (0, 1)), ("alpha", (1.0,))) and isinstance(cfg.grid[1][1][0], float)
+    assert hash(cfg) == hash(SweepConfig("control", {"seed": [0, 1], "alpha": [1.0]}))
+    for bad, field in [
+        (dict(kind="nope", grid={"seed": [0]}), "kind"),
+        (dict(kind="control", grid={"bogus": [0]}), r"grid\.bogus"),
+        (dict(kind="control", grid={}), "grid"),
+        (dict(kind="control", grid=(("seed", (0,)), ("seed", (1,)))), "grid: a parameter named twice"),
+        (dict(kind="control", grid=(("seed",),)), "grid: expected"),
+        (dict(kind="control", grid={"seed": ["a"]}), r"grid\.seed"),
+        (dict(kind="control", grid={"seed": [0]}, out=""), "out"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{field}"):
+            SweepConfig(**bad)
+
+
+def test_sweep_units_are_the_jobs_run_sweep_writes(tmp_path):
+    """``units(cfg)``: the jobs of ``sweep.json`` in its order (a repeated value repeats its job),
+    keyed by their job files' hashes; ``run_unit`` of one gives the metrics ``run_sweep`` saved for
+    it; ``run_sweep`` takes the configuration as it takes its dict."""
+    from lsa_theory.experiments import sweep
+
+    cfg = sweep.Config("control", {"seed": [0, 1, 1], "n": [10], "n_updates": [20]})
+    units = sweep.units(cfg)
+    assert [u.params["seed"] for u in units] == [0, 1, 1] and units[1] == units[2] != units[0]
+    doc = sweep.run(cfg, tmp_path / "a", executor="serial")
+    assert [u.key for u in units] == [j["hash"] for j in doc["jobs"]]
+    assert [u.params for u in units] == [j["params"] for j in doc["jobs"]]
+    assert doc["n_computed"] == 2 and all((tmp_path / "a" / "jobs" / f"{u.key}.json").exists() for u in units)
+    rec = sweep.run_unit(cfg, units[0])
+    assert rec["status"] == "done" and rec["result"] == doc["jobs"][0]["result"]
+    listed = run_sweep(cfg.as_dict(), tmp_path / "b", executor="serial", limit=0)["jobs"]
+    assert [(j["hash"], j["params"]) for j in listed] == [(u.key, u.params) for u in units]
+    other = sweep.Config("converge", {"seed": [0]})
+    with pytest.raises(ValueError, match="unit: a 'control' job is not a unit of a 'converge' sweep"):
+        sweep.run_unit(other, units[0])
+
+
+# --------------------------------------------------------------------------------------------------
 # slow: 200 jobs, local vs dask, and a killed run resumed
 # --------------------------------------------------------------------------------------------------
 
