@@ -425,8 +425,15 @@ def test_pages_carry_no_history_and_titles_say_their_topic():
             assert not found, f"{page.relative_to(ROOT)} carries history {found}: move it to CHANGELOG.md"
     assert '--8<-- "CHANGELOG.md"' in (DOCS / "changelog.md").read_text()
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    heads = [int(n) for n in re.findall(r"^## (?:\[Unreleased\] - )?[Ii]ssue (\d+)", changelog, re.M)]
-    assert heads and heads[1:] == sorted(heads[1:], reverse=True), f"CHANGELOG.md not newest first: {heads}"
+    # newest first: the unreleased sections on top; issues are not done in number order (24 before
+    # 19), so the order below them is the file's own; each issue has one section
+    heads = re.findall(r"^## (\[Unreleased\] - )?[Ii]ssue (\d+)", changelog, re.M)
+    unreleased = [bool(u) for u, _ in heads]
+    assert heads and unreleased == sorted(unreleased, reverse=True), (
+        f"CHANGELOG.md: unreleased first: {heads}"
+    )
+    numbers = [n for _, n in heads]
+    assert len(numbers) == len(set(numbers)), f"CHANGELOG.md: one section per issue: {numbers}"
 
 
 def _section(text: str, heading: str) -> str:
