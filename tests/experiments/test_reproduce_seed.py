@@ -31,7 +31,7 @@ def _stop(**names):
 
 
 def _stub_runners(monkeypatch):
-    import lsa_theory.experiments.actor_critic_variants as acv
+    import lsa_theory.experiments.actor_critic_variants.experiment as acv  # where run() looks it up
     import lsa_theory.experiments.context_length as cl
     import lsa_theory.experiments.control as ctl
     import lsa_theory.experiments.converge as cv
