@@ -46,7 +46,7 @@ __all__ = [
     "replay_source",
     "pooled_td",
     "pooled_sarsa",
-    "pooled_condition",
+    "pooled_rate",
 ]
 
 
@@ -220,7 +220,7 @@ def replay_source(
     w0 = as_float_array(w0, "w0", ndim=1)
     ws = [w0]
     for k in order:
-        ws.append(sarsa_update(X[:, k * H : (k + 1) * H], ws[-1], alpha))
+        ws.append(sarsa_update(np.ascontiguousarray(X[:, k * H : (k + 1) * H]), ws[-1], alpha))
     return np.stack(ws)
 
 
@@ -252,11 +252,14 @@ def pooled_sarsa(X: np.ndarray, w0: np.ndarray, alpha: float, L: int) -> np.ndar
     return w
 
 
-def pooled_condition(X: np.ndarray, alpha: float, rtol: float = 1e-10) -> bool:
-    """(AD2)'s eigenvalue condition: ``|1 - alpha lambda| < 1`` for every eigenvalue ``lambda`` of
-    ``Ahat`` with ``|lambda| > rtol max|lambda|`` (the others count as the null space)."""
+def pooled_rate(X: np.ndarray, alpha: float, rtol: float = 1e-10) -> float:
+    """(AD2)'s contraction factor ``max |1 - alpha lambda|`` over the eigenvalues ``lambda`` of
+    ``Ahat`` with ``|lambda| > rtol max|lambda|`` (the others count as the null space, from
+    unvisited state-action pairs). The eigenvalue condition is ``pooled_rate < 1``; the error of
+    the iteration then shrinks like ``pooled_rate^L`` (slowly when a pair is rarely visited:
+    a small eigenvalue puts the rate within ``alpha |lambda|`` of 1)."""
     A, _ = pooled_td(X)
     alpha = check_real(alpha, "alpha")
     lam = np.linalg.eigvals(A)
     big = np.abs(lam) > check_real(rtol, "rtol", low=0.0) * max(np.abs(lam).max(), np.finfo(float).tiny)
-    return bool(np.all(np.abs(1.0 - alpha * lam[big]) < 1.0))
+    return float(np.abs(1.0 - alpha * lam[big]).max(initial=0.0))
