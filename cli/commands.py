@@ -245,6 +245,14 @@ def _autoregressive_config(args: argparse.Namespace):
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 
+def _distill_config(args: argparse.Namespace):
+    """The :class:`DistillConfig` of ``distill``'s options (also its precheck)."""
+    from lsa_theory.experiments.distill import DistillConfig
+
+    cfg = DistillConfig.quick() if args.quick else DistillConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
@@ -480,6 +488,29 @@ def _cmd_regression(args: argparse.Namespace) -> int:
             ],
         )
         print(f"checks {doc['checks']}; criteria {CRITERIA}")
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from lsa_theory.experiments.distill import plot_distill, run_distill
+
+    doc = run_distill(_distill_config(args), args.out)
+    if args.out is not None:
+        plot_distill(args.out)
+    if args.json:
+        _print_json(args, doc)
+        return 0 if doc["passed"] else 1
+    _print_table(
+        doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
+    )
+    cfg = doc["config"]
+    print(f"(AD3): {cfg['n_mdps']} held-out MDPs, H = {cfg['H']}, K = {cfg['K']}; greedy normalised return")
+    for name, a in doc["agents"].items():
+        r = a["return_by_episode"]
+        marks = [k for k in (1, 2, 5, 10, 20, 40) if k <= len(r)]
+        print(f"  {name:<9}" + "  ".join(f"k={k}: {r[k - 1]:.3f}" for k in marks))
+    for key, (m, lo, hi) in doc["paired"].items():
+        print(f"  {key}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     return 0 if doc["passed"] else 1
 
 
