@@ -1376,7 +1376,18 @@ def _distill_numbers(doc: dict) -> dict[str, list[str]]:
     order = [
         f"median {100 * oc['median']:.1f} %, {100 * oc['min']:.1f} % to {100 * oc['max']:.1f} %",
     ]
-    return {"docs/distill.md": table + paired + ctx + mdps + rows + order}
+    masked, pooled, perm = (
+        r["residual"] for r in doc["verify"][:5] if r["check"].startswith(("K ", "L ", "random"))
+    )
+    results = (
+        f"masked stack = the source's w_(K+1) to {masked:.2g}, "
+        f"unmasked stack = pooled SARSA to {pooled:.2g}, "
+        f"permutation invariance of random dense stacks to {perm:.2g}; "
+        f"the source moves by {order[0]} under a reordering of its episodes; "
+        f"ctx-all improves {iv(p['ctx_all_late_minus_early'])}, "
+        f"ctx-last does not {iv(p['ctx_last_late_minus_early'])}"
+    )
+    return {"docs/distill.md": table + paired + ctx + mdps + rows + order, "docs/results.md": [results]}
 
 
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
