@@ -34,7 +34,7 @@ from .algorithms import sarsa_update
 from .checks import as_float_array, check_gamma, check_int, check_real, check_rng
 from .loop_driver import SarsaAgent, closed_loop
 from .mdp import TabularMDP, check_mdp
-from .reference import naive_batch_sarsa
+from .reference import check_numeric, naive_batch_sarsa
 
 __all__ = [
     "History",
@@ -162,8 +162,18 @@ def masked_episode_stack(Z: Any, layers: Sequence, masks: Any) -> Any:
     if Z.ndim != 2:
         raise ValueError(f"Z: expected shape (D, N), got {Z.shape}")
     D, N = Z.shape
-    layers = list(layers)
-    masks = np.asarray(masks)
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise ValueError(
+            f"layers: expected a sequence of (P, V) pairs, got {type(layers).__name__}"
+        ) from None
+    if exact:
+        masks = np.asarray(masks, dtype=object)
+    else:
+        masks = as_float_array(masks, "masks", ndim=2)
+        if not np.all((masks == 0) | (masks == 1)):
+            raise ValueError("masks: expected 0/1 entries")
     if masks.ndim != 2 or masks.shape[1] != N or masks.shape[0] < len(layers):
         raise ValueError(
             f"masks: expected shape (>= {len(layers)}, {N}) for {len(layers)} layers on {N} columns, "
@@ -171,7 +181,10 @@ def masked_episode_stack(Z: Any, layers: Sequence, masks: Any) -> Any:
         )
     if not layers:
         raise ValueError("layers: need at least one (P, V) pair")
-    for l, (P, V) in enumerate(layers):
+    for l, pair in enumerate(layers):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"layers[{l}]: expected a (P, V) pair, got {type(pair).__name__}")
+        P, V = pair
         P, V = (
             np.asarray(M, dtype=object) if exact else as_float_array(M, f"layers[{l}]", ndim=2)
             for M in (P, V)
@@ -193,6 +206,7 @@ def naive_source(phi, phi_next, r, w0, gamma, alpha, H: int, K: int) -> np.ndarr
     step with ``alpha/H`` (:func:`lsa_theory.naive_batch_sarsa` with ``n_iter = 1``, explicit loops
     with ``+ * /``: floats, sympy symbols and ring elements alike). Returns (d,)."""
     H, K = check_int(H, "H"), check_int(K, "K")
+    check_numeric(list(w0), "w0")
     if len(r) < K * H:
         raise ValueError(f"r: K = {K} episodes of H = {H} need {K * H} transitions, got {len(r)}")
     w = w0
@@ -218,6 +232,9 @@ def replay_source(
     if sorted(order) != list(range(K)):
         raise ValueError(f"order: expected a permutation of 0..{K - 1}, got {order}")
     w0 = as_float_array(w0, "w0", ndim=1)
+    if w0.shape != ((X.shape[0] - 1) // 2,):
+        raise ValueError(f"w0: expected length {(X.shape[0] - 1) // 2} to match X, got {w0.shape[0]}")
+    alpha = check_real(alpha, "alpha")
     ws = [w0]
     for k in order:
         ws.append(sarsa_update(np.ascontiguousarray(X[:, k * H : (k + 1) * H]), ws[-1], alpha))
