@@ -1390,6 +1390,33 @@ def _distill_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/distill.md": table + paired + ctx + mdps + rows + order, "docs/results.md": [results]}
 
 
+def _distill_train_numbers(doc: dict) -> dict[str, list[str]]:
+    """(AD4)'s runs table, the constructed baselines and the held-out error by k of docs/distill.md,
+    from docs/figures/distill-train-full.json (every run listed; rounded to nearest)."""
+
+    def iv(x):
+        return f"{x[0]:+.3f} [{x[1]:+.3f}, {x[2]:+.3f}]"
+
+    runs = [
+        f"| {r['k']} | {r['L']} | {'yes' if r['masked'] else 'no'} | {r['seed']} | {r['heldout_err']:.3g} | "
+        f"{r['train_err']:.3g} | {r['cos_S3']:.4f} | {r['late_return']:.3f} | {iv(r['return_gain'])} | "
+        f"{iv(r['source_gain'])} |"
+        for r in doc["runs"]
+    ]
+    by_k = [
+        f"| {r['k']} | {r['L']} | {'yes' if r['masked'] else 'no'} | {r['seed']} | "
+        + " | ".join(f"{e:.3g}" for e in r["heldout_err_by_k"])
+        + " |"
+        for r in doc["runs"]
+    ]
+    base = [
+        f"| constructed (S3), {'masked' if c['masked'] else 'unmasked'} | {c['heldout_err']:.3g} | "
+        f"{c['step']} | {c['L']} |"
+        for c in doc["constructed"]
+    ]
+    return {"docs/distill.md": runs + by_k + base}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1404,6 +1431,7 @@ PROSE_NUMBERS = [
     ("actor_critic_variants.json", _actor_critic_numbers),
     ("autoregressive-full.json", _autoregressive_numbers),
     ("distill-full.json", _distill_numbers),
+    ("distill-train-full.json", _distill_train_numbers),
 ]
 
 
@@ -1423,6 +1451,7 @@ PROSE_NUMBERS = [
         "actor-critic",
         "autoregressive",
         "distill",
+        "distill-train",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
