@@ -277,3 +277,53 @@ def test_ad5_the_source_depends_on_the_order_of_its_episodes():
         small.append(np.linalg.norm(a - b) / np.linalg.norm(a - w0))
     assert np.median(change) > 0.01
     assert np.median(small) < 0.05 * np.median(change)
+
+
+# ----------------------------------------------------------------------------------- every size
+def test_all_sizes_step_and_its_link_to_the_declaration():
+    """(AD1) for symbolic d, H and the other episodes' columns m by block algebra (15 blocks, all
+    zero): one masked layer is one source step on the episode it reads. Tied to the code at
+    (d, H, K) = (1, 1, 2), (2, 3, 2), (3, 2, 3): the proof's prompt evaluated on the declaration's
+    instance (each episode k moved first, with the source's w_k) is the declaration's prompt so
+    permuted, and the proof's target is the declaration's masked layer k on it (1e-12). Mutations:
+    the pooled layer (no mask on the other episodes) and the norm 1/(n + m) each leave 1 block
+    non-zero."""
+    import sympy as sp
+
+    from lsa_theory.constructions import matrix_words as mw
+    from lsa_theory.constructions import proof_link as pl
+    from lsa_theory.constructions import symbolic_sizes as ss
+    from lsa_theory.constructions import symbolic_sizes_distill as sd
+    from lsa_theory.constructions.registry import prompt
+
+    proof = sd.prove_masked_step_all_sizes()
+    assert proof.holds and proof.n_entries == 15
+    assert not sd.prove_masked_step_all_sizes(mask_other=True).holds
+    assert not sd.prove_masked_step_all_sizes(norm=ss.n_s + sd.m_s).holds
+    (ob,) = sd.step_obligations()
+    rng = np.random.default_rng(11)
+    hyper = {"gamma": 0.5, "alpha": 0.2}
+    scalars = {ss.gamma_s: 0.5, ss.alpha_s: 0.2, sp.Symbol("c_k", real=True): -3.7}
+    for d, H, K in ((1, 1, 2), (2, 3, 2), (3, 2, 3)):
+        sizes = {"S": 3, "A": 2, "d": d, "H": H, "K": K}
+        inst = ALG.draw(sizes, rng)
+        X, last = ALG.columns(inst, hyper)
+        ws = ad.replay_source(X, inst["w"], 0.2, H)
+        (P, V) = ALG.construction(sizes, hyper, c=-3.7, depth=1)[0]
+        subs = {**pl.size_subs({"d": d, "n": H}), sd.m_s: (K - 1) * H}
+        for k in range(K):
+            mine = np.arange(k * H, (k + 1) * H)
+            rest = np.setdiff1d(np.arange(K * H), mine)
+            perm = np.concatenate([mine, rest, [K * H]])
+            Z = prompt(ALG, X, np.concatenate([[1.0], ws[k]]))[:, perm]
+            f = {"Phi": X[:d], "Phi_next": X[d : 2 * d] / 0.5, "r": X[2 * d][:, None]}
+            arrays = {name: v[:, mine] if name != "r" else v[mine] for name, v in f.items()}
+            arrays |= {name + "_o": v[:, rest] if name != "r" else v[rest] for name, v in f.items()}
+            arrays["w_k"] = ws[k][:, None]
+            assert np.allclose(mw.evaluate(ob.prompt, arrays, subs, scalars), Z, rtol=0, atol=1e-15)
+            mask = np.zeros((1, K * H + 1), dtype=int)
+            mask[0, :H] = 1
+            out = ad.masked_episode_stack(Z, [(P, V)], mask)
+            target = mw.evaluate(ob.rhs, arrays, subs, scalars)
+            assert _rel(out, target) <= TOL
+            assert _rel(out[-d:, -1], ws[k + 1]) <= TOL
