@@ -52,7 +52,7 @@ class TrainConfig:
 
     ks: tuple[int, ...] = (30, 300)
     Ls: tuple[int, ...] = (1, 8)
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     S: int = 4
     A: int = 2
     d: int = 8
