@@ -36,6 +36,14 @@
   "T", "phase", "gd_class": {"c_star", "loss_star", "c_flow", "rate_ratio_a_priori", ...},
   "theta6": {"loss_min", "grad_k12_at_gd", ...}, "dense": {"loss_final", ...}, "verify": [...],
   "passed", "provenance", ...}``.
+- ``lsa-theory distill --mode in-context|train [--quick] [--json] [--out DIR]`` measures Algorithm
+  Distillation's principle with constructed stacks, (AD0)-(AD3) and (AD5)
+  (:mod:`lsa_theory.experiments.distill`); ``--json`` prints ``{"config", "agents": {"source"|"ctx_all"|
+  "ctx_last"|"ctx_src": {"return_by_episode", "sem_by_episode"}}, "paired":
+  {"ctx_all_late_minus_early", "ctx_last_late_minus_early", "ctx_all_minus_ctx_last_late"} (each
+  ``[mean, lo, hi]``), "passed", "provenance", ...}`` (also ``by_context``, ``mdps``, ``verify``);
+  ``--mode train`` (AD4) prints ``{"config", "runs": [{"k", "L", "masked", "seed", "heldout_err",
+  "return_gain", ...}], "constructed", "verify", "passed", "provenance", ...}``.
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
   sweeps the context length n in either regime of docs/theory.md §6
   (:mod:`lsa_theory.experiments.context_length`);
@@ -81,11 +89,13 @@ from .commands import (
     _cmd_context_length,
     _cmd_control,
     _cmd_converge,
+    _cmd_distill,
     _cmd_diversity,
     _cmd_regression,
     _cmd_reproduce,
     _cmd_verify,
     _context_length_config,
+    _distill_config,
     _diversity_config,
     _print_json,
     _print_table,
@@ -308,6 +318,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p, out="directory for autoregressive.json/.npz and the figure (resumes)")
     p.set_defaults(func=_cmd_autoregressive, precheck=_autoregressive_config)
+
+    p = sub.add_parser(
+        "distill",
+        help="Algorithm Distillation (AD0)-(AD5): the masked stack, pooled stacks, in-context improvement",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("in-context", "train"),
+        required=True,
+        help="in-context: the four agents of (AD3) (source, ctx-all, ctx-last, ctx-src) on held-out MDPs "
+        "with constructed stacks, and the exact rows of (AD1), (AD2), (AD5); train: (AD4), stacks trained "
+        "by teacher mimicking on source histories (with and without episode masks), deployed in context",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="in-context: 4 context windows, 6 histories for the exact rows; train: k = 30, one seed, "
+        "300 steps",
+    )
+    _common(p, out="directory for distill.json/.npz and the figure (resumes; train: distill-train.json)")
+    p.set_defaults(func=_cmd_distill, precheck=_distill_config)
 
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(

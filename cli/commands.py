@@ -245,6 +245,16 @@ def _autoregressive_config(args: argparse.Namespace):
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 
+def _distill_config(args: argparse.Namespace):
+    """The :class:`DistillConfig` of ``distill``'s options (also its precheck)."""
+    from lsa_theory.experiments.distill import DistillConfig
+    from lsa_theory.experiments.distill.train import TrainConfig
+
+    kind = TrainConfig if args.mode == "train" else DistillConfig
+    cfg = kind.quick() if args.quick else kind.full()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
@@ -480,6 +490,58 @@ def _cmd_regression(args: argparse.Namespace) -> int:
             ],
         )
         print(f"checks {doc['checks']}; criteria {CRITERIA}")
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from lsa_theory.experiments.distill import plot_distill, run_distill
+
+    if args.mode == "train":
+        return _cmd_distill_train(args)
+    doc = run_distill(_distill_config(args), args.out)
+    if args.out is not None:
+        plot_distill(args.out)
+    if args.json:
+        _print_json(args, doc)
+        return 0 if doc["passed"] else 1
+    _print_table(
+        doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
+    )
+    cfg = doc["config"]
+    print(f"(AD3): {cfg['n_mdps']} held-out MDPs, H = {cfg['H']}, K = {cfg['K']}; greedy normalised return")
+    for name, a in doc["agents"].items():
+        r = a["return_by_episode"]
+        marks = [k for k in (1, 2, 5, 10, 20, 40) if k <= len(r)]
+        print(f"  {name:<9}" + "  ".join(f"k={k}: {r[k - 1]:.3f}" for k in marks))
+    for key, (m, lo, hi) in doc["paired"].items():
+        print(f"  {key}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_distill_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lsa_theory.experiments.distill.train import run_train
+    from lsa_theory.experiments.io import atomic_write_json
+
+    doc = run_train(_distill_config(args))
+    if args.out is not None:
+        atomic_write_json(Path(args.out) / "distill-train.json", doc)
+    if args.json:
+        _print_json(args, doc)
+        return 0 if doc["passed"] else 1
+    _print_table(
+        doc["runs"],
+        [("k", ""), ("L", ""), ("masked", ""), ("seed", ""), ("heldout_err", ".3g"), ("train_err", ".3g"),
+         ("cos_S3", ".4f"), ("late_return", ".3f")],
+    )  # fmt: skip
+    for c in doc["constructed"]:
+        print(f"constructed (S3) stack, masked = {c['masked']}: held-out error {c['heldout_err']:.3g} "
+              f"(step {c['step']}, L = {c['L']})")  # fmt: skip
+    if doc["verify"]:
+        _print_table(
+            doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
+        )
     return 0 if doc["passed"] else 1
 
 

@@ -18,7 +18,7 @@ README = ROOT / "README.md"
 # A label is "(H)", "(AR1)".."(AR10)" or one letter of S, A, L, M, W, R, P followed by one digit, in
 # parentheses that do not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and
 # ``sym(P22)`` are calls, not labels).
-LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|[SALMWRP][1-9])\)")
+LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|AD[0-5]|[SALMWRP][1-9])\)")
 
 # Every label of the theory, by section: the page must define all of them.
 ALL_LABELS = (
@@ -30,6 +30,7 @@ ALL_LABELS = (
     + [f"R{i}" for i in range(1, 6)]
     + [f"P{i}" for i in range(1, 4)]
     + [f"AR{i}" for i in range(1, 11)]
+    + [f"AD{i}" for i in range(6)]
 )
 
 
@@ -47,7 +48,7 @@ def _cited_labels() -> dict[str, set[str]]:
 
 def _defined_labels() -> set[str]:
     """Labels that docs/theory.md defines: a bold ``**(X)**`` at the start of a statement."""
-    return set(re.findall(r"\*\*\((H|AR(?:10|[1-9])|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
+    return set(re.findall(r"\*\*\((H|AR(?:10|[1-9])|AD[0-5]|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
 
 
 def test_label_regex_finds_labels_and_skips_calls():
@@ -1336,6 +1337,86 @@ def _autoregressive_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+_AD_AGENTS = {"source": "source", "ctx_all": "ctx-all", "ctx_last": "ctx-last", "ctx_src": "ctx-src"}
+
+
+def _distill_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (AD3) table, paired intervals, every MDP's early and late returns and the exact rows of
+    docs/distill.md, from docs/figures/distill-full.json (rounded to nearest: measured values)."""
+
+    def iv(x):
+        return f"{x[0]:+.3f} [{x[1]:+.3f}, {x[2]:+.3f}]"
+
+    cfg, p, oc = doc["config"], doc["paired"], doc["order_change"]
+    ks = [k for k in (1, 2, 5, 10, 20, 40) if k <= cfg["K"]]
+    table = ["| agent / episode k | " + " | ".join(map(str, ks)) + " |"]
+    for key, name in _AD_AGENTS.items():
+        r = doc["agents"][key]["return_by_episode"]
+        table.append(f"| {name} | " + " | ".join(f"{r[k - 1]:.3f}" for k in ks) + " |")
+    paired = [
+        f"ctx-all improves, {iv(p['ctx_all_late_minus_early'])}",
+        f"ctx-last does not, {iv(p['ctx_last_late_minus_early'])}",
+        f"ctx-all - ctx-last late {iv(p['ctx_all_minus_ctx_last_late'])}",
+        f"the source improves too ({iv(p['source_late_minus_early'])})",
+        f"ctx-all - source late {iv(p['ctx_all_minus_source_late'])}",
+        f"ctx-all - ctx-src late {iv(p['ctx_all_minus_ctx_src_late'])}",
+    ]
+    ctx = [
+        f"| {r['episodes']}{' (all)' if r['all'] else ''} | {r['late']:.3f} | {iv(r['late_minus_early'])} | "
+        f"{iv(r['minus_ctx_last_late'])} |"
+        for r in doc["by_context"]
+    ]
+    mdps = [
+        f"| {m['mdp']} | "
+        + " | ".join(f"{m['early'][a]:.3f} / {m['late'][a]:.3f}" for a in _AD_AGENTS)
+        + " |"
+        for m in doc["mdps"]
+    ]
+    rows = [f"| {r['claim']} | {r['check']} | {r['residual']:.2g} | {r['tol']:g} |" for r in doc["verify"]]
+    order = [
+        f"median {100 * oc['median']:.1f} %, {100 * oc['min']:.1f} % to {100 * oc['max']:.1f} %",
+    ]
+    masked, pooled, perm = (
+        r["residual"] for r in doc["verify"][:5] if r["check"].startswith(("K ", "L ", "random"))
+    )
+    results = (
+        f"masked stack = the source's w_(K+1) to {masked:.2g}, "
+        f"unmasked stack = pooled SARSA to {pooled:.2g}, "
+        f"permutation invariance of random dense stacks to {perm:.2g}; "
+        f"the source moves by {order[0]} under a reordering of its episodes; "
+        f"ctx-all improves {iv(p['ctx_all_late_minus_early'])}, "
+        f"ctx-last does not {iv(p['ctx_last_late_minus_early'])}"
+    )
+    return {"docs/distill.md": table + paired + ctx + mdps + rows + order, "docs/results.md": [results]}
+
+
+def _distill_train_numbers(doc: dict) -> dict[str, list[str]]:
+    """(AD4)'s runs table, the constructed baselines and the held-out error by k of docs/distill.md,
+    from docs/figures/distill-train-full.json (every run listed; rounded to nearest)."""
+
+    def iv(x):
+        return f"{x[0]:+.3f} [{x[1]:+.3f}, {x[2]:+.3f}]"
+
+    runs = [
+        f"| {r['k']} | {r['L']} | {'yes' if r['masked'] else 'no'} | {r['seed']} | {r['heldout_err']:.3g} | "
+        f"{r['train_err']:.3g} | {r['cos_S3']:.4f} | {r['late_return']:.3f} | {iv(r['return_gain'])} | "
+        f"{iv(r['source_gain'])} |"
+        for r in doc["runs"]
+    ]
+    by_k = [
+        f"| {r['k']} | {r['L']} | {'yes' if r['masked'] else 'no'} | {r['seed']} | "
+        + " | ".join(f"{e:.3g}" for e in r["heldout_err_by_k"])
+        + " |"
+        for r in doc["runs"]
+    ]
+    base = [
+        f"| constructed (S3), {'masked' if c['masked'] else 'unmasked'} | {c['heldout_err']:.3g} | "
+        f"{c['step']} | {c['L']} |"
+        for c in doc["constructed"]
+    ]
+    return {"docs/distill.md": runs + by_k + base}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1349,6 +1430,8 @@ PROSE_NUMBERS = [
     (None, _results_numbers),
     ("actor_critic_variants.json", _actor_critic_numbers),
     ("autoregressive-full.json", _autoregressive_numbers),
+    ("distill-full.json", _distill_numbers),
+    ("distill-train-full.json", _distill_train_numbers),
 ]
 
 
@@ -1367,6 +1450,8 @@ PROSE_NUMBERS = [
         "results",
         "actor-critic",
         "autoregressive",
+        "distill",
+        "distill-train",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

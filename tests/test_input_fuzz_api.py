@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from test_input_fuzz import Spec, _bad_cases, _call, _rng, assert_refused
 
+import lsa_theory as lt
 from lsa_theory import constructions
+from lsa_theory import distill as ad
 from lsa_theory import dynamics as dy
 from lsa_theory.dynamics import regression as rg
 from lsa_theory.experiments import pretrain as ep
@@ -57,7 +59,102 @@ def _teacher_dataset(spec_, rng, vectorised=True):
 
 _flow_scalars = dict(reals=("t_max", "rtol", "atol", "grad_floor"), ints={"max_steps": 1})
 
+# (AD0)-(AD5): a source history of K = 2 episodes of H = 3 steps, d = 2
+_AD_MDP = lt.random_mdp(3, 2, 0.5, np.random.default_rng(3))
+_AD_PHI = lt.random_features(3, 2, 2, np.random.default_rng(4))
+_AD_W0 = np.array([0.3, -0.2])
+_AD_H = ad.source_history(
+    _AD_MDP, _AD_PHI, _AD_W0, H=3, K=2, alpha=0.2, epsilon=0.1, rng=np.random.default_rng(5)
+)
+_AD_Z = np.zeros((8, 7))
+_AD_Z[:5, :6], _AD_Z[5, 6], _AD_Z[6:, 6] = _AD_H.X, 1.0, _AD_W0
+_AD_LAYERS = [constructions.sarsa(2, 0.2)] * 2
+_AD_MASKS = ad.episode_masks(2, 3)
+_AD_LOOP = {"mdp": _AD_MDP, "phi": _AD_PHI, "w0": _AD_W0, "H": 3, "K": 2, "epsilon": 0.1}
+_AD_LOOP_BAD = [("mdp", None), ("rng", 0), ("epsilon", 1.5), ("w0", _AD_W0[:-1]), ("phi", _AD_PHI[:, :1])]
+
 API_SPECS = [
+    # --- lsa_theory.distill (AD0)-(AD5) ----------------------------------------------------------
+    Spec("episode_masks", ad.episode_masks, {"K": 2, "H": 3}, ints={"K": 1, "H": 1}),
+    Spec(
+        "masked_episode_stack",
+        ad.masked_episode_stack,
+        {"Z": _AD_Z, "layers": _AD_LAYERS, "masks": _AD_MASKS},
+        arrays={"Z": "fixed", "masks": "fixed"},
+        bad=[
+            ("masks", 0 * _AD_MASKS),
+            ("masks", 2 * _AD_MASKS),
+            ("masks", _AD_MASKS[:1]),
+            ("Z", _AD_Z[:, :-1], "masks"),
+            ("layers", []),
+            ("layers", None),
+            ("layers", [_AD_LAYERS[0][:1]]),
+            ("layers", [(_AD_Z, _AD_Z)]),
+        ],
+        objects_ok=True,  # an object Z is the exact path (sympy, ring elements)
+    ),
+    Spec("pooled_td", ad.pooled_td, {"X": _AD_H.X}, arrays={"X": "fixed"}, bad=[("X", _AD_H.X[:-1])]),
+    Spec(
+        "pooled_sarsa",
+        ad.pooled_sarsa,
+        {"X": _AD_H.X, "w0": _AD_W0, "alpha": 0.2, "L": 3},
+        arrays={"X": "fixed", "w0": "fixed"},
+        reals=("alpha",),
+        ints={"L": 1},
+        bad=[("w0", _AD_W0[:-1])],
+    ),
+    Spec(
+        "pooled_rate",
+        ad.pooled_rate,
+        {"X": _AD_H.X, "alpha": 0.2, "rtol": 1e-10},
+        arrays={"X": "fixed"},
+        reals=("alpha", "rtol"),
+        bad=[("rtol", -1.0)],
+    ),
+    Spec(
+        "replay_source",
+        ad.replay_source,
+        {"X": _AD_H.X, "w0": _AD_W0, "alpha": 0.2, "H": 3, "order": [1, 0]},
+        arrays={"X": "fixed", "w0": "fixed"},
+        reals=("alpha",),
+        ints={"H": 1},
+        bad=[("order", [0, 0]), ("order", [0, 1, 2]), ("H", 4, "X"), ("w0", _AD_W0[:-1])],
+    ),
+    Spec(
+        "source_history",
+        ad.source_history,
+        {**_AD_LOOP, "alpha": 0.2, "rng": _rng()},
+        arrays={"phi": "fixed", "w0": "fixed"},
+        reals=("alpha", "epsilon"),
+        ints={"H": 1, "K": 1},
+        bad=[*_AD_LOOP_BAD, ("alpha", 0.0)],
+    ),
+    Spec(
+        "episodic_loop",
+        ad.episodic_loop,
+        {**_AD_LOOP, "update": lambda frames, w: w, "rng": _rng()},
+        arrays={"phi": "fixed", "w0": "fixed"},
+        reals=("epsilon",),
+        ints={"H": 1, "K": 1},
+        bad=[*_AD_LOOP_BAD, ("update", None), ("update", lambda frames, w: w[:-1], "update")],
+    ),
+    Spec(
+        "naive_source",
+        ad.naive_source,
+        {
+            "phi": _AD_H.X[:2].T,
+            "phi_next": _AD_H.X[2:4].T / 0.5,
+            "r": _AD_H.X[4],
+            "w0": _AD_W0,
+            "gamma": 0.5,
+            "alpha": 0.2,
+            "H": 3,
+            "K": 2,
+        },
+        ints={"H": 1, "K": 1},
+        bad=[("r", _AD_H.X[4][:-1]), ("gamma", 1.0), ("w0", [0.1, np.nan])],
+        objects_ok=True,
+    ),
     # --- dynamics: teacher data, objective, manifold ---------------------------------------------
     Spec(
         "teacher_dataset",
@@ -367,7 +464,7 @@ API_SPECS = [
 BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases(API_SPECS)]
 #: Number of generated bad-input cases of this module (ids ``fuzz-...``), to exclude from quoted counts;
 #: written out and checked against the parametrised ids by tests/test_docs.py (docs/inputs.md quotes it).
-FUZZ_CASES = 1310
+FUZZ_CASES = 1609
 
 
 @pytest.mark.parametrize("spec", API_SPECS, ids=[f"good-{s.name}" for s in API_SPECS])

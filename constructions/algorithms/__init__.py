@@ -12,7 +12,9 @@ Importing this package registers every declaration in :data:`lsa_theory.construc
   from statistics of (R4) (two declarations, ``gd_regression`` and ``precond_gd_regression``,
   sharing the prompt);
 - in-context autoregressive learning, :mod:`.autoregressive`: (AR4)/(AR5), the GD-class layer on
-  augmented tokens is one preconditioned gradient step on the sequence's own past (``gd_autoregressive``).
+  augmented tokens is one preconditioned gradient step on the sequence's own past (``gd_autoregressive``);
+- Algorithm Distillation, :mod:`.distill`: (AD1), K episode-masked (S3) layers read a source's
+  learning history and output its parameter after K episodes (``ad_masked_sarsa``).
 
 Each module holds its construction (written once: float64 for float hyperparameters, exact
 ``dtype=object`` arrays for symbolic ones), a deliberately naive reference loop (explicit Python
@@ -29,6 +31,7 @@ from . import (
     actor_critic,
     actor_critic_q,
     autoregressive,
+    distill,
     regression,
     residual_gradient,
     sarsa,
@@ -54,3 +57,4 @@ for _module in MODULES:
 register(regression.GD_ALGORITHM)
 register(regression.PRECOND_ALGORITHM)
 register(autoregressive.ALGORITHM)
+register(distill.ALGORITHM)

@@ -153,6 +153,7 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
         "pretrain",
         "context-length",
         "autoregressive",
+        "distill",
     ],
 )
 def test_commands_that_draw_random_numbers_take_seed(command):
@@ -170,6 +171,7 @@ _COMMANDS = {
     "control": ["control", "--quick"],
     "regression": ["regression", "--quick"],
     "autoregressive": ["autoregressive", "--quick"],
+    "distill": ["distill", "--mode", "in-context", "--quick"],
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
@@ -188,6 +190,7 @@ _CONFIGS = {
     "control": ("lsa_theory.experiments.control", "ControlConfig"),
     "regression": ("lsa_theory.experiments.regression", "RegressionConfig"),
     "autoregressive": ("lsa_theory.experiments.autoregressive", "ARConfig"),
+    "distill": ("lsa_theory.experiments.distill", "DistillConfig"),
     "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
     "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }
