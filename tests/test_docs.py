@@ -1417,6 +1417,23 @@ def _distill_train_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/distill.md": runs + by_k + base}
 
 
+def _distill_readme_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (AD) answer of the README, from docs/figures/distill-full.json."""
+    cfg, p = doc["config"], doc["paired"]
+
+    def ci(x):
+        return f"{x[0]:+.3f} [{x[1]:+.3f}, {x[2]:+.3f}]"
+
+    assert p["ctx_all_late_minus_early"][1] > 0 >= p["ctx_last_late_minus_early"][1]  # the claim
+    return {
+        "README.md": [
+            f"{cfg['n_mdps']} held-out MDPs, {cfg['K']} episodes",
+            f"spans all episodes ({ci(p['ctx_all_late_minus_early'])}",
+            f"when it spans the last one ({ci(p['ctx_last_late_minus_early'])})",
+        ]
+    }
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1432,6 +1449,7 @@ PROSE_NUMBERS = [
     ("autoregressive-full.json", _autoregressive_numbers),
     ("distill-full.json", _distill_numbers),
     ("distill-train-full.json", _distill_train_numbers),
+    ("distill-full.json", _distill_readme_numbers),
 ]
 
 
@@ -1452,6 +1470,7 @@ PROSE_NUMBERS = [
         "autoregressive",
         "distill",
         "distill-train",
+        "distill-readme",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
