@@ -153,6 +153,7 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
         "pretrain",
         "context-length",
         "autoregressive",
+        "td-pretrain",
     ],
 )
 def test_commands_that_draw_random_numbers_take_seed(command):
@@ -170,6 +171,7 @@ _COMMANDS = {
     "control": ["control", "--quick"],
     "regression": ["regression", "--quick"],
     "autoregressive": ["autoregressive", "--quick"],
+    "td-pretrain": ["td-pretrain", "--quick"],
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
@@ -188,6 +190,7 @@ _CONFIGS = {
     "control": ("lsa_theory.experiments.control", "ControlConfig"),
     "regression": ("lsa_theory.experiments.regression", "RegressionConfig"),
     "autoregressive": ("lsa_theory.experiments.autoregressive", "ARConfig"),
+    "td-pretrain": ("lsa_theory.experiments.td_pretrain", "TDPConfig"),
     "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
     "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }

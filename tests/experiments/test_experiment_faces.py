@@ -21,6 +21,7 @@ FOLDERS = (
     "context_length",
     "pretrain",
     "autoregressive",
+    "td_pretrain",
     "sweep",
 )
 
