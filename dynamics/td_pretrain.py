@@ -22,7 +22,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from lsa_theory import td_pretrain as tp
-from lsa_theory.checks import check_gamma, check_int, check_rng
+from lsa_theory.checks import as_float_array, check_gamma, check_int, check_real, check_rng
 
 __all__ = [
     "Stationary",
@@ -83,9 +83,11 @@ def stationary_point(f: Any, rq: Any, gamma: float) -> Stationary:
     ``b`` averaged over the T K windows; covariance by the delta method with the T tasks i.i.d.
     (influence ``A^{-1}(b_t - A_t c)`` of task t's window means ``A_t``, ``b_t``)."""
     gamma = check_gamma(gamma)
-    f, rq = np.asarray(f, dtype=np.float64), np.asarray(rq, dtype=np.float64)
-    if f.ndim != 3 or f.shape[-1] != 2 or rq.shape != (f.shape[0], f.shape[1] - 1):
-        raise ValueError(f"f, rq: expected (T, K+1, 2) and (T, K), got {f.shape} and {rq.shape}")
+    f, rq = as_float_array(f, "f", 3), as_float_array(rq, "rq", 2)
+    if f.shape[-1] != 2 or f.shape[1] < 2:
+        raise ValueError(f"f: expected shape (T, K+1, 2) with K >= 1, got {f.shape}")
+    if rq.shape != (f.shape[0], f.shape[1] - 1):
+        raise ValueError(f"rq: expected shape {(f.shape[0], f.shape[1] - 1)}, got {rq.shape}")
     T = f.shape[0]
     if T < 2:
         raise ValueError("f: at least 2 tasks are needed for a standard error")
@@ -126,13 +128,29 @@ def stationary_sample(
     return stationary_point(np.concatenate(fs), np.concatenate(rs), gamma)
 
 
+def _check_vector(x: Any, name: str, size: int) -> np.ndarray:
+    x = as_float_array(x, name, 1)
+    if x.shape != (size,):
+        raise ValueError(f"{name}: expected shape ({size},), got {x.shape}")
+    return x
+
+
+def _check_moments(A: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    A = as_float_array(A, "A", 2)
+    if A.shape != (2, 2):
+        raise ValueError(f"A: expected shape (2, 2), got {A.shape}")
+    return A, _check_vector(b, "b", 2)
+
+
 def fix_update(coords: Any, A: Any, b: Any, d: int) -> np.ndarray:
     r"""The expected update on Fix (L = 1) in the coordinates ``(p, x, y)`` under the Euclidean metric
     of the matrices (a coordinate ``x`` of ``x I`` moves by the mean diagonal of the matrix update):
     with ``c = (a, b) = (-p x, -p y)`` and ``g = E[delta f] = b - A c``,
     ``(p', x', y') = (-(x g_1 + y g_2), -p g_1 / d, -p g_2 / d)``."""
-    p, x, y = np.asarray(coords, dtype=np.float64)
-    g = np.asarray(b) - np.asarray(A) @ np.array([-p * x, -p * y])
+    p, x, y = _check_vector(coords, "coords", 3)
+    A, b = _check_moments(A, b)
+    d = check_int(d, "d")
+    g = b - A @ np.array([-p * x, -p * y])
     return np.array([-(x * g[0] + y * g[1]), -p * g[0] / d, -p * g[1] / d])
 
 
@@ -141,10 +159,16 @@ def fix_flow(
 ):
     """The flow ``dot theta = U(theta)`` on Fix from ``start = (p, x, y)`` (LSODA at ``rtol``, ``atol``):
     ``(t, coords (len(t), 3), c = (a, b) along it)``."""
+    start = _check_vector(start, "start", 3)
+    A, b = _check_moments(A, b)
+    d = check_int(d, "d")
+    t_max = check_real(t_max, "t_max", low=0.0, low_open=True)
+    rtol = check_real(rtol, "rtol", low=0.0, low_open=True)
+    atol = check_real(atol, "atol", low=0.0, low_open=True)
     sol = solve_ivp(
         lambda t, z: fix_update(z, A, b, d),
-        (0.0, float(t_max)),
-        np.asarray(start, dtype=np.float64),
+        (0.0, t_max),
+        start,
         method="LSODA",
         rtol=rtol,
         atol=atol,
@@ -160,6 +184,7 @@ def theta_star(d: int, c: Any) -> tuple[np.ndarray, np.ndarray]:
     """The L = 1 point ``theta*`` on Fix: ``P = -e_D e_D^T``, ``Q[:d, :d] = a* I``,
     ``Q[d:2d, :d] = b* I``, else 0 (``v = a* f1 + b* f2``); ``(Ps, Qs)`` (1, D, D)."""
     d = check_int(d, "d")
+    c = _check_vector(c, "c", 2)
     D = 2 * d + 1
     P, Q = np.zeros((1, D, D)), np.zeros((1, D, D))
     P[0, -1, -1] = -1.0
@@ -201,7 +226,11 @@ def distances(Ps: Any, Qs: Any, c_star: Any = None) -> dict:
       ``e_D e_D^T`` and to (W3)'s Q;
     - ``dist_theta_star`` (L = 1 with ``c_star``): ``|T - T*| / |T*|`` for the effective tensors; None
       otherwise."""
-    Ps, Qs = np.asarray(Ps, dtype=np.float64), np.asarray(Qs, dtype=np.float64)
+    Ps, Qs = as_float_array(Ps, "Ps", 3), as_float_array(Qs, "Qs", 3)
+    if Ps.shape != Qs.shape or Ps.shape[-1] != Ps.shape[-2] or Ps.shape[-1] < 3 or Ps.shape[-1] % 2 == 0:
+        raise ValueError(f"Ps: expected shape (L, 2d + 1, 2d + 1) like Qs {Qs.shape}, got {Ps.shape}")
+    if c_star is not None:
+        c_star = _check_vector(c_star, "c_star", 2)
     L, D = Ps.shape[0], Ps.shape[-1]
     d = (D - 1) // 2
     P3, Q3 = w3_theta(d, 1)

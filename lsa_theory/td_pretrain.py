@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import roundoff
-from .checks import check_gamma, check_int, check_real, check_rng
+from .checks import as_float_array, check_distribution, check_gamma, check_int, check_real, check_rng
 
 __all__ = [
     "TASK_KINDS",
@@ -168,15 +168,20 @@ def prompts(
 
 
 def _check_theta(Ps: Any, Qs: Any, D: int) -> tuple[np.ndarray, np.ndarray]:
-    Ps, Qs = np.asarray(Ps, dtype=np.float64), np.asarray(Qs, dtype=np.float64)
+    Ps, Qs = as_float_array(Ps, "Ps", 3), as_float_array(Qs, "Qs", 3)
     for name, x in (("Ps", Ps), ("Qs", Qs)):
-        if x.ndim != 3 or x.shape[1:] != (D, D):
-            raise ValueError(f"{name}: expected shape (L, {D}, {D}), got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name}: must be finite")
+        if x.shape[1:] != (D, D) or x.shape[0] < 1:
+            raise ValueError(f"{name}: expected shape (L, {D}, {D}) with L >= 1, got {x.shape}")
     if Ps.shape[0] != Qs.shape[0]:
-        raise ValueError(f"Ps, Qs: different numbers of layers {Ps.shape[0]} and {Qs.shape[0]}")
+        raise ValueError(f"Qs: {Qs.shape[0]} layers but Ps has {Ps.shape[0]}")
     return Ps, Qs
+
+
+def _check_prompts(Z: Any, ndim: int | None = None) -> np.ndarray:
+    Z = as_float_array(Z, "Z", ndim)
+    if Z.ndim < 2 or Z.shape[-2] < 3 or Z.shape[-2] % 2 == 0 or Z.shape[-1] < 2:
+        raise ValueError(f"Z: expected shape (..., 2d + 1, n + 1) with d, n >= 1, got {Z.shape}")
+    return Z
 
 
 def _mask(mask: Any, n: int) -> np.ndarray:
@@ -184,9 +189,11 @@ def _mask(mask: Any, n: int) -> np.ndarray:
         M = np.eye(n + 1)
         M[n, n] = 0.0
         return M
-    M = np.asarray(mask, dtype=np.float64)
-    if M.shape != (n + 1, n + 1) or np.any(M[n] != 0) or np.any(M[:, n] != 0):
-        raise ValueError(f"mask: expected ({n + 1}, {n + 1}) with zero last row and column, got {M.shape}")
+    M = as_float_array(mask, "mask", 2)
+    if M.shape != (n + 1, n + 1):
+        raise ValueError(f"mask: expected shape ({n + 1}, {n + 1}), got {M.shape}")
+    if np.any(M[n] != 0) or np.any(M[:, n] != 0):
+        raise ValueError("mask: its last row and column (the query's) must be zero")
     return M
 
 
@@ -205,7 +212,7 @@ def _forward(Z: np.ndarray, Ps: np.ndarray, Qs: np.ndarray, M: np.ndarray) -> tu
 def values(Z: Any, Ps: Any, Qs: Any, mask: Any = None) -> np.ndarray:
     """``v_theta(Z) = -Z_L[D, n+1]`` for prompts ``Z`` (..., D, n+1) under L layers ``(Ps, Qs)``
     (L, D, D); shape (...)."""
-    Z = np.asarray(Z, dtype=np.float64)
+    Z = _check_prompts(Z)
     Ps, Qs = _check_theta(Ps, Qs, Z.shape[-2])
     _, ZL = _forward(Z, Ps, Qs, _mask(mask, Z.shape[-1] - 1))
     return -ZL[..., -1, -1]
@@ -236,19 +243,27 @@ def td_direction_error_bound(
     sum is bounded by it; the factor 2 covers the errors of ``delta`` and of ``grad v``), and
     ``K = 3 L (n + 3 D + 3) + B K_w`` the longest chain of rounded operations (forward, the two
     backward paths, the mean over the ``B K_w`` windows). Returns ``(bound_P, bound_Q, K)``."""
-    Z = np.asarray(Z, dtype=np.float64)
+    Z, rq = _check_windows(Z, rq)
+    Ps, Qs = _check_theta(Ps, Qs, Z.shape[-2])
+    if mask is not None:
+        mask = np.abs(_mask(mask, Z.shape[-1] - 1))
     _, _, bP, bQ = _direction(np.abs(Z), np.abs(rq), np.abs(Ps), np.abs(Qs), gamma, mask, absolute=True)
-    L, D, n = np.shape(Ps)[0], Z.shape[-2], Z.shape[-1] - 1
+    L, D, n = Ps.shape[0], Z.shape[-2], Z.shape[-1] - 1
     K = 3 * L * (n + 3 * D + 3) + Z.shape[0] * (Z.shape[1] - 1)
     g = roundoff.gamma(K)
     return 2 * g * bP, 2 * g * bQ, K
 
 
+def _check_windows(Z: Any, rq: Any) -> tuple[np.ndarray, np.ndarray]:
+    Z = _check_prompts(Z, 4)
+    rq = as_float_array(rq, "rq", 2)
+    if Z.shape[1] < 2 or rq.shape != (Z.shape[0], Z.shape[1] - 1):
+        raise ValueError(f"rq: expected shape {(Z.shape[0], Z.shape[1] - 1)} for Z of shape {Z.shape}")
+    return Z, rq
+
+
 def _direction(Z, rq, Ps, Qs, gamma, mask, absolute: bool):
-    Z = np.asarray(Z, dtype=np.float64)
-    rq = np.asarray(rq, dtype=np.float64)
-    if Z.ndim != 4 or rq.shape != (Z.shape[0], Z.shape[1] - 1):
-        raise ValueError(f"Z, rq: expected (B, K+1, D, n+1) and (B, K), got {Z.shape} and {rq.shape}")
+    Z, rq = _check_windows(Z, rq)
     gamma = check_gamma(gamma)
     Ps, Qs = _check_theta(Ps, Qs, Z.shape[-2])
     n = Z.shape[-1] - 1
@@ -374,7 +389,9 @@ def first_half_permutations(d: int) -> np.ndarray:
 
 def lift(g: Any) -> np.ndarray:
     """``ghat = diag(g, g, 1)`` (..., D, D) for ``g`` (..., d, d)."""
-    g = np.asarray(g, dtype=np.float64)
+    g = as_float_array(g, "g")
+    if g.ndim < 2 or g.shape[-1] != g.shape[-2] or g.shape[-1] < 1:
+        raise ValueError(f"g: expected shape (..., d, d), got {g.shape}")
     d = g.shape[-1]
     out = np.zeros(g.shape[:-2] + (2 * d + 1, 2 * d + 1))
     out[..., :d, :d] = g
@@ -383,10 +400,17 @@ def lift(g: Any) -> np.ndarray:
     return out
 
 
+def _check_square(M: Any) -> np.ndarray:
+    M = as_float_array(M, "M")
+    if M.ndim < 2 or M.shape[-1] != M.shape[-2] or M.shape[-1] < 3 or M.shape[-1] % 2 == 0:
+        raise ValueError(f"M: expected shape (..., 2d + 1, 2d + 1) with d >= 1, got {M.shape}")
+    return M
+
+
 def fix_coordinates(M: Any) -> np.ndarray:
     """The 5 coordinates ``(m11, m12, m21, m22, m33)`` of the orthogonal projection of M (..., D, D)
     onto the fixed space of the signed permutations (each ``m`` the mean diagonal of its d x d block)."""
-    M = np.asarray(M, dtype=np.float64)
+    M = _check_square(M)
     d = (M.shape[-1] - 1) // 2
     blk = [M[..., i * d : (i + 1) * d, j * d : (j + 1) * d] for i in (0, 1) for j in (0, 1)]
     m = [np.trace(b, axis1=-2, axis2=-1) / d for b in blk]
@@ -396,7 +420,9 @@ def fix_coordinates(M: Any) -> np.ndarray:
 def fix_from_coordinates(c: Any, d: int) -> np.ndarray:
     """The point ``[[m11 I, m12 I, 0], [m21 I, m22 I, 0], [0, 0, m33]]`` (..., D, D) of Fix from its
     coordinates ``c`` (..., 5)."""
-    c = np.asarray(c, dtype=np.float64)
+    c = as_float_array(c, "c")
+    if c.ndim < 1 or c.shape[-1] != 5:
+        raise ValueError(f"c: expected shape (..., 5), got {c.shape}")
     d = check_int(d, "d")
     Id = np.eye(d)
     M = np.zeros(c.shape[:-1] + (2 * d + 1, 2 * d + 1))
@@ -410,7 +436,7 @@ def fix_project(M: Any, group: str = "signed") -> np.ndarray:
     """Orthogonal projection of M (..., D, D) onto Fix(G): ``group='signed'`` (the parametrisation
     above) or ``'even'`` (``{I, -I}``: the cross blocks between the ``(phi, gamma phi')`` rows and
     columns and the reward coordinate set to 0)."""
-    M = np.asarray(M, dtype=np.float64)
+    M = _check_square(M)
     d = (M.shape[-1] - 1) // 2
     if group == "signed":
         return fix_from_coordinates(fix_coordinates(M), d)
@@ -424,7 +450,7 @@ def fix_project(M: Any, group: str = "signed") -> np.ndarray:
 
 def fix_outside(M: Any, group: str = "signed") -> tuple[float, float]:
     """``(|outside|_F, |inside|_F)`` of M (any number of (D, D) matrices, norms over all of them)."""
-    M = np.asarray(M, dtype=np.float64)
+    M = _check_square(M)
     inside = fix_project(M, group)
     return float(np.linalg.norm(M - inside)), float(np.linalg.norm(inside))
 
@@ -445,8 +471,14 @@ def orbit_averaged_direction(
     :func:`value_and_td_direction`; ``group`` (|G|, d, d). Returns ``(dP, dQ)`` (L, D, D), the L
     layers' directions summed and repeated when ``shared``; ``with_bound`` appends the averaged
     entrywise round-off bounds of :func:`td_direction_error_bound` (the bound of the average)."""
-    Z = np.asarray(Z, dtype=np.float64)
-    gh = lift(np.asarray(group, dtype=np.float64))
+    Z, rq = _check_windows(Z, rq)
+    group = as_float_array(group, "group", 3)
+    d = (Z.shape[-2] - 1) // 2
+    if group.shape[1:] != (d, d) or group.shape[0] < 1:
+        raise ValueError(f"group: expected shape (|G|, {d}, {d}), got {group.shape}")
+    if np.max(np.abs(group @ np.swapaxes(group, -1, -2) - np.eye(d))) > 1e-12:
+        raise ValueError("group: its matrices must be orthogonal")
+    gh = lift(group)
     dP = dQ = bP = bQ = 0.0
     for g in gh:
         _, _, p, q = value_and_td_direction(g @ Z, rq, Ps, Qs, gamma, mask)
@@ -469,7 +501,10 @@ def orbit_averaged_direction(
 def stationary_distribution(P: Any) -> np.ndarray:
     """The stationary law of each chain ``P`` (..., s, s): the left eigenvector of eigenvalue 1,
     solved from ``mu (I - P) = 0``, ``sum mu = 1`` by least squares; shape (..., s)."""
-    P = np.asarray(P, dtype=np.float64)
+    P = as_float_array(P, "P")
+    if P.ndim < 2 or P.shape[-1] != P.shape[-2] or P.shape[-1] < 1:
+        raise ValueError(f"P: expected shape (..., s, s), got {P.shape}")
+    check_distribution(P, "P")
     s = P.shape[-1]
     A = np.concatenate([np.swapaxes(np.eye(s) - P, -1, -2), np.ones(P.shape[:-2] + (1, s))], axis=-2)
     b = np.zeros(P.shape[:-2] + (s + 1,))

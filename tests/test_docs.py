@@ -15,10 +15,10 @@ from layout import FACES, LAYERS, ROOT, layer_of, module_file, modules
 THEORY = ROOT / "docs" / "theory.md"
 README = ROOT / "README.md"
 
-# A label is "(H)", "(AR1)".."(AR10)" or one letter of S, A, L, M, W, R, P followed by one digit, in
-# parentheses that do not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and
-# ``sym(P22)`` are calls, not labels).
-LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|[SALMWRP][1-9])\)")
+# A label is "(H)", "(AR1)".."(AR10)", "(WP1)".."(WP9)" or one letter of S, A, L, M, W, R, P followed
+# by one digit, in parentheses that do not follow a name or a closing bracket (so ``range(L)``,
+# ``TF_theta(H)`` and ``sym(P22)`` are calls, not labels).
+LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|WP[1-9]|[SALMWRP][1-9])\)")
 
 # Every label of the theory, by section: the page must define all of them.
 ALL_LABELS = (
@@ -30,6 +30,7 @@ ALL_LABELS = (
     + [f"R{i}" for i in range(1, 6)]
     + [f"P{i}" for i in range(1, 4)]
     + [f"AR{i}" for i in range(1, 11)]
+    + [f"WP{i}" for i in range(1, 7)]
 )
 
 
@@ -47,7 +48,7 @@ def _cited_labels() -> dict[str, set[str]]:
 
 def _defined_labels() -> set[str]:
     """Labels that docs/theory.md defines: a bold ``**(X)**`` at the start of a statement."""
-    return set(re.findall(r"\*\*\((H|AR(?:10|[1-9])|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
+    return set(re.findall(r"\*\*\((H|AR(?:10|[1-9])|WP[1-9]|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
 
 
 def test_label_regex_finds_labels_and_skips_calls():

@@ -39,7 +39,6 @@ def plot_td_pretrain(out: str | Path) -> Path:
                     ax.plot(steps, vals, color=col, lw=1, alpha=0.8, label=f"k = {k}" if j == 0 else None)
         if metric == "heldout_value_err":
             ax.axhline(1.0, color="k", lw=0.6, ls=":")
-            ax.set_yscale("log")
         ax.set_xlabel("Adam step")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
