@@ -125,6 +125,8 @@ PRINTED_TABLES = [
     ("seeds", "training-random_small_seeds.json", "docs/experiments.md"),
     ("seeds", "training-invariant_seeds.json", "docs/experiments.md"),
     ("seeds", "training-actor_critic_seeds.json", "docs/experiments.md"),
+    ("td-pretrain-runs", "td-pretrain-full.json", "docs/td-pretrain.md"),
+    ("td-pretrain-stationary", "td-pretrain-full.json", "docs/td-pretrain.md"),
 ]
 
 
@@ -1337,6 +1339,57 @@ def _autoregressive_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+def _td_pretrain_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (WP2), (WP3) and (WP6) findings of docs/td-pretrain.md, from
+    docs/figures/td-pretrain-full.json (bounds after "at most" / "at least" rounded outward)."""
+    inv, st = doc["invariance"], doc["stationary"]
+    small, large = st["sizes"]
+    runs = doc["runs"]
+    fresh = [r for r in runs if r["k"] == "fresh"]
+    stuck = [r for r in fresh if r["dist_fix"] > 0.9]
+    moved = [r for r in fresh if r["dist_fix"] <= 0.9]
+    k64 = [r for r in runs if r["k"] == 64]
+    low = [r for r in runs if r["k"] in (1, 4, 16)]
+    assert (
+        len(stuck) == 1
+        and len(moved) == 2
+        and min(b["b_star"] / b["b_star_sem"] for b in (small, large)) > 20
+    )
+    emerged = moved + k64
+    share = [100 * (1 - r["dist_fix"] ** 2) for r in moved]
+    worse = [r for r in low if r["heldout_value_err"] > 1]
+    err = [r["heldout_value_err"] for r in emerged]
+
+    def pct(rs):
+        return f"{min(100 * r['dist_fix'] for r in rs):.0f} to {max(100 * r['dist_fix'] for r in rs):.0f} %"
+
+    page = [
+        f"`(a*, b*) = ({st['a_star']:.3f} ± {st['a_star_sem']:.3f}, "
+        f"{st['b_star']:.3f} ± {st['b_star_sem']:.3f})`",
+        f"{share[0]:.1f} and {share[1]:.1f} % of their squared norm in Fix(G) and "
+        f"`(a, b) = ({moved[0]['ab'][0]:.3f}, {moved[0]['ab'][1]:.3f})` and "
+        f"`({moved[1]['ab'][0]:.3f}, {moved[1]['ab'][1]:.3f})`",
+        f"predicting zero in {len(worse)} of those {len(low)} runs",
+        f"at most {_up(inv['outside_at_fix'], '.1e')} at the (W3) point",
+        f"at least {_bound(inv['outside_off_fix'], '.3f', up=False)} at (W3) plus a perturbation",
+        f"it is at least {_bound(inv['mutation_outside_at_fix'], '.2f', up=False)} at the same points",
+        f"is at most {_up(inv['bound_at_fix'], '.1e')} relative at those points",
+        f"(at most {_up(inv['bound_off_fix'], '.1e')})",
+        f"at d = 3 our b* is `{small['b_star']:.3f} ± {small['b_star_sem']:.3f}`",
+        f"sits {small['z_vs_theory'][1]:.1f} standard errors of the difference below it",
+        f"Their b ends at {min(r['ab'][1] for r in emerged):.3f} to {max(r['ab'][1] for r in emerged):.3f}",
+        f"Their held-out error is {min(err):.3f} to {max(err):.3f}: "
+        f"about {100 * (1 - sum(err) / len(err)):.0f} % better",
+        f"{pct(moved)} of the norm for fresh tasks, {pct(k64)} for k = 64",
+        f"with held-out error {stuck[0]['heldout_value_err']:.3f}",
+        f"held in {len(moved)} of {len(fresh)} seeds",
+        f"at most {_up(max(100 * (1 - r['dist_fix'] ** 2) for r in low), '.0f')} % of the norm inside",
+        f"above 1 in {len(worse)} of the {len(low)} runs: "
+        f"up to {_up(max(r['heldout_value_err'] for r in low), '.3f')}",
+    ]
+    return {"docs/td-pretrain.md": page}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1350,6 +1403,7 @@ PROSE_NUMBERS = [
     (None, _results_numbers),
     ("actor_critic_variants.json", _actor_critic_numbers),
     ("autoregressive-full.json", _autoregressive_numbers),
+    ("td-pretrain-full.json", _td_pretrain_numbers),
 ]
 
 
@@ -1368,6 +1422,7 @@ PROSE_NUMBERS = [
         "results",
         "actor-critic",
         "autoregressive",
+        "td-pretrain",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

@@ -28,7 +28,7 @@ def plot_td_pretrain(out: str | Path) -> Path:
     out = Path(out)
     doc = read_json(out / "td_pretrain.json")
     ks = list(dict.fromkeys(r["k"] for r in doc["runs"]))
-    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(ks)))
+    colours = plt.get_cmap("tab10")(np.arange(len(ks)) % 10)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     for ax, (metric, label) in zip(axes.ravel(), _METRICS, strict=True):
         for k, col in zip(ks, colours, strict=True):

@@ -107,3 +107,47 @@ def test_pretraining_resumes_exactly():
     two = dt.pretrain(outer=3, rng=None, state=half, **kw)
     assert np.array_equal(one.Ps, two.Ps) and np.array_equal(one.Qs, two.Qs)
     assert one.log == two.log and one.adam.t == 30
+
+
+def test_standard_errors_are_calibrated():
+    """The delta-method s.e. against the spread of 30 independent estimates (1000 tasks each, d = 3):
+    their ratio is within [0.7, 1.4] (the sd of 30 draws is within 13 % of its value at one sigma, so
+    the band is about 3 sigma; an s.e. that ignores the windows' correlation within a trajectory, or
+    divides by the number of windows, is 4x off)."""
+    rng = np.random.default_rng(5)
+    est = [dt.stationary_sample(1000, 10, 3, 10, 16, 0.9, rng) for _ in range(30)]
+    c = np.array([e.c for e in est])
+    sem = np.array([e.sem for e in est]).mean(axis=0)
+    ratio = c.std(axis=0, ddof=1) / sem
+    assert np.all((ratio > 0.7) & (ratio < 1.4)), ratio
+
+
+def test_heldout_value_error_by_hand():
+    """(WP5) ``rel_msve`` against a loop: per task the context is the first window of a fresh
+    trajectory, every state the query, weights the stationary law (power iteration), true values by
+    solving the Bellman equation; the zero predictor scores exactly 1."""
+    gamma, n, d = 0.9, 10, 3
+    tasks = tp.sample_tasks(3, 10, d, np.random.default_rng(1))
+    Ps, Qs = tp.xavier_start(1, 7, np.random.default_rng(2), gain=2.0)
+    got = dt.heldout_value_error(Ps, Qs, tasks, gamma, n, np.random.default_rng(3))
+    x = tp.sample_trajectories(tasks, n + 1, np.random.default_rng(3))
+    errs = []
+    for t in range(3):
+        phi, r, P = tasks.phi[t], tasks.r[t], tasks.P[t]
+        mu = np.full(10, 0.1)
+        for _ in range(5000):
+            mu = mu @ P
+        v = np.linalg.solve(np.eye(10) - gamma * P, r)
+        num = den = 0.0
+        for s in range(10):
+            Z = np.zeros((7, n + 1))
+            for i in range(n):
+                Z[:, i] = np.concatenate([phi[x[t, i]], gamma * phi[x[t, i + 1]], [r[x[t, i]]]])
+            Z[:d, n] = phi[s]
+            v_tf = tp.values(Z, Ps, Qs)
+            num += mu[s] * (v_tf - v[s]) ** 2
+            den += mu[s] * v[s] ** 2
+        errs.append(num / den)
+    assert abs(got - np.mean(errs)) <= 1e-10 * got
+    zero = np.zeros((1, 7, 7))
+    assert dt.heldout_value_error(zero, zero, tasks, gamma, n, np.random.default_rng(3)) == 1.0

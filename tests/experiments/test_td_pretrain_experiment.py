@@ -100,3 +100,10 @@ def test_the_command_prints_the_contract(tmp_path, monkeypatch, capsys):
     assert rc == 0 and doc["passed"] and len(doc["runs"]) == 4
     assert (tmp_path / "td_pretrain.png").exists()
     assert np.isfinite(doc["stationary"]["a_star"])
+
+
+def test_the_invariance_verdict_needs_the_mutated_group_to_fail(monkeypatch):
+    """If the mutated group kept Fix as well (here: it is replaced by the full group), the verdict
+    fails: the check must be able to tell the right group from a wrong one."""
+    monkeypatch.setattr(body.tp, "first_half_permutations", body.tp.signed_permutations)
+    assert not body.invariance_unit(TINY)["passed"]
