@@ -141,7 +141,7 @@ def test_orbit_average_stays_in_fix(rng, L, shared):
     the bound. The off-set threshold 1e-4 is far above the bound (<= 4e-8), so that verdict is
     resolvable everywhere."""
     d = 3
-    _, _, Z, rq = _batch(rng, T=8)
+    _, _, Z, rq = _batch(rng, T=4)
     G = tp.signed_permutations(d)
     for name, (Ps, Qs) in _points(rng, d, L, shared).items():
         dP, dQ, bP, bQ = tp.orbit_averaged_direction(Z, rq, Ps, Qs, 0.9, G, shared, with_bound=True)

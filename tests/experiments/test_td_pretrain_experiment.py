@@ -93,17 +93,30 @@ def test_the_figure(tiny_doc, figures):
     assert path.name == "td_pretrain.png" and path.exists() and "td_pretrain.png" in figures.figs
 
 
-def test_the_command_prints_the_contract(tmp_path, monkeypatch, capsys):
+def test_the_command_prints_the_contract(tiny_doc, tmp_path, monkeypatch, capsys):
+    """The command's plumbing on the tiny run (the run itself replaced by the saved tiny document):
+    the --quick configuration reaches the run, exit 0, the contract printed, the figure drawn."""
+    import shutil
+
+    out, doc = tiny_doc
+    seen = []
+
+    def fake_run(cfg, where):
+        seen.append(cfg)
+        shutil.copy(out / "td_pretrain.json", where)
+        return doc
+
     monkeypatch.setattr(tdp.TDPConfig, "quick", classmethod(lambda cls: TINY))
+    monkeypatch.setattr(tdp, "run_td_pretrain", fake_run)
     rc = cli.main(["td-pretrain", "--quick", "--json", "--out", str(tmp_path)])
-    doc = json.loads(capsys.readouterr().out)
-    assert rc == 0 and doc["passed"] and len(doc["runs"]) == 4
+    printed = json.loads(capsys.readouterr().out)
+    assert rc == 0 and seen == [TINY] and printed["passed"] and len(printed["runs"]) == 4
     assert (tmp_path / "td_pretrain.png").exists()
-    assert np.isfinite(doc["stationary"]["a_star"])
+    assert np.isfinite(printed["stationary"]["a_star"])
 
 
 def test_the_invariance_verdict_needs_the_mutated_group_to_fail(monkeypatch):
     """If the mutated group kept Fix as well (here: it is replaced by the full group), the verdict
     fails: the check must be able to tell the right group from a wrong one."""
     monkeypatch.setattr(body.tp, "first_half_permutations", body.tp.signed_permutations)
-    assert not body.invariance_unit(TINY)["passed"]
+    assert not body.invariance_unit(dataclasses.replace(TINY, inv_tasks=1))["passed"]
