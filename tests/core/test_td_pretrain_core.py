@@ -30,6 +30,16 @@ def test_boyan_chains_are_the_authors_law(rng):
     assert np.abs(r).max() <= 1.0
 
 
+def test_random_mrps_and_the_task_kinds(rng):
+    P, mu, r = tp.random_mrps(50, 6, rng)
+    assert np.allclose(P.sum(-1), 1.0, atol=1e-14) and np.allclose(mu.sum(-1), 1.0, atol=1e-14)
+    assert P.min() > 0 and np.abs(r).max() <= 1.0
+    tasks = tp.sample_tasks(3, 6, 2, rng, kind="random")
+    assert tasks.phi.shape == (3, 6, 2) and np.abs(tasks.phi).max() <= 1.0
+    with pytest.raises(ValueError, match="kind"):
+        tp.sample_tasks(3, 6, 2, rng, kind="garnet")
+
+
 def test_prompts_follow_the_window_indexing(rng):
     gamma, n, K = 0.9, 10, 16
     tasks, x, Z, rq = _batch(rng, n=n, K=K, gamma=gamma)
