@@ -127,6 +127,7 @@ PRINTED_TABLES = [
     ("seeds", "training-actor_critic_seeds.json", "docs/experiments.md"),
     ("td-pretrain-runs", "td-pretrain-full.json", "docs/td-pretrain.md"),
     ("td-pretrain-stationary", "td-pretrain-full.json", "docs/td-pretrain.md"),
+    ("td-pretrain-runs", "td-pretrain-L3.json", "docs/td-pretrain.md"),
 ]
 
 
@@ -1390,6 +1391,31 @@ def _td_pretrain_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/td-pretrain.md": page}
 
 
+def _td_pretrain_l3_numbers(doc: dict) -> dict[str, list[str]]:
+    """The L = 3 findings of docs/td-pretrain.md, from docs/figures/td-pretrain-L3.json."""
+    assert doc["config"]["L"] == 3
+    runs = doc["runs"]
+    fresh = [r for r in runs if r["k"] == "fresh"]
+    k64 = [r for r in runs if r["k"] == 64]
+
+    def share(rs):
+        v = [100 * (1 - r["dist_fix"] ** 2) for r in rs]
+        return f"{min(v):.0f} to {max(v):.0f} %"
+
+    def err(rs):
+        v = [r["heldout_value_err"] for r in rs]
+        return f"{min(v):.3f} to {max(v):.3f}"
+
+    worst = max(r["heldout_value_err"] for r in runs if r["k"] == 1)
+    page = [
+        f"{share(fresh)} of the norm is in Fix after 10 000 Adam steps",
+        f"{share(k64)} of the norm in Fix, and the best held-out error, {err(k64)}",
+        f"The fresh-task runs reach {err(fresh)}.",
+        f"the held-out error of one seed is {worst:.3f}",
+    ]
+    return {"docs/td-pretrain.md": page}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1404,6 +1430,7 @@ PROSE_NUMBERS = [
     ("actor_critic_variants.json", _actor_critic_numbers),
     ("autoregressive-full.json", _autoregressive_numbers),
     ("td-pretrain-full.json", _td_pretrain_numbers),
+    ("td-pretrain-L3.json", _td_pretrain_l3_numbers),
 ]
 
 
@@ -1423,6 +1450,7 @@ PROSE_NUMBERS = [
         "actor-critic",
         "autoregressive",
         "td-pretrain",
+        "td-pretrain-L3",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

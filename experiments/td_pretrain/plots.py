@@ -39,14 +39,20 @@ def plot_td_pretrain(out: str | Path) -> Path:
                     ax.plot(steps, vals, color=col, lw=1, alpha=0.8, label=f"k = {k}" if j == 0 else None)
         if metric == "heldout_value_err":
             ax.axhline(1.0, color="k", lw=0.6, ls=":")
+            finite = [row[metric] for r in doc["runs"] for row in r["log"] if np.isfinite(row[metric])]
+            if finite and max(finite) > 5:
+                ax.set_yscale("log")
         ax.set_xlabel("Adam step")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "theta* of (WP3) is stated for L = 1 only", ha="center", transform=ax.transAxes)
     cfg = doc["config"]
     st = doc["stationary"]
     fig.suptitle(
         f"[W]'s TD pretraining, d = {cfg['d']}, n = {cfg['n']}, L = {cfg['L']}, seeds {cfg['seeds']}; "
-        f"theta*: (a*, b*) = ({st['a_star']:.3f}, {st['b_star']:.3f})",
+        f"theta* (L = 1): (a*, b*) = ({st['a_star']:.3f}, {st['b_star']:.3f})",
         fontsize=10,
     )
     return save_figure(fig, out / "td_pretrain.png")
