@@ -44,6 +44,11 @@
   ``[mean, lo, hi]``), "passed", "provenance", ...}`` (also ``by_context``, ``mdps``, ``verify``);
   ``--mode train`` (AD4) prints ``{"config", "runs": [{"k", "L", "masked", "seed", "heldout_err",
   "return_gain", ...}], "constructed", "verify", "passed", "provenance", ...}``.
+- ``lsa-theory td-pretrain [--quick] [--json] [--out DIR]`` measures [W]'s multi-task TD pretraining
+  (WP1)-(WP6) (:mod:`lsa_theory.experiments.td_pretrain`); ``--json`` prints ``{"config",
+  "invariance": {"outside_at_fix", "outside_off_fix", ...}, "stationary": {"a_star", "a_star_sem",
+  "b_star", "b_star_sem", ...}, "runs": [{"k", "seed", "dist_fix", "dist_w3", "dist_theta_star",
+  "heldout_value_err", "diverged", ...}], "passed", "provenance", ...}``.
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
   sweeps the context length n in either regime of docs/theory.md §6
   (:mod:`lsa_theory.experiments.context_length`);
@@ -93,6 +98,7 @@ from .commands import (
     _cmd_diversity,
     _cmd_regression,
     _cmd_reproduce,
+    _cmd_td_pretrain,
     _cmd_verify,
     _context_length_config,
     _distill_config,
@@ -101,6 +107,7 @@ from .commands import (
     _print_table,
     _provenance,
     _regression_config,
+    _td_pretrain_config,
 )
 
 
@@ -339,6 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p, out="directory for distill.json/.npz and the figure (resumes; train: distill-train.json)")
     p.set_defaults(func=_cmd_distill, precheck=_distill_config)
+
+    p = sub.add_parser(
+        "td-pretrain",
+        help="[W]'s multi-task TD pretraining (WP1)-(WP6): Fix(G), theta*, emergence against task diversity",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="1500 Adam steps per run, smaller samples (under two minutes)"
+    )
+    _common(p, out="directory for td_pretrain.json and the figure (resumes)")
+    p.set_defaults(func=_cmd_td_pretrain, precheck=_td_pretrain_config)
 
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(

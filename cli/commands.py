@@ -255,6 +255,14 @@ def _distill_config(args: argparse.Namespace):
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 
+def _td_pretrain_config(args: argparse.Namespace):
+    """The :class:`TDPConfig` of ``td-pretrain``'s options (also its precheck)."""
+    from lsa_theory.experiments.td_pretrain import TDPConfig
+
+    cfg = TDPConfig.quick() if args.quick else TDPConfig()
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
@@ -542,6 +550,49 @@ def _cmd_distill_train(args: argparse.Namespace) -> int:
         _print_table(
             doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
         )
+    return 0 if doc["passed"] else 1
+
+
+def _cmd_td_pretrain(args: argparse.Namespace) -> int:
+    from lsa_theory.experiments.td_pretrain import plot_td_pretrain, run_td_pretrain
+
+    doc = run_td_pretrain(_td_pretrain_config(args), args.out)
+    if args.out is not None:
+        plot_td_pretrain(args.out)
+    if args.json:
+        _print_json(args, doc)
+    else:
+        inv, st = doc["invariance"], doc["stationary"]
+        print(
+            f"(WP2) outside Fix at points of Fix {inv['outside_at_fix']:.2e} (round-off bound "
+            f"{inv['bound_at_fix']:.1e}); off Fix {inv['outside_off_fix']:.2e}; mutated group at Fix "
+            f"{inv['mutation_outside_at_fix']:.2e}"
+        )
+        _print_table(
+            st["sizes"],
+            [
+                ("d", ""),
+                ("n", ""),
+                ("a_star", ".3f"),
+                ("a_star_sem", ".3f"),
+                ("b_star", ".3f"),
+                ("b_star_sem", ".3f"),
+                ("within_two_se", ""),
+            ],
+        )
+        _print_table(
+            doc["runs"],
+            [
+                ("k", ""),
+                ("seed", ""),
+                ("dist_fix", ".3f"),
+                ("dist_w3", ".3f"),
+                ("dist_theta_star", ".3f"),
+                ("heldout_value_err", ".3f"),
+                ("diverged", ""),
+            ],
+        )
+        print(f"passed {doc['passed']}")
     return 0 if doc["passed"] else 1
 
 

@@ -4,8 +4,9 @@
 and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`lsa_theory.experiments.context_length`),
 ``seeds`` (``seeds.json`` of :func:`lsa_theory.experiments.training.train_seeds`), ``diversity``
 (``diversity_training.json``), ``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds``
-(``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration). Every row of the
-document appears (reporting rule: tables list every run, failures included).
+(``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration), ``td-pretrain-runs``
+and ``td-pretrain-stationary`` (``td_pretrain.json`` of :mod:`lsa_theory.experiments.td_pretrain`).
+Every row of the document appears (reporting rule: tables list every run, failures included).
 """
 
 from __future__ import annotations
@@ -235,6 +236,49 @@ def pretrain_seeds(doc: dict) -> str:
     return "\n".join(out)
 
 
+def td_pretrain_runs(doc: dict) -> str:
+    """(WP6), one row per (k, seed) run of ``td_pretrain.json``: the distances to Fix(G), to (W3) up
+    to scale and to theta*, the share of the norm inside Fix (``1 - dist_fix^2``, THEORY's ``sym``),
+    the effective ``(a, b)`` of the part in Fix, the held-out relative value error and whether the
+    run diverged, after the last Adam step."""
+    out = [
+        "| k | seed | Adam steps | dist. to Fix(G) | share in Fix | dist. to (W3) | dist. to theta* | (a, b) "
+        "| held-out value error | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        ab = "—" if r.get("ab") is None else f"({r['ab'][0]:.3f}, {r['ab'][1]:.3f})"
+        out.append(
+            f"| {r['k']} | {r['seed']} | {r['steps']} | {_f(r['dist_fix'])} | {_f(1 - r['dist_fix'] ** 2)} | "
+            f"{_f(r['dist_w3'])} | {_f(r['dist_theta_star'])} | {ab} | {_f(r['heldout_value_err'])} | "
+            f"{'**yes**' if r['diverged'] else 'no'} |"
+        )
+    return "\n".join(out)
+
+
+def td_pretrain_stationary(doc: dict) -> str:
+    """(WP3), one row per size of ``td_pretrain.json``: ``(a*, b*)`` ± s.e., THEORY's values, the
+    distance of the two in s.e. of the difference, the eigenvalues of ``E[f (f - gamma f')^T]`` and
+    where the flow of the expected update on Fix from the (W3) point ends."""
+    out = [
+        "| d | n | windows | tasks | a* | b* | THEORY's (a*, b*) | z (a, b) | eigenvalues "
+        "| flow from (W3) ends at (a, b) | its distance to theta* | to (W3) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["stationary"]["sizes"]:
+        th = r.get("theory")
+        ref = "—" if th is None else f"({_pm(*th[0])}, {_pm(*th[1])})"
+        z = "—" if th is None else f"{r['z_vs_theory'][0]:.2f}, {r['z_vs_theory'][1]:.2f}"
+        fl = r["flow"]
+        out.append(
+            f"| {r['d']} | {r['n']} | {r['windows_per_trajectory']} | {r['tasks']:,} | "
+            f"{_pm(r['a_star'], r['a_star_sem'])} | {_pm(r['b_star'], r['b_star_sem'])} | {ref} | {z} | "
+            f"{', '.join(f'{e:.4f}' for e in r['eig'])} | ({fl['end_ab'][0]:.4f}, {fl['end_ab'][1]:.4f}) | "
+            f"{fl['dist_theta_star']:.1e} | {fl['dist_w3']:.3f} |"
+        )
+    return "\n".join(out)
+
+
 TABLES = {
     "in-context": in_context,
     "closed-loop": closed_loop,
@@ -242,6 +286,8 @@ TABLES = {
     "diversity": diversity,
     "returns-by-k": returns_by_k,
     "pretrain-seeds": pretrain_seeds,
+    "td-pretrain-runs": td_pretrain_runs,
+    "td-pretrain-stationary": td_pretrain_stationary,
 }
 
 

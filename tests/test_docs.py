@@ -15,10 +15,10 @@ from layout import FACES, LAYERS, ROOT, layer_of, module_file, modules
 THEORY = ROOT / "docs" / "theory.md"
 README = ROOT / "README.md"
 
-# A label is "(H)", "(AR1)".."(AR10)" or one letter of S, A, L, M, W, R, P followed by one digit, in
-# parentheses that do not follow a name or a closing bracket (so ``range(L)``, ``TF_theta(H)`` and
-# ``sym(P22)`` are calls, not labels).
-LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|AD[0-5]|[SALMWRP][1-9])\)")
+# A label is "(H)", "(AR1)".."(AR10)", "(AD0)".."(AD5)", "(WP1)".."(WP9)" or one letter of S, A,
+# L, M, W, R, P followed by one digit, in parentheses that do not follow a name or a closing bracket
+# (so ``range(L)``, ``TF_theta(H)`` and ``sym(P22)`` are calls, not labels).
+LABEL = re.compile(r"(?<![\w\])])\((H|AR(?:10|[1-9])|AD[0-5]|WP[1-9]|[SALMWRP][1-9])\)")
 
 # Every label of the theory, by section: the page must define all of them.
 ALL_LABELS = (
@@ -31,6 +31,7 @@ ALL_LABELS = (
     + [f"P{i}" for i in range(1, 4)]
     + [f"AR{i}" for i in range(1, 11)]
     + [f"AD{i}" for i in range(6)]
+    + [f"WP{i}" for i in range(1, 7)]
 )
 
 
@@ -48,7 +49,9 @@ def _cited_labels() -> dict[str, set[str]]:
 
 def _defined_labels() -> set[str]:
     """Labels that docs/theory.md defines: a bold ``**(X)**`` at the start of a statement."""
-    return set(re.findall(r"\*\*\((H|AR(?:10|[1-9])|AD[0-5]|[SALMWRP][1-9])\)\*\*", THEORY.read_text()))
+    return set(
+        re.findall(r"\*\*\((H|AR(?:10|[1-9])|AD[0-5]|WP[1-9]|[SALMWRP][1-9])\)\*\*", THEORY.read_text())
+    )
 
 
 def test_label_regex_finds_labels_and_skips_calls():
@@ -125,6 +128,9 @@ PRINTED_TABLES = [
     ("seeds", "training-random_small_seeds.json", "docs/experiments.md"),
     ("seeds", "training-invariant_seeds.json", "docs/experiments.md"),
     ("seeds", "training-actor_critic_seeds.json", "docs/experiments.md"),
+    ("td-pretrain-runs", "td-pretrain-full.json", "docs/td-pretrain.md"),
+    ("td-pretrain-stationary", "td-pretrain-full.json", "docs/td-pretrain.md"),
+    ("td-pretrain-runs", "td-pretrain-L3.json", "docs/td-pretrain.md"),
 ]
 
 
@@ -1434,6 +1440,82 @@ def _distill_readme_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+def _td_pretrain_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (WP2), (WP3) and (WP6) findings of docs/td-pretrain.md, from
+    docs/figures/td-pretrain-full.json (bounds after "at most" / "at least" rounded outward)."""
+    inv, st = doc["invariance"], doc["stationary"]
+    small, large = st["sizes"]
+    runs = doc["runs"]
+    fresh = [r for r in runs if r["k"] == "fresh"]
+    stuck = [r for r in fresh if r["dist_fix"] > 0.9]
+    moved = [r for r in fresh if r["dist_fix"] <= 0.9]
+    k64 = [r for r in runs if r["k"] == 64]
+    low = [r for r in runs if r["k"] in (1, 4, 16)]
+    assert (
+        len(stuck) == 1
+        and len(moved) == 2
+        and min(b["b_star"] / b["b_star_sem"] for b in (small, large)) > 20
+    )
+    emerged = moved + k64
+    share = [100 * (1 - r["dist_fix"] ** 2) for r in moved]
+    worse = [r for r in low if r["heldout_value_err"] > 1]
+    err = [r["heldout_value_err"] for r in emerged]
+
+    def pct(rs):
+        return f"{min(100 * r['dist_fix'] for r in rs):.0f} to {max(100 * r['dist_fix'] for r in rs):.0f} %"
+
+    page = [
+        f"`(a*, b*) = ({st['a_star']:.3f} ± {st['a_star_sem']:.3f}, "
+        f"{st['b_star']:.3f} ± {st['b_star_sem']:.3f})`",
+        f"{share[0]:.1f} and {share[1]:.1f} % of their squared norm in Fix(G) and "
+        f"`(a, b) = ({moved[0]['ab'][0]:.3f}, {moved[0]['ab'][1]:.3f})` and "
+        f"`({moved[1]['ab'][0]:.3f}, {moved[1]['ab'][1]:.3f})`",
+        f"predicting zero in {len(worse)} of those {len(low)} runs",
+        f"at most {_up(inv['outside_at_fix'], '.1e')} at the (W3) point",
+        f"at least {_bound(inv['outside_off_fix'], '.3f', up=False)} at (W3) plus a perturbation",
+        f"it is at least {_bound(inv['mutation_outside_at_fix'], '.2f', up=False)} at the same points",
+        f"is at most {_up(inv['bound_at_fix'], '.1e')} relative at those points",
+        f"(at most {_up(inv['bound_off_fix'], '.1e')})",
+        f"at d = 3 our b* is `{small['b_star']:.3f} ± {small['b_star_sem']:.3f}`",
+        f"sits {small['z_vs_theory'][1]:.1f} standard errors of the difference below it",
+        f"Their b ends at {min(r['ab'][1] for r in emerged):.3f} to {max(r['ab'][1] for r in emerged):.3f}",
+        f"Their held-out error is {min(err):.3f} to {max(err):.3f}: "
+        f"about {100 * (1 - sum(err) / len(err)):.0f} % better",
+        f"{pct(moved)} of the norm for fresh tasks, {pct(k64)} for k = 64",
+        f"with held-out error {stuck[0]['heldout_value_err']:.3f}",
+        f"held in {len(moved)} of {len(fresh)} seeds",
+        f"at most {_up(max(100 * (1 - r['dist_fix'] ** 2) for r in low), '.0f')} % of the norm inside",
+        f"above 1 in {len(worse)} of the {len(low)} runs: "
+        f"up to {_up(max(r['heldout_value_err'] for r in low), '.3f')}",
+    ]
+    return {"docs/td-pretrain.md": page}
+
+
+def _td_pretrain_l3_numbers(doc: dict) -> dict[str, list[str]]:
+    """The L = 3 findings of docs/td-pretrain.md, from docs/figures/td-pretrain-L3.json."""
+    assert doc["config"]["L"] == 3
+    runs = doc["runs"]
+    fresh = [r for r in runs if r["k"] == "fresh"]
+    k64 = [r for r in runs if r["k"] == 64]
+
+    def share(rs):
+        v = [100 * (1 - r["dist_fix"] ** 2) for r in rs]
+        return f"{min(v):.0f} to {max(v):.0f} %"
+
+    def err(rs):
+        v = [r["heldout_value_err"] for r in rs]
+        return f"{min(v):.3f} to {max(v):.3f}"
+
+    worst = max(r["heldout_value_err"] for r in runs if r["k"] == 1)
+    page = [
+        f"{share(fresh)} of the norm is in Fix after 10 000 Adam steps",
+        f"{share(k64)} of the norm in Fix, and the best held-out error, {err(k64)}",
+        f"The fresh-task runs reach {err(fresh)}.",
+        f"the held-out error of one seed is {worst:.3f}",
+    ]
+    return {"docs/td-pretrain.md": page}
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1450,6 +1532,8 @@ PROSE_NUMBERS = [
     ("distill-full.json", _distill_numbers),
     ("distill-train-full.json", _distill_train_numbers),
     ("distill-full.json", _distill_readme_numbers),
+    ("td-pretrain-full.json", _td_pretrain_numbers),
+    ("td-pretrain-L3.json", _td_pretrain_l3_numbers),
 ]
 
 
@@ -1471,6 +1555,8 @@ PROSE_NUMBERS = [
         "distill",
         "distill-train",
         "distill-readme",
+        "td-pretrain",
+        "td-pretrain-L3",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

@@ -23,7 +23,9 @@ import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory import distill as ad
 from lsa_theory import dynamics as dy
+from lsa_theory import td_pretrain as tp
 from lsa_theory.dynamics import regression as rg
+from lsa_theory.dynamics import td_pretrain as dtp
 from lsa_theory.experiments import pretrain as ep
 
 torch = pytest.importorskip("torch")
@@ -48,6 +50,13 @@ PQ = _g.uniform(-1, 1, d)
 ZA = constructions.average_reward_prompt(F, FN, RW, PQ)
 LAYERS_AR = [constructions.td_average_reward(d, 0.2)]
 C2 = np.array([[2.0, 0.5], [0.1, 1.0]])
+# (WP1)-(WP3): one task, d = 2, n = 3, 2 windows; layers L = 2
+_TPT = tp.sample_tasks(2, 4, 2, np.random.default_rng(4))
+ZW, RQ = tp.prompts(_TPT, tp.sample_trajectories(_TPT, 7, np.random.default_rng(5)), 0.9, 3, 2)
+PSW, QSW = tp.xavier_start(2, 5, np.random.default_rng(6), gain=0.5, shared=False)
+MW = _g.uniform(-1, 1, (5, 5))
+FW, RFW = dtp.meta_features(_TPT, tp.sample_trajectories(_TPT, 7, np.random.default_rng(5)), 0.9, 3, 2)
+AW, BW = np.array([[0.03, 0.001], [0.002, 0.016]]), np.array([0.04, 0.003])
 PCFG = ep.PretrainConfig(S=2, A=2, n=4, T=2, k=4, steps=2, frames=2, heldout_k=2, teacher_k=2)
 
 
@@ -439,6 +448,99 @@ API_SPECS = [
         bad=[("Cs", []), ("Cs", None), ("Cs", [C2[:1]]), ("gamma", 1.0)],
         objects_ok=True,
     ),
+    # --- [W]'s TD pretraining (WP1)-(WP3) ---------------------------------------------------------------
+    Spec(
+        "td_pretrain.values",
+        tp.values,
+        {"Z": ZW, "Ps": PSW, "Qs": QSW},
+        arrays={"Z": "batched", "Ps": "fixed", "Qs": "fixed"},
+        bad=[("Ps", PSW[:, :4]), ("Qs", QSW[:1]), ("Z", ZW[..., :4, :])],
+    ),
+    *[
+        Spec(
+            f"td_pretrain.{f.__name__}",
+            f,
+            {"Z": ZW, "rq": RQ, "Ps": PSW, "Qs": QSW, "gamma": 0.9},
+            arrays={"Z": "fixed", "rq": "fixed", "Ps": "fixed", "Qs": "fixed"},
+            reals=("gamma",),
+            bad=[("rq", RQ[:, :1]), ("Qs", QSW[:1]), ("gamma", 1.0), ("mask", np.ones((4, 4)))],
+        )
+        for f in (tp.value_and_td_direction, tp.td_direction_error_bound)
+    ],
+    Spec(
+        "td_pretrain.orbit_averaged_direction",
+        tp.orbit_averaged_direction,
+        {"Z": ZW, "rq": RQ, "Ps": PSW, "Qs": QSW, "gamma": 0.9, "group": tp.signed_permutations(2)},
+        arrays={"Z": "fixed", "rq": "fixed", "Ps": "fixed", "Qs": "fixed", "group": "fixed"},
+        reals=("gamma",),
+        bad=[("group", 2 * tp.signed_permutations(2)), ("group", tp.signed_permutations(3))],
+    ),
+    Spec("td_pretrain.lift", tp.lift, {"g": C2}, arrays={"g": "batched"}, bad=[("g", C2[:1])]),
+    Spec(
+        "td_pretrain.fix_coordinates",
+        tp.fix_coordinates,
+        {"M": MW},
+        arrays={"M": "batched"},
+        bad=[("M", MW[:4, :4])],
+    ),
+    Spec(
+        "td_pretrain.fix_from_coordinates",
+        tp.fix_from_coordinates,
+        {"c": np.arange(5.0), "d": 2},
+        arrays={"c": "batched"},
+        ints={"d": 1},
+        bad=[("c", np.arange(4.0))],
+    ),
+    *[
+        Spec(
+            f"td_pretrain.{f.__name__}",
+            f,
+            {"M": MW, "group": "signed"},
+            arrays={"M": "batched"},
+            bad=[("M", MW[:4, :4]), ("group", "odd")],
+        )
+        for f in (tp.fix_project, tp.fix_outside)
+    ],
+    Spec(
+        "td_pretrain.stationary_distribution",
+        tp.stationary_distribution,
+        {"P": _TPT.P},
+        arrays={"P": "batched"},
+        bad=[("P", 2 * _TPT.P), ("P", _TPT.P[..., :3])],
+    ),
+    Spec(
+        "td_pretrain.stationary_point",
+        dtp.stationary_point,
+        {"f": FW, "rq": RFW, "gamma": 0.9},
+        arrays={"f": "fixed", "rq": "fixed"},
+        reals=("gamma",),
+        bad=[("f", FW[:, :1]), ("rq", RFW[:, :1]), ("f", FW[..., :1])],
+    ),
+    Spec(
+        "td_pretrain.fix_update",
+        dtp.fix_update,
+        {"coords": np.array([1.0, -0.3, 0.1]), "A": AW, "b": BW, "d": 2},
+        arrays={"coords": "fixed", "A": "fixed", "b": "fixed"},
+        ints={"d": 1},
+        bad=[("coords", np.ones(2)), ("A", np.eye(3)), ("b", np.ones(3))],
+    ),
+    Spec(
+        "td_pretrain.fix_flow",
+        dtp.fix_flow,
+        {"start": np.array([1.0, -0.3, 0.1]), "A": AW, "b": BW, "d": 2, "t_max": 1.0},
+        arrays={"start": "fixed", "A": "fixed", "b": "fixed"},
+        reals=("t_max", "rtol", "atol"),
+        ints={"d": 1},
+        bad=[("t_max", 0.0), ("start", np.ones(4))],
+    ),
+    Spec(
+        "td_pretrain.distances",
+        dtp.distances,
+        {"Ps": PSW[:1], "Qs": QSW[:1], "c_star": np.array([1.5, 0.1])},
+        arrays={"Ps": "fixed", "Qs": "fixed", "c_star": "fixed"},
+        none_ok=("c_star",),
+        bad=[("Ps", PSW[:1, :4, :4]), ("c_star", np.ones(3))],
+    ),
     Spec(  # NaN and inf are kept (a non-finite output is a failing residual), so explicit bads only
         "relative_residual",
         constructions.relative_residual,
@@ -464,7 +566,7 @@ API_SPECS = [
 BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases(API_SPECS)]
 #: Number of generated bad-input cases of this module (ids ``fuzz-...``), to exclude from quoted counts;
 #: written out and checked against the parametrised ids by tests/test_docs.py (docs/inputs.md quotes it).
-FUZZ_CASES = 1609
+FUZZ_CASES = 2154
 
 
 @pytest.mark.parametrize("spec", API_SPECS, ids=[f"good-{s.name}" for s in API_SPECS])

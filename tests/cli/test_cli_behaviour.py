@@ -154,6 +154,7 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
         "context-length",
         "autoregressive",
         "distill",
+        "td-pretrain",
     ],
 )
 def test_commands_that_draw_random_numbers_take_seed(command):
@@ -172,6 +173,7 @@ _COMMANDS = {
     "regression": ["regression", "--quick"],
     "autoregressive": ["autoregressive", "--quick"],
     "distill": ["distill", "--mode", "in-context", "--quick"],
+    "td-pretrain": ["td-pretrain", "--quick"],
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
@@ -191,6 +193,7 @@ _CONFIGS = {
     "regression": ("lsa_theory.experiments.regression", "RegressionConfig"),
     "autoregressive": ("lsa_theory.experiments.autoregressive", "ARConfig"),
     "distill": ("lsa_theory.experiments.distill", "DistillConfig"),
+    "td-pretrain": ("lsa_theory.experiments.td_pretrain", "TDPConfig"),
     "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
     "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }

@@ -22,6 +22,7 @@ FOLDERS = (
     "pretrain",
     "autoregressive",
     "distill",
+    "td_pretrain",
     "sweep",
 )
 
