@@ -1516,6 +1516,29 @@ def _td_pretrain_l3_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/td-pretrain.md": page}
 
 
+def _td_pretrain_readme_numbers(doc: dict) -> dict[str, list[str]]:
+    """The (WP) answer of the README, from docs/figures/td-pretrain-full.json: a run "goes there"
+    when it entered Fix(G), ``dist_fix <= 0.5`` (the saved runs split at 0.37 / 0.79: every run is
+    on one side, far from the line), "no run enters" when none did."""
+    large = doc["stationary"]["sizes"][1]
+    assert (large["d"], large["n"]) == (4, 30) and large["flow"]["reaches_theta_star"]
+    sem = max(large["a_star_sem"], large["b_star_sem"])  # "+- x each": a standard error at most x
+    runs = doc["runs"]
+
+    def entered(k):
+        rs = [r for r in runs if r["k"] == k]
+        return f"{sum(r['dist_fix'] <= 0.5 for r in rs)} of {len(rs)}"
+
+    assert all(abs(r["dist_fix"] - 0.5) > 0.1 for r in runs)  # the split is not decided near the line
+    assert all(r["dist_fix"] > 0.5 for r in runs if r["k"] in (1, 4, 16))  # "no run enters"
+    return {
+        "README.md": [
+            f"`(a*, b*) = ({large['a_star']:.3f}, {large['b_star']:.3f})` (+- {_up(sem, '.3f')} each)",
+            f"fresh tasks in {entered('fresh')} seeds and with k = 64 tasks in {entered(64)}",
+        ]
+    }
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1534,6 +1557,7 @@ PROSE_NUMBERS = [
     ("distill-full.json", _distill_readme_numbers),
     ("td-pretrain-full.json", _td_pretrain_numbers),
     ("td-pretrain-L3.json", _td_pretrain_l3_numbers),
+    ("td-pretrain-full.json", _td_pretrain_readme_numbers),
 ]
 
 
@@ -1557,6 +1581,7 @@ PROSE_NUMBERS = [
         "distill-readme",
         "td-pretrain",
         "td-pretrain-L3",
+        "td-pretrain-readme",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):
