@@ -43,6 +43,8 @@ __all__ = [
     "RegressionObjective",
     "random_covariance",
     "gamma_matrix",
+    "WEIGHT_LAWS",
+    "sigma_inverse_optimum",
     "second_moment",
     "population_loss",
     "sample_prompts",
@@ -96,6 +98,37 @@ def gamma_matrix(Lambda: Any, N: int) -> np.ndarray:
     return (1.0 + 1.0 / N) * Lambda + np.trace(Lambda) / N * np.eye(Lambda.shape[0])
 
 
+#: Laws of the regression weight ``w`` in :func:`sample_prompts`: ``"isotropic"`` is (R4)'s
+#: ``w ~ N(0, I_d)``; ``"sigma_inverse"`` is [Ahn]'s code's ``w ~ N(0, Lambda^{-1})``.
+WEIGHT_LAWS = ("isotropic", "sigma_inverse")
+
+
+def _check_law(law: Any) -> str:
+    if not isinstance(law, str) or law not in WEIGHT_LAWS:
+        raise ValueError(f"law: expected one of {WEIGHT_LAWS}, got {law!r}")
+    return law
+
+
+def sigma_inverse_optimum(Lambda: Any, N: int) -> np.ndarray:
+    r"""The one-layer optimum ``M* = Lambda^{-1} / (1 + (d + 1)/N)`` (d, d) on the law
+    ``x_i, x_q ~ N(0, Lambda)``, ``w ~ N(0, Lambda^{-1})``, ``y = w^T x`` ([Ahn]'s code's law, with
+    their ``Sigma`` our ``Lambda``; (R4)'s law has ``w ~ N(0, I_d)`` and optimum ``Gamma^{-1}``).
+
+    Derivation (as (R4), notation of (R4)): ``yhat = x_q^T M h`` with ``h = S w``, so
+    ``yhat - y_q = x_q^T (M S - I) w`` and, averaging over ``x_q`` then ``w`` (``E[w w^T] =
+    Lambda^{-1}``), the loss is ``(1/2) E tr[(M S - I)^T Lambda (M S - I) Lambda^{-1}] =
+    (1/2)[tr(M^T Lambda M K) - 2 tr(Lambda M) + d]`` with ``K = E[S Lambda^{-1} S]`` (using
+    ``E[S] = Lambda``). For ``i != j``, ``E[x_i x_i^T Lambda^{-1} x_j x_j^T] = Lambda``; for ``i = j``,
+    with ``x = Lambda^{1/2} g``, ``E[g g^T g g^T] = (d + 2) I`` gives ``(d + 2) Lambda``. Hence
+    ``K = N^{-2}[N(N - 1) + N(d + 2)] Lambda = (1 + (d + 1)/N) Lambda``; the gradient
+    ``Lambda M K - Lambda`` vanishes at ``M* = K^{-1}``, and the minimum is
+    ``(1/2)[d - tr(Lambda M*)] = (d/2)(d + 1)/(N + d + 1)``."""
+    Lambda = _check_lambda(Lambda)
+    N = check_int(N, "N")
+    d = Lambda.shape[0]
+    return np.linalg.inv(Lambda) / (1.0 + (d + 1) / N)
+
+
 def second_moment(Lambda: Any, N: int) -> np.ndarray:
     """(R4) ``E[S^2] = Lambda Gamma`` for ``S = (1/N) sum_i x_i x_i^T``, ``x_i ~ N(0, Lambda)`` (d, d)."""
     return _check_lambda(Lambda) @ gamma_matrix(Lambda, N)
@@ -127,9 +160,10 @@ class RegressionSample:
 
 
 def sample_prompts(
-    F: int, N: int, Lambda: Any, rng: np.random.Generator, antithetic: bool = True
+    F: int, N: int, Lambda: Any, rng: np.random.Generator, antithetic: bool = True, law: str = "isotropic"
 ) -> RegressionSample:
-    """F prompts of (R4)'s law: ``x_i, x_q ~ N(0, Lambda)``, ``w ~ N(0, I_d)``, ``y = w^T x``.
+    """F prompts of (R4)'s law: ``x_i, x_q ~ N(0, Lambda)``, ``w ~ N(0, I_d)``, ``y = w^T x``;
+    ``law="sigma_inverse"`` draws ``w ~ N(0, Lambda^{-1})`` instead (:data:`WEIGHT_LAWS`).
 
     ``antithetic``: prompts come in pairs with the same ``x``'s and ``w``, ``-w`` (F must be even);
     the sample then keeps the symmetry ``w -> -w`` that makes the cross blocks' gradient vanish at
@@ -139,6 +173,7 @@ def sample_prompts(
     rng = check_rng(rng)
     if not isinstance(antithetic, bool):
         raise ValueError(f"antithetic: expected a bool, got {antithetic!r}")
+    law = _check_law(law)
     d = Lambda.shape[0]
     if antithetic and F % 2:
         raise ValueError(f"F: must be even with antithetic=True, got {F}")
@@ -146,6 +181,8 @@ def sample_prompts(
     Lc = np.linalg.cholesky(Lambda)
     X = rng.standard_normal((n_draw, N + 1, d)) @ Lc.T
     w = rng.standard_normal((n_draw, d))
+    if law == "sigma_inverse":  # w = Lc^{-T} g has covariance (Lc Lc^T)^{-1} = Lambda^{-1}
+        w = np.linalg.solve(Lc.T, w.T).T
     if antithetic:
         X = np.concatenate([X, X])
         w = np.concatenate([w, -w])
@@ -297,12 +334,19 @@ def query_features(sample: RegressionSample) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_minimiser_test(
-    Lambda: Any, N: int, M_ref: Any, F: int, rng: np.random.Generator, chunk: int = 20_000
+    Lambda: Any,
+    N: int,
+    M_ref: Any,
+    F: int,
+    rng: np.random.Generator,
+    chunk: int = 20_000,
+    law: str = "isotropic",
 ) -> dict:
     r"""(R4) checked against data, independently of the formula for ``Gamma``: the least-squares
     minimiser of the one-layer objective on ``F`` independent prompts against ``M_ref`` (d, d).
 
-    Prompts of (R4)'s law (:func:`sample_prompts`, ``antithetic=False``, drawn ``chunk`` at a time);
+    Prompts of (R4)'s law, or of ``law`` (:func:`sample_prompts`, ``antithetic=False``, drawn
+    ``chunk`` at a time);
     ``m_F = C_F^{-1} b_F`` minimises ``(1/2F) sum_f (k_f^T m - y_{q,f})^2`` (:func:`query_features`).
     Its covariance is estimated by the sandwich ``V / F``, ``V = C_F^{-1} Omega C_F^{-1}``,
     ``Omega = mean k k^T e^2``, ``e_f = y_{q,f} - k_f^T m_F`` (the prompts are independent, the
@@ -315,6 +359,7 @@ def sample_minimiser_test(
     Lambda = _check_lambda(Lambda)
     F, N, chunk = check_int(F, "F"), check_int(N, "N"), check_int(chunk, "chunk")
     rng = check_rng(rng)
+    law = _check_law(law)
     d = Lambda.shape[0]
     m_ref = as_float_array(M_ref, "M_ref", ndim=2).ravel()
     if m_ref.size != d * d:
@@ -322,7 +367,7 @@ def sample_minimiser_test(
     if F < 10 * d * d:
         raise ValueError(f"F: need at least 10 d^2 = {10 * d * d} prompts, got {F}")
     parts = [
-        query_features(sample_prompts(min(chunk, F - i), N, Lambda, rng, antithetic=False))
+        query_features(sample_prompts(min(chunk, F - i), N, Lambda, rng, antithetic=False, law=law))
         for i in range(0, F, chunk)
     ]
     K = np.concatenate([k for k, _ in parts])

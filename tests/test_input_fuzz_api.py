@@ -289,7 +289,7 @@ API_SPECS = [
             ints={"N": 1},
             bad=[("Lambda", -LAMBDA), ("Lambda", LAMBDA + [[0, 1], [0, 0]]), ("Lambda", LAMBDA[:1])],
         )
-        for f in (rg.gamma_matrix, rg.second_moment, rg.population_objective)
+        for f in (rg.gamma_matrix, rg.second_moment, rg.population_objective, rg.sigma_inverse_optimum)
     ],
     Spec(
         "population_loss",
@@ -305,7 +305,7 @@ API_SPECS = [
         {"F": 8, "N": 5, "Lambda": LAMBDA, "rng": _rng()},
         arrays={"Lambda": "fixed"},
         ints={"F": 1, "N": 1},
-        bad=[("F", 7), ("rng", 0), ("rng", None), ("antithetic", 1), ("antithetic", None)],
+        bad=[("F", 7), ("rng", 0), ("rng", None), ("antithetic", 1), ("antithetic", None), ("law", "gamma")],
     ),
     *[
         Spec(f.__name__, f, {"sample": SAMPLE}, bad=[("sample", {}), ("sample", None), ("sample", SAMPLE.X)])
@@ -317,7 +317,7 @@ API_SPECS = [
         {"Lambda": LAMBDA, "N": 5, "M_ref": MR, "F": 200, "rng": _rng()},
         arrays={"Lambda": "fixed", "M_ref": "fixed"},
         ints={"N": 1, "F": 1, "chunk": 1},
-        bad=[("M_ref", MR[:1]), ("F", 3), ("rng", 1)],
+        bad=[("M_ref", MR[:1]), ("F", 3), ("rng", 1), ("law", None)],
     ),
     *[
         Spec(
@@ -566,7 +566,7 @@ API_SPECS = [
 BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases(API_SPECS)]
 #: Number of generated bad-input cases of this module (ids ``fuzz-...``), to exclude from quoted counts;
 #: written out and checked against the parametrised ids by tests/test_docs.py (docs/inputs.md quotes it).
-FUZZ_CASES = 2154
+FUZZ_CASES = 2178
 
 
 @pytest.mark.parametrize("spec", API_SPECS, ids=[f"good-{s.name}" for s in API_SPECS])
