@@ -266,11 +266,9 @@ def _td_pretrain_config(args: argparse.Namespace):
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
-    from lsa_theory.experiments.context_length import ClosedLoopConfig, InContextConfig
+    from lsa_theory.experiments.context_length import regime_config
 
-    config = ClosedLoopConfig if args.regime == "closed-loop" else InContextConfig
-    cfg = config.quick() if args.quick else config()
-    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+    return regime_config(args.regime, args.quick, args.seed)
 
 
 def _cmd_converge(args: argparse.Namespace) -> int:
@@ -512,9 +510,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(args, doc)
         return 0 if doc["passed"] else 1
-    _print_table(
-        doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
-    )
+    _print_verify_table([constructions.Row(**r) for r in doc["verify"]])
     cfg = doc["config"]
     print(f"(AD3): {cfg['n_mdps']} held-out MDPs, H = {cfg['H']}, K = {cfg['K']}; greedy normalised return")
     for name, a in doc["agents"].items():
@@ -547,9 +543,7 @@ def _cmd_distill_train(args: argparse.Namespace) -> int:
         print(f"constructed (S3) stack, masked = {c['masked']}: held-out error {c['heldout_err']:.3g} "
               f"(step {c['step']}, L = {c['L']})")  # fmt: skip
     if doc["verify"]:
-        _print_table(
-            doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
-        )
+        _print_verify_table([constructions.Row(**r) for r in doc["verify"]])
     return 0 if doc["passed"] else 1
 
 
@@ -605,9 +599,7 @@ def _cmd_autoregressive(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(args, doc)
     else:
-        _print_table(
-            doc["verify"], [("claim", ""), ("residual", ".2e"), ("tol", ".0e"), ("passed", ""), ("check", "")]
-        )
+        _print_verify_table([constructions.Row(**r) for r in doc["verify"]])
         g, th, dn = doc["gd_class"], doc["theta6"], doc["dense"]
         print(f"d = {doc['d']}, T = {doc['T']}, {doc['phase']} phase")
         print(

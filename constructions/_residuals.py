@@ -39,6 +39,12 @@ class Row:
     tol: float
     passed: bool
 
+    @classmethod
+    def against(cls, claim: str, check: str, residual: float, tol: float) -> Row:
+        """The row of ``residual`` against ``tol``: passed when ``residual <= tol`` (a NaN fails)."""
+        residual = float(residual)
+        return cls(claim, check, residual, float(tol), bool(residual <= tol))
+
     def as_dict(self) -> dict:
         return asdict(self)
 

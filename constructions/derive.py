@@ -261,11 +261,6 @@ SYMPY_HINT = (
 )
 
 
-def _row(claim: str, check: str, values: list[float], tol: float) -> Row:
-    res = float(max(values))
-    return Row(claim, check, res, tol, bool(res <= tol))
-
-
 def verify_rows(
     alg: Algorithm, rng: np.random.Generator, quick: bool = False, k: int | None = None, *, progress=None
 ) -> list[Row]:
@@ -303,26 +298,30 @@ def verify_rows(
     for L, acc in by_depth.items():
         label = alg.depth_claims.get(L, alg.claim)
         rows.append(
-            _row(
+            Row.against(
                 label,
                 f"{alg.name}, L = {L}: {alg.statement}; block = naive loop, {where}{scales}",
-                acc["r"],
+                max(acc["r"]),
                 READOUT_TOL,
             )
         )
-        rows.append(_row(label, f"{alg.name}, L = {L}: {_invariant_text(alg)} unchanged", acc["i"], 0.0))
+        rows.append(
+            Row.against(label, f"{alg.name}, L = {L}: {_invariant_text(alg)} unchanged", max(acc["i"]), 0.0)
+        )
         if acc["t"]:
             rows.append(
-                _row(label, f"{alg.name}, L = {L}: vectorised teacher = naive loop", acc["t"], READOUT_TOL)
+                Row.against(
+                    label, f"{alg.name}, L = {L}: vectorised teacher = naive loop", max(acc["t"]), READOUT_TOL
+                )
             )
     say(f"{alg.name}: property sweep over random sizes and hyperparameters")
     sweep = sweep_residuals(alg, rng, n_examples=10 if quick else 40)
     rows.append(
-        _row(
+        Row.against(
             alg.claim,
             f"{alg.name}: property sweep, {len(sweep)} random sizes and hyperparameters in "
             f"{alg.size_ranges()} / {dict(alg.hyper_ranges)}, every depth and scale",
-            sweep,
+            max(sweep),
             READOUT_TOL,
         )
     )

@@ -104,11 +104,6 @@ def _prove_prediction(d: int = 2, N: int = 2) -> symbolic.SymbolicProof:
     return symbolic.SymbolicProof("(R4)", {"d": d, "N": N}, 1, nonzero, time.perf_counter() - t0)
 
 
-def _rows_from(claim: str, check: str, values: list[float], tol: float) -> Row:
-    res = float(max(values))
-    return Row(claim, check, res, tol, bool(res <= tol))
-
-
 def run_claims(
     rng: np.random.Generator,
     quick: bool = False,
@@ -158,16 +153,23 @@ def run_claims(
         inst = _regression.regression_instance(dr, 20, rng)
         P, Q = rng.standard_normal((2, dr + 1, dr + 1))
         r4.append(_prediction_residual(inst, P, Q))
-    rows.append(_rows_from("(R4)", f"one-layer prediction on (R1) = statistics formula, dense P, Q (d = "
-                           f"{3 if quick else 5}, N = 20, {k} instances)", r4, READOUT_TOL))  # fmt: skip
+    r4_check = (
+        "one-layer prediction on (R1) = statistics formula, dense P, Q "
+        f"(d = {3 if quick else 5}, N = 20, {k} instances)"
+    )
+    rows.append(Row.against("(R4)", r4_check, max(r4), READOUT_TOL))
     proof = _prove_prediction(2, 2)
     what = "sympy: one-layer prediction, symbolic P, Q (these sizes only: d = 2, N = 2)"
     rows.append(Row(proof.claim, what, float(proof.nonzero), 0.0, proof.holds))
     sizes = f"S = {S}, A = {A}, d = {d}, n = {n}, {k} instances"
     rows.append(
-        _rows_from("(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", l2, READOUT_TOL)
+        Row.against(
+            "(L2)", f"readout = sufficient-statistics formula, dense P, V ({sizes})", max(l2), READOUT_TOL
+        )
     )
-    rows.append(_rows_from("(L1)", f"torch float64 block = numpy block ({sizes})", torch_res, READOUT_TOL))
+    rows.append(
+        Row.against("(L1)", f"torch float64 block = numpy block ({sizes})", max(torch_res), READOUT_TOL)
+    )
     proof = _prove_lemma_c1(1, 2)
     rows.append(
         Row(

@@ -35,7 +35,7 @@ import lsa_theory as lt
 from lsa_theory import autoregressive as ar
 from lsa_theory import dynamics as dy
 from lsa_theory.checks import check_int, check_real
-from lsa_theory.constructions import ALGORITHMS, derive
+from lsa_theory.constructions import ALGORITHMS, Row, derive
 from lsa_theory.constructions.algorithms import autoregressive as arc
 from lsa_theory.dynamics import autoregressive as da
 
@@ -131,13 +131,8 @@ class ARConfig:
 
 
 def _row(claim: str, check: str, residual: float, tol: float) -> dict:
-    return {
-        "claim": claim,
-        "check": check,
-        "residual": float(residual),
-        "tol": float(tol),
-        "passed": bool(residual <= tol),
-    }
+    """A JSON row ``{claim, check, residual, tol, passed}``: :meth:`lsa_theory.constructions.Row.against`."""
+    return Row.against(claim, check, residual, tol).as_dict()
 
 
 def _rng(cfg: ARConfig, *key: int) -> np.random.Generator:

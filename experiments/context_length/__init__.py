@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from .closed_loop import ClosedLoopConfig, closed_loop_sweep, context_length_sweep
 from .common import IN_CONTEXT_STREAM, REGIMES
-from .experiment import ContextLengthConfig, plot_regimes, run, run_context_length, run_unit, units
+from .experiment import (
+    ContextLengthConfig,
+    plot_regimes,
+    regime_config,
+    run,
+    run_context_length,
+    run_unit,
+    units,
+)
 from .in_context import InContextConfig, in_context_sweep, stack_values, td_stack_values
 from .plots import plot_context_length, plot_context_length_regimes
 
@@ -35,6 +43,7 @@ __all__ = [
     "in_context_sweep",
     "stack_values",
     "td_stack_values",
+    "regime_config",
     "run_context_length",
     "context_length_sweep",
     "plot_context_length",

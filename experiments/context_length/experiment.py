@@ -18,7 +18,7 @@ from .common import REGIMES
 from .in_context import InContextConfig, in_context_sweep
 from .plots import plot_context_length_regimes
 
-__all__ = ["ContextLengthConfig", "units", "run_unit", "run_context_length", "plot_regimes"]
+__all__ = ["ContextLengthConfig", "units", "run_unit", "regime_config", "run_context_length", "plot_regimes"]
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,20 @@ def run_context_length(
     """``lsa-theory context-length --regime REGIME [--quick] [--seed N]``: the unit ``regime`` of
     the default (or ``quick()``) configuration (``seed`` replacing that regime's seed when given),
     with its figure."""
+    return run_unit(regime_config(regime, quick, seed), regime, out)
+
+
+def regime_config(regime: str, quick: bool = False, seed: int | None = None) -> ContextLengthConfig:
+    """The configuration of ``lsa-theory context-length --regime REGIME [--quick] [--seed N]``: the
+    default (or ``quick()``) one with that regime only, ``seed`` replacing the regime's seed when
+    given (ValueError naming ``regime`` or ``seed``)."""
     if regime not in REGIMES:
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
     cfg = ContextLengthConfig.quick((regime,)) if quick else ContextLengthConfig.full((regime,))
     if seed is not None:
         part = "closed_loop" if regime == "closed-loop" else "in_context"
         cfg = dataclasses.replace(cfg, **{part: dataclasses.replace(getattr(cfg, part), seed=seed)})
-    return run_unit(cfg, regime, out)
+    return cfg
 
 
 def plot_regimes(out: str | Path) -> list[Path]:

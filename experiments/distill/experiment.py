@@ -37,7 +37,7 @@ import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory import distill as ad
 from lsa_theory.checks import check_int, check_real
-from lsa_theory.constructions import derive
+from lsa_theory.constructions import Row, derive
 
 from ..envs import heldout_rng
 from ..io import atomic_savez, atomic_write_json, provenance, single_blas_thread, to_jsonable, versions
@@ -123,13 +123,8 @@ class DistillConfig:
 
 
 def _row(claim: str, check: str, residual: float, tol: float) -> dict:
-    return {
-        "claim": claim,
-        "check": check,
-        "residual": float(residual),
-        "tol": float(tol),
-        "passed": bool(residual <= tol),
-    }
+    """A JSON row ``{claim, check, residual, tol, passed}``: :meth:`lsa_theory.constructions.Row.against`."""
+    return Row.against(claim, check, residual, tol).as_dict()
 
 
 def _above(check: str, interval: list) -> dict:

@@ -34,6 +34,7 @@ import numpy as np
 import lsa_theory as lt
 from lsa_theory import distill as ad
 from lsa_theory.checks import check_int, check_real
+from lsa_theory.constructions import Row
 
 from ..envs import heldout_rng
 from ..io import provenance, set_torch_threads, single_blas_thread, to_jsonable, versions
@@ -290,13 +291,8 @@ def _checks(runs: list[dict], k_max: int) -> list[dict]:
 
 
 def _row(claim: str, check: str, residual: float, tol: float) -> dict:
-    return {
-        "claim": claim,
-        "check": check,
-        "residual": float(residual),
-        "tol": float(tol),
-        "passed": bool(residual <= tol),
-    }
+    """A JSON row ``{claim, check, residual, tol, passed}``: :meth:`lsa_theory.constructions.Row.against`."""
+    return Row.against(claim, check, residual, tol).as_dict()
 
 
 @single_blas_thread
