@@ -24,7 +24,7 @@ space is ``Fix = {[[m11 I, m12 I, 0], [m21 I, m22 I, 0], [0, 0, m33]]}`` for eve
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -304,7 +304,6 @@ class AdamState:
     betas: tuple = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 1e-6
-    extra: dict = field(default_factory=dict)
 
 
 def adam_init(params: tuple, lr: float = 1e-3, weight_decay: float = 1e-6) -> AdamState:
