@@ -6,6 +6,7 @@ subpackages ``lsa_theory.constructions``, ``.dynamics``, ``.experiments`` and ``
 """
 
 from .algorithms import actor_critic_update, sarsa_update, sarsa_update_error_bound, td_errors, td_update
+from .attention import ATTENTIONS, attention_layer, attention_stack
 from .features import FEATURE_KINDS, random_features, random_state_features
 from .loop_driver import (
     actor_critic_loop,
@@ -62,6 +63,7 @@ from .rollout_batched import loop_draws
 __version__ = "0.1.0"
 
 __all__ = [
+    "ATTENTIONS",
     "FEATURE_KINDS",
     "Layout",
     "LoopResult",
@@ -74,6 +76,8 @@ __all__ = [
     "actor_critic_loop_batched",
     "actor_critic_prompt",
     "actor_critic_update",
+    "attention_layer",
+    "attention_stack",
     "causal_lsa",
     "causal_weights",
     "check_policy",
