@@ -43,6 +43,8 @@ codes. Their residual-gradient layer is ``Q_W[:2d, :2d] = M_2^T B M_1``, ``M_2 =
 (``= [[-C^T, C^T], [C^T, -C^T]]``; (W6) is ``C = I``). Their TD(lambda) mask ``M[i, j] = lmbd^(i-j)``
 (``0 <= j <= i < n``, query row and column zero) is :func:`lsa_theory.trace_mask` itself, not its
 transpose. Their discounted prediction is ``-Z_out[-1, -1]``, as in (W2).
+Their ``mode='auto'`` applies one layer ``l`` times (our ``masked_lsa_stack(Z, [(P, Q)] * L)``),
+``mode='sequential'`` has one pair per layer (a list of L pairs).
 
 *Average reward* ((W7), their ``AVGREWTDLayer``). Prompt (2d+2, n+1), columns ``[phi_i; phi_i'; r_i;
 0]``, query ``[phi(s); 0; 0; 0]`` (ours: :func:`~lsa_theory.constructions.average_reward_prompt`). Two
