@@ -321,6 +321,33 @@ SPECS = [
         torch_out=True,
     ),
     Spec(
+        "attention_layer",
+        lt.attention_layer,
+        {"Z": Z, "heads": [(PZ, QZ), (QZ, PZ)], "attention": "softmax"},
+        arrays={"Z": "batched"},
+        ints={"n_queries": 0},
+        bad=[
+            ("heads", []),
+            ("heads", 3),
+            ("heads", [(PZ,)]),
+            ("heads", [(PZ, QZ[1:])]),
+            ("attention", "gelu"),
+            ("attention", None),
+            ("mask", np.eye(n)),
+            ("mask", np.zeros((n + 1, n + 1))),
+            ("n_queries", n + 1, "Z"),
+        ],
+        torch_out=True,
+    ),
+    Spec(
+        "attention_stack",
+        lt.attention_stack,
+        {"Z": Z, "layers": [[(PZ, QZ)], [(QZ, PZ)]], "attention": "relu"},
+        arrays={"Z": "batched"},
+        bad=[("layers", []), ("layers", 3), ("layers", [[(PZ, QZ)], []]), ("attention", "GELU")],
+        torch_out=True,
+    ),
+    Spec(
         "readout",
         lt.readout,
         {"H_out": H, "k": d},
@@ -737,7 +764,7 @@ BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases()]
 #: Number of generated bad-input cases of this module, written out (docs/inputs.md quotes it):
 #: tests/test_docs.py checks it against the ``fuzz-*`` ids the parametrisation gives pytest, so a change
 #: of the generator fails until this literal and the page are updated.
-FUZZ_CASES = 2013
+FUZZ_CASES = 2055
 
 
 def _names(message: str, name: str) -> bool:
