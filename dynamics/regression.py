@@ -244,6 +244,8 @@ def one_layer_minimum(
     :func:`one_layer_optimum`; for (R4)'s law ``(1/2)[tr Lambda - tr(Lambda^2 Gamma^{-1})]``."""
     Lambda = _check_lambda(Lambda)
     M = one_layer_optimum(Lambda, N, law, covariates, gamma_shape)
+    if law == "isotropic" and covariates == "gaussian":  # (R4)'s expression, the same floats as before
+        return 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ M))
     LW = Lambda @ weight_covariance(Lambda, law)
     return 0.5 * float(np.trace(LW) - np.trace(Lambda @ M @ LW))
 
