@@ -8,8 +8,9 @@ Face: :data:`Config` (:class:`RegressionConfig`, frozen, with ``quick()`` and ``
 (:func:`plot_regression`, from saved results).
 
 Files: ``experiment.py`` (the configuration, the population flows, the sampled sweep, the
-least-squares check of ``Gamma``, the acceptance criteria and the run), ``stack.py`` (the trained
-L-layer stacks read against (R3)), ``plots.py`` (the figure).
+least-squares check of ``Gamma`` or of the data law's optimum, the acceptance criteria and the run),
+``laws.py`` (every data law's one-layer optimum against the least-squares minimiser),
+``stack.py`` (the trained L-layer stacks read against (R3)), ``plots.py`` (the figure).
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from .experiment import (
     gamma_check,
     gamma_check_table,
     grad_scale,
+    law_kwargs,
     population_passed,
     population_run,
     run_regression,
     run_unit,
     sampled_runs,
+    target_matrix,
+    target_name,
     units,
 )
+from .laws import LAW_SETTINGS, law_checks, law_table, run_law_checks
 from .plots import plot_regression
 
 __all__ = [
@@ -49,6 +54,13 @@ __all__ = [
     "sampled_runs",
     "gamma_check",
     "gamma_check_table",
+    "law_kwargs",
+    "target_name",
+    "target_matrix",
+    "LAW_SETTINGS",
+    "law_checks",
+    "law_table",
+    "run_law_checks",
 ]
 
 #: The face of the experiment: its configuration, run and figure.
