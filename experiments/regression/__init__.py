@@ -33,7 +33,7 @@ from .experiment import (
     target_name,
     units,
 )
-from .laws import LAW_SETTINGS, law_checks, law_table, run_law_checks
+from .laws import LAW_SETTINGS, law_checks, law_runs_table, law_table, run_law_checks
 from .plots import plot_regression
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "LAW_SETTINGS",
     "law_checks",
     "law_table",
+    "law_runs_table",
     "run_law_checks",
 ]
 

@@ -25,7 +25,7 @@ from lsa_theory.dynamics import regression as rg
 
 from ..io import atomic_write_json, provenance, to_jsonable, versions
 
-__all__ = ["LAW_SETTINGS", "law_checks", "law_table", "run_law_checks"]
+__all__ = ["LAW_SETTINGS", "law_checks", "law_table", "law_runs_table", "run_law_checks"]
 
 #: ``(d, N, kappa)`` of the law checks: condition number >= 10, as the tests' settings.
 LAW_SETTINGS = ((3, 10, 10.0), (4, 20, 20.0))
@@ -136,3 +136,25 @@ def run_law_checks(out: str | Path, F: int = 1_000_000, seed: int = 0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "regression-laws.json", doc)
     return to_jsonable(doc)
+
+
+def law_runs_table(docs: list[dict]) -> str:
+    """The markdown table of docs/regression.md for saved ``regression --law W --covariates X``
+    documents: the target, the population flows' worst relative error to it and loss gap, the
+    sampled slope, the least-squares check (Wald against its critical value, scale of ``M_F`` along
+    the target), and the verdict."""
+    lines = [
+        "| w | x | target | population max `rel_err` | max abs `loss_gap` | sampled slope | "
+        "least squares: F, Wald (critical) | scale of `M_F` | passed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for doc in docs:
+        g = doc["gamma_check"]
+        rel = max(r["rel_err"] for r in doc["configs"])
+        gap = max(abs(r["loss_gap"]) for r in doc["configs"])
+        lines.append(
+            f"| {doc['law']['w']} | {doc['law']['x']} | `{doc['target']}` | {rel:.1e} | {gap:.1e} | "
+            f"{doc['slope']:.3f} | {g['F']}, {g['wald']:.2f} ({g['critical']:.2f}) | "
+            f"{g['scale']:.4f} +- {g['scale_se']:.4f} | {doc['passed']} |"
+        )
+    return "\n".join(lines)
