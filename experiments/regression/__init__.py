@@ -33,7 +33,16 @@ from .experiment import (
     target_name,
     units,
 )
-from .laws import LAW_SETTINGS, law_checks, law_runs_table, law_table, run_law_checks
+from .laws import (
+    CALIBRATION,
+    LAW_SETTINGS,
+    calibration_table,
+    law_checks,
+    law_runs_table,
+    law_table,
+    run_law_checks,
+    wald_calibration,
+)
 from .plots import plot_regression
 
 __all__ = [
@@ -58,6 +67,9 @@ __all__ = [
     "target_name",
     "target_matrix",
     "LAW_SETTINGS",
+    "CALIBRATION",
+    "wald_calibration",
+    "calibration_table",
     "law_checks",
     "law_table",
     "law_runs_table",

@@ -25,10 +25,90 @@ from lsa_theory.dynamics import regression as rg
 
 from ..io import atomic_write_json, provenance, to_jsonable, versions
 
-__all__ = ["LAW_SETTINGS", "law_checks", "law_table", "law_runs_table", "run_law_checks"]
+__all__ = [
+    "LAW_SETTINGS",
+    "CALIBRATION",
+    "law_checks",
+    "wald_calibration",
+    "law_table",
+    "calibration_table",
+    "law_runs_table",
+    "run_law_checks",
+]
 
 #: ``(d, N, kappa)`` of the law checks: condition number >= 10, as the tests' settings.
 LAW_SETTINGS = ((3, 10, 10.0), (4, 20, 20.0))
+
+
+#: ``(covariates, F, reps)`` of the Wald calibration saved with the law checks (setting ``(3, 10,
+#: 10)``, ``law="isotropic"``): the gamma law at [Ahn]'s shape ``k = 0.1`` at the default suite's
+#: size, ten and fifty times it, the sphere at the default suite's size.
+CALIBRATION = (
+    ("gamma", 20_000, 30),
+    ("gamma", 200_000, 30),
+    ("gamma", 1_000_000, 10),
+    ("sphere", 20_000, 30),
+)
+
+
+def wald_calibration(
+    covariates: str,
+    F: int,
+    reps: int,
+    seed: int = 0,
+    alpha: float = 1e-3,
+    gamma_shape: float = rg.GAMMA_SHAPE,
+) -> dict:
+    """How close the sandwich Wald statistic of the law's own optimum is to chi^2 (``d^2`` dof) at
+    ``F`` prompts: ``reps`` independent samples (``default_rng([seed, 99, r])``) at ``(d, N, kappa) =
+    (3, 10, 10)``, ``law="isotropic"``. Returns ``{covariates, F, reps, dof, mean, median, max,
+    critical, exceed}`` (``exceed``: how many exceed the ``1 - alpha`` quantile; chi^2 has mean ``d^2``
+    and median about ``d^2 - 2/3``)."""
+    from scipy import stats
+
+    d, N, kappa = LAW_SETTINGS[0]
+    Lambda = rg.random_covariance(d, kappa, np.random.default_rng(11))
+    M = rg.one_layer_optimum(Lambda, N, "isotropic", covariates, gamma_shape)
+    walds = np.array(
+        [
+            rg.sample_minimiser_test(
+                Lambda,
+                N,
+                M,
+                F,
+                np.random.default_rng([seed, 99, r]),
+                covariates=covariates,
+                gamma_shape=gamma_shape,
+            )["wald"]
+            for r in range(check_int(reps, "reps"))
+        ]
+    )
+    crit = float(stats.chi2.isf(alpha, d * d))
+    return {
+        "covariates": covariates,
+        "F": F,
+        "reps": reps,
+        "dof": d * d,
+        "mean": float(walds.mean()),
+        "median": float(np.median(walds)),
+        "max": float(walds.max()),
+        "critical": crit,
+        "exceed": int((walds > crit).sum()),
+    }
+
+
+def calibration_table(doc: dict) -> str:
+    """The markdown table of the Wald calibration of a saved ``regression-laws.json``."""
+    lines = [
+        "| x | F | samples | Wald mean (chi^2 mean = dof) | median | max | critical (99.9 %) | above it |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in doc["calibration"]:
+        lines.append(
+            f"| {c['covariates']} | {c['F']} | {c['reps']} | {c['mean']:.1f} ({c['dof']}) | "
+            f"{c['median']:.1f} | {c['max']:.1f} | {c['critical']:.1f} | {c['exceed']} |"
+        )
+    return "\n".join(lines)
 
 
 def _wald(test: dict, M: np.ndarray) -> float:
@@ -127,9 +207,10 @@ def law_table(doc: dict) -> str:
 
 
 def run_law_checks(out: str | Path, F: int = 1_000_000, seed: int = 0) -> dict:
-    """:func:`law_checks` written to ``out/regression-laws.json`` with provenance; returns the
-    document."""
+    """:func:`law_checks`, with :func:`wald_calibration` of each :data:`CALIBRATION` entry, written
+    to ``out/regression-laws.json`` with provenance; returns the document."""
     doc = law_checks(F, seed)
+    doc["calibration"] = [wald_calibration(cov, n, reps, seed) for cov, n, reps in CALIBRATION]
     doc["provenance"] = provenance({"F": F, "seed": seed}, seed)
     doc["versions"] = versions()
     out = Path(out)
