@@ -12,6 +12,12 @@ statistics) the flow's limit is compared with ``Gamma^{-1}`` over ``reps`` sampl
 is the least-squares slope of ``log RMS error`` against ``log F`` (expected -1/2). The trained
 L-layer stacks come from :mod:`lsa_theory.experiments.regression.stack`.
 
+Data laws (issue 23): ``RegressionConfig.law`` / ``covariates`` / ``gamma_shape`` choose another law
+of ``(w, x)`` (:data:`lsa_theory.dynamics.regression.WEIGHT_LAWS`,
+:data:`lsa_theory.dynamics.regression.COVARIATE_LAWS`); every comparison above is then made with
+that law's one-layer optimum (:func:`target_matrix`) in place of ``Gamma^{-1}``, and the document
+names both (``law``, ``target``). The trained stacks run on (R4)'s law only.
+
 Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
 errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
 ``regression.png`` from them.
