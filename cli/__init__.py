@@ -313,6 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("regression", help="in-context regression: [ZFB]'s flow optimum (R5), trained stacks")
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
+    p.add_argument(
+        "--law",
+        choices=("isotropic", "sigma_inverse"),
+        default="isotropic",
+        help="law of the regression weight: w ~ N(0, I) ((R4), default) or w ~ N(0, Lambda^{-1}) ([Ahn]'s "
+        "code); the target is that law's one-layer optimum",
+    )
+    p.add_argument(
+        "--covariates",
+        choices=("gaussian", "sphere", "gamma"),
+        default="gaussian",
+        help="law of the x's, all with E[x x^T] = Lambda: N(0, Lambda) (default), sqrt(d) Lambda^{1/2} u "
+        "(u uniform on the sphere), or [Ahn]'s gamma-scaled sphere (shape 0.1); any other than "
+        "--law isotropic --covariates gaussian leaves out the trained stacks",
+    )
     _common(p, out="directory for regression.json/.npz and the figure")
     p.set_defaults(func=_cmd_regression, precheck=_regression_config)
 

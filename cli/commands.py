@@ -234,6 +234,9 @@ def _regression_config(args: argparse.Namespace):
     from lsa_theory.experiments.regression import RegressionConfig
 
     cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
+    cfg = dataclasses.replace(
+        cfg, law=getattr(args, "law", cfg.law), covariates=getattr(args, "covariates", cfg.covariates)
+    )
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 

@@ -44,7 +44,15 @@ __all__ = [
     "random_covariance",
     "gamma_matrix",
     "WEIGHT_LAWS",
+    "COVARIATE_LAWS",
+    "GAMMA_SHAPE",
     "sigma_inverse_optimum",
+    "radial_moments",
+    "weight_covariance",
+    "fourth_moment",
+    "law_second_moment",
+    "one_layer_optimum",
+    "one_layer_minimum",
     "second_moment",
     "population_loss",
     "sample_prompts",
@@ -102,11 +110,144 @@ def gamma_matrix(Lambda: Any, N: int) -> np.ndarray:
 #: ``w ~ N(0, I_d)``; ``"sigma_inverse"`` is [Ahn]'s code's ``w ~ N(0, Lambda^{-1})``.
 WEIGHT_LAWS = ("isotropic", "sigma_inverse")
 
+#: Laws of the covariates ``x_i, x_q`` in :func:`sample_prompts`, all elliptical
+#: ``x = r Lambda^{1/2} u`` (``u`` uniform on the unit sphere ``S^{d-1}``, ``r >= 0`` independent of
+#: ``u``) and normalised to ``E[x x^T] = Lambda`` (``E r^2 = d``): ``"gaussian"`` is (R4)'s
+#: ``N(0, Lambda)`` (``r^2 ~ chi^2_d``); ``"sphere"`` has ``r = sqrt(d)``; ``"gamma"`` has
+#: ``r^2 ~ Gamma(k, d/k)`` (shape ``k`` = ``gamma_shape``, scale ``d/k``), the gamma-scaled sphere of
+#: [Ahn]'s code (``mode='gamma'``; ``k = d/2`` is the Gaussian law again).
+COVARIATE_LAWS = ("gaussian", "sphere", "gamma")
+
+#: Default shape ``k`` of the ``"gamma"`` covariates: [Ahn]'s code's ``shape_k = 0.1``.
+GAMMA_SHAPE = 0.1
+
 
 def _check_law(law: Any) -> str:
     if not isinstance(law, str) or law not in WEIGHT_LAWS:
         raise ValueError(f"law: expected one of {WEIGHT_LAWS}, got {law!r}")
     return law
+
+
+def _check_covariates(covariates: Any, gamma_shape: Any) -> tuple[str, float]:
+    if not isinstance(covariates, str) or covariates not in COVARIATE_LAWS:
+        raise ValueError(f"covariates: expected one of {COVARIATE_LAWS}, got {covariates!r}")
+    return covariates, check_real(gamma_shape, "gamma_shape", low=0.0, low_open=True)
+
+
+def radial_moments(
+    d: int, covariates: str = "gaussian", gamma_shape: float = GAMMA_SHAPE
+) -> tuple[float, float]:
+    r"""``(c1, c2) = (E r^2 / d, E r^4 / (d (d + 2)))`` of the radius of the covariate law
+    ``x = r Lambda^{1/2} u`` (:data:`COVARIATE_LAWS`): ``E[x x^T] = c1 Lambda`` and
+    ``E[x x^T W x x^T] = c2 (2 Lambda W Lambda + tr(W Lambda) Lambda)`` (:func:`fourth_moment`).
+    ``c1 = 1`` for every law here; ``c2`` is 1 (gaussian: ``E r^4 = d (d + 2)``), ``d / (d + 2)``
+    (sphere: ``r^4 = d^2``) and ``d (k + 1) / (k (d + 2))`` (gamma: ``E r^4 = d^2 (k + 1) / k``)."""
+    d = check_int(d, "d")
+    covariates, k = _check_covariates(covariates, gamma_shape)
+    if covariates == "gaussian":
+        return 1.0, 1.0
+    if covariates == "sphere":
+        return 1.0, d / (d + 2.0)
+    return 1.0, d * (k + 1.0) / (k * (d + 2.0))
+
+
+def weight_covariance(Lambda: Any, law: str = "isotropic") -> np.ndarray:
+    """``W = E[w w^T]`` (d, d) of the weight law ``law`` (:data:`WEIGHT_LAWS`): ``I_d`` or
+    ``Lambda^{-1}``."""
+    Lambda = _check_lambda(Lambda)
+    if _check_law(law) == "isotropic":
+        return np.eye(Lambda.shape[0])
+    W = np.linalg.inv(Lambda)
+    return 0.5 * (W + W.T)
+
+
+def fourth_moment(
+    Lambda: Any, W: Any, covariates: str = "gaussian", gamma_shape: float = GAMMA_SHAPE
+) -> np.ndarray:
+    r"""``E[x x^T W x x^T] = c2 (2 Lambda W Lambda + tr(W Lambda) Lambda)`` (d, d) for ``x`` of the
+    covariate law ``covariates`` with shape matrix ``Lambda`` and a symmetric ``W`` (d, d).
+
+    With ``x = r Lambda^{1/2} u`` and ``A = Lambda^{1/2} W Lambda^{1/2}``,
+    ``E[x x^T W x x^T] = E r^4 Lambda^{1/2} E[u u^T A u u^T] Lambda^{1/2}``, and for ``u`` uniform on
+    ``S^{d-1}``, ``E[u_a u_b u_c u_e] = (delta_ab delta_ce + delta_ac delta_be + delta_ae delta_bc) /
+    (d (d + 2))`` gives ``E[u u^T A u u^T] = (2 A + tr(A) I) / (d (d + 2))``; ``c2`` from
+    :func:`radial_moments` (1 for the Gaussian law: Isserlis)."""
+    Lambda = _check_lambda(Lambda)
+    W = as_float_array(W, "W", ndim=2)
+    if W.shape != Lambda.shape:
+        raise ValueError(f"W: expected shape {Lambda.shape} of Lambda, got {W.shape}")
+    _, c2 = radial_moments(Lambda.shape[0], covariates, gamma_shape)
+    LWL = Lambda @ W @ Lambda
+    return c2 * (2.0 * 0.5 * (LWL + LWL.T) + np.trace(W @ Lambda) * Lambda)
+
+
+def law_second_moment(
+    Lambda: Any,
+    N: int,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
+) -> np.ndarray:
+    r"""``K = E[S W S]`` (d, d), ``S = (1/N) sum_i x_i x_i^T``, ``W = E[w w^T]``
+    (:func:`weight_covariance`), for i.i.d. ``x_i`` of the covariate law (:data:`COVARIATE_LAWS`):
+    the ``N (N - 1)`` pairs ``i != j`` give ``Lambda W Lambda`` each and the ``N`` diagonal terms
+    :func:`fourth_moment` each, so
+    ``K = (1 - 1/N) Lambda W Lambda + (c2 / N)(2 Lambda W Lambda + tr(W Lambda) Lambda)``.
+    For (R4)'s law (``W = I``, gaussian) it is ``E[S^2] = Lambda Gamma`` (:func:`second_moment`)."""
+    Lambda = _check_lambda(Lambda)
+    N = check_int(N, "N")
+    W = weight_covariance(Lambda, law)
+    LWL = Lambda @ W @ Lambda
+    K = (1.0 - 1.0 / N) * LWL + fourth_moment(Lambda, W, covariates, gamma_shape) / N
+    return 0.5 * (K + K.T)
+
+
+def one_layer_optimum(
+    Lambda: Any,
+    N: int,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
+) -> np.ndarray:
+    r"""The one-layer optimum ``M* = W Lambda K^{-1}`` (d, d) of ``yhat = x_q^T M h`` for the weight law
+    ``law`` (:data:`WEIGHT_LAWS`, ``W = E[w w^T]``) and the covariate law ``covariates``
+    (:data:`COVARIATE_LAWS`, ``E[x x^T] = Lambda``), ``K = E[S W S]`` (:func:`law_second_moment`).
+
+    Derivation (as (R4)): with ``h = S w`` the error is ``x_q^T (M S - I) w``; averaging over
+    ``x_q`` (independent of the context, ``E[x_q x_q^T] = Lambda``), then ``w``, then ``S``
+    (``E S = Lambda``) the loss is ``(1/2)[tr(M^T Lambda M K) - 2 tr(Lambda M Lambda W) +
+    tr(Lambda W)]``, a convex quadratic in ``M`` with gradient ``Lambda (M K - W Lambda)``, zero at
+    ``M* = W Lambda K^{-1}``. Closed forms: (R4)'s law gives ``Gamma^{-1}`` (returned as
+    ``inv(gamma_matrix(Lambda, N))``, the same floats as before these laws); with ``W = I``,
+    ``M* = [a Lambda + b I]^{-1}``, ``a = 1 + (2 c2 - 1)/N``, ``b = c2 tr(Lambda) / N``; with
+    ``W = Lambda^{-1}``, ``M* = Lambda^{-1} / (1 + ((d + 2) c2 - 1)/N)`` (:func:`sigma_inverse_optimum`
+    for the Gaussian law)."""
+    Lambda = _check_lambda(Lambda)
+    N = check_int(N, "N")
+    law = _check_law(law)
+    covariates, gamma_shape = _check_covariates(covariates, gamma_shape)
+    if law == "isotropic" and covariates == "gaussian":
+        return np.linalg.inv(gamma_matrix(Lambda, N))
+    K = law_second_moment(Lambda, N, law, covariates, gamma_shape)
+    WL = weight_covariance(Lambda, law) @ Lambda
+    return np.linalg.solve(K, WL.T).T  # W Lambda K^{-1} (K symmetric)
+
+
+def one_layer_minimum(
+    Lambda: Any,
+    N: int,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
+) -> float:
+    r"""The minimum ``(1/2)[tr(Lambda W) - tr(Lambda M* Lambda W)]`` of the one-layer loss at
+    :func:`one_layer_optimum`; for (R4)'s law ``(1/2)[tr Lambda - tr(Lambda^2 Gamma^{-1})]``."""
+    Lambda = _check_lambda(Lambda)
+    M = one_layer_optimum(Lambda, N, law, covariates, gamma_shape)
+    if law == "isotropic" and covariates == "gaussian":  # (R4)'s expression, the same floats as before
+        return 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ M))
+    LW = Lambda @ weight_covariance(Lambda, law)
+    return 0.5 * float(np.trace(LW) - np.trace(Lambda @ M @ LW))
 
 
 def sigma_inverse_optimum(Lambda: Any, N: int) -> np.ndarray:
@@ -134,14 +275,29 @@ def second_moment(Lambda: Any, N: int) -> np.ndarray:
     return _check_lambda(Lambda) @ gamma_matrix(Lambda, N)
 
 
-def population_loss(M: Any, Lambda: Any, N: int) -> float:
-    """(R4) ``(1/2)[tr(M^T Lambda M E[S^2]) - 2 tr(Lambda M Lambda) + tr Lambda]`` for ``M`` (d, d)."""
+def population_loss(
+    M: Any,
+    Lambda: Any,
+    N: int,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
+) -> float:
+    """(R4) ``(1/2)[tr(M^T Lambda M E[S^2]) - 2 tr(Lambda M Lambda) + tr Lambda]`` for ``M`` (d, d); for
+    another law (:func:`one_layer_optimum`) ``(1/2)[tr(M^T Lambda M K) - 2 tr(Lambda M Lambda W) +
+    tr(Lambda W)]``, ``K`` of :func:`law_second_moment`."""
     Lambda = _check_lambda(Lambda)
     M = as_float_array(M, "M", ndim=2)
     if M.shape != Lambda.shape:
         raise ValueError(f"M: expected shape {Lambda.shape} of Lambda, got {M.shape}")
-    K = second_moment(Lambda, N)
-    return 0.5 * float(np.trace(M.T @ Lambda @ M @ K) - 2 * np.trace(Lambda @ M @ Lambda) + np.trace(Lambda))
+    if _check_law(law) == "isotropic" and _check_covariates(covariates, gamma_shape)[0] == "gaussian":
+        K = second_moment(Lambda, N)
+        return 0.5 * float(
+            np.trace(M.T @ Lambda @ M @ K) - 2 * np.trace(Lambda @ M @ Lambda) + np.trace(Lambda)
+        )
+    K = law_second_moment(Lambda, N, law, covariates, gamma_shape)
+    LW = Lambda @ weight_covariance(Lambda, law)
+    return 0.5 * float(np.trace(M.T @ Lambda @ M @ K) - 2 * np.trace(Lambda @ M @ LW) + np.trace(LW))
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,10 +316,21 @@ class RegressionSample:
 
 
 def sample_prompts(
-    F: int, N: int, Lambda: Any, rng: np.random.Generator, antithetic: bool = True, law: str = "isotropic"
+    F: int,
+    N: int,
+    Lambda: Any,
+    rng: np.random.Generator,
+    antithetic: bool = True,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
 ) -> RegressionSample:
     """F prompts of (R4)'s law: ``x_i, x_q ~ N(0, Lambda)``, ``w ~ N(0, I_d)``, ``y = w^T x``;
-    ``law="sigma_inverse"`` draws ``w ~ N(0, Lambda^{-1})`` instead (:data:`WEIGHT_LAWS`).
+    ``law="sigma_inverse"`` draws ``w ~ N(0, Lambda^{-1})`` instead (:data:`WEIGHT_LAWS`), and
+    ``covariates`` draws the ``x``'s from another elliptical law with ``E[x x^T] = Lambda``
+    (:data:`COVARIATE_LAWS`: ``x = r Lc u`` with ``u = g / ||g||`` of the same standard normals ``g``,
+    ``Lc`` the Cholesky factor of ``Lambda``; ``r = sqrt(d)`` or ``r^2 ~ Gamma(gamma_shape,
+    d / gamma_shape)`` drawn after ``w``). The Gaussian covariates draw exactly as before these laws.
 
     ``antithetic``: prompts come in pairs with the same ``x``'s and ``w``, ``-w`` (F must be even);
     the sample then keeps the symmetry ``w -> -w`` that makes the cross blocks' gradient vanish at
@@ -174,15 +341,23 @@ def sample_prompts(
     if not isinstance(antithetic, bool):
         raise ValueError(f"antithetic: expected a bool, got {antithetic!r}")
     law = _check_law(law)
+    covariates, gamma_shape = _check_covariates(covariates, gamma_shape)
     d = Lambda.shape[0]
     if antithetic and F % 2:
         raise ValueError(f"F: must be even with antithetic=True, got {F}")
     n_draw = F // 2 if antithetic else F
     Lc = np.linalg.cholesky(Lambda)
-    X = rng.standard_normal((n_draw, N + 1, d)) @ Lc.T
+    G = rng.standard_normal((n_draw, N + 1, d))
     w = rng.standard_normal((n_draw, d))
     if law == "sigma_inverse":  # w = Lc^{-T} g has covariance (Lc Lc^T)^{-1} = Lambda^{-1}
         w = np.linalg.solve(Lc.T, w.T).T
+    if covariates != "gaussian":  # x = r Lc u: u uniform on S^{d-1} (Lc u has the law of Lambda^{1/2} u)
+        if covariates == "sphere":
+            r = np.full((n_draw, N + 1), np.sqrt(d))
+        else:
+            r = np.sqrt(rng.gamma(gamma_shape, d / gamma_shape, size=(n_draw, N + 1)))
+        G = G * (r / np.linalg.norm(G, axis=2))[:, :, None]
+    X = G @ Lc.T
     if antithetic:
         X = np.concatenate([X, X])
         w = np.concatenate([w, -w])
@@ -302,13 +477,29 @@ def _objective(d: int, N: int, C: np.ndarray, b: np.ndarray, c0: float, kind: st
     return RegressionObjective(d, N, C, b, float(c0), m_star.reshape(d, d), loss_star, kind, F)
 
 
-def population_objective(Lambda: Any, N: int) -> RegressionObjective:
+def population_objective(
+    Lambda: Any,
+    N: int,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
+) -> RegressionObjective:
     """(R4) exact population objective: ``C = Lambda (x) Lambda Gamma``, ``b = vec(Lambda^2)``,
-    ``c0 = tr Lambda``; its ``M_star`` is ``Gamma^{-1}`` up to the solve's round-off."""
+    ``c0 = tr Lambda``; its ``M_star`` is ``Gamma^{-1}`` up to the solve's round-off. For another law
+    (:func:`one_layer_optimum`): ``C = Lambda (x) K``, ``b = vec(Lambda W Lambda)``,
+    ``c0 = tr(Lambda W)``, ``K`` of :func:`law_second_moment`, ``W`` of :func:`weight_covariance`."""
     Lambda = _check_lambda(Lambda)
     N = check_int(N, "N")
-    C = np.kron(Lambda, second_moment(Lambda, N))
-    return _objective(Lambda.shape[0], N, C, (Lambda @ Lambda).ravel(), float(np.trace(Lambda)), "population")
+    law = _check_law(law)
+    covariates, gamma_shape = _check_covariates(covariates, gamma_shape)
+    d = Lambda.shape[0]
+    if law == "isotropic" and covariates == "gaussian":
+        C = np.kron(Lambda, second_moment(Lambda, N))
+        return _objective(d, N, C, (Lambda @ Lambda).ravel(), float(np.trace(Lambda)), "population")
+    W = weight_covariance(Lambda, law)
+    C = np.kron(Lambda, law_second_moment(Lambda, N, law, covariates, gamma_shape))
+    LWL = Lambda @ W @ Lambda
+    return _objective(d, N, C, (0.5 * (LWL + LWL.T)).ravel(), float(np.trace(Lambda @ W)), "population")
 
 
 def _check_sample(sample: Any) -> RegressionSample:
@@ -341,12 +532,14 @@ def sample_minimiser_test(
     rng: np.random.Generator,
     chunk: int = 20_000,
     law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = GAMMA_SHAPE,
 ) -> dict:
     r"""(R4) checked against data, independently of the formula for ``Gamma``: the least-squares
     minimiser of the one-layer objective on ``F`` independent prompts against ``M_ref`` (d, d).
 
-    Prompts of (R4)'s law, or of ``law`` (:func:`sample_prompts`, ``antithetic=False``, drawn
-    ``chunk`` at a time);
+    Prompts of (R4)'s law, or of ``law`` and ``covariates`` (:func:`sample_prompts`,
+    ``antithetic=False``, drawn ``chunk`` at a time);
     ``m_F = C_F^{-1} b_F`` minimises ``(1/2F) sum_f (k_f^T m - y_{q,f})^2`` (:func:`query_features`).
     Its covariance is estimated by the sandwich ``V / F``, ``V = C_F^{-1} Omega C_F^{-1}``,
     ``Omega = mean k k^T e^2``, ``e_f = y_{q,f} - k_f^T m_F`` (the prompts are independent, the
@@ -360,6 +553,7 @@ def sample_minimiser_test(
     F, N, chunk = check_int(F, "F"), check_int(N, "N"), check_int(chunk, "chunk")
     rng = check_rng(rng)
     law = _check_law(law)
+    covariates, gamma_shape = _check_covariates(covariates, gamma_shape)
     d = Lambda.shape[0]
     m_ref = as_float_array(M_ref, "M_ref", ndim=2).ravel()
     if m_ref.size != d * d:
@@ -367,7 +561,18 @@ def sample_minimiser_test(
     if F < 10 * d * d:
         raise ValueError(f"F: need at least 10 d^2 = {10 * d * d} prompts, got {F}")
     parts = [
-        query_features(sample_prompts(min(chunk, F - i), N, Lambda, rng, antithetic=False, law=law))
+        query_features(
+            sample_prompts(
+                min(chunk, F - i),
+                N,
+                Lambda,
+                rng,
+                False,
+                law=law,
+                covariates=covariates,
+                gamma_shape=gamma_shape,
+            )
+        )
         for i in range(0, F, chunk)
     ]
     K = np.concatenate([k for k, _ in parts])

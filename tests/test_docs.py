@@ -188,6 +188,33 @@ def test_regression_gamma_check_is_the_saved_run():
     assert f"{worst:.1e}" in page
 
 
+def test_regression_law_tables_are_the_saved_runs():
+    """Issue 23: docs/regression.md's "Data laws" tables are printed from the saved law checks
+    (docs/figures/regression-laws.json, every row passed) and the saved --quick runs of the five
+    non-default law pairs (each passed, with its law and target named)."""
+    from lsa_theory.experiments.regression import calibration_table, law_runs_table, law_table
+
+    page = (ROOT / "docs" / "regression.md").read_text()
+    laws = json.loads((ROOT / "docs" / "figures" / "regression-laws.json").read_text())
+    assert laws["passed"] and len(laws["rows"]) == 12
+    assert law_table(laws) in page and calibration_table(laws) in page
+    names = [
+        "isotropic-sphere",
+        "isotropic-gamma",
+        "sigma_inverse-gaussian",
+        "sigma_inverse-sphere",
+        "sigma_inverse-gamma",
+    ]
+    runs = [json.loads((ROOT / "docs" / "figures" / f"regression-quick-{n}.json").read_text()) for n in names]
+    for name, doc in zip(names, runs, strict=True):
+        assert (
+            doc["passed"]
+            and name == f"{doc['law']['w']}-{doc['law']['x']}"
+            and name.split("-")[0] in doc["target"]
+        )
+    assert law_runs_table(runs) in page
+
+
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
     """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
     links every runnable example declaration in examples/ (tests/constructions/test_registry.py

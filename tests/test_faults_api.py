@@ -222,6 +222,9 @@ REGRESSION_BAD_FIELDS = [
     ("sampled_tol", (1e-10, 1e-14)),
     ("sampled_tol", (1e-10, 1e-14, 0.0)),
     ("gamma_F", 20.5),
+    ("law", "gaussian"),
+    ("covariates", "isotropic"),
+    ("gamma_shape", 0.0),
 ]
 
 

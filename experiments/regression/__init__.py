@@ -8,8 +8,9 @@ Face: :data:`Config` (:class:`RegressionConfig`, frozen, with ``quick()`` and ``
 (:func:`plot_regression`, from saved results).
 
 Files: ``experiment.py`` (the configuration, the population flows, the sampled sweep, the
-least-squares check of ``Gamma``, the acceptance criteria and the run), ``stack.py`` (the trained
-L-layer stacks read against (R3)), ``plots.py`` (the figure).
+least-squares check of ``Gamma`` or of the data law's optimum, the acceptance criteria and the run),
+``laws.py`` (every data law's one-layer optimum against the least-squares minimiser),
+``stack.py`` (the trained L-layer stacks read against (R3)), ``plots.py`` (the figure).
 """
 
 from __future__ import annotations
@@ -22,12 +23,25 @@ from .experiment import (
     gamma_check,
     gamma_check_table,
     grad_scale,
+    law_kwargs,
     population_passed,
     population_run,
     run_regression,
     run_unit,
     sampled_runs,
+    target_matrix,
+    target_name,
     units,
+)
+from .laws import (
+    CALIBRATION,
+    LAW_SETTINGS,
+    calibration_table,
+    law_checks,
+    law_runs_table,
+    law_table,
+    run_law_checks,
+    wald_calibration,
 )
 from .plots import plot_regression
 
@@ -49,6 +63,17 @@ __all__ = [
     "sampled_runs",
     "gamma_check",
     "gamma_check_table",
+    "law_kwargs",
+    "target_name",
+    "target_matrix",
+    "LAW_SETTINGS",
+    "CALIBRATION",
+    "wald_calibration",
+    "calibration_table",
+    "law_checks",
+    "law_table",
+    "law_runs_table",
+    "run_law_checks",
 ]
 
 #: The face of the experiment: its configuration, run and figure.

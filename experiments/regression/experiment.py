@@ -12,6 +12,12 @@ statistics) the flow's limit is compared with ``Gamma^{-1}`` over ``reps`` sampl
 is the least-squares slope of ``log RMS error`` against ``log F`` (expected -1/2). The trained
 L-layer stacks come from :mod:`lsa_theory.experiments.regression.stack`.
 
+Data laws (issue 23): ``RegressionConfig.law`` / ``covariates`` / ``gamma_shape`` choose another law
+of ``(w, x)`` (:data:`lsa_theory.dynamics.regression.WEIGHT_LAWS`,
+:data:`lsa_theory.dynamics.regression.COVARIATE_LAWS`); every comparison above is then made with
+that law's one-layer optimum (:func:`target_matrix`) in place of ``Gamma^{-1}``, and the document
+names both (``law``, ``target``). The trained stacks run on (R4)'s law only.
+
 Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
 errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
 ``regression.png`` from them.
@@ -53,6 +59,9 @@ __all__ = [
     "sampled_runs",
     "gamma_check",
     "gamma_check_table",
+    "law_kwargs",
+    "target_name",
+    "target_matrix",
 ]
 
 #: Acceptance criteria (issue 11; (M3), (M5), (M6) as for ``converge``).
@@ -77,7 +86,12 @@ class RegressionConfig:
     the population objective (the primary one included); ``F``, ``reps``: the sampled sweep on the
     primary configuration; ``layers``, ``train_steps``, ``train_batch``, ``train_lr``: the trained
     stacks; ``gamma_F``: prompts of the least-squares check of ``Gamma`` (:func:`gamma_check`, the
-    same in ``--quick``)."""
+    same in ``--quick``). ``law``, ``covariates``, ``gamma_shape``: the data law
+    (:data:`lsa_theory.dynamics.regression.WEIGHT_LAWS`,
+    :data:`lsa_theory.dynamics.regression.COVARIATE_LAWS`;
+    default (R4)'s ``w ~ N(0, I)``, ``x ~ N(0, Lambda)``), whose one-layer optimum
+    (:func:`target_matrix`) replaces ``Gamma^{-1}`` as the target everywhere; the trained stacks run
+    on (R4)'s law only (another law leaves out the ``"trained"`` unit)."""
 
     d: int = 3
     N: int = 20
@@ -102,6 +116,9 @@ class RegressionConfig:
     window: tuple[float, float] = field(default=(1e-22, 1e-12))
     sampled_tol: tuple[float, float, float] = (1e-10, 1e-14, 1e-12)
     gamma_F: int = 300_000
+    law: str = "isotropic"
+    covariates: str = "gaussian"
+    gamma_shape: float = rg.GAMMA_SHAPE
 
     def __post_init__(self) -> None:
         """Every field checked for type and range (issue 24, item 23); ValueError naming the field."""
@@ -146,6 +163,11 @@ class RegressionConfig:
         for tol in self.sampled_tol:
             check_real(tol, "sampled_tol", low=0.0, low_open=True)
         check_int(self.gamma_F, "gamma_F")
+        if self.law not in rg.WEIGHT_LAWS:
+            raise ValueError(f"law: expected one of {rg.WEIGHT_LAWS}, got {self.law!r}")
+        if self.covariates not in rg.COVARIATE_LAWS:
+            raise ValueError(f"covariates: expected one of {rg.COVARIATE_LAWS}, got {self.covariates!r}")
+        check_real(self.gamma_shape, "gamma_shape", low=0.0, low_open=True)
         if (self.d, self.N, self.kappa) not in self.population:
             raise ValueError("population: must contain the primary configuration (d, N, kappa)")
         if any(F < 2 * self.d * self.d or F % 2 for F in self.F):
@@ -178,6 +200,31 @@ def _check_tuple(value, name: str) -> tuple:
     return tuple(value)
 
 
+def law_kwargs(cfg: RegressionConfig) -> dict:
+    """``{"law", "covariates", "gamma_shape"}`` of ``cfg``: the data-law arguments of
+    :mod:`lsa_theory.dynamics.regression`'s samplers and optima."""
+    return {"law": cfg.law, "covariates": cfg.covariates, "gamma_shape": cfg.gamma_shape}
+
+
+def _default_law(cfg: RegressionConfig) -> bool:
+    return cfg.law == "isotropic" and cfg.covariates == "gaussian"
+
+
+def target_name(cfg: RegressionConfig) -> str:
+    """The name of :func:`target_matrix`: ``"Gamma^{-1}"`` for (R4)'s law, else
+    ``"one_layer_optimum(law, covariates[, k])"``."""
+    if _default_law(cfg):
+        return "Gamma^{-1}"
+    k = f", k={cfg.gamma_shape:g}" if cfg.covariates == "gamma" else ""
+    return f"one_layer_optimum({cfg.law}, {cfg.covariates}{k})"
+
+
+def target_matrix(cfg: RegressionConfig, Lambda: np.ndarray, N: int) -> np.ndarray:
+    """The one-layer optimum of ``cfg``'s data law (d, d)
+    (:func:`lsa_theory.dynamics.regression.one_layer_optimum`): ``Gamma^{-1}`` for (R4)'s law."""
+    return rg.one_layer_optimum(Lambda, N, **law_kwargs(cfg))
+
+
 def _lambda(cfg: RegressionConfig, d: int, N: int, kappa: float) -> np.ndarray:
     return rg.random_covariance(d, kappa, np.random.default_rng([cfg.seed, d, N, int(kappa)]))
 
@@ -201,8 +248,8 @@ def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple
     """One flow on the exact (R4) objective from [ZFB]'s initialisation: ``(row, arrays)``."""
     t0 = time.perf_counter()
     Lambda = _lambda(cfg, d, N, kappa)
-    obj = rg.population_objective(Lambda, N)
-    Gamma_inv = np.linalg.inv(rg.gamma_matrix(Lambda, N))
+    obj = rg.population_objective(Lambda, N, **law_kwargs(cfg))
+    M_target = target_matrix(cfg, Lambda, N)  # Gamma^{-1} for (R4)'s law
     theta0 = rg.zfb_init(d, cfg.sigma, np.random.default_rng([cfg.seed, d, N, int(kappa), 1]))
     pred = rg.predict_limit(obj, theta0)  # before integrating: (M3) then (M6)'s prediction point
     rich_pred = rg.richness(obj, pred)
@@ -210,8 +257,8 @@ def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple
     M_flow = rg.effective_matrix(flow.theta_final, d)
     rich = rg.richness(obj, flow.theta_final)
     mu, n_pts = dy.fit_rate(flow.t, flow.loss, cfg.window)
-    loss_star = 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ Gamma_inv))
-    loss_final = rg.population_loss(M_flow, Lambda, N)
+    loss_star = rg.one_layer_minimum(Lambda, N, **law_kwargs(cfg))
+    loss_final = rg.population_loss(M_flow, Lambda, N, **law_kwargs(cfg))
     excess = np.maximum(flow.loss, 1e-300)
     pl = flow.grad_norm**2 / (2 * excess) / rich_pred.lambda_min_plus
     row = {
@@ -220,9 +267,9 @@ def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple
         "kappa": kappa,
         "Lambda": Lambda,
         "M_flow": M_flow,
-        "M_star": Gamma_inv,
-        "rel_err": float(np.linalg.norm(M_flow - Gamma_inv) / np.linalg.norm(Gamma_inv)),
-        "flow_vs_target": float(np.linalg.norm(M_flow - Gamma_inv) / np.linalg.norm(Gamma_inv)),
+        "M_star": M_target,
+        "rel_err": float(np.linalg.norm(M_flow - M_target) / np.linalg.norm(M_target)),
+        "flow_vs_target": float(np.linalg.norm(M_flow - M_target) / np.linalg.norm(M_target)),
         "loss_final": loss_final,
         "loss_star": loss_star,
         "loss_gap": (loss_final - loss_star) / loss_star,
@@ -271,17 +318,17 @@ def sampled_runs(cfg: RegressionConfig) -> tuple[list[dict], float, np.ndarray]:
     ``||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F``), its spread, and the flow's distance to the
     sample's own minimiser."""
     Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
-    Gamma_inv = np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N))
+    M_target = target_matrix(cfg, Lambda, cfg.N)
     errs = np.empty((len(cfg.F), cfg.reps))
     rows = []
     for i, F in enumerate(cfg.F):
         to_own, converged = [], True
         for r in range(cfg.reps):
             rng = np.random.default_rng([cfg.seed, 2, F, r])
-            obj = rg.sampled_objective(rg.sample_prompts(F, cfg.N, Lambda, rng))
+            obj = rg.sampled_objective(rg.sample_prompts(F, cfg.N, Lambda, rng, **law_kwargs(cfg)))
             flow = _flow(cfg, obj, rg.zfb_init(cfg.d, cfg.sigma, rng), sampled=True)
             M = rg.effective_matrix(flow.theta_final, cfg.d)
-            errs[i, r] = np.linalg.norm(M - Gamma_inv) / np.linalg.norm(Gamma_inv)
+            errs[i, r] = np.linalg.norm(M - M_target) / np.linalg.norm(M_target)
             to_own.append(np.linalg.norm(M - obj.M_star) / np.linalg.norm(obj.M_star))
             converged &= flow.converged
         rows.append(
@@ -300,7 +347,8 @@ def sampled_runs(cfg: RegressionConfig) -> tuple[list[dict], float, np.ndarray]:
 
 
 def gamma_check(cfg: RegressionConfig) -> dict:
-    """(R4)'s ``M* = Gamma^{-1}`` against data, on the primary configuration: the least-squares
+    """(R4)'s ``M* = Gamma^{-1}`` (or the target of ``cfg``'s law, :func:`target_matrix`) against data,
+    on the primary configuration: the least-squares
     minimiser of the one-layer objective on ``cfg.gamma_F`` independent prompts
     (:func:`lsa_theory.dynamics.regression.sample_minimiser_test`, ``default_rng([seed, 5])``) against
     ``Gamma^{-1}`` of :func:`lsa_theory.dynamics.regression.gamma_matrix`. The flow runs only show that the
@@ -317,17 +365,17 @@ def gamma_check(cfg: RegressionConfig) -> dict:
     from scipy import stats
 
     Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
-    Gamma_inv = np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N))
+    M_target = target_matrix(cfg, Lambda, cfg.N)
     rng = np.random.default_rng([cfg.seed, 5])
-    test = rg.sample_minimiser_test(Lambda, cfg.N, Gamma_inv, cfg.gamma_F, rng)
+    test = rg.sample_minimiser_test(Lambda, cfg.N, M_target, cfg.gamma_F, rng, **law_kwargs(cfg))
     dof = test["dof"]
     crit = float(stats.chi2.isf(CRITERIA["gamma_alpha"], dof))
-    delta = Gamma_inv.ravel() * (1.0 / (1.0 + GAMMA_ERROR) - 1.0)
+    delta = M_target.ravel() * (1.0 / (1.0 + GAMMA_ERROR) - 1.0)
     nc = float(cfg.gamma_F * delta @ np.linalg.solve(test["V"], delta))
     return {
         "F": test["F"],
         "M_sample": test["M_sample"],
-        "M_star": Gamma_inv,
+        "M_star": M_target,
         "rel_err": test["rel_err"],
         "wald": test["wald"],
         "dof": dof,
@@ -369,8 +417,10 @@ UNITS_FILE = ".regression-units.json"
 
 def units(cfg: RegressionConfig) -> list[str]:
     """The unit keys of ``cfg`` in run order: each population flow ``"pop/{d}/{N}/{kappa:g}"``
-    (``cfg.population``), then ``"sampled"``, ``"gamma"`` and ``"trained"``."""
-    return [f"pop/{d}/{N}/{kappa:g}" for d, N, kappa in cfg.population] + ["sampled", "gamma", "trained"]
+    (``cfg.population``), then ``"sampled"``, ``"gamma"`` and ``"trained"`` (the last only for (R4)'s
+    law: the stacks train on it alone)."""
+    keys = [f"pop/{d}/{N}/{kappa:g}" for d, N, kappa in cfg.population] + ["sampled", "gamma"]
+    return keys + ["trained"] if _default_law(cfg) else keys
 
 
 def run_unit(cfg: RegressionConfig, key: str, Lambda: np.ndarray | None = None):
@@ -385,7 +435,7 @@ def run_unit(cfg: RegressionConfig, key: str, Lambda: np.ndarray | None = None):
         return sampled_runs(cfg)
     if key == "gamma":
         return gamma_check(cfg)
-    if key == "trained":
+    if key == "trained" and key in units(cfg):
         from .stack import train_stacks
 
         return train_stacks(cfg, _lambda(cfg, cfg.d, cfg.N, cfg.kappa) if Lambda is None else Lambda)
@@ -417,7 +467,9 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     arrays["sampled/F"] = np.array(cfg.F)
     arrays["sampled/errors"] = errs
     gamma = unit("gamma", lambda: run_unit(cfg, "gamma"))
-    trained, trained_arrays = unit("trained", lambda: run_unit(cfg, "trained", primary["Lambda"]))
+    trained, trained_arrays = [], {}
+    if "trained" in units(cfg):
+        trained, trained_arrays = unit("trained", lambda: run_unit(cfg, "trained", primary["Lambda"]))
     arrays.update(trained_arrays)
     checks = {
         "population_rel_err": all(r["rel_err"] <= CRITERIA["rel_err"] for r in runs),
@@ -433,6 +485,10 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "N": cfg.N,
         "kappa": cfg.kappa,
         "Lambda": primary["Lambda"],
+        "law": {"w": cfg.law, "x": cfg.covariates}
+        | ({"gamma_shape": cfg.gamma_shape} if cfg.covariates == "gamma" else {})
+        | {"trained_stacks": "run" if "trained" in units(cfg) else "not run: (R4)'s law only"},
+        "target": target_name(cfg),
         "population": {k: primary[k] for k in pop_keys}
         | {k: v for k, v in primary.items() if k not in pop_keys},
         "sampled": sampled,

@@ -12,15 +12,17 @@ __all__ = ["plot_regression"]
 
 
 def plot_regression(out: str | Path) -> Path:
-    """``regression.png`` from saved results: the flow's limit ``M`` against ``Gamma^{-1}`` entry by
-    entry (every population configuration), the sampled error against F with the fitted slope and
-    a -1/2 reference, and the excess loss along the primary flow with the predicted slope."""
+    """``regression.png`` from saved results: the flow's limit ``M`` against ``Gamma^{-1}`` (the
+    document's ``target``, for another data law) entry by entry (every population configuration),
+    the sampled error against F with the fitted slope and a -1/2 reference, and the excess loss
+    along the primary flow with the predicted slope."""
     from ..plots import pyplot, save_figure
 
     plt = pyplot()
 
     out = Path(out)
     doc = read_json(out / "regression.json")
+    target = doc.get("target", "Gamma^{-1}")  # documents saved before the data laws have no target
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     ax = axes[0]
     for r in doc["configs"]:
@@ -34,7 +36,7 @@ def plot_regression(out: str | Path) -> Path:
     lim = ax.get_xlim()
     ax.plot(lim, lim, "k-", lw=0.6)
     worst = max(r["rel_err"] for r in doc["configs"])
-    ax.set_xlabel("entries of Gamma^{-1}")
+    ax.set_xlabel(f"entries of {target}")
     ax.set_ylabel("entries of M = u U^T at the flow's limit")
     ax.set_title(f"population (R5): max rel. error {worst:.1e}")
     ax.legend(fontsize=6, ncol=2)
@@ -50,7 +52,11 @@ def plot_regression(out: str | Path) -> Path:
     ax.loglog(F, e, "o-", label=f"RMS over reps, slope {doc['slope']:.3f}")
     ax.loglog(F, e[0] * (F / F[0]) ** -0.5, "k--", lw=0.8, label="slope -1/2")
     ax.set_xlabel("F (sampled prompts)")
-    ax.set_ylabel("||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F")
+    ax.set_ylabel(
+        "||M_flow - M*||_F / ||M*||_F"
+        if target != "Gamma^{-1}"
+        else "||M_flow - Gamma^{-1}||_F / ||Gamma^{-1}||_F"
+    )
     ax.set_title(f"sampled prompts, d={doc['d']}, N={doc['N']}, kappa={doc['kappa']:g}")
     ax.legend(fontsize=7)
     ax = axes[2]

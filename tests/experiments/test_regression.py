@@ -517,3 +517,31 @@ def test_cli_regression_quick_fails_with_gamma_off_by_3_percent(tmp_path, capsys
         "gamma_least_squares": False,
         "trained_not_diverged": True,
     }
+
+
+def test_run_regression_on_another_data_law(monkeypatch, tmp_path):
+    """Issue 23: with ``law="sigma_inverse", covariates="sphere"`` every target is that law's
+    one-layer optimum (population flow, sampled sweep, least-squares check on 2e4 prompts), the
+    document names the law and the target, and the trained stacks are left out. Negative control:
+    a target left at [ZFB]'s Gamma^{-1} (``target_matrix`` mutated) fails the least-squares check."""
+    import lsa_theory.experiments.regression.experiment as ex
+
+    cfg = dataclasses.replace(_tiny(), law="sigma_inverse", covariates="sphere")
+    doc = ex.run_regression(cfg, tmp_path)
+    assert doc["law"] == {"w": "sigma_inverse", "x": "sphere", "trained_stacks": "not run: (R4)'s law only"}
+    assert doc["target"] == "one_layer_optimum(sigma_inverse, sphere)" and doc["trained"] == []
+    Lambda = np.array(doc["Lambda"])
+    M_star = rg.one_layer_optimum(Lambda, cfg.N, "sigma_inverse", "sphere")
+    assert np.allclose(doc["population"]["M_star"], M_star, rtol=0, atol=1e-12 * np.abs(M_star).max())
+    assert doc["population"]["rel_err"] <= 1e-8 and doc["checks"]["population_all"]
+    assert doc["gamma_check"]["passed"]  # (the slope of two F's with two reps each is not a check here)
+    # sampled flows against the law's optimum: RMS error about 0.05 at F = 800 (measured); a sample
+    # of another law would leave the distance to Gamma^{-1}, 0.4 here
+    assert doc["sampled"][-1]["rel_err"] < 0.2
+    assert (
+        np.linalg.norm(np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N)) - M_star) / np.linalg.norm(M_star) > 0.3
+    )
+    assert "trained" not in ex.units(cfg)
+    monkeypatch.setattr(ex, "target_matrix", lambda cfg, Lambda, N: np.linalg.inv(rg.gamma_matrix(Lambda, N)))
+    bad = ex.gamma_check(cfg)
+    assert not bad["passed"], bad["wald"]
