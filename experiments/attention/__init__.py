@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .experiment import ARRAYS_FILE, UNITS_FILE, AttentionConfig, run_attention, run_unit, units
 from .model import (
+    attention_entropy,
     block_increment,
     heldout_metrics,
     init_heads,
@@ -41,6 +42,7 @@ __all__ = [
     "heldout_metrics",
     "s3_share",
     "operator_cos",
+    "attention_entropy",
     "init_heads",
     "train_heads",
     "run_metrics",

@@ -250,7 +250,16 @@ def run_unit(cfg: AttentionConfig, key: str) -> tuple[dict, dict]:
     raise ValueError(f"key: expected one of {units(cfg)}, got {key!r}")
 
 
-_TABLE = ("loss_final", "heldout_err", "update_corr", "s3_share", "op_cos", "cos", "orbit_dist_rel")
+_TABLE = (
+    "loss_final",
+    "heldout_err",
+    "update_corr",
+    "s3_share",
+    "op_cos",
+    "attn_entropy",
+    "cos",
+    "orbit_dist_rel",
+)
 
 
 def _summary(runs: list[dict], cfg: AttentionConfig) -> list[dict]:

@@ -29,11 +29,15 @@ features, ``heldout_err = sqrt(mean ||TF - w_teacher||^2 / mean ||w_teacher - w|
 :func:`lsa_theory.experiments.training.heldout_error`); ``update_corr``, the Pearson correlation of
 the block's update ``TF - w`` with the teacher's ``y`` over every held-out entry; ``s3_share``, the
 share of ``sum_h ||P_h||^2 + ||V_h||^2`` on the support of (S3) (``s3_share_random`` is that share
-for i.i.d. entries: the support's fraction of the entries); for linear heads ``op_cos``, the cosine
-of the effective (M2) operator ``sum_h P12_h^T (x) Vbar21_h`` with (S3)'s ``P12*^T (x) Vbar21*``
-(invariant under each head's scaling orbit), and for one linear head the training experiment's
-:func:`lsa_theory.experiments.training.structure_metrics` (``cos``, ``orbit_dist_rel``,
-``manifold_dist``, ...).
+for i.i.d. entries: the support's fraction of the entries); for linear and relu heads ``op_cos``,
+the cosine of the effective (M2) operator ``sum_h P12_h^T (x) Vbar21_h`` with (S3)'s ``P12*^T (x)
+Vbar21*`` (invariant under each head's scaling orbit; for relu it is the operator of the block's
+linear half, ``relu(x) = x/2 + |x|/2``: opposite heads ``(P, V), (-P, -V)`` cancel the other
+half); for softmax heads ``attn_entropy``, the entropy of the query column's attention weights
+over the ``n+1`` keys divided by ``log(n+1)``, averaged over held-out frames and heads (1: uniform
+weights, the regime where softmax is linear to first order; near 0: one key); and for one linear
+head the training experiment's :func:`lsa_theory.experiments.training.structure_metrics`
+(``cos``, ``orbit_dist_rel``, ``manifold_dist``, ...).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ __all__ = [
     "heldout_metrics",
     "s3_share",
     "operator_cos",
+    "attention_entropy",
     "init_heads",
     "train_heads",
     "run_metrics",
@@ -135,6 +140,18 @@ def operator_cos(heads, spec: dy.TeacherSpec) -> float:
     K = sum(np.kron(lay.blocks(P, V)["P12"].T, lay.blocks(P, V)["Vbar21"]) for P, V in heads)
     nk, ns = float(np.linalg.norm(K)), float(np.linalg.norm(Ks))
     return float(np.sum(K * Ks) / (nk * ns)) if nk > 0 and ns > 0 else 0.0
+
+
+def attention_entropy(heads, H: np.ndarray) -> float:
+    """Mean over frames and heads of ``-sum_j a_j log a_j / log(n+1)``, ``a = softmax_j(h_j^T P_h
+    h_{n+1})`` the query column's weights over the ``n+1`` keys of ``H`` (F, D, n+1)."""
+    ents = []
+    for P, _ in heads:
+        s = np.einsum("fdj,fd->fj", H, H[:, :, -1] @ np.asarray(P, float).T)  # h_j^T P h_q
+        s = s - s.max(axis=1, keepdims=True)
+        a = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+        ents.append(-np.sum(np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0), axis=1))
+    return float(np.mean(ents) / np.log(H.shape[-1]))
 
 
 def init_heads(D: int, heads: int, scale: float, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -219,13 +236,14 @@ def train_heads(
 def run_metrics(heads, attention: str, train_ds: dy.TeacherDataset, held: tuple) -> dict:
     """Every metric of the module docstring for ``heads`` (numpy (P, V) pairs): held-out ones
     (:func:`heldout_metrics` on ``held = (ds, H)``), ``s3_share``, ``s3_share_random``; for linear
-    heads ``op_cos``; for one linear head the (M2)-(M4) ``structure_metrics`` (``cos``,
-    ``orbit_dist_rel``, ``manifold_dist``, ``cos_full``, ``norm_P22_sym``, ``norm_Vbar22``) against
-    the training data's mean ``Sigma``."""
+    and relu heads ``op_cos``; for softmax heads ``attn_entropy``; for one linear head the (M2)-(M4)
+    ``structure_metrics`` (``cos``, ``orbit_dist_rel``, ``manifold_dist``, ``cos_full``,
+    ``norm_P22_sym``, ``norm_Vbar22``) against the training data's mean ``Sigma``."""
     spec = train_ds.spec
     res = heldout_metrics(heads, attention, *held)
     res["s3_share"], res["s3_share_random"] = s3_share(heads, spec)
-    res["op_cos"] = operator_cos(heads, spec) if attention == "linear" else None
+    res["op_cos"] = operator_cos(heads, spec) if attention in ("linear", "relu") else None
+    res["attn_entropy"] = attention_entropy(heads, held[1]) if attention == "softmax" else None
     keys = ("cos", "orbit_dist_rel", "manifold_dist", "cos_full", "norm_P22_sym", "norm_Vbar22")
     if attention == "linear" and len(heads) == 1:
         lay = spec.layout

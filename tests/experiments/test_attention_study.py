@@ -119,6 +119,16 @@ def test_structure_metrics_at_the_construction():
     assert at.operator_cos([(Ps, Vs + E)], SPEC) < 0.9
 
 
+def test_attention_entropy_limits(frames):
+    """Zero scores: uniform weights, entropy 1; one key scoring far above the rest: entropy -> 0."""
+    ds, H = frames
+    D = SPEC.layout.D
+    assert at.attention_entropy([(np.zeros((D, D)), None)], H) == pytest.approx(1.0, abs=1e-12)
+    P = np.zeros((D, D))
+    P[SPEC.layout.const, SPEC.layout.const] = 1e3  # only the query column (constant row 1) scores
+    assert at.attention_entropy([(P, None)], H) < 1e-6
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("attention")
@@ -137,7 +147,8 @@ def test_study_lists_every_run(study):
     for r in doc["runs"]:
         assert isinstance(r["diverged"], bool) and r["wall_time"] > 0
         assert r["loss_final"] < r["log"][0][1]  # training lowered (M1)
-        assert (r["op_cos"] is None) == (r["attention"] != "linear")
+        assert (r["op_cos"] is None) == (r["attention"] not in ("linear", "relu"))
+        assert (r["attn_entropy"] is None) == (r["attention"] != "softmax")
         assert (r["cos"] is None) == (r["attention"] != "linear" or r["heads"] != 1)
     assert [s["runs"] for s in doc["summary"]] == [2, 2, 2, 2]
     assert (out / "attention.json").exists() and (out / at.ARRAYS_FILE).exists()
