@@ -285,18 +285,20 @@ def attention_runs(doc: dict) -> str:
     """One row per (attention, heads, seed) run of ``attention.json``
     (:mod:`lsa_theory.experiments.attention`): Adam steps done, final training loss (M1), held-out
     error, correlation of the block's update with the teacher's, (S3) norm share, the (M2) operator
-    cosine (linear heads), cos and orbit distance of (S4) (one linear head), diverged, wall time."""
+    cosine (linear and relu heads), the attention entropy (softmax), cos and orbit distance of (S4)
+    (one linear head), diverged, wall time."""
     out = [
         "| attention | heads | seed | steps | training loss (M1) | held-out error | update corr. "
-        "| (S3) norm share | operator cos | cos (S4) | orbit dist. | diverged | wall time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| (S3) norm share | operator cos | attn. entropy | cos (S4) | orbit dist. | diverged "
+        "| wall time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["runs"]:
         out.append(
             f"| {r['attention']} | {r['heads']} | {r['seed']} | {r['steps_done']} | "
             f"{_f(r['loss_final'], '.2e')} | {_f(r['heldout_err'])} | {_f(r['update_corr'], '.4f')} | "
-            f"{_f(r['s3_share'])} | "
-            f"{_f(r['op_cos'], '.4f')} | {_f(r['cos'], '.4f')} | {_f(r['orbit_dist_rel'])} | "
+            f"{_f(r['s3_share'])} | {_f(r['op_cos'], '.4f')} | {_f(r.get('attn_entropy'))} | "
+            f"{_f(r['cos'], '.4f')} | {_f(r['orbit_dist_rel'])} | "
             f"{'**yes**' if r['diverged'] else 'no'} | {r['wall_time']:.0f} |"
         )
     return "\n".join(out)
