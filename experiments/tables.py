@@ -6,7 +6,7 @@ and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`lsa_theory.experi
 (``diversity_training.json``), ``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds``
 (``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration), ``td-pretrain-runs``
 and ``td-pretrain-stationary`` (``td_pretrain.json`` of :mod:`lsa_theory.experiments.td_pretrain`),
-``attention-runs`` and ``attention-construction`` (``attention.json`` of
+``attention-runs``, ``attention-summary`` and ``attention-construction`` (``attention.json`` of
 :mod:`lsa_theory.experiments.attention`).
 Every row of the document appears (reporting rule: tables list every run, failures included).
 """
@@ -304,6 +304,30 @@ def attention_runs(doc: dict) -> str:
     return "\n".join(out)
 
 
+def attention_summary(doc: dict) -> str:
+    """One row per model (attention, heads) of ``attention.json``: runs, diverged, and the median
+    (range over the seeds) of the held-out error, the update correlation, the (S3) norm share, the
+    operator cosine and the attention entropy."""
+
+    def med(r, m, spec=".3g"):
+        if r.get(m) is None:
+            return "—"
+        return f"{r[m]:{spec}} ({r[m + '_min']:{spec}} to {r[m + '_max']:{spec}})"
+
+    out = [
+        "| attention | heads | runs | diverged | held-out error | update corr. | (S3) norm share "
+        "| operator cos | attn. entropy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["summary"]:
+        out.append(
+            f"| {r['attention']} | {r['heads']} | {r['runs']} | {r['diverged']} | {med(r, 'heldout_err')} | "
+            f"{med(r, 'update_corr', '.4f')} | {med(r, 's3_share', '.3f')} | {med(r, 'op_cos', '.4f')} | "
+            f"{med(r, 'attn_entropy', '.3f')} |"
+        )
+    return "\n".join(out)
+
+
 def attention_construction(doc: dict) -> str:
     """The (S3) construction evaluated through each block of ``attention.json``: one row per probe
     (block, scale c), the held-out error and the update correlation."""
@@ -324,6 +348,7 @@ TABLES = {
     "td-pretrain-runs": td_pretrain_runs,
     "td-pretrain-stationary": td_pretrain_stationary,
     "attention-runs": attention_runs,
+    "attention-summary": attention_summary,
     "attention-construction": attention_construction,
 }
 
