@@ -190,3 +190,21 @@ def test_bad_config():
         at.AttentionConfig(heads=(0,))
     with pytest.raises(ValueError, match="d_pi"):
         at.teacher_prompts(dy.TeacherSpec(algorithm="actor_critic", k=1, frames=1), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [(["--heads", "0"], "--heads"), (["--attention", "cubic"], "--attention"), (["--heads", "x"], "--heads")],
+)
+def test_cli_refuses_bad_options_before_out(tmp_path, capsys, argv, option):
+    """A bad ``--heads`` or ``--attention`` is one line naming the option, exit 2, ``--out`` not created."""
+    from lsa_theory import cli
+
+    out = tmp_path / "o"
+    try:
+        rc = cli.main(["attention", "--quick", *argv, "--out", str(out)])
+    except SystemExit as exc:  # argparse's own refusal (a non-integer --heads)
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and option in err and "Traceback" not in err
+    assert not out.exists()
