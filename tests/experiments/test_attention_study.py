@@ -78,6 +78,21 @@ def test_identity_linear_one_head_is_l2_to_roundoff(frames):
     assert np.all(np.abs(ds.wt[:, 1:] + t.numpy() - ref) <= bound)
 
 
+def test_heldout_error_is_the_training_experiments(frames):
+    """One linear head: the held-out error and (M1) of the raw block are ``training.heldout_error``'s
+    (via (L2)), to round-off (relative 1e-12, far above the bound of the identity test)."""
+    from lsa_theory.experiments.training import heldout_error
+
+    ds, H = frames
+    rng = np.random.default_rng(4)
+    D = SPEC.layout.D
+    P, V = 0.3 * rng.standard_normal((D, D)), 0.3 * rng.standard_normal((D, D))
+    ours = at.heldout_metrics([(P, V)], "linear", ds, H)
+    rel, loss = heldout_error(P, V, ds)
+    assert ours["heldout_err"] == pytest.approx(rel, rel=1e-12)
+    assert ours["heldout_loss"] == pytest.approx(loss, rel=1e-12)
+
+
 @pytest.mark.parametrize("control", ["mask_context_only", "transposed_P"])
 def test_identity_negative_controls_miss(frames, control):
     ds, H = frames
