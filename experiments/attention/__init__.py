@@ -1,5 +1,5 @@
-r"""``lsa-theory attention``: multi-head and nonlinear attention in SARSA teacher mimicking (issue 23,
-item 3): the face of the experiment.
+r"""``lsa-theory attention``: multi-head and nonlinear attention in SARSA teacher mimicking: the face
+of the experiment.
 
 Face: :data:`Config` (:class:`AttentionConfig`, frozen, with ``quick()`` and ``full()``),
 :func:`units` (``construction``, ``<attention>-h<H>-s<seed>``), :func:`run_unit`, :func:`run`

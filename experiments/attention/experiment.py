@@ -1,5 +1,5 @@
-r"""The attention experiment: multi-head and nonlinear attention in SARSA teacher mimicking (issue 23,
-item 3; THEORY §1-§4: (L1), (L2), (S1)-(S6), (M1)-(M4)).
+r"""The attention experiment: multi-head and nonlinear attention in SARSA teacher mimicking (THEORY
+§1-§4: (L1), (L2), (S2)-(S6), (M1)-(M4)).
 
 - ``construction``: on held-out frames, the (S3) construction evaluated through each block where it
   can be: linear one head at ``(P*, V*)`` (the teacher, to round-off); relu two heads
