@@ -168,7 +168,13 @@ def test_study_lists_every_run(study):
     assert [s["runs"] for s in doc["summary"]] == [2, 2, 2, 2]
     assert (out / "attention.json").exists() and (out / at.ARRAYS_FILE).exists()
     assert not (out / at.UNITS_FILE).exists()
+
+
+def test_figure_is_readable(study, figures):
+    """The figure of the tiny study: one figure, its layout checked by the ``figures`` fixture."""
+    cfg, out, doc = study
     assert at.plot_attention(out).exists()
+    assert len(figures.figs) == 1
 
 
 def test_construction_probes(study):
