@@ -134,6 +134,17 @@ def test_structure_metrics_at_the_construction():
     assert at.operator_cos([(Ps, Vs + E)], SPEC) < 0.9
 
 
+def test_run_metrics_of_relu_opposite_heads(frames):
+    """relu heads ``(P*, V*), (-P*, -V*)``: the teacher on held-out frames, all of the norm on (S3),
+    the operator of the linear half that of (S3); no attention entropy (not softmax)."""
+    ds, H = frames
+    Ps, Vs = construction_pv(SPEC, 1.0)
+    m = at.run_metrics([(Ps, Vs), (-Ps, -Vs)], "relu", ds, (ds, H))
+    assert m["heldout_err"] < 1e-12 and m["s3_share"] == 1.0
+    assert m["op_cos"] == pytest.approx(1.0, abs=1e-14) and m["attn_entropy"] is None
+    assert m["cos"] is None  # structure_metrics: one linear head only
+
+
 def test_attention_entropy_limits(frames):
     """Zero scores: uniform weights, entropy 1; one key scoring far above the rest: entropy -> 0."""
     ds, H = frames
