@@ -49,6 +49,12 @@
   "invariance": {"outside_at_fix", "outside_off_fix", ...}, "stationary": {"a_star", "a_star_sem",
   "b_star", "b_star_sem", ...}, "runs": [{"k", "seed", "dist_fix", "dist_w3", "dist_theta_star",
   "heldout_value_err", "diverged", ...}], "passed", "provenance", ...}``.
+- ``lsa-theory attention [--quick] [--heads H ...] [--attention NAME ...] [--json] [--out DIR]``
+  trains one (L1)-type layer with H heads and a nonlinear attention by SARSA teacher mimicking
+  (:mod:`lsa_theory.experiments.attention`); ``--json`` prints ``{"config", "construction": {"rows":
+  [{"key", "block", "c", "heldout_err", "update_corr"}]}, "runs": [{"attention", "heads", "seed",
+  "loss_final", "heldout_err", "update_corr", "s3_share", "op_cos", "diverged", "wall_time", ...}],
+  "summary", "all_listed", "provenance", ...}``.
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
   sweeps the context length n in either regime of docs/theory.md §6
   (:mod:`lsa_theory.experiments.context_length`);
@@ -86,10 +92,12 @@ from collections.abc import Sequence
 from lsa_theory import constructions
 
 from .commands import (
+    _attention_config,
     _autoregressive_config,
     _check_control,
     _check_converge,
     _check_verify,
+    _cmd_attention,
     _cmd_autoregressive,
     _cmd_context_length,
     _cmd_control,
@@ -372,6 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, out="directory for td_pretrain.json and the figure (resumes)")
     p.set_defaults(func=_cmd_td_pretrain, precheck=_td_pretrain_config)
 
+    p = sub.add_parser(
+        "attention",
+        help="multi-head and nonlinear attention in SARSA teacher mimicking (softmax, relu against linear)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="50 training MDPs, 200 Adam steps per run (under two minutes)"
+    )
+    p.add_argument(
+        "--heads", type=int, nargs="+", default=None, metavar="H", help="numbers of heads (default 1 2)"
+    )
+    p.add_argument(
+        "--attention",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="attention functions: linear softmax relu tanh elu selu leaky_relu (default: the first three)",
+    )
+    _common(p, out="directory for attention.json/.npz and the figure (resumes)")
+    p.set_defaults(func=_cmd_attention, precheck=_attention_config)
+
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(
         "--regime",
@@ -433,7 +461,7 @@ SEED_MAX = 2**32 - 1
 
 #: Commands that train or evaluate with torch: ``--threads N`` also sets torch's intra- and
 #: inter-op threads for them (:func:`lsa_theory.experiments.io.set_torch_threads`), recorded in provenance.
-TORCH_COMMANDS = frozenset({"regression", "pretrain", "control", "context-length", "reproduce"})
+TORCH_COMMANDS = frozenset({"regression", "pretrain", "control", "context-length", "reproduce", "attention"})
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -266,6 +266,27 @@ def _td_pretrain_config(args: argparse.Namespace):
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 
+def _attention_config(args: argparse.Namespace):
+    """The :class:`AttentionConfig` of ``attention``'s options (also its precheck); ValueError naming
+    ``--heads`` or ``--attention``."""
+    from lsa_theory import ATTENTIONS
+    from lsa_theory.experiments.attention import AttentionConfig
+
+    cfg = AttentionConfig.quick() if args.quick else AttentionConfig.full()
+    if args.seed is not None:
+        cfg = cfg.replace(seed=args.seed)
+    if args.heads is not None:
+        if any(h < 1 for h in args.heads):
+            raise ValueError(f"--heads: every number of heads must be >= 1, got {args.heads}")
+        cfg = cfg.replace(heads=tuple(dict.fromkeys(args.heads)))
+    if args.attention is not None:
+        bad = [a for a in args.attention if a not in ATTENTIONS]
+        if bad:
+            raise ValueError(f"--attention: expected names from {' '.join(ATTENTIONS)}, got {bad[0]!r}")
+        cfg = cfg.replace(attentions=tuple(dict.fromkeys(args.attention)))
+    return cfg
+
+
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
@@ -548,6 +569,25 @@ def _cmd_distill_train(args: argparse.Namespace) -> int:
     if doc["verify"]:
         _print_verify_table([constructions.Row(**r) for r in doc["verify"]])
     return 0 if doc["passed"] else 1
+
+
+def _cmd_attention(args: argparse.Namespace) -> int:
+    from lsa_theory.experiments.attention import plot_attention, run_attention
+
+    doc = run_attention(_attention_config(args), args.out)
+    if args.out is not None:
+        plot_attention(args.out)
+    if args.json:
+        _print_json(args, doc)
+    else:
+        _print_table(
+            doc["construction"]["rows"],
+            [("block", ""), ("c", ".0e"), ("heldout_err", ".3g"), ("update_corr", ".4f")],
+        )
+        cols = [("attention", ""), ("heads", ""), ("seed", ""), ("loss_final", ".3g"), ("heldout_err", ".3g")]
+        cols += [("update_corr", ".4f"), ("s3_share", ".3f"), ("op_cos", ".4f"), ("diverged", "")]
+        _print_table(doc["runs"], cols + [("wall_time", ".1f")])
+    return 0 if doc["all_listed"] else 1
 
 
 def _cmd_td_pretrain(args: argparse.Namespace) -> int:

@@ -5,7 +5,9 @@ and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`lsa_theory.experi
 ``seeds`` (``seeds.json`` of :func:`lsa_theory.experiments.training.train_seeds`), ``diversity``
 (``diversity_training.json``), ``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds``
 (``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration), ``td-pretrain-runs``
-and ``td-pretrain-stationary`` (``td_pretrain.json`` of :mod:`lsa_theory.experiments.td_pretrain`).
+and ``td-pretrain-stationary`` (``td_pretrain.json`` of :mod:`lsa_theory.experiments.td_pretrain`),
+``attention-runs``, ``attention-summary`` and ``attention-construction`` (``attention.json`` of
+:mod:`lsa_theory.experiments.attention`).
 Every row of the document appears (reporting rule: tables list every run, failures included).
 """
 
@@ -279,6 +281,63 @@ def td_pretrain_stationary(doc: dict) -> str:
     return "\n".join(out)
 
 
+def attention_runs(doc: dict) -> str:
+    """One row per (attention, heads, seed) run of ``attention.json``
+    (:mod:`lsa_theory.experiments.attention`): Adam steps done, final training loss (M1), held-out
+    error, correlation of the block's update with the teacher's, (S3) norm share, the (M2) operator
+    cosine (linear and relu heads), the attention entropy (softmax), cos and orbit distance of (S4)
+    (one linear head), diverged, wall time."""
+    out = [
+        "| attention | heads | seed | steps | training loss (M1) | held-out error | update corr. "
+        "| (S3) norm share | operator cos | attn. entropy | cos (S4) | orbit dist. | diverged "
+        "| wall time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        out.append(
+            f"| {r['attention']} | {r['heads']} | {r['seed']} | {r['steps_done']} | "
+            f"{_f(r['loss_final'], '.2e')} | {_f(r['heldout_err'])} | {_f(r['update_corr'], '.4f')} | "
+            f"{_f(r['s3_share'])} | {_f(r['op_cos'], '.4f')} | {_f(r.get('attn_entropy'))} | "
+            f"{_f(r['cos'], '.4f')} | {_f(r['orbit_dist_rel'])} | "
+            f"{'**yes**' if r['diverged'] else 'no'} | {r['wall_time']:.0f} |"
+        )
+    return "\n".join(out)
+
+
+def attention_summary(doc: dict) -> str:
+    """One row per model (attention, heads) of ``attention.json``: runs, diverged, and the median
+    (range over the seeds) of the held-out error, the update correlation, the (S3) norm share, the
+    operator cosine and the attention entropy."""
+
+    def med(r, m, spec=".3g"):
+        if r.get(m) is None:
+            return "—"
+        return f"{r[m]:{spec}} ({r[m + '_min']:{spec}} to {r[m + '_max']:{spec}})"
+
+    out = [
+        "| attention | heads | runs | diverged | held-out error | update corr. | (S3) norm share "
+        "| operator cos | attn. entropy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["summary"]:
+        out.append(
+            f"| {r['attention']} | {r['heads']} | {r['runs']} | {r['diverged']} | {med(r, 'heldout_err')} | "
+            f"{med(r, 'update_corr', '.4f')} | {med(r, 's3_share', '.3f')} | {med(r, 'op_cos', '.4f')} | "
+            f"{med(r, 'attn_entropy', '.3f')} |"
+        )
+    return "\n".join(out)
+
+
+def attention_construction(doc: dict) -> str:
+    """The (S3) construction evaluated through each block of ``attention.json``: one row per probe
+    (block, scale c), the held-out error and the update correlation."""
+    out = ["| block | c | held-out error | update corr. |", "|---|---|---|---|"]
+    for r in doc["construction"]["rows"]:
+        c = "→ 0" if r["c"] == 0 else f"{r['c']:g}"
+        out.append(f"| {r['block']} | {c} | {r['heldout_err']:.4g} | {r['update_corr']:.4f} |")
+    return "\n".join(out)
+
+
 TABLES = {
     "in-context": in_context,
     "closed-loop": closed_loop,
@@ -288,6 +347,9 @@ TABLES = {
     "pretrain-seeds": pretrain_seeds,
     "td-pretrain-runs": td_pretrain_runs,
     "td-pretrain-stationary": td_pretrain_stationary,
+    "attention-runs": attention_runs,
+    "attention-summary": attention_summary,
+    "attention-construction": attention_construction,
 }
 
 

@@ -131,6 +131,9 @@ PRINTED_TABLES = [
     ("td-pretrain-runs", "td-pretrain-full.json", "docs/td-pretrain.md"),
     ("td-pretrain-stationary", "td-pretrain-full.json", "docs/td-pretrain.md"),
     ("td-pretrain-runs", "td-pretrain-L3.json", "docs/td-pretrain.md"),
+    ("attention-runs", "attention-sarsa.json", "docs/attention.md"),
+    ("attention-summary", "attention-sarsa.json", "docs/attention.md"),
+    ("attention-construction", "attention-sarsa.json", "docs/attention.md"),
 ]
 
 
@@ -1543,6 +1546,33 @@ def _td_pretrain_l3_numbers(doc: dict) -> dict[str, list[str]]:
     return {"docs/td-pretrain.md": page}
 
 
+def _attention_numbers(doc: dict) -> dict[str, list[str]]:
+    """The findings of docs/attention.md, from docs/figures/attention-sarsa.json: per model the
+    median (range over the seeds) of the held-out error and of the structure metrics, and the
+    held-out error of the centred TD update (the two-head softmax limit of (S3))."""
+    S = {(r["attention"], r["heads"]): r for r in doc["summary"]}
+    C = {r["key"]: r for r in doc["construction"]["rows"]}
+
+    def med(a, h, m, spec=".3g"):
+        r = S[(a, h)]
+        return f"{r[m]:{spec}} ({r[m + '_min']:{spec}} to {r[m + '_max']:{spec}})"
+
+    assert doc["all_listed"] and sum(r["diverged"] for r in doc["runs"]) == 0  # "none did"
+    page = [
+        f"one linear head reaches {med('linear', 1, 'heldout_err')}",
+        f"one softmax head {med('softmax', 1, 'heldout_err')}",
+        f"one relu head {med('relu', 1, 'heldout_err')}",
+        f"two relu heads reach {med('relu', 2, 'heldout_err')}",
+        f"operator cosine {med('relu', 2, 'op_cos', '.4f')}",
+        f"two softmax heads reach {med('softmax', 2, 'heldout_err')}",
+        f"update correlation {med('softmax', 2, 'update_corr', '.4f')}",
+        f"centred TD update scores {C['centred']['heldout_err']:.3f}",
+        f"attention entropy {med('softmax', 2, 'attn_entropy', '.3f')}",
+        f"one head: {med('softmax', 1, 'attn_entropy', '.3f')}",
+    ]
+    return {"docs/attention.md": page}
+
+
 def _td_pretrain_readme_numbers(doc: dict) -> dict[str, list[str]]:
     """The (WP) answer of the README, from docs/figures/td-pretrain-full.json: a run "goes there"
     when it entered Fix(G), ``dist_fix <= 0.5`` (the saved runs split at 0.37 / 0.79: every run is
@@ -1585,6 +1615,7 @@ PROSE_NUMBERS = [
     ("td-pretrain-full.json", _td_pretrain_numbers),
     ("td-pretrain-L3.json", _td_pretrain_l3_numbers),
     ("td-pretrain-full.json", _td_pretrain_readme_numbers),
+    ("attention-sarsa.json", _attention_numbers),
 ]
 
 
@@ -1609,6 +1640,7 @@ PROSE_NUMBERS = [
         "td-pretrain",
         "td-pretrain-L3",
         "td-pretrain-readme",
+        "attention",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

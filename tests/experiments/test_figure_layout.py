@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lsa_theory.experiments.attention import plot_attention
 from lsa_theory.experiments.context_length.plots import plot_context_length, plot_context_length_regimes
 from lsa_theory.experiments.control.plots import plot_control
 from lsa_theory.experiments.diversity import plot_diversity
@@ -45,6 +46,7 @@ SAVED = {
         plot_diversity_training,
     ),
     "returns-by-k": ("returns_by_k-full.json", "returns_by_k.json", plot_returns_by_k),
+    "attention-sarsa": ("attention-sarsa.json", "attention.json", plot_attention),
 }
 
 
