@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lsa_theory import ATTENTIONS
 from lsa_theory import dynamics as dy
 from lsa_theory.checks import check_int, check_real
 from lsa_theory.dynamics import regression as rg
@@ -77,7 +78,9 @@ class RegressionConfig:
     the population objective (the primary one included); ``F``, ``reps``: the sampled sweep on the
     primary configuration; ``layers``, ``train_steps``, ``train_batch``, ``train_lr``: the trained
     stacks; ``gamma_F``: prompts of the least-squares check of ``Gamma`` (:func:`gamma_check`, the
-    same in ``--quick``)."""
+    same in ``--quick``); ``heads``, ``attention``: the heads per layer and the attention function
+    (one of :data:`lsa_theory.ATTENTIONS`) of the trained stacks only (default 1, ``"linear"``: the
+    (W2) stacks of before; issue 23, item 3)."""
 
     d: int = 3
     N: int = 20
@@ -102,6 +105,8 @@ class RegressionConfig:
     window: tuple[float, float] = field(default=(1e-22, 1e-12))
     sampled_tol: tuple[float, float, float] = (1e-10, 1e-14, 1e-12)
     gamma_F: int = 300_000
+    heads: int = 1
+    attention: str = "linear"
 
     def __post_init__(self) -> None:
         """Every field checked for type and range (issue 24, item 23); ValueError naming the field."""
@@ -146,6 +151,9 @@ class RegressionConfig:
         for tol in self.sampled_tol:
             check_real(tol, "sampled_tol", low=0.0, low_open=True)
         check_int(self.gamma_F, "gamma_F")
+        check_int(self.heads, "heads")
+        if not isinstance(self.attention, str) or self.attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {ATTENTIONS}, got {self.attention!r}")
         if (self.d, self.N, self.kappa) not in self.population:
             raise ValueError("population: must contain the primary configuration (d, N, kappa)")
         if any(F < 2 * self.d * self.d or F % 2 for F in self.F):
@@ -432,6 +440,8 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "d": cfg.d,
         "N": cfg.N,
         "kappa": cfg.kappa,
+        "heads": cfg.heads,
+        "attention": cfg.attention,
         "Lambda": primary["Lambda"],
         "population": {k: primary[k] for k in pop_keys}
         | {k: v for k, v in primary.items() if k not in pop_keys},
