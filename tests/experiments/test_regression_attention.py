@@ -66,6 +66,10 @@ def test_one_head_linear_is_the_w2_stack_to_roundoff(L):
         att = st.stack_loss(layers, E, y, "linear", via_w2=False)
         assert _rel(att, w2) <= ROUNDOFF
         assert float(w2) > 1e-3  # a real loss, not two zeros
+        # and each is the path it names (bit for bit: the same arithmetic)
+        one = [h[0] for h in layers]
+        assert float(w2) == float(0.5 * ((-lt.masked_lsa_stack(E, one)[..., -1, -1] - y) ** 2).mean())
+        assert float(att) == float(0.5 * ((-lt.attention_stack(E, layers)[..., -1, -1] - y) ** 2).mean())
 
 
 def test_one_head_linear_trains_the_same_matrices_either_path():
@@ -255,3 +259,20 @@ def test_study_tables_list_every_run_with_divergences():
     summary = at.attention_summary_table(doc)
     assert "| 1 | full | softmax | 1 | - | - | 0.1100 | 2 of 2 |" in summary
     assert "| 1 | full | linear | 1 | 0.7000 +- 0.5000 | 0.0000 +- 0.0000 | 0.1100 | 0 of 2 |" in summary
+
+
+def test_heads_report_sums_the_heads_preconditioners():
+    """The layer's ``A_l`` of H sparse heads is ``sum_h A_{l,h}`` (the (R3) layer they equal), with
+    each head's own report kept; one head is :func:`layer_report` itself."""
+    rng = np.random.default_rng(4)
+    Gamma = rg.gamma_matrix(LAMBDA, N)
+    As = [0.2 * rng.standard_normal((D, D)) for _ in range(3)]
+    (heads,) = st.layers_of([torch.as_tensor(A) for A in As], "sparse", heads=3)
+    rep = st.heads_report([(P.numpy(), Q.numpy()) for P, Q in heads], LAMBDA, Gamma)
+    (one,) = st.layers_of([torch.as_tensor(sum(As))], "sparse")
+    ref = st.layer_report(*(m.numpy() for m in one[0]), LAMBDA, Gamma)
+    np.testing.assert_allclose(rep["A"], sum(As), rtol=0, atol=1e-15)
+    assert rep["cos_Gamma_inv"] == pytest.approx(ref["cos_Gamma_inv"], abs=1e-14)
+    assert len(rep["heads"]) == 3 and rep["r3_fraction"] == 1.0
+    np.testing.assert_array_equal(rep["heads"][1]["A"], As[1])
+    assert abs(rep["cos_Gamma_inv"] - rep["heads"][0]["cos_Gamma_inv"]) > 1e-3
