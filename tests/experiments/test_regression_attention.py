@@ -276,3 +276,31 @@ def test_heads_report_sums_the_heads_preconditioners():
     assert len(rep["heads"]) == 3 and rep["r3_fraction"] == 1.0
     np.testing.assert_array_equal(rep["heads"][1]["A"], As[1])
     assert abs(rep["cos_Gamma_inv"] - rep["heads"][0]["cos_Gamma_inv"]) > 1e-3
+
+
+def test_what_two_heads_of_relu_and_softmax_can_represent():
+    """The constructions the study reads its runs against (docs/regression.md): two relu heads
+    ``(P, Q)``, ``(-P, -Q)`` are the linear head ``(P, Q)`` exactly (``relu(S) - relu(-S) = S``).
+    Two softmax heads ``(P / eps, eps Q)``, ``(-P / eps, 0)`` tend, with a gap O(eps), to the linear
+    head ``(P, Q)`` on *centred* context tokens ``z_j - zbar`` (``softmax_j(eps S) = (1 + eps (S_j -
+    mean S)) / N + O(eps^2)``; the second head removes the first's mean-token term ``P zbar / eps``),
+    which differs from the linear head by ``P zbar zbar^T Q z_q``; one softmax head keeps ``P zbar /
+    eps`` and does not tend to either."""
+    rng = np.random.default_rng(8)
+    E, y = _prompts()
+    P, Q = (torch.as_tensor(0.4 * rng.standard_normal((D + 1, D + 1))) for _ in range(2))
+    lin = st.stack_predict([[(P, Q)]], E)
+    relu2 = st.stack_predict([[(P, Q), (-P, -Q)]], E, "relu")
+    assert float((relu2 - lin).abs().max()) <= 1e-13 * float(lin.abs().max())
+    assert float((st.stack_predict([[(P, Q)]], E, "relu") - lin).abs().max()) > 1e-2
+    Ec = E.clone()
+    Ec[..., :, :-1] -= E[..., :, :-1].mean(dim=-1, keepdim=True)
+    centred = st.stack_predict([[(P, Q)]], Ec)
+
+    def gap(eps, two=True, ref=centred):
+        heads = [(P / eps, eps * Q)] + ([(-P / eps, 0 * Q)] if two else [])
+        return float((st.stack_predict([heads], E, "softmax") - ref).abs().max() / ref.abs().max())
+
+    assert gap(1e-2) < 0.05 and gap(1e-3) < gap(1e-2) / 5
+    assert gap(1e-3, ref=lin) > 1e-3  # not the uncentred linear head
+    assert gap(1e-3, two=False) > 10
