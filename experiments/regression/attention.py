@@ -31,7 +31,15 @@ from ..store import UnitStore
 from .experiment import RegressionConfig, _lambda
 from .stack import _batch, stack_record
 
-__all__ = ["STUDY", "study_config", "attention_study", "attention_table", "attention_summary_table"]
+__all__ = [
+    "STUDY",
+    "study_config",
+    "constructed",
+    "attention_study",
+    "attention_table",
+    "attention_summary_table",
+    "constructed_table",
+]
 
 #: The runs of the saved study: ``(L, param, attention, heads)``; every one for each seed.
 STUDY = tuple(
@@ -57,6 +65,53 @@ def _mean_token_term(layer: list, E: torch.Tensor) -> float:
     zbar = E[..., :, :-1].mean(dim=-1).numpy()
     term = sum(zbar @ P[-1, :] for P, _ in layer)
     return float(np.sqrt(np.mean(term**2)))
+
+
+def constructed(Lambda: np.ndarray, N: int, test: tuple, eps: float = 1e-3) -> list[dict]:
+    """Held-out losses (+- s.e., :func:`.stack._test_loss_se`) of the one-layer constructions on the
+    prompts ``test``: the (R3) layer with ``A = Gamma^{-1}`` (the one-layer optimum ``L*`` of (R4),
+    ``P = e e^T``, ``Q = [[-A, 0], [0, 0]]``); the same ``(P, Q)`` as two relu heads ``(P, Q)``,
+    ``(-P, -Q)`` (exactly the linear layer); as two softmax heads ``(P / eps, eps Q)``, ``(-P / eps,
+    0)`` (the linear layer on centred tokens plus O(eps), tests/experiments/test_regression_attention
+    .py); as one softmax head ``(P / eps, eps Q)`` and as one softmax or relu head ``(P, Q)``."""
+    from lsa_theory.constructions.algorithms import regression as reg
+    from lsa_theory.dynamics import regression as rg
+
+    from .stack import _test_loss, _test_loss_se
+
+    ((P, Q),) = reg.precond_gd([np.linalg.inv(rg.gamma_matrix(Lambda, N))])
+    cases = [
+        ("(R3), A = Gamma^-1", "linear", [(P, Q)]),
+        ("relu, 2 heads (P, Q), (-P, -Q)", "relu", [(P, Q), (-P, -Q)]),
+        (
+            f"softmax, 2 heads (P/eps, eps Q), (-P/eps, 0), eps = {eps:g}",
+            "softmax",
+            [(P / eps, eps * Q), (-P / eps, 0 * Q)],
+        ),
+        (f"softmax, 1 head (P/eps, eps Q), eps = {eps:g}", "softmax", [(P / eps, eps * Q)]),
+        ("softmax, 1 head (P, Q)", "softmax", [(P, Q)]),
+        ("relu, 1 head (P, Q)", "relu", [(P, Q)]),
+    ]
+    return [
+        {
+            "construction": name,
+            "attention": att,
+            "heads": len(layer),
+            "test_loss": _test_loss([layer], *test, att),
+            "test_loss_se": _test_loss_se([layer], *test, att),
+        }
+        for name, att, layer in cases
+    ]
+
+
+def constructed_table(doc: dict) -> str:
+    """The constructions of a saved study (markdown): construction, held-out loss +- s.e."""
+    lines = ["| one layer, constructed | held-out loss |", "|---|---|"]
+    lines += [
+        f"| {c['construction']} | {c['test_loss']:.4f} +- {c['test_loss_se']:.4f} |"
+        for c in doc["constructed"]
+    ]
+    return "\n".join(lines)
 
 
 def attention_study(
@@ -118,6 +173,7 @@ def attention_study(
         "seeds": list(seeds),
         "runs": rows,
         "n_diverged": sum(r["diverged"] for r in rows),
+        "constructed": constructed(Lambda, cfg.N, test),
         "config": to_jsonable(dataclasses.asdict(cfg)),
         "provenance": provenance(dataclasses.asdict(cfg), list(seeds)),
         "versions": versions(),

@@ -304,3 +304,15 @@ def test_what_two_heads_of_relu_and_softmax_can_represent():
     assert gap(1e-2) < 0.05 and gap(1e-3) < gap(1e-2) / 5
     assert gap(1e-3, ref=lin) > 1e-3  # not the uncentred linear head
     assert gap(1e-3, two=False) > 10
+
+
+def test_study_constructions():
+    """The study's constructed rows: two relu heads are the (R3) layer of Gamma^{-1} (1e-12
+    relative); two softmax heads are near it (within 20 %: the centring's O(1/N) and O(eps)); one
+    softmax head (P/eps, eps Q) is far off (its mean-token term P zbar / eps)."""
+    E, y = _prompts(F=2000, seed=3)
+    rows = at.constructed(LAMBDA, N, (E, y))
+    losses = [r["test_loss"] for r in rows]
+    assert len(rows) == 6 and all(r["test_loss_se"] > 0 for r in rows)
+    assert _rel(losses[1], losses[0]) <= ROUNDOFF
+    assert _rel(losses[2], losses[0]) < 0.2 and losses[3] > 100 * losses[0]
