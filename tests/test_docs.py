@@ -188,6 +188,19 @@ def test_regression_gamma_check_is_the_saved_run():
     assert f"{worst:.1e}" in page
 
 
+def test_regression_attention_tables_are_the_saved_study():
+    """Issue 23, item 3: the tables of docs/regression.md's attention section are those of the saved
+    study (docs/figures/regression-attention.json), which holds every run of the study, diverged
+    ones included."""
+    from lsa_theory.experiments.regression import attention as at
+
+    doc = json.loads((ROOT / "docs" / "figures" / "regression-attention.json").read_text())
+    page = (ROOT / "docs" / "regression.md").read_text()
+    assert len(doc["runs"]) == len(at.STUDY) * len(doc["seeds"]) and len(doc["seeds"]) >= 3
+    for table in (at.attention_summary_table(doc), at.attention_table(doc), at.constructed_table(doc)):
+        assert table in page
+
+
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
     """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
     links every runnable example declaration in examples/ (tests/constructions/test_registry.py

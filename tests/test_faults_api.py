@@ -222,6 +222,8 @@ REGRESSION_BAD_FIELDS = [
     ("sampled_tol", (1e-10, 1e-14)),
     ("sampled_tol", (1e-10, 1e-14, 0.0)),
     ("gamma_F", 20.5),
+    ("heads", 0),  # issue 23, item 3
+    ("attention", "cosine"),
 ]
 
 
