@@ -1552,6 +1552,61 @@ def _td_pretrain_readme_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+def _regression_attention_numbers(doc: dict) -> dict[str, list[str]]:
+    """The findings of docs/regression.md's attention section (issue 23, item 3), from the saved study
+    ``regression-attention.json``: mean held-out losses over the seeds, the constructions, and the
+    head structure of the two-head relu and softmax runs (cosines between the heads' matrices; ranges
+    are the extremes rounded outward)."""
+    import numpy as np
+
+    runs = doc["runs"]
+
+    def sel(L, param, att, H):
+        return [r for r in runs if (r["L"], r["param"], r["attention"], r["heads"]) == (L, param, att, H)]
+
+    def mean(L, param, att, H):
+        return f"{np.mean([r['test_loss'] for r in sel(L, param, att, H) if not r['diverged']]):.3f}"
+
+    def cos(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        return float(np.sum(a * b) / np.linalg.norm(a) / np.linalg.norm(b))
+
+    def head_cos(att, which, sign):
+        xs = [
+            cos(h[0][which], sign * np.asarray(h[1][which]))
+            for h in (r["layers"][0]["heads"] for r in sel(1, "full", att, 2))
+        ]
+        return f"{_down(min(xs), '.2f')} to {_up(max(xs), '.2f')}"
+
+    lin = sel(1, "full", "linear", 1)
+    con = [c["test_loss"] for c in doc["constructed"]]
+    return {
+        "docs/regression.md": [
+            f"one-head linear stack reaches {mean(1, 'full', 'linear', 1)}",
+            f"L* = {doc['one_layer_optimum']:.4f}",
+            f"(R3) layer of `Gamma^{{-1}}` itself scores {con[0]:.3f} on these prompts",
+            "cosine with `Gamma^{-1}` "
+            f"{_down(min(r['layers'][0]['cos_Gamma_inv'] for r in lin), '.2f')} to "
+            f"{_up(max(r['layers'][0]['cos_Gamma_inv'] for r in lin), '.2f')}",
+            f"one softmax head ends at {mean(1, 'full', 'softmax', 1)}",
+            f"the softmax head with the construction's `(P, Q)` scores {con[4]:.3f}",
+            f"two softmax heads end at {mean(1, 'full', 'softmax', 2)}",
+            f"two softmax heads can reach {con[2]:.3f}",
+            f"`cos(P_1, -P_2)` {head_cos('softmax', 'P', -1)}",
+            f"`cos(Q_1, Q_2)` {head_cos('softmax', 'Q', 1)}",
+            f"relu: one head {mean(1, 'full', 'relu', 1)}, two heads {mean(1, 'full', 'relu', 2)}",
+            f"relu `cos(Q_1, Q_2)` {head_cos('relu', 'Q', 1)}",
+            f"two linear heads end at {mean(1, 'full', 'linear', 2)}",
+            f"L = 2: linear {mean(2, 'full', 'linear', 1)}, two linear heads {mean(2, 'full', 'linear', 2)}, "
+            f"softmax {mean(2, 'full', 'softmax', 1)}, two softmax heads {mean(2, 'full', 'softmax', 2)}, "
+            f"relu {mean(2, 'full', 'relu', 1)}",
+            f"sparse: linear {mean(1, 'sparse', 'linear', 1)}, softmax {mean(1, 'sparse', 'softmax', 1)}, "
+            f"relu {mean(1, 'sparse', 'relu', 1)}",
+            f"{doc['n_diverged']} of {len(runs)} runs diverged",
+        ]
+    }
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1571,6 +1626,7 @@ PROSE_NUMBERS = [
     ("td-pretrain-full.json", _td_pretrain_numbers),
     ("td-pretrain-L3.json", _td_pretrain_l3_numbers),
     ("td-pretrain-full.json", _td_pretrain_readme_numbers),
+    ("regression-attention.json", _regression_attention_numbers),
 ]
 
 
@@ -1595,6 +1651,7 @@ PROSE_NUMBERS = [
         "td-pretrain",
         "td-pretrain-L3",
         "td-pretrain-readme",
+        "regression-attention",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

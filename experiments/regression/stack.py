@@ -150,7 +150,8 @@ def train_stack(
     batches of ``batch`` prompts of the loss :func:`stack_loss` (``attention``, ``via_w2``) of
     ``heads`` heads per layer; returns the trained tensors and the training-loss curve. The
     generator ``default_rng([seed, 3, L, param])`` does not depend on ``heads`` or ``attention``:
-    the attentions see the same start (for equal ``heads``) and the same batches."""
+    runs with equal ``heads`` see the same start and the same batches whatever the attention (more
+    heads take more draws for the start, so their batches differ)."""
     rng = np.random.default_rng([seed, 3, L, PARAMETERISATIONS.index(param)])
     params = init_stack(L, Lambda.shape[0], param, rng, heads=heads)
     opt = torch.optim.Adam(params, lr=lr)
