@@ -2,14 +2,15 @@ r"""What multi-head and nonlinear attention learns on (R4)'s law, against the li
 
 Issue 23, item 3 (regression part): trained stacks (:func:`.stack.stack_record`) with ``H`` heads and
 attention ``sigma`` (:func:`lsa_theory.attention_stack`) on (R1) prompts of (R4)'s law (``x ~ N(0,
-Lambda)``, ``w ~ N(0, I)``, the primary ``Lambda`` of :class:`.experiment.RegressionConfig`), every
-run read against the trained one-head linear stack of the same ``L``, parameterisation and seed
-(the same start and batches when ``H = 1``; see :func:`.stack.train_stack`) and against the one-layer optimum ``L*`` of
-``Gamma^{-1}`` (R4). Structure: the summed ``A_l = sum_h -P_h[d, d] Q_h[:d, :d]`` and its cosine with
-``Gamma^{-1}``, the share of the parameters in (R3)'s blocks, the test loss of the (R3) stack of those
-``A_l`` alone, the first layer's score spread (:func:`.stack.score_spread`), and for softmax the
-mean-token term ``sum_h P_h[d, :] zbar`` that its small-score expansion ``softmax_j(S[j, q]) ~ (1 +
-S[j, q] - mean_j S) / N`` adds to a linear block with the same ``(P, Q)`` on centred tokens.
+Lambda)``, ``w ~ N(0, I)``, the primary ``Lambda`` of :class:`.experiment.RegressionConfig`). Every
+run is read against the trained one-head linear stack of the same ``L``, parameterisation and seed
+(the same start and batches when ``H = 1``; see :func:`.stack.train_stack`) and against the
+one-layer optimum ``L*`` of ``Gamma^{-1}`` (R4). Structure: the summed ``A_l = sum_h -P_h[d, d]
+Q_h[:d, :d]`` and its cosine with ``Gamma^{-1}``, the share of the parameters in (R3)'s blocks, the
+test loss of the (R3) stack of those ``A_l`` alone, the first layer's score spread
+(:func:`.stack.score_spread`), and for softmax the mean-token term ``sum_h P_h[d, :] zbar`` that its
+small-score expansion ``softmax_j(S[j, q]) ~ (1 + S[j, q] - mean_j S) / N`` adds to a linear block
+with the same ``(P, Q)`` on centred tokens.
 
 ``python -m lsa_theory.experiments.regression.attention --out DIR`` writes
 ``DIR/regression-attention.json`` (the saved study is ``docs/figures/regression-attention.json``);
