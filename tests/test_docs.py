@@ -1553,56 +1553,77 @@ def _td_pretrain_readme_numbers(doc: dict) -> dict[str, list[str]]:
 
 
 def _regression_attention_numbers(doc: dict) -> dict[str, list[str]]:
-    """The findings of docs/regression.md's attention section (issue 23, item 3), from the saved study
-    ``regression-attention.json``: mean held-out losses over the seeds, the constructions, and the
-    head structure of the two-head relu and softmax runs (cosines between the heads' matrices; ranges
-    are the extremes rounded outward)."""
+    """The findings of docs/regression.md's attention section, from the saved study
+    ``regression-attention.json``: mean held-out losses over the seeds, their ratios to the trained
+    linear stack's, the constructions, and the head structure of the two-head relu and softmax runs
+    (cosines between the heads' matrices). Ranges are the extremes rounded outward."""
     import numpy as np
 
     runs = doc["runs"]
+    Lstar = doc["one_layer_optimum"]
 
     def sel(L, param, att, H):
         return [r for r in runs if (r["L"], r["param"], r["attention"], r["heads"]) == (L, param, att, H)]
 
+    def avg(L, param, att, H):
+        return float(np.mean([r["test_loss"] for r in sel(L, param, att, H) if not r["diverged"]]))
+
     def mean(L, param, att, H):
-        return f"{np.mean([r['test_loss'] for r in sel(L, param, att, H) if not r['diverged']]):.3f}"
+        return f"{avg(L, param, att, H):.3f}"
+
+    def rng(xs):
+        return f"{_down(min(xs), '.2f')} to {_up(max(xs), '.2f')}"
 
     def cos(a, b):
         a, b = np.asarray(a), np.asarray(b)
         return float(np.sum(a * b) / np.linalg.norm(a) / np.linalg.norm(b))
 
     def head_cos(att, which, sign):
-        xs = [
-            cos(h[0][which], sign * np.asarray(h[1][which]))
-            for h in (r["layers"][0]["heads"] for r in sel(1, "full", att, 2))
-        ]
-        return f"{_down(min(xs), '.2f')} to {_up(max(xs), '.2f')}"
+        pairs = [r["layers"][0]["heads"] for r in sel(1, "full", att, 2)]
+        return rng([cos(h[0][which], sign * np.asarray(h[1][which])) for h in pairs])
 
+    def ratios(L, variants):
+        xs = [avg(L, "full", a, h) / avg(L, "full", "linear", 1) for a, h in variants]
+        return f"{_down(min(xs), '.1f')} to {_up(max(xs), '.1f')}"
+
+    nonlin = [("softmax", 1), ("softmax", 2), ("relu", 1), ("relu", 2)]
     lin = sel(1, "full", "linear", 1)
+    two_lin = sel(1, "full", "linear", 2)
+    sm2 = [r for h in (1, 2) for r in sel(2, "full", "softmax", h)]
     con = [c["test_loss"] for c in doc["constructed"]]
     return {
         "docs/regression.md": [
             f"one-head linear stack reaches {mean(1, 'full', 'linear', 1)}",
-            f"L* = {doc['one_layer_optimum']:.4f}",
+            f"L* = {Lstar:.4f}",
             f"(R3) layer of `Gamma^{{-1}}` itself scores {con[0]:.3f} on these prompts",
-            "cosine with `Gamma^{-1}` "
-            f"{_down(min(r['layers'][0]['cos_Gamma_inv'] for r in lin), '.2f')} to "
-            f"{_up(max(r['layers'][0]['cos_Gamma_inv'] for r in lin), '.2f')}",
+            f"cosine with `Gamma^{{-1}}` {rng([r['layers'][0]['cos_Gamma_inv'] for r in lin])}",
             f"one softmax head ends at {mean(1, 'full', 'softmax', 1)}",
             f"the softmax head with the construction's `(P, Q)` scores {con[4]:.3f}",
             f"two softmax heads end at {mean(1, 'full', 'softmax', 2)}",
             f"two softmax heads can reach {con[2]:.3f}",
             f"`cos(P_1, -P_2)` {head_cos('softmax', 'P', -1)}",
             f"`cos(Q_1, Q_2)` {head_cos('softmax', 'Q', 1)}",
-            f"relu: one head {mean(1, 'full', 'relu', 1)}, two heads {mean(1, 'full', 'relu', 2)}",
-            f"relu `cos(Q_1, Q_2)` {head_cos('relu', 'Q', 1)}",
+            f"one relu head ends at {mean(1, 'full', 'relu', 1)}, two at {mean(1, 'full', 'relu', 2)}",
+            f"their `cos(Q_1, Q_2)` is {head_cos('relu', 'Q', 1)}",
             f"two linear heads end at {mean(1, 'full', 'linear', 2)}",
-            f"L = 2: linear {mean(2, 'full', 'linear', 1)}, two linear heads {mean(2, 'full', 'linear', 2)}, "
+            f"linear {mean(2, 'full', 'linear', 1)}, two linear heads {mean(2, 'full', 'linear', 2)}, "
             f"softmax {mean(2, 'full', 'softmax', 1)}, two softmax heads {mean(2, 'full', 'softmax', 2)}, "
             f"relu {mean(2, 'full', 'relu', 1)}",
-            f"sparse: linear {mean(1, 'sparse', 'linear', 1)}, softmax {mean(1, 'sparse', 'softmax', 1)}, "
+            f"linear {mean(1, 'sparse', 'linear', 1)}, softmax {mean(1, 'sparse', 'softmax', 1)}, "
             f"relu {mean(1, 'sparse', 'relu', 1)}",
             f"{doc['n_diverged']} of {len(runs)} runs diverged",
+            "(R3) share is at least "
+            f"{_down(min(r['layers'][0]['r3_fraction'] for r in lin + sel(1, 'full', 'softmax', 1)), '.2f')}",
+            f"score spread {rng([r['score_spread'] for r in sel(1, 'full', 'softmax', 1)])}",
+            f"below one head in {sum(a['test_loss'] < a['linear_test_loss'] for a in two_lin)} "
+            f"of {len(two_lin)} seeds",
+            f"{sum(r['wall_time'] for r in runs) / 60:.0f} min of training on two shared cores",
+            f"{ratios(1, nonlin)} times the trained linear block's loss at L = 1",
+            f"{ratios(2, nonlin[:3])} times at L = 2",
+            f"{Lstar / avg(2, 'full', 'linear', 1):.1f} times below L*",
+            f"{sum(r['test_loss'] > Lstar for r in sm2)} of {len(sm2)} softmax runs above it",
+            f"{sum(r['test_loss'] > Lstar for r in sel(2, 'full', 'relu', 1))} of "
+            f"{len(sel(2, 'full', 'relu', 1))} relu runs above it",
         ]
     }
 
