@@ -313,10 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("regression", help="in-context regression: [ZFB]'s flow optimum (R5), trained stacks")
     p.add_argument("--quick", action="store_true", help="two population configurations, small sweeps")
-    p.add_argument("--heads", type=int, default=1, help="heads per layer of the trained stacks (default 1)")
+    p.add_argument(
+        "--heads", type=int, default=1, metavar="H", help="heads per layer of the trained stacks (default 1)"
+    )
     p.add_argument(
         "--attention",
         default="linear",
+        metavar="NAME",
         help="attention function of the trained stacks: linear (default), softmax, relu, tanh, elu, selu, "
         "leaky_relu",
     )
