@@ -336,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(u uniform on the sphere), or [Ahn]'s gamma-scaled sphere (shape 0.1); any other than "
         "--law isotropic --covariates gaussian leaves out the trained stacks",
     )
+    p.add_argument(
+        "--heads", type=int, default=1, metavar="H", help="heads per layer of the trained stacks (default 1)"
+    )
+    p.add_argument(
+        "--attention",
+        default="linear",
+        metavar="NAME",
+        help="attention function of the trained stacks: linear (default), softmax, relu, tanh, elu, selu, "
+        "leaky_relu",
+    )
     _common(p, out="directory for regression.json/.npz and the figure")
     p.set_defaults(func=_cmd_regression, precheck=_regression_config)
 

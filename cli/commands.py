@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from lsa_theory import constructions
+from lsa_theory import ATTENTIONS, constructions
 from lsa_theory.experiments.criteria import CRITERIA, control_passed, converge_passed, diversity_passed
 
 #: Options that do not change what a command computes (left out of its configuration hash).
@@ -237,6 +237,17 @@ def _regression_config(args: argparse.Namespace):
     cfg = dataclasses.replace(
         cfg, law=getattr(args, "law", cfg.law), covariates=getattr(args, "covariates", cfg.covariates)
     )
+    heads, attention = getattr(args, "heads", 1), getattr(args, "attention", "linear")
+    if heads < 1:
+        raise ValueError(f"--heads: must be >= 1, got {heads}")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"--attention: expected one of {', '.join(ATTENTIONS)}, got {attention!r}")
+    if (heads, attention) != (1, "linear") and (cfg.law, cfg.covariates) != ("isotropic", "gaussian"):
+        raise ValueError(
+            f"--{'heads' if heads != 1 else 'attention'}: the trained stacks run on (R4)'s law only "
+            "(--law isotropic --covariates gaussian); another law leaves them out"
+        )
+    cfg = dataclasses.replace(cfg, heads=heads, attention=attention)
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 
 

@@ -218,6 +218,19 @@ def test_regression_law_tables_are_the_saved_runs():
     assert law_runs_table(runs) in page
 
 
+def test_regression_attention_tables_are_the_saved_study():
+    """Issue 23, item 3: the tables of docs/regression.md's attention section are those of the saved
+    study (docs/figures/regression-attention.json), which holds every run of the study, diverged
+    ones included."""
+    from lsa_theory.experiments.regression import attention as at
+
+    doc = json.loads((ROOT / "docs" / "figures" / "regression-attention.json").read_text())
+    page = (ROOT / "docs" / "regression.md").read_text()
+    assert len(doc["runs"]) == len(at.STUDY) * len(doc["seeds"]) and len(doc["seeds"]) >= 3
+    for table in (at.attention_summary_table(doc), at.attention_table(doc), at.constructed_table(doc)):
+        assert table in page
+
+
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
     """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
     links every runnable example declaration in examples/ (tests/constructions/test_registry.py
@@ -1596,6 +1609,82 @@ def _td_pretrain_readme_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+def _regression_attention_numbers(doc: dict) -> dict[str, list[str]]:
+    """The findings of docs/regression.md's attention section, from the saved study
+    ``regression-attention.json``: mean held-out losses over the seeds, their ratios to the trained
+    linear stack's, the constructions, and the head structure of the two-head relu and softmax runs
+    (cosines between the heads' matrices). Ranges are the extremes rounded outward."""
+    import numpy as np
+
+    runs = doc["runs"]
+    Lstar = doc["one_layer_optimum"]
+
+    def sel(L, param, att, H):
+        return [r for r in runs if (r["L"], r["param"], r["attention"], r["heads"]) == (L, param, att, H)]
+
+    def avg(L, param, att, H):
+        return float(np.mean([r["test_loss"] for r in sel(L, param, att, H) if not r["diverged"]]))
+
+    def mean(L, param, att, H):
+        return f"{avg(L, param, att, H):.3f}"
+
+    def rng(xs):
+        return f"{_down(min(xs), '.2f')} to {_up(max(xs), '.2f')}"
+
+    def cos(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        return float(np.sum(a * b) / np.linalg.norm(a) / np.linalg.norm(b))
+
+    def head_cos(att, which, sign):
+        pairs = [r["layers"][0]["heads"] for r in sel(1, "full", att, 2)]
+        return rng([cos(h[0][which], sign * np.asarray(h[1][which])) for h in pairs])
+
+    def ratios(L, variants):
+        xs = [avg(L, "full", a, h) / avg(L, "full", "linear", 1) for a, h in variants]
+        return f"{_down(min(xs), '.1f')} to {_up(max(xs), '.1f')}"
+
+    nonlin = [("softmax", 1), ("softmax", 2), ("relu", 1), ("relu", 2)]
+    lin = sel(1, "full", "linear", 1)
+    two_lin = sel(1, "full", "linear", 2)
+    sm2 = [r for h in (1, 2) for r in sel(2, "full", "softmax", h)]
+    con = [c["test_loss"] for c in doc["constructed"]]
+    return {
+        "docs/regression.md": [
+            f"one-head linear stack reaches {mean(1, 'full', 'linear', 1)}",
+            f"L* = {Lstar:.4f}",
+            f"(R3) layer of `Gamma^{{-1}}` itself scores {con[0]:.3f} on these prompts",
+            f"cosine with `Gamma^{{-1}}` {rng([r['layers'][0]['cos_Gamma_inv'] for r in lin])}",
+            f"one softmax head ends at {mean(1, 'full', 'softmax', 1)}",
+            f"the softmax head with the construction's `(P, Q)` scores {con[4]:.3f}",
+            f"two softmax heads end at {mean(1, 'full', 'softmax', 2)}",
+            f"two softmax heads can reach {con[2]:.3f}",
+            f"`cos(P_1, -P_2)` {head_cos('softmax', 'P', -1)}",
+            f"`cos(Q_1, Q_2)` {head_cos('softmax', 'Q', 1)}",
+            f"one relu head ends at {mean(1, 'full', 'relu', 1)}, two at {mean(1, 'full', 'relu', 2)}",
+            f"their `cos(Q_1, Q_2)` is {head_cos('relu', 'Q', 1)}",
+            f"two linear heads end at {mean(1, 'full', 'linear', 2)}",
+            f"linear {mean(2, 'full', 'linear', 1)}, two linear heads {mean(2, 'full', 'linear', 2)}, "
+            f"softmax {mean(2, 'full', 'softmax', 1)}, two softmax heads {mean(2, 'full', 'softmax', 2)}, "
+            f"relu {mean(2, 'full', 'relu', 1)}",
+            f"linear {mean(1, 'sparse', 'linear', 1)}, softmax {mean(1, 'sparse', 'softmax', 1)}, "
+            f"relu {mean(1, 'sparse', 'relu', 1)}",
+            f"{doc['n_diverged']} of {len(runs)} runs diverged",
+            "(R3) share is at least "
+            f"{_down(min(r['layers'][0]['r3_fraction'] for r in lin + sel(1, 'full', 'softmax', 1)), '.2f')}",
+            f"score spread {rng([r['score_spread'] for r in sel(1, 'full', 'softmax', 1)])}",
+            f"below one head in {sum(a['test_loss'] < a['linear_test_loss'] for a in two_lin)} "
+            f"of {len(two_lin)} seeds",
+            f"{sum(r['wall_time'] for r in runs) / 60:.0f} min of training on two shared cores",
+            f"{ratios(1, nonlin)} times the trained linear block's loss at L = 1",
+            f"{ratios(2, nonlin[:3])} times at L = 2",
+            f"{Lstar / avg(2, 'full', 'linear', 1):.1f} times below L*",
+            f"{sum(r['test_loss'] > Lstar for r in sm2)} of {len(sm2)} softmax runs above it",
+            f"{sum(r['test_loss'] > Lstar for r in sel(2, 'full', 'relu', 1))} of "
+            f"{len(sel(2, 'full', 'relu', 1))} relu runs above it",
+        ]
+    }
+
+
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
@@ -1616,6 +1705,7 @@ PROSE_NUMBERS = [
     ("td-pretrain-L3.json", _td_pretrain_l3_numbers),
     ("td-pretrain-full.json", _td_pretrain_readme_numbers),
     ("attention-sarsa.json", _attention_numbers),
+    ("regression-attention.json", _regression_attention_numbers),
 ]
 
 
@@ -1641,6 +1731,7 @@ PROSE_NUMBERS = [
         "td-pretrain-L3",
         "td-pretrain-readme",
         "attention",
+        "regression-attention",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

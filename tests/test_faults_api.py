@@ -225,6 +225,8 @@ REGRESSION_BAD_FIELDS = [
     ("law", "gaussian"),
     ("covariates", "isotropic"),
     ("gamma_shape", 0.0),
+    ("heads", 0),  # issue 23, item 3
+    ("attention", "cosine"),
 ]
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lsa_theory import ATTENTIONS
 from lsa_theory import dynamics as dy
 from lsa_theory.checks import check_int, check_real
 from lsa_theory.dynamics import regression as rg
@@ -91,7 +92,10 @@ class RegressionConfig:
     :data:`lsa_theory.dynamics.regression.COVARIATE_LAWS`;
     default (R4)'s ``w ~ N(0, I)``, ``x ~ N(0, Lambda)``), whose one-layer optimum
     (:func:`target_matrix`) replaces ``Gamma^{-1}`` as the target everywhere; the trained stacks run
-    on (R4)'s law only (another law leaves out the ``"trained"`` unit)."""
+    on (R4)'s law only (another law leaves out the ``"trained"`` unit).
+    ``heads``, ``attention``: the heads per layer and the attention function (one of
+    :data:`lsa_theory.ATTENTIONS`) of the trained stacks only (default 1, ``"linear"``: the (W2)
+    stacks)."""
 
     d: int = 3
     N: int = 20
@@ -119,6 +123,8 @@ class RegressionConfig:
     law: str = "isotropic"
     covariates: str = "gaussian"
     gamma_shape: float = rg.GAMMA_SHAPE
+    heads: int = 1
+    attention: str = "linear"
 
     def __post_init__(self) -> None:
         """Every field checked for type and range (issue 24, item 23); ValueError naming the field."""
@@ -168,6 +174,9 @@ class RegressionConfig:
         if self.covariates not in rg.COVARIATE_LAWS:
             raise ValueError(f"covariates: expected one of {rg.COVARIATE_LAWS}, got {self.covariates!r}")
         check_real(self.gamma_shape, "gamma_shape", low=0.0, low_open=True)
+        check_int(self.heads, "heads")
+        if not isinstance(self.attention, str) or self.attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {ATTENTIONS}, got {self.attention!r}")
         if (self.d, self.N, self.kappa) not in self.population:
             raise ValueError("population: must contain the primary configuration (d, N, kappa)")
         if any(F < 2 * self.d * self.d or F % 2 for F in self.F):
@@ -484,6 +493,8 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "d": cfg.d,
         "N": cfg.N,
         "kappa": cfg.kappa,
+        "heads": cfg.heads,
+        "attention": cfg.attention,
         "Lambda": primary["Lambda"],
         "law": {"w": cfg.law, "x": cfg.covariates}
         | ({"gamma_shape": cfg.gamma_shape} if cfg.covariates == "gamma" else {})

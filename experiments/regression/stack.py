@@ -16,6 +16,19 @@ Per layer we report the effective preconditioner ``A_l = -P_l[d, d] Q_l[:d, :d]`
 the held-out loss of the trained stack against the (R3) stack built from those ``A_l`` alone
 (equal losses mean the stack *is* preconditioned gradient descent) and against the one-layer
 optimum of (R4). Nothing about the form of the optimum is assumed.
+
+**Heads and attention** (issue 23, item 3): every function takes ``heads`` ``H`` (each layer is ``H``
+head pairs ``(P_{l,h}, Q_{l,h})`` that add) and ``attention``, one of :data:`lsa_theory.ATTENTIONS`;
+the forward pass is :func:`lsa_theory.attention_stack`, one layer ``Z + sum_h P_h Z M sigma(Z^T Q_h
+Z)`` with ``M = diag(I_N, 0)``. The one-head linear stack goes through
+:func:`lsa_theory.masked_lsa_stack` instead ((W2)'s own arithmetic, so the default's numbers are the
+same bit for bit as before heads existed); the two agree to round-off (tested). ``sparse`` with
+``H`` heads trains ``A_{l,h}`` with ``P = e_{d+1} e_{d+1}^T`` fixed, ``Q_{l,h} = [[-A_{l,h}, 0], [0,
+0]]``; for linear attention it is the (R3) layer with ``A_l = sum_h A_{l,h}``; for a nonlinear one
+it is still a meaningful model (it is kept): the score ``S[j, q] = -x_j^T A x_q`` uses only the
+``x`` rows and the update writes only the label row, so one softmax layer predicts ``yhat = sum_j
+y_j softmax_j(-x_j^T A x_q)`` up to the sign, a kernel smoother (Nadaraya-Watson) with the learned
+bilinear kernel; relu gives ``(1/N) sum_j y_j relu(-x_j^T A x_q)``.
 """
 
 from __future__ import annotations
@@ -26,31 +39,44 @@ import numpy as np
 import torch
 
 import lsa_theory as lt
+from lsa_theory.checks import check_int
 from lsa_theory.constructions.algorithms import regression as reg
 from lsa_theory.dynamics import regression as rg
 
 __all__ = [
     "init_stack",
     "layers_of",
+    "stack_predict",
     "stack_loss",
     "train_stack",
     "spread",
     "layer_report",
+    "heads_report",
+    "score_spread",
     "stack_diverged",
+    "stack_record",
     "train_stacks",
 ]
 
 PARAMETERISATIONS = ("sparse", "full")
 
 
-def init_stack(L: int, d: int, param: str, rng: np.random.Generator) -> list[torch.Tensor]:
-    """Trainable tensors from a random (R3) point: ``A_l^0 = 0.2 I + 0.05 G_l`` (``G_l`` standard
-    normal, so non-symmetric and not aligned with ``Lambda``). ``sparse``: the L matrices ``A_l``
-    (d, d); ``full``: ``P_l = e_{d+1} e_{d+1}^T``, ``Q_l = [[-A_l^0, 0], [0, 0]]`` plus ``N(0, 0.05^2)``
-    on *every* entry (d+1, d+1), so that nothing of (R3)'s sparsity is imposed after the start."""
+def _check_param_heads(param, heads) -> int:
     if param not in PARAMETERISATIONS:
         raise ValueError(f"param: expected one of {PARAMETERISATIONS}, got {param!r}")
-    A0 = [0.2 * np.eye(d) + 0.05 * rng.standard_normal((d, d)) for _ in range(L)]
+    return check_int(heads, "heads")
+
+
+def init_stack(L: int, d: int, param: str, rng: np.random.Generator, heads: int = 1) -> list[torch.Tensor]:
+    """Trainable tensors from a random (R3) point: ``A_{l,h}^0 = (0.2 I + 0.05 G_{l,h}) / H``
+    (``G_{l,h}`` standard normal, so non-symmetric and not aligned with ``Lambda``; the ``1/H`` makes
+    the summed ``sum_h A_{l,h}^0`` of the ``H = heads`` heads the size of one head's). ``sparse``: the
+    ``L H`` matrices ``A_{l,h}`` (d, d), layer-major; ``full``: per head ``P = e_{d+1} e_{d+1}^T``,
+    ``Q = [[-A^0, 0], [0, 0]]`` plus ``N(0, 0.05^2)`` on *every* entry (d+1, d+1), so that nothing of
+    (R3)'s sparsity is imposed after the start; listed ``P_{1,1}, Q_{1,1}, P_{1,2}, ...``. With
+    ``heads = 1`` the draws are those of the one-head code, in the same order."""
+    heads = _check_param_heads(param, heads)
+    A0 = [(0.2 * np.eye(d) + 0.05 * rng.standard_normal((d, d))) / heads for _ in range(L * heads)]
     if param == "sparse":
         mats = A0
     else:
@@ -60,24 +86,45 @@ def init_stack(L: int, d: int, param: str, rng: np.random.Generator) -> list[tor
     return [torch.tensor(m, dtype=torch.float64, requires_grad=True) for m in mats]
 
 
-def layers_of(params: list[torch.Tensor], param: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``[(P_l, Q_l)]`` of the stack from its trainable tensors."""
+def layers_of(
+    params: list[torch.Tensor], param: str, heads: int = 1
+) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """``[[(P_{l,1}, Q_{l,1}), ..., (P_{l,H}, Q_{l,H})] for each layer l]`` from the trainable tensors
+    of :func:`init_stack` (``H = heads``)."""
+    heads = _check_param_heads(param, heads)
+    per = 2 * heads if param == "full" else heads
+    if not params or len(params) % per:
+        raise ValueError(f"params: expected a multiple of {per} tensors for {param!r}, heads={heads}")
     if param == "full":
-        return [(params[2 * l], params[2 * l + 1]) for l in range(len(params) // 2)]
-    d = params[0].shape[0]
-    layers = []
-    for A in params:
-        P = torch.zeros(d + 1, d + 1, dtype=torch.float64)
-        P[d, d] = 1.0
-        Q = torch.zeros(d + 1, d + 1, dtype=torch.float64)
-        Q[:d, :d] = -A
-        layers.append((P, Q))
-    return layers
+        pairs = [(params[2 * i], params[2 * i + 1]) for i in range(len(params) // 2)]
+    else:
+        d = params[0].shape[0]
+        pairs = []
+        for A in params:
+            P = torch.zeros(d + 1, d + 1, dtype=torch.float64)
+            P[d, d] = 1.0
+            Q = torch.zeros(d + 1, d + 1, dtype=torch.float64)
+            Q[:d, :d] = -A
+            pairs.append((P, Q))
+    return [pairs[i : i + heads] for i in range(0, len(pairs), heads)]
 
 
-def stack_loss(layers, E: torch.Tensor, y_query: torch.Tensor) -> torch.Tensor:
-    """``(1/2) mean_f (-E_L[-1, -1] - y_q)^2`` of the (W2) stack ``layers`` on prompts ``E`` (F, d+1, N+1)."""
-    out = -lt.masked_lsa_stack(E, layers)[..., -1, -1]
+def stack_predict(layers, E, attention: str = "linear", via_w2: bool = True):
+    """``yhat = -E_L[-1, -1]`` (F,) of the stack ``layers`` (a list of layers, each a list of
+    ``(P, Q)`` heads) on prompts ``E`` (F, d+1, N+1), through :func:`lsa_theory.attention_stack`
+    with ``attention``. With ``via_w2`` (default) a stack of one-head linear layers goes through
+    :func:`lsa_theory.masked_lsa_stack` ((W2)'s arithmetic, the pre-heads code path); the two differ
+    by round-off only, as the association order of the products differs."""
+    if via_w2 and attention == "linear" and all(len(h) == 1 for h in layers):
+        return -lt.masked_lsa_stack(E, [h[0] for h in layers])[..., -1, -1]
+    return -lt.attention_stack(E, layers, attention=attention)[..., -1, -1]
+
+
+def stack_loss(
+    layers, E: torch.Tensor, y_query: torch.Tensor, attention: str = "linear", via_w2: bool = True
+) -> torch.Tensor:
+    """``(1/2) mean_f (yhat_f - y_q)^2`` of :func:`stack_predict` on prompts ``E`` (F, d+1, N+1)."""
+    out = stack_predict(layers, E, attention, via_w2)
     return 0.5 * ((out - y_query) ** 2).mean()
 
 
@@ -87,18 +134,32 @@ def _batch(F: int, N: int, Lambda: np.ndarray, rng: np.random.Generator):
 
 
 def train_stack(
-    L: int, param: str, Lambda: np.ndarray, N: int, steps: int, batch: int, lr: float, seed: int
+    L: int,
+    param: str,
+    Lambda: np.ndarray,
+    N: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    heads: int = 1,
+    attention: str = "linear",
+    via_w2: bool = True,
 ) -> tuple[list[torch.Tensor], np.ndarray]:
     """Adam (learning rate ``lr``, divided by 10 for the last third of the ``steps``) on fresh
-    batches of ``batch`` prompts; returns the trained tensors and the training-loss curve."""
+    batches of ``batch`` prompts of the loss :func:`stack_loss` (``attention``, ``via_w2``) of
+    ``heads`` heads per layer; returns the trained tensors and the training-loss curve. The
+    generator ``default_rng([seed, 3, L, param])`` does not depend on ``heads`` or ``attention``:
+    runs with equal ``heads`` see the same start and the same batches whatever the attention (more
+    heads take more draws for the start, so their batches differ)."""
     rng = np.random.default_rng([seed, 3, L, PARAMETERISATIONS.index(param)])
-    params = init_stack(L, Lambda.shape[0], param, rng)
+    params = init_stack(L, Lambda.shape[0], param, rng, heads=heads)
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2 * steps // 3], gamma=0.1)
     curve = np.empty(steps)
     for i in range(steps):
         E, yq = _batch(batch, N, Lambda, rng)
-        loss = stack_loss(layers_of(params, param), E, yq)
+        loss = stack_loss(layers_of(params, param, heads), E, yq, attention, via_w2)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -120,17 +181,12 @@ def spread(A: np.ndarray, Lambda: np.ndarray) -> float:
     return float(sv.max() / sv.min())
 
 
-def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
-    """What one trained layer is: the effective ``A_l = -P[d, d] Q[:d, :d]`` and its cosines with
-    ``Lambda^{-1}``, ``Gamma^{-1}``, ``I``, its :func:`spread` against ``Lambda^{-1}``; the norms of
-    everything (R3) sets to zero."""
+def _a_metrics(A: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
     d = Lambda.shape[0]
-    A = -P[d, d] * Q[:d, :d]
     Linv = np.linalg.inv(Lambda)
     a = np.sum(A * Linv) / np.sum(Linv * Linv)
     return {
         "A": A,
-        "p_y": float(P[d, d]),
         "cos_Lambda_inv": _cos(A, Linv),
         "cos_Gamma_inv": _cos(A, np.linalg.inv(Gamma)),
         "cos_identity": _cos(A, np.eye(d)),
@@ -139,17 +195,77 @@ def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.nda
         "asymmetry": float(np.linalg.norm(A - A.T) / np.linalg.norm(A)),
         "spread_A_Lambda": spread(A, Lambda),
         "norm_A": float(np.linalg.norm(A)),
+    }
+
+
+def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
+    """What one trained layer (one head) is: the effective ``A_l = -P[d, d] Q[:d, :d]`` and its
+    cosines with ``Lambda^{-1}``, ``Gamma^{-1}``, ``I``, its :func:`spread` against ``Lambda^{-1}``;
+    the norms of everything (R3) sets to zero; ``r3_fraction``, the share of ``||P||_F^2 +
+    ||Q||_F^2`` in (R3)'s entries ``P[d, d]``, ``Q[:d, :d]`` (1 for an (R3) layer)."""
+    d = Lambda.shape[0]
+    m = _a_metrics(-P[d, d] * Q[:d, :d], Lambda, Gamma)
+    r3 = P[d, d] ** 2 + np.sum(Q[:d, :d] ** 2)
+    return {
+        "A": m["A"],
+        "p_y": float(P[d, d]),
+        **{k: v for k, v in m.items() if k not in ("A", "norm_A")},
+        "norm_A": m["norm_A"],
         "norm_p_x": float(np.linalg.norm(P[d, :d])),
         "norm_q21": float(np.linalg.norm(Q[d, :d])),
         "norm_P_xrows": float(np.linalg.norm(P[:d, :])),
         "norm_Q_ycol": float(np.linalg.norm(Q[:, d])),
         "P": P,
         "Q": Q,
+        "r3_fraction": float(r3 / (np.sum(P * P) + np.sum(Q * Q))),
     }
 
 
-def _test_loss(layers, E, y_query) -> float:
-    return stack_loss([(torch.as_tensor(P), torch.as_tensor(Q)) for P, Q in layers], E, y_query).item()
+def heads_report(heads: list, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
+    """One trained layer of ``H`` heads ``[(P_h, Q_h)]``: for ``H = 1`` :func:`layer_report`;
+    otherwise the metrics of the summed ``A_l = sum_h -P_h[d, d] Q_h[:d, :d]`` (for linear attention
+    the layer's (R3) preconditioner when the cross blocks vanish), ``r3_fraction`` over all heads,
+    and ``heads``, the :func:`layer_report` of each head."""
+    if len(heads) == 1:
+        return layer_report(*heads[0], Lambda, Gamma)
+    d = Lambda.shape[0]
+    each = [layer_report(P, Q, Lambda, Gamma) for P, Q in heads]
+    r3 = sum(P[d, d] ** 2 + np.sum(Q[:d, :d] ** 2) for P, Q in heads)
+    total = sum(np.sum(P * P) + np.sum(Q * Q) for P, Q in heads)
+    return _a_metrics(sum(r["A"] for r in each), Lambda, Gamma) | {
+        "r3_fraction": float(r3 / total),
+        "heads": each,
+    }
+
+
+def _torch_layers(layers) -> list:
+    return [[(torch.as_tensor(P), torch.as_tensor(Q)) for P, Q in heads] for heads in layers]
+
+
+def _test_loss(layers, E, y_query, attention: str = "linear") -> float:
+    return stack_loss(_torch_layers(layers), E, y_query, attention).item()
+
+
+def _test_loss_se(layers, E, y_query, attention: str) -> float:
+    """Standard error of the test loss: the losses of the antithetic pairs ``(f, f + F/2)`` are
+    averaged (they are dependent), then ``std / sqrt(F/2)``."""
+    err = 0.5 * (stack_predict(_torch_layers(layers), E, attention) - y_query).numpy() ** 2
+    half = err.size // 2
+    pair = 0.5 * (err[:half] + err[half:])
+    return float(pair.std(ddof=1) / np.sqrt(half))
+
+
+def score_spread(heads: list, E: torch.Tensor) -> float:
+    """How far the first layer's scores are from the small-score regime: the RMS over prompts of the
+    standard deviation over the ``N`` context keys ``j`` of ``S[j, q] = z_j^T Q_h z_q`` at the query
+    column, largest over the heads ``[(P_h, Q_h)]``. Softmax over keys is ``(1 + S - mean_j S) / N``
+    to first order when it is small, i.e. the linear block with the same ``(P, Q)`` on centred
+    tokens plus the mean-token term ``P zbar``."""
+    out = 0.0
+    for _, Q in heads:
+        S = E[..., :, :-1].mT @ (torch.as_tensor(Q) @ E[..., :, -1:])
+        out = max(out, float(torch.sqrt((S[..., 0].std(dim=-1) ** 2).mean())))
+    return out
 
 
 def stack_diverged(curve: np.ndarray, test_loss: float, loss_zero: float) -> bool:
@@ -160,56 +276,94 @@ def stack_diverged(curve: np.ndarray, test_loss: float, loss_zero: float) -> boo
     return bool(not np.isfinite(curve).all() or not np.isfinite(test_loss) or test_loss > loss_zero)
 
 
-def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
-    """Train every ``L`` in ``cfg.layers`` in both parameterisations on the primary ``Lambda``;
-    returns ``(rows, arrays)`` (rows for the JSON document, loss curves for the .npz).
-
-    Each row records ``diverged`` (:func:`stack_diverged`) and ``loss_zero`` (the zero prediction's
-    loss); a diverged stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and
-    ``pgd_gap`` None) and fails the run's verdict (``checks["trained_not_diverged"]``)."""
+def stack_record(
+    L: int,
+    param: str,
+    Lambda: np.ndarray,
+    cfg,
+    test: tuple[torch.Tensor, torch.Tensor],
+    seed: int | None = None,
+    heads: int = 1,
+    attention: str = "linear",
+) -> tuple[dict, np.ndarray]:
+    """Train one stack (:func:`train_stack` with ``cfg.N``, ``cfg.train_steps``, ``cfg.train_batch``,
+    ``cfg.train_lr`` and ``seed``, default ``cfg.seed``) and read it on the held-out prompts ``test =
+    (E, y_q)``: ``(row, training-loss curve)``, the row as :func:`train_stacks` describes it."""
     N = cfg.N
+    seed = cfg.seed if seed is None else seed
     Gamma = rg.gamma_matrix(Lambda, N)
     loss_star_1 = 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ np.linalg.inv(Gamma)))
     loss_zero = 0.5 * float(np.trace(Lambda))
-    E_test, y_test = _batch(cfg.test_prompts, N, Lambda, np.random.default_rng([cfg.seed, 4]))
+    E_test, y_test = test
+    t0 = time.perf_counter()
+    params, curve = train_stack(
+        L,
+        param,
+        Lambda,
+        N,
+        cfg.train_steps,
+        cfg.train_batch,
+        cfg.train_lr,
+        seed,
+        heads=heads,
+        attention=attention,
+    )
+    with torch.no_grad():
+        layers = [
+            [(P.detach().numpy().copy(), Q.detach().numpy().copy()) for P, Q in hs]
+            for hs in layers_of(params, param, heads)
+        ]
+        test_loss = _test_loss(layers, E_test, y_test, attention)
+        diverged = stack_diverged(curve, test_loss, loss_zero)
+        reports, test_pgd, se, spread_1 = [], None, None, None
+        if not diverged:
+            reports = [heads_report(hs, Lambda, Gamma) for hs in layers]
+            as_pgd = [[pq] for pq in reg.precond_gd([r["A"] for r in reports])]
+            test_pgd = _test_loss(as_pgd, E_test, y_test)
+            se = _test_loss_se(layers, E_test, y_test, attention)
+            spread_1 = score_spread(layers[0], E_test)
+    row = {
+        "L": L,
+        "param": param,
+        "heads": heads,
+        "attention": attention,
+        "test_loss": test_loss,
+        "test_loss_se": se,
+        "test_loss_as_pgd": test_pgd,
+        "pgd_gap": None if test_pgd is None else (test_pgd - test_loss) / test_loss,
+        "one_layer_optimum": loss_star_1,
+        "loss_zero": loss_zero,
+        "diverged": diverged,
+        "train_loss_final": float(curve[-100:].mean()),
+        "layers": reports,
+        "score_spread": spread_1,
+        "steps": cfg.train_steps,
+        "wall_time": time.perf_counter() - t0,
+    }
+    return row, curve
+
+
+def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
+    """Train every ``L`` in ``cfg.layers`` in both parameterisations on the primary ``Lambda``, with
+    ``cfg.heads`` heads and ``cfg.attention`` (default 1 and ``"linear"``: the pre-heads stacks);
+    returns ``(rows, arrays)`` (rows for the JSON document, loss curves for the .npz).
+
+    Each row records ``heads``, ``attention``, ``diverged`` (:func:`stack_diverged`), ``loss_zero``
+    (the zero prediction's loss), ``test_loss_se`` and ``score_spread`` (first layer); a diverged
+    stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and ``pgd_gap`` None) and
+    fails the run's verdict (``checks["trained_not_diverged"]``). ``test_loss_as_pgd`` is the (R3)
+    stack of the per-layer ``A_l`` (:func:`heads_report`), whatever the attention."""
+    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]))
     rows, arrays = [], {}
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: one thread is fastest, and --threads cannot change them
     try:
         for L in cfg.layers:
             for param in PARAMETERISATIONS:
-                t0 = time.perf_counter()
-                params, curve = train_stack(
-                    L, param, Lambda, N, cfg.train_steps, cfg.train_batch, cfg.train_lr, cfg.seed
+                row, curve = stack_record(
+                    L, param, Lambda, cfg, test, heads=cfg.heads, attention=cfg.attention
                 )
-                with torch.no_grad():
-                    layers = [
-                        (P.detach().numpy().copy(), Q.detach().numpy().copy())
-                        for P, Q in layers_of(params, param)
-                    ]
-                    test = _test_loss(layers, E_test, y_test)
-                    diverged = stack_diverged(curve, test, loss_zero)
-                    reports, test_pgd = [], None
-                    if not diverged:
-                        reports = [layer_report(P, Q, Lambda, Gamma) for P, Q in layers]
-                        as_pgd = reg.precond_gd([r["A"] for r in reports])
-                        test_pgd = _test_loss(as_pgd, E_test, y_test)
-                rows.append(
-                    {
-                        "L": L,
-                        "param": param,
-                        "test_loss": test,
-                        "test_loss_as_pgd": test_pgd,
-                        "pgd_gap": None if test_pgd is None else (test_pgd - test) / test,
-                        "one_layer_optimum": loss_star_1,
-                        "loss_zero": loss_zero,
-                        "diverged": diverged,
-                        "train_loss_final": float(curve[-100:].mean()),
-                        "layers": reports,
-                        "steps": cfg.train_steps,
-                        "wall_time": time.perf_counter() - t0,
-                    }
-                )
+                rows.append(row)
                 arrays[f"trained/{L}/{param}/curve"] = curve
     finally:
         torch.set_num_threads(prev_threads)

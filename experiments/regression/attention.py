@@ -1,0 +1,253 @@
+r"""What multi-head and nonlinear attention learns on (R4)'s law, against the linear construction.
+
+Issue 23, item 3 (regression part): trained stacks (:func:`.stack.stack_record`) with ``H`` heads and
+attention ``sigma`` (:func:`lsa_theory.attention_stack`) on (R1) prompts of (R4)'s law (``x ~ N(0,
+Lambda)``, ``w ~ N(0, I)``, the primary ``Lambda`` of :class:`.experiment.RegressionConfig`). Every
+run is read against the trained one-head linear stack of the same ``L``, parameterisation and seed
+(the same start and batches when ``H = 1``; see :func:`.stack.train_stack`) and against the
+one-layer optimum ``L*`` of ``Gamma^{-1}`` (R4). Structure: the summed ``A_l = sum_h -P_h[d, d]
+Q_h[:d, :d]`` and its cosine with ``Gamma^{-1}``, the share of the parameters in (R3)'s blocks, the
+test loss of the (R3) stack of those ``A_l`` alone, the first layer's score spread
+(:func:`.stack.score_spread`), and for softmax the mean-token term ``sum_h P_h[d, :] zbar`` that its
+small-score expansion ``softmax_j(S[j, q]) ~ (1 + S[j, q] - mean_j S) / N`` adds to a linear block
+with the same ``(P, Q)`` on centred tokens.
+
+``python -m lsa_theory.experiments.regression.attention --out DIR`` writes
+``DIR/regression-attention.json`` (the saved study is ``docs/figures/regression-attention.json``);
+:func:`attention_table` and :func:`attention_summary_table` are the tables of docs/regression.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_write_json, provenance, to_jsonable, versions
+from ..store import UnitStore
+from .experiment import RegressionConfig, _lambda
+from .stack import _batch, stack_record
+
+__all__ = [
+    "STUDY",
+    "study_config",
+    "constructed",
+    "attention_study",
+    "attention_table",
+    "attention_summary_table",
+    "constructed_table",
+]
+
+#: The runs of the saved study: ``(L, param, attention, heads)``; every one for each seed.
+STUDY = tuple(
+    [(1, "full", a, h) for a in ("linear", "softmax", "relu") for h in (1, 2)]
+    + [(1, "sparse", a, 1) for a in ("linear", "softmax", "relu")]
+    + [
+        (2, "full", a, h)
+        for a, h in (("linear", 1), ("linear", 2), ("softmax", 1), ("softmax", 2), ("relu", 1))
+    ]
+)
+
+
+def study_config() -> RegressionConfig:
+    """The study's training settings: :class:`RegressionConfig`'s primary ``(d, N, kappa) = (3, 20,
+    10)``, Adam 1500 steps on batches of 500 prompts, learning rate 3e-3 (divided by 10 for the last
+    third), 40000 held-out prompts (``default_rng([0, 4])``, the same for every run)."""
+    return dataclasses.replace(RegressionConfig(), train_steps=1500, train_batch=500, test_prompts=40000)
+
+
+def _mean_token_term(layer: list, E: torch.Tensor) -> float:
+    """RMS over prompts of ``sum_h P_h[d, :] zbar`` (``zbar`` the mean context token): the constant
+    that softmax attention's small-score expansion adds to the label entry."""
+    zbar = E[..., :, :-1].mean(dim=-1).numpy()
+    term = sum(zbar @ P[-1, :] for P, _ in layer)
+    return float(np.sqrt(np.mean(term**2)))
+
+
+def constructed(Lambda: np.ndarray, N: int, test: tuple, eps: float = 1e-3) -> list[dict]:
+    """Held-out losses (+- s.e., :func:`.stack._test_loss_se`) of the one-layer constructions on the
+    prompts ``test``: the (R3) layer with ``A = Gamma^{-1}`` (the one-layer optimum ``L*`` of (R4),
+    ``P = e e^T``, ``Q = [[-A, 0], [0, 0]]``); the same ``(P, Q)`` as two relu heads ``(P, Q)``,
+    ``(-P, -Q)`` (exactly the linear layer); as two softmax heads ``(P / eps, eps Q)``, ``(-P / eps,
+    0)`` (the linear layer on centred tokens plus O(eps), tests/experiments/test_regression_attention
+    .py); as one softmax head ``(P / eps, eps Q)`` and as one softmax or relu head ``(P, Q)``."""
+    from lsa_theory.constructions.algorithms import regression as reg
+    from lsa_theory.dynamics import regression as rg
+
+    from .stack import _test_loss, _test_loss_se
+
+    ((P, Q),) = reg.precond_gd([np.linalg.inv(rg.gamma_matrix(Lambda, N))])
+    cases = [
+        ("(R3), A = Gamma^-1", "linear", [(P, Q)]),
+        ("relu, 2 heads (P, Q), (-P, -Q)", "relu", [(P, Q), (-P, -Q)]),
+        (
+            f"softmax, 2 heads (P/eps, eps Q), (-P/eps, 0), eps = {eps:g}",
+            "softmax",
+            [(P / eps, eps * Q), (-P / eps, 0 * Q)],
+        ),
+        (f"softmax, 1 head (P/eps, eps Q), eps = {eps:g}", "softmax", [(P / eps, eps * Q)]),
+        ("softmax, 1 head (P, Q)", "softmax", [(P, Q)]),
+        ("relu, 1 head (P, Q)", "relu", [(P, Q)]),
+    ]
+    return [
+        {
+            "construction": name,
+            "attention": att,
+            "heads": len(layer),
+            "test_loss": _test_loss([layer], *test, att),
+            "test_loss_se": _test_loss_se([layer], *test, att),
+        }
+        for name, att, layer in cases
+    ]
+
+
+def constructed_table(doc: dict) -> str:
+    """The constructions of a saved study (markdown): construction, held-out loss +- s.e."""
+    lines = ["| one layer, constructed | held-out loss |", "|---|---|"]
+    lines += [
+        f"| {c['construction']} | {c['test_loss']:.4f} +- {c['test_loss_se']:.4f} |"
+        for c in doc["constructed"]
+    ]
+    return "\n".join(lines)
+
+
+def attention_study(
+    cfg: RegressionConfig | None = None,
+    runs: tuple = STUDY,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    out: str | Path | None = None,
+) -> dict:
+    """Every ``(L, param, attention, heads)`` of ``runs`` for every seed (``cfg`` default
+    :func:`study_config`): ``{"runs": [row, ...], "config", "seeds", "Lambda", ...}``, each row
+    :func:`.stack.stack_record`'s plus ``seed``, ``mean_token_term`` and ``linear_test_loss`` (the
+    one-head linear run of the same ``L``, param and seed, when in ``runs``). With ``out``, each
+    finished run is kept (:class:`UnitStore`, resumable) and ``regression-attention.json`` written."""
+    cfg = study_config() if cfg is None else cfg
+    t0 = time.perf_counter()
+    out = Path(out) if out is not None else None
+    store = UnitStore(
+        out,
+        ".regression-attention-units.json",
+        config=dataclasses.asdict(cfg),  # a unit depends on the training settings; its key names the run
+        label="regression-attention",
+    )
+    Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
+    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]))
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for L, param, attention, heads in runs:
+            for seed in seeds:
+
+                def compute(L=L, param=param, attention=attention, heads=heads, seed=seed):
+                    row, curve = stack_record(L, param, Lambda, cfg, test, seed, heads, attention)
+                    row["seed"] = seed
+                    row["mean_token_term"] = None
+                    if row["layers"]:
+                        first = row["layers"][0]
+                        pairs = [(h["P"], h["Q"]) for h in first.get("heads", [first])]
+                        row["mean_token_term"] = _mean_token_term(pairs, test[0])
+                    return to_jsonable(row), None
+
+                rows.append(store.unit(f"{L}/{param}/{attention}/{heads}/{seed}", compute)[0])
+    finally:
+        torch.set_num_threads(prev)
+    base = {
+        (r["L"], r["param"], r["seed"]): r["test_loss"]
+        for r in rows
+        if (r["attention"], r["heads"]) == ("linear", 1)
+    }
+    for r in rows:
+        r["linear_test_loss"] = base.get((r["L"], r["param"], r["seed"]))
+    doc = {
+        "d": cfg.d,
+        "N": cfg.N,
+        "kappa": cfg.kappa,
+        "Lambda": Lambda,
+        "law": "x ~ N(0, Lambda), w ~ N(0, I) (R4)",
+        "one_layer_optimum": rows[0]["one_layer_optimum"],
+        "seeds": list(seeds),
+        "runs": rows,
+        "n_diverged": sum(r["diverged"] for r in rows),
+        "constructed": constructed(Lambda, cfg.N, test),
+        "config": to_jsonable(dataclasses.asdict(cfg)),
+        "provenance": provenance(dataclasses.asdict(cfg), list(seeds)),
+        "versions": versions(),
+        "wall_time": time.perf_counter() - t0,
+    }
+    if out is not None:
+        atomic_write_json(out / "regression-attention.json", doc)
+        store.remove()
+    return to_jsonable(doc)
+
+
+def _f(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def attention_table(doc: dict) -> str:
+    """Every run of a saved study (markdown): ``L``, param, attention, ``H``, seed, test loss +- s.e.,
+    the one-head linear run's loss, the (R3) stack of the learned ``A_l``, ``cos(A_1, Gamma^{-1})``,
+    layer 1's share in (R3)'s blocks, score spread, mean-token term, diverged."""
+    lines = [
+        "| L | param | attention | H | seed | test loss | linear, H = 1 | (R3) of the A_l | "
+        "cos(A_1, Gamma^-1) | (R3) share | score spread | mean-token term | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        lay = r["layers"][0] if r["layers"] else {}
+        lines.append(
+            f"| {r['L']} | {r['param']} | {r['attention']} | {r['heads']} | {r['seed']} | "
+            f"{_f(r['test_loss'], '.4f')} +- {_f(r['test_loss_se'], '.4f')} | "
+            f"{_f(r['linear_test_loss'], '.4f')} | {_f(r['test_loss_as_pgd'], '.4f')} | "
+            f"{_f(lay.get('cos_Gamma_inv'), '.3f')} | {_f(lay.get('r3_fraction'), '.3f')} | "
+            f"{_f(r['score_spread'], '.3f')} | {_f(r['mean_token_term'], '.3f')} | {r['diverged']} |"
+        )
+    return "\n".join(lines)
+
+
+def attention_summary_table(doc: dict) -> str:
+    """Per ``(L, param, attention, H)`` over the seeds (markdown): the mean test loss +- its s.e.
+    over seeds, the mean paired difference to the one-head linear run +- its s.e. over seeds, the
+    one-layer optimum ``L*``, runs diverged of runs."""
+    lines = [
+        "| L | param | attention | H | mean test loss (+- s.e. over seeds) | minus linear, H = 1 (paired) "
+        "| L* (Gamma^-1, one layer) | diverged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = list(dict.fromkeys((r["L"], r["param"], r["attention"], r["heads"]) for r in doc["runs"]))
+    for key in keys:
+        rs = [r for r in doc["runs"] if (r["L"], r["param"], r["attention"], r["heads"]) == key]
+        ok = [r for r in rs if not r["diverged"]]
+        loss = np.array([r["test_loss"] for r in ok])
+        diff = np.array(
+            [r["test_loss"] - r["linear_test_loss"] for r in ok if r["linear_test_loss"] is not None]
+        )
+
+        def ms(x):
+            if x.size == 0:
+                return "-"
+            return f"{x.mean():.4f}" + (f" +- {x.std(ddof=1) / np.sqrt(x.size):.4f}" if x.size > 1 else "")
+
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {ms(loss)} | {ms(diff)} | "
+            f"{doc['one_layer_optimum']:.4f} | {len(rs) - len(ok)} of {len(rs)} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - the saved study's maker
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args()
+    c = study_config()
+    if args.steps is not None:
+        c = dataclasses.replace(c, train_steps=args.steps)
+    d = attention_study(c, out=args.out)
+    print(attention_summary_table(d))
