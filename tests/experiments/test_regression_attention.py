@@ -224,7 +224,12 @@ def test_command_options(capsys):
     args = cli.build_parser().parse_args(["regression", "--quick", "--heads", "2", "--attention", "relu"])
     cfg = _regression_config(args)
     assert (cfg.heads, cfg.attention) == (2, "relu")
-    for argv, opt in ((["--attention", "cosine"], "--attention"), (["--heads", "0"], "--heads")):
+    for argv, opt in (
+        (["--attention", "cosine"], "--attention"),
+        (["--heads", "0"], "--heads"),
+        (["--law", "sigma_inverse", "--attention", "softmax"], "--attention"),  # stacks: (R4)'s law only
+        (["--covariates", "sphere", "--heads", "2"], "--heads"),
+    ):
         rc = cli.main(["regression", "--quick", *argv])
         out, err = capsys.readouterr()
         assert rc == 2 and out == ""
