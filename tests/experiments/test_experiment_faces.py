@@ -23,6 +23,7 @@ FOLDERS = (
     "autoregressive",
     "distill",
     "td_pretrain",
+    "depth",
     "sweep",
 )
 
