@@ -747,10 +747,84 @@ def _fmt(x, spec: str = ".4g") -> str:
     return format(x, spec) if isinstance(x, float) else str(x)
 
 
+def _mean_sd(rows: list[dict], value: str) -> str:
+    vals = np.array([r[value] for r in rows], dtype=float)
+    fin = vals[np.isfinite(vals)]
+    if not fin.size:
+        return "-"
+    sd = f" ± {fin.std(ddof=1):.2g}" if fin.size > 1 else ""
+    return f"{fin.mean():.4g}{sd}"
+
+
+def _summary_tables(doc: dict) -> list[str]:
+    """The two summary tables: trained stacks (mean ± sample s.d. over seeds, runs, diverged) beside
+    the tuned baselines at the same point."""
+    cfg = doc["config"]
+    reg, td = doc["regression"], doc["td"]
+    base = {(r["study"], r["L"], r["N"], r["method"]): r for r in reg["baselines"]}
+    params = cfg["reg_params"]
+    lines = ["#### Summary: regression (held-out loss; trained: mean ± s.d. over seeds)", ""]
+    lines += [
+        "| study | L | N | " + " | ".join(f"trained {p} (runs, diverged)" for p in params)
+        + " | gd | gd_layers | pgd | Gamma^-1 |",
+        "|---|---|---|" + "---|" * len(params) + "---|---|---|---|",
+    ]  # fmt: skip
+    points = list(dict.fromkeys((r["study"], r["L"], r["N"]) for r in reg["runs"]))
+    if cfg["reg_N"] in cfg["reg_Ns"]:
+        points += [("N", cfg["reg_N_layers"], cfg["reg_N"])]
+    points = sorted(set(points), key=lambda p: (p[0], p[1], p[2]))
+    for study, L, N in points:
+        cells = []
+        for p in params:
+            rs = [r for r in reg["runs"] if (r["L"], r["N"], r["param"]) == (L, N, p)]
+            cells.append(
+                f"{_mean_sd(rs, 'heldout_loss')} ({len(rs)}, {sum(r['diverged'] for r in rs)})" if rs else "-"
+            )
+        bcells = []
+        for m in ("gd", "gd_layers", "pgd", "gamma_inv"):
+            b = base.get((study, L, N, m)) or (base.get(("L", L, N, m)) if m != "gamma_inv" else None)
+            if m == "gamma_inv":
+                b = next((r for r in reg["baselines"] if r["method"] == m and r["N"] == N and L == 1), None)
+            bcells.append("-" if b is None else f"{_fmt(b['heldout_loss'])}")
+        lines.append(f"| {study} | {L} | {N} | " + " | ".join(cells + bcells) + " |")
+    n0 = str(cfg["td_n"])
+    lines += ["", f"#### Summary: TD (held-out rel_msve at n = {n0}; trained: mean ± s.d. over seeds)", ""]
+    modes = cfg["td_modes"]
+    lines += [
+        "| kind | L | "
+        + " | ".join(f"trained {m} (runs, diverged)" for m in modes)
+        + " | batch TD (tuned) | LSTD |",
+        "|---|---|" + "---|" * len(modes) + "---|---|",
+    ]
+    for kind in cfg["td_kinds"]:
+        lst = next(
+            r for r in td["baselines"] if r["kind"] == kind and r["method"] == "lstd" and str(r["n"]) == n0
+        )
+        for L in cfg["td_layers"]:
+            cells = []
+            for m in modes:
+                rs = [
+                    r | {"e": r["heldout_by_n"][n0][0]}
+                    for r in td["runs"]
+                    if (r["kind"], r["L"], r["mode"]) == (kind, L, m)
+                ]
+                cells.append(f"{_mean_sd(rs, 'e')} ({len(rs)}, {sum(r['diverged'] for r in rs)})")
+            b = next(
+                r for r in td["baselines"]
+                if (r["kind"], r["L"], str(r["n"]), r["method"]) == (kind, L, n0, "batch_td")
+            )  # fmt: skip
+            lines.append(
+                f"| {kind} | {L} | "
+                + " | ".join(cells)
+                + f" | {_fmt(b['heldout_err'])} | {_fmt(lst['heldout_err'])} |"
+            )
+    return lines + [""]
+
+
 def markdown_tables(doc: dict) -> str:
     """The study tables of docs/depth.md from a saved ``depth.json`` document: every trained run
     (regression, TD), every baseline row. Markdown text."""
-    lines = ["#### Regression: every trained stack", ""]
+    lines = _summary_tables(doc) + ["#### Regression: every trained stack", ""]
     lines += [
         "| study | L | N | param | seed | steps | final train loss | held-out loss | s.e. | diverged |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -802,4 +876,51 @@ def markdown_tables(doc: dict) -> str:
             f"| {r['kind']} | {r['method']} | {_fmt(r['L'])} | {r['n']} | {_fmt(r['alpha'], '.4g')} | "
             f"{_fmt(r['tune_err'])} | {_fmt(r['heldout_err'])} | {_fmt(r['heldout_se'], '.2g')} | {note} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + _ood_tables(doc)) + "\n"
+
+
+def _mean_err(rows: list[dict], keys: tuple, values: tuple) -> float:
+    return float(np.mean([r["err"] for r in rows if tuple(r[k] for k in keys) == values]))
+
+
+def _ood_tables(doc: dict) -> list[str]:
+    """Out-of-distribution errors (mean over seeds for the trained stacks, every seed counted) and
+    the interpolation's population losses."""
+    ood = doc["ood"]
+    lines = ["#### Out of distribution: regression (normalised error mean (yhat - y)^2 / mean y^2)", ""]
+    scales = sorted({r["scale"] for r in ood["regression"]})
+    head = "| shift | L | who | " + " | ".join(f"s = {s:g}" for s in scales) + " |"
+    lines += [head, "|---|---|---|" + "---|" * len(scales)]
+    groups = dict.fromkeys((r["shift"], r["L"], r["who"]) for r in ood["regression"])
+    for shift, L, who in groups:
+        cells = [
+            _fmt(_mean_err(ood["regression"], ("shift", "L", "who", "scale"), (shift, L, who, s)))
+            for s in scales
+        ]
+        lines.append(f"| {shift} | {L} | {who} | " + " | ".join(cells) + " |")
+    lines += ["", "#### Out of distribution: TD (held-out rel_msve at the training n)", ""]
+    scales = sorted({r["scale"] for r in ood["td"]})
+    lines += ["| shift | kind | L | who | " + " | ".join(f"s = {s:g}" for s in scales) + " |"]
+    lines += ["|---|---|---|---|" + "---|" * len(scales)]
+    groups = dict.fromkeys((r["shift"], r["kind"], r["L"], r["who"]) for r in ood["td"])
+    for shift, kind, L, who in groups:
+        key = ("shift", "kind", "L", "who", "scale")
+        cells = [_fmt(_mean_err(ood["td"], key, (shift, kind, L, who, s))) for s in scales]
+        lines.append(f"| {shift} | {kind} | {L} | {who} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"#### Interpolation, L = 1: population loss (R4) along A_t (minimum {_fmt(ood['loss_star'])})",
+        "",
+    ]
+    ts = sorted({r["t"] for r in ood["interpolation"]})
+    shown = [t for t in ts if any(abs(t - u) < 1e-9 for u in (-0.5, 0.0, 0.5, 0.9, 1.0, 1.1, 1.5))] or ts
+    lines += ["| param | seed | " + " | ".join(f"t = {t:g}" for t in shown) + " |"]
+    lines += ["|---|---|" + "---|" * len(shown)]
+    for param, seed in dict.fromkeys((r["param"], r["seed"]) for r in ood["interpolation"]):
+        rows = {
+            r["t"]: r["population_loss"]
+            for r in ood["interpolation"]
+            if (r["param"], r["seed"]) == (param, seed)
+        }
+        lines.append(f"| {param} | {seed} | " + " | ".join(_fmt(rows[t], ".5g") for t in shown) + " |")
+    return lines
