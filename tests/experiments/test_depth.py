@@ -25,6 +25,7 @@ from lsa_theory.experiments.store import UnitStore
 
 #: Tiny sizes: every unit kind, both TD modes and kinds, in a few seconds.
 TINY = DepthConfig(
+    seeds=(0, 1),
     reg_d=2,
     reg_N=8,
     reg_layers=(1, 2),
