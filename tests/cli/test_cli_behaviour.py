@@ -155,6 +155,7 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
         "autoregressive",
         "distill",
         "td-pretrain",
+        "depth",
     ],
 )
 def test_commands_that_draw_random_numbers_take_seed(command):
@@ -174,6 +175,7 @@ _COMMANDS = {
     "autoregressive": ["autoregressive", "--quick"],
     "distill": ["distill", "--mode", "in-context", "--quick"],
     "td-pretrain": ["td-pretrain", "--quick"],
+    "depth": ["depth", "--quick"],
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
@@ -194,6 +196,7 @@ _CONFIGS = {
     "autoregressive": ("lsa_theory.experiments.autoregressive", "ARConfig"),
     "distill": ("lsa_theory.experiments.distill", "DistillConfig"),
     "td-pretrain": ("lsa_theory.experiments.td_pretrain", "TDPConfig"),
+    "depth": ("lsa_theory.experiments.depth", "DepthConfig"),
     "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
     "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }
