@@ -752,7 +752,8 @@ def _mean_sd(rows: list[dict], value: str) -> str:
     fin = vals[np.isfinite(vals)]
     if not fin.size:
         return "-"
-    sd = f" ± {fin.std(ddof=1):.2g}" if fin.size > 1 else ""
+    with np.errstate(over="ignore"):  # a diverged run's 1e243 squared: the s.d. is inf, shown so
+        sd = f" ± {fin.std(ddof=1):.2g}" if fin.size > 1 else ""
     return f"{fin.mean():.4g}{sd}"
 
 

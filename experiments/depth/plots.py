@@ -120,10 +120,11 @@ def plot_depth(out: str | Path) -> Path:
                     ax, pts, "n", "e", _TD_COLOURS[mode], f"trained {mode} L = {L} (n_train {n0}), {kind}"
                 )
                 ax.lines[-1].set_linestyle(ls)
+        for L in Ls:
             rows = sorted((r for r in td["baselines"] if r["kind"] == kind and r["method"] == "batch_td"
-                           and r["L"] in Ls), key=lambda r: r["n"])  # fmt: skip
+                           and r["L"] == L), key=lambda r: r["n"])  # fmt: skip
             ax.plot([r["n"] for r in rows], [r["heldout_err"] for r in rows], "s" + ls, color="C2", ms=4,
-                    label=f"batch TD tuned per n, {kind}")  # fmt: skip
+                    label=f"batch TD L = {L} tuned per n, {kind}")  # fmt: skip
         lst = sorted((r for r in td["baselines"] if r["kind"] == kind and r["method"] == "lstd"
                       and r["heldout_median"] is not None), key=lambda r: r["n"])  # fmt: skip
         ax.plot([r["n"] for r in lst], [r["heldout_median"] for r in lst], "x" + ls, color="k",

@@ -302,15 +302,18 @@ def test_command_refuses_bad_options(argv, message, capsys, tmp_path):
     assert not out.exists()
 
 
-def test_docs_tables_are_the_saved_run():
-    """docs/depth.md's tables are :func:`markdown_tables` of docs/figures/depth.json (never retyped),
-    and the figure of that run is there."""
+@pytest.mark.parametrize(
+    "name, marker", [("depth.json", "depth-tables"), ("depth-mid.json", "depth-mid-tables")]
+)
+def test_docs_tables_are_the_saved_run(name, marker):
+    """docs/depth.md's tables are :func:`markdown_tables` of the saved runs in docs/figures/ (never
+    retyped), and each run's figure is there."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    doc = json.loads((root / "docs" / "figures" / "depth.json").read_text())
+    doc = json.loads((root / "docs" / "figures" / name).read_text())
     page = (root / "docs" / "depth.md").read_text()
-    block = page.split("<!-- depth-tables:start -->\n", 1)[1].split("<!-- depth-tables:end -->", 1)[0]
+    block = page.split(f"<!-- {marker}:start -->\n", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
     assert block == markdown_tables(doc)
-    assert (root / "docs" / "figures" / "depth.png").exists()
+    assert (root / "docs" / "figures" / name.replace(".json", ".png")).exists()
     assert doc["counts"]["regression_runs"] == len(doc["regression"]["runs"])
