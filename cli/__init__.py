@@ -55,6 +55,11 @@
   [{"key", "block", "c", "heldout_err", "update_corr"}]}, "runs": [{"attention", "heads", "seed",
   "loss_final", "heldout_err", "update_corr", "s3_share", "op_cos", "diverged", "wall_time", ...}],
   "summary", "all_listed", "provenance", ...}``.
+- ``lsa-theory depth [--quick] [--seeds S ...] [--json] [--out DIR]`` measures error against depth L
+  and context length for trained stacks against tuned baselines, regression and TD, with
+  out-of-distribution tests (:mod:`lsa_theory.experiments.depth`); ``--json`` prints ``{"config",
+  "regression": {"runs", "baselines", "summary"}, "td": {"runs", "baselines", "summary"}, "ood",
+  "counts", "passed", "provenance", ...}``.
 - ``lsa-theory context-length --regime closed-loop|in-context [--quick] [--json] [--out DIR]``
   sweeps the context length n in either regime of docs/theory.md §6
   (:mod:`lsa_theory.experiments.context_length`);
@@ -102,6 +107,7 @@ from .commands import (
     _cmd_context_length,
     _cmd_control,
     _cmd_converge,
+    _cmd_depth,
     _cmd_distill,
     _cmd_diversity,
     _cmd_regression,
@@ -109,6 +115,7 @@ from .commands import (
     _cmd_td_pretrain,
     _cmd_verify,
     _context_length_config,
+    _depth_config,
     _distill_config,
     _diversity_config,
     _print_json,
@@ -410,6 +417,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, out="directory for attention.json/.npz and the figure (resumes)")
     p.set_defaults(func=_cmd_attention, precheck=_attention_config)
 
+    p = sub.add_parser(
+        "depth",
+        help="error against depth L and context length: trained stacks against tuned GD/PGD and batch TD, "
+        "out-of-distribution scales",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="regression L in {1, 2, 4}, N in {5, 20, 80}; TD L in {1, 2, 4}, shared weights; 400 Adam steps",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="training seeds of every trained stack (default 0 1 2; distinct, >= 0)",
+    )
+    _common(p, out="directory for depth.json/.npz and the figure (resumes)")
+    p.set_defaults(func=_cmd_depth, precheck=_depth_config)
+
     p = sub.add_parser("context-length", help="context length n in the closed-loop or in-context regime (§6)")
     p.add_argument(
         "--regime",
@@ -471,7 +499,9 @@ SEED_MAX = 2**32 - 1
 
 #: Commands that train or evaluate with torch: ``--threads N`` also sets torch's intra- and
 #: inter-op threads for them (:func:`lsa_theory.experiments.io.set_torch_threads`), recorded in provenance.
-TORCH_COMMANDS = frozenset({"regression", "pretrain", "control", "context-length", "reproduce", "attention"})
+TORCH_COMMANDS = frozenset(
+    {"regression", "pretrain", "control", "context-length", "reproduce", "attention", "depth"}
+)
 
 
 def _run(args: argparse.Namespace) -> int:

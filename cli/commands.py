@@ -298,6 +298,23 @@ def _attention_config(args: argparse.Namespace):
     return cfg
 
 
+def _depth_config(args: argparse.Namespace):
+    """The :class:`DepthConfig` of ``depth``'s options (also its precheck): ``--seed`` the data seed,
+    ``--seeds`` the training seeds."""
+    from lsa_theory.experiments.depth import DepthConfig
+
+    cfg = DepthConfig.quick() if args.quick else DepthConfig.full()
+    if args.seeds is not None:
+        if any(s < 0 for s in args.seeds):
+            raise ValueError(f"--seeds: every seed must be >= 0, got {args.seeds}")
+        if len(set(args.seeds)) != len(args.seeds):
+            raise ValueError(f"--seeds: repeated seeds in {args.seeds}")
+        if any(s > 2**32 - 1 for s in args.seeds):
+            raise ValueError(f"--seeds: every seed must be <= {2**32 - 1}, got {args.seeds}")
+        cfg = dataclasses.replace(cfg, seeds=tuple(args.seeds))
+    return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
+
+
 def _context_length_config(args: argparse.Namespace):
     """The configuration :func:`lsa_theory.experiments.context_length.run_context_length` builds for
     ``context-length``'s options (its precheck: built, and so checked, before ``--out`` is touched)."""
@@ -599,6 +616,38 @@ def _cmd_attention(args: argparse.Namespace) -> int:
         cols += [("update_corr", ".4f"), ("s3_share", ".3f"), ("op_cos", ".4f"), ("diverged", "")]
         _print_table(doc["runs"], cols + [("wall_time", ".1f")])
     return 0 if doc["all_listed"] else 1
+
+
+def _cmd_depth(args: argparse.Namespace) -> int:
+    from lsa_theory.experiments.depth import plot_depth, run_depth
+
+    doc = run_depth(_depth_config(args), args.out)
+    if args.out is not None:
+        plot_depth(args.out)
+    if args.json:
+        _print_json(args, doc)
+        return 0 if doc["passed"] else 1
+    _print_table(
+        doc["regression"]["summary"],
+        [("study", ""), ("L", ""), ("N", ""), ("param", ""), ("runs", ""), ("diverged", ""), ("mean", ".4g"),
+         ("sd", ".2g")],
+    )  # fmt: skip
+    _print_table(
+        doc["regression"]["baselines"],
+        [("study", ""), ("L", ""), ("N", ""), ("method", ""), ("heldout_loss", ".4g"), ("heldout_se", ".2g")],
+    )  # fmt: skip
+    _print_table(
+        doc["td"]["summary"],
+        [("kind", ""), ("L", ""), ("mode", ""), ("runs", ""), ("diverged", ""), ("mean", ".4g"),
+         ("sd", ".2g")],
+    )  # fmt: skip
+    _print_table(
+        doc["td"]["baselines"],
+        [("kind", ""), ("method", ""), ("L", ""), ("n", ""), ("alpha", ".4g"), ("heldout_err", ".4g"),
+         ("heldout_se", ".2g")],
+    )  # fmt: skip
+    print(f"counts {doc['counts']}; passed {doc['passed']}")
+    return 0 if doc["passed"] else 1
 
 
 def _cmd_td_pretrain(args: argparse.Namespace) -> int:

@@ -156,6 +156,7 @@ def test_threads_are_applied_and_recorded(monkeypatch, capsys):
         "distill",
         "td-pretrain",
         "attention",
+        "depth",
     ],
 )
 def test_commands_that_draw_random_numbers_take_seed(command):
@@ -176,6 +177,7 @@ _COMMANDS = {
     "distill": ["distill", "--mode", "in-context", "--quick"],
     "td-pretrain": ["td-pretrain", "--quick"],
     "attention": ["attention", "--quick"],
+    "depth": ["depth", "--quick"],
     "context-length": ["context-length", "--regime", "in-context", "--quick"],
     "pretrain": ["pretrain", "--quick"],
     "reproduce": ["reproduce", "--quick", "--parts", "diversity"],
@@ -197,6 +199,7 @@ _CONFIGS = {
     "distill": ("lsa_theory.experiments.distill", "DistillConfig"),
     "td-pretrain": ("lsa_theory.experiments.td_pretrain", "TDPConfig"),
     "attention": ("lsa_theory.experiments.attention", "AttentionConfig"),
+    "depth": ("lsa_theory.experiments.depth", "DepthConfig"),
     "context-length": ("lsa_theory.experiments.context_length", "InContextConfig"),
     "pretrain": ("lsa_theory.experiments.pretrain", "PretrainConfig"),
 }

@@ -24,6 +24,7 @@ FOLDERS = (
     "distill",
     "td_pretrain",
     "attention",
+    "depth",
     "sweep",
 )
 
