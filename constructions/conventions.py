@@ -109,8 +109,8 @@ INCONTEXTTD_AVERAGE_REWARD_PREDICTION_SIGN = 1
 
 def _square(A: Any, name: str, size: int | None = None) -> np.ndarray:
     A = as_float_array(A, name, ndim=2)
-    if A.shape[0] != A.shape[1] or (size is not None and A.shape[0] != size):
-        want = f"({size}, {size})" if size is not None else "a square matrix"
+    if A.shape[0] != A.shape[1] or A.size == 0 or (size is not None and A.shape[0] != size):
+        want = f"({size}, {size})" if size is not None else "a non-empty square matrix"
         raise ValueError(f"{name}: expected {want}, got shape {A.shape}")
     return A
 
@@ -135,9 +135,9 @@ def to_ahn(P: Any, Q: Any) -> tuple[np.ndarray, np.ndarray]:
     last row and column of ``P`` and of ``Q`` exactly zero)."""
     P = _square(P, "P")
     d = P.shape[0] - 1
-    Q = _square(Q, "Q", d + 1)
     if d < 1:
-        raise ValueError("P: expected d + 1 >= 2 rows")
+        raise ValueError(f"P: expected d + 1 >= 2 rows, got shape {P.shape}")
+    Q = _square(Q, "Q", d + 1)
     edge = np.concatenate([P[d, :d], P[:d, d], Q[d, :], Q[:, d]])
     if P[d, d] != 1.0 or np.any(edge != 0.0):
         raise ValueError(
@@ -190,6 +190,8 @@ def flip_value_row(Z: Any) -> np.ndarray:
     """``S Z`` with ``S = diag(1, ..., 1, -1)``: a (W7) prompt or layer output (D, n+1) moved between
     [W]'s value row and ours (minus each other); its own inverse. A zero last row is unchanged."""
     Z = as_float_array(Z, "Z", ndim=2)
+    if Z.shape[0] == 0:
+        raise ValueError(f"Z: expected at least one row (the value row), got shape {Z.shape}")
     out = Z.copy()
     out[-1] = -out[-1]
     return out

@@ -80,8 +80,12 @@ SINGULAR_RTOL = 1e-10
 def _check_lambda(Lambda: Any) -> np.ndarray:
     Lambda = as_float_array(Lambda, "Lambda", ndim=2)
     d = Lambda.shape[0]
-    if Lambda.shape != (d, d) or not np.allclose(Lambda, Lambda.T, rtol=0, atol=1e-12 * np.abs(Lambda).max()):
-        raise ValueError(f"Lambda: expected a symmetric (d, d) matrix, got shape {Lambda.shape}")
+    if (
+        Lambda.size == 0
+        or Lambda.shape != (d, d)
+        or not np.allclose(Lambda, Lambda.T, rtol=0, atol=1e-12 * np.abs(Lambda).max())
+    ):
+        raise ValueError(f"Lambda: expected a symmetric (d, d) matrix, d >= 1, got shape {Lambda.shape}")
     if np.linalg.eigvalsh(Lambda).min() <= 0:
         raise ValueError("Lambda: must be positive definite")
     return 0.5 * (Lambda + Lambda.T)

@@ -1,7 +1,9 @@
 """Input fuzz of the public functions added since the first fuzz (issue 24, done-when): the TD
-family of ``constructions``, ``lsa_theory.dynamics.regression``, the pretraining entry points of
-``lsa_theory.experiments.pretrain`` and the entry points of ``dynamics`` (teacher data, objective, flow,
-descent, manifold, rate fits).
+family of ``constructions``, ``lsa_theory.dynamics.regression`` (with its data laws: ``law``,
+``covariates``, ``gamma_shape``), the peers' parameterisations of
+``lsa_theory.constructions.conventions``, the pretraining entry points of
+``lsa_theory.experiments.pretrain`` and the entry points of ``dynamics`` (teacher data, objective,
+flow, descent, manifold, rate fits).
 
 Same rules as :mod:`test_input_fuzz` (its :class:`Spec` and bad-value generators are reused): each
 array argument is fuzzed with complex, object, bool and string dtypes, ``None``, NaN, inf, a 0-d
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_input_fuzz import Spec, _bad_cases, _call, _rng, assert_refused
+from test_input_fuzz import Spec, _array_bads, _bad_cases, _call, _rng, assert_refused
 
 import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory import distill as ad
 from lsa_theory import dynamics as dy
 from lsa_theory import td_pretrain as tp
+from lsa_theory.constructions import conventions as cv
 from lsa_theory.dynamics import regression as rg
 from lsa_theory.dynamics import td_pretrain as dtp
 from lsa_theory.experiments import pretrain as ep
@@ -57,6 +60,51 @@ PSW, QSW = tp.xavier_start(2, 5, np.random.default_rng(6), gain=0.5, shared=Fals
 MW = _g.uniform(-1, 1, (5, 5))
 FW, RFW = dtp.meta_features(_TPT, tp.sample_trajectories(_TPT, 7, np.random.default_rng(5)), 0.9, 3, 2)
 AW, BW = np.array([[0.03, 0.001], [0.002, 0.016]]), np.array([0.04, 0.003])
+# the regression laws: [Ahn]'s weight law w ~ N(0, Lambda^{-1}) and gamma-scaled covariates
+W_SI = rg.weight_covariance(LAMBDA, "sigma_inverse")
+M_SI = rg.one_layer_optimum(LAMBDA, 5, "sigma_inverse", "gamma", 0.5)
+_LAW_GAMMA = {"law": "sigma_inverse", "covariates": "gamma", "gamma_shape": 0.5}
+_LAW_BAD = [
+    ("law", "gamma"),  # a covariate law, not a weight law
+    ("law", "Isotropic"),
+    ("law", ""),
+    ("law", None),
+    ("law", 1),
+    ("covariates", "normal"),
+    ("covariates", "isotropic"),  # a weight law, not a covariate law
+    ("covariates", None),
+    ("covariates", ("gamma",)),
+    ("gamma_shape", 0.0),
+    ("gamma_shape", -1.0),
+    ("gamma_shape", -np.inf),
+]
+# conventions: an [Ahn] head (d = 2), a [vO] head (d + 1 = 3), a [W] layer (D = 2d+1 = 5) and
+# [W]'s average-reward layer (D = 2d+2 = 6)
+PA, QA = _g.uniform(-1, 1, (2, d, d))
+PO, QO = cv.from_ahn(PA, QA)
+VO = dict(zip(("W_K", "W_Q", "W_V", "P_vo"), _g.uniform(-1, 1, (4, d + 1, d + 1)), strict=True))
+PW, QW = _g.uniform(-1, 1, (2, 2 * d + 1, 2 * d + 1))
+P1W, P2W, QAW = _g.uniform(-1, 1, (3, 2 * d + 2, 2 * d + 2))
+WAW = _g.uniform(-1, 1, (2 * d + 2, 4 * d + 4))
+HEADS = cv.from_incontexttd_average_reward(P1W, P2W, WAW, QAW, 0.3)
+E00 = np.zeros((0, 0))
+
+
+def _heads_with(i: int, j: int, value) -> list:
+    """``HEADS`` with matrix ``j`` of head ``i`` replaced by ``value``."""
+    heads = [list(h) for h in HEADS]
+    heads[i][j] = value
+    return heads
+
+
+#: every generated bad array in each of the four matrices of ``heads`` (the message names the matrix)
+_HEADS_BAD = [
+    ("heads", _heads_with(i, j, v), name)
+    for name, i, j in (("P_r", 0, 0), ("Q_r", 0, 1), ("P_v", 1, 0), ("Q_v", 1, 1))
+    for _, v in _array_bads(
+        Spec(name, cv.to_incontexttd_average_reward, {name: HEADS[i][j]}, {name: "fixed"}), name
+    )
+]
 PCFG = ep.PretrainConfig(S=2, A=2, n=4, T=2, k=4, steps=2, frames=2, heldout_k=2, teacher_k=2)
 
 
@@ -368,6 +416,81 @@ API_SPECS = [
         reals=("rtol",),
         bad=[("obj", None), ("theta", THR[:-1]), ("rtol", -1.0)],
     ),
+    # --- dynamics.regression: the data laws (weight law, covariate law, gamma shape) -----------------
+    Spec(
+        "radial_moments",
+        rg.radial_moments,
+        {"d": d, "covariates": "gamma", "gamma_shape": 0.5},
+        reals=("gamma_shape",),
+        ints={"d": 1},
+        bad=[b for b in _LAW_BAD if b[0] != "law"],
+    ),
+    Spec(
+        "weight_covariance",
+        rg.weight_covariance,
+        {"Lambda": LAMBDA, "law": "sigma_inverse"},
+        arrays={"Lambda": "fixed"},
+        bad=[
+            ("Lambda", -LAMBDA),
+            ("Lambda", LAMBDA + [[0, 1], [0, 0]]),
+            ("Lambda", LAMBDA[:1]),
+            ("Lambda", E00),
+        ]
+        + [b for b in _LAW_BAD if b[0] == "law"],
+    ),
+    Spec(
+        "fourth_moment",
+        rg.fourth_moment,
+        {"Lambda": LAMBDA, "W": W_SI, "covariates": "gamma", "gamma_shape": 0.5},
+        arrays={"Lambda": "fixed", "W": "fixed"},
+        reals=("gamma_shape",),
+        bad=[("W", W_SI[:1]), ("W", np.eye(3)), ("Lambda", -LAMBDA), ("Lambda", E00)]
+        + [b for b in _LAW_BAD if b[0] != "law"],
+    ),
+    *[
+        Spec(
+            f.__name__,
+            f,
+            {"Lambda": LAMBDA, "N": 5, **_LAW_GAMMA},
+            arrays={"Lambda": "fixed"},
+            reals=("gamma_shape",),
+            ints={"N": 1},
+            bad=[
+                ("Lambda", -LAMBDA),
+                ("Lambda", LAMBDA + [[0, 1], [0, 0]]),
+                ("Lambda", LAMBDA[:1]),
+                *_LAW_BAD,
+            ],
+        )
+        for f in (rg.law_second_moment, rg.one_layer_optimum, rg.one_layer_minimum)
+    ],
+    Spec(
+        "population_objective-laws",
+        rg.population_objective,
+        {"Lambda": LAMBDA, "N": 5, **_LAW_GAMMA},
+        arrays={"Lambda": "fixed"},
+        reals=("gamma_shape",),
+        ints={"N": 1},
+        bad=[("Lambda", LAMBDA[:1]), *_LAW_BAD],
+    ),
+    Spec(
+        "population_loss-laws",
+        rg.population_loss,
+        {"M": M_SI, "Lambda": LAMBDA, "N": 5, **_LAW_GAMMA},
+        arrays={"M": "fixed", "Lambda": "fixed"},
+        reals=("gamma_shape",),
+        ints={"N": 1},
+        bad=[("M", M_SI[:1]), *_LAW_BAD],
+    ),
+    Spec(
+        "sample_prompts-laws",
+        rg.sample_prompts,
+        {"F": 8, "N": 5, "Lambda": LAMBDA, "rng": _rng(), **_LAW_GAMMA},
+        arrays={"Lambda": "fixed"},
+        reals=("gamma_shape",),
+        ints={"F": 1, "N": 1},
+        bad=[("F", 7), ("rng", 0), *_LAW_BAD],
+    ),
     # --- pretraining entry points ------------------------------------------------------------------
     *[
         Spec(f.__name__, f, {"cfg": PCFG}, bad=[("cfg", None), ("cfg", {}), ("cfg", dy.TeacherSpec())])
@@ -447,6 +570,101 @@ API_SPECS = [
         reals=("gamma", "alpha"),
         bad=[("Cs", []), ("Cs", None), ("Cs", [C2[:1]]), ("gamma", 1.0)],
         objects_ok=True,
+    ),
+    # --- lsa_theory.constructions.conventions: [Ahn], [vO] and [W] parameterisations ------------------
+    Spec(
+        "conventions.from_ahn",
+        cv.from_ahn,
+        {"P_ahn": PA, "Q_ahn": QA},
+        arrays={"P_ahn": "fixed", "Q_ahn": "fixed"},
+        bad=[("Q_ahn", QA[:1]), ("Q_ahn", PO), ("P_ahn", PA[:, :1]), ("P_ahn", E00), ("Q_ahn", E00)],
+    ),
+    Spec(
+        "conventions.to_ahn",
+        cv.to_ahn,
+        {"P": PO, "Q": QO},
+        arrays={"P": "fixed", "Q": "fixed"},
+        bad=[
+            ("P", PO[:, :-1]),
+            ("Q", QO[:-1, :-1]),
+            ("P", 2 * PO),  # P[d, d] = 2: not in [Ahn]'s family
+            ("P", PO + np.eye(3)[:, ::-1]),  # nonzero last row/column of P
+            ("Q", QO + np.eye(3)),  # nonzero Q[d, d]
+            ("P", np.ones((1, 1))),
+            ("P", E00),
+        ],
+    ),
+    Spec(
+        "conventions.from_von_oswald",
+        cv.from_von_oswald,
+        {**VO, "N": 4},
+        arrays=dict.fromkeys(VO, "fixed"),
+        ints={"N": 1},
+        bad=[("W_Q", VO["W_Q"][:-1, :-1]), ("P_vo", VO["P_vo"][:, :-1]), ("W_K", E00), ("W_V", E00)],
+    ),
+    Spec(
+        "conventions.to_von_oswald",
+        cv.to_von_oswald,
+        {"P": PO, "Q": QO, "N": 4},
+        arrays={"P": "fixed", "Q": "fixed"},
+        ints={"N": 1},
+        bad=[("Q", QO[:-1, :-1]), ("P", PO[:, :-1]), ("P", E00)],
+    ),
+    Spec(
+        "conventions.from_incontexttd",
+        cv.from_incontexttd,
+        {"P_w": PW, "Q_w": QW, "alpha": 0.3},
+        arrays={"P_w": "fixed", "Q_w": "fixed"},
+        reals=("alpha",),
+        bad=[("Q_w", QW[:-1, :-1]), ("P_w", PW[:-1]), ("P_w", E00)],
+    ),
+    Spec(
+        "conventions.to_incontexttd",
+        cv.to_incontexttd,
+        {"P": PW, "Q": QW},
+        arrays={"P": "fixed", "Q": "fixed"},
+        bad=[("Q", QW[:-1, :-1]), ("P", PW[:-1]), ("P", E00)],
+    ),
+    Spec(
+        "conventions.flip_value_row",
+        cv.flip_value_row,
+        {"Z": ZA},
+        arrays={"Z": "fixed"},
+        bad=[("Z", np.zeros((0, 3))), ("Z", E00)],
+    ),
+    Spec(
+        "conventions.from_incontexttd_average_reward",
+        cv.from_incontexttd_average_reward,
+        {"P1": P1W, "P2": P2W, "W": WAW, "Q_w": QAW, "alpha": 0.3},
+        arrays={"P1": "fixed", "P2": "fixed", "W": "fixed", "Q_w": "fixed"},
+        reals=("alpha",),
+        bad=[
+            ("W", WAW[:, :-1]),
+            ("W", WAW.T),
+            ("P2", P2W[:-1, :-1]),
+            ("Q_w", QAW[:, :-1]),
+            ("P1", P1W[:-1]),
+            ("P1", E00),
+            ("W", E00),
+        ],
+    ),
+    Spec(
+        "conventions.to_incontexttd_average_reward",
+        cv.to_incontexttd_average_reward,
+        {"heads": HEADS},
+        bad=[
+            ("heads", None),
+            ("heads", ()),
+            ("heads", HEADS[:1]),
+            ("heads", (*HEADS, HEADS[0])),
+            ("heads", "ab"),
+            ("heads", (HEADS[0], (HEADS[1][0], 2 * HEADS[1][1]))),  # Q_r != Q_v: [W] share one Q
+            ("heads", _heads_with(1, 0, HEADS[1][0][:-1, :-1]), "P_v"),
+            ("heads", _heads_with(0, 0, HEADS[0][0][:, :-1]), "P_r"),
+            ("heads", _heads_with(0, 1, HEADS[0][1][:-1]), "Q_r"),
+            ("heads", (((E00, E00), (E00, E00))), "P_r"),
+            *_HEADS_BAD,
+        ],
     ),
     # --- [W]'s TD pretraining (WP1)-(WP3) ---------------------------------------------------------------
     Spec(
@@ -566,7 +784,7 @@ API_SPECS = [
 BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases(API_SPECS)]
 #: Number of generated bad-input cases of this module (ids ``fuzz-...``), to exclude from quoted counts;
 #: written out and checked against the parametrised ids by tests/test_docs.py (docs/inputs.md quotes it).
-FUZZ_CASES = 2178
+FUZZ_CASES = 2926
 
 
 @pytest.mark.parametrize("spec", API_SPECS, ids=[f"good-{s.name}" for s in API_SPECS])
