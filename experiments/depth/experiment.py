@@ -272,7 +272,9 @@ def reg_trained_unit(cfg: DepthConfig, L: int, N: int, param: str, seed: int, st
     finally:
         torch.set_num_threads(prev)
     with torch.no_grad():
-        layers = [(P.detach().numpy().copy(), Q.detach().numpy().copy()) for [(P, Q)] in layers_of(params, param)]
+        layers = [
+            (P.detach().numpy().copy(), Q.detach().numpy().copy()) for [(P, Q)] in layers_of(params, param)
+        ]
     test = _test_sample(cfg, N)
     loss, se = _loss_se(_stack_predict(layers, test.X, test.y, test.x_query), test.y_query)
     loss_zero = 0.5 * float(np.trace(Lambda))
