@@ -110,17 +110,21 @@ def _check_mask(mask: Any, Z: Any, n: int) -> tuple[Any, np.ndarray]:
     return mask, admitted
 
 
-def _check_heads(heads: Any, where: str) -> list:
+def _nonempty_list(x: Any, name: str, items: str, item: str) -> list:
+    """``x`` as a non-empty list (of ``items``); ValueError naming ``name`` otherwise."""
     try:
-        if isinstance(heads, str | bytes | dict):
+        if isinstance(x, str | bytes | dict):
             raise TypeError
-        heads = list(heads)
+        x = list(x)
     except TypeError:
-        raise ValueError(
-            f"{where}: expected a sequence of (P, Q) head pairs, got {type(heads).__name__}"
-        ) from None
-    if not heads:
-        raise ValueError(f"{where}: need at least one (P, Q) head")
+        raise ValueError(f"{name}: expected a sequence of {items}, got {type(x).__name__}") from None
+    if not x:
+        raise ValueError(f"{name}: need at least one {item}")
+    return x
+
+
+def _check_heads(heads: Any, where: str) -> list:
+    heads = _nonempty_list(heads, where, "(P, Q) head pairs", "(P, Q) head")
     for h, pq in enumerate(heads):
         try:
             ok = len(pq) == 2
@@ -176,16 +180,7 @@ def attention_stack(
 ) -> Any:
     """``L`` layers of :func:`attention_layer`, ``layers = [heads_1, ..., heads_L]`` (each a list of
     ``(P, Q)`` pairs), one ``attention`` and one ``mask`` for all; returns (..., D, N)."""
-    try:
-        if isinstance(layers, str | bytes | dict):
-            raise TypeError
-        layers = list(layers)
-    except TypeError:
-        raise ValueError(
-            f"layers: expected a sequence of layers (lists of heads), got {type(layers).__name__}"
-        ) from None
-    if not layers:
-        raise ValueError("layers: need at least one layer")
+    layers = _nonempty_list(layers, "layers", "layers (lists of heads)", "layer")
     for i, heads in enumerate(layers):
         with _in_layer(i):
             try:
