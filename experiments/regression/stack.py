@@ -48,8 +48,6 @@ from lsa_theory.checks import check_int
 from lsa_theory.constructions.algorithms import regression as reg
 from lsa_theory.dynamics import regression as rg
 
-from .experiment import law_kwargs, target_matrix
-
 __all__ = [
     "init_stack",
     "layers_of",
@@ -133,6 +131,12 @@ def stack_loss(
     """``(1/2) mean_f (yhat_f - y_q)^2`` of :func:`stack_predict` on prompts ``E`` (F, d+1, N+1)."""
     out = stack_predict(layers, E, attention, via_w2)
     return 0.5 * ((out - y_query) ** 2).mean()
+
+
+def _law(cfg) -> dict:
+    """``cfg``'s data-law arguments (those of :func:`.experiment.law_kwargs`, rebuilt here: the
+    experiment imports this module)."""
+    return {"law": cfg.law, "covariates": cfg.covariates, "gamma_shape": cfg.gamma_shape}
 
 
 def _batch(F: int, N: int, Lambda: np.ndarray, rng: np.random.Generator, **law):
@@ -318,10 +322,10 @@ def stack_record(
     it."""
     N = cfg.N
     seed = cfg.seed if seed is None else seed
-    law = law_kwargs(cfg)
+    law = _law(cfg)
     Gamma = rg.gamma_matrix(Lambda, N)
     default = (cfg.law, cfg.covariates) == ("isotropic", "gaussian")
-    target = None if default else target_matrix(cfg, Lambda, N)
+    target = None if default else rg.one_layer_optimum(Lambda, N, **law)  # .experiment.target_matrix
     loss_star_1 = rg.one_layer_minimum(Lambda, N, **law)  # (R4)'s (1/2)[tr Lambda - tr(Lambda^2 Gamma^{-1})]
     loss_zero = 0.5 * float(np.trace(Lambda @ rg.weight_covariance(Lambda, cfg.law)))
     E_test, y_test = test
@@ -392,7 +396,7 @@ def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and ``pgd_gap`` None) and
     fails the run's verdict (``checks["trained_not_diverged"]``). ``test_loss_as_pgd`` is the (R3)
     stack of the per-layer ``A_l`` (:func:`heads_report`), whatever the attention."""
-    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **law_kwargs(cfg))
+    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **_law(cfg))
     rows, arrays = [], {}
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: one thread is fastest, and --threads cannot change them

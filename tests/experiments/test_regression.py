@@ -537,6 +537,17 @@ def test_run_regression_on_another_data_law(monkeypatch, tmp_path):
         assert r["one_layer_optimum"] == rg.one_layer_minimum(Lambda, cfg.N, "sigma_inverse", "sphere")
         assert r["loss_zero"] == pytest.approx(0.5 * cfg.d, rel=1e-12)  # (1/2) tr(Lambda Lambda^{-1})
         assert all("cos_target" in layer for layer in r["layers"])
+    # the held-out prompts are of the law too: the recorded test loss is the loss on them (round-off:
+    # the same float64 arithmetic on the same prompts, only the JSON round trip of P, Q, exact)
+    from lsa_theory.experiments.regression import stack as st
+
+    E, y = st._batch(
+        cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **ex.law_kwargs(cfg)
+    )
+    for r in doc["trained"]:
+        assert not r["diverged"]
+        layers = [[(np.array(layer["P"]), np.array(layer["Q"]))] for layer in r["layers"]]
+        assert st._test_loss(layers, E, y) == pytest.approx(r["test_loss"], rel=1e-12)
     M_star = rg.one_layer_optimum(Lambda, cfg.N, "sigma_inverse", "sphere")
     assert np.allclose(doc["population"]["M_star"], M_star, rtol=0, atol=1e-12 * np.abs(M_star).max())
     assert doc["population"]["rel_err"] <= 1e-8 and doc["checks"]["population_all"]
