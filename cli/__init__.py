@@ -340,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("gaussian", "sphere", "gamma"),
         default="gaussian",
         help="law of the x's, all with E[x x^T] = Lambda: N(0, Lambda) (default), sqrt(d) Lambda^{1/2} u "
-        "(u uniform on the sphere), or [Ahn]'s gamma-scaled sphere (shape 0.1); any other than "
-        "--law isotropic --covariates gaussian leaves out the trained stacks",
+        "(u uniform on the sphere), or [Ahn]'s gamma-scaled sphere (shape 0.1); the trained stacks "
+        "train on the same law",
     )
     p.add_argument(
         "--heads", type=int, default=1, metavar="H", help="heads per layer of the trained stacks (default 1)"

@@ -242,11 +242,6 @@ def _regression_config(args: argparse.Namespace):
         raise ValueError(f"--heads: must be >= 1, got {heads}")
     if attention not in ATTENTIONS:
         raise ValueError(f"--attention: expected one of {', '.join(ATTENTIONS)}, got {attention!r}")
-    if (heads, attention) != (1, "linear") and (cfg.law, cfg.covariates) != ("isotropic", "gaussian"):
-        raise ValueError(
-            f"--{'heads' if heads != 1 else 'attention'}: the trained stacks run on (R4)'s law only "
-            "(--law isotropic --covariates gaussian); another law leaves them out"
-        )
     cfg = dataclasses.replace(cfg, heads=heads, attention=attention)
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 

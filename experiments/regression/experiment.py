@@ -16,7 +16,8 @@ Data laws (issue 23): ``RegressionConfig.law`` / ``covariates`` / ``gamma_shape`
 of ``(w, x)`` (:data:`lsa_theory.dynamics.regression.WEIGHT_LAWS`,
 :data:`lsa_theory.dynamics.regression.COVARIATE_LAWS`); every comparison above is then made with
 that law's one-layer optimum (:func:`target_matrix`) in place of ``Gamma^{-1}``, and the document
-names both (``law``, ``target``). The trained stacks run on (R4)'s law only.
+names both (``law``, ``target``). The trained stacks train and are tested on the same law and are
+read against its one-layer optimum and minimum (:mod:`.stack`).
 
 Results: ``regression.json`` (the public document) and ``regression.npz`` (trajectories, sampled
 errors, trained matrices) in ``--out``, written atomically; :func:`plot_regression` draws
@@ -91,8 +92,8 @@ class RegressionConfig:
     (:data:`lsa_theory.dynamics.regression.WEIGHT_LAWS`,
     :data:`lsa_theory.dynamics.regression.COVARIATE_LAWS`;
     default (R4)'s ``w ~ N(0, I)``, ``x ~ N(0, Lambda)``), whose one-layer optimum
-    (:func:`target_matrix`) replaces ``Gamma^{-1}`` as the target everywhere; the trained stacks run
-    on (R4)'s law only (another law leaves out the ``"trained"`` unit).
+    (:func:`target_matrix`) replaces ``Gamma^{-1}`` as the target everywhere, the trained stacks
+    included (they train and are tested on that law).
     ``heads``, ``attention``: the heads per layer and the attention function (one of
     :data:`lsa_theory.ATTENTIONS`) of the trained stacks only (default 1, ``"linear"``: the (W2)
     stacks)."""
@@ -426,10 +427,8 @@ UNITS_FILE = ".regression-units.json"
 
 def units(cfg: RegressionConfig) -> list[str]:
     """The unit keys of ``cfg`` in run order: each population flow ``"pop/{d}/{N}/{kappa:g}"``
-    (``cfg.population``), then ``"sampled"``, ``"gamma"`` and ``"trained"`` (the last only for (R4)'s
-    law: the stacks train on it alone)."""
-    keys = [f"pop/{d}/{N}/{kappa:g}" for d, N, kappa in cfg.population] + ["sampled", "gamma"]
-    return keys + ["trained"] if _default_law(cfg) else keys
+    (``cfg.population``), then ``"sampled"``, ``"gamma"`` and ``"trained"`` (on every data law)."""
+    return [f"pop/{d}/{N}/{kappa:g}" for d, N, kappa in cfg.population] + ["sampled", "gamma", "trained"]
 
 
 def run_unit(cfg: RegressionConfig, key: str, Lambda: np.ndarray | None = None):
@@ -444,7 +443,7 @@ def run_unit(cfg: RegressionConfig, key: str, Lambda: np.ndarray | None = None):
         return sampled_runs(cfg)
     if key == "gamma":
         return gamma_check(cfg)
-    if key == "trained" and key in units(cfg):
+    if key == "trained":
         from .stack import train_stacks
 
         return train_stacks(cfg, _lambda(cfg, cfg.d, cfg.N, cfg.kappa) if Lambda is None else Lambda)
@@ -476,9 +475,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
     arrays["sampled/F"] = np.array(cfg.F)
     arrays["sampled/errors"] = errs
     gamma = unit("gamma", lambda: run_unit(cfg, "gamma"))
-    trained, trained_arrays = [], {}
-    if "trained" in units(cfg):
-        trained, trained_arrays = unit("trained", lambda: run_unit(cfg, "trained", primary["Lambda"]))
+    trained, trained_arrays = unit("trained", lambda: run_unit(cfg, "trained", primary["Lambda"]))
     arrays.update(trained_arrays)
     checks = {
         "population_rel_err": all(r["rel_err"] <= CRITERIA["rel_err"] for r in runs),
@@ -498,7 +495,7 @@ def run_regression(cfg: RegressionConfig, out: str | Path | None = None) -> dict
         "Lambda": primary["Lambda"],
         "law": {"w": cfg.law, "x": cfg.covariates}
         | ({"gamma_shape": cfg.gamma_shape} if cfg.covariates == "gamma" else {})
-        | {"trained_stacks": "run" if "trained" in units(cfg) else "not run: (R4)'s law only"},
+        | {"trained_stacks": "run"},
         "target": target_name(cfg),
         "population": {k: primary[k] for k in pop_keys}
         | {k: v for k, v in primary.items() if k not in pop_keys},

@@ -1,8 +1,10 @@
 r"""Trained L-layer stacks of the masked block (W2) on (R1) regression prompts, read against (R3).
 
 The prediction is ``yhat = -E_L[-1, -1]`` ([Ahn]'s convention, the sign of (R3)); the loss is
-``(1/2) E (yhat - y_q)^2`` on fresh antithetic batches of (R4)'s law (``x ~ N(0, Lambda)``,
-``w ~ N(0, I)``), minimised by Adam in float64. Two parameterisations:
+``(1/2) E (yhat - y_q)^2`` on fresh antithetic batches of the configured data law (``cfg.law``,
+``cfg.covariates``, ``cfg.gamma_shape``: :func:`.experiment.law_kwargs`; default (R4)'s ``x ~ N(0,
+Lambda)``, ``w ~ N(0, I)``), minimised by Adam in float64; the held-out test prompts are of the same
+law. Two parameterisations:
 
 - ``"sparse"`` ([Ahn]'s): ``P_l = e_{d+1} e_{d+1}^T`` fixed, ``Q_l = [[-A_l, 0], [0, 0]]``, only the
   ``A_l`` trained;
@@ -12,10 +14,13 @@ The prediction is ``yhat = -E_L[-1, -1]`` ([Ahn]'s convention, the sign of (R3))
 
 Per layer we report the effective preconditioner ``A_l = -P_l[d, d] Q_l[:d, :d]`` (for the (R3) form
 ``P_l[d, d] = 1``) and what else is non-zero (cross blocks ``P_l[d, :d]``, ``Q_l[d, :d]``, the x-rows
-``P_l[:d, :]``), its cosine with ``Lambda^{-1}``, ``Gamma^{-1}`` and ``I``, and its asymmetry; and
-the held-out loss of the trained stack against the (R3) stack built from those ``A_l`` alone
-(equal losses mean the stack *is* preconditioned gradient descent) and against the one-layer
-optimum of (R4). Nothing about the form of the optimum is assumed.
+``P_l[:d, :]``), its cosine with ``Lambda^{-1}``, ``Gamma^{-1}`` and ``I`` (and, for a law other
+than (R4)'s, with that law's one-layer optimum ``M*`` of :func:`.experiment.target_matrix`,
+``cos_target``), and its asymmetry; and the held-out loss of the trained stack against the (R3)
+stack built from those ``A_l`` alone (equal losses mean the stack *is* preconditioned gradient
+descent) and against the one-layer minimum of the law
+(:func:`lsa_theory.dynamics.regression.one_layer_minimum`; (R4)'s for the default law). Nothing
+about the form of the optimum is assumed.
 
 **Heads and attention** (issue 23, item 3): every function takes ``heads`` ``H`` (each layer is ``H``
 head pairs ``(P_{l,h}, Q_{l,h})`` that add) and ``attention``, one of :data:`lsa_theory.ATTENTIONS`;
@@ -128,8 +133,16 @@ def stack_loss(
     return 0.5 * ((out - y_query) ** 2).mean()
 
 
-def _batch(F: int, N: int, Lambda: np.ndarray, rng: np.random.Generator):
-    s = rg.sample_prompts(F, N, Lambda, rng)
+def _law(cfg) -> dict:
+    """``cfg``'s data-law arguments (those of :func:`.experiment.law_kwargs`, rebuilt here: the
+    experiment imports this module)."""
+    return {"law": cfg.law, "covariates": cfg.covariates, "gamma_shape": cfg.gamma_shape}
+
+
+def _batch(F: int, N: int, Lambda: np.ndarray, rng: np.random.Generator, **law):
+    """``(E, y_q)`` of ``F`` antithetic prompts of :func:`lsa_theory.dynamics.regression.sample_prompts`
+    with the data-law arguments ``law`` (``law``, ``covariates``, ``gamma_shape``; none: (R4)'s law)."""
+    s = rg.sample_prompts(F, N, Lambda, rng, **law)
     return torch.as_tensor(s.prompts()), torch.as_tensor(s.y_query)
 
 
@@ -145,9 +158,14 @@ def train_stack(
     heads: int = 1,
     attention: str = "linear",
     via_w2: bool = True,
+    law: str = "isotropic",
+    covariates: str = "gaussian",
+    gamma_shape: float = rg.GAMMA_SHAPE,
 ) -> tuple[list[torch.Tensor], np.ndarray]:
     """Adam (learning rate ``lr``, divided by 10 for the last third of the ``steps``) on fresh
-    batches of ``batch`` prompts of the loss :func:`stack_loss` (``attention``, ``via_w2``) of
+    batches of ``batch`` prompts of the data law ``law``, ``covariates``, ``gamma_shape``
+    (:func:`lsa_theory.dynamics.regression.sample_prompts`; default (R4)'s) of the loss
+    :func:`stack_loss` (``attention``, ``via_w2``) of
     ``heads`` heads per layer; returns the trained tensors and the training-loss curve. The
     generator ``default_rng([seed, 3, L, param])`` does not depend on ``heads`` or ``attention``:
     runs with equal ``heads`` see the same start and the same batches whatever the attention (more
@@ -158,7 +176,7 @@ def train_stack(
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2 * steps // 3], gamma=0.1)
     curve = np.empty(steps)
     for i in range(steps):
-        E, yq = _batch(batch, N, Lambda, rng)
+        E, yq = _batch(batch, N, Lambda, rng, law=law, covariates=covariates, gamma_shape=gamma_shape)
         loss = stack_loss(layers_of(params, param, heads), E, yq, attention, via_w2)
         opt.zero_grad()
         loss.backward()
@@ -181,7 +199,7 @@ def spread(A: np.ndarray, Lambda: np.ndarray) -> float:
     return float(sv.max() / sv.min())
 
 
-def _a_metrics(A: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
+def _a_metrics(A: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray, target: np.ndarray | None) -> dict:
     d = Lambda.shape[0]
     Linv = np.linalg.inv(Lambda)
     a = np.sum(A * Linv) / np.sum(Linv * Linv)
@@ -189,6 +207,7 @@ def _a_metrics(A: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
         "A": A,
         "cos_Lambda_inv": _cos(A, Linv),
         "cos_Gamma_inv": _cos(A, np.linalg.inv(Gamma)),
+        **({} if target is None else {"cos_target": _cos(A, target)}),
         "cos_identity": _cos(A, np.eye(d)),
         "scale_Lambda_inv": float(a),
         "resid_Lambda_inv": float(np.linalg.norm(A - a * Linv) / np.linalg.norm(A)),
@@ -198,13 +217,19 @@ def _a_metrics(A: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
     }
 
 
-def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
+def layer_report(
+    P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.ndarray, target: np.ndarray | None = None
+) -> dict:
     """What one trained layer (one head) is: the effective ``A_l = -P[d, d] Q[:d, :d]`` and its
-    cosines with ``Lambda^{-1}``, ``Gamma^{-1}``, ``I``, its :func:`spread` against ``Lambda^{-1}``;
+    cosines with ``Lambda^{-1}`` (``cos_Lambda_inv``), [ZFB]'s ``Gamma^{-1}`` (``cos_Gamma_inv``, (R4)'s
+    one-layer optimum, whatever the law), ``I`` (``cos_identity``) and, when ``target`` (d, d) is
+    given, with it (``cos_target``: the one-layer optimum of a law other than (R4)'s,
+    :func:`.experiment.target_matrix`; not given for (R4)'s law, where it would be ``cos_Gamma_inv``),
+    its :func:`spread` against ``Lambda^{-1}``;
     the norms of everything (R3) sets to zero; ``r3_fraction``, the share of ``||P||_F^2 +
     ||Q||_F^2`` in (R3)'s entries ``P[d, d]``, ``Q[:d, :d]`` (1 for an (R3) layer)."""
     d = Lambda.shape[0]
-    m = _a_metrics(-P[d, d] * Q[:d, :d], Lambda, Gamma)
+    m = _a_metrics(-P[d, d] * Q[:d, :d], Lambda, Gamma, target)
     r3 = P[d, d] ** 2 + np.sum(Q[:d, :d] ** 2)
     return {
         "A": m["A"],
@@ -221,18 +246,21 @@ def layer_report(P: np.ndarray, Q: np.ndarray, Lambda: np.ndarray, Gamma: np.nda
     }
 
 
-def heads_report(heads: list, Lambda: np.ndarray, Gamma: np.ndarray) -> dict:
-    """One trained layer of ``H`` heads ``[(P_h, Q_h)]``: for ``H = 1`` :func:`layer_report`;
+def heads_report(
+    heads: list, Lambda: np.ndarray, Gamma: np.ndarray, target: np.ndarray | None = None
+) -> dict:
+    """One trained layer of ``H`` heads ``[(P_h, Q_h)]`` (``target`` as in :func:`layer_report`): for
+    ``H = 1`` :func:`layer_report`;
     otherwise the metrics of the summed ``A_l = sum_h -P_h[d, d] Q_h[:d, :d]`` (for linear attention
     the layer's (R3) preconditioner when the cross blocks vanish), ``r3_fraction`` over all heads,
     and ``heads``, the :func:`layer_report` of each head."""
     if len(heads) == 1:
-        return layer_report(*heads[0], Lambda, Gamma)
+        return layer_report(*heads[0], Lambda, Gamma, target)
     d = Lambda.shape[0]
-    each = [layer_report(P, Q, Lambda, Gamma) for P, Q in heads]
+    each = [layer_report(P, Q, Lambda, Gamma, target) for P, Q in heads]
     r3 = sum(P[d, d] ** 2 + np.sum(Q[:d, :d] ** 2) for P, Q in heads)
     total = sum(np.sum(P * P) + np.sum(Q * Q) for P, Q in heads)
-    return _a_metrics(sum(r["A"] for r in each), Lambda, Gamma) | {
+    return _a_metrics(sum(r["A"] for r in each), Lambda, Gamma, target) | {
         "r3_fraction": float(r3 / total),
         "heads": each,
     }
@@ -270,8 +298,9 @@ def score_spread(heads: list, E: torch.Tensor) -> float:
 
 def stack_diverged(curve: np.ndarray, test_loss: float, loss_zero: float) -> bool:
     """True when training diverged: a non-finite training or test loss, or a test loss above
-    ``loss_zero = (1/2) tr(Lambda)``, the loss of the zero prediction (``E y_q^2 = tr Lambda`` under
-    (R4)'s law), which any stack that learnt anything beats (every trained stack of the saved runs
+    ``loss_zero``, the loss of the zero prediction: ``(1/2) E y_q^2 = (1/2) tr(Lambda W)`` with ``W =
+    E[w w^T]`` (``(1/2) tr Lambda`` under (R4)'s law, ``d / 2`` for ``w ~ N(0, Lambda^{-1})``), which
+    any stack that learnt anything beats (every trained stack of the saved runs
     is below the one-layer optimum, itself below ``loss_zero``; Adam at ``lr = 1e6`` gave 2.2e24)."""
     return bool(not np.isfinite(curve).all() or not np.isfinite(test_loss) or test_loss > loss_zero)
 
@@ -287,13 +316,18 @@ def stack_record(
     attention: str = "linear",
 ) -> tuple[dict, np.ndarray]:
     """Train one stack (:func:`train_stack` with ``cfg.N``, ``cfg.train_steps``, ``cfg.train_batch``,
-    ``cfg.train_lr`` and ``seed``, default ``cfg.seed``) and read it on the held-out prompts ``test =
-    (E, y_q)``: ``(row, training-loss curve)``, the row as :func:`train_stacks` describes it."""
+    ``cfg.train_lr``, ``seed`` (default ``cfg.seed``) and ``cfg``'s data law
+    (:func:`.experiment.law_kwargs`)) and read it on the held-out prompts ``test = (E, y_q)`` (drawn
+    from the same law): ``(row, training-loss curve)``, the row as :func:`train_stacks` describes
+    it."""
     N = cfg.N
     seed = cfg.seed if seed is None else seed
+    law = _law(cfg)
     Gamma = rg.gamma_matrix(Lambda, N)
-    loss_star_1 = 0.5 * float(np.trace(Lambda) - np.trace(Lambda @ Lambda @ np.linalg.inv(Gamma)))
-    loss_zero = 0.5 * float(np.trace(Lambda))
+    default = (cfg.law, cfg.covariates) == ("isotropic", "gaussian")
+    target = None if default else rg.one_layer_optimum(Lambda, N, **law)  # .experiment.target_matrix
+    loss_star_1 = rg.one_layer_minimum(Lambda, N, **law)  # (R4)'s (1/2)[tr Lambda - tr(Lambda^2 Gamma^{-1})]
+    loss_zero = 0.5 * float(np.trace(Lambda @ rg.weight_covariance(Lambda, cfg.law)))
     E_test, y_test = test
     t0 = time.perf_counter()
     params, curve = train_stack(
@@ -307,6 +341,7 @@ def stack_record(
         seed,
         heads=heads,
         attention=attention,
+        **law,
     )
     with torch.no_grad():
         layers = [
@@ -317,7 +352,7 @@ def stack_record(
         diverged = stack_diverged(curve, test_loss, loss_zero)
         reports, test_pgd, se, spread_1 = [], None, None, None
         if not diverged:
-            reports = [heads_report(hs, Lambda, Gamma) for hs in layers]
+            reports = [heads_report(hs, Lambda, Gamma, target) for hs in layers]
             as_pgd = [[pq] for pq in reg.precond_gd([r["A"] for r in reports])]
             test_pgd = _test_loss(as_pgd, E_test, y_test)
             se = _test_loss_se(layers, E_test, y_test, attention)
@@ -345,15 +380,23 @@ def stack_record(
 
 def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     """Train every ``L`` in ``cfg.layers`` in both parameterisations on the primary ``Lambda``, with
-    ``cfg.heads`` heads and ``cfg.attention`` (default 1 and ``"linear"``: the pre-heads stacks);
-    returns ``(rows, arrays)`` (rows for the JSON document, loss curves for the .npz).
+    ``cfg.heads`` heads and ``cfg.attention`` (default 1 and ``"linear"``: the pre-heads stacks), on
+    ``cfg``'s data law (training batches and the ``cfg.test_prompts`` held-out prompts,
+    ``default_rng([cfg.seed, 4])``, both of :func:`.experiment.law_kwargs`); returns ``(rows,
+    arrays)`` (rows for the JSON document, loss curves for the .npz).
+
+    ``one_layer_optimum`` in a row is the one-layer *minimum loss* of the law
+    (:func:`lsa_theory.dynamics.regression.one_layer_minimum`, (R4)'s for the default law), the
+    value a trained stack is compared with; per layer ``cos_Gamma_inv`` is the cosine with [ZFB]'s
+    ``Gamma^{-1}`` and, for a law other than (R4)'s, ``cos_target`` the cosine with that law's
+    one-layer optimum matrix (:func:`.experiment.target_matrix`; see :func:`layer_report`).
 
     Each row records ``heads``, ``attention``, ``diverged`` (:func:`stack_diverged`), ``loss_zero``
     (the zero prediction's loss), ``test_loss_se`` and ``score_spread`` (first layer); a diverged
     stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and ``pgd_gap`` None) and
     fails the run's verdict (``checks["trained_not_diverged"]``). ``test_loss_as_pgd`` is the (R3)
     stack of the per-layer ``A_l`` (:func:`heads_report`), whatever the attention."""
-    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]))
+    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **_law(cfg))
     rows, arrays = [], {}
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: one thread is fastest, and --threads cannot change them

@@ -13,7 +13,7 @@ import torch
 import lsa_theory as lt
 from lsa_theory import cli
 from lsa_theory.dynamics import regression as rg
-from lsa_theory.experiments.regression import RegressionConfig
+from lsa_theory.experiments.regression import RegressionConfig, units
 from lsa_theory.experiments.regression import attention as at
 from lsa_theory.experiments.regression import stack as st
 
@@ -217,18 +217,23 @@ def test_config_refuses_bad_heads_and_attention():
 
 
 def test_command_options(capsys):
-    """``--heads``/``--attention`` reach the configuration; bad values say ``lsa-theory regression:
-    error: --opt: ...`` with exit 2 and nothing run."""
+    """``--heads``/``--attention`` reach the configuration, with any data law (the stacks train on
+    it); bad values say ``lsa-theory regression: error: --opt: ...`` with exit 2 and nothing run."""
     from lsa_theory.cli.commands import _regression_config
 
     args = cli.build_parser().parse_args(["regression", "--quick", "--heads", "2", "--attention", "relu"])
     cfg = _regression_config(args)
     assert (cfg.heads, cfg.attention) == (2, "relu")
+    for argv, want in (
+        (["--law", "sigma_inverse", "--attention", "softmax"], ("sigma_inverse", "gaussian", 1, "softmax")),
+        (["--covariates", "sphere", "--heads", "2"], ("isotropic", "sphere", 2, "linear")),
+    ):
+        cfg = _regression_config(cli.build_parser().parse_args(["regression", "--quick", *argv]))
+        assert (cfg.law, cfg.covariates, cfg.heads, cfg.attention) == want
+        assert "trained" in units(cfg)
     for argv, opt in (
         (["--attention", "cosine"], "--attention"),
         (["--heads", "0"], "--heads"),
-        (["--law", "sigma_inverse", "--attention", "softmax"], "--attention"),  # stacks: (R4)'s law only
-        (["--covariates", "sphere", "--heads", "2"], "--heads"),
     ):
         rc = cli.main(["regression", "--quick", *argv])
         out, err = capsys.readouterr()
