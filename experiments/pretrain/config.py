@@ -131,7 +131,7 @@ class PretrainConfig:
         check_int(self.heads, "heads")
         if not isinstance(self.attention, str) or self.attention not in lt.ATTENTIONS:
             raise ValueError(f"attention: expected one of {lt.ATTENTIONS}, got {self.attention!r}")
-        if (self.heads, self.attention) != (1, "linear") and self.algo != "sarsa":
+        if (self.heads, self.attention) != (1, "linear") and self.alg.has_actor:
             raise ValueError(
                 f"attention, heads: the sampled route is SARSA's (d_pi = 0), got algo {self.algo!r}"
             )

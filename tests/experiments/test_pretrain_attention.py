@@ -112,3 +112,82 @@ def test_config_heads_attention_and_the_expected_loop_refusal():
         pt.PretrainConfig(**base, heads=0)
     with pytest.raises(ValueError, match="SARSA"):
         pt.PretrainConfig(**base, attention="relu", algo="actor_critic")
+
+
+# ------------------------------------------------------------------------------------------------
+# the sampled comparison (lsa_theory.experiments.pretrain.sampled)
+# ------------------------------------------------------------------------------------------------
+
+
+def _tiny_sampled(**changes):
+    from lsa_theory.experiments.pretrain import sampled as sp
+
+    base = sp.sampled_config(quick=True).replace(k=8, batch_mdps=2, steps=2, teacher_steps=5, heldout_k=3)
+    return base.replace(**changes)
+
+
+def test_deploy_heads_one_linear_head_is_the_deployment():
+    """Identity: one linear head on the raw prompt (lt.attention_layer, mask eye) driving the sampled
+    loop gives :func:`deploy`'s greedy return with the same (P, V) on the same stream; the returns
+    are equal while the greedy actions agree, and the updates differ by round-off only (~1e-16 per
+    entry), so the returns agree exactly (tolerance 1e-12)."""
+    from lsa_theory.experiments.control import deploy
+    from lsa_theory.experiments.envs import heldout_rng
+    from lsa_theory.experiments.pretrain import sampled as sp
+
+    cfg = _tiny_sampled(heldout_k=6)
+    _, mdps = pt.heldout_batch(cfg)
+    r = np.random.default_rng(0)
+    Pc, Vc = constructions.sarsa(4, 0.2)
+    P, V = Pc + 0.1 * r.standard_normal(Pc.shape), Vc + 0.1 * r.standard_normal(Vc.shape)
+    got, ref = [], []
+    for i, m in enumerate(mdps):
+        got.append(
+            sp.deploy_heads(m, [(P, V)], "linear", n=10, n_updates=5, epsilon=0.1, rng=heldout_rng(0, i, 1))
+        )
+        dep = deploy(
+            m, (P, V), n=10, n_updates=5, epsilon=0.1, alpha=0.2, rng=heldout_rng(0, i, 1), eval_every=5
+        )
+        ref.append(dep.normalized_return[-1])
+    assert not any(d for _, d in got)
+    assert np.max(np.abs(np.array([g for g, _ in got]) - np.array(ref))) < 1e-12
+    # negative control: a relu block with the same (P, V) is another loop
+    rel = [sp.deploy_heads(m, [(P, V)], "relu", n=10, n_updates=5, epsilon=0.1, rng=heldout_rng(0, i, 1))[0]
+           for i, m in enumerate(mdps)]  # fmt: skip
+    assert np.max(np.abs(np.array(rel) - np.array(ref))) > 1e-3
+
+
+def test_deploy_heads_scores_a_diverged_loop_zero():
+    from lsa_theory.experiments.envs import heldout_rng
+    from lsa_theory.experiments.pretrain import sampled as sp
+
+    cfg = _tiny_sampled()
+    _, mdps = pt.heldout_batch(cfg)
+    D = cfg.layout.D
+    big = [(1e3 * np.ones((D, D)), 1e3 * np.ones((D, D)))]
+    r, div = sp.deploy_heads(
+        mdps[0], big, "linear", n=10, n_updates=20, epsilon=0.1, rng=heldout_rng(0, 0, 1)
+    )
+    assert div and r == 0.0
+
+
+def test_compare_sampled_keeps_every_run(tmp_path):
+    import json
+
+    from lsa_theory.experiments.pretrain import sampled as sp
+
+    cfg = _tiny_sampled()
+    doc = sp.compare_sampled(
+        cfg, models=(("relu", 1), ("linear", 2)), seeds=(0,), samples=2, path=tmp_path / "c.json"
+    )
+    assert [(r["attention"], r["heads"], r["seed"]) for r in doc["runs"]] == [
+        ("relu", 1, 0),
+        ("linear", 2, 0),
+    ]
+    for r in doc["runs"]:
+        for b in ("rl", "teacher", "initial"):
+            assert r[b]["n_diverged"] >= 0 and r[b]["heldout_return"] is not None
+        assert r["rl-teacher"]["n"] == cfg.heldout_k and len(r["rl"]) >= 6
+    assert json.loads((tmp_path / "c.json").read_text())["runs"] == doc["runs"]
+    with pytest.raises(ValueError, match="SARSA"):
+        sp.train_rl_sampled(cfg.replace(algo="actor_critic"))
