@@ -276,3 +276,30 @@ def compare_sampled(
     if path is not None:
         atomic_write_json(Path(path), doc)
     return doc
+
+
+def _pm(e: dict) -> str:
+    return f"{e['heldout_return']:+.3f} ± {e['heldout_return_sem']:.3f} ({e['n_diverged']})"
+
+
+def _ci(c: dict) -> str:
+    return f"{c['mean']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
+
+
+def markdown_table(doc: dict) -> list[str]:
+    """The rows of the docs' table of a :func:`compare_sampled` document, one per run in its order:
+    block, seed, held-out return (mean ± s.e.m., diverged loops) of (P2), (P1) and the start, the
+    paired ``rl - teacher`` and ``rl - initial`` (mean and 95 % interval), (P2) skipped steps and the
+    (P1) final loss; the header first."""
+    rows = [
+        "| block | seed | (P2) return | (P1) return | start | (P2) - (P1) | (P2) - start | skipped "
+        "| (P1) loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        rows.append(
+            f"| {r['attention']} x {r['heads']} | {r['seed']} | {_pm(r['rl'])} | {_pm(r['teacher'])} | "
+            f"{_pm(r['initial'])} | {_ci(r['rl-teacher'])} | {_ci(r['rl-initial'])} | {r['rl']['skipped']} | "
+            f"{r['teacher']['loss_final']:.2e} |"
+        )
+    return rows
