@@ -1687,6 +1687,27 @@ def _regression_attention_numbers(doc: dict) -> dict[str, list[str]]:
 
 
 #: (saved result in docs/figures/ or None, the function that formats the prose from it).
+def _pretrain_attention_numbers(doc: dict) -> dict[str, list[str]]:
+    """docs/pretraining.md's table of the sampled (P2)/(P1) comparison with heads and attention
+    functions (every run of docs/figures/pretrain-attention.json, a row each) and its counts: runs
+    whose paired 95 % interval of (P2) minus its start, resp. minus (P1), lies above / below 0."""
+    from lsa_theory.experiments.pretrain.sampled import markdown_table
+
+    runs = doc["runs"]
+    n = len(runs)
+    up = sum(r["rl-initial"]["ci_low"] > 0 for r in runs)
+    down = sum(r["rl-initial"]["ci_high"] < 0 for r in runs)
+    above = sum(r["rl-teacher"]["ci_low"] > 0 for r in runs)
+    below = sum(r["rl-teacher"]["ci_high"] < 0 for r in runs)
+    return {
+        "docs/pretraining.md": markdown_table(doc)[2:]
+        + [
+            f"(P2) is above its start in {up} of {n} runs and below it in {down}",
+            f"above (P1) in {above} of {n} and below (P1) in {below}",
+        ]
+    }
+
+
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
     ("pretrain-seeds.json", _p3_numbers),
@@ -1707,6 +1728,7 @@ PROSE_NUMBERS = [
     ("td-pretrain-full.json", _td_pretrain_readme_numbers),
     ("attention-sarsa.json", _attention_numbers),
     ("regression-attention.json", _regression_attention_numbers),
+    ("pretrain-attention.json", _pretrain_attention_numbers),
 ]
 
 
@@ -1733,6 +1755,7 @@ PROSE_NUMBERS = [
         "td-pretrain-readme",
         "attention",
         "regression-attention",
+        "pretrain-attention",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

@@ -9,13 +9,14 @@ and :func:`plot` (:func:`plot_pretrain`, from saved results).
 Files: ``config.py`` (the configuration and its MDPs), ``expected_loop.py`` (the expected-context
 loop and the smooth objective (P2)), ``train.py`` (Adam on (P2), checkpoints), ``evaluate.py``
 (scoring blocks on held-out MDPs: sampled and smooth deployments, (S3) alignment, update
-agreement), ``compare.py`` (the comparison (P3), its units and the (T, k) sweep), ``plots.py``
-(figures from saved results).
+agreement), ``compare.py`` (the comparison (P3), its units and the (T, k) sweep), ``sampled.py``
+((P2) and (P1) of a block with heads and an attention function on sampled loops, and their
+comparison), ``plots.py`` (figures from saved results).
 """
 
 from __future__ import annotations
 
-from . import expected_loop
+from . import expected_loop, sampled
 from .compare import (
     RUN_MODES,
     SWEEP_KS,
@@ -70,6 +71,7 @@ __all__ = [
     "plot_sweep",
     "plot_seeds",
     "expected_loop",
+    "sampled",
 ]
 
 #: The face of the experiment: its configuration, run and figures.

@@ -97,6 +97,8 @@ class PretrainConfig:
     eval_updates: int | None = None
     curve_updates: int = 100
     eval_every: int = 5
+    heads: int = 1
+    attention: str = "linear"
 
     def __post_init__(self) -> None:
         for name in ("S", "A", "n", "T", "k", "steps", "log_every", "checkpoint_every", "frames"):
@@ -126,6 +128,13 @@ class PretrainConfig:
             raise ValueError(f"mode: expected 'full' or 'effective', got {self.mode!r}")
         if self.schedule not in ("constant", "exp", "cosine"):
             raise ValueError(f"schedule: expected 'constant', 'exp' or 'cosine', got {self.schedule!r}")
+        check_int(self.heads, "heads")
+        if not isinstance(self.attention, str) or self.attention not in lt.ATTENTIONS:
+            raise ValueError(f"attention: expected one of {lt.ATTENTIONS}, got {self.attention!r}")
+        if (self.heads, self.attention) != (1, "linear") and self.alg.has_actor:
+            raise ValueError(
+                f"attention, heads: the sampled route is SARSA's (d_pi = 0), got algo {self.algo!r}"
+            )
         self.teacher_config()  # validates the shared fields
 
     @property
@@ -181,8 +190,19 @@ class PretrainConfig:
     def replace(self, **changes) -> PretrainConfig:
         return replace(self, **changes)
 
+    @property
+    def linear_block(self) -> bool:
+        """One linear head (the defaults): the (L1) block whose (L2) readout the expected-context
+        loop uses."""
+        return (self.heads, self.attention) == (1, "linear")
+
     def as_dict(self) -> dict:
-        return to_jsonable(asdict(self))
+        """The fields as JSON; ``heads`` and ``attention`` only when not at their defaults (1,
+        ``"linear"``), so the documents and checkpoints of the one-linear-head block stay as before."""
+        doc = asdict(self)
+        if self.linear_block:
+            del doc["heads"], doc["attention"]
+        return to_jsonable(doc)
 
     @classmethod
     def full(cls) -> PretrainConfig:

@@ -435,6 +435,26 @@ def rl_objective(
     return vals if per_mdp else vals.mean()
 
 
+def _check_attention(attention) -> str:
+    if not isinstance(attention, str) or attention not in lt.ATTENTIONS:
+        raise ValueError(f"attention: expected one of {lt.ATTENTIONS} or None, got {attention!r}")
+    return attention
+
+
+def _stacked_heads(P: torch.Tensor, V: torch.Tensor, layout: lt.Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(P, V)`` as (H, D, D) stacks of heads (a (D, D) pair is one head); ValueError otherwise."""
+    P, V = torch.as_tensor(P), torch.as_tensor(V)
+    if P.ndim == 2:
+        P, V = P[None], V[None]
+    D = layout.D
+    if P.ndim != 3 or P.shape[0] < 1 or tuple(P.shape[1:]) != (D, D) or P.shape != V.shape:
+        raise ValueError(
+            f"P, V: expected (D, D) or equal (H, D, D) stacks of heads with D = {D}, got "
+            f"{tuple(P.shape)} and {tuple(V.shape)}"
+        )
+    return P, V
+
+
 class _PathwiseLoop:
     """The agent and update of one sampled softmax loop of :func:`score_function_gradient`, run by
     the one driver :func:`lsa_theory.loop_driver.closed_loop` (numpy) while the differentiable
@@ -443,9 +463,10 @@ class _PathwiseLoop:
     ``log p``, the summed log-probabilities of the sampled actions. The driver sees
     ``w_t.detach()``."""
 
-    def __init__(self, alg, draws, phi, gamma, tau, w0, P, V, n, layout, increment):
+    def __init__(self, alg, draws, phi, gamma, tau, w0, P, V, n, layout, increment, attention=None):
         self.alg, self.draws, self.phi, self.gamma, self.tau = alg, draws, phi, gamma, tau
         self.P, self.V, self.n, self.layout, self.increment = P, V, n, layout, increment
+        self.attention = attention
         self.w, self.logp, self.pi = w0, torch.zeros((), dtype=P.dtype), None
 
     def behaviour(self, w, lam):
@@ -460,6 +481,11 @@ class _PathwiseLoop:
 
     def update(self, X, g, w, lam):
         X = torch.as_tensor(X, dtype=self.P.dtype)
+        if self.attention is not None:  # the block on the raw (H) prompt, heads stacked in P, V
+            H = self.alg.full_prompt(X, None, self.w, None)
+            heads = list(zip(self.P, self.V, strict=True))
+            self.w = self.w + self.increment(H, heads, self.attention, self.layout.d)
+            return self.w.detach().numpy(), None
         wt = torch.cat([torch.ones(1, dtype=self.P.dtype), self.w])
         self.w = (
             self.w
@@ -480,6 +506,7 @@ def score_function_gradient(
     tau: float,
     samples: int,
     rng: np.random.Generator,
+    attention: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Score-function (REINFORCE) estimate of the gradient of the *sampled* (P2) objective
     ``E[mean_k R_k(pi_{w_T})]`` over ``samples`` sampled softmax loops (S6) per MDP, with the
@@ -493,10 +520,26 @@ def score_function_gradient(
     :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.smooth_policy` (one MDP) and the context
     :meth:`~lsa_theory.constructions.ClosedLoopAlgorithm.frame`. Implemented for declarations without extra
     context rows (``smooth_extra_rows`` ``None``, ``d_pi = 0``): with them (the (A1) scores) the
-    pathwise derivative through the rows is not followed (ValueError naming the hook)."""
-    from ..training import increment
+    pathwise derivative through the rows is not followed (ValueError naming the hook).
 
+    **Heads and an attention function** (``attention`` one of :data:`lsa_theory.ATTENTIONS`): the
+    loop's update ``w_{t+1} = TF_theta(H_t)`` is then computed on the raw (H) prompt ``H_t`` (context
+    columns and the parameter column) by :func:`lsa_theory.attention_layer` with mask ``I_{n+1}``
+    (:func:`lsa_theory.experiments.attention.block_increment`), ``P``, ``V`` (H, D, D) the stacked
+    heads ``(P_h, V_h)`` in [LL]'s letters (a (D, D) pair is one head); the gradients have that
+    shape (H, D, D). With one linear head this is the (L2) route above up to round-off (the (L1) readout of
+    the raw prompt and (L2) of ``Sigma = X X^T / n`` sum the same products in another order). The
+    default ``None`` is the (L2) route, unchanged. Sampled loops see the raw context columns, so a
+    nonlinear block acts there; the expected-context loop cannot take it (its exactness needs a
+    block affine in ``Sigma``)."""
     alg = batch.alg
+    if attention is None:
+        from ..training import increment
+    else:
+        from ..attention import block_increment as increment
+
+        attention = _check_attention(attention)
+        P, V = _stacked_heads(P, V, layout)
     if layout.d_pi != batch.d_pi:
         raise ValueError(
             f"layout: d_pi = {layout.d_pi} does not match the batch's actor features ({batch.d_pi})"
@@ -514,7 +557,9 @@ def score_function_gradient(
         phi = batch.phi[k]
         draws = constructions.Draws(phi.numpy(), None, batch.w0[k].numpy(), None)
         for _ in range(samples):
-            path = _PathwiseLoop(alg, draws, phi, mdp.gamma, tau, batch.w0[k], P, V, n, layout, increment)
+            path = _PathwiseLoop(
+                alg, draws, phi, mdp.gamma, tau, batch.w0[k], P, V, n, layout, increment, attention
+            )
             w0 = batch.w0[k].detach().numpy()
             closed_loop(mdp, path, w0, None, path.update, n=n, n_updates=T, rng=rng, keep_frames=False,
                         on_context=path.on_context)  # fmt: skip

@@ -138,6 +138,13 @@ def train_rl(
     total steps (``finished=False``). RuntimeError when the objective stops being finite."""
     if not isinstance(cfg, PretrainConfig):
         raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
+    if not cfg.linear_block:
+        raise ValueError(
+            f"attention, heads: the expected-context loop is exact only for a block affine in Sigma (one "
+            f"linear head), got heads = {cfg.heads}, attention = {cfg.attention!r}; train this block on "
+            f"sampled loops (lsa_theory.experiments.pretrain.sampled.train_rl_sampled, the score-function "
+            f"route of expected_loop.score_function_gradient with attention=...)"
+        )
     if stop_at is not None:
         stop_at = check_int(stop_at, "stop_at", minimum=0)
     out = Path(out) if out is not None else None
