@@ -37,7 +37,7 @@ import numpy as np
 
 from . import backend as B
 from .checks import check_finite, check_int
-from .lsa import _check_block_args, _in_layer
+from .lsa import _check_block_args, _in_layer, _nonempty_list
 
 __all__ = ["ATTENTIONS", "attention_layer", "attention_stack"]
 
@@ -108,19 +108,6 @@ def _check_mask(mask: Any, Z: Any, n: int) -> tuple[Any, np.ndarray]:
     if not admitted.any():
         raise ValueError("mask: admits no key (every column is zero)")
     return mask, admitted
-
-
-def _nonempty_list(x: Any, name: str, items: str, item: str) -> list:
-    """``x`` as a non-empty list (of ``items``); ValueError naming ``name`` otherwise."""
-    try:
-        if isinstance(x, str | bytes | dict):
-            raise TypeError
-        x = list(x)
-    except TypeError:
-        raise ValueError(f"{name}: expected a sequence of {items}, got {type(x).__name__}") from None
-    if not x:
-        raise ValueError(f"{name}: need at least one {item}")
-    return x
 
 
 def _check_heads(heads: Any, where: str) -> list:

@@ -68,18 +68,24 @@ def _check_block_args(H: Any, mats: dict[str, Any], n_queries: int, name: str = 
     return H, out, n
 
 
-def _check_layers(layers: Any, pair: str) -> list:
-    """``layers`` as a non-empty list of pairs; ValueError naming ``layers`` otherwise."""
+def _nonempty_list(x: Any, name: str, items: str, item: str) -> list:
+    """``x`` (a list, tuple, array, ...; not a string or dict) as a non-empty list of ``items``;
+    ValueError naming ``name`` otherwise."""
     try:
-        if isinstance(layers, str | bytes | dict):
+        if isinstance(x, str | bytes | dict):
             raise TypeError
-        layers = list(layers)  # a list, tuple or (L, 2, D, D) array of pairs
+        x = list(x)
     except TypeError:
-        raise ValueError(
-            f"layers: expected a sequence of {pair} pairs, got {type(layers).__name__}"
-        ) from None
-    if len(layers) < 1:
-        raise ValueError(f"layers: need at least one {pair} pair")
+        raise ValueError(f"{name}: expected a sequence of {items}, got {type(x).__name__}") from None
+    if not x:
+        raise ValueError(f"{name}: need at least one {item}")
+    return x
+
+
+def _check_layers(layers: Any, pair: str) -> list:
+    """``layers`` (a list, tuple or (L, 2, D, D) array of pairs) as a non-empty list of pairs;
+    ValueError naming ``layers`` otherwise."""
+    layers = _nonempty_list(layers, "layers", f"{pair} pairs", f"{pair} pair")
     for i, pv in enumerate(layers):
         try:
             ok = len(pv) == 2

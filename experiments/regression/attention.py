@@ -29,7 +29,7 @@ import torch
 
 from ..io import atomic_write_json, provenance, to_jsonable, versions
 from ..store import UnitStore
-from .experiment import RegressionConfig, _lambda, law_kwargs
+from .experiment import RegressionConfig, _lambda
 from .stack import _batch, stack_record
 
 __all__ = [
@@ -136,7 +136,7 @@ def attention_study(
         label="regression-attention",
     )
     Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
-    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **law_kwargs(cfg))
+    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **cfg.law_kwargs())
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []

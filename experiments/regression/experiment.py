@@ -61,7 +61,6 @@ __all__ = [
     "sampled_runs",
     "gamma_check",
     "gamma_check_table",
-    "law_kwargs",
     "target_name",
     "target_matrix",
 ]
@@ -187,6 +186,11 @@ class RegressionConfig:
         if self.gamma_F < 10 * self.d * self.d:
             raise ValueError(f"gamma_F: need at least 10 d^2 = {10 * self.d**2}, got {self.gamma_F}")
 
+    def law_kwargs(self) -> dict:
+        """``{"law", "covariates", "gamma_shape"}``: the data-law arguments of
+        :mod:`lsa_theory.dynamics.regression`'s samplers and optima."""
+        return {"law": self.law, "covariates": self.covariates, "gamma_shape": self.gamma_shape}
+
     @classmethod
     def full(cls) -> RegressionConfig:
         """The default configuration (what ``lsa-theory regression`` runs without ``--quick``)."""
@@ -210,12 +214,6 @@ def _check_tuple(value, name: str) -> tuple:
     return tuple(value)
 
 
-def law_kwargs(cfg: RegressionConfig) -> dict:
-    """``{"law", "covariates", "gamma_shape"}`` of ``cfg``: the data-law arguments of
-    :mod:`lsa_theory.dynamics.regression`'s samplers and optima."""
-    return {"law": cfg.law, "covariates": cfg.covariates, "gamma_shape": cfg.gamma_shape}
-
-
 def _default_law(cfg: RegressionConfig) -> bool:
     return cfg.law == "isotropic" and cfg.covariates == "gaussian"
 
@@ -232,7 +230,7 @@ def target_name(cfg: RegressionConfig) -> str:
 def target_matrix(cfg: RegressionConfig, Lambda: np.ndarray, N: int) -> np.ndarray:
     """The one-layer optimum of ``cfg``'s data law (d, d)
     (:func:`lsa_theory.dynamics.regression.one_layer_optimum`): ``Gamma^{-1}`` for (R4)'s law."""
-    return rg.one_layer_optimum(Lambda, N, **law_kwargs(cfg))
+    return rg.one_layer_optimum(Lambda, N, **cfg.law_kwargs())
 
 
 def _lambda(cfg: RegressionConfig, d: int, N: int, kappa: float) -> np.ndarray:
@@ -258,7 +256,7 @@ def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple
     """One flow on the exact (R4) objective from [ZFB]'s initialisation: ``(row, arrays)``."""
     t0 = time.perf_counter()
     Lambda = _lambda(cfg, d, N, kappa)
-    obj = rg.population_objective(Lambda, N, **law_kwargs(cfg))
+    obj = rg.population_objective(Lambda, N, **cfg.law_kwargs())
     M_target = target_matrix(cfg, Lambda, N)  # Gamma^{-1} for (R4)'s law
     theta0 = rg.zfb_init(d, cfg.sigma, np.random.default_rng([cfg.seed, d, N, int(kappa), 1]))
     pred = rg.predict_limit(obj, theta0)  # before integrating: (M3) then (M6)'s prediction point
@@ -267,8 +265,8 @@ def population_run(cfg: RegressionConfig, d: int, N: int, kappa: float) -> tuple
     M_flow = rg.effective_matrix(flow.theta_final, d)
     rich = rg.richness(obj, flow.theta_final)
     mu, n_pts = dy.fit_rate(flow.t, flow.loss, cfg.window)
-    loss_star = rg.one_layer_minimum(Lambda, N, **law_kwargs(cfg))
-    loss_final = rg.population_loss(M_flow, Lambda, N, **law_kwargs(cfg))
+    loss_star = rg.one_layer_minimum(Lambda, N, **cfg.law_kwargs())
+    loss_final = rg.population_loss(M_flow, Lambda, N, **cfg.law_kwargs())
     excess = np.maximum(flow.loss, 1e-300)
     pl = flow.grad_norm**2 / (2 * excess) / rich_pred.lambda_min_plus
     row = {
@@ -335,7 +333,7 @@ def sampled_runs(cfg: RegressionConfig) -> tuple[list[dict], float, np.ndarray]:
         to_own, converged = [], True
         for r in range(cfg.reps):
             rng = np.random.default_rng([cfg.seed, 2, F, r])
-            obj = rg.sampled_objective(rg.sample_prompts(F, cfg.N, Lambda, rng, **law_kwargs(cfg)))
+            obj = rg.sampled_objective(rg.sample_prompts(F, cfg.N, Lambda, rng, **cfg.law_kwargs()))
             flow = _flow(cfg, obj, rg.zfb_init(cfg.d, cfg.sigma, rng), sampled=True)
             M = rg.effective_matrix(flow.theta_final, cfg.d)
             errs[i, r] = np.linalg.norm(M - M_target) / np.linalg.norm(M_target)
@@ -377,7 +375,7 @@ def gamma_check(cfg: RegressionConfig) -> dict:
     Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
     M_target = target_matrix(cfg, Lambda, cfg.N)
     rng = np.random.default_rng([cfg.seed, 5])
-    test = rg.sample_minimiser_test(Lambda, cfg.N, M_target, cfg.gamma_F, rng, **law_kwargs(cfg))
+    test = rg.sample_minimiser_test(Lambda, cfg.N, M_target, cfg.gamma_F, rng, **cfg.law_kwargs())
     dof = test["dof"]
     crit = float(stats.chi2.isf(CRITERIA["gamma_alpha"], dof))
     delta = M_target.ravel() * (1.0 / (1.0 + GAMMA_ERROR) - 1.0)

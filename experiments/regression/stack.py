@@ -2,7 +2,7 @@ r"""Trained L-layer stacks of the masked block (W2) on (R1) regression prompts, 
 
 The prediction is ``yhat = -E_L[-1, -1]`` ([Ahn]'s convention, the sign of (R3)); the loss is
 ``(1/2) E (yhat - y_q)^2`` on fresh antithetic batches of the configured data law (``cfg.law``,
-``cfg.covariates``, ``cfg.gamma_shape``: :func:`.experiment.law_kwargs`; default (R4)'s ``x ~ N(0,
+``cfg.covariates``, ``cfg.gamma_shape``: ``RegressionConfig.law_kwargs``; default (R4)'s ``x ~ N(0,
 Lambda)``, ``w ~ N(0, I)``), minimised by Adam in float64; the held-out test prompts are of the same
 law. Two parameterisations:
 
@@ -131,12 +131,6 @@ def stack_loss(
     """``(1/2) mean_f (yhat_f - y_q)^2`` of :func:`stack_predict` on prompts ``E`` (F, d+1, N+1)."""
     out = stack_predict(layers, E, attention, via_w2)
     return 0.5 * ((out - y_query) ** 2).mean()
-
-
-def _law(cfg) -> dict:
-    """``cfg``'s data-law arguments (those of :func:`.experiment.law_kwargs`, rebuilt here: the
-    experiment imports this module)."""
-    return {"law": cfg.law, "covariates": cfg.covariates, "gamma_shape": cfg.gamma_shape}
 
 
 def _batch(F: int, N: int, Lambda: np.ndarray, rng: np.random.Generator, **law):
@@ -317,12 +311,12 @@ def stack_record(
 ) -> tuple[dict, np.ndarray]:
     """Train one stack (:func:`train_stack` with ``cfg.N``, ``cfg.train_steps``, ``cfg.train_batch``,
     ``cfg.train_lr``, ``seed`` (default ``cfg.seed``) and ``cfg``'s data law
-    (:func:`.experiment.law_kwargs`)) and read it on the held-out prompts ``test = (E, y_q)`` (drawn
+    (``RegressionConfig.law_kwargs``)) and read it on the held-out prompts ``test = (E, y_q)`` (drawn
     from the same law): ``(row, training-loss curve)``, the row as :func:`train_stacks` describes
     it."""
     N = cfg.N
     seed = cfg.seed if seed is None else seed
-    law = _law(cfg)
+    law = cfg.law_kwargs()
     Gamma = rg.gamma_matrix(Lambda, N)
     default = (cfg.law, cfg.covariates) == ("isotropic", "gaussian")
     target = None if default else rg.one_layer_optimum(Lambda, N, **law)  # .experiment.target_matrix
@@ -382,7 +376,7 @@ def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     """Train every ``L`` in ``cfg.layers`` in both parameterisations on the primary ``Lambda``, with
     ``cfg.heads`` heads and ``cfg.attention`` (default 1 and ``"linear"``: the pre-heads stacks), on
     ``cfg``'s data law (training batches and the ``cfg.test_prompts`` held-out prompts,
-    ``default_rng([cfg.seed, 4])``, both of :func:`.experiment.law_kwargs`); returns ``(rows,
+    ``default_rng([cfg.seed, 4])``, both of ``RegressionConfig.law_kwargs``); returns ``(rows,
     arrays)`` (rows for the JSON document, loss curves for the .npz).
 
     ``one_layer_optimum`` in a row is the one-layer *minimum loss* of the law
@@ -396,7 +390,7 @@ def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and ``pgd_gap`` None) and
     fails the run's verdict (``checks["trained_not_diverged"]``). ``test_loss_as_pgd`` is the (R3)
     stack of the per-layer ``A_l`` (:func:`heads_report`), whatever the attention."""
-    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **_law(cfg))
+    test = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **cfg.law_kwargs())
     rows, arrays = [], {}
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: one thread is fastest, and --threads cannot change them

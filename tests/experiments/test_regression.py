@@ -542,7 +542,7 @@ def test_run_regression_on_another_data_law(monkeypatch, tmp_path):
     from lsa_theory.experiments.regression import stack as st
 
     E, y = st._batch(
-        cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **ex.law_kwargs(cfg)
+        cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **cfg.law_kwargs()
     )
     for r in doc["trained"]:
         assert not r["diverged"]
@@ -573,7 +573,7 @@ def test_trained_stack_learns_the_configured_law(monkeypatch):
     ``d(A, M*) < d(A, Gamma^{-1}) / 2`` and ``cos_target > cos_Gamma_inv``. Negative control: the
     stack drawn from (R4)'s law (``sample_prompts`` without the law) lands at 0.59 from ``M*`` and
     0.18 from ``Gamma^{-1}`` (measured) and fails it."""
-    from lsa_theory.experiments.regression import RegressionConfig, law_kwargs
+    from lsa_theory.experiments.regression import RegressionConfig
     from lsa_theory.experiments.regression import stack as st
 
     cfg = RegressionConfig(
@@ -595,7 +595,7 @@ def test_trained_stack_learns_the_configured_law(monkeypatch):
 
     def closer_to_law(cfg) -> bool:
         torch.set_num_threads(1)
-        test = st._batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([0, 4]), **law_kwargs(cfg))
+        test = st._batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([0, 4]), **cfg.law_kwargs())
         row, _ = st.stack_record(1, "sparse", Lambda, cfg, test)
         layer = row["layers"][0]
         A = np.array(layer["A"])
