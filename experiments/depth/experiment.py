@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import lsa_theory as lt
 from lsa_theory import td_pretrain as tp
 from lsa_theory.checks import check_gamma, check_int, check_real
 from lsa_theory.constructions.algorithms import regression as reg
@@ -45,7 +44,7 @@ from lsa_theory.dynamics import regression as rg
 from lsa_theory.dynamics import td_pretrain as dt
 
 from ..io import atomic_savez, atomic_write_json, provenance, to_jsonable, versions
-from ..regression.stack import PARAMETERISATIONS, layers_of, stack_diverged, train_stack
+from ..regression.stack import PARAMETERISATIONS, layers_of, stack_diverged, stack_predict, train_stack
 from ..store import UnitStore
 from . import baselines as bl
 
@@ -241,13 +240,11 @@ def _scaled(sample: rg.RegressionSample, input_scale: float = 1.0, weight_scale:
 
 
 def _stack_predict(layers, X, y, xq) -> np.ndarray:
-    """``-E_L[-1, -1]`` of the (W2) stack ``layers`` [(P, Q)] on the (R1) prompts (F,)."""
+    """:func:`lsa_theory.experiments.regression.stack.stack_predict` (``-E_L[-1, -1]``) of the (W2)
+    stack ``layers`` [(P, Q)], one head per layer, on the (R1) prompts of ``X, y, xq``; shape (F,)."""
     E = torch.as_tensor(reg.regression_prompt(X, y, xq))
     with torch.no_grad():
-        out = -lt.masked_lsa_stack(E, [(torch.as_tensor(P), torch.as_tensor(Q)) for P, Q in layers])[
-            ..., -1, -1
-        ]
-    return out.numpy()
+        return stack_predict([[(torch.as_tensor(P), torch.as_tensor(Q))] for P, Q in layers], E).numpy()
 
 
 def _loss_se(pred: np.ndarray, y_query: np.ndarray) -> tuple[float, float]:
