@@ -318,8 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="constructed|trained|PATH",
         help="'constructed': the construction (S3)/(A3) with the run's alpha (beta); 'trained': the [LL] "
         "SARSA block trained by 'reproduce --parts training' (trained first if missing, ~1 min; "
-        "random-S9-A4 only); PATH: an .npz with arrays P, V. The exact teacher (S2)/(A2) runs beside "
-        "every block as its baseline.",
+        "random-S9-A4 only); PATH: an .npz with arrays P, V, each (D, D), or (H, D, D) for H heads "
+        "with an optional 0-d string array 'attention' (lsa_theory.ATTENTIONS). The exact teacher "
+        "(S2)/(A2) runs beside every block as its baseline.",
     )
     p.add_argument("--updates", type=int, default=None, help="number of updates (default 1000; quick 300)")
     p.add_argument("--quick", action="store_true", help="5 held-out MDPs, 3 seeds per env, no Taxi")

@@ -431,12 +431,28 @@ def _trained_weights(out: str | None) -> str:
 def _check_control(args: argparse.Namespace) -> None:
     """``control``'s options, before anything is written: the configuration builds
     (:func:`_control_config`, e.g. ``--updates 0`` is refused) and ``--weights PATH`` is an
-    ``.npz`` file holding arrays ``P`` and ``V`` (ValueError naming ``--weights`` and the file)."""
+    ``.npz`` file holding arrays ``P`` and ``V`` that resolve to a block of the held-out family's
+    size (a pair or ``H`` heads with an optional ``attention``,
+    :func:`lsa_theory.experiments.control.resolve_weights`; ValueError naming ``--weights`` and the
+    file)."""
+    from lsa_theory.experiments.control import deployment_dims, resolve_weights
+    from lsa_theory.experiments.envs import heldout_family
     from lsa_theory.experiments.io import check_npz_arrays
 
-    _control_config(args, "trained.npz" if args.weights == "trained" else args.weights)
+    cfg = _control_config(args, "trained.npz" if args.weights == "trained" else args.weights)
     if args.weights not in ("constructed", "trained", "teacher"):
         check_npz_arrays(args.weights, "--weights")
+        mdp = next(heldout_family(1))  # a file's block runs on the held-out family only
+        alg = cfg.algorithm(args.algo)
+        try:
+            dims, _ = deployment_dims(
+                alg, mdp.n_states, mdp.n_actions, args.weights, None, cfg.alpha, cfg.beta
+            )
+            resolve_weights(args.weights, dims.layout)
+        except ValueError as exc:
+            inner = str(exc).removeprefix("weights: ")
+            where = "" if str(args.weights) in inner else f"{args.weights}: "
+            raise ValueError(f"--weights: {where}{inner}") from None
 
 
 def _control_config(args: argparse.Namespace, weights: str):

@@ -38,7 +38,7 @@ from ..envs import terminal_states
 from ..io import single_blas_thread
 from .result import DeployResult, eval_points
 from .roundoff import _bounds_step, _local_bound_fn
-from .weights import FORWARDS, loop_update, resolve_weights
+from .weights import FORWARDS, _block_kind, loop_update, resolve_weights
 
 __all__ = ["deploy", "deployment_dims", "tabular_sarsa"]
 
@@ -95,6 +95,7 @@ def deploy(
     solution: lt.OptimalSolution | None = None,
     error_bounds: bool = False,
     draws_map: Callable[[Draws], Draws] | None = None,
+    attention: str | None = None,
 ) -> DeployResult:
     """Closed loop of the closed-loop algorithm ``algo`` ((S6) for ``"sarsa"``, (A5) for the
     actor-critics; a registered name or a :class:`lsa_theory.constructions.ClosedLoopAlgorithm` instance, a
@@ -122,6 +123,10 @@ def deploy(
     ``hyper``: the declaration's hyperparameters beyond ``gamma`` (the MDP's), ``alpha`` and
     ``beta`` (e.g. a user's ``kappa``), over its defaults ``algo.hyper``; the teacher and the
     constructed weights both use them.
+    ``attention``: the attention function of a block given as a list of heads (or the check of an
+    ``.npz``'s own), :func:`resolve_weights`; such a block runs the ``"l1"`` pass of
+    :func:`lsa_theory.attention_layer` (:func:`loop_update`), and a non-finite output ends the loop as
+    diverged (``diverged_at``), like an overflow.
     """
     mdp, n, T, eval_every, epsilon, alpha, rng = _check_loop(
         mdp, n, n_updates, eval_every, epsilon, alpha, rng
@@ -140,7 +145,9 @@ def deploy(
         if key in extra:
             raise ValueError(f"hyper: {key!r} is set by deploy's own argument (the MDP's gamma, alpha, beta)")
     hyper = {**alg.hyper, **extra, "gamma": mdp.gamma, "alpha": alpha, "beta": beta}
-    resolved = resolve_weights(weights, layout, alpha=alpha, beta=beta, algo=alg, hyper=hyper)
+    resolved = resolve_weights(
+        weights, layout, alpha=alpha, beta=beta, algo=alg, hyper=hyper, attention=attention
+    )
     update, used = loop_update(resolved, layout, alg, hyper, forward)
     if error_bounds and resolved is not None and resolved.source != "constructed":
         raise ValueError("error_bounds: only for 'constructed' or 'teacher' weights (the (S3)/(A3) map)")
@@ -233,9 +240,10 @@ def _infer_d_pi(weights: Any, d: int, default: int) -> int:
         return default
     if isinstance(weights, str | Path) and Path(weights).suffix == ".npz" and Path(weights).is_file():
         with np.load(weights) as z:
-            D = z["P"].shape[0] if "P" in z.files else -1
-    elif isinstance(weights, tuple | list) and len(weights) == 2:
-        D = np.shape(weights[0])[0] if np.ndim(weights[0]) == 2 else -1
+            D = z["P"].shape[-1] if "P" in z.files and z["P"].ndim in (2, 3) else -1
+    elif isinstance(weights, tuple | list) and weights:
+        first = weights[0] if _block_kind(weights) == "pair" else weights[0][0]
+        D = np.shape(first)[0] if np.ndim(first) == 2 else -1
     else:
         raise ValueError(
             f"weights: expected 'constructed', 'teacher', (P, V) or a .npz path, got {weights!r}"

@@ -5,9 +5,23 @@ constructed (L2) blocks, weights from arrays or ``.npz`` files, and the (L2) rea
 SARSA, (A3) for the actor-critics, a user's own for a user's declaration), taken from the
 declaration through :meth:`lsa_theory.constructions.ClosedLoopAlgorithm.construction_blocks` with the run's
 ``alpha`` (``beta``) and the declaration's other hyperparameters; ``"teacher"``: the exact update
-(S2) / (A2) in place of a block (the baseline); a pair ``(P, V)`` of full ``(D, D)`` arrays; or a path to an
-``.npz`` holding arrays ``P`` and ``V`` (e.g. trained weights). ``D`` must be ``3d + 2`` (SARSA)
+(S2) / (A2) in place of a block (the baseline); a pair ``(P, V)`` of full ``(D, D)`` arrays; a list of
+head pairs ``[(P_1, V_1), ..., (P_H, V_H)]`` with an ``attention`` function; or a path to an
+``.npz`` holding arrays ``P`` and ``V`` (e.g. trained weights; ``(D, D)``, or ``(H, D, D)`` for ``H``
+heads, with an optional 0-d string array ``attention``). ``D`` must be ``3d + 2`` (SARSA)
 or ``3d + 2 d_pi + 2`` (actor-critic) for the environment's ``d = |S||A|``.
+
+**Heads and attention.** A block of ``H`` heads ``(P_h, V_h)`` ([LL]'s letters) and attention function
+``sigma`` (:data:`lsa_theory.ATTENTIONS`) is the one layer of :func:`lsa_theory.attention_layer` with
+mask ``I_{n+1}`` on the full prompt:
+
+.. math:: H_{out} = H + \sum_{h=1}^{H} V_h\, H\, \sigma(H^\top P_h H),
+          \qquad \sigma(S) = S / n \ \text{(linear)},
+
+so one linear head is (L1) and is resolved to exactly the plain ``(P, V)`` block (same object, same
+numbers). For linear heads the readout is the sum over heads of each head's (L2) increment (each
+head is (L1), and (L1) = (L2) head by head); a nonlinear ``sigma`` is not affine in ``Sigma`` and has
+the ``"l1"`` forward pass only.
 
 **Forward pass.** ``"l1"`` builds the prompt and applies :func:`lsa_theory.lsa_block` (cost
 ``O(D^3)``). ``"l2"`` computes the same readout from the (L2) blocks without forming the
@@ -21,7 +35,7 @@ which equals (L1) exactly ([LL] Lemma C.1, proved by the (L2) rows of ``lsa-theo
 implemented by :func:`lsa_theory.tf_from_statistics`; ``tests/experiments/test_control.py`` checks the
 equality to 1e-12). Cost ``O(m (d + n))`` with dense blocks; the constructed blocks are sparse,
 so Taxi (``d = 3000``, ``D = 9002``) needs no dense ``D x D`` array. ``"auto"`` uses ``"l1"``
-for dense weights with ``D <= 256`` and ``"l2"`` otherwise.
+for dense weights with ``D <= 256`` and ``"l2"`` otherwise (``"l1"`` always for a nonlinear block).
 """
 
 from __future__ import annotations
@@ -77,6 +91,11 @@ class BlockWeights:
     ``P12`` (m, p), ``P22`` (p, p), ``Vbar21`` (k, m), ``Vbar22`` (k, p) with ``p = D - m = d + 1 +
     d_pi`` and ``k = d + d_pi``, dense numpy or scipy.sparse; ``P``, ``V`` the full (D, D) arrays
     when they exist (needed by the ``"l1"`` forward pass); ``source`` describes their origin.
+
+    A block of heads (module docstring; ``heads`` not ``None``): ``heads`` the ``H`` pairs ``(P_h,
+    V_h)``, each dense (D, D), and ``attention`` its function ``sigma``; ``P12`` .. ``Vbar22`` are
+    then the per-head (L2) blocks stacked (H, ., .) and ``P``, ``V`` are ``None``. One linear head is
+    never stored this way: it is the plain block (``heads`` ``None``, ``attention`` ``"linear"``).
     """
 
     layout: Layout
@@ -87,6 +106,8 @@ class BlockWeights:
     P: np.ndarray | None = None
     V: np.ndarray | None = None
     source: str = ""
+    heads: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
+    attention: str = "linear"
 
 
 def constructed_blocks(
@@ -136,6 +157,12 @@ def constructed_blocks(
     return BlockWeights(layout, *blocks, P=P if dense else None, V=V if dense else None, source="constructed")
 
 
+_WEIGHTS_KINDS = (
+    "'constructed', 'teacher', a pair (P, V) of (D, D) arrays, a list of head pairs [(P_1, V_1), ...] "
+    "or an .npz path"
+)
+
+
 def resolve_weights(
     weights: Any,
     layout: Layout,
@@ -144,17 +171,33 @@ def resolve_weights(
     beta: float | None = None,
     algo: str | ClosedLoopAlgorithm | None = None,
     hyper: Mapping[str, Any] | None = None,
+    attention: str | None = None,
 ) -> BlockWeights | None:
     """:class:`BlockWeights` of a deployment, or ``None`` for the exact teacher.
 
     ``weights``: ``"constructed"`` (the construction of the declaration ``algo`` with ``alpha``,
     ``beta`` and ``hyper``, :func:`constructed_blocks`), ``"teacher"`` (returns
-    ``None``), a pair ``(P, V)`` of (D, D) arrays, or a path (``str`` / ``Path`` ending in ``.npz``)
-    to an ``.npz`` with arrays ``P`` and ``V``; ``D`` must equal ``layout.D``.
+    ``None``), a pair ``(P, V)`` of (D, D) arrays, a list of ``H`` head pairs ``[(P_1, V_1), ...]``
+    (tuples or lists, each array (D, D)), or a path (``str`` / ``Path`` ending in ``.npz``) to an
+    ``.npz`` with arrays ``P`` and ``V``, both (D, D) or both (H, D, D) (head ``h`` = ``(P[h],
+    V[h])``), and optionally a 0-d string array ``attention``; ``D`` must equal ``layout.D``.
+    ``attention``: the heads' function (:data:`lsa_theory.ATTENTIONS`; ``None``: the file's, else
+    ``"linear"``). One linear head gives the plain (L1) block, the same object as its pair
+    ``(P, V)``. ValueError naming ``weights`` or ``attention``: an unknown attention, an attention
+    other than ``"linear"`` for ``"constructed"``, ``"teacher"`` or a single pair ``(P, V)`` (those are
+    linear (L1) blocks; a one-head nonlinear block is the list ``[(P, V)]``), an argument that
+    disagrees with the file's, heads of the wrong shape, a stack of ``P`` and ``V`` of unequal shapes.
     """
-    if isinstance(weights, str) and weights == "teacher":
-        return None
-    if isinstance(weights, str) and weights == "constructed":
+    if attention is not None and (not isinstance(attention, str) or attention not in lt.ATTENTIONS):
+        raise ValueError(f"attention: expected one of {lt.ATTENTIONS}, got {attention!r}")
+    if isinstance(weights, str) and weights in ("teacher", "constructed"):
+        if attention not in (None, "linear"):
+            raise ValueError(
+                f"attention: {weights!r} is a linear (L1) block; attention {attention!r} needs a list of "
+                "heads"
+            )
+        if weights == "teacher":
+            return None
         if alpha is None:
             raise ValueError("alpha: the constructed weights need alpha")
         if algo is None:
@@ -162,28 +205,101 @@ def resolve_weights(
         return constructed_blocks(layout, alpha, beta, algo=algo, hyper=hyper)
     source = "dense"
     if isinstance(weights, str | Path):
-        path = Path(weights)
-        if path.suffix != ".npz" or not path.is_file():
+        weights, attention, source = _load_npz(weights, attention)
+    kind = _block_kind(weights)
+    if kind == "pair":
+        if attention not in (None, "linear"):
             raise ValueError(
-                f"weights: expected 'constructed', 'teacher', (P, V) or an .npz file, got {weights!r}"
+                f"attention: a single pair (P, V) is the linear (L1) block; for attention {attention!r} "
+                "give the block as a list of heads [(P, V)] (or an .npz with P, V of shape (H, D, D))"
             )
-        with np.load(path) as z:
-            if "P" not in z.files or "V" not in z.files:
-                raise ValueError(f"weights: {path} must hold arrays 'P' and 'V', has {z.files}")
-            weights = (z["P"], z["V"])
-        source = str(path)
-    if not isinstance(weights, tuple | list) or len(weights) != 2:
+        return _plain_block(weights[0], weights[1], layout, "P", "V", source)
+    heads = [
+        tuple(_square(M, layout, f"weights[{h}].{name}") for M, name in zip(pq, ("P", "V"), strict=True))
+        for h, pq in enumerate(weights)
+    ]
+    attention = "linear" if attention is None else attention
+    if len(heads) == 1 and attention == "linear":  # one linear head is (L1): today's block
+        return _plain_block(*heads[0], layout, "weights[0].P", "weights[0].V", source)
+    b = layout.blocks(np.stack([P for P, _ in heads]), np.stack([V for _, V in heads]))
+    return BlockWeights(
+        layout, b["P12"], b["P22"], b["Vbar21"], b["Vbar22"], source=source, heads=tuple(heads),
+        attention=attention,
+    )  # fmt: skip
+
+
+def _load_npz(path: str | Path, attention: str | None) -> tuple[list | tuple, str | None, str]:
+    """``(weights, attention, source)`` of an ``.npz`` of weights (:func:`resolve_weights`): the pair
+    ``(P, V)`` or the list of heads ``(P[h], V[h])``, the file's ``attention`` checked against the
+    argument, and the path."""
+    path = Path(path)
+    if path.suffix != ".npz" or not path.is_file():
+        raise ValueError(f"weights: expected {_WEIGHTS_KINDS}, got {str(path)!r}")
+    with np.load(path) as z:
+        if "P" not in z.files or "V" not in z.files:
+            raise ValueError(f"weights: {path} must hold arrays 'P' and 'V', has {z.files}")
+        P, V = z["P"], z["V"]
+        stored = z["attention"] if "attention" in z.files else None
+    if stored is not None:
+        if stored.ndim != 0 or stored.dtype.kind != "U" or str(stored) not in lt.ATTENTIONS:
+            raise ValueError(
+                f"weights: {path}'s array 'attention' must be a 0-d string, one of {lt.ATTENTIONS}; "
+                f"got {stored!r}"
+            )
+        if attention is not None and attention != str(stored):
+            raise ValueError(f"attention: {attention!r} given, but {path} holds attention {str(stored)!r}")
+        attention = str(stored)
+    if P.ndim == 3 or V.ndim == 3:
+        if P.ndim != 3 or V.ndim != 3 or P.shape != V.shape or P.shape[0] < 1:
+            raise ValueError(
+                f"weights: {path} holds P of shape {P.shape} and V of shape {V.shape}; a block of H heads "
+                "needs both of shape (H, D, D) with H >= 1"
+            )
+        return [(P[h], V[h]) for h in range(P.shape[0])], attention, str(path)
+    return (P, V), attention, str(path)
+
+
+def _ndim(x: Any) -> int | None:
+    try:
+        return int(np.ndim(x))
+    except (TypeError, ValueError):  # ragged nesting
+        return None
+
+
+def _block_kind(weights: Any) -> str:
+    """``"pair"`` for ``(P, V)`` (first item 2-d), ``"heads"`` for a non-empty list of head pairs;
+    ValueError otherwise (a pair of (H, D, D) stacks in memory is refused, not read as heads)."""
+    if not isinstance(weights, tuple | list) or not weights:
+        raise ValueError(f"weights: expected {_WEIGHTS_KINDS}, got {type(weights).__name__}")
+    if len(weights) == 2 and _ndim(weights[0]) == 2:
+        return "pair"
+    for h, pq in enumerate(weights):
+        if not isinstance(pq, tuple | list):
+            raise ValueError(
+                f"weights[{h}]: expected a head pair (P_h, V_h) (a tuple or list), got "
+                f"{type(pq).__name__} of shape {np.shape(pq) if _ndim(pq) is not None else '?'}; a pair "
+                "(P, V) needs (D, D) arrays, and heads stacked (H, D, D) are read from an .npz only "
+                "(in memory pass list(zip(P, V)))"
+            )
+        if len(pq) != 2:
+            raise ValueError(f"weights[{h}]: expected a head pair (P_h, V_h), got {len(pq)} items")
+    return "heads"
+
+
+def _square(M: Any, layout: Layout, name: str) -> np.ndarray:
+    M = as_float_array(M, name, ndim=2)
+    if M.shape != (layout.D, layout.D):
+        head = name if name.startswith("weights") else f"weights: {name}"
         raise ValueError(
-            f"weights: expected 'constructed', 'teacher', (P, V) or a .npz path, got {type(weights)}"
+            f"{head} has shape {M.shape}, the environment needs ({layout.D}, {layout.D}) "
+            f"(d = {layout.d}, d_pi = {layout.d_pi})"
         )
-    P = as_float_array(weights[0], "P", ndim=2)
-    V = as_float_array(weights[1], "V", ndim=2)
-    for name, M in (("P", P), ("V", V)):
-        if M.shape != (layout.D, layout.D):
-            raise ValueError(
-                f"weights: {name} has shape {M.shape}, the environment needs ({layout.D}, {layout.D}) "
-                f"(d = {layout.d}, d_pi = {layout.d_pi})"
-            )
+    return M
+
+
+def _plain_block(P: Any, V: Any, layout: Layout, p_name: str, v_name: str, source: str) -> BlockWeights:
+    """The plain (L1) block of the pair ``(P, V)``: full arrays and their (L2) blocks."""
+    P, V = _square(P, layout, p_name), _square(V, layout, v_name)
     b = layout.blocks(P, V)
     return BlockWeights(layout, b["P12"], b["P22"], b["Vbar21"], b["Vbar22"], P=P, V=V, source=source)
 
@@ -193,26 +309,44 @@ def _is_zero(M) -> bool:
 
 
 def l2_readout(X: np.ndarray, wt: np.ndarray, weights: BlockWeights) -> np.ndarray:
-    """(L2) readout (k,) = ``wt[1:] + Vbar21 Sigma P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)``.
+    """(L2) readout (k,) = ``wt[1:] + Vbar21 Sigma P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)``; for a
+    block of linear heads the sum of that increment over the heads, ``wt[1:] + sum_h (Vbar21_h Sigma
+    P12_h wt + (1/n) Vbar22_h wt (wt^T P22_h wt))``.
 
     ``X`` (m, n): context columns ``x_i`` ((H): ``[phi_i; gamma phi_i^+; r_{i+1}]``, (A1): with
     ``g_i`` appended), ``wt = [1; w(; lambda)]`` (p,). ``Sigma = X X^T / n`` is never formed:
     ``Sigma P12 wt = X (X^T (P12 wt)) / n``. Equals the (L1) readout ``TF_theta(H)`` exactly.
+    ValueError for a nonlinear block (not affine in ``Sigma``: no (L2) form).
     """
     X = np.asarray(X, dtype=np.float64)
     wt = np.asarray(wt, dtype=np.float64)
     lay = weights.layout
+    if weights.attention != "linear":
+        raise ValueError(
+            f"weights: the (L2) readout needs a block affine in Sigma (linear attention), got a "
+            f"{weights.attention!r} block"
+        )
     if X.ndim != 2 or X.shape[0] != lay.m or X.shape[1] < 1:
         raise ValueError(f"X: expected shape ({lay.m}, n) with n >= 1, got {X.shape}")
     if wt.shape != (lay.D - lay.m,):
         raise ValueError(f"wt: expected shape ({lay.D - lay.m},), got {wt.shape}")
     n = X.shape[1]
-    u = weights.P12 @ wt
-    s = X @ (X.T @ u) / n
-    out = wt[1:] + weights.Vbar21 @ s
-    if not _is_zero(weights.Vbar22):
-        out = out + (weights.Vbar22 @ wt) * (wt @ (weights.P22 @ wt)) / n
+    out = wt[1:]
+    for P12, P22, Vbar21, Vbar22 in _head_blocks(weights):
+        u = P12 @ wt
+        s = X @ (X.T @ u) / n
+        out = out + Vbar21 @ s
+        if not _is_zero(Vbar22):
+            out = out + (Vbar22 @ wt) * (wt @ (P22 @ wt)) / n
     return np.asarray(out, dtype=np.float64)
+
+
+def _head_blocks(weights: BlockWeights) -> list[tuple]:
+    """The (L2) blocks ``(P12, P22, Vbar21, Vbar22)`` of each head (one for a plain block)."""
+    b = (weights.P12, weights.P22, weights.Vbar21, weights.Vbar22)
+    if weights.heads is None:
+        return [b]
+    return [tuple(M[h] for M in b) for h in range(len(weights.heads))]
 
 
 def loop_update(
@@ -220,12 +354,25 @@ def loop_update(
 ) -> tuple[Callable, str]:
     """``(update, forward)``: the loop's update ``(X, g, w, lam) -> (w', lam')`` by the frozen
     ``weights`` (``None``: the declaration's exact teacher with ``hyper``) and the forward pass used
-    (``"l1"``: the dense block (L1) on the full prompt; ``"l2"``: the (L2) readout; ``"auto"``:
-    (L1) up to :data:`L1_MAX_D`; ``"teacher"``)."""
+    (``"l1"``: the dense block (L1) on the full prompt, for a block of heads
+    :func:`lsa_theory.attention_layer` with mask ``I_{n+1}`` (module docstring); ``"l2"``: the (L2)
+    readout (linear blocks only, ValueError for a nonlinear one); ``"auto"``: (L1) up to
+    :data:`L1_MAX_D`, and always for a nonlinear block; ``"teacher"``). A block of heads whose output
+    is not finite raises ``FloatingPointError`` in the update, which the loop driver records as a
+    divergence (:func:`lsa_theory.loop_driver.closed_loop`)."""
     if weights is None:
         return alg.teacher(hyper), "teacher"
+    linear = weights.attention == "linear"
     if forward == "auto":
-        forward = "l1" if weights.P is not None and layout.D <= L1_MAX_D else "l2"
+        dense = weights.P is not None or weights.heads is not None
+        forward = "l1" if not linear or (dense and layout.D <= L1_MAX_D) else "l2"
+    if forward == "l2" and not linear:
+        raise ValueError(
+            f"forward: 'l2' needs a block affine in Sigma (linear attention); the {weights.attention!r} "
+            "block has the 'l1' forward pass only"
+        )
+    if forward == "l1" and weights.heads is not None:
+        return _heads_update(weights, layout, alg), "l1"
     if forward == "l1":
         if weights.P is None:
             raise ValueError(f"forward: 'l1' needs dense (D, D) weights; D = {layout.D} is assembled sparse")
@@ -237,6 +384,25 @@ def loop_update(
 
         return l1, "l1"
     return alg.block_update(lambda x, wt: l2_readout(x, wt, weights), layout.d), "l2"
+
+
+def _heads_update(weights: BlockWeights, layout: Layout, alg: ClosedLoopAlgorithm) -> Callable:
+    """The ``"l1"`` update of a block of heads: :func:`lsa_theory.attention_layer` on the full prompt
+    with heads ``(V_h, P_h)`` (its letters; [LL]'s ``(P_h, V_h)``), mask ``I_{n+1}``, one query."""
+    pairs = [(V, P) for P, V in weights.heads]
+    attention, k, d = weights.attention, layout.k, layout.d
+
+    def l1_heads(X, g, w, lam):
+        Z = alg.full_prompt(X, g, w, lam)
+        try:
+            out = lt.attention_layer(Z, pairs, attention, n_queries=1, mask=np.eye(Z.shape[-1]))
+        except ValueError as exc:  # attention_layer's check of a non-finite output: the loop diverged
+            if "NaN or inf" not in str(exc):
+                raise
+            raise FloatingPointError(f"the {attention} block's output is not finite") from exc
+        return alg.split(lt.readout(out, k), d)
+
+    return l1_heads
 
 
 # --------------------------------------------------------------------------------------------------

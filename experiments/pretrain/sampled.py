@@ -14,8 +14,8 @@ for a block affine in ``Sigma``, so here every loop is sampled:
   ``batch_mdps`` training MDPs x ``samples`` loops per step;
 - (P1) :func:`train_teacher_heads`: teacher mimicking (M1) of the same block on raw teacher prompts
   (:func:`lsa_theory.experiments.attention.train_heads`);
-- scoring :func:`deploy_heads`: the sampled loop (S6) with epsilon-greedy behaviour driven by the
-  block, the greedy normalised return (§0) after ``T_eval`` updates, drawn like
+- scoring :func:`score_heads`: the sampled loop (S6) with epsilon-greedy behaviour driven by the
+  block, the greedy normalised return (§0) after ``T_eval`` updates, by the one deployment route
   :func:`lsa_theory.experiments.control.deploy` (critic table, ``w_0``, then the rollouts, all from
   one generator), on the held-out MDPs of :func:`lsa_theory.experiments.pretrain.heldout_batch`
   (MDP ``i`` from ``heldout_rng(seed, i)``, draws from ``heldout_rng(seed, i, 1)``): the same held-out
@@ -34,13 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import lsa_theory as lt
 from lsa_theory.checks import check_int
 from lsa_theory.constructions import closed_loop_algorithm
-from lsa_theory.loop_driver import closed_loop
 
-from ..attention import AttentionConfig, block_increment, init_heads, teacher_prompts, train_heads
-from ..envs import heldout_rng, terminal_states
+from ..attention import AttentionConfig, init_heads, teacher_prompts, train_heads
+from ..control import deploy
+from ..envs import heldout_rng
 from ..io import atomic_write_json, to_jsonable, versions
 from ..stats import DIVERGED_SCORE, mean_sem, paired_ci
 from . import expected_loop as el
@@ -48,7 +47,6 @@ from .config import PretrainConfig, heldout_batch, training_batch
 
 __all__ = [
     "sampled_config",
-    "deploy_heads",
     "train_rl_sampled",
     "train_teacher_heads",
     "score_heads",
@@ -76,67 +74,24 @@ def _check(cfg) -> PretrainConfig:
     return cfg
 
 
-def deploy_heads(
-    mdp: lt.TabularMDP,
-    heads: list[tuple[np.ndarray, np.ndarray]],
-    attention: str,
-    *,
-    n: int,
-    n_updates: int,
-    epsilon: float,
-    rng: np.random.Generator,
-    solution: lt.OptimalSolution | None = None,
-) -> tuple[float, bool]:
-    """``(R, diverged)``: the greedy normalised return (§0) of ``Q_{w_T}`` after ``n_updates``
-    updates ``w <- TF_theta(H)`` of the sampled SARSA loop (S6) (epsilon-greedy on ``Q_w``, a
-    terminal ``s_n`` restarting from ``mu0``), the block ``heads`` ((P_h, V_h) numpy (D, D)) with
-    ``attention``; draws from ``rng`` in :func:`lsa_theory.experiments.control.deploy`'s order
-    (``phi ~ U(-1, 1)^{S x A x SA}``, ``w_0 ~ U(-1, 1)^{SA}``, rollouts). A loop whose context or
-    update overflows (or stops as diverged in the driver) gives ``(DIVERGED_SCORE, True)``."""
-    n, T = check_int(n, "n"), check_int(n_updates, "n_updates")
-    alg = closed_loop_algorithm("sarsa")
-    S, A = mdp.n_states, mdp.n_actions
-    dims = alg.dims(S, A)
-    heads = [(np.asarray(P, float), np.asarray(V, float)) for P, V in heads]
-    sol = lt.optimal(mdp) if solution is None else solution
-    draws = alg.deployment_draws(S, A, dims, rng)
-
-    def update(X, g, w, lam):
-        return w + block_increment(alg.full_prompt(X, None, w, None), heads, attention, dims.d), None
-
-    try:
-        loop = closed_loop(
-            mdp, alg.agent(draws, mdp.gamma, epsilon), draws.w0, None, update, n=n, n_updates=T,
-            rng=rng, restart=terminal_states(mdp), keep_frames=False,
-        )  # fmt: skip
-    except ValueError as exc:  # attention_layer's check of a non-finite output
-        if "NaN or inf" not in str(exc):
-            raise
-        return DIVERGED_SCORE, True
-    if loop.diverged_at is not None:
-        return DIVERGED_SCORE, True
-    w = loop.ws[-1]
-    return float(lt.normalized_return(mdp, alg.greedy(draws, w, None), sol)), False
-
-
 def score_heads(cfg: PretrainConfig, heads, attention: str) -> np.ndarray:
-    """(heldout_k,) :func:`deploy_heads` returns on the held-out MDPs of ``cfg`` (``T_eval``
-    updates; MDP ``i`` and its stream as :func:`lsa_theory.experiments.pretrain.heldout_batch`), NaN
-    where the loop diverged (the caller scores it 0 and counts it)."""
+    """(heldout_k,) greedy normalised returns (§0) of ``Q_{w_T}`` after ``T_eval`` updates of the
+    sampled SARSA loop (S6) driven by the block ``heads`` (``[(P_h, V_h)]``, each (D, D)) with
+    ``attention``, on the held-out MDPs of ``cfg`` (MDP ``i`` and its stream as
+    :func:`lsa_theory.experiments.pretrain.heldout_batch`, draws from ``heldout_rng(seed, i, 1)``), NaN
+    where the loop diverged (the caller scores it 0 and counts it). Each loop is
+    :func:`lsa_theory.experiments.control.deploy` with these heads (the ``"l1"`` pass of
+    :func:`lsa_theory.attention_layer`; one linear head is the plain (L1) block), ``epsilon`` of ``cfg``."""
     _check(cfg)
     _, mdps = heldout_batch(cfg)
+    heads = list(heads)
     out = np.empty(len(mdps))
     for i, mdp in enumerate(mdps):
-        r, div = deploy_heads(
-            mdp,
-            heads,
-            attention,
-            n=cfg.n,
-            n_updates=cfg.T_eval,
-            epsilon=cfg.epsilon,
-            rng=heldout_rng(cfg.seed, i, 1),
-        )
-        out[i] = np.nan if div else r
+        res = deploy(
+            mdp, heads, attention=attention, n=cfg.n, n_updates=cfg.T_eval, epsilon=cfg.epsilon,
+            alpha=cfg.alpha, rng=heldout_rng(cfg.seed, i, 1), eval_every=cfg.T_eval, forward="l1",
+        )  # fmt: skip
+        out[i] = np.nan if res.diverged_at is not None else res.normalized_return[-1]
     return out
 
 

@@ -92,6 +92,27 @@ def test_reproduce_verify_part(tmp_path):
                for r in doc["rows"] if "sympy" in r["check"])  # fmt: skip
 
 
+@pytest.mark.slow
+def test_control_with_multi_head_weights_from_a_file(tmp_path, capsys):
+    """``--weights PATH`` with P, V of shape (H, D, D): two linear heads (P/2, V) are the construction
+    (heads add), so the block follows its teacher; with ``attention = 'softmax'`` in the file it runs
+    as another block (~25 s on a loaded machine)."""
+    import numpy as np
+
+    from lsa_theory import constructions
+
+    P, V = constructions.sarsa(36, 0.2)
+    path = tmp_path / "h.npz"
+    np.savez(path, P=np.stack([P / 2, P / 2]), V=np.stack([V, V]))
+    assert cli.main(["control", "--quick", "--json", "--updates", "3", "--weights", str(path)]) == 0
+    (env,) = json.loads(capsys.readouterr().out)["envs"]
+    assert env["normalized_return"] == pytest.approx(env["normalized_return_teacher"], abs=1e-12)
+    np.savez(path, P=np.stack([P, P]), V=np.stack([V, V]), attention=np.array("softmax"))
+    cli.main(["control", "--quick", "--json", "--updates", "3", "--weights", str(path)])
+    (env,) = json.loads(capsys.readouterr().out)["envs"]
+    assert env["n_trajectory_mismatch"] > 0  # another loop than the teacher's
+
+
 def test_control_with_weights_from_a_file(tmp_path, capsys):
     """``--weights PATH``: a block saved as .npz (here the construction at c = -2) runs on the
     [LL] held-out family only and matches the teacher there."""

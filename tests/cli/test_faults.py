@@ -535,6 +535,37 @@ def test_weights_that_are_not_an_npz_name_the_flag_and_file(tmp_path, monkeypatc
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        ({"P": (2,), "V": (3,)}, "needs both of shape (H, D, D)"),  # H of P and V differ
+        ({"P": (2,), "V": (2,), "attention": "gelu"}, "array 'attention' must be a 0-d string"),
+        ({"P": (2, 14), "V": (2, 14)}, "the environment needs (110, 110)"),  # heads of another D
+    ],
+    ids=["unequal-H", "unknown-attention", "wrong-D"],
+)
+def test_malformed_multi_head_weights_are_refused_before_work(tmp_path, monkeypatch, capsys, arrays, needle):
+    """issue 23: a multi-head --weights .npz (P, V of shape (H, D, D), optional 0-d 'attention') that
+    does not resolve to a block of the held-out family is one line naming --weights and the file,
+    exit 2, nothing written."""
+    import lsa_theory.experiments.control as ct
+
+    monkeypatch.setattr(ct, "run_control", lambda *a, **k: pytest.fail("ran with bad weights"))
+    built = {}
+    for key, spec in arrays.items():
+        if key == "attention":
+            built[key] = np.array(spec)
+        else:
+            H, D = spec if len(spec) == 2 else (spec[0], 110)
+            built[key] = np.zeros((H, D, D))
+    w = tmp_path / "heads.npz"
+    np.savez(w, **built)
+    rc, _, err = _run(["control", "--quick", "--weights", str(w), "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2
+    _one_line(err, "--weights", str(w), needle)
+    assert not (tmp_path / "o").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # items 14, 19, 20: sweep
 # --------------------------------------------------------------------------------------------------

@@ -179,10 +179,10 @@ def test_wrong_alpha_in_the_deployed_block_exits_1(monkeypatch, capsys):
     """Mutation: the deployed construction uses alpha * 1.01 while the teacher uses alpha."""
     real = cl.resolve_weights
 
-    def wrong(weights, layout, *, alpha=None, beta=None, algo=None, hyper=None):
+    def wrong(weights, layout, *, alpha=None, beta=None, algo=None, hyper=None, attention=None):
         if weights == "constructed":
             return constructed_blocks(layout, alpha * 1.01, beta, algo=algo, hyper=hyper)
-        return real(weights, layout, alpha=alpha, beta=beta, algo=algo, hyper=hyper)
+        return real(weights, layout, alpha=alpha, beta=beta, algo=algo, hyper=hyper, attention=attention)
 
     monkeypatch.setattr(cl, "resolve_weights", wrong)
     rc = cli.main(["control", "--quick", "--json", "--updates", "5"])

@@ -126,11 +126,10 @@ def _tiny_sampled(**changes):
     return base.replace(**changes)
 
 
-def test_deploy_heads_one_linear_head_is_the_deployment():
-    """Identity: one linear head on the raw prompt (lt.attention_layer, mask eye) driving the sampled
-    loop gives :func:`deploy`'s greedy return with the same (P, V) on the same stream; the returns
-    are equal while the greedy actions agree, and the updates differ by round-off only (~1e-16 per
-    entry), so the returns agree exactly (tolerance 1e-12)."""
+def test_score_heads_is_the_deployment_route():
+    """:func:`score_heads` is :func:`deploy` on the held-out MDPs and streams: one linear head gives
+    the plain (P, V) block's greedy return bit for bit (the same route, the same arithmetic); a relu
+    block with the same (P, V) is another loop (negative control)."""
     from lsa_theory.experiments.control import deploy
     from lsa_theory.experiments.envs import heldout_rng
     from lsa_theory.experiments.pretrain import sampled as sp
@@ -140,35 +139,27 @@ def test_deploy_heads_one_linear_head_is_the_deployment():
     r = np.random.default_rng(0)
     Pc, Vc = constructions.sarsa(4, 0.2)
     P, V = Pc + 0.1 * r.standard_normal(Pc.shape), Vc + 0.1 * r.standard_normal(Vc.shape)
-    got, ref = [], []
-    for i, m in enumerate(mdps):
-        got.append(
-            sp.deploy_heads(m, [(P, V)], "linear", n=10, n_updates=5, epsilon=0.1, rng=heldout_rng(0, i, 1))
-        )
-        dep = deploy(
-            m, (P, V), n=10, n_updates=5, epsilon=0.1, alpha=0.2, rng=heldout_rng(0, i, 1), eval_every=5
-        )
-        ref.append(dep.normalized_return[-1])
-    assert not any(d for _, d in got)
-    assert np.max(np.abs(np.array([g for g, _ in got]) - np.array(ref))) < 1e-12
-    # negative control: a relu block with the same (P, V) is another loop
-    rel = [sp.deploy_heads(m, [(P, V)], "relu", n=10, n_updates=5, epsilon=0.1, rng=heldout_rng(0, i, 1))[0]
-           for i, m in enumerate(mdps)]  # fmt: skip
-    assert np.max(np.abs(np.array(rel) - np.array(ref))) > 1e-3
+    got = sp.score_heads(cfg, [(P, V)], "linear")
+    ref = [
+        deploy(
+            m, (P, V), n=cfg.n, n_updates=cfg.T_eval, epsilon=cfg.epsilon, alpha=cfg.alpha,
+            rng=heldout_rng(cfg.seed, i, 1), eval_every=cfg.T_eval,
+        ).normalized_return[-1]
+        for i, m in enumerate(mdps)
+    ]  # fmt: skip
+    assert np.array_equal(got, np.array(ref))
+    rel = sp.score_heads(cfg, [(P, V)], "relu")
+    assert np.max(np.abs(rel - got)) > 1e-3
 
 
-def test_deploy_heads_scores_a_diverged_loop_zero():
-    from lsa_theory.experiments.envs import heldout_rng
+def test_score_heads_marks_a_diverged_loop_nan():
     from lsa_theory.experiments.pretrain import sampled as sp
 
     cfg = _tiny_sampled()
-    _, mdps = pt.heldout_batch(cfg)
     D = cfg.layout.D
     big = [(1e3 * np.ones((D, D)), 1e3 * np.ones((D, D)))]
-    r, div = sp.deploy_heads(
-        mdps[0], big, "linear", n=10, n_updates=20, epsilon=0.1, rng=heldout_rng(0, 0, 1)
-    )
-    assert div and r == 0.0
+    vals = sp.score_heads(cfg, big, "linear")
+    assert np.isnan(vals).all()  # compare_sampled scores them DIVERGED_SCORE and counts them
 
 
 def test_compare_sampled_keeps_every_run(tmp_path):
