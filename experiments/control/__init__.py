@@ -12,8 +12,9 @@ Files: ``experiment.py`` (the configuration, its units and the run), ``deploymen
 loop of a registered or user-declared :class:`lsa_theory.constructions.ClosedLoopAlgorithm`
 driven by frozen weights, and the tabular-SARSA baseline), ``weights.py`` (``"constructed"``,
 ``"teacher"``, arrays, a list of heads with an attention function, or ``.npz``; the ``"l1"`` /
-``"l2"`` forward passes and their round-off bounds), ``roundoff.py`` (the round-off model of "block = teacher" along a loop),
-``result.py`` (:class:`DeployResult` and how two runs are compared), ``plots.py`` (the figure).
+``"l2"`` forward passes and their round-off bounds), ``roundoff.py`` (the round-off model of
+"block = teacher" along a loop), ``result.py`` (:class:`DeployResult` and how two runs are
+compared), ``plots.py`` (the figure).
 """
 
 from __future__ import annotations

@@ -241,7 +241,11 @@ def _scaled(sample: rg.RegressionSample, input_scale: float = 1.0, weight_scale:
 
 def _stack_predict(layers, X, y, xq) -> np.ndarray:
     """:func:`lsa_theory.experiments.regression.stack.stack_predict` (``-E_L[-1, -1]``) of the (W2)
-    stack ``layers`` [(P, Q)], one head per layer, on the (R1) prompts of ``X, y, xq``; shape (F,)."""
+    stack ``layers`` [(P, Q)], one head per layer, on the (R1) prompts of ``X, y, xq``; shape (F,).
+    A stack whose training left a non-finite weight (Adam diverged) has no prediction: all NaN, so
+    that :func:`_loss_se` gives an infinite loss and the run is listed as diverged."""
+    if not all(np.isfinite(P).all() and np.isfinite(Q).all() for P, Q in layers):
+        return np.full(np.shape(y)[0], np.nan)
     E = torch.as_tensor(reg.regression_prompt(X, y, xq))
     with torch.no_grad():
         return stack_predict([[(torch.as_tensor(P), torch.as_tensor(Q))] for P, Q in layers], E).numpy()

@@ -163,20 +163,31 @@ def train_stack(
     ``heads`` heads per layer; returns the trained tensors and the training-loss curve. The
     generator ``default_rng([seed, 3, L, param])`` does not depend on ``heads`` or ``attention``:
     runs with equal ``heads`` see the same start and the same batches whatever the attention (more
-    heads take more draws for the start, so their batches differ)."""
+    heads take more draws for the start, so their batches differ).
+
+    Divergence ends the training: once the loss or a weight is not finite (or a layer's input
+    overflows), the rest of the curve is NaN and the weights are returned as they are, so that
+    :func:`stack_diverged` lists the run as diverged instead of the run failing."""
     rng = np.random.default_rng([seed, 3, L, PARAMETERISATIONS.index(param)])
     params = init_stack(L, Lambda.shape[0], param, rng, heads=heads)
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2 * steps // 3], gamma=0.1)
-    curve = np.empty(steps)
+    curve = np.full(steps, np.nan)
     for i in range(steps):
         E, yq = _batch(batch, N, Lambda, rng, law=law, covariates=covariates, gamma_shape=gamma_shape)
-        loss = stack_loss(layers_of(params, param, heads), E, yq, attention, via_w2)
+        try:
+            loss = stack_loss(layers_of(params, param, heads), E, yq, attention, via_w2)
+        except ValueError as exc:  # a layer's input overflowed: the stack has diverged
+            if "NaN or inf" not in str(exc):
+                raise
+            break
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         curve[i] = loss.item()
+        if not (np.isfinite(curve[i]) and all(bool(torch.isfinite(p).all()) for p in params)):
+            break
     return params, curve
 
 

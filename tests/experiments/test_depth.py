@@ -317,3 +317,15 @@ def test_docs_tables_are_the_saved_run(name, marker):
     assert block == markdown_tables(doc)
     assert (root / "docs" / "figures" / name.replace(".json", ".png")).exists()
     assert doc["counts"]["regression_runs"] == len(doc["regression"]["runs"])
+
+
+def test_a_diverging_stack_is_listed_as_diverged_not_a_failure():
+    """Adam at lr = 1e30 drives the full L = 2 stack's weights to NaN: the unit records the run as
+    diverged (infinite held-out loss, NaN tail of the curve) instead of failing (the full default
+    run stopped on such a stack at L = 6 before this)."""
+    cfg = dataclasses.replace(TINY, reg_lr=1e30)
+    rec, arrays = ex.reg_trained_unit(cfg, 2, cfg.reg_N, "full", 0, "L")
+    assert rec["diverged"] and rec["heldout_loss"] == float("inf")
+    assert np.isnan(arrays["curve"][-1]) and not np.isfinite(arrays["P"]).all()
+    sane = ex.reg_trained_unit(TINY, 2, TINY.reg_N, "full", 0, "L")[0]
+    assert not sane["diverged"] and np.isfinite(sane["heldout_loss"])
