@@ -18,6 +18,7 @@ from __future__ import annotations
 from .experiment import (
     CRITERIA,
     GAMMA_ERROR,
+    QUICK_NONLINEAR,
     UNITS_FILE,
     RegressionConfig,
     gamma_check,
@@ -53,6 +54,7 @@ __all__ = [
     "RegressionConfig",
     "CRITERIA",
     "GAMMA_ERROR",
+    "QUICK_NONLINEAR",
     "UNITS_FILE",
     "run_regression",
     "plot_regression",
