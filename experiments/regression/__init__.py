@@ -22,7 +22,6 @@ from .experiment import (
     UNITS_FILE,
     RegressionConfig,
     gamma_check,
-    gamma_check_table,
     grad_scale,
     population_passed,
     population_run,
@@ -36,10 +35,7 @@ from .experiment import (
 from .laws import (
     CALIBRATION,
     LAW_SETTINGS,
-    calibration_table,
     law_checks,
-    law_runs_table,
-    law_table,
     run_law_checks,
     wald_calibration,
 )
@@ -63,16 +59,12 @@ __all__ = [
     "population_passed",
     "sampled_runs",
     "gamma_check",
-    "gamma_check_table",
     "target_name",
     "target_matrix",
     "LAW_SETTINGS",
     "CALIBRATION",
     "wald_calibration",
-    "calibration_table",
     "law_checks",
-    "law_table",
-    "law_runs_table",
     "run_law_checks",
 ]
 

@@ -14,7 +14,9 @@ with the same ``(P, Q)`` on centred tokens.
 
 ``python -m lsa_theory.experiments.regression.attention --out DIR`` writes
 ``DIR/regression-attention.json`` (the saved study is ``docs/figures/regression-attention.json``);
-:func:`attention_table` and :func:`attention_summary_table` are the tables of docs/regression.md.
+its tables in docs/regression.md are the kinds ``regression-attention-summary``,
+``regression-attention-runs`` and ``regression-attention-constructed`` of
+:mod:`lsa_theory.experiments.tables`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 from ..io import atomic_write_json, provenance, to_jsonable, versions
 from ..store import UnitStore
+from ..tables import TABLES
 from .experiment import RegressionConfig, _lambda
 from .stack import _batch, stack_record
 
@@ -37,9 +40,6 @@ __all__ = [
     "study_config",
     "constructed",
     "attention_study",
-    "attention_table",
-    "attention_summary_table",
-    "constructed_table",
 ]
 
 #: The runs of the saved study: ``(L, param, attention, heads)``; every one for each seed.
@@ -103,16 +103,6 @@ def constructed(Lambda: np.ndarray, N: int, test: tuple, eps: float = 1e-3) -> l
         }
         for name, att, layer in cases
     ]
-
-
-def constructed_table(doc: dict) -> str:
-    """The constructions of a saved study (markdown): construction, held-out loss +- s.e."""
-    lines = ["| one layer, constructed | held-out loss |", "|---|---|"]
-    lines += [
-        f"| {c['construction']} | {c['test_loss']:.4f} +- {c['test_loss_se']:.4f} |"
-        for c in doc["constructed"]
-    ]
-    return "\n".join(lines)
 
 
 def attention_study(
@@ -186,61 +176,6 @@ def attention_study(
     return to_jsonable(doc)
 
 
-def _f(x, fmt: str) -> str:
-    return "-" if x is None else format(x, fmt)
-
-
-def attention_table(doc: dict) -> str:
-    """Every run of a saved study (markdown): ``L``, param, attention, ``H``, seed, test loss +- s.e.,
-    the one-head linear run's loss, the (R3) stack of the learned ``A_l``, ``cos(A_1, Gamma^{-1})``,
-    layer 1's share in (R3)'s blocks, score spread, mean-token term, diverged."""
-    lines = [
-        "| L | param | attention | H | seed | test loss | linear, H = 1 | (R3) of the A_l | "
-        "cos(A_1, Gamma^-1) | (R3) share | score spread | mean-token term | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in doc["runs"]:
-        lay = r["layers"][0] if r["layers"] else {}
-        lines.append(
-            f"| {r['L']} | {r['param']} | {r['attention']} | {r['heads']} | {r['seed']} | "
-            f"{_f(r['test_loss'], '.4f')} +- {_f(r['test_loss_se'], '.4f')} | "
-            f"{_f(r['linear_test_loss'], '.4f')} | {_f(r['test_loss_as_pgd'], '.4f')} | "
-            f"{_f(lay.get('cos_Gamma_inv'), '.3f')} | {_f(lay.get('r3_fraction'), '.3f')} | "
-            f"{_f(r['score_spread'], '.3f')} | {_f(r['mean_token_term'], '.3f')} | {r['diverged']} |"
-        )
-    return "\n".join(lines)
-
-
-def attention_summary_table(doc: dict) -> str:
-    """Per ``(L, param, attention, H)`` over the seeds (markdown): the mean test loss +- its s.e.
-    over seeds, the mean paired difference to the one-head linear run +- its s.e. over seeds, the
-    one-layer optimum ``L*``, runs diverged of runs."""
-    lines = [
-        "| L | param | attention | H | mean test loss (+- s.e. over seeds) | minus linear, H = 1 (paired) "
-        "| L* (Gamma^-1, one layer) | diverged |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    keys = list(dict.fromkeys((r["L"], r["param"], r["attention"], r["heads"]) for r in doc["runs"]))
-    for key in keys:
-        rs = [r for r in doc["runs"] if (r["L"], r["param"], r["attention"], r["heads"]) == key]
-        ok = [r for r in rs if not r["diverged"]]
-        loss = np.array([r["test_loss"] for r in ok])
-        diff = np.array(
-            [r["test_loss"] - r["linear_test_loss"] for r in ok if r["linear_test_loss"] is not None]
-        )
-
-        def ms(x):
-            if x.size == 0:
-                return "-"
-            return f"{x.mean():.4f}" + (f" +- {x.std(ddof=1) / np.sqrt(x.size):.4f}" if x.size > 1 else "")
-
-        lines.append(
-            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {ms(loss)} | {ms(diff)} | "
-            f"{doc['one_layer_optimum']:.4f} | {len(rs) - len(ok)} of {len(rs)} |"
-        )
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":  # pragma: no cover - the saved study's maker
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -250,4 +185,4 @@ if __name__ == "__main__":  # pragma: no cover - the saved study's maker
     if args.steps is not None:
         c = dataclasses.replace(c, train_steps=args.steps)
     d = attention_study(c, out=args.out)
-    print(attention_summary_table(d))
+    print(TABLES["regression-attention-summary"](d))

@@ -61,7 +61,6 @@ __all__ = [
     "population_passed",
     "sampled_runs",
     "gamma_check",
-    "gamma_check_table",
     "target_name",
     "target_matrix",
 ]
@@ -418,24 +417,6 @@ def gamma_check(cfg: RegressionConfig) -> dict:
         "miss_3pct": float(stats.ncx2.cdf(crit, dof, nc)),
         "passed": bool(test["wald"] <= crit),
     }
-
-
-def gamma_check_table(doc: dict) -> str:
-    """The markdown table of docs/regression.md for ``doc["gamma_check"]`` of a saved
-    ``regression.json``: F, relative error, Wald statistic, critical value, p-value, scale ± s.e.,
-    passed."""
-    g = doc["gamma_check"]
-    return "\n".join(
-        [
-            f"| F | `||M_F - Gamma^{{-1}}|| / ||Gamma^{{-1}}||` | Wald `T` (chi^2_{g['dof']}) | "
-            f"critical (alpha = {g['alpha']:g}) | p-value | scale of `M_F` along `Gamma^{{-1}}` | "
-            "P(miss a 3 % error) | passed |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| {g['F']} | {g['rel_err']:.4f} | {g['wald']:.2f} | {g['critical']:.2f} | "
-            f"{g['p_value']:.2f} | {g['scale']:.4f} +- {g['scale_se']:.4f} | {g['miss_3pct']:.1e} | "
-            f"{g['passed']} |",
-        ]
-    )
 
 
 #: Where :func:`run_regression` keeps its finished units while it runs (hidden: not a result; removed

@@ -16,6 +16,7 @@ from lsa_theory.dynamics import regression as rg
 from lsa_theory.experiments.regression import RegressionConfig, units
 from lsa_theory.experiments.regression import attention as at
 from lsa_theory.experiments.regression import stack as st
+from lsa_theory.experiments.tables import TABLES
 
 D, N = 3, 20
 LAMBDA = rg.random_covariance(D, 10.0, np.random.default_rng(7))
@@ -265,8 +266,8 @@ def test_study_tables_list_every_run_with_divergences():
             for s in (0, 1)
         ],
     }
-    assert at.attention_table(doc).count("\n") == 2 + 4 - 1
-    summary = at.attention_summary_table(doc)
+    assert TABLES["regression-attention-runs"](doc).count("\n") == 2 + 4 - 1
+    summary = TABLES["regression-attention-summary"](doc)
     assert "| 1 | full | softmax | 1 | - | - | 0.1100 | 2 of 2 |" in summary
     assert "| 1 | full | linear | 1 | 0.7000 +- 0.5000 | 0.0000 +- 0.0000 | 0.1100 | 0 of 2 |" in summary
 
