@@ -1,25 +1,25 @@
 """Markdown tables of saved results, so that documentation tables are regenerated, never retyped.
 
-``python -m lsa_theory.experiments.tables KIND PATH`` prints the table of one saved document: ``in-context``
-and ``closed-loop`` (``context_length_{regime}.json`` of :mod:`lsa_theory.experiments.context_length`),
-``seeds`` (``seeds.json`` of :func:`lsa_theory.experiments.training.train_seeds`), ``diversity``
-(``diversity_training.json``), ``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds``
-(``docs/figures/pretrain-seeds.json``: every seed of every (P3) configuration), ``td-pretrain-runs``
-and ``td-pretrain-stationary`` (``td_pretrain.json`` of :mod:`lsa_theory.experiments.td_pretrain`),
-``attention-runs``, ``attention-summary`` and ``attention-construction`` (``attention.json`` of
-:mod:`lsa_theory.experiments.attention`), ``depth`` (every table of docs/depth.md from ``depth.json``
-of :mod:`lsa_theory.experiments.depth`), ``regression-gamma-check`` and ``regression-trained``
+``python -m lsa_theory.experiments.tables KIND PATH`` prints the table of one saved document:
+``in-context`` and ``closed-loop`` (``context_length_{regime}.json`` of
+:mod:`lsa_theory.experiments.context_length`), ``seeds`` (``seeds.json`` of
+:func:`lsa_theory.experiments.training.train_seeds`), ``diversity`` (``diversity_training.json``),
+``returns-by-k`` (``returns_by_k.json``) and ``pretrain-seeds`` (``docs/figures/pretrain-seeds.json``:
+every seed of every (P3) configuration), ``td-pretrain-runs`` and ``td-pretrain-stationary``
+(``td_pretrain.json`` of :mod:`lsa_theory.experiments.td_pretrain`), ``attention-runs``,
+``attention-summary`` and ``attention-construction`` (``attention.json`` of
+:mod:`lsa_theory.experiments.attention`), ``depth`` (every table of docs/depth.md from ``depth.json`` of
+:mod:`lsa_theory.experiments.depth`), ``regression-gamma-check`` and ``regression-trained``
 (``regression.json`` of :mod:`lsa_theory.experiments.regression`), ``regression-laws`` and
 ``regression-laws-calibration`` (``regression-laws.json``), ``regression-attention-runs``,
-``regression-attention-summary`` and ``regression-attention-constructed``
-(``regression-attention.json``), ``actor-critic-variants`` (``actor_critic_variants.json``, the two
-(A6) tables). ``regression-law-runs`` is one table of several documents (:data:`MULTI`; ``python
--m lsa_theory.experiments.tables regression-law-runs PATH ...``: the saved ``regression --law W
---covariates X`` runs, a row each). Every row of the document appears (reporting rule: tables
-list every run, failures included). One set of cell formatters serves all: :func:`_f`,
-:func:`_pm`, :func:`_ci`, :func:`_pci` (em dash for a missing value) and :func:`_g` (``-`` for a
-missing value).
-"""
+``regression-attention-summary`` and ``regression-attention-constructed`` (``regression-attention.json``),
+``regression-softmax-lines`` (``regression-softmax-lines.json``), ``actor-critic-variants``
+(``actor_critic_variants.json``, the two (A6) tables). ``regression-law-runs`` is one table of several
+documents (:data:`MULTI`; ``python -m lsa_theory.experiments.tables regression-law-runs PATH ...``: the
+saved ``regression --law W --covariates X`` runs, a row each). Every row of the document appears
+(reporting rule: tables list every run, failures included). One set of cell formatters serves all:
+:func:`_f`, :func:`_pm`, :func:`_ci`, :func:`_pci` (em dash for a missing value) and :func:`_g` (``-`` for
+a missing value)."""
 
 from __future__ import annotations
 
@@ -702,6 +702,29 @@ def regression_trained(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def regression_softmax_lines(doc: dict) -> str:
+    """What the sparse softmax family reaches on the lines ``A_{l,h} = a M`` of a saved
+    ``regression-softmax-lines.json``
+    (:func:`lsa_theory.experiments.regression.attention.sparse_softmax_lines`), one row per ``L``:
+    the zero predictor's loss, the null member ``A = 0`` (closed form; measured +- s.e.), the start,
+    and the best ``a`` with its held-out loss +- s.e. on ``M = I`` and on ``M = Gamma^{-1}``."""
+    lines = [
+        "| L | H | zero predictor | null member A = 0 (closed form) | A = 0, measured | start "
+        "| best on A = a I (a) | best on A = a Gamma^-1 (a) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        best = [r["lines"][m] for m in ("I", "Gamma^-1")]
+        cells = [f"{b['best_loss']:.4f} +- {b['best_loss_se']:.4f} ({b['best_a']:.3g})" for b in best]
+        lines.append(
+            f"| {r['L']} | {r['heads']} | {r['loss_zero']:.4f} | {r['loss_null']:.4f} | "
+            f"{r['loss_null_measured']:.4f} +- {r['loss_null_se']:.4f} | {r['loss_start']:.4f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def actor_critic_variants_tables(doc: dict) -> str:
     """The two (A6) tables of docs/actor-critic.md from a saved ``actor_critic_variants.json``:
     the expected actor step (mean ± s.e., max; cosine mean ± s.e.) and the closed loop (returns ±
@@ -761,6 +784,7 @@ TABLES = {
     "regression-attention-summary": regression_attention_summary,
     "regression-attention-constructed": regression_attention_constructed,
     "regression-trained": regression_trained,
+    "regression-softmax-lines": regression_softmax_lines,
     "actor-critic-variants": actor_critic_variants_tables,
 }
 

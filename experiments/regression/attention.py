@@ -33,14 +33,28 @@ from ..io import atomic_write_json, provenance, to_jsonable, versions
 from ..store import UnitStore
 from ..tables import TABLES
 from .experiment import RegressionConfig, _lambda
-from .stack import _batch, stack_record
+from .stack import (
+    _batch,
+    _stack_rng,
+    _test_loss,
+    _test_loss_se,
+    init_stack,
+    layers_of,
+    null_loss,
+    stack_record,
+)
 
 __all__ = [
     "STUDY",
     "study_config",
     "constructed",
     "attention_study",
+    "LINE_GRID",
+    "sparse_softmax_lines",
 ]
+
+#: The scalars ``a`` of :func:`sparse_softmax_lines`: 0 and ``+-`` 16 log-spaced values in [0.01, 30].
+LINE_GRID = tuple(sorted({0.0, *np.geomspace(0.01, 30.0, 16), *(-np.geomspace(0.01, 30.0, 16))}))
 
 #: The runs of the saved study: ``(L, param, attention, heads)``; every one for each seed.
 STUDY = tuple(
@@ -173,6 +187,83 @@ def attention_study(
     if out is not None:
         atomic_write_json(out / "regression-attention.json", doc)
         store.remove()
+    return to_jsonable(doc)
+
+
+def sparse_softmax_lines(
+    cfg: RegressionConfig | None = None,
+    layers: tuple[int, ...] = (1, 2, 3),
+    grid: tuple[float, ...] = LINE_GRID,
+    out: str | Path | None = None,
+) -> dict:
+    """What the sparse softmax family (:mod:`.stack`, ``A_{l,h}`` trained, ``P`` fixed) can reach,
+    on one-parameter lines: for each ``L`` of ``layers`` with ``cfg.heads`` heads, the held-out loss
+    (+- s.e.) of every ``A_{l,h} = a M`` for ``a`` in ``grid`` and ``M`` in ``I``, ``Gamma^{-1}``,
+    the best ``a`` of each line, the stack's start (:func:`.stack.init_stack`, the draw of
+    :func:`.stack.train_stack`), its null member ``A = 0`` measured and in closed form
+    (:func:`.stack.null_loss`) and the zero predictor's loss. ``cfg`` default: ``--quick --heads 2
+    --attention softmax`` (its 4000 held-out prompts, ``default_rng([seed, 4])``, and (R4)'s law).
+    With ``out``, written to ``out/regression-softmax-lines.json``."""
+    from lsa_theory.dynamics import regression as rg
+
+    if cfg is None:
+        cfg = dataclasses.replace(RegressionConfig.quick("softmax"), heads=2)
+    t0 = time.perf_counter()
+    H, d = cfg.heads, cfg.d
+    Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
+    E, y = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **cfg.law_kwargs())
+    loss_zero = 0.5 * float(np.trace(Lambda @ rg.weight_covariance(Lambda, cfg.law)))
+    directions = {"I": np.eye(d), "Gamma^-1": np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N))}
+
+    def of(As: list) -> list:
+        return [[(P.numpy(), Q.numpy()) for P, Q in hs] for hs in layers_of(As, "sparse", H)]
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        with torch.no_grad():
+            for L in layers:
+                start = of(
+                    [p.detach() for p in init_stack(L, d, "sparse", _stack_rng(L, "sparse", cfg.seed), H)]
+                )
+                zero = of([torch.zeros(d, d, dtype=torch.float64)] * (L * H))
+                row = {
+                    "L": L,
+                    "heads": H,
+                    "loss_zero": loss_zero,
+                    "loss_null": null_loss(L, "sparse", H, "softmax", loss_zero, cfg.N),
+                    "loss_null_measured": _test_loss(zero, E, y, "softmax"),
+                    "loss_null_se": _test_loss_se(zero, E, y, "softmax"),
+                    "loss_start": _test_loss(start, E, y, "softmax"),
+                    "lines": {},
+                }
+                for name, M in directions.items():
+                    losses = [
+                        _test_loss(of([torch.as_tensor(a * M)] * (L * H)), E, y, "softmax") for a in grid
+                    ]
+                    i = int(np.argmin(losses))
+                    best = of([torch.as_tensor(grid[i] * M)] * (L * H))
+                    row["lines"][name] = {
+                        "losses": losses,
+                        "best_a": grid[i],
+                        "best_loss": losses[i],
+                        "best_loss_se": _test_loss_se(best, E, y, "softmax"),
+                    }
+                rows.append(row)
+    finally:
+        torch.set_num_threads(prev)
+    doc = {
+        "grid": list(grid),
+        "rows": rows,
+        "config": to_jsonable(dataclasses.asdict(cfg)),
+        "provenance": provenance(dataclasses.asdict(cfg), cfg.seed),
+        "versions": versions(),
+        "wall_time": time.perf_counter() - t0,
+    }
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(out) / "regression-softmax-lines.json", doc)
     return to_jsonable(doc)
 
 

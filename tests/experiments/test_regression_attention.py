@@ -406,3 +406,19 @@ def test_sparse_softmax_row_reports_its_references():
     assert sparse["loss_null"] > sparse["loss_zero"] and sparse["above_zero_predictor"]
     linear, _ = st.train_stacks(dataclasses.replace(cfg, heads=1, attention="linear"), LAMBDA)
     assert not {"loss_start", "loss_null", "above_zero_predictor"} & set(linear[0])
+
+
+def test_sparse_softmax_lines_small():
+    """:func:`.attention.sparse_softmax_lines` on 400 prompts, ``L = 1, 2``, three scalars: the line
+    at ``a = 0`` is the null member on both directions, the best ``a`` is the argmin of its line,
+    and the null member's measured loss is its closed form within ``Z_NULL`` standard errors."""
+    cfg = dataclasses.replace(_tiny_cfg(heads=2, attention="softmax"), test_prompts=400)
+    doc = at.sparse_softmax_lines(cfg, layers=(1, 2), grid=(-0.5, 0.0, 0.5))
+    assert [r["L"] for r in doc["rows"]] == [1, 2]
+    for r in doc["rows"]:
+        assert abs(r["loss_null_measured"] - r["loss_null"]) <= Z_NULL * r["loss_null_se"]
+        for line in r["lines"].values():
+            assert line["losses"][1] == r["loss_null_measured"]
+            assert line["best_loss"] == min(line["losses"])
+            assert line["best_a"] == doc["grid"][int(np.argmin(line["losses"]))]
+    assert TABLES["regression-softmax-lines"](doc).count("\n") == 1 + 2
