@@ -232,6 +232,23 @@ def test_regression_attention_tables_are_the_saved_study():
         assert TABLES[f"regression-attention-{kind}"](doc) in page
 
 
+def test_regression_softmax_quick_tables_are_the_saved_runs():
+    """Issue 23, item 5: docs/regression.md's tables of ``--quick --heads 2 --attention softmax``
+    (its trained stacks, exit 0) and of the sparse softmax family's lines are printed from the
+    saved documents; no stack of the run diverged, and the best member of each line is above the
+    zero predictor at L = 2 and 3 (the family cannot predict 0)."""
+    from lsa_theory.experiments.tables import TABLES
+
+    page = (ROOT / "docs" / "regression.md").read_text()
+    run = json.loads((ROOT / "docs" / "figures" / "regression-quick-heads2-softmax.json").read_text())
+    lines = json.loads((ROOT / "docs" / "figures" / "regression-softmax-lines.json").read_text())
+    assert run["passed"] and (run["heads"], run["attention"]) == (2, "softmax")
+    assert TABLES["regression-trained"](run) in page and TABLES["regression-softmax-lines"](lines) in page
+    for r in lines["rows"]:
+        if r["L"] >= 2:
+            assert all(line["best_loss"] > r["loss_zero"] for line in r["lines"].values())
+
+
 def test_extending_page_links_every_worked_example_and_has_pitfalls():
     """docs/extending.md has a "Pitfalls" section (sizes carried in shapes, sympy exactness) and
     links every runnable example declaration in examples/ (tests/constructions/test_registry.py

@@ -449,7 +449,11 @@ def train_stacks(cfg, Lambda: np.ndarray) -> tuple[list[dict], dict]:
     one-layer optimum matrix (:func:`.experiment.target_matrix`; see :func:`layer_report`).
 
     Each row records ``heads``, ``attention``, ``diverged`` (:func:`stack_diverged`), ``loss_zero``
-    (the zero prediction's loss), ``test_loss_se`` and ``score_spread`` (first layer); a diverged
+    (the zero prediction's loss), ``test_loss_se`` and ``score_spread`` (first layer); a row of a
+    nonlinear attention also ``loss_start`` (the held-out loss of its start), ``loss_null``
+    (:func:`null_loss`) and ``above_zero_predictor`` (reported, not a verdict), and its
+    ``diverged`` is measured against the first two (linear rows: against ``loss_zero``, their null
+    member's loss, as before); a diverged
     stack's layers are not analysed (``layers`` empty, ``test_loss_as_pgd`` and ``pgd_gap`` None) and
     fails the run's verdict (``checks["trained_not_diverged"]``). ``test_loss_as_pgd`` is the (R3)
     stack of the per-layer ``A_l`` (:func:`heads_report`), whatever the attention."""
