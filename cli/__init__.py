@@ -352,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="linear",
         metavar="NAME",
         help="attention function of the trained stacks: linear (default), softmax, relu, tanh, elu, selu, "
-        "leaky_relu",
+        "leaky_relu; with --quick a nonlinear one trains 150 steps of batch 250 at lr 1e-2 and tests on "
+        "4000 prompts (RegressionConfig.quick, QUICK_NONLINEAR; linear: 500 steps of 500, lr 3e-3, "
+        "20000 prompts)",
     )
     _common(p, out="directory for regression.json/.npz and the figure")
     p.set_defaults(func=_cmd_regression, precheck=_regression_config)

@@ -233,15 +233,15 @@ def _regression_config(args: argparse.Namespace):
     """The :class:`RegressionConfig` of ``regression``'s options (also its precheck)."""
     from lsa_theory.experiments.regression import RegressionConfig
 
-    cfg = RegressionConfig.quick() if args.quick else RegressionConfig()
-    cfg = dataclasses.replace(
-        cfg, law=getattr(args, "law", cfg.law), covariates=getattr(args, "covariates", cfg.covariates)
-    )
     heads, attention = getattr(args, "heads", 1), getattr(args, "attention", "linear")
     if heads < 1:
         raise ValueError(f"--heads: must be >= 1, got {heads}")
     if attention not in ATTENTIONS:
         raise ValueError(f"--attention: expected one of {', '.join(ATTENTIONS)}, got {attention!r}")
+    cfg = RegressionConfig.quick(attention) if args.quick else RegressionConfig()
+    cfg = dataclasses.replace(
+        cfg, law=getattr(args, "law", cfg.law), covariates=getattr(args, "covariates", cfg.covariates)
+    )
     cfg = dataclasses.replace(cfg, heads=heads, attention=attention)
     return cfg if args.seed is None else dataclasses.replace(cfg, seed=args.seed)
 

@@ -169,11 +169,11 @@ def test_pretraining_seed_table_is_the_saved_runs():
 def test_actor_critic_tables_are_the_saved_run():
     """Issue 18: the (A6) tables of docs/actor-critic.md (0.233 and 0.935) are printed from the saved
     run docs/figures/actor_critic_variants.json, not retyped."""
-    from lsa_theory.experiments.actor_critic_variants import markdown_tables
+    from lsa_theory.experiments import tables
 
-    doc = json.loads((ROOT / "docs" / "figures" / "actor_critic_variants.json").read_text())
+    path = ROOT / "docs" / "figures" / "actor_critic_variants.json"
     page = (ROOT / "docs" / "actor-critic.md").read_text()
-    for table in markdown_tables(doc).split("\n\n"):
+    for table in tables.table("actor-critic-variants", path).split("\n\n"):
         assert table in page
 
 
@@ -181,12 +181,12 @@ def test_regression_gamma_check_is_the_saved_run():
     """Issue 18: the (R4) least-squares check of Gamma in docs/regression.md is the saved full run's
     (docs/figures/regression-full.json), which passed it; the flow's own-target error stays quoted
     as convergence (its largest value over the population runs)."""
-    from lsa_theory.experiments.regression import gamma_check_table
+    from lsa_theory.experiments.tables import TABLES
 
     doc = json.loads((ROOT / "docs" / "figures" / "regression-full.json").read_text())
     page = (ROOT / "docs" / "regression.md").read_text()
     assert doc["checks"]["gamma_least_squares"] and doc["passed"]
-    assert gamma_check_table(doc) in page
+    assert TABLES["regression-gamma-check"](doc) in page
     worst = max(r["flow_vs_target"] for r in doc["configs"])
     assert f"{worst:.1e}" in page
 
@@ -195,12 +195,12 @@ def test_regression_law_tables_are_the_saved_runs():
     """Issue 23: docs/regression.md's "Data laws" tables are printed from the saved law checks
     (docs/figures/regression-laws.json, every row passed) and the saved --quick runs of the five
     non-default law pairs (each passed, with its law and target named)."""
-    from lsa_theory.experiments.regression import calibration_table, law_runs_table, law_table
+    from lsa_theory.experiments.tables import TABLES
 
     page = (ROOT / "docs" / "regression.md").read_text()
     laws = json.loads((ROOT / "docs" / "figures" / "regression-laws.json").read_text())
     assert laws["passed"] and len(laws["rows"]) == 12
-    assert law_table(laws) in page and calibration_table(laws) in page
+    assert TABLES["regression-laws"](laws) in page and TABLES["regression-laws-calibration"](laws) in page
     names = [
         "isotropic-sphere",
         "isotropic-gamma",
@@ -215,7 +215,7 @@ def test_regression_law_tables_are_the_saved_runs():
             and name == f"{doc['law']['w']}-{doc['law']['x']}"
             and name.split("-")[0] in doc["target"]
         )
-    assert law_runs_table(runs) in page
+    assert TABLES["regression-law-runs"](runs) in page
 
 
 def test_regression_attention_tables_are_the_saved_study():
@@ -223,12 +223,30 @@ def test_regression_attention_tables_are_the_saved_study():
     study (docs/figures/regression-attention.json), which holds every run of the study, diverged
     ones included."""
     from lsa_theory.experiments.regression import attention as at
+    from lsa_theory.experiments.tables import TABLES
 
     doc = json.loads((ROOT / "docs" / "figures" / "regression-attention.json").read_text())
     page = (ROOT / "docs" / "regression.md").read_text()
     assert len(doc["runs"]) == len(at.STUDY) * len(doc["seeds"]) and len(doc["seeds"]) >= 3
-    for table in (at.attention_summary_table(doc), at.attention_table(doc), at.constructed_table(doc)):
-        assert table in page
+    for kind in ("summary", "runs", "constructed"):
+        assert TABLES[f"regression-attention-{kind}"](doc) in page
+
+
+def test_regression_softmax_quick_tables_are_the_saved_runs():
+    """Issue 23, item 5: docs/regression.md's tables of ``--quick --heads 2 --attention softmax``
+    (its trained stacks, exit 0) and of the sparse softmax family's lines are printed from the
+    saved documents; no stack of the run diverged, and the best member of each line is above the
+    zero predictor at L = 2 and 3 (the family cannot predict 0)."""
+    from lsa_theory.experiments.tables import TABLES
+
+    page = (ROOT / "docs" / "regression.md").read_text()
+    run = json.loads((ROOT / "docs" / "figures" / "regression-quick-heads2-softmax.json").read_text())
+    lines = json.loads((ROOT / "docs" / "figures" / "regression-softmax-lines.json").read_text())
+    assert run["passed"] and (run["heads"], run["attention"]) == (2, "softmax")
+    assert TABLES["regression-trained"](run) in page and TABLES["regression-softmax-lines"](lines) in page
+    for r in lines["rows"]:
+        if r["L"] >= 2:
+            assert all(line["best_loss"] > r["loss_zero"] for line in r["lines"].values())
 
 
 def test_extending_page_links_every_worked_example_and_has_pitfalls():

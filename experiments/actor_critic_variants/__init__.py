@@ -3,10 +3,10 @@ action-value critic, measured: the face of the experiment.
 
 Face: :data:`Config` (frozen, with ``quick()`` and ``full()``), :func:`units` (the exact expected
 actor steps, then the closed loop (A5) of both variants), :func:`run_unit`, :func:`run`
-(:func:`run_variants`) and :func:`plot` ((A6) has tables, not a figure: :func:`markdown_tables`
-of the saved document).
+(:func:`run_variants`) and :func:`plot` ((A6) has tables, not a figure: the kind
+``actor-critic-variants`` of :mod:`lsa_theory.experiments.tables`, from the saved document).
 
-Files: ``experiment.py`` (the measurements, their round-off bounds and the tables).
+Files: ``experiment.py`` (the measurements and their round-off bounds), ``plots.py`` (the tables).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from .experiment import (
     Config,
     control_config,
     expected_steps,
-    markdown_tables,
-    plot,
     run,
     run_unit,
     run_variants,
@@ -26,6 +24,7 @@ from .experiment import (
     step_roundoff_bound,
     units,
 )
+from .plots import plot
 
 __all__ = [
     "Config",
@@ -37,7 +36,6 @@ __all__ = [
     "Q_STEP_CEILING",
     "VARIANTS",
     "expected_steps",
-    "markdown_tables",
     "run_variants",
     "step_quantities",
     "step_roundoff_bound",

@@ -32,7 +32,7 @@ from lsa_theory.roundoff import perturbed, sum_error_bound
 
 from ..control import ControlConfig, run_control
 from ..envs import HELDOUT_NAME, heldout_family, heldout_rng
-from ..io import atomic_write_json, provenance, read_json, single_blas_thread, to_jsonable, versions
+from ..io import atomic_write_json, provenance, single_blas_thread, to_jsonable, versions
 from ..stats import mean_sem_columns
 
 __all__ = [
@@ -40,12 +40,10 @@ __all__ = [
     "units",
     "run_unit",
     "run",
-    "plot",
     "control_config",
     "Q_STEP_CEILING",
     "VARIANTS",
     "expected_steps",
-    "markdown_tables",
     "run_variants",
     "step_quantities",
     "step_roundoff_bound",
@@ -195,12 +193,6 @@ def run(cfg: Config, out: str | Path | None = None) -> dict:
     return run_variants(out, n_mdps=cfg.n_mdps, n_updates=cfg.n_updates, seed=cfg.seed)
 
 
-def plot(out: str | Path) -> str:
-    """(A6) has tables, not a figure: the two markdown tables (:func:`markdown_tables`) of the
-    saved ``out/actor_critic_variants.json``."""
-    return markdown_tables(read_json(Path(out) / "actor_critic_variants.json"))
-
-
 @single_blas_thread
 def run_variants(
     out: str | Path | None = None, *, n_mdps: int = 20, n_updates: int = 1000, seed: int = 0
@@ -270,37 +262,3 @@ def run_variants(
     if out is not None:
         atomic_write_json(Path(out) / "actor_critic_variants.json", doc)
     return doc
-
-
-def markdown_tables(doc: dict) -> str:
-    """The two (A6) tables of docs/actor-critic.md from a saved ``actor_critic_variants.json``:
-    the expected actor step (mean ± s.e., max; cosine mean ± s.e.) and the closed loop (returns ±
-    s.e., ``max |w_block - w_teacher|``, diverged), one row per variant."""
-    label = {"state": "state value", "action": "action value"}
-    out = [
-        "| critic | `|E[delta g]|` (mean +- s.e., max) | cosine with `grad J` (mean +- s.e.) |",
-        "|---|---|---|",
-    ]
-    for r in doc["rows"]:
-        d = constructions.ALGORITHMS[r["algo"]].dims(9, 4).d
-        name = f"{label[r['critic']]}, d = {d}" + (" (default)" if r["algo"] == VARIANTS[0] else "")
-        if r["step_norm_max"] < Q_STEP_CEILING:  # action-value critic: the step is 0, its value round-off
-            step = f"{r['step_norm_mean']:.1e} +- {r['step_norm_sem']:.1e}, max {r['step_norm_max']:.1e}"
-            cos = f"{r['cosine_mean']:.2f} +- {r['cosine_sem']:.2f} (the step is round-off)"
-        else:
-            step = f"{r['step_norm_mean']:.3f} +- {r['step_norm_sem']:.3f}, max {r['step_norm_max']:.3f}"
-            cos = f"{r['cosine_mean']:.3f} +- {r['cosine_sem']:.3f}"
-        out.append(f"| {name} | {step} | {cos} |")
-    out += [
-        "",
-        "| critic | frozen block | exact teacher | max abs(w_block - w_teacher) | diverged |",
-        "|---|---|---|---|---|",
-    ]
-    for r in doc["rows"]:
-        name = f"{label[r['critic']]} " + ("(default)" if r["algo"] == VARIANTS[0] else f"(`{r['algo']}`)")
-        out.append(
-            f"| {name} | {r['normalized_return']:.3f} +- {r['normalized_return_sem']:.3f} | "
-            f"{r['normalized_return_teacher']:.3f} +- {r['normalized_return_teacher_sem']:.3f} | "
-            f"{r['max_w_diff']:.1e} | {r['diverged']} / {r['n_mdps']} |"
-        )
-    return "\n".join(out)

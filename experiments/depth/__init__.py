@@ -19,7 +19,6 @@ from .experiment import (
     TD_MODES,
     UNITS_FILE,
     DepthConfig,
-    markdown_tables,
     run_depth,
     run_unit,
     train_td_stack,
@@ -41,7 +40,6 @@ __all__ = [
     "run_depth",
     "plot_depth",
     "train_td_stack",
-    "markdown_tables",
 ]
 
 #: The face of the experiment: its configuration, run and figure.

@@ -18,10 +18,10 @@ from __future__ import annotations
 from .experiment import (
     CRITERIA,
     GAMMA_ERROR,
+    QUICK_NONLINEAR,
     UNITS_FILE,
     RegressionConfig,
     gamma_check,
-    gamma_check_table,
     grad_scale,
     population_passed,
     population_run,
@@ -35,10 +35,7 @@ from .experiment import (
 from .laws import (
     CALIBRATION,
     LAW_SETTINGS,
-    calibration_table,
     law_checks,
-    law_runs_table,
-    law_table,
     run_law_checks,
     wald_calibration,
 )
@@ -53,6 +50,7 @@ __all__ = [
     "RegressionConfig",
     "CRITERIA",
     "GAMMA_ERROR",
+    "QUICK_NONLINEAR",
     "UNITS_FILE",
     "run_regression",
     "plot_regression",
@@ -61,16 +59,12 @@ __all__ = [
     "population_passed",
     "sampled_runs",
     "gamma_check",
-    "gamma_check_table",
     "target_name",
     "target_matrix",
     "LAW_SETTINGS",
     "CALIBRATION",
     "wald_calibration",
-    "calibration_table",
     "law_checks",
-    "law_table",
-    "law_runs_table",
     "run_law_checks",
 ]
 

@@ -14,7 +14,9 @@ with the same ``(P, Q)`` on centred tokens.
 
 ``python -m lsa_theory.experiments.regression.attention --out DIR`` writes
 ``DIR/regression-attention.json`` (the saved study is ``docs/figures/regression-attention.json``);
-:func:`attention_table` and :func:`attention_summary_table` are the tables of docs/regression.md.
+its tables in docs/regression.md are the kinds ``regression-attention-summary``,
+``regression-attention-runs`` and ``regression-attention-constructed`` of
+:mod:`lsa_theory.experiments.tables`.
 """
 
 from __future__ import annotations
@@ -29,18 +31,30 @@ import torch
 
 from ..io import atomic_write_json, provenance, to_jsonable, versions
 from ..store import UnitStore
+from ..tables import TABLES
 from .experiment import RegressionConfig, _lambda
-from .stack import _batch, stack_record
+from .stack import (
+    _batch,
+    _stack_rng,
+    _test_loss,
+    _test_loss_se,
+    init_stack,
+    layers_of,
+    null_loss,
+    stack_record,
+)
 
 __all__ = [
     "STUDY",
     "study_config",
     "constructed",
     "attention_study",
-    "attention_table",
-    "attention_summary_table",
-    "constructed_table",
+    "LINE_GRID",
+    "sparse_softmax_lines",
 ]
+
+#: The scalars ``a`` of :func:`sparse_softmax_lines`: 0 and ``+-`` 16 log-spaced values in [0.01, 30].
+LINE_GRID = tuple(sorted({0.0, *np.geomspace(0.01, 30.0, 16), *(-np.geomspace(0.01, 30.0, 16))}))
 
 #: The runs of the saved study: ``(L, param, attention, heads)``; every one for each seed.
 STUDY = tuple(
@@ -103,16 +117,6 @@ def constructed(Lambda: np.ndarray, N: int, test: tuple, eps: float = 1e-3) -> l
         }
         for name, att, layer in cases
     ]
-
-
-def constructed_table(doc: dict) -> str:
-    """The constructions of a saved study (markdown): construction, held-out loss +- s.e."""
-    lines = ["| one layer, constructed | held-out loss |", "|---|---|"]
-    lines += [
-        f"| {c['construction']} | {c['test_loss']:.4f} +- {c['test_loss_se']:.4f} |"
-        for c in doc["constructed"]
-    ]
-    return "\n".join(lines)
 
 
 def attention_study(
@@ -186,59 +190,81 @@ def attention_study(
     return to_jsonable(doc)
 
 
-def _f(x, fmt: str) -> str:
-    return "-" if x is None else format(x, fmt)
+def sparse_softmax_lines(
+    cfg: RegressionConfig | None = None,
+    layers: tuple[int, ...] = (1, 2, 3),
+    grid: tuple[float, ...] = LINE_GRID,
+    out: str | Path | None = None,
+) -> dict:
+    """What the sparse softmax family (:mod:`.stack`, ``A_{l,h}`` trained, ``P`` fixed) can reach,
+    on one-parameter lines: for each ``L`` of ``layers`` with ``cfg.heads`` heads, the held-out loss
+    (+- s.e.) of every ``A_{l,h} = a M`` for ``a`` in ``grid`` and ``M`` in ``I``, ``Gamma^{-1}``,
+    the best ``a`` of each line, the stack's start (:func:`.stack.init_stack`, the draw of
+    :func:`.stack.train_stack`), its null member ``A = 0`` measured and in closed form
+    (:func:`.stack.null_loss`) and the zero predictor's loss. ``cfg`` default: ``--quick --heads 2
+    --attention softmax`` (its 4000 held-out prompts, ``default_rng([seed, 4])``, and (R4)'s law).
+    With ``out``, written to ``out/regression-softmax-lines.json``."""
+    from lsa_theory.dynamics import regression as rg
 
+    if cfg is None:
+        cfg = dataclasses.replace(RegressionConfig.quick("softmax"), heads=2)
+    t0 = time.perf_counter()
+    H, d = cfg.heads, cfg.d
+    Lambda = _lambda(cfg, cfg.d, cfg.N, cfg.kappa)
+    E, y = _batch(cfg.test_prompts, cfg.N, Lambda, np.random.default_rng([cfg.seed, 4]), **cfg.law_kwargs())
+    loss_zero = 0.5 * float(np.trace(Lambda @ rg.weight_covariance(Lambda, cfg.law)))
+    directions = {"I": np.eye(d), "Gamma^-1": np.linalg.inv(rg.gamma_matrix(Lambda, cfg.N))}
 
-def attention_table(doc: dict) -> str:
-    """Every run of a saved study (markdown): ``L``, param, attention, ``H``, seed, test loss +- s.e.,
-    the one-head linear run's loss, the (R3) stack of the learned ``A_l``, ``cos(A_1, Gamma^{-1})``,
-    layer 1's share in (R3)'s blocks, score spread, mean-token term, diverged."""
-    lines = [
-        "| L | param | attention | H | seed | test loss | linear, H = 1 | (R3) of the A_l | "
-        "cos(A_1, Gamma^-1) | (R3) share | score spread | mean-token term | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in doc["runs"]:
-        lay = r["layers"][0] if r["layers"] else {}
-        lines.append(
-            f"| {r['L']} | {r['param']} | {r['attention']} | {r['heads']} | {r['seed']} | "
-            f"{_f(r['test_loss'], '.4f')} +- {_f(r['test_loss_se'], '.4f')} | "
-            f"{_f(r['linear_test_loss'], '.4f')} | {_f(r['test_loss_as_pgd'], '.4f')} | "
-            f"{_f(lay.get('cos_Gamma_inv'), '.3f')} | {_f(lay.get('r3_fraction'), '.3f')} | "
-            f"{_f(r['score_spread'], '.3f')} | {_f(r['mean_token_term'], '.3f')} | {r['diverged']} |"
-        )
-    return "\n".join(lines)
+    def of(As: list) -> list:
+        return [[(P.numpy(), Q.numpy()) for P, Q in hs] for hs in layers_of(As, "sparse", H)]
 
-
-def attention_summary_table(doc: dict) -> str:
-    """Per ``(L, param, attention, H)`` over the seeds (markdown): the mean test loss +- its s.e.
-    over seeds, the mean paired difference to the one-head linear run +- its s.e. over seeds, the
-    one-layer optimum ``L*``, runs diverged of runs."""
-    lines = [
-        "| L | param | attention | H | mean test loss (+- s.e. over seeds) | minus linear, H = 1 (paired) "
-        "| L* (Gamma^-1, one layer) | diverged |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    keys = list(dict.fromkeys((r["L"], r["param"], r["attention"], r["heads"]) for r in doc["runs"]))
-    for key in keys:
-        rs = [r for r in doc["runs"] if (r["L"], r["param"], r["attention"], r["heads"]) == key]
-        ok = [r for r in rs if not r["diverged"]]
-        loss = np.array([r["test_loss"] for r in ok])
-        diff = np.array(
-            [r["test_loss"] - r["linear_test_loss"] for r in ok if r["linear_test_loss"] is not None]
-        )
-
-        def ms(x):
-            if x.size == 0:
-                return "-"
-            return f"{x.mean():.4f}" + (f" +- {x.std(ddof=1) / np.sqrt(x.size):.4f}" if x.size > 1 else "")
-
-        lines.append(
-            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {ms(loss)} | {ms(diff)} | "
-            f"{doc['one_layer_optimum']:.4f} | {len(rs) - len(ok)} of {len(rs)} |"
-        )
-    return "\n".join(lines)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        with torch.no_grad():
+            for L in layers:
+                start = of(
+                    [p.detach() for p in init_stack(L, d, "sparse", _stack_rng(L, "sparse", cfg.seed), H)]
+                )
+                zero = of([torch.zeros(d, d, dtype=torch.float64)] * (L * H))
+                row = {
+                    "L": L,
+                    "heads": H,
+                    "loss_zero": loss_zero,
+                    "loss_null": null_loss(L, "sparse", H, "softmax", loss_zero, cfg.N),
+                    "loss_null_measured": _test_loss(zero, E, y, "softmax"),
+                    "loss_null_se": _test_loss_se(zero, E, y, "softmax"),
+                    "loss_start": _test_loss(start, E, y, "softmax"),
+                    "lines": {},
+                }
+                for name, M in directions.items():
+                    losses = [
+                        _test_loss(of([torch.as_tensor(a * M)] * (L * H)), E, y, "softmax") for a in grid
+                    ]
+                    i = int(np.argmin(losses))
+                    best = of([torch.as_tensor(grid[i] * M)] * (L * H))
+                    row["lines"][name] = {
+                        "losses": losses,
+                        "best_a": grid[i],
+                        "best_loss": losses[i],
+                        "best_loss_se": _test_loss_se(best, E, y, "softmax"),
+                    }
+                rows.append(row)
+    finally:
+        torch.set_num_threads(prev)
+    doc = {
+        "grid": list(grid),
+        "rows": rows,
+        "config": to_jsonable(dataclasses.asdict(cfg)),
+        "provenance": provenance(dataclasses.asdict(cfg), cfg.seed),
+        "versions": versions(),
+        "wall_time": time.perf_counter() - t0,
+    }
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(out) / "regression-softmax-lines.json", doc)
+    return to_jsonable(doc)
 
 
 if __name__ == "__main__":  # pragma: no cover - the saved study's maker
@@ -250,4 +276,4 @@ if __name__ == "__main__":  # pragma: no cover - the saved study's maker
     if args.steps is not None:
         c = dataclasses.replace(c, train_steps=args.steps)
     d = attention_study(c, out=args.out)
-    print(attention_summary_table(d))
+    print(TABLES["regression-attention-summary"](d))

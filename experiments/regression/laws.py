@@ -9,8 +9,9 @@ objective on ``F`` independent prompts of that law
 :func:`lsa_theory.dynamics.regression.one_layer_optimum` by the sandwich Wald statistic, against
 the chi^2 (``d^2`` dof) quantile at level ``alpha``. Negative controls on the same sample: [ZFB]'s
 ``Gamma^{-1}`` and the Gaussian-covariate optimum of the same weight law, each rejected where it
-differs. :func:`run_law_checks` writes ``regression-laws.json``; :func:`law_table` prints its
-markdown table (docs/regression.md).
+differs. :func:`run_law_checks` writes ``regression-laws.json``; its markdown tables (docs/regression.md)
+are the kinds ``regression-laws`` and ``regression-laws-calibration`` of
+:mod:`lsa_theory.experiments.tables`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ __all__ = [
     "CALIBRATION",
     "law_checks",
     "wald_calibration",
-    "law_table",
-    "calibration_table",
-    "law_runs_table",
     "run_law_checks",
 ]
 
@@ -95,20 +93,6 @@ def wald_calibration(
         "critical": crit,
         "exceed": int((walds > crit).sum()),
     }
-
-
-def calibration_table(doc: dict) -> str:
-    """The markdown table of the Wald calibration of a saved ``regression-laws.json``."""
-    lines = [
-        "| x | F | samples | Wald mean (chi^2 mean = dof) | median | max | critical (99.9 %) | above it |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for c in doc["calibration"]:
-        lines.append(
-            f"| {c['covariates']} | {c['F']} | {c['reps']} | {c['mean']:.1f} ({c['dof']}) | "
-            f"{c['median']:.1f} | {c['max']:.1f} | {c['critical']:.1f} | {c['exceed']} |"
-        )
-    return "\n".join(lines)
 
 
 def _wald(test: dict, M: np.ndarray) -> float:
@@ -184,28 +168,6 @@ def law_checks(
     }
 
 
-def _g(x) -> str:
-    return "-" if x is None else f"{x:.3g}"
-
-
-def law_table(doc: dict) -> str:
-    """The markdown table of docs/regression.md for a saved ``regression-laws.json``."""
-    lines = [
-        f"| d | N | kappa | w | x | c2 | Wald `T` of `M*` | critical (alpha = {doc['alpha']:g}) | "
-        "`||M_F - M*|| / ||M*||` | Wald of `Gamma^{-1}` (distance) | Wald of the Gaussian-x optimum "
-        "(distance) | passed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in doc["rows"]:
-        gauss = "-" if r["wald_gaussian"] is None else f"{_g(r['wald_gaussian'])} ({r['rel_gaussian']:.2f})"
-        lines.append(
-            f"| {r['d']} | {r['N']} | {r['kappa']:g} | {r['w']} | {r['x']} | {r['c2']:.3f} | "
-            f"{r['wald']:.1f} | {r['critical']:.1f} | {r['rel_err']:.1e} | "
-            f"{_g(r['wald_gamma'])} ({r['rel_gamma']:.2f}) | {gauss} | {r['passed']} |"
-        )
-    return "\n".join(lines)
-
-
 def run_law_checks(out: str | Path, F: int = 1_000_000, seed: int = 0) -> dict:
     """:func:`law_checks`, with :func:`wald_calibration` of each :data:`CALIBRATION` entry, written
     to ``out/regression-laws.json`` with provenance; returns the document."""
@@ -217,25 +179,3 @@ def run_law_checks(out: str | Path, F: int = 1_000_000, seed: int = 0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "regression-laws.json", doc)
     return to_jsonable(doc)
-
-
-def law_runs_table(docs: list[dict]) -> str:
-    """The markdown table of docs/regression.md for saved ``regression --law W --covariates X``
-    documents: the target, the population flows' worst relative error to it and loss gap, the
-    sampled slope, the least-squares check (Wald against its critical value, scale of ``M_F`` along
-    the target), and the verdict."""
-    lines = [
-        "| w | x | target | population max `rel_err` | max abs `loss_gap` | sampled slope | "
-        "least squares: F, Wald (critical) | scale of `M_F` | passed |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for doc in docs:
-        g = doc["gamma_check"]
-        rel = max(r["rel_err"] for r in doc["configs"])
-        gap = max(abs(r["loss_gap"]) for r in doc["configs"])
-        lines.append(
-            f"| {doc['law']['w']} | {doc['law']['x']} | `{doc['target']}` | {rel:.1e} | {gap:.1e} | "
-            f"{doc['slope']:.3f} | {g['F']}, {g['wald']:.2f} ({g['critical']:.2f}) | "
-            f"{g['scale']:.4f} +- {g['scale_se']:.4f} | {doc['passed']} |"
-        )
-    return "\n".join(lines)

@@ -171,11 +171,12 @@ def test_one_layer_optimum_identities():
 def test_law_checks_table_small():
     """:func:`law_checks` on one small setting (2e4 prompts): every row's fields, the table's rows,
     and the (R4) row's Gamma^{-1} accepted (it is that law's optimum: distance 0)."""
-    from lsa_theory.experiments.regression import law_checks, law_table
+    from lsa_theory.experiments.regression import law_checks
+    from lsa_theory.experiments.tables import TABLES
 
     doc = law_checks(F=20_000, seed=0, settings=((3, 10, 10.0),))
     assert len(doc["rows"]) == len(rg.WEIGHT_LAWS) * len(rg.COVARIATE_LAWS)
     r0 = doc["rows"][0]
     assert (r0["w"], r0["x"], r0["rel_gamma"]) == ("isotropic", "gaussian", 0.0)
     assert r0["wald_gamma"] == pytest.approx(r0["wald"]) and r0["wald_gaussian"] is None
-    assert law_table(doc).count("\n") == 1 + len(doc["rows"])
+    assert TABLES["regression-laws"](doc).count("\n") == 1 + len(doc["rows"])

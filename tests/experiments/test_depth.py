@@ -17,11 +17,12 @@ from lsa_theory.cli import main
 from lsa_theory.constructions.algorithms import regression as reg
 from lsa_theory.dynamics import regression as rg
 from lsa_theory.dynamics import td_pretrain as dt
-from lsa_theory.experiments.depth import DepthConfig, markdown_tables, plot_depth, run_depth, units
+from lsa_theory.experiments.depth import DepthConfig, plot_depth, run_depth, units
 from lsa_theory.experiments.depth import baselines as bl
 from lsa_theory.experiments.depth import experiment as ex
 from lsa_theory.experiments.regression.stack import train_stack
 from lsa_theory.experiments.store import UnitStore
+from lsa_theory.experiments.tables import TABLES
 
 #: Tiny sizes: every unit kind, both TD modes and kinds, in a few seconds.
 TINY = DepthConfig(
@@ -102,7 +103,7 @@ def test_every_run_is_listed_with_its_fields(tiny_run):
     assert not (out / ex.UNITS_FILE).exists()
     assert len(saved["ood"]["interpolation"]) == len(TINY.reg_params) * len(TINY.seeds) * len(TINY.interp_ts)
     assert plot_depth(out).exists()
-    assert markdown_tables(saved).count("\n| ") >= n_reg + n_td
+    assert TABLES["depth"](saved).count("\n| ") >= n_reg + n_td
 
 
 def test_an_interrupted_run_resumes_with_the_same_numbers(tmp_path):
@@ -306,15 +307,15 @@ def test_command_refuses_bad_options(argv, message, capsys, tmp_path):
     "name, marker", [("depth.json", "depth-tables"), ("depth-mid.json", "depth-mid-tables")]
 )
 def test_docs_tables_are_the_saved_run(name, marker):
-    """docs/depth.md's tables are :func:`markdown_tables` of the saved runs in docs/figures/ (never
-    retyped), and each run's figure is there."""
+    """docs/depth.md's tables are the kind ``depth`` of :mod:`lsa_theory.experiments.tables` of the
+    saved runs in docs/figures/ (never retyped), and each run's figure is there."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     doc = json.loads((root / "docs" / "figures" / name).read_text())
     page = (root / "docs" / "depth.md").read_text()
     block = page.split(f"<!-- {marker}:start -->\n", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
-    assert block == markdown_tables(doc)
+    assert block == TABLES["depth"](doc)
     assert (root / "docs" / "figures" / name.replace(".json", ".png")).exists()
     assert doc["counts"]["regression_runs"] == len(doc["regression"]["runs"])
 

@@ -453,7 +453,7 @@ def test_cli_regression_json_and_exit_code(tmp_path, capsys, monkeypatch):
     import lsa_theory.experiments.regression as er
     from lsa_theory.cli import main
 
-    monkeypatch.setattr(er.RegressionConfig, "quick", classmethod(lambda cls: _tiny()))
+    monkeypatch.setattr(er.RegressionConfig, "quick", classmethod(lambda cls, attention="linear": _tiny()))
     monkeypatch.setitem(er.CRITERIA, "slope", 10.0)  # two F values of two reps cannot measure a slope
     assert main(["regression", "--quick", "--json", "--out", str(tmp_path)]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -16,6 +16,7 @@ from lsa_theory.dynamics import regression as rg
 from lsa_theory.experiments.regression import RegressionConfig, units
 from lsa_theory.experiments.regression import attention as at
 from lsa_theory.experiments.regression import stack as st
+from lsa_theory.experiments.tables import TABLES
 
 D, N = 3, 20
 LAMBDA = rg.random_covariance(D, 10.0, np.random.default_rng(7))
@@ -265,8 +266,8 @@ def test_study_tables_list_every_run_with_divergences():
             for s in (0, 1)
         ],
     }
-    assert at.attention_table(doc).count("\n") == 2 + 4 - 1
-    summary = at.attention_summary_table(doc)
+    assert TABLES["regression-attention-runs"](doc).count("\n") == 2 + 4 - 1
+    summary = TABLES["regression-attention-summary"](doc)
     assert "| 1 | full | softmax | 1 | - | - | 0.1100 | 2 of 2 |" in summary
     assert "| 1 | full | linear | 1 | 0.7000 +- 0.5000 | 0.0000 +- 0.0000 | 0.1100 | 0 of 2 |" in summary
 
@@ -326,3 +327,98 @@ def test_study_constructions():
     assert len(rows) == 6 and all(r["test_loss_se"] > 0 for r in rows)
     assert _rel(losses[1], losses[0]) <= ROUNDOFF
     assert _rel(losses[2], losses[0]) < 0.2 and losses[3] > 100 * losses[0]
+
+
+# Issue 23, item 5: the divergence reference of a stack is its family's null member.
+Z_NULL = 4.89  # two-sided normal quantile at 1e-6: a correct null loss fails with probability 1e-6
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_null_loss_is_the_sparse_softmax_stack_at_A_zero(L):
+    """At ``A = 0`` the sparse softmax stack of two heads predicts ``-((1 + H)^L - 1) ybar``: its
+    held-out loss (2000 antithetic prompts) is :func:`.stack.null_loss` within ``Z_NULL`` standard
+    errors; with (R4)'s law ``loss_zero = (1/2) tr Lambda``. Every other family's null member
+    predicts 0 exactly, and its null loss is ``loss_zero``."""
+    H, loss_zero = 2, 0.5 * float(np.trace(LAMBDA))
+    E, y = _prompts(F=2000, seed=3)
+    zeros = [np.zeros((D, D))] * (L * H)
+    layers = [
+        [(P.numpy(), Q.numpy()) for P, Q in hs]
+        for hs in st.layers_of(list(map(torch.as_tensor, zeros)), "sparse", H)
+    ]
+    loss, se = st._test_loss(layers, E, y, "softmax"), st._test_loss_se(layers, E, y, "softmax")
+    c = (1 + H) ** L - 1
+    assert float(st.stack_predict(st._torch_layers(layers), E, "softmax").std()) > 0
+    null = st.null_loss(L, "sparse", H, "softmax", loss_zero, N)
+    assert null == pytest.approx(loss_zero * (1 + c * c / N), rel=1e-15)
+    assert abs(loss - null) <= Z_NULL * se, (loss, null, se)
+    for param, attention in (("sparse", "relu"), ("sparse", "linear"), ("full", "softmax"), ("full", "tanh")):
+        params = st.init_stack(L, D, param, np.random.default_rng(0), heads=H)
+        params = [torch.zeros_like(p) for p in params]
+        yhat = st.stack_predict(st.layers_of(params, param, H), E[:8], attention)
+        assert torch.equal(yhat, torch.zeros_like(yhat)), (param, attention)
+        assert st.null_loss(L, param, H, attention, loss_zero, N) == loss_zero
+
+
+def test_stack_diverged_against_the_null_member_and_the_start():
+    curve = np.array([3.0, 2.0, 1.7])
+    assert not st.stack_diverged(curve, 1.7, 2.97, 2.4)  # above loss_zero = 0.708: data, not divergence
+    assert st.stack_diverged(curve, 2.5, 2.97, 2.4)  # above its start
+    assert st.stack_diverged(curve, 3.0, 2.97)  # above its null member
+    assert st.stack_diverged(np.array([3.0, np.nan]), 1.7, 2.97, 2.4)
+
+
+def test_quick_budget_of_nonlinear_attention():
+    """``RegressionConfig.quick(attention)``: the linear budget unchanged, a nonlinear one lighter
+    (:data:`QUICK_NONLINEAR`), and the command's ``--quick --attention`` uses it."""
+    from lsa_theory.cli.commands import _regression_config
+    from lsa_theory.experiments.regression import QUICK_NONLINEAR
+
+    lin = RegressionConfig.quick()
+    assert lin == RegressionConfig.quick("linear")
+    assert (lin.train_steps, lin.train_batch, lin.test_prompts, lin.train_lr) == (500, 500, 20000, 3e-3)
+    for attention in ("softmax", "relu"):
+        cfg = _regression_config(
+            cli.build_parser().parse_args(["regression", "--quick", "--attention", attention])
+        )
+        assert cfg == dataclasses.replace(lin, attention=attention, **QUICK_NONLINEAR)
+    with pytest.raises(ValueError, match="attention"):
+        RegressionConfig.quick("cosine")
+
+
+def test_sparse_softmax_row_reports_its_references():
+    """A nonlinear stack's row carries ``loss_start``, ``loss_null`` and ``above_zero_predictor``
+    (its verdict uses the first two); a linear row is as before (no new keys)."""
+    cfg = dataclasses.replace(_tiny_cfg(heads=2, attention="softmax"), layers=(2,))
+    rows, _ = st.train_stacks(cfg, LAMBDA)
+    E, y = st._batch(cfg.test_prompts, cfg.N, LAMBDA, np.random.default_rng([cfg.seed, 4]))
+    for r in rows:
+        start = st.init_stack(2, D, r["param"], st._stack_rng(2, r["param"], cfg.seed), heads=2)
+        with torch.no_grad():
+            want = float(st.stack_loss(st.layers_of(start, r["param"], 2), E, y, "softmax"))
+        assert r["loss_start"] == pytest.approx(want, rel=1e-12)
+        assert r["loss_null"] == st.null_loss(2, r["param"], 2, "softmax", r["loss_zero"], cfg.N)
+        assert r["above_zero_predictor"] == (r["test_loss"] > r["loss_zero"])
+        assert r["diverged"] == st.stack_diverged(
+            np.zeros(1), r["test_loss"], r["loss_null"], r["loss_start"]
+        )
+    sparse = next(r for r in rows if r["param"] == "sparse")
+    assert sparse["loss_null"] > sparse["loss_zero"] and sparse["above_zero_predictor"]
+    linear, _ = st.train_stacks(dataclasses.replace(cfg, heads=1, attention="linear"), LAMBDA)
+    assert not {"loss_start", "loss_null", "above_zero_predictor"} & set(linear[0])
+
+
+def test_sparse_softmax_lines_small():
+    """:func:`.attention.sparse_softmax_lines` on 400 prompts, ``L = 1, 2``, three scalars: the line
+    at ``a = 0`` is the null member on both directions, the best ``a`` is the argmin of its line,
+    and the null member's measured loss is its closed form within ``Z_NULL`` standard errors."""
+    cfg = dataclasses.replace(_tiny_cfg(heads=2, attention="softmax"), test_prompts=400)
+    doc = at.sparse_softmax_lines(cfg, layers=(1, 2), grid=(-0.5, 0.0, 0.5))
+    assert [r["L"] for r in doc["rows"]] == [1, 2]
+    for r in doc["rows"]:
+        assert abs(r["loss_null_measured"] - r["loss_null"]) <= Z_NULL * r["loss_null_se"]
+        for line in r["lines"].values():
+            assert line["losses"][1] == r["loss_null_measured"]
+            assert line["best_loss"] == min(line["losses"])
+            assert line["best_a"] == doc["grid"][int(np.argmin(line["losses"]))]
+    assert TABLES["regression-softmax-lines"](doc).count("\n") == 1 + 2
