@@ -16,7 +16,7 @@ import torch
 
 import lsa_theory as lt
 from lsa_theory import constructions
-from lsa_theory.experiments.attention import block_increment
+from lsa_theory.experiments.attention import block_increment, init_heads
 from lsa_theory.experiments.pretrain import PretrainConfig, init_start, train_rl
 from lsa_theory.experiments.pretrain import expected_loop as el
 
@@ -153,6 +153,9 @@ def test_train_rl_trains_two_linear_heads_by_the_exact_loop():
     cfg = _tiny(heads=2, steps=20)
     start = init_start(cfg)
     assert start["P"].shape == (2, cfg.layout.D, cfg.layout.D)
+    p1 = init_heads(cfg.layout.D, 2, cfg.init_scale, cfg.seed)  # the (P1) start of train_teacher_heads
+    for h in range(2):
+        assert torch.equal(start["P"][h], p1[h][0].detach()) and torch.equal(start["V"][h], p1[h][1].detach())
     res = train_rl(cfg)
     assert res.P.shape == res.V.shape == (2, cfg.layout.D, cfg.layout.D)
     np.testing.assert_array_equal(res.P0, start["P"].numpy())
