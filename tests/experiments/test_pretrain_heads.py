@@ -19,6 +19,7 @@ from lsa_theory import constructions
 from lsa_theory.experiments.attention import block_increment, init_heads
 from lsa_theory.experiments.pretrain import PretrainConfig, init_start, train_rl
 from lsa_theory.experiments.pretrain import expected_loop as el
+from lsa_theory.experiments.pretrain.sampled import sampled_config
 
 # Round-off of the comparison with the attention_layer forward (float64, eps = 2.2e-16). The raw
 # prompt has n = 10 columns X = sqrt(n) U sqrt(L) (zero-padded) from the eigendecomposition of the
@@ -170,3 +171,90 @@ def test_train_rl_refuses_a_nonlinear_attention_and_effective_heads():
         train_rl(_tiny(heads=2, attention="softmax", steps=2))
     with pytest.raises(ValueError, match="mode: 2 heads need mode 'full'"):
         _tiny(heads=2, mode="effective")
+
+
+# ------------------------------------------------------------------------------------------------
+# the comparison with what trains, and the command's --heads / --attention
+# ------------------------------------------------------------------------------------------------
+
+
+_QUICK = PretrainConfig.quick()
+
+
+def _tiny_exact(quick=True):
+    return _QUICK.replace(k=16, batch_mdps=8, steps=3, teacher_steps=5, teacher_k=8, heldout_k=3, log_every=3)
+
+
+_SAMPLED_QUICK = sampled_config(quick=True)
+
+
+def _tiny_sampled(quick=True):
+    return _SAMPLED_QUICK.replace(k=8, batch_mdps=2, steps=2, teacher_steps=5, heldout_k=3)
+
+
+def test_compare_trained_lists_every_run_with_its_route():
+    from lsa_theory.experiments.pretrain import sampled as sp
+
+    doc = sp.compare_trained(
+        _tiny_exact().replace(heads=2), _tiny_sampled(), samples=2, models=(("relu", 1),), seeds=(1,)
+    )
+    assert [(r["route"], r["attention"], r["heads"], r["seed"]) for r in doc["runs"]] == [
+        ("exact", "linear", 2, 1),
+        ("sampled", "relu", 1, 1),
+    ]
+    for r in doc["runs"]:
+        for key in ("rl", "teacher", "initial", "rl-teacher", "rl-initial"):
+            assert key in r
+        assert r["rl-initial"]["n"] == 3 and "objective_last" in r["rl"]
+    rows = sp.markdown_table(doc)
+    assert len(rows) == 2 + 2 and rows[0].startswith("| block | (P2) route | seed")
+    assert rows[2].startswith("| linear x 2 | exact | 1 |") and rows[3].startswith(
+        "| relu x 1 | sampled | 1 |"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["--heads", "0"], "--heads"),
+        (["--attention", "gelu"], "--attention"),
+        (["--heads", "2", "--sweep"], "--sweep"),
+        (["--heads", "2", "--mode", "rl"], "--mode"),
+        (["--heads", "2", "--algo", "actor_critic"], "--algo"),
+        (["--attention", "relu", "--init", "constructed"], "--init"),
+    ],
+)
+def test_pretrain_command_refuses_bad_heads_options(argv, option, capsys, tmp_path):
+    from lsa_theory import cli
+
+    rc = cli.main(["pretrain", "--quick", *argv, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert (
+        rc == 2 and err.startswith(f"lsa-theory pretrain: error: {option}: ") and len(err.splitlines()) == 1
+    )
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, route", [(["--heads", "2"], "exact"), (["--attention", "softmax"], "sampled")]
+)
+def test_pretrain_command_heads_route(argv, route, monkeypatch, capsys, tmp_path):
+    """``--heads 2``: the exact (P2) of two linear heads; ``--attention softmax``: the sampled (P2); each
+    against (P1) of the same block, one run written to ``pretrain_heads.json``; exit 0 iff the run's
+    (P2) is above its start."""
+    import json
+
+    from lsa_theory import cli
+    from lsa_theory.experiments.pretrain import sampled as sp
+
+    monkeypatch.setattr(PretrainConfig, "quick", classmethod(lambda cls: _tiny_exact()))
+    monkeypatch.setattr(sp, "sampled_config", _tiny_sampled)
+    rc = cli.main(["pretrain", "--quick", *argv, "--json", "--out", str(tmp_path)])
+    doc = json.loads(capsys.readouterr().out)
+    (run,) = doc["runs"]
+    attention = "softmax" if route == "sampled" else "linear"
+    assert (run["attention"], run.get("route", "sampled")) == (attention, route)
+    assert run["heads"] == (2 if route == "exact" else 1) and doc["base"]["heads"] == run["heads"]
+    assert rc == (0 if doc["passed"] else 1) and doc["passed"] == (run["rl-initial"]["ci_low"] > 0)
+    saved = json.loads((tmp_path / "pretrain_heads.json").read_text())
+    assert saved["runs"][0]["rl"] == run["rl"]
