@@ -55,6 +55,7 @@ __all__ = [
     "train_teacher_heads",
     "score_heads",
     "compare_sampled",
+    "sampled_budget_config",
     "exact_heads_config",
     "compare_exact_heads",
     "compare_trained",
@@ -285,6 +286,15 @@ def compare_sampled(
     if path is not None:
         atomic_write_json(Path(path), doc)
     return doc
+
+
+def sampled_budget_config() -> PretrainConfig:
+    """The sampled (P2) budget of the comparison :func:`compare_trained`: :func:`sampled_config` with
+    k = 4096 training MDPs (each minibatch MDP is then almost always new: the estimate follows the
+    population objective, not 256 MDPs seen again and again), 400 Adam steps at lr ``3e-2 -> 3e-3``,
+    8 MDPs x :data:`SAMPLES` loops per step (about 7 min of one core per run at S = A = 2). The
+    probes that chose it are listed in docs/pretraining.md."""
+    return sampled_config().replace(k=4096, steps=400, lr=3e-2, lr_final=3e-3)
 
 
 def exact_heads_config(quick: bool = False) -> PretrainConfig:
