@@ -152,6 +152,8 @@ def _pretrain_config(args: argparse.Namespace):
                 raise ValueError(f"{opt}: {why}; got --heads {heads} --attention {attention}")
     if attention != "linear":  # the sampled (P2) route at S = A = 2
         cfg = sampled.sampled_config(quick=args.quick)
+    elif heads > 1 and args.quick:  # (P1) of raw prompts with heads: 200 steps, as the sampled quick
+        cfg = PretrainConfig.quick().replace(teacher_steps=200)
     else:
         cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
     cfg = cfg.replace(init=args.init, algo=args.algo, heads=heads, attention=attention)
