@@ -150,8 +150,8 @@ def _pretrain_config(args: argparse.Namespace):
         ):
             if bad:
                 raise ValueError(f"{opt}: {why}; got --heads {heads} --attention {attention}")
-    if attention != "linear":  # the sampled (P2) route at S = A = 2
-        cfg = sampled.sampled_config(quick=args.quick)
+    if attention != "linear":  # the sampled (P2) route at S = A = 2, at the budget of the comparison
+        cfg = sampled.sampled_config(quick=True) if args.quick else sampled.sampled_budget_config()
     elif heads > 1 and args.quick:  # (P1) of raw prompts with heads: 200 steps, as the sampled quick
         cfg = PretrainConfig.quick().replace(teacher_steps=200)
     else:
