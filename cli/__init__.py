@@ -145,7 +145,11 @@ def _pretrain_config(args: argparse.Namespace):
         for bad, opt, why in (
             (args.sweep, "--sweep", "the sweep runs the one-linear-head block"),
             (args.mode != "both", "--mode", "a block with --heads/--attention is trained both ways (both)"),
-            (args.algo != "sarsa", "--algo", "heads and attention functions run on SARSA's layout (H)"),
+            (
+                constructions.closed_loop_algorithm(args.algo).has_actor,
+                "--algo",
+                "heads and attention functions run on a layout without an actor (SARSA's (H))",
+            ),
             (attention != "linear" and args.init != "random", "--init", "the sampled (P2) starts at random"),
         ):
             if bad:
