@@ -543,7 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
         "nonlinear one trains by the sampled (P2) at S = A = 2",
     )
     _common(p, out="directory for pretrain.json/.npz, checkpoints, figures (resumes)")
-    p.set_defaults(func=_cmd_pretrain, precheck=_check_pretrain)
+    p.set_defaults(
+        func=_cmd_pretrain, precheck=_check_pretrain, omit_at_default={"heads": 1, "attention": "linear"}
+    )
 
     from lsa_theory.experiments.sweep import add_parser as add_sweep_parser
 

@@ -258,3 +258,22 @@ def test_pretrain_command_heads_route(argv, route, monkeypatch, capsys, tmp_path
     assert rc == (0 if doc["passed"] else 1) and doc["passed"] == (run["rl-initial"]["ci_low"] > 0)
     saved = json.loads((tmp_path / "pretrain_heads.json").read_text())
     assert saved["runs"][0]["rl"] == run["rl"]
+
+
+def test_default_pretrain_provenance_hash_leaves_out_the_new_options_at_their_defaults():
+    """``--heads 1 --attention linear`` (the defaults) compute what ``pretrain`` computed before the
+    options existed: the config hash of the provenance (and so resuming an older ``--out``) is the
+    hash without them; another value changes it."""
+    import argparse
+
+    from lsa_theory import cli
+    from lsa_theory.cli.commands import _provenance
+    from lsa_theory.experiments.io import config_hash
+
+    args = cli.build_parser().parse_args(["pretrain", "--quick"])
+    old = {k: v for k, v in vars(args).items() if k not in ("heads", "attention", "omit_at_default")}
+    expected = _provenance(argparse.Namespace(**old))["config_hash"]
+    assert _provenance(args)["config_hash"] == expected
+    two = cli.build_parser().parse_args(["pretrain", "--quick", "--heads", "2"])
+    assert _provenance(two)["config_hash"] != expected
+    assert config_hash({"x": 1}) != config_hash({"x": 1, "heads": 1})  # the hash sees every key
