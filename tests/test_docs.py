@@ -1740,8 +1740,13 @@ def _pretrain_heads_numbers(doc: dict) -> dict[str, list[str]]:
             f"{route} (P2): above its start in {up} of {len(runs)} runs, "
             f"above (P1) in {above}, below (P1) in {below}"
         )
+    objectives = [
+        f"{r['attention']} x {r['heads']} seed {r['seed']}: "
+        f"{r['rl']['objective_first']:+.3f} -> {r['rl']['objective_last']:+.3f}"
+        for r in doc["runs"]
+    ]
     probes = json.loads((ROOT / "docs" / "figures" / "pretrain-sampled-probes.json").read_text())
-    return {"docs/pretraining.md": markdown_table(doc)[2:] + counts + _probe_rows(probes)}
+    return {"docs/pretraining.md": markdown_table(doc)[2:] + counts + objectives + _probe_rows(probes)}
 
 
 PROSE_NUMBERS = [
