@@ -66,13 +66,17 @@
   ``--json`` prints ``{"regime", "rows": [{"n", "L", "normalized_return", "value_error", "sem",
   ...}], "td_rows": [...], ...}`` (in context; closed-loop rows carry ``budget``, ``point``,
   ``alpha``, ``n``, ``normalized_return``, ``sem``, ``n_diverged``, ``diff_prev``).
-- ``lsa-theory pretrain --mode rl|teacher|both [--algo sarsa|actor_critic] [--quick] [--sweep] [--json]
-  [--out DIR]`` trains a
+- ``lsa-theory pretrain --mode rl|teacher|both [--algo sarsa|actor_critic] [--heads H] [--attention NAME]
+  [--quick] [--sweep] [--json] [--out DIR]`` trains a
   block by reinforcement pretraining (P2) and/or teacher mimicking (P1) and compares them
   (:mod:`lsa_theory.experiments.pretrain`); ``--json`` prints ``{"rl": {...}, "teacher": {...},
   "constructed": {...}, "exact": {...}, "paired": {...}, ...}``, each block's entry with
   ``heldout_return``, ``heldout_return_sem``, ``cos_S3_effective``, ``cos_S3_full``,
-  ``update_corr_sarsa`` (``rl`` also ``initial_heldout_return``).
+  ``update_corr_sarsa`` (``rl`` also ``initial_heldout_return``). With ``--heads H > 1`` or a
+  nonlinear ``--attention`` it trains both blocks of that seed (exact (P2) for linear heads, sampled
+  (P2) otherwise) and prints the table of
+  :func:`lsa_theory.experiments.pretrain.sampled.markdown_table`; ``--json`` prints ``{"base",
+  "runs", "passed", ...}``.
 
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
   grid of converge/diversity/control jobs (:mod:`lsa_theory.experiments.sweep`).
@@ -129,10 +133,34 @@ from .commands import (
 def _pretrain_config(args: argparse.Namespace):
     """The :class:`PretrainConfig` of ``pretrain``'s options (ValueError naming the option), refused
     when its ``k`` training MDPs would not fit in this machine's memory (:func:`_pretrain_bytes`)."""
-    from lsa_theory.experiments.pretrain import PretrainConfig
+    from lsa_theory import ATTENTIONS
+    from lsa_theory.experiments.pretrain import PretrainConfig, sampled
 
-    cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
-    cfg = cfg.replace(init=args.init, algo=args.algo)
+    heads, attention = getattr(args, "heads", 1), getattr(args, "attention", "linear")
+    if heads < 1:
+        raise ValueError(f"--heads: must be >= 1, got {heads}")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"--attention: expected one of {' '.join(ATTENTIONS)}, got {attention!r}")
+    if (heads, attention) != (1, "linear"):  # the heads route: both blocks of one seed, compared
+        for bad, opt, why in (
+            (args.sweep, "--sweep", "the sweep runs the one-linear-head block"),
+            (args.mode != "both", "--mode", "a block with --heads/--attention is trained both ways (both)"),
+            (
+                constructions.closed_loop_algorithm(args.algo).has_actor,
+                "--algo",
+                "heads and attention functions run on a layout without an actor (SARSA's (H))",
+            ),
+            (attention != "linear" and args.init != "random", "--init", "the sampled (P2) starts at random"),
+        ):
+            if bad:
+                raise ValueError(f"{opt}: {why}; got --heads {heads} --attention {attention}")
+    if attention != "linear":  # the sampled (P2) route at S = A = 2, at the budget of the comparison
+        cfg = sampled.sampled_config(quick=True) if args.quick else sampled.sampled_budget_config()
+    elif heads > 1 and args.quick:  # (P1) of raw prompts with heads: 200 steps, as the sampled quick
+        cfg = PretrainConfig.quick().replace(teacher_steps=200)
+    else:
+        cfg = PretrainConfig.quick() if args.quick else PretrainConfig()
+    cfg = cfg.replace(init=args.init, algo=args.algo, heads=heads, attention=attention)
     if args.seed is not None:
         cfg = cfg.replace(seed=args.seed)
     if args.k is not None:
@@ -181,6 +209,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from lsa_theory.experiments.pretrain.compare import pretrain_sweep, run_pretrain
 
     cfg = _pretrain_config(args)
+    if not cfg.linear_block:
+        return _cmd_pretrain_heads(args, cfg)
     if args.sweep:
         doc = pretrain_sweep(cfg, out=None if args.out is None else f"{args.out}/sweep")
         if args.json:
@@ -224,6 +254,34 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                 f"(diverged {ci['n_diverged_a']} / {ci['n_diverged_b']}, scored {ci['diverged_score']:g})"
             )
     return 0 if doc["passed"] else 1
+
+
+def _cmd_pretrain_heads(args: argparse.Namespace, cfg) -> int:
+    """``pretrain --heads H --attention NAME``: linear heads by the exact (P2)
+    (:func:`lsa_theory.experiments.pretrain.sampled.compare_exact_heads`), a nonlinear attention by the
+    sampled (P2) (:func:`~lsa_theory.experiments.pretrain.sampled.compare_sampled`, ``SAMPLES`` loops per
+    MDP), each against (P1) of the same block on the seed's held-out MDPs; ``out/pretrain_heads.json``.
+    Exit 0 when the paired 95 % interval of (P2) minus its start lies above 0, else 1."""
+    from pathlib import Path
+
+    from lsa_theory.experiments.pretrain import sampled
+
+    path = None if args.out is None else Path(args.out) / "pretrain_heads.json"
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.exact_loop:
+        doc = sampled.compare_exact_heads(cfg, seeds=(cfg.seed,), path=path)
+    else:
+        models = ((cfg.attention, cfg.heads),)
+        doc = sampled.compare_sampled(cfg, models, (cfg.seed,), sampled.SAMPLES, path)
+    run = doc["runs"][0]
+    passed = run["rl-initial"]["ci_low"] is not None and run["rl-initial"]["ci_low"] > 0
+    doc["passed"] = bool(passed)
+    if args.json:
+        _print_json(args, doc)
+    else:
+        print("\n".join(sampled.markdown_table(doc)))
+    return 0 if passed else 1
 
 
 def _common(p: argparse.ArgumentParser, *, out: str | None = None, seed: bool = True) -> None:
@@ -473,8 +531,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="sarsa",
         help="layout, teacher, construction: sarsa (H)/(S3) or actor_critic (A1)/(A3) (recorded in config)",
     )
+    p.add_argument(
+        "--heads",
+        type=int,
+        default=1,
+        metavar="H",
+        help="heads of the block (default 1); H linear heads train by the exact expected-context (P2)",
+    )
+    p.add_argument(
+        "--attention",
+        default="linear",
+        metavar="NAME",
+        help="attention function: linear (default), softmax, relu, tanh, elu, selu, leaky_relu; a "
+        "nonlinear one trains by the sampled (P2) at S = A = 2",
+    )
     _common(p, out="directory for pretrain.json/.npz, checkpoints, figures (resumes)")
-    p.set_defaults(func=_cmd_pretrain, precheck=_check_pretrain)
+    p.set_defaults(
+        func=_cmd_pretrain, precheck=_check_pretrain, omit_at_default={"heads": 1, "attention": "linear"}
+    )
 
     from lsa_theory.experiments.sweep import add_parser as add_sweep_parser
 

@@ -30,7 +30,14 @@ def _provenance(args: argparse.Namespace, seed=None) -> dict:
     (:func:`lsa_theory.experiments.io.provenance`)."""
     from lsa_theory.experiments.io import provenance
 
-    config = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    # options added later whose defaults compute what the command computed before them
+    # (``omit_at_default``, set by the parser): left out at their defaults, so the hash stays
+    omit = getattr(args, "omit_at_default", {})
+    config = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in _NOT_CONFIG and k != "omit_at_default" and not (k in omit and v == omit[k])
+    }
     return provenance(config, seed if seed is not None else getattr(args, "seed", None))
 
 

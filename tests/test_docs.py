@@ -1726,6 +1726,47 @@ def _pretrain_attention_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+def _probe_rows(doc: dict) -> list[str]:
+    """docs/pretraining.md's rows of the sampled (P2) budget probes
+    (docs/figures/pretrain-sampled-probes.json)."""
+    rows = []
+    for r in doc["probes"]:
+        cfg = ", ".join(f"{k} {v}" for k, v in r["cfg"].items() if k not in ("attention", "seed"))
+        o, d, rd = r["obj_start"], r["obj_end"], r["ret_diff"]
+        rows.append(
+            f"| {r['cfg']['attention']} | {cfg} | {r['samples']} | {r['train_time']:.0f} | "
+            f"{o[0]:+.3f} -> {d[0]:+.3f} | {r['obj_diff']['mean']:+.3f} ± {r['obj_diff']['sem']:.3f} "
+            f"({r['eval_mdps']} x {r['eval_samples']}) | "
+            f"{r['ret_start'][0]:+.3f} -> {r['ret_end'][0]:+.3f} | "
+            f"{rd['mean']:+.3f} [{rd['ci_low']:+.3f}, {rd['ci_high']:+.3f}] |"
+        )
+    return rows
+
+
+def _pretrain_heads_numbers(doc: dict) -> dict[str, list[str]]:
+    """docs/pretraining.md's table of the comparison with what trains (every run of
+    docs/figures/pretrain-heads.json, a row each), its counts per route, and the probe rows."""
+    from lsa_theory.experiments.pretrain.sampled import markdown_table
+
+    counts = []
+    for route in ("exact", "sampled"):
+        runs = [r for r in doc["runs"] if r["route"] == route]
+        up = sum(r["rl-initial"]["ci_low"] > 0 for r in runs)
+        above = sum(r["rl-teacher"]["ci_low"] > 0 for r in runs)
+        below = sum(r["rl-teacher"]["ci_high"] < 0 for r in runs)
+        counts.append(
+            f"{route} (P2): above its start in {up} of {len(runs)} runs, "
+            f"above (P1) in {above}, below (P1) in {below}"
+        )
+    objectives = [
+        f"{r['attention']} x {r['heads']} seed {r['seed']}: "
+        f"{r['rl']['objective_first']:+.3f} -> {r['rl']['objective_last']:+.3f}"
+        for r in doc["runs"]
+    ]
+    probes = json.loads((ROOT / "docs" / "figures" / "pretrain-sampled-probes.json").read_text())
+    return {"docs/pretraining.md": markdown_table(doc)[2:] + counts + objectives + _probe_rows(probes)}
+
+
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
     ("pretrain-seeds.json", _p3_numbers),
@@ -1747,6 +1788,7 @@ PROSE_NUMBERS = [
     ("attention-sarsa.json", _attention_numbers),
     ("regression-attention.json", _regression_attention_numbers),
     ("pretrain-attention.json", _pretrain_attention_numbers),
+    ("pretrain-heads.json", _pretrain_heads_numbers),
 ]
 
 
@@ -1774,6 +1816,7 @@ PROSE_NUMBERS = [
         "attention",
         "regression-attention",
         "pretrain-attention",
+        "pretrain-heads",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

@@ -501,8 +501,16 @@ API_SPECS = [
         ep.PretrainConfig,
         {"steps": 10, "lr": 1e-3, "tau": 1.0},
         reals=("lr", "tau"),
-        ints={"steps": 1, "warmup": 0},
-        bad=[("warmup", 11), ("algo", "nope"), ("schedule", "x"), ("horizon", "x")],
+        ints={"steps": 1, "warmup": 0, "heads": 1},
+        bad=[
+            ("warmup", 11),
+            ("algo", "nope"),
+            ("schedule", "x"),
+            ("horizon", "x"),
+            ("attention", "gelu"),
+            ("attention", None),
+            ("attention", "Linear"),
+        ],  # fmt: skip
     ),
     # --- the TD family (constructions) ---------------------------------------------------------------
     Spec(
@@ -784,7 +792,7 @@ API_SPECS = [
 BAD = [(s, a, v, m, f"fuzz-{i}") for s, a, v, m, i in _bad_cases(API_SPECS)]
 #: Number of generated bad-input cases of this module (ids ``fuzz-...``), to exclude from quoted counts;
 #: written out and checked against the parametrised ids by tests/test_docs.py (docs/inputs.md quotes it).
-FUZZ_CASES = 2926
+FUZZ_CASES = 2934
 
 
 @pytest.mark.parametrize("spec", API_SPECS, ids=[f"good-{s.name}" for s in API_SPECS])

@@ -14,6 +14,7 @@ import lsa_theory as lt
 from lsa_theory import constructions
 from lsa_theory.checks import check_int, check_real
 
+from ..attention import init_heads
 from ..control import ALGOS as _CLOSED_LOOP_ALGOS
 from ..envs import heldout_rng
 from ..io import to_jsonable
@@ -135,6 +136,10 @@ class PretrainConfig:
             raise ValueError(
                 f"attention, heads: the sampled route is SARSA's (d_pi = 0), got algo {self.algo!r}"
             )
+        if self.heads > 1 and self.mode != "full":
+            raise ValueError(
+                f"mode: {self.heads} heads need mode 'full' (every entry of each head), got {self.mode!r}"
+            )
         self.teacher_config()  # validates the shared fields
 
     @property
@@ -195,6 +200,13 @@ class PretrainConfig:
         """One linear head (the defaults): the (L1) block whose (L2) readout the expected-context
         loop uses."""
         return (self.heads, self.attention) == (1, "linear")
+
+    @property
+    def exact_loop(self) -> bool:
+        """Linear heads (any ``heads``): the block whose readout is affine in ``Sigma`` (the sum of the
+        heads' (L2) readouts), which the expected-context loop of :func:`lsa_theory.experiments.pretrain.
+        train_rl` runs exactly; a nonlinear ``attention`` is trained on sampled loops only."""
+        return self.attention == "linear"
 
     def as_dict(self) -> dict:
         """The fields as JSON; ``heads`` and ``attention`` only when not at their defaults (1,
@@ -267,8 +279,22 @@ def init_start(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
     (``init="random"``: the (P1) block's start, entries ``init_scale * N(0, 1)``), plus the
     construction of the declaration ((S3), or (A3) with ``beta``) for ``init="constructed"`` (a
     warm start on the teacher's block: does return maximisation keep, rescale or leave its
-    structure?)."""
+    structure?).
+
+    With ``heads = H > 1`` (linear heads, mode ``"full"``): ``{"P", "V"}`` (H, D, D), the heads of
+    :func:`lsa_theory.experiments.attention.init_heads` (``init_scale``, seed ``cfg.seed``), the start of
+    (P1) of the same block (:func:`lsa_theory.experiments.pretrain.sampled.train_teacher_heads` with
+    ``init_seed = seed``); ``init="constructed"`` adds ``(P*, V*/H)`` of the construction to every head,
+    so that the heads' summed readout starts at the construction's."""
     _check_cfg(cfg)
+    if cfg.heads > 1:
+        heads = init_heads(cfg.layout.D, cfg.heads, cfg.init_scale, cfg.seed)
+        P = torch.stack([p.detach() for p, _ in heads])
+        V = torch.stack([v.detach() for _, v in heads])
+        if cfg.init == "constructed":
+            Pc, Vc = (torch.as_tensor(M) for M in cfg.alg.construction_blocks(cfg.dims, cfg.hyper))
+            P, V = P + Pc, V + Vc / cfg.heads
+        return {"P": P, "V": V}
     params = init_params(cfg.teacher_config())
     if cfg.init == "constructed":
         P, V = (torch.as_tensor(M) for M in cfg.alg.construction_blocks(cfg.dims, cfg.hyper))

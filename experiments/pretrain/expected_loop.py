@@ -339,10 +339,24 @@ def expected_sigma_reference(
 
 
 def _blocks(batch: MDPBatch, P: torch.Tensor, V: torch.Tensor, layout: lt.Layout) -> dict[str, torch.Tensor]:
+    """The (L2) blocks of ``P``, ``V``: one head (D, D), or ``H`` linear heads stacked (H, D, D) (each
+    block then with a leading head axis); ValueError on other shapes or a layout that does not match
+    the batch."""
     if (layout.d, layout.d_pi) != (batch.d, batch.d_pi):
         raise ValueError(
             f"layout: (d, d_pi) = ({layout.d}, {layout.d_pi}) does not match the batch's critic and "
             f"actor features ({batch.d}, {batch.d_pi})"
+        )
+    D = layout.D
+    if (
+        P.ndim not in (2, 3)
+        or tuple(P.shape) != tuple(V.shape)
+        or tuple(P.shape[-2:]) != (D, D)
+        or P.shape[0] < 1
+    ):
+        raise ValueError(
+            f"P, V: expected (D, D) or equal (H, D, D) stacks of linear heads with D = {D}, H >= 1, got "
+            f"{tuple(P.shape)} and {tuple(V.shape)}"
         )
     return layout.blocks(P, V)
 
@@ -360,28 +374,40 @@ def expected_step(
     """One step of the expected-context loop: ``(v_{t+1}, rho_{t+1})`` (K, d + d_pi), (K, S) with
     ``v_{t+1} = v + Vbar21 E[Sigma] P12 wt + (1/n) Vbar22 wt (wt^T P22 wt)`` ((L2), ``wt = [1; v]``,
     ``v = w`` the loop parameter ``[w; lambda]``) and ``rho_{t+1}`` the law of ``s_n``; full
-    ``P``, ``V`` (D, D)."""
+    ``P``, ``V`` (D, D).
+
+    **Linear heads.** ``P``, ``V`` (H, D, D) stack ``H`` linear heads ``(P_h, V_h)`` of (L1) (mask
+    ``I_{n+1}``, [LL]'s letters); the block's readout is the sum over heads of each head's (L2)
+    increment, ``v_{t+1} = v + sum_h [Vbar21_h E[Sigma] P12_h wt + (1/n) Vbar22_h wt (wt^T P22_h
+    wt)]``, still affine in ``Sigma``, so the step stays exact. ``H = 1`` (or a (D, D) pair) is the
+    one-head step above, the same floating-point operations in the same order."""
     return _step(batch, _blocks(batch, P, V, layout), w, rho, n, tau)
 
 
 def _step(
     batch: MDPBatch, b: dict[str, torch.Tensor], w: torch.Tensor, rho: torch.Tensor, n: int, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`expected_step` on the (L2) blocks ``b`` of :func:`_blocks` (cut once per loop)."""
+    """:func:`expected_step` on the (L2) blocks ``b`` of :func:`_blocks` (cut once per loop); blocks
+    with a leading head axis are summed head by head."""
     pi = behaviour_policy(batch, w, tau)
     G = batch.alg.smooth_extra_rows(batch.phi_pi, pi)
     rhobar, rhoplus, rho_n = context_laws(batch, pi, rho, n)
     wt = torch.cat([torch.ones_like(w[:, :1]), w], dim=1)
-    s = expected_sigma_matvec(batch, pi, rhobar, rhoplus, wt @ b["P12"].mT, G)
-    quad = ((wt @ b["P22"].mT) * wt).sum(-1)
-    return w + s @ b["Vbar21"].mT + (quad / n)[:, None] * (wt @ b["Vbar22"].mT), rho_n
+    heads = [b] if b["P12"].ndim == 2 else [{k: v[h] for k, v in b.items()} for h in range(b["P12"].shape[0])]
+    out = w
+    for bh in heads:
+        s = expected_sigma_matvec(batch, pi, rhobar, rhoplus, wt @ bh["P12"].mT, G)
+        quad = ((wt @ bh["P22"].mT) * wt).sum(-1)
+        out = out + s @ bh["Vbar21"].mT + (quad / n)[:, None] * (wt @ bh["Vbar22"].mT)
+    return out, rho_n
 
 
 def expected_loop(
     batch: MDPBatch, P: torch.Tensor, V: torch.Tensor, layout: lt.Layout, *, n: int, T: int, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The expected-context loop (module docstring) for ``T`` updates from ``(v_0, mu0)``:
-    ``vs`` (T+1, K, d + d_pi) and ``rhos`` (T+1, K, S); differentiable in ``P``, ``V`` (D, D)."""
+    ``vs`` (T+1, K, d + d_pi) and ``rhos`` (T+1, K, S); differentiable in ``P``, ``V`` (D, D), or
+    (H, D, D) stacked linear heads (:func:`expected_step`)."""
     n = check_int(n, "n")
     T = check_int(T, "T", minimum=0)
     tau = check_real(tau, "tau", low=0.0, low_open=True)
@@ -424,7 +450,8 @@ def rl_objective(
     ``pi_lambda`` with one) after ``T`` updates of the expected-context loop
     (``horizon="final"``), or of the mean of the returns of ``pi_{v_1}, ..., pi_{v_T}``
     (``"mean"``). Scalar (``per_mdp=True``: the (K,) values
-    before the mean over the batch), differentiable in ``P``, ``V``."""
+    before the mean over the batch), differentiable in ``P``, ``V`` ((D, D), or (H, D, D) stacked
+    linear heads: :func:`expected_step`)."""
     if horizon not in ("final", "mean"):
         raise ValueError(f"horizon: expected 'final' or 'mean', got {horizon!r}")
     ws, _ = expected_loop(batch, P, V, layout, n=n, T=T, tau=tau)

@@ -44,14 +44,24 @@ from ..io import atomic_write_json, to_jsonable, versions
 from ..stats import DIVERGED_SCORE, mean_sem, paired_ci
 from . import expected_loop as el
 from .config import PretrainConfig, heldout_batch, training_batch
+from .train import train_rl
 
 __all__ = [
+    "SAMPLES",
     "sampled_config",
     "train_rl_sampled",
     "train_teacher_heads",
     "score_heads",
     "compare_sampled",
+    "sampled_budget_config",
+    "exact_heads_config",
+    "compare_exact_heads",
+    "compare_trained",
 ]
+
+
+#: Loops per MDP of the sampled (P2) estimate of the command and the comparison (:func:`compare_trained`).
+SAMPLES = 8
 
 
 def sampled_config(quick: bool = False) -> PretrainConfig:
@@ -233,6 +243,102 @@ def compare_sampled(
     return doc
 
 
+def sampled_budget_config() -> PretrainConfig:
+    """The sampled (P2) budget of the comparison :func:`compare_trained`: :func:`sampled_config` with
+    k = 4096 training MDPs (each minibatch MDP is then almost always new: the estimate follows the
+    population objective, not 256 MDPs seen again and again), 400 Adam steps at lr ``3e-2 -> 3e-3``,
+    8 MDPs x :data:`SAMPLES` loops per step (about 7 min of one core per run at S = A = 2). The
+    probes that chose it are listed in docs/pretraining.md."""
+    return sampled_config().replace(k=4096, steps=400, lr=3e-2, lr_final=3e-3)
+
+
+def exact_heads_config(quick: bool = False) -> PretrainConfig:
+    """The base of the exact (P2) of linear heads in the comparison: :func:`sampled_config` (S = A = 2,
+    n = 10, T = 5, tau = 0.1, the same held-out MDPs and (P1) on 256 MDPs x 10 frames) with 2 linear
+    heads, k = 4096 training MDPs (with 256 the exact (P2) fits its training MDPs, objective 0.55,
+    but not the held-out ones, 0.13) and the exact expected-context (P2) budget of
+    :meth:`PretrainConfig.quick`: minibatches of 128 MDPs, 150 Adam steps, lr ``3e-2 -> 1e-3``.
+    ``quick=True``: 10 (P2) steps, 200 (P1) steps, 30 held-out MDPs (a smoke run)."""
+    cfg = sampled_config(quick).replace(heads=2, k=4096, batch_mdps=128, lr=3e-2, lr_final=1e-3)
+    return cfg.replace(steps=10 if quick else 150)
+
+
+def compare_exact_heads(base: PretrainConfig, seeds=(0, 1, 2), path: str | Path | None = None) -> dict:
+    """Linear heads (``base.heads``, attention ``"linear"``) by the EXACT (P2) of the expected-context
+    loop (:func:`lsa_theory.experiments.pretrain.train_rl`, whose start is
+    :func:`lsa_theory.experiments.attention.init_heads` with seed ``seed``) against (P1) of the same block
+    (:func:`train_teacher_heads`, ``init_seed = seed``, the same start), for every seed; scored as
+    :func:`compare_sampled` (:func:`score_heads`, paired 95 % intervals over all held-out MDPs, diverged
+    loops scored 0). Each run as in :func:`compare_sampled`, with ``route = "exact"``, ``rl.skipped``
+    and ``rl.objective_first`` / ``objective_last`` the smooth (P2) objective on the training MDPs at
+    the first and last logged step (``rl.heldout_objective_*`` on the held-out MDPs). Returns ``{"base",
+    "runs", "versions"}``; with ``path`` written there as JSON."""
+    _check(base)
+    if not base.exact_loop:
+        raise ValueError(f"base.attention: the exact (P2) needs linear heads, got {base.attention!r}")
+    runs = []
+    for seed in seeds:
+        cfg = base.replace(seed=int(seed))
+        run = {"route": "exact", "attention": cfg.attention, "heads": cfg.heads, "seed": int(seed)}
+        rl = train_rl(cfg)
+        heads = [(rl.P[h], rl.V[h]) for h in range(cfg.heads)]
+        heads0 = [(rl.P0[h], rl.V0[h]) for h in range(cfg.heads)]
+        te = train_teacher_heads(cfg, init_seed=int(seed))
+        vals = {
+            "rl": score_heads(cfg, heads, cfg.attention),
+            "teacher": score_heads(cfg, te["heads"], cfg.attention),
+            "initial": score_heads(cfg, heads0, cfg.attention),
+        }
+        for name, v in vals.items():
+            run[name] = _summary(v)
+        h = rl.history
+        run["rl"].update(
+            objective_first=h["objective"][0], objective_last=h["objective"][-1],
+            heldout_objective_first=h["heldout_objective"][0],
+            heldout_objective_last=h["heldout_objective"][-1],
+            skipped=rl.final["skipped"], train_time=rl.train_time,
+        )  # fmt: skip
+        run["teacher"].update(
+            loss_final=te["loss_final"], diverged=bool(te["diverged"]), train_time=te["wall_time"]
+        )
+        for a, b in (("rl", "teacher"), ("rl", "initial")):
+            va, vb = (np.where(np.isnan(vals[x]), DIVERGED_SCORE, vals[x]) for x in (a, b))
+            run[f"{a}-{b}"] = paired_ci(va, vb)
+        runs.append(run)
+        if path is not None:
+            atomic_write_json(Path(path), to_jsonable({"base": base.as_dict(), "runs": runs}))
+    doc = to_jsonable({"base": base.as_dict(), "runs": runs, "versions": versions()})
+    if path is not None:
+        atomic_write_json(Path(path), doc)
+    return doc
+
+
+def compare_trained(
+    exact: PretrainConfig,
+    sampled: PretrainConfig,
+    samples: int,
+    models=(("softmax", 1), ("relu", 1)),
+    seeds=(0, 1, 2),
+    path: str | Path | None = None,
+) -> dict:
+    """The comparison with the budgets that train: linear heads by the exact (P2)
+    (:func:`compare_exact_heads` of ``exact``) and the nonlinear ``models`` by the sampled (P2)
+    (:func:`compare_sampled` of ``sampled`` with ``samples`` loops per MDP), each against (P1) of the same
+    block, every seed. Returns ``{"exact", "sampled", "runs", "versions"}`` (``runs``: every run of both,
+    each with its ``route``, ``"exact"`` or ``"sampled"``); with ``path`` written there as JSON (after
+    every part)."""
+    ex = compare_exact_heads(exact, seeds)
+    doc = {"exact": ex["base"], "sampled": sampled.as_dict(), "samples": samples, "runs": list(ex["runs"])}
+    if path is not None:
+        atomic_write_json(Path(path), to_jsonable(doc))
+    sa = compare_sampled(sampled, models, seeds, samples)
+    doc["runs"] += [{"route": "sampled", **r} for r in sa["runs"]]
+    doc = to_jsonable(doc | {"versions": versions()})
+    if path is not None:
+        atomic_write_json(Path(path), doc)
+    return doc
+
+
 def _pm(e: dict) -> str:
     return f"{e['heldout_return']:+.3f} ± {e['heldout_return_sem']:.3f} ({e['n_diverged']})"
 
@@ -245,15 +351,18 @@ def markdown_table(doc: dict) -> list[str]:
     """The rows of the docs' table of a :func:`compare_sampled` document, one per run in its order:
     block, seed, held-out return (mean ± s.e.m., diverged loops) of (P2), (P1) and the start, the
     paired ``rl - teacher`` and ``rl - initial`` (mean and 95 % interval), (P2) skipped steps and the
-    (P1) final loss; the header first."""
+    (P1) final loss; the header first. A :func:`compare_trained` document (runs with a ``route``) has a
+    (P2) route column after the block."""
+    routed = any("route" in r for r in doc["runs"])  # compare_trained: a column for the (P2) route
     rows = [
-        "| block | seed | (P2) return | (P1) return | start | (P2) - (P1) | (P2) - start | skipped "
-        "| (P1) loss |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| block |" + (" (P2) route |" if routed else "") + " seed | (P2) return | (P1) return | start | "
+        "(P2) - (P1) | (P2) - start | skipped | (P1) loss |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if routed else ""),
     ]
     for r in doc["runs"]:
+        block = f"| {r['attention']} x {r['heads']} |" + (f" {r['route']} |" if routed else "")
         rows.append(
-            f"| {r['attention']} x {r['heads']} | {r['seed']} | {_pm(r['rl'])} | {_pm(r['teacher'])} | "
+            f"{block} {r['seed']} | {_pm(r['rl'])} | {_pm(r['teacher'])} | "
             f"{_pm(r['initial'])} | {_ci(r['rl-teacher'])} | {_ci(r['rl-initial'])} | {r['rl']['skipped']} | "
             f"{r['teacher']['loss_final']:.2e} |"
         )

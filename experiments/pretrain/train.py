@@ -82,8 +82,9 @@ def rl_loss(cfg: PretrainConfig, batch: el.MDPBatch, P: torch.Tensor, V: torch.T
 @dataclass
 class RLResult:
     """Outcome of :func:`train_rl`: learned ``P``, ``V`` and the start ``P0``, ``V0`` (float64
-    numpy, D x D), ``final`` metrics, ``history`` (name -> list over logged steps), ``finished``,
-    ``train_time`` (seconds in optimizer steps over all sessions)."""
+    numpy, D x D; (H, D, D) for ``cfg.heads = H > 1`` linear heads), ``final`` metrics, ``history``
+    (name -> list over logged steps), ``finished``, ``train_time`` (seconds in optimizer steps over
+    all sessions)."""
 
     config: PretrainConfig
     P: np.ndarray
@@ -116,10 +117,23 @@ def _metrics(cfg, step, params, batch, held, P0, V0, train_time, skipped) -> dic
             row[key], _ = mean_sem(vals)
             row[f"{key}_nonfinite"] = int(np.sum(~np.isfinite(vals)))
     Pn, Vn = _numpy(params, lay)
-    row.update(s3_alignment(Pn, Vn, lay, algo=cfg.algo))
-    fz, fz0 = frozen_blocks(Pn, Vn, lay), frozen_blocks(P0, V0, lay)
-    row["frozen_moved"] = float(max(np.abs(fz[k] - fz0[k]).max() for k in fz))
+    (Ps, Vs), (P0s, V0s) = _heads(Pn, Vn), _heads(P0, V0)
+    # H linear heads: each head's alignment, averaged over the heads (one head: its own, unchanged)
+    aligned = [s3_alignment(Ps[h], Vs[h], lay, algo=cfg.algo) for h in range(len(Ps))]
+    row.update(
+        aligned[0] if len(aligned) == 1 else {k: float(np.mean([a[k] for a in aligned])) for k in aligned[0]}
+    )
+    moved = 0.0
+    for h in range(len(Ps)):
+        fz, fz0 = frozen_blocks(Ps[h], Vs[h], lay), frozen_blocks(P0s[h], V0s[h], lay)
+        moved = max(moved, float(max(np.abs(fz[k] - fz0[k]).max() for k in fz)))
+    row["frozen_moved"] = moved
     return row
+
+
+def _heads(P: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P, V)`` as (H, D, D) stacks (a (D, D) pair is one head)."""
+    return (P[None], V[None]) if P.ndim == 2 else (P, V)
 
 
 def train_rl(
@@ -135,13 +149,19 @@ def train_rl(
     s3_alignment` and ``frozen_moved`` every ``log_every`` steps. With ``out``: checkpoints every
     ``checkpoint_every`` steps, resumes from ``out/rl_checkpoint.pt`` (ValueError if it holds
     another configuration), writes ``rl.json`` and ``rl.npz``. ``stop_at``: stop after that many
-    total steps (``finished=False``). RuntimeError when the objective stops being finite."""
+    total steps (``finished=False``). RuntimeError when the objective stops being finite.
+
+    ``cfg.heads = H > 1`` linear heads: the same loop on the stacked heads (H, D, D) of
+    :func:`lsa_theory.experiments.pretrain.init_start` (exact: the readout is the sum of the heads' (L2)
+    readouts, :func:`lsa_theory.experiments.pretrain.expected_loop.expected_step`); the alignment
+    metrics are each head's, averaged over the heads, ``frozen_moved`` the maximum over the heads. A
+    nonlinear ``cfg.attention`` is a ValueError naming the sampled route."""
     if not isinstance(cfg, PretrainConfig):
         raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
-    if not cfg.linear_block:
+    if not cfg.exact_loop:
         raise ValueError(
-            f"attention, heads: the expected-context loop is exact only for a block affine in Sigma (one "
-            f"linear head), got heads = {cfg.heads}, attention = {cfg.attention!r}; train this block on "
+            f"attention: the expected-context loop is exact only for a block affine in Sigma (linear "
+            f"heads), got heads = {cfg.heads}, attention = {cfg.attention!r}; train this block on "
             f"sampled loops (lsa_theory.experiments.pretrain.sampled.train_rl_sampled, the score-function "
             f"route of expected_loop.score_function_gradient with attention=...)"
         )

@@ -105,7 +105,8 @@ def test_config_heads_attention_and_the_expected_loop_refusal():
     with pytest.raises(ValueError, match="sampled loops"):
         pt.train_rl(soft)
     with pytest.raises(ValueError, match="sampled loops"):
-        pt.train_rl(pt.PretrainConfig(**base, heads=2))
+        pt.train_rl(pt.PretrainConfig(**base, heads=2, attention="relu"))
+    assert pt.PretrainConfig(**base, heads=2).exact_loop  # linear heads: the exact loop (test_pretrain_heads)
     with pytest.raises(ValueError, match="attention"):
         pt.PretrainConfig(**base, attention="gelu")
     with pytest.raises(ValueError, match="heads"):
