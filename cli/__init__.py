@@ -74,8 +74,8 @@
   ``heldout_return``, ``heldout_return_sem``, ``cos_S3_effective``, ``cos_S3_full``,
   ``update_corr_sarsa`` (``rl`` also ``initial_heldout_return``). With ``--heads H > 1`` or a
   nonlinear ``--attention`` it trains both blocks of that seed (exact (P2) for linear heads, sampled
-  (P2) otherwise) and prints the table of
-  :func:`lsa_theory.experiments.pretrain.sampled.markdown_table`; ``--json`` prints ``{"base",
+  (P2) otherwise) and prints its ``pretrain-sampled`` table (:mod:`lsa_theory.experiments.tables`);
+  ``--json`` prints ``{"base",
   "runs", "passed", ...}``.
 
 - ``lsa-theory sweep CONFIG.toml [--executor local|dask] [--address ADDR] [--workers N]`` runs a
@@ -265,6 +265,7 @@ def _cmd_pretrain_heads(args: argparse.Namespace, cfg) -> int:
     from pathlib import Path
 
     from lsa_theory.experiments.pretrain import sampled
+    from lsa_theory.experiments.tables import TABLES
 
     path = None if args.out is None else Path(args.out) / "pretrain_heads.json"
     if path is not None:
@@ -280,7 +281,7 @@ def _cmd_pretrain_heads(args: argparse.Namespace, cfg) -> int:
     if args.json:
         _print_json(args, doc)
     else:
-        print("\n".join(sampled.markdown_table(doc)))
+        print(TABLES["pretrain-sampled"](doc))
     return 0 if passed else 1
 
 

@@ -14,7 +14,9 @@ every seed of every (P3) configuration), ``td-pretrain-runs`` and ``td-pretrain-
 ``regression-laws-calibration`` (``regression-laws.json``), ``regression-attention-runs``,
 ``regression-attention-summary`` and ``regression-attention-constructed`` (``regression-attention.json``),
 ``regression-softmax-lines`` (``regression-softmax-lines.json``), ``actor-critic-variants``
-(``actor_critic_variants.json``, the two (A6) tables). ``regression-law-runs`` is one table of several
+(``actor_critic_variants.json``, the two (A6) tables), ``pretrain-sampled`` (``pretrain-attention.json``,
+``pretrain-heads.json`` and ``pretrain --heads/--attention``'s ``pretrain_heads.json``).
+``regression-law-runs`` is one table of several
 documents (:data:`MULTI`; ``python -m lsa_theory.experiments.tables regression-law-runs PATH ...``: the
 saved ``regression --law W --covariates X`` runs, a row each). Every row of the document appears
 (reporting rule: tables list every run, failures included). One set of cell formatters serves all:
@@ -763,6 +765,35 @@ def actor_critic_variants_tables(doc: dict) -> str:
     return "\n".join(out)
 
 
+def pretrain_sampled(doc: dict) -> str:
+    """A :func:`lsa_theory.experiments.pretrain.sampled.compare_sampled` (or ``compare_trained``)
+    document, one row per run in its order: block, seed, held-out return (mean ± s.e.m., diverged
+    loops) of (P2), (P1) and the start, the paired ``rl - teacher`` and ``rl - initial`` (mean and
+    95 % interval), (P2) skipped steps and the (P1) final loss. A ``compare_trained`` document (runs
+    with a ``route``) has a (P2) route column after the block."""
+
+    def ret(e: dict) -> str:
+        return f"{_f(e['heldout_return'], '+.3f')} ± {_f(e['heldout_return_sem'])} ({e['n_diverged']})"
+
+    def ci(c: dict) -> str:
+        return f"{_f(c['mean'], '+.3f')} [{_f(c['ci_low'], '+.3f')}, {_f(c['ci_high'], '+.3f')}]"
+
+    routed = any("route" in r for r in doc["runs"])
+    rows = [
+        "| block |" + (" (P2) route |" if routed else "") + " seed | (P2) return | (P1) return | start | "
+        "(P2) - (P1) | (P2) - start | skipped | (P1) loss |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if routed else ""),
+    ]
+    for r in doc["runs"]:
+        block = f"| {r['attention']} x {r['heads']} |" + (f" {r['route']} |" if routed else "")
+        rows.append(
+            f"{block} {r['seed']} | {ret(r['rl'])} | {ret(r['teacher'])} | "
+            f"{ret(r['initial'])} | {ci(r['rl-teacher'])} | {ci(r['rl-initial'])} | "
+            f"{r['rl']['skipped']} | {r['teacher']['loss_final']:.2e} |"
+        )
+    return "\n".join(rows)
+
+
 TABLES = {
     "in-context": in_context,
     "closed-loop": closed_loop,
@@ -786,6 +817,7 @@ TABLES = {
     "regression-trained": regression_trained,
     "regression-softmax-lines": regression_softmax_lines,
     "actor-critic-variants": actor_critic_variants_tables,
+    "pretrain-sampled": pretrain_sampled,
 }
 
 #: The kinds whose table is of several documents (``table(kind, path, path, ...)``), in order.

@@ -1709,7 +1709,7 @@ def _pretrain_attention_numbers(doc: dict) -> dict[str, list[str]]:
     """docs/pretraining.md's table of the sampled (P2)/(P1) comparison with heads and attention
     functions (every run of docs/figures/pretrain-attention.json, a row each) and its counts: runs
     whose paired 95 % interval of (P2) minus its start, resp. minus (P1), lies above / below 0."""
-    from lsa_theory.experiments.pretrain.sampled import markdown_table
+    from lsa_theory.experiments.tables import TABLES
 
     runs = doc["runs"]
     n = len(runs)
@@ -1718,7 +1718,7 @@ def _pretrain_attention_numbers(doc: dict) -> dict[str, list[str]]:
     above = sum(r["rl-teacher"]["ci_low"] > 0 for r in runs)
     below = sum(r["rl-teacher"]["ci_high"] < 0 for r in runs)
     return {
-        "docs/pretraining.md": markdown_table(doc)[2:]
+        "docs/pretraining.md": TABLES["pretrain-sampled"](doc).splitlines()[2:]
         + [
             f"(P2) is above its start in {up} of {n} runs and below it in {down}",
             f"above (P1) in {above} of {n} and below (P1) in {below}",
@@ -1746,7 +1746,7 @@ def _probe_rows(doc: dict) -> list[str]:
 def _pretrain_heads_numbers(doc: dict) -> dict[str, list[str]]:
     """docs/pretraining.md's table of the comparison with what trains (every run of
     docs/figures/pretrain-heads.json, a row each), its counts per route, and the probe rows."""
-    from lsa_theory.experiments.pretrain.sampled import markdown_table
+    from lsa_theory.experiments.tables import TABLES
 
     counts = []
     for route in ("exact", "sampled"):
@@ -1764,7 +1764,12 @@ def _pretrain_heads_numbers(doc: dict) -> dict[str, list[str]]:
         for r in doc["runs"]
     ]
     probes = json.loads((ROOT / "docs" / "figures" / "pretrain-sampled-probes.json").read_text())
-    return {"docs/pretraining.md": markdown_table(doc)[2:] + counts + objectives + _probe_rows(probes)}
+    return {
+        "docs/pretraining.md": TABLES["pretrain-sampled"](doc).splitlines()[2:]
+        + counts
+        + objectives
+        + _probe_rows(probes)
+    }
 
 
 PROSE_NUMBERS = [

@@ -337,33 +337,3 @@ def compare_trained(
     if path is not None:
         atomic_write_json(Path(path), doc)
     return doc
-
-
-def _pm(e: dict) -> str:
-    return f"{e['heldout_return']:+.3f} ± {e['heldout_return_sem']:.3f} ({e['n_diverged']})"
-
-
-def _ci(c: dict) -> str:
-    return f"{c['mean']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
-
-
-def markdown_table(doc: dict) -> list[str]:
-    """The rows of the docs' table of a :func:`compare_sampled` document, one per run in its order:
-    block, seed, held-out return (mean ± s.e.m., diverged loops) of (P2), (P1) and the start, the
-    paired ``rl - teacher`` and ``rl - initial`` (mean and 95 % interval), (P2) skipped steps and the
-    (P1) final loss; the header first. A :func:`compare_trained` document (runs with a ``route``) has a
-    (P2) route column after the block."""
-    routed = any("route" in r for r in doc["runs"])  # compare_trained: a column for the (P2) route
-    rows = [
-        "| block |" + (" (P2) route |" if routed else "") + " seed | (P2) return | (P1) return | start | "
-        "(P2) - (P1) | (P2) - start | skipped | (P1) loss |",
-        "|---|---|---|---|---|---|---|---|---|" + ("---|" if routed else ""),
-    ]
-    for r in doc["runs"]:
-        block = f"| {r['attention']} x {r['heads']} |" + (f" {r['route']} |" if routed else "")
-        rows.append(
-            f"{block} {r['seed']} | {_pm(r['rl'])} | {_pm(r['teacher'])} | "
-            f"{_pm(r['initial'])} | {_ci(r['rl-teacher'])} | {_ci(r['rl-initial'])} | {r['rl']['skipped']} | "
-            f"{r['teacher']['loss_final']:.2e} |"
-        )
-    return rows

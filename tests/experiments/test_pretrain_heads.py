@@ -20,6 +20,7 @@ from lsa_theory.experiments.attention import block_increment, init_heads
 from lsa_theory.experiments.pretrain import PretrainConfig, init_start, train_rl
 from lsa_theory.experiments.pretrain import expected_loop as el
 from lsa_theory.experiments.pretrain.sampled import sampled_config
+from lsa_theory.experiments.tables import TABLES
 
 # Round-off of the comparison with the attention_layer forward (float64, eps = 2.2e-16). The raw
 # prompt has n = 10 columns X = sqrt(n) U sqrt(L) (zero-padded) from the eigendecomposition of the
@@ -206,7 +207,7 @@ def test_compare_trained_lists_every_run_with_its_route():
         for key in ("rl", "teacher", "initial", "rl-teacher", "rl-initial"):
             assert key in r
         assert r["rl-initial"]["n"] == 3 and "objective_last" in r["rl"]
-    rows = sp.markdown_table(doc)
+    rows = TABLES["pretrain-sampled"](doc).splitlines()
     assert len(rows) == 2 + 2 and rows[0].startswith("| block | (P2) route | seed")
     assert rows[2].startswith("| linear x 2 | exact | 1 |") and rows[3].startswith(
         "| relu x 1 | sampled | 1 |"
