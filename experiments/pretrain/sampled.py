@@ -192,6 +192,28 @@ def _summary(vals: np.ndarray) -> dict:
     return {"heldout_return": m, "heldout_return_sem": s, "n_diverged": int(np.isnan(vals).sum())}
 
 
+def _score_run(run: dict, cfg: PretrainConfig, rl_heads, start_heads, teacher: dict) -> dict:
+    """Fill ``run`` with the held-out scores (:func:`score_heads` on ``cfg``'s held-out MDPs, its
+    attention) of the (P2) block ``rl_heads``, the (P1) block ``teacher["heads"]`` and their start
+    ``start_heads``: ``run["rl"|"teacher"|"initial"]`` (mean ± s.e.m., diverged loops scored 0 and
+    counted), the (P1) training record, and the paired 95 % intervals ``rl - teacher`` and ``rl -
+    initial`` over all held-out MDPs. Returns ``run``."""
+    vals = {
+        "rl": score_heads(cfg, rl_heads, cfg.attention),
+        "teacher": score_heads(cfg, teacher["heads"], cfg.attention),
+        "initial": score_heads(cfg, start_heads, cfg.attention),
+    }
+    for name, v in vals.items():
+        run[name] = _summary(v)
+    run["teacher"].update(
+        loss_final=teacher["loss_final"], diverged=bool(teacher["diverged"]), train_time=teacher["wall_time"]
+    )
+    for a, b in (("rl", "teacher"), ("rl", "initial")):
+        va, vb = (np.where(np.isnan(vals[x]), DIVERGED_SCORE, vals[x]) for x in (a, b))
+        run[f"{a}-{b}"] = paired_ci(va, vb)
+    return run
+
+
 def compare_sampled(
     base: PretrainConfig,
     models=(("softmax", 1), ("relu", 1), ("linear", 2)),
@@ -213,25 +235,13 @@ def compare_sampled(
             run = {"attention": attention, "heads": int(H), "seed": int(seed)}
             rl = train_rl_sampled(cfg, samples, init_seed=int(seed))
             te = train_teacher_heads(cfg, init_seed=int(seed))
-            vals = {
-                "rl": score_heads(cfg, rl["heads"], attention),
-                "teacher": score_heads(cfg, te["heads"], attention),
-                "initial": score_heads(cfg, rl["heads0"], attention),
-            }
-            for name, v in vals.items():
-                run[name] = _summary(v)
+            _score_run(run, cfg, rl["heads"], rl["heads0"], te)
             obj = np.asarray(rl["objective"], float)
             k = max(1, len(obj) // 10)
             run["rl"].update(
                 objective_first=float(np.nanmean(obj[:k])), objective_last=float(np.nanmean(obj[-k:])),
                 skipped=rl["skipped"], train_time=rl["wall_time"],
             )  # fmt: skip
-            run["teacher"].update(
-                loss_final=te["loss_final"], diverged=bool(te["diverged"]), train_time=te["wall_time"]
-            )
-            for a, b in (("rl", "teacher"), ("rl", "initial")):
-                va, vb = (np.where(np.isnan(vals[x]), DIVERGED_SCORE, vals[x]) for x in (a, b))
-                run[f"{a}-{b}"] = paired_ci(va, vb)
             runs.append(run)
             if path is not None:
                 atomic_write_json(
@@ -284,13 +294,7 @@ def compare_exact_heads(base: PretrainConfig, seeds=(0, 1, 2), path: str | Path 
         heads = [(rl.P[h], rl.V[h]) for h in range(cfg.heads)]
         heads0 = [(rl.P0[h], rl.V0[h]) for h in range(cfg.heads)]
         te = train_teacher_heads(cfg, init_seed=int(seed))
-        vals = {
-            "rl": score_heads(cfg, heads, cfg.attention),
-            "teacher": score_heads(cfg, te["heads"], cfg.attention),
-            "initial": score_heads(cfg, heads0, cfg.attention),
-        }
-        for name, v in vals.items():
-            run[name] = _summary(v)
+        _score_run(run, cfg, heads, heads0, te)
         h = rl.history
         run["rl"].update(
             objective_first=h["objective"][0], objective_last=h["objective"][-1],
@@ -298,12 +302,6 @@ def compare_exact_heads(base: PretrainConfig, seeds=(0, 1, 2), path: str | Path 
             heldout_objective_last=h["heldout_objective"][-1],
             skipped=rl.final["skipped"], train_time=rl.train_time,
         )  # fmt: skip
-        run["teacher"].update(
-            loss_final=te["loss_final"], diverged=bool(te["diverged"]), train_time=te["wall_time"]
-        )
-        for a, b in (("rl", "teacher"), ("rl", "initial")):
-            va, vb = (np.where(np.isnan(vals[x]), DIVERGED_SCORE, vals[x]) for x in (a, b))
-            run[f"{a}-{b}"] = paired_ci(va, vb)
         runs.append(run)
         if path is not None:
             atomic_write_json(Path(path), to_jsonable({"base": base.as_dict(), "runs": runs}))
