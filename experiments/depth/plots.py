@@ -15,11 +15,20 @@ _TD_COLOURS = {"shared": "C0", "per-layer": "C1", "batch_td": "C2", "lstd": "k",
 _KIND_STYLE = {"representable": "-", "boyan": "--"}
 
 
+#: Where a diverged run (a non-finite error, ``null`` in the JSON) or a huge error is drawn.
+CAP = 1e6
+
+
+def _cap(v) -> float:
+    """``v`` capped at :data:`CAP`; a missing (non-finite, diverged) value is drawn at the cap."""
+    return CAP if v is None else min(v, CAP)
+
+
 def _runs_vs(ax, runs, x, y, colour, label):
-    """Every run as a dot, the mean over seeds as a line."""
+    """Every run as a dot, the mean over seeds as a line (diverged runs at :data:`CAP`)."""
     xs = sorted({r[x] for r in runs})
-    ax.plot([r[x] for r in runs], [min(r[y], 1e6) for r in runs], "o", color=colour, alpha=0.4, ms=3)
-    means = [np.mean([min(r[y], 1e6) for r in runs if r[x] == v]) for v in xs]
+    ax.plot([r[x] for r in runs], [_cap(r[y]) for r in runs], "o", color=colour, alpha=0.4, ms=3)
+    means = [np.mean([_cap(r[y]) for r in runs if r[x] == v]) for v in xs]
     ax.plot(xs, means, "-", color=colour, label=label)
 
 
@@ -47,8 +56,8 @@ def plot_depth(out: str | Path) -> Path:
             (r for r in reg["baselines"] if r["study"] == "L" and r["method"] == m), key=lambda r: r["L"]
         )
         if rows:
-            ax.plot([r["L"] for r in rows], [r["heldout_loss"] for r in rows], "s--", color=_COLOURS[m], ms=4,
-                    label=f"{m} (tuned)")  # fmt: skip
+            ax.plot([r["L"] for r in rows], [_cap(r["heldout_loss"]) for r in rows], "s--",
+                    color=_COLOURS[m], ms=4, label=f"{m} (tuned)")  # fmt: skip
     g = [r for r in reg["baselines"] if r["method"] == "gamma_inv" and r["N"] == cfg["reg_N"]]
     if g:
         ax.plot([1], [g[0]["heldout_loss"]], "k*", ms=10, label="Gamma^-1 (L = 1 optimum)")
@@ -65,8 +74,8 @@ def plot_depth(out: str | Path) -> Path:
         )
         rows = list({r["N"]: r for r in rows}.values())
         if rows:
-            ax.plot([r["N"] for r in rows], [r["heldout_loss"] for r in rows], "s--", color=_COLOURS[m], ms=4,
-                    label=f"{m} (tuned per N)")  # fmt: skip
+            ax.plot([r["N"] for r in rows], [_cap(r["heldout_loss"]) for r in rows], "s--",
+                    color=_COLOURS[m], ms=4, label=f"{m} (tuned per N)")  # fmt: skip
     ax.set(xlabel="context length N", ylabel="held-out loss", xscale="log", yscale="log",
            title=f"regression, L = {LN}")  # fmt: skip
     ax.legend(fontsize=7)
@@ -97,7 +106,7 @@ def plot_depth(out: str | Path) -> Path:
             ax.lines[-1].set_linestyle(ls)
         rows = sorted((r for r in td["baselines"] if r["kind"] == kind and r["method"] == "batch_td"
                        and str(r["n"]) == n0), key=lambda r: r["L"])  # fmt: skip
-        ax.plot([r["L"] for r in rows], [r["heldout_err"] for r in rows], "s" + ls, color="C2", ms=4,
+        ax.plot([r["L"] for r in rows], [_cap(r["heldout_err"]) for r in rows], "s" + ls, color="C2", ms=4,
                 label=f"batch TD tuned, {kind}")  # fmt: skip
         lst = [
             r for r in td["baselines"] if r["kind"] == kind and r["method"] == "lstd" and str(r["n"]) == n0
@@ -123,8 +132,8 @@ def plot_depth(out: str | Path) -> Path:
         for L in Ls:
             rows = sorted((r for r in td["baselines"] if r["kind"] == kind and r["method"] == "batch_td"
                            and r["L"] == L), key=lambda r: r["n"])  # fmt: skip
-            ax.plot([r["n"] for r in rows], [r["heldout_err"] for r in rows], "s" + ls, color="C2", ms=4,
-                    label=f"batch TD L = {L} tuned per n, {kind}")  # fmt: skip
+            ax.plot([r["n"] for r in rows], [_cap(r["heldout_err"]) for r in rows], "s" + ls,
+                    color="C2", ms=4, label=f"batch TD L = {L} tuned per n, {kind}")  # fmt: skip
         lst = sorted((r for r in td["baselines"] if r["kind"] == kind and r["method"] == "lstd"
                       and r["heldout_median"] is not None), key=lambda r: r["n"])  # fmt: skip
         ax.plot([r["n"] for r in lst], [r["heldout_median"] for r in lst], "x" + ls, color="k",
@@ -143,7 +152,7 @@ def plot_depth(out: str | Path) -> Path:
                 if not rows:
                     continue
                 sc = sorted({r["scale"] for r in rows})
-                m = [np.mean([min(r["err"], 1e6) for r in rows if r["scale"] == s]) for s in sc]
+                m = [np.mean([_cap(r["err"]) for r in rows if r["scale"] == s]) for s in sc]
                 ax.plot(
                     sc,
                     m,
@@ -163,7 +172,7 @@ def plot_depth(out: str | Path) -> Path:
             if not rows:
                 continue
             sc = sorted({r["scale"] for r in rows})
-            m = [np.mean([min(r["err"], 1e6) for r in rows if r["scale"] == s]) for s in sc]
+            m = [np.mean([_cap(r["err"]) for r in rows if r["scale"] == s]) for s in sc]
             ax.plot(sc, m, ls, marker="^", ms=3, color=_TD_COLOURS[who] if who != "w3" else "C5",
                     label=f"TD {who}, {shift} scale ({cfg['td_kinds'][0]})")  # fmt: skip
     ax.set(xlabel="scale s", ylabel="normalised error / rel_msve", xscale="log", yscale="log",

@@ -330,3 +330,14 @@ def test_a_diverging_stack_is_listed_as_diverged_not_a_failure():
     assert np.isnan(arrays["curve"][-1]) and not np.isfinite(arrays["P"]).all()
     sane = ex.reg_trained_unit(TINY, 2, TINY.reg_N, "full", 0, "L")[0]
     assert not sane["diverged"] and np.isfinite(sane["heldout_loss"])
+
+
+def test_the_figure_draws_diverged_runs(tiny_run, tmp_path):
+    """A diverged run's error is saved as null (non-finite): the figure draws it at the cap instead
+    of failing (the full default run's figure failed so)."""
+    out, _ = tiny_run
+    doc = json.loads((out / "depth.json").read_text())
+    doc["regression"]["runs"][0]["heldout_loss"] = None
+    doc["td"]["runs"][0]["heldout_err"] = None
+    (tmp_path / "depth.json").write_text(json.dumps(doc))
+    assert plot_depth(tmp_path).exists()
