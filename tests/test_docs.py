@@ -1774,6 +1774,37 @@ def _pretrain_heads_numbers(doc: dict) -> dict[str, list[str]]:
     }
 
 
+def _depth_full_numbers(doc: dict) -> dict[str, list[str]]:
+    """The findings of docs/depth.md's full default run, from docs/figures/depth-full.json: the full
+    parameterisation against the sparse stack and tuned pgd at L = 2, its divergences from L = 3 on
+    (every run kept), and the Boyan task law's spread at n = 20."""
+    reg = doc["regression"]
+    S = {(r["study"], r["L"], r["N"], r["param"]): r for r in reg["summary"]}
+    B = {(r["study"], r["L"], r["N"], r["method"]): r for r in reg["baselines"]}
+    N = doc["config"]["reg_N"]
+    deep = [r for r in reg["runs"] if r["param"] == "full" and r["L"] >= 3]
+    kept = [r for r in deep if not r["diverged"]]
+    td = doc["td"]
+    boyan = [r["mean"] for r in td["summary"] if r["kind"] == "boyan" and r["diverged"] == 0]
+    boyan += [
+        r["heldout_err"]
+        for r in td["baselines"]
+        if r["kind"] == "boyan" and r["n"] == doc["config"]["td_n"] and r["heldout_err"] is not None
+    ]
+    assert all(r["diverged"] == 0 for r in td["summary"] if r["kind"] == "boyan")  # "no Boyan run diverged"
+    assert all(S[("L", L, N, "sparse")]["diverged"] == 0 for L in doc["config"]["reg_layers"])
+    page = [
+        f"at L = 2 the full stack reaches {S[('L', 2, N, 'full')]['mean']:.4f} (mean of 3 seeds), against "
+        f"{S[('L', 2, N, 'sparse')]['mean']:.4f} for the sparse stack and "
+        f"{B[('L', 2, N, 'pgd')]['heldout_loss']:.4f} for tuned pgd",
+        f"{len(deep) - len(kept)} of the {len(deep)} full stacks with L >= 3 diverged",
+        "the others end at " + ", ".join(f"{r['heldout_loss']:.3f} (L = {r['L']})" for r in kept),
+        f"every method's held-out error at n = {doc['config']['td_n']} lies between {min(boyan):.2f} and "
+        f"{max(boyan):.2f}",
+    ]
+    return {"docs/depth.md": page}
+
+
 PROSE_NUMBERS = [
     ("returns_by_k-full.json", _m7_numbers),
     ("pretrain-seeds.json", _p3_numbers),
@@ -1796,6 +1827,7 @@ PROSE_NUMBERS = [
     ("regression-attention.json", _regression_attention_numbers),
     ("pretrain-attention.json", _pretrain_attention_numbers),
     ("pretrain-heads.json", _pretrain_heads_numbers),
+    ("depth-full.json", _depth_full_numbers),
 ]
 
 
@@ -1824,6 +1856,7 @@ PROSE_NUMBERS = [
         "regression-attention",
         "pretrain-attention",
         "pretrain-heads",
+        "depth-full",
     ],
 )
 def test_prose_numbers_are_the_saved_results(result, numbers, monkeypatch):

@@ -304,7 +304,12 @@ def test_command_refuses_bad_options(argv, message, capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, marker", [("depth.json", "depth-tables"), ("depth-mid.json", "depth-mid-tables")]
+    "name, marker",
+    [
+        ("depth.json", "depth-tables"),
+        ("depth-mid.json", "depth-mid-tables"),
+        ("depth-full.json", "depth-full-tables"),
+    ],
 )
 def test_docs_tables_are_the_saved_run(name, marker):
     """docs/depth.md's tables are the kind ``depth`` of :mod:`lsa_theory.experiments.tables` of the
@@ -341,3 +346,26 @@ def test_the_figure_draws_diverged_runs(tiny_run, tmp_path):
     doc["td"]["runs"][0]["heldout_err"] = None
     (tmp_path / "depth.json").write_text(json.dumps(doc))
     assert plot_depth(tmp_path).exists()
+
+
+def test_the_default_budget_run_is_part_of_the_full_run():
+    """Every trained run and baseline of docs/figures/depth-mid.json (the default configuration with
+    the sparse stacks and the representable TD law only) is in docs/figures/depth-full.json (the full
+    default command) with the same numbers bit for bit, wall times aside: the two saved runs agree."""
+    from pathlib import Path
+
+    figures = Path(__file__).resolve().parents[2] / "docs" / "figures"
+    full, mid = (json.loads((figures / f"depth-{n}.json").read_text()) for n in ("full", "mid"))
+    keys = ("study", "L", "N", "param", "seed", "mode", "kind", "method", "n")
+
+    def index(rows):
+        return {
+            tuple((k, r[k]) for k in keys if k in r): {k: v for k, v in r.items() if k != "wall_time"}
+            for r in rows
+        }
+
+    for section in ("regression", "td"):
+        for part in ("runs", "baselines"):
+            f, m = index(full[section][part]), index(mid[section][part])
+            assert m and all(f[k] == v for k, v in m.items()), (section, part)
+    assert full["counts"]["regression_runs"] > mid["counts"]["regression_runs"]
