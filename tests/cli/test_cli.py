@@ -25,6 +25,7 @@ def test_verify_json_contract(capsys):
         assert row["passed"] is True and row["residual"] <= row["tol"]
 
 
+@pytest.mark.slow  # about 10-30 s of CPU: kept out of the 5-minute default suite
 def test_verify_table_and_seed_reproducible(capsys):
     assert cli.main(["verify", "--quick", "--seed", "11"]) == 0
     first = capsys.readouterr().out

@@ -46,6 +46,7 @@ DIVERSITY_FIELDS = {
 }
 
 
+@pytest.mark.slow  # about 10-30 s of CPU: kept out of the 5-minute default suite
 def test_converge_quick_json_saves_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "conv"
     assert cli.main(["converge", "--quick", "--json", "--out", str(out)]) == 0

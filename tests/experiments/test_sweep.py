@@ -108,6 +108,7 @@ def test_bad_arguments(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
+@pytest.mark.slow  # about 10-30 s of CPU: kept out of the 5-minute default suite
 def test_local_and_dask_identical_and_rerun_skips(tmp_path):
     cfg = {"kind": "control", "grid": CONTROL_GRID}
     local = run_sweep(cfg, tmp_path / "local", executor="local", workers=2)
@@ -130,6 +131,7 @@ def test_local_and_dask_identical_and_rerun_skips(tmp_path):
     assert again["jobs"] == local["jobs"]
 
 
+@pytest.mark.slow  # about 10-30 s of CPU: kept out of the 5-minute default suite
 def test_converge_jobs_local_match_serial(tmp_path):
     cfg = {"kind": "converge", "grid": {"c": [1, -2], "radius": [1e-2]}}
     a = run_sweep(cfg, tmp_path / "a", executor="local", workers=2)
