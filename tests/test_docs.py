@@ -1802,7 +1802,7 @@ def _depth_full_numbers(doc: dict) -> dict[str, list[str]]:
         f"every method's held-out error at n = {doc['config']['td_n']} lies between {min(boyan):.2f} and "
         f"{max(boyan):.2f}",
     ]
-    return {"docs/depth.md": page}
+    return {"docs/depth.md": page, "README.md": page[:2]}
 
 
 PROSE_NUMBERS = [
